@@ -1,0 +1,99 @@
+/*
+ * config.h - INI configuration (inih) for the agent and the CLI, DESIGN §7.
+ *
+ * config_agent_defaults() fills every key with its default; config_agent_load()
+ * then overlays a file.  Errors name file, line and key:
+ *   "/etc/muster/agent.conf:12: [limits] timeout: bad duration 'ten'".
+ * Lists are comma-separated (spaces around items ignored).  Durations are a
+ * number with an optional unit (ms, s, m, h, d; bare = seconds), stored in
+ * milliseconds.  Sizes take K, M, G (powers of 1024; bare = bytes).
+ *
+ * Ownership: the structs are plain values with fixed-size arrays; nothing is
+ * heap-allocated, nothing needs freeing.
+ */
+#ifndef MUSTER_CONFIG_H
+#define MUSTER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "names.h"
+
+#define CONF_PATH_MAX	1024
+#define CONF_MAX_URIS	8
+#define CONF_MAX_GROUPS	32
+#define CONF_MAX_CIDRS	32
+#define CONF_MAX_FPRS	16
+#define CONF_URI_MAX	256
+
+#define AGENT_CONF_DEFAULT	"/etc/muster/agent.conf"
+
+struct cidr {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];	/* network byte order, v4 in the first 4 */
+	uint8_t prefix;		/* 0..32 or 0..128 */
+};
+
+struct broker_config {
+	char uris[CONF_MAX_URIS][CONF_URI_MAX];	/* default ssl://localhost:8883 */
+	int nuris;
+	char ca[CONF_PATH_MAX];
+	char cert[CONF_PATH_MAX];
+	char key[CONF_PATH_MAX];
+	int protocol;		/* 5 (default) or 4 for "3.1.1" */
+	uint64_t keepalive_ms;	/* default 30s */
+	char topic_root[NAME_MAX_LEN + 1];	/* default "muster" */
+};
+
+struct agent_config {
+	/* [agent] */
+	char host[NAME_MAX_LEN + 1];	/* default: hostname, lowercased */
+	char state_dir[CONF_PATH_MAX];	/* default /var/lib/muster */
+	char runner[CONF_PATH_MAX];	/* default /usr/libexec/muster/muster-runner */
+	char modules_dir[CONF_PATH_MAX];/* default /var/lib/muster/modules */
+	char channel[NAME_MAX_LEN + 1];	/* default "stable" */
+	char groups[CONF_MAX_GROUPS][NAME_MAX_LEN + 1];
+	int ngroups;
+	int max_jobs;			/* default 4 */
+	int log_level;			/* default LOG_INFO; key "log_level" */
+	/* [broker] */
+	struct broker_config broker;
+	/* [wake] */
+	int wake_port;			/* default 7117; 0 = off */
+	char wake_bind[64];		/* default "::" (dual stack) */
+	struct cidr trusted[CONF_MAX_CIDRS];
+	int ntrusted;			/* default RFC 1918, loopback, fc00::/7 */
+	/* [trust] */
+	char operators[CONF_PATH_MAX];	/* default /etc/muster/operators */
+	char gnupg_home[CONF_PATH_MAX];	/* default /etc/muster/gnupg */
+	char publishers[CONF_MAX_FPRS][65];
+	int npublishers;
+	/* [limits] */
+	uint64_t timeout_ms;		/* default 60s */
+	uint64_t max_ttl_ms;		/* default 1d */
+	uint64_t memory;		/* bytes, default 512M (RLIMIT_AS) */
+	uint64_t output;		/* bytes, default 64K */
+	uint64_t cpu_ms;		/* default 5m (RLIMIT_CPU) */
+};
+
+struct ctl_config {
+	struct broker_config broker;
+	char operator_key[CONF_PATH_MAX];	/* [operator] key= */
+	char gnupg_home[CONF_PATH_MAX];		/* [publisher] gnupg_home= */
+	char fingerprint[65];			/* [publisher] fingerprint= */
+};
+
+void config_agent_defaults(struct agent_config *c);
+int config_agent_load(struct agent_config *c, const char *path, struct mu_err *err);
+
+void config_ctl_defaults(struct ctl_config *c);
+int config_ctl_load(struct ctl_config *c, const char *path, struct mu_err *err);
+
+/* Value parsers, also used for command-line flags. */
+int parse_duration_ms(const char *s, uint64_t *out);	/* "30s", "500ms", "2" */
+int parse_size(const char *s, uint64_t *out);		/* "512M", "64K", "100" */
+int parse_cidr(const char *s, struct cidr *out);	/* "10.0.0.0/8", "::1/128" */
+bool cidr_match(const struct cidr *c, int family, const void *addr);
+
+#endif

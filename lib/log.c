@@ -1,0 +1,127 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The only mutable state of the log: written at start-up and on reload by
+ * the main thread, read by whoever logs. */
+static struct {
+	const char *prog;
+	int level;
+} log_state = { "muster", LOG_INFO };
+
+void
+log_init(const char *prog, int level)
+{
+	log_state.prog = prog;
+	log_set_level(level);
+}
+
+void
+log_set_level(int level)
+{
+	if (level < LOG_EMERG)
+		level = LOG_EMERG;
+	if (level > LOG_DEBUG)
+		level = LOG_DEBUG;
+	log_state.level = level;
+}
+
+int
+log_get_level(void)
+{
+	return log_state.level;
+}
+
+int
+log_level_parse(const char *s)
+{
+	static const struct { const char *name; int level; } names[] = {
+		{ "error", LOG_ERR }, { "err", LOG_ERR },
+		{ "warning", LOG_WARNING }, { "warn", LOG_WARNING },
+		{ "notice", LOG_NOTICE }, { "info", LOG_INFO },
+		{ "debug", LOG_DEBUG },
+	};
+	size_t i;
+
+	if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
+		return s[0] - '0';
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(s, names[i].name) == 0)
+			return names[i].level;
+	return -1;
+}
+
+void
+log_vmsg(int prio, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n;
+
+	if (prio > log_state.level)
+		return;
+	n = snprintf(line, sizeof(line), "<%d>%s: ", prio, log_state.prog);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(line))
+		vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	/* One write per line keeps lines whole when several processes share
+	 * stderr (the agent and its runners). */
+	fprintf(stderr, "%s\n", line);
+}
+
+void
+log_msg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(prio, fmt, ap);
+	va_end(ap);
+}
+
+static void
+log_errno(int prio, int saved, const char *fmt, va_list ap)
+{
+	char buf[768];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_msg(prio, "%s: %s", buf, strerror(saved));
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_errno(LOG_WARNING, saved, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_errno(LOG_CRIT, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

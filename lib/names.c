@@ -1,0 +1,221 @@
+#include "names.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool
+name_char(char c, bool first)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+		return true;
+	return !first && (c == '.' || c == '_' || c == '-');
+}
+
+bool
+name_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0')
+		return false;
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= NAME_MAX_LEN || !name_char(s[i], i == 0))
+			return false;
+	return true;
+}
+
+bool
+jobid_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0')
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (i >= JOBID_MAX_LEN)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool
+sha256hex_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; i < SHA256_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[SHA256_HEX_LEN] == '\0';
+}
+
+bool
+topic_root_valid(const char *s)
+{
+	return name_valid(s);
+}
+
+int
+target_parse(const char *s, struct job_target *out, struct mu_err *err)
+{
+	const char *name;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return mu_errf(err, MU_EINVAL, "target is missing");
+	if (strcmp(s, "all") == 0) {
+		out->kind = TARGET_ALL;
+		return MU_OK;
+	}
+	if (strncmp(s, "host/", 5) == 0) {
+		out->kind = TARGET_HOST;
+		name = s + 5;
+	} else if (strncmp(s, "group/", 6) == 0) {
+		out->kind = TARGET_GROUP;
+		name = s + 6;
+	} else
+		return mu_errf(err, MU_EINVAL,
+		    "target must be host/<name>, group/<name> or all");
+	if (!name_valid(name))
+		return mu_errf(err, MU_EINVAL, "target has an invalid name");
+	memcpy(out->name, name, strlen(name) + 1);
+	return MU_OK;
+}
+
+int
+target_format(const struct job_target *t, char *buf, size_t len)
+{
+	int n;
+
+	switch (t->kind) {
+	case TARGET_ALL:
+		n = snprintf(buf, len, "all");
+		break;
+	case TARGET_HOST:
+		n = snprintf(buf, len, "host/%s", t->name);
+		break;
+	case TARGET_GROUP:
+		n = snprintf(buf, len, "group/%s", t->name);
+		break;
+	default:
+		return MU_EINVAL;
+	}
+	if (n < 0 || (size_t)n >= len)
+		return MU_EINVAL;
+	if (t->kind != TARGET_ALL && !name_valid(t->name))
+		return MU_EINVAL;
+	return MU_OK;
+}
+
+int
+topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,
+    const char *a, const char *b)
+{
+	const char *fmt;
+	bool a_ok = true, b_ok = true;
+	int n;
+
+	if (!topic_root_valid(root))
+		return MU_EINVAL;
+	switch (kind) {
+	case TOPIC_HOST_JOBS:		fmt = "%s/v1/hosts/%s/jobs"; break;
+	case TOPIC_GROUP_JOBS:		fmt = "%s/v1/groups/%s/jobs"; break;
+	case TOPIC_ALL_JOBS:		fmt = "%s/v1/all/jobs"; break;
+	case TOPIC_HOST_STATUS:		fmt = "%s/v1/hosts/%s/status"; break;
+	case TOPIC_RESULT:		fmt = "%s/v1/results/%s/%s"; break;
+	case TOPIC_RESULT_EVENTS:	fmt = "%s/v1/results/%s/%s/events"; break;
+	case TOPIC_MODULE:		fmt = "%s/v1/modules/%s"; break;
+	case TOPIC_MODULE_ARTIFACT:	fmt = "%s/v1/modules/%s/%s"; break;
+	case TOPIC_RELEASE:		fmt = "%s/v1/releases/%s"; break;
+	case TOPIC_ARTIFACT:		fmt = "%s/v1/artifacts/%s"; break;
+	case TOPIC_SELFTEST_REQUEST:	fmt = "%s/v1/hosts/%s/selftest/request"; break;
+	case TOPIC_SELFTEST_JOBS:	fmt = "%s/v1/hosts/%s/selftest/jobs"; break;
+	case TOPIC_SELFTEST_VERDICT:	fmt = "%s/v1/hosts/%s/selftest/verdict"; break;
+	default:
+		return MU_EINVAL;
+	}
+	switch (kind) {
+	case TOPIC_ALL_JOBS:
+		break;
+	case TOPIC_RESULT:
+	case TOPIC_RESULT_EVENTS:
+		a_ok = jobid_valid(a);
+		b_ok = name_valid(b);
+		break;
+	case TOPIC_MODULE_ARTIFACT:
+		a_ok = name_valid(a);
+		b_ok = sha256hex_valid(b);
+		break;
+	case TOPIC_ARTIFACT:
+		a_ok = sha256hex_valid(a);
+		break;
+	default:
+		a_ok = name_valid(a);
+		break;
+	}
+	if (!a_ok || !b_ok)
+		return MU_EINVAL;
+	n = snprintf(buf, len, fmt, root, a, b);
+	if (n < 0 || (size_t)n >= len)
+		return MU_EINVAL;
+	return MU_OK;
+}
+
+int
+topic_for_target(char *buf, size_t len, const char *root,
+    const struct job_target *t)
+{
+	switch (t->kind) {
+	case TARGET_HOST:
+		return topic_build(buf, len, root, TOPIC_HOST_JOBS, t->name, NULL);
+	case TARGET_GROUP:
+		return topic_build(buf, len, root, TOPIC_GROUP_JOBS, t->name, NULL);
+	case TARGET_ALL:
+		return topic_build(buf, len, root, TOPIC_ALL_JOBS, NULL, NULL);
+	}
+	return MU_EINVAL;
+}
+
+int
+topic_parse_jobs(const char *topic, const char *root, struct job_target *out)
+{
+	char name[NAME_MAX_LEN + 2];
+	size_t rlen = strlen(root), nlen;
+	const char *p, *slash;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(topic, root, rlen) != 0 || strncmp(topic + rlen, "/v1/", 4) != 0)
+		return MU_EINVAL;
+	p = topic + rlen + 4;
+	if (strcmp(p, "all/jobs") == 0) {
+		out->kind = TARGET_ALL;
+		return MU_OK;
+	}
+	if (strncmp(p, "hosts/", 6) == 0) {
+		out->kind = TARGET_HOST;
+		p += 6;
+	} else if (strncmp(p, "groups/", 7) == 0) {
+		out->kind = TARGET_GROUP;
+		p += 7;
+	} else
+		return MU_EINVAL;
+	slash = strchr(p, '/');
+	if (slash == NULL || strcmp(slash, "/jobs") != 0)
+		return MU_EINVAL;
+	nlen = (size_t)(slash - p);
+	if (nlen == 0 || nlen > NAME_MAX_LEN)
+		return MU_EINVAL;
+	memcpy(name, p, nlen);
+	name[nlen] = '\0';
+	if (!name_valid(name))
+		return MU_EINVAL;
+	memcpy(out->name, name, nlen + 1);
+	return MU_OK;
+}

@@ -1,0 +1,284 @@
+/*
+ * wire.h - encoders and strict decoders for every message of protocol v1
+ * (DESIGN §3): job envelope and body, result, event, status, module and
+ * release manifests, signed pointers, module and binary artifacts, and the
+ * self-test request and verdict.
+ *
+ * Ownership:
+ *  - Decoders never copy blobs.  A decoded struct's wire_str / wire_bytes
+ *    fields point into the caller's input buffer, and its msgpack_object
+ *    pointers (args, data) point into the struct's own wire_doc.  The
+ *    caller keeps the input alive while it uses the struct and calls
+ *    wire_doc_free(&x.doc) once on every successfully decoded struct.  On
+ *    failure nothing is left to free.
+ *  - Short identifiers (names, ids, hashes, versions) are copied into fixed
+ *    NUL-terminated arrays, already validated.
+ *  - Encoders append to a msgpack_sbuffer the caller initialised and frees.
+ *    They validate like the decoders, so we never send what we would refuse.
+ *
+ * Every decoder first runs wire_check(): one complete msgpack object, no
+ * trailing bytes, nesting and sizes bounded, and every declared array/map
+ * length backed by input bytes.  msgpack-c's C unpacker allocates
+ * count * sizeof(msgpack_object) for a declared array before reading it, so
+ * without this check a 5-byte message could ask for 64 GiB.
+ */
+#ifndef MUSTER_WIRE_H
+#define MUSTER_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "err.h"
+#include "names.h"
+
+#define WIRE_VERSION		1
+#define WIRE_MAX_STR		(64u * 1024)		/* any string */
+#define WIRE_MAX_BIN		(64u * 1024 * 1024)	/* module or binary */
+#define WIRE_MAX_MSG		(WIRE_MAX_BIN + 64u * 1024)
+#define WIRE_MAX_BODY		(256u * 1024)		/* signed job body */
+#define WIRE_MAX_MANIFEST	(16u * 1024)
+#define WIRE_MAX_PGPSIG		(16u * 1024)
+#define WIRE_MAX_ARGS_DEPTH	8			/* args/data maps */
+#define WIRE_MAX_DEPTH		(WIRE_MAX_ARGS_DEPTH + 2)
+#define WIRE_MAX_GROUPS		32
+#define WIRE_MAX_VERSION	64			/* version strings */
+#define WIRE_MAX_NONCE		128
+#define ED25519_SIG_LEN		64
+#define KEYID_HEX_LEN		16
+
+/* Borrowed views into the input buffer: not NUL-terminated. */
+struct wire_str {
+	const char *ptr;	/* NULL when absent */
+	size_t len;
+};
+
+struct wire_bytes {
+	const uint8_t *ptr;	/* NULL when absent */
+	size_t len;
+};
+
+/* The decoded msgpack tree a struct's object pointers live in. */
+struct wire_doc {
+	msgpack_unpacked up;
+	bool live;
+};
+
+void wire_doc_free(struct wire_doc *doc);
+
+/* The bounded structural check every decoder runs first (see above). */
+int wire_check(const void *buf, size_t len, struct mu_err *err);
+
+/* ---- job envelope and body ------------------------------------------- */
+
+struct job_envelope {
+	struct wire_doc doc;
+	char key[KEYID_HEX_LEN + 1];
+	uint8_t sig[ED25519_SIG_LEN];
+	struct wire_bytes body;		/* the signed bytes, borrowed */
+};
+
+int envelope_decode(const void *buf, size_t len, struct job_envelope *out,
+    struct mu_err *err);
+int envelope_encode(const char *key, const uint8_t sig[ED25519_SIG_LEN],
+    const void *body, size_t body_len, msgpack_sbuffer *out, struct mu_err *err);
+
+enum job_kind {
+	JOB_UNKNOWN = 0,	/* only in results that reject an unreadable job */
+	JOB_RUN,
+	JOB_PING,
+	JOB_VERSION,
+	JOB_CANCEL,
+	JOB_UPDATE,
+};
+
+const char *job_kind_name(enum job_kind k);
+enum job_kind job_kind_parse(const char *s, size_t len);	/* JOB_UNKNOWN if bad */
+
+struct job {
+	struct wire_doc doc;
+	char id[JOBID_MAX_LEN + 1];
+	enum job_kind kind;
+	struct job_target target;
+	uint64_t issued_at;		/* unix ms */
+	uint64_t not_after;		/* unix ms */
+	struct wire_str operator_;	/* optional */
+	char module[NAME_MAX_LEN + 1];	/* run only */
+	char module_sha256[SHA256_HEX_LEN + 1];	/* optional; "" if absent */
+	const msgpack_object *args;	/* optional map; NULL if absent */
+	uint64_t timeout_ms;		/* optional; 0 = agent default */
+	bool stream;
+	char cancel[JOBID_MAX_LEN + 1];	/* cancel only */
+};
+
+int job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err);
+int job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err);
+
+/* ---- result and event ------------------------------------------------- */
+
+enum result_status {
+	RS_PASS, RS_FAIL, RS_ERROR, RS_TIMEOUT, RS_CRASHED, RS_CANCELLED,
+	RS_REJECTED, RS_INTERRUPTED,
+};
+
+const char *result_status_name(enum result_status s);
+int result_status_parse(const char *s, size_t len, enum result_status *out);
+
+struct result {
+	struct wire_doc doc;
+	char job[JOBID_MAX_LEN + 1];
+	char host[NAME_MAX_LEN + 1];
+	enum job_kind kind;
+	enum result_status status;
+	struct wire_str reason, summary, output;	/* optional */
+	bool truncated;
+	const msgpack_object *data;	/* optional map */
+	bool has_exit_code, has_signal;
+	int32_t exit_code, signal;
+	char module[NAME_MAX_LEN + 1];			/* optional */
+	char module_version[WIRE_MAX_VERSION + 1];	/* optional */
+	char module_sha256[SHA256_HEX_LEN + 1];		/* optional */
+	uint64_t started_at, finished_at;
+	char agent_version[WIRE_MAX_VERSION + 1];
+};
+
+int result_decode(const void *buf, size_t len, struct result *out, struct mu_err *err);
+int result_encode(const struct result *r, msgpack_sbuffer *out, struct mu_err *err);
+
+enum event_kind { EV_ACCEPTED, EV_STARTED, EV_OUTPUT, EV_PROGRESS };
+
+struct event {
+	struct wire_doc doc;
+	char job[JOBID_MAX_LEN + 1];
+	char host[NAME_MAX_LEN + 1];
+	uint64_t seq, at;
+	enum event_kind event;
+	struct wire_str text;		/* optional */
+	bool has_pct;
+	uint8_t pct;			/* 0..100 */
+};
+
+int event_decode(const void *buf, size_t len, struct event *out, struct mu_err *err);
+int event_encode(const struct event *e, msgpack_sbuffer *out, struct mu_err *err);
+
+/* ---- status ----------------------------------------------------------- */
+
+struct status {
+	struct wire_doc doc;
+	char host[NAME_MAX_LEN + 1];
+	bool online;
+	struct wire_str reason;		/* optional */
+	char version[WIRE_MAX_VERSION + 1];
+	char channel[NAME_MAX_LEN + 1];
+	size_t ngroups;
+	char groups[WIRE_MAX_GROUPS][NAME_MAX_LEN + 1];
+	uint64_t started_at, at;
+	uint32_t running;
+};
+
+int status_decode(const void *buf, size_t len, struct status *out, struct mu_err *err);
+int status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err);
+
+/* ---- modules and releases --------------------------------------------- */
+
+struct module_manifest {
+	struct wire_doc doc;
+	char name[NAME_MAX_LEN + 1];
+	char version[WIRE_MAX_VERSION + 1];
+	uint32_t abi;
+	char sha256[SHA256_HEX_LEN + 1];
+	uint64_t size;
+	uint64_t published_at;
+};
+
+int module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
+    struct mu_err *err);
+int module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+struct release_manifest {
+	struct wire_doc doc;
+	char channel[NAME_MAX_LEN + 1];
+	char version[WIRE_MAX_VERSION + 1];
+	char agent_sha256[SHA256_HEX_LEN + 1];
+	uint64_t agent_size;
+	char runner_sha256[SHA256_HEX_LEN + 1];
+	uint64_t runner_size;
+	uint64_t published_at;
+	uint8_t rollout;		/* 0..100 */
+};
+
+int release_manifest_decode(const void *buf, size_t len, struct release_manifest *out,
+    struct mu_err *err);
+int release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+/* A module pointer and a release pointer: a manifest and its signature. */
+struct signed_pointer {
+	struct wire_doc doc;
+	struct wire_bytes manifest, sig;
+};
+
+int pointer_decode(const void *buf, size_t len, struct signed_pointer *out,
+    struct mu_err *err);
+int pointer_encode(const struct signed_pointer *p, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+struct module_artifact {
+	struct wire_doc doc;
+	struct wire_bytes manifest, sig, so;
+};
+
+int module_artifact_decode(const void *buf, size_t len, struct module_artifact *out,
+    struct mu_err *err);
+int module_artifact_encode(const struct module_artifact *a, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+struct binary_artifact {
+	struct wire_doc doc;
+	struct wire_bytes data;
+};
+
+int binary_artifact_decode(const void *buf, size_t len, struct binary_artifact *out,
+    struct mu_err *err);
+int binary_artifact_encode(const struct binary_artifact *a, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+/* ---- self-test handshake ---------------------------------------------- */
+
+/* R/hosts/<host>/selftest/request: {"v":1,"host","nonce","version"} */
+struct selftest_request {
+	struct wire_doc doc;
+	char host[NAME_MAX_LEN + 1];
+	char nonce[WIRE_MAX_NONCE + 1];		/* [0-9a-f]{16,128} */
+	char version[WIRE_MAX_VERSION + 1];
+};
+
+int selftest_request_decode(const void *buf, size_t len, struct selftest_request *out,
+    struct mu_err *err);
+int selftest_request_encode(const struct selftest_request *r, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+/* R/hosts/<host>/selftest/verdict: {"v":1,"host","nonce","ok","reason"?} */
+struct selftest_verdict {
+	struct wire_doc doc;
+	char host[NAME_MAX_LEN + 1];
+	char nonce[WIRE_MAX_NONCE + 1];
+	bool ok;
+	struct wire_str reason;		/* optional */
+};
+
+int selftest_verdict_decode(const void *buf, size_t len, struct selftest_verdict *out,
+    struct mu_err *err);
+int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
+    struct mu_err *err);
+
+/* Helpers shared by the codecs and their users. */
+bool version_valid(const char *s);	/* [A-Za-z0-9.+~_-]{1,64} */
+bool nonce_valid(const char *s);	/* [0-9a-f]{16,128} */
+/* Check a msgpack map as args/data: string keys, depth <= 8, no ext. */
+int wire_check_map(const msgpack_object *o, struct mu_err *err);
+
+#endif

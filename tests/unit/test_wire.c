@@ -1,0 +1,713 @@
+/*
+ * Unit tests for lib/wire.c and lib/wire_check.c: every codec round-trips,
+ * and each refusal rule refuses with a reason naming the problem.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wire.h"
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* ---- a tiny map builder for hand-made (often wrong) messages ----------- */
+
+enum kvt { S, U, NEG, B, BIN, NIL, RAW };
+
+struct kv {
+	const char *key;
+	enum kvt t;
+	const char *s;		/* S, BIN, RAW: bytes */
+	uint64_t u;		/* U, B; length for BIN/RAW (0 = strlen) */
+};
+
+static void
+pack_kvs(msgpack_sbuffer *sb, const struct kv *kvs, size_t n, const char *skip)
+{
+	msgpack_packer pk;
+	size_t i, count = 0;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	for (i = 0; i < n; i++)
+		count += !(skip && strcmp(kvs[i].key, skip) == 0);
+	msgpack_pack_map(&pk, count);
+	for (i = 0; i < n; i++) {
+		const struct kv *e = &kvs[i];
+		size_t len = e->u ? e->u : (e->s ? strlen(e->s) : 0);
+
+		if (skip && strcmp(e->key, skip) == 0)
+			continue;
+		msgpack_pack_str(&pk, strlen(e->key));
+		msgpack_pack_str_body(&pk, e->key, strlen(e->key));
+		switch (e->t) {
+		case S:
+			msgpack_pack_str(&pk, len);
+			msgpack_pack_str_body(&pk, e->s, len);
+			break;
+		case U:
+			msgpack_pack_uint64(&pk, e->u);
+			break;
+		case NEG:
+			msgpack_pack_int64(&pk, -(int64_t)e->u);
+			break;
+		case B:
+			if (e->u)
+				msgpack_pack_true(&pk);
+			else
+				msgpack_pack_false(&pk);
+			break;
+		case BIN:
+			msgpack_pack_bin(&pk, len);
+			msgpack_pack_bin_body(&pk, e->s, len);
+			break;
+		case NIL:
+			msgpack_pack_nil(&pk);
+			break;
+		case RAW:
+			msgpack_sbuffer_write(sb, e->s, len);
+			break;
+		}
+	}
+}
+
+typedef int (*job_decoder)(const void *, size_t, struct job *, struct mu_err *);
+
+static const struct kv job_run[] = {
+	{ "v", U, NULL, 1 },
+	{ "id", S, "job-1", 0 },
+	{ "kind", S, "run", 0 },
+	{ "target", S, "host/web1", 0 },
+	{ "issued_at", U, NULL, 1700000000000ull },
+	{ "not_after", U, NULL, 1700000060000ull },
+	{ "operator", S, "alice", 0 },
+	{ "module", S, "os.release", 0 },
+	{ "module_sha256", S, SHA_A, 0 },
+	{ "args", RAW, "\x81\xa2id\xa6" "debian", 11 },
+	{ "timeout_ms", U, NULL, 5000 },
+	{ "stream", B, NULL, 1 },
+	{ "extra", S, "ignored", 0 },
+};
+#define NJOB_RUN (sizeof(job_run) / sizeof(job_run[0]))
+
+/* Decode kvs (minus 'skip') as a job; return rc and the reason. */
+static int
+decode_job_kvs(const struct kv *kvs, size_t n, const char *skip, struct mu_err *err)
+{
+	msgpack_sbuffer sb;
+	struct job j;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, kvs, n, skip);
+	rc = job_decode(sb.data, sb.size, &j, err);
+	if (rc == MU_OK)
+		wire_doc_free(&j.doc);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/* Replace one key's value in a copy of job_run and decode it. */
+static void
+assert_job_refused(const struct kv *repl, const char *want)
+{
+	struct kv kvs[NJOB_RUN];
+	struct mu_err err = { "" };
+	size_t i;
+
+	memcpy(kvs, job_run, sizeof(kvs));
+	for (i = 0; i < NJOB_RUN; i++)
+		if (strcmp(kvs[i].key, repl->key) == 0)
+			kvs[i] = *repl;
+	assert_int_equal(decode_job_kvs(kvs, NJOB_RUN, NULL, &err), MU_EINVAL);
+	if (strstr(err.msg, want) == NULL)
+		fail_msg("reason '%s' does not contain '%s'", err.msg, want);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void
+test_job_decode_valid(void **state)
+{
+	msgpack_sbuffer sb, again;
+	struct mu_err err;
+	struct job j, k;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, job_run, NJOB_RUN, NULL);
+	assert_int_equal(job_decode(sb.data, sb.size, &j, &err), MU_OK);
+	assert_string_equal(j.id, "job-1");
+	assert_int_equal(j.kind, JOB_RUN);
+	assert_int_equal(j.target.kind, TARGET_HOST);
+	assert_string_equal(j.target.name, "web1");
+	assert_int_equal(j.issued_at, 1700000000000ull);
+	assert_int_equal(j.not_after, 1700000060000ull);
+	assert_int_equal(j.operator_.len, 5);
+	assert_memory_equal(j.operator_.ptr, "alice", 5);
+	assert_string_equal(j.module, "os.release");
+	assert_string_equal(j.module_sha256, SHA_A);
+	assert_non_null(j.args);
+	assert_int_equal(j.args->via.map.size, 1);
+	assert_int_equal(j.timeout_ms, 5000);
+	assert_true(j.stream);
+
+	/* Encode what we decoded, decode again: same job. */
+	msgpack_sbuffer_init(&again);
+	assert_int_equal(job_encode(&j, &again, &err), MU_OK);
+	assert_int_equal(job_decode(again.data, again.size, &k, &err), MU_OK);
+	assert_string_equal(k.id, j.id);
+	assert_string_equal(k.module, j.module);
+	assert_int_equal(k.args->via.map.size, 1);
+	assert_int_equal(k.timeout_ms, 5000);
+	assert_true(k.stream);
+	wire_doc_free(&k.doc);
+	wire_doc_free(&j.doc);
+	msgpack_sbuffer_destroy(&again);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_job_missing_keys(void **state)
+{
+	static const char *const required[] = {
+		"v", "id", "kind", "target", "issued_at", "not_after", "module",
+	};
+	struct mu_err err = { "" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, required[i], &err), MU_EINVAL);
+		assert_non_null(strstr(err.msg, "missing key"));
+		assert_non_null(strstr(err.msg, required[i]));
+	}
+	/* Optional keys may go. */
+	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "args", &err), MU_OK);
+	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "operator", &err), MU_OK);
+	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "module_sha256", &err), MU_OK);
+}
+
+static void
+test_job_bad_values(void **state)
+{
+	static const struct {
+		struct kv kv;
+		const char *want;
+	} cases[] = {
+		{ { "v", U, NULL, 2 }, "version 2" },
+		{ { "v", S, "1", 0 }, "'v' must be" },
+		{ { "id", S, "a/b", 0 }, "'id' is not a job id" },
+		{ { "id", S, "", 0 }, "'id' is not" },
+		{ { "id", U, NULL, 7 }, "'id' must be a string" },
+		{ { "id", S, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0 }, "longer than" },
+		{ { "kind", S, "reboot", 0 }, "unknown value 'reboot'" },
+		{ { "target", S, "host/Web1", 0 }, "'target'" },
+		{ { "target", S, "everyone", 0 }, "'target'" },
+		{ { "issued_at", NEG, NULL, 5 }, "must not be negative" },
+		{ { "not_after", S, "soon", 0 }, "'not_after' must be an unsigned" },
+		{ { "module", S, "../etc/passwd", 0 }, "'module' is not a module name" },
+		{ { "module_sha256", S, "ABC", 0 }, "'module_sha256'" },
+		{ { "args", S, "x=1", 0 }, "'args' must be a map" },
+		{ { "args", RAW, "\x81\x01\x02", 3 }, "not a string" },
+		{ { "timeout_ms", U, NULL, 1ull << 40 }, "'timeout_ms' is over" },
+		{ { "stream", U, NULL, 1 }, "'stream' must be a boolean" },
+		{ { "id", BIN, "job-1", 0 }, "'id' must be a string" },
+		{ { "id", S, "jo\0b", 4 }, "NUL" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_job_refused(&cases[i].kv, cases[i].want);
+}
+
+/* An args map nested 'depth' levels deep: {"a":{"a":...{"a":1}}}. */
+static char *
+nested_args(int depth, size_t *len)
+{
+	char *p = malloc(depth * 3 + 1);
+	int i;
+
+	for (i = 0; i < depth; i++)
+		memcpy(p + 3 * i, "\x81\xa1" "a", 3);
+	p[3 * depth] = 0x01;
+	*len = depth * 3 + 1;
+	return p;
+}
+
+static void
+test_job_args_depth(void **state)
+{
+	struct kv kvs[NJOB_RUN];
+	struct mu_err err = { "" };
+	size_t i, len;
+	char *args;
+
+	(void)state;
+	memcpy(kvs, job_run, sizeof(kvs));
+	for (i = 0; i < NJOB_RUN; i++) {
+		if (strcmp(kvs[i].key, "args") != 0)
+			continue;
+		args = nested_args(8, &len);
+		kvs[i].s = args, kvs[i].u = len;
+		assert_int_equal(decode_job_kvs(kvs, NJOB_RUN, NULL, &err), MU_OK);
+		free(args);
+		args = nested_args(9, &len);
+		kvs[i].s = args, kvs[i].u = len;
+		assert_int_equal(decode_job_kvs(kvs, NJOB_RUN, NULL, &err), MU_EINVAL);
+		assert_non_null(strstr(err.msg, "deeper than 8"));
+		free(args);
+	}
+}
+
+static void
+test_job_kinds(void **state)
+{
+	const struct kv cancel[] = {
+		{ "v", U, NULL, 1 }, { "id", S, "c1", 0 }, { "kind", S, "cancel", 0 },
+		{ "target", S, "all", 0 }, { "issued_at", U, NULL, 1 },
+		{ "not_after", U, NULL, 2 }, { "cancel", S, "job-1", 0 },
+	};
+	const struct kv ping[] = {
+		{ "v", U, NULL, 1 }, { "id", S, "p1", 0 }, { "kind", S, "ping", 0 },
+		{ "target", S, "group/db", 0 }, { "issued_at", U, NULL, 1 },
+		{ "not_after", U, NULL, 2 },
+	};
+	struct mu_err err;
+
+	(void)state;
+	assert_int_equal(decode_job_kvs(cancel, 7, NULL, &err), MU_OK);
+	assert_int_equal(decode_job_kvs(cancel, 7, "cancel", &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "'cancel'"));
+	assert_int_equal(decode_job_kvs(ping, 6, NULL, &err), MU_OK);
+}
+
+static void
+test_structure_refusals(void **state)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+		const char *want;
+	} cases[] = {
+		{ "", 0, "empty" },
+		{ "\xc1", 1, "invalid msgpack byte" },
+		{ "\x81\xa1v\x01\x00", 5, "trailing" },
+		{ "\x82\xa1v\x01", 4, "truncated" },
+		{ "\xdf\xff\xff\xff\xff", 5, "truncated" },	/* 2^32-1 pairs */
+		{ "\xdd\xff\xff\xff\xff\x00", 6, "truncated" },
+		{ "\xdb\xff\xff\xff\xff", 5, "over the" },
+		{ "\xc6\xff\xff\xff\xff", 5, "truncated" },
+		{ "\x81\xa1v\xd4\x01\x02", 6, "ext" },
+		{ "\x91\x01", 2, "not a map" },
+		{ "\x82\xa1v\x01\xa1v\x01", 7, "twice" },
+		{ "\x81\x01\x01", 3, "not a string" },
+		{ "\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x01", 12, "deeper" },
+	};
+	struct mu_err err = { "" };
+	struct job j;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(job_decode(cases[i].bytes, cases[i].len, &j, &err), MU_EINVAL);
+		if (strstr(err.msg, cases[i].want) == NULL)
+			fail_msg("case %zu: reason '%s' lacks '%s'", i, err.msg, cases[i].want);
+	}
+}
+
+static void
+test_too_many_keys(void **state)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct mu_err err = { "" };
+	struct job j;
+	char key[8];
+	int i;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 65);
+	for (i = 0; i < 65; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		msgpack_pack_str(&pk, strlen(key));
+		msgpack_pack_str_body(&pk, key, strlen(key));
+		msgpack_pack_nil(&pk);
+	}
+	assert_int_equal(job_decode(sb.data, sb.size, &j, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "more than 64 keys"));
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_envelope(void **state)
+{
+	uint8_t sig[ED25519_SIG_LEN];
+	struct job_envelope env;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+	const struct kv short_sig[] = {
+		{ "v", U, NULL, 1 }, { "key", S, "0011223344556677", 0 },
+		{ "sig", BIN, "abc", 0 }, { "body", BIN, "\x80", 0 },
+	};
+	const struct kv good[] = {
+		{ "v", U, NULL, 1 }, { "key", S, "0011223344556677", 0 },
+		{ "sig", BIN, (const char *)sig, 64 }, { "body", BIN, "\x80", 0 },
+	};
+	const struct kv bad_key[] = {
+		{ "v", U, NULL, 1 }, { "key", S, "00112233445566", 0 },
+		{ "sig", BIN, (const char *)sig, 64 }, { "body", BIN, "\x80", 0 },
+	};
+
+	(void)state;
+	memset(sig, 0x5a, sizeof(sig));
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(envelope_encode("0011223344556677", sig, "\x80", 1, &sb, &err), MU_OK);
+	assert_int_equal(envelope_decode(sb.data, sb.size, &env, &err), MU_OK);
+	assert_string_equal(env.key, "0011223344556677");
+	assert_memory_equal(env.sig, sig, 64);
+	assert_int_equal(env.body.len, 1);
+	/* The body is borrowed from the input, not copied. */
+	assert_true(env.body.ptr >= (const uint8_t *)sb.data &&
+	    env.body.ptr < (const uint8_t *)sb.data + sb.size);
+	wire_doc_free(&env.doc);
+	msgpack_sbuffer_clear(&sb);
+
+	pack_kvs(&sb, short_sig, 4, NULL);
+	assert_int_equal(envelope_decode(sb.data, sb.size, &env, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "'sig' must be 64 bytes"));
+	msgpack_sbuffer_clear(&sb);
+	pack_kvs(&sb, bad_key, 4, NULL);
+	assert_int_equal(envelope_decode(sb.data, sb.size, &env, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "'key'"));
+	msgpack_sbuffer_clear(&sb);
+	pack_kvs(&sb, good, 4, "body");
+	assert_int_equal(envelope_decode(sb.data, sb.size, &env, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "missing key 'body'"));
+	assert_int_equal(envelope_encode("nothex", sig, "\x80", 1, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_result(void **state)
+{
+	struct result r, d;
+	msgpack_sbuffer sb, data;
+	msgpack_unpacked up;
+	msgpack_packer pk;
+	struct mu_err err = { "" };
+
+	(void)state;
+	msgpack_sbuffer_init(&data);
+	msgpack_packer_init(&pk, &data, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str(&pk, 2);
+	msgpack_pack_str_body(&pk, "id", 2);
+	msgpack_pack_str(&pk, 6);
+	msgpack_pack_str_body(&pk, "debian", 6);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, data.data, data.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+
+	memset(&r, 0, sizeof(r));
+	strcpy(r.job, "job-1");
+	strcpy(r.host, "web1");
+	r.kind = JOB_RUN;
+	r.status = RS_CRASHED;
+	r.summary = (struct wire_str){ "segfault", 8 };
+	r.output = (struct wire_str){ "line1\nline2", 11 };
+	r.truncated = true;
+	r.data = &up.data;
+	r.has_signal = true;
+	r.signal = 11;
+	r.has_exit_code = true;
+	r.exit_code = -3;
+	strcpy(r.module, "os.release");
+	strcpy(r.module_version, "1.0.2");
+	strcpy(r.module_sha256, SHA_A);
+	r.started_at = 10, r.finished_at = 20;
+	strcpy(r.agent_version, "0.1.0");
+
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(result_encode(&r, &sb, &err), MU_OK);
+	assert_int_equal(result_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_string_equal(d.job, "job-1");
+	assert_string_equal(d.host, "web1");
+	assert_int_equal(d.kind, JOB_RUN);
+	assert_int_equal(d.status, RS_CRASHED);
+	assert_int_equal(d.summary.len, 8);
+	assert_memory_equal(d.output.ptr, "line1\nline2", 11);
+	assert_null(d.reason.ptr);
+	assert_true(d.truncated);
+	assert_non_null(d.data);
+	assert_int_equal(d.data->via.map.size, 1);
+	assert_true(d.has_signal && d.signal == 11);
+	assert_true(d.has_exit_code && d.exit_code == -3);
+	assert_string_equal(d.module_version, "1.0.2");
+	assert_int_equal(d.finished_at, 20);
+	assert_string_equal(d.agent_version, "0.1.0");
+	wire_doc_free(&d.doc);
+
+	/* "unknown" kind only with rejected. */
+	r.kind = JOB_UNKNOWN;
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(result_encode(&r, &sb, &err), MU_EINVAL);
+	r.status = RS_REJECTED;
+	r.reason = (struct wire_str){ "bad signature", 13 };
+	assert_int_equal(result_encode(&r, &sb, &err), MU_OK);
+	assert_int_equal(result_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_int_equal(d.status, RS_REJECTED);
+	assert_int_equal(d.kind, JOB_UNKNOWN);
+	assert_memory_equal(d.reason.ptr, "bad signature", 13);
+	wire_doc_free(&d.doc);
+
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&data);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_result_refusals(void **state)
+{
+	const struct kv res[] = {
+		{ "v", U, NULL, 1 }, { "job", S, "j", 0 }, { "host", S, "h", 0 },
+		{ "kind", S, "ping", 0 }, { "status", S, "pass", 0 },
+		{ "started_at", U, NULL, 1 }, { "finished_at", U, NULL, 2 },
+		{ "agent_version", S, "0.1", 0 },
+	};
+	struct kv bad[8];
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+	struct result r;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, res, 8, NULL);
+	assert_int_equal(result_decode(sb.data, sb.size, &r, &err), MU_OK);
+	wire_doc_free(&r.doc);
+	msgpack_sbuffer_clear(&sb);
+	pack_kvs(&sb, res, 8, "agent_version");
+	assert_int_equal(result_decode(sb.data, sb.size, &r, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "agent_version"));
+	memcpy(bad, res, sizeof(bad));
+	bad[4].s = "maybe";
+	msgpack_sbuffer_clear(&sb);
+	pack_kvs(&sb, bad, 8, NULL);
+	assert_int_equal(result_decode(sb.data, sb.size, &r, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "'status'"));
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_event(void **state)
+{
+	struct event e, d;
+	msgpack_sbuffer sb;
+	struct mu_err err;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	strcpy(e.job, "j1");
+	strcpy(e.host, "h1");
+	e.seq = 3, e.at = 99, e.event = EV_PROGRESS, e.has_pct = true, e.pct = 40;
+	e.text = (struct wire_str){ "half", 4 };
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(event_encode(&e, &sb, &err), MU_OK);
+	assert_int_equal(event_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_int_equal(d.event, EV_PROGRESS);
+	assert_true(d.has_pct);
+	assert_int_equal(d.pct, 40);
+	assert_int_equal(d.seq, 3);
+	assert_memory_equal(d.text.ptr, "half", 4);
+	wire_doc_free(&d.doc);
+	e.pct = 101;
+	assert_int_equal(event_encode(&e, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_status(void **state)
+{
+	struct status s, d;
+	msgpack_sbuffer sb;
+	struct mu_err err;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	strcpy(s.host, "web1");
+	s.online = false;
+	s.reason = (struct wire_str){ "lost", 4 };
+	strcpy(s.version, "0.1.0");
+	strcpy(s.channel, "stable");
+	s.ngroups = 2;
+	strcpy(s.groups[0], "web");
+	strcpy(s.groups[1], "eu");
+	s.started_at = 5, s.at = 6, s.running = 2;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(status_encode(&s, &sb, &err), MU_OK);
+	assert_int_equal(status_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_false(d.online);
+	assert_int_equal(d.ngroups, 2);
+	assert_string_equal(d.groups[1], "eu");
+	assert_int_equal(d.running, 2);
+	assert_memory_equal(d.reason.ptr, "lost", 4);
+	wire_doc_free(&d.doc);
+	strcpy(s.groups[1], "EU");
+	assert_int_equal(status_encode(&s, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_manifests(void **state)
+{
+	struct module_manifest m, dm;
+	struct release_manifest r, dr;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	strcpy(m.name, "os.release");
+	strcpy(m.version, "1.2.3");
+	m.abi = 1;
+	strcpy(m.sha256, SHA_A);
+	m.size = 12345, m.published_at = 777;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(module_manifest_encode(&m, &sb, &err), MU_OK);
+	assert_int_equal(module_manifest_decode(sb.data, sb.size, &dm, &err), MU_OK);
+	assert_string_equal(dm.name, "os.release");
+	assert_int_equal(dm.abi, 1);
+	assert_int_equal(dm.size, 12345);
+	assert_int_equal(dm.published_at, 777);
+	wire_doc_free(&dm.doc);
+	/* A module manifest is not a release manifest. */
+	assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "'kind'"));
+
+	memset(&r, 0, sizeof(r));
+	strcpy(r.channel, "canary");
+	strcpy(r.version, "0.2.0");
+	strcpy(r.agent_sha256, SHA_A);
+	strcpy(r.runner_sha256, SHA_A);
+	r.agent_size = 1, r.runner_size = 2, r.published_at = 3, r.rollout = 50;
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_OK);
+	assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_OK);
+	assert_string_equal(dr.channel, "canary");
+	assert_int_equal(dr.rollout, 50);
+	wire_doc_free(&dr.doc);
+	r.rollout = 101;
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_artifacts(void **state)
+{
+	struct signed_pointer p = { .manifest = { (const uint8_t *)"MAN", 3 },
+	    .sig = { (const uint8_t *)"SIG", 3 } }, dp;
+	struct module_artifact a = { .manifest = { (const uint8_t *)"MAN", 3 },
+	    .sig = { (const uint8_t *)"SIG", 3 }, .so = { (const uint8_t *)"\x7f" "ELF", 4 } }, da;
+	struct binary_artifact b = { .data = { (const uint8_t *)"bin", 3 } }, db;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(pointer_encode(&p, &sb, &err), MU_OK);
+	assert_int_equal(pointer_decode(sb.data, sb.size, &dp, &err), MU_OK);
+	assert_memory_equal(dp.manifest.ptr, "MAN", 3);
+	assert_memory_equal(dp.sig.ptr, "SIG", 3);
+	wire_doc_free(&dp.doc);
+	/* A pointer lacks 'so': not a module artifact. */
+	assert_int_equal(module_artifact_decode(sb.data, sb.size, &da, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "'so'"));
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(module_artifact_encode(&a, &sb, &err), MU_OK);
+	assert_int_equal(module_artifact_decode(sb.data, sb.size, &da, &err), MU_OK);
+	assert_int_equal(da.so.len, 4);
+	wire_doc_free(&da.doc);
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(binary_artifact_encode(&b, &sb, &err), MU_OK);
+	assert_int_equal(binary_artifact_decode(sb.data, sb.size, &db, &err), MU_OK);
+	assert_memory_equal(db.data.ptr, "bin", 3);
+	wire_doc_free(&db.doc);
+	p.sig.len = 0;
+	assert_int_equal(pointer_encode(&p, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_selftest(void **state)
+{
+	struct selftest_request q = { .host = "web1", .nonce = "00112233445566778899aabbccddeeff",
+	    .version = "0.2.0" }, dq;
+	struct selftest_verdict v = { .host = "web1", .nonce = "00112233445566778899aabbccddeeff",
+	    .ok = true }, dv;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(selftest_request_encode(&q, &sb, &err), MU_OK);
+	assert_int_equal(selftest_request_decode(sb.data, sb.size, &dq, &err), MU_OK);
+	assert_string_equal(dq.nonce, q.nonce);
+	assert_string_equal(dq.version, "0.2.0");
+	wire_doc_free(&dq.doc);
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(selftest_verdict_encode(&v, &sb, &err), MU_OK);
+	assert_int_equal(selftest_verdict_decode(sb.data, sb.size, &dv, &err), MU_OK);
+	assert_true(dv.ok);
+	assert_null(dv.reason.ptr);
+	wire_doc_free(&dv.doc);
+	strcpy(q.nonce, "short");
+	assert_int_equal(selftest_request_encode(&q, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_big_string_bound(void **state)
+{
+	size_t n = WIRE_MAX_STR + 1;
+	char *big = malloc(n);
+	struct kv kv = { "operator", S, big, n };
+	struct mu_err err = { "" };
+
+	(void)state;
+	memset(big, 'x', n);
+	assert_job_refused(&kv, "over the 65536 byte limit");
+	(void)err;
+	free(big);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_job_decode_valid),
+		cmocka_unit_test(test_job_missing_keys),
+		cmocka_unit_test(test_job_bad_values),
+		cmocka_unit_test(test_job_args_depth),
+		cmocka_unit_test(test_job_kinds),
+		cmocka_unit_test(test_structure_refusals),
+		cmocka_unit_test(test_too_many_keys),
+		cmocka_unit_test(test_envelope),
+		cmocka_unit_test(test_result),
+		cmocka_unit_test(test_result_refusals),
+		cmocka_unit_test(test_event),
+		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_manifests),
+		cmocka_unit_test(test_artifacts),
+		cmocka_unit_test(test_selftest),
+		cmocka_unit_test(test_big_string_bound),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

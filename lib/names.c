@@ -114,55 +114,43 @@ target_format(const struct job_target *t, char *buf, size_t len)
 	return MU_OK;
 }
 
+/* Each topic is root "/v1/" seg0 a seg1 b seg2, with a and b checked by
+ * the given validators (NULL: the argument is not used). */
+static const struct topic_shape {
+	const char *seg0, *seg1, *seg2;
+	bool (*valid_a)(const char *);
+	bool (*valid_b)(const char *);
+} topic_shapes[] = {
+	[TOPIC_HOST_JOBS] =		{ "hosts/", "/jobs", "", name_valid, NULL },
+	[TOPIC_GROUP_JOBS] =		{ "groups/", "/jobs", "", name_valid, NULL },
+	[TOPIC_ALL_JOBS] =		{ "all/jobs", "", "", NULL, NULL },
+	[TOPIC_HOST_STATUS] =		{ "hosts/", "/status", "", name_valid, NULL },
+	[TOPIC_RESULT] =		{ "results/", "/", "", jobid_valid, name_valid },
+	[TOPIC_RESULT_EVENTS] =		{ "results/", "/", "/events", jobid_valid, name_valid },
+	[TOPIC_MODULE] =		{ "modules/", "", "", name_valid, NULL },
+	[TOPIC_MODULE_ARTIFACT] =	{ "modules/", "/", "", name_valid, sha256hex_valid },
+	[TOPIC_RELEASE] =		{ "releases/", "", "", name_valid, NULL },
+	[TOPIC_ARTIFACT] =		{ "artifacts/", "", "", sha256hex_valid, NULL },
+	[TOPIC_SELFTEST_REQUEST] =	{ "hosts/", "/selftest/request", "", name_valid, NULL },
+	[TOPIC_SELFTEST_JOBS] =		{ "hosts/", "/selftest/jobs", "", name_valid, NULL },
+	[TOPIC_SELFTEST_VERDICT] =	{ "hosts/", "/selftest/verdict", "", name_valid, NULL },
+};
+
 int
 topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,
     const char *a, const char *b)
 {
-	const char *fmt;
-	bool a_ok = true, b_ok = true;
+	const struct topic_shape *t;
 	int n;
 
-	if (!topic_root_valid(root))
+	if (!topic_root_valid(root) || (int)kind < 0 ||
+	    (size_t)kind >= sizeof(topic_shapes) / sizeof(topic_shapes[0]))
 		return MU_EINVAL;
-	switch (kind) {
-	case TOPIC_HOST_JOBS:		fmt = "%s/v1/hosts/%s/jobs"; break;
-	case TOPIC_GROUP_JOBS:		fmt = "%s/v1/groups/%s/jobs"; break;
-	case TOPIC_ALL_JOBS:		fmt = "%s/v1/all/jobs"; break;
-	case TOPIC_HOST_STATUS:		fmt = "%s/v1/hosts/%s/status"; break;
-	case TOPIC_RESULT:		fmt = "%s/v1/results/%s/%s"; break;
-	case TOPIC_RESULT_EVENTS:	fmt = "%s/v1/results/%s/%s/events"; break;
-	case TOPIC_MODULE:		fmt = "%s/v1/modules/%s"; break;
-	case TOPIC_MODULE_ARTIFACT:	fmt = "%s/v1/modules/%s/%s"; break;
-	case TOPIC_RELEASE:		fmt = "%s/v1/releases/%s"; break;
-	case TOPIC_ARTIFACT:		fmt = "%s/v1/artifacts/%s"; break;
-	case TOPIC_SELFTEST_REQUEST:	fmt = "%s/v1/hosts/%s/selftest/request"; break;
-	case TOPIC_SELFTEST_JOBS:	fmt = "%s/v1/hosts/%s/selftest/jobs"; break;
-	case TOPIC_SELFTEST_VERDICT:	fmt = "%s/v1/hosts/%s/selftest/verdict"; break;
-	default:
+	t = &topic_shapes[kind];
+	if ((t->valid_a && !t->valid_a(a)) || (t->valid_b && !t->valid_b(b)))
 		return MU_EINVAL;
-	}
-	switch (kind) {
-	case TOPIC_ALL_JOBS:
-		break;
-	case TOPIC_RESULT:
-	case TOPIC_RESULT_EVENTS:
-		a_ok = jobid_valid(a);
-		b_ok = name_valid(b);
-		break;
-	case TOPIC_MODULE_ARTIFACT:
-		a_ok = name_valid(a);
-		b_ok = sha256hex_valid(b);
-		break;
-	case TOPIC_ARTIFACT:
-		a_ok = sha256hex_valid(a);
-		break;
-	default:
-		a_ok = name_valid(a);
-		break;
-	}
-	if (!a_ok || !b_ok)
-		return MU_EINVAL;
-	n = snprintf(buf, len, fmt, root, a, b);
+	n = snprintf(buf, len, "%s/v1/%s%s%s%s%s", root, t->seg0,
+	    t->valid_a ? a : "", t->seg1, t->valid_b ? b : "", t->seg2);
 	if (n < 0 || (size_t)n >= len)
 		return MU_EINVAL;
 	return MU_OK;

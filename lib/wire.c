@@ -737,7 +737,7 @@ int
 result_decode(const void *buf, size_t len, struct result *out, struct mu_err *err)
 {
 	struct rd r;
-	int rc, kind;
+	int rc, kind = 0;
 
 	memset(out, 0, sizeof(*out));
 	rc = doc_open(buf, len, &out->doc, &r, err);
@@ -950,7 +950,7 @@ int
 status_decode(const void *buf, size_t len, struct status *out, struct mu_err *err)
 {
 	static const char *const states[] = { "offline", "online" };
-	uint64_t running;
+	uint64_t running = 0;
 	struct rd r;
 	int rc, st = 0;
 
@@ -1031,7 +1031,7 @@ int
 module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
     struct mu_err *err)
 {
-	uint64_t abi;
+	uint64_t abi = 0;
 	struct rd r;
 	int rc;
 
@@ -1086,7 +1086,7 @@ int
 release_manifest_decode(const void *buf, size_t len, struct release_manifest *out,
     struct mu_err *err)
 {
-	uint64_t rollout;
+	uint64_t rollout = 0;
 	struct rd r;
 	int rc;
 

@@ -20,12 +20,16 @@ struct fixture {
 	char ring[80];		/* temp/ring: a.pub and c.pub only */
 };
 
-static int
-run(const char *fmt, const char *arg)
+/* Run a shell command; fmt refers to its one argument as %1$s. */
+static int __attribute__((format(printf, 1, 2)))
+run(const char *fmt, ...)
 {
 	char cmd[512];
+	va_list ap;
 
-	snprintf(cmd, sizeof(cmd), fmt, arg, arg, arg, arg);
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
 	return system(cmd);
 }
 
@@ -42,10 +46,10 @@ setup(void **state)
 	if (sign_keygen(f->dir, "a", &err) || sign_keygen(f->dir, "b", &err))
 		return -1;
 	/* c is made by the openssl tool, as an operator would make it. */
-	if (run("openssl genpkey -algorithm ed25519 -out %s/c.key 2>/dev/null && "
-	    "openssl pkey -in %s/c.key -pubout -out %s/c.pub", f->dir) != 0)
+	if (run("openssl genpkey -algorithm ed25519 -out %1$s/c.key 2>/dev/null && "
+	    "openssl pkey -in %1$s/c.key -pubout -out %1$s/c.pub", f->dir) != 0)
 		return -1;
-	if (run("mkdir %s/ring && cp %s/a.pub %s/c.pub %s/ring/", f->dir) != 0)
+	if (run("mkdir %1$s/ring && cp %1$s/a.pub %1$s/c.pub %1$s/ring/", f->dir) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -56,7 +60,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	run("rm -rf %s", f->dir);
+	run("rm -rf %1$s", f->dir);
 	free(f);
 	return 0;
 }
@@ -192,7 +196,7 @@ test_bad_keys(void **state)
 	snprintf(path, sizeof(path), "%s/a.key", f->dir);
 	assert_int_equal(sign_key_load_public(path, &k, &err), MU_EINVAL);
 	assert_int_equal(run("openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:P-256 "
-	    "2>/dev/null | openssl pkey -pubout -out %s/ec.pub 2>/dev/null", f->dir), 0);
+	    "2>/dev/null | openssl pkey -pubout -out %1$s/ec.pub 2>/dev/null", f->dir), 0);
 	snprintf(path, sizeof(path), "%s/ec.pub", f->dir);
 	assert_int_equal(sign_key_load_public(path, &k, &err), MU_EINVAL);
 	assert_non_null(strstr(err.msg, "not an Ed25519 key"));
@@ -200,11 +204,11 @@ test_bad_keys(void **state)
 
 	/* A ring folder with one bad .pub keeps the old ring intact. */
 	assert_int_equal(keyring_load_dir(&ring, f->ring, &err), MU_OK);
-	assert_int_equal(run("echo junk > %s/ring/zz.pub", f->dir), 0);
+	assert_int_equal(run("echo junk > %1$s/ring/zz.pub", f->dir), 0);
 	assert_int_equal(keyring_load_dir(&ring, f->ring, &err), MU_EINVAL);
 	assert_non_null(strstr(err.msg, "zz.pub"));
 	assert_int_equal(ring.nkeys, 2);
-	assert_int_equal(run("rm %s/ring/zz.pub", f->dir), 0);
+	assert_int_equal(run("rm %1$s/ring/zz.pub", f->dir), 0);
 	keyring_free(&ring);
 	assert_int_equal(keyring_load_dir(&ring, "/nonexistent-muster", &err), MU_EIO);
 

@@ -1,0 +1,884 @@
+/*
+ * config.c - the agent's and the CLI's INI files, DESIGN §7.
+ *
+ * Each section is a table of keys; each key names a setter that parses one
+ * value (or one list item) into a field found by offset.  inih does not tell
+ * its handler the line number, so the file is fed to inih through our own
+ * line reader, which counts lines, checks section names (inih never calls
+ * the handler for a section without keys) and stops the parse at the first
+ * error by reporting end of file.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "log.h"
+
+#define NOT_LIST	SIZE_MAX
+#define FSIZE(t, m)	sizeof(((t *)0)->m)
+
+/* A scalar key, with or without a numeric range. */
+#define KEY(n, fn, t, m) \
+	{ n, fn, offsetof(t, m), FSIZE(t, m), 0, UINT64_MAX, NOT_LIST, 0 }
+#define KEY_RANGE(n, fn, t, m, lo, hi) \
+	{ n, fn, offsetof(t, m), FSIZE(t, m), lo, hi, NOT_LIST, 0 }
+/* A list: fn parses one item into m[i]; cnt counts the items. */
+#define KEY_LIST(n, fn, t, m, cnt) \
+	{ n, fn, offsetof(t, m), FSIZE(t, m[0]), 0, UINT64_MAX, \
+	    offsetof(t, cnt), (int)(FSIZE(t, m) / FSIZE(t, m[0])) }
+#define KEY_END	{ NULL, NULL, 0, 0, 0, 0, 0, 0 }
+
+struct conf_ctx;
+struct conf_key;
+
+typedef int (*conf_set_fn)(struct conf_ctx *, const struct conf_key *,
+    void *, const char *);
+
+struct conf_key {
+	const char *name;
+	conf_set_fn set;	/* parses one value, or one list item */
+	size_t off;		/* field, from the section's base */
+	size_t size;		/* field size; for a list, one item's */
+	uint64_t min, max;	/* range of a numeric field */
+	size_t count_off;	/* a list's int item count, or NOT_LIST */
+	int max_items;
+};
+
+struct conf_section {
+	const char *name;
+	const struct conf_key *keys;
+	size_t base;		/* offset of the struct the keys' fields are in */
+};
+
+struct conf_ctx {
+	const char *path;
+	const struct conf_section *sections;	/* ends with a NULL name */
+	char *base;		/* the struct being filled */
+	FILE *fp;
+	int line;		/* the line inih is parsing */
+	bool indented;		/* it starts with white space */
+	bool have_prev;		/* a key was seen since the last [section] */
+	const char *section;	/* for messages, valid inside the handler */
+	const char *key;
+	int rc;
+	int errline;
+	struct mu_err *err;
+};
+
+/* Record the first error with the file and line in front. */
+static int __attribute__((format(printf, 2, 3)))
+conf_fail(struct conf_ctx *x, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	x->rc = MU_EINVAL;
+	x->errline = x->line;
+	return mu_errf(x->err, MU_EINVAL, "%s:%d: %s", x->path, x->line, why);
+}
+
+/* Record the first error with file, line, section and key in front. */
+static int __attribute__((format(printf, 2, 3)))
+conf_bad(struct conf_ctx *x, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return conf_fail(x, "[%s] %s: %s", x->section, x->key, why);
+}
+
+/*
+ * Value parsers.
+ */
+
+/* Strict unsigned decimal: digits only (no sign, no space), no overflow.
+ * Returns the first byte after the digits, or NULL. */
+static const char *
+scan_u64(const char *s, uint64_t *out)
+{
+	const char *p;
+	uint64_t n = 0;
+	unsigned int d;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		d = *p - '0';
+		if (n > (UINT64_MAX - d) / 10)
+			return NULL;
+		n = n * 10 + d;
+	}
+	if (p == s)
+		return NULL;
+	*out = n;
+	return p;
+}
+
+struct unit {
+	const char *suffix;
+	uint64_t scale;
+};
+
+/* A number followed by exactly one of the suffixes ("" included). */
+static int
+parse_scaled(const char *s, const struct unit *units, size_t nunits,
+    uint64_t *out)
+{
+	const char *end;
+	uint64_t n;
+	size_t i;
+
+	if (s == NULL || (end = scan_u64(s, &n)) == NULL)
+		return MU_EINVAL;
+	for (i = 0; i < nunits; i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].scale)
+			return MU_EINVAL;
+		*out = n * units[i].scale;
+		return MU_OK;
+	}
+	return MU_EINVAL;
+}
+
+int
+parse_duration_ms(const char *s, uint64_t *out)
+{
+	static const struct unit units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 },
+		{ "h", 3600 * 1000 }, { "d", 86400 * 1000 },
+	};
+
+	return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), out);
+}
+
+int
+parse_size(const char *s, uint64_t *out)
+{
+	static const struct unit units[] = {
+		{ "", 1 }, { "K", 1ULL << 10 }, { "k", 1ULL << 10 },
+		{ "M", 1ULL << 20 }, { "m", 1ULL << 20 },
+		{ "G", 1ULL << 30 }, { "g", 1ULL << 30 },
+	};
+
+	return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), out);
+}
+
+static const uint8_t v4mapped[12] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+};
+
+/*
+ * A v6 range inside ::ffff:0:0/96 is stored as the v4 range it covers:
+ * cidr_match() treats mapped peers as IPv4, so only then can it match.
+ */
+static void
+cidr_unmap(struct cidr *c)
+{
+	if (c->family != AF_INET6 || c->prefix < 96 ||
+	    memcmp(c->addr, v4mapped, sizeof(v4mapped)) != 0)
+		return;
+	c->family = AF_INET;
+	memmove(c->addr, c->addr + 12, 4);
+	memset(c->addr + 4, 0, 12);
+	c->prefix -= 96;
+}
+
+int
+parse_cidr(const char *s, struct cidr *out)
+{
+	char addr[INET6_ADDRSTRLEN];
+	struct cidr c;
+	const char *slash, *end;
+	uint64_t prefix, max;
+	size_t len;
+
+	if (s == NULL)
+		return MU_EINVAL;
+	memset(&c, 0, sizeof(c));
+	slash = strchr(s, '/');
+	len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	if (len == 0 || len >= sizeof(addr))
+		return MU_EINVAL;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	if (inet_pton(AF_INET, addr, c.addr) == 1) {
+		c.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+		c.family = AF_INET6;
+		max = 128;
+	} else
+		return MU_EINVAL;
+	prefix = max;
+	if (slash != NULL) {
+		end = scan_u64(slash + 1, &prefix);
+		if (end == NULL || *end != '\0' || prefix > max)
+			return MU_EINVAL;
+	}
+	c.prefix = (uint8_t)prefix;
+	cidr_unmap(&c);
+	*out = c;
+	return MU_OK;
+}
+
+/* Compare the first 'bits' bits; host bits of the range are ignored. */
+static bool
+prefix_equal(const uint8_t *a, const uint8_t *b, unsigned int bits)
+{
+	size_t full = bits / 8;
+	uint8_t mask;
+
+	if (memcmp(a, b, full) != 0)
+		return false;
+	if (bits % 8 == 0)
+		return true;
+	mask = (uint8_t)(0xff << (8 - bits % 8));
+	return ((a[full] ^ b[full]) & mask) == 0;
+}
+
+/*
+ * The wake port listens dual-stack, so IPv4 peers arrive as ::ffff:a.b.c.d;
+ * they are matched as the IPv4 address they are, against IPv4 ranges only.
+ */
+bool
+cidr_match(const struct cidr *c, int family, const void *addr)
+{
+	uint8_t a[16];
+
+	if (c == NULL || addr == NULL)
+		return false;
+	if (family == AF_INET)
+		memcpy(a, addr, 4);
+	else if (family == AF_INET6) {
+		memcpy(a, addr, 16);
+		if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0) {
+			family = AF_INET;
+			memmove(a, a + 12, 4);
+		}
+	} else
+		return false;
+	if (family != c->family || c->prefix > (family == AF_INET ? 32 : 128))
+		return false;
+	return prefix_equal(c->addr, a, c->prefix);
+}
+
+/* GnuPG prints fingerprints in groups; keep only the hex digits. */
+static int
+fpr_normalise(const char *s, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == ' ' || *s == '\t')
+			continue;
+		if (!isxdigit((unsigned char)*s) || n + 1 >= size)
+			return MU_EINVAL;
+		out[n++] = (char)toupper((unsigned char)*s);
+	}
+	out[n] = '\0';
+	return n == 40 || n == 64 ? MU_OK : MU_EINVAL;
+}
+
+/*
+ * Setters: each parses one value into one field.
+ */
+
+static int
+conf_copy(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v, const char *what)
+{
+	size_t len = strlen(v);
+
+	if (len == 0)
+		return conf_bad(x, "empty %s", what);
+	if (len >= k->size)
+		return conf_bad(x, "%s longer than %zu bytes", what, k->size - 1);
+	memcpy(field, v, len + 1);
+	return MU_OK;
+}
+
+static int
+conf_range(struct conf_ctx *x, const struct conf_key *k, const char *v,
+    uint64_t n)
+{
+	if (n >= k->min && n <= k->max)
+		return MU_OK;
+	if (k->max == UINT64_MAX)
+		return conf_bad(x, "'%s' is below the minimum of %llu", v,
+		    (unsigned long long)k->min);
+	return conf_bad(x, "'%s' is out of range %llu..%llu", v,
+	    (unsigned long long)k->min, (unsigned long long)k->max);
+}
+
+static int
+set_path(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	return conf_copy(x, k, field, v, "path");
+}
+
+static int
+set_name(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	if (!name_valid(v))
+		return conf_bad(x, "bad name '%s' (want [a-z0-9][a-z0-9._-], "
+		    "at most %d)", v, NAME_MAX_LEN);
+	return conf_copy(x, k, field, v, "name");
+}
+
+static int
+set_topic_root(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	if (!topic_root_valid(v))
+		return conf_bad(x, "bad topic root '%s' (want a name, no '/')",
+		    v);
+	return conf_copy(x, k, field, v, "topic root");
+}
+
+/* The schemes Paho accepts; the rest is Paho's to judge. */
+static int
+set_uri(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	static const char *schemes[] = {
+		"ssl://", "mqtts://", "wss://", "tcp://", "mqtt://", "ws://",
+	};
+	const char *p;
+	size_t i, len;
+
+	for (p = v; *p != '\0'; p++)
+		if (isspace((unsigned char)*p))
+			return conf_bad(x, "bad uri '%s'", v);
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		len = strlen(schemes[i]);
+		if (strncmp(v, schemes[i], len) == 0 && v[len] != '\0')
+			return conf_copy(x, k, field, v, "uri");
+	}
+	return conf_bad(x, "bad uri '%s' (want ssl://host:port or another "
+	    "scheme Paho knows)", v);
+}
+
+/* A numeric address only: the listener binds it without a DNS lookup. */
+static int
+set_bind(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	uint8_t buf[16];
+
+	if (inet_pton(AF_INET6, v, buf) != 1 && inet_pton(AF_INET, v, buf) != 1)
+		return conf_bad(x, "bad address '%s' (want an IPv4 or IPv6 "
+		    "literal)", v);
+	return conf_copy(x, k, field, v, "address");
+}
+
+static int
+set_int(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	const char *end;
+	uint64_t n;
+
+	end = scan_u64(v, &n);
+	if (end == NULL || *end != '\0')
+		return conf_bad(x, "bad number '%s'", v);
+	if (conf_range(x, k, v, n) != MU_OK)
+		return x->rc;
+	*(int *)field = (int)n;
+	return MU_OK;
+}
+
+static int
+set_protocol(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	(void)k;
+	if (strcmp(v, "5") == 0)
+		*(int *)field = 5;
+	else if (strcmp(v, "3.1.1") == 0 || strcmp(v, "4") == 0)
+		*(int *)field = 4;
+	else
+		return conf_bad(x, "bad protocol '%s' (want 5 or 3.1.1)", v);
+	return MU_OK;
+}
+
+static int
+set_log_level(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	int level;
+
+	(void)k;
+	if ((level = log_level_parse(v)) < 0)
+		return conf_bad(x, "bad log level '%s' (want error, warning, "
+		    "notice, info or debug)", v);
+	*(int *)field = level;
+	return MU_OK;
+}
+
+static int
+set_duration(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	uint64_t n;
+
+	if (parse_duration_ms(v, &n) != MU_OK)
+		return conf_bad(x, "bad duration '%s' (want a number and ms, s, "
+		    "m, h or d)", v);
+	if (conf_range(x, k, v, n) != MU_OK)
+		return x->rc;
+	*(uint64_t *)field = n;
+	return MU_OK;
+}
+
+/* MQTT's keepalive is a 16-bit count of seconds; do not round silently. */
+static int
+set_keepalive(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	uint64_t n;
+
+	if (set_duration(x, k, &n, v) != MU_OK)
+		return x->rc;
+	if (n % 1000 != 0 || n > 65535 * 1000)
+		return conf_bad(x, "'%s' must be whole seconds, at most 65535s",
+		    v);
+	*(uint64_t *)field = n;
+	return MU_OK;
+}
+
+static int
+set_size(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n) != MU_OK)
+		return conf_bad(x, "bad size '%s' (want a number and K, M or G)",
+		    v);
+	if (conf_range(x, k, v, n) != MU_OK)
+		return x->rc;
+	*(uint64_t *)field = n;
+	return MU_OK;
+}
+
+static int
+set_cidr(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	struct cidr c;
+
+	(void)k;
+	if (parse_cidr(v, &c) != MU_OK)
+		return conf_bad(x, "bad cidr '%s' (want address/prefix)", v);
+	memcpy(field, &c, sizeof(c));
+	return MU_OK;
+}
+
+static int
+set_fpr(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	char fpr[65];
+
+	if (k->size < sizeof(fpr) || fpr_normalise(v, fpr, sizeof(fpr)) != MU_OK)
+		return conf_bad(x, "bad fingerprint '%s' (want 40 or 64 hex "
+		    "digits)", v);
+	memcpy(field, fpr, strlen(fpr) + 1);
+	return MU_OK;
+}
+
+/*
+ * The tables.
+ */
+
+static const struct conf_key agent_keys[] = {
+	KEY("host", set_name, struct agent_config, host),
+	KEY("state_dir", set_path, struct agent_config, state_dir),
+	KEY("runner", set_path, struct agent_config, runner),
+	KEY("modules_dir", set_path, struct agent_config, modules_dir),
+	KEY("channel", set_name, struct agent_config, channel),
+	KEY_LIST("groups", set_name, struct agent_config, groups, ngroups),
+	KEY_RANGE("max_jobs", set_int, struct agent_config, max_jobs, 1, 256),
+	KEY("log_level", set_log_level, struct agent_config, log_level),
+	KEY_END
+};
+
+static const struct conf_key broker_keys[] = {
+	KEY_LIST("uri", set_uri, struct broker_config, uris, nuris),
+	KEY("ca", set_path, struct broker_config, ca),
+	KEY("cert", set_path, struct broker_config, cert),
+	KEY("key", set_path, struct broker_config, key),
+	KEY("protocol", set_protocol, struct broker_config, protocol),
+	KEY("keepalive", set_keepalive, struct broker_config, keepalive_ms),
+	KEY("topic_root", set_topic_root, struct broker_config, topic_root),
+	KEY_END
+};
+
+static const struct conf_key wake_keys[] = {
+	KEY_RANGE("port", set_int, struct agent_config, wake_port, 0, 65535),
+	KEY("bind", set_bind, struct agent_config, wake_bind),
+	KEY_LIST("trusted", set_cidr, struct agent_config, trusted, ntrusted),
+	KEY_END
+};
+
+static const struct conf_key trust_keys[] = {
+	KEY("operators", set_path, struct agent_config, operators),
+	KEY("gnupg_home", set_path, struct agent_config, gnupg_home),
+	KEY_LIST("publishers", set_fpr, struct agent_config, publishers,
+	    npublishers),
+	KEY_END
+};
+
+/* Zero limits would stop every job, so each must be at least 1. */
+static const struct conf_key limits_keys[] = {
+	KEY_RANGE("timeout", set_duration, struct agent_config, timeout_ms,
+	    1, UINT64_MAX),
+	KEY_RANGE("max_ttl", set_duration, struct agent_config, max_ttl_ms,
+	    1, UINT64_MAX),
+	KEY_RANGE("memory", set_size, struct agent_config, memory,
+	    1, UINT64_MAX),
+	KEY_RANGE("output", set_size, struct agent_config, output,
+	    1, UINT64_MAX),
+	KEY_RANGE("cpu", set_duration, struct agent_config, cpu_ms,
+	    1, UINT64_MAX),
+	KEY_END
+};
+
+static const struct conf_section agent_sections[] = {
+	{ "agent", agent_keys, 0 },
+	{ "broker", broker_keys, offsetof(struct agent_config, broker) },
+	{ "wake", wake_keys, 0 },
+	{ "trust", trust_keys, 0 },
+	{ "limits", limits_keys, 0 },
+	{ NULL, NULL, 0 }
+};
+
+static const struct conf_key operator_keys[] = {
+	KEY("key", set_path, struct ctl_config, operator_key),
+	KEY_END
+};
+
+static const struct conf_key publisher_keys[] = {
+	KEY("gnupg_home", set_path, struct ctl_config, gnupg_home),
+	KEY("fingerprint", set_fpr, struct ctl_config, fingerprint),
+	KEY_END
+};
+
+static const struct conf_section ctl_sections[] = {
+	{ "broker", broker_keys, offsetof(struct ctl_config, broker) },
+	{ "operator", operator_keys, 0 },
+	{ "publisher", publisher_keys, 0 },
+	{ NULL, NULL, 0 }
+};
+
+/*
+ * The parse.
+ */
+
+static const struct conf_section *
+find_section(const struct conf_section *s, const char *name, size_t len)
+{
+	for (; s->name != NULL; s++)
+		if (strlen(s->name) == len && strncmp(s->name, name, len) == 0)
+			return s;
+	return NULL;
+}
+
+static const struct conf_key *
+find_key(const struct conf_key *k, const char *name, size_t len)
+{
+	for (; k->name != NULL; k++)
+		if (strlen(k->name) == len && strncmp(k->name, name, len) == 0)
+			return k;
+	return NULL;
+}
+
+/* inih reads an indented "key = value" after a key as that key's next
+ * line; spot the likely mistake to say so plainly. */
+static bool
+looks_like_key(const struct conf_section *sec, const char *v)
+{
+	size_t len = strcspn(v, " \t=");
+	const char *p = v + len;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '=' && find_key(sec->keys, v, len) != NULL;
+}
+
+/* Hand one trimmed list item, as its own string, to the key's setter. */
+static int
+conf_item(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *s, size_t len)
+{
+	char item[CONF_PATH_MAX];
+
+	if (len >= sizeof(item))
+		return conf_bad(x, "list item longer than %zu bytes",
+		    sizeof(item) - 1);
+	memcpy(item, s, len);
+	item[len] = '\0';
+	return k->set(x, k, field, item);
+}
+
+/*
+ * One line of a list: items are comma-separated and trimmed; a comma may
+ * end the line so that a long list can go on over indented lines.  The
+ * key's first line replaces the default list; continuation lines append.
+ */
+static int
+conf_list(struct conf_ctx *x, const struct conf_key *k, char *base,
+    const char *v, bool cont)
+{
+	int *n = (int *)(base + k->count_off);
+	const char *p, *end, *last;
+
+	if (!cont)
+		*n = 0;
+	for (p = v;; p = end + 1) {
+		if ((end = strchr(p, ',')) == NULL)
+			end = p + strlen(p);
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		for (last = end; last > p && isspace((unsigned char)last[-1]);)
+			last--;
+		if (p == last && *end == '\0' && end != v)
+			return MU_OK;
+		if (p == last)
+			return conf_bad(x, "empty item in list '%s'", v);
+		if (*n >= k->max_items)
+			return conf_bad(x, "more than %d items", k->max_items);
+		if (conf_item(x, k, base + k->off + *n * k->size, p,
+		    (size_t)(last - p)) != MU_OK)
+			return x->rc;
+		(*n)++;
+		if (*end == '\0')
+			return MU_OK;
+	}
+}
+
+static int
+conf_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct conf_ctx *x = user;
+	const struct conf_section *sec;
+	const struct conf_key *k;
+	bool cont;
+	int rc;
+
+	/* inih hands an indented line after a key to that key again. */
+	cont = x->indented && x->have_prev;
+	x->have_prev = true;
+	x->section = section;
+	x->key = name;
+	if ((sec = find_section(x->sections, section, strlen(section))) == NULL)
+		rc = conf_fail(x, "%s: key outside any [section]", name);
+	else if ((k = find_key(sec->keys, name, strlen(name))) == NULL)
+		rc = conf_bad(x, "unknown key");
+	else if (cont && looks_like_key(sec, value))
+		rc = conf_bad(x, "indented line '%s' continues this key; "
+		    "keys must not be indented", value);
+	else if (k->count_off != NOT_LIST)
+		rc = conf_list(x, k, x->base + sec->base, value, cont);
+	else if (cont)
+		rc = conf_bad(x, "indented line '%s' continues a key that "
+		    "takes one value", value);
+	else
+		rc = k->set(x, k, x->base + sec->base + k->off, value);
+	x->section = x->key = NULL;
+	return rc == MU_OK;
+}
+
+/* Mirrors inih's reading of "[name]"; only known sections may appear. */
+static int
+conf_section_line(struct conf_ctx *x, const char *line)
+{
+	const char *p = line, *end;
+
+	if (x->line == 1 && strncmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '[' || (p > line && x->have_prev))
+		return MU_OK;	/* not a section line */
+	if ((end = strchr(p + 1, ']')) == NULL)
+		return MU_OK;	/* inih reports the syntax error */
+	x->have_prev = false;
+	if (find_section(x->sections, p + 1, (size_t)(end - p - 1)) == NULL)
+		return conf_fail(x, "unknown section [%.*s]",
+		    (int)(end - p - 1), p + 1);
+	return MU_OK;
+}
+
+/*
+ * inih's reader: one line per call, so our count is inih's line number.
+ * Returning NULL ends the parse, which is how the first error stops it.
+ */
+static char *
+conf_reader(char *buf, int size, void *stream)
+{
+	struct conf_ctx *x = stream;
+
+	if (x->rc != MU_OK || fgets(buf, size, x->fp) == NULL)
+		return NULL;
+	x->line++;
+	/* inih would cut a long line and drop the rest without a word. */
+	if (strchr(buf, '\n') == NULL && getc(x->fp) != EOF) {
+		conf_fail(x, "line longer than %d characters", size - 2);
+		return NULL;
+	}
+	x->indented = isspace((unsigned char)buf[0]);
+	if (conf_section_line(x, buf) != MU_OK)
+		return NULL;
+	return buf;
+}
+
+static int
+conf_load(const struct conf_section *sections, void *base, const char *path,
+    struct mu_err *err)
+{
+	struct conf_ctx x;
+	int ret;
+
+	if (path == NULL)
+		return mu_errf(err, MU_EINVAL, "no configuration file given");
+	memset(&x, 0, sizeof(x));
+	x.path = path;
+	x.sections = sections;
+	x.base = base;
+	x.err = err;
+	if ((x.fp = fopen(path, "re")) == NULL)
+		return mu_errf(err, MU_EIO, "%s: cannot open: %s", path,
+		    strerror(errno));
+	ret = ini_parse_stream(conf_reader, &x, conf_handler, &x);
+	if (ret > 0 && (x.rc == MU_OK || ret < x.errline))
+		x.rc = mu_errf(err, MU_EINVAL, "%s:%d: syntax error (want "
+		    "[section] or key = value)", path, ret);
+	else if (x.rc == MU_OK && ferror(x.fp))
+		x.rc = mu_errf(err, MU_EIO, "%s: cannot read: %s", path,
+		    strerror(errno));
+	else if (x.rc == MU_OK && ret < 0)
+		x.rc = mu_errf(err, MU_ENOMEM, "%s: cannot parse", path);
+	fclose(x.fp);
+	return x.rc;
+}
+
+/*
+ * Defaults and the entry points.
+ */
+
+static void
+copy_str(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src);
+}
+
+/* The host name, lowercased; "localhost" if that is not a valid name. */
+static void
+default_host(char *buf, size_t size)
+{
+	char h[256];
+	size_t i;
+
+	if (gethostname(h, sizeof(h)) != 0)
+		h[0] = '\0';
+	h[sizeof(h) - 1] = '\0';
+	for (i = 0; h[i] != '\0'; i++)
+		h[i] = (char)tolower((unsigned char)h[i]);
+	copy_str(buf, size, name_valid(h) ? h : "localhost");
+}
+
+static void
+broker_defaults(struct broker_config *b)
+{
+	memset(b, 0, sizeof(*b));
+	copy_str(b->uris[0], sizeof(b->uris[0]), "ssl://localhost:8883");
+	b->nuris = 1;
+	b->protocol = 5;
+	b->keepalive_ms = 30 * 1000;
+	copy_str(b->topic_root, sizeof(b->topic_root), TOPIC_ROOT_DEFAULT);
+}
+
+void
+config_agent_defaults(struct agent_config *c)
+{
+	static const char *trusted[] = {
+		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+		"127.0.0.0/8", "::1/128", "fc00::/7",
+	};
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	default_host(c->host, sizeof(c->host));
+	copy_str(c->state_dir, sizeof(c->state_dir), "/var/lib/muster");
+	copy_str(c->runner, sizeof(c->runner),
+	    "/usr/libexec/muster/muster-runner");
+	copy_str(c->modules_dir, sizeof(c->modules_dir),
+	    "/var/lib/muster/modules");
+	copy_str(c->channel, sizeof(c->channel), "stable");
+	c->max_jobs = 4;
+	c->log_level = LOG_INFO;
+	broker_defaults(&c->broker);
+	c->wake_port = 7117;
+	copy_str(c->wake_bind, sizeof(c->wake_bind), "::");
+	for (i = 0; i < sizeof(trusted) / sizeof(trusted[0]); i++)
+		if (parse_cidr(trusted[i], &c->trusted[c->ntrusted]) == MU_OK)
+			c->ntrusted++;
+	copy_str(c->operators, sizeof(c->operators), "/etc/muster/operators");
+	copy_str(c->gnupg_home, sizeof(c->gnupg_home), "/etc/muster/gnupg");
+	c->timeout_ms = 60 * 1000;
+	c->max_ttl_ms = 86400 * 1000;
+	c->memory = 512ULL << 20;
+	c->output = 64ULL << 10;
+	c->cpu_ms = 5 * 60 * 1000;
+}
+
+/* Parsed into a copy, so that a bad file (say on reload) changes nothing. */
+int
+config_agent_load(struct agent_config *c, const char *path, struct mu_err *err)
+{
+	struct agent_config tmp = *c;
+	int rc;
+
+	if ((rc = conf_load(agent_sections, &tmp, path, err)) == MU_OK)
+		*c = tmp;
+	return rc;
+}
+
+void
+config_ctl_defaults(struct ctl_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	broker_defaults(&c->broker);
+}
+
+int
+config_ctl_load(struct ctl_config *c, const char *path, struct mu_err *err)
+{
+	struct ctl_config tmp = *c;
+	int rc;
+
+	if ((rc = conf_load(ctl_sections, &tmp, path, err)) == MU_OK)
+		*c = tmp;
+	return rc;
+}

@@ -1,0 +1,196 @@
+/*
+ * agent.h - musterd: the one struct agent and the parts that work on it.
+ *
+ * musterd is single-threaded in its own logic (DESIGN §1): one loop over a
+ * signalfd, the MQTT queue's eventfd, the wake listener and each runner's
+ * pipes.  All mutable state lives in struct agent, created in main.c and
+ * passed to every part.  Each fd and child process has one owner, named
+ * where it is declared.
+ */
+#ifndef MUSTER_AGENT_H
+#define MUSTER_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bus.h"
+#include "config.h"
+#include "ipc.h"
+#include "loop.h"
+#include "sign.h"
+#include "log.h"
+#include "wire.h"
+
+#define AGENT_VERSION		MUSTER_VERSION
+#define KILL_GRACE_MS		2000	/* SIGTERM -> SIGKILL */
+#define CLOCK_SKEW_MS		60000	/* DESIGN §3: +-60 s */
+#define REJECT_BURST		20	/* rejected results per window */
+#define REJECT_WINDOW_MS	10000
+#define BACKOFF_MIN_MS		500
+#define BACKOFF_MAX_MS		60000
+#define POKE_MIN_INTERVAL_MS	1000	/* wake port rate limit */
+
+/* ---- seen-set (seen.c): job ids already accepted, persisted ----------- */
+
+struct seen_entry {
+	char id[JOBID_MAX_LEN + 1];
+	uint64_t not_after;
+};
+
+struct seen_set {
+	struct seen_entry *entries;	/* owned */
+	size_t n, cap;
+	int fd;				/* append log state_dir/seen, owned */
+	char path[CONF_PATH_MAX + 16];
+};
+
+int seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms,
+    struct mu_err *err);
+bool seen_has(const struct seen_set *s, const char *id);
+int seen_add(struct seen_set *s, const char *id, uint64_t not_after, struct mu_err *err);
+void seen_prune(struct seen_set *s, uint64_t now_ms);
+void seen_close(struct seen_set *s);
+
+/* ---- spool and journal (spool.c) --------------------------------------- */
+
+/* A result waiting for its PUBACK.  File: state_dir/spool/<seq>.res holding
+ * the topic and the payload. */
+struct spooled {
+	uint64_t seq;
+	char job[JOBID_MAX_LEN + 1];
+	char *topic;		/* owned */
+	uint8_t *payload;	/* owned */
+	size_t len;
+	int token;		/* Paho token while in flight, 0 if not sent */
+	struct spooled *next;
+};
+
+struct spool {
+	char dir[CONF_PATH_MAX + 16];		/* state_dir/spool */
+	char journal[CONF_PATH_MAX + 16];	/* state_dir/running */
+	struct spooled *head, *tail;		/* in seq order, owned */
+	uint64_t next_seq;
+	size_t count;
+};
+
+int spool_open(struct spool *sp, const char *state_dir, struct mu_err *err);
+/* Durably store one result (fsync) and queue it for sending. */
+int spool_put(struct spool *sp, const char *job, const char *topic,
+    const void *payload, size_t len, struct mu_err *err);
+bool spool_has_job(const struct spool *sp, const char *job);
+/* The result with this token was acknowledged: forget it (unlink). */
+void spool_acked(struct spool *sp, int token);
+void spool_close(struct spool *sp);
+
+/* The journal of accepted, unfinished jobs: state_dir/running/<id> holds the
+ * job body, so a restart can answer each with one "interrupted" result. */
+int journal_add(struct spool *sp, const char *id, const void *body, size_t len,
+    struct mu_err *err);
+void journal_remove(struct spool *sp, const char *id);
+
+/* ---- runs (run.c) ------------------------------------------------------- */
+
+enum run_state { RUN_QUEUED, RUN_RUNNING, RUN_DONE };
+
+struct run {
+	struct job job;			/* decoded body; borrows from body */
+	uint8_t *body;			/* owned copy of the signed body */
+	size_t body_len;
+	enum run_state state;
+	pid_t pid;			/* runner (and its group), owned until reaped */
+	int in_fd, ev_fd, out_fd;	/* pipes to the runner, owned; -1 when closed */
+	size_t in_off;			/* bytes of body written to stdin */
+	struct ipc_reader events;
+	char *output;			/* captured text, owned, <= limit */
+	size_t output_len;
+	bool truncated;
+	bool have_verdict;
+	enum result_status verdict;
+	char *summary, *reason;		/* owned, from the verdict or the agent */
+	uint8_t *data;			/* owned msgpack map from the verdict */
+	size_t data_len;
+	char module_version[WIRE_MAX_VERSION + 1];
+	char module_sha256[SHA256_HEX_LEN + 1];
+	bool timed_out, cancelled, interrupted;
+	int wait_status;		/* from waitpid */
+	bool reaped;
+	uint64_t started_at;		/* wall ms */
+	uint64_t timeout_timer, kill_timer;
+	uint64_t event_seq;
+	struct run *next;
+};
+
+/* ---- the agent ---------------------------------------------------------- */
+
+struct agent {
+	struct agent_config cfg;
+	char conf_path[CONF_PATH_MAX];
+	struct loop *loop;		/* owned */
+	struct bus *bus;		/* owned */
+	struct keyring operators;	/* owned */
+	struct seen_set seen;		/* owned */
+	struct spool spool;		/* owned */
+	struct run *runs;		/* queued and running jobs, owned */
+	int nrunning;
+	int sigfd;			/* signalfd, owned */
+	int wake_fd;			/* listener, owned; -1 when off */
+	char root[NAME_MAX_LEN + 1];	/* topic root */
+	char runner_version[WIRE_MAX_VERSION + 1];
+	uint8_t *will;			/* offline/lost status, owned */
+	size_t will_len;
+	uint64_t started_at;		/* wall ms */
+	/* session */
+	bool connecting, stopping;
+	uint64_t backoff_ms, reconnect_timer, status_timer, flush_timer;
+	uint64_t last_poke;
+	/* rate limit of rejected results */
+	uint64_t reject_window_start;
+	int reject_count;
+	/* counters for the log */
+	uint64_t pokes, pokes_refused, jobs_accepted, jobs_rejected;
+	bool systemd;			/* NOTIFY_SOCKET present */
+	uint64_t watchdog_usec;
+};
+
+/* main.c */
+int agent_main(struct agent *a);
+void agent_shutdown(struct agent *a);
+
+/* session.c: MQTT connection, subscriptions, presence, publishing */
+int session_start(struct agent *a, struct mu_err *err);
+void session_poke(struct agent *a);
+void session_status_changed(struct agent *a);
+int session_publish_status(struct agent *a, bool online, const char *reason);
+/* Put a result in the spool and send it when connected. */
+int result_submit(struct agent *a, struct result *r);
+void spool_flush(struct agent *a);
+void session_stop(struct agent *a);
+
+/* intake.c: the acceptance rules and the kinds */
+void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+void result_init(struct agent *a, struct result *r, const struct job *j,
+    enum result_status st);
+void intake_interrupted(struct agent *a);
+
+/* run.c: runner processes */
+int run_submit(struct agent *a, struct run *r);
+void run_cancel(struct agent *a, struct run *r);
+void run_reap(struct agent *a);
+struct run *run_find(struct agent *a, const char *id);
+void run_interrupt_all(struct agent *a);
+
+/* modsrc.c: where a module comes from */
+struct module_file {
+	int memfd;			/* sealed copy, owned by the caller */
+	char sha256[SHA256_HEX_LEN + 1];
+	uint64_t size;
+};
+int modsrc_open(struct agent *a, const struct job *j, struct module_file *out,
+    struct mu_err *err);
+
+/* wake.c: the wake port */
+int wake_open(struct agent *a, struct mu_err *err);
+void wake_close(struct agent *a);
+
+#endif

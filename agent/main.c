@@ -1,0 +1,296 @@
+/*
+ * main.c - musterd: options, start-up, the signal handling and the loop.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#define PRUNE_INTERVAL_MS	(10 * 60 * 1000)
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: musterd [-c FILE] [--foreground] [--check-config] [--version]\n"
+	    "  -c, --config FILE   configuration (default " AGENT_CONF_DEFAULT ")\n"
+	    "  -f, --foreground    do not detach (the default under systemd)\n"
+	    "      --check-config  parse the configuration, report the first error, exit\n"
+	    "  -V, --version       print the version and exit\n");
+	exit(2);
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static void
+reload(struct agent *a)
+{
+	struct agent_config fresh;
+	struct mu_err err;
+
+	config_agent_defaults(&fresh);
+	if (config_agent_load(&fresh, a->conf_path, &err) != MU_OK) {
+		log_err("reload: %s (keeping the running configuration)", err.msg);
+		return;
+	}
+	if (keyring_load_dir(&a->operators, fresh.operators, &err) != MU_OK) {
+		log_err("reload: %s (keeping the old operator keys)", err.msg);
+		return;
+	}
+	snprintf(a->cfg.operators, sizeof(a->cfg.operators), "%s", fresh.operators);
+	a->cfg.log_level = fresh.log_level;
+	log_set_level(fresh.log_level);
+	log_notice("reloaded: %zu operator keys, log level %d", a->operators.nkeys,
+	    fresh.log_level);
+}
+
+static void
+on_signal(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			run_reap(a);
+			break;
+		case SIGHUP:
+			reload(a);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_notice("signal %u: stopping", si.ssi_signo);
+			loop_stop(l);
+			break;
+		}
+	}
+}
+
+static int
+signals_open(struct agent *a, struct mu_err *err)
+{
+	sigset_t set;
+
+	/* Blocked before Paho starts its threads, so they inherit the mask and
+	 * every signal arrives through the signalfd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return mu_errf(err, MU_EIO, "sigprocmask: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a->sigfd == -1)
+		return mu_errf(err, MU_EIO, "signalfd: %s", strerror(errno));
+	loop_add_fd(a->loop, a->sigfd, POLLIN, on_signal, a);
+	return MU_OK;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void
+prune_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)id;
+	seen_prune(&a->seen, now_wall_ms());
+	loop_add_timer(l, PRUNE_INTERVAL_MS, prune_fired, a);
+}
+
+static void
+watchdog_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)id;
+	sd_notify(0, "WATCHDOG=1");
+	loop_add_timer(l, a->watchdog_usec / 2000, watchdog_fired, a);
+}
+
+/* ---- start-up --------------------------------------------------------- */
+
+/* Ask the runner its version, before any thread exists. */
+static void
+probe_runner(struct agent *a)
+{
+	char buf[128] = "", *v;
+	int p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(a->runner_version, sizeof(a->runner_version), "unknown");
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return;
+	if ((pid = fork()) == 0) {
+		char *argv[] = { a->cfg.runner, "--version", NULL }, *envp[] = { NULL };
+
+		dup2(p[1], 1);
+		execve(a->cfg.runner, argv, envp);
+		_exit(127);
+	}
+	close(p[1]);
+	n = pid > 0 ? read(p[0], buf, sizeof(buf) - 1) : -1;
+	close(p[0]);
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	v = strrchr(buf, ' ');
+	if (v && version_valid(v + 1))
+		snprintf(a->runner_version, sizeof(a->runner_version), "%s", v + 1);
+	else
+		log_warnx("runner %s did not tell its version", a->cfg.runner);
+}
+
+static int
+agent_open(struct agent *a, struct mu_err *err)
+{
+	int rc;
+
+	a->started_at = now_wall_ms();
+	a->wake_fd = a->sigfd = -1;
+	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
+	if ((a->loop = loop_new()) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	if ((rc = signals_open(a, err)) != MU_OK)
+		return rc;
+	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, err)) != MU_OK)
+		return rc;
+	if (a->operators.nkeys == 0)
+		log_warnx("no operator keys in %s: every job will be refused", a->cfg.operators);
+	if ((rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK ||
+	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
+		return rc;
+	probe_runner(a);
+	intake_interrupted(a);
+	if ((rc = wake_open(a, err)) != MU_OK)
+		return rc;
+	return session_start(a, err);
+}
+
+int
+agent_main(struct agent *a)
+{
+	struct mu_err err;
+
+	if (agent_open(a, &err) != MU_OK) {
+		log_err("%s", err.msg);
+		agent_shutdown(a);
+		return 1;
+	}
+	log_notice("musterd %s started as host %s (%zu operator keys, %d groups)",
+	    AGENT_VERSION, a->cfg.host, a->operators.nkeys, a->cfg.ngroups);
+	loop_add_timer(a->loop, PRUNE_INTERVAL_MS, prune_fired, a);
+	if (sd_watchdog_enabled(0, &a->watchdog_usec) > 0 && a->watchdog_usec >= 2000)
+		loop_add_timer(a->loop, a->watchdog_usec / 2000, watchdog_fired, a);
+	sd_notify(0, "READY=1");
+	if (loop_run(a->loop) != 0)
+		log_err("event loop failed: %s", strerror(errno));
+	sd_notify(0, "STOPPING=1");
+	agent_shutdown(a);
+	return 0;
+}
+
+void
+agent_shutdown(struct agent *a)
+{
+	a->stopping = true;
+	if (a->loop)
+		run_interrupt_all(a);
+	session_stop(a);
+	wake_close(a);
+	spool_close(&a->spool);
+	seen_close(&a->seen);
+	keyring_free(&a->operators);
+	if (a->sigfd != -1)
+		close(a->sigfd);
+	free(a->will);
+	loop_free(a->loop);
+	a->loop = NULL;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static int
+check_config(const char *path)
+{
+	struct agent_config c;
+	struct mu_err err;
+
+	config_agent_defaults(&c);
+	if (config_agent_load(&c, path, &err) != MU_OK) {
+		fprintf(stderr, "musterd: %s\n", err.msg);
+		return 1;
+	}
+	printf("musterd: %s: ok (host %s)\n", path, c.host);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct agent agent;	/* the one agent of this process */
+	struct mu_err err;
+	bool foreground = false, check = false;
+	int c;
+
+	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", AGENT_CONF_DEFAULT);
+	while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", optarg);
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'V':
+			printf("musterd %s\n", AGENT_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (check)
+		return check_config(agent.conf_path);
+	config_agent_defaults(&agent.cfg);
+	if (config_agent_load(&agent.cfg, agent.conf_path, &err) != MU_OK) {
+		fprintf(stderr, "musterd: %s\n", err.msg);
+		return 1;
+	}
+	log_init("musterd", agent.cfg.log_level);
+	/* Under systemd (or when asked) stay attached; otherwise detach the
+	 * traditional way, keeping stderr for the log. */
+	if (!foreground && getenv("INVOCATION_ID") == NULL && daemon(0, 1) == -1)
+		fatal("daemon");
+	return agent_main(&agent);
+}

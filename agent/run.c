@@ -1,0 +1,683 @@
+/*
+ * run.c - one muster-runner process per job.
+ *
+ * The agent is multi-threaded (Paho), so between fork() and execve() the
+ * child makes only async-signal-safe calls (DESIGN §9); argv, envp and
+ * rlimits are prepared before fork().  The runner gets its own process
+ * group, so timeout and cancel can kill everything it started: SIGTERM,
+ * a grace period, then SIGKILL.  Children are reaped through the signalfd
+ * (main.c calls run_reap()).
+ *
+ * Ownership: a struct run owns its pipes and, until reaped, its pid.  The
+ * module memfd is owned only between modsrc_open() and fork().
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHILD_FD_MIN	5	/* child-side fds live above 0..4 before dup2 */
+
+struct spawn {
+	char *argv[4];
+	char *envp[3];
+	char limit_arg[24];
+	struct rlimit as, cpu, nofile, core;
+	pid_t parent;
+	int in_r, out_w, ev_w, memfd;
+};
+
+static void run_finish(struct agent *a, struct run *r);
+static void run_schedule(struct agent *a);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void
+fd_close(int *fd)
+{
+	if (*fd != -1)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Move fd above the numbers the child dup2()s onto, so no dup2 clobbers
+ * a source it still needs. */
+static int
+fd_high(int *fd)
+{
+	int n;
+
+	if (*fd >= CHILD_FD_MIN)
+		return 0;
+	if ((n = fcntl(*fd, F_DUPFD_CLOEXEC, CHILD_FD_MIN)) == -1)
+		return -1;
+	close(*fd);
+	*fd = n;
+	return 0;
+}
+
+static uint64_t
+output_limit(const struct agent *a)
+{
+	return a->cfg.output < WIRE_MAX_STR ? a->cfg.output : WIRE_MAX_STR;
+}
+
+static void
+output_append(struct agent *a, struct run *r, const char *p, size_t len)
+{
+	size_t room, limit = output_limit(a);
+	char *n;
+
+	if (r->output_len >= limit) {
+		r->truncated = r->truncated || len > 0;
+		return;
+	}
+	room = limit - r->output_len;
+	if (len > room) {
+		len = room;
+		r->truncated = true;
+	}
+	if ((n = realloc(r->output, r->output_len + len + 1)) == NULL) {
+		r->truncated = true;
+		return;
+	}
+	r->output = n;
+	memcpy(r->output + r->output_len, p, len);
+	r->output_len += len;
+	r->output[r->output_len] = '\0';
+}
+
+static void
+stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *text,
+    size_t tlen, int pct)
+{
+	struct event e = { .event = kind, .at = now_wall_ms() };
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+
+	if (!r->job.stream || !bus_connected(a->bus))
+		return;
+	snprintf(e.job, sizeof(e.job), "%s", r->job.id);
+	snprintf(e.host, sizeof(e.host), "%s", a->cfg.host);
+	e.seq = ++r->event_seq;
+	if (text)
+		e.text = (struct wire_str){ text, tlen };
+	if (pct >= 0)
+		e.has_pct = true, e.pct = (uint8_t)pct;
+	if (topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT_EVENTS, r->job.id,
+	    a->cfg.host) != MU_OK)
+		return;
+	msgpack_sbuffer_init(&sb);
+	if (event_encode(&e, &sb, NULL) == MU_OK)
+		bus_publish(a->bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Stop the runner's whole process group: TERM now, KILL after the grace. */
+static void
+kill_timer_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct run *r = arg;
+
+	(void)l, (void)id;
+	r->kill_timer = 0;
+	if (r->pid > 0)
+		kill(-r->pid, SIGKILL);
+}
+
+static void
+run_terminate(struct agent *a, struct run *r)
+{
+	if (r->pid <= 0 || r->kill_timer)
+		return;
+	kill(-r->pid, SIGTERM);
+	r->kill_timer = loop_add_timer(a->loop, KILL_GRACE_MS, kill_timer_fired, r);
+}
+
+/* ---- events from the runner ------------------------------------------ */
+
+static void
+run_take_verdict(struct run *r, const struct ipc_event *e)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	r->have_verdict = true;
+	r->verdict = e->status;
+	r->truncated = r->truncated || e->truncated;
+	free(r->summary);
+	free(r->reason);
+	r->summary = e->summary.ptr ? strndup(e->summary.ptr, e->summary.len) : NULL;
+	r->reason = e->reason.ptr ? strndup(e->reason.ptr, e->reason.len) : NULL;
+	snprintf(r->module_version, sizeof(r->module_version), "%s", e->module_version);
+	free(r->data);
+	r->data = NULL;
+	if (e->data) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *e->data);
+		r->data = (uint8_t *)sb.data;	/* hand the buffer over */
+		r->data_len = sb.size;
+	}
+}
+
+static int
+run_handle_frame(struct agent *a, struct run *r, const uint8_t *f, size_t len,
+    struct mu_err *err)
+{
+	struct ipc_event e;
+	int rc;
+
+	if ((rc = ipc_event_decode(f, len, &e, err)) != MU_OK)
+		return rc;
+	switch (e.type) {
+	case IPC_OUT:
+		output_append(a, r, e.text.ptr, e.text.len);
+		output_append(a, r, "\n", 1);
+		stream_event(a, r, EV_OUTPUT, e.text.ptr, e.text.len, -1);
+		break;
+	case IPC_PROGRESS:
+		stream_event(a, r, EV_PROGRESS, NULL, 0, e.pct);
+		break;
+	case IPC_VERDICT:
+		run_take_verdict(r, &e);
+		break;
+	}
+	wire_doc_free(&e.doc);
+	return MU_OK;
+}
+
+/* Read what the pipe has now.  Returns false at EOF or on a violation. */
+static bool
+run_read_events(struct agent *a, struct run *r)
+{
+	const uint8_t *frame;
+	struct mu_err err;
+	uint8_t buf[16384];
+	size_t flen;
+	ssize_t n;
+
+	for (;;) {
+		n = read(r->ev_fd, buf, sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return true;
+		if (n <= 0)
+			return false;
+		if (ipc_reader_feed(&r->events, buf, (size_t)n, &err) != MU_OK)
+			goto violation;
+		while (ipc_reader_next(&r->events, &frame, &flen) == MU_OK)
+			if (run_handle_frame(a, r, frame, flen, &err) != MU_OK)
+				goto violation;
+	}
+violation:
+	/* A module wrote garbage to fd 3: the run is over, and says why. */
+	log_warnx("job %s: bad event from the runner: %s", r->job.id, err.msg);
+	if (!r->reason)
+		r->reason = strdup("the runner broke the event protocol");
+	r->have_verdict = false;
+	run_terminate(a, r);
+	return false;
+}
+
+static bool
+run_read_output(struct agent *a, struct run *r)
+{
+	char buf[16384];
+	ssize_t n;
+
+	for (;;) {
+		n = read(r->out_fd, buf, sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return true;
+		if (n <= 0)
+			return false;
+		output_append(a, r, buf, (size_t)n);
+	}
+}
+
+static void
+on_events(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct run *r;
+
+	(void)revents;
+	for (r = a->runs; r && r->ev_fd != fd; r = r->next)
+		;
+	if (r && !run_read_events(a, r)) {
+		loop_del_fd(l, fd);
+		fd_close(&r->ev_fd);
+	}
+}
+
+static void
+on_output(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct run *r;
+
+	(void)revents;
+	for (r = a->runs; r && r->out_fd != fd; r = r->next)
+		;
+	if (r && !run_read_output(a, r)) {
+		loop_del_fd(l, fd);
+		fd_close(&r->out_fd);
+	}
+}
+
+/* Feed the job body to the runner's stdin without blocking the loop. */
+static void
+on_stdin(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct run *r;
+	ssize_t n;
+
+	(void)revents;
+	for (r = a->runs; r && r->in_fd != fd; r = r->next)
+		;
+	if (r == NULL)
+		return;
+	while (r->in_off < r->body_len) {
+		n = write(fd, r->body + r->in_off, r->body_len - r->in_off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n <= 0)
+			break;
+		r->in_off += (size_t)n;
+	}
+	loop_del_fd(l, fd);
+	fd_close(&r->in_fd);
+}
+
+/* ---- starting --------------------------------------------------------- */
+
+static void
+spawn_prepare(struct agent *a, struct spawn *s)
+{
+	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
+
+	snprintf(s->limit_arg, sizeof(s->limit_arg), "%" PRIu64, output_limit(a));
+	s->argv[0] = a->cfg.runner;
+	s->argv[1] = "--output-limit";
+	s->argv[2] = s->limit_arg;
+	s->argv[3] = NULL;
+	s->envp[0] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	s->envp[1] = "LANG=C";
+	s->envp[2] = NULL;
+	s->as = (struct rlimit){ a->cfg.memory, a->cfg.memory };
+	s->cpu = (struct rlimit){ cpu_s, cpu_s + 1 };
+	s->nofile = (struct rlimit){ 256, 256 };
+	s->core = (struct rlimit){ 0, 0 };
+	s->parent = getpid();
+}
+
+/* The child: async-signal-safe calls only, then exec. */
+static void __attribute__((noreturn))
+spawn_child(const struct spawn *s)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != s->parent)
+		_exit(127);	/* the agent died before PDEATHSIG was armed */
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+	setrlimit(RLIMIT_AS, &s->as);
+	setrlimit(RLIMIT_CPU, &s->cpu);
+	setrlimit(RLIMIT_NOFILE, &s->nofile);
+	setrlimit(RLIMIT_CORE, &s->core);
+	if (dup2(s->in_r, 0) == -1 || dup2(s->out_w, 1) == -1 || dup2(s->out_w, 2) == -1 ||
+	    dup2(s->ev_w, 3) == -1 || dup2(s->memfd, 4) == -1)
+		_exit(127);
+	/* Paho's sockets are not close-on-exec (DESIGN §9). */
+	close_range(CHILD_FD_MIN, ~0U, 0);
+	execve(s->argv[0], s->argv, s->envp);
+	_exit(127);
+}
+
+static int
+pipes_open(struct run *r, struct spawn *s, struct mu_err *err)
+{
+	int in[2], out[2], ev[2];
+
+	if (pipe2(in, O_CLOEXEC) == -1)
+		return mu_errf(err, MU_EIO, "pipe: %s", strerror(errno));
+	if (pipe2(out, O_CLOEXEC) == -1) {
+		close(in[0]), close(in[1]);
+		return mu_errf(err, MU_EIO, "pipe: %s", strerror(errno));
+	}
+	if (pipe2(ev, O_CLOEXEC) == -1) {
+		close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+		return mu_errf(err, MU_EIO, "pipe: %s", strerror(errno));
+	}
+	s->in_r = in[0], r->in_fd = in[1];
+	r->out_fd = out[0], s->out_w = out[1];
+	r->ev_fd = ev[0], s->ev_w = ev[1];
+	if (fd_high(&s->in_r) || fd_high(&s->out_w) || fd_high(&s->ev_w) ||
+	    fd_high(&s->memfd))
+		return mu_errf(err, MU_EIO, "fcntl: %s", strerror(errno));
+	fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(r->ev_fd, F_SETFL, O_NONBLOCK);
+	return MU_OK;
+}
+
+static void
+spawn_close_child_ends(struct spawn *s)
+{
+	fd_close(&s->in_r);
+	fd_close(&s->out_w);
+	fd_close(&s->ev_w);
+	fd_close(&s->memfd);
+}
+
+static void
+timeout_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct run *r = arg;
+
+	(void)l, (void)id;
+	r->timeout_timer = 0;
+	r->timed_out = true;
+	log_notice("job %s: timed out", r->job.id);
+	if (r->pid > 0) {
+		kill(-r->pid, SIGTERM);
+		if (!r->kill_timer)
+			r->kill_timer = loop_add_timer(l, KILL_GRACE_MS, kill_timer_fired, r);
+	}
+}
+
+static int
+run_spawn(struct agent *a, struct run *r, struct mu_err *err)
+{
+	struct module_file mod;
+	struct spawn s = { .in_r = -1, .out_w = -1, .ev_w = -1, .memfd = -1 };
+	uint64_t timeout;
+	int rc;
+
+	if ((rc = modsrc_open(a, &r->job, &mod, err)) != MU_OK)
+		return rc;
+	snprintf(r->module_sha256, sizeof(r->module_sha256), "%s", mod.sha256);
+	s.memfd = mod.memfd;
+	spawn_prepare(a, &s);
+	if ((rc = pipes_open(r, &s, err)) != MU_OK) {
+		spawn_close_child_ends(&s);
+		return rc;
+	}
+	r->pid = fork();
+	if (r->pid == 0)
+		spawn_child(&s);
+	spawn_close_child_ends(&s);
+	if (r->pid == -1)
+		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
+	setpgid(r->pid, r->pid);	/* both sides, so kill(-pid) works at once */
+	loop_add_fd(a->loop, r->in_fd, POLLOUT, on_stdin, a);
+	loop_add_fd(a->loop, r->ev_fd, POLLIN, on_events, a);
+	loop_add_fd(a->loop, r->out_fd, POLLIN, on_output, a);
+	timeout = r->job.timeout_ms ? r->job.timeout_ms : a->cfg.timeout_ms;
+	r->timeout_timer = loop_add_timer(a->loop, timeout, timeout_fired, r);
+	return MU_OK;
+}
+
+static void
+run_start(struct agent *a, struct run *r)
+{
+	struct mu_err err;
+
+	r->state = RUN_RUNNING;
+	r->started_at = now_wall_ms();
+	a->nrunning++;
+	stream_event(a, r, EV_STARTED, NULL, 0, -1);
+	if (run_spawn(a, r, &err) != MU_OK) {
+		log_warnx("job %s: %s", r->job.id, err.msg);
+		r->have_verdict = true;
+		r->verdict = RS_ERROR;
+		r->reason = strdup(err.msg);
+		r->reaped = true;
+		run_finish(a, r);
+		return;
+	}
+	log_info("job %s: running module %s (pid %d)", r->job.id, r->job.module, (int)r->pid);
+	session_status_changed(a);
+}
+
+static void
+run_schedule(struct agent *a)
+{
+	struct run *r;
+
+	if (a->stopping)
+		return;
+	for (r = a->runs; r && a->nrunning < a->cfg.max_jobs; r = r->next)
+		if (r->state == RUN_QUEUED) {
+			run_start(a, r);
+			/* run_start may have finished r and changed the list. */
+			run_schedule(a);
+			return;
+		}
+}
+
+int
+run_submit(struct agent *a, struct run *r)
+{
+	struct run **p;
+
+	r->state = RUN_QUEUED;
+	r->pid = -1;
+	r->in_fd = r->ev_fd = r->out_fd = -1;
+	for (p = &a->runs; *p; p = &(*p)->next)
+		;
+	*p = r;
+	stream_event(a, r, EV_ACCEPTED, NULL, 0, -1);
+	run_schedule(a);
+	return MU_OK;
+}
+
+/* ---- finishing -------------------------------------------------------- */
+
+static void
+run_free(struct run *r)
+{
+	wire_doc_free(&r->job.doc);
+	ipc_reader_free(&r->events);
+	free(r->body);
+	free(r->output);
+	free(r->summary);
+	free(r->reason);
+	free(r->data);
+	free(r);
+}
+
+static void
+run_unlink(struct agent *a, struct run *r)
+{
+	struct run **p;
+
+	for (p = &a->runs; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			return;
+		}
+}
+
+static void
+result_outcome(struct run *r, struct result *res, char *why, size_t whylen)
+{
+	int st = r->wait_status;
+
+	if (r->interrupted) {
+		res->status = RS_INTERRUPTED;
+		snprintf(why, whylen, "the agent stopped while the job ran");
+	}
+	else if (r->cancelled)
+		res->status = RS_CANCELLED;
+	else if (r->timed_out)
+		res->status = RS_TIMEOUT;
+	else if (r->have_verdict)
+		res->status = r->verdict;
+	else {
+		res->status = RS_CRASHED;
+		if (WIFSIGNALED(st))
+			snprintf(why, whylen, "runner killed by signal %d (%s)", WTERMSIG(st),
+			    strsignal(WTERMSIG(st)));
+		else
+			snprintf(why, whylen, "runner exited with code %d without a verdict",
+			    WEXITSTATUS(st));
+	}
+	if (r->pid > 0 && WIFSIGNALED(st))
+		res->has_signal = true, res->signal = WTERMSIG(st);
+	else if (r->pid > 0 && WIFEXITED(st))
+		res->has_exit_code = true, res->exit_code = WEXITSTATUS(st);
+}
+
+static void
+run_close_pipes(struct agent *a, struct run *r)
+{
+	int *fds[] = { &r->in_fd, &r->ev_fd, &r->out_fd };
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if (*fds[i] != -1) {
+			loop_del_fd(a->loop, *fds[i]);
+			fd_close(fds[i]);
+		}
+}
+
+static void
+run_finish(struct agent *a, struct run *r)
+{
+	msgpack_unpacked data;
+	struct result res;
+	char why[128] = "";
+
+	result_init(a, &res, &r->job, RS_ERROR);
+	res.started_at = r->started_at ? r->started_at : res.finished_at;
+	result_outcome(r, &res, why, sizeof(why));
+	if (r->reason || why[0])
+		res.reason = r->reason ? (struct wire_str){ r->reason, strlen(r->reason) } :
+		    (struct wire_str){ why, strlen(why) };
+	if (r->summary)
+		res.summary = (struct wire_str){ r->summary, strlen(r->summary) };
+	if (r->output_len)
+		res.output = (struct wire_str){ r->output, r->output_len };
+	res.truncated = r->truncated;
+	snprintf(res.module_version, sizeof(res.module_version), "%s", r->module_version);
+	snprintf(res.module_sha256, sizeof(res.module_sha256), "%s", r->module_sha256);
+	msgpack_unpacked_init(&data);
+	if (r->data && msgpack_unpack_next(&data, (const char *)r->data, r->data_len, NULL) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		res.data = &data.data;
+	log_info("job %s: %s%s%s", r->job.id, result_status_name(res.status),
+	    res.reason.ptr ? ": " : "", res.reason.ptr ? res.reason.ptr : "");
+	result_submit(a, &res);
+	msgpack_unpacked_destroy(&data);
+	journal_remove(&a->spool, r->job.id);
+	if (r->state == RUN_RUNNING)
+		a->nrunning--;
+	r->state = RUN_DONE;
+	if (r->timeout_timer)
+		loop_del_timer(a->loop, r->timeout_timer);
+	if (r->kill_timer)
+		loop_del_timer(a->loop, r->kill_timer);
+	run_close_pipes(a, r);
+	run_unlink(a, r);
+	run_free(r);
+	session_status_changed(a);
+	run_schedule(a);
+}
+
+/* The runner exited: clean up its group, drain its pipes, report. */
+static void
+run_exited(struct agent *a, struct run *r, int status)
+{
+	r->wait_status = status;
+	r->reaped = true;
+	/* Anything the module left behind in the group goes with it. */
+	kill(-r->pid, SIGKILL);
+	if (r->ev_fd != -1)
+		run_read_events(a, r);
+	if (r->out_fd != -1)
+		run_read_output(a, r);
+	run_finish(a, r);
+}
+
+void
+run_reap(struct agent *a)
+{
+	struct run *r;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (r = a->runs; r && r->pid != pid; r = r->next)
+			;
+		if (r)
+			run_exited(a, r, status);
+	}
+}
+
+struct run *
+run_find(struct agent *a, const char *id)
+{
+	struct run *r;
+
+	for (r = a->runs; r; r = r->next)
+		if (strcmp(r->job.id, id) == 0)
+			return r;
+	return NULL;
+}
+
+void
+run_cancel(struct agent *a, struct run *r)
+{
+	r->cancelled = true;
+	if (r->state == RUN_QUEUED) {
+		r->reaped = true;
+		run_finish(a, r);
+		return;
+	}
+	run_terminate(a, r);
+}
+
+/* On shutdown: stop every runner and answer its job now, so the results go
+ * out before the goodbye.  (After a crash the journal does the same on the
+ * next start.) */
+void
+run_interrupt_all(struct agent *a)
+{
+	int status;
+
+	while (a->runs) {
+		struct run *r = a->runs;
+
+		r->interrupted = true;
+		if (r->pid > 0 && !r->reaped) {
+			kill(-r->pid, SIGKILL);
+			if (waitpid(r->pid, &status, 0) == r->pid)
+				r->wait_status = status;
+			r->reaped = true;
+		}
+		run_finish(a, r);
+	}
+}

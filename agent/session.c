@@ -1,0 +1,377 @@
+/*
+ * session.c - the agent's one MQTT session: connecting with capped
+ * exponential back-off plus jitter, subscriptions, presence, and the
+ * sending side of the result spool.
+ */
+#include "agent.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define FLUSH_INTERVAL_MS	5000
+#define STATUS_COALESCE_MS	200
+#define MAX_IN_FLIGHT		64
+
+static void session_connect(struct agent *a);
+
+static uint64_t
+jitter(uint64_t max)
+{
+	uint64_t r = 0;
+
+	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		return 0;
+	return r % max;
+}
+
+static void
+reconnect_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->reconnect_timer = 0;
+	session_connect(a);
+}
+
+static void
+schedule_reconnect(struct agent *a)
+{
+	uint64_t delay;
+
+	if (a->stopping || a->reconnect_timer)
+		return;
+	/* Jitter spreads a fleet's reconnects after a broker restart. */
+	delay = a->backoff_ms + jitter(a->backoff_ms / 2 + 1);
+	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+	a->reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);
+	log_info("reconnecting in %.1f s", delay / 1000.0);
+}
+
+static void
+session_connect(struct agent *a)
+{
+	struct mu_err err;
+
+	if (a->connecting || a->stopping || bus_connected(a->bus))
+		return;
+	if (bus_connect(a->bus, &err) != MU_OK) {
+		log_warnx("%s", err.msg);
+		schedule_reconnect(a);
+		return;
+	}
+	a->connecting = true;
+}
+
+/* ---- presence --------------------------------------------------------- */
+
+static int
+status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuffer *sb)
+{
+	struct status s;
+	int i;
+
+	memset(&s, 0, sizeof(s));
+	snprintf(s.host, sizeof(s.host), "%s", a->cfg.host);
+	s.online = online;
+	if (reason)
+		s.reason = (struct wire_str){ reason, strlen(reason) };
+	snprintf(s.version, sizeof(s.version), "%s", AGENT_VERSION);
+	snprintf(s.channel, sizeof(s.channel), "%s", a->cfg.channel);
+	for (i = 0; i < a->cfg.ngroups && i < WIRE_MAX_GROUPS; i++)
+		snprintf(s.groups[i], sizeof(s.groups[i]), "%s", a->cfg.groups[i]);
+	s.ngroups = (size_t)i;
+	s.started_at = a->started_at;
+	s.at = now_wall_ms();
+	s.running = (uint32_t)a->nrunning;
+	return status_encode(&s, sb, NULL);
+}
+
+int
+session_publish_status(struct agent *a, bool online, const char *reason)
+{
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+	int rc, token = 0;
+
+	if (!bus_connected(a->bus))
+		return MU_EIO;
+	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_HOST_STATUS, a->cfg.host, NULL);
+	msgpack_sbuffer_init(&sb);
+	if (!rc)
+		rc = status_encode_now(a, online, reason, &sb);
+	if (!rc)
+		rc = bus_publish(a->bus, topic, sb.data, sb.size, 1, true, 0, &token, NULL);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static void
+status_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->status_timer = 0;
+	session_publish_status(a, true, NULL);
+}
+
+void
+session_status_changed(struct agent *a)
+{
+	if (!a->status_timer && !a->stopping)
+		a->status_timer = loop_add_timer(a->loop, STATUS_COALESCE_MS, status_fired, a);
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+static void
+flush_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->flush_timer = 0;
+	spool_flush(a);
+}
+
+/*
+ * Send every spooled result that Paho does not already hold.  After a
+ * reconnect Paho may still be retrying some (session present), so a token
+ * it still reports pending is left alone; anything else is sent again.
+ */
+void
+spool_flush(struct agent *a)
+{
+	struct spooled *s;
+	struct mu_err err;
+	int inflight = 0;
+
+	if (bus_connected(a->bus)) {
+		for (s = a->spool.head; s && inflight < MAX_IN_FLIGHT; s = s->next, inflight++) {
+			if (s->token && bus_token_pending(a->bus, s->token))
+				continue;
+			if (bus_publish(a->bus, s->topic, s->payload, s->len, 1, false, 0,
+			    &s->token, &err) != MU_OK) {
+				log_warnx("result for job %s: %s", s->job, err.msg);
+				s->token = 0;
+				break;
+			}
+		}
+	}
+	if (a->spool.count && !a->flush_timer && !a->stopping)
+		a->flush_timer = loop_add_timer(a->loop, FLUSH_INTERVAL_MS, flush_fired, a);
+}
+
+int
+result_submit(struct agent *a, struct result *r)
+{
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+	struct mu_err err;
+	int rc;
+
+	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT, r->job, a->cfg.host);
+	msgpack_sbuffer_init(&sb);
+	if (!rc)
+		rc = result_encode(r, &sb, &err);
+	else
+		mu_errf(&err, rc, "cannot build the result topic for job %s", r->job);
+	if (!rc && (rc = spool_put(&a->spool, r->job, topic, sb.data, sb.size, &err)) != MU_OK) {
+		/* Without a spool, at least try to say it once. */
+		if (bus_connected(a->bus))
+			bus_publish(a->bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		log_err("result for job %s: %s", r->job, err.msg);
+		return rc;
+	}
+	spool_flush(a);
+	return MU_OK;
+}
+
+/* ---- bus events ------------------------------------------------------- */
+
+static void
+subscribe_jobs(struct agent *a)
+{
+	char topics[CONF_MAX_GROUPS + 2][TOPIC_MAX];
+	char *ptrs[CONF_MAX_GROUPS + 2];
+	struct mu_err err;
+	int i, n = 0;
+
+	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_HOST_JOBS, a->cfg.host, NULL) == MU_OK)
+		n++;
+	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_ALL_JOBS, NULL, NULL) == MU_OK)
+		n++;
+	for (i = 0; i < a->cfg.ngroups; i++)
+		if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_GROUP_JOBS,
+		    a->cfg.groups[i], NULL) == MU_OK)
+			n++;
+	for (i = 0; i < n; i++)
+		ptrs[i] = topics[i];
+	if (bus_subscribe(a->bus, ptrs, n, 1, &err) != MU_OK)
+		log_warnx("%s", err.msg);
+}
+
+static void
+on_connected(struct agent *a, const struct bus_event *ev)
+{
+	a->connecting = false;
+	a->backoff_ms = BACKOFF_MIN_MS;
+	bus_tune_sockets();
+	log_notice("connected to the broker (session %s)",
+	    ev->session_present ? "resumed" : "new");
+	/* Re-subscribing is harmless when the session was kept, and needed
+	 * when it was not. */
+	subscribe_jobs(a);
+	session_publish_status(a, true, NULL);
+	spool_flush(a);
+}
+
+static void
+on_disconnected(struct agent *a, const struct bus_event *ev)
+{
+	a->connecting = false;
+	log_warnx("%s: %s", ev->type == BUS_LOST ? "connection lost" : "connect failed",
+	    ev->reason);
+	schedule_reconnect(a);
+}
+
+static void
+on_bus_event(struct agent *a, struct bus_event *ev)
+{
+	struct spooled *s;
+
+	switch (ev->type) {
+	case BUS_CONNECTED:
+		on_connected(a, ev);
+		break;
+	case BUS_CONNECT_FAILED:
+	case BUS_LOST:
+		on_disconnected(a, ev);
+		break;
+	case BUS_MESSAGE:
+		if (!ev->retained)
+			intake_message(a, ev->topic, ev->payload, ev->len);
+		break;
+	case BUS_PUBLISHED:
+		spool_acked(&a->spool, ev->token);
+		break;
+	case BUS_PUBLISH_FAILED:
+		for (s = a->spool.head; s; s = s->next)
+			if (s->token == ev->token)
+				s->token = 0;
+		break;
+	case BUS_SUBSCRIBED:
+		break;
+	case BUS_SUBSCRIBE_FAILED:
+		log_warnx("subscription refused by the broker");
+		break;
+	}
+}
+
+static void
+on_bus_fd(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct bus_event *ev;
+
+	(void)l, (void)fd, (void)revents;
+	while ((ev = bus_next(a->bus)) != NULL) {
+		on_bus_event(a, ev);
+		bus_event_free(ev);
+	}
+}
+
+/* ---- start, poke, stop ------------------------------------------------ */
+
+int
+session_start(struct agent *a, struct mu_err *err)
+{
+	struct bus_opts o = { 0 };
+	char will_topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	rc = topic_build(will_topic, sizeof(will_topic), a->root, TOPIC_HOST_STATUS,
+	    a->cfg.host, NULL);
+	/* The will is encoded before any connection: the broker publishes it
+	 * for us when the session dies without a goodbye. */
+	if (!rc)
+		rc = status_encode_now(a, false, "lost", &sb);
+	if (rc) {
+		msgpack_sbuffer_destroy(&sb);
+		return mu_errf(err, MU_EINVAL, "cannot build the status message");
+	}
+	a->will = (uint8_t *)sb.data;
+	a->will_len = sb.size;
+	o.broker = &a->cfg.broker;
+	o.client_id = a->cfg.host;
+	o.clean_start = false;
+	o.session_expiry_s = a->cfg.max_ttl_ms / 1000 > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)(a->cfg.max_ttl_ms / 1000);
+	o.will_topic = will_topic;
+	o.will_payload = a->will;
+	o.will_len = a->will_len;
+	if ((rc = bus_new(&a->bus, &o, err)) != MU_OK)
+		return rc;
+	loop_add_fd(a->loop, bus_fd(a->bus), POLLIN, on_bus_fd, a);
+	a->backoff_ms = BACKOFF_MIN_MS;
+	session_connect(a);
+	return MU_OK;
+}
+
+/*
+ * A trusted poke from the wake port: reconnect now if we are down;
+ * otherwise prove the session is alive with a status publish.
+ */
+void
+session_poke(struct agent *a)
+{
+	if (bus_connected(a->bus)) {
+		session_publish_status(a, true, NULL);
+		return;
+	}
+	if (a->reconnect_timer) {
+		loop_del_timer(a->loop, a->reconnect_timer);
+		a->reconnect_timer = 0;
+	}
+	a->backoff_ms = BACKOFF_MIN_MS;
+	log_info("poked: reconnecting now");
+	session_connect(a);
+}
+
+void
+session_stop(struct agent *a)
+{
+	uint64_t deadline;
+	struct bus_event *ev;
+
+	a->stopping = true;
+	if (a->bus == NULL)
+		return;
+	if (bus_connected(a->bus)) {
+		session_publish_status(a, false, "shutdown");
+		/* Give the goodbye and pending acknowledgements a moment. */
+		deadline = now_mono_ms() + 1000;
+		while (now_mono_ms() < deadline && a->spool.count) {
+			while ((ev = bus_next(a->bus)) != NULL) {
+				if (ev->type == BUS_PUBLISHED)
+					spool_acked(&a->spool, ev->token);
+				bus_event_free(ev);
+			}
+			usleep(10000);
+		}
+		bus_disconnect(a->bus, 1000);
+	}
+	loop_del_fd(a->loop, bus_fd(a->bus));
+	bus_free(a->bus);
+	a->bus = NULL;
+}

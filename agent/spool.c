@@ -1,0 +1,330 @@
+/*
+ * spool.c - results that must not be lost, and the journal of running jobs.
+ *
+ * A result is written to state_dir/spool/<seq>.res and fsync'ed (file and
+ * folder) before it is first published; it is unlinked only when the
+ * broker acknowledges it (QoS 1 PUBACK).  After a broker outage or an agent
+ * restart the remaining files are sent again, in order.
+ *
+ * File layout: "MSP1", u16 topic length, u16 job id length (big-endian),
+ * topic, job id, payload.
+ */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SPOOL_MAGIC "MSP1"
+
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Write a file durably: tmp, fsync, rename, fsync the folder. */
+static int
+write_durable(const char *dir, const char *name, const struct iovec *iov, int n,
+    struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 96], tmp[CONF_PATH_MAX + 104];
+	int fd, i;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
+	for (i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+
+		while (left > 0) {
+			ssize_t w = write(fd, p, left);
+
+			if (w == -1 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				close(fd);
+				unlink(tmp);
+				return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
+			}
+			p += w, left -= (size_t)w;
+		}
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0 ||
+	    fsync_dir(dir) != 0) {
+		unlink(tmp);
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	}
+	return MU_OK;
+}
+
+static void
+spooled_free(struct spooled *s)
+{
+	free(s->topic);
+	free(s->payload);
+	free(s);
+}
+
+static void
+list_append(struct spool *sp, struct spooled *s)
+{
+	if (sp->tail)
+		sp->tail->next = s;
+	else
+		sp->head = s;
+	sp->tail = s;
+	sp->count++;
+}
+
+static struct spooled *
+spooled_new(uint64_t seq, const char *job, const char *topic, const void *p, size_t len)
+{
+	struct spooled *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->topic = strdup(topic)) == NULL ||
+	    (s->payload = malloc(len ? len : 1)) == NULL) {
+		if (s)
+			spooled_free(s);
+		return NULL;
+	}
+	s->seq = seq;
+	snprintf(s->job, sizeof(s->job), "%s", job);
+	memcpy(s->payload, p, len);
+	s->len = len;
+	return s;
+}
+
+/* Parse one spool file's bytes; NULL if it is damaged. */
+static struct spooled *
+spooled_parse(uint64_t seq, const uint8_t *b, size_t n)
+{
+	char topic[TOPIC_MAX], job[JOBID_MAX_LEN + 1];
+	size_t tl, jl;
+
+	if (n < 8 || memcmp(b, SPOOL_MAGIC, 4) != 0)
+		return NULL;
+	tl = (size_t)b[4] << 8 | b[5];
+	jl = (size_t)b[6] << 8 | b[7];
+	if (tl == 0 || tl >= sizeof(topic) || jl == 0 || jl >= sizeof(job) || 8 + tl + jl > n)
+		return NULL;
+	memcpy(topic, b + 8, tl);
+	topic[tl] = '\0';
+	memcpy(job, b + 8 + tl, jl);
+	job[jl] = '\0';
+	if (!jobid_valid(job) || strlen(topic) != tl)
+		return NULL;
+	return spooled_new(seq, job, topic, b + 8 + tl + jl, n - 8 - tl - jl);
+}
+
+static uint8_t *
+read_whole(const char *path, size_t max, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max ||
+	    (buf = malloc(st.st_size ? st.st_size : 1)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	r = read(fd, buf, st.st_size);
+	close(fd);
+	if (r != st.st_size) {
+		free(buf);
+		return NULL;
+	}
+	*len = (size_t)r;
+	return buf;
+}
+
+static void
+load_one(struct spool *sp, const char *name)
+{
+	char path[CONF_PATH_MAX + 96], bad[CONF_PATH_MAX + 104];
+	struct spooled *s = NULL;
+	uint64_t seq;
+	uint8_t *buf;
+	size_t len = 0;
+	char *end;
+
+	seq = strtoull(name, &end, 10);
+	if (strcmp(end, ".res") != 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+	if ((buf = read_whole(path, WIRE_MAX_MSG, &len)) != NULL)
+		s = spooled_parse(seq, buf, len);
+	free(buf);
+	if (s == NULL) {
+		/* Keep the evidence, but never let one bad file block the rest. */
+		snprintf(bad, sizeof(bad), "%s.bad", path);
+		rename(path, bad);
+		log_warnx("spool: %s is damaged; moved aside", path);
+		return;
+	}
+	list_append(sp, s);
+	if (seq >= sp->next_seq)
+		sp->next_seq = seq + 1;
+}
+
+static int
+make_dir(const char *path, struct mu_err *err)
+{
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	return MU_OK;
+}
+
+int
+spool_open(struct spool *sp, const char *state_dir, struct mu_err *err)
+{
+	struct dirent **names = NULL;
+	int i, n, rc;
+
+	memset(sp, 0, sizeof(*sp));
+	sp->next_seq = 1;
+	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", state_dir) >= sizeof(sp->dir) ||
+	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running", state_dir) >=
+	    sizeof(sp->journal))
+		return mu_errf(err, MU_EINVAL, "state_dir path too long");
+	if ((rc = make_dir(state_dir, err)) || (rc = make_dir(sp->dir, err)) ||
+	    (rc = make_dir(sp->journal, err)))
+		return rc;
+	/* Zero-padded names: alphabetical order is sequence order. */
+	n = scandir(sp->dir, &names, NULL, alphasort);
+	if (n == -1)
+		return mu_errf(err, MU_EIO, "%s: %s", sp->dir, strerror(errno));
+	for (i = 0; i < n; i++) {
+		if (names[i]->d_name[0] != '.')
+			load_one(sp, names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+	if (sp->count)
+		log_info("spool: %zu results from before are waiting to be sent", sp->count);
+	return MU_OK;
+}
+
+int
+spool_put(struct spool *sp, const char *job, const char *topic, const void *payload,
+    size_t len, struct mu_err *err)
+{
+	uint8_t hdr[8];
+	struct iovec iov[4];
+	struct spooled *s;
+	char name[32];
+	size_t tl = strlen(topic), jl = strlen(job);
+	int rc;
+
+	if (tl >= TOPIC_MAX || jl > JOBID_MAX_LEN)
+		return mu_errf(err, MU_EINVAL, "topic or job id too long");
+	if ((s = spooled_new(sp->next_seq, job, topic, payload, len)) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	memcpy(hdr, SPOOL_MAGIC, 4);
+	hdr[4] = (uint8_t)(tl >> 8), hdr[5] = (uint8_t)tl;
+	hdr[6] = (uint8_t)(jl >> 8), hdr[7] = (uint8_t)jl;
+	iov[0] = (struct iovec){ hdr, 8 };
+	iov[1] = (struct iovec){ (void *)topic, tl };
+	iov[2] = (struct iovec){ (void *)job, jl };
+	iov[3] = (struct iovec){ (void *)payload, len };
+	snprintf(name, sizeof(name), "%020" PRIu64 ".res", s->seq);
+	if ((rc = write_durable(sp->dir, name, iov, 4, err)) != MU_OK) {
+		spooled_free(s);
+		return rc;
+	}
+	sp->next_seq++;
+	list_append(sp, s);
+	return MU_OK;
+}
+
+bool
+spool_has_job(const struct spool *sp, const char *job)
+{
+	const struct spooled *s;
+
+	for (s = sp->head; s; s = s->next)
+		if (strcmp(s->job, job) == 0)
+			return true;
+	return false;
+}
+
+void
+spool_acked(struct spool *sp, int token)
+{
+	struct spooled *s, *prev = NULL;
+	char path[CONF_PATH_MAX + 64];
+
+	for (s = sp->head; s; prev = s, s = s->next)
+		if (s->token == token && token != 0)
+			break;
+	if (s == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%020" PRIu64 ".res", sp->dir, s->seq);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("spool: unlink %s", path);
+	if (prev)
+		prev->next = s->next;
+	else
+		sp->head = s->next;
+	if (sp->tail == s)
+		sp->tail = prev;
+	sp->count--;
+	spooled_free(s);
+}
+
+void
+spool_close(struct spool *sp)
+{
+	struct spooled *s, *next;
+
+	for (s = sp->head; s; s = next) {
+		next = s->next;
+		spooled_free(s);
+	}
+	sp->head = sp->tail = NULL;
+	sp->count = 0;
+}
+
+/* Journal files are "job-<id>": a job id may be "." or "..". */
+int
+journal_add(struct spool *sp, const char *id, const void *body, size_t len,
+    struct mu_err *err)
+{
+	struct iovec iov = { (void *)body, len };
+	char name[JOBID_MAX_LEN + 8];
+
+	snprintf(name, sizeof(name), "job-%s", id);
+	return write_durable(sp->journal, name, &iov, 1, err);
+}
+
+void
+journal_remove(struct spool *sp, const char *id)
+{
+	char path[CONF_PATH_MAX + 96];
+
+	snprintf(path, sizeof(path), "%s/job-%s", sp->journal, id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("journal: unlink %s", path);
+	fsync_dir(sp->journal);
+}

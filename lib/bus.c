@@ -1,0 +1,542 @@
+/*
+ * bus.c - Paho MQTTAsync behind a locked queue and an eventfd.
+ */
+#include "bus.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <MQTTAsync.h>
+
+#define BUS_QUEUE_MAX_EVENTS	4096
+#define BUS_QUEUE_MAX_BYTES	(256u * 1024 * 1024)
+
+struct bus {
+	MQTTAsync client;
+	int efd;
+	int mqtt_version;
+	bool connected;			/* as last reported to the owner */
+	pthread_mutex_t lock;		/* guards the queue below */
+	struct bus_event *head, *tail;
+	size_t nevents, nbytes;
+	/* Connect options live as long as the bus: Paho reads them on every
+	 * attempt. */
+	char *uris[CONF_MAX_URIS];
+	int nuris;
+	MQTTAsync_SSLOptions ssl;
+	MQTTAsync_willOptions will;
+	MQTTProperties connect_props, will_props;
+	MQTTAsync_connectOptions conn;
+};
+
+/* ---- the queue (any thread) -------------------------------------------- */
+
+static bool
+queue_push(struct bus *b, struct bus_event *ev, bool may_refuse)
+{
+	uint64_t one = 1;
+	bool ok = true;
+
+	pthread_mutex_lock(&b->lock);
+	if (may_refuse && (b->nevents >= BUS_QUEUE_MAX_EVENTS ||
+	    b->nbytes + ev->len > BUS_QUEUE_MAX_BYTES))
+		ok = false;
+	else {
+		if (b->tail)
+			b->tail->next = ev;
+		else
+			b->head = ev;
+		b->tail = ev;
+		b->nevents++;
+		b->nbytes += ev->len;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (ok && write(b->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		ok = true;	/* the event is queued; the owner drains on next wake */
+	return ok;
+}
+
+static void
+push_simple(struct bus *b, enum bus_event_type type, int token, const char *reason)
+{
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return;		/* nothing sensible to do on a Paho thread */
+	ev->type = type;
+	ev->token = token;
+	if (reason)
+		snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+	queue_push(b, ev, false);
+}
+
+struct bus_event *
+bus_next(struct bus *b)
+{
+	struct bus_event *ev;
+	uint64_t n;
+
+	pthread_mutex_lock(&b->lock);
+	ev = b->head;
+	if (ev) {
+		b->head = ev->next;
+		if (b->head == NULL)
+			b->tail = NULL;
+		b->nevents--;
+		b->nbytes -= ev->len;
+		ev->next = NULL;
+	} else if (read(b->efd, &n, sizeof(n)) == -1) {
+		/* EAGAIN: already clear */
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (ev && ev->type == BUS_CONNECTED)
+		b->connected = true;
+	else if (ev && (ev->type == BUS_LOST || ev->type == BUS_CONNECT_FAILED))
+		b->connected = false;
+	return ev;
+}
+
+void
+bus_event_free(struct bus_event *ev)
+{
+	if (ev == NULL)
+		return;
+	free(ev->topic);
+	free(ev->payload);
+	free(ev);
+}
+
+/* ---- Paho callbacks (Paho threads: copy and queue, nothing else) ------- */
+
+static void
+on_lost(void *ctx, char *cause)
+{
+	push_simple(ctx, BUS_LOST, 0, cause ? cause : "connection lost");
+	if (cause)
+		MQTTAsync_free(cause);
+}
+
+static int
+on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct bus *b = ctx;
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+
+	if (ev == NULL || (ev->topic = strndup(topic, tlen)) == NULL ||
+	    (m->payloadlen > 0 && (ev->payload = malloc(m->payloadlen)) == NULL)) {
+		bus_event_free(ev);
+		return 0;	/* Paho retries delivery later */
+	}
+	ev->type = BUS_MESSAGE;
+	ev->len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+	if (ev->len)
+		memcpy(ev->payload, m->payload, ev->len);
+	ev->retained = m->retained != 0;
+	if (!queue_push(b, ev, true)) {
+		bus_event_free(ev);
+		return 0;
+	}
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void
+on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return;
+	ev->type = BUS_CONNECTED;
+	ev->session_present = r && r->alt.connect.sessionPresent;
+	queue_push(ctx, ev, false);
+}
+
+static void
+on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+	struct bus_event *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return;
+	ev->type = BUS_CONNECTED;
+	ev->session_present = r && r->alt.connect.sessionPresent;
+	queue_push(ctx, ev, false);
+}
+
+static void
+on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(ctx, BUS_CONNECT_FAILED, 0,
+	    r && r->message ? r->message : "connect failed");
+}
+
+static void
+on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+	char why[96];
+
+	snprintf(why, sizeof(why), "%s (reason %d)",
+	    r && r->message ? r->message : "connect failed", r ? (int)r->reasonCode : -1);
+	push_simple(ctx, BUS_CONNECT_FAILED, 0, why);
+}
+
+static void
+on_pub_ok(void *ctx, MQTTAsync_successData *r)
+{
+	push_simple(ctx, BUS_PUBLISHED, r ? r->token : 0, NULL);
+}
+
+static void
+on_pub_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+	/* MQTT 5: a PUBACK with a reason code >= 0x80 is a refusal (e.g. the
+	 * broker's ACL said no). */
+	if (r && r->reasonCode >= 0x80)
+		push_simple(ctx, BUS_PUBLISH_FAILED, r->token, "refused by the broker");
+	else
+		push_simple(ctx, BUS_PUBLISHED, r ? r->token : 0, NULL);
+}
+
+static void
+on_pub_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(ctx, BUS_PUBLISH_FAILED, r ? r->token : 0,
+	    r && r->message ? r->message : "publish failed");
+}
+
+static void
+on_pub_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+	push_simple(ctx, BUS_PUBLISH_FAILED, r ? r->token : 0,
+	    r && r->message ? r->message : "publish failed");
+}
+
+static void
+on_sub_ok(void *ctx, MQTTAsync_successData *r)
+{
+	push_simple(ctx, BUS_SUBSCRIBED, r ? r->token : 0, NULL);
+}
+
+static void
+on_sub_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+	push_simple(ctx, BUS_SUBSCRIBED, r ? r->token : 0, NULL);
+}
+
+static void
+on_sub_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(ctx, BUS_SUBSCRIBE_FAILED, r ? r->token : 0, "subscribe failed");
+}
+
+static void
+on_sub_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+	push_simple(ctx, BUS_SUBSCRIBE_FAILED, r ? r->token : 0, "subscribe failed");
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int
+add_uint_prop(MQTTProperties *props, enum MQTTPropertyCodes code, uint32_t v)
+{
+	MQTTProperty p = { .identifier = code };
+
+	p.value.integer4 = v;
+	return MQTTProperties_add(props, &p) == 0 ? MU_OK : MU_ENOMEM;
+}
+
+static void
+conn_ssl(struct bus *b, const struct broker_config *bc)
+{
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+
+	ssl.trustStore = bc->ca[0] ? bc->ca : NULL;
+	ssl.keyStore = bc->cert[0] ? bc->cert : NULL;
+	ssl.privateKey = bc->key[0] ? bc->key : NULL;
+	ssl.enableServerCertAuth = 1;
+	/* Paho checks the host name only with verify = 1 (DESIGN §9). */
+	ssl.verify = 1;
+	ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+	/* A private CA is the only trust anchor when one is configured. */
+	ssl.disableDefaultTrustStore = bc->ca[0] ? 1 : 0;
+	b->ssl = ssl;
+}
+
+static int
+conn_options(struct bus *b, const struct bus_opts *o, struct mu_err *err)
+{
+	MQTTAsync_connectOptions v5 = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_connectOptions v3 = MQTTAsync_connectOptions_initializer;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	bool is5 = b->mqtt_version == MQTTVERSION_5;
+
+	b->conn = is5 ? v5 : v3;
+	b->conn.keepAliveInterval = (int)(o->broker->keepalive_ms / 1000);
+	b->conn.connectTimeout = 10;
+	b->conn.automaticReconnect = 0;
+	b->conn.serverURIs = b->uris;
+	b->conn.serverURIcount = b->nuris;
+	b->conn.context = b;
+	conn_ssl(b, o->broker);
+	b->conn.ssl = &b->ssl;
+	if (is5) {
+		b->conn.cleanstart = o->clean_start;
+		b->conn.onSuccess5 = on_connect_ok5;
+		b->conn.onFailure5 = on_connect_fail5;
+		if (!o->clean_start && add_uint_prop(&b->connect_props,
+		    MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, o->session_expiry_s))
+			return mu_errf(err, MU_ENOMEM, "out of memory");
+		b->conn.connectProperties = &b->connect_props;
+	} else {
+		b->conn.cleansession = o->clean_start;
+		b->conn.onSuccess = on_connect_ok;
+		b->conn.onFailure = on_connect_fail;
+	}
+	if (o->will_topic) {
+		will.topicName = o->will_topic;
+		will.message = NULL;
+		will.payload.data = o->will_payload;
+		will.payload.len = (int)o->will_len;
+		will.qos = 1;
+		will.retained = 1;
+		b->will = will;
+		b->conn.will = &b->will;
+		if (is5)
+			b->conn.willProperties = &b->will_props;
+	}
+	return MU_OK;
+}
+
+int
+bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+	struct bus *b;
+	int i, rc;
+
+	*out = NULL;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	pthread_mutex_init(&b->lock, NULL);
+	b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	b->mqtt_version = o->broker->protocol == 4 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+	for (i = 0; i < o->broker->nuris; i++)
+		if ((b->uris[i] = strdup(o->broker->uris[i])) != NULL)
+			b->nuris++;
+	if (b->efd == -1 || b->nuris != o->broker->nuris || b->nuris == 0) {
+		bus_free(b);
+		return mu_errf(err, MU_EIO, "cannot set up the MQTT client");
+	}
+	co.MQTTVersion = b->mqtt_version;
+	co.sendWhileDisconnected = 0;	/* our own spool buffers (DESIGN §9) */
+	rc = MQTTAsync_createWithOptions(&b->client, b->uris[0], o->client_id,
+	    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+	if (rc != MQTTASYNC_SUCCESS) {
+		b->client = NULL;
+		bus_free(b);
+		return mu_errf(err, MU_EIO, "MQTT client: %s", MQTTAsync_strerror(rc));
+	}
+	MQTTAsync_setCallbacks(b->client, b, on_lost, on_message, NULL);
+	if ((rc = conn_options(b, o, err)) != MU_OK) {
+		bus_free(b);
+		return rc;
+	}
+	*out = b;
+	return MU_OK;
+}
+
+void
+bus_free(struct bus *b)
+{
+	struct bus_event *ev;
+	int i;
+
+	if (b == NULL)
+		return;
+	if (b->client) {
+		if (MQTTAsync_isConnected(b->client))
+			bus_disconnect(b, 1000);
+		MQTTAsync_destroy(&b->client);
+	}
+	while ((ev = bus_next(b)) != NULL)
+		bus_event_free(ev);
+	MQTTProperties_free(&b->connect_props);
+	MQTTProperties_free(&b->will_props);
+	for (i = 0; i < b->nuris; i++)
+		free(b->uris[i]);
+	if (b->efd != -1)
+		close(b->efd);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+int
+bus_fd(const struct bus *b)
+{
+	return b->efd;
+}
+
+bool
+bus_connected(const struct bus *b)
+{
+	return b->connected;
+}
+
+int
+bus_connect(struct bus *b, struct mu_err *err)
+{
+	int rc = MQTTAsync_connect(b->client, &b->conn);
+
+	if (rc != MQTTASYNC_SUCCESS)
+		return mu_errf(err, MU_EIO, "connect: %s", MQTTAsync_strerror(rc));
+	return MU_OK;
+}
+
+static void
+response_init(struct bus *b, MQTTAsync_responseOptions *ro, bool sub)
+{
+	MQTTAsync_responseOptions init = MQTTAsync_responseOptions_initializer;
+
+	*ro = init;
+	ro->context = b;
+	if (b->mqtt_version == MQTTVERSION_5) {
+		ro->onSuccess5 = sub ? on_sub_ok5 : on_pub_ok5;
+		ro->onFailure5 = sub ? on_sub_fail5 : on_pub_fail5;
+	} else {
+		ro->onSuccess = sub ? on_sub_ok : on_pub_ok;
+		ro->onFailure = sub ? on_sub_fail : on_pub_fail;
+	}
+}
+
+int
+bus_publish(struct bus *b, const char *topic, const void *payload, size_t len,
+    int qos, bool retain, uint32_t expiry_s, int *token, struct mu_err *err)
+{
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	MQTTAsync_responseOptions ro;
+	int rc;
+
+	if (len > INT32_MAX)
+		return mu_errf(err, MU_EINVAL, "payload too large");
+	response_init(b, &ro, false);
+	msg.payload = (void *)payload;
+	msg.payloadlen = (int)len;
+	msg.qos = qos;
+	msg.retained = retain;
+	if (expiry_s > 0 && b->mqtt_version == MQTTVERSION_5 &&
+	    add_uint_prop(&msg.properties, MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL,
+	    expiry_s) != MU_OK)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	rc = MQTTAsync_sendMessage(b->client, topic, &msg, &ro);
+	MQTTProperties_free(&msg.properties);
+	if (rc != MQTTASYNC_SUCCESS)
+		return mu_errf(err, MU_EIO, "publish to %s: %s", topic, MQTTAsync_strerror(rc));
+	if (token)
+		*token = ro.token;
+	return MU_OK;
+}
+
+int
+bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
+    struct mu_err *err)
+{
+	MQTTAsync_responseOptions ro;
+	int qoss[64], i, rc;
+
+	if (ntopics <= 0 || ntopics > 64)
+		return mu_errf(err, MU_EINVAL, "bad subscription count");
+	for (i = 0; i < ntopics; i++)
+		qoss[i] = qos;
+	response_init(b, &ro, true);
+	rc = MQTTAsync_subscribeMany(b->client, ntopics, topics, qoss, &ro);
+	if (rc != MQTTASYNC_SUCCESS)
+		return mu_errf(err, MU_EIO, "subscribe: %s", MQTTAsync_strerror(rc));
+	return MU_OK;
+}
+
+bool
+bus_token_pending(struct bus *b, int token)
+{
+	MQTTAsync_token *tokens = NULL;
+	bool found = false;
+	int i;
+
+	if (MQTTAsync_getPendingTokens(b->client, &tokens) != MQTTASYNC_SUCCESS)
+		return false;
+	for (i = 0; tokens && tokens[i] != -1; i++)
+		if (tokens[i] == token)
+			found = true;
+	MQTTAsync_free(tokens);
+	return found;
+}
+
+int
+bus_disconnect(struct bus *b, int timeout_ms)
+{
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	MQTTAsync_disconnectOptions d5 = MQTTAsync_disconnectOptions_initializer5;
+	MQTTAsync_disconnectOptions *opt =
+	    b->mqtt_version == MQTTVERSION_5 ? &d5 : &d;
+
+	opt->timeout = timeout_ms;
+	b->connected = false;
+	return MQTTAsync_disconnect(b->client, opt) == MQTTASYNC_SUCCESS ? MU_OK : MU_EIO;
+}
+
+/* ---- socket tuning ----------------------------------------------------- */
+
+static void
+tune_fd(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int type = 0, listening = 0, one = 1;
+	socklen_t il = sizeof(int);
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &il) == -1 || type != SOCK_STREAM)
+		return;
+	il = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &il) == -1 || listening)
+		return;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+}
+
+void
+bus_tune_sockets(void)
+{
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (*end == '\0' && end != de->d_name && fd > 2 && fd != dirfd(d))
+			tune_fd((int)fd);
+	}
+	closedir(d);
+}

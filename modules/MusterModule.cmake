@@ -1,0 +1,20 @@
+# muster_add_module(NAME SOURCES...) builds NAME.so: a module for
+# muster-runner, with hidden visibility so that only the descriptor made
+# by MUSTER_MODULE() is exported.  Output: ${MUSTER_MODULE_DIR} if set by
+# the caller's folder, else the folder's binary dir.
+function(muster_add_module name)
+  add_library(${name} MODULE ${ARGN})
+  set_target_properties(${name} PROPERTIES
+    PREFIX ""
+    OUTPUT_NAME ${name}
+    C_VISIBILITY_PRESET hidden)
+  if(MUSTER_MODULE_DIR)
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${MUSTER_MODULE_DIR})
+  endif()
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/modules/include)
+  if(NOT MUSTER_SANITIZE AND NOT MUSTER_FUZZ)
+    # A module may use libc only; anything else unresolved is a build error,
+    # not a load failure on a host.
+    target_link_options(${name} PRIVATE -Wl,--no-undefined)
+  endif()
+endfunction()

@@ -5,6 +5,7 @@
  */
 #include "wire.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define TOP_MAX_KEYS	64	/* top-level keys, known and unknown */
@@ -60,6 +61,47 @@ keyid_valid(const char *s)
 }
 
 static int
+key_cmp(const void *x, const void *y)
+{
+	const msgpack_object *a = *(const msgpack_object *const *)x;
+	const msgpack_object *b = *(const msgpack_object *const *)y;
+	size_t n = a->via.str.size < b->via.str.size ? a->via.str.size : b->via.str.size;
+	int c = n ? memcmp(a->via.str.ptr, b->via.str.ptr, n) : 0;
+
+	if (c)
+		return c;
+	return a->via.str.size < b->via.str.size ? -1 : a->via.str.size > b->via.str.size;
+}
+
+/* String keys, each once: two readers must never disagree on what a signed
+ * map says (a module looking up the first "cmd", another the last). */
+static int
+check_keys(const msgpack_object *o, struct mu_err *err)
+{
+	const msgpack_object **keys;
+	uint32_t i, n = o->via.map.size;
+	int rc = MU_OK;
+
+	for (i = 0; i < n; i++)
+		if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
+			return mu_errf(err, MU_EINVAL, "has a key that is not a string");
+	if (n < 2)
+		return MU_OK;
+	if ((keys = calloc(n, sizeof(*keys))) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		keys[i] = &o->via.map.ptr[i].key;
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	for (i = 1; i < n && rc == MU_OK; i++)
+		if (key_cmp(&keys[i - 1], &keys[i]) == 0)
+			rc = mu_errf(err, MU_EINVAL, "has the key '%.*s' twice",
+			    (int)(keys[i]->via.str.size > 32 ? 32 : keys[i]->via.str.size),
+			    keys[i]->via.str.ptr);
+	free(keys);
+	return rc;
+}
+
+static int
 check_map_depth(const msgpack_object *o, int depth, struct mu_err *err)
 {
 	uint32_t i;
@@ -70,9 +112,9 @@ check_map_depth(const msgpack_object *o, int depth, struct mu_err *err)
 		if (depth > WIRE_MAX_ARGS_DEPTH)
 			return mu_errf(err, MU_EINVAL, "nested deeper than %d levels",
 			    WIRE_MAX_ARGS_DEPTH);
+		if ((rc = check_keys(o, err)) != MU_OK)
+			return rc;
 		for (i = 0; i < o->via.map.size; i++) {
-			if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
-				return mu_errf(err, MU_EINVAL, "has a key that is not a string");
 			rc = check_map_depth(&o->via.map.ptr[i].val, depth + 1, err);
 			if (rc)
 				return rc;
@@ -87,6 +129,10 @@ check_map_depth(const msgpack_object *o, int depth, struct mu_err *err)
 			if (rc)
 				return rc;
 		}
+		return MU_OK;
+	case MSGPACK_OBJECT_STR:
+		if (o->via.str.size > WIRE_MAX_STR)
+			return mu_errf(err, MU_EINVAL, "has a string over %u bytes", WIRE_MAX_STR);
 		return MU_OK;
 	case MSGPACK_OBJECT_EXT:
 		return mu_errf(err, MU_EINVAL, "has an ext value");
@@ -435,6 +481,27 @@ need_view(struct wire_str s, size_t max, struct mu_err *err, const char *what)
 	return need(s.ptr == NULL || s.len <= max, err, what);
 }
 
+/*
+ * The last check of an encoder whose input nests caller-made maps (args,
+ * data): the bytes must pass the same bounds the decoders apply, or they
+ * are taken back out of the buffer.
+ */
+static int
+pk_finish(msgpack_sbuffer *out, size_t start, size_t max, struct mu_err *err)
+{
+	struct mu_err why;
+
+	if (out->size - start > max) {
+		out->size = start;
+		return mu_errf(err, MU_EINVAL, "cannot encode: message over %zu bytes", max);
+	}
+	if (wire_check(out->data + start, out->size - start, &why) != MU_OK) {
+		out->size = start;
+		return mu_errf(err, MU_EINVAL, "cannot encode: %s", why.msg);
+	}
+	return MU_OK;
+}
+
 /* ---- job envelope ----------------------------------------------------- */
 
 int
@@ -621,12 +688,13 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 {
 	char target[NAME_MAX_LEN + 8];
 	msgpack_packer pk;
-	size_t n = 5;
+	size_t n = 5, start;
 	int rc;
 
 	rc = job_check(j, err);
 	if (rc)
 		return rc;
+	start = out->size;
 	target_format(&j->target, target, sizeof(target));
 	n += j->operator_.ptr != NULL;
 	if (j->kind == JOB_RUN)
@@ -657,7 +725,7 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 	}
 	if (j->kind == JOB_CANCEL)
 		pk_kv_str(&pk, "cancel", j->cancel);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_BODY, err);
 }
 
 /* ---- result ----------------------------------------------------------- */
@@ -828,7 +896,7 @@ int
 result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
-	size_t n = 7;
+	size_t n = 7, start = out->size;
 	int rc;
 
 	rc = result_check(x, err);
@@ -847,7 +915,7 @@ result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 	pk_kv_uint(&pk, "started_at", x->started_at);
 	pk_kv_uint(&pk, "finished_at", x->finished_at);
 	pk_kv_str(&pk, "agent_version", x->agent_version);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 /* ---- event ------------------------------------------------------------ */

@@ -27,8 +27,6 @@
 #define CLOCK_SKEW_MS		60000	/* DESIGN §3: +-60 s */
 #define REJECT_BURST		20	/* rejected results per window */
 #define REJECT_WINDOW_MS	10000
-#define BACKOFF_MIN_MS		500
-#define BACKOFF_MAX_MS		60000
 #define POKE_MIN_INTERVAL_MS	1000	/* wake port rate limit */
 
 /* ---- seen-set (seen.c): job ids already accepted, persisted ----------- */

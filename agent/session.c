@@ -47,7 +47,8 @@ schedule_reconnect(struct agent *a)
 		return;
 	/* Jitter spreads a fleet's reconnects after a broker restart. */
 	delay = a->backoff_ms + jitter(a->backoff_ms / 2 + 1);
-	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+	a->backoff_ms = a->backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
+	    a->cfg.broker.retry_max_ms : a->backoff_ms * 2;
 	a->reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);
 	log_info("reconnecting in %.1f s", delay / 1000.0);
 }
@@ -223,7 +224,7 @@ static void
 on_connected(struct agent *a, const struct bus_event *ev)
 {
 	a->connecting = false;
-	a->backoff_ms = BACKOFF_MIN_MS;
+	a->backoff_ms = a->cfg.broker.retry_min_ms;
 	bus_tune_sockets();
 	log_notice("connected to the broker (session %s)",
 	    ev->session_present ? "resumed" : "new");
@@ -323,7 +324,7 @@ session_start(struct agent *a, struct mu_err *err)
 	if ((rc = bus_new(&a->bus, &o, err)) != MU_OK)
 		return rc;
 	loop_add_fd(a->loop, bus_fd(a->bus), POLLIN, on_bus_fd, a);
-	a->backoff_ms = BACKOFF_MIN_MS;
+	a->backoff_ms = a->cfg.broker.retry_min_ms;
 	session_connect(a);
 	return MU_OK;
 }
@@ -343,7 +344,7 @@ session_poke(struct agent *a)
 		loop_del_timer(a->loop, a->reconnect_timer);
 		a->reconnect_timer = 0;
 	}
-	a->backoff_ms = BACKOFF_MIN_MS;
+	a->backoff_ms = a->cfg.broker.retry_min_ms;
 	log_info("poked: reconnecting now");
 	session_connect(a);
 }

@@ -529,6 +529,8 @@ static const struct conf_key broker_keys[] = {
 	KEY("key", set_path, struct broker_config, key),
 	KEY("protocol", set_protocol, struct broker_config, protocol),
 	KEY("keepalive", set_keepalive, struct broker_config, keepalive_ms),
+	KEY("retry_min", set_duration, struct broker_config, retry_min_ms),
+	KEY("retry_max", set_duration, struct broker_config, retry_max_ms),
 	KEY("topic_root", set_topic_root, struct broker_config, topic_root),
 	KEY_END
 };
@@ -816,6 +818,8 @@ broker_defaults(struct broker_config *b)
 	b->nuris = 1;
 	b->protocol = 5;
 	b->keepalive_ms = 30 * 1000;
+	b->retry_min_ms = 500;
+	b->retry_max_ms = 60 * 1000;
 	copy_str(b->topic_root, sizeof(b->topic_root), TOPIC_ROOT_DEFAULT);
 }
 

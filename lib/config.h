@@ -43,6 +43,8 @@ struct broker_config {
 	char key[CONF_PATH_MAX];
 	int protocol;		/* 5 (default) or 4 for "3.1.1" */
 	uint64_t keepalive_ms;	/* default 30s */
+	uint64_t retry_min_ms;	/* reconnect back-off: first wait, default 500ms */
+	uint64_t retry_max_ms;	/* ... and its cap, default 60s */
 	char topic_root[NAME_MAX_LEN + 1];	/* default "muster" */
 };
 

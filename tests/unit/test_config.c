@@ -258,6 +258,25 @@ test_agent_full(void **state)
 }
 
 static void
+test_agent_retry(void **state)
+{
+	struct agent_config c;
+	struct mu_err err;
+
+	(void)state;
+	config_agent_defaults(&c);
+	assert_int_equal(c.broker.retry_min_ms, 500);
+	assert_int_equal(c.broker.retry_max_ms, 60000);
+	assert_int_equal(load_agent("[broker]\nretry_min = 20s\nretry_max = 2m\n", &c, &err,
+	    NULL, 0), MU_OK);
+	assert_int_equal(c.broker.retry_min_ms, 20000);
+	assert_int_equal(c.broker.retry_max_ms, 120000);
+	assert_int_equal(load_agent("[broker]\nretry_max = soon\n", &c, &err, NULL, 0),
+	    MU_EINVAL);
+	assert_non_null(strstr(err.msg, "[broker] retry_max"));
+}
+
+static void
 test_agent_empty_file(void **state)
 {
 	struct agent_config c, d;
@@ -755,6 +774,7 @@ main(void)
 		cmocka_unit_test(test_ctl_defaults),
 		cmocka_unit_test(test_agent_full),
 		cmocka_unit_test(test_agent_empty_file),
+		cmocka_unit_test(test_agent_retry),
 		cmocka_unit_test(test_agent_list_replaces),
 		cmocka_unit_test(test_agent_list_full),
 		cmocka_unit_test(test_ctl_full),

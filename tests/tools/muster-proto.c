@@ -22,6 +22,7 @@
 #include <msgpack.h>
 
 #include "err.h"
+#include "mpjson.h"
 #include "names.h"
 #include "sign.h"
 #include "wire.h"
@@ -93,143 +94,6 @@ msg_doc(union msg *m)
 	return (struct wire_doc *)(void *)m;
 }
 
-/* ---- msgpack <-> JSON for args and data ------------------------------- */
-
-static json_t *
-hex_json(const void *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	const uint8_t *b = p;
-	json_t *j;
-	char *s;
-	size_t i;
-
-	if ((s = malloc(2 * n + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		s[2 * i] = digits[b[i] >> 4];
-		s[2 * i + 1] = digits[b[i] & 0xf];
-	}
-	j = json_stringn(s, 2 * n);
-	free(s);
-	return j;
-}
-
-static json_t *mp_to_json(const msgpack_object *o);
-
-static json_t *
-mp_array_json(const msgpack_object *o)
-{
-	json_t *a = json_array();
-	uint32_t i;
-
-	for (i = 0; a != NULL && i < o->via.array.size; i++)
-		if (json_array_append_new(a, mp_to_json(&o->via.array.ptr[i])) != 0) {
-			json_decref(a);
-			a = NULL;
-		}
-	return a;
-}
-
-/* NULL on a non-string or duplicate key: JSON could not show it faithfully. */
-static json_t *
-mp_map_json(const msgpack_object *o)
-{
-	json_t *m = json_object();
-	uint32_t i;
-
-	for (i = 0; m != NULL && i < o->via.map.size; i++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		const msgpack_object_str *k = &kv->key.via.str;
-
-		if (kv->key.type != MSGPACK_OBJECT_STR ||
-		    json_object_getn(m, k->ptr, k->size) != NULL ||
-		    json_object_setn_new(m, k->ptr, k->size, mp_to_json(&kv->val)) != 0) {
-			json_decref(m);
-			m = NULL;
-		}
-	}
-	return m;
-}
-
-static json_t *
-mp_to_json(const msgpack_object *o)
-{
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		return json_null();
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return o->via.u64 > INT64_MAX ? NULL : json_integer((json_int_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_integer((json_int_t)o->via.i64);
-	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);	/* NULL if not finite */
-	case MSGPACK_OBJECT_STR:
-		return json_stringn(o->via.str.ptr, o->via.str.size);	/* NULL if not UTF-8 */
-	case MSGPACK_OBJECT_BIN:
-		return hex_json(o->via.bin.ptr, o->via.bin.size);
-	case MSGPACK_OBJECT_ARRAY:
-		return mp_array_json(o);
-	case MSGPACK_OBJECT_MAP:
-		return mp_map_json(o);
-	default:
-		return NULL;	/* ext */
-	}
-}
-
-static int json_pack_mp(msgpack_packer *pk, json_t *j);
-
-static int
-json_pack_object(msgpack_packer *pk, json_t *j)
-{
-	const char *key;
-	json_t *val;
-
-	msgpack_pack_map(pk, json_object_size(j));
-	json_object_foreach(j, key, val) {
-		msgpack_pack_str(pk, strlen(key));
-		msgpack_pack_str_body(pk, key, strlen(key));
-		if (json_pack_mp(pk, val) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-json_pack_mp(msgpack_packer *pk, json_t *j)
-{
-	size_t i;
-
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		return json_pack_object(pk, j);
-	case JSON_ARRAY:
-		msgpack_pack_array(pk, json_array_size(j));
-		for (i = 0; i < json_array_size(j); i++)
-			if (json_pack_mp(pk, json_array_get(j, i)) != 0)
-				return -1;
-		return 0;
-	case JSON_STRING:
-		msgpack_pack_str(pk, json_string_length(j));
-		return msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
-	case JSON_INTEGER:
-		if (json_integer_value(j) >= 0)
-			return msgpack_pack_uint64(pk, (uint64_t)json_integer_value(j));
-		return msgpack_pack_int64(pk, json_integer_value(j));
-	case JSON_REAL:
-		return msgpack_pack_double(pk, json_real_value(j));
-	case JSON_TRUE:
-		return msgpack_pack_true(pk);
-	case JSON_FALSE:
-		return msgpack_pack_false(pk);
-	case JSON_NULL:
-		return msgpack_pack_nil(pk);
-	}
-	return -1;
-}
 
 /* ---- the JSON writer -------------------------------------------------- */
 
@@ -279,14 +143,14 @@ static void
 jw_hex(struct jw *w, const char *key, const void *p, size_t n)
 {
 	if (p != NULL)
-		jw_set(w, key, hex_json(p, n));
+		jw_set(w, key, mpjson_hex(p, n));
 }
 
 static void
 jw_obj(struct jw *w, const char *key, const msgpack_object *o)
 {
 	if (o != NULL)
-		jw_set(w, key, mp_to_json(o));
+		jw_set(w, key, mpjson_from_msgpack(o));
 }
 
 static void
@@ -477,7 +341,7 @@ jr_object(struct jr *r, const char *key, const msgpack_object **out)
 		return jr_fail(r, "more than one map in a message");
 	r->h->used = true;
 	msgpack_packer_init(&pk, &r->h->sb, msgpack_sbuffer_write);
-	if (json_pack_mp(&pk, v) != 0 ||
+	if (mpjson_pack(&pk, v) != 0 ||
 	    msgpack_unpack_next(&r->h->up, r->h->sb.data, r->h->sb.size, &off) !=
 	    MSGPACK_UNPACK_SUCCESS)
 		return jr_fail(r, "JSON key '%s' cannot be packed", key);

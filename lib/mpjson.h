@@ -1,0 +1,22 @@
+/*
+ * mpjson.h - msgpack <-> JSON (jansson) for args, data and CLI output.
+ *
+ * mpjson_from_msgpack() returns a new reference the caller json_decref()s,
+ * or NULL when JSON cannot show the value faithfully (ext types, integers
+ * above INT64_MAX, non-UTF-8 strings, non-string or duplicate map keys).
+ * bin values become lowercase hex strings.  mpjson_pack() writes a JSON
+ * value with the caller's packer; integers stay integers, reals stay reals.
+ */
+#ifndef MUSTER_MPJSON_H
+#define MUSTER_MPJSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+json_t *mpjson_from_msgpack(const msgpack_object *o);
+json_t *mpjson_hex(const void *p, size_t n);
+int mpjson_pack(msgpack_packer *pk, json_t *j);
+
+#endif

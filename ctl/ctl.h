@@ -1,0 +1,73 @@
+/*
+ * ctl.h - muster, the operator CLI: shared state of one invocation.
+ *
+ * One struct ctl lives in main() for the whole run.  It owns the bus (the
+ * MQTT session), the operator key and the signalfd; commands borrow them.
+ * Commands block: they pump bus events with ctl_pump() until their
+ * condition holds or a deadline passes.
+ */
+#ifndef MUSTER_CTL_H
+#define MUSTER_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "bus.h"
+#include "config.h"
+#include "sign.h"
+#include "wire.h"
+
+/* Exit codes (documented in `muster --help`). */
+#define EXIT_OK		0	/* every expected host answered pass */
+#define EXIT_FAILED	1	/* some result was not pass */
+#define EXIT_USAGE	2	/* usage, config or connection error */
+#define EXIT_MISSING	3	/* some expected hosts did not answer */
+
+struct ctl {
+	struct ctl_config cfg;
+	char root[NAME_MAX_LEN + 1];
+	struct bus *bus;		/* owned; NULL until ctl_connect() */
+	struct sign_key *key;		/* owned; loaded on first use */
+	int sigfd;			/* owned: SIGINT/SIGTERM */
+	bool interrupted;
+	bool json;
+};
+
+/* Handle one bus event; return true when the command is done. */
+typedef bool ctl_event_fn(struct ctl *c, struct bus_event *ev, void *arg);
+
+int ctl_connect(struct ctl *c);
+/* Pump events until fn says done, the deadline (monotonic ms; 0 = none)
+ * passes, or SIGINT.  tick (optional) runs about every 200 ms. */
+void ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
+    void (*tick)(struct ctl *, void *));
+int ctl_subscribe(struct ctl *c, const char *topic);
+int ctl_load_key(struct ctl *c);
+
+/* Hosts known from retained status messages. */
+struct host_status {
+	struct status st;
+	uint8_t *raw;			/* owned: st borrows from it */
+};
+struct host_list {
+	struct host_status *v;
+	size_t n;
+};
+int hosts_collect(struct ctl *c, struct host_list *out);
+void hosts_free(struct host_list *h);
+
+/* Commands: argc/argv start at the command name. */
+int cmd_run(struct ctl *c, int argc, char **argv);	/* run, ping, version */
+int cmd_cancel(struct ctl *c, int argc, char **argv);
+int cmd_hosts(struct ctl *c, int argc, char **argv);
+int cmd_watch(struct ctl *c, int argc, char **argv);
+
+/* Output helpers (report.c). */
+json_t *result_json(const struct result *r);
+json_t *event_json(const struct event *e);
+void json_print_line(json_t *j);	/* one compact line on stdout, then decref */
+const char *human_ms(uint64_t ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * hosts.c - muster hosts (the retained presence of every host) and muster
+ * watch (the live feed of results and events).
+ */
+#include "ctl.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loop.h"
+
+#define RETAINED_QUIET_MS	300	/* no new retained status for this long: done */
+
+struct collect {
+	struct host_list *list;
+	bool subscribed;
+	uint64_t last;
+};
+
+static void
+host_put(struct host_list *h, struct bus_event *ev)
+{
+	struct host_status hs = { 0 }, *v;
+	size_t i;
+
+	if (status_decode(ev->payload, ev->len, &hs.st, NULL) != MU_OK)
+		return;
+	hs.raw = ev->payload;
+	for (i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].st.host, hs.st.host) == 0) {
+			wire_doc_free(&h->v[i].st.doc);
+			free(h->v[i].raw);
+			h->v[i] = hs;
+			ev->payload = NULL;
+			return;
+		}
+	if ((v = reallocarray(h->v, h->n + 1, sizeof(*v))) == NULL) {
+		wire_doc_free(&hs.st.doc);
+		return;
+	}
+	h->v = v;
+	h->v[h->n++] = hs;
+	ev->payload = NULL;	/* owned by the list now */
+}
+
+static bool
+on_status(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct collect *k = arg;
+
+	(void)c;
+	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED) {
+		k->subscribed = true;
+		k->last = now_mono_ms();
+	} else if (ev->type == BUS_MESSAGE && ev->len > 0) {
+		host_put(k->list, ev);
+		k->last = now_mono_ms();
+	}
+	return false;
+}
+
+static void
+quiet_tick(struct ctl *c, void *arg)
+{
+	struct collect *k = arg;
+
+	/* The broker sends retained messages right after the SUBACK; a quiet
+	 * spell after it means we have them all. */
+	if (k->subscribed && now_mono_ms() - k->last >= RETAINED_QUIET_MS)
+		c->interrupted = true;
+}
+
+int
+hosts_collect(struct ctl *c, struct host_list *out)
+{
+	struct collect k = { .list = out };
+	char topic[TOPIC_MAX];
+	bool was = c->interrupted;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(topic, sizeof(topic), "%s/v1/hosts/+/status", c->root);
+	if ((rc = ctl_subscribe(c, topic)) != 0)
+		return rc;
+	ctl_pump(c, now_mono_ms() + 5000, on_status, &k, quiet_tick);
+	c->interrupted = was;
+	return 0;
+}
+
+void
+hosts_free(struct host_list *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++) {
+		wire_doc_free(&h->v[i].st.doc);
+		free(h->v[i].raw);
+	}
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+static int
+host_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct host_status *)x)->st.host,
+	    ((const struct host_status *)y)->st.host);
+}
+
+static json_t *
+status_json(const struct status *s)
+{
+	json_t *o = json_object(), *g = json_array();
+	size_t i;
+
+	for (i = 0; i < s->ngroups; i++)
+		json_array_append_new(g, json_string(s->groups[i]));
+	json_object_set_new(o, "host", json_string(s->host));
+	json_object_set_new(o, "state", json_string(s->online ? "online" : "offline"));
+	if (s->reason.ptr)
+		json_object_set_new(o, "reason", json_stringn(s->reason.ptr, s->reason.len));
+	json_object_set_new(o, "version", json_string(s->version));
+	json_object_set_new(o, "channel", json_string(s->channel));
+	json_object_set_new(o, "groups", g);
+	json_object_set_new(o, "started_at", json_integer((json_int_t)s->started_at));
+	json_object_set_new(o, "at", json_integer((json_int_t)s->at));
+	json_object_set_new(o, "running", json_integer(s->running));
+	return o;
+}
+
+static void
+print_hosts(const struct host_list *h)
+{
+	char since[32], groups[256];
+	size_t i, j;
+
+	printf("%-20s  %-8s  %-10s  %-8s  %-20s  %s\n", "HOST", "STATE", "VERSION", "CHANNEL",
+	    "SINCE", "GROUPS");
+	for (i = 0; i < h->n; i++) {
+		const struct status *s = &h->v[i].st;
+		time_t t = (time_t)((s->online ? s->started_at : s->at) / 1000);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%SZ", &tm);
+		groups[0] = '\0';
+		for (j = 0; j < s->ngroups; j++)
+			snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s%s",
+			    j ? "," : "", s->groups[j]);
+		printf("%-20s  %-8s  %-10s  %-8s  %-20s  %s%s%.*s%s\n", s->host,
+		    s->online ? "online" : "offline", s->version, s->channel, since, groups,
+		    s->reason.ptr ? " (" : "", (int)s->reason.len, s->reason.ptr ? s->reason.ptr : "",
+		    s->reason.ptr ? ")" : "");
+	}
+}
+
+int
+cmd_hosts(struct ctl *c, int argc, char **argv)
+{
+	struct host_list h;
+	size_t i;
+	int rc;
+
+	if (argc == 2 && strcmp(argv[1], "--json") == 0)
+		c->json = true;
+	else if (argc != 1) {
+		fprintf(stderr, "usage: muster hosts [--json]\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = ctl_connect(c)) != 0 || (rc = hosts_collect(c, &h)) != 0)
+		return rc;
+	qsort(h.v, h.n, sizeof(*h.v), host_cmp);
+	if (c->json)
+		for (i = 0; i < h.n; i++)
+			json_print_line(status_json(&h.v[i].st));
+	else
+		print_hosts(&h);
+	hosts_free(&h);
+	return 0;
+}
+
+/* ---- watch ------------------------------------------------------------ */
+
+static bool
+on_watch(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct result r;
+	struct event e;
+	char dur[32];
+
+	(void)arg;
+	if (ev->type != BUS_MESSAGE)
+		return false;
+	if (result_decode(ev->payload, ev->len, &r, NULL) == MU_OK) {
+		if (c->json)
+			json_print_line(result_json(&r));
+		else
+			printf("%s %s %s %s %.*s\n", r.job, r.host, result_status_name(r.status),
+			    human_ms(r.finished_at >= r.started_at ? r.finished_at - r.started_at : 0,
+			    dur, sizeof(dur)),
+			    (int)(r.summary.ptr ? r.summary.len : r.reason.len),
+			    r.summary.ptr ? r.summary.ptr : r.reason.ptr ? r.reason.ptr : "");
+		fflush(stdout);
+		wire_doc_free(&r.doc);
+	} else if (event_decode(ev->payload, ev->len, &e, NULL) == MU_OK) {
+		if (c->json)
+			json_print_line(event_json(&e));
+		else if (e.text.ptr)
+			printf("%s %s | %.*s\n", e.job, e.host, (int)e.text.len, e.text.ptr);
+		fflush(stdout);
+		wire_doc_free(&e.doc);
+	}
+	return false;
+}
+
+int
+cmd_watch(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "job", required_argument, NULL, 'j' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "json", no_argument, NULL, 'J' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *job = "+", *host = "+";
+	char topic[TOPIC_MAX + 16];
+	int o, rc;
+
+	while ((o = getopt_long(argc, argv, "j:H:", opts, NULL)) != -1) {
+		if (o == 'j' && jobid_valid(optarg))
+			job = optarg;
+		else if (o == 'H' && name_valid(optarg))
+			host = optarg;
+		else if (o == 'J')
+			c->json = true;
+		else {
+			fprintf(stderr, "usage: muster watch [--job ID] [--host H] [--json]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if ((rc = ctl_connect(c)) != 0)
+		return rc;
+	snprintf(topic, sizeof(topic), "%s/v1/results/%s/%s", c->root, job, host);
+	if ((rc = ctl_subscribe(c, topic)) != 0)
+		return rc;
+	snprintf(topic, sizeof(topic), "%s/v1/results/%s/%s/events", c->root, job, host);
+	if ((rc = ctl_subscribe(c, topic)) != 0)
+		return rc;
+	ctl_pump(c, 0, on_watch, NULL, NULL);
+	return 0;
+}

@@ -1,0 +1,338 @@
+/*
+ * main.c - muster: global options, configuration, the MQTT session, and
+ * the command table.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: muster [global options] COMMAND [options] [args]\n"
+	    "\n"
+	    "commands:\n"
+	    "  run [-H HOST]... [-g GROUP]... [-a] MODULE [key=value | key:=JSON ...]\n"
+	    "                      sign and send a job, wait for and show the results\n"
+	    "  ping, version       the same targeting, built-in kinds\n"
+	    "  cancel -H HOST JOB  stop a running job\n"
+	    "  hosts [--json]      every host's retained status\n"
+	    "  watch [--job ID] [--host H] [--json]   the live result stream\n"
+	    "  keygen DIR [NAME]   make an operator Ed25519 key pair (NAME.key, NAME.pub)\n"
+	    "\n"
+	    "global options (override ~/.config/muster/muster.conf or $MUSTER_CONFIG):\n"
+	    "  -c, --config FILE   configuration file\n"
+	    "      --broker URI    broker (ssl://host:8883; comma-separated for fail-over)\n"
+	    "      --ca FILE, --cert FILE, --key FILE   TLS files\n"
+	    "      --operator-key FILE                   Ed25519 private key (PEM)\n"
+	    "      --topic-root NAME, --protocol 5|3.1.1\n"
+	    "\n"
+	    "exit codes: 0 all passed; 1 some result was not pass; 3 some expected\n"
+	    "hosts did not answer (and none failed); 2 usage, config or connection error.\n"
+	    "Run `muster COMMAND --help` for a command's options.\n");
+}
+
+/* ---- the session ------------------------------------------------------ */
+
+static bool
+connected_or_failed(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	int *rc = arg;
+
+	(void)c;
+	if (ev->type == BUS_CONNECTED)
+		*rc = 0;
+	else if (ev->type == BUS_CONNECT_FAILED) {
+		fprintf(stderr, "muster: cannot connect to %s: %s\n", c->cfg.broker.uris[0],
+		    ev->reason);
+		*rc = EXIT_USAGE;
+	} else
+		return false;
+	return true;
+}
+
+int
+ctl_connect(struct ctl *c)
+{
+	struct bus_opts o = { 0 };
+	char id[64];
+	uint32_t r = 0;
+	struct mu_err err;
+	int rc = -1;
+
+	if (c->bus)
+		return 0;
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)getpid();
+	/* A fresh id per run: two operators never kick each other off. */
+	snprintf(id, sizeof(id), "muster-cli-%08x", r);
+	o.broker = &c->cfg.broker;
+	o.client_id = id;
+	o.clean_start = true;
+	if (bus_new(&c->bus, &o, &err) != MU_OK || bus_connect(c->bus, &err) != MU_OK) {
+		fprintf(stderr, "muster: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	ctl_pump(c, now_mono_ms() + 15000, connected_or_failed, &rc, NULL);
+	if (rc == -1) {
+		fprintf(stderr, "muster: no answer from the broker at %s\n",
+		    c->cfg.broker.uris[0]);
+		return EXIT_USAGE;
+	}
+	if (rc == 0)
+		bus_tune_sockets();
+	return rc;
+}
+
+void
+ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
+    void (*tick)(struct ctl *, void *))
+{
+	struct pollfd pfd[2] = { { bus_fd(c->bus), POLLIN, 0 }, { c->sigfd, POLLIN, 0 } };
+	struct signalfd_siginfo si;
+	struct bus_event *ev;
+	uint64_t now;
+	int wait;
+
+	for (;;) {
+		while ((ev = bus_next(c->bus)) != NULL) {
+			bool done = fn(c, ev, arg);
+
+			bus_event_free(ev);
+			if (done)
+				return;
+		}
+		now = now_mono_ms();
+		if (c->interrupted || (deadline && now >= deadline))
+			return;
+		wait = tick ? 200 : -1;
+		if (deadline && (wait == -1 || deadline - now < (uint64_t)wait))
+			wait = (int)(deadline - now);
+		if (poll(pfd, 2, wait) > 0 && (pfd[1].revents & POLLIN) &&
+		    read(c->sigfd, &si, sizeof(si)) == sizeof(si))
+			c->interrupted = true;
+		if (tick)
+			tick(c, arg);
+	}
+}
+
+int
+ctl_subscribe(struct ctl *c, const char *topic)
+{
+	char *topics[1] = { (char *)topic };
+	struct mu_err err;
+
+	if (bus_subscribe(c->bus, topics, 1, 1, &err) != MU_OK) {
+		fprintf(stderr, "muster: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int
+ctl_load_key(struct ctl *c)
+{
+	struct mu_err err;
+
+	if (c->key)
+		return 0;
+	if (c->cfg.operator_key[0] == '\0') {
+		fprintf(stderr, "muster: no operator key: set [operator] key= or --operator-key\n");
+		return EXIT_USAGE;
+	}
+	if (sign_key_load_private(c->cfg.operator_key, &c->key, &err) != MU_OK) {
+		fprintf(stderr, "muster: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static int
+load_config(struct ctl *c, const char *path)
+{
+	char home_conf[CONF_PATH_MAX];
+	const char *home = getenv("HOME");
+	struct mu_err err;
+
+	config_ctl_defaults(&c->cfg);
+	if (path == NULL)
+		path = getenv("MUSTER_CONFIG");
+	if (path == NULL && home != NULL) {
+		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
+		if (access(home_conf, F_OK) != 0)
+			return 0;	/* no file: defaults and flags */
+		path = home_conf;
+	}
+	if (path && config_ctl_load(&c->cfg, path, &err) != MU_OK) {
+		fprintf(stderr, "muster: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+set_flag(struct ctl *c, int opt, const char *v)
+{
+	struct broker_config *b = &c->cfg.broker;
+	char *dst = NULL;
+	size_t len = CONF_PATH_MAX;
+
+	switch (opt) {
+	case 'B':
+		if (strlen(v) >= CONF_URI_MAX)
+			return -1;
+		snprintf(b->uris[0], CONF_URI_MAX, "%s", v);
+		b->nuris = 1;
+		return 0;
+	case 'A': dst = b->ca; break;
+	case 'E': dst = b->cert; break;
+	case 'K': dst = b->key; break;
+	case 'O': dst = c->cfg.operator_key; break;
+	case 'R':
+		if (!topic_root_valid(v))
+			return -1;
+		dst = b->topic_root, len = sizeof(b->topic_root);
+		break;
+	case 'P':
+		if (strcmp(v, "5") != 0 && strcmp(v, "3.1.1") != 0)
+			return -1;
+		b->protocol = v[0] == '5' ? 5 : 4;
+		return 0;
+	}
+	if (dst == NULL || strlen(v) >= len)
+		return -1;
+	snprintf(dst, len, "%s", v);
+	return 0;
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static int
+cmd_keygen(struct ctl *c, int argc, char **argv)
+{
+	const char *name = argc > 2 ? argv[2] : "operator";
+	struct mu_err err;
+
+	(void)c;
+	if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0) {
+		fprintf(stderr, "usage: muster keygen DIR [NAME]\n"
+		    "  writes DIR/NAME.key (private, 0600) and DIR/NAME.pub; copy the .pub\n"
+		    "  into each agent's [trust] operators folder and send it SIGHUP\n");
+		return EXIT_USAGE;
+	}
+	if (sign_keygen(argv[1], name, &err) != MU_OK) {
+		fprintf(stderr, "muster: %s\n", err.msg);
+		return 1;
+	}
+	printf("%s/%s.key\n%s/%s.pub\n", argv[1], name, argv[1], name);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ctl *, int, char **);
+} commands[] = {
+	{ "run", cmd_run }, { "ping", cmd_run }, { "version", cmd_run },
+	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "watch", cmd_watch },
+	{ "keygen", cmd_keygen },
+};
+
+static int
+open_signals(struct ctl *c)
+{
+	sigset_t set;
+
+	/* Blocked before Paho's threads exist, so only the signalfd sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	c->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return c->sigfd == -1 ? -1 : 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "broker", required_argument, NULL, 'B' },
+		{ "ca", required_argument, NULL, 'A' },
+		{ "cert", required_argument, NULL, 'E' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "operator-key", required_argument, NULL, 'O' },
+		{ "topic-root", required_argument, NULL, 'R' },
+		{ "protocol", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct { int opt; const char *val; } flags[16];
+	struct ctl c = { .sigfd = -1 };
+	const char *conf = NULL;
+	int o, nflags = 0, rc = EXIT_USAGE;
+	size_t i;
+
+	log_init("muster", LOG_WARNING);
+	/* "+": stop at the command name; its options are its own. */
+	while ((o = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		if (o == 'c')
+			conf = optarg;
+		else if (o == 'h') {
+			usage(stdout);
+			return 0;
+		} else if (o == '?' || nflags == 16) {
+			usage(stderr);
+			return EXIT_USAGE;
+		} else
+			flags[nflags].opt = o, flags[nflags++].val = optarg;
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (load_config(&c, conf) != 0)
+		return EXIT_USAGE;
+	for (o = 0; o < nflags; o++)
+		if (set_flag(&c, flags[o].opt, flags[o].val) != 0) {
+			fprintf(stderr, "muster: bad value '%s'\n", flags[o].val);
+			return EXIT_USAGE;
+		}
+	snprintf(c.root, sizeof(c.root), "%s", c.cfg.broker.topic_root);
+	if (open_signals(&c) != 0) {
+		perror("muster: signalfd");
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0])) {
+		fprintf(stderr, "muster: unknown command '%s'\n", argv[optind]);
+		usage(stderr);
+	} else {
+		int cargc = argc - optind;
+		char **cargv = argv + optind;
+
+		optind = 0;	/* glibc: re-initialise getopt for the command */
+		rc = commands[i].fn(&c, cargc, cargv);
+	}
+	bus_free(c.bus);
+	sign_key_free(c.key);
+	close(c.sigfd);
+	return rc;
+}

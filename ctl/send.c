@@ -1,0 +1,732 @@
+/*
+ * send.c - muster run / ping / version / cancel: build and sign one job
+ * per target topic, work out who should answer, publish, collect the
+ * results (each job and host once), and report.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "mpjson.h"
+
+#define MAX_TARGETS	64
+#define MAX_EXPECTED	4096
+
+struct answer {
+	struct result r;	/* borrows from raw */
+	uint8_t *raw;		/* owned */
+};
+
+struct send {
+	enum job_kind kind;
+	struct job_target targets[MAX_TARGETS];
+	int ntargets;
+	char ids[MAX_TARGETS][JOBID_MAX_LEN + 1];
+	const char *module;
+	msgpack_sbuffer args;	/* packed args map, empty if none */
+	bool have_args;
+	uint64_t timeout_ms, ttl_ms, wait_ms;
+	bool stream;
+	const char *pin;
+	const char *cancel;
+	long expect;		/* -1: from presence */
+	/* who should answer */
+	char (*expected)[NAME_MAX_LEN + 1];
+	size_t nexpected;
+	size_t expect_count;
+	/* what came back */
+	struct answer *answers;
+	size_t nanswers;
+	int subacks;
+	uint64_t t0;
+	bool tty;
+};
+
+/* ---- arguments -------------------------------------------------------- */
+
+static bool
+is_int(const char *s, int64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return *s != '\0' && *end == '\0' && errno == 0 && (s[0] == '-' || (s[0] >= '0' &&
+	    s[0] <= '9'));
+}
+
+/* key=value (typed: true/false, integers, else string) or key:=JSON. */
+static int
+pack_arg(msgpack_packer *pk, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	json_error_t jerr;
+	size_t klen;
+	int64_t n;
+	json_t *j;
+	int rc;
+
+	if (eq == NULL || eq == arg || (eq == arg + 1 && arg[0] == ':'))
+		return fprintf(stderr, "muster: argument '%s' is not key=value\n", arg), -1;
+	klen = (size_t)(eq - arg);
+	if (eq[-1] == ':') {
+		if ((j = json_loads(eq + 1, JSON_DECODE_ANY, &jerr)) == NULL)
+			return fprintf(stderr, "muster: %.*s: bad JSON: %s\n", (int)klen - 1,
+			    arg, jerr.text), -1;
+		msgpack_pack_str_with_body(pk, arg, klen - 1);
+		rc = mpjson_pack(pk, j);
+		json_decref(j);
+		return rc;
+	}
+	msgpack_pack_str_with_body(pk, arg, klen);
+	if (strcmp(eq + 1, "true") == 0)
+		return msgpack_pack_true(pk);
+	if (strcmp(eq + 1, "false") == 0)
+		return msgpack_pack_false(pk);
+	if (is_int(eq + 1, &n))
+		return msgpack_pack_int64(pk, n);
+	return msgpack_pack_str_with_body(pk, eq + 1, strlen(eq + 1));
+}
+
+static int
+pack_args(struct send *s, int argc, char **argv)
+{
+	msgpack_packer pk;
+	int i;
+
+	if (argc == 0)
+		return 0;
+	msgpack_packer_init(&pk, &s->args, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, (size_t)argc);
+	for (i = 0; i < argc; i++)
+		if (pack_arg(&pk, argv[i]) != 0)
+			return -1;
+	s->have_args = true;
+	return 0;
+}
+
+static int
+add_target(struct send *s, enum job_target_kind kind, const char *name)
+{
+	struct job_target *t;
+
+	if (s->ntargets == MAX_TARGETS)
+		return fprintf(stderr, "muster: too many targets\n"), -1;
+	if (kind != TARGET_ALL && !name_valid(name))
+		return fprintf(stderr, "muster: '%s' is not a valid name\n", name), -1;
+	t = &s->targets[s->ntargets++];
+	t->kind = kind;
+	snprintf(t->name, sizeof(t->name), "%s", kind == TARGET_ALL ? "" : name);
+	return 0;
+}
+
+static int
+duration_opt(const char *v, uint64_t *out, const char *what)
+{
+	if (parse_duration_ms(v, out) != MU_OK)
+		return fprintf(stderr, "muster: bad %s '%s'\n", what, v), -1;
+	return 0;
+}
+
+static void
+run_usage(const char *cmd)
+{
+	fprintf(stderr,
+	    "usage: muster %s [-H HOST]... [-g GROUP]... [-a]%s\n"
+	    "  -H, --host HOST     a host (repeatable)\n"
+	    "  -g, --group GROUP   every host of a group (repeatable)\n"
+	    "  -a, --all           every host\n"
+	    "      --ttl DUR       how long the job stays valid (default 10m)\n"
+	    "      --wait DUR      how long to wait for answers (default 30s; 0 = do not)\n"
+	    "      --expect N      answers to wait for from groups/all (default: the\n"
+	    "                      hosts their retained status shows online)\n"
+	    "      --json          one JSON object per result, then a summary\n"
+	    "%s",
+	    cmd, strcmp(cmd, "run") == 0 ? " MODULE [key=value | key:=JSON ...]" : "",
+	    strcmp(cmd, "run") == 0 ?
+	    "      --timeout DUR   how long the module may run (default: the agent's)\n"
+	    "      --stream        show output and progress live\n"
+	    "      --pin SHA256    run only this exact module build\n" : "");
+}
+
+static int
+parse_run(struct ctl *c, struct send *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "ttl", required_argument, NULL, 'T' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "stream", no_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "pin", required_argument, NULL, 'p' },
+		{ "expect", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o, rc = 0;
+
+	while (rc == 0 && (o = getopt_long(argc, argv, "+H:g:ah", opts, NULL)) != -1) {
+		switch (o) {
+		case 'H': rc = add_target(s, TARGET_HOST, optarg); break;
+		case 'g': rc = add_target(s, TARGET_GROUP, optarg); break;
+		case 'a': rc = add_target(s, TARGET_ALL, NULL); break;
+		case 't': rc = duration_opt(optarg, &s->timeout_ms, "timeout"); break;
+		case 'T': rc = duration_opt(optarg, &s->ttl_ms, "ttl"); break;
+		case 'w':
+			/* "0" means do not wait, which parse_duration refuses. */
+			if (strcmp(optarg, "0") == 0)
+				s->wait_ms = 0;
+			else
+				rc = duration_opt(optarg, &s->wait_ms, "wait");
+			break;
+		case 's': s->stream = true; break;
+		case 'j': c->json = true; break;
+		case 'p':
+			if (!sha256hex_valid(optarg))
+				rc = fprintf(stderr, "muster: --pin wants 64 hex digits\n");
+			s->pin = optarg;
+			break;
+		case 'e':
+			s->expect = strtol(optarg, NULL, 10);
+			if (s->expect < 0)
+				rc = -1;
+			break;
+		default:
+			run_usage(argv[0]);
+			return EXIT_USAGE;
+		}
+	}
+	if (rc != 0 || s->ntargets == 0) {
+		if (rc == 0)
+			fprintf(stderr, "muster: no target: give -H, -g or -a\n");
+		return EXIT_USAGE;
+	}
+	if (s->kind == JOB_RUN) {
+		if (optind >= argc || !name_valid(argv[optind])) {
+			fprintf(stderr, "muster: %s\n", optind >= argc ? "no module given" :
+			    "bad module name");
+			return EXIT_USAGE;
+		}
+		s->module = argv[optind++];
+		if (pack_args(s, argc - optind, argv + optind) != 0)
+			return EXIT_USAGE;
+	} else if (optind != argc) {
+		run_usage(argv[0]);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- who should answer ------------------------------------------------ */
+
+static bool
+expected_has(const struct send *s, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < s->nexpected; i++)
+		if (strcmp(s->expected[i], host) == 0)
+			return true;
+	return false;
+}
+
+static void
+expected_add(struct send *s, const char *host)
+{
+	if (expected_has(s, host) || s->nexpected == MAX_EXPECTED)
+		return;
+	snprintf(s->expected[s->nexpected++], NAME_MAX_LEN + 1, "%s", host);
+}
+
+static bool
+in_group(const struct status *st, const char *group)
+{
+	size_t i;
+
+	for (i = 0; i < st->ngroups; i++)
+		if (strcmp(st->groups[i], group) == 0)
+			return true;
+	return false;
+}
+
+static int
+expected_from_presence(struct ctl *c, struct send *s)
+{
+	struct host_list hosts = { 0 };
+	bool need = false;
+	size_t i;
+	int t, rc;
+
+	for (t = 0; t < s->ntargets; t++)
+		if (s->targets[t].kind == TARGET_HOST)
+			expected_add(s, s->targets[t].name);
+		else
+			need = true;
+	s->expect_count = s->nexpected;
+	if (!need)
+		return 0;
+	if (s->expect >= 0) {
+		s->expect_count += (size_t)s->expect;
+		return 0;
+	}
+	if ((rc = hosts_collect(c, &hosts)) != 0)
+		return rc;
+	for (i = 0; i < hosts.n; i++) {
+		const struct status *st = &hosts.v[i].st;
+
+		for (t = 0; st->online && t < s->ntargets; t++)
+			if (s->targets[t].kind == TARGET_ALL ||
+			    (s->targets[t].kind == TARGET_GROUP && in_group(st, s->targets[t].name)))
+				expected_add(s, st->host);
+	}
+	hosts_free(&hosts);
+	s->expect_count = s->nexpected;
+	return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static void
+make_id(char *buf, size_t len)
+{
+	uint8_t r[4] = { 0 };
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		r[0] = (uint8_t)getpid();
+	gmtime_r(&now, &tm);
+	snprintf(buf, len, "%04d%02d%02dT%02d%02d%02d-%02x%02x%02x%02x", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1], r[2], r[3]);
+}
+
+static int
+job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env)
+{
+	const char *user = getenv("USER");
+	msgpack_unpacked up;
+	msgpack_sbuffer body;
+	struct mu_err err;
+	struct job j;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	snprintf(j.id, sizeof(j.id), "%s", s->ids[t]);
+	j.kind = s->kind;
+	j.target = s->targets[t];
+	j.issued_at = now_wall_ms();
+	j.not_after = j.issued_at + s->ttl_ms;
+	if (user && strlen(user) < 256)
+		j.operator_ = (struct wire_str){ user, strlen(user) };
+	msgpack_unpacked_init(&up);
+	if (s->kind == JOB_RUN) {
+		snprintf(j.module, sizeof(j.module), "%s", s->module);
+		if (s->pin)
+			snprintf(j.module_sha256, sizeof(j.module_sha256), "%s", s->pin);
+		if (s->have_args && msgpack_unpack_next(&up, s->args.data, s->args.size, NULL) ==
+		    MSGPACK_UNPACK_SUCCESS)
+			j.args = &up.data;
+		j.timeout_ms = s->timeout_ms;
+		j.stream = s->stream;
+	}
+	if (s->kind == JOB_CANCEL)
+		snprintf(j.cancel, sizeof(j.cancel), "%s", s->cancel);
+	msgpack_sbuffer_init(&body);
+	rc = job_encode(&j, &body, &err);
+	if (rc == MU_OK)
+		rc = envelope_sign(c->key, body.data, body.size, env, &err);
+	if (rc != MU_OK)
+		fprintf(stderr, "muster: %s\n", err.msg);
+	msgpack_sbuffer_destroy(&body);
+	msgpack_unpacked_destroy(&up);
+	return rc == MU_OK ? 0 : EXIT_USAGE;
+}
+
+/* ---- collecting results ----------------------------------------------- */
+
+static bool
+answered(const struct send *s, const char *job, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < s->nanswers; i++)
+		if (strcmp(s->answers[i].r.job, job) == 0 && strcmp(s->answers[i].r.host, host) == 0)
+			return true;
+	return false;
+}
+
+static bool
+host_answered(const struct send *s, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < s->nanswers; i++)
+		if (strcmp(s->answers[i].r.host, host) == 0)
+			return true;
+	return false;
+}
+
+static bool
+our_job(const struct send *s, const char *job)
+{
+	int t;
+
+	for (t = 0; t < s->ntargets; t++)
+		if (strcmp(s->ids[t], job) == 0)
+			return true;
+	return false;
+}
+
+static void
+take_result(struct ctl *c, struct send *s, struct bus_event *ev)
+{
+	struct answer *a, *v;
+	struct mu_err err;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return;
+	a->raw = ev->payload;
+	if (result_decode(a->raw, ev->len, &a->r, &err) != MU_OK || !our_job(s, a->r.job) ||
+	    answered(s, a->r.job, a->r.host) ||
+	    (v = reallocarray(s->answers, s->nanswers + 1, sizeof(*v))) == NULL) {
+		/* A duplicate (QoS 1 may repeat) or not ours: ignore. */
+		if (a->r.doc.live)
+			wire_doc_free(&a->r.doc);
+		free(a);
+		return;
+	}
+	ev->payload = NULL;	/* now owned by the answer */
+	s->answers = v;
+	s->answers[s->nanswers++] = *a;
+	free(a);
+	if (c->json)
+		json_print_line(result_json(&s->answers[s->nanswers - 1].r));
+}
+
+static void
+show_event(struct ctl *c, struct bus_event *ev)
+{
+	struct event e;
+
+	if (event_decode(ev->payload, ev->len, &e, NULL) != MU_OK)
+		return;
+	if (c->json) {
+		json_print_line(event_json(&e));
+	} else if (e.event == EV_OUTPUT) {
+		fprintf(stderr, "%s: %.*s\n", e.host, (int)e.text.len, e.text.ptr);
+	} else if (e.event == EV_PROGRESS) {
+		fprintf(stderr, "%s: %u%%\n", e.host, e.pct);
+	}
+	wire_doc_free(&e.doc);
+}
+
+static bool
+all_answered(const struct send *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nexpected; i++)
+		if (!host_answered(s, s->expected[i]))
+			return false;
+	return s->nanswers >= s->expect_count;
+}
+
+static bool
+on_result(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct send *s = arg;
+	size_t tl;
+
+	if (ev->type == BUS_SUBSCRIBED)
+		s->subacks++;
+	if (ev->type != BUS_MESSAGE)
+		return false;
+	tl = strlen(ev->topic);
+	if (tl > 7 && strcmp(ev->topic + tl - 7, "/events") == 0)
+		show_event(c, ev);
+	else
+		take_result(c, s, ev);
+	return s->expect_count > 0 && all_answered(s);
+}
+
+static bool
+on_subacks(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct send *s = arg;
+
+	(void)c;
+	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED)
+		s->subacks--;
+	return s->subacks <= 0;
+}
+
+static void
+count_status(const struct send *s, int counts[RS_INTERRUPTED + 1])
+{
+	size_t i;
+
+	memset(counts, 0, sizeof(int) * (RS_INTERRUPTED + 1));
+	for (i = 0; i < s->nanswers; i++)
+		counts[s->answers[i].r.status]++;
+}
+
+static void
+live_line(struct ctl *c, void *arg)
+{
+	struct send *s = arg;
+	int counts[RS_INTERRUPTED + 1];
+	char el[32];
+
+	if (!s->tty || c->json)
+		return;
+	count_status(s, counts);
+	fprintf(stderr, "\r\033[K%zu/%zu answered  pass %d  fail %d  error %d  %s",
+	    s->nanswers, s->expect_count, counts[RS_PASS], counts[RS_FAIL],
+	    s->nanswers - counts[RS_PASS] - counts[RS_FAIL] > 0 ?
+	    (int)(s->nanswers - counts[RS_PASS] - counts[RS_FAIL]) : 0,
+	    human_ms(now_mono_ms() - s->t0, el, sizeof(el)));
+}
+
+/* ---- the report ------------------------------------------------------- */
+
+static int
+severity(enum result_status st)
+{
+	static const int order[] = {
+		[RS_REJECTED] = 0, [RS_CRASHED] = 1, [RS_ERROR] = 2, [RS_TIMEOUT] = 3,
+		[RS_INTERRUPTED] = 4, [RS_CANCELLED] = 5, [RS_FAIL] = 6, [RS_PASS] = 7,
+	};
+
+	return order[st];
+}
+
+static int
+answer_cmp(const void *x, const void *y)
+{
+	const struct answer *a = x, *b = y;
+	int d = severity(a->r.status) - severity(b->r.status);
+
+	return d ? d : strcmp(a->r.host, b->r.host);
+}
+
+static void
+print_table(const struct send *s)
+{
+	size_t i, w = 4;
+	char dur[32];
+
+	for (i = 0; i < s->nanswers; i++)
+		if (strlen(s->answers[i].r.host) > w)
+			w = strlen(s->answers[i].r.host);
+	if (s->nanswers)
+		printf("%-*s  %-11s  %-9s  %s\n", (int)w, "HOST", "STATUS", "DURATION", "SUMMARY");
+	for (i = 0; i < s->nanswers; i++) {
+		const struct result *r = &s->answers[i].r;
+		struct wire_str text = r->summary.ptr ? r->summary : r->reason;
+
+		if (r->status != RS_PASS && r->reason.ptr && r->summary.ptr)
+			text = r->reason;
+		printf("%-*s  %-11s  %-9s  %.*s\n", (int)w, r->host, result_status_name(r->status),
+		    human_ms(r->finished_at >= r->started_at ? r->finished_at - r->started_at : 0,
+		    dur, sizeof(dur)), (int)(text.len > 200 ? 200 : text.len),
+		    text.ptr ? text.ptr : "");
+	}
+}
+
+static int
+report(struct ctl *c, struct send *s)
+{
+	int counts[RS_INTERRUPTED + 1], t, rc;
+	json_t *sum = NULL, *missing = json_array(), *jobs = json_array();
+	char el[32];
+	size_t i, nmissing = 0;
+
+	qsort(s->answers, s->nanswers, sizeof(*s->answers), answer_cmp);
+	count_status(s, counts);
+	for (i = 0; i < s->nexpected; i++)
+		if (!host_answered(s, s->expected[i])) {
+			json_array_append_new(missing, json_string(s->expected[i]));
+			nmissing++;
+		}
+	if (nmissing == 0 && s->nanswers < s->expect_count)
+		nmissing = s->expect_count - s->nanswers;
+	rc = counts[RS_PASS] != (int)s->nanswers ? EXIT_FAILED :
+	    nmissing ? EXIT_MISSING : EXIT_OK;
+	if (s->tty && !c->json)
+		fprintf(stderr, "\r\033[K");
+	if (c->json) {
+		for (t = 0; t < s->ntargets; t++)
+			json_array_append_new(jobs, json_string(s->ids[t]));
+		sum = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:i}",
+		    "type", "summary", "jobs", jobs, "expected", (json_int_t)s->expect_count,
+		    "answered", (json_int_t)s->nanswers, "pass", (json_int_t)counts[RS_PASS],
+		    "fail", (json_int_t)counts[RS_FAIL],
+		    "other", (json_int_t)(s->nanswers - counts[RS_PASS] - counts[RS_FAIL]),
+		    "missing", missing, "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
+		    "exit", rc);
+		json_print_line(sum);
+		return rc;
+	}
+	json_decref(jobs);
+	print_table(s);
+	if (nmissing) {
+		printf("no answer:");
+		for (i = 0; i < json_array_size(missing); i++)
+			printf(" %s", json_string_value(json_array_get(missing, i)));
+		if (json_array_size(missing) == 0)
+			printf(" %zu host(s)", nmissing);
+		printf("\n");
+	}
+	json_decref(missing);
+	printf("%zu expected, %zu answered: %d pass, %d fail, %d other (%s)\n",
+	    s->expect_count, s->nanswers, counts[RS_PASS], counts[RS_FAIL],
+	    (int)s->nanswers - counts[RS_PASS] - counts[RS_FAIL],
+	    human_ms(now_mono_ms() - s->t0, el, sizeof(el)));
+	return rc;
+}
+
+/* ---- the command ------------------------------------------------------ */
+
+static int
+subscribe_results(struct ctl *c, struct send *s)
+{
+	char topic[TOPIC_MAX + 16];
+	int t, rc;
+
+	for (t = 0; t < s->ntargets; t++) {
+		snprintf(topic, sizeof(topic), "%s/v1/results/%s/+", c->root, s->ids[t]);
+		if ((rc = ctl_subscribe(c, topic)) != 0)
+			return rc;
+		s->subacks++;
+		if (s->stream) {
+			snprintf(topic, sizeof(topic), "%s/v1/results/%s/+/events", c->root, s->ids[t]);
+			if ((rc = ctl_subscribe(c, topic)) != 0)
+				return rc;
+			s->subacks++;
+		}
+	}
+	ctl_pump(c, now_mono_ms() + 10000, on_subacks, s, NULL);
+	return 0;
+}
+
+static int
+publish_jobs(struct ctl *c, struct send *s)
+{
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer env;
+	struct mu_err err;
+	int t, rc = 0;
+
+	for (t = 0; rc == 0 && t < s->ntargets; t++) {
+		msgpack_sbuffer_init(&env);
+		rc = job_build(c, s, t, &env);
+		if (rc == 0 && topic_for_target(topic, sizeof(topic), c->root, &s->targets[t]))
+			rc = EXIT_USAGE;
+		/* Expiry = the job's lifetime: a broker drops what a host would
+		 * refuse anyway. */
+		if (rc == 0 && bus_publish(c->bus, topic, env.data, env.size, 1, false,
+		    (uint32_t)(s->ttl_ms / 1000), NULL, &err) != MU_OK) {
+			fprintf(stderr, "muster: %s\n", err.msg);
+			rc = EXIT_USAGE;
+		}
+		msgpack_sbuffer_destroy(&env);
+	}
+	return rc;
+}
+
+static void
+send_free(struct send *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nanswers; i++) {
+		wire_doc_free(&s->answers[i].r.doc);
+		free(s->answers[i].raw);
+	}
+	free(s->answers);
+	free(s->expected);
+	msgpack_sbuffer_destroy(&s->args);
+}
+
+static int
+send_run(struct ctl *c, struct send *s)
+{
+	int t, rc;
+
+	if ((rc = ctl_load_key(c)) != 0 || (rc = ctl_connect(c)) != 0)
+		return rc;
+	if ((rc = expected_from_presence(c, s)) != 0)
+		return rc;
+	for (t = 0; t < s->ntargets; t++)
+		make_id(s->ids[t], sizeof(s->ids[t]));
+	if (s->wait_ms && (rc = subscribe_results(c, s)) != 0)
+		return rc;
+	s->t0 = now_mono_ms();
+	if ((rc = publish_jobs(c, s)) != 0)
+		return rc;
+	if (s->wait_ms == 0) {
+		for (t = 0; t < s->ntargets; t++)
+			printf("%s\n", s->ids[t]);
+		return EXIT_OK;
+	}
+	if (s->expect_count == 0 && !c->json)
+		fprintf(stderr, "muster: no host is known to be online there; waiting for "
+		    "answers anyway (--expect N to say how many)\n");
+	ctl_pump(c, s->t0 + s->wait_ms, on_result, s, live_line);
+	return report(c, s);
+}
+
+int
+cmd_run(struct ctl *c, int argc, char **argv)
+{
+	struct send s = { .kind = JOB_RUN, .ttl_ms = 600000, .wait_ms = 30000, .expect = -1 };
+	int rc;
+
+	if (strcmp(argv[0], "ping") == 0)
+		s.kind = JOB_PING;
+	else if (strcmp(argv[0], "version") == 0)
+		s.kind = JOB_VERSION;
+	msgpack_sbuffer_init(&s.args);
+	s.tty = isatty(STDERR_FILENO);
+	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
+	if (s.expected == NULL)
+		rc = EXIT_USAGE;
+	else if ((rc = parse_run(c, &s, argc, argv)) == 0)
+		rc = send_run(c, &s);
+	send_free(&s);
+	return rc;
+}
+
+int
+cmd_cancel(struct ctl *c, int argc, char **argv)
+{
+	struct send s = { .kind = JOB_CANCEL, .ttl_ms = 60000, .wait_ms = 10000, .expect = -1 };
+	int o, rc = 0;
+
+	msgpack_sbuffer_init(&s.args);
+	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
+	while (rc == 0 && (o = getopt(argc, argv, "+H:h")) != -1)
+		rc = o == 'H' ? add_target(&s, TARGET_HOST, optarg) : -1;
+	if (rc != 0 || s.ntargets != 1 || optind + 1 != argc || !jobid_valid(argv[optind]) ||
+	    s.expected == NULL) {
+		fprintf(stderr, "usage: muster cancel -H HOST JOB\n");
+		send_free(&s);
+		return EXIT_USAGE;
+	}
+	s.cancel = argv[optind];
+	rc = send_run(c, &s);
+	send_free(&s);
+	return rc;
+}

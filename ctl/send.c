@@ -79,7 +79,12 @@ pack_arg(msgpack_packer *pk, const char *arg)
 		return fprintf(stderr, "muster: argument '%s' is not key=value\n", arg), -1;
 	klen = (size_t)(eq - arg);
 	if (eq[-1] == ':') {
-		if ((j = json_loads(eq + 1, JSON_DECODE_ANY, &jerr)) == NULL)
+		/* key:=@FILE reads the JSON from a file (a QC profile, say). */
+		if (eq[1] == '@')
+			j = json_load_file(eq + 2, JSON_DECODE_ANY, &jerr);
+		else
+			j = json_loads(eq + 1, JSON_DECODE_ANY, &jerr);
+		if (j == NULL)
 			return fprintf(stderr, "muster: %.*s: bad JSON: %s\n", (int)klen - 1,
 			    arg, jerr.text), -1;
 		msgpack_pack_str_with_body(pk, arg, klen - 1);

@@ -53,15 +53,19 @@ struct send {
 
 /* ---- arguments -------------------------------------------------------- */
 
+/* An integer as JSON writes one: no '+', no leading zeros, so "0644" and
+ * "007" stay the strings they look like. */
 static bool
 is_int(const char *s, int64_t *out)
 {
+	const char *d = s[0] == '-' ? s + 1 : s;
 	char *end;
 
+	if (*d < '0' || *d > '9' || (d[0] == '0' && d[1] != '\0'))
+		return false;
 	errno = 0;
 	*out = strtoll(s, &end, 10);
-	return *s != '\0' && *end == '\0' && errno == 0 && (s[0] == '-' || (s[0] >= '0' &&
-	    s[0] <= '9'));
+	return *end == '\0' && errno == 0;
 }
 
 /* key=value (typed: true/false, integers, else string) or key:=JSON. */

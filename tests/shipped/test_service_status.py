@@ -1,0 +1,100 @@
+"""service.status: systemctl show through run_cmd, or a clear error."""
+import os
+
+import pytest
+
+from conftest import FIXTURES
+
+
+@pytest.fixture
+def sd(bindir):
+    """Arguments that make a systemd host out of the fixtures."""
+    return {"systemctl": str(bindir / "fake-systemctl"),
+            "systemd_dir": str(FIXTURES)}
+
+
+def test_active_and_enabled(run, sd):
+    r = run("service.status", unit="nginx.service", enabled=True, **sd)
+    assert r.status == "pass", r
+    assert r.data == {"unit": "nginx.service", "load_state": "loaded",
+                      "active_state": "active", "sub_state": "running",
+                      "unit_file_state": "enabled", "enabled": True}
+    assert r["summary"] == "nginx.service: active (running), enabled"
+
+
+def test_not_enabled(run, sd):
+    assert run("service.status", unit="cron.service", **sd).status == "pass"
+    r = run("service.status", unit="cron.service", enabled="true", **sd)
+    assert r.status == "fail", r
+    assert r["reason"] == "cron.service is disabled, expected enabled"
+    r = run("service.status", unit="nginx", enabled=False, **sd)
+    assert r.status == "fail", r
+    assert r["reason"] == "nginx is enabled, expected disabled"
+
+
+def test_failed_unit(run, sd):
+    r = run("service.status", unit="broken.service", **sd)
+    assert r.status == "fail", r
+    assert r["reason"] == "broken.service is failed (failed), expected active"
+
+
+def test_expected_inactive(run, sd):
+    r = run("service.status", unit="oneshot.service", active="inactive",
+            enabled=True, **sd)
+    assert r.status == "pass", r  # static counts as enabled
+    r = run("service.status", unit="masked.service", active="inactive",
+            enabled=True, **sd)
+    assert r.status == "fail", r
+    assert r["reason"] == "masked.service is masked, expected enabled"
+
+
+def test_unknown_unit(run, sd):
+    r = run("service.status", unit="ghost.service", **sd)
+    assert r.status == "fail", r
+    assert r["reason"] == "unit ghost.service not found"
+    assert r.data["load_state"] == "not-found"
+    assert run("service.status", unit="ghost.service", active="inactive",
+               **sd).status == "pass"
+
+
+def test_systemctl_fails(run, sd):
+    r = run("service.status", unit="bus.service", **sd)
+    assert r.status == "error", r
+    assert "Failed to connect to bus" in r["reason"]
+
+
+def test_no_systemd(run, bindir, tmp_path):
+    r = run("service.status", unit="nginx.service",
+            systemd_dir=str(tmp_path / "none"),
+            systemctl=str(bindir / "fake-systemctl"))
+    assert r.status == "error", r
+    assert r["reason"] == "systemd is not running on this host"
+
+
+def test_no_systemctl(run, tmp_path):
+    r = run("service.status", unit="nginx.service", systemd_dir=str(FIXTURES),
+            systemctl=str(tmp_path / "systemctl"))
+    assert r.status == "error", r
+    assert "systemctl" in r["reason"]
+
+
+@pytest.mark.parametrize("args,reason", [
+    ({}, 'argument "unit" is required'),
+    ({"unit": "-H"}, 'not a unit name: "-H"'),
+    ({"unit": "a;b"}, 'not a unit name: "a;b"'),
+    ({"unit": "x", "enabled": "sometimes"},
+     'argument "enabled" must be true or false'),
+])
+def test_bad_arguments(run, sd, args, reason):
+    r = run("service.status", **sd, **args)
+    assert r.status == "error", r
+    assert r["reason"] == reason
+
+
+def test_this_host(run):
+    r = run("service.status", unit="muster-nosuch.service")
+    if os.path.isdir("/run/systemd/system"):
+        assert r.status == "fail", r
+    else:
+        assert r.status == "error", r
+        assert r["reason"].startswith("systemd is not running on this host")

@@ -143,6 +143,7 @@ ipc_event_decode(const void *buf, size_t len, struct ipc_event *e, struct mu_err
 		wire_doc_free(&e->doc);
 		return mu_errf(err, MU_EINVAL, "event is not msgpack");
 	}
+	wire_fix_empty(&e->doc.up.data);
 	map = &e->doc.up.data;
 	if (map->type != MSGPACK_OBJECT_MAP)
 		rc = mu_errf(err, MU_EINVAL, "event is not a map");

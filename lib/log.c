@@ -83,7 +83,7 @@ log_msg(int prio, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_errno(int prio, int saved, const char *fmt, va_list ap)
 {
 	char buf[768];

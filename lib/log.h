@@ -23,7 +23,7 @@ int log_get_level(void);
 int log_level_parse(const char *s);
 
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void log_vmsg(int prio, const char *fmt, va_list ap);
+void log_vmsg(int prio, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #define log_err(...)	log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warnx(...)	log_msg(LOG_WARNING, __VA_ARGS__)

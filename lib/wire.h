@@ -278,6 +278,8 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
 /* Helpers shared by the codecs and their users. */
 bool version_valid(const char *s);	/* [A-Za-z0-9.+~_-]{1,64} */
 bool nonce_valid(const char *s);	/* [0-9a-f]{16,128} */
+/* Give empty strings/bins of a freshly unpacked tree a non-NULL pointer. */
+void wire_fix_empty(msgpack_object *o);
 /* Check a msgpack map as args/data: string keys, depth <= 8, no ext. */
 int wire_check_map(const msgpack_object *o, struct mu_err *err);
 

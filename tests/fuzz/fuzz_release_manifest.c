@@ -1,0 +1,14 @@
+/* Round-trip fuzz target for release_manifest_decode / _encode. */
+#include "fuzz.h"
+
+static bool
+same(const struct release_manifest *a, const struct release_manifest *b)
+{
+	return FUZZ_STREQ(a, b, channel) && FUZZ_STREQ(a, b, version) &&
+	    FUZZ_STREQ(a, b, agent_sha256) && FUZZ_EQ(a, b, agent_size) &&
+	    FUZZ_STREQ(a, b, runner_sha256) && FUZZ_EQ(a, b, runner_size) &&
+	    FUZZ_EQ(a, b, published_at) && FUZZ_EQ(a, b, rollout);
+}
+
+FUZZ_ROUNDTRIP(release_manifest, release_manifest_decode, release_manifest_encode,
+    same)

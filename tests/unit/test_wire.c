@@ -328,7 +328,7 @@ test_too_many_keys(void **state)
 	msgpack_packer pk;
 	struct mu_err err = { "" };
 	struct job j;
-	char key[8];
+	char key[16];
 	int i;
 
 	(void)state;

@@ -1,0 +1,758 @@
+/*
+ * local.c - `muster-runner --run FILE.so [--json] [key=value | key:=JSON
+ * ...]`: run a module on this machine, without a broker or musterd.
+ *
+ * This process plays musterd, so that a module author's edit-run loop goes
+ * through the real path: it asks a `--describe` child for the module's
+ * name, builds a job body, copies the module into a sealed memfd, and
+ * execs a runner child with the job on stdin, a pipe on fd 3 and the memfd
+ * on fd 4.  It decodes the child's frames like the agent does and prints
+ * them as they come, then the verdict; a module that crashes, hangs or
+ * calls exit() takes only the child with it.  The child has a process
+ * group of its own, killed when it ends (nothing a module forked lingers),
+ * on --timeout, and on SIGINT or SIGTERM to this process.
+ *
+ * The exit code is the child's (runner.h), 128 + N for a child killed by
+ * signal N, RUNNER_EXIT_TIMEOUT after --timeout.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+#define LOCAL_FD_MIN		10	/* ours live above the child's 0..4 */
+#define LOCAL_DESCRIBE_MAX	(64u * 1024)
+#define LOCAL_CHUNK		(64u * 1024)
+#define LOCAL_TTL_MS		(3600u * 1000)
+#define LOCAL_DRAIN_READS	64
+
+struct local {
+	const struct runner_opts *o;
+	char name[NAME_MAX_LEN + 1];
+	char version[WIRE_MAX_VERSION + 1];
+	msgpack_sbuffer body;
+	int memfd, jobw, evr, pidfd;
+	pid_t pid;
+	struct ipc_reader rd;
+	/* What came back. */
+	bool have_verdict;
+	enum result_status status;
+	char *summary, *reason;
+	bool truncated;
+	char vmodule[NAME_MAX_LEN + 1];
+	char vversion[WIRE_MAX_VERSION + 1];
+	json_t *output, *data;
+	int wstatus;
+	bool reaped, timed_out, interrupted;
+	/* A failure before or around the run: the report says this instead. */
+	int fail_code;
+	char fail[256];
+};
+
+static volatile sig_atomic_t local_child, local_stop;
+
+static void
+local_on_signal(int sig)
+{
+	(void)sig;
+	local_stop = 1;
+	if (local_child > 0)
+		kill(-local_child, SIGKILL);
+}
+
+static int
+local_failf(struct local *l, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+local_failf(struct local *l, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->fail, sizeof(l->fail), fmt, ap);
+	va_end(ap);
+	l->fail_code = code;
+	return code;
+}
+
+static int64_t
+clock_ms(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Move fd out of the way of the child's dup2()s onto 0..4. */
+static int
+fd_high(int fd)
+{
+	int nfd;
+
+	if (fd == -1)
+		return -1;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, LOCAL_FD_MIN);
+	close(fd);
+	return nfd;
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return MU_EIO;
+		p += n, len -= (size_t)n;
+	}
+	return MU_OK;
+}
+
+static int
+wait_child(pid_t pid, int *status)
+{
+	pid_t r;
+
+	do
+		r = waitpid(pid, status, 0);
+	while (r == -1 && errno == EINTR);
+	return r == pid ? MU_OK : MU_EIO;
+}
+
+/* ---- 1. the module's name, from a --describe child -------------------- */
+
+static int
+describe_read(int fd, char *buf, size_t cap, size_t *len)
+{
+	ssize_t n;
+
+	*len = 0;
+	while (*len < cap) {
+		n = read(fd, buf + *len, cap - *len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		*len += (size_t)n;
+	}
+	return MU_OK;
+}
+
+/* What the --describe child said, into l->name and l->version. */
+static int
+describe_parse(struct local *l, const char *buf, size_t len, int status)
+{
+	const char *name, *version, *why;
+	json_t *j = json_loadb(buf, len, 0, NULL);
+	int rc = MU_OK;
+
+	name = json_string_value(json_object_get(j, "name"));
+	version = json_string_value(json_object_get(j, "version"));
+	why = json_string_value(json_object_get(j, "error"));
+	if (WIFSIGNALED(status))
+		rc = local_failf(l, RUNNER_EXIT_SIGNAL_BASE + WTERMSIG(status),
+		    "crashed: signal %d (%s) while loading the module", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rc = local_failf(l, WIFEXITED(status) ? WEXITSTATUS(status) :
+		    RUNNER_EXIT_INTERNAL, "%s", why ? why : "--describe failed");
+	else if (name == NULL || version == NULL ||
+	    strlen(name) > NAME_MAX_LEN || strlen(version) > WIRE_MAX_VERSION)
+		rc = local_failf(l, RUNNER_EXIT_INTERNAL, "--describe said nothing useful");
+	else {
+		strcpy(l->name, name);
+		strcpy(l->version, version);
+	}
+	json_decref(j);
+	return rc;
+}
+
+static int
+local_describe(struct local *l)
+{
+	char *argv[] = { "muster-runner", "--describe", (char *)l->o->run, NULL };
+	char *buf;
+	size_t len = 0;
+	int out[2], status = 0, rc;
+	pid_t pid;
+
+	if ((buf = malloc(LOCAL_DESCRIBE_MAX)) == NULL)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
+	if (pipe2(out, O_CLOEXEC) == -1) {
+		free(buf);
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "pipe: %s", strerror(errno));
+	}
+	if ((pid = fork()) == 0) {
+		if (dup2(out[1], STDOUT_FILENO) != -1)
+			execv(RUNNER_SELF, argv);
+		_exit(RUNNER_EXIT_INTERNAL);
+	}
+	close(out[1]);
+	if (pid == -1)
+		rc = local_failf(l, RUNNER_EXIT_INTERNAL, "fork: %s", strerror(errno));
+	else {
+		describe_read(out[0], buf, LOCAL_DESCRIBE_MAX, &len);
+		rc = wait_child(pid, &status);
+		rc = rc ? local_failf(l, RUNNER_EXIT_INTERNAL, "waitpid: %s",
+		    strerror(errno)) : describe_parse(l, buf, len, status);
+	}
+	close(out[0]);
+	free(buf);
+	return rc;
+}
+
+/* ---- 2. the job body -------------------------------------------------- */
+
+static int
+local_args(struct local *l, msgpack_sbuffer *sb)
+{
+	struct mu_err err = { "" };
+	msgpack_packer pk;
+	json_t *args;
+	int i, rc = MU_OK;
+
+	if ((args = json_object()) == NULL)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
+	for (i = 0; rc == MU_OK && i < l->o->nargs; i++)
+		rc = arg_parse(l->o->args[i], args, &err);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (rc == MU_OK)
+		rc = json_to_msgpack(&pk, args, 1, &err);
+	json_decref(args);
+	if (rc != MU_OK)
+		return local_failf(l, RUNNER_EXIT_USAGE, "%s", err.msg);
+	return MU_OK;
+}
+
+static int
+local_job(struct local *l)
+{
+	struct mu_err err = { "" };
+	msgpack_unpacked up;
+	msgpack_sbuffer sb;
+	struct job j;
+	size_t off = 0;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	msgpack_sbuffer_init(&sb);
+	msgpack_unpacked_init(&up);
+	if ((rc = local_args(l, &sb)) == MU_OK &&
+	    msgpack_unpack_next(&up, sb.data, sb.size, &off) != MSGPACK_UNPACK_SUCCESS)
+		rc = local_failf(l, RUNNER_EXIT_INTERNAL, "cannot unpack the arguments");
+	if (rc == MU_OK) {
+		snprintf(j.id, sizeof(j.id), "local-%ld", (long)getpid());
+		j.kind = JOB_RUN;
+		j.target.kind = TARGET_ALL;
+		j.issued_at = (uint64_t)clock_ms(CLOCK_REALTIME);
+		j.not_after = j.issued_at + LOCAL_TTL_MS;
+		strcpy(j.module, l->name);
+		j.args = &up.data;
+		j.timeout_ms = l->o->timeout_ms > UINT32_MAX ? UINT32_MAX : l->o->timeout_ms;
+		if (job_encode(&j, &l->body, &err) != MU_OK)
+			rc = local_failf(l, RUNNER_EXIT_USAGE, "bad arguments: %s", err.msg);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/* ---- 3. the module in a sealed memfd, as musterd hands it over -------- */
+
+static int
+memfd_fill(int dst, int src)
+{
+	char *buf = malloc(LOCAL_CHUNK);
+	size_t total = 0;
+	ssize_t n;
+	int rc = MU_OK;
+
+	if (buf == NULL)
+		return MU_ENOMEM;
+	while (rc == MU_OK) {
+		n = read(src, buf, LOCAL_CHUNK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n == 0 ? MU_OK : MU_EIO;
+			break;
+		}
+		if ((total += (size_t)n) > WIRE_MAX_BIN)
+			rc = MU_EINVAL;
+		else
+			rc = write_all(dst, buf, (size_t)n);
+	}
+	free(buf);
+	return rc;
+}
+
+static int
+local_memfd(struct local *l)
+{
+	int src, mfd, rc;
+
+	if ((src = open(l->o->run, O_RDONLY | O_CLOEXEC)) == -1)
+		return local_failf(l, RUNNER_EXIT_LOAD, "cannot open %s: %s", l->o->run,
+		    strerror(errno));
+	if ((mfd = memfd_create("muster-module", MFD_CLOEXEC | MFD_ALLOW_SEALING)) == -1) {
+		close(src);
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "memfd_create: %s",
+		    strerror(errno));
+	}
+	rc = memfd_fill(mfd, src);
+	close(src);
+	if (rc == MU_OK && fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK |
+	    F_SEAL_GROW | F_SEAL_WRITE) == -1)
+		rc = MU_EIO;
+	if (rc != MU_OK || (l->memfd = fd_high(mfd)) == -1) {
+		if (rc != MU_OK)
+			close(mfd);
+		return local_failf(l, rc == MU_EINVAL ? RUNNER_EXIT_LOAD :
+		    RUNNER_EXIT_INTERNAL, "cannot copy %s into a memfd: %s", l->o->run,
+		    rc == MU_EINVAL ? "larger than 64 MiB" : strerror(errno));
+	}
+	return MU_OK;
+}
+
+/* ---- 4. the runner child ---------------------------------------------- */
+
+static void __attribute__((noreturn))
+local_exec(const struct local *l, int jobr, int evw, char *const argv[])
+{
+	setpgid(0, 0);
+	if (dup2(jobr, STDIN_FILENO) == -1 || dup2(evw, RUNNER_EVENT_FD) == -1 ||
+	    dup2(l->memfd, RUNNER_MODULE_FD) == -1)
+		_exit(RUNNER_EXIT_INTERNAL);
+	close_range(RUNNER_MODULE_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	execv(RUNNER_SELF, argv);
+	_exit(RUNNER_EXIT_INTERNAL);
+}
+
+static int
+local_spawn(struct local *l)
+{
+	char limit[24];
+	char *argv[] = { "muster-runner", "--output-limit", limit, NULL };
+	int jobp[2], evp[2];
+
+	snprintf(limit, sizeof(limit), "%zu", l->o->output_limit);
+	if (pipe2(jobp, O_CLOEXEC) == -1)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "pipe: %s", strerror(errno));
+	if (pipe2(evp, O_CLOEXEC) == -1) {
+		close(jobp[0]), close(jobp[1]);
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "pipe: %s", strerror(errno));
+	}
+	jobp[0] = fd_high(jobp[0]), evp[1] = fd_high(evp[1]);
+	l->jobw = jobp[1], l->evr = evp[0];
+	if (jobp[0] == -1 || evp[1] == -1)
+		l->pid = -1;
+	else if ((l->pid = fork()) == 0)
+		local_exec(l, jobp[0], evp[1], argv);
+	if (jobp[0] != -1)
+		close(jobp[0]);
+	if (evp[1] != -1)
+		close(evp[1]);
+	close(l->memfd);
+	l->memfd = -1;
+	if (l->pid == -1)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "cannot start the runner: %s",
+		    strerror(errno));
+	/* Both sides set the group, so neither a kill nor the child races it. */
+	setpgid(l->pid, l->pid);
+	local_child = l->pid;
+	l->pidfd = pidfd_open(l->pid, 0);
+	return MU_OK;
+}
+
+static int
+local_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = local_on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1)
+		return MU_EIO;
+	return MU_OK;
+}
+
+/* ---- 5. the events ---------------------------------------------------- */
+
+static void
+local_verdict(struct local *l, const struct ipc_event *e)
+{
+	if (l->have_verdict)
+		return;
+	l->have_verdict = true;
+	l->status = e->status;
+	if (e->summary.ptr)
+		l->summary = strndup(e->summary.ptr, e->summary.len);
+	if (e->reason.ptr)
+		l->reason = strndup(e->reason.ptr, e->reason.len);
+	if (e->data)
+		l->data = msgpack_to_json(e->data, 1);
+	l->truncated = e->truncated;
+	strcpy(l->vmodule, e->module);
+	strcpy(l->vversion, e->module_version);
+}
+
+static void
+local_event(struct local *l, const struct ipc_event *e)
+{
+	switch (e->type) {
+	case IPC_OUT:
+		if (l->o->json)
+			json_array_append_new(l->output, json_text(e->text.ptr, e->text.len));
+		else
+			printf("out: %.*s\n", (int)e->text.len, e->text.ptr);
+		break;
+	case IPC_PROGRESS:
+		if (!l->o->json)
+			printf("progress: %u%%\n", e->pct);
+		break;
+	case IPC_VERDICT:
+		local_verdict(l, e);
+		break;
+	}
+	fflush(stdout);
+}
+
+/* Frames as the agent takes them: bounded, decoded strictly. */
+static int
+local_feed(struct local *l, const void *buf, size_t len)
+{
+	struct mu_err err = { "" };
+	struct ipc_event e;
+	const uint8_t *frame;
+	size_t flen;
+	int rc;
+
+	if ((rc = ipc_reader_feed(&l->rd, buf, len, &err)) != MU_OK) {
+		log_warnx("bad event stream: %s", err.msg);
+		return rc;
+	}
+	while ((rc = ipc_reader_next(&l->rd, &frame, &flen)) == MU_OK) {
+		if ((rc = ipc_event_decode(frame, flen, &e, &err)) != MU_OK) {
+			log_warnx("bad event: %s", err.msg);
+			return rc;
+		}
+		local_event(l, &e);
+		wire_doc_free(&e.doc);
+	}
+	return rc == MU_ENOENT ? MU_OK : rc;
+}
+
+/* Read one chunk; MU_ENOENT at EOF. */
+static int
+local_read(struct local *l)
+{
+	char buf[LOCAL_CHUNK];
+	ssize_t n;
+
+	do
+		n = read(l->evr, buf, sizeof(buf));
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && errno == EAGAIN)
+		return MU_OK;
+	if (n <= 0)
+		return MU_ENOENT;
+	return local_feed(l, buf, (size_t)n);
+}
+
+/* The child is gone: take what it wrote, not what its leftovers might
+ * go on writing (a pipe holds 64 KiB; a few reads more are plenty). */
+static void
+local_drain(struct local *l)
+{
+	int i;
+
+	if (l->evr == -1 || fcntl(l->evr, F_SETFL, O_NONBLOCK) == -1)
+		return;
+	for (i = 0; i < LOCAL_DRAIN_READS; i++) {
+		struct pollfd p = { l->evr, POLLIN, 0 };
+
+		if (poll(&p, 1, 0) != 1 || local_read(l) != MU_OK)
+			break;
+	}
+}
+
+static int
+local_poll_ms(struct local *l, int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline == 0 || l->timed_out)
+		return -1;
+	if ((left = deadline - clock_ms(CLOCK_MONOTONIC)) <= 0) {
+		kill(-l->pid, SIGKILL);
+		l->timed_out = true;
+		return -1;
+	}
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+static int
+local_watch(struct local *l)
+{
+	int64_t deadline = l->o->timeout_ms ?
+	    clock_ms(CLOCK_MONOTONIC) + (int64_t)l->o->timeout_ms : 0;
+	struct pollfd pfd[2] = { { l->evr, POLLIN, 0 }, { l->pidfd, POLLIN, 0 } };
+	int r;
+
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		r = poll(pfd, 2, local_poll_ms(l, deadline));
+		if (local_stop)
+			l->interrupted = true;
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			break;
+		if (pfd[0].revents) {
+			/* On garbage, stop listening: the child's next write fails. */
+			if (local_read(l) != MU_OK) {
+				close(l->evr);
+				l->evr = pfd[0].fd = -1;
+			}
+		} else if (pfd[1].revents) {
+			local_drain(l);
+			break;
+		}
+	}
+	/* The group goes before the reap, while the zombie holds its id. */
+	kill(-l->pid, SIGKILL);
+	if (wait_child(l->pid, &l->wstatus) == MU_OK)
+		l->reaped = true;
+	local_child = 0;
+	return MU_OK;
+}
+
+/* ---- 6. the report ---------------------------------------------------- */
+
+/* How it ended, when there is no verdict to say it, or it was cut short. */
+static const char *
+local_end(struct local *l, char *buf, size_t len, int *code)
+{
+	int st = l->wstatus;
+
+	if (l->fail_code) {
+		*code = l->fail_code;
+		return l->fail;
+	}
+	if (l->timed_out) {
+		*code = RUNNER_EXIT_TIMEOUT;
+		snprintf(buf, len, "timeout: killed after %llu ms",
+		    (unsigned long long)l->o->timeout_ms);
+	} else if (l->interrupted) {
+		*code = RUNNER_EXIT_SIGNAL_BASE + SIGINT;
+		snprintf(buf, len, "interrupted");
+	} else if (!l->reaped) {
+		*code = RUNNER_EXIT_INTERNAL;
+		snprintf(buf, len, "lost the runner child");
+	} else if (WIFSIGNALED(st)) {
+		*code = RUNNER_EXIT_SIGNAL_BASE + WTERMSIG(st);
+		snprintf(buf, len, "crashed: signal %d (%s)", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)));
+	} else {
+		*code = WEXITSTATUS(st);
+		if (l->have_verdict)
+			return NULL;
+		snprintf(buf, len, "exited %d without a verdict", *code);
+	}
+	return buf;
+}
+
+static const char *
+local_status(const struct local *l, const char *end)
+{
+	if (l->fail_code)
+		return l->fail_code < RUNNER_EXIT_SIGNAL_BASE ? "error" : "crashed";
+	if (l->timed_out)
+		return "timeout";
+	if (l->interrupted)
+		return "interrupted";
+	if (end != NULL || !l->have_verdict)
+		return "crashed";
+	return result_status_name(l->status);
+}
+
+static void
+print_data(json_t *data)
+{
+	char *s;
+
+	if (data == NULL || json_object_size(data) == 0)
+		return;
+	if ((s = json_dumps(data, JSON_INDENT(2))) == NULL)
+		return;
+	printf("data: %s\n", s);
+	free(s);
+}
+
+static void
+local_print(struct local *l, const char *end)
+{
+	static const char *const words[] = {
+		[RS_PASS] = "PASS", [RS_FAIL] = "FAIL", [RS_ERROR] = "ERROR",
+	};
+	const char *word;
+
+	if (l->have_verdict) {
+		/* ipc_event_decode() lets only these three through. */
+		word = l->status <= RS_ERROR ? words[l->status] : "?";
+		if (l->status == RS_ERROR && l->reason) {
+			printf("%s: %s\n", word, l->reason);
+			if (l->summary)
+				printf("summary: %s\n", l->summary);
+		} else {
+			printf("%s%s%s\n", word, l->summary ? ": " : "",
+			    l->summary ? l->summary : "");
+			if (l->reason)
+				printf("reason: %s\n", l->reason);
+		}
+		print_data(l->data);
+		if (l->truncated)
+			printf("note: output or data was truncated\n");
+	}
+	if (end != NULL)
+		printf("%s%s\n", l->fail_code && l->fail_code < RUNNER_EXIT_SIGNAL_BASE ?
+		    "ERROR: " : "", end);
+	fflush(stdout);
+}
+
+static json_t *
+json_str_or_null(const char *s)
+{
+	return s != NULL ? json_text(s, strlen(s)) : json_null();
+}
+
+static void
+local_print_json(struct local *l, const char *end, int code)
+{
+	json_t *j;
+
+	j = json_pack("{s:s, s:o, s:o, s:O, s:o, s:b, s:o, s:o, s:i}",
+	    "status", local_status(l, end),
+	    "summary", json_str_or_null(l->summary),
+	    "reason", json_str_or_null(end != NULL ? end : l->reason),
+	    "output", l->output,
+	    "data", l->data != NULL ? json_incref(l->data) : json_object(),
+	    "truncated", l->truncated,
+	    "module", json_str_or_null(l->vmodule[0] ? l->vmodule :
+	    l->name[0] ? l->name : NULL),
+	    "module_version", json_str_or_null(l->vversion[0] ? l->vversion :
+	    l->version[0] ? l->version : NULL),
+	    "exit_code", (json_int_t)code);
+	if (j != NULL && l->reaped && WIFSIGNALED(l->wstatus))
+		json_object_set_new(j, "signal", json_integer(WTERMSIG(l->wstatus)));
+	if (j == NULL || json_dumpf(j, stdout, JSON_INDENT(2)) != 0)
+		log_warnx("cannot print the result as JSON");
+	else
+		putchar('\n');
+	fflush(stdout);
+	json_decref(j);
+}
+
+static int
+local_report(struct local *l)
+{
+	char buf[256];
+	const char *end;
+	int code = 0;
+
+	end = local_end(l, buf, sizeof(buf), &code);
+	if (l->o->json)
+		local_print_json(l, end, code);
+	else
+		local_print(l, end);
+	return code;
+}
+
+/* ---- the role --------------------------------------------------------- */
+
+static int
+local_run(struct local *l)
+{
+	int rc;
+
+	if ((rc = local_describe(l)) != MU_OK)
+		return rc;
+	if (!l->o->json) {
+		printf("module: %s %s\n", l->name, l->version);
+		fflush(stdout);
+	}
+	if ((rc = local_job(l)) != MU_OK || (rc = local_memfd(l)) != MU_OK)
+		return rc;
+	if (local_signals() != MU_OK)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "sigaction: %s",
+		    strerror(errno));
+	if ((rc = local_spawn(l)) != MU_OK)
+		return rc;
+	/* EPIPE here means the child died first; the report says how. */
+	write_all(l->jobw, l->body.data, l->body.size);
+	close(l->jobw);
+	l->jobw = -1;
+	return local_watch(l);
+}
+
+static void
+local_free(struct local *l)
+{
+	if (l->evr != -1)
+		close(l->evr);
+	if (l->jobw != -1)
+		close(l->jobw);
+	if (l->memfd != -1)
+		close(l->memfd);
+	if (l->pidfd != -1)
+		close(l->pidfd);
+	ipc_reader_free(&l->rd);
+	msgpack_sbuffer_destroy(&l->body);
+	json_decref(l->output);
+	json_decref(l->data);
+	free(l->summary);
+	free(l->reason);
+}
+
+int
+local_main(const struct runner_opts *o)
+{
+	struct local l;
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	l.o = o;
+	l.memfd = l.jobw = l.evr = l.pidfd = -1;
+	msgpack_sbuffer_init(&l.body);
+	signal(SIGPIPE, SIG_IGN);
+	if ((l.output = json_array()) == NULL)
+		local_failf(&l, RUNNER_EXIT_INTERNAL, "out of memory");
+	else
+		local_run(&l);
+	rc = local_report(&l);
+	local_free(&l);
+	return rc;
+}

@@ -1,0 +1,328 @@
+/* Unit tests for the runner's building blocks: text.c, data.c, args.c and
+ * events.c (linked from runner_core; see tests/modules/CMakeLists.txt). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "runner.h"
+
+static void
+test_utf8_clean(void **state)
+{
+	char s[32];
+	size_t n;
+
+	(void)state;
+	strcpy(s, "plain");
+	assert_int_equal(utf8_clean(s, 5, 5), 5);
+	assert_string_equal(s, "plain");
+
+	strcpy(s, "a\xff" "b\xc3\xa9");		/* bad byte, then é */
+	n = utf8_clean(s, strlen(s), 32);
+	assert_int_equal(n, 5);
+	assert_memory_equal(s, "a?b\xc3\xa9", 5);
+
+	strcpy(s, "\xed\xa0\x80");		/* a surrogate */
+	assert_int_equal(utf8_clean(s, 3, 3), 3);
+	assert_memory_equal(s, "???", 3);
+
+	strcpy(s, "\xc0\xaf");			/* overlong '/' */
+	utf8_clean(s, 2, 2);
+	assert_memory_equal(s, "??", 2);
+
+	strcpy(s, "ab\xc3\xa9");		/* cut never splits a character */
+	assert_int_equal(utf8_clean(s, 4, 3), 2);
+
+	memcpy(s, "a\0b", 3);			/* NUL is not text */
+	utf8_clean(s, 3, 3);
+	assert_memory_equal(s, "a?b", 3);
+}
+
+static void
+test_text_set(void **state)
+{
+	struct text t = { "", false };
+	char big[3000];
+
+	(void)state;
+	assert_int_equal(text_set(&t, "two\nlines %d", 2), MU_OK);
+	assert_string_equal(t.s, "two lines 2");
+	assert_true(t.set);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(text_set(&t, "%s", big), MU_OK);
+	assert_int_equal(strlen(t.s), RUNNER_TEXT_MAX);
+	/* A two-byte character across the limit is left out whole. */
+	memset(big, 'x', RUNNER_TEXT_MAX - 1);
+	memcpy(big + RUNNER_TEXT_MAX - 1, "\xc3\xa9tail", 7);
+	assert_int_equal(text_set(&t, "%s", big), MU_OK);
+	assert_int_equal(strlen(t.s), RUNNER_TEXT_MAX - 1);
+}
+
+/* Pack the data and unpack it for inspection. */
+static const msgpack_object *
+packed(struct data *d, msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+	size_t off = 0;
+
+	msgpack_sbuffer_init(sb);
+	msgpack_unpacked_init(up);
+	assert_int_equal(data_pack(d, sb), MU_OK);
+	assert_int_equal(msgpack_unpack_next(up, sb->data, sb->size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	assert_true(sb->size <= d->bytes);	/* the estimate is an upper bound */
+	assert_int_equal(wire_check_map(&up->data, NULL), MU_OK);
+	return &up->data;
+}
+
+static const msgpack_object *
+get(const msgpack_object *map, const char *key)
+{
+	uint32_t i;
+
+	assert_int_equal(map->type, MSGPACK_OBJECT_MAP);
+	for (i = 0; i < map->via.map.size; i++)
+		if (map->via.map.ptr[i].key.via.str.size == strlen(key) &&
+		    memcmp(map->via.map.ptr[i].key.via.str.ptr, key, strlen(key)) == 0)
+			return &map->via.map.ptr[i].val;
+	fail_msg("no key %s", key);
+	return NULL;
+}
+
+static void
+set_int(struct data *d, const char *path, int64_t v)
+{
+	struct dval val = { .type = D_INT, .i = v };
+
+	assert_int_equal(data_set(d, path, &val, NULL), MU_OK);
+}
+
+static void
+test_data_paths(void **state)
+{
+	struct dval s = { .type = D_STR, .s = "v" };
+	const msgpack_object *root, *o;
+	msgpack_unpacked up;
+	msgpack_sbuffer sb;
+	struct data d;
+	struct mu_err err;
+
+	(void)state;
+	assert_int_equal(data_init(&d), MU_OK);
+	assert_true(data_empty(&d));
+	set_int(&d, "a/b/c", 1);
+	set_int(&d, "a/b/c", 2);
+	set_int(&d, "a/l[]", 3);
+	set_int(&d, "a/l[]", 4);
+	set_int(&d, "1/2/3/4/5/6/7", 7);
+	set_int(&d, "1/2/3/4/5/6/l[]", 8);
+	assert_int_equal(data_set(&d, "1/2/3/4/5/6/7/8", &s, &err), MU_EINVAL);
+	assert_int_equal(data_set(&d, "a//b", &s, &err), MU_EINVAL);
+	assert_int_equal(data_set(&d, "a[]/b", &s, &err), MU_EINVAL);
+	assert_int_equal(data_set(&d, "", &s, &err), MU_EINVAL);
+	assert_int_equal(data_set(&d, NULL, &s, &err), MU_EINVAL);
+	root = packed(&d, &sb, &up);
+	o = get(get(get(root, "a"), "b"), "c");
+	assert_int_equal(o->via.i64, 2);
+	o = get(get(root, "a"), "l");
+	assert_int_equal(o->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(o->via.array.size, 2);
+	assert_false(d.truncated);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	data_free(&d);
+}
+
+static void
+test_data_bounds(void **state)
+{
+	char key[32], big[2000];
+	struct dval s = { .type = D_STR, .s = big };
+	size_t bytes, i;
+	struct data d;
+
+	(void)state;
+	assert_int_equal(data_init(&d), MU_OK);
+	/* Overwriting one key never runs out. */
+	set_int(&d, "k", 0);
+	bytes = d.bytes;
+	for (i = 0; i < 100000; i++)
+		set_int(&d, "k", (int64_t)i);
+	assert_int_equal(d.bytes, bytes);
+	assert_int_equal(d.nodes, 1);
+	/* Replacing a subtree gives its room back. */
+	set_int(&d, "t/a/b", 1);
+	set_int(&d, "t/a/c", 1);
+	set_int(&d, "t", 5);
+	assert_int_equal(d.nodes, 2);
+	for (i = 0; i < 2 * RUNNER_DATA_MAX_KEYS; i++) {
+		snprintf(key, sizeof(key), "many/%zu", i);
+		set_int(&d, key, (int64_t)i);
+	}
+	assert_true(d.truncated);
+	assert_int_equal(d.nodes, RUNNER_DATA_MAX_KEYS);
+	data_free(&d);
+
+	assert_int_equal(data_init(&d), MU_OK);
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "s%zu", i);
+		assert_int_equal(data_set(&d, key, &s, NULL), MU_OK);
+	}
+	assert_true(d.truncated);
+	assert_true(d.bytes <= RUNNER_DATA_MAX_BYTES);
+	data_free(&d);
+}
+
+static void
+test_args(void **state)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_unpacked up;
+	struct args a;
+	const struct muster_value *v;
+	size_t off = 0;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "s", 1);
+	msgpack_pack_str_with_body(&pk, "hi", 2);
+	msgpack_pack_str_with_body(&pk, "big", 3);
+	msgpack_pack_uint64(&pk, UINT64_MAX);
+	msgpack_pack_str_with_body(&pk, "s", 1);
+	msgpack_pack_str_with_body(&pk, "again", 5);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(args_build(&a, &up.data, NULL), MU_OK);
+	v = value_get(a.root, "s");
+	assert_non_null(v);
+	assert_string_equal(v->s, "again");		/* the last one wins */
+	v = value_get(a.root, "big");
+	assert_int_equal(v->type, MUSTER_T_INT);
+	assert_false(v->int_ok);			/* does not fit an int64_t */
+	assert_null(value_get(a.root, "none"));
+	assert_null(value_get(NULL, "s"));
+	args_free(&a);
+	assert_int_equal(args_build(&a, NULL, NULL), MU_OK);
+	assert_int_equal(a.root->type, MUSTER_T_MAP);
+	assert_int_equal(a.root->len, 0);
+	args_free(&a);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void out(struct muster_ctx *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+out(struct muster_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_int_equal(events_vout(ctx, fmt, ap), MU_OK);
+	va_end(ap);
+}
+
+/* Read back every frame in the pipe; return the number of out frames and
+ * the total text length. */
+static size_t
+frames(int fd, size_t *textlen, bool *truncated)
+{
+	struct ipc_reader rd = { 0 };
+	struct ipc_event e;
+	const uint8_t *f;
+	size_t flen, n = 0;
+	uint8_t buf[65536];
+	ssize_t got;
+
+	*textlen = 0;
+	while ((got = read(fd, buf, sizeof(buf))) > 0) {
+		assert_int_equal(ipc_reader_feed(&rd, buf, (size_t)got, NULL), MU_OK);
+		while (ipc_reader_next(&rd, &f, &flen) == MU_OK) {
+			assert_int_equal(ipc_event_decode(f, flen, &e, NULL), MU_OK);
+			if (e.type == IPC_OUT) {
+				n++;
+				*textlen += e.text.len;
+			} else if (e.type == IPC_VERDICT)
+				*truncated = e.truncated;
+			wire_doc_free(&e.doc);
+		}
+	}
+	ipc_reader_free(&rd);
+	return n;
+}
+
+static void
+test_events_budget(void **state)
+{
+	struct muster_ctx ctx;
+	size_t textlen, n;
+	bool truncated = false;
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(ctx_init(&ctx, p[1], 20), MU_OK);
+	out(&ctx, "one\ntwo\n");		/* 4 + 4 */
+	out(&ctx, "%s", "three");		/* 6: 14 */
+	out(&ctx, "a longer line");		/* cut to 5: 20 */
+	out(&ctx, "dropped");
+	assert_true(ctx.out_truncated);
+	assert_int_equal(ctx.out_used, 20);
+	assert_int_equal(events_verdict(&ctx, RS_PASS, "m", "1"), MU_OK);
+	close(p[1]);
+	n = frames(p[0], &textlen, &truncated);
+	assert_int_equal(n, 4);
+	assert_int_equal(textlen, 3 + 3 + 5 + 5);
+	assert_true(truncated);
+	close(p[0]);
+	ctx_free(&ctx);
+}
+
+static void
+test_events_broken_pipe(void **state)
+{
+	struct muster_ctx ctx;
+	int p[2];
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(pipe(p), 0);
+	close(p[0]);
+	assert_int_equal(ctx_init(&ctx, p[1], 100), MU_OK);
+	assert_int_equal(events_progress(&ctx, 5), MU_EIO);
+	assert_true(ctx.ev_broken);
+	assert_int_equal(events_verdict(&ctx, RS_PASS, NULL, NULL), MU_EIO);
+	close(p[1]);
+	ctx_free(&ctx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8_clean),
+		cmocka_unit_test(test_text_set),
+		cmocka_unit_test(test_data_paths),
+		cmocka_unit_test(test_data_bounds),
+		cmocka_unit_test(test_args),
+		cmocka_unit_test(test_events_budget),
+		cmocka_unit_test(test_events_broken_pipe),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -157,8 +157,8 @@ run_take_verdict(struct run *r, const struct ipc_event *e)
 	r->truncated = r->truncated || e->truncated;
 	free(r->summary);
 	free(r->reason);
-	r->summary = e->summary.ptr ? strndup(e->summary.ptr, e->summary.len) : NULL;
-	r->reason = e->reason.ptr ? strndup(e->reason.ptr, e->reason.len) : NULL;
+	r->summary = wire_str_dup(e->summary);
+	r->reason = wire_str_dup(e->reason);
 	snprintf(r->module_version, sizeof(r->module_version), "%s", e->module_version);
 	free(r->data);
 	r->data = NULL;

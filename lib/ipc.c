@@ -196,7 +196,7 @@ int
 ipc_event_encode(const struct ipc_event *e, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
-	size_t n = 2;
+	size_t n = 2, start;
 
 	if ((int)e->type < 0 || e->type > IPC_VERDICT)
 		return mu_errf(err, MU_EINVAL, "bad event type");
@@ -208,6 +208,7 @@ ipc_event_encode(const struct ipc_event *e, msgpack_sbuffer *out, struct mu_err 
 		n += 1 + (e->reason.ptr != NULL) + (e->summary.ptr != NULL) +
 		    (e->data != NULL) + e->truncated + (e->module[0] != '\0') +
 		    (e->module_version[0] != '\0');
+	start = out->size;
 	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, n);
 	msgpack_pack_str(&pk, 1);
@@ -222,6 +223,14 @@ ipc_event_encode(const struct ipc_event *e, msgpack_sbuffer *out, struct mu_err 
 		msgpack_pack_uint8(&pk, e->pct > 100 ? 100 : e->pct);
 	} else
 		encode_verdict(&pk, e);
+	/* A pack call that ran out of memory leaves a short message: catch it
+	 * here rather than send a frame the agent must refuse. */
+	if (out->size - start > IPC_MAX_FRAME || wire_check(out->data + start,
+	    out->size - start, err) != MU_OK) {
+		out->size = start;
+		return mu_errf(err, MU_EINVAL, "event could not be encoded within %u bytes",
+		    IPC_MAX_FRAME);
+	}
 	return MU_OK;
 }
 

@@ -155,6 +155,18 @@ wire_check_map(const msgpack_object *o, struct mu_err *err)
  * even for zero bytes.  Point them at an empty array once, here, instead
  * of guarding every reader.  (Found by fuzz_selftest_request.)
  */
+char *
+wire_str_dup(struct wire_str s)
+{
+	char *p;
+
+	if (s.ptr == NULL || (p = malloc(s.len + 1)) == NULL)
+		return NULL;
+	memcpy(p, s.ptr, s.len);
+	p[s.len] = '\0';
+	return p;
+}
+
 void
 wire_fix_empty(msgpack_object *o)
 {
@@ -498,12 +510,16 @@ pk_kv_bool(msgpack_packer *pk, const char *key, bool v)
 		msgpack_pack_false(pk);
 }
 
-static void
+/* Start a message; returns where it begins in out, for pk_finish(). */
+static size_t
 pk_begin(msgpack_packer *pk, msgpack_sbuffer *out, size_t nkeys)
 {
+	size_t start = out->size;
+
 	msgpack_packer_init(pk, out, msgpack_sbuffer_write);
 	msgpack_pack_map(pk, nkeys + 1);
 	pk_kv_uint(pk, "v", WIRE_VERSION);
+	return start;
 }
 
 static int
@@ -573,6 +589,7 @@ envelope_encode(const char *key, const uint8_t sig[ED25519_SIG_LEN],
     const void *body, size_t body_len, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(key != NULL && keyid_valid(key), err, "bad key id");
@@ -581,11 +598,11 @@ envelope_encode(const char *key, const uint8_t sig[ED25519_SIG_LEN],
 		    "job body empty or too large");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 3);
+	start = pk_begin(&pk, out, 3);
 	pk_kv_str(&pk, "key", key);
 	pk_kv_bin(&pk, "sig", sig, ED25519_SIG_LEN);
 	pk_kv_bin(&pk, "body", body, body_len);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 /* ---- job body --------------------------------------------------------- */
@@ -733,7 +750,6 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 	rc = job_check(j, err);
 	if (rc)
 		return rc;
-	start = out->size;
 	target_format(&j->target, target, sizeof(target));
 	n += j->operator_.ptr != NULL;
 	if (j->kind == JOB_RUN)
@@ -741,7 +757,7 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 		    (j->timeout_ms != 0) + j->stream;
 	if (j->kind == JOB_CANCEL)
 		n++;
-	pk_begin(&pk, out, n);
+	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "id", j->id);
 	pk_kv_str(&pk, "kind", job_kind_name(j->kind));
 	pk_kv_str(&pk, "target", target);
@@ -935,7 +951,7 @@ int
 result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
-	size_t n = 7, start = out->size;
+	size_t n = 7, start;
 	int rc;
 
 	rc = result_check(x, err);
@@ -945,7 +961,7 @@ result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 	    (x->output.ptr != NULL) + x->truncated + (x->data != NULL) +
 	    x->has_exit_code + x->has_signal + (x->module[0] != '\0') +
 	    (x->module_version[0] != '\0') + (x->module_sha256[0] != '\0');
-	pk_begin(&pk, out, n);
+	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "job", x->job);
 	pk_kv_str(&pk, "host", x->host);
 	pk_kv_str(&pk, "kind", job_kind_name(x->kind));
@@ -1000,6 +1016,7 @@ int
 event_encode(const struct event *e, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(jobid_valid(e->job) && name_valid(e->host), err, "bad job id or host");
@@ -1010,7 +1027,7 @@ event_encode(const struct event *e, msgpack_sbuffer *out, struct mu_err *err)
 		rc = need_view(e->text, WIRE_MAX_STR, err, "text too long");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 5 + (e->text.ptr != NULL) + e->has_pct);
+	start = pk_begin(&pk, out, 5 + (e->text.ptr != NULL) + e->has_pct);
 	pk_kv_str(&pk, "job", e->job);
 	pk_kv_str(&pk, "host", e->host);
 	pk_kv_uint(&pk, "seq", e->seq);
@@ -1020,7 +1037,7 @@ event_encode(const struct event *e, msgpack_sbuffer *out, struct mu_err *err)
 		pk_kv_view(&pk, "text", e->text);
 	if (e->has_pct)
 		pk_kv_uint(&pk, "pct", e->pct);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 /* ---- status ----------------------------------------------------------- */
@@ -1094,6 +1111,7 @@ int
 status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	size_t i;
 	int rc;
 
@@ -1106,7 +1124,7 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 		rc = need_view(s->reason, WIRE_MAX_STR, err, "reason too long");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 8 + (s->reason.ptr != NULL));
+	start = pk_begin(&pk, out, 8 + (s->reason.ptr != NULL));
 	pk_kv_str(&pk, "host", s->host);
 	pk_kv_str(&pk, "state", s->online ? "online" : "offline");
 	if (s->reason.ptr)
@@ -1120,7 +1138,7 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 	pk_kv_uint(&pk, "started_at", s->started_at);
 	pk_kv_uint(&pk, "at", s->at);
 	pk_kv_uint(&pk, "running", s->running);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 /* ---- manifests -------------------------------------------------------- */
@@ -1171,6 +1189,7 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(name_valid(m->name) && version_valid(m->version) &&
@@ -1178,7 +1197,7 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	    "bad name, version, sha256 or size");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 7);
+	start = pk_begin(&pk, out, 7);
 	pk_kv_str(&pk, "kind", "module");
 	pk_kv_str(&pk, "name", m->name);
 	pk_kv_str(&pk, "version", m->version);
@@ -1186,7 +1205,7 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	pk_kv_str(&pk, "sha256", m->sha256);
 	pk_kv_uint(&pk, "size", m->size);
 	pk_kv_uint(&pk, "published_at", m->published_at);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 int
@@ -1231,6 +1250,7 @@ release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(name_valid(m->channel) && version_valid(m->version) &&
@@ -1239,7 +1259,7 @@ release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
 	    m->rollout <= 100, err, "bad channel, version, hashes, sizes or rollout");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 9);
+	start = pk_begin(&pk, out, 9);
 	pk_kv_str(&pk, "kind", "release");
 	pk_kv_str(&pk, "channel", m->channel);
 	pk_kv_str(&pk, "version", m->version);
@@ -1249,7 +1269,7 @@ release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
 	pk_kv_uint(&pk, "runner_size", m->runner_size);
 	pk_kv_uint(&pk, "published_at", m->published_at);
 	pk_kv_uint(&pk, "rollout", m->rollout);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 /* ---- pointers and artifacts ------------------------------------------- */
@@ -1295,15 +1315,16 @@ pointer_encode(const struct signed_pointer *p, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need_signed(p->manifest, p->sig, err);
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 2);
+	start = pk_begin(&pk, out, 2);
 	pk_kv_bin(&pk, "manifest", p->manifest.ptr, p->manifest.len);
 	pk_kv_bin(&pk, "sig", p->sig.ptr, p->sig.len);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 int
@@ -1328,6 +1349,7 @@ module_artifact_encode(const struct module_artifact *a, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need_signed(a->manifest, a->sig, err);
@@ -1335,11 +1357,11 @@ module_artifact_encode(const struct module_artifact *a, msgpack_sbuffer *out,
 		rc = need(a->so.ptr && a->so.len <= WIRE_MAX_BIN, err, "module too large");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 3);
+	start = pk_begin(&pk, out, 3);
 	pk_kv_bin(&pk, "manifest", a->manifest.ptr, a->manifest.len);
 	pk_kv_bin(&pk, "sig", a->sig.ptr, a->sig.len);
 	pk_kv_bin(&pk, "so", a->so.ptr, a->so.len);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 int
@@ -1362,14 +1384,15 @@ binary_artifact_encode(const struct binary_artifact *a, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(a->data.ptr && a->data.len <= WIRE_MAX_BIN, err, "binary too large");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 1);
+	start = pk_begin(&pk, out, 1);
 	pk_kv_bin(&pk, "data", a->data.ptr, a->data.len);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 /* ---- self-test handshake ---------------------------------------------- */
@@ -1401,17 +1424,18 @@ selftest_request_encode(const struct selftest_request *q, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(name_valid(q->host) && nonce_valid(q->nonce) && version_valid(q->version),
 	    err, "bad host, nonce or version");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 3);
+	start = pk_begin(&pk, out, 3);
 	pk_kv_str(&pk, "host", q->host);
 	pk_kv_str(&pk, "nonce", q->nonce);
 	pk_kv_str(&pk, "version", q->version);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
 int
@@ -1442,6 +1466,7 @@ selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
+	size_t start;
 	int rc;
 
 	rc = need(name_valid(v->host) && nonce_valid(v->nonce), err, "bad host or nonce");
@@ -1449,11 +1474,11 @@ selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
 		rc = need_view(v->reason, WIRE_MAX_STR, err, "reason too long");
 	if (rc)
 		return rc;
-	pk_begin(&pk, out, 2 + 1 + (v->reason.ptr != NULL));
+	start = pk_begin(&pk, out, 2 + 1 + (v->reason.ptr != NULL));
 	pk_kv_str(&pk, "host", v->host);
 	pk_kv_str(&pk, "nonce", v->nonce);
 	pk_kv_bool(&pk, "ok", v->ok);
 	if (v->reason.ptr)
 		pk_kv_view(&pk, "reason", v->reason);
-	return MU_OK;
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }

@@ -278,6 +278,9 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
 /* Helpers shared by the codecs and their users. */
 bool version_valid(const char *s);	/* [A-Za-z0-9.+~_-]{1,64} */
 bool nonce_valid(const char *s);	/* [0-9a-f]{16,128} */
+/* A NUL-terminated malloc'd copy of a view (the caller frees it); NULL for
+ * an absent view or when memory runs out. */
+char *wire_str_dup(struct wire_str s);
 /* Give empty strings/bins of a freshly unpacked tree a non-NULL pointer. */
 void wire_fix_empty(msgpack_object *o);
 /* Check a msgpack map as args/data: string keys, depth <= 8, no ext. */

@@ -1,0 +1,1056 @@
+"""muster_fixtures - helpers for muster's system tests.
+
+Everything is real: certificates and keys from scripts/gen-pki and
+scripts/gen-keys, a mosquitto started from broker-config/dev.conf.in with
+the generated ACL, paho clients over mutual TLS (MQTT 5), job envelopes
+signed with Ed25519 exactly as DESIGN §3 says, and a driver for the real
+musterd.  Run with /usr/bin/python3 (DESIGN §9).
+
+Paths: $MUSTER_SOURCE_DIR (default /work/main) and $MUSTER_BUILD_DIR
+(default /work/main/build, binaries in agent/, runner/, modules/).
+
+Certificate CNs (broker-config/acl): a host's CN is its name ("h1");
+operators "op:<name>", publishers "pub:<name>", servers "srv:<name>".
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import msgpack
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+SOURCE_DIR = Path(os.environ.get("MUSTER_SOURCE_DIR") or "/work/main")
+BUILD_DIR = Path(os.environ.get("MUSTER_BUILD_DIR") or "/work/main/build")
+GEN_PKI = SOURCE_DIR / "scripts" / "gen-pki"
+GEN_KEYS = SOURCE_DIR / "scripts" / "gen-keys"
+DEV_CONF = SOURCE_DIR / "broker-config" / "dev.conf.in"
+MUSTERD = BUILD_DIR / "agent" / "musterd"
+RUNNER = BUILD_DIR / "runner" / "muster-runner"
+MODULES_DIR = BUILD_DIR / "modules"
+
+TOPIC_ROOT = "muster"
+
+
+def mosquitto_binary() -> str:
+    for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto"):
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which("mosquitto") or "mosquitto"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (bind to 0 and let go)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.05,
+               what: str = "condition") -> Any:
+    """Poll pred until it returns something true; raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def topic(*parts: str, root: str = TOPIC_ROOT) -> str:
+    """topic("hosts", "h1", "jobs") -> "muster/v1/hosts/h1/jobs"."""
+    return "/".join((root, "v1") + parts)
+
+
+# ---- certificates and keys -------------------------------------------------
+
+
+class Pki:
+    """The output folder of scripts/gen-pki."""
+
+    def __init__(self, path: os.PathLike):
+        self.dir = Path(path)
+
+    ca = property(lambda self: self.dir / "ca.crt")
+    ca_key = property(lambda self: self.dir / "ca.key")
+    broker_cert = property(lambda self: self.dir / "broker.crt")
+    broker_key = property(lambda self: self.dir / "broker.key")
+    acl = property(lambda self: self.dir / "acl")
+    inventory = property(lambda self: self.dir / "inventory")
+
+    def _base(self, cn: str) -> Path:
+        if ":" in cn:
+            role, name = cn.split(":", 1)
+            return self.dir / role / name
+        return self.dir / "hosts" / cn
+
+    def cert(self, cn: str) -> Path:
+        return self._base(cn).with_suffix(".crt")
+
+    def key(self, cn: str) -> Path:
+        return self._base(cn).with_suffix(".key")
+
+    def has(self, cn: str) -> bool:
+        return self.cert(cn).exists() and self.key(cn).exists()
+
+    def any_client(self) -> Optional[str]:
+        """Some client CN this PKI has a certificate for."""
+        for sub, prefix in (("hosts", ""), ("op", "op:"), ("srv", "srv:"),
+                            ("pub", "pub:")):
+            d = self.dir / sub
+            if d.is_dir():
+                for crt in sorted(d.glob("*.crt")):
+                    return prefix + crt.stem
+        return None
+
+    def host_groups(self) -> dict[str, list[str]]:
+        out = {}
+        if self.inventory.exists():
+            for line in self.inventory.read_text().splitlines():
+                f = line.split()
+                if len(f) >= 2 and f[0] == "host":
+                    g = f[2] if len(f) > 2 else "-"
+                    out[f[1]] = [] if g == "-" else g.split(",")
+        return out
+
+    def run(self, *args: str) -> None:
+        """Run gen-pki on this folder with more arguments."""
+        subprocess.run([str(GEN_PKI), str(self.dir), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def set_host(self, name: str, groups: Iterable[str]) -> bool:
+        """Make sure host `name` exists with exactly these groups; True if the
+        ACL changed (then reload the broker)."""
+        groups = list(groups)
+        if self.has(name) and self.host_groups().get(name) == groups:
+            return False
+        self.run("--host", f"{name}:{','.join(groups)}")
+        return True
+
+
+def gen_pki(path: os.PathLike, hosts: Iterable[str] = (),
+            operators: Iterable[str] = (), publishers: Iterable[str] = (),
+            servers: Iterable[str] = (), extra: Iterable[str] = ()) -> Pki:
+    """hosts: "h1" or "h1:web,db" (see scripts/gen-pki)."""
+    args: list[str] = []
+    for opt, names in (("--host", hosts), ("--operator", operators),
+                       ("--publisher", publishers), ("--server", servers)):
+        for n in names:
+            args += [opt, n]
+    pki = Pki(path)
+    pki.run(*args, *extra)
+    return pki
+
+
+class OperatorKey:
+    """An operator's Ed25519 key: signs job envelopes (DESIGN §3)."""
+
+    def __init__(self, path: os.PathLike, name: str = ""):
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        self.private = serialization.load_pem_private_key(
+            self.path.read_bytes(), password=None)
+        if not isinstance(self.private, Ed25519PrivateKey):
+            raise ValueError(f"{path}: not an Ed25519 key")
+        self.raw_public = self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        # key id: lowercase hex of the first 8 bytes of SHA-256(raw pubkey)
+        self.key_id = hashlib.sha256(self.raw_public).digest()[:8].hex()
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+    def envelope(self, body: dict | bytes) -> bytes:
+        """{"v":1, "key", "sig": Ed25519(body bytes), "body": bin}."""
+        if isinstance(body, dict):
+            body = pack(body)
+        return pack({"v": 1, "key": self.key_id, "sig": self.sign(body),
+                     "body": body})
+
+
+class Keys:
+    """The output folder of scripts/gen-keys."""
+
+    def __init__(self, path: os.PathLike):
+        self.dir = Path(path)
+
+    operators_dir = property(lambda self: self.dir / "operators")
+    gnupg_home = property(lambda self: self.dir / "gnupg")
+    agent_gnupg = property(lambda self: self.dir / "agent-gnupg")
+    publisher_asc = property(lambda self: self.dir / "publisher.asc")
+
+    @property
+    def publisher_fpr(self) -> str:
+        return (self.dir / "publisher.fpr").read_text().strip()
+
+    def operator_key(self, name: str) -> Path:
+        return self.operators_dir / f"{name}.key"
+
+    def operator_pub(self, name: str) -> Path:
+        return self.operators_dir / f"{name}.pub"
+
+    def operator(self, name: str) -> OperatorKey:
+        return OperatorKey(self.operator_key(name), name)
+
+    def pgp_sign(self, data: bytes) -> bytes:
+        """A binary detached OpenPGP signature by the publisher key."""
+        r = subprocess.run(
+            ["gpg", "--homedir", str(self.gnupg_home), "--batch", "--no-tty",
+             "--pinentry-mode", "loopback", "--passphrase", "",
+             "--local-user", self.publisher_fpr, "--detach-sign",
+             "--output", "-"],
+            input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            check=True)
+        return r.stdout
+
+    def kill_gpg_agents(self) -> None:
+        for home in (self.gnupg_home, self.agent_gnupg):
+            if home.is_dir():
+                subprocess.run(["gpgconf", "--homedir", str(home), "--kill",
+                                "all"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+
+
+def gen_keys(path: os.PathLike, operators: Iterable[str] = (),
+             publisher: Optional[str] = None) -> Keys:
+    args = [str(GEN_KEYS), str(path)]
+    for n in operators:
+        args += ["--operator", n]
+    if publisher:
+        args += ["--publisher", publisher]
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    return Keys(path)
+
+
+# ---- wire helpers ------------------------------------------------------------
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False)
+
+
+def target_topic(target: str, root: str = TOPIC_ROOT) -> str:
+    """The job topic of a target: host/<h>, group/<g> or all."""
+    if target == "all":
+        return topic("all", "jobs", root=root)
+    kind, _, name = target.partition("/")
+    if kind == "host":
+        return topic("hosts", name, "jobs", root=root)
+    if kind == "group":
+        return topic("groups", name, "jobs", root=root)
+    raise ValueError(f"bad target {target!r}")
+
+
+def new_job(kind: str = "ping", target: str = "all", *, id: Optional[str] = None,
+            ttl_s: float = 300, issued_at: Optional[int] = None,
+            not_after: Optional[int] = None, operator: Optional[str] = "alice",
+            **fields: Any) -> dict:
+    """A job body (DESIGN §3).  Extra fields (module, args, timeout_ms,
+    stream, cancel, module_sha256, or anything odd a test wants) are added
+    as given; a field set to None is left out."""
+    issued = now_ms() if issued_at is None else issued_at
+    body = {
+        "v": 1,
+        "id": id or f"j-{secrets.token_hex(6)}",
+        "kind": kind,
+        "target": target,
+        "issued_at": issued,
+        "not_after": issued + int(ttl_s * 1000) if not_after is None else not_after,
+        "operator": operator,
+    }
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def send_job(client: "Client", key: OperatorKey, body: dict | bytes,
+             topic_: Optional[str] = None, root: str = TOPIC_ROOT) -> None:
+    """Sign and publish a job, QoS 1, on its target's topic (or topic_)."""
+    if topic_ is None:
+        if not isinstance(body, dict):
+            raise ValueError("give topic_ for a pre-packed body")
+        topic_ = target_topic(body["target"], root)
+    client.publish(topic_, key.envelope(body), qos=1)
+
+
+def watch_results(client: "Client", job_id: str, events: bool = False,
+                  root: str = TOPIC_ROOT) -> None:
+    """Subscribe to a job's results (and events) - before sending it."""
+    topics = [topic("results", job_id, "+", root=root)]
+    if events:
+        topics.append(topic("results", job_id, "+", "events", root=root))
+    client.subscribe(*topics, qos=1)
+
+
+def collect_results(client: "Client", job_id: str, hosts: Iterable[str],
+                    timeout: float = 20, root: str = TOPIC_ROOT,
+                    settle: float = 0.0) -> dict[str, dict]:
+    """Decoded results of job_id by host, until every host in `hosts`
+    answered or the timeout passed (the caller checks what is missing).
+    With settle > 0, keep listening that long afterwards for extra
+    (duplicate) results, which are kept under "<host>#2", "<host>#3"..."""
+    want = set(hosts)
+    got: dict[str, dict] = {}
+    filt = topic("results", job_id, "+", root=root)
+    deadline = time.monotonic() + timeout
+    while not want <= {k.split("#")[0] for k in got}:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        m = client.get(timeout=left, topic=filt)
+        if m is not None:
+            _add_result(got, m)
+    if settle > 0:
+        for m in client.collect(settle, topic=filt):
+            _add_result(got, m)
+    return got
+
+
+def _add_result(got: dict, m: "Msg") -> None:
+    host = m.topic.rsplit("/", 1)[1]
+    k, n = host, 1
+    while k in got:
+        n += 1
+        k = f"{host}#{n}"
+    got[k] = m.decode()
+
+
+def run_job(client: "Client", key: OperatorKey, body: dict,
+            hosts: Iterable[str], timeout: float = 20, events: bool = False,
+            root: str = TOPIC_ROOT) -> dict[str, dict]:
+    """Watch, send, collect: the results of one job by host."""
+    watch_results(client, body["id"], events=events, root=root)
+    send_job(client, key, body, root=root)
+    return collect_results(client, body["id"], hosts, timeout, root=root)
+
+
+def module_payloads(keys: Keys, so: bytes, name: str, version: str, abi: int,
+                    published_at: Optional[int] = None) -> tuple[bytes, bytes, str]:
+    """(pointer, artifact, sha256) for a module, signed by the publisher:
+    publish the artifact retained on R/modules/<name>/<sha256>, then the
+    pointer retained on R/modules/<name>."""
+    sha = hashlib.sha256(so).hexdigest()
+    manifest = pack({"v": 1, "kind": "module", "name": name,
+                     "version": version, "abi": abi, "sha256": sha,
+                     "size": len(so),
+                     "published_at": published_at or now_ms()})
+    sig = keys.pgp_sign(manifest)
+    pointer = pack({"v": 1, "manifest": manifest, "sig": sig})
+    artifact = pack({"v": 1, "manifest": manifest, "sig": sig, "so": so})
+    return pointer, artifact, sha
+
+
+# ---- MQTT clients --------------------------------------------------------------
+
+
+class ConnectError(Exception):
+    pass
+
+
+@dataclass
+class Msg:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: Any = None
+    at: float = field(default_factory=time.monotonic)
+
+    def decode(self) -> Any:
+        return unpack(self.payload)
+
+
+class Client:
+    """A paho MQTT 5 client over mutual TLS with the certificate of `cn`,
+    verifying the broker against the CA and its host name.  Messages that
+    arrive are kept in order until a get()/expect()/collect() takes them."""
+
+    def __init__(self, broker: "Broker", cn: Optional[str], *,
+                 client_id: Optional[str] = None, host: Optional[str] = None,
+                 port: Optional[int] = None, ca: Optional[os.PathLike] = None,
+                 cert: Optional[os.PathLike] = None,
+                 key: Optional[os.PathLike] = None, clean_start: bool = True,
+                 session_expiry: Optional[int] = None,
+                 will: Optional[tuple] = None, keepalive: int = 30,
+                 connect: bool = True, timeout: float = 10):
+        self.broker = broker
+        self.cn = cn
+        self.host = host or broker.host
+        self.port = port or broker.port
+        safe = (cn or "anon").replace(":", "-")
+        self.client_id = client_id or f"{safe}-t{secrets.token_hex(4)}"
+        self.clean_start = clean_start
+        self.session_expiry = session_expiry
+        self.keepalive = keepalive
+        self._cond = threading.Condition()
+        self._msgs: list[Msg] = []
+        self._acks: dict[int, Any] = {}
+        self._connack: Optional[Any] = None
+        self._disconnected: Optional[Any] = None
+        self.connected = False
+        self.error: Optional[Exception] = None
+        self._thread: Optional[threading.Thread] = None
+
+        c = mqtt.Client(client_id=self.client_id, protocol=mqtt.MQTTv5,
+                        reconnect_on_failure=False)
+        ca = ca or broker.pki.ca
+        if cn is not None and cert is None:
+            cert, key = broker.pki.cert(cn), broker.pki.key(cn)
+        c.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None,
+                  keyfile=str(key) if key else None,
+                  cert_reqs=ssl.CERT_REQUIRED,
+                  tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c.tls_insecure_set(False)	# check the broker's host name
+        if will is not None:
+            wt, wp, wq, wr = (tuple(will) + (1, True))[:4]
+            c.will_set(wt, wp, qos=wq, retain=wr)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_ack
+        c.on_unsubscribe = self._on_unsuback
+        self.paho = c
+        if connect:
+            self.connect(timeout)
+
+    # paho callbacks (its thread)
+    def _on_connect(self, c, ud, flags, rc, props=None):
+        with self._cond:
+            self._connack = rc
+            self.connected = rc == 0
+            self._cond.notify_all()
+
+    def _on_disconnect(self, c, ud, rc, props=None):
+        with self._cond:
+            self._disconnected = rc
+            self.connected = False
+            self._cond.notify_all()
+
+    def _on_message(self, c, ud, m):
+        with self._cond:
+            self._msgs.append(Msg(m.topic, bytes(m.payload), m.qos,
+                                  bool(m.retain),
+                                  getattr(m, "properties", None)))
+            self._cond.notify_all()
+
+    def _on_ack(self, c, ud, mid, codes, props=None):
+        with self._cond:
+            self._acks[mid] = codes
+            self._cond.notify_all()
+
+    def _on_unsuback(self, c, ud, mid, props=None, codes=None):
+        self._on_ack(c, ud, mid, codes)
+
+    def _wait(self, pred, timeout, what):
+        with self._cond:
+            if not self._cond.wait_for(pred, timeout):
+                raise TimeoutError(f"{self.client_id}: no {what} in {timeout}s")
+
+    def connect(self, timeout: float = 10) -> None:
+        props = None
+        if self.session_expiry is not None:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry
+        try:
+            self.paho.connect(self.host, self.port, keepalive=self.keepalive,
+                              clean_start=self.clean_start, properties=props)
+        except (ssl.SSLError, OSError) as e:
+            raise ConnectError(f"{self.cn}: {e}") from e
+        sock = self.paho.socket()
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        # paho's own loop thread (publish() from this thread must not write
+        # to the TLS socket itself), with its body wrapped: a TLS error (a
+        # refused certificate arrives as an alert after the handshake) would
+        # otherwise kill the thread with an unhandled exception.
+        self.paho._thread_main = self._run_wrapped(self.paho._thread_main)
+        self.paho.loop_start()
+        self._thread = self.paho._thread
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: self._connack is not None or
+                self._disconnected is not None, timeout)
+            rc, gone = self._connack, self._disconnected
+        if not ok or rc != 0 or gone is not None:
+            self.close()
+            raise ConnectError(f"{self.cn}: connack={rc} disconnect={gone}"
+                               + ("" if ok else " (timeout)"))
+
+    def _run_wrapped(self, main: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                main()
+            except Exception as e:	# noqa: BLE001 - reported as a disconnect
+                with self._cond:
+                    self.error = e
+                    if self._disconnected is None:
+                        self._disconnected = f"{type(e).__name__}: {e}"
+                    self.connected = False
+                    self._cond.notify_all()
+        return run
+
+    def subscribe(self, *topics: str, qos: int = 1, timeout: float = 10) -> list:
+        rc, mid = self.paho.subscribe([(t, qos) for t in topics])
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectError(f"subscribe: {mqtt.error_string(rc)}")
+        self._wait(lambda: mid in self._acks, timeout, "SUBACK")
+        return self._acks.pop(mid)
+
+    def unsubscribe(self, *topics: str, timeout: float = 10) -> None:
+        rc, mid = self.paho.unsubscribe(list(topics))
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectError(f"unsubscribe: {mqtt.error_string(rc)}")
+        self._wait(lambda: mid in self._acks, timeout, "UNSUBACK")
+        self._acks.pop(mid, None)
+
+    def publish(self, topic_: str, payload: bytes | str, qos: int = 1,
+                retain: bool = False, timeout: float = 10) -> None:
+        """Publish; for QoS > 0 wait for the broker's acknowledgement.  (A
+        PUBACK does not mean the ACL allowed it: Mosquitto acknowledges
+        denied publishes too and drops them.)"""
+        info = self.paho.publish(topic_, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectError(f"publish: {mqtt.error_string(info.rc)}")
+        if qos > 0:
+            deadline = time.monotonic() + timeout
+            while not info.is_published():
+                if self._disconnected is not None:
+                    raise ConnectError(f"{self.client_id}: disconnected "
+                                       f"({self._disconnected}) before the "
+                                       f"PUBACK for {topic_}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.client_id}: no PUBACK for "
+                                       f"{topic_}")
+                info.wait_for_publish(min(left, 0.1))
+
+    def _take(self, pred) -> Optional[Msg]:
+        for i, m in enumerate(self._msgs):
+            if pred(m):
+                return self._msgs.pop(i)
+        return None
+
+    @staticmethod
+    def _pred(topic_: Optional[str], match: Optional[Callable[[Msg], bool]]):
+        def p(m: Msg) -> bool:
+            if topic_ is not None and not mqtt.topic_matches_sub(topic_, m.topic):
+                return False
+            return match is None or bool(match(m))
+        return p
+
+    def get(self, timeout: float = 5, topic: Optional[str] = None,
+            match: Optional[Callable[[Msg], bool]] = None) -> Optional[Msg]:
+        """The oldest message on `topic` (a filter) that satisfies match, or
+        None after timeout.  Other messages stay queued."""
+        p = self._pred(topic, match)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = self._take(p)
+                if m is not None:
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def expect(self, topic: Optional[str] = None, timeout: float = 5,
+               match: Optional[Callable[[Msg], bool]] = None) -> Msg:
+        m = self.get(timeout, topic, match)
+        if m is None:
+            raise AssertionError(f"{self.client_id} ({self.cn}): nothing on "
+                                 f"{topic or '#'} within {timeout}s")
+        return m
+
+    def collect(self, duration: float, topic: Optional[str] = None,
+                match: Optional[Callable[[Msg], bool]] = None) -> list[Msg]:
+        """Wait `duration`, then take every queued message that matches."""
+        time.sleep(duration)
+        p = self._pred(topic, match)
+        with self._cond:
+            out = [m for m in self._msgs if p(m)]
+            self._msgs = [m for m in self._msgs if not p(m)]
+        return out
+
+    def pending(self) -> list[Msg]:
+        with self._cond:
+            return list(self._msgs)
+
+    def close(self, timeout: float = 5) -> None:
+        try:
+            self.paho.disconnect()
+        except Exception:	# noqa: BLE001 - already gone
+            pass
+        if self._thread is not None:
+            self.paho.loop_stop()
+            self._thread = None
+        self.connected = False
+
+    def drop(self, timeout: float = 5) -> None:
+        """Vanish without DISCONNECT (the broker then sends the will)."""
+        sock = self.paho.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self.paho.loop_stop()
+            self._thread = None
+        self.connected = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def mqtt_connect_packet(client_id: str) -> bytes:
+    """A minimal MQTT 5 CONNECT (clean start, keepalive 60 s)."""
+    cid = client_id.encode()
+    var = b"\x00\x04MQTT\x05\x02\x00\x3c\x00"
+    payload = struct.pack("!H", len(cid)) + cid
+    body = var + payload
+    assert len(body) < 128
+    return bytes([0x10, len(body)]) + body
+
+
+def tls_probe(host: str, port: int, ca: Optional[os.PathLike],
+              cert: Optional[os.PathLike] = None,
+              key: Optional[os.PathLike] = None,
+              server_hostname: Optional[str] = None,
+              timeout: float = 5) -> str:
+    """Connect over TLS and send an MQTT CONNECT, with no client library in
+    the way.  Returns "connack:<reason code>", or "tls:<error>" when the TLS
+    handshake or the first read fails, or "closed" when the broker hangs up."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca is not None:
+        ctx.load_verify_locations(str(ca))
+    if cert is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as e:
+        return f"connect:{e}"
+    try:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname or host) as s:
+            s.sendall(mqtt_connect_packet(f"probe-{secrets.token_hex(4)}"))
+            data = b""
+            while len(data) < 4:
+                chunk = s.recv(16)
+                if not chunk:
+                    return "closed"
+                data += chunk
+            if data[0] != 0x20:
+                return f"other:{data[:4].hex()}"
+            if data[3] == 0:
+                s.sendall(b"\xe0\x00")	# DISCONNECT, to keep logs quiet
+            return f"connack:{data[3]}"
+    except ssl.SSLError as e:
+        return f"tls:{e.reason or e}"
+    except (ConnectionError, socket.timeout, OSError) as e:
+        return f"tls:{type(e).__name__}:{e}"
+    finally:
+        raw.close()
+
+
+# ---- the broker ------------------------------------------------------------------
+
+
+class Broker:
+    """A real mosquitto from broker-config/dev.conf.in on 127.0.0.1:port with
+    the PKI's certificates and ACL.  start()/stop()/kill()/restart() keep the
+    port; reload() sends SIGHUP (re-reads the ACL)."""
+
+    host = "localhost"
+
+    def __init__(self, pki: Pki, workdir: os.PathLike,
+                 port: Optional[int] = None,
+                 template: os.PathLike = DEV_CONF, nofile: Optional[int] = None):
+        self.pki = pki
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = self.dir / "mosquitto.conf"
+        self.log_path = self.dir / "mosquitto.log"
+        self.stderr_path = self.dir / "mosquitto.stderr"
+        self.proc: Optional[subprocess.Popen] = None
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.nofile = nofile or (hard if hard != resource.RLIM_INFINITY
+                                 else 1 << 20)
+        text = Path(template).read_text()
+        for k, v in (("@PORT@", str(self.port)), ("@DIR@", str(self.dir)),
+                     ("@PKI@", str(pki.dir)), ("@USER@", getpass.getuser())):
+            text = text.replace(k, v)
+        self.conf.write_text(text)
+
+    @property
+    def uri(self) -> str:
+        return f"ssl://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 10) -> "Broker":
+        if self.running:
+            return self
+        err = open(self.stderr_path, "ab")
+        # Raise the open files limit for many agents (DESIGN §9).  Through
+        # the shell, not preexec_fn: this process has paho threads, and
+        # preexec_fn is not safe with threads.
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", 'ulimit -n "$1" 2>/dev/null; exec "$2" -c "$3"',
+             "sh", str(self.nofile), mosquitto_binary(), str(self.conf)],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            start_new_session=True)
+        err.close()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        cn = self.pki.any_client()
+        cert = self.pki.cert(cn) if cn else None
+        key = self.pki.key(cn) if cn else None
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited {self.proc.returncode}:\n"
+                                   + self.diagnostics())
+            last = tls_probe("127.0.0.1", self.port, self.pki.ca, cert, key,
+                             server_hostname="localhost", timeout=2)
+            if last == "connack:0" or (cn is None and last.startswith("tls:")):
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"mosquitto not ready on {self.port} ({last}):\n"
+                           + self.diagnostics())
+
+    def stop(self, timeout: float = 10) -> Optional[int]:
+        """SIGTERM (mosquitto saves its database) and wait."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing saved since the last autosave."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, down: float = 0.0, timeout: float = 10) -> "Broker":
+        """Stop, stay down `down` seconds, start again on the same port."""
+        self.stop()
+        if down:
+            time.sleep(down)
+        return self.start(timeout)
+
+    def reload(self, settle: float = 0.3) -> None:
+        """SIGHUP: re-read the ACL (and reloadable options)."""
+        if self.running:
+            self.proc.send_signal(signal.SIGHUP)
+            time.sleep(settle)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def diagnostics(self) -> str:
+        out = []
+        for p in (self.stderr_path, self.log_path):
+            if p.exists():
+                out.append(f"--- {p} ---\n" + p.read_text(errors="replace")[-4000:])
+        return "\n".join(out)
+
+    def client(self, cn: Optional[str], **kw) -> Client:
+        return Client(self, cn, **kw)
+
+
+# ---- the agent -------------------------------------------------------------------
+
+
+class Agent:
+    """Drives the real musterd: writes its agent.conf (DESIGN §7) into its
+    own folder and runs `musterd -c CONF --foreground`, output to agent.log.
+
+    groups: what agent.conf says; with sync_acl (default) the PKI inventory
+    is updated to match and the broker reloaded when that changes the ACL.
+    limits / extra: override [limits] keys / add or override any key,
+    extra={"agent": {"max_jobs": "1"}}."""
+
+    def __init__(self, name: str, broker: Broker, keys: Keys, workdir: os.PathLike,
+                 *, groups: Iterable[str] = (), channel: str = "stable",
+                 max_jobs: int = 4, log_level: str = "debug",
+                 keepalive: str = "5s", wake_port: Optional[int] = None,
+                 limits: Optional[dict] = None,
+                 extra: Optional[dict[str, dict]] = None,
+                 observer: str = "op:alice", sync_acl: bool = True,
+                 own_gnupg: bool = True, binary: os.PathLike = MUSTERD,
+                 runner: os.PathLike = RUNNER):
+        self.name = name
+        self.broker = broker
+        self.pki = broker.pki
+        self.keys = keys
+        self.groups = list(groups)
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self.dir / "state"
+        self.modules_dir = self.state_dir / "modules"
+        self.conf_path = self.dir / "agent.conf"
+        self.log_path = self.dir / "agent.log"
+        self.binary = Path(binary)
+        self.runner = Path(runner)
+        self.wake_port = free_port() if wake_port is None else wake_port
+        self.observer = observer
+        self.proc: Optional[subprocess.Popen] = None
+        self.started_ms = 0
+        self._tmp: Optional[str] = None
+
+        self._restore_groups: Optional[list[str]] = None
+        if sync_acl:
+            before = self.pki.host_groups().get(name)
+            if self.pki.set_host(name, self.groups):
+                broker.reload()
+                self._restore_groups = before
+        # A private copy of the verifier keyring: agents never share a gnupg
+        # home (locks), and its path stays short (gpg-agent's socket).
+        gnupg = keys.agent_gnupg
+        if own_gnupg:
+            self._tmp = tempfile.mkdtemp(prefix="mug-")
+            gnupg = Path(self._tmp) / "g"
+            shutil.copytree(keys.agent_gnupg, gnupg,
+                            ignore=shutil.ignore_patterns("S.*", "*.lock",
+                                                          ".#*"))
+            os.chmod(gnupg, 0o700)
+
+        self.conf: dict[str, dict[str, str]] = {
+            "agent": {
+                "host": name,
+                "state_dir": str(self.state_dir),
+                "runner": str(self.runner),
+                "modules_dir": str(self.modules_dir),
+                "channel": channel,
+                "groups": ", ".join(self.groups),
+                "max_jobs": str(max_jobs),
+                "log_level": log_level,
+            },
+            "broker": {
+                "uri": broker.uri,
+                "ca": str(self.pki.ca),
+                "cert": str(self.pki.cert(name)),
+                "key": str(self.pki.key(name)),
+                "protocol": "5",
+                "keepalive": keepalive,
+                "topic_root": TOPIC_ROOT,
+            },
+            "wake": {
+                "port": str(self.wake_port),
+                "bind": "127.0.0.1",
+                "trusted": "127.0.0.0/8, ::1/128",
+            },
+            "trust": {
+                "operators": str(keys.operators_dir),
+                "gnupg_home": str(gnupg),
+                "publishers": keys.publisher_fpr,
+            },
+            "limits": {
+                "timeout": "30s",
+                "max_ttl": "1d",
+                "memory": "512M",
+                "output": "64K",
+                "cpu": "60s",
+            },
+        }
+        if not self.groups:
+            del self.conf["agent"]["groups"]
+        for k, v in (limits or {}).items():
+            self.conf["limits"][k] = str(v)
+        for sec, kv in (extra or {}).items():
+            s = self.conf.setdefault(sec, {})
+            for k, v in kv.items():
+                if v is None:
+                    s.pop(k, None)
+                else:
+                    s[k] = str(v)
+        self.write_conf()
+
+    def write_conf(self) -> Path:
+        lines = [f"# written by tests/system/muster_fixtures.py for {self.name}"]
+        for sec, kv in self.conf.items():
+            lines.append(f"\n[{sec}]")
+            lines += [f"{k} = {v}" for k, v in kv.items()]
+        self.conf_path.write_text("\n".join(lines) + "\n")
+        return self.conf_path
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc else None
+
+    def start(self, wait_online: bool = True, timeout: float = 20) -> "Agent":
+        if not self.binary.exists():
+            raise FileNotFoundError(f"{self.binary} is not built")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        log.write(f"---- start {time.strftime('%H:%M:%S')} ----\n".encode())
+        log.flush()
+        self.started_ms = now_ms()
+        self.proc = subprocess.Popen(
+            [str(self.binary), "-c", str(self.conf_path), "--foreground"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        if wait_online:
+            self.wait_status("online", timeout=timeout)
+        return self
+
+    def stop(self, timeout: float = 15) -> Optional[int]:
+        """SIGTERM and wait; SIGKILL if it does not exit in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"musterd {self.name} ignored SIGTERM "
+                                     f"for {timeout}s")
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, wait_online: bool = True, timeout: float = 20) -> "Agent":
+        self.stop()
+        return self.start(wait_online=wait_online, timeout=timeout)
+
+    def wait_exit(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout)
+
+    def status(self, timeout: float = 2) -> Optional[dict]:
+        """The retained status as the broker has it now, or None."""
+        with self.broker.client(self.observer) as c:
+            c.subscribe(topic("hosts", self.name, "status"))
+            m = c.get(timeout)
+            return m.decode() if m else None
+
+    def wait_status(self, state: str = "online", timeout: float = 20,
+                    fresh: bool = True,
+                    match: Optional[Callable[[dict], bool]] = None) -> dict:
+        """Wait for the retained status to say `state`.  With fresh, an
+        "online" must come from the current process (started_at not before
+        its start), not from a retained message of an earlier run."""
+        def ok(m: Msg) -> bool:
+            try:
+                s = m.decode()
+            except Exception:
+                return False
+            if not isinstance(s, dict) or s.get("state") != state:
+                return False
+            if fresh and state == "online" and \
+                    s.get("started_at", 0) < self.started_ms - 2000:
+                return False
+            return match is None or match(s)
+
+        with self.broker.client(self.observer) as c:
+            c.subscribe(topic("hosts", self.name, "status"))
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.proc is not None and self.proc.poll() is not None \
+                        and state == "online":
+                    raise AssertionError(
+                        f"musterd {self.name} exited {self.proc.returncode}:\n"
+                        + self.log()[-4000:])
+                m = c.get(min(0.5, max(0.0, deadline - time.monotonic())),
+                          match=ok)
+                if m is not None:
+                    return m.decode()
+                if time.monotonic() >= deadline:
+                    raise AssertionError(
+                        f"{self.name}: no '{state}' status in {timeout}s; "
+                        f"log:\n{self.log()[-4000:]}")
+
+    def poke(self) -> None:
+        """Connect to the wake port and close."""
+        with socket.create_connection(("127.0.0.1", self.wake_port), timeout=2):
+            pass
+
+    def check_config(self) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.binary), "--check-config", "-c",
+                               str(self.conf_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self) -> None:
+        try:
+            self.stop(timeout=10)
+        except AssertionError:
+            pass
+        finally:
+            # Leave the session's inventory as it was for the next test.
+            if self._restore_groups is not None:
+                self.pki.set_host(self.name, self._restore_groups)
+                self._restore_groups = None
+            if self._tmp:
+                subprocess.run(["gpgconf", "--homedir",
+                                str(Path(self._tmp) / "g"), "--kill", "all"],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None

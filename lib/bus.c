@@ -370,7 +370,7 @@ bus_free(struct bus *b)
 		return;
 	if (b->client) {
 		if (MQTTAsync_isConnected(b->client))
-			bus_disconnect(b, 1000);
+			bus_disconnect(b, 0);
 		MQTTAsync_destroy(&b->client);
 	}
 	while ((ev = bus_next(b)) != NULL)

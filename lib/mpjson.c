@@ -143,3 +143,27 @@ mpjson_pack(msgpack_packer *pk, json_t *j)
 	}
 	return -1;
 }
+
+int
+mpjson_depth(json_t *j)
+{
+	const char *key;
+	json_t *val;
+	size_t i;
+	int d, max = 0;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		json_object_foreach(j, key, val)
+			if ((d = mpjson_depth(val)) > max)
+				max = d;
+		return max + 1;
+	case JSON_ARRAY:
+		json_array_foreach(j, i, val)
+			if ((d = mpjson_depth(val)) > max)
+				max = d;
+		return max + 1;
+	default:
+		return 0;
+	}
+}

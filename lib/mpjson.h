@@ -6,6 +6,9 @@
  * above INT64_MAX, non-UTF-8 strings, non-string or duplicate map keys).
  * bin values become lowercase hex strings.  mpjson_pack() writes a JSON
  * value with the caller's packer; integers stay integers, reals stay reals.
+ * mpjson_depth() says how deep a JSON value nests (0 for a scalar, 1 for
+ * an array or object of scalars), for callers that must bound it before
+ * packing: msgpack's unpacker and wire_check_map() both have a limit.
  */
 #ifndef MUSTER_MPJSON_H
 #define MUSTER_MPJSON_H
@@ -18,5 +21,6 @@
 json_t *mpjson_from_msgpack(const msgpack_object *o);
 json_t *mpjson_hex(const void *p, size_t n);
 int mpjson_pack(msgpack_packer *pk, json_t *j);
+int mpjson_depth(json_t *j);
 
 #endif

@@ -8,8 +8,8 @@
  *	api->value_str(api->value_get(api->arg(ctx, "p"), "name"), "x")
  * need no checks in between.
  *
- * api->arg(ctx, NULL) returns the whole args map, so that a module can
- * walk arguments it does not know by name (module.h does not say so yet).
+ * Helpers added after the first release (value_float, arg_float) sit at
+ * the end of struct muster_api, and `size` announces them to a module.
  */
 #include "runner.h"
 
@@ -47,6 +47,15 @@ static int
 api_value_bool(const struct muster_value *v, int def)
 {
 	return v != NULL && v->type == MUSTER_T_BOOL ? v->b : def;
+}
+
+/* Ints too, so that "max_load:=4" means 4.0; past 2^53 they round. */
+static double
+api_value_float(const struct muster_value *v, double def)
+{
+	if (v == NULL || (v->type != MUSTER_T_FLOAT && v->type != MUSTER_T_INT))
+		return def;
+	return v->f;
 }
 
 static size_t
@@ -96,6 +105,12 @@ static int
 api_arg_bool(struct muster_ctx *ctx, const char *key, int def)
 {
 	return key == NULL ? def : api_value_bool(api_arg(ctx, key), def);
+}
+
+static double
+api_arg_float(struct muster_ctx *ctx, const char *key, double def)
+{
+	return key == NULL ? def : api_value_float(api_arg(ctx, key), def);
 }
 
 static void __attribute__((format(printf, 2, 3)))
@@ -227,4 +242,6 @@ const struct muster_api runner_api = {
 	.read_file = api_read_file,
 	.run_cmd = api_run_cmd,
 	.free = api_free,
+	.value_float = api_value_float,
+	.arg_float = api_arg_float,
 };

@@ -130,12 +130,13 @@ build(struct arena *a, const msgpack_object *o, struct muster_value *v)
 		v->type = MUSTER_T_BOOL, v->b = o->via.boolean;
 		return MU_OK;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		v->type = MUSTER_T_INT;
+		v->type = MUSTER_T_INT, v->f = (double)o->via.u64;
 		v->int_ok = o->via.u64 <= INT64_MAX;
 		v->i = v->int_ok ? (int64_t)o->via.u64 : 0;
 		return MU_OK;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		v->type = MUSTER_T_INT, v->int_ok = true, v->i = o->via.i64;
+		v->f = (double)o->via.i64;
 		return MU_OK;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:

@@ -312,8 +312,10 @@ data_set(struct data *dt, const char *path, const struct dval *in, struct mu_err
 		return MU_OK;
 	}
 	if (v.type == D_STR) {
-		if ((s = strndup(v.s, v.len)) == NULL)
+		if ((s = malloc(v.len + 1)) == NULL)
 			return mu_errf(err, MU_ENOMEM, "out of memory");
+		memcpy(s, v.s, v.len);
+		s[v.len] = '\0';
 		v.len = utf8_clean(s, v.len, v.len);
 	}
 	if ((rc = walk(dt->root, &p, &d)) != MU_OK) {

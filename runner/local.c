@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "mpjson.h"
 
 #define LOCAL_FD_MIN		10	/* ours live above the child's 0..4 */
 #define LOCAL_DESCRIBE_MAX	(64u * 1024)
@@ -238,8 +239,8 @@ local_args(struct local *l, msgpack_sbuffer *sb)
 	for (i = 0; rc == MU_OK && i < l->o->nargs; i++)
 		rc = arg_parse(l->o->args[i], args, &err);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	if (rc == MU_OK)
-		rc = json_to_msgpack(&pk, args, 1, &err);
+	if (rc == MU_OK && mpjson_pack(&pk, args) != 0)
+		rc = mu_errf(&err, MU_ENOMEM, "out of memory");
 	json_decref(args);
 	if (rc != MU_OK)
 		return local_failf(l, RUNNER_EXIT_USAGE, "%s", err.msg);
@@ -409,15 +410,32 @@ local_verdict(struct local *l, const struct ipc_event *e)
 		return;
 	l->have_verdict = true;
 	l->status = e->status;
-	if (e->summary.ptr)
-		l->summary = strndup(e->summary.ptr, e->summary.len);
-	if (e->reason.ptr)
-		l->reason = strndup(e->reason.ptr, e->reason.len);
-	if (e->data)
-		l->data = msgpack_to_json(e->data, 1);
+	l->summary = wire_str_dup(e->summary);
+	l->reason = wire_str_dup(e->reason);
+	/* The runner child's data always shows; a module that wrote its own
+	 * frames to fd 3 may have sent what JSON cannot. */
+	if (e->data && (l->data = mpjson_from_msgpack(e->data)) == NULL)
+		log_warnx("the verdict's data cannot be shown as JSON");
 	l->truncated = e->truncated;
 	strcpy(l->vmodule, e->module);
 	strcpy(l->vversion, e->module_version);
+}
+
+/* A JSON string of bytes that may not be UTF-8 (bad ones become '?'):
+ * text from a hostile stream is still shown. */
+static json_t *
+json_text(const char *p, size_t len)
+{
+	json_t *j;
+	char *s;
+
+	if ((s = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(s, p, len);
+	len = utf8_clean(s, len, len);
+	j = json_stringn(s, len);
+	free(s);
+	return j;
 }
 
 static void

@@ -20,7 +20,8 @@ usage(FILE *f)
 	    "         (as musterd starts it: job on stdin, events on fd 3, module on fd 4)\n"
 	    "       muster-runner --describe FILE.so\n"
 	    "       muster-runner --run FILE.so [--json] [--output-limit BYTES]\n"
-	    "                     [--timeout DURATION] [key=value | key:=JSON ...]\n"
+	    "                     [--timeout DURATION]\n"
+	    "                     [key=value | key:=JSON | key:=@FILE ...]\n"
 	    "       muster-runner --version\n");
 }
 

@@ -13,7 +13,8 @@
  * The rest is shared: module.c (dlopen and the descriptor checks), api.c
  * (the helper vtable), args.c (argument values), data.c (result data),
  * events.c (frames on fd 3), cmd.c (read_file, run_cmd), text.c (bounded
- * UTF-8 text), jsonmp.c (JSON <-> msgpack for --run).
+ * UTF-8 text), runargs.c (--run's key=value arguments).  JSON <-> msgpack
+ * is lib/mpjson's.
  *
  * Functions return 0 on success and otherwise either an enum mu_rc (for
  * the building blocks) or an enum runner_exit (for what decides how the
@@ -140,7 +141,7 @@ struct muster_value {
 	bool b;
 	bool int_ok;			/* i holds the integer (it fits) */
 	int64_t i;
-	double f;
+	double f;			/* FLOAT, and INT as a double */
 	const char *s;			/* STR: NUL-terminated copy */
 	size_t len;			/* STR, BIN: bytes; LIST, MAP: entries */
 	const char **keys;		/* MAP */
@@ -235,15 +236,11 @@ int module_open(const char *path, struct module *, struct mu_err *);
 /* RUNNER_EXIT_MAGIC, _ABI, _DESC or _NAME; want may be NULL (no job). */
 int module_check(const struct module *, const char *want, struct mu_err *);
 
-/* ---- jsonmp.c --------------------------------------------------------- */
+/* ---- runargs.c -------------------------------------------------------- */
 
 struct json_t;
-int json_to_msgpack(msgpack_packer *, const struct json_t *, int depth,
-    struct mu_err *);
-struct json_t *msgpack_to_json(const msgpack_object *, int depth);
-/* A JSON string of bytes that may not be UTF-8 (bad ones become '?'). */
-struct json_t *json_text(const char *, size_t);
-/* One --run argument, key=value or key:=JSON, into the object args. */
+/* One --run argument, key=value, key:=JSON or key:=@FILE, into the JSON
+ * object args; the last of repeated keys wins. */
 int arg_parse(const char *spec, struct json_t *args, struct mu_err *);
 
 #endif

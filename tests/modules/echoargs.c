@@ -6,6 +6,10 @@
  *	data: args/<key>... the value, lists of scalars as "[]" appends,
  *	      other lists as maps by index; typed/... what the typed getters say
  *
+ * Floats need value_float() and arg_float(), which came after the first
+ * release: without them (an older runner) a float shows as "float" and
+ * typed/has_float is false.
+ *
  * Arguments "verdict" (pass, fail, error) and "reason" choose the outcome.
  */
 #include <stdio.h>
@@ -89,8 +93,14 @@ echo(struct muster_ctx *ctx, const struct muster_api *api, const char *path,
 	case MUSTER_T_MAP:
 		echo_map(ctx, api, path, v);
 		break;
+	case MUSTER_T_FLOAT:
+		if (MUSTER_API_HAS(api, value_float))
+			api->data_float(ctx, path, api->value_float(v, 0));
+		else
+			api->data_str(ctx, path, "float");
+		break;
 	default:
-		/* No accessor for floats or bin: say what it was. */
+		/* No accessor for bin: say what it was. */
 		api->data_str(ctx, path, type_names[api->value_type(v)]);
 		break;
 	}
@@ -111,6 +121,16 @@ typed(struct muster_ctx *ctx, const struct muster_api *api)
 	    api->arg(ctx, "no-such-arg"), "x"), "chained-default"));
 	api->data_int(ctx, "typed/out_of_range", api->value_at(api->arg(ctx, "list"),
 	    1000) == NULL);
+	api->data_bool(ctx, "typed/has_float", MUSTER_API_HAS(api, arg_float) &&
+	    MUSTER_API_HAS(api, value_float));
+	if (!MUSTER_API_HAS(api, arg_float) || !MUSTER_API_HAS(api, value_float))
+		return;
+	api->data_float(ctx, "typed/f", api->arg_float(ctx, "f", -1));
+	api->data_float(ctx, "typed/float_of_int", api->arg_float(ctx, "i", -1));
+	api->data_float(ctx, "typed/float_of_str", api->arg_float(ctx, "s", -1));
+	api->data_float(ctx, "typed/float_missing", api->arg_float(ctx, "no-such-arg",
+	    2.5));
+	api->data_float(ctx, "typed/float_of_null", api->value_float(NULL, 0.5));
 }
 
 static int

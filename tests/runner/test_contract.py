@@ -16,7 +16,7 @@ def test_pass_with_args():
     assert v["summary"] == "echoed 5 args"
     assert "truncated" not in v and "reason" not in v
     assert v["data"]["args"] == {"s": "hello", "i": 42, "b": True, "l": [1, "two", None],
-                                 "m": {"k": {"n": "float"}}}
+                                 "m": {"k": {"n": 1.5}}}
     assert v["data"]["typed"]["s"] == "hello" and v["data"]["typed"]["i"] == 42
     assert v["data"]["typed"]["b"] is True
     assert r.out[0] == "s (str) = hello"

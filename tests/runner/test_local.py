@@ -32,16 +32,62 @@ def test_typed_args():
     assert a["empty"] == "" and a["eq"] == "x=y"
     assert a["g"] == [1, 2, 3]
     assert a["h"] == {"k": {"n": None}}
-    assert a["q"] == "float"                      # no value_float() in the API
+    assert a["q"] == -3.5
     assert a["qs"] == "true"                      # a JSON string stays a string
     t = j["data"]["typed"]
     assert t == {"s": "str", "i": 7, "b": True, "missing": "default",
                  "int_of_str": 42, "str_of_int": "default", "bool_of_int": True,
                  "len_of_scalar": 0, "absent_chain": "chained-default",
-                 "out_of_range": 1}
+                 "out_of_range": 1, "has_float": True, "f": -1,  # "1.5" is a string
+                 "float_of_int": 7, "float_of_str": -1, "float_missing": 2.5,
+                 "float_of_null": 0.5}
     assert "d (str) = hello" in j["output"]
     assert j["truncated"] is False and j["reason"] is None
     assert j["summary"] == "echoed 15 args"
+
+
+@pytest.mark.parametrize("value, want", [
+    ("0", 0), ("-0", 0), ("42", 42), ("-42", -42),
+    ("9223372036854775807", 9223372036854775807),
+    ("-9223372036854775808", -9223372036854775808),
+    ("9223372036854775808", "9223372036854775808"),
+    # Integers only as JSON writes them, as the muster CLI does.
+    ("0644", "0644"), ("007", "007"), ("00", "00"), ("-01", "-01"), ("+5", "+5"),
+    ("1e3", "1e3"), ("0x10", "0x10"), (" 1", " 1"), ("1 ", "1 "), ("-", "-"),
+    ("true", True), ("false", False), ("True", "True"), ("@x", "@x"),
+])
+def test_argument_typing(value, want):
+    r, j = run_json("echoargs", f"v={value}")
+    assert r.returncode == 0, r.stderr
+    assert j["data"]["args"]["v"] == want
+    assert type(j["data"]["args"]["v"]) is type(want)
+
+
+def test_floats_through_value_float():
+    r, j = run_json("echoargs", "f:=2.25", "i=7", "s=x", "l:=[0.5, 1]",
+                    'm:={"k": -1e-3}')
+    assert r.returncode == 0, r.stderr
+    a, t = j["data"]["args"], j["data"]["typed"]
+    assert a["f"] == 2.25 and a["l"] == [0.5, 1] and a["m"] == {"k": -0.001}
+    assert t["has_float"] is True
+    assert t["f"] == 2.25 and t["float_of_int"] == 7.0 and t["float_of_str"] == -1
+    assert t["float_missing"] == 2.5 and t["float_of_null"] == 0.5
+
+
+def test_json_from_a_file(tmp_path):
+    f = tmp_path / "profile.json"
+    f.write_text('{"name": "base", "checks": [{"kind": "os.release", "id": "007"}]}\n')
+    r, j = run_json("echoargs", f"p:=@{f}", f"raw=@{f}")
+    assert r.returncode == 0, r.stderr
+    # echoargs shows a list of maps as a map by index.
+    assert j["data"]["args"]["p"] == {"name": "base",
+                                      "checks": {"0": {"kind": "os.release", "id": "007"}}}
+    assert j["data"]["args"]["raw"] == f"@{f}"      # key=@FILE is just a string
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    r = run_cli("--run", module_path("echoargs"), f"p:=@{bad}")
+    assert r.returncode == EXIT["usage"]
+    assert "argument 'p': bad JSON" in r.stdout
 
 
 def test_last_argument_wins():
@@ -80,6 +126,8 @@ def test_error_without_reason_gets_one():
 @pytest.mark.parametrize("arg, why", [
     ("noequals", "is not key=value"), ("=x", "is not key=value"), (":=1", "has no key"),
     ("x:={", "bad JSON"), ('x:=[[[[[[[[[1]]]]]]]]]', "deeper than 8"),
+    ("x:=" + "[" * 100 + "]" * 100, "deeper than 8"),
+    ("x:=0644", "bad JSON"), ("x:=@/nonexistent/args.json", "unable to open"),
 ])
 def test_bad_arguments(arg, why):
     r = run_cli("--run", module_path("echoargs"), arg)

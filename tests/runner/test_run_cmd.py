@@ -3,6 +3,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from conftest import procs_with_cmdline, run_contract, wait_until
 
 
@@ -30,6 +32,11 @@ def test_killed_by_signal():
 
 def test_not_found():
     d = cmd(["no-such-command-anywhere"])
+    assert d == {"rc": -1, "errno": 2}
+
+
+def test_missing_path_is_enoent(tmp_path):
+    d = cmd([str(tmp_path / "no-such-file")])
     assert d == {"rc": -1, "errno": 2}
 
 
@@ -95,6 +102,17 @@ def test_background_leftover_does_not_block():
     assert d["timed_out"] is False
     assert time.monotonic() - t < 10
     assert wait_until(lambda: procs_with_cmdline("sleep", "62.5") == [])
+
+
+@pytest.mark.parametrize("timeout_ms", [0, -1])
+def test_no_timeout(timeout_ms):
+    d = cmd(["sh", "-c", "sleep 0.3; echo done"], cmd_timeout_ms=timeout_ms)
+    assert d["timed_out"] is False and d["exited"] is True and d["out"] == "done\n"
+
+
+def test_huge_max_out_is_capped():
+    d = cmd(["echo", "hi"], cmd_max=1 << 62)
+    assert d["out"] == "hi\n" and d["truncated"] is False
 
 
 def test_output_is_bounded():

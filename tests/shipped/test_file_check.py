@@ -93,7 +93,7 @@ def test_all_expectations_pass(run, tmp_path):
 
 
 def test_mode_as_a_number(run, tmp_path):
-    """mode=0644 on a command line may arrive as the integer 644."""
+    """mode may arrive as the integer 644 (mode:=644) as well as a string."""
     f = tmp_path / "m"
     f.write_text("x")
     os.chmod(f, 0o644)

@@ -28,7 +28,11 @@
  * ABI: MUSTER_ABI changes only when an existing field changes meaning.
  * New helpers are appended to struct muster_api and announced by its
  * `size`; a module built against a newer header checks
- * MUSTER_API_HAS(api, field) before using a helper added later.
+ * MUSTER_API_HAS(api, field) before using a helper added later:
+ *
+ *	double max = MUSTER_API_HAS(api, arg_float) ?
+ *	    api->arg_float(ctx, "max_load", 4.0) :
+ *	    (double)api->arg_int(ctx, "max_load", 4);
  */
 #ifndef MUSTER_MODULE_H
 #define MUSTER_MODULE_H
@@ -76,21 +80,32 @@ struct muster_api {
 	uint32_t size;		/* sizeof(struct muster_api) of the runner */
 
 	/* Arguments (the job's "args" map).  Typed getters return def when the
-	 * key is absent or has another type.  Ints accept any integer that fits;
-	 * bools accept true/false. */
+	 * key is absent or has another type.  Ints accept any integer that fits
+	 * int64_t; bools accept true/false.  A key of NULL is absent. */
 	const char *(*arg_str)(struct muster_ctx *, const char *key, const char *def);
 	int64_t (*arg_int)(struct muster_ctx *, const char *key, int64_t def);
 	int (*arg_bool)(struct muster_ctx *, const char *key, int def);
-	/* Structured access, for lists and maps (a QC profile, say). */
+	/* Structured access, for lists and maps (a QC profile, say).  arg()
+	 * returns NULL for an absent key; arg(ctx, NULL) returns the whole args
+	 * map (empty when the job has none), to walk arguments not known by
+	 * name.  Every accessor takes NULL for "absent" and then returns def,
+	 * MUSTER_T_NONE, 0 or NULL, so chains need no checks in between:
+	 *	api->value_str(api->value_get(api->arg(ctx, "p"), "name"), "x")
+	 */
 	const struct muster_value *(*arg)(struct muster_ctx *, const char *key);
 	enum muster_type (*value_type)(const struct muster_value *);
 	const char *(*value_str)(const struct muster_value *, const char *def);
 	int64_t (*value_int)(const struct muster_value *, int64_t def);
 	int (*value_bool)(const struct muster_value *, int def);
-	size_t (*value_len)(const struct muster_value *);	/* list or map size */
+	/* Items of a list, entries of a map; 0 for anything else. */
+	size_t (*value_len)(const struct muster_value *);
+	/* A list's i-th item, or a map's i-th value (its key is value_key_at(v,
+	 * i)); NULL past the end or for a scalar. */
 	const struct muster_value *(*value_at)(const struct muster_value *, size_t i);
+	/* A map's value for key (of duplicate keys, the last); NULL if none. */
 	const struct muster_value *(*value_get)(const struct muster_value *, const char *key);
-	const char *(*value_key_at)(const struct muster_value *, size_t i);	/* maps */
+	/* A map's i-th key; NULL past the end or for anything but a map. */
+	const char *(*value_key_at)(const struct muster_value *, size_t i);
 
 	/* Output: one line per call (a trailing newline is not needed).  Lines
 	 * past the job's output limit are dropped and the result marked
@@ -101,7 +116,11 @@ struct muster_api {
 	/* Result data.  key is a path of '/'-separated map keys, nested up to 7
 	 * levels ("interfaces/eth0/mtu"); a last element ending in "[]"
 	 * appends to a list ("interfaces/eth0/addrs[]").  Setting a key twice
-	 * keeps the last value. */
+	 * keeps the last value.  A NULL string or a float that is not finite
+	 * stores nil; a bad key (empty element, more than 7 levels, "[]" not
+	 * at the end) is ignored.  Data is bounded: at most 1024 entries (map
+	 * keys and list items) and 64 KiB encoded.  A set that would pass a
+	 * bound is dropped whole and marks the result truncated. */
 	void (*data_str)(struct muster_ctx *, const char *key, const char *val);
 	void (*data_int)(struct muster_ctx *, const char *key, int64_t val);
 	void (*data_bool)(struct muster_ctx *, const char *key, int val);
@@ -116,18 +135,29 @@ struct muster_api {
 	void (*reason)(struct muster_ctx *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
-	/* Read at most max bytes of a file.  Returns 0 and a NUL-terminated
-	 * malloc'd buffer, or -1 with errno set (EFBIG if it is larger than max;
-	 * *buf then holds the first max bytes). */
+	/* Read at most max bytes of a file (max is capped at 256 MiB).  Returns
+	 * 0 and a NUL-terminated malloc'd buffer, or -1 with errno set (EFBIG
+	 * if it is larger than max; *buf then holds the first max bytes). */
 	int (*read_file)(struct muster_ctx *, const char *path, size_t max,
 	    char **buf, size_t *len);
-	/* Run argv[0] (an absolute path, or searched in the standard PATH) with
+	/* Run argv[0] (a path, or a name searched in the standard PATH) with
 	 * argv, no shell, stdin from /dev/null, a clean environment, stdout and
-	 * stderr captured together up to max_out bytes, killed after timeout_ms.
-	 * Returns 0 when it could be started (see *res), -1 with errno if not. */
+	 * stderr captured together up to max_out bytes (capped at 64 MiB),
+	 * killed after timeout_ms (<= 0: no timeout).  Nothing it started
+	 * outlives the call.  Returns 0 when it could be started (see *res;
+	 * res->out is then always allocated), or -1 with errno: ENOENT for a
+	 * command that does not exist (a name not in the PATH, a path to
+	 * nothing), EINVAL for an empty argv, else the errno of the step that
+	 * failed (EACCES or ENOEXEC from execve(), ...). */
 	int (*run_cmd)(struct muster_ctx *, const char *const argv[], int timeout_ms,
 	    size_t max_out, struct muster_cmd_result *res);
 	void (*free)(void *);
+
+	/* Added after the first release: check MUSTER_API_HAS() first. */
+
+	/* A float, or an integer converted to double; def for anything else. */
+	double (*value_float)(const struct muster_value *, double def);
+	double (*arg_float)(struct muster_ctx *, const char *key, double def);
 };
 
 #define MUSTER_API_HAS(api, field) \

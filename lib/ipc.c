@@ -2,6 +2,7 @@
  * ipc.c - runner event frames: codec and framing.
  */
 #include "ipc.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -234,21 +235,6 @@ ipc_event_encode(const struct ipc_event *e, msgpack_sbuffer *out, struct mu_err 
 	return MU_OK;
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return MU_EIO;
-		p += n, len -= (size_t)n;
-	}
-	return MU_OK;
-}
-
 int
 ipc_frame_write(int fd, const void *payload, size_t len)
 {
@@ -259,9 +245,9 @@ ipc_frame_write(int fd, const void *payload, size_t len)
 		return MU_EINVAL;
 	hdr[0] = (uint8_t)(len >> 24), hdr[1] = (uint8_t)(len >> 16);
 	hdr[2] = (uint8_t)(len >> 8), hdr[3] = (uint8_t)len;
-	rc = write_all(fd, hdr, 4);
+	rc = write_full(fd, hdr, 4);
 	if (!rc)
-		rc = write_all(fd, payload, len);
+		rc = write_full(fd, payload, len);
 	return rc;
 }
 

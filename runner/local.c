@@ -16,6 +16,7 @@
  * signal N, RUNNER_EXIT_TIMEOUT after --timeout.
  */
 #include "runner.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,23 +113,6 @@ fd_high(int fd)
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, LOCAL_FD_MIN);
 	close(fd);
 	return nfd;
-}
-
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return MU_EIO;
-		p += n, len -= (size_t)n;
-	}
-	return MU_OK;
 }
 
 static int
@@ -303,7 +287,7 @@ memfd_fill(int dst, int src)
 		if ((total += (size_t)n) > WIRE_MAX_BIN)
 			rc = MU_EINVAL;
 		else
-			rc = write_all(dst, buf, (size_t)n);
+			rc = write_full(dst, buf, (size_t)n);
 	}
 	free(buf);
 	return rc;
@@ -730,7 +714,7 @@ local_run(struct local *l)
 	if ((rc = local_spawn(l)) != MU_OK)
 		return rc;
 	/* EPIPE here means the child died first; the report says how. */
-	write_all(l->jobw, l->body.data, l->body.size);
+	write_full(l->jobw, l->body.data, l->body.size);
 	close(l->jobw);
 	l->jobw = -1;
 	return local_watch(l);

@@ -24,6 +24,7 @@
 #define EXIT_FAILED	1	/* some result was not pass */
 #define EXIT_USAGE	2	/* usage, config or connection error */
 #define EXIT_MISSING	3	/* some expected hosts did not answer */
+#define CTL_HELP	(-1)	/* option parsers: --help was shown, exit 0 */
 
 struct ctl {
 	struct ctl_config cfg;
@@ -37,12 +38,14 @@ struct ctl {
 
 /* Handle one bus event; return true when the command is done. */
 typedef bool ctl_event_fn(struct ctl *c, struct bus_event *ev, void *arg);
+/* Runs about every 200 ms while pumping; return true when done. */
+typedef bool ctl_tick_fn(struct ctl *c, void *arg);
 
 int ctl_connect(struct ctl *c);
-/* Pump events until fn says done, the deadline (monotonic ms; 0 = none)
- * passes, or SIGINT.  tick (optional) runs about every 200 ms. */
+/* Pump events until fn or tick (optional) says done, the deadline
+ * (monotonic ms; 0 = none) passes, or SIGINT/SIGTERM. */
 void ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
-    void (*tick)(struct ctl *, void *));
+    ctl_tick_fn *tick);
 int ctl_subscribe(struct ctl *c, const char *topic);
 int ctl_load_key(struct ctl *c);
 

@@ -12,7 +12,7 @@
 
 #include "loop.h"
 
-#define RETAINED_QUIET_MS	300	/* no new retained status for this long: done */
+#define RETAINED_QUIET_MS	200	/* no new retained status for this long: done */
 
 struct collect {
 	struct host_list *list;
@@ -55,6 +55,7 @@ on_status(struct ctl *c, struct bus_event *ev, void *arg)
 	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED) {
 		k->subscribed = true;
 		k->last = now_mono_ms();
+		return true;	/* the quiet spell starts: a new deadline */
 	} else if (ev->type == BUS_MESSAGE && ev->len > 0) {
 		host_put(k->list, ev);
 		k->last = now_mono_ms();
@@ -62,31 +63,31 @@ on_status(struct ctl *c, struct bus_event *ev, void *arg)
 	return false;
 }
 
-static void
-quiet_tick(struct ctl *c, void *arg)
-{
-	struct collect *k = arg;
-
-	/* The broker sends retained messages right after the SUBACK; a quiet
-	 * spell after it means we have them all. */
-	if (k->subscribed && now_mono_ms() - k->last >= RETAINED_QUIET_MS)
-		c->interrupted = true;
-}
-
 int
 hosts_collect(struct ctl *c, struct host_list *out)
 {
 	struct collect k = { .list = out };
 	char topic[TOPIC_MAX];
-	bool was = c->interrupted;
+	uint64_t deadline;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(topic, sizeof(topic), "%s/v1/hosts/+/status", c->root);
 	if ((rc = ctl_subscribe(c, topic)) != 0)
 		return rc;
-	ctl_pump(c, now_mono_ms() + 5000, on_status, &k, quiet_tick);
-	c->interrupted = was;
+	/* The broker sends retained messages right after the SUBACK; a quiet
+	 * spell after the SUBACK or the last of them means we have them all. */
+	deadline = now_mono_ms() + 5000;
+	while (!c->interrupted && now_mono_ms() < deadline) {
+		if (k.subscribed && now_mono_ms() - k.last >= RETAINED_QUIET_MS)
+			break;
+		ctl_pump(c, k.subscribed && k.last + RETAINED_QUIET_MS < deadline ?
+		    k.last + RETAINED_QUIET_MS : deadline, on_status, &k, NULL);
+	}
+	if (c->interrupted) {
+		hosts_free(out);
+		return EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -160,19 +161,33 @@ print_hosts(const struct host_list *h)
 int
 cmd_hosts(struct ctl *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct host_list h;
 	size_t i;
-	int rc;
+	int o, rc;
 
-	if (argc == 2 && strcmp(argv[1], "--json") == 0)
-		c->json = true;
-	else if (argc != 1) {
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'J')
+			c->json = true;
+		else {
+			fprintf(o == 'h' ? stdout : stderr, "usage: muster hosts [--json]\n"
+			    "  every host's retained status, online and offline, by name;\n"
+			    "  --json: one JSON object per host\n");
+			return o == 'h' ? EXIT_OK : EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
 		fprintf(stderr, "usage: muster hosts [--json]\n");
 		return EXIT_USAGE;
 	}
 	if ((rc = ctl_connect(c)) != 0 || (rc = hosts_collect(c, &h)) != 0)
 		return rc;
-	qsort(h.v, h.n, sizeof(*h.v), host_cmp);
+	if (h.n > 1)
+		qsort(h.v, h.n, sizeof(*h.v), host_cmp);
 	if (c->json)
 		for (i = 0; i < h.n; i++)
 			json_print_line(status_json(&h.v[i].st));
@@ -184,14 +199,75 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 
 /* ---- watch ------------------------------------------------------------ */
 
+struct watch {
+	char topics[2][TOPIC_MAX + 16];
+	uint64_t retry_at;	/* monotonic ms; 0 = connected or connecting */
+	unsigned backoff_ms;
+};
+
+static int
+watch_subscribe(struct ctl *c, struct watch *w)
+{
+	int rc;
+
+	if ((rc = ctl_subscribe(c, w->topics[0])) != 0)
+		return rc;
+	return ctl_subscribe(c, w->topics[1]);
+}
+
+/* The broker went away: say so, and connect again with a back-off (the
+ * session is clean, so subscribe again once connected). */
+static bool
+watch_tick(struct ctl *c, void *arg)
+{
+	struct watch *w = arg;
+	struct mu_err err;
+
+	if (w->retry_at && now_mono_ms() >= w->retry_at) {
+		w->retry_at = 0;
+		if (bus_connect(c->bus, &err) != MU_OK) {
+			w->retry_at = now_mono_ms() + w->backoff_ms;
+			return false;
+		}
+	}
+	return false;
+}
+
+static void
+watch_lost(struct watch *w, const char *what, const char *reason)
+{
+	fprintf(stderr, "muster: %s (%s); trying again in %.1fs\n", what,
+	    reason ? reason : "?", w->backoff_ms / 1000.0);
+	w->retry_at = now_mono_ms() + w->backoff_ms;
+	if (w->backoff_ms < 30000)
+		w->backoff_ms *= 2;
+}
+
 static bool
 on_watch(struct ctl *c, struct bus_event *ev, void *arg)
 {
+	struct watch *w = arg;
 	struct result r;
 	struct event e;
 	char dur[32];
 
-	(void)arg;
+	if (ev->type == BUS_LOST) {
+		watch_lost(w, "lost the broker", ev->reason[0] ? ev->reason : NULL);
+		return false;
+	}
+	if (ev->type == BUS_CONNECT_FAILED) {
+		watch_lost(w, "cannot connect to the broker",
+		    ev->reason[0] ? ev->reason : NULL);
+		return false;
+	}
+	if (ev->type == BUS_CONNECTED) {
+		fprintf(stderr, "muster: connected again\n");
+		w->backoff_ms = 1000;
+		bus_tune_sockets();
+		if (watch_subscribe(c, w) != 0)
+			watch_lost(w, "cannot subscribe", NULL);
+		return false;
+	}
 	if (ev->type != BUS_MESSAGE)
 		return false;
 	if (result_decode(ev->payload, ev->len, &r, NULL) == MU_OK) {
@@ -223,13 +299,14 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 		{ "job", required_argument, NULL, 'j' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *job = "+", *host = "+";
-	char topic[TOPIC_MAX + 16];
+	struct watch w = { .backoff_ms = 1000 };
 	int o, rc;
 
-	while ((o = getopt_long(argc, argv, "j:H:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "j:H:h", opts, NULL)) != -1) {
 		if (o == 'j' && jobid_valid(optarg))
 			job = optarg;
 		else if (o == 'H' && name_valid(optarg))
@@ -237,18 +314,28 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 		else if (o == 'J')
 			c->json = true;
 		else {
-			fprintf(stderr, "usage: muster watch [--job ID] [--host H] [--json]\n");
-			return EXIT_USAGE;
+			if (o == 'j' || o == 'H')
+				fprintf(stderr, "muster: bad %s '%s'\n", o == 'j' ? "job id" :
+				    "host name", optarg);
+			fprintf(o == 'h' ? stdout : stderr,
+			    "usage: muster watch [--job ID] [--host H] [--json]\n"
+			    "  results (and live events of --stream jobs) as they arrive, until\n"
+			    "  interrupted (Ctrl-C); --json: one JSON object per line\n");
+			return o == 'h' ? EXIT_OK : EXIT_USAGE;
 		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: muster watch [--job ID] [--host H] [--json]\n");
+		return EXIT_USAGE;
 	}
 	if ((rc = ctl_connect(c)) != 0)
 		return rc;
-	snprintf(topic, sizeof(topic), "%s/v1/results/%s/%s", c->root, job, host);
-	if ((rc = ctl_subscribe(c, topic)) != 0)
+	snprintf(w.topics[0], sizeof(w.topics[0]), "%s/v1/results/%s/%s", c->root, job,
+	    host);
+	snprintf(w.topics[1], sizeof(w.topics[1]), "%s/v1/results/%s/%s/events", c->root,
+	    job, host);
+	if ((rc = watch_subscribe(c, &w)) != 0)
 		return rc;
-	snprintf(topic, sizeof(topic), "%s/v1/results/%s/%s/events", c->root, job, host);
-	if ((rc = ctl_subscribe(c, topic)) != 0)
-		return rc;
-	ctl_pump(c, 0, on_watch, NULL, NULL);
+	ctl_pump(c, 0, on_watch, &w, watch_tick);
 	return 0;
 }

@@ -4,7 +4,10 @@
  */
 #include "ctl.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,10 +16,24 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
+
+/* Leave without tearing Paho down (see the end of main()); not when a
+ * sanitizer wants to check the teardown. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FAST_EXIT	0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FAST_EXIT	0
+#endif
+#endif
+#ifndef FAST_EXIT
+#define FAST_EXIT	1
+#endif
 
 static void
 usage(FILE *f)
@@ -37,10 +54,12 @@ usage(FILE *f)
 	    "\n"
 	    "global options (override ~/.config/muster/muster.conf or $MUSTER_CONFIG):\n"
 	    "  -c, --config FILE   configuration file\n"
-	    "      --broker URI    broker (ssl://host:8883; comma-separated for fail-over)\n"
-	    "      --ca FILE, --cert FILE, --key FILE   TLS files\n"
-	    "      --operator-key FILE                   Ed25519 private key (PEM)\n"
-	    "      --topic-root NAME, --protocol 5|3.1.1\n"
+	    "      --broker URI    [broker] uri (ssl://host:8883; comma-separated for\n"
+	    "                      fail-over)\n"
+	    "      --ca FILE, --cert FILE, --key FILE   [broker] ca, cert, key: TLS files\n"
+	    "      --protocol 5|3.1.1, --keepalive DUR, --topic-root NAME\n"
+	    "      --operator-key FILE                   [operator] key: Ed25519 (PEM)\n"
+	    "      --gnupg-home DIR, --fingerprint FPR   [publisher] gnupg_home, fingerprint\n"
 	    "\n"
 	    "exit codes: 0 all passed; 1 some result was not pass; 3 some expected\n"
 	    "hosts did not answer (and none failed); 2 usage, config or connection error.\n"
@@ -90,8 +109,9 @@ ctl_connect(struct ctl *c)
 	}
 	ctl_pump(c, now_mono_ms() + 15000, connected_or_failed, &rc, NULL);
 	if (rc == -1) {
-		fprintf(stderr, "muster: no answer from the broker at %s\n",
-		    c->cfg.broker.uris[0]);
+		if (!c->interrupted)
+			fprintf(stderr, "muster: no answer from the broker at %s\n",
+			    c->cfg.broker.uris[0]);
 		return EXIT_USAGE;
 	}
 	if (rc == 0)
@@ -101,7 +121,7 @@ ctl_connect(struct ctl *c)
 
 void
 ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
-    void (*tick)(struct ctl *, void *))
+    ctl_tick_fn *tick)
 {
 	struct pollfd pfd[2] = { { bus_fd(c->bus), POLLIN, 0 }, { c->sigfd, POLLIN, 0 } };
 	struct signalfd_siginfo si;
@@ -126,8 +146,8 @@ ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
 		if (poll(pfd, 2, wait) > 0 && (pfd[1].revents & POLLIN) &&
 		    read(c->sigfd, &si, sizeof(si)) == sizeof(si))
 			c->interrupted = true;
-		if (tick)
-			tick(c, arg);
+		if (tick && tick(c, arg))
+			return;
 	}
 }
 
@@ -187,20 +207,88 @@ load_config(struct ctl *c, const char *path)
 	return 0;
 }
 
+/* --broker: comma-separated, each with a scheme Paho knows (as the
+ * config file's uri). */
+static int
+set_uris(struct broker_config *b, const char *v)
+{
+	static const char *schemes[] = {
+		"ssl://", "mqtts://", "wss://", "tcp://", "mqtt://", "ws://",
+	};
+	char uris[CONF_MAX_URIS][CONF_URI_MAX];
+	const char *p = v, *end;
+	size_t len, i;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		end = strchr(p, ',');
+		len = end ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 0 || len >= CONF_URI_MAX || n == CONF_MAX_URIS ||
+		    memchr(p, ' ', len) != NULL)
+			return -1;
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (len > strlen(schemes[i]) &&
+			    strncmp(p, schemes[i], strlen(schemes[i])) == 0)
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0]))
+			return -1;
+		memcpy(uris[n], p, len);
+		uris[n++][len] = '\0';
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	memcpy(b->uris, uris, sizeof(uris));
+	b->nuris = n;
+	return 0;
+}
+
+/* --fingerprint: 40 or 64 hex digits, spaces allowed, kept uppercase (as
+ * the config file's fingerprint). */
+static int
+set_fpr(char *dst, size_t size, const char *v)
+{
+	char out[65];
+	size_t n = 0;
+
+	for (; *v != '\0'; v++) {
+		if (*v == ' ' || *v == '\t')
+			continue;
+		if (!isxdigit((unsigned char)*v) || n + 1 >= sizeof(out))
+			return -1;
+		out[n++] = (char)toupper((unsigned char)*v);
+	}
+	out[n] = '\0';
+	if ((n != 40 && n != 64) || n >= size)
+		return -1;
+	memcpy(dst, out, n + 1);
+	return 0;
+}
+
 static int
 set_flag(struct ctl *c, int opt, const char *v)
 {
 	struct broker_config *b = &c->cfg.broker;
 	char *dst = NULL;
 	size_t len = CONF_PATH_MAX;
+	uint64_t ms;
 
 	switch (opt) {
 	case 'B':
-		if (strlen(v) >= CONF_URI_MAX)
+		return set_uris(b, v);
+	case 'L':
+		if (parse_duration_ms(v, &ms) != MU_OK || ms % 1000 != 0 ||
+		    ms > 65535 * 1000)
 			return -1;
-		snprintf(b->uris[0], CONF_URI_MAX, "%s", v);
-		b->nuris = 1;
+		b->keepalive_ms = ms;
 		return 0;
+	case 'F':
+		return set_fpr(c->cfg.fingerprint, sizeof(c->cfg.fingerprint), v);
+	case 'G': dst = c->cfg.gnupg_home; break;
 	case 'A': dst = b->ca; break;
 	case 'E': dst = b->cert; break;
 	case 'K': dst = b->key; break;
@@ -216,7 +304,7 @@ set_flag(struct ctl *c, int opt, const char *v)
 		b->protocol = v[0] == '5' ? 5 : 4;
 		return 0;
 	}
-	if (dst == NULL || strlen(v) >= len)
+	if (dst == NULL || v[0] == '\0' || strlen(v) >= len)
 		return -1;
 	snprintf(dst, len, "%s", v);
 	return 0;
@@ -231,10 +319,18 @@ cmd_keygen(struct ctl *c, int argc, char **argv)
 	struct mu_err err;
 
 	(void)c;
-	if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0) {
-		fprintf(stderr, "usage: muster keygen DIR [NAME]\n"
-		    "  writes DIR/NAME.key (private, 0600) and DIR/NAME.pub; copy the .pub\n"
-		    "  into each agent's [trust] operators folder and send it SIGHUP\n");
+	if (argc < 2 || argc > 3 || argv[1][0] == '-' || (argc == 3 && argv[2][0] == '-')) {
+		bool help = argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+		    strcmp(argv[1], "-h") == 0);
+
+		fprintf(help ? stdout : stderr, "usage: muster keygen DIR [NAME]\n"
+		    "  writes DIR/NAME.key (private, 0600) and DIR/NAME.pub (NAME: default\n"
+		    "  \"operator\"; DIR is made if missing); copy the .pub into each\n"
+		    "  agent's [trust] operators folder and reload the agent (SIGHUP)\n");
+		return help ? EXIT_OK : EXIT_USAGE;
+	}
+	if (mkdir(argv[1], 0700) == -1 && errno != EEXIST) {
+		fprintf(stderr, "muster: %s: %s\n", argv[1], strerror(errno));
 		return EXIT_USAGE;
 	}
 	if (sign_keygen(argv[1], name, &err) != MU_OK) {
@@ -253,6 +349,61 @@ static const struct {
 	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "watch", cmd_watch },
 	{ "keygen", cmd_keygen },
 };
+
+/*
+ * Paho 1.3.12's MQTTAsync_destroy() sleeps in 100 ms steps until its
+ * threads stop: most of the wall time of a `muster ping`.  A finished
+ * command has nothing in flight (its jobs are acknowledged, it publishes
+ * nothing else), so it only says DISCONNECT (the broker then logs a clean
+ * goodbye, not a TLS error), waits until Paho has closed its socket (at
+ * most 200 ms) and leaves without the teardown.
+ */
+static void
+leave_quickly(struct ctl *c)
+{
+	int fds[16], n = 0, i, open_fds;
+	struct dirent *de;
+	struct stat st;
+	uint64_t deadline;
+	DIR *d;
+
+	if (!bus_connected(c->bus))
+		return;
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while ((de = readdir(d)) != NULL && n < 16) {
+			char *end;
+			long fd = strtol(de->d_name, &end, 10);
+
+			if (*end == '\0' && end != de->d_name && fd > 2 && fd != dirfd(d) &&
+			    fstat((int)fd, &st) == 0 && S_ISSOCK(st.st_mode))
+				fds[n++] = (int)fd;
+		}
+		closedir(d);
+	}
+	if (bus_disconnect(c->bus, 0) != MU_OK)
+		return;
+	deadline = now_mono_ms() + 200;
+	do {
+		for (i = 0, open_fds = 0; i < n; i++)
+			open_fds += fcntl(fds[i], F_GETFD) != -1;
+		if (open_fds == 0)
+			return;
+		usleep(1000);
+	} while (now_mono_ms() < deadline);
+}
+
+/* Does the command line after the command name ask for --help (before
+ * a "--")? */
+static bool
+wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
 
 static int
 open_signals(struct ctl *c)
@@ -281,6 +432,9 @@ main(int argc, char *argv[])
 		{ "operator-key", required_argument, NULL, 'O' },
 		{ "topic-root", required_argument, NULL, 'R' },
 		{ "protocol", required_argument, NULL, 'P' },
+		{ "keepalive", required_argument, NULL, 'L' },
+		{ "gnupg-home", required_argument, NULL, 'G' },
+		{ "fingerprint", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -308,7 +462,8 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (load_config(&c, conf) != 0)
+	/* `muster COMMAND --help` works whatever state the config is in. */
+	if (!wants_help(argc - optind, argv + optind) && load_config(&c, conf) != 0)
 		return EXIT_USAGE;
 	for (o = 0; o < nflags; o++)
 		if (set_flag(&c, flags[o].opt, flags[o].val) != 0) {
@@ -332,6 +487,12 @@ main(int argc, char *argv[])
 
 		optind = 0;	/* glibc: re-initialise getopt for the command */
 		rc = commands[i].fn(&c, cargc, cargv);
+	}
+	if (FAST_EXIT && c.bus) {
+		fflush(stdout);
+		fflush(stderr);
+		leave_quickly(&c);
+		_exit(rc);
 	}
 	bus_free(c.bus);
 	sign_key_free(c.key);

@@ -5,6 +5,7 @@
  */
 #include "ctl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -36,7 +37,6 @@ struct send {
 	bool have_args;
 	uint64_t timeout_ms, ttl_ms, wait_ms;
 	bool stream;
-	const char *pin;
 	const char *cancel;
 	long expect;		/* -1: from presence */
 	/* who should answer */
@@ -49,6 +49,10 @@ struct send {
 	int subacks;
 	uint64_t t0;
 	bool tty;
+	bool lost;		/* the broker connection went away */
+	int unacked;		/* job publishes without a PUBACK yet */
+	bool pub_failed;
+	char pin[65];
 };
 
 /* ---- arguments -------------------------------------------------------- */
@@ -147,10 +151,10 @@ duration_opt(const char *v, uint64_t *out, const char *what)
 }
 
 static void
-run_usage(const char *cmd)
+run_usage(FILE *f, const char *cmd)
 {
-	fprintf(stderr,
-	    "usage: muster %s [-H HOST]... [-g GROUP]... [-a]%s\n"
+	fprintf(f,
+	    "usage: muster %s [options] [-H HOST]... [-g GROUP]... [-a]%s\n"
 	    "  -H, --host HOST     a host (repeatable)\n"
 	    "  -g, --group GROUP   every host of a group (repeatable)\n"
 	    "  -a, --all           every host\n"
@@ -159,12 +163,17 @@ run_usage(const char *cmd)
 	    "      --expect N      answers to wait for from groups/all (default: the\n"
 	    "                      hosts their retained status shows online)\n"
 	    "      --json          one JSON object per result, then a summary\n"
-	    "%s",
+	    "%s"
+	    "exit: 0 all passed; 1 some result was not pass; 3 some expected hosts\n"
+	    "did not answer; 2 usage, config or connection error\n",
 	    cmd, strcmp(cmd, "run") == 0 ? " MODULE [key=value | key:=JSON ...]" : "",
 	    strcmp(cmd, "run") == 0 ?
 	    "      --timeout DUR   how long the module may run (default: the agent's)\n"
 	    "      --stream        show output and progress live\n"
-	    "      --pin SHA256    run only this exact module build\n" : "");
+	    "      --pin SHA256    run only this exact module build\n"
+	    "arguments: key=value is typed: true/false a bool, an integer (no leading\n"
+	    "zeros) an int, anything else a string; key:=JSON any JSON value (lists,\n"
+	    "maps); key:=@FILE the JSON in FILE\n" : "");
 }
 
 static int
@@ -184,9 +193,12 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char *end;
 	int o, rc = 0;
 
-	while (rc == 0 && (o = getopt_long(argc, argv, "+H:g:ah", opts, NULL)) != -1) {
+	/* Options may come after the module too ("muster run -H h1 disk.usage
+	 * max_pct=90 --json"); "--" ends them. */
+	while (rc == 0 && (o = getopt_long(argc, argv, "H:g:ah", opts, NULL)) != -1) {
 		switch (o) {
 		case 'H': rc = add_target(s, TARGET_HOST, optarg); break;
 		case 'g': rc = add_target(s, TARGET_GROUP, optarg); break;
@@ -202,18 +214,32 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 			break;
 		case 's': s->stream = true; break;
 		case 'j': c->json = true; break;
-		case 'p':
-			if (!sha256hex_valid(optarg))
-				rc = fprintf(stderr, "muster: --pin wants 64 hex digits\n");
-			s->pin = optarg;
-			break;
-		case 'e':
-			s->expect = strtol(optarg, NULL, 10);
-			if (s->expect < 0)
+		case 'p': {
+			size_t i;
+
+			for (i = 0; optarg[i] && i < sizeof(s->pin) - 1; i++)
+				s->pin[i] = (char)tolower((unsigned char)optarg[i]);
+			s->pin[i] = '\0';
+			if (optarg[i] != '\0' || !sha256hex_valid(s->pin)) {
+				fprintf(stderr, "muster: --pin wants 64 hex digits\n");
 				rc = -1;
+			}
 			break;
+		}
+		case 'e':
+			errno = 0;
+			s->expect = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || s->expect < 0 ||
+			    s->expect > MAX_EXPECTED) {
+				fprintf(stderr, "muster: bad --expect '%s'\n", optarg);
+				rc = -1;
+			}
+			break;
+		case 'h':
+			run_usage(stdout, argv[0]);
+			return CTL_HELP;
 		default:
-			run_usage(argv[0]);
+			run_usage(stderr, argv[0]);
 			return EXIT_USAGE;
 		}
 	}
@@ -232,7 +258,7 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 		if (pack_args(s, argc - optind, argv + optind) != 0)
 			return EXIT_USAGE;
 	} else if (optind != argc) {
-		run_usage(argv[0]);
+		run_usage(stderr, argv[0]);
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -322,7 +348,7 @@ make_id(char *buf, size_t len)
 }
 
 static int
-job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env)
+job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *not_after)
 {
 	const char *user = getenv("USER");
 	msgpack_unpacked up;
@@ -337,12 +363,13 @@ job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env)
 	j.target = s->targets[t];
 	j.issued_at = now_wall_ms();
 	j.not_after = j.issued_at + s->ttl_ms;
+	*not_after = j.not_after;
 	if (user && strlen(user) < 256)
 		j.operator_ = (struct wire_str){ user, strlen(user) };
 	msgpack_unpacked_init(&up);
 	if (s->kind == JOB_RUN) {
 		snprintf(j.module, sizeof(j.module), "%s", s->module);
-		if (s->pin)
+		if (s->pin[0])
 			snprintf(j.module_sha256, sizeof(j.module_sha256), "%s", s->pin);
 		if (s->have_args && msgpack_unpack_next(&up, s->args.data, s->args.size, NULL) ==
 		    MSGPACK_UNPACK_SUCCESS)
@@ -458,8 +485,16 @@ on_result(struct ctl *c, struct bus_event *ev, void *arg)
 	struct send *s = arg;
 	size_t tl;
 
-	if (ev->type == BUS_SUBSCRIBED)
-		s->subacks++;
+	if (ev->type == BUS_LOST) {
+		fprintf(stderr, "%smuster: lost the broker: %s\n", s->tty && !c->json ?
+		    "\r\033[K" : "", ev->reason[0] ? ev->reason : "?");
+		s->lost = true;
+		return true;
+	}
+	if (ev->type == BUS_PUBLISHED)
+		s->unacked--;
+	if (ev->type == BUS_PUBLISH_FAILED)
+		s->pub_failed = true;
 	if (ev->type != BUS_MESSAGE)
 		return false;
 	tl = strlen(ev->topic);
@@ -491,7 +526,7 @@ count_status(const struct send *s, int counts[RS_INTERRUPTED + 1])
 		counts[s->answers[i].r.status]++;
 }
 
-static void
+static bool
 live_line(struct ctl *c, void *arg)
 {
 	struct send *s = arg;
@@ -499,13 +534,14 @@ live_line(struct ctl *c, void *arg)
 	char el[32];
 
 	if (!s->tty || c->json)
-		return;
+		return false;
 	count_status(s, counts);
 	fprintf(stderr, "\r\033[K%zu/%zu answered  pass %d  fail %d  error %d  %s",
 	    s->nanswers, s->expect_count, counts[RS_PASS], counts[RS_FAIL],
 	    s->nanswers - counts[RS_PASS] - counts[RS_FAIL] > 0 ?
 	    (int)(s->nanswers - counts[RS_PASS] - counts[RS_FAIL]) : 0,
 	    human_ms(now_mono_ms() - s->t0, el, sizeof(el)));
+	return false;
 }
 
 /* ---- the report ------------------------------------------------------- */
@@ -562,7 +598,8 @@ report(struct ctl *c, struct send *s)
 	char el[32];
 	size_t i, nmissing = 0;
 
-	qsort(s->answers, s->nanswers, sizeof(*s->answers), answer_cmp);
+	if (s->nanswers > 1)
+		qsort(s->answers, s->nanswers, sizeof(*s->answers), answer_cmp);
 	count_status(s, counts);
 	for (i = 0; i < s->nexpected; i++)
 		if (!host_answered(s, s->expected[i])) {
@@ -630,26 +667,45 @@ subscribe_results(struct ctl *c, struct send *s)
 	return 0;
 }
 
+static bool
+on_puback(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct send *s = arg;
+
+	(void)c;
+	if (ev->type == BUS_PUBLISHED)
+		s->unacked--;
+	else if (ev->type == BUS_PUBLISH_FAILED || ev->type == BUS_LOST)
+		s->pub_failed = true;
+	return s->unacked <= 0 || s->pub_failed;
+}
+
 static int
 publish_jobs(struct ctl *c, struct send *s)
 {
 	char topic[TOPIC_MAX];
 	msgpack_sbuffer env;
 	struct mu_err err;
+	uint64_t not_after, now;
 	int t, rc = 0;
 
 	for (t = 0; rc == 0 && t < s->ntargets; t++) {
 		msgpack_sbuffer_init(&env);
-		rc = job_build(c, s, t, &env);
+		rc = job_build(c, s, t, &env, &not_after);
 		if (rc == 0 && topic_for_target(topic, sizeof(topic), c->root, &s->targets[t]))
 			rc = EXIT_USAGE;
-		/* Expiry = the job's lifetime: a broker drops what a host would
-		 * refuse anyway. */
+		/* Expiry = the job's remaining lifetime, rounded up (0 would
+		 * mean "never"): a broker drops what a host would refuse
+		 * anyway. */
+		now = now_wall_ms();
 		if (rc == 0 && bus_publish(c->bus, topic, env.data, env.size, 1, false,
-		    (uint32_t)(s->ttl_ms / 1000), NULL, &err) != MU_OK) {
+		    not_after > now ? (uint32_t)((not_after - now + 999) / 1000) : 1, NULL,
+		    &err) != MU_OK) {
 			fprintf(stderr, "muster: %s\n", err.msg);
 			rc = EXIT_USAGE;
 		}
+		if (rc == 0)
+			s->unacked++;
 		msgpack_sbuffer_destroy(&env);
 	}
 	return rc;
@@ -686,6 +742,14 @@ send_run(struct ctl *c, struct send *s)
 	if ((rc = publish_jobs(c, s)) != 0)
 		return rc;
 	if (s->wait_ms == 0) {
+		/* Not waiting for answers, but for the broker to have the jobs:
+		 * QoS 1 means nothing until the PUBACK. */
+		ctl_pump(c, now_mono_ms() + 10000, on_puback, s, NULL);
+		if (s->unacked > 0 || s->pub_failed) {
+			fprintf(stderr, "muster: the broker did not take the job%s\n",
+			    s->ntargets > 1 ? "s" : "");
+			return EXIT_USAGE;
+		}
 		for (t = 0; t < s->ntargets; t++)
 			printf("%s\n", s->ids[t]);
 		return EXIT_OK;
@@ -694,7 +758,16 @@ send_run(struct ctl *c, struct send *s)
 		fprintf(stderr, "muster: no host is known to be online there; waiting for "
 		    "answers anyway (--expect N to say how many)\n");
 	ctl_pump(c, s->t0 + s->wait_ms, on_result, s, live_line);
-	return report(c, s);
+	/* Answers before the PUBACK are possible in theory; leave nothing in
+	 * flight (main() may exit without tearing the session down). */
+	if (s->unacked > 0 && !s->lost && !s->pub_failed)
+		ctl_pump(c, now_mono_ms() + 2000, on_puback, s, NULL);
+	rc = report(c, s);
+	if (s->pub_failed && rc != EXIT_FAILED)
+		fprintf(stderr, "muster: the broker did not take the job\n");
+	/* Hosts missing because we lost the broker or it refused the job:
+	 * a connection error, not a silent fleet. */
+	return (s->lost || s->pub_failed) && rc != EXIT_FAILED ? EXIT_USAGE : rc;
 }
 
 int
@@ -715,24 +788,50 @@ cmd_run(struct ctl *c, int argc, char **argv)
 	else if ((rc = parse_run(c, &s, argc, argv)) == 0)
 		rc = send_run(c, &s);
 	send_free(&s);
-	return rc;
+	return rc == CTL_HELP ? EXIT_OK : rc;
 }
 
 int
 cmd_cancel(struct ctl *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct send s = { .kind = JOB_CANCEL, .ttl_ms = 60000, .wait_ms = 10000, .expect = -1 };
 	int o, rc = 0;
+	bool help = false;
 
 	msgpack_sbuffer_init(&s.args);
+	s.tty = isatty(STDERR_FILENO);
 	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
-	while (rc == 0 && (o = getopt(argc, argv, "+H:h")) != -1)
-		rc = o == 'H' ? add_target(&s, TARGET_HOST, optarg) : -1;
-	if (rc != 0 || s.ntargets != 1 || optind + 1 != argc || !jobid_valid(argv[optind]) ||
-	    s.expected == NULL) {
-		fprintf(stderr, "usage: muster cancel -H HOST JOB\n");
+	while (rc == 0 && !help && (o = getopt_long(argc, argv, "H:h", opts, NULL)) != -1) {
+		if (o == 'H')
+			rc = add_target(&s, TARGET_HOST, optarg);
+		else if (o == 'w')
+			if (strcmp(optarg, "0") == 0)
+				s.wait_ms = 0;
+			else
+				rc = duration_opt(optarg, &s.wait_ms, "wait");
+		else if (o == 'j')
+			c->json = true;
+		else if (o == 'h')
+			help = true;
+		else
+			rc = -1;
+	}
+	if (help || rc != 0 || s.ntargets != 1 || optind + 1 != argc ||
+	    !jobid_valid(argv[optind]) || s.expected == NULL) {
+		fprintf(help ? stdout : stderr, "usage: muster cancel -H HOST [--wait DUR] "
+		    "[--json] JOB\n"
+		    "  stop job JOB on HOST (its result then says cancelled); the\n"
+		    "  answer to the cancel job itself is pass, or fail if JOB is not\n"
+		    "  running there\n");
 		send_free(&s);
-		return EXIT_USAGE;
+		return help ? EXIT_OK : EXIT_USAGE;
 	}
 	s.cancel = argv[optind];
 	rc = send_run(c, &s);

@@ -1,0 +1,105 @@
+"""scripts/demo end to end: a broker and three agents with their own PKI,
+the demo's jobs, `scripts/demo env`, and `scripts/demo stop` leaving no
+process behind.  Runs in a temporary MUSTER_DEMO_DIR with the build under
+test (MUSTER_BUILD_DIR), so it never touches a demo/ someone is using."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from muster_fixtures import (
+    BUILD_DIR, MUSTER_CLI, SOURCE_DIR, run_cli, sanitizer_report,
+)
+
+DEMO = SOURCE_DIR / "scripts" / "demo"
+HOSTS = ("web1", "web2", "db1")
+
+pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
+                                reason=f"{MUSTER_CLI} is not built")
+
+
+def demo(*args: str, env: dict, timeout: float = 90) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(DEMO), *args], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout)
+    bad = sanitizer_report(r.stdout)
+    assert bad is None, f"sanitizer report in scripts/demo {args}:\n{r.stdout}"
+    return r
+
+
+def pids(run_dir: Path) -> dict[str, int]:
+    return {f.stem: int(f.read_text().split()[0])
+            for f in run_dir.glob("*.pid") if f.read_text().strip()}
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie nobody reaped yet counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def section(out: str, title: str) -> str:
+    """The demo's output from the "==> ..." line containing title to the next."""
+    m = re.search(r"^==> [^\n]*" + re.escape(title) + r"[^\n]*\n(.*?)(?=^==> |\Z)",
+                  out, re.M | re.S)
+    assert m, f"no step '{title}' in:\n{out}"
+    return m.group(1)
+
+
+def test_demo_end_to_end(tmp_path):
+    d = tmp_path / "demo"
+    env = dict(os.environ, MUSTER_DEMO_DIR=str(d), MUSTER_BUILD_DIR=str(BUILD_DIR))
+    env.pop("MUSTER_CONFIG", None)
+    started: list[dict[str, int]] = []
+    try:
+        r = demo(env=env)
+        assert r.returncode == 0, r.stdout
+        started.append(pids(d / "run"))
+        assert set(started[0]) == {"broker", *HOSTS}, started[0]
+        assert not any(gone(p) for p in started[0].values())
+
+        out = r.stdout
+        hosts = section(out, "fleet:")
+        for h in HOSTS:
+            assert re.search(rf"^{h}\s+online\s", hosts, re.M), hosts
+        qc = section(out, "qc.install profile:=@seeds/qc/base.json")
+        assert "3 expected, 3 answered" in qc, qc
+        for h in HOSTS:
+            assert re.search(rf"^{h}\s+(pass|fail|error)\s", qc, re.M), qc
+        assert "2 expected, 2 answered" in section(out, "-g web os.release")
+
+        e = demo("env", env=env)
+        assert e.returncode == 0
+        m = re.search(r"^export MUSTER_CONFIG=(\S+)$", e.stdout, re.M)
+        assert m and Path(m.group(1)) == d / "muster.conf", e.stdout
+        assert f"{BUILD_DIR}/ctl" in e.stdout
+        # The printed config works with the CLI.
+        p = run_cli("ping", "--all", "--json", conf=m.group(1),
+                    env={"HOME": tmp_path})
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert '"expected":3,"answered":3' in p.stdout
+
+        # Running it again replaces the fleet: the old processes are gone.
+        r = demo(env=env)
+        assert r.returncode == 0, r.stdout
+        started.append(pids(d / "run"))
+        assert all(gone(p) for p in started[0].values()), started[0]
+        assert "3 expected, 3 answered" in section(
+            r.stdout, "qc.install profile:=@seeds/qc/base.json")
+    finally:
+        s = demo("stop", env=env, timeout=60)
+    assert s.returncode == 0, s.stdout
+    assert "demo stopped" in s.stdout
+    assert list((d / "run").glob("*.pid")) == []
+    left = {name: pid for run in started for name, pid in run.items()
+            if not gone(pid)}
+    assert left == {}, f"still running after scripts/demo stop: {left}"
+    for h in HOSTS:
+        assert "stopping" in (d / h / "agent.log").read_text()

@@ -43,17 +43,34 @@ reject_allowed(struct agent *a)
 }
 
 /*
+ * A reason can quote the refused message (a decoder names an unknown value
+ * or a duplicate key), which anyone allowed to publish a job may choose:
+ * keep printable ASCII only, so it can neither forge log lines ("\n<0>...")
+ * nor put invalid UTF-8 into the result's reason string.
+ */
+static void
+reason_clean(char *out, size_t size, const char *in)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < size && in[i] != '\0'; i++)
+		out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+	out[i] = '\0';
+}
+
+/*
  * Answer a refused job.  The reply goes to the job's own result topic when
  * an id could be read (even from an unverified body: it only addresses the
  * refusal); otherwise to a synthetic id derived from the payload.
  */
 static void
 reject(struct agent *a, const struct job *j, const uint8_t *payload, size_t len,
-    const char *reason)
+    const char *why)
 {
-	char hash[SHA256_HEX_LEN + 1];
+	char hash[SHA256_HEX_LEN + 1], reason[sizeof(((struct mu_err *)0)->msg) + 32];
 	struct result r;
 
+	reason_clean(reason, sizeof(reason), why);
 	a->jobs_rejected++;
 	log_notice("rejected job %s: %s", j && j->id[0] ? j->id : "(unreadable)", reason);
 	if (!reject_allowed(a))
@@ -103,7 +120,8 @@ check_window(struct agent *a, const struct job *j)
 
 	if (j->issued_at > now + CLOCK_SKEW_MS)
 		return "job is issued in the future (check the clocks)";
-	if (j->not_after + CLOCK_SKEW_MS <= now)
+	/* Not "not_after + skew <= now": a huge not_after would wrap. */
+	if (now >= CLOCK_SKEW_MS && j->not_after <= now - CLOCK_SKEW_MS)
 		return "job has expired";
 	if (j->not_after < j->issued_at || j->not_after - j->issued_at > a->cfg.max_ttl_ms)
 		return "job lifetime is longer than this host's max_ttl";
@@ -224,6 +242,7 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env)
 	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK ||
 	    journal_add(&a->spool, j->id, r->body, r->body_len, &err) != MU_OK) {
 		log_warnx("job %s: %s", j->id, err.msg);
+		wire_doc_free(&r->job.doc);	/* live when only journal_add failed */
 		free(r->body);
 		free(r);
 		answer(a, j, RS_ERROR, "agent could not journal the job", NULL);
@@ -248,9 +267,9 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env)
 	case JOB_RUN:
 		start_run(a, j, env);
 		break;
-	case JOB_UPDATE:
+	case JOB_UPDATE:	/* refused in intake_message() */
 	default:
-		reject(a, j, NULL, 0, "update jobs are not supported by this agent yet");
+		answer(a, j, RS_ERROR, "the agent cannot do this kind of job", NULL);
 		break;
 	}
 }
@@ -286,7 +305,11 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 		wire_doc_free(&env.doc);
 		return;
 	}
-	if (seen_add(&a->seen, j.id, j.not_after, &err) != MU_OK) {
+	if (j.kind == JOB_UPDATE) {
+		/* Refused like any other rule: not accepted, not recorded, nothing
+		 * runs. */
+		reject(a, &j, p, len, "update jobs are not supported by this agent yet");
+	} else if (seen_add(&a->seen, j.id, j.not_after, &err) != MU_OK) {
 		log_err("job %s: %s", j.id, err.msg);
 		answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
 	} else {

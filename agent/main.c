@@ -50,10 +50,14 @@ reload(struct agent *a)
 		return;
 	}
 	snprintf(a->cfg.operators, sizeof(a->cfg.operators), "%s", fresh.operators);
-	a->cfg.log_level = fresh.log_level;
-	log_set_level(fresh.log_level);
+	/* Say so at the more verbose of the old and the new level: a reload
+	 * that makes the log quieter is still confirmed in it. */
+	if (fresh.log_level > a->cfg.log_level)
+		log_set_level(fresh.log_level);
 	log_notice("reloaded: %zu operator keys, log level %d", a->operators.nkeys,
 	    fresh.log_level);
+	a->cfg.log_level = fresh.log_level;
+	log_set_level(fresh.log_level);
 }
 
 static void
@@ -152,9 +156,15 @@ probe_runner(struct agent *a)
 		waitpid(pid, &st, 0);
 	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
-	v = strrchr(buf, ' ');
-	if (v && version_valid(v + 1))
-		snprintf(a->runner_version, sizeof(a->runner_version), "%s", v + 1);
+	/* "muster-runner 0.1.0 (module ABI 1)": the version is the second
+	 * word, not the last one. */
+	v = strchr(buf, ' ');
+	if (v != NULL) {
+		v++;
+		v[strcspn(v, " ")] = '\0';
+	}
+	if (v && version_valid(v))
+		snprintf(a->runner_version, sizeof(a->runner_version), "%s", v);
 	else
 		log_warnx("runner %s did not tell its version", a->cfg.runner);
 }
@@ -179,10 +189,13 @@ agent_open(struct agent *a, struct mu_err *err)
 	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
-	intake_interrupted(a);
-	if ((rc = wake_open(a, err)) != MU_OK)
+	if ((rc = wake_open(a, err)) != MU_OK ||
+	    (rc = session_start(a, err)) != MU_OK)
 		return rc;
-	return session_start(a, err);
+	/* After session_start: answering the journal submits results, and
+	 * the spool's sending side needs the bus (they go out on connect). */
+	intake_interrupted(a);
+	return MU_OK;
 }
 
 int

@@ -17,10 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* not_after + skew < now, without wrapping for a huge not_after. */
 static bool
 expired(const struct seen_entry *e, uint64_t now_ms)
 {
-	return e->not_after + CLOCK_SKEW_MS < now_ms;
+	return now_ms > CLOCK_SKEW_MS && e->not_after < now_ms - CLOCK_SKEW_MS;
 }
 
 static int

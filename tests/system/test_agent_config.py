@@ -1,0 +1,245 @@
+"""musterd's configuration (DESIGN §7): --check-config, --version, a bad
+file at start, and SIGHUP, which reloads the operator keys and the log level
+without touching the MQTT session."""
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from muster_fixtures import (
+    MUSTERD, SOURCE_DIR, OperatorKey, assert_no_sanitizer_reports, log_count,
+    new_job, run_job, start_fresh, wait_until,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    yield
+    assert_no_sanitizer_reports()
+
+
+def musterd(*args):
+    return subprocess.run([str(MUSTERD), *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=10)
+
+
+def project_version() -> str:
+    text = (SOURCE_DIR / "CMakeLists.txt").read_text()
+    m = re.search(r"project\s*\(\s*muster\b[^)]*?VERSION\s+([0-9][^\s)]*)",
+                  text, re.S | re.I)
+    assert m, "no project(... VERSION x) in CMakeLists.txt"
+    return m.group(1)
+
+
+def test_version():
+    p = musterd("--version")
+    assert p.returncode == 0
+    assert p.stdout == f"musterd {project_version()}\n"
+    assert musterd("-V").stdout == p.stdout
+
+
+def test_usage_errors():
+    p = musterd("--no-such-option")
+    assert p.returncode == 2 and "usage: musterd" in p.stderr
+    p = musterd("stray-argument")
+    assert p.returncode == 2 and "usage: musterd" in p.stderr
+
+
+def test_check_config_ok(agents):
+    a = agents("h1")
+    p = a.check_config()
+    assert p.returncode == 0, p.stdout
+    assert p.stdout == f"musterd: {a.conf_path}: ok (host h1)\n"
+    # Every key of the shipped example is commented out: defaults only.
+    example = SOURCE_DIR / "agent" / "agent.conf.example"
+    p = musterd("--check-config", "-c", str(example))
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(r"musterd: \S+: ok \(host [a-z0-9][a-z0-9._-]*\)\n",
+                        p.stdout), p.stdout
+
+
+# (file text, line, what the message says after "FILE:LINE: ")
+BAD = {
+    "bad-duration": ("[agent]\nhost = h1\n\n[limits]\ntimeout = ten\n", 5,
+                     "[limits] timeout: bad duration 'ten'"),
+    "unknown-key": ("[agent]\nhost = h1\n[broker]\nport = 1883\n", 4,
+                    "[broker] port: unknown key"),
+    "unknown-section": ("[agent]\nhost = h1\n[agnet]\nchannel = beta\n", 3,
+                        "unknown section [agnet]"),
+    "bad-group": ("[agent]\ngroups = web, DB\n", 2,
+                  "[agent] groups: bad name 'DB'"),
+    "port-range": ("[wake]\nport = 70000\n", 2,
+                   "[wake] port: '70000' is out of range 0..65535"),
+    "zero-max-ttl": ("# comment\n\n[limits]\nmax_ttl = 0\n", 4,
+                     "[limits] max_ttl: '0' is below the minimum of 1"),
+    "bad-log-level": ("[agent]\nlog_level = loud\n", 2,
+                      "[agent] log_level: bad log level 'loud'"),
+    "bad-fingerprint": ("[trust]\npublishers = 1234\n", 2,
+                        "[trust] publishers: bad fingerprint '1234'"),
+    "keepalive-ms": ("[broker]\nkeepalive = 1500ms\n", 2,
+                     "[broker] keepalive: '1500ms' must be whole seconds"),
+    "syntax": ("[agent]\nhost h1\n", 2, "syntax error"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_check_config_reports_first_error(name, tmp_path):
+    text, line, what = BAD[name]
+    # A second error further down: only the first is reported.
+    conf = tmp_path / "agent.conf"
+    conf.write_text(text + "\n[limits]\ncpu = forever\n")
+    p = musterd("--check-config", "-c", str(conf))
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout == ""
+    assert p.stderr.startswith(f"musterd: {conf}:{line}: {what}"), p.stderr
+    assert "forever" not in p.stderr
+    assert p.stderr.count("\n") == 1, p.stderr
+
+
+def test_check_config_missing_file(tmp_path):
+    p = musterd("--check-config", "-c", str(tmp_path / "nope.conf"))
+    assert p.returncode == 1
+    assert str(tmp_path / "nope.conf") in p.stderr
+
+
+def test_bad_config_at_start(agents):
+    a = agents("h1")
+    a.conf["limits"]["timeout"] = "ten"
+    a.write_conf()
+    a.start(wait_online=False)
+    assert a.wait_exit(10) == 1
+    assert re.search(rf"{re.escape(str(a.conf_path))}:\d+: \[limits\] timeout: "
+                     r"bad duration 'ten'", a.log()), a.log()
+
+
+# ---- SIGHUP ----------------------------------------------------------------
+
+
+def new_operator(path: Path, name: str) -> OperatorKey:
+    """A fresh Ed25519 operator key: NAME.key in path; returns the signer."""
+    k = Ed25519PrivateKey.generate()
+    key = path / f"{name}.key"
+    key.write_bytes(k.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    key.chmod(0o600)
+    return OperatorKey(key, name)
+
+
+def write_pub(op: OperatorKey, folder: Path) -> Path:
+    pub = folder / f"{op.name}.pub"
+    pub.write_bytes(op.private.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo))
+    return pub
+
+
+def broker_connections(broker, cn):
+    return len(re.findall(rf"New client connected from \S+ as {cn} ",
+                          broker.log()))
+
+
+def sighup(a, reloads_before, timeout=10):
+    a.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: log_count(a, "reloaded:") + log_count(a, "reload:")
+               > reloads_before, timeout, what="the reload in the log")
+
+
+def result(op, operator, body):
+    return run_job(op, operator, body, ["h1"], timeout=10)["h1"]
+
+
+@pytest.fixture
+def hup_agent(agents, keys, tmp_path):
+    """h1 with its own operators folder (alice only), log level notice."""
+    ops = tmp_path / "operators"
+    ops.mkdir()
+    shutil.copy(keys.operator_pub("alice"), ops)
+    a = agents("h1", log_level="notice",
+               extra={"trust": {"operators": str(ops)},
+                      "broker": {"retry_min": "100ms", "retry_max": "1s"}})
+    start_fresh(a)
+    a.operators = ops
+    return a
+
+
+def test_sighup_reloads_operator_keys_and_log_level(hup_agent, broker,
+                                                    op_client, operator,
+                                                    tmp_path):
+    a = hup_agent
+    bob = new_operator(tmp_path, "bob")
+
+    # Before: bob is unknown; info lines ("accepted job") are not logged.
+    b1 = new_job("ping", "host/h1", operator="bob")
+    r = result(op_client, bob, b1)
+    assert (r["status"], r["reason"]) == (
+        "rejected", f"unknown operator key {bob.key_id}"), r
+    p1 = new_job("ping", "host/h1")
+    assert result(op_client, operator, p1)["status"] == "pass"
+    assert p1["id"] not in a.log()
+
+    # Add bob, raise the log level, SIGHUP.
+    write_pub(bob, a.operators)
+    a.conf["agent"]["log_level"] = "info"
+    a.write_conf()
+    sighup(a, 0)
+    assert "reloaded: 2 operator keys" in a.log(), a.log()
+
+    b2 = new_job("ping", "host/h1", operator="bob")
+    r = result(op_client, bob, b2)
+    assert r["status"] == "pass", r
+    assert log_count(a, f"accepted job {b2['id']} (ping) from key {bob.key_id}") == 1
+
+    # Take alice out, quieten the log: alice is refused, and the refusal
+    # (a notice) is no longer logged.
+    (a.operators / "alice.pub").unlink()
+    a.conf["agent"]["log_level"] = "warning"
+    a.write_conf()
+    sighup(a, 1)
+    assert "reloaded: 1 operator keys" in a.log(), a.log()
+    p2 = new_job("ping", "host/h1")
+    r = result(op_client, operator, p2)
+    assert (r["status"], r["reason"]) == (
+        "rejected", f"unknown operator key {operator.key_id}"), r
+    assert p2["id"] not in a.log()
+    b3 = new_job("ping", "host/h1", operator="bob")
+    assert result(op_client, bob, b3)["status"] == "pass"
+
+    # One session all along: no reconnect on either side.
+    assert log_count(a, "connected to the broker") == 1, a.log()
+    assert broker_connections(broker, "h1") == 1, broker.log()[-3000:]
+
+
+def test_sighup_with_a_bad_file_keeps_the_running_config(hup_agent, broker,
+                                                         op_client, operator,
+                                                         tmp_path):
+    a = hup_agent
+    good = a.conf_path.read_text()
+    a.conf_path.write_text(good + "\n[limits]\ntimeout = ten\n")
+    sighup(a, 0)
+    assert re.search(r"reload: \S+:\d+: \[limits\] timeout: bad duration 'ten' "
+                     r"\(.*\) \(keeping the running configuration\)", a.log()), \
+        a.log()
+    p = new_job("ping", "host/h1")
+    assert result(op_client, operator, p)["status"] == "pass"
+
+    # A broken key file: the old keys stay (alice still works), bob does
+    # not come in with it.
+    a.conf_path.write_text(good)
+    bob = new_operator(tmp_path, "bob")
+    write_pub(bob, a.operators)
+    (a.operators / "junk.pub").write_text("not a key\n")
+    sighup(a, 1)
+    assert "(keeping the old operator keys)" in a.log(), a.log()
+    p = new_job("ping", "host/h1")
+    assert result(op_client, operator, p)["status"] == "pass"
+    b = new_job("ping", "host/h1", operator="bob")
+    r = result(op_client, bob, b)
+    assert (r["status"], r["reason"]) == (
+        "rejected", f"unknown operator key {bob.key_id}"), r
+    assert broker_connections(broker, "h1") == 1

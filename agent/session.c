@@ -92,12 +92,12 @@ status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuf
 	return status_encode(&s, sb, NULL);
 }
 
-int
-session_publish_status(struct agent *a, bool online, const char *reason)
+static int
+status_publish(struct agent *a, bool online, const char *reason, int *token)
 {
 	char topic[TOPIC_MAX];
 	msgpack_sbuffer sb;
-	int rc, token = 0;
+	int rc;
 
 	if (!bus_connected(a->bus))
 		return MU_EIO;
@@ -106,9 +106,17 @@ session_publish_status(struct agent *a, bool online, const char *reason)
 	if (!rc)
 		rc = status_encode_now(a, online, reason, &sb);
 	if (!rc)
-		rc = bus_publish(a->bus, topic, sb.data, sb.size, 1, true, 0, &token, NULL);
+		rc = bus_publish(a->bus, topic, sb.data, sb.size, 1, true, 0, token, NULL);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
+}
+
+int
+session_publish_status(struct agent *a, bool online, const char *reason)
+{
+	int token = 0;
+
+	return status_publish(a, online, reason, &token);
 }
 
 static void
@@ -223,16 +231,29 @@ subscribe_jobs(struct agent *a)
 static void
 on_connected(struct agent *a, const struct bus_event *ev)
 {
+	struct spooled *s;
+
 	a->connecting = false;
 	a->backoff_ms = a->cfg.broker.retry_min_ms;
 	bus_tune_sockets();
 	log_notice("connected to the broker (session %s)",
 	    ev->session_present ? "resumed" : "new");
+	/*
+	 * Without a session Paho has dropped its in-flight publishes without a
+	 * word and starts message ids (our tokens) again at 1: an old token
+	 * could then name a new message, whose PUBACK would unspool a result
+	 * that was never delivered.  Forget them all; the flush resends.
+	 */
+	if (!ev->session_present)
+		for (s = a->spool.head; s; s = s->next)
+			s->token = 0;
+	/* Results first: the flush resends what Paho no longer holds before
+	 * any new publish can be given one of its freed ids. */
+	spool_flush(a);
 	/* Re-subscribing is harmless when the session was kept, and needed
 	 * when it was not. */
 	subscribe_jobs(a);
 	session_publish_status(a, true, NULL);
-	spool_flush(a);
 }
 
 static void
@@ -354,23 +375,39 @@ session_stop(struct agent *a)
 {
 	uint64_t deadline;
 	struct bus_event *ev;
+	bool said_goodbye = true, up = true;
+	int token = 0;
 
 	a->stopping = true;
 	if (a->bus == NULL)
 		return;
 	if (bus_connected(a->bus)) {
-		session_publish_status(a, false, "shutdown");
-		/* Give the goodbye and pending acknowledgements a moment. */
+		said_goodbye = status_publish(a, false, "shutdown", &token) != MU_OK ||
+		    token == 0;
+		/*
+		 * Wait for the goodbye's own acknowledgement (and the spool's):
+		 * MQTTAsync_disconnect() does not send publishes still in Paho's
+		 * queue, so without the wait the DISCONNECT often overtakes the
+		 * offline status and the broker keeps the host "online".
+		 */
 		deadline = now_mono_ms() + 1000;
-		while (now_mono_ms() < deadline && a->spool.count) {
+		while (up && now_mono_ms() < deadline && (a->spool.count || !said_goodbye)) {
 			while ((ev = bus_next(a->bus)) != NULL) {
-				if (ev->type == BUS_PUBLISHED)
+				if (ev->type == BUS_PUBLISHED) {
 					spool_acked(&a->spool, ev->token);
+					said_goodbye = said_goodbye || ev->token == token;
+				} else if (ev->type == BUS_PUBLISH_FAILED)
+					said_goodbye = said_goodbye || ev->token == token;
+				else if (ev->type == BUS_LOST)
+					up = false;
 				bus_event_free(ev);
 			}
-			usleep(10000);
+			usleep(5000);
 		}
-		bus_disconnect(a->bus, 1000);
+		if (!said_goodbye)
+			log_warnx("the offline status was not acknowledged in time");
+		if (up)
+			bus_disconnect(a->bus, 1000);
 	}
 	loop_del_fd(a->loop, bus_fd(a->bus));
 	bus_free(a->bus);

@@ -36,6 +36,8 @@ struct bus {
 	int nuris;
 	MQTTAsync_SSLOptions ssl;
 	MQTTAsync_willOptions will;
+	char *will_topic;		/* owned copies: Paho reads the will */
+	void *will_payload;		/* again on every connect */
 	MQTTProperties connect_props, will_props;
 	MQTTAsync_connectOptions conn;
 };
@@ -308,9 +310,17 @@ conn_options(struct bus *b, const struct bus_opts *o, struct mu_err *err)
 		b->conn.onFailure = on_connect_fail;
 	}
 	if (o->will_topic) {
-		will.topicName = o->will_topic;
+		/* Copies: the caller's strings may not outlive bus_new(), and
+		 * every reconnect reads them again. */
+		if (o->will_len > INT32_MAX ||
+		    (b->will_topic = strdup(o->will_topic)) == NULL ||
+		    (b->will_payload = malloc(o->will_len ? o->will_len : 1)) == NULL)
+			return mu_errf(err, MU_ENOMEM, "out of memory");
+		if (o->will_len)
+			memcpy(b->will_payload, o->will_payload, o->will_len);
+		will.topicName = b->will_topic;
 		will.message = NULL;
-		will.payload.data = o->will_payload;
+		will.payload.data = b->will_payload;
 		will.payload.len = (int)o->will_len;
 		will.qos = 1;
 		will.retained = 1;
@@ -377,6 +387,8 @@ bus_free(struct bus *b)
 		bus_event_free(ev);
 	MQTTProperties_free(&b->connect_props);
 	MQTTProperties_free(&b->will_props);
+	free(b->will_topic);
+	free(b->will_payload);
 	for (i = 0; i < b->nuris; i++)
 		free(b->uris[i]);
 	if (b->efd != -1)
@@ -469,19 +481,42 @@ bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
 	return MU_OK;
 }
 
+/*
+ * Pending means: Paho still holds the publish, or it has completed but the
+ * owner has not taken its BUS_PUBLISHED / BUS_PUBLISH_FAILED event from the
+ * queue yet.  The second half matters: on loopback a PUBACK comes back in
+ * well under a millisecond, so a publish is often off Paho's list while its
+ * event still waits behind others (a SIGCHLD, a job), and treating it as
+ * lost would send the result a second time.
+ *
+ * Paho first, then the queue: Paho calls the completion callback (which
+ * queues the event) under the same lock as it drops the message from its
+ * list, so a completion that happens between the two looks is seen by the
+ * second.
+ */
 bool
 bus_token_pending(struct bus *b, int token)
 {
 	MQTTAsync_token *tokens = NULL;
+	struct bus_event *ev;
 	bool found = false;
 	int i;
 
-	if (MQTTAsync_getPendingTokens(b->client, &tokens) != MQTTASYNC_SUCCESS)
+	if (token == 0)
 		return false;
-	for (i = 0; tokens && tokens[i] != -1; i++)
-		if (tokens[i] == token)
-			found = true;
-	MQTTAsync_free(tokens);
+	if (MQTTAsync_getPendingTokens(b->client, &tokens) == MQTTASYNC_SUCCESS) {
+		for (i = 0; tokens && tokens[i] != -1; i++)
+			if (tokens[i] == token)
+				found = true;
+		MQTTAsync_free(tokens);
+	}
+	if (found)
+		return true;
+	pthread_mutex_lock(&b->lock);
+	for (ev = b->head; ev && !found; ev = ev->next)
+		found = ev->token == token && (ev->type == BUS_PUBLISHED ||
+		    ev->type == BUS_PUBLISH_FAILED);
+	pthread_mutex_unlock(&b->lock);
 	return found;
 }
 

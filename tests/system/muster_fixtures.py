@@ -1054,3 +1054,310 @@ class Agent:
                                stderr=subprocess.DEVNULL)
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 self._tmp = None
+
+
+# ---- appended: modules for agents, log checks, sanitizer reports -------------
+
+TEST_MODULES_DIR = BUILD_DIR / "tests" / "modules"
+
+
+def install_modules(agent: "Agent", *names: str,
+                    src: os.PathLike = MODULES_DIR) -> None:
+    """Copy built modules (NAME.so from src: the shipped ones by default,
+    TEST_MODULES_DIR for the hostile test modules) into the agent's
+    modules_dir, mode 0644, as modsrc.c wants them."""
+    agent.modules_dir.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        dst = agent.modules_dir / f"{n}.so"
+        shutil.copyfile(Path(src) / f"{n}.so", dst)
+        os.chmod(dst, 0o644)
+
+
+def log_count(agent: "Agent", text: str) -> int:
+    """How many lines of the agent's log contain text."""
+    return sum(1 for line in agent.log().splitlines() if text in line)
+
+
+# A report from ASan, LSan, UBSan (or TSan/MSan) in a log.
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+    "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
+    "runtime error:", "WARNING: ThreadSanitizer", "WARNING: MemorySanitizer",
+    "Sanitizer has encountered a fatal error",
+)
+
+# Reports found in agents' logs when they stopped: (agent name, excerpt).
+SANITIZER_FINDINGS: list[tuple[str, str]] = []
+
+
+def sanitizer_report(text: str) -> Optional[str]:
+    """The first sanitizer report in text (an excerpt), or None."""
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            start = text.rfind("\n", 0, max(0, i - 200)) + 1
+            return text[start:start + 6000]
+    return None
+
+
+def _check_sanitizer(agent: "Agent") -> None:
+    """Record a sanitizer report in the part of the log not checked yet."""
+    text = agent.log()
+    done = getattr(agent, "_sanitizer_checked", 0)
+    rep = sanitizer_report(text[done:])
+    agent._sanitizer_checked = len(text)
+    if rep:
+        SANITIZER_FINDINGS.append((agent.name, rep))
+
+
+def _with_sanitizer_check(fn: Callable) -> Callable:
+    def wrapped(self, *args, **kw):
+        try:
+            return fn(self, *args, **kw)
+        finally:
+            if self.proc is not None and self.proc.poll() is not None:
+                _check_sanitizer(self)
+    wrapped.__doc__ = fn.__doc__
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+# Every way an agent process ends (cleanup() goes through stop()) checks
+# its log: LeakSanitizer reports only at exit.
+Agent.stop = _with_sanitizer_check(Agent.stop)
+Agent.kill9 = _with_sanitizer_check(Agent.kill9)
+Agent.wait_exit = _with_sanitizer_check(Agent.wait_exit)
+
+
+def assert_no_sanitizer_reports() -> None:
+    """Fail if an agent stopped since the last call left a sanitizer report
+    in its log (use from a fixture's teardown, after the agents stopped)."""
+    found = list(SANITIZER_FINDINGS)
+    SANITIZER_FINDINGS.clear()
+    if found:
+        raise AssertionError("sanitizer report in the log of musterd " +
+                             "\n".join(f"{n}:\n{r}" for n, r in found))
+
+
+# ---- helpers for the agent run, durability and wake tests ---------------------
+
+
+def module_file(name: str) -> Path:
+    """The built NAME.so: a shipped module or a hostile test module."""
+    for d in (MODULES_DIR, TEST_MODULES_DIR):
+        p = d / f"{name}.so"
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"module {name}.so is not built in {BUILD_DIR}")
+
+
+def install_any_modules(agent: "Agent", *names: str) -> dict[str, str]:
+    """Like install_modules(), taking each NAME.so from the shipped or the
+    test modules, whichever has it.  Returns name -> sha256."""
+    d = agent.modules_dir
+    d.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for n in names:
+        data = module_file(n).read_bytes()
+        p = d / f"{n}.so"
+        p.write_bytes(data)
+        os.chmod(p, 0o644)
+        out[n] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def is_sanitized(binary: os.PathLike = RUNNER) -> bool:
+    """True if the binary was built with AddressSanitizer."""
+    try:
+        return b"__asan_init" in Path(binary).read_bytes()
+    except OSError:
+        return False
+
+
+def proc_stat(pid: int) -> Optional[dict]:
+    """pid, comm, state, ppid, pgid from /proc/PID/stat, or None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    l, r = raw.index("("), raw.rindex(")")
+    rest = raw[r + 2:].split()
+    return {"pid": pid, "comm": raw[l + 1:r], "state": rest[0],
+            "ppid": int(rest[1]), "pgid": int(rest[2])}
+
+
+def all_procs() -> list[dict]:
+    out = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            s = proc_stat(int(e))
+            if s is not None:
+                out.append(s)
+    return out
+
+
+def live_procs_in_group(pgid: int) -> list[dict]:
+    """Processes (not zombies) whose process group is pgid."""
+    return [p for p in all_procs() if p["pgid"] == pgid and p["state"] != "Z"]
+
+
+def proc_alive(pid: int) -> bool:
+    s = proc_stat(pid)
+    return s is not None and s["state"] != "Z"
+
+
+def proc_io(pid: int) -> dict[str, int]:
+    """/proc/PID/io (the whole process, every thread)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        k, _, v = line.partition(":")
+        out[k.strip()] = int(v)
+    return out
+
+
+def runner_pid(agent: "Agent", job_id: str, timeout: float = 10) -> int:
+    """The runner pid of a job, from the agent's log line
+    "job ID: running module M (pid N)"."""
+    import re
+    pat = re.compile(r"job " + re.escape(job_id) +
+                     r": running module \S+ \(pid (\d+)\)")
+
+    def find():
+        m = pat.search(agent.log())
+        return int(m.group(1)) if m else None
+    return wait_until(find, timeout, what=f"runner of job {job_id}")
+
+
+def spool_files(agent: "Agent") -> list[Path]:
+    """Results the agent still holds (not yet acknowledged by the broker)."""
+    d = agent.state_dir / "spool"
+    return sorted(d.glob("*.res")) if d.is_dir() else []
+
+
+def broker_received(broker: "Broker", topic_: str, client_id: str) -> int:
+    """How many PUBLISH packets the broker log shows client_id sent to
+    topic_ (log_type all), across restarts (the log is appended)."""
+    needle = f"Received PUBLISH from {client_id} "
+    return sum(1 for line in broker.log().splitlines()
+               if needle in line and f"'{topic_}'" in line)
+
+
+# ---- the operator CLI (build/ctl/muster) -------------------------------------
+
+MUSTER_CLI = BUILD_DIR / "ctl" / "muster"
+
+
+def write_cli_conf(path: os.PathLike, broker: "Broker", operator: str = "alice",
+                   keys: Optional[Keys] = None, uri: Optional[str] = None,
+                   ca: Optional[os.PathLike] = None,
+                   extra: str = "") -> Path:
+    """A muster.conf (DESIGN §7) for operator `operator`: TLS identity
+    op:<operator> from the broker's PKI, job key from keys (if given)."""
+    pki = broker.pki
+    text = (f"[broker]\nuri = {uri or broker.uri}\nca = {ca or pki.ca}\n"
+            f"cert = {pki.cert('op:' + operator)}\n"
+            f"key = {pki.key('op:' + operator)}\n")
+    if keys is not None:
+        text += f"\n[operator]\nkey = {keys.operator_key(operator)}\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + extra)
+    return path
+
+
+def run_cli(*args: str, conf: Optional[os.PathLike] = None,
+            env: Optional[dict] = None, timeout: float = 30,
+            check_sanitizer: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run build/ctl/muster (text output).  conf: passed as MUSTER_CONFIG.
+    env: replaces the variables it names (None removes one).  Fails on any
+    sanitizer report in stderr (sanitizer_report() above)."""
+    e = dict(os.environ)
+    if conf is not None:
+        e["MUSTER_CONFIG"] = str(conf)
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = str(v)
+    r = subprocess.run([str(MUSTER_CLI), *map(str, args)], env=e,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
+    if check_sanitizer:
+        bad = sanitizer_report(r.stderr)
+        assert bad is None, f"sanitizer report from muster {args}:\n{r.stderr}"
+    return r
+
+
+def start_fresh(agent: "Agent", timeout: float = 20) -> "Agent":
+    """Start (or restart) an agent and wait for an "online" status from this
+    very process.  Agent.start()'s own check allows 2 s of slack, so right
+    after a stop it can take the previous run's retained "online"."""
+    if agent.running:
+        agent.stop()
+    agent.start(wait_online=False)
+    agent.wait_status("online", timeout=timeout,
+                      match=lambda s: s.get("started_at", 0) >= agent.started_ms)
+    return agent
+
+
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1",
+              5: "FIN_WAIT2", 6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT",
+              9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+
+
+def tcp_conns(pid: int, remote_port: int) -> list[str]:
+    """States of the TCP sockets process pid holds open to remote_port (any
+    address), from /proc: e.g. ["SYN_SENT"] while it connects."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                t = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                inodes.add(t[8:-1])
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            port = int(f[2].rsplit(":", 1)[1], 16)
+            if port == remote_port and f[9] in inodes:
+                out.append(TCP_STATES.get(int(f[3], 16), f[3]))
+    return out
+
+
+def sanitized_build(build_dir: os.PathLike = BUILD_DIR) -> bool:
+    """Whether build_dir was configured with -DMUSTER_SANITIZE=ON."""
+    try:
+        cache = (Path(build_dir) / "CMakeCache.txt").read_text()
+    except OSError:
+        return False
+    return "MUSTER_SANITIZE:BOOL=ON" in cache
+
+
+SANITIZED = sanitized_build()
+
+# ASan reserves terabytes of address space for its shadow memory: under the
+# default [limits] memory (RLIMIT_AS) a sanitized runner cannot even start.
+# A test that sets `memory` itself keeps its value.
+SANITIZED_MEMORY_LIMIT = "100000G"
+
+if SANITIZED:
+    def _lift_memory_limit(init: Callable) -> Callable:
+        def wrapped(self, *args, **kw):
+            init(self, *args, **kw)
+            if "memory" not in (kw.get("limits") or {}) and \
+                    "memory" not in (kw.get("extra") or {}).get("limits", {}):
+                self.conf["limits"]["memory"] = SANITIZED_MEMORY_LIMIT
+                self.write_conf()
+        wrapped.__doc__ = init.__doc__
+        return wrapped
+
+    Agent.__init__ = _lift_memory_limit(Agent.__init__)

@@ -313,27 +313,17 @@ on_bus_fd(struct loop *l, int fd, short revents, void *arg)
 
 /* ---- start, poke, stop ------------------------------------------------ */
 
-int
-session_start(struct agent *a, struct mu_err *err)
+/* A new MQTT client for this host (the will is already encoded). */
+static int
+bus_open(struct agent *a, struct mu_err *err)
 {
 	struct bus_opts o = { 0 };
 	char will_topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
 	int rc;
 
-	msgpack_sbuffer_init(&sb);
-	rc = topic_build(will_topic, sizeof(will_topic), a->root, TOPIC_HOST_STATUS,
-	    a->cfg.host, NULL);
-	/* The will is encoded before any connection: the broker publishes it
-	 * for us when the session dies without a goodbye. */
-	if (!rc)
-		rc = status_encode_now(a, false, "lost", &sb);
-	if (rc) {
-		msgpack_sbuffer_destroy(&sb);
-		return mu_errf(err, MU_EINVAL, "cannot build the status message");
-	}
-	a->will = (uint8_t *)sb.data;
-	a->will_len = sb.size;
+	if (topic_build(will_topic, sizeof(will_topic), a->root, TOPIC_HOST_STATUS,
+	    a->cfg.host, NULL) != MU_OK)
+		return mu_errf(err, MU_EINVAL, "cannot build the status topic");
 	o.broker = &a->cfg.broker;
 	o.client_id = a->cfg.host;
 	o.clean_start = false;
@@ -345,9 +335,50 @@ session_start(struct agent *a, struct mu_err *err)
 	if ((rc = bus_new(&a->bus, &o, err)) != MU_OK)
 		return rc;
 	loop_add_fd(a->loop, bus_fd(a->bus), POLLIN, on_bus_fd, a);
+	return MU_OK;
+}
+
+int
+session_start(struct agent *a, struct mu_err *err)
+{
+	msgpack_sbuffer sb;
+	int rc;
+
+	/* The will is encoded before any connection: the broker publishes it
+	 * for us when the session dies without a goodbye. */
+	msgpack_sbuffer_init(&sb);
+	if (status_encode_now(a, false, "lost", &sb) != MU_OK) {
+		msgpack_sbuffer_destroy(&sb);
+		return mu_errf(err, MU_EINVAL, "cannot build the status message");
+	}
+	a->will = (uint8_t *)sb.data;
+	a->will_len = sb.size;
+	if ((rc = bus_open(a, err)) != MU_OK)
+		return rc;
 	a->backoff_ms = a->cfg.broker.retry_min_ms;
 	session_connect(a);
 	return MU_OK;
+}
+
+/*
+ * Replace the MQTT client while disconnected.  Paho's receive thread,
+ * once running, notices a new connection's TCP handshake only at the end
+ * of a fixed one-second wait; a fresh client starts fresh threads, whose
+ * first wait is 10 ms.  The broker keeps our session (same client id), and
+ * the spool resends whatever the old client held.
+ */
+static int
+bus_renew(struct agent *a, struct mu_err *err)
+{
+	struct spooled *s;
+
+	loop_del_fd(a->loop, bus_fd(a->bus));
+	bus_free(a->bus);
+	a->bus = NULL;
+	a->connecting = false;
+	for (s = a->spool.head; s; s = s->next)
+		s->token = 0;
+	return bus_open(a, err);
 }
 
 /*
@@ -357,6 +388,8 @@ session_start(struct agent *a, struct mu_err *err)
 void
 session_poke(struct agent *a)
 {
+	struct mu_err err;
+
 	if (bus_connected(a->bus)) {
 		session_publish_status(a, true, NULL);
 		return;
@@ -367,6 +400,11 @@ session_poke(struct agent *a)
 	}
 	a->backoff_ms = a->cfg.broker.retry_min_ms;
 	log_info("poked: reconnecting now");
+	if (bus_renew(a, &err) != MU_OK) {
+		log_err("%s", err.msg);
+		loop_stop(a->loop);	/* no client: systemd restarts us */
+		return;
+	}
 	session_connect(a);
 }
 

@@ -6,6 +6,7 @@
  * memfd and its sha256.
  */
 #include "agent.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,22 +62,14 @@ read_module(const char *path, uint8_t **buf, size_t *len, struct mu_err *err)
 static int
 seal_copy(const uint8_t *buf, size_t len, int *out, struct mu_err *err)
 {
-	size_t off = 0;
 	int fd;
 
 	fd = memfd_create("muster-module", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd == -1)
 		return mu_errf(err, MU_EIO, "memfd_create: %s", strerror(errno));
-	while (off < len) {
-		ssize_t w = write(fd, buf + off, len - off);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			close(fd);
-			return mu_errf(err, MU_EIO, "memfd write: %s", strerror(errno));
-		}
-		off += (size_t)w;
+	if (write_full(fd, buf, len) != MU_OK) {
+		close(fd);
+		return mu_errf(err, MU_EIO, "memfd write: %s", strerror(errno));
 	}
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
 	    F_SEAL_SEAL) == -1) {

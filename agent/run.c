@@ -197,30 +197,40 @@ run_handle_frame(struct agent *a, struct run *r, const uint8_t *f, size_t len,
 	return MU_OK;
 }
 
-/* Read what the pipe has now.  Returns false at EOF or on a violation. */
+typedef bool chunk_fn(struct agent *, struct run *, const uint8_t *, size_t);
+
+/* Read what fd has now, handing each chunk to take().  Returns false at
+ * EOF, on a read error, or when take() refuses more; the caller closes. */
 static bool
-run_read_events(struct agent *a, struct run *r)
+pipe_drain(struct agent *a, struct run *r, int fd, chunk_fn *take)
 {
-	const uint8_t *frame;
-	struct mu_err err;
 	uint8_t buf[16384];
-	size_t flen;
 	ssize_t n;
 
 	for (;;) {
-		n = read(r->ev_fd, buf, sizeof(buf));
+		n = read(fd, buf, sizeof(buf));
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)
 			return true;
-		if (n <= 0)
+		if (n <= 0 || !take(a, r, buf, (size_t)n))
 			return false;
-		if (ipc_reader_feed(&r->events, buf, (size_t)n, &err) != MU_OK)
-			goto violation;
-		while (ipc_reader_next(&r->events, &frame, &flen) == MU_OK)
-			if (run_handle_frame(a, r, frame, flen, &err) != MU_OK)
-				goto violation;
 	}
+}
+
+static bool
+take_events(struct agent *a, struct run *r, const uint8_t *p, size_t len)
+{
+	const uint8_t *frame;
+	struct mu_err err;
+	size_t flen;
+
+	if (ipc_reader_feed(&r->events, p, len, &err) != MU_OK)
+		goto violation;
+	while (ipc_reader_next(&r->events, &frame, &flen) == MU_OK)
+		if (run_handle_frame(a, r, frame, flen, &err) != MU_OK)
+			goto violation;
+	return true;
 violation:
 	/* A module wrote garbage to fd 3: the run is over, and says why. */
 	log_warnx("job %s: bad event from the runner: %s", r->job.id, err.msg);
@@ -232,50 +242,38 @@ violation:
 }
 
 static bool
-run_read_output(struct agent *a, struct run *r)
+take_output(struct agent *a, struct run *r, const uint8_t *p, size_t len)
 {
-	char buf[16384];
-	ssize_t n;
-
-	for (;;) {
-		n = read(r->out_fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			return true;
-		if (n <= 0)
-			return false;
-		output_append(a, r, buf, (size_t)n);
-	}
+	output_append(a, r, (const char *)p, len);
+	return true;
 }
 
-static void
-on_events(struct loop *l, int fd, short revents, void *arg)
+static struct run *
+run_by_fd(struct agent *a, int fd)
 {
-	struct agent *a = arg;
 	struct run *r;
 
-	(void)revents;
-	for (r = a->runs; r && r->ev_fd != fd; r = r->next)
-		;
-	if (r && !run_read_events(a, r)) {
-		loop_del_fd(l, fd);
-		fd_close(&r->ev_fd);
-	}
+	for (r = a->runs; r; r = r->next)
+		if (r->ev_fd == fd || r->out_fd == fd || r->in_fd == fd)
+			return r;
+	return NULL;
 }
 
+/* The runner's fd 3 and its stdout/stderr: read until EOF, then close. */
 static void
-on_output(struct loop *l, int fd, short revents, void *arg)
+on_pipe(struct loop *l, int fd, short revents, void *arg)
 {
 	struct agent *a = arg;
-	struct run *r;
+	struct run *r = run_by_fd(a, fd);
+	bool events;
 
 	(void)revents;
-	for (r = a->runs; r && r->out_fd != fd; r = r->next)
-		;
-	if (r && !run_read_output(a, r)) {
+	if (r == NULL)
+		return;
+	events = fd == r->ev_fd;
+	if (!pipe_drain(a, r, fd, events ? take_events : take_output)) {
 		loop_del_fd(l, fd);
-		fd_close(&r->out_fd);
+		fd_close(events ? &r->ev_fd : &r->out_fd);
 	}
 }
 
@@ -284,12 +282,10 @@ static void
 on_stdin(struct loop *l, int fd, short revents, void *arg)
 {
 	struct agent *a = arg;
-	struct run *r;
+	struct run *r = run_by_fd(a, fd);
 	ssize_t n;
 
 	(void)revents;
-	for (r = a->runs; r && r->in_fd != fd; r = r->next)
-		;
 	if (r == NULL)
 		return;
 	while (r->in_off < r->body_len) {
@@ -433,8 +429,8 @@ run_spawn(struct agent *a, struct run *r, struct mu_err *err)
 		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
 	setpgid(r->pid, r->pid);	/* both sides, so kill(-pid) works at once */
 	loop_add_fd(a->loop, r->in_fd, POLLOUT, on_stdin, a);
-	loop_add_fd(a->loop, r->ev_fd, POLLIN, on_events, a);
-	loop_add_fd(a->loop, r->out_fd, POLLIN, on_output, a);
+	loop_add_fd(a->loop, r->ev_fd, POLLIN, on_pipe, a);
+	loop_add_fd(a->loop, r->out_fd, POLLIN, on_pipe, a);
 	timeout = r->job.timeout_ms ? r->job.timeout_ms : a->cfg.timeout_ms;
 	r->timeout_timer = loop_add_timer(a->loop, timeout, timeout_fired, r);
 	return MU_OK;
@@ -616,9 +612,9 @@ run_exited(struct agent *a, struct run *r, int status)
 	/* Anything the module left behind in the group goes with it. */
 	kill(-r->pid, SIGKILL);
 	if (r->ev_fd != -1)
-		run_read_events(a, r);
+		pipe_drain(a, r, r->ev_fd, take_events);
 	if (r->out_fd != -1)
-		run_read_output(a, r);
+		pipe_drain(a, r, r->out_fd, take_output);
 	run_finish(a, r);
 }
 

@@ -10,6 +10,7 @@
  * topic, job id, payload.
  */
 #include "agent.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -50,23 +51,13 @@ write_durable(const char *dir, const char *name, const struct iovec *iov, int n,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
-	for (i = 0; i < n; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		size_t left = iov[i].iov_len;
-
-		while (left > 0) {
-			ssize_t w = write(fd, p, left);
-
-			if (w == -1 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				close(fd);
-				unlink(tmp);
-				return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
-			}
-			p += w, left -= (size_t)w;
+	for (i = 0; i < n; i++)
+		if (write_full(fd, iov[i].iov_base, iov[i].iov_len) != MU_OK) {
+			mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
+			close(fd);
+			unlink(tmp);
+			return MU_EIO;
 		}
-	}
 	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0 ||
 	    fsync_dir(dir) != 0) {
 		unlink(tmp);

@@ -265,7 +265,12 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env)
 		answer_cancel(a, j);
 		break;
 	case JOB_RUN:
-		start_run(a, j, env);
+		/* Accepted (its id is recorded), so it gets its one result. */
+		if (a->stopping)
+			answer(a, j, RS_INTERRUPTED, "the agent stopped before the job could start",
+			    NULL);
+		else
+			start_run(a, j, env);
 		break;
 	case JOB_UPDATE:	/* refused in intake_message() */
 	default:

@@ -436,6 +436,9 @@ session_stop(struct agent *a)
 					said_goodbye = said_goodbye || ev->token == token;
 				} else if (ev->type == BUS_PUBLISH_FAILED)
 					said_goodbye = said_goodbye || ev->token == token;
+				else if (ev->type == BUS_MESSAGE && !ev->retained)
+					/* Paho has acknowledged it: answer it, or it is lost. */
+					intake_message(a, ev->topic, ev->payload, ev->len);
 				else if (ev->type == BUS_LOST)
 					up = false;
 				bus_event_free(ev);

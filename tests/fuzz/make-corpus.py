@@ -217,12 +217,48 @@ CORPUS["fuzz_wire_check"] = {
 }
 
 
+def frame(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def chunked(raw, step=7):
+    """fuzz_ipc_stream input: a size byte (1 + b % 64) before each chunk."""
+    out = bytearray()
+    for i in range(0, len(raw), step):
+        part = raw[i:i + step]
+        out.append(len(part) - 1)
+        out += part
+    return bytes(out)
+
+
+IPC = {
+    "ok-out": m(t="out", text="hello"),
+    "ok-progress": m(t="progress", pct=40),
+    "ok-verdict": m(t="verdict", status="fail", reason="disk full",
+                    summary="/ at 97%", data={"mounts": {"-": {"pct": 97}}},
+                    truncated=True, module="disk.usage", module_version="1.0.0"),
+    "bad-status": m(t="verdict", status="crashed"),
+    "bad-pct": m(t="progress", pct=101),
+    "bad-type": m(t="nope"),
+}
+CORPUS["fuzz_ipc_event"] = {k: pack(v) for k, v in IPC.items()}
+CORPUS["fuzz_ipc_stream"] = {
+    "ok-three-frames": chunked(b"".join(
+        frame(pack(IPC[k])) for k in ("ok-out", "ok-progress", "ok-verdict"))),
+    "bad-oversize-header": chunked(b"\x00\x04\x00\x01" + b"x" * 8),
+    "ok-empty-frame": chunked(frame(b"")),
+}
+
+
 def main():
     root = os.path.join(HERE, "corpus")
     for target, files in CORPUS.items():
         d = os.path.join(root, target)
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
+        os.makedirs(d, exist_ok=True)
+        # Regression inputs (regress-*) are kept: they were found, not made.
+        for old in os.listdir(d):
+            if not old.startswith("regress-"):
+                os.remove(os.path.join(d, old))
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)

@@ -257,6 +257,8 @@ ipc_reader_feed(struct ipc_reader *r, const void *data, size_t len, struct mu_er
 	uint8_t *nbuf;
 	size_t need;
 
+	if (len == 0)
+		return MU_OK;
 	/* Drop frames already handed out before growing. */
 	if (r->consumed > 0) {
 		memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
@@ -291,12 +293,13 @@ ipc_reader_feed(struct ipc_reader *r, const void *data, size_t len, struct mu_er
 int
 ipc_reader_next(struct ipc_reader *r, const uint8_t **frame, size_t *len)
 {
-	const uint8_t *p = r->buf + r->consumed;
+	const uint8_t *p;
 	size_t avail = r->len - r->consumed;
 	uint32_t flen;
 
-	if (avail < 4)
+	if (r->buf == NULL || avail < 4)
 		return MU_ENOENT;
+	p = r->buf + r->consumed;
 	flen = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 	if (flen > IPC_MAX_FRAME)
 		return MU_EINVAL;

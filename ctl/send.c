@@ -57,74 +57,31 @@ struct send {
 
 /* ---- arguments -------------------------------------------------------- */
 
-/* An integer as JSON writes one: no '+', no leading zeros, so "0644" and
- * "007" stay the strings they look like. */
-static bool
-is_int(const char *s, int64_t *out)
-{
-	const char *d = s[0] == '-' ? s + 1 : s;
-	char *end;
-
-	if (*d < '0' || *d > '9' || (d[0] == '0' && d[1] != '\0'))
-		return false;
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return *end == '\0' && errno == 0;
-}
-
-/* key=value (typed: true/false, integers, else string) or key:=JSON. */
-static int
-pack_arg(msgpack_packer *pk, const char *arg)
-{
-	const char *eq = strchr(arg, '=');
-	json_error_t jerr;
-	size_t klen;
-	int64_t n;
-	json_t *j;
-	int rc;
-
-	if (eq == NULL || eq == arg || (eq == arg + 1 && arg[0] == ':'))
-		return fprintf(stderr, "muster: argument '%s' is not key=value\n", arg), -1;
-	klen = (size_t)(eq - arg);
-	if (eq[-1] == ':') {
-		/* key:=@FILE reads the JSON from a file (a QC profile, say). */
-		if (eq[1] == '@')
-			j = json_load_file(eq + 2, JSON_DECODE_ANY, &jerr);
-		else
-			j = json_loads(eq + 1, JSON_DECODE_ANY, &jerr);
-		if (j == NULL)
-			return fprintf(stderr, "muster: %.*s: bad JSON: %s\n", (int)klen - 1,
-			    arg, jerr.text), -1;
-		msgpack_pack_str_with_body(pk, arg, klen - 1);
-		rc = mpjson_pack(pk, j);
-		json_decref(j);
-		return rc;
-	}
-	msgpack_pack_str_with_body(pk, arg, klen);
-	if (strcmp(eq + 1, "true") == 0)
-		return msgpack_pack_true(pk);
-	if (strcmp(eq + 1, "false") == 0)
-		return msgpack_pack_false(pk);
-	if (is_int(eq + 1, &n))
-		return msgpack_pack_int64(pk, n);
-	return msgpack_pack_str_with_body(pk, eq + 1, strlen(eq + 1));
-}
-
+/* The module's arguments: typed by mpjson_arg(), packed as one map. */
 static int
 pack_args(struct send *s, int argc, char **argv)
 {
+	json_t *args = json_object();
 	msgpack_packer pk;
-	int i;
+	struct mu_err err;
+	int i, rc = 0;
 
-	if (argc == 0)
+	if (argc == 0 || args == NULL) {
+		json_decref(args);
 		return 0;
-	msgpack_packer_init(&pk, &s->args, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, (size_t)argc);
-	for (i = 0; i < argc; i++)
-		if (pack_arg(&pk, argv[i]) != 0)
-			return -1;
-	s->have_args = true;
-	return 0;
+	}
+	for (i = 0; rc == 0 && i < argc; i++)
+		if (mpjson_arg(args, argv[i], &err) != MU_OK) {
+			fprintf(stderr, "muster: %s\n", err.msg);
+			rc = -1;
+		}
+	if (rc == 0) {
+		msgpack_packer_init(&pk, &s->args, msgpack_sbuffer_write);
+		rc = mpjson_pack(&pk, args);
+		s->have_args = rc == 0;
+	}
+	json_decref(args);
+	return rc;
 }
 
 static int

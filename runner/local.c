@@ -221,7 +221,7 @@ local_args(struct local *l, msgpack_sbuffer *sb)
 	if ((args = json_object()) == NULL)
 		return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
 	for (i = 0; rc == MU_OK && i < l->o->nargs; i++)
-		rc = arg_parse(l->o->args[i], args, &err);
+		rc = mpjson_arg(args, l->o->args[i], &err);
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	if (rc == MU_OK && mpjson_pack(&pk, args) != 0)
 		rc = mu_errf(&err, MU_ENOMEM, "out of memory");

@@ -239,8 +239,5 @@ int module_check(const struct module *, const char *want, struct mu_err *);
 /* ---- runargs.c -------------------------------------------------------- */
 
 struct json_t;
-/* One --run argument, key=value, key:=JSON or key:=@FILE, into the JSON
- * object args; the last of repeated keys wins. */
-int arg_parse(const char *spec, struct json_t *args, struct mu_err *);
 
 #endif

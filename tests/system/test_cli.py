@@ -362,7 +362,7 @@ def test_typed_args(fleet, tmp_path):
 
 def test_bad_json_file_arg(fleet, tmp_path):
     r = fleet.cli("run", "-H", "h1", "echoargs", f"p:=@{tmp_path}/missing.json")
-    assert r.returncode == 2 and "p:" in r.stderr
+    assert r.returncode == 2 and "argument 'p'" in r.stderr and "missing.json" in r.stderr
 
 
 def test_stream_shows_output(fleet):

@@ -769,3 +769,39 @@ def test_keygen(fleet, tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     res = ndjson(r.stdout)[0]
     assert res["status"] == "rejected"
+
+
+def test_duplicate_result_shown_once(broker, agents, keys, tmp_path):
+    """QoS 1 may deliver a result twice (docs/protocol.md): the CLI shows
+    each (job, host) once.  The copy is the agent's own payload, published
+    again on its topic with h1's certificate while the CLI still waits
+    (an operator's client picks it up: hosts may write results, not read
+    them)."""
+    agents("h1").start()
+    h1, op = broker.client("h1"), broker.client("op:alice")
+    op.subscribe(topic("results", "+", "h1"))
+    conf = write_cli_conf(tmp_path / "muster.conf", broker, keys=keys)
+    env = dict(os.environ, MUSTER_CONFIG=str(conf), HOME=str(tmp_path))
+    err = tmp_path / "run.err"
+    # h9 has no agent: the CLI waits the whole 3 s, long enough for the copy.
+    p = subprocess.Popen([str(MUSTER_CLI), "ping", "-H", "h1", "-H", "h9", "--wait",
+                          "3s", "--json"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=open(err, "w"), text=True, env=env)
+    try:
+        first = op.get(timeout=10)
+        assert first is not None, "no result from h1"
+        h1.publish(first.topic, first.payload, qos=1)
+        h1.publish(first.topic, first.payload, qos=1)
+        out, _ = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        h1.close()
+        op.close()
+    lines = ndjson(out)
+    results = [o for o in lines if o["type"] == "result"]
+    assert [(o["host"], o["status"]) for o in results] == [("h1", "pass")], out
+    assert lines[-1]["answered"] == 1 and lines[-1]["missing"] == ["h9"], out
+    assert p.returncode == 3
+    check_stderr(err)

@@ -155,28 +155,30 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	return 1;
 }
 
+/* Paho has one success callback type per protocol version; both say the
+ * same thing here. */
 static void
-on_connect_ok(void *ctx, MQTTAsync_successData *r)
+push_connected(struct bus *b, bool session_present)
 {
 	struct bus_event *ev = calloc(1, sizeof(*ev));
 
 	if (ev == NULL)
 		return;
 	ev->type = BUS_CONNECTED;
-	ev->session_present = r && r->alt.connect.sessionPresent;
-	queue_push(ctx, ev, false);
+	ev->session_present = session_present;
+	queue_push(b, ev, false);
+}
+
+static void
+on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+	push_connected(ctx, r && r->alt.connect.sessionPresent);
 }
 
 static void
 on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 {
-	struct bus_event *ev = calloc(1, sizeof(*ev));
-
-	if (ev == NULL)
-		return;
-	ev->type = BUS_CONNECTED;
-	ev->session_present = r && r->alt.connect.sessionPresent;
-	queue_push(ctx, ev, false);
+	push_connected(ctx, r && r->alt.connect.sessionPresent);
 }
 
 static void

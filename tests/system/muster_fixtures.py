@@ -51,6 +51,20 @@ MODULES_DIR = BUILD_DIR / "modules"
 TOPIC_ROOT = "muster"
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> bool:
+    """SIGTERM and wait; SIGKILL after timeout.  False if it took the KILL."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+
+
 def mosquitto_binary() -> str:
     for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto"):
         if os.access(p, os.X_OK):
@@ -764,13 +778,7 @@ class Broker:
         """SIGTERM (mosquitto saves its database) and wait."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -954,15 +962,9 @@ class Agent:
         """SIGTERM and wait; SIGKILL if it does not exit in time."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"musterd {self.name} ignored SIGTERM "
-                                     f"for {timeout}s")
+        if not terminate(self.proc, timeout):
+            raise AssertionError(f"musterd {self.name} ignored SIGTERM "
+                                 f"for {timeout}s")
         return self.proc.returncode
 
     def kill9(self) -> None:

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "ipc.h"
 #include "loop.h"
+#include "pgp.h"
 #include "sign.h"
 #include "log.h"
 #include "wire.h"
@@ -89,7 +90,9 @@ void journal_remove(struct spool *sp, const char *id);
 
 /* ---- runs (run.c) ------------------------------------------------------- */
 
-enum run_state { RUN_QUEUED, RUN_RUNNING, RUN_DONE };
+/* QUEUED -> (WAITING for its module ->) QUEUED -> RUNNING -> DONE.  A
+ * waiting run holds no slot of max_jobs. */
+enum run_state { RUN_QUEUED, RUN_WAITING, RUN_RUNNING, RUN_DONE };
 
 struct run {
 	struct job job;			/* decoded body; borrows from body */
@@ -116,7 +119,65 @@ struct run {
 	uint64_t started_at;		/* wall ms */
 	uint64_t timeout_timer, kill_timer;
 	uint64_t event_seq;
+	char wait_sha[SHA256_HEX_LEN + 1];	/* WAITING for this build; "" = the
+						 * pointers after a connect */
+	uint64_t wait_timer, wait_timer_ms;
+	struct agent *agent;		/* back pointer for timers */
 	struct run *next;
+};
+
+/* ---- modules over the broker (modsrc.c, modcache.c) -------------------- */
+
+/* A build in the cache state_dir/modcache (modcache.c). */
+struct modcached {
+	char sha256[SHA256_HEX_LEN + 1];
+	char name[NAME_MAX_LEN + 1];
+	char version[WIRE_MAX_VERSION + 1];
+	char signer[PGP_FPR_MAX + 1];	/* primary fingerprint that signed it */
+	uint64_t size, published_at;
+	uint64_t last_used;		/* wall ms, for LRU eviction */
+	struct modcached *next;
+};
+
+/* The latest pointer seen on R/modules/<name>, checked lazily: only names
+ * this host uses cost a signature check. */
+struct modptr {
+	char name[NAME_MAX_LEN + 1];
+	uint8_t *raw;			/* owned message as received; NULL: retired */
+	size_t len;
+	bool checked;			/* rc/why/fields below are valid */
+	int rc;				/* MU_OK: accepted */
+	char why[256];			/* refusal, when rc != MU_OK */
+	char sha256[SHA256_HEX_LEN + 1], version[WIRE_MAX_VERSION + 1];
+	uint64_t published_at;
+	uint64_t gen;			/* connection it was last delivered on */
+	uint64_t prefetch_timer;
+	struct agent *agent;
+	struct modptr *next;
+};
+
+/* One artifact being fetched: all runs waiting for it share it. */
+struct modfetch {
+	char name[NAME_MAX_LEN + 1];
+	char sha256[SHA256_HEX_LEN + 1];
+	char topic[TOPIC_MAX];
+	uint64_t timer;
+	struct agent *agent;
+	struct modfetch *next;
+};
+
+struct modsrc {
+	char dir[CONF_PATH_MAX + 16];	/* state_dir/modcache */
+	struct modcached *cache;	/* owned */
+	uint64_t cache_bytes;
+	struct modptr *ptrs;		/* owned */
+	size_t nptrs;
+	struct modfetch *fetches;	/* owned */
+	bool settled;			/* retained pointers delivered since connect */
+	bool awaiting_suback;
+	uint64_t settle_timer, gen;
+	/* counters, logged at exit */
+	uint64_t fetches_started, fetched, cache_hits, refused, tampered;
 };
 
 /* ---- the agent ---------------------------------------------------------- */
@@ -130,6 +191,7 @@ struct agent {
 	struct seen_set seen;		/* owned */
 	struct spool spool;		/* owned */
 	struct run *runs;		/* queued and running jobs, owned */
+	struct modsrc mods;		/* owned */
 	int nrunning;
 	int sigfd;			/* signalfd, owned */
 	int wake_fd;			/* listener, owned; -1 when off */
@@ -178,13 +240,47 @@ void run_reap(struct agent *a);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
-/* modsrc.c: where a module comes from */
+/* run.c, called by modsrc.c: a build (sha256; "" = the pointer table)
+ * is ready, or cannot be had (every run waiting for it gets an error). */
+void run_module_ready(struct agent *a, const char *sha256);
+void run_module_failed(struct agent *a, const char *sha256, const char *why);
+
+/* modsrc.c: where a module comes from (DESIGN §3, §8) */
 struct module_file {
 	int memfd;			/* sealed copy, owned by the caller */
 	char sha256[SHA256_HEX_LEN + 1];
 	uint64_t size;
 };
-int modsrc_open(struct agent *a, const struct job *j, struct module_file *out,
+#define MODSRC_WAIT	100	/* modsrc_open: r->wait_sha is set; r waits */
+int modsrc_init(struct agent *a, struct mu_err *err);
+void modsrc_free(struct agent *a);
+int modsrc_open(struct agent *a, struct run *r, struct module_file *out,
+    struct mu_err *err);
+void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+int modsrc_subscription(const struct agent *a, char *buf, size_t len);
+void modsrc_connected(struct agent *a);
+void modsrc_subscribed(struct agent *a);
+/* Verify a signed module manifest: signature by a listed publisher, kind,
+ * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
+ * caller frees m->doc) and fpr the signer. */
+int modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
+    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
+    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
+int modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out,
+    struct mu_err *err);
+
+/* modcache.c: the cache on disk */
+int modcache_load(struct agent *a, struct mu_err *err);
+void modcache_free(struct agent *a);
+struct modcached *modcache_find(struct agent *a, const char *sha256);
+struct modcached *modcache_newest(struct agent *a, const char *name);
+bool modcache_has_name(struct agent *a, const char *name);
+int modcache_open(struct agent *a, struct modcached *e, struct module_file *out,
+    struct mu_err *err);
+int modcache_store(struct agent *a, const struct module_manifest *m, const char *signer,
+    const void *ptr, size_t ptrlen, const void *so, size_t solen, struct mu_err *err);
+uint64_t modcache_floor(struct agent *a, const char *name);
+int modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
     struct mu_err *err);
 
 /* wake.c: the wake port */

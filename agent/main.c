@@ -189,7 +189,8 @@ agent_open(struct agent *a, struct mu_err *err)
 	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
-	if ((rc = wake_open(a, err)) != MU_OK ||
+	if ((rc = modsrc_init(a, err)) != MU_OK ||
+	    (rc = wake_open(a, err)) != MU_OK ||
 	    (rc = session_start(a, err)) != MU_OK)
 		return rc;
 	/* After session_start: answering the journal submits results, and
@@ -228,6 +229,7 @@ agent_shutdown(struct agent *a)
 	if (a->loop)
 		run_interrupt_all(a);
 	session_stop(a);
+	modsrc_free(a);
 	wake_close(a);
 	spool_close(&a->spool);
 	seen_close(&a->seen);

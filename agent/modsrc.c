@@ -1,109 +1,627 @@
 /*
- * modsrc.c - where a job's module comes from.  For now: the local folder
- * [agent] modules_dir, NAME.so, which must be a regular file (no symlink)
- * owned by root or by us and not writable by group or others.  Signed
- * fetching over the broker plugs in here later; callers only see a sealed
- * memfd and its sha256.
+ * modsrc.c - where a job's module comes from (DESIGN §3 "Modules and
+ * releases on the broker", §8).
+ *
+ * Two sources:
+ *  - signed builds published on the broker: the retained pointer
+ *    R/modules/<name> names the latest build, the retained artifact
+ *    R/modules/<name>/<sha256> carries it.  A build runs only after its
+ *    manifest's OpenPGP signature verified against a fingerprint in
+ *    [trust] publishers and the bytes match the manifest's sha256 and size;
+ *    it is then kept in the cache (modcache.c).
+ *  - the local folder [agent] modules_dir, NAME.so, trusted by owner and
+ *    mode (root or us, not writable by group or others).
+ * A signed build wins over a local file unless [modules] prefer = local.
+ * A job that pins module_sha256 gets exactly that build, whichever source
+ * has it, and is exempt from the rollback floor.
+ *
+ * The agent subscribes to R/modules/+ and keeps the latest pointer of each
+ * name as received; a pointer is verified only when a job needs it or when
+ * its name is in the cache (then a newer build is prefetched after a
+ * random delay, so a fleet does not ask at once).  A run whose build is
+ * not cached waits (modsrc_open returns MODSRC_WAIT) for one shared fetch,
+ * bounded by [modules] fetch_timeout and by the job's own timeout.
+ *
+ * Ownership: pointers, fetches and cache entries belong to a->mods; the
+ * memfd handed out in struct module_file belongs to the caller.
  */
 #include "agent.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "muster/module.h"	/* MUSTER_ABI: what our runner loads */
+
+#define SETTLE_MS	300		/* retained pointers arrive right after SUBACK */
+#define MAX_POINTERS	4096		/* names followed; more are ignored */
+#define POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
+#define ARTIFACT_SLACK	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
+
+/* ---- the local folder ---------------------------------------------------- */
+
+/* Anyone who can write the file could run code as the agent. */
 static int
-read_module(const char *path, uint8_t **buf, size_t *len, struct mu_err *err)
+read_local(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct mu_err *err)
 {
 	struct stat st;
-	ssize_t r;
-	size_t off = 0;
-	int fd;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
-		return mu_errf(err, errno == ENOENT ? MU_ENOENT : MU_EIO, "module %s: %s",
-		    path, errno == ELOOP ? "is a symlink" : strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return mu_errf(err, MU_EINVAL, "module %s is not a regular file", path);
-	}
-	/* Anyone who can write the file could run code as the agent. */
+	rc = read_file(path, max, buf, len, &st);
+	if (rc == MU_ENOENT)
+		return mu_errf(err, rc, "module %s is not installed", path);
+	if (rc == MU_EIO)
+		return mu_errf(err, rc, "module %s: %s", path,
+		    errno == ELOOP ? "is a symlink" : strerror(errno));
+	if (rc)
+		return mu_errf(err, rc, "module %s is not a regular file of a sane size", path);
 	if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
-		close(fd);
+		free(*buf);
 		return mu_errf(err, MU_ETRUST, "module %s is writable by others or has a "
 		    "foreign owner", path);
 	}
-	if (st.st_size <= 0 || (uint64_t)st.st_size > WIRE_MAX_BIN ||
-	    (*buf = malloc((size_t)st.st_size)) == NULL) {
-		close(fd);
-		return mu_errf(err, MU_EINVAL, "module %s has a bad size", path);
-	}
-	while (off < (size_t)st.st_size &&
-	    ((r = read(fd, *buf + off, (size_t)st.st_size - off)) > 0 ||
-	    (r == -1 && errno == EINTR)))
-		off += r > 0 ? (size_t)r : 0;
-	close(fd);
-	if (off != (size_t)st.st_size) {
-		free(*buf);
-		return mu_errf(err, MU_EIO, "module %s: short read", path);
-	}
-	*len = off;
 	return MU_OK;
 }
 
-/* Copy into an anonymous file and seal it: the runner loads exactly the
- * bytes we hashed, whatever happens to modules_dir meanwhile. */
+/* MU_ENOENT when modules_dir has no such file. */
 static int
-seal_copy(const uint8_t *buf, size_t len, int *out, struct mu_err *err)
-{
-	int fd;
-
-	fd = memfd_create("muster-module", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd == -1)
-		return mu_errf(err, MU_EIO, "memfd_create: %s", strerror(errno));
-	if (write_full(fd, buf, len) != MU_OK) {
-		close(fd);
-		return mu_errf(err, MU_EIO, "memfd write: %s", strerror(errno));
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL) == -1) {
-		close(fd);
-		return mu_errf(err, MU_EIO, "sealing the module: %s", strerror(errno));
-	}
-	*out = fd;
-	return MU_OK;
-}
-
-int
-modsrc_open(struct agent *a, const struct job *j, struct module_file *out,
-    struct mu_err *err)
+local_open(struct agent *a, const char *name, struct module_file *out, struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + NAME_MAX_LEN + 8];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	out->memfd = -1;
-	snprintf(path, sizeof(path), "%s/%s.so", a->cfg.modules_dir, j->module);
-	if ((rc = read_module(path, &buf, &len, err)) != MU_OK) {
-		if (rc == MU_ENOENT)
-			mu_errf(err, rc, "module %s is not installed on this host", j->module);
+	snprintf(path, sizeof(path), "%s/%s.so", a->cfg.modules_dir, name);
+	if ((rc = read_local(path, a->cfg.module_max, &buf, &len, err)) != MU_OK)
 		return rc;
-	}
-	sha256_hex(buf, len, out->sha256);
-	out->size = len;
-	if (j->module_sha256[0] && strcmp(j->module_sha256, out->sha256) != 0)
-		rc = mu_errf(err, MU_ETRUST, "module %s has sha256 %.12s..., the job pins "
-		    "%.12s...", j->module, out->sha256, j->module_sha256);
-	else
-		rc = seal_copy(buf, len, &out->memfd, err);
+	rc = modsrc_seal(buf, len, out, err);
 	free(buf);
 	return rc;
+}
+
+/* ---- manifests and pointers ------------------------------------------- */
+
+int
+modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
+    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
+    char fpr[PGP_FPR_MAX + 1], struct mu_err *err)
+{
+	const char *allowed[CONF_MAX_FPRS];
+	struct mu_err why;
+	int i, rc;
+
+	for (i = 0; i < a->cfg.npublishers; i++)
+		allowed[i] = a->cfg.publishers[i];
+	rc = pgp_verify(a->cfg.gnupg_home, manifest, mlen, sig, siglen, allowed,
+	    (size_t)a->cfg.npublishers, fpr, &why);
+	if (rc == MU_ETRUST)
+		return mu_errf(err, rc, "signed by %s, which is not a trusted publisher here",
+		    fpr[0] ? fpr : "an unknown key");
+	if (rc != MU_OK)
+		return mu_errf(err, rc, "bad signature (%s)", why.msg);
+	if ((rc = module_manifest_decode(manifest, mlen, m, &why)) != MU_OK)
+		return mu_errf(err, rc, "bad manifest (%s)", why.msg);
+	if (name && strcmp(m->name, name) != 0)
+		rc = mu_errf(err, MU_EINVAL, "the manifest is for module %s", m->name);
+	else if (m->abi != MUSTER_ABI)
+		rc = mu_errf(err, MU_EINVAL, "built for ABI %" PRIu32 "; this host's runner "
+		    "loads ABI %d", m->abi, MUSTER_ABI);
+	else if (m->size > a->cfg.module_max)
+		rc = mu_errf(err, MU_EINVAL, "%" PRIu64 " bytes, over this host's limit of %"
+		    PRIu64 " ([modules] max_size)", m->size, a->cfg.module_max);
+	if (rc)
+		wire_doc_free(&m->doc);
+	return rc;
+}
+
+static struct modptr *
+ptr_find(struct agent *a, const char *name)
+{
+	struct modptr *p;
+
+	for (p = a->mods.ptrs; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * Verify a pointer once (the verdict is kept until the pointer changes):
+ * signature, manifest, and the rollback floor, which moves up when a
+ * newer pointer is accepted.
+ */
+static int
+ptr_check(struct agent *a, struct modptr *p, struct mu_err *err)
+{
+	char fpr[PGP_FPR_MAX + 1] = "";
+	struct module_manifest m;
+	struct signed_pointer sp;
+	struct mu_err why;
+	uint64_t floor;
+	int rc;
+
+	if (p->checked)
+		return p->rc ? mu_errf(err, p->rc, "%s", p->why) : MU_OK;
+	p->checked = true;
+	rc = pointer_decode(p->raw, p->len, &sp, &why);
+	if (rc == MU_OK) {
+		rc = modsrc_check_manifest(a, p->name, sp.manifest.ptr, sp.manifest.len,
+		    sp.sig.ptr, sp.sig.len, &m, fpr, &why);
+		wire_doc_free(&sp.doc);
+	} else
+		mu_errf(&why, rc, "malformed pointer");
+	if (rc == MU_OK) {
+		wire_doc_free(&m.doc);
+		floor = modcache_floor(a, p->name);
+		if (m.published_at < floor)
+			rc = mu_errf(&why, MU_ESTALE, "published_at %" PRIu64 " is older than "
+			    "the newest accepted (%" PRIu64 "): refused as a rollback",
+			    m.published_at, floor);
+	}
+	p->rc = rc;
+	if (rc) {
+		a->mods.refused++;
+		snprintf(p->why, sizeof(p->why), "module %s: published pointer refused: %.150s",
+		    p->name, why.msg);
+		log_warnx("%s", p->why);
+		return mu_errf(err, rc, "%s", p->why);
+	}
+	snprintf(p->sha256, sizeof(p->sha256), "%s", m.sha256);
+	snprintf(p->version, sizeof(p->version), "%s", m.version);
+	p->published_at = m.published_at;
+	if (modcache_set_floor(a, p->name, m.published_at, &why) != MU_OK)
+		log_warnx("module %s: %s", p->name, why.msg);
+	log_info("module %s: pointer to version %s (%.12s...) signed by %s", p->name,
+	    p->version, p->sha256, fpr);
+	return MU_OK;
+}
+
+/* ---- fetching ------------------------------------------------------------ */
+
+static struct modfetch *
+fetch_find(struct agent *a, const char *sha)
+{
+	struct modfetch *f;
+
+	for (f = a->mods.fetches; f; f = f->next)
+		if (strcmp(f->sha256, sha) == 0)
+			return f;
+	return NULL;
+}
+
+/* Forget the fetch, then tell the runs waiting for it (which may start
+ * new fetches: the list is consistent by then). */
+static void
+fetch_end(struct agent *a, struct modfetch *f, const char *why)
+{
+	char sha[SHA256_HEX_LEN + 1], reason[256];
+	struct modfetch **pp;
+
+	if (bus_connected(a->bus))
+		bus_unsubscribe(a->bus, f->topic, NULL);
+	if (f->timer)
+		loop_del_timer(a->loop, f->timer);
+	for (pp = &a->mods.fetches; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	snprintf(sha, sizeof(sha), "%s", f->sha256);
+	if (why) {
+		snprintf(reason, sizeof(reason), "%s", why);
+		log_warnx("%s", reason);
+	}
+	free(f);
+	if (why)
+		run_module_failed(a, sha, reason);
+	else
+		run_module_ready(a, sha);
+}
+
+static void
+fetch_expired(struct loop *l, uint64_t id, void *arg)
+{
+	struct modfetch *f = arg;
+	struct agent *a = f->agent;
+	char why[256];
+
+	(void)l, (void)id;
+	f->timer = 0;
+	snprintf(why, sizeof(why), "module %s: not published (no artifact for build "
+	    "%.12s... on the broker after %.1f s)", f->name, f->sha256,
+	    a->cfg.fetch_timeout_ms / 1000.0);
+	fetch_end(a, f, why);
+}
+
+static int
+fetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *err)
+{
+	struct modfetch *f;
+	char *topic;
+
+	if (fetch_find(a, sha) != NULL)
+		return MU_OK;
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	if (topic_build(f->topic, sizeof(f->topic), a->root, TOPIC_MODULE_ARTIFACT, name,
+	    sha) != MU_OK) {
+		free(f);
+		return mu_errf(err, MU_EINVAL, "bad module topic for %s", name);
+	}
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
+	f->agent = a;
+	f->timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, fetch_expired, f);
+	f->next = a->mods.fetches;
+	a->mods.fetches = f;
+	a->mods.fetches_started++;
+	log_notice("module %s: fetching build %.12s... from the broker", name, sha);
+	/* When down, modsrc_connected() subscribes. */
+	topic = f->topic;
+	if (bus_connected(a->bus))
+		bus_subscribe(a->bus, &topic, 1, 1, NULL);
+	return MU_OK;
+}
+
+/* Every check before anything is written: a refused artifact never
+ * reaches a place it could be loaded from. */
+static int
+artifact_accept(struct agent *a, struct modfetch *f, const uint8_t *p, size_t len,
+    struct mu_err *err)
+{
+	char fpr[PGP_FPR_MAX + 1] = "", sha[SHA256_HEX_LEN + 1];
+	struct signed_pointer sp = { 0 };
+	struct module_manifest m;
+	struct module_artifact art;
+	msgpack_sbuffer sb;
+	struct mu_err why;
+	int rc;
+
+	if (len > a->cfg.module_max + ARTIFACT_SLACK)
+		return mu_errf(err, MU_EINVAL, "artifact of %zu bytes is over this host's "
+		    "limit ([modules] max_size %" PRIu64 ")", len, a->cfg.module_max);
+	if ((rc = module_artifact_decode(p, len, &art, &why)) != MU_OK)
+		return mu_errf(err, rc, "malformed artifact (%s)", why.msg);
+	rc = modsrc_check_manifest(a, f->name, art.manifest.ptr, art.manifest.len,
+	    art.sig.ptr, art.sig.len, &m, fpr, err);
+	if (rc) {
+		wire_doc_free(&art.doc);
+		return rc;
+	}
+	sha256_hex(art.so.ptr, art.so.len, sha);
+	if (strcmp(m.sha256, f->sha256) != 0)
+		rc = mu_errf(err, MU_EINVAL, "the artifact's manifest names build %.12s..., "
+		    "not %.12s...", m.sha256, f->sha256);
+	else if (art.so.len != m.size)
+		rc = mu_errf(err, MU_EINVAL, "the module is %zu bytes, its manifest says %"
+		    PRIu64 " (truncated?)", art.so.len, m.size);
+	else if (strcmp(sha, m.sha256) != 0)
+		rc = mu_errf(err, MU_EINVAL, "sha256 mismatch: the manifest says %.12s..., "
+		    "the module is %.12s...", m.sha256, sha);
+	if (rc == MU_OK) {
+		sp.manifest = art.manifest;
+		sp.sig = art.sig;
+		msgpack_sbuffer_init(&sb);
+		rc = pointer_encode(&sp, &sb, err);
+		if (rc == MU_OK)
+			rc = modcache_store(a, &m, fpr, sb.data, sb.size, art.so.ptr, art.so.len,
+			    err);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	if (rc == MU_OK)
+		log_notice("module %s: stored version %s (%.12s..., %" PRIu64 " bytes) signed "
+		    "by %s", m.name, m.version, m.sha256, m.size, fpr);
+	wire_doc_free(&m.doc);
+	wire_doc_free(&art.doc);
+	return rc;
+}
+
+static void
+artifact_message(struct agent *a, const char *sha, const uint8_t *p, size_t len)
+{
+	struct modfetch *f = fetch_find(a, sha);
+	char why[320];
+	struct mu_err err;
+
+	if (f == NULL || len == 0)	/* late, unasked, or a cleared artifact */
+		return;
+	if (artifact_accept(a, f, p, len, &err) != MU_OK) {
+		a->mods.refused++;
+		snprintf(why, sizeof(why), "module %s: build %.12s... refused: %.200s", f->name,
+		    f->sha256, err.msg);
+		fetch_end(a, f, why);
+		return;
+	}
+	a->mods.fetched++;
+	fetch_end(a, f, NULL);
+}
+
+/* ---- prefetch ------------------------------------------------------------ */
+
+static uint64_t
+random_below(uint64_t max)
+{
+	uint64_t r = 0;
+
+	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		return 0;
+	return r % max;
+}
+
+static void
+prefetch_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct modptr *p = arg;
+	struct agent *a = p->agent;
+	struct mu_err err;
+
+	(void)l, (void)id;
+	p->prefetch_timer = 0;
+	if (p->raw == NULL || ptr_check(a, p, &err) != MU_OK ||
+	    modcache_find(a, p->sha256) != NULL)
+		return;
+	if (fetch_start(a, p->name, p->sha256, &err) != MU_OK)
+		log_warnx("module %s: prefetch: %s", p->name, err.msg);
+}
+
+/* A name this host has used got a new pointer: fetch it before a job
+ * needs it, after a random delay. */
+static void
+prefetch_schedule(struct agent *a, struct modptr *p)
+{
+	uint64_t delay;
+	struct mu_err err;
+
+	if (p->prefetch_timer || !modcache_has_name(a, p->name) ||
+	    ptr_check(a, p, &err) != MU_OK || modcache_find(a, p->sha256) != NULL)
+		return;
+	delay = random_below(a->cfg.prefetch_delay_ms + 1);
+	log_info("module %s: version %s published; prefetching in %.1f s", p->name,
+	    p->version, delay / 1000.0);
+	p->prefetch_timer = loop_add_timer(a->loop, delay, prefetch_fired, p);
+}
+
+/* ---- pointers from the broker ------------------------------------------- */
+
+static struct modptr *
+ptr_add(struct agent *a, const char *name)
+{
+	struct modptr *p;
+
+	if (a->mods.nptrs >= MAX_POINTERS) {
+		log_warnx("module %s: more than %d module names published; ignored", name,
+		    MAX_POINTERS);
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->agent = a;
+	p->next = a->mods.ptrs;
+	a->mods.ptrs = p;
+	a->mods.nptrs++;
+	return p;
+}
+
+static void
+ptr_retire(struct agent *a, struct modptr *p)
+{
+	(void)a;
+	if (p->raw == NULL)
+		return;
+	log_notice("module %s: retired by its publisher (cached builds still run)",
+	    p->name);
+	free(p->raw);
+	p->raw = NULL;
+	p->len = 0;
+	p->checked = false;
+}
+
+static void
+pointer_message(struct agent *a, const char *name, const uint8_t *buf, size_t len)
+{
+	struct modptr *p = ptr_find(a, name);
+	uint8_t *copy;
+
+	if (len > POINTER_MAX) {
+		log_warnx("module %s: pointer of %zu bytes ignored (too large)", name, len);
+		return;
+	}
+	if (p == NULL && (len == 0 || (p = ptr_add(a, name)) == NULL))
+		return;
+	p->gen = a->mods.gen;
+	if (len == 0) {
+		ptr_retire(a, p);
+		return;
+	}
+	if (p->raw && p->len == len && memcmp(p->raw, buf, len) == 0)
+		return;
+	if ((copy = malloc(len)) == NULL)
+		return;
+	memcpy(copy, buf, len);
+	free(p->raw);
+	p->raw = copy;
+	p->len = len;
+	p->checked = false;
+	prefetch_schedule(a, p);
+}
+
+void
+modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
+{
+	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1];
+
+	if (topic_parse_module(topic, a->root, name, sha) != MU_OK)
+		return;
+	if (sha[0])
+		artifact_message(a, sha, p, len);
+	else
+		pointer_message(a, name, p, len);
+}
+
+int
+modsrc_subscription(const struct agent *a, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/v1/modules/+", a->root);
+
+	return n < 0 || (size_t)n >= len ? MU_EINVAL : MU_OK;
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+/* The retained pointers have been delivered: names without one now are
+ * not published (a pointer retired while we were away is dropped). */
+static void
+settle_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+	struct modptr *p;
+
+	(void)l, (void)id;
+	a->mods.settle_timer = 0;
+	a->mods.settled = true;
+	for (p = a->mods.ptrs; p; p = p->next)
+		if (p->gen != a->mods.gen)
+			ptr_retire(a, p);
+	run_module_ready(a, "");
+}
+
+void
+modsrc_connected(struct agent *a)
+{
+	struct modfetch *f;
+	char *topic;
+
+	a->mods.gen++;
+	a->mods.settled = false;
+	a->mods.awaiting_suback = true;
+	if (a->mods.settle_timer) {
+		loop_del_timer(a->loop, a->mods.settle_timer);
+		a->mods.settle_timer = 0;
+	}
+	for (f = a->mods.fetches; f; f = f->next) {
+		topic = f->topic;
+		bus_subscribe(a->bus, &topic, 1, 1, NULL);
+	}
+}
+
+void
+modsrc_subscribed(struct agent *a)
+{
+	if (!a->mods.awaiting_suback)
+		return;
+	a->mods.awaiting_suback = false;
+	a->mods.settle_timer = loop_add_timer(a->loop, SETTLE_MS, settle_fired, a);
+}
+
+/* ---- a run's module ------------------------------------------------------- */
+
+/* A build by sha256: from the cache, else fetched (the run waits). */
+static int
+open_build(struct agent *a, struct run *r, const char *sha, struct module_file *out,
+    struct mu_err *err)
+{
+	struct modcached *e = modcache_find(a, sha);
+	int rc;
+
+	if (e && (rc = modcache_open(a, e, out, err)) != MU_ESTALE)
+		return rc;
+	if ((rc = fetch_start(a, r->job.module, sha, err)) != MU_OK)
+		return rc;
+	snprintf(r->wait_sha, sizeof(r->wait_sha), "%s", sha);
+	return MODSRC_WAIT;
+}
+
+/* A pinned build: the cache, a local file with that very hash, or the
+ * broker - never the rollback floor (the job was signed for this build). */
+static int
+open_pinned(struct agent *a, struct run *r, struct module_file *out, struct mu_err *err)
+{
+	const char *pin = r->job.module_sha256;
+	struct modcached *e = modcache_find(a, pin);
+	int rc;
+
+	if (e && (rc = modcache_open(a, e, out, err)) != MU_ESTALE)
+		return rc;
+	if (local_open(a, r->job.module, out, err) == MU_OK) {
+		if (strcmp(out->sha256, pin) == 0)
+			return MU_OK;
+		close(out->memfd);
+		out->memfd = -1;
+	}
+	return open_build(a, r, pin, out, err);
+}
+
+int
+modsrc_open(struct agent *a, struct run *r, struct module_file *out, struct mu_err *err)
+{
+	const char *name = r->job.module;
+	struct modcached *e;
+	struct modptr *p;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->memfd = -1;
+	r->wait_sha[0] = '\0';
+	if (r->job.module_sha256[0])
+		return open_pinned(a, r, out, err);
+	if (a->cfg.prefer_local && (rc = local_open(a, name, out, err)) != MU_ENOENT)
+		return rc;
+	p = ptr_find(a, name);
+	if (p && p->raw) {
+		if ((rc = ptr_check(a, p, err)) != MU_OK)
+			return rc;
+		return open_build(a, r, p->sha256, out, err);
+	}
+	if (!a->mods.settled)
+		return MODSRC_WAIT;	/* wait_sha "": for the pointers */
+	if (!a->cfg.prefer_local && (rc = local_open(a, name, out, err)) != MU_ENOENT)
+		return rc;
+	/* Retired, but this host has a build its publisher signed. */
+	if ((e = modcache_newest(a, name)) != NULL && modcache_open(a, e, out, err) == MU_OK)
+		return MU_OK;
+	return mu_errf(err, MU_ENOENT, "module %s is not published and not installed on "
+	    "this host", name);
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+int
+modsrc_init(struct agent *a, struct mu_err *err)
+{
+	if (a->cfg.npublishers == 0)
+		log_info("no [trust] publishers: only modules in %s can run",
+		    a->cfg.modules_dir);
+	return modcache_load(a, err);
+}
+
+void
+modsrc_free(struct agent *a)
+{
+	struct modfetch *f;
+	struct modptr *p;
+
+	if (a->mods.fetches_started || a->mods.cache_hits || a->mods.refused)
+		log_info("modules: %" PRIu64 " fetches started, %" PRIu64 " stored, %" PRIu64
+		    " cache hits, %" PRIu64 " refused, %" PRIu64 " damaged cache entries",
+		    a->mods.fetches_started, a->mods.fetched, a->mods.cache_hits,
+		    a->mods.refused, a->mods.tampered);
+	while ((f = a->mods.fetches) != NULL) {
+		a->mods.fetches = f->next;
+		free(f);
+	}
+	while ((p = a->mods.ptrs) != NULL) {
+		a->mods.ptrs = p->next;
+		free(p->raw);
+		free(p);
+	}
+	modcache_free(a);
 }

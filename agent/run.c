@@ -39,6 +39,8 @@ struct spawn {
 
 static void run_finish(struct agent *a, struct run *r);
 static void run_schedule(struct agent *a);
+static void run_fail(struct agent *a, struct run *r, enum result_status st,
+    const char *why);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -64,6 +66,12 @@ fd_high(int *fd)
 	close(*fd);
 	*fd = n;
 	return 0;
+}
+
+static uint64_t
+run_timeout_ms(const struct agent *a, const struct run *r)
+{
+	return r->job.timeout_ms ? r->job.timeout_ms : a->cfg.timeout_ms;
 }
 
 static uint64_t
@@ -404,18 +412,17 @@ timeout_fired(struct loop *l, uint64_t id, void *arg)
 	}
 }
 
+/* Takes over mod->memfd. */
 static int
-run_spawn(struct agent *a, struct run *r, struct mu_err *err)
+run_spawn(struct agent *a, struct run *r, struct module_file *mod, struct mu_err *err)
 {
-	struct module_file mod;
 	struct spawn s = { .in_r = -1, .out_w = -1, .ev_w = -1, .memfd = -1 };
 	uint64_t timeout;
 	int rc;
 
-	if ((rc = modsrc_open(a, &r->job, &mod, err)) != MU_OK)
-		return rc;
-	snprintf(r->module_sha256, sizeof(r->module_sha256), "%s", mod.sha256);
-	s.memfd = mod.memfd;
+	snprintf(r->module_sha256, sizeof(r->module_sha256), "%s", mod->sha256);
+	s.memfd = mod->memfd;
+	mod->memfd = -1;
 	spawn_prepare(a, &s);
 	if ((rc = pipes_open(r, &s, err)) != MU_OK) {
 		spawn_close_child_ends(&s);
@@ -431,27 +438,69 @@ run_spawn(struct agent *a, struct run *r, struct mu_err *err)
 	loop_add_fd(a->loop, r->in_fd, POLLOUT, on_stdin, a);
 	loop_add_fd(a->loop, r->ev_fd, POLLIN, on_pipe, a);
 	loop_add_fd(a->loop, r->out_fd, POLLIN, on_pipe, a);
-	timeout = r->job.timeout_ms ? r->job.timeout_ms : a->cfg.timeout_ms;
+	timeout = run_timeout_ms(a, r);
 	r->timeout_timer = loop_add_timer(a->loop, timeout, timeout_fired, r);
 	return MU_OK;
 }
 
 static void
+wait_expired(struct loop *l, uint64_t id, void *arg)
+{
+	struct run *r = arg;
+	char why[200];
+
+	(void)l, (void)id;
+	r->wait_timer = 0;
+	if (r->wait_sha[0])
+		snprintf(why, sizeof(why), "module %s: build %.12s... not fetched within the "
+		    "job's timeout (%.1f s)", r->job.module, r->wait_sha,
+		    r->wait_timer_ms / 1000.0);
+	else
+		snprintf(why, sizeof(why), "module %s: no word from the broker on whether it "
+		    "is published within %.1f s", r->job.module, r->wait_timer_ms / 1000.0);
+	run_fail(r->agent, r, RS_ERROR, why);
+}
+
+/*
+ * The run waits for its module (modsrc.c) and holds no slot meanwhile.
+ * A fetch has its own limit (fetch_timeout) and answers every run waiting
+ * for it; this bounds each run by its own timeout too.
+ */
+static void
+run_wait(struct agent *a, struct run *r)
+{
+	uint64_t t = run_timeout_ms(a, r);
+
+	if (r->wait_sha[0] == '\0' && t > a->cfg.fetch_timeout_ms)
+		t = a->cfg.fetch_timeout_ms;
+	r->state = RUN_WAITING;
+	if (r->wait_timer)
+		loop_del_timer(a->loop, r->wait_timer);
+	r->wait_timer_ms = t;
+	r->wait_timer = loop_add_timer(a->loop, t, wait_expired, r);
+}
+
+static void
 run_start(struct agent *a, struct run *r)
 {
+	struct module_file mod;
 	struct mu_err err;
+	int rc;
 
+	rc = modsrc_open(a, r, &mod, &err);
+	if (rc == MODSRC_WAIT) {
+		run_wait(a, r);
+		return;
+	}
 	r->state = RUN_RUNNING;
 	r->started_at = now_wall_ms();
 	a->nrunning++;
 	stream_event(a, r, EV_STARTED, NULL, 0, -1);
-	if (run_spawn(a, r, &err) != MU_OK) {
+	if (rc == MU_OK)
+		rc = run_spawn(a, r, &mod, &err);
+	if (rc != MU_OK) {
 		log_warnx("job %s: %s", r->job.id, err.msg);
-		r->have_verdict = true;
-		r->verdict = RS_ERROR;
-		r->reason = strdup(err.msg);
-		r->reaped = true;
-		run_finish(a, r);
+		run_fail(a, r, RS_ERROR, err.msg);
 		return;
 	}
 	log_info("job %s: running module %s (pid %d)", r->job.id, r->job.module, (int)r->pid);
@@ -482,6 +531,7 @@ run_submit(struct agent *a, struct run *r)
 	r->state = RUN_QUEUED;
 	r->pid = -1;
 	r->in_fd = r->ev_fd = r->out_fd = -1;
+	r->agent = a;
 	for (p = &a->runs; *p; p = &(*p)->next)
 		;
 	*p = r;
@@ -596,6 +646,8 @@ run_finish(struct agent *a, struct run *r)
 		loop_del_timer(a->loop, r->timeout_timer);
 	if (r->kill_timer)
 		loop_del_timer(a->loop, r->kill_timer);
+	if (r->wait_timer)
+		loop_del_timer(a->loop, r->wait_timer);
 	run_close_pipes(a, r);
 	run_unlink(a, r);
 	run_free(r);
@@ -648,7 +700,7 @@ void
 run_cancel(struct agent *a, struct run *r)
 {
 	r->cancelled = true;
-	if (r->state == RUN_QUEUED) {
+	if (r->state == RUN_QUEUED || r->state == RUN_WAITING) {
 		r->reaped = true;
 		run_finish(a, r);
 		return;
@@ -676,4 +728,55 @@ run_interrupt_all(struct agent *a)
 		}
 		run_finish(a, r);
 	}
+}
+
+/* A run that never got a runner: answer it with st and why. */
+static void
+run_fail(struct agent *a, struct run *r, enum result_status st, const char *why)
+{
+	r->have_verdict = true;
+	r->verdict = st;
+	free(r->reason);
+	r->reason = strdup(why);
+	r->reaped = true;
+	run_finish(a, r);
+}
+
+void
+run_module_ready(struct agent *a, const char *sha256)
+{
+	struct run *r;
+
+	for (r = a->runs; r; r = r->next)
+		if (r->state == RUN_WAITING && strcmp(r->wait_sha, sha256) == 0) {
+			r->state = RUN_QUEUED;
+			if (r->wait_timer)
+				loop_del_timer(a->loop, r->wait_timer);
+			r->wait_timer = 0;
+		}
+	run_schedule(a);
+}
+
+static struct run *
+run_first_done(struct agent *a)
+{
+	struct run *r;
+
+	for (r = a->runs; r && r->state != RUN_DONE; r = r->next)
+		;
+	return r;
+}
+
+void
+run_module_failed(struct agent *a, const char *sha256, const char *why)
+{
+	struct run *r;
+
+	/* Mark first: failing one schedules others, which may start a new
+	 * fetch of the same build and must wait for that one. */
+	for (r = a->runs; r; r = r->next)
+		if (r->state == RUN_WAITING && strcmp(r->wait_sha, sha256) == 0)
+			r->state = RUN_DONE;
+	while ((r = run_first_done(a)) != NULL)
+		run_fail(a, r, RS_ERROR, why);
 }

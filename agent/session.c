@@ -206,11 +206,12 @@ result_submit(struct agent *a, struct result *r)
 
 /* ---- bus events ------------------------------------------------------- */
 
+/* Jobs, and the module pointers (modsrc.c). */
 static void
-subscribe_jobs(struct agent *a)
+subscribe_all(struct agent *a)
 {
-	char topics[CONF_MAX_GROUPS + 2][TOPIC_MAX];
-	char *ptrs[CONF_MAX_GROUPS + 2];
+	char topics[CONF_MAX_GROUPS + 3][TOPIC_MAX];
+	char *ptrs[CONF_MAX_GROUPS + 3];
 	struct mu_err err;
 	int i, n = 0;
 
@@ -222,6 +223,8 @@ subscribe_jobs(struct agent *a)
 		if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_GROUP_JOBS,
 		    a->cfg.groups[i], NULL) == MU_OK)
 			n++;
+	if (modsrc_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
+		n++;
 	for (i = 0; i < n; i++)
 		ptrs[i] = topics[i];
 	if (bus_subscribe(a->bus, ptrs, n, 1, &err) != MU_OK)
@@ -252,7 +255,8 @@ on_connected(struct agent *a, const struct bus_event *ev)
 	spool_flush(a);
 	/* Re-subscribing is harmless when the session was kept, and needed
 	 * when it was not. */
-	subscribe_jobs(a);
+	modsrc_connected(a);
+	subscribe_all(a);
 	session_publish_status(a, true, NULL);
 }
 
@@ -263,6 +267,21 @@ on_disconnected(struct agent *a, const struct bus_event *ev)
 	log_warnx("%s: %s", ev->type == BUS_LOST ? "connection lost" : "connect failed",
 	    ev->reason);
 	schedule_reconnect(a);
+}
+
+/* Module topics carry retained pointers and artifacts; a job never comes
+ * retained (an operator's retained job would be replayed to every new
+ * subscriber). */
+static void
+on_message(struct agent *a, const struct bus_event *ev)
+{
+	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1];
+
+	if (topic_parse_module(ev->topic, a->root, name, sha) == MU_OK) {
+		if (!a->stopping)
+			modsrc_message(a, ev->topic, ev->payload, ev->len);
+	} else if (!ev->retained)
+		intake_message(a, ev->topic, ev->payload, ev->len);
 }
 
 static void
@@ -279,8 +298,7 @@ on_bus_event(struct agent *a, struct bus_event *ev)
 		on_disconnected(a, ev);
 		break;
 	case BUS_MESSAGE:
-		if (!ev->retained)
-			intake_message(a, ev->topic, ev->payload, ev->len);
+		on_message(a, ev);
 		break;
 	case BUS_PUBLISHED:
 		spool_acked(&a->spool, ev->token);
@@ -291,6 +309,7 @@ on_bus_event(struct agent *a, struct bus_event *ev)
 				s->token = 0;
 		break;
 	case BUS_SUBSCRIBED:
+		modsrc_subscribed(a);
 		break;
 	case BUS_SUBSCRIBE_FAILED:
 		log_warnx("subscription refused by the broker");
@@ -436,9 +455,9 @@ session_stop(struct agent *a)
 					said_goodbye = said_goodbye || ev->token == token;
 				} else if (ev->type == BUS_PUBLISH_FAILED)
 					said_goodbye = said_goodbye || ev->token == token;
-				else if (ev->type == BUS_MESSAGE && !ev->retained)
+				else if (ev->type == BUS_MESSAGE)
 					/* Paho has acknowledged it: answer it, or it is lost. */
-					intake_message(a, ev->topic, ev->payload, ev->len);
+					on_message(a, ev);
 				else if (ev->type == BUS_LOST)
 					up = false;
 				bus_event_free(ev);

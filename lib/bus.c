@@ -483,6 +483,20 @@ bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
 	return MU_OK;
 }
 
+int
+bus_unsubscribe(struct bus *b, const char *topic, struct mu_err *err)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	/* No callbacks: nobody waits for the UNSUBACK. */
+	rc = MQTTAsync_unsubscribe(b->client, topic, &ro);
+	if (rc != MQTTASYNC_SUCCESS)
+		return mu_errf(err, MU_EIO, "unsubscribe %s: %s", topic,
+		    MQTTAsync_strerror(rc));
+	return MU_OK;
+}
+
 /*
  * Pending means: Paho still holds the publish, or it has completed but the
  * owner has not taken its BUS_PUBLISHED / BUS_PUBLISH_FAILED event from the

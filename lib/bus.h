@@ -83,6 +83,7 @@ int bus_publish(struct bus *b, const char *topic, const void *payload, size_t le
     int qos, bool retain, uint32_t expiry_s, int *token, struct mu_err *err);
 int bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
     struct mu_err *err);
+int bus_unsubscribe(struct bus *b, const char *topic, struct mu_err *err);
 /* Whether Paho still holds this publish token (in flight or queued). */
 bool bus_token_pending(struct bus *b, int token);
 /* Orderly MQTT disconnect (the broker then drops the will). */

@@ -421,6 +421,20 @@ set_protocol(struct conf_ctx *x, const struct conf_key *k, void *field,
 }
 
 static int
+set_prefer(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	(void)k;
+	if (strcmp(v, "signed") == 0)
+		*(bool *)field = false;
+	else if (strcmp(v, "local") == 0)
+		*(bool *)field = true;
+	else
+		return conf_bad(x, "bad choice '%s' (want signed or local)", v);
+	return MU_OK;
+}
+
+static int
 set_log_level(struct conf_ctx *x, const struct conf_key *k, void *field,
     const char *v)
 {
@@ -565,12 +579,25 @@ static const struct conf_key limits_keys[] = {
 	KEY_END
 };
 
+static const struct conf_key modules_keys[] = {
+	KEY("cache", set_size, struct agent_config, module_cache),
+	KEY("prefer", set_prefer, struct agent_config, prefer_local),
+	KEY_RANGE("fetch_timeout", set_duration, struct agent_config,
+	    fetch_timeout_ms, 1, UINT64_MAX),
+	KEY("prefetch_delay", set_duration, struct agent_config,
+	    prefetch_delay_ms),
+	KEY_RANGE("max_size", set_size, struct agent_config, module_max,
+	    1, CONF_MODULE_MAX),
+	KEY_END
+};
+
 static const struct conf_section agent_sections[] = {
 	{ "agent", agent_keys, 0 },
 	{ "broker", broker_keys, offsetof(struct agent_config, broker) },
 	{ "wake", wake_keys, 0 },
 	{ "trust", trust_keys, 0 },
 	{ "limits", limits_keys, 0 },
+	{ "modules", modules_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -855,6 +882,10 @@ config_agent_defaults(struct agent_config *c)
 	c->memory = 512ULL << 20;
 	c->output = 64ULL << 10;
 	c->cpu_ms = 5 * 60 * 1000;
+	c->module_cache = 256ULL << 20;
+	c->fetch_timeout_ms = 30 * 1000;
+	c->prefetch_delay_ms = 10 * 60 * 1000;
+	c->module_max = CONF_MODULE_MAX;
 }
 
 /* Parsed into a copy, so that a bad file (say on reload) changes nothing. */

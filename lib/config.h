@@ -26,6 +26,7 @@
 #define CONF_MAX_CIDRS	32
 #define CONF_MAX_FPRS	16
 #define CONF_URI_MAX	256
+#define CONF_MODULE_MAX	(64ULL << 20)	/* = WIRE_MAX_BIN, DESIGN §3 */
 
 #define AGENT_CONF_DEFAULT	"/etc/muster/agent.conf"
 
@@ -77,6 +78,12 @@ struct agent_config {
 	uint64_t memory;		/* bytes, default 512M (RLIMIT_AS) */
 	uint64_t output;		/* bytes, default 64K */
 	uint64_t cpu_ms;		/* default 5m (RLIMIT_CPU) */
+	/* [modules]: signed modules fetched over the broker (agent/modsrc.c) */
+	uint64_t module_cache;		/* bytes of cache, LRU-evicted; default 256M */
+	bool prefer_local;		/* key "prefer": signed (default) | local */
+	uint64_t fetch_timeout_ms;	/* wait for a pointer/artifact; default 30s */
+	uint64_t prefetch_delay_ms;	/* max random delay of a prefetch; default 10m */
+	uint64_t module_max;		/* largest module accepted; default 64M */
 };
 
 struct ctl_config {

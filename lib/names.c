@@ -207,3 +207,29 @@ topic_parse_jobs(const char *topic, const char *root, struct job_target *out)
 	memcpy(out->name, name, nlen + 1);
 	return MU_OK;
 }
+
+int
+topic_parse_module(const char *topic, const char *root, char *name, char *sha256)
+{
+	size_t rlen = strlen(root), nlen;
+	const char *p, *slash;
+
+	name[0] = sha256[0] = '\0';
+	if (strncmp(topic, root, rlen) != 0 || strncmp(topic + rlen, "/v1/modules/", 12) != 0)
+		return MU_EINVAL;
+	p = topic + rlen + 12;
+	slash = strchr(p, '/');
+	nlen = slash ? (size_t)(slash - p) : strlen(p);
+	if (nlen == 0 || nlen > NAME_MAX_LEN)
+		return MU_EINVAL;
+	memcpy(name, p, nlen);
+	name[nlen] = '\0';
+	if (!name_valid(name))
+		return MU_EINVAL;
+	if (slash == NULL)
+		return MU_OK;
+	if (strlen(slash + 1) != SHA256_HEX_LEN || !sha256hex_valid(slash + 1))
+		return MU_EINVAL;
+	memcpy(sha256, slash + 1, SHA256_HEX_LEN + 1);
+	return MU_OK;
+}

@@ -70,4 +70,11 @@ int topic_for_target(char *buf, size_t len, const char *root,
  */
 int topic_parse_jobs(const char *topic, const char *root, struct job_target *out);
 
+/*
+ * Parse R/modules/<name> (sha256 set to "") or R/modules/<name>/<sha256>.
+ * name: NAME_MAX_LEN + 1 bytes, sha256: SHA256_HEX_LEN + 1.  MU_EINVAL for
+ * any other topic.
+ */
+int topic_parse_module(const char *topic, const char *root, char *name, char *sha256);
+
 #endif

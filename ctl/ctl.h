@@ -66,6 +66,7 @@ int cmd_run(struct ctl *c, int argc, char **argv);	/* run, ping, version */
 int cmd_cancel(struct ctl *c, int argc, char **argv);
 int cmd_hosts(struct ctl *c, int argc, char **argv);
 int cmd_watch(struct ctl *c, int argc, char **argv);
+int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
 
 /* Output helpers (report.c). */
 json_t *result_json(const struct result *r);

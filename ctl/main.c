@@ -51,6 +51,10 @@ usage(FILE *f)
 	    "  hosts [--json]      every host's retained status\n"
 	    "  watch [--job ID] [--host H] [--json]   the live result stream\n"
 	    "  keygen DIR [NAME]   make an operator Ed25519 key pair (NAME.key, NAME.pub)\n"
+	    "  module publish FILE.so [--version V]   sign and publish a module\n"
+	    "  module list [--json]                   published modules and signers\n"
+	    "  module show NAME    one module's manifest and artifact\n"
+	    "  module retire NAME [--purge]           stop publishing a module\n"
 	    "\n"
 	    "global options (override ~/.config/muster/muster.conf or $MUSTER_CONFIG):\n"
 	    "  -c, --config FILE   configuration file\n"
@@ -63,6 +67,7 @@ usage(FILE *f)
 	    "\n"
 	    "exit codes: 0 all passed; 1 some result was not pass; 3 some expected\n"
 	    "hosts did not answer (and none failed); 2 usage, config or connection error.\n"
+	    "module: 0 done; 1 no such module; 2 usage, config, key or broker error.\n"
 	    "Run `muster COMMAND --help` for a command's options.\n");
 }
 
@@ -347,7 +352,7 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run }, { "ping", cmd_run }, { "version", cmd_run },
 	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "watch", cmd_watch },
-	{ "keygen", cmd_keygen },
+	{ "keygen", cmd_keygen }, { "module", cmd_module },
 };
 
 /*

@@ -1,0 +1,1221 @@
+/*
+ * module.c - muster module publish | list | show | retire: the publisher's
+ * side of signed modules on the broker (DESIGN §3 "Modules and releases on
+ * the broker"; docs/modules.md "Publishing a module").
+ *
+ * publish reads the module's descriptor through `muster-runner --describe`
+ * (run on the very bytes it then publishes, through a memfd, so the file
+ * cannot change in between), signs a module manifest with the publisher's
+ * OpenPGP key (lib/pgp.c), and publishes the artifact, then the pointer,
+ * both retained at QoS 1, each acknowledged by the broker.  The artifact
+ * goes first so that a pointer never names an artifact the broker lacks.
+ *
+ * Ownership: a struct mod_ptr owns its raw payload; its decoded pointer and
+ * manifest borrow from it (wire.h) and mod_ptr_free() releases all three.
+ * Every other buffer is owned by the function that allocated it and freed
+ * before it returns.  No global state: everything lives in struct ctl or
+ * on the stack.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "pgp.h"
+#include "util.h"
+
+extern char **environ;
+
+#define EXIT_NOTFOUND		1	/* show/retire: the module has no pointer */
+#define RETAINED_QUIET_MS	300	/* no retained message for this long: done */
+#define ARTIFACT_WAIT_MS	3000	/* an artifact may be large: wait longer */
+#define SUBACK_WAIT_MS		10000
+#define PUBACK_WAIT_MS		30000
+#define DESCRIBE_WAIT_MS	10000	/* muster-runner --describe */
+#define DESCRIBE_OUT_MAX	(64 * 1024)
+
+/* ---- usage ------------------------------------------------------------ */
+
+static const char usage_module[] =
+    "usage: muster module publish|list|show|retire ... (--help for each)\n"
+    "  publish FILE.so [--version V] [--runner PATH] [--json]\n"
+    "                      sign and publish a module (artifact and pointer)\n"
+    "  list [--json]       every published module, its signer checked\n"
+    "  show NAME [--json]  one module's manifest, and whether its artifact is\n"
+    "                      on the broker\n"
+    "  retire NAME [--purge]   clear the pointer (and with --purge the\n"
+    "                      artifacts): hosts stop fetching it\n"
+    "exit: 0 done; 1 no such module (show, retire); 2 usage, config, key,\n"
+    "broker or publish error\n";
+
+static const char usage_publish[] =
+    "usage: muster module publish FILE.so [--version V] [--runner PATH] [--json]\n"
+    "  reads name, version and ABI with `muster-runner --describe` (which loads\n"
+    "  the module: publish only what you built), signs a manifest (sha256,\n"
+    "  size, published_at) with [publisher] fingerprint from [publisher]\n"
+    "  gnupg_home (or the global --fingerprint, --gnupg-home), and publishes\n"
+    "  the artifact on R/modules/NAME/SHA256, then the pointer on R/modules/NAME,\n"
+    "  both retained, each acknowledged by the broker\n"
+    "  --version V     must equal the module's own version (a check, never an\n"
+    "                  override: hosts report the version the module states)\n"
+    "  --runner PATH   muster-runner to use (default: $MUSTER_RUNNER, then next\n"
+    "                  to this muster binary, then ../runner/ of it, then PATH)\n"
+    "  --json          one JSON object: what was published\n"
+    "exit: 0 published; 2 bad module, key, config or broker error (nothing or,\n"
+    "when the pointer was refused, only the artifact was published)\n";
+
+static const char usage_list[] =
+    "usage: muster module list [--json]\n"
+    "  every module pointer retained on the broker: name, version, sha256, size,\n"
+    "  when published, and the signer: its fingerprint when the signature is\n"
+    "  good and by [publisher] fingerprint, \"unknown signer\" when it is by\n"
+    "  another key, \"BAD SIGNATURE\" when it does not verify\n"
+    "  --json          one JSON object per module\n";
+
+static const char usage_show[] =
+    "usage: muster module show NAME [--json]\n"
+    "  the pointer's manifest (every field), the signature check, and whether\n"
+    "  the artifact it names is on the broker and matches\n"
+    "exit: 0 shown; 1 not published; 2 usage, config or broker error\n";
+
+static const char usage_retire[] =
+    "usage: muster module retire NAME [--purge]\n"
+    "  clears the retained pointer R/modules/NAME.  Hosts that have the module\n"
+    "  cached keep running their cached build for jobs; hosts without it answer\n"
+    "  \"error: module NAME is not published\".\n"
+    "  --purge         also clear every artifact R/modules/NAME/+ (jobs that pin\n"
+    "                  a build's sha256 can then not fetch it either)\n"
+    "exit: 0 retired; 1 not published (nothing to retire); 2 usage, config or\n"
+    "broker error\n";
+
+/* getopt_long over a subcommand's argv; --help prints text to stdout. */
+static int
+sub_opts(int argc, char **argv, const struct option *opts, const char *text,
+    int (*take)(int o, const char *v, void *arg), void *arg)
+{
+	int o;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'h') {
+			fputs(text, stdout);
+			return CTL_HELP;
+		}
+		if (o == '?' || take(o, optarg, arg) != 0) {
+			fputs(text, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* ---- the module file and its descriptor -------------------------------- */
+
+struct desc {
+	char name[NAME_MAX_LEN + 1];
+	char version[WIRE_MAX_VERSION + 1];
+	uint32_t abi;
+};
+
+/* The whole file, which must be a regular file of 1..WIRE_MAX_BIN bytes. */
+static int
+read_so(const char *path, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	*out = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+		fprintf(stderr, "muster: %s: %s\n", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return EXIT_USAGE;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > WIRE_MAX_BIN) {
+		fprintf(stderr, "muster: %s: not a regular file of 1 byte to %u MiB\n",
+		    path, WIRE_MAX_BIN >> 20);
+		close(fd);
+		return EXIT_USAGE;
+	}
+	if ((buf = malloc((size_t)st.st_size)) == NULL) {
+		close(fd);
+		return fprintf(stderr, "muster: out of memory\n"), EXIT_USAGE;
+	}
+	while (got < (size_t)st.st_size &&
+	    ((n = read(fd, buf + got, (size_t)st.st_size - got)) > 0 ||
+	    (n == -1 && errno == EINTR)))
+		if (n > 0)
+			got += (size_t)n;
+	close(fd);
+	if (got != (size_t)st.st_size) {
+		fprintf(stderr, "muster: %s: short read (the file changed?)\n", path);
+		free(buf);
+		return EXIT_USAGE;
+	}
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+static bool
+executable(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* --runner, $MUSTER_RUNNER, next to this binary (installed: both in bin/),
+ * ../runner/ of it (the build tree), then PATH. */
+static int
+find_runner(const char *flag, char *out, size_t size)
+{
+	char self[PATH_MAX - 64], *slash, *path, *p, *save = NULL;
+	const char *env = getenv("MUSTER_RUNNER");
+	ssize_t n;
+
+	if (flag || (env && env[0])) {
+		snprintf(out, size, "%s", flag ? flag : env);
+		if (executable(out))
+			return 0;
+		fprintf(stderr, "muster: %s: not an executable muster-runner\n", out);
+		return EXIT_USAGE;
+	}
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL)
+			*slash = '\0';
+		snprintf(out, size, "%s/muster-runner", self);
+		if (executable(out))
+			return 0;
+		snprintf(out, size, "%s/../runner/muster-runner", self);
+		if (executable(out))
+			return 0;
+	}
+	if ((path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin")) == NULL)
+		return EXIT_USAGE;
+	for (p = strtok_r(path, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		snprintf(out, size, "%s/muster-runner", p);
+		if (executable(out)) {
+			free(path);
+			return 0;
+		}
+	}
+	free(path);
+	fprintf(stderr, "muster: cannot find muster-runner (use --runner PATH or "
+	    "$MUSTER_RUNNER)\n");
+	return EXIT_USAGE;
+}
+
+/* An fd of ours at 10 or above, so the child's dup2 onto 1 and 3 never
+ * meets itself (dup2 onto the same fd would keep close-on-exec). */
+static int
+fd_high(int fd)
+{
+	int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+
+	close(fd);
+	return h;
+}
+
+/* Start the runner on the bytes in memfd (as /proc/self/fd/3), its stdout
+ * into the pipe, stderr to /dev/null (its reason is in the JSON too), with
+ * signals as a fresh process has them. */
+static int
+describe_spawn(const char *runner, int memfd, int pipe_w, pid_t *pid)
+{
+	char *argv[] = { (char *)runner, "--describe", "/proc/self/fd/3", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	int rc;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawn_file_actions_adddup2(&fa, memfd, 3);
+	posix_spawn_file_actions_adddup2(&fa, pipe_w, 1);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(pid, runner, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+/* Read the runner's stdout (bounded; the rest is drained) until EOF or the
+ * deadline, then reap it.  Returns its wait status, or -1 on timeout. */
+static int
+describe_collect(pid_t pid, int fd, char *out, size_t size, size_t *len)
+{
+	uint64_t deadline = now_mono_ms() + DESCRIBE_WAIT_MS;
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	char sink[4096];
+	int status = 0, timed_out = 0;
+	ssize_t n;
+
+	*len = 0;
+	for (;;) {
+		uint64_t now = now_mono_ms();
+
+		if (now >= deadline) {
+			timed_out = 1;
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		if (*len < size)
+			n = read(fd, out + *len, size - *len);
+		else
+			n = read(fd, sink, sizeof(sink));
+		if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
+			break;
+		if (n > 0 && *len < size)
+			*len += (size_t)n;
+	}
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	return timed_out ? -1 : status;
+}
+
+static int
+desc_from_json(const char *file, const char *text, size_t len, int status,
+    struct desc *d)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, 0, &je), *v;
+	const char *name = NULL, *version = NULL;
+	json_int_t abi = -1;
+	int rc = EXIT_USAGE;
+
+	if (j && json_is_string(v = json_object_get(j, "error")))
+		fprintf(stderr, "muster: %s: broken module descriptor: %s\n", file,
+		    json_string_value(v));
+	else if (j == NULL || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fprintf(stderr, "muster: %s: muster-runner --describe failed (%s %d)\n",
+		    file, status == -1 ? "timed out after" : WIFEXITED(status) ?
+		    "exit" : "signal", status == -1 ? DESCRIBE_WAIT_MS / 1000 :
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	else if (json_unpack(j, "{s:s, s:s, s:I}", "name", &name, "version", &version,
+	    "abi", &abi) != 0 || !name_valid(name) || strlen(version) == 0 ||
+	    strlen(version) > WIRE_MAX_VERSION || abi < 0 || abi > UINT32_MAX)
+		fprintf(stderr, "muster: %s: the descriptor's name, version or ABI is "
+		    "not publishable\n", file);
+	else {
+		snprintf(d->name, sizeof(d->name), "%s", name);
+		snprintf(d->version, sizeof(d->version), "%s", version);
+		d->abi = (uint32_t)abi;
+		rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+/* The descriptor of the bytes in so, as muster-runner --describe sees it. */
+static int
+describe(const char *runner, const char *file, const uint8_t *so, size_t len,
+    struct desc *d)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	int memfd, p[2] = { -1, -1 }, status, rc = EXIT_USAGE;
+	pid_t pid;
+
+	memfd = memfd_create("muster-module", MFD_CLOEXEC);
+	if (memfd == -1 || (memfd = fd_high(memfd)) == -1 ||
+	    write_full(memfd, so, len) != MU_OK || pipe2(p, O_CLOEXEC) == -1 ||
+	    (p[1] = fd_high(p[1])) == -1 || (out = malloc(DESCRIBE_OUT_MAX)) == NULL) {
+		fprintf(stderr, "muster: describe %s: %s\n", file, strerror(errno));
+		goto done;
+	}
+	if ((errno = describe_spawn(runner, memfd, p[1], &pid)) != 0) {
+		fprintf(stderr, "muster: %s: %s\n", runner, strerror(errno));
+		goto done;
+	}
+	close(p[1]);
+	p[1] = -1;
+	status = describe_collect(pid, p[0], out, DESCRIBE_OUT_MAX, &outlen);
+	rc = desc_from_json(file, out, outlen, status, d);
+done:
+	free(out);
+	if (memfd != -1)
+		close(memfd);
+	if (p[0] != -1)
+		close(p[0]);
+	if (p[1] != -1)
+		close(p[1]);
+	return rc;
+}
+
+/* ---- the broker -------------------------------------------------------- */
+
+/* Take one retained message (may steal ev->payload); true: no need to
+ * wait for more. */
+typedef bool retained_fn(struct bus_event *ev, void *arg);
+
+struct retained {
+	retained_fn *take;
+	void *arg;
+	bool subacked, lost, done;
+	uint64_t last;
+};
+
+static bool
+on_retained(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct retained *r = arg;
+
+	(void)c;
+	if (ev->type == BUS_LOST) {
+		fprintf(stderr, "muster: lost the broker: %s\n", ev->reason);
+		r->lost = true;
+		return true;
+	}
+	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED) {
+		r->subacked = true;
+		r->last = now_mono_ms();
+		return true;	/* a new deadline: the quiet spell starts */
+	}
+	/* Only what the broker keeps: a live publish is not the state. */
+	if (ev->type == BUS_MESSAGE && ev->retained && ev->len > 0) {
+		r->done = r->take(ev, r->arg);
+		r->last = now_mono_ms();
+	}
+	return r->done;
+}
+
+/*
+ * Subscribe to filter and hand each retained message to take() (which may
+ * steal ev->payload), until nothing has come for quiet_ms after the SUBACK
+ * or the last message, or take() says it has what it wanted.  Mosquitto
+ * sends retained messages right after the SUBACK, so a quiet spell means
+ * we have them all.
+ */
+static int
+retained_collect(struct ctl *c, const char *filter, uint64_t quiet_ms,
+    retained_fn *take, void *arg)
+{
+	struct retained r = { .take = take, .arg = arg };
+	uint64_t deadline = now_mono_ms() + SUBACK_WAIT_MS, until;
+	int rc;
+
+	if ((rc = ctl_subscribe(c, filter)) != 0)
+		return rc;
+	while (!c->interrupted && !r.lost) {
+		if (r.done)
+			return 0;
+		if (r.subacked) {
+			until = r.last + quiet_ms;
+			if (now_mono_ms() >= until)
+				return 0;
+		} else if (now_mono_ms() >= deadline) {
+			fprintf(stderr, "muster: no SUBACK for %s\n", filter);
+			return EXIT_USAGE;
+		} else
+			until = deadline;
+		ctl_pump(c, until, on_retained, &r, NULL);
+	}
+	return EXIT_USAGE;
+}
+
+struct puback {
+	int token;
+	bool done, failed;
+	char why[128];
+};
+
+static bool
+on_puback(struct ctl *c, struct bus_event *ev, void *arg)
+{
+	struct puback *p = arg;
+
+	(void)c;
+	if (ev->type == BUS_LOST) {
+		snprintf(p->why, sizeof(p->why), "lost the broker: %.100s", ev->reason);
+		p->failed = true;
+	} else if ((ev->type == BUS_PUBLISHED || ev->type == BUS_PUBLISH_FAILED) &&
+	    ev->token == p->token) {
+		p->done = true;
+		p->failed = ev->type == BUS_PUBLISH_FAILED;
+		snprintf(p->why, sizeof(p->why), "%s", ev->reason[0] ? ev->reason :
+		    "refused by the broker");
+	}
+	return p->done || p->failed;
+}
+
+/* Publish retained at QoS 1 and wait for the broker's PUBACK.  A PUBACK
+ * with an error reason (MQTT 5: not authorized, too large) is a failure. */
+static int
+publish_acked(struct ctl *c, const char *topic, const void *buf, size_t len,
+    const char *what)
+{
+	struct puback p = { 0 };
+	struct mu_err err;
+
+	if (bus_publish(c->bus, topic, buf, len, 1, true, 0, &p.token, &err) != MU_OK) {
+		fprintf(stderr, "muster: cannot publish the %s on %s: %s\n", what, topic,
+		    err.msg);
+		return EXIT_USAGE;
+	}
+	ctl_pump(c, now_mono_ms() + PUBACK_WAIT_MS, on_puback, &p, NULL);
+	if (p.done && !p.failed)
+		return 0;
+	fprintf(stderr, "muster: the broker did not accept the %s on %s: %s\n", what,
+	    topic, p.failed ? p.why : c->interrupted ? "interrupted" :
+	    "no acknowledgement in time");
+	return EXIT_USAGE;
+}
+
+/* ---- pointers ---------------------------------------------------------- */
+
+enum sig_state { SIG_UNCHECKED, SIG_GOOD, SIG_UNKNOWN, SIG_BAD };
+
+struct mod_ptr {
+	char name[NAME_MAX_LEN + 1];	/* from the topic */
+	uint8_t *raw;			/* owned */
+	size_t len;
+	bool decoded;
+	struct signed_pointer p;	/* borrows raw */
+	struct module_manifest m;	/* borrows raw */
+	char problem[256];		/* why it does not decode or fit */
+	enum sig_state sig;
+	char signer[PGP_FPR_MAX + 1];
+	char sig_why[256];
+};
+
+struct ptr_list {
+	struct mod_ptr *v;
+	size_t n;
+	size_t prefix;			/* strlen("R/modules/") */
+	bool one;			/* one name asked: done at the first */
+};
+
+static void
+mod_ptr_free(struct mod_ptr *mp)
+{
+	if (mp->decoded) {
+		wire_doc_free(&mp->m.doc);
+		wire_doc_free(&mp->p.doc);
+	}
+	free(mp->raw);
+	memset(mp, 0, sizeof(*mp));
+}
+
+static void
+ptr_list_free(struct ptr_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		mod_ptr_free(&l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Decode a pointer and its manifest; on failure say why in problem. */
+static void
+mod_ptr_decode(struct mod_ptr *mp)
+{
+	struct mu_err err;
+
+	if (pointer_decode(mp->raw, mp->len, &mp->p, &err) != MU_OK) {
+		snprintf(mp->problem, sizeof(mp->problem), "bad pointer: %.200s", err.msg);
+		return;
+	}
+	if (module_manifest_decode(mp->p.manifest.ptr, mp->p.manifest.len, &mp->m,
+	    &err) != MU_OK) {
+		snprintf(mp->problem, sizeof(mp->problem), "bad manifest: %.200s", err.msg);
+		wire_doc_free(&mp->p.doc);
+		return;
+	}
+	mp->decoded = true;
+	if (strcmp(mp->m.name, mp->name) != 0)
+		snprintf(mp->problem, sizeof(mp->problem),
+		    "the manifest names module %s", mp->m.name);
+}
+
+/* Check the signature against the publisher's own keyring and key. */
+static void
+mod_ptr_verify(struct ctl *c, struct mod_ptr *mp)
+{
+	const char *allowed[1] = { c->cfg.fingerprint };
+	struct mu_err err;
+	int rc;
+
+	if (!mp->decoded)
+		return;
+	if (c->cfg.fingerprint[0] == '\0') {
+		mp->sig = SIG_UNCHECKED;
+		snprintf(mp->sig_why, sizeof(mp->sig_why), "no [publisher] fingerprint "
+		    "to check against");
+		return;
+	}
+	rc = pgp_verify(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
+	    mp->p.manifest.ptr, mp->p.manifest.len, mp->p.sig.ptr, mp->p.sig.len,
+	    allowed, 1, mp->signer, &err);
+	/* pgp.c says a key missing from the keyring with MU_ESIG and this
+	 * wording; to us that is a signer we do not know, not a forgery. */
+	if (rc == MU_OK)
+		mp->sig = SIG_GOOD;
+	else if (rc == MU_ETRUST || (rc == MU_ESIG && strstr(err.msg, "not in keyring")))
+		mp->sig = SIG_UNKNOWN;
+	else
+		mp->sig = rc == MU_ESIG ? SIG_BAD : SIG_UNCHECKED;
+	if (rc != MU_OK)
+		snprintf(mp->sig_why, sizeof(mp->sig_why), "%s", err.msg);
+}
+
+static const char *
+signer_label(const struct mod_ptr *mp)
+{
+	switch (mp->sig) {
+	case SIG_GOOD: return mp->signer;
+	case SIG_UNKNOWN: return "unknown signer";
+	case SIG_BAD: return "BAD SIGNATURE";
+	default: return "unchecked";
+	}
+}
+
+static const char *
+sig_state_name(enum sig_state s)
+{
+	static const char *names[] = { "unchecked", "good", "unknown signer", "bad" };
+
+	return names[s];
+}
+
+static bool
+ptr_take(struct bus_event *ev, void *arg)
+{
+	struct ptr_list *l = arg;
+	struct mod_ptr *v, *mp;
+	const char *name;
+
+	/* name_valid() refuses '/': artifacts and anything deeper stay out. */
+	if (strlen(ev->topic) <= l->prefix || !name_valid(name = ev->topic + l->prefix))
+		return false;
+	if ((v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL)
+		return false;
+	l->v = v;
+	mp = memset(&l->v[l->n++], 0, sizeof(*mp));
+	snprintf(mp->name, sizeof(mp->name), "%s", name);
+	mp->raw = ev->payload;
+	mp->len = ev->len;
+	ev->payload = NULL;	/* the list owns it now */
+	mod_ptr_decode(mp);
+	return l->one;
+}
+
+/* The retained pointers under filter ("R/modules/+" or one name). */
+static int
+pointers_collect(struct ctl *c, const char *filter, struct ptr_list *out)
+{
+	char base[TOPIC_MAX];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->one = strchr(filter, '+') == NULL;
+	snprintf(base, sizeof(base), "%s/v1/modules/", c->root);
+	out->prefix = strlen(base);
+	if ((rc = retained_collect(c, filter, RETAINED_QUIET_MS, ptr_take, out)) != 0)
+		ptr_list_free(out);
+	return rc;
+}
+
+/* The pointer of one module, or none (out->n == 0). */
+static int
+pointer_get(struct ctl *c, const char *name, struct ptr_list *out)
+{
+	char topic[TOPIC_MAX];
+
+	if (topic_build(topic, sizeof(topic), c->root, TOPIC_MODULE, name, NULL) !=
+	    MU_OK) {
+		fprintf(stderr, "muster: '%s' is not a module name\n", name);
+		return EXIT_USAGE;
+	}
+	return pointers_collect(c, topic, out);
+}
+
+static const char *
+when(uint64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+	return buf;
+}
+
+static json_t *
+ptr_json(const struct mod_ptr *mp)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(mp->name));
+	if (mp->decoded) {
+		json_object_set_new(o, "version", json_string(mp->m.version));
+		json_object_set_new(o, "abi", json_integer(mp->m.abi));
+		json_object_set_new(o, "sha256", json_string(mp->m.sha256));
+		json_object_set_new(o, "size", json_integer((json_int_t)mp->m.size));
+		json_object_set_new(o, "published_at",
+		    json_integer((json_int_t)mp->m.published_at));
+		json_object_set_new(o, "signature", json_string(sig_state_name(mp->sig)));
+		json_object_set_new(o, "signer", mp->sig == SIG_GOOD ?
+		    json_string(mp->signer) : json_null());
+		if (mp->sig_why[0])
+			json_object_set_new(o, "signature_error", json_string(mp->sig_why));
+	}
+	if (mp->problem[0])
+		json_object_set_new(o, "problem", json_string(mp->problem));
+	return o;
+}
+
+/* ---- publish ----------------------------------------------------------- */
+
+struct publish {
+	const char *file;
+	const char *version;	/* --version, or NULL */
+	const char *runner;	/* --runner, or NULL */
+	bool json;
+};
+
+static int
+publish_opt(int o, const char *v, void *arg)
+{
+	struct publish *p = arg;
+
+	if (o == 'V')
+		p->version = v;
+	else if (o == 'r')
+		p->runner = v;
+	else if (o == 'J')
+		p->json = true;
+	else
+		return -1;
+	return 0;
+}
+
+/* Later than now and than the pointer it replaces: agents refuse an older
+ * published_at as a rollback, and two publishes can share a millisecond or
+ * a clock can step back. */
+static int
+next_published_at(struct ctl *c, const char *name, uint64_t *out)
+{
+	struct ptr_list cur;
+	uint64_t now = now_wall_ms();
+	int rc;
+
+	if ((rc = pointer_get(c, name, &cur)) != 0)
+		return rc;
+	*out = now;
+	if (cur.n > 0 && cur.v[cur.n - 1].decoded &&
+	    cur.v[cur.n - 1].m.published_at >= now) {
+		if (cur.v[cur.n - 1].m.published_at == UINT64_MAX) {
+			fprintf(stderr, "muster: the current pointer of %s has the largest "
+			    "published_at: retire it first\n", name);
+			rc = EXIT_USAGE;
+		}
+		*out = cur.v[cur.n - 1].m.published_at + 1;
+	}
+	ptr_list_free(&cur);
+	return rc;
+}
+
+/* Sign the manifest; encode artifact and pointer. */
+static int
+publish_build(struct ctl *c, const struct module_manifest *m, const uint8_t *so,
+    msgpack_sbuffer *art, msgpack_sbuffer *ptr)
+{
+	msgpack_sbuffer man;
+	struct module_artifact a = { 0 };
+	struct signed_pointer p = { 0 };
+	struct mu_err err;
+	void *sig = NULL;
+	size_t siglen = 0;
+	int rc = EXIT_USAGE;
+
+	msgpack_sbuffer_init(&man);
+	if (module_manifest_encode(m, &man, &err) != MU_OK)
+		fprintf(stderr, "muster: manifest: %s\n", err.msg);
+	else if (pgp_sign(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
+	    c->cfg.fingerprint, man.data, man.size, &sig, &siglen, &err) != MU_OK)
+		fprintf(stderr, "muster: cannot sign with publisher key %s from %s: %s\n",
+		    c->cfg.fingerprint, c->cfg.gnupg_home[0] ? c->cfg.gnupg_home :
+		    "the default gnupg home", err.msg);
+	else {
+		a.manifest.ptr = p.manifest.ptr = (const uint8_t *)man.data;
+		a.manifest.len = p.manifest.len = man.size;
+		a.sig.ptr = p.sig.ptr = sig;
+		a.sig.len = p.sig.len = siglen;
+		a.so.ptr = so;
+		a.so.len = m->size;
+		if (module_artifact_encode(&a, art, &err) != MU_OK ||
+		    pointer_encode(&p, ptr, &err) != MU_OK)
+			fprintf(stderr, "muster: encode: %s\n", err.msg);
+		else
+			rc = 0;
+	}
+	free(sig);
+	msgpack_sbuffer_destroy(&man);
+	return rc;
+}
+
+static void
+publish_report(struct ctl *c, const struct publish *p, const struct module_manifest *m,
+    const char *art_topic, const char *ptr_topic)
+{
+	char t[32];
+
+	if (p->json) {
+		json_print_line(json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:s, s:s, s:s}",
+		    "name", m->name, "version", m->version, "abi", (int)m->abi,
+		    "sha256", m->sha256, "size", (json_int_t)m->size,
+		    "published_at", (json_int_t)m->published_at,
+		    "signer", c->cfg.fingerprint, "artifact", art_topic,
+		    "pointer", ptr_topic));
+		return;
+	}
+	printf("published %s %s\n", m->name, m->version);
+	printf("  sha256     %s\n", m->sha256);
+	printf("  size       %" PRIu64 " bytes\n", m->size);
+	printf("  abi        %" PRIu32 "\n", m->abi);
+	printf("  published  %s (%" PRIu64 ")\n", when(m->published_at, t, sizeof(t)),
+	    m->published_at);
+	printf("  signer     %s\n", c->cfg.fingerprint);
+	printf("  artifact   %s\n", art_topic);
+	printf("  pointer    %s\n", ptr_topic);
+}
+
+static int
+publish_send(struct ctl *c, const struct publish *p, struct module_manifest *m,
+    const uint8_t *so)
+{
+	char art_topic[TOPIC_MAX], ptr_topic[TOPIC_MAX];
+	msgpack_sbuffer art, ptr;
+	int rc;
+
+	if (topic_build(art_topic, sizeof(art_topic), c->root, TOPIC_MODULE_ARTIFACT,
+	    m->name, m->sha256) != MU_OK ||
+	    topic_build(ptr_topic, sizeof(ptr_topic), c->root, TOPIC_MODULE, m->name,
+	    NULL) != MU_OK)
+		return fprintf(stderr, "muster: no topic for %s\n", m->name), EXIT_USAGE;
+	if ((rc = ctl_connect(c)) != 0 ||
+	    (rc = next_published_at(c, m->name, &m->published_at)) != 0)
+		return rc;
+	msgpack_sbuffer_init(&art);
+	msgpack_sbuffer_init(&ptr);
+	rc = publish_build(c, m, so, &art, &ptr);
+	if (rc == 0)
+		rc = publish_acked(c, art_topic, art.data, art.size, "module artifact");
+	if (rc == 0 && (rc = publish_acked(c, ptr_topic, ptr.data, ptr.size,
+	    "module pointer")) != 0)
+		fprintf(stderr, "muster: the artifact %s is on the broker, but no "
+		    "pointer names it\n", art_topic);
+	if (rc == 0)
+		publish_report(c, p, m, art_topic, ptr_topic);
+	msgpack_sbuffer_destroy(&art);
+	msgpack_sbuffer_destroy(&ptr);
+	return rc;
+}
+
+static int
+mod_publish(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "version", required_argument, NULL, 'V' },
+		{ "runner", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct publish p = { 0 };
+	struct module_manifest m = { 0 };
+	char runner[PATH_MAX];
+	struct desc d;
+	uint8_t *so = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_publish, publish_opt, &p)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc - 1)
+		return fputs(usage_publish, stderr), EXIT_USAGE;
+	p.file = argv[optind];
+	if (c->cfg.fingerprint[0] == '\0') {
+		fprintf(stderr, "muster: no publisher key: set [publisher] fingerprint "
+		    "(and gnupg_home), or --fingerprint (and --gnupg-home)\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = find_runner(p.runner, runner, sizeof(runner))) != 0 ||
+	    (rc = read_so(p.file, &so, &len)) != 0)
+		return rc;
+	if ((rc = describe(runner, p.file, so, len, &d)) == 0 && p.version &&
+	    strcmp(p.version, d.version) != 0) {
+		fprintf(stderr, "muster: %s: --version %s, but the module says it is "
+		    "%s (hosts report that one): rebuild it, or drop --version\n",
+		    p.file, p.version, d.version);
+		rc = EXIT_USAGE;
+	}
+	if (rc == 0) {
+		snprintf(m.name, sizeof(m.name), "%s", d.name);
+		snprintf(m.version, sizeof(m.version), "%s", d.version);
+		m.abi = d.abi;
+		m.size = len;
+		if (sha256_hex(so, len, m.sha256) != MU_OK) {
+			fprintf(stderr, "muster: sha256 failed\n");
+			rc = EXIT_USAGE;
+		}
+	}
+	if (rc == 0)
+		rc = publish_send(c, &p, &m, so);
+	free(so);
+	return rc;
+}
+
+/* ---- list -------------------------------------------------------------- */
+
+static int
+json_opt(int o, const char *v, void *arg)
+{
+	(void)v;
+	if (o != 'J')
+		return -1;
+	*(bool *)arg = true;
+	return 0;
+}
+
+static int
+ptr_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct mod_ptr *)x)->name, ((const struct mod_ptr *)y)->name);
+}
+
+static void
+list_print(const struct ptr_list *l)
+{
+	char t[32], sha[20];
+	size_t i;
+
+	printf("%-24s  %-10s  %-16s  %10s  %-20s  %s\n", "NAME", "VERSION", "SHA256",
+	    "SIZE", "PUBLISHED", "SIGNER");
+	for (i = 0; i < l->n; i++) {
+		const struct mod_ptr *mp = &l->v[i];
+
+		if (!mp->decoded) {
+			printf("%-24s  %s\n", mp->name, mp->problem);
+			continue;
+		}
+		snprintf(sha, sizeof(sha), "%.16s", mp->m.sha256);
+		printf("%-24s  %-10s  %-16s  %10" PRIu64 "  %-20s  %s%s%s\n", mp->name,
+		    mp->m.version, sha, mp->m.size, when(mp->m.published_at, t, sizeof(t)),
+		    signer_label(mp), mp->problem[0] ? "; " : "", mp->problem);
+	}
+}
+
+static int
+mod_list(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char filter[TOPIC_MAX];
+	struct ptr_list l;
+	size_t i;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_list, json_opt, &c->json)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc)
+		return fputs(usage_list, stderr), EXIT_USAGE;
+	snprintf(filter, sizeof(filter), "%s/v1/modules/+", c->root);
+	if ((rc = ctl_connect(c)) != 0 || (rc = pointers_collect(c, filter, &l)) != 0)
+		return rc;
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), ptr_cmp);
+	for (i = 0; i < l.n; i++)
+		mod_ptr_verify(c, &l.v[i]);
+	if (c->json)
+		for (i = 0; i < l.n; i++)
+			json_print_line(ptr_json(&l.v[i]));
+	else
+		list_print(&l);
+	ptr_list_free(&l);
+	return 0;
+}
+
+/* ---- show -------------------------------------------------------------- */
+
+struct art_check {
+	const char *topic;
+	const struct module_manifest *want;
+	bool seen;
+	char state[160];
+};
+
+static bool
+art_take(struct bus_event *ev, void *arg)
+{
+	struct art_check *k = arg;
+	struct module_artifact a;
+	struct module_manifest m;
+	char sha[SHA256_HEX_LEN + 1];
+	struct mu_err err;
+
+	if (strcmp(ev->topic, k->topic) != 0)
+		return false;
+	k->seen = true;
+	if (module_artifact_decode(ev->payload, ev->len, &a, &err) != MU_OK) {
+		snprintf(k->state, sizeof(k->state), "present but broken: %.120s", err.msg);
+		return true;
+	}
+	if (module_manifest_decode(a.manifest.ptr, a.manifest.len, &m, &err) != MU_OK)
+		snprintf(k->state, sizeof(k->state), "present but its manifest is "
+		    "broken: %.100s", err.msg);
+	else {
+		sha256_hex(a.so.ptr, a.so.len, sha);
+		if (strcmp(sha, k->want->sha256) != 0 || a.so.len != k->want->size ||
+		    strcmp(m.sha256, k->want->sha256) != 0)
+			snprintf(k->state, sizeof(k->state), "present but its content "
+			    "does not match the pointer (sha256 %.16s..., %zu bytes)", sha,
+			    a.so.len);
+		else
+			snprintf(k->state, sizeof(k->state), "present (sha256 and size "
+			    "match)");
+		wire_doc_free(&m.doc);
+	}
+	wire_doc_free(&a.doc);
+	return true;
+}
+
+static void
+show_print(const struct mod_ptr *mp, const char *ptr_topic, const char *art_topic,
+    const char *art_state)
+{
+	const struct module_manifest *m = &mp->m;
+	char t[32];
+
+	printf("name          %s\n", mp->name);
+	printf("kind          module\n");
+	printf("version       %s\n", m->version);
+	printf("abi           %" PRIu32 "\n", m->abi);
+	printf("sha256        %s\n", m->sha256);
+	printf("size          %" PRIu64 " bytes\n", m->size);
+	printf("published_at  %" PRIu64 " (%s)\n", m->published_at,
+	    when(m->published_at, t, sizeof(t)));
+	printf("signer        %s%s%s%s\n", signer_label(mp), mp->sig_why[0] ? " (" : "",
+	    mp->sig_why, mp->sig_why[0] ? ")" : "");
+	if (mp->problem[0])
+		printf("problem       %s\n", mp->problem);
+	printf("pointer       %s\n", ptr_topic);
+	printf("artifact      %s: %s\n", art_topic, art_state);
+}
+
+static int
+mod_show(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char ptr_topic[TOPIC_MAX], art_topic[TOPIC_MAX];
+	struct art_check k = { .topic = art_topic, .state = "missing" };
+	struct ptr_list l;
+	struct mod_ptr *mp;
+	json_t *o;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_show, json_opt, &c->json)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc - 1 || !name_valid(argv[optind]))
+		return fputs(usage_show, stderr), EXIT_USAGE;
+	topic_build(ptr_topic, sizeof(ptr_topic), c->root, TOPIC_MODULE, argv[optind], NULL);
+	if ((rc = ctl_connect(c)) != 0 || (rc = pointer_get(c, argv[optind], &l)) != 0)
+		return rc;
+	if (l.n == 0) {
+		fprintf(stderr, "muster: module %s is not published\n", argv[optind]);
+		ptr_list_free(&l);
+		return EXIT_NOTFOUND;
+	}
+	mp = &l.v[l.n - 1];
+	mod_ptr_verify(c, mp);
+	if (!mp->decoded) {
+		fprintf(stderr, "muster: %s: %s\n", ptr_topic, mp->problem);
+		ptr_list_free(&l);
+		return EXIT_USAGE;
+	}
+	k.want = &mp->m;
+	topic_build(art_topic, sizeof(art_topic), c->root, TOPIC_MODULE_ARTIFACT, mp->name,
+	    mp->m.sha256);
+	rc = retained_collect(c, art_topic, ARTIFACT_WAIT_MS, art_take, &k);
+	if (rc == 0 && c->json) {
+		o = ptr_json(mp);
+		json_object_set_new(o, "kind", json_string("module"));
+		json_object_set_new(o, "pointer", json_string(ptr_topic));
+		json_object_set_new(o, "artifact", json_string(art_topic));
+		json_object_set_new(o, "artifact_present", json_boolean(k.seen));
+		json_object_set_new(o, "artifact_state", json_string(k.state));
+		json_print_line(o);
+	} else if (rc == 0)
+		show_print(mp, ptr_topic, art_topic, k.state);
+	ptr_list_free(&l);
+	return rc;
+}
+
+/* ---- retire ------------------------------------------------------------ */
+
+struct topics {
+	char (*v)[TOPIC_MAX];		/* owned */
+	size_t n;
+	char prefix[TOPIC_MAX];		/* R/modules/NAME/ */
+};
+
+static bool
+topic_take(struct bus_event *ev, void *arg)
+{
+	struct topics *t = arg;
+	char (*v)[TOPIC_MAX];
+	const char *sha;
+
+	/* R/modules/NAME/<sha256> only: not the pointer, nothing odd. */
+	if (strncmp(ev->topic, t->prefix, strlen(t->prefix)) != 0 ||
+	    !sha256hex_valid(sha = ev->topic + strlen(t->prefix)) ||
+	    strlen(ev->topic) >= TOPIC_MAX ||
+	    (v = reallocarray(t->v, t->n + 1, sizeof(*v))) == NULL)
+		return false;
+	t->v = v;
+	snprintf(t->v[t->n++], TOPIC_MAX, "%s", ev->topic);
+	return false;
+}
+
+/* Clear every retained artifact of the module the broker sends us. */
+static int
+purge_artifacts(struct ctl *c, const char *name)
+{
+	char filter[TOPIC_MAX + 2];
+	struct topics t = { 0 };
+	size_t i;
+	int rc;
+
+	snprintf(t.prefix, sizeof(t.prefix), "%s/v1/modules/%s/", c->root, name);
+	snprintf(filter, sizeof(filter), "%s+", t.prefix);
+	rc = retained_collect(c, filter, ARTIFACT_WAIT_MS, topic_take, &t);
+	for (i = 0; rc == 0 && i < t.n; i++)
+		rc = publish_acked(c, t.v[i], "", 0, "clearing of the artifact");
+	if (rc == 0)
+		printf("cleared %zu artifact%s of %s\n", t.n, t.n == 1 ? "" : "s", name);
+	free(t.v);
+	return rc;
+}
+
+static int
+purge_opt(int o, const char *v, void *arg)
+{
+	(void)v;
+	if (o != 'p')
+		return -1;
+	*(bool *)arg = true;
+	return 0;
+}
+
+static int
+mod_retire(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "purge", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char topic[TOPIC_MAX];
+	struct ptr_list l;
+	const char *name;
+	bool purge = false;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_retire, purge_opt, &purge)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc - 1 || !name_valid(argv[optind]))
+		return fputs(usage_retire, stderr), EXIT_USAGE;
+	name = argv[optind];
+	topic_build(topic, sizeof(topic), c->root, TOPIC_MODULE, name, NULL);
+	if ((rc = ctl_connect(c)) != 0 || (rc = pointer_get(c, name, &l)) != 0)
+		return rc;
+	if (l.n == 0 && !purge) {
+		fprintf(stderr, "muster: module %s is not published; nothing to retire\n",
+		    name);
+		ptr_list_free(&l);
+		return EXIT_NOTFOUND;
+	}
+	/* The pointer first: it must never name an artifact already gone. */
+	if (l.n > 0 && (rc = publish_acked(c, topic, "", 0, "clearing of the pointer")) == 0) {
+		if (l.v[0].decoded)
+			printf("retired %s (was %s, sha256 %s)\n", name, l.v[0].m.version,
+			    l.v[0].m.sha256);
+		else
+			printf("retired %s\n", name);
+		printf("hosts that have %s cached keep running their cached build for "
+		    "jobs;\nhosts without it answer: error: module %s is not published\n",
+		    name, name);
+	}
+	if (rc == 0 && purge)
+		rc = purge_artifacts(c, name);
+	ptr_list_free(&l);
+	return rc;
+}
+
+/* ---- the command ------------------------------------------------------- */
+
+int
+cmd_module(struct ctl *c, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct ctl *, int, char **);
+	} subs[] = {
+		{ "publish", mod_publish }, { "list", mod_list },
+		{ "show", mod_show }, { "retire", mod_retire },
+	};
+	size_t i;
+
+	if (argc >= 2)
+		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+			if (strcmp(argv[1], subs[i].name) == 0)
+				return subs[i].fn(c, argc - 1, argv + 1);
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(usage_module, stdout);
+		return EXIT_OK;
+	}
+	if (argc >= 2)
+		fprintf(stderr, "muster: unknown module command '%s'\n", argv[1]);
+	fputs(usage_module, stderr);
+	return EXIT_USAGE;
+}

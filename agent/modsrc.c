@@ -103,8 +103,7 @@ modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
 	rc = pgp_verify(a->cfg.gnupg_home, manifest, mlen, sig, siglen, allowed,
 	    (size_t)a->cfg.npublishers, fpr, &why);
 	if (rc == MU_ETRUST)
-		return mu_errf(err, rc, "signed by %s, which is not a trusted publisher here",
-		    fpr[0] ? fpr : "an unknown key");
+		return mu_errf(err, rc, "not a trusted publisher here (%s)", why.msg);
 	if (rc != MU_OK)
 		return mu_errf(err, rc, "bad signature (%s)", why.msg);
 	if ((rc = module_manifest_decode(manifest, mlen, m, &why)) != MU_OK)

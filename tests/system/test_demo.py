@@ -74,6 +74,17 @@ def test_demo_end_to_end(tmp_path):
         for h in HOSTS:
             assert re.search(rf"^{h}\s+(pass|fail|error)\s", qc, re.M), qc
         assert "2 expected, 2 answered" in section(out, "-g web os.release")
+        # Issue 8: the shipped modules are published signed, and every host
+        # fetched what it ran from the broker (none was copied by hand).
+        pub = section(out, "muster module publish")
+        for m in ("os.release", "qc.install", "disk.usage"):
+            assert re.search(rf"^{re.escape(m)}\s+1\.0\.0\s+[0-9a-f]{{16}}", pub, re.M), pub
+        fetched = section(out, "fetched from the broker")
+        for h in HOSTS:
+            assert re.search(rf"^{h}: .*qc\.install 1\.0\.0", fetched, re.M), fetched
+        assert re.search(r"^web1: .*os\.release", fetched, re.M), fetched
+        for h in HOSTS:
+            assert not list((d / h / "modules").iterdir())
 
         e = demo("env", env=env)
         assert e.returncode == 0

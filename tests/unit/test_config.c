@@ -277,6 +277,29 @@ test_agent_retry(void **state)
 }
 
 static void
+test_agent_modules(void **state)
+{
+	struct agent_config c;
+	struct mu_err err;
+
+	(void)state;
+	config_agent_defaults(&c);
+	assert_int_equal(c.module_cache, 256ULL << 20);
+	assert_false(c.prefer_local);
+	assert_int_equal(c.fetch_timeout_ms, 30000);
+	assert_int_equal(c.prefetch_delay_ms, 600000);
+	assert_int_equal(c.module_max, 64ULL << 20);
+	assert_int_equal(load_agent("[modules]\ncache = 1G\nprefer = local\n"
+	    "fetch_timeout = 500ms\nprefetch_delay = 0\nmax_size = 4K\n", &c, &err, NULL, 0),
+	    MU_OK);
+	assert_int_equal(c.module_cache, 1ULL << 30);
+	assert_true(c.prefer_local);
+	assert_int_equal(c.fetch_timeout_ms, 500);
+	assert_int_equal(c.prefetch_delay_ms, 0);
+	assert_int_equal(c.module_max, 4096);
+}
+
+static void
 test_agent_empty_file(void **state)
 {
 	struct agent_config c, d;
@@ -390,6 +413,9 @@ static const struct bad_case agent_bad[] = {
 	{ "[agent]\ngroups = web, DB\n", 2, "[agent] groups: bad name 'DB'" },
 	{ "[broker]\ntopic_root = a/b\n", 2, "[broker] topic_root: bad topic" },
 	{ "[broker]\nprotocol = 3\n", 2, "[broker] protocol: bad protocol '3'" },
+	{ "[modules]\nprefer = newest\n", 2, "[modules] prefer: bad choice 'newest'" },
+	{ "[modules]\nmax_size = 65M\n", 2, "[modules] max_size: '65M' is out of range" },
+	{ "[modules]\nfetch_timeout = 0\n", 2, "[modules] fetch_timeout: '0' is below" },
 	{ "[broker]\nkeepalive = 500ms\n", 2,
 	    "[broker] keepalive: '500ms' must be whole seconds" },
 	{ "[broker]\nkeepalive = 65536\n", 2, "[broker] keepalive:" },
@@ -775,6 +801,7 @@ main(void)
 		cmocka_unit_test(test_agent_full),
 		cmocka_unit_test(test_agent_empty_file),
 		cmocka_unit_test(test_agent_retry),
+		cmocka_unit_test(test_agent_modules),
 		cmocka_unit_test(test_agent_list_replaces),
 		cmocka_unit_test(test_agent_list_full),
 		cmocka_unit_test(test_ctl_full),

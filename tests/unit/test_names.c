@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -171,6 +172,39 @@ test_topic_parse_jobs(void **state)
 	assert_string_equal(t.name, "g1");
 }
 
+static void
+test_topic_parse_module(void **state)
+{
+	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1], buf[TOPIC_MAX];
+	char good[SHA256_HEX_LEN + 1];
+
+	(void)state;
+	memset(good, 'a', SHA256_HEX_LEN);
+	good[SHA256_HEX_LEN] = '\0';
+	assert_int_equal(topic_parse_module("muster/v1/modules/os.release", "muster", name, sha),
+	    MU_OK);
+	assert_string_equal(name, "os.release");
+	assert_string_equal(sha, "");
+	assert_int_equal(topic_build(buf, sizeof(buf), "muster", TOPIC_MODULE_ARTIFACT,
+	    "os.release", good), MU_OK);
+	assert_int_equal(topic_parse_module(buf, "muster", name, sha), MU_OK);
+	assert_string_equal(name, "os.release");
+	assert_string_equal(sha, good);
+	/* Not a module topic, a bad name, a bad or short hash, extra levels. */
+	assert_int_equal(topic_parse_module("muster/v1/hosts/h1/jobs", "muster", name, sha),
+	    MU_EINVAL);
+	assert_int_equal(topic_parse_module("muster/v1/modules/", "muster", name, sha), MU_EINVAL);
+	assert_int_equal(topic_parse_module("muster/v1/modules/A", "muster", name, sha), MU_EINVAL);
+	assert_int_equal(topic_parse_module("muster/v1/modules/m/abc", "muster", name, sha),
+	    MU_EINVAL);
+	snprintf(buf, sizeof(buf), "muster/v1/modules/m/%s/x", good);
+	assert_int_equal(topic_parse_module(buf, "muster", name, sha), MU_EINVAL);
+	snprintf(buf, sizeof(buf), "muster/v1/modules/m/%.63sA", good);
+	assert_int_equal(topic_parse_module(buf, "muster", name, sha), MU_EINVAL);
+	assert_int_equal(topic_parse_module("other/v1/modules/m", "muster", name, sha),
+	    MU_EINVAL);
+}
+
 int
 main(void)
 {
@@ -181,6 +215,7 @@ main(void)
 		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_topics),
 		cmocka_unit_test(test_topic_parse_jobs),
+		cmocka_unit_test(test_topic_parse_module),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

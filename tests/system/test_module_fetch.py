@@ -328,3 +328,22 @@ def test_tampered_cache_entry_is_removed_and_fetched_again(agents, op, operator,
     assert log_count(a, "does not match its signed manifest") == 1
     assert fetches(a) == 2
     assert f.read_bytes() == so
+
+
+def test_cache_is_bounded_least_recently_used_first(agents, op, operator, pub,
+                                                    keys):
+    small = so_bytes("os.release")
+    big = so_bytes("sys.info")
+    sha_a = publish(pub, keys, small, name="os.release")
+    sha_b = publish(pub, keys, big, name="sys.info")
+    limit = max(len(small), len(big)) + 1024	# room for one of them
+    a = start(agents, "h1", cache=str(limit))
+    assert run(op, operator, "h1", module="os.release")["status"] == "pass"
+    assert cached(a, sha_a).exists()
+    assert run(op, operator, "h1", module="sys.info")["status"] == "pass"
+    assert cached(a, sha_b).exists()
+    assert not cached(a, sha_a).exists()
+    assert log_count(a, "evicted (cache over its size limit)") == 1
+    # The evicted one comes back on demand.
+    assert run(op, operator, "h1", module="os.release")["status"] == "pass"
+    assert fetches(a, "os.release") == 2

@@ -34,6 +34,14 @@ usage(void)
 
 /* ---- signals ---------------------------------------------------------- */
 
+/* A key file that does not load is reported and left out (DESIGN §8). */
+static void
+key_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	log_warnx("operator keys: %s", msg);
+}
+
 static void
 reload(struct agent *a)
 {
@@ -45,7 +53,8 @@ reload(struct agent *a)
 		log_err("reload: %s (keeping the running configuration)", err.msg);
 		return;
 	}
-	if (keyring_load_dir(&a->operators, fresh.operators, &err) != MU_OK) {
+	/* Fails closed: only an unreadable folder keeps the old ring. */
+	if (keyring_load_dir(&a->operators, fresh.operators, key_warn, a, &err) != MU_OK) {
 		log_err("reload: %s (keeping the old operator keys)", err.msg);
 		return;
 	}
@@ -181,7 +190,7 @@ agent_open(struct agent *a, struct mu_err *err)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	if ((rc = signals_open(a, err)) != MU_OK)
 		return rc;
-	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, err)) != MU_OK)
+	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, key_warn, a, err)) != MU_OK)
 		return rc;
 	if (a->operators.nkeys == 0)
 		log_warnx("no operator keys in %s: every job will be refused", a->cfg.operators);

@@ -1109,6 +1109,13 @@ verify_job(const struct keyring *ring, const uint8_t *buf, size_t len)
 	return rc;
 }
 
+static void
+keyring_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "muster-proto: %s\n", msg);
+}
+
 static int
 cmd_verify_job(const char *keydir, const char *path)
 {
@@ -1118,7 +1125,7 @@ cmd_verify_job(const char *keydir, const char *path)
 	size_t len;
 	int rc;
 
-	if (keyring_load_dir(&ring, keydir, &err) != MU_OK)
+	if (keyring_load_dir(&ring, keydir, keyring_warn, NULL, &err) != MU_OK)
 		return fail(EXIT_TOOL, "keyring", err.msg);
 	if (read_all(path, &buf, &len) != 0) {
 		fprintf(stderr, "muster-proto: cannot read %s\n", path);

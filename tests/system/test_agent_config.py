@@ -228,18 +228,24 @@ def test_sighup_with_a_bad_file_keeps_the_running_config(hup_agent, broker,
     p = new_job("ping", "host/h1")
     assert result(op_client, operator, p)["status"] == "pass"
 
-    # A broken key file: the old keys stay (alice still works), bob does
-    # not come in with it.
+    # A broken key file fails closed (DESIGN §8): it is reported and left
+    # out, the good keys load (alice still works, bob comes in).
     a.conf_path.write_text(good)
     bob = new_operator(tmp_path, "bob")
     write_pub(bob, a.operators)
     (a.operators / "junk.pub").write_text("not a key\n")
     sighup(a, 1)
-    assert "(keeping the old operator keys)" in a.log(), a.log()
+    assert re.search(r"operator keys: \S*junk\.pub: .*key left out", a.log()), a.log()
+    assert "reloaded: 2 operator keys" in a.log(), a.log()
     p = new_job("ping", "host/h1")
     assert result(op_client, operator, p)["status"] == "pass"
     b = new_job("ping", "host/h1", operator="bob")
-    r = result(op_client, bob, b)
+    assert result(op_client, bob, b)["status"] == "pass"
+    # Alice's file breaks: her key is not kept alive from the old ring.
+    (a.operators / f"{operator.name}.pub").write_text("broken\n")
+    sighup(a, 2)
+    c = new_job("ping", "host/h1")
+    r = result(op_client, operator, c)
     assert (r["status"], r["reason"]) == (
-        "rejected", f"unknown operator key {bob.key_id}"), r
+        "rejected", f"unknown operator key {operator.key_id}"), r
     assert broker_connections(broker, "h1") == 1

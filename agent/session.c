@@ -279,8 +279,13 @@ on_bus_event(struct agent *a, struct bus_event *ev)
 		on_disconnected(a, ev);
 		break;
 	case BUS_MESSAGE:
+		/* Jobs are never retained (DESIGN §3): a retained copy on a job
+		 * topic is stale or planted, and is not a job. */
 		if (!ev->retained)
 			intake_message(a, ev->topic, ev->payload, ev->len);
+		else if (++a->jobs_retained == 1 || a->jobs_retained % 100 == 0)
+			log_notice("ignored a retained message on a job topic (%llu so far)",
+			    (unsigned long long)a->jobs_retained);
 		break;
 	case BUS_PUBLISHED:
 		spool_acked(&a->spool, ev->token);

@@ -273,3 +273,36 @@ def test_policy_missing(agents, op_client, operator, tmp_path):
     a = agents("h1", extra=fast(trust={"policy": str(tmp_path / "nope")}))
     out = a.check_config()
     assert out.returncode != 0 and "nope" in out.stdout, out.stdout
+
+
+# ---- revocation --------------------------------------------------------------
+
+
+def test_revoked_host_certificate_is_refused_by_the_broker(tmp_path):
+    """scripts/gen-pki --revoke NAME puts the certificate in the CRL that
+    the shipped broker config names (crlfile): the broker then refuses it
+    in the TLS handshake, and still takes the others."""
+    import shutil
+    from muster_fixtures import Broker, gen_pki, tls_probe
+    pki = gen_pki(tmp_path / "pki", hosts=["h1", "h2"])
+    kept = tmp_path / "h2-copy"
+    kept.mkdir()
+    for ext in ("crt", "key"):
+        shutil.copy(pki.cert("h2") if ext == "crt" else pki.key("h2"),
+                    kept / f"h2.{ext}")
+    b = Broker(pki, tmp_path / "broker").start()
+    try:
+        probe = lambda c, k: tls_probe("127.0.0.1", b.port, pki.ca, c, k,  # noqa
+                                       server_hostname="localhost")
+        assert probe(kept / "h2.crt", kept / "h2.key") == "connack:0"
+        pki.run("--revoke", "h2")
+        assert not pki.cert("h2").exists()
+        assert "h2" not in pki.inventory.read_text().split()
+        b.restart()
+        got = probe(kept / "h2.crt", kept / "h2.key")
+        assert got.startswith("tls:") or got == "closed", got
+        assert probe(pki.cert("h1"), pki.key("h1")) == "connack:0"
+        print(f"\nrevoked h2: {got}")
+        assert "revoked" in got.lower() or "revoked" in b.log().lower(), (got, b.log())
+    finally:
+        b.stop()

@@ -300,8 +300,7 @@ check_config(const char *path)
 		fprintf(stderr, "musterd: %s\n", err.msg);
 		return 1;
 	}
-	printf("musterd: %s: ok (host %s; %s)\n", path, c.host,
-	    p.present ? "policy loaded" : "no policy file: all trusted keys allowed");
+	printf("musterd: %s: ok (host %s)\n", path, c.host);
 	policy_free(&p);
 	return 0;
 }

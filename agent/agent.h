@@ -19,6 +19,7 @@
 #include "ipc.h"
 #include "loop.h"
 #include "pgp.h"
+#include "policy.h"
 #include "sign.h"
 #include "log.h"
 #include "wire.h"
@@ -123,6 +124,9 @@ struct run {
 						 * pointers after a connect */
 	uint64_t wait_timer, wait_timer_ms;
 	struct agent *agent;		/* back pointer for timers */
+	/* From the policy rule that allowed the job (DESIGN §8). */
+	char run_as[CONF_USER_MAX + 1];	/* "" = do not switch (not root) */
+	uint64_t timeout_cap_ms;	/* 0 = no cap */
 	struct run *next;
 };
 
@@ -188,6 +192,8 @@ struct agent {
 	struct loop *loop;		/* owned */
 	struct bus *bus;		/* owned */
 	struct keyring operators;	/* owned */
+	struct policy policy;		/* owned; replaced whole on SIGHUP */
+	bool switch_user;		/* root: runners run as their run_as user */
 	struct seen_set seen;		/* owned */
 	struct spool spool;		/* owned */
 	struct run *runs;		/* queued and running jobs, owned */
@@ -209,6 +215,9 @@ struct agent {
 	int reject_count;
 	/* counters for the log */
 	uint64_t pokes, pokes_refused, jobs_accepted, jobs_rejected;
+	uint64_t jobs_duplicate;	/* deliveries of an id already accepted */
+	uint64_t jobs_oversize;		/* envelopes over max_job, dropped */
+	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
 	bool systemd;			/* NOTIFY_SOCKET present */
 	uint64_t watchdog_usec;
 };
@@ -232,6 +241,9 @@ void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t
 void result_init(struct agent *a, struct result *r, const struct job *j,
     enum result_status st);
 void intake_interrupted(struct agent *a);
+/* Load the policy named by cfg into *out (main.c: start, reload, check). */
+int intake_policy_load(const struct agent_config *cfg, struct policy *out,
+    struct mu_err *err);
 
 /* run.c: runner processes */
 int run_submit(struct agent *a, struct run *r);

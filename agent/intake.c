@@ -59,28 +59,46 @@ reason_clean(char *out, size_t size, const char *in)
 }
 
 /*
- * Answer a refused job.  The reply goes to the job's own result topic when
- * an id could be read (even from an unverified body: it only addresses the
- * refusal); otherwise to a synthetic id derived from the payload.
+ * Answer a refused job whose signature verified: under its own id.
  */
 static void
-reject(struct agent *a, const struct job *j, const uint8_t *payload, size_t len,
-    const char *why)
+reject(struct agent *a, const struct job *j, const char *why)
 {
-	char hash[SHA256_HEX_LEN + 1], reason[sizeof(((struct mu_err *)0)->msg) + 32];
+	char reason[sizeof(((struct mu_err *)0)->msg) + 64];
 	struct result r;
 
 	reason_clean(reason, sizeof(reason), why);
 	a->jobs_rejected++;
-	log_notice("rejected job %s: %s", j && j->id[0] ? j->id : "(unreadable)", reason);
+	log_notice("rejected job %s: %s", j->id, reason);
 	if (!reject_allowed(a))
 		return;
-	result_init(a, &r, j && j->id[0] ? j : NULL, RS_REJECTED);
-	if (r.job[0] == '\0') {
-		sha256_hex(payload, len, hash);
-		snprintf(r.job, sizeof(r.job), "invalid-%.16s", hash);
-		r.kind = JOB_UNKNOWN;
-	}
+	result_init(a, &r, j, RS_REJECTED);
+	r.reason = (struct wire_str){ reason, strlen(reason) };
+	result_submit(a, &r);
+}
+
+/*
+ * Answer an envelope that could not be verified.  Its body is anyone's
+ * words, so its id must not address the answer (else a forger could put a
+ * "rejected" under a live job's id, DESIGN §3): the refusal goes to
+ * "invalid-<first 16 hex of SHA-256 of the envelope>", a prefix no real
+ * job id may have (names.h).
+ */
+static void
+reject_unverified(struct agent *a, const uint8_t *payload, size_t len, const char *why)
+{
+	char hash[SHA256_HEX_LEN + 1], reason[sizeof(((struct mu_err *)0)->msg) + 64];
+	struct result r;
+
+	reason_clean(reason, sizeof(reason), why);
+	a->jobs_rejected++;
+	sha256_hex(payload, len, hash);
+	log_notice("rejected job " JOBID_RESERVED_PREFIX "%.16s: %s", hash, reason);
+	if (!reject_allowed(a))
+		return;
+	result_init(a, &r, NULL, RS_REJECTED);
+	snprintf(r.job, sizeof(r.job), JOBID_RESERVED_PREFIX "%.16s", hash);
+	r.kind = JOB_UNKNOWN;
 	r.reason = (struct wire_str){ reason, strlen(reason) };
 	result_submit(a, &r);
 }
@@ -128,18 +146,13 @@ check_window(struct agent *a, const struct job *j)
 	return NULL;
 }
 
-/*
- * Every rule of DESIGN §3 in order.  On success *j holds the decoded body
- * (borrowing from env's input).  On failure returns the reason; *j may hold
- * a best-effort decode for addressing the refusal.
- */
+/* Unverifiable: the key and the signature, then the body (whose id can be
+ * read only once it decodes).  Returns the reason, or NULL. */
 static const char *
-job_verify(struct agent *a, const char *topic, const struct job_envelope *env,
-    struct job *j, struct mu_err *err)
+job_authenticate(struct agent *a, const struct job_envelope *env, struct job *j,
+    struct mu_err *err)
 {
-	struct job_target on;
 	struct mu_err why_body;
-	const char *why;
 
 	switch (envelope_verify(&a->operators, env, err)) {
 	case MU_OK:
@@ -154,15 +167,60 @@ job_verify(struct agent *a, const char *topic, const struct job_envelope *env,
 		mu_errf(err, MU_EINVAL, "malformed job body: %s", why_body.msg);
 		return err->msg;
 	}
+	return NULL;
+}
+
+/* The rules of a verified job, in DESIGN §3's order after the seen-set;
+ * reason set when one fails. */
+static const char *
+job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err *err)
+{
+	struct job_target on;
+	const char *why;
+
 	if (topic_parse_jobs(topic, a->root, &on) != MU_OK || !targets_equal(&on, &j->target))
 		return "job target does not match the topic it came on";
 	if (!target_matches(a, &j->target))
 		return "job target does not match this host";
 	if ((why = check_window(a, j)) != NULL)
 		return why;
-	if (seen_has(&a->seen, j->id))
-		return "replayed job id";
+	if (j->aud[0] == '\0') {
+		mu_errf(err, MU_EINVAL, "job has no aud (this host is in fleet %s/v1; "
+		    "an older sender?)", a->root);
+		return err->msg;
+	}
+	if (strncmp(j->aud, a->root, strlen(a->root)) != 0 ||
+	    strcmp(j->aud + strlen(a->root), "/v1") != 0) {
+		mu_errf(err, MU_EINVAL, "job is for fleet %s, this host is in fleet %s/v1",
+		    j->aud, a->root);
+		return err->msg;
+	}
 	return NULL;
+}
+
+/* The policy, last (DESIGN §8).  Fills the run's user and timeout cap. */
+static const char *
+job_authorize(struct agent *a, const struct job_envelope *env, const struct job *j,
+    struct policy_verdict *v, struct mu_err *err)
+{
+	const struct sign_key *k = keyring_find(&a->operators, env->key);
+	char target[NAME_MAX_LEN + 8];
+	struct policy_request q = { k ? sign_key_name(k) : "", j->kind, j->module, target };
+
+	target_format(&j->target, target, sizeof(target));
+	policy_check(&a->policy, &q, v);
+	if (v->allow)
+		return NULL;
+	mu_errf(err, MU_ETRUST, "not allowed for operator %s: %s", q.operator_, v->why);
+	return err->msg;
+}
+
+int
+intake_policy_load(const struct agent_config *cfg, struct policy *out, struct mu_err *err)
+{
+	/* Missing at the default path: no policy; anywhere else it was asked
+	 * for by name, and missing is an error. */
+	return policy_load(out, cfg->policy, strcmp(cfg->policy, POLICY_DEFAULT) == 0, err);
 }
 
 /* ---- the kinds -------------------------------------------------------- */
@@ -226,7 +284,8 @@ answer_cancel(struct agent *a, const struct job *j)
 
 /* A run job: the journal entry comes first, so a restart reports it. */
 static void
-start_run(struct agent *a, struct job *j, const struct job_envelope *env)
+start_run(struct agent *a, struct job *j, const struct job_envelope *env,
+    const struct policy_verdict *v)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	struct mu_err err;
@@ -238,6 +297,10 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env)
 	}
 	memcpy(r->body, env->body.ptr, env->body.len);
 	r->body_len = env->body.len;
+	if (a->switch_user)
+		snprintf(r->run_as, sizeof(r->run_as), "%s",
+		    v->rule && v->rule->run_as[0] ? v->rule->run_as : a->cfg.run_as);
+	r->timeout_cap_ms = v->rule ? v->rule->timeout_cap_ms : 0;
 	/* Decode again from our own copy: the envelope's buffer goes away. */
 	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK ||
 	    journal_add(&a->spool, j->id, r->body, r->body_len, &err) != MU_OK) {
@@ -252,7 +315,8 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env)
 }
 
 static void
-dispatch(struct agent *a, struct job *j, const struct job_envelope *env)
+dispatch(struct agent *a, struct job *j, const struct job_envelope *env,
+    const struct policy_verdict *v)
 {
 	switch (j->kind) {
 	case JOB_PING:
@@ -270,7 +334,7 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env)
 			answer(a, j, RS_INTERRUPTED, "the agent stopped before the job could start",
 			    NULL);
 		else
-			start_run(a, j, env);
+			start_run(a, j, env, v);
 		break;
 	case JOB_UPDATE:	/* refused in intake_message() */
 	default:
@@ -282,45 +346,57 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env)
 void
 intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 {
+	struct policy_verdict v;
 	struct job_envelope env;
 	struct job j;
 	struct mu_err err = { "" };
+	char reason[sizeof(err.msg) + 32];
 	const char *why;
 
-	memset(&j, 0, sizeof(j));
-	if (envelope_decode(p, len, &env, &err) != MU_OK) {
-		char reason[sizeof(err.msg) + 32];
-
-		snprintf(reason, sizeof(reason), "malformed job envelope: %s", err.msg);
-		reject(a, NULL, p, len, reason);
+	/* Before any decoding: an unverified message gets no work in
+	 * proportion to its size, and no answer (it has no verified id). */
+	if (len > a->cfg.max_job) {
+		a->jobs_oversize++;
+		log_warnx("dropped a %zu-byte job envelope: over max_job (%llu bytes); "
+		    "%llu dropped so far", len, (unsigned long long)a->cfg.max_job,
+		    (unsigned long long)a->jobs_oversize);
 		return;
 	}
-	if ((why = job_verify(a, topic, &env, &j, &err)) != NULL) {
-		char reason[sizeof(err.msg) + 32];
-
-		snprintf(reason, sizeof(reason), "%s", why);
-		/* Address the refusal with whatever id the body holds. */
-		if (j.id[0] == '\0') {
-			wire_doc_free(&j.doc);
-			if (job_decode(env.body.ptr, env.body.len, &j, NULL) != MU_OK)
-				memset(&j, 0, sizeof(j));
-		}
-		reject(a, &j, p, len, reason);
-		wire_doc_free(&j.doc);
+	if (envelope_decode(p, len, &env, &err) != MU_OK) {
+		snprintf(reason, sizeof(reason), "malformed job envelope: %s", err.msg);
+		reject_unverified(a, p, len, reason);
+		return;
+	}
+	if ((why = job_authenticate(a, &env, &j, &err)) != NULL) {
+		reject_unverified(a, p, len, why);
 		wire_doc_free(&env.doc);
 		return;
 	}
-	if (j.kind == JOB_UPDATE) {
+	/*
+	 * A duplicate delivery (QoS 1 is at-least-once) or a replay: the job
+	 * has its one answer already (or will, if it still runs), so this
+	 * copy gets none (DESIGN §3).
+	 */
+	if (seen_has(&a->seen, j.id)) {
+		a->jobs_duplicate++;
+		log_info("job %s: duplicate delivery of an accepted id; not answered again "
+		    "(%llu duplicates so far)", j.id, (unsigned long long)a->jobs_duplicate);
+	} else if ((why = job_rules(a, topic, &j, &err)) != NULL ||
+	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
+		snprintf(reason, sizeof(reason), "%s", why);
+		reject(a, &j, reason);
+	} else if (j.kind == JOB_UPDATE) {
 		/* Refused like any other rule: not accepted, not recorded, nothing
 		 * runs. */
-		reject(a, &j, p, len, "update jobs are not supported by this agent yet");
+		reject(a, &j, "update jobs are not supported by this agent yet");
 	} else if (seen_add(&a->seen, j.id, j.not_after, &err) != MU_OK) {
 		log_err("job %s: %s", j.id, err.msg);
 		answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
 	} else {
 		a->jobs_accepted++;
-		log_info("accepted job %s (%s) from key %s", j.id, job_kind_name(j.kind), env.key);
-		dispatch(a, &j, &env);
+		log_info("accepted job %s (%s) from key %s (%s)", j.id, job_kind_name(j.kind),
+		    env.key, v.why);
+		dispatch(a, &j, &env, &v);
 	}
 	wire_doc_free(&j.doc);
 	wire_doc_free(&env.doc);

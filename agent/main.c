@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,35 @@ usage(void)
 
 /* ---- signals ---------------------------------------------------------- */
 
+/* A key file that does not load is reported and left out (DESIGN §8). */
+static void
+key_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	log_warnx("operator keys: %s", msg);
+}
+
+/* A policy that does not parse at reload is reported, and the one in force
+ * stays: a typo must neither open nor close the host. */
+static void
+reload_policy(struct agent *a, const struct agent_config *fresh)
+{
+	struct policy p;
+	struct mu_err err;
+
+	if (intake_policy_load(fresh, &p, &err) != MU_OK) {
+		log_err("reload: %s (keeping the policy in force)", err.msg);
+		return;
+	}
+	policy_free(&a->policy);
+	a->policy = p;
+	snprintf(a->cfg.policy, sizeof(a->cfg.policy), "%s", fresh->policy);
+	if (p.present)
+		log_notice("reloaded policy %s: %zu rules", p.path, p.nrules);
+	else
+		log_notice("no policy at %s: every trusted key may do everything", p.path);
+}
+
 static void
 reload(struct agent *a)
 {
@@ -45,11 +75,13 @@ reload(struct agent *a)
 		log_err("reload: %s (keeping the running configuration)", err.msg);
 		return;
 	}
-	if (keyring_load_dir(&a->operators, fresh.operators, &err) != MU_OK) {
+	/* Fails closed: only an unreadable folder keeps the old ring. */
+	if (keyring_load_dir(&a->operators, fresh.operators, key_warn, a, &err) != MU_OK) {
 		log_err("reload: %s (keeping the old operator keys)", err.msg);
 		return;
 	}
 	snprintf(a->cfg.operators, sizeof(a->cfg.operators), "%s", fresh.operators);
+	reload_policy(a, &fresh);
 	/* Say so at the more verbose of the old and the new level: a reload
 	 * that makes the log quieter is still confirmed in it. */
 	if (fresh.log_level > a->cfg.log_level)
@@ -181,10 +213,22 @@ agent_open(struct agent *a, struct mu_err *err)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	if ((rc = signals_open(a, err)) != MU_OK)
 		return rc;
-	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, err)) != MU_OK)
+	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, key_warn, a, err)) != MU_OK)
 		return rc;
 	if (a->operators.nkeys == 0)
 		log_warnx("no operator keys in %s: every job will be refused", a->cfg.operators);
+	if ((rc = intake_policy_load(&a->cfg, &a->policy, err)) != MU_OK)
+		return rc;
+	if (a->policy.present)
+		log_notice("policy %s: %zu rules", a->policy.path, a->policy.nrules);
+	else
+		log_notice("no policy at %s: every trusted key may do everything",
+		    a->policy.path);
+	/* Only root can switch users; as anyone else runners run as we do. */
+	a->switch_user = geteuid() == 0;
+	if (!a->switch_user)
+		log_notice("not running as root: run_as (default %s) is ignored, runners "
+		    "run as this user", a->cfg.run_as);
 	if ((rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK ||
 	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
@@ -234,6 +278,7 @@ agent_shutdown(struct agent *a)
 	spool_close(&a->spool);
 	seen_close(&a->seen);
 	keyring_free(&a->operators);
+	policy_free(&a->policy);
 	if (a->sigfd != -1)
 		close(a->sigfd);
 	free(a->will);
@@ -249,12 +294,16 @@ check_config(const char *path)
 	struct agent_config c;
 	struct mu_err err;
 
+	struct policy p;
+
 	config_agent_defaults(&c);
-	if (config_agent_load(&c, path, &err) != MU_OK) {
+	if (config_agent_load(&c, path, &err) != MU_OK ||
+	    intake_policy_load(&c, &p, &err) != MU_OK) {
 		fprintf(stderr, "musterd: %s\n", err.msg);
 		return 1;
 	}
 	printf("musterd: %s: ok (host %s)\n", path, c.host);
+	policy_free(&p);
 	return 0;
 }
 
@@ -303,6 +352,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("musterd", agent.cfg.log_level);
+	/*
+	 * A fixed mmap threshold: a big message (a module, or a job envelope
+	 * dropped for max_job) is mmap()ed and given back on free().  glibc's
+	 * default raises the threshold after each such free, so the next big
+	 * buffer would land in a heap arena and stay resident.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	/* Under systemd (or when asked) stay attached; otherwise detach the
 	 * traditional way, keeping stderr for the log. */
 	if (!foreground && getenv("INVOCATION_ID") == NULL && daemon(0, 1) == -1)

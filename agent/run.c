@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #define CHILD_FD_MIN	5	/* child-side fds live above 0..4 before dup2 */
+#define SPAWN_MAX_GROUPS 64
 
 struct spawn {
 	char *argv[4];
@@ -35,6 +38,13 @@ struct spawn {
 	struct rlimit as, cpu, nofile, core;
 	pid_t parent;
 	int in_r, out_w, ev_w, memfd;
+	/* The run_as user, resolved before fork() (getpwnam is not
+	 * async-signal-safe); switch false: stay who we are. */
+	bool switch_user;
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[SPAWN_MAX_GROUPS];
+	int ngroups;
 };
 
 static void run_finish(struct agent *a, struct run *r);
@@ -71,7 +81,11 @@ fd_high(int *fd)
 static uint64_t
 run_timeout_ms(const struct agent *a, const struct run *r)
 {
-	return r->job.timeout_ms ? r->job.timeout_ms : a->cfg.timeout_ms;
+	uint64_t t = r->job.timeout_ms ? r->job.timeout_ms : a->cfg.timeout_ms;
+
+	if (r->timeout_cap_ms && t > r->timeout_cap_ms)
+		t = r->timeout_cap_ms;	/* the policy's timeout<= */
+	return t;
 }
 
 static uint64_t
@@ -312,8 +326,34 @@ on_stdin(struct loop *l, int fd, short revents, void *arg)
 
 /* ---- starting --------------------------------------------------------- */
 
-static void
-spawn_prepare(struct agent *a, struct spawn *s)
+/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
+static int
+spawn_user(const struct run *r, struct spawn *s, struct mu_err *err)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int n = SPAWN_MAX_GROUPS;
+
+	if (r->run_as[0] == '\0')
+		return MU_OK;
+	errno = getpwnam_r(r->run_as, &pw, buf, sizeof(buf), &res);
+	if (res == NULL)
+		return mu_errf(err, MU_ENOENT, "run_as user '%s' does not exist on this host%s%s",
+		    r->run_as, errno ? ": " : "", errno ? strerror(errno) : "");
+	if (pw.pw_uid == 0)
+		return mu_errf(err, MU_ETRUST, "run_as user '%s' is root; refused", r->run_as);
+	if (getgrouplist(pw.pw_name, pw.pw_gid, s->groups, &n) == -1)
+		return mu_errf(err, MU_EINVAL, "run_as user '%s' is in more than %d groups",
+		    r->run_as, SPAWN_MAX_GROUPS);
+	s->switch_user = true;
+	s->uid = pw.pw_uid;
+	s->gid = pw.pw_gid;
+	s->ngroups = n;
+	return MU_OK;
+}
+
+static int
+spawn_prepare(struct agent *a, const struct run *r, struct spawn *s, struct mu_err *err)
 {
 	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
 
@@ -330,6 +370,7 @@ spawn_prepare(struct agent *a, struct spawn *s)
 	s->nofile = (struct rlimit){ 256, 256 };
 	s->core = (struct rlimit){ 0, 0 };
 	s->parent = getpid();
+	return spawn_user(r, s, err);
 }
 
 /* The child: async-signal-safe calls only, then exec. */
@@ -351,6 +392,18 @@ spawn_child(const struct spawn *s)
 	setrlimit(RLIMIT_CPU, &s->cpu);
 	setrlimit(RLIMIT_NOFILE, &s->nofile);
 	setrlimit(RLIMIT_CORE, &s->core);
+	/* Groups, then gid, then uid: after setuid() the others are out of
+	 * reach.  Any failure ends the child; it never runs as root. */
+	if (s->switch_user && (setgroups((size_t)s->ngroups, s->groups) == -1 ||
+	    setgid(s->gid) == -1 || setuid(s->uid) == -1))
+		_exit(126);
+	/* A change of credentials clears the parent-death signal: arm it
+	 * again, and check again that the agent is still there. */
+	if (s->switch_user) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != s->parent)
+			_exit(127);
+	}
 	if (dup2(s->in_r, 0) == -1 || dup2(s->out_w, 1) == -1 || dup2(s->out_w, 2) == -1 ||
 	    dup2(s->ev_w, 3) == -1 || dup2(s->memfd, 4) == -1)
 		_exit(127);
@@ -423,8 +476,8 @@ run_spawn(struct agent *a, struct run *r, struct module_file *mod, struct mu_err
 	snprintf(r->module_sha256, sizeof(r->module_sha256), "%s", mod->sha256);
 	s.memfd = mod->memfd;
 	mod->memfd = -1;
-	spawn_prepare(a, &s);
-	if ((rc = pipes_open(r, &s, err)) != MU_OK) {
+	if ((rc = spawn_prepare(a, r, &s, err)) != MU_OK ||
+	    (rc = pipes_open(r, &s, err)) != MU_OK) {
 		spawn_close_child_ends(&s);
 		return rc;
 	}

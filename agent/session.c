@@ -282,6 +282,11 @@ on_message(struct agent *a, const struct bus_event *ev)
 			modsrc_message(a, ev->topic, ev->payload, ev->len);
 	} else if (!ev->retained)
 		intake_message(a, ev->topic, ev->payload, ev->len);
+	/* Jobs are never retained (DESIGN §3): a retained copy on a job topic
+	 * is stale or planted, and is not a job. */
+	else if (++a->jobs_retained == 1 || a->jobs_retained % 100 == 0)
+		log_notice("ignored a retained message on a job topic (%llu so far)",
+		    (unsigned long long)a->jobs_retained);
 }
 
 static void

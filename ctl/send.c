@@ -323,6 +323,9 @@ job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *
 	*not_after = j.not_after;
 	if (user && strlen(user) < 256)
 		j.operator_ = (struct wire_str){ user, strlen(user) };
+	/* The fleet this job is for: agents of another topic root refuse it
+	 * even when they trust the same operator key (DESIGN §3). */
+	aud_format(j.aud, sizeof(j.aud), c->root);
 	msgpack_unpacked_init(&up);
 	if (s->kind == JOB_RUN) {
 		snprintf(j.module, sizeof(j.module), "%s", s->module);

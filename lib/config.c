@@ -354,6 +354,30 @@ set_topic_root(struct conf_ctx *x, const struct conf_key *k, void *field,
 	return conf_copy(x, k, field, v, "topic root");
 }
 
+bool
+user_name_valid(const char *s)
+{
+	size_t i;
+
+	if (s[0] == '\0' || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return false;
+	for (i = 1; s[i] != '\0'; i++)
+		if (i >= CONF_USER_MAX || !((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static int
+set_user(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	if (!user_name_valid(v))
+		return conf_bad(x, "bad user name '%s' (want [a-z_][a-z0-9_-], at most %d)",
+		    v, CONF_USER_MAX);
+	return conf_copy(x, k, field, v, "user name");
+}
+
 /* The schemes Paho accepts; the rest is Paho's to judge. */
 static int
 set_uri(struct conf_ctx *x, const struct conf_key *k, void *field,
@@ -561,6 +585,7 @@ static const struct conf_key trust_keys[] = {
 	KEY("gnupg_home", set_path, struct agent_config, gnupg_home),
 	KEY_LIST("publishers", set_fpr, struct agent_config, publishers,
 	    npublishers),
+	KEY("policy", set_path, struct agent_config, policy),
 	KEY_END
 };
 
@@ -576,6 +601,11 @@ static const struct conf_key limits_keys[] = {
 	    1, UINT64_MAX),
 	KEY_RANGE("cpu", set_duration, struct agent_config, cpu_ms,
 	    1, UINT64_MAX),
+	/* A job body is at most 256K (WIRE_MAX_BODY); more than 64M would
+	 * only let unverified input cost memory. */
+	KEY_RANGE("max_job", set_size, struct agent_config, max_job,
+	    1024, 64ULL << 20),
+	KEY("run_as", set_user, struct agent_config, run_as),
 	KEY_END
 };
 
@@ -886,6 +916,9 @@ config_agent_defaults(struct agent_config *c)
 	c->fetch_timeout_ms = 30 * 1000;
 	c->prefetch_delay_ms = 10 * 60 * 1000;
 	c->module_max = CONF_MODULE_MAX;
+	c->max_job = 1ULL << 20;
+	copy_str(c->policy, sizeof(c->policy), POLICY_DEFAULT);
+	copy_str(c->run_as, sizeof(c->run_as), "muster-job");
 }
 
 /* Parsed into a copy, so that a bad file (say on reload) changes nothing. */

@@ -29,6 +29,10 @@
 #define CONF_MODULE_MAX	(64ULL << 20)	/* = WIRE_MAX_BIN, DESIGN §3 */
 
 #define AGENT_CONF_DEFAULT	"/etc/muster/agent.conf"
+/* Missing at this path means "no policy" (allow all); missing anywhere
+ * else was asked for and is an error (DESIGN §7, §8). */
+#define POLICY_DEFAULT		"/etc/muster/policy"
+#define CONF_USER_MAX		32
 
 struct cidr {
 	int family;		/* AF_INET or AF_INET6 */
@@ -72,6 +76,7 @@ struct agent_config {
 	char gnupg_home[CONF_PATH_MAX];	/* default /etc/muster/gnupg */
 	char publishers[CONF_MAX_FPRS][65];
 	int npublishers;
+	char policy[CONF_PATH_MAX];	/* default POLICY_DEFAULT */
 	/* [limits] */
 	uint64_t timeout_ms;		/* default 60s */
 	uint64_t max_ttl_ms;		/* default 1d */
@@ -84,6 +89,8 @@ struct agent_config {
 	uint64_t fetch_timeout_ms;	/* wait for a pointer/artifact; default 30s */
 	uint64_t prefetch_delay_ms;	/* max random delay of a prefetch; default 10m */
 	uint64_t module_max;		/* largest module accepted; default 64M */
+	uint64_t max_job;		/* bytes, default 1M: bigger envelopes are dropped */
+	char run_as[CONF_USER_MAX + 1];	/* default "muster-job" */
 };
 
 struct ctl_config {
@@ -104,5 +111,7 @@ int parse_duration_ms(const char *s, uint64_t *out);	/* "30s", "500ms", "2" */
 int parse_size(const char *s, uint64_t *out);		/* "512M", "64K", "100" */
 int parse_cidr(const char *s, struct cidr *out);	/* "10.0.0.0/8", "::1/128" */
 bool cidr_match(const struct cidr *c, int family, const void *addr);
+/* A user name as useradd(8) takes it: [a-z_][a-z0-9_-]{0,31}. */
+bool user_name_valid(const char *s);
 
 #endif

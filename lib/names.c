@@ -44,6 +44,12 @@ jobid_valid(const char *s)
 }
 
 bool
+jobid_reserved(const char *s)
+{
+	return strncmp(s, JOBID_RESERVED_PREFIX, strlen(JOBID_RESERVED_PREFIX)) == 0;
+}
+
+bool
 sha256hex_valid(const char *s)
 {
 	size_t i;
@@ -60,6 +66,27 @@ bool
 topic_root_valid(const char *s)
 {
 	return name_valid(s);
+}
+
+bool
+aud_valid(const char *s)
+{
+	char root[NAME_MAX_LEN + 1];
+	const char *slash = strchr(s, '/');
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(root) || strcmp(slash, "/v1") != 0)
+		return false;
+	memcpy(root, s, (size_t)(slash - s));
+	root[slash - s] = '\0';
+	return topic_root_valid(root);
+}
+
+int
+aud_format(char *buf, size_t len, const char *root)
+{
+	if (!topic_root_valid(root) || (size_t)snprintf(buf, len, "%s/v1", root) >= len)
+		return MU_EINVAL;
+	return MU_OK;
 }
 
 int

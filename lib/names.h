@@ -19,12 +19,24 @@
 #define SHA256_HEX_LEN	64
 #define TOPIC_ROOT_DEFAULT "muster"
 #define TOPIC_MAX	256	/* enough for root + the longest topic below */
+#define AUD_MAX_LEN	(NAME_MAX_LEN + 3)	/* "<topic_root>/v1" */
+/*
+ * Job ids an agent makes up for refusals of envelopes it could not verify
+ * (DESIGN §3): "invalid-<16 hex>".  No real job may carry this prefix, so
+ * such a refusal can never be mistaken for a real job's answer: job
+ * encoders and decoders refuse it.
+ */
+#define JOBID_RESERVED_PREFIX	"invalid-"
 
 bool name_valid(const char *s);
 bool jobid_valid(const char *s);
+bool jobid_reserved(const char *s);	/* starts with JOBID_RESERVED_PREFIX */
 bool sha256hex_valid(const char *s);	/* 64 lowercase hex digits */
 /* The topic_root setting: a name as above (no '/'). */
 bool topic_root_valid(const char *s);
+/* A job's "aud": the fleet it is for, "<topic_root>/v1" (DESIGN §3). */
+bool aud_valid(const char *s);
+int aud_format(char *buf, size_t len, const char *root);
 
 enum job_target_kind { TARGET_HOST, TARGET_GROUP, TARGET_ALL };
 

@@ -4,6 +4,8 @@
 #include "sign.h"
 
 #include <dirent.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 struct sign_key {
 	EVP_PKEY *pkey;
 	char id[KEYID_HEX_LEN + 1];
+	char name[256];
 };
 
 static void
@@ -79,6 +82,7 @@ key_wrap(EVP_PKEY *pkey, const char *path, struct sign_key **out, struct mu_err 
 	}
 	k->pkey = pkey;
 	sign_keyid_raw(pub, k->id);
+	snprintf(k->name, sizeof(k->name), "%s", path);
 	*out = k;
 	return MU_OK;
 }
@@ -127,6 +131,12 @@ const char *
 sign_key_id(const struct sign_key *k)
 {
 	return k->id;
+}
+
+const char *
+sign_key_name(const struct sign_key *k)
+{
+	return k->name;
 }
 
 /* Write one PEM file, created exclusively with the given mode. */
@@ -243,10 +253,6 @@ keyring_add(struct keyring *ring, struct sign_key *k)
 {
 	struct sign_key **keys;
 
-	if (keyring_find(ring, k->id) != NULL) {
-		sign_key_free(k);	/* the same key under two file names */
-		return MU_OK;
-	}
 	keys = reallocarray(ring->keys, ring->nkeys + 1, sizeof(*keys));
 	if (keys == NULL) {
 		sign_key_free(k);
@@ -257,13 +263,56 @@ keyring_add(struct keyring *ring, struct sign_key *k)
 	return MU_OK;
 }
 
+static void
+warnf(keyring_warn_fn *warn, void *arg, const char *fmt, ...)
+{
+	char msg[sizeof(((struct mu_err *)0)->msg) + 512];
+	va_list ap;
+
+	if (warn == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	warn(arg, msg);
+}
+
+/* Drop every key whose id another key of the ring has too: which operator
+ * signed a job must never depend on the order readdir() returns. */
+static void
+keyring_drop_collisions(struct keyring *ring, keyring_warn_fn *warn, void *arg)
+{
+	bool *dup = calloc(ring->nkeys ? ring->nkeys : 1, sizeof(*dup));
+	size_t i, j, n = 0;
+
+	for (i = 0; dup && i < ring->nkeys; i++)
+		for (j = i + 1; j < ring->nkeys; j++)
+			if (strcmp(ring->keys[i]->id, ring->keys[j]->id) == 0) {
+				warnf(warn, arg, "operator keys '%s' and '%s' have the same key id "
+				    "%s: both refused (remove one)", ring->keys[i]->name,
+				    ring->keys[j]->name, ring->keys[i]->id);
+				dup[i] = dup[j] = true;
+			}
+	for (i = 0; i < ring->nkeys; i++) {
+		if (dup == NULL || dup[i])
+			sign_key_free(ring->keys[i]);	/* no memory: trust nothing */
+		else
+			ring->keys[n++] = ring->keys[i];
+	}
+	ring->nkeys = n;
+	free(dup);
+}
+
 int
-keyring_load_dir(struct keyring *ring, const char *dir, struct mu_err *err)
+keyring_load_dir(struct keyring *ring, const char *dir, keyring_warn_fn *warn,
+    void *arg, struct mu_err *err)
 {
 	struct keyring fresh = { NULL, 0 };
+	struct mu_err why;
 	struct dirent *de;
 	struct sign_key *k;
 	char path[4096];
+	size_t n;
 	DIR *d;
 	int rc = MU_OK;
 
@@ -274,11 +323,16 @@ keyring_load_dir(struct keyring *ring, const char *dir, struct mu_err *err)
 			continue;
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
 		    sizeof(path)) {
-			rc = mu_errf(err, MU_EINVAL, "%s: path too long", dir);
-			break;
+			warnf(warn, arg, "%s/%s: path too long; key left out", dir, de->d_name);
+			continue;
 		}
-		rc = sign_key_load_public(path, &k, err);
-		if (rc == MU_OK && (rc = keyring_add(&fresh, k)) != MU_OK)
+		if (sign_key_load_public(path, &k, &why) != MU_OK) {
+			warnf(warn, arg, "%s; key left out", why.msg);
+			continue;
+		}
+		n = strlen(de->d_name) - 4;
+		snprintf(k->name, sizeof(k->name), "%.*s", (int)n, de->d_name);
+		if ((rc = keyring_add(&fresh, k)) != MU_OK)
 			mu_errf(err, rc, "out of memory");
 	}
 	closedir(d);
@@ -286,7 +340,7 @@ keyring_load_dir(struct keyring *ring, const char *dir, struct mu_err *err)
 		keyring_free(&fresh);
 		return rc;
 	}
-	/* Replace the old ring only when the whole folder loaded. */
+	keyring_drop_collisions(&fresh, warn, arg);
 	keyring_free(ring);
 	*ring = fresh;
 	return MU_OK;

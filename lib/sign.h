@@ -9,7 +9,8 @@
  * Ownership: sign_key_load_*() allocate a struct sign_key that the caller
  * releases with sign_key_free().  A struct keyring owns the keys it holds;
  * keyring_free() releases them.  keyring_find() returns a borrowed pointer
- * valid until the ring is freed or reloaded.
+ * valid until the ring is freed or reloaded.  sign_key_name() borrows from
+ * its key.
  */
 #ifndef MUSTER_SIGN_H
 #define MUSTER_SIGN_H
@@ -26,6 +27,10 @@ int sign_key_load_private(const char *path, struct sign_key **out, struct mu_err
 int sign_key_load_public(const char *path, struct sign_key **out, struct mu_err *err);
 void sign_key_free(struct sign_key *k);
 const char *sign_key_id(const struct sign_key *k);	/* 16 hex chars */
+/* The key's name in a keyring: its .pub file name without ".pub" (the
+ * OPERATOR of a policy rule, DESIGN §8); the file's path for keys loaded
+ * alone. */
+const char *sign_key_name(const struct sign_key *k);
 
 /* Key id of a raw 32-byte public key, written as 16 hex chars + NUL. */
 int sign_keyid_raw(const uint8_t pub[32], char out[KEYID_HEX_LEN + 1]);
@@ -48,7 +53,18 @@ struct keyring {
 	size_t nkeys;
 };
 
-int keyring_load_dir(struct keyring *ring, const char *dir, struct mu_err *err);
+/*
+ * Load the folder, failing closed (DESIGN §8): a file that does not load is
+ * reported through warn() and left out, and keys whose ids are equal (the
+ * same key under two names, or two keys whose ids collide) are all left
+ * out, since a key id must name one key and one operator.  The ring is
+ * replaced whenever the folder could be read, so a key whose file broke or
+ * went away loses its trust.  Errors (the folder) leave the ring as it was.
+ * warn may be NULL.
+ */
+typedef void keyring_warn_fn(void *arg, const char *msg);
+int keyring_load_dir(struct keyring *ring, const char *dir, keyring_warn_fn *warn,
+    void *arg, struct mu_err *err);
 void keyring_free(struct keyring *ring);
 const struct sign_key *keyring_find(const struct keyring *ring, const char *keyid);
 

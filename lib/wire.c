@@ -692,6 +692,9 @@ job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err)
 		return rc;
 	rc = rd_ident(&r, "id", true, out->id, sizeof(out->id), jobid_valid,
 	    "a job id ([A-Za-z0-9._-]{1,64})");
+	if (!rc && jobid_reserved(out->id))
+		rc = mu_errf(err, MU_EINVAL, "key 'id' starts with the reserved prefix '"
+		    JOBID_RESERVED_PREFIX "'");
 	if (!rc)
 		rc = rd_str(&r, "kind", true, 16, &kind);
 	if (!rc && (out->kind = job_kind_parse(kind.ptr, kind.len)) == JOB_UNKNOWN)
@@ -706,6 +709,9 @@ job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err)
 	if (!rc)
 		rc = rd_str(&r, "operator", false, 256, &out->operator_);
 	if (!rc)
+		rc = rd_ident(&r, "aud", false, out->aud, sizeof(out->aud), aud_valid,
+		    "a fleet (<topic_root>/v1)");
+	if (!rc)
 		rc = job_decode_kind_fields(&r, out);
 	return doc_close(&out->doc, rc);
 }
@@ -717,6 +723,11 @@ job_check(const struct job *j, struct mu_err *err)
 	int rc;
 
 	rc = need(jobid_valid(j->id), err, "bad job id");
+	if (!rc)
+		rc = need(!jobid_reserved(j->id), err, "job ids starting with '"
+		    JOBID_RESERVED_PREFIX "' are reserved for refusals");
+	if (!rc)
+		rc = need(aud_valid(j->aud), err, "bad or missing aud (want <topic_root>/v1)");
 	if (!rc)
 		rc = need(j->kind > JOB_UNKNOWN && j->kind < NJOB_KINDS, err, "bad job kind");
 	if (!rc)
@@ -744,7 +755,7 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 {
 	char target[NAME_MAX_LEN + 8];
 	msgpack_packer pk;
-	size_t n = 5, start;
+	size_t n = 6, start;
 	int rc;
 
 	rc = job_check(j, err);
@@ -765,6 +776,7 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 	pk_kv_uint(&pk, "not_after", j->not_after);
 	if (j->operator_.ptr)
 		pk_kv_view(&pk, "operator", j->operator_);
+	pk_kv_str(&pk, "aud", j->aud);
 	if (j->kind == JOB_RUN) {
 		pk_kv_str(&pk, "module", j->module);
 		if (j->module_sha256[0])

@@ -111,6 +111,10 @@ struct job {
 	uint64_t timeout_ms;		/* optional; 0 = agent default */
 	bool stream;
 	char cancel[JOBID_MAX_LEN + 1];	/* cancel only */
+	/* The fleet, "<topic_root>/v1".  Encoders require it; the decoder
+	 * leaves "" when it is absent so that the agent can refuse such a job
+	 * with a reason that says so (an older sender), not "malformed". */
+	char aud[AUD_MAX_LEN + 1];
 };
 
 int job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err);

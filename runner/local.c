@@ -253,6 +253,8 @@ local_job(struct local *l)
 		j.target.kind = TARGET_ALL;
 		j.issued_at = (uint64_t)clock_ms(CLOCK_REALTIME);
 		j.not_after = j.issued_at + LOCAL_TTL_MS;
+		/* Never sent anywhere; the default fleet, as every job has one. */
+		aud_format(j.aud, sizeof(j.aud), TOPIC_ROOT_DEFAULT);
 		strcpy(j.module, l->name);
 		j.args = &up.data;
 		j.timeout_ms = l->o->timeout_ms > UINT32_MAX ? UINT32_MAX : l->o->timeout_ms;

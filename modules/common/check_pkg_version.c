@@ -109,20 +109,20 @@ query(struct chk *c, struct pkg *p, const char *cmd)
 	return 0;
 }
 
-/* The command to ask: an argument, else dpkg-query, else rpm. */
+/* The command to ask (chk_which(): never one the job names): dpkg-query,
+ * else rpm, the host's tools folder before the standard ones. */
 static const char *
 pick(struct chk *c, struct pkg *p, char *buf, size_t size)
 {
 	const char *cmd;
 
-	if ((cmd = chk_str(c, "dpkg_query", NULL)) != NULL) {
-		p->manager = "dpkg";
+	(void)c;
+	p->manager = "dpkg";
+	if ((cmd = chk_which_tools(buf, size, "dpkg-query")) != NULL)
 		return cmd;
-	}
-	if ((cmd = chk_str(c, "rpm", NULL)) != NULL) {
-		p->manager = "rpm";
+	p->manager = "rpm";
+	if ((cmd = chk_which_tools(buf, size, "rpm")) != NULL)
 		return cmd;
-	}
 	p->manager = "dpkg";
 	if ((cmd = chk_which(buf, size, "dpkg-query")) != NULL)
 		return cmd;
@@ -156,11 +156,14 @@ check_pkg_version(struct chk *c)
 	const char *min = chk_str(c, "min", NULL);
 	const char *exact = chk_str(c, "version", NULL);
 	int installed = chk_bool(c, "installed", 1);
+	static const char *const programs[] = { "dpkg_query", "rpm", NULL };
 	const char *cmd;
 	struct pkg p;
 	char buf[4096];
 
 	memset(&p, 0, sizeof(p));
+	if (chk_no_program_args(c, programs) == -1)
+		return chk_error_reason(c);
 	/* "package"; "name" too, where it is not a qc.install label. */
 	if ((p.name = chk_str(c, "package", NULL)) == NULL)
 		p.name = chk_str(c, "name", NULL);

@@ -124,7 +124,8 @@ int
 check_service_status(struct chk *c)
 {
 	const char *dir = chk_str(c, "systemd_dir", SYSTEMD_DIR);
-	const char *systemctl = chk_str(c, "systemctl", NULL);
+	static const char *const programs[] = { "systemctl", NULL };
+	const char *systemctl = NULL;
 	const char *want_active = chk_str(c, "active", "active");
 	int want_enabled = chk_bool(c, "enabled", -1);
 	struct unit u;
@@ -132,6 +133,8 @@ check_service_status(struct chk *c)
 	char buf[4096];
 
 	memset(&u, 0, sizeof(u));
+	if (chk_no_program_args(c, programs) == -1)
+		return chk_error_reason(c);
 	u.name = chk_req(c, "unit");
 	if (chk_args_bad(c))
 		return chk_args_error(c);
@@ -139,8 +142,7 @@ check_service_status(struct chk *c)
 		return chk_error(c, "not a unit name: \"%s\"", u.name);
 	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
 		return chk_error(c, NOT_SYSTEMD);
-	if (systemctl == NULL &&
-	    (systemctl = chk_which(buf, sizeof(buf), "systemctl")) == NULL)
+	if ((systemctl = chk_which(buf, sizeof(buf), "systemctl")) == NULL)
 		return chk_error(c, NOT_SYSTEMD " (no systemctl)");
 	if (show(c, systemctl, &u) == -1)
 		return chk_error_reason(c);

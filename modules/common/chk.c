@@ -417,6 +417,32 @@ chk_join(char *buf, size_t size, const char *root, const char *rel)
 }
 
 const char *
+chk_which_tools(char *buf, size_t size, const char *name)
+{
+	const char *dir = getenv("MUSTER_TOOLS_DIR");
+
+	if (dir == NULL || dir[0] != '/')
+		return NULL;
+	if (chk_key(buf, size, "%s/%s", dir, name) != NULL && access(buf, X_OK) == 0)
+		return buf;
+	return NULL;
+}
+
+int
+chk_no_program_args(struct chk *c, const char *const names[])
+{
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (chk_str(c, names[i], NULL) != NULL) {
+			chk_reason(c, "argument \"%s\" is not accepted: the program comes "
+			    "from the host, never from the job", names[i]);
+			return -1;
+		}
+	return 0;
+}
+
+const char *
 chk_which(char *buf, size_t size, const char *name)
 {
 	static const char *const dirs[] = {
@@ -425,6 +451,8 @@ chk_which(char *buf, size_t size, const char *name)
 	};
 	size_t i;
 
+	if (chk_which_tools(buf, size, name) != NULL)
+		return buf;
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
 		if (chk_key(buf, size, "%s/%s", dirs[i], name) != NULL &&
 		    access(buf, X_OK) == 0)

@@ -103,8 +103,21 @@ int	chk_read(struct chk *, const char *path, size_t max, char **buf,
 	    size_t *len);
 /* root + "/" + rel without a doubled slash; NULL if it does not fit. */
 const char *chk_join(char *buf, size_t size, const char *root, const char *rel);
-/* The first of the standard PATH folders holding an executable name. */
+/*
+ * Where the programs a check runs come from.  Never from the job: a job
+ * that names a program to run could run any program (issue 10).  First the
+ * folder named by MUSTER_TOOLS_DIR in the runner's environment, if any:
+ * that environment is the host's (musterd gives runners a fixed one, and a
+ * job cannot set it), and tests and `muster-runner --run` use it to put
+ * fakes first.  Then the fixed list /usr/local/sbin, /usr/local/bin,
+ * /usr/sbin, /usr/bin, /sbin, /bin.  chk_which_tools() looks in the first
+ * only; both return NULL when nothing executable is found.
+ */
 const char *chk_which(char *buf, size_t size, const char *name);
+const char *chk_which_tools(char *buf, size_t size, const char *name);
+/* 0, or -1 with the reason set when the job gives an argument that named a
+ * program in earlier versions (names: NULL-terminated). */
+int	chk_no_program_args(struct chk *, const char *const names[]);
 /* Run argv; 0 with *res filled, or -1 with the reason set. */
 int	chk_run(struct chk *, const char *const argv[], int timeout_ms,
 	    size_t max_out, struct muster_cmd_result *res);

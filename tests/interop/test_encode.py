@@ -85,7 +85,7 @@ def test_job_defaults_are_left_out(proto):
     """timeout_ms 0 and stream false mean "absent": the encoder omits them."""
     given = dict(CASES["job-run-minimal"][0], timeout_ms=0, stream=False)
     assert set(unpack(proto.encode("job", given).ok())) == {
-        "v", "id", "kind", "target", "issued_at", "not_after", "module"}
+        "v", "id", "kind", "target", "issued_at", "not_after", "aud", "module"}
 
 
 def test_non_run_job_drops_run_fields(proto):
@@ -103,6 +103,8 @@ REFUSE = [
     ("job", {"module_sha256": "A" * 64}), ("job", {"args": nest(9)}),
     ("job", {"args": [1, 2]}), ("job", {"args": "a=1"}),
     ("job", {"timeout_ms": 2**32}),
+    ("job", {"aud": ""}), ("job", {"aud": "muster"}), ("job", {"aud": "a/b/v1"}),
+    ("job", {"id": "invalid-0123456789abcdef"}),
     ("job-cancel", {"cancel": ""}), ("job-cancel", {"cancel": "a/b"}),
     ("result", {"kind": "unknown"}), ("result", {"host": ""}),
     ("result", {"agent_version": ""}), ("result", {"data": nest(9)}),

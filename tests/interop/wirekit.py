@@ -169,7 +169,7 @@ class Proto:
 
 def job(kind="ping", **kw):
     d = {"v": 1, "id": "job-1", "kind": kind, "target": "host/web-1",
-         "issued_at": NOW, "not_after": NOW + 60_000}
+         "issued_at": NOW, "not_after": NOW + 60_000, "aud": "muster/v1"}
     if kind == "run":
         d["module"] = "kernel"
     if kind == "cancel":
@@ -183,6 +183,8 @@ def job_view(d):
     e = {k: d[k] for k in ("id", "kind", "target", "issued_at", "not_after")}
     if "operator" in d:
         e["operator"] = d["operator"]
+    if "aud" in d:
+        e["aud"] = d["aud"]
     if d["kind"] == "run":
         e["module"] = d["module"]
         if "module_sha256" in d:

@@ -66,13 +66,19 @@ class Result(dict):
 def run(runner):
     """run("os.release", path=..., id="debian") -> the --json result, with
     the exit code checked against the status."""
-    def go(module, *raw, **args):
+    def go(module, *raw, _tools=None, **args):
+        """_tools: a folder for MUSTER_TOOLS_DIR (the host's tools folder,
+        where pkg.version and service.status look first)."""
+        env = dict(os.environ)
+        env.pop("MUSTER_TOOLS_DIR", None)
+        if _tools is not None:
+            env["MUSTER_TOOLS_DIR"] = str(_tools)
         so = BUILD / "modules" / f"{module}.so"
         assert so.is_file(), f"{so} is not built"
         argv = [str(runner), "--run", str(so), "--json"]
         argv += list(raw) + [arg(k, v) for k, v in args.items()]
         proc = subprocess.run(argv, capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL)
+                              timeout=120, stdin=subprocess.DEVNULL, env=env)
         assert proc.stdout.strip(), (
             f"no output from {argv}: rc {proc.returncode}, "
             f"stderr {proc.stderr}")
@@ -95,6 +101,24 @@ def bindir(tmp_path_factory):
         shutil.copy(src, dest / src.name)
         os.chmod(dest / src.name, 0o755)
     return dest
+
+
+def tools_dir(path, **fakes):
+    """A tools folder: fakes maps a program name (dpkg-query, rpm,
+    systemctl) to the script it runs."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, script in fakes.items():
+        (path / name).symlink_to(script)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tools(bindir, tmp_path_factory):
+    """The fixture fakes under their real names."""
+    return tools_dir(tmp_path_factory.mktemp("tools"),
+                     **{"dpkg-query": bindir / "fake-dpkg-query",
+                        "systemctl": bindir / "fake-systemctl"})
 
 
 def fill(text, bindir):

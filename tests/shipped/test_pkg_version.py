@@ -1,8 +1,12 @@
-"""pkg.version: dpkg-query (or rpm) through run_cmd, Debian ordering."""
+"""pkg.version: dpkg-query (or rpm) through run_cmd, Debian ordering.  The
+program comes from the host (MUSTER_TOOLS_DIR, then the standard folders),
+never from the job's arguments."""
 import os
 import shutil
 
 import pytest
+
+from conftest import tools_dir
 
 # (installed, other, sign of installed <=> other) as dpkg orders them.
 ORDER = [
@@ -29,21 +33,22 @@ ORDER = [
 
 
 @pytest.fixture
-def dpkg(bindir):
-    return str(bindir / "fake-dpkg-query")
+def dpkg(tools):
+    """The tools folder with the fake dpkg-query (run(..., _tools=dpkg))."""
+    return tools
 
 
 def fake(tmp_path, version):
-    """A dpkg-query that has one package at version."""
+    """A tools folder whose dpkg-query has one package at version."""
     script = tmp_path / "dq"
     script.write_text("#!/bin/sh\nprintf 'installed\\t%s\\n' '" + version +
                       "'\n")
     script.chmod(0o755)
-    return str(script)
+    return tools_dir(tmp_path / "tools", **{"dpkg-query": script})
 
 
 def test_installed(run, dpkg):
-    r = run("pkg.version", package="bash", dpkg_query=dpkg)
+    r = run("pkg.version", package="bash", _tools=dpkg)
     assert r.status == "pass", r
     assert r.data == {"package": "bash", "manager": "dpkg", "installed": True,
                       "version": "5.2.15-2+b8", "dpkg_status": "installed"}
@@ -51,49 +56,49 @@ def test_installed(run, dpkg):
 
 
 def test_name_is_an_alias_of_package(run, dpkg):
-    r = run("pkg.version", name="bash", dpkg_query=dpkg, min="5")
+    r = run("pkg.version", name="bash", _tools=dpkg, min="5")
     assert r.status == "pass", r
 
 
 def test_min(run, dpkg):
-    assert run("pkg.version", package="bash", dpkg_query=dpkg,
+    assert run("pkg.version", package="bash", _tools=dpkg,
                min="5.2.15-2").status == "pass"
-    r = run("pkg.version", package="bash", dpkg_query=dpkg, min="5.3~beta1")
+    r = run("pkg.version", package="bash", _tools=dpkg, min="5.3~beta1")
     assert r.status == "fail", r
     assert r["reason"] == "bash 5.2.15-2+b8 is older than 5.3~beta1"
     assert r.data["min"] == "5.3~beta1"
 
 
 def test_multiarch_takes_highest(run, dpkg):
-    r = run("pkg.version", package="libc6", dpkg_query=dpkg)
+    r = run("pkg.version", package="libc6", _tools=dpkg)
     assert r.data["version"] == "2.36-9+deb12u13", r
 
 
 def test_epoch(run, dpkg):
-    r = run("pkg.version", package="epoch", dpkg_query=dpkg, min="99")
+    r = run("pkg.version", package="epoch", _tools=dpkg, min="99")
     assert r.status == "pass", r
 
 
 @pytest.mark.parametrize("name", ["nginx", "removed", "known"])
 def test_not_installed_fails(run, dpkg, name):
-    r = run("pkg.version", package=name, dpkg_query=dpkg)
+    r = run("pkg.version", package=name, _tools=dpkg)
     assert r.status == "fail", r
     assert r["reason"] == f"{name} is not installed"
     assert r.data["installed"] is False
 
 
 def test_must_not_be_installed(run, dpkg):
-    assert run("pkg.version", package="nginx", dpkg_query=dpkg,
+    assert run("pkg.version", package="nginx", _tools=dpkg,
                installed=False).status == "pass"
-    r = run("pkg.version", package="bash", dpkg_query=dpkg, installed="no")
+    r = run("pkg.version", package="bash", _tools=dpkg, installed="no")
     assert r.status == "fail", r
     assert r["reason"] == "bash 5.2.15-2+b8 is installed"
 
 
 def test_exact_version(run, dpkg):
-    assert run("pkg.version", package="bash", dpkg_query=dpkg,
+    assert run("pkg.version", package="bash", _tools=dpkg,
                version="5.2.15-2+b8").status == "pass"
-    r = run("pkg.version", package="bash", dpkg_query=dpkg, version="5.2.15")
+    r = run("pkg.version", package="bash", _tools=dpkg, version="5.2.15")
     assert r.status == "fail", r
     assert r["reason"] == "bash is 5.2.15-2+b8, expected 5.2.15"
 
@@ -101,34 +106,43 @@ def test_exact_version(run, dpkg):
 @pytest.mark.parametrize("have,other,sign", ORDER)
 def test_debian_ordering(run, tmp_path, have, other, sign):
     dq = fake(tmp_path, have)
-    r = run("pkg.version", package="p", dpkg_query=dq, min=other)
+    r = run("pkg.version", package="p", _tools=dq, min=other)
     assert r.status == ("fail" if sign < 0 else "pass"), r
-    r = run("pkg.version", package="p", dpkg_query=dq, version=other)
+    r = run("pkg.version", package="p", _tools=dq, version=other)
     assert r.status == ("pass" if sign == 0 else "fail"), r
 
 
 def test_query_error(run, dpkg):
-    r = run("pkg.version", package="broken", dpkg_query=dpkg)
+    r = run("pkg.version", package="broken", _tools=dpkg)
     assert r.status == "error", r
     assert "database is locked" in r["reason"]
 
 
-def test_missing_command_is_error(run, tmp_path):
-    r = run("pkg.version", package="bash",
-            dpkg_query=str(tmp_path / "no-dpkg-query"))
+@pytest.mark.parametrize("key", ["dpkg_query", "rpm"])
+def test_program_from_the_job_is_refused(run, tmp_path, key):
+    """Issue 10: a job must not choose a program to run.  The named
+    program would create a file if it ran."""
+    evil = tmp_path / "evil"
+    evil.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    evil.chmod(0o755)
+    r = run("pkg.version", package="bash", **{key: str(evil)})
     assert r.status == "error", r
-    assert "no-dpkg-query" in r["reason"]
+    assert r["reason"] == (f'argument "{key}" is not accepted: the program '
+                           "comes from the host, never from the job")
+    assert not (tmp_path / "ran").exists()
 
 
-def test_rpm(run, bindir):
-    rpm = str(bindir / "fake-rpm")
-    r = run("pkg.version", package="kernel", rpm=rpm, min="5.14.0-400")
+def test_rpm(run, bindir, tmp_path):
+    """A host with rpm in its tools folder and no dpkg-query there: rpm is
+    asked (the tools folder comes before the standard ones)."""
+    rpm = tools_dir(tmp_path / "tools", rpm=bindir / "fake-rpm")
+    r = run("pkg.version", package="kernel", _tools=rpm, min="5.14.0-400")
     assert r.status == "pass", r
     assert r.data["version"] == "5.14.0-427.el9"
     assert r.data["manager"] == "rpm"
-    r = run("pkg.version", package="openssl", rpm=rpm, min="3.1")
+    r = run("pkg.version", package="openssl", _tools=rpm, min="3.1")
     assert r.status == "pass", r  # the epoch wins
-    r = run("pkg.version", package="nginx", rpm=rpm)
+    r = run("pkg.version", package="nginx", _tools=rpm)
     assert r.status == "fail", r
     assert r["reason"] == "nginx is not installed"
 
@@ -142,7 +156,7 @@ def test_rpm(run, bindir):
      'argument "installed" must be true or false'),
 ])
 def test_bad_arguments(run, dpkg, args, reason):
-    r = run("pkg.version", dpkg_query=dpkg, **args)
+    r = run("pkg.version", _tools=dpkg, **args)
     assert r.status == "error", r
     assert r["reason"] == reason
 

@@ -13,9 +13,9 @@ def statuses(r):
     return {label: c["status"] for label, c in r.data["checks"].items()}
 
 
-def test_fixture_profile_passes(run, profile):
+def test_fixture_profile_passes(run, profile, tools):
     p = profile(FIXTURE_PROFILE)
-    r = run("qc.install", profile=p)
+    r = run("qc.install", profile=p, _tools=tools)
     assert r.status == "pass", r
     labels = [c["name"] for c in p["checks"]]
     assert statuses(r) == {label: "pass" for label in labels}
@@ -28,15 +28,15 @@ def test_fixture_profile_passes(run, profile):
         [f"PASS {label}" for label in labels]
 
 
-def test_checks_report_like_their_modules(run, profile):
+def test_checks_report_like_their_modules(run, profile, tools):
     """The data under checks/<label>/ is what the module alone reports."""
     p = profile(FIXTURE_PROFILE)
-    r = run("qc.install", profile=p)
+    r = run("qc.install", profile=p, _tools=tools)
     for spec in p["checks"]:
         args = {k: v for k, v in spec.items() if k not in ("kind", "name")}
         if spec["kind"] == "pkg.version":
             args["package"] = spec["name"]
-        alone = run(spec["kind"], **args)
+        alone = run(spec["kind"], **args, _tools=tools)
         mine = dict(r.data["checks"][spec["name"]])
         assert mine.pop("kind") == spec["kind"]
         assert mine.pop("status") == alone.status
@@ -46,10 +46,10 @@ def test_checks_report_like_their_modules(run, profile):
         assert mine == alone.data, spec["name"]
 
 
-def test_one_failure_fails(run, profile):
+def test_one_failure_fails(run, profile, tools):
     p = profile(FIXTURE_PROFILE)
     p["checks"][0]["version_id"] = "11"
-    r = run("qc.install", profile=p)
+    r = run("qc.install", profile=p, _tools=tools)
     assert r.status == "fail", r
     c = r.data["checks"]["debian 12"]
     assert c["status"] == "fail"
@@ -58,12 +58,12 @@ def test_one_failure_fails(run, profile):
     assert r["output"][0] == 'FAIL debian 12: VERSION_ID is "12", expected "11"'
 
 
-def test_error_beats_fail(run, profile):
+def test_error_beats_fail(run, profile, tools):
     p = profile(FIXTURE_PROFILE)
     p["checks"][0]["version_id"] = "11"
     p["checks"].append({"kind": "no.such", "name": "mystery"})
     p["checks"].append({"kind": "file.check", "name": "no path"})
-    r = run("qc.install", profile=p)
+    r = run("qc.install", profile=p, _tools=tools)
     assert r.status == "error", r
     assert statuses(r)["mystery"] == "error"
     assert r.data["checks"]["mystery"]["reason"] == 'unknown kind "no.such"'
@@ -73,14 +73,13 @@ def test_error_beats_fail(run, profile):
     assert r["reason"] == "failed: debian 12; could not check: mystery, no path"
 
 
-def test_checks_at_top_level(run, bindir):
+def test_checks_at_top_level(run, bindir, tools):
     checks = [{"kind": "file.check", "path": str(FIXTURES / "files")},
               {"kind": "file.check", "path": "/nonexistent/muster",
                "exists": False},
               {"kind": "pkg.version", "name": "bash installed",
-               "package": "bash",
-               "dpkg_query": str(bindir / "fake-dpkg-query")}]
-    r = run("qc.install", checks=checks, name="adhoc")
+               "package": "bash"}]
+    r = run("qc.install", checks=checks, name="adhoc", _tools=tools)
     assert r.status == "pass", r
     # Unnamed checks are named by kind, made unique by position.
     assert statuses(r) == {"file.check": "pass", "file.check#2": "pass",
@@ -95,8 +94,8 @@ def test_labels_made_keys(run):
     assert statuses(r) == {"a_b__": "pass"}, r
 
 
-def test_nested_data(run, profile):
-    r = run("qc.install", profile=profile(FIXTURE_PROFILE))
+def test_nested_data(run, profile, tools):
+    r = run("qc.install", profile=profile(FIXTURE_PROFILE), _tools=tools)
     disks = r.data["checks"]["disks"]
     assert disks["filesystems"]["-"]["mount"] == "/"
     assert "127.0.0.1/8" in \
@@ -142,18 +141,17 @@ def test_seed_base_passes_here(run):
     assert r.data["counts"]["pass"] == 10
 
 
-def test_seed_webhost_fails_on_a_base_host(run, bindir, tmp_path):
+def test_seed_webhost_fails_on_a_base_host(run, bindir, tmp_path, tools):
     p = json.loads((SEEDS / "webhost.json").read_text())
-    r = run("qc.install", profile=p)
+    r = run("qc.install", profile=p, _tools=tools)
     assert r.status in ("fail", "error"), r  # error: no systemd here
     assert statuses(r)["nginx 1.22 or newer"] == "fail"
     assert statuses(r)["nginx config"] == "fail"
     # The same on a host with systemd (a fake one) but no nginx: a fail.
     for c in p["checks"]:
         if c["kind"] == "service.status":
-            c["systemctl"] = str(bindir / "fake-systemctl")
             c["systemd_dir"] = str(tmp_path)
             c["unit"] = "ghost.service"
-    r = run("qc.install", profile=p)
+    r = run("qc.install", profile=p, _tools=tools)
     assert r.status == "fail", r
     assert statuses(r)["nginx running"] == "fail"

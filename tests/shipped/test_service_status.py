@@ -7,10 +7,10 @@ from conftest import FIXTURES
 
 
 @pytest.fixture
-def sd(bindir):
-    """Arguments that make a systemd host out of the fixtures."""
-    return {"systemctl": str(bindir / "fake-systemctl"),
-            "systemd_dir": str(FIXTURES)}
+def sd(tools):
+    """Arguments that make a systemd host out of the fixtures: the fake
+    systemctl comes from the host's tools folder, never from the job."""
+    return {"_tools": tools, "systemd_dir": str(FIXTURES)}
 
 
 def test_active_and_enabled(run, sd):
@@ -63,19 +63,34 @@ def test_systemctl_fails(run, sd):
     assert "Failed to connect to bus" in r["reason"]
 
 
-def test_no_systemd(run, bindir, tmp_path):
+def test_no_systemd(run, tools, tmp_path):
     r = run("service.status", unit="nginx.service",
-            systemd_dir=str(tmp_path / "none"),
-            systemctl=str(bindir / "fake-systemctl"))
+            systemd_dir=str(tmp_path / "none"), _tools=tools)
     assert r.status == "error", r
     assert r["reason"] == "systemd is not running on this host"
 
 
+@pytest.mark.skipif(any(os.access(f"{d}/systemctl", os.X_OK) for d in (
+    "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")),
+    reason="this host has a systemctl in a standard folder")
 def test_no_systemctl(run, tmp_path):
     r = run("service.status", unit="nginx.service", systemd_dir=str(FIXTURES),
-            systemctl=str(tmp_path / "systemctl"))
+            _tools=tmp_path)
     assert r.status == "error", r
     assert "systemctl" in r["reason"]
+
+
+def test_program_from_the_job_is_refused(run, tmp_path, tools):
+    """Issue 10: a job must not choose a program to run."""
+    evil = tmp_path / "evil"
+    evil.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    evil.chmod(0o755)
+    r = run("service.status", unit="nginx.service", systemd_dir=str(FIXTURES),
+            systemctl=str(evil), _tools=tools)
+    assert r.status == "error", r
+    assert r["reason"] == ('argument "systemctl" is not accepted: the program '
+                           "comes from the host, never from the job")
+    assert not (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize("args,reason", [

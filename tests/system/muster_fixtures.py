@@ -288,10 +288,11 @@ def target_topic(target: str, root: str = TOPIC_ROOT) -> str:
 def new_job(kind: str = "ping", target: str = "all", *, id: Optional[str] = None,
             ttl_s: float = 300, issued_at: Optional[int] = None,
             not_after: Optional[int] = None, operator: Optional[str] = "alice",
-            **fields: Any) -> dict:
+            aud: Optional[str] = f"{TOPIC_ROOT}/v1", **fields: Any) -> dict:
     """A job body (DESIGN §3).  Extra fields (module, args, timeout_ms,
     stream, cancel, module_sha256, or anything odd a test wants) are added
-    as given; a field set to None is left out."""
+    as given; a field set to None is left out.  `aud` is the fleet: the
+    default topic root's, as every agent of these tests has it."""
     issued = now_ms() if issued_at is None else issued_at
     body = {
         "v": 1,
@@ -301,6 +302,7 @@ def new_job(kind: str = "ping", target: str = "all", *, id: Optional[str] = None
         "issued_at": issued,
         "not_after": issued + int(ttl_s * 1000) if not_after is None else not_after,
         "operator": operator,
+        "aud": aud,
     }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}

@@ -154,6 +154,19 @@ def result(op, operator, body):
     return run_job(op, operator, body, ["h1"], timeout=10)["h1"]
 
 
+def refusal(op, key, body):
+    """The refusal of a job whose key is not trusted: unverified, so it is
+    answered under invalid-<hash of the envelope> (DESIGN §3), never under
+    the id its body claims."""
+    import hashlib
+    from muster_fixtures import target_topic, topic, watch_results
+    env = key.envelope(body)
+    jid = "invalid-" + hashlib.sha256(env).hexdigest()[:16]
+    watch_results(op, jid)
+    op.publish(target_topic(body["target"]), env)
+    return op.expect(topic("results", jid, "h1"), timeout=10).decode()
+
+
 @pytest.fixture
 def hup_agent(agents, keys, tmp_path):
     """h1 with its own operators folder (alice only), log level notice."""
@@ -176,7 +189,7 @@ def test_sighup_reloads_operator_keys_and_log_level(hup_agent, broker,
 
     # Before: bob is unknown; info lines ("accepted job") are not logged.
     b1 = new_job("ping", "host/h1", operator="bob")
-    r = result(op_client, bob, b1)
+    r = refusal(op_client, bob, b1)
     assert (r["status"], r["reason"]) == (
         "rejected", f"unknown operator key {bob.key_id}"), r
     p1 = new_job("ping", "host/h1")
@@ -203,7 +216,7 @@ def test_sighup_reloads_operator_keys_and_log_level(hup_agent, broker,
     sighup(a, 1)
     assert "reloaded: 1 operator keys" in a.log(), a.log()
     p2 = new_job("ping", "host/h1")
-    r = result(op_client, operator, p2)
+    r = refusal(op_client, operator, p2)
     assert (r["status"], r["reason"]) == (
         "rejected", f"unknown operator key {operator.key_id}"), r
     assert p2["id"] not in a.log()
@@ -228,18 +241,24 @@ def test_sighup_with_a_bad_file_keeps_the_running_config(hup_agent, broker,
     p = new_job("ping", "host/h1")
     assert result(op_client, operator, p)["status"] == "pass"
 
-    # A broken key file: the old keys stay (alice still works), bob does
-    # not come in with it.
+    # A broken key file fails closed (DESIGN §8): it is reported and left
+    # out, the good keys load (alice still works, bob comes in).
     a.conf_path.write_text(good)
     bob = new_operator(tmp_path, "bob")
     write_pub(bob, a.operators)
     (a.operators / "junk.pub").write_text("not a key\n")
     sighup(a, 1)
-    assert "(keeping the old operator keys)" in a.log(), a.log()
+    assert re.search(r"operator keys: \S*junk\.pub: .*key left out", a.log()), a.log()
+    assert "reloaded: 2 operator keys" in a.log(), a.log()
     p = new_job("ping", "host/h1")
     assert result(op_client, operator, p)["status"] == "pass"
     b = new_job("ping", "host/h1", operator="bob")
-    r = result(op_client, bob, b)
+    assert result(op_client, bob, b)["status"] == "pass"
+    # Alice's file breaks: her key is not kept alive from the old ring.
+    (a.operators / f"{operator.name}.pub").write_text("broken\n")
+    sighup(a, 2)
+    c = new_job("ping", "host/h1")
+    r = refusal(op_client, operator, c)
     assert (r["status"], r["reason"]) == (
-        "rejected", f"unknown operator key {bob.key_id}"), r
+        "rejected", f"unknown operator key {operator.key_id}"), r
     assert broker_connections(broker, "h1") == 1

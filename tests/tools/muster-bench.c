@@ -136,6 +136,7 @@ job_envelope(struct bench *b, enum job_kind kind, int i, msgpack_sbuffer *env,
 	snprintf(j.target.name, sizeof(j.target.name), "%s", b->host);
 	j.issued_at = now_wall_ms();
 	j.not_after = j.issued_at + 60000;
+	aud_format(j.aud, sizeof(j.aud), TOPIC_ROOT_DEFAULT);
 	if (kind == JOB_RUN)
 		snprintf(j.module, sizeof(j.module), "%s", b->module);
 	msgpack_sbuffer_init(&body);

@@ -406,6 +406,7 @@ tj_job(struct jw *w, const union msg *m)
 	jw_uint(w, "issued_at", j->issued_at);
 	jw_uint(w, "not_after", j->not_after);
 	jw_view(w, "operator", j->operator_);
+	jw_opt(w, "aud", j->aud);
 	if (j->kind == JOB_RUN) {
 		jw_str(w, "module", j->module);
 		jw_opt(w, "module_sha256", j->module_sha256);
@@ -453,6 +454,7 @@ fj_job(struct jr *r, union msg *m)
 	jr_uint(r, "issued_at", UINT64_MAX, &j->issued_at);
 	jr_uint(r, "not_after", UINT64_MAX, &j->not_after);
 	jr_view(r, "operator", &j->operator_);
+	jr_ident(r, "aud", j->aud, sizeof(j->aud));
 	jr_ident(r, "module", j->module, sizeof(j->module));
 	jr_ident(r, "module_sha256", j->module_sha256, sizeof(j->module_sha256));
 	jr_object(r, "args", &j->args);
@@ -1107,6 +1109,13 @@ verify_job(const struct keyring *ring, const uint8_t *buf, size_t len)
 	return rc;
 }
 
+static void
+keyring_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "muster-proto: %s\n", msg);
+}
+
 static int
 cmd_verify_job(const char *keydir, const char *path)
 {
@@ -1116,7 +1125,7 @@ cmd_verify_job(const char *keydir, const char *path)
 	size_t len;
 	int rc;
 
-	if (keyring_load_dir(&ring, keydir, &err) != MU_OK)
+	if (keyring_load_dir(&ring, keydir, keyring_warn, NULL, &err) != MU_OK)
 		return fail(EXIT_TOOL, "keyring", err.msg);
 	if (read_all(path, &buf, &len) != 0) {
 		fprintf(stderr, "muster-proto: cannot read %s\n", path);

@@ -96,6 +96,18 @@ keyid_by_openssl(const struct fixture *f, const char *pub, char out[17])
 	pclose(p);
 }
 
+/* What the keyring reported last (appended). */
+static char warned[2048];
+
+static void
+warn_keep(void *arg, const char *msg)
+{
+	size_t n = strlen(warned);
+
+	(void)arg;
+	snprintf(warned + n, sizeof(warned) - n, "%s\n", msg);
+}
+
 static void
 test_keyid(void **state)
 {
@@ -148,7 +160,7 @@ test_envelope_roundtrip(void **state)
 	struct mu_err err;
 	const char body[] = "\x81\xa1v\x01";
 
-	assert_int_equal(keyring_load_dir(&ring, f->ring, &err), MU_OK);
+	assert_int_equal(keyring_load_dir(&ring, f->ring, NULL, NULL, &err), MU_OK);
 	assert_int_equal(ring.nkeys, 2);
 	assert_non_null(keyring_find(&ring, sign_key_id(a)));
 	assert_non_null(keyring_find(&ring, sign_key_id(c)));
@@ -202,19 +214,61 @@ test_bad_keys(void **state)
 	assert_non_null(strstr(err.msg, "not an Ed25519 key"));
 	assert_null(k);
 
-	/* A ring folder with one bad .pub keeps the old ring intact. */
-	assert_int_equal(keyring_load_dir(&ring, f->ring, &err), MU_OK);
+	/* Fail closed (DESIGN §8): a bad .pub is reported and left out, the
+	 * good keys load. */
+	assert_int_equal(keyring_load_dir(&ring, f->ring, NULL, NULL, &err), MU_OK);
 	assert_int_equal(run("echo junk > %1$s/ring/zz.pub", f->dir), 0);
-	assert_int_equal(keyring_load_dir(&ring, f->ring, &err), MU_EINVAL);
-	assert_non_null(strstr(err.msg, "zz.pub"));
+	warned[0] = '\0';
+	assert_int_equal(keyring_load_dir(&ring, f->ring, warn_keep, NULL, &err), MU_OK);
+	assert_non_null(strstr(warned, "zz.pub"));
 	assert_int_equal(ring.nkeys, 2);
-	assert_int_equal(run("rm %1$s/ring/zz.pub", f->dir), 0);
+	/* A key whose file breaks loses its trust at the next load: it is
+	 * never kept alive from the old ring. */
+	assert_int_equal(run("cp %1$s/ring/zz.pub %1$s/ring/a.pub", f->dir), 0);
+	assert_int_equal(keyring_load_dir(&ring, f->ring, warn_keep, NULL, &err), MU_OK);
+	assert_int_equal(ring.nkeys, 1);
+	assert_string_equal(sign_key_name(ring.keys[0]), "c");
+	assert_int_equal(run("rm %1$s/ring/zz.pub; cp %1$s/a.pub %1$s/ring/a.pub", f->dir), 0);
+	/* An unreadable folder keeps the ring as it was. */
+	assert_int_equal(keyring_load_dir(&ring, "/nonexistent-muster", NULL, NULL, &err),
+	    MU_EIO);
+	assert_int_equal(ring.nkeys, 1);
 	keyring_free(&ring);
-	assert_int_equal(keyring_load_dir(&ring, "/nonexistent-muster", &err), MU_EIO);
 
 	/* keygen refuses to overwrite. */
 	assert_int_equal(sign_keygen(f->dir, "a", &err), MU_EIO);
 	assert_int_equal(sign_keygen(f->dir, "../x", &err), MU_EINVAL);
+}
+
+/* Two files with the same key id (here the same key under two names; two
+ * different keys whose ids collide take the same path): both are refused,
+ * with an error naming both, and the other keys still load. */
+static void
+test_keyid_collision(void **state)
+{
+	struct fixture *f = *state;
+	struct keyring ring = { NULL, 0 };
+	struct sign_key *a = load(f, "a.pub", false), *c = load(f, "c.pub", false);
+	struct mu_err err;
+
+	assert_int_equal(run("cp %1$s/a.pub %1$s/ring/alias.pub", f->dir), 0);
+	warned[0] = '\0';
+	assert_int_equal(keyring_load_dir(&ring, f->ring, warn_keep, NULL, &err), MU_OK);
+	assert_int_equal(ring.nkeys, 1);
+	assert_null(keyring_find(&ring, sign_key_id(a)));
+	assert_non_null(keyring_find(&ring, sign_key_id(c)));
+	assert_non_null(strstr(warned, "same key id"));
+	assert_non_null(strstr(warned, "both refused"));
+	assert_non_null(strstr(warned, "'alias'"));
+	assert_non_null(strstr(warned, sign_key_id(a)));
+	/* Remove the duplicate: the key is trusted again. */
+	assert_int_equal(run("rm %1$s/ring/alias.pub", f->dir), 0);
+	assert_int_equal(keyring_load_dir(&ring, f->ring, warn_keep, NULL, &err), MU_OK);
+	assert_int_equal(ring.nkeys, 2);
+	assert_non_null(keyring_find(&ring, sign_key_id(a)));
+	keyring_free(&ring);
+	sign_key_free(a);
+	sign_key_free(c);
 }
 
 static void
@@ -236,6 +290,7 @@ main(void)
 		cmocka_unit_test(test_sign_verify),
 		cmocka_unit_test(test_envelope_roundtrip),
 		cmocka_unit_test(test_bad_keys),
+		cmocka_unit_test(test_keyid_collision),
 		cmocka_unit_test(test_sha256),
 	};
 

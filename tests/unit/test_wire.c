@@ -85,6 +85,7 @@ static const struct kv job_run[] = {
 	{ "issued_at", U, NULL, 1700000000000ull },
 	{ "not_after", U, NULL, 1700000060000ull },
 	{ "operator", S, "alice", 0 },
+	{ "aud", S, "muster/v1", 0 },
 	{ "module", S, "os.release", 0 },
 	{ "module_sha256", S, SHA_A, 0 },
 	{ "args", RAW, "\x81\xa2id\xa6" "debian", 11 },
@@ -149,6 +150,7 @@ test_job_decode_valid(void **state)
 	assert_int_equal(j.not_after, 1700000060000ull);
 	assert_int_equal(j.operator_.len, 5);
 	assert_memory_equal(j.operator_.ptr, "alice", 5);
+	assert_string_equal(j.aud, "muster/v1");
 	assert_string_equal(j.module, "os.release");
 	assert_string_equal(j.module_sha256, SHA_A);
 	assert_non_null(j.args);
@@ -161,6 +163,7 @@ test_job_decode_valid(void **state)
 	assert_int_equal(job_encode(&j, &again, &err), MU_OK);
 	assert_int_equal(job_decode(again.data, again.size, &k, &err), MU_OK);
 	assert_string_equal(k.id, j.id);
+	assert_string_equal(k.aud, "muster/v1");
 	assert_string_equal(k.module, j.module);
 	assert_int_equal(k.args->via.map.size, 1);
 	assert_int_equal(k.timeout_ms, 5000);
@@ -190,6 +193,41 @@ test_job_missing_keys(void **state)
 	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "args", &err), MU_OK);
 	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "operator", &err), MU_OK);
 	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "module_sha256", &err), MU_OK);
+	/* "aud" decodes when absent (the agent refuses it with its own
+	 * reason); the encoder never writes a job without it. */
+	assert_int_equal(decode_job_kvs(job_run, NJOB_RUN, "aud", &err), MU_OK);
+}
+
+static void
+test_job_aud_and_reserved_ids(void **state)
+{
+	struct mu_err err = { "" };
+	msgpack_sbuffer sb;
+	struct job j;
+
+	(void)state;
+	memset(&j, 0, sizeof(j));
+	snprintf(j.id, sizeof(j.id), "job-1");
+	j.kind = JOB_PING;
+	j.target.kind = TARGET_ALL;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(job_encode(&j, &sb, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "aud"));
+	snprintf(j.aud, sizeof(j.aud), "muster");
+	assert_int_equal(job_encode(&j, &sb, &err), MU_EINVAL);
+	snprintf(j.aud, sizeof(j.aud), "staging/v1");
+	assert_int_equal(job_encode(&j, &sb, &err), MU_OK);
+	/* No real job may be named like a refusal of an unverifiable one. */
+	snprintf(j.id, sizeof(j.id), "invalid-0123456789abcdef");
+	assert_int_equal(job_encode(&j, &sb, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "reserved"));
+	msgpack_sbuffer_destroy(&sb);
+	assert_false(aud_valid("muster/v1/x"));
+	assert_false(aud_valid("Muster/v1"));
+	assert_false(aud_valid("/v1"));
+	assert_true(aud_valid("muster/v1"));
+	assert_true(jobid_reserved("invalid-x"));
+	assert_false(jobid_reserved("Invalid-x"));
 }
 
 static void
@@ -218,6 +256,9 @@ test_job_bad_values(void **state)
 		{ { "stream", U, NULL, 1 }, "'stream' must be a boolean" },
 		{ { "id", BIN, "job-1", 0 }, "'id' must be a string" },
 		{ { "id", S, "jo\0b", 4 }, "NUL" },
+		{ { "id", S, "invalid-0123456789abcdef", 0 }, "reserved prefix" },
+		{ { "aud", S, "muster", 0 }, "'aud' is not a fleet" },
+		{ { "aud", U, NULL, 1 }, "'aud' must be a string" },
 	};
 	size_t i;
 
@@ -693,6 +734,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_job_decode_valid),
 		cmocka_unit_test(test_job_missing_keys),
+		cmocka_unit_test(test_job_aud_and_reserved_ids),
 		cmocka_unit_test(test_job_bad_values),
 		cmocka_unit_test(test_job_args_depth),
 		cmocka_unit_test(test_job_kinds),

@@ -496,6 +496,7 @@ main(int argc, char *argv[])
 	}
 	bus_free(c.bus);
 	sign_key_free(c.key);
+	hostsig_verifier_free(c.hv);
 	close(c.sigfd);
 	return rc;
 }

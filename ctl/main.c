@@ -103,6 +103,7 @@ ctl_connect(struct ctl *c)
 	o.broker = &c->cfg.broker;
 	o.client_id = id;
 	o.clean_start = true;
+	o.retain_as_published = true;	/* retained results are never answers */
 	if (bus_new(&c->bus, &o, &err) != MU_OK || bus_connect(c->bus, &err) != MU_OK) {
 		fprintf(stderr, "muster: %s\n", err.msg);
 		return EXIT_USAGE;

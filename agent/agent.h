@@ -16,6 +16,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "hostsig.h"
 #include "ipc.h"
 #include "loop.h"
 #include "pgp.h"
@@ -203,7 +204,8 @@ struct agent {
 	int wake_fd;			/* listener, owned; -1 when off */
 	char root[NAME_MAX_LEN + 1];	/* topic root */
 	char runner_version[WIRE_MAX_VERSION + 1];
-	uint8_t *will;			/* offline/lost status, owned */
+	struct hostsig_signer *signer;	/* host key + cert, owned by session.c */
+	uint8_t *will;			/* signed offline/lost status, owned */
 	size_t will_len;
 	uint64_t started_at;		/* wall ms */
 	/* session */
@@ -233,6 +235,9 @@ void session_status_changed(struct agent *a);
 int session_publish_status(struct agent *a, bool online, const char *reason);
 /* Put a result in the spool and send it when connected. */
 int result_submit(struct agent *a, struct result *r);
+/* Sign body with the host key and append the agent envelope to out. */
+int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
+    struct mu_err *err);
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
 

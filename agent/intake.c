@@ -266,6 +266,27 @@ answer_version(struct agent *a, const struct job *j)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* Load lives in the ping answer, not in the status (DESIGN §3: status is
+ * presence, and a status per job would double a broadcast's messages). */
+static void
+answer_ping(struct agent *a, const struct job *j)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_unpacked up;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "running", 7);
+	msgpack_pack_uint32(&pk, a->nrunning > 0 ? (uint32_t)a->nrunning : 0);
+	msgpack_unpacked_init(&up);
+	msgpack_unpack_next(&up, sb.data, sb.size, NULL);
+	answer(a, j, RS_PASS, "pong", &up.data);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 answer_cancel(struct agent *a, const struct job *j)
 {
@@ -320,7 +341,7 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env,
 {
 	switch (j->kind) {
 	case JOB_PING:
-		answer(a, j, RS_PASS, "pong", NULL);
+		answer_ping(a, j);
 		break;
 	case JOB_VERSION:
 		answer_version(a, j);

@@ -125,7 +125,7 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 {
 	struct event e = { .event = kind, .at = now_wall_ms() };
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
+	msgpack_sbuffer body, sb;
 
 	if (!r->job.stream || !bus_connected(a->bus))
 		return;
@@ -139,9 +139,12 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 	if (topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT_EVENTS, r->job.id,
 	    a->cfg.host) != MU_OK)
 		return;
+	msgpack_sbuffer_init(&body);
 	msgpack_sbuffer_init(&sb);
-	if (event_encode(&e, &sb, NULL) == MU_OK)
+	if (event_encode(&e, &body, NULL) == MU_OK &&
+	    session_wrap(a, body.data, body.size, &sb, NULL) == MU_OK)
 		bus_publish(a->bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
+	msgpack_sbuffer_destroy(&body);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -557,7 +560,6 @@ run_start(struct agent *a, struct run *r)
 		return;
 	}
 	log_info("job %s: running module %s (pid %d)", r->job.id, r->job.module, (int)r->pid);
-	session_status_changed(a);
 }
 
 static void
@@ -704,7 +706,6 @@ run_finish(struct agent *a, struct run *r)
 	run_close_pipes(a, r);
 	run_unlink(a, r);
 	run_free(r);
-	session_status_changed(a);
 	run_schedule(a);
 }
 

@@ -68,13 +68,28 @@ session_connect(struct agent *a)
 	a->connecting = true;
 }
 
+/* ---- signing ---------------------------------------------------------- */
+
+/* Every message we publish is signed by the host (DESIGN §3). */
+int
+session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	if (a->signer == NULL)
+		return mu_errf(err, MU_EINVAL, "no host key loaded");
+	return hostsig_wrap(a->signer, body, len, out, err);
+}
+
 /* ---- presence --------------------------------------------------------- */
 
+/* The status as a signed envelope; it carries our certificate, so a
+ * verifier can find it by the fingerprint every other message names. */
 static int
-status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuffer *sb)
+status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuffer *out)
 {
+	msgpack_sbuffer sb;
 	struct status s;
-	int i;
+	int i, rc;
 
 	memset(&s, 0, sizeof(s));
 	snprintf(s.host, sizeof(s.host), "%s", a->cfg.host);
@@ -88,8 +103,13 @@ status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuf
 	s.ngroups = (size_t)i;
 	s.started_at = a->started_at;
 	s.at = now_wall_ms();
-	s.running = (uint32_t)a->nrunning;
-	return status_encode(&s, sb, NULL);
+	s.cert_der = hostsig_signer_cert(a->signer);
+	msgpack_sbuffer_init(&sb);
+	rc = status_encode(&s, &sb, NULL);
+	if (!rc)
+		rc = session_wrap(a, sb.data, sb.size, out, NULL);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
 }
 
 static int
@@ -180,21 +200,27 @@ int
 result_submit(struct agent *a, struct result *r)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
+	msgpack_sbuffer body, sb;
 	struct mu_err err;
 	int rc;
 
 	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT, r->job, a->cfg.host);
+	msgpack_sbuffer_init(&body);
 	msgpack_sbuffer_init(&sb);
 	if (!rc)
-		rc = result_encode(r, &sb, &err);
+		rc = result_encode(r, &body, &err);
 	else
 		mu_errf(&err, rc, "cannot build the result topic for job %s", r->job);
+	/* The spool keeps the signed envelope: a resend after a restart is
+	 * the very same bytes, not a second, different answer. */
+	if (!rc)
+		rc = session_wrap(a, body.data, body.size, &sb, &err);
 	if (!rc && (rc = spool_put(&a->spool, r->job, topic, sb.data, sb.size, &err)) != MU_OK) {
 		/* Without a spool, at least try to say it once. */
 		if (bus_connected(a->bus))
 			bus_publish(a->bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
 	}
+	msgpack_sbuffer_destroy(&body);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
 		log_err("result for job %s: %s", r->job, err.msg);
@@ -368,8 +394,11 @@ session_start(struct agent *a, struct mu_err *err)
 	msgpack_sbuffer sb;
 	int rc;
 
-	/* The will is encoded before any connection: the broker publishes it
-	 * for us when the session dies without a goodbye. */
+	if (a->signer == NULL && (rc = hostsig_signer_load(a->cfg.broker.key,
+	    a->cfg.broker.cert, &a->signer, err)) != MU_OK)
+		return rc;
+	/* The will is encoded and signed before any connection: the broker
+	 * publishes it for us when the session dies without a goodbye. */
 	msgpack_sbuffer_init(&sb);
 	if (status_encode_now(a, false, "lost", &sb) != MU_OK) {
 		msgpack_sbuffer_destroy(&sb);
@@ -441,8 +470,11 @@ session_stop(struct agent *a)
 	int token = 0;
 
 	a->stopping = true;
-	if (a->bus == NULL)
+	if (a->bus == NULL) {
+		hostsig_signer_free(a->signer);
+		a->signer = NULL;
 		return;
+	}
 	if (bus_connected(a->bus)) {
 		said_goodbye = status_publish(a, false, "shutdown", &token) != MU_OK ||
 		    token == 0;
@@ -477,4 +509,6 @@ session_stop(struct agent *a)
 	loop_del_fd(a->loop, bus_fd(a->bus));
 	bus_free(a->bus);
 	a->bus = NULL;
+	hostsig_signer_free(a->signer);
+	a->signer = NULL;
 }

@@ -11,11 +11,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
 #include "bus.h"
 #include "config.h"
+#include "hostsig.h"
 #include "sign.h"
 #include "wire.h"
 
@@ -31,6 +33,8 @@ struct ctl {
 	char root[NAME_MAX_LEN + 1];
 	struct bus *bus;		/* owned; NULL until ctl_connect() */
 	struct sign_key *key;		/* owned; loaded on first use */
+	struct hostsig_verifier *hv;	/* owned; made on first use (verify.c) */
+	size_t nforged;			/* agent messages that failed the check */
 	int sigfd;			/* owned: SIGINT/SIGTERM */
 	bool interrupted;
 	bool json;
@@ -68,7 +72,26 @@ int cmd_hosts(struct ctl *c, int argc, char **argv);
 int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
 
+/* Checking agent messages (verify.c): MU_OK with the body decoded into
+ * *out (free its doc); MU_ENOENT when the signing certificate is not known
+ * yet; anything else means forged, with the reason in err. */
+int verify_result(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
+    struct result *out, struct mu_err *err);
+int verify_event(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
+    struct event *out, struct mu_err *err);
+int verify_status(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
+    struct status *out, struct mu_err *err);
+void forged_note(struct ctl *c, const char *topic, const char *reason);
+void forged_report(const struct ctl *c, FILE *f);
+
 /* Output helpers (report.c). */
+/* Host text for a terminal: control bytes, C1 controls, backslash and
+ * bytes that are not UTF-8 as \xNN (backslash as \\); at most max input
+ * bytes. */
+void term_put(FILE *f, const char *p, size_t n, size_t max);
+/* Host text for JSON: a string; if p is not valid UTF-8, each bad byte
+ * becomes the text \xNN, a backslash \\, and *escaped is set. */
+json_t *json_text(const char *p, size_t n, bool *escaped);
 json_t *result_json(const struct result *r);
 json_t *event_json(const struct event *e);
 void json_print_line(json_t *j);	/* one compact line on stdout, then decref */

@@ -20,14 +20,18 @@ struct collect {
 	uint64_t last;
 };
 
+/* Keep a status that passed the check (verify.c); count the others. */
 static void
-host_put(struct host_list *h, struct bus_event *ev)
+host_put(struct ctl *c, struct host_list *h, struct bus_event *ev)
 {
 	struct host_status hs = { 0 }, *v;
+	struct mu_err err;
 	size_t i;
 
-	if (status_decode(ev->payload, ev->len, &hs.st, NULL) != MU_OK)
+	if (verify_status(c, ev->topic, ev->payload, ev->len, &hs.st, &err) != MU_OK) {
+		forged_note(c, ev->topic, err.msg);
 		return;
+	}
 	hs.raw = ev->payload;
 	for (i = 0; i < h->n; i++)
 		if (strcmp(h->v[i].st.host, hs.st.host) == 0) {
@@ -51,13 +55,12 @@ on_status(struct ctl *c, struct bus_event *ev, void *arg)
 {
 	struct collect *k = arg;
 
-	(void)c;
 	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED) {
 		k->subscribed = true;
 		k->last = now_mono_ms();
 		return true;	/* the quiet spell starts: a new deadline */
 	} else if (ev->type == BUS_MESSAGE && ev->len > 0) {
-		host_put(k->list, ev);
+		host_put(c, k->list, ev);
 		k->last = now_mono_ms();
 	}
 	return false;
@@ -122,13 +125,12 @@ status_json(const struct status *s)
 	json_object_set_new(o, "host", json_string(s->host));
 	json_object_set_new(o, "state", json_string(s->online ? "online" : "offline"));
 	if (s->reason.ptr)
-		json_object_set_new(o, "reason", json_stringn(s->reason.ptr, s->reason.len));
+		json_object_set_new(o, "reason", json_text(s->reason.ptr, s->reason.len, NULL));
 	json_object_set_new(o, "version", json_string(s->version));
 	json_object_set_new(o, "channel", json_string(s->channel));
 	json_object_set_new(o, "groups", g);
 	json_object_set_new(o, "started_at", json_integer((json_int_t)s->started_at));
 	json_object_set_new(o, "at", json_integer((json_int_t)s->at));
-	json_object_set_new(o, "running", json_integer(s->running));
 	return o;
 }
 
@@ -151,10 +153,14 @@ print_hosts(const struct host_list *h)
 		for (j = 0; j < s->ngroups; j++)
 			snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s%s",
 			    j ? "," : "", s->groups[j]);
-		printf("%-20s  %-8s  %-10s  %-8s  %-20s  %s%s%.*s%s\n", s->host,
-		    s->online ? "online" : "offline", s->version, s->channel, since, groups,
-		    s->reason.ptr ? " (" : "", (int)s->reason.len, s->reason.ptr ? s->reason.ptr : "",
-		    s->reason.ptr ? ")" : "");
+		printf("%-20s  %-8s  %-10s  %-8s  %-20s  %s", s->host,
+		    s->online ? "online" : "offline", s->version, s->channel, since, groups);
+		if (s->reason.ptr) {
+			fputs(" (", stdout);
+			term_put(stdout, s->reason.ptr, s->reason.len, 200);
+			putchar(')');
+		}
+		putchar('\n');
 	}
 }
 
@@ -193,6 +199,7 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 			json_print_line(status_json(&h.v[i].st));
 	else
 		print_hosts(&h);
+	forged_report(c, stdout);
 	hosts_free(&h);
 	return 0;
 }
@@ -200,7 +207,7 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 /* ---- watch ------------------------------------------------------------ */
 
 struct watch {
-	char topics[2][TOPIC_MAX + 16];
+	char topics[3][TOPIC_MAX + 16];	/* status (certificates), results, events */
 	uint64_t retry_at;	/* monotonic ms; 0 = connected or connecting */
 	unsigned backoff_ms;
 };
@@ -208,11 +215,12 @@ struct watch {
 static int
 watch_subscribe(struct ctl *c, struct watch *w)
 {
-	int rc;
+	int i, rc;
 
-	if ((rc = ctl_subscribe(c, w->topics[0])) != 0)
-		return rc;
-	return ctl_subscribe(c, w->topics[1]);
+	for (i = 0; i < 3; i++)
+		if ((rc = ctl_subscribe(c, w->topics[i])) != 0)
+			return rc;
+	return 0;
 }
 
 /* The broker went away: say so, and connect again with a back-off (the
@@ -244,9 +252,49 @@ watch_lost(struct watch *w, const char *what, const char *reason)
 }
 
 static bool
+topic_is(const char *topic, const char *suffix)
+{
+	size_t tl = strlen(topic), sl = strlen(suffix);
+
+	return tl > sl && strcmp(topic + tl - sl, suffix) == 0;
+}
+
+/* A live feed has no end to count at: each forged message is a line. */
+static void
+watch_forged(struct ctl *c, const char *topic, const char *reason)
+{
+	forged_note(c, topic, reason);
+	if (c->json)
+		return;
+	printf("forged: ");
+	term_put(stdout, topic, strlen(topic), TOPIC_MAX);
+	printf(": ");
+	term_put(stdout, reason, strlen(reason), sizeof(((struct mu_err *)0)->msg));
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* Statuses are watched for their certificates (a host that comes online
+ * later signs with the one its status brings). */
+static void
+watch_status(struct ctl *c, struct bus_event *ev)
+{
+	struct mu_err err;
+	struct status st;
+
+	if (ev->len == 0)
+		return;
+	if (verify_status(c, ev->topic, ev->payload, ev->len, &st, &err) != MU_OK)
+		watch_forged(c, ev->topic, err.msg);
+	else
+		wire_doc_free(&st.doc);
+}
+
+static bool
 on_watch(struct ctl *c, struct bus_event *ev, void *arg)
 {
 	struct watch *w = arg;
+	struct mu_err err;
 	struct result r;
 	struct event e;
 	char dur[32];
@@ -270,24 +318,39 @@ on_watch(struct ctl *c, struct bus_event *ev, void *arg)
 	}
 	if (ev->type != BUS_MESSAGE)
 		return false;
-	if (result_decode(ev->payload, ev->len, &r, NULL) == MU_OK) {
-		if (c->json)
-			json_print_line(result_json(&r));
-		else
-			printf("%s %s %s %s %.*s\n", r.job, r.host, result_status_name(r.status),
-			    human_ms(r.finished_at >= r.started_at ? r.finished_at - r.started_at : 0,
-			    dur, sizeof(dur)),
-			    (int)(r.summary.ptr ? r.summary.len : r.reason.len),
-			    r.summary.ptr ? r.summary.ptr : r.reason.ptr ? r.reason.ptr : "");
-		fflush(stdout);
-		wire_doc_free(&r.doc);
-	} else if (event_decode(ev->payload, ev->len, &e, NULL) == MU_OK) {
+	if (topic_is(ev->topic, "/status")) {
+		watch_status(c, ev);
+	} else if (ev->retained) {
+		/* A retained result is old or planted: not part of the feed. */
+	} else if (topic_is(ev->topic, "/events")) {
+		if (verify_event(c, ev->topic, ev->payload, ev->len, &e, &err) != MU_OK)
+			return watch_forged(c, ev->topic, err.msg), false;
 		if (c->json)
 			json_print_line(event_json(&e));
-		else if (e.text.ptr)
-			printf("%s %s | %.*s\n", e.job, e.host, (int)e.text.len, e.text.ptr);
+		else if (e.text.ptr) {
+			printf("%s %s | ", e.job, e.host);
+			term_put(stdout, e.text.ptr, e.text.len, WIRE_MAX_STR);
+			putchar('\n');
+		}
 		fflush(stdout);
 		wire_doc_free(&e.doc);
+	} else {
+		if (verify_result(c, ev->topic, ev->payload, ev->len, &r, &err) != MU_OK)
+			return watch_forged(c, ev->topic, err.msg), false;
+		if (c->json)
+			json_print_line(result_json(&r));
+		else {
+			printf("%s %s %s %s ", r.job, r.host, result_status_name(r.status),
+			    human_ms(r.finished_at >= r.started_at ? r.finished_at - r.started_at : 0,
+			    dur, sizeof(dur)));
+			if (r.summary.ptr)
+				term_put(stdout, r.summary.ptr, r.summary.len, 200);
+			else
+				term_put(stdout, r.reason.ptr, r.reason.len, 200);
+			putchar('\n');
+		}
+		fflush(stdout);
+		wire_doc_free(&r.doc);
 	}
 	return false;
 }
@@ -330,9 +393,10 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 	}
 	if ((rc = ctl_connect(c)) != 0)
 		return rc;
-	snprintf(w.topics[0], sizeof(w.topics[0]), "%s/v1/results/%s/%s", c->root, job,
+	snprintf(w.topics[0], sizeof(w.topics[0]), "%s/v1/hosts/%s/status", c->root, host);
+	snprintf(w.topics[1], sizeof(w.topics[1]), "%s/v1/results/%s/%s", c->root, job,
 	    host);
-	snprintf(w.topics[1], sizeof(w.topics[1]), "%s/v1/results/%s/%s/events", c->root,
+	snprintf(w.topics[2], sizeof(w.topics[2]), "%s/v1/results/%s/%s/events", c->root,
 	    job, host);
 	if ((rc = watch_subscribe(c, &w)) != 0)
 		return rc;

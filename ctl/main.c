@@ -108,6 +108,7 @@ ctl_connect(struct ctl *c)
 	o.broker = &c->cfg.broker;
 	o.client_id = id;
 	o.clean_start = true;
+	o.retain_as_published = true;	/* retained results are never answers */
 	if (bus_new(&c->bus, &o, &err) != MU_OK || bus_connect(c->bus, &err) != MU_OK) {
 		fprintf(stderr, "muster: %s\n", err.msg);
 		return EXIT_USAGE;
@@ -501,6 +502,7 @@ main(int argc, char *argv[])
 	}
 	bus_free(c.bus);
 	sign_key_free(c.key);
+	hostsig_verifier_free(c.hv);
 	close(c.sigfd);
 	return rc;
 }

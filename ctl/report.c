@@ -1,9 +1,16 @@
 /*
  * report.c - results and events as JSON (jansson), and small formatting.
+ *
+ * Everything a host sends is untrusted text: on a terminal, an escape
+ * sequence in a module's output could rewrite the screen, retitle the
+ * window or hide a line, so control characters never reach it raw
+ * (term_put).  In JSON, jansson refuses strings that are not UTF-8; such
+ * a field is kept, with the bad bytes escaped (json_text).
  */
 #include "ctl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mpjson.h"
@@ -21,11 +28,114 @@ human_ms(uint64_t ms, char *buf, size_t len)
 	return buf;
 }
 
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 if it is not one. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+void
+term_put(FILE *f, const char *s, size_t n, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, k;
+
+	if (s == NULL)
+		return;
+	if (n > max)
+		n = max;
+	while (i < n) {
+		k = utf8_len(p + i, n - i);
+		/* C0, DEL and C1 (U+0080..U+009F, which some terminals take
+		 * as CSI and friends) are controls. */
+		if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f)) ||
+		    (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			fprintf(f, "\\x%02x", p[i]);
+			i++;
+		} else if (p[i] == '\\') {
+			fputs("\\\\", f);
+			i++;
+		} else {
+			fwrite(p + i, 1, k, f);
+			i += k;
+		}
+	}
+}
+
+json_t *
+json_text(const char *s, size_t n, bool *escaped)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	json_t *j = json_stringn(s, n);
+	char *buf, *o;
+	size_t i = 0, k;
+
+	if (j != NULL || s == NULL)
+		return j;
+	/* Not UTF-8 (or a NUL byte): at most 4 output bytes an input byte. */
+	if ((buf = malloc(4 * n + 1)) == NULL)
+		return json_string("");
+	for (o = buf; i < n; )
+		if ((k = utf8_len(p + i, n - i)) == 0 || p[i] == 0) {
+			o += sprintf(o, "\\x%02x", p[i]);
+			i++;
+		} else if (p[i] == '\\') {
+			*o++ = '\\', *o++ = '\\';
+			i++;
+		} else {
+			memcpy(o, p + i, k);
+			o += k, i += k;
+		}
+	j = json_stringn(buf, (size_t)(o - buf));
+	free(buf);
+	if (escaped)
+		*escaped = true;
+	return j;
+}
+
+/* A text field; the object's "escaped" array names those json_text()
+ * had to escape. */
 static void
 set_view(json_t *o, const char *key, struct wire_str s)
 {
-	if (s.ptr)
-		json_object_set_new(o, key, json_stringn(s.ptr, s.len));
+	bool esc = false;
+	json_t *list;
+
+	if (s.ptr == NULL)
+		return;
+	json_object_set_new(o, key, json_text(s.ptr, s.len, &esc));
+	if (!esc)
+		return;
+	if ((list = json_object_get(o, "escaped")) == NULL) {
+		list = json_array();
+		json_object_set_new(o, "escaped", list);
+	}
+	json_array_append_new(list, json_string(key));
 }
 
 static void
@@ -33,6 +143,26 @@ set_str(json_t *o, const char *key, const char *s)
 {
 	if (s[0])
 		json_object_set_new(o, key, json_string(s));
+}
+
+/* data as JSON; a map JSON cannot show faithfully (a string that is not
+ * UTF-8, an ext, a huge integer) is kept as the hex of its msgpack bytes. */
+static void
+set_data(json_t *o, const msgpack_object *data)
+{
+	json_t *j = mpjson_from_msgpack(data);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (j != NULL) {
+		json_object_set_new(o, "data", j);
+		return;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_object(&pk, *data);
+	json_object_set_new(o, "data_msgpack", mpjson_hex(sb.data, sb.size));
+	msgpack_sbuffer_destroy(&sb);
 }
 
 json_t *
@@ -51,7 +181,7 @@ result_json(const struct result *r)
 	if (r->truncated)
 		json_object_set_new(o, "truncated", json_true());
 	if (r->data)
-		json_object_set_new(o, "data", mpjson_from_msgpack(r->data));
+		set_data(o, r->data);
 	if (r->has_exit_code)
 		json_object_set_new(o, "exit_code", json_integer(r->exit_code));
 	if (r->has_signal)

@@ -21,10 +21,18 @@
 
 #define MAX_TARGETS	64
 #define MAX_EXPECTED	4096
+#define MAX_HELD	4096	/* results waiting for their host's certificate */
 
 struct answer {
 	struct result r;	/* borrows from raw */
 	uint8_t *raw;		/* owned */
+};
+
+/* A result signed by a certificate no status has shown us yet. */
+struct held {
+	char *topic;		/* owned */
+	uint8_t *raw;		/* owned */
+	size_t len;
 };
 
 struct send {
@@ -46,6 +54,9 @@ struct send {
 	/* what came back */
 	struct answer *answers;
 	size_t nanswers;
+	struct held *held;
+	size_t nheld;
+	bool presence;		/* status of every host subscribed already */
 	int subacks;
 	uint64_t t0;
 	bool tty;
@@ -275,6 +286,7 @@ expected_from_presence(struct ctl *c, struct send *s)
 	}
 	if ((rc = hosts_collect(c, &hosts)) != 0)
 		return rc;
+	s->presence = true;
 	for (i = 0; i < hosts.n; i++) {
 		const struct status *st = &hosts.v[i].st;
 
@@ -385,43 +397,141 @@ our_job(const struct send *s, const char *job)
 	return false;
 }
 
+/* Keep a verified result as the answer of its (job, host), once. */
 static void
-take_result(struct ctl *c, struct send *s, struct bus_event *ev)
+keep_result(struct ctl *c, struct send *s, struct result *r, uint8_t *raw)
 {
-	struct answer *a, *v;
-	struct mu_err err;
+	struct answer *v;
 
-	if ((a = calloc(1, sizeof(*a))) == NULL)
-		return;
-	a->raw = ev->payload;
-	if (result_decode(a->raw, ev->len, &a->r, &err) != MU_OK || !our_job(s, a->r.job) ||
-	    answered(s, a->r.job, a->r.host) ||
+	if (!our_job(s, r->job) || answered(s, r->job, r->host) ||
 	    (v = reallocarray(s->answers, s->nanswers + 1, sizeof(*v))) == NULL) {
 		/* A duplicate (QoS 1 may repeat) or not ours: ignore. */
-		if (a->r.doc.live)
-			wire_doc_free(&a->r.doc);
-		free(a);
+		wire_doc_free(&r->doc);
+		free(raw);
 		return;
 	}
-	ev->payload = NULL;	/* now owned by the answer */
 	s->answers = v;
-	s->answers[s->nanswers++] = *a;
-	free(a);
+	s->answers[s->nanswers].r = *r;
+	s->answers[s->nanswers++].raw = raw;
 	if (c->json)
 		json_print_line(result_json(&s->answers[s->nanswers - 1].r));
 }
 
 static void
+hold_result(struct ctl *c, struct send *s, struct bus_event *ev)
+{
+	struct held *v;
+	char *t;
+
+	if (s->nheld == MAX_HELD || (t = strdup(ev->topic)) == NULL ||
+	    (v = reallocarray(s->held, s->nheld + 1, sizeof(*v))) == NULL) {
+		forged_note(c, ev->topic, "signed by an unknown certificate");
+		return;
+	}
+	s->held = v;
+	s->held[s->nheld++] = (struct held){ t, ev->payload, ev->len };
+	ev->payload = NULL;
+}
+
+static void
+take_result(struct ctl *c, struct send *s, struct bus_event *ev)
+{
+	struct mu_err err;
+	struct result r;
+	int rc;
+
+	/* A retained result is an old message or a planted one, never an
+	 * answer to the job we just sent. */
+	if (ev->retained)
+		return;
+	rc = verify_result(c, ev->topic, ev->payload, ev->len, &r, &err);
+	if (rc == MU_ENOENT) {
+		hold_result(c, s, ev);
+	} else if (rc != MU_OK) {
+		forged_note(c, ev->topic, err.msg);
+	} else {
+		keep_result(c, s, &r, ev->payload);
+		ev->payload = NULL;	/* the answer owns it now (or freed it) */
+	}
+}
+
+/* Results held for a certificate: try again (a status came), or, at the
+ * end, count what is still unknown as forged. */
+static void
+retry_held(struct ctl *c, struct send *s, bool last)
+{
+	struct mu_err err;
+	struct result r;
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < s->nheld; i++) {
+		struct held *h = &s->held[i];
+
+		rc = verify_result(c, h->topic, h->raw, h->len, &r, &err);
+		if (rc == MU_ENOENT && !last) {
+			s->held[n++] = *h;
+			continue;
+		}
+		if (rc == MU_OK) {
+			keep_result(c, s, &r, h->raw);
+			h->raw = NULL;
+		} else
+			forged_note(c, h->topic, err.msg);
+		free(h->topic);
+		free(h->raw);
+	}
+	s->nheld = n;
+}
+
+/* A status on the way: its certificate may be what a held result needs. */
+static void
+take_status(struct ctl *c, struct send *s, struct bus_event *ev)
+{
+	struct mu_err err;
+	struct status st;
+
+	if (ev->len == 0)
+		return;
+	if (verify_status(c, ev->topic, ev->payload, ev->len, &st, &err) != MU_OK) {
+		forged_note(c, ev->topic, err.msg);
+		return;
+	}
+	wire_doc_free(&st.doc);
+	if (s->nheld)
+		retry_held(c, s, false);
+}
+
+static bool
+topic_ends(const char *topic, const char *suffix)
+{
+	size_t tl = strlen(topic), sl = strlen(suffix);
+
+	return tl > sl && strcmp(topic + tl - sl, suffix) == 0;
+}
+
+static void
 show_event(struct ctl *c, struct bus_event *ev)
 {
+	struct mu_err err;
 	struct event e;
+	int rc;
 
-	if (event_decode(ev->payload, ev->len, &e, NULL) != MU_OK)
+	if (ev->retained)
 		return;
+	/* Events are best-effort live output: one whose certificate is not
+	 * known yet is not worth holding. */
+	if ((rc = verify_event(c, ev->topic, ev->payload, ev->len, &e, &err)) != MU_OK) {
+		forged_note(c, ev->topic, rc == MU_ENOENT ? "signed by an unknown certificate" :
+		    err.msg);
+		return;
+	}
 	if (c->json) {
 		json_print_line(event_json(&e));
 	} else if (e.event == EV_OUTPUT) {
-		fprintf(stderr, "%s: %.*s\n", e.host, (int)e.text.len, e.text.ptr);
+		fprintf(stderr, "%s: ", e.host);
+		term_put(stderr, e.text.ptr, e.text.len, WIRE_MAX_STR);
+		fputc('\n', stderr);
 	} else if (e.event == EV_PROGRESS) {
 		fprintf(stderr, "%s: %u%%\n", e.host, e.pct);
 	}
@@ -443,7 +553,6 @@ static bool
 on_result(struct ctl *c, struct bus_event *ev, void *arg)
 {
 	struct send *s = arg;
-	size_t tl;
 
 	if (ev->type == BUS_LOST) {
 		fprintf(stderr, "%smuster: lost the broker: %s\n", s->tty && !c->json ?
@@ -457,9 +566,10 @@ on_result(struct ctl *c, struct bus_event *ev, void *arg)
 		s->pub_failed = true;
 	if (ev->type != BUS_MESSAGE)
 		return false;
-	tl = strlen(ev->topic);
-	if (tl > 7 && strcmp(ev->topic + tl - 7, "/events") == 0)
+	if (topic_ends(ev->topic, "/events"))
 		show_event(c, ev);
+	else if (topic_ends(ev->topic, "/status"))
+		take_status(c, s, ev);
 	else
 		take_result(c, s, ev);
 	return s->expect_count > 0 && all_answered(s);
@@ -470,9 +580,11 @@ on_subacks(struct ctl *c, struct bus_event *ev, void *arg)
 {
 	struct send *s = arg;
 
-	(void)c;
 	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED)
 		s->subacks--;
+	/* Retained statuses follow their SUBACK: keep their certificates. */
+	if (ev->type == BUS_MESSAGE && topic_ends(ev->topic, "/status"))
+		take_status(c, s, ev);
 	return s->subacks <= 0;
 }
 
@@ -543,10 +655,11 @@ print_table(const struct send *s)
 
 		if (r->status != RS_PASS && r->reason.ptr && r->summary.ptr)
 			text = r->reason;
-		printf("%-*s  %-11s  %-9s  %.*s\n", (int)w, r->host, result_status_name(r->status),
+		printf("%-*s  %-11s  %-9s  ", (int)w, r->host, result_status_name(r->status),
 		    human_ms(r->finished_at >= r->started_at ? r->finished_at - r->started_at : 0,
-		    dur, sizeof(dur)), (int)(text.len > 200 ? 200 : text.len),
-		    text.ptr ? text.ptr : "");
+		    dur, sizeof(dur)));
+		term_put(stdout, text.ptr, text.len, 200);
+		putchar('\n');
 	}
 }
 
@@ -575,13 +688,13 @@ report(struct ctl *c, struct send *s)
 	if (c->json) {
 		for (t = 0; t < s->ntargets; t++)
 			json_array_append_new(jobs, json_string(s->ids[t]));
-		sum = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:i}",
+		sum = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:i}",
 		    "type", "summary", "jobs", jobs, "expected", (json_int_t)s->expect_count,
 		    "answered", (json_int_t)s->nanswers, "pass", (json_int_t)counts[RS_PASS],
 		    "fail", (json_int_t)counts[RS_FAIL],
 		    "other", (json_int_t)(s->nanswers - counts[RS_PASS] - counts[RS_FAIL]),
 		    "missing", missing, "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
-		    "exit", rc);
+		    "forged", (json_int_t)c->nforged, "exit", rc);
 		json_print_line(sum);
 		return rc;
 	}
@@ -600,6 +713,7 @@ report(struct ctl *c, struct send *s)
 	    s->expect_count, s->nanswers, counts[RS_PASS], counts[RS_FAIL],
 	    (int)s->nanswers - counts[RS_PASS] - counts[RS_FAIL],
 	    human_ms(now_mono_ms() - s->t0, el, sizeof(el)));
+	forged_report(c, stdout);
 	return rc;
 }
 
@@ -611,6 +725,20 @@ subscribe_results(struct ctl *c, struct send *s)
 	char topic[TOPIC_MAX + 16];
 	int t, rc;
 
+	/* Results name their certificate; statuses carry it.  Without the
+	 * presence already collected, ask for the statuses of who may answer. */
+	for (t = 0; !s->presence && t < s->ntargets; t++) {
+		if (s->targets[t].kind == TARGET_HOST)
+			snprintf(topic, sizeof(topic), "%s/v1/hosts/%s/status", c->root,
+			    s->targets[t].name);
+		else
+			snprintf(topic, sizeof(topic), "%s/v1/hosts/+/status", c->root);
+		if ((rc = ctl_subscribe(c, topic)) != 0)
+			return rc;
+		s->subacks++;
+		if (s->targets[t].kind != TARGET_HOST)
+			s->presence = true;
+	}
 	for (t = 0; t < s->ntargets; t++) {
 		snprintf(topic, sizeof(topic), "%s/v1/results/%s/+", c->root, s->ids[t]);
 		if ((rc = ctl_subscribe(c, topic)) != 0)
@@ -681,6 +809,11 @@ send_free(struct send *s)
 		free(s->answers[i].raw);
 	}
 	free(s->answers);
+	for (i = 0; i < s->nheld; i++) {
+		free(s->held[i].topic);
+		free(s->held[i].raw);
+	}
+	free(s->held);
 	free(s->expected);
 	msgpack_sbuffer_destroy(&s->args);
 }
@@ -722,6 +855,7 @@ send_run(struct ctl *c, struct send *s)
 	 * flight (main() may exit without tearing the session down). */
 	if (s->unacked > 0 && !s->lost && !s->pub_failed)
 		ctl_pump(c, now_mono_ms() + 2000, on_puback, s, NULL);
+	retry_held(c, s, true);
 	rc = report(c, s);
 	if (s->pub_failed && rc != EXIT_FAILED)
 		fprintf(stderr, "muster: the broker did not take the job\n");

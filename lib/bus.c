@@ -26,6 +26,7 @@ struct bus {
 	MQTTAsync client;
 	int efd;
 	int mqtt_version;
+	bool retain_as_published;	/* on every subscription (MQTT 5) */
 	bool connected;			/* as last reported to the owner */
 	pthread_mutex_t lock;		/* guards the queue below */
 	struct bus_event *head, *tail;
@@ -347,6 +348,7 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	pthread_mutex_init(&b->lock, NULL);
 	b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	b->mqtt_version = o->broker->protocol == 4 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+	b->retain_as_published = o->retain_as_published;
 	for (i = 0; i < o->broker->nuris; i++)
 		if ((b->uris[i] = strdup(o->broker->uris[i])) != NULL)
 			b->nuris++;
@@ -470,13 +472,23 @@ bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
     struct mu_err *err)
 {
 	MQTTAsync_responseOptions ro;
+	MQTTSubscribe_options so[64];
 	int qoss[64], i, rc;
 
 	if (ntopics <= 0 || ntopics > 64)
 		return mu_errf(err, MU_EINVAL, "bad subscription count");
-	for (i = 0; i < ntopics; i++)
+	for (i = 0; i < ntopics; i++) {
 		qoss[i] = qos;
+		so[i] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
+		so[i].retainAsPublished = 1;
+	}
 	response_init(b, &ro, true);
+	if (b->retain_as_published && b->mqtt_version == MQTTVERSION_5) {
+		/* Paho reads the single options for one topic, the list for more. */
+		ro.subscribeOptions = so[0];
+		ro.subscribeOptionsList = so;
+		ro.subscribeOptionsCount = ntopics;
+	}
 	rc = MQTTAsync_subscribeMany(b->client, ntopics, topics, qoss, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
 		return mu_errf(err, MU_EIO, "subscribe: %s", MQTTAsync_strerror(rc));

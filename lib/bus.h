@@ -37,6 +37,10 @@ struct bus_opts {
 	const char *will_topic;		/* optional: retained QoS 1 will */
 	const void *will_payload;
 	size_t will_len;
+	/* MQTT 5 "retain as published" on every subscription: a message
+	 * published with the retain flag keeps it when forwarded live, so a
+	 * consumer can ignore retained results (DESIGN §3). */
+	bool retain_as_published;
 };
 
 enum bus_event_type {

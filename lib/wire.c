@@ -605,6 +605,56 @@ envelope_encode(const char *key, const uint8_t sig[ED25519_SIG_LEN],
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
+/* ---- agent envelope --------------------------------------------------- */
+
+int
+agent_envelope_decode(const void *buf, size_t len, struct agent_envelope *out,
+    struct mu_err *err)
+{
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_ident(&r, "cert", true, out->cert, sizeof(out->cert), sha256hex_valid,
+	    "a certificate fingerprint (64 lowercase hex digits)");
+	if (!rc)
+		rc = rd_bin(&r, "sig", true, WIRE_MAX_HOSTSIG, &out->sig);
+	if (!rc && out->sig.len == 0)
+		rc = mu_errf(err, MU_EINVAL, "key 'sig' is empty");
+	if (!rc)
+		rc = rd_bin(&r, "body", true, WIRE_MAX_AGENT_BODY, &out->body);
+	if (!rc && out->body.len == 0)
+		rc = mu_errf(err, MU_EINVAL, "key 'body' is empty");
+	return doc_close(&out->doc, rc);
+}
+
+int
+agent_envelope_encode(const char *cert, const void *sig, size_t sig_len,
+    const void *body, size_t body_len, msgpack_sbuffer *out, struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need(cert != NULL && sha256hex_valid(cert), err, "bad certificate fingerprint");
+	if (!rc)
+		rc = need(sig != NULL && sig_len > 0 && sig_len <= WIRE_MAX_HOSTSIG, err,
+		    "signature empty or too large");
+	if (!rc)
+		rc = need(body != NULL && body_len > 0 && body_len <= WIRE_MAX_AGENT_BODY,
+		    err, "agent message body empty or too large");
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 3);
+	pk_kv_str(&pk, "cert", cert);
+	pk_kv_bin(&pk, "sig", sig, sig_len);
+	pk_kv_bin(&pk, "body", body, body_len);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
 /* ---- job body --------------------------------------------------------- */
 
 static const char *const job_kinds[] = {
@@ -1086,7 +1136,6 @@ int
 status_decode(const void *buf, size_t len, struct status *out, struct mu_err *err)
 {
 	static const char *const states[] = { "offline", "online" };
-	uint64_t running = 0;
 	struct rd r;
 	int rc, st = 0;
 
@@ -1114,8 +1163,9 @@ status_decode(const void *buf, size_t len, struct status *out, struct mu_err *er
 	if (!rc)
 		rc = rd_uint(&r, "at", true, UINT64_MAX, &out->at);
 	if (!rc)
-		rc = rd_uint(&r, "running", true, UINT32_MAX, &running);
-	out->running = (uint32_t)running;
+		rc = rd_bin(&r, "cert_der", true, WIRE_MAX_CERT, &out->cert_der);
+	if (!rc && out->cert_der.len == 0)
+		rc = mu_errf(err, MU_EINVAL, "key 'cert_der' is empty");
 	return doc_close(&out->doc, rc);
 }
 
@@ -1134,6 +1184,9 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 		rc = need(name_valid(s->groups[i]), err, "bad group name");
 	if (!rc)
 		rc = need_view(s->reason, WIRE_MAX_STR, err, "reason too long");
+	if (!rc)
+		rc = need(s->cert_der.ptr != NULL && s->cert_der.len > 0 &&
+		    s->cert_der.len <= WIRE_MAX_CERT, err, "certificate missing or too large");
 	if (rc)
 		return rc;
 	start = pk_begin(&pk, out, 8 + (s->reason.ptr != NULL));
@@ -1149,7 +1202,7 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 		pk_str(&pk, s->groups[i], strlen(s->groups[i]));
 	pk_kv_uint(&pk, "started_at", s->started_at);
 	pk_kv_uint(&pk, "at", s->at);
-	pk_kv_uint(&pk, "running", s->running);
+	pk_kv_bin(&pk, "cert_der", s->cert_der.ptr, s->cert_der.len);
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 

@@ -48,6 +48,9 @@
 #define WIRE_MAX_NONCE		128
 #define ED25519_SIG_LEN		64
 #define KEYID_HEX_LEN		16
+#define WIRE_MAX_AGENT_BODY	(4u * 1024 * 1024)	/* signed agent message body */
+#define WIRE_MAX_HOSTSIG	512			/* ECDSA DER or Ed25519 */
+#define WIRE_MAX_CERT		(16u * 1024)		/* host certificate DER */
 
 /* Borrowed views into the input buffer: not NUL-terminated. */
 struct wire_str {
@@ -120,6 +123,25 @@ struct job {
 int job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err);
 int job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err);
 
+/* ---- agent envelope --------------------------------------------------- */
+
+/*
+ * Every message an agent publishes: {"v":1, "cert":<hex SHA-256 of the host
+ * certificate's DER>, "sig":<bin>, "body":<bin>}.  sig and body borrow from
+ * the input; sig is 1..WIRE_MAX_HOSTSIG bytes, body 1..WIRE_MAX_AGENT_BODY.
+ */
+struct agent_envelope {
+	struct wire_doc doc;
+	char cert[SHA256_HEX_LEN + 1];
+	struct wire_bytes sig;
+	struct wire_bytes body;
+};
+
+int agent_envelope_decode(const void *buf, size_t len, struct agent_envelope *out,
+    struct mu_err *err);
+int agent_envelope_encode(const char *cert, const void *sig, size_t sig_len,
+    const void *body, size_t body_len, msgpack_sbuffer *out, struct mu_err *err);
+
 /* ---- result and event ------------------------------------------------- */
 
 enum result_status {
@@ -179,7 +201,7 @@ struct status {
 	size_t ngroups;
 	char groups[WIRE_MAX_GROUPS][NAME_MAX_LEN + 1];
 	uint64_t started_at, at;
-	uint32_t running;
+	struct wire_bytes cert_der;	/* the host certificate, borrowed */
 };
 
 int status_decode(const void *buf, size_t len, struct status *out, struct mu_err *err);

@@ -61,7 +61,9 @@ RESULT = m(job="job-0001", host="web-01", kind="run", status="pass",
 EVENT = m(job="job-0001", host="web-01", seq=3, at=T0 + 5, event="progress",
           text="scanning /var", pct=40)
 STATUS = m(host="web-01", state="online", version="0.1.0", channel="stable",
-           groups=["web", "eu-1"], started_at=T0, at=T0 + 9000, running=2)
+           groups=["web", "eu-1"], started_at=T0, at=T0 + 9000,
+           cert_der=b"\x30\x82\x01\x0a" + bytes(i % 253 for i in range(266)))
+AENV = m(cert=SHA, sig=b"\x30\x45" + bytes(range(69)), body=pack(RESULT))
 MODMAN = m(kind="module", name="disk", version="1.2.0", abi=1, sha256=SHA,
            size=4096, published_at=T0)
 RELMAN = m(kind="release", channel="stable", version="0.2.0~rc1",
@@ -86,6 +88,24 @@ CORPUS = {
         "bad-body-str": pack(dict(ENV, body="not bin")),
         "bad-trailing": pack(ENV) + b"\xc0",
         "bad-truncated": pack(ENV)[:40],
+    },
+    "fuzz_agent_envelope": {
+        "ok-result": pack(AENV),
+        "ok-ed25519": pack(m(cert=SHA2, sig=bytes(64), body=pack(EVENT))),
+        "ok-status": pack(dict(AENV, body=pack(STATUS))),
+        "ok-extra-key": pack(dict(AENV, note="ignored")),
+        "bad-no-sig": pack(without(AENV, "sig")),
+        "bad-sig-empty": pack(dict(AENV, sig=b"")),
+        "bad-sig-513": pack(dict(AENV, sig=bytes(513))),
+        "bad-cert-upper": pack(dict(AENV, cert=SHA.upper())),
+        "bad-cert-short": pack(dict(AENV, cert=SHA[:63])),
+        "bad-body-empty": pack(dict(AENV, body=b"")),
+        "bad-body-str": pack(dict(AENV, body="not bin")),
+        "bad-dup-key": pairs(("v", 1), ("cert", SHA), ("sig", b"x"), ("body", b"y"),
+                             ("cert", SHA2)),
+        "bad-v2": pack(dict(AENV, v=2)),
+        "bad-trailing": pack(AENV) + b"\xc0",
+        "bad-truncated": pack(AENV)[:50],
     },
     "fuzz_job": {
         "ok-run": pack(JOB_RUN),
@@ -134,12 +154,15 @@ CORPUS = {
     "fuzz_status": {
         "ok-online": pack(STATUS),
         "ok-offline-lost": pack(dict(STATUS, state="offline", reason="lost",
-                                     groups=[], running=0)),
+                                     groups=[])),
         "ok-many-groups": pack(dict(STATUS, groups=["g%d" % i for i in range(32)])),
         "bad-33-groups": pack(dict(STATUS, groups=["g%d" % i for i in range(33)])),
         "bad-group-name": pack(dict(STATUS, groups=["ok", "Not-Ok"])),
         "bad-state": pack(dict(STATUS, state="busy")),
-        "bad-running": pack(dict(STATUS, running=2**32)),
+        "bad-no-cert": pack(without(STATUS, "cert_der")),
+        "bad-cert-empty": pack(dict(STATUS, cert_der=b"")),
+        "bad-cert-str": pack(dict(STATUS, cert_der="not bin")),
+        "bad-cert-16k1": pack(dict(STATUS, cert_der=bytes(16 * 1024 + 1))),
         "bad-groups-map": pack(dict(STATUS, groups={"a": 1})),
     },
     "fuzz_module_manifest": {

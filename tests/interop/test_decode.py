@@ -172,8 +172,9 @@ def test_status_32_groups_accepted(proto):
 @pytest.mark.parametrize("key,value", [
     ("state", "away"), ("state", True), ("groups", [f"g{i}" for i in range(33)]),
     ("groups", ["Web"]), ("groups", ["ok", ""]), ("groups", [1]), ("groups", "web"),
-    ("groups", ["a" * 64]), ("groups", ["a\x00b"]), ("running", 2**32),
-    ("running", -1), ("version", ""), ("channel", "Stable"), ("host", "a" * 64),
+    ("groups", ["a" * 64]), ("groups", ["a\x00b"]), ("cert_der", b""),
+    ("cert_der", "not bin"), ("cert_der", bytes(16 * KIB + 1)), ("version", ""),
+    ("channel", "Stable"), ("host", "a" * 64),
 ])
 def test_bad_status_field_refused(proto, key, value):
     proto.decode("status", pack(dict(status(), **{key: value}))).refused(f"'{key}'")
@@ -306,3 +307,25 @@ def test_envelope_fields_shown_exactly(proto):
 def test_times_are_not_swapped(proto):
     got = proto.decode("status", pack(dict(status(), started_at=NOW, at=NOW + 9))).ok()
     assert (got["started_at"], got["at"]) == (NOW, NOW + 9)
+
+
+# ---- agent envelope ----------------------------------------------------------
+
+@pytest.mark.parametrize("key,value", [
+    ("cert", SHA_A.upper()), ("cert", SHA_A[:63]), ("cert", SHA_A + "0"), ("cert", 1),
+    ("sig", b""), ("sig", bytes(513)), ("sig", "x"), ("body", b""), ("body", "x"),
+])
+def test_bad_agent_envelope_field_refused(proto, key, value):
+    d = dict(TYPES["agent-envelope"][0](), **{key: value})
+    proto.decode("agent-envelope", pack(d)).refused(f"'{key}'")
+
+
+@pytest.mark.parametrize("n", [1, 64, 72, 512])
+def test_agent_envelope_sig_sizes_accepted(proto, n):
+    d = dict(TYPES["agent-envelope"][0](), sig=bytes(n))
+    assert proto.decode("agent-envelope", pack(d)).ok()["sig"] == "00" * n
+
+
+def test_agent_envelope_body_over_4_mib_refused(proto):
+    d = dict(TYPES["agent-envelope"][0](), body=bytes(4 * 1024 * KIB + 1))
+    proto.decode("agent-envelope", pack(d)).refused("'body'")

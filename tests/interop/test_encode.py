@@ -34,7 +34,9 @@ CASES["event-minimal"] = _case("event", {"v": 1, "job": "j", "host": "h", "seq":
                                          "at": 0, "event": "accepted"})
 CASES["status-online"] = _case("status", {
     "v": 1, "host": "h", "state": "online", "version": "1", "channel": "c",
-    "groups": [], "started_at": 1, "at": 2, "running": 0})
+    "groups": [], "started_at": 1, "at": 2, "cert_der": b"\x30\x03\x02\x01\x01"})
+CASES["agent-envelope-ed25519"] = _case("agent-envelope", {
+    "v": 1, "cert": SHA_A, "sig": bytes(64), "body": b"\x81\xa1v\x01"})
 CASES["verdict-ok"] = _case("selftest-verdict", {"v": 1, "host": "h", "nonce": NONCE,
                                                  "ok": True})
 CASES["binary-artifact-empty"] = _case("binary-artifact", {"v": 1, "data": b""})

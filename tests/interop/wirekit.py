@@ -217,7 +217,8 @@ def event():
 def status():
     return {"v": 1, "host": "web-1", "state": "offline", "reason": "lost",
             "version": "0.1.0", "channel": "stable", "groups": ["web", "eu-1"],
-            "started_at": NOW, "at": NOW + 5, "running": 2}
+            "started_at": NOW, "at": NOW + 5,
+            "cert_der": b"\x30\x82\x01\x00" + bytes(range(200))}
 
 
 def module_manifest():
@@ -259,6 +260,11 @@ def envelope_msg():
     return {"v": 1, "key": "0123456789abcdef", "sig": bytes(range(64)), "body": body}
 
 
+def agent_envelope_msg():
+    return {"v": 1, "cert": SHA_A, "sig": b"\x30\x44" + bytes(range(70)),
+            "body": pack(result())}
+
+
 def view(d):
     """What muster-proto shows for a valid non-job message d: d minus v."""
     return jsonify({k: v for k, v in d.items() if k != "v"})
@@ -267,6 +273,8 @@ def view(d):
 # type name -> (builder, bin fields, required keys, JSON view of a decode)
 TYPES = {
     "envelope": (envelope_msg, {"sig", "body"}, ["v", "key", "sig", "body"], view),
+    "agent-envelope": (agent_envelope_msg, {"sig", "body"},
+                       ["v", "cert", "sig", "body"], view),
     "job": (lambda: job("run", operator="alice", module_sha256=SHA_A,
                         args={"a": 1}, timeout_ms=5000, stream=True),
             set(), ["v", "id", "kind", "target", "issued_at", "not_after", "module"],
@@ -274,8 +282,8 @@ TYPES = {
     "result": (result, set(), ["v", "job", "host", "kind", "status", "started_at",
                                 "finished_at", "agent_version"], view),
     "event": (event, set(), ["v", "job", "host", "seq", "at", "event"], view),
-    "status": (status, set(), ["v", "host", "state", "version", "channel", "groups",
-                               "started_at", "at", "running"], view),
+    "status": (status, {"cert_der"}, ["v", "host", "state", "version", "channel",
+                                      "groups", "started_at", "at", "cert_der"], view),
     "module-manifest": (module_manifest, set(),
                         ["v", "kind", "name", "version", "abi", "sha256", "size",
                          "published_at"], view),

@@ -34,8 +34,12 @@ from typing import Any, Callable, Iterable, Optional
 
 import msgpack
 import paho.mqtt.client as mqtt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
+                                                               Ed25519PublicKey)
+from cryptography.x509.oid import NameOID
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -388,6 +392,147 @@ def module_payloads(keys: Keys, so: bytes, name: str, version: str, abi: int,
 # ---- MQTT clients --------------------------------------------------------------
 
 
+# ---- signed agent messages (DESIGN §3) ---------------------------------------
+
+
+class ForgedMessage(AssertionError):
+    """An agent message that does not pass the check the CLI makes."""
+
+
+def is_agent_envelope(d: Any) -> bool:
+    return isinstance(d, dict) and d.get("v") == 1 and \
+        isinstance(d.get("cert"), str) and isinstance(d.get("sig"), bytes) and \
+        isinstance(d.get("body"), bytes)
+
+
+def topic_names(topic_: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
+    """(job, host) of a result/event topic, ("", host) of a status topic."""
+    parts = topic_.split("/")
+    if parts[:2] != [root, "v1"]:
+        raise ForgedMessage(f"not a muster topic: {topic_}")
+    rest = parts[2:]
+    if rest[:1] == ["results"] and len(rest) in (3, 4) and \
+            (len(rest) == 3 or rest[3] == "events"):
+        return rest[1], rest[2]
+    if rest[:1] == ["hosts"] and len(rest) == 3 and rest[2] == "status":
+        return "", rest[1]
+    raise ForgedMessage(f"not an agent topic: {topic_}")
+
+
+def host_sign(key_path: os.PathLike, cert_path: os.PathLike, body: dict | bytes) -> bytes:
+    """An agent envelope over body, signed with a host key (EC or Ed25519)
+    and naming its certificate, as musterd writes it."""
+    raw = body if isinstance(body, bytes) else pack(body)
+    key = serialization.load_pem_private_key(Path(key_path).read_bytes(), None)
+    der = x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        sig = key.sign(raw, ec.ECDSA(hashes.SHA256()))
+    else:
+        sig = key.sign(raw)
+    return pack({"v": 1, "cert": hashlib.sha256(der).hexdigest(), "sig": sig,
+                 "body": raw})
+
+
+def cert_der(cert_path: os.PathLike) -> bytes:
+    return x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+
+
+class HostSigs:
+    """Checks agent envelopes the way the CLI does, for one PKI: the
+    certificate (from a status's cert_der, or the PKI's hosts/ folder) is
+    issued by the CA, its CN is the topic's host and the body's, and the
+    topic's job is the body's."""
+
+    def __init__(self, pki: "Pki"):
+        self.pki = pki
+        self.certs: dict[str, x509.Certificate] = {}
+
+    def _ca(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.pki.ca.read_bytes())
+
+    def learn(self, der: bytes) -> x509.Certificate:
+        cert = x509.load_der_x509_certificate(der)
+        ca = self._ca()
+        try:	# Debian 12's cryptography 38 has no verify_directly_issued_by()
+            if cert.issuer != ca.subject:
+                raise ValueError("issuer is not the CA")
+            ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
+                                   ec.ECDSA(cert.signature_hash_algorithm))
+        except Exception as e:
+            raise ForgedMessage(f"certificate not issued by the test CA: {e!r}")
+        self.certs[hashlib.sha256(der).hexdigest()] = cert
+        return cert
+
+    def cert(self, fpr: str) -> x509.Certificate:
+        if fpr not in self.certs:
+            for crt in sorted((self.pki.dir / "hosts").glob("*.crt")):
+                der = cert_der(crt)
+                if hashlib.sha256(der).hexdigest() == fpr:
+                    self.learn(der)
+        if fpr not in self.certs:
+            raise ForgedMessage(f"unknown certificate {fpr[:16]}")
+        return self.certs[fpr]
+
+    @staticmethod
+    def _check_sig(cert: x509.Certificate, sig: bytes, body: bytes) -> None:
+        pub = cert.public_key()
+        try:
+            if isinstance(pub, ec.EllipticCurvePublicKey):
+                pub.verify(sig, body, ec.ECDSA(hashes.SHA256()))
+            elif isinstance(pub, Ed25519PublicKey):
+                pub.verify(sig, body)
+            else:
+                raise ForgedMessage("host key neither EC nor Ed25519")
+        except ForgedMessage:
+            raise
+        except Exception:
+            raise ForgedMessage("bad signature")
+
+    def open(self, topic_: str, env: dict) -> dict:
+        job, host = topic_names(topic_)
+        body = unpack(env["body"])
+        if not isinstance(body, dict):
+            raise ForgedMessage("body is not a map")
+        if job == "" and isinstance(body.get("cert_der"), bytes):
+            der = body["cert_der"]
+            if hashlib.sha256(der).hexdigest() != env["cert"]:
+                raise ForgedMessage("cert_der is not the certificate the envelope names")
+            cert = self.learn(der)
+        else:
+            cert = self.cert(env["cert"])
+        self._check_sig(cert, env["sig"], env["body"])
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(cns) != 1 or cns[0].value != host:
+            raise ForgedMessage(f"signed by {cns[0].value if cns else '?'}, not {host}")
+        if body.get("host") != host:
+            raise ForgedMessage(f"body names host {body.get('host')!r}, topic {host}")
+        if job and body.get("job") != job:
+            raise ForgedMessage(f"body names job {body.get('job')!r}, topic {job}")
+        return body
+
+
+_HOST_SIGS: dict[Path, HostSigs] = {}
+
+
+def host_sigs(pki: "Pki") -> HostSigs:
+    """The one checker of a PKI folder (it caches certificates)."""
+    key = pki.dir.resolve()
+    if key not in _HOST_SIGS:
+        _HOST_SIGS[key] = HostSigs(pki)
+    return _HOST_SIGS[key]
+
+
+def open_agent_message(pki: "Pki", topic_: str, payload: bytes) -> Any:
+    """The body of a signed agent message after the CLI's checks
+    (ForgedMessage if it fails them); anything else decoded as it is."""
+    d = unpack(payload)
+    if is_agent_envelope(d):
+        return host_sigs(pki).open(topic_, d)
+    return d
+
+
 class ConnectError(Exception):
     pass
 
@@ -400,8 +545,17 @@ class Msg:
     retain: bool
     properties: Any = None
     at: float = field(default_factory=time.monotonic)
+    pki: Optional["Pki"] = None	# the CA agent messages are checked against
 
     def decode(self) -> Any:
+        """The payload decoded; an agent envelope is checked (signature,
+        certificate, CN, job) and its body returned (ForgedMessage if not)."""
+        if self.pki is None:
+            return unpack(self.payload)
+        return open_agent_message(self.pki, self.topic, self.payload)
+
+    def raw(self) -> Any:
+        """The payload decoded as it is, envelope and all."""
         return unpack(self.payload)
 
 
@@ -475,7 +629,8 @@ class Client:
         with self._cond:
             self._msgs.append(Msg(m.topic, bytes(m.payload), m.qos,
                                   bool(m.retain),
-                                  getattr(m, "properties", None)))
+                                  getattr(m, "properties", None),
+                                  pki=self.broker.pki))
             self._cond.notify_all()
 
     def _on_ack(self, c, ud, mid, codes, props=None):

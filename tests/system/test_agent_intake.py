@@ -21,8 +21,8 @@ import pytest
 
 from muster_fixtures import (
     TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, log_count,
-    new_job, now_ms, pack, run_job, send_job, start_fresh, target_topic, topic,
-    watch_results,
+    new_job, now_ms, pack, run_job, runner_pid, send_job, start_fresh, target_topic,
+    topic, watch_results,
 )
 
 REJECT_BURST = 20		# agent/agent.h
@@ -530,7 +530,7 @@ def test_job_running_at_a_crash_is_reported_interrupted(agents, op_client,
     body = new_job("run", "host/h1", module="hang", timeout_ms=60_000)
     watch_results(op_client, body["id"])
     send_job(op_client, operator, body)
-    a.wait_status("online", match=lambda s: s.get("running") == 1, timeout=10)
+    runner_pid(a, body["id"], timeout=10)
     a.kill9()
     start_fresh(a)
     r = op_client.expect(topic("results", body["id"], "h1"), timeout=15).decode()

@@ -83,7 +83,8 @@ def test_ping(agents, op_client, operator):
     r = res["h1"]
     common_fields(r, body, "h1")
     assert (r["status"], r["summary"]) == ("pass", "pong"), r
-    assert "reason" not in r and "data" not in r, r
+    assert "reason" not in r, r
+    assert r["data"] == {"running": 0}, r	# load is in the ping (DESIGN §3)
 
 
 def test_version(agents, op_client, operator):

@@ -243,20 +243,29 @@ def test_max_jobs_is_respected(agents, op, operator):
             for _ in range(4)]
     for j in jobs:
         send_job(op, operator, j)
-    results, running = {}, []
+    # Load is in the ping answer (status is presence only, DESIGN §3).
+    results, running, pings, statuses = {}, [], set(), 0
+    next_ping = time.monotonic()
     deadline = time.monotonic() + 15
     while len(results) < 4 and time.monotonic() < deadline:
-        m = op.get(0.5)
+        if time.monotonic() >= next_ping:
+            p = new_job("ping", f"host/{HOST}")
+            pings.add(p["id"])
+            send_job(op, operator, p)
+            next_ping += 0.3
+        m = op.get(0.2)
         if m is None:
             continue
         if m.topic == status_t:
-            s = m.decode()
-            if s["state"] == "online" and not m.retain:
-                running.append(s["running"])
-        else:
-            r = m.decode()
-            assert r["job"] not in results, f"second result for {r['job']}"
-            results[r["job"]] = r
+            statuses += not m.retain
+            continue
+        r = m.decode()
+        if r["job"] in pings:
+            running.append(r["data"]["running"])
+            continue
+        assert r["job"] not in results, f"second result for {r['job']}"
+        results[r["job"]] = r
+    assert statuses == 0, "a status was published for a job"
     assert set(results) == {j["id"] for j in jobs}, results.keys()
     assert all(r["status"] == "timeout" for r in results.values()), results
     assert running and max(running) == 2, running

@@ -35,6 +35,7 @@
 /* Every decoded struct starts with its struct wire_doc. */
 union msg {
 	struct job_envelope env;
+	struct agent_envelope aenv;
 	struct job job;
 	struct result res;
 	struct event ev;
@@ -393,6 +394,22 @@ fj_envelope(struct jr *r, union msg *m)
 }
 
 static void
+tj_agent_envelope(struct jw *w, const union msg *m)
+{
+	jw_str(w, "cert", m->aenv.cert);
+	jw_hex(w, "sig", m->aenv.sig.ptr, m->aenv.sig.len);
+	jw_hex(w, "body", m->aenv.body.ptr, m->aenv.body.len);
+}
+
+static void
+fj_agent_envelope(struct jr *r, union msg *m)
+{
+	jr_ident(r, "cert", m->aenv.cert, sizeof(m->aenv.cert));
+	jr_hex(r, "sig", &m->aenv.sig);
+	jr_hex(r, "body", &m->aenv.body);
+}
+
+static void
 tj_job(struct jw *w, const union msg *m)
 {
 	const struct job *j = &m->job;
@@ -566,7 +583,7 @@ tj_status(struct jw *w, const union msg *m)
 	jw_set(w, "groups", groups);
 	jw_uint(w, "started_at", s->started_at);
 	jw_uint(w, "at", s->at);
-	jw_uint(w, "running", s->running);
+	jw_hex(w, "cert_der", s->cert_der.ptr, s->cert_der.len);
 }
 
 static int
@@ -593,7 +610,6 @@ static void
 fj_status(struct jr *r, union msg *m)
 {
 	struct status *s = &m->st;
-	uint64_t running = 0;
 	int state = 0;
 
 	jr_ident(r, "host", s->host, sizeof(s->host));
@@ -605,8 +621,7 @@ fj_status(struct jr *r, union msg *m)
 	fj_groups(r, s);
 	jr_uint(r, "started_at", UINT64_MAX, &s->started_at);
 	jr_uint(r, "at", UINT64_MAX, &s->at);
-	jr_uint(r, "running", UINT32_MAX, &running);
-	s->running = (uint32_t)running;
+	jr_hex(r, "cert_der", &s->cert_der);
 }
 
 /* The constant "kind" of a manifest: optional in JSON, but must match. */
@@ -796,6 +811,19 @@ enc_envelope(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
 	    m->env.body.len, out, err);
 }
 
+static int
+dec_agent_envelope(const void *buf, size_t len, union msg *m, struct mu_err *err)
+{
+	return agent_envelope_decode(buf, len, &m->aenv, err);
+}
+
+static int
+enc_agent_envelope(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
+{
+	return agent_envelope_encode(m->aenv.cert, m->aenv.sig.ptr, m->aenv.sig.len,
+	    m->aenv.body.ptr, m->aenv.body.len, out, err);
+}
+
 static const struct codec {
 	const char *name;
 	decode_fn *decode;
@@ -804,6 +832,8 @@ static const struct codec {
 	void (*from_json)(struct jr *, union msg *);
 } codecs[] = {
 	{ "envelope", dec_envelope, enc_envelope, tj_envelope, fj_envelope },
+	{ "agent-envelope", dec_agent_envelope, enc_agent_envelope, tj_agent_envelope,
+	    fj_agent_envelope },
 	{ "job", dec_job, enc_job, tj_job, fj_job },
 	{ "result", dec_result, enc_result, tj_result, fj_result },
 	{ "event", dec_event, enc_event, tj_event, fj_event },

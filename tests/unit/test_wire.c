@@ -590,18 +590,56 @@ test_status(void **state)
 	s.ngroups = 2;
 	strcpy(s.groups[0], "web");
 	strcpy(s.groups[1], "eu");
-	s.started_at = 5, s.at = 6, s.running = 2;
+	s.started_at = 5, s.at = 6;
 	msgpack_sbuffer_init(&sb);
+	/* No certificate: we never send what we would refuse. */
+	assert_int_equal(status_encode(&s, &sb, &err), MU_EINVAL);
+	s.cert_der = (struct wire_bytes){ (const uint8_t *)"\x30\x03\x02\x01\x01", 5 };
 	assert_int_equal(status_encode(&s, &sb, &err), MU_OK);
 	assert_int_equal(status_decode(sb.data, sb.size, &d, &err), MU_OK);
 	assert_false(d.online);
 	assert_int_equal(d.ngroups, 2);
 	assert_string_equal(d.groups[1], "eu");
-	assert_int_equal(d.running, 2);
+	assert_int_equal(d.cert_der.len, 5);
+	assert_memory_equal(d.cert_der.ptr, "\x30\x03\x02\x01\x01", 5);
 	assert_memory_equal(d.reason.ptr, "lost", 4);
 	wire_doc_free(&d.doc);
 	strcpy(s.groups[1], "EU");
 	assert_int_equal(status_encode(&s, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_agent_envelope(void **state)
+{
+	static const char fpr[] = "0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef";
+	static const uint8_t sig[72] = { 0x30, 0x46 }, body[] = { 0x81, 0xa1, 'v', 1 };
+	struct agent_envelope e;
+	msgpack_sbuffer sb;
+	struct mu_err err;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(agent_envelope_encode(fpr, sig, sizeof(sig), body, sizeof(body),
+	    &sb, &err), MU_OK);
+	assert_int_equal(agent_envelope_decode(sb.data, sb.size, &e, &err), MU_OK);
+	assert_string_equal(e.cert, fpr);
+	assert_int_equal(e.sig.len, sizeof(sig));
+	assert_memory_equal(e.sig.ptr, sig, sizeof(sig));
+	assert_int_equal(e.body.len, sizeof(body));
+	wire_doc_free(&e.doc);
+	/* Refused on the way out as on the way in. */
+	sb.size = 0;
+	assert_int_equal(agent_envelope_encode("0123", sig, sizeof(sig), body, sizeof(body),
+	    &sb, &err), MU_EINVAL);
+	assert_int_equal(agent_envelope_encode(fpr, sig, 0, body, sizeof(body), &sb, &err),
+	    MU_EINVAL);
+	assert_int_equal(agent_envelope_encode(fpr, sig, WIRE_MAX_HOSTSIG + 1, body,
+	    sizeof(body), &sb, &err), MU_EINVAL);
+	assert_int_equal(agent_envelope_encode(fpr, sig, sizeof(sig), body, 0, &sb, &err),
+	    MU_EINVAL);
+	assert_int_equal(sb.size, 0);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -748,6 +786,7 @@ main(void)
 		cmocka_unit_test(test_manifests),
 		cmocka_unit_test(test_artifacts),
 		cmocka_unit_test(test_selftest),
+		cmocka_unit_test(test_agent_envelope),
 		cmocka_unit_test(test_big_string_bound),
 	};
 

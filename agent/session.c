@@ -15,6 +15,8 @@
 #define FLUSH_INTERVAL_MS	5000
 #define STATUS_COALESCE_MS	200
 #define MAX_IN_FLIGHT		64
+#define SESSION_MSG_MIN		(64u * 1024)	/* module pointers */
+#define SESSION_PACKET_SLACK	4096		/* topic, header, properties */
 
 static void session_connect(struct agent *a);
 
@@ -382,6 +384,11 @@ bus_open(struct agent *a, struct mu_err *err)
 	o.will_topic = will_topic;
 	o.will_payload = a->will;
 	o.will_len = a->will_len;
+	/* Nothing bigger than a job (or a module pointer) is ever needed on
+	 * this session: the broker keeps oversized messages away (MQTT 5).
+	 * Module artifacts come over their own connection (modsrc.c). */
+	o.max_packet = (uint32_t)((a->cfg.max_job > SESSION_MSG_MIN ? a->cfg.max_job :
+	    SESSION_MSG_MIN) + SESSION_PACKET_SLACK);
 	if ((rc = bus_new(&a->bus, &o, err)) != MU_OK)
 		return rc;
 	loop_add_fd(a->loop, bus_fd(a->bus), POLLIN, on_bus_fd, a);

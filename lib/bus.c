@@ -306,6 +306,9 @@ conn_options(struct bus *b, const struct bus_opts *o, struct mu_err *err)
 		if (!o->clean_start && add_uint_prop(&b->connect_props,
 		    MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, o->session_expiry_s))
 			return mu_errf(err, MU_ENOMEM, "out of memory");
+		if (o->max_packet && add_uint_prop(&b->connect_props,
+		    MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE, o->max_packet))
+			return mu_errf(err, MU_ENOMEM, "out of memory");
 		b->conn.connectProperties = &b->connect_props;
 	} else {
 		b->conn.cleansession = o->clean_start;

@@ -41,6 +41,11 @@ struct bus_opts {
 	 * published with the retain flag keeps it when forwarded live, so a
 	 * consumer can ignore retained results (DESIGN §3). */
 	bool retain_as_published;
+	/* MQTT 5 Maximum Packet Size (0 = no limit): the broker does not send
+	 * this client anything bigger, so an oversized message costs the
+	 * client nothing at all (Paho's receive buffer grows to the largest
+	 * packet it ever reads and never shrinks). */
+	uint32_t max_packet;
 };
 
 enum bus_event_type {

@@ -399,7 +399,7 @@ def test_duplicate_of_a_running_job_gets_no_answer(agents, op_client, operator):
     env = operator.envelope(body)
     watch_results(op_client, body["id"])
     op_client.publish(target_topic("host/h1"), env)
-    a.wait_status("online", match=lambda s: s.get("running") == 1, timeout=10)
+    wait_until_logged(a, f"job {body['id']}: running module")
     op_client.publish(target_topic("host/h1"), env)
     wait_until_logged(a, f"job {body['id']}: {DUP}")
     r = op_client.expect(topic("results", body["id"], "h1"), timeout=15).decode()

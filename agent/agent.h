@@ -178,6 +178,8 @@ struct modsrc {
 	struct modptr *ptrs;		/* owned */
 	size_t nptrs;
 	struct modfetch *fetches;	/* owned */
+	struct bus *fetch_bus;		/* owned: the artifacts' own connection */
+	uint64_t fetch_retry_timer, fetch_idle_timer;
 	bool settled;			/* retained pointers delivered since connect */
 	bool awaiting_suback;
 	uint64_t settle_timer, gen;

@@ -347,3 +347,19 @@ def test_cache_is_bounded_least_recently_used_first(agents, op, operator, pub,
     # The evicted one comes back on demand.
     assert run(op, operator, "h1", module="os.release")["status"] == "pass"
     assert fetches(a, "os.release") == 2
+
+
+def test_module_bigger_than_a_job_comes_over_the_fetch_connection(
+        agents, op, operator, pub, keys):
+    # The job session tells the broker it takes nothing over max_job (1M);
+    # a 3 MiB module still arrives, over the "<host>.fetch" connection,
+    # which closes again when idle.
+    so = so_bytes(pad=3 << 20)
+    sha = publish(pub, keys, so)
+    a = start(agents, "h1")
+    r = run(op, operator, "h1")
+    assert r["status"] == "pass" and r["module_sha256"] == sha, r
+    assert cached(a, sha).stat().st_size == len(so)
+    assert "h1.fetch" in a.broker.log()
+    wait_until(lambda: "Client h1.fetch disconnected" in a.broker.log(), 15,
+               what="the idle fetch connection to close")

@@ -7,14 +7,14 @@ dir=$1; shift
 command -v mandoc >/dev/null || { echo "mandoc is not installed (scripts/setup installs it)"; exit 77; }
 rc=0
 for page in "$@"; do
-	f=$dir/$page
+	f=$dir/$page ok=1
 	if [ ! -s "$f" ]; then echo "$page: not built"; rc=1; continue; fi
-	out=$(mandoc -T lint -W warning "$f" 2>&1) || { echo "$out"; rc=1; }
-	[ -z "$out" ] || { echo "$out"; rc=1; }
+	out=$(mandoc -T lint -W warning "$f" 2>&1) || ok=0
+	[ -z "$out" ] || { echo "$out"; ok=0; }
 	if command -v man >/dev/null; then
 		warn=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)
-		[ -z "$warn" ] || { echo "$page: $warn"; rc=1; }
+		[ -z "$warn" ] || { echo "$page: $warn"; ok=0; }
 	fi
-	echo "$page: ok"
+	if [ $ok -eq 1 ]; then echo "$page: ok"; else echo "$page: FAILED"; rc=1; fi
 done
 exit $rc

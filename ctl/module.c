@@ -74,7 +74,8 @@ static const char usage_publish[] =
     "  --version V     must equal the module's own version (a check, never an\n"
     "                  override: hosts report the version the module states)\n"
     "  --runner PATH   muster-runner to use (default: $MUSTER_RUNNER, then next\n"
-    "                  to this muster binary, then ../runner/ of it, then PATH)\n"
+    "                  to this muster binary, then ../libexec/muster/ and\n"
+    "                  ../runner/ of it, then PATH)\n"
     "  --json          one JSON object: what was published\n"
     "exit: 0 published; 2 bad module, key, config or broker error (nothing or,\n"
     "when the pointer was refused, only the artifact was published)\n";
@@ -184,7 +185,8 @@ executable(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
-/* --runner, $MUSTER_RUNNER, next to this binary (installed: both in bin/),
+/* --runner, $MUSTER_RUNNER, next to this binary, ../libexec/muster/ of it
+ * (installed: /usr/bin/muster, /usr/libexec/muster/muster-runner),
  * ../runner/ of it (the build tree), then PATH. */
 static int
 find_runner(const char *flag, char *out, size_t size)
@@ -205,6 +207,9 @@ find_runner(const char *flag, char *out, size_t size)
 		if ((slash = strrchr(self, '/')) != NULL)
 			*slash = '\0';
 		snprintf(out, size, "%s/muster-runner", self);
+		if (executable(out))
+			return 0;
+		snprintf(out, size, "%s/../libexec/muster/muster-runner", self);
 		if (executable(out))
 			return 0;
 		snprintf(out, size, "%s/../runner/muster-runner", self);

@@ -895,7 +895,7 @@ config_agent_defaults(struct agent_config *c)
 	copy_str(c->runner, sizeof(c->runner),
 	    "/usr/libexec/muster/muster-runner");
 	copy_str(c->modules_dir, sizeof(c->modules_dir),
-	    "/var/lib/muster/modules");
+	    "/usr/lib/muster/modules");
 	copy_str(c->channel, sizeof(c->channel), "stable");
 	c->max_jobs = 4;
 	c->log_level = LOG_INFO;

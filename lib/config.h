@@ -58,7 +58,7 @@ struct agent_config {
 	char host[NAME_MAX_LEN + 1];	/* default: hostname, lowercased */
 	char state_dir[CONF_PATH_MAX];	/* default /var/lib/muster */
 	char runner[CONF_PATH_MAX];	/* default /usr/libexec/muster/muster-runner */
-	char modules_dir[CONF_PATH_MAX];/* default /var/lib/muster/modules */
+	char modules_dir[CONF_PATH_MAX];/* default /usr/lib/muster/modules */
 	char channel[NAME_MAX_LEN + 1];	/* default "stable" */
 	char groups[CONF_MAX_GROUPS][NAME_MAX_LEN + 1];
 	int ngroups;

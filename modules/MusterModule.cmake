@@ -2,6 +2,14 @@
 # muster-runner, with hidden visibility so that only the descriptor made
 # by MUSTER_MODULE() is exported.  Output: ${MUSTER_MODULE_DIR} if set by
 # the caller's folder, else the folder's binary dir.
+#
+# In this tree it is include()d from the top CMakeLists.txt; installed
+# (muster-dev) it comes with find_package(muster), which sets
+# MUSTER_MODULE_INCLUDE_DIR to the installed SDK header's folder.
+if(NOT DEFINED MUSTER_MODULE_INCLUDE_DIR)
+  set(MUSTER_MODULE_INCLUDE_DIR ${CMAKE_CURRENT_LIST_DIR}/include)
+endif()
+
 function(muster_add_module name)
   add_library(${name} MODULE ${ARGN})
   set_target_properties(${name} PROPERTIES
@@ -11,7 +19,7 @@ function(muster_add_module name)
   if(MUSTER_MODULE_DIR)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${MUSTER_MODULE_DIR})
   endif()
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/modules/include)
+  target_include_directories(${name} PRIVATE ${MUSTER_MODULE_INCLUDE_DIR})
   if(NOT MUSTER_SANITIZE AND NOT MUSTER_FUZZ)
     # A module may use libc only; anything else unresolved is a build error,
     # not a load failure on a host.

@@ -105,7 +105,7 @@ test_agent_defaults(void **state)
 	assert_true(name_valid(c.host));
 	assert_string_equal(c.state_dir, "/var/lib/muster");
 	assert_string_equal(c.runner, "/usr/libexec/muster/muster-runner");
-	assert_string_equal(c.modules_dir, "/var/lib/muster/modules");
+	assert_string_equal(c.modules_dir, "/usr/lib/muster/modules");
 	assert_string_equal(c.channel, "stable");
 	assert_int_equal(c.ngroups, 0);
 	assert_int_equal(c.max_jobs, 4);

@@ -1,0 +1,20 @@
+#!/bin/sh
+# man-lint.sh MANDIR PAGE... - every page is built and lint-clean:
+# `mandoc -T lint -W warning` says nothing and `man --warnings` (groff)
+# prints no warning.  Exit 77 (ctest: skipped) without mandoc.
+set -u
+dir=$1; shift
+command -v mandoc >/dev/null || { echo "mandoc is not installed (scripts/setup installs it)"; exit 77; }
+rc=0
+for page in "$@"; do
+	f=$dir/$page ok=1
+	if [ ! -s "$f" ]; then echo "$page: not built"; rc=1; continue; fi
+	out=$(mandoc -T lint -W warning "$f" 2>&1) || ok=0
+	[ -z "$out" ] || { echo "$out"; ok=0; }
+	if command -v man >/dev/null; then
+		warn=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)
+		[ -z "$warn" ] || { echo "$page: $warn"; ok=0; }
+	fi
+	if [ $ok -eq 1 ]; then echo "$page: ok"; else echo "$page: FAILED"; rc=1; fi
+done
+exit $rc

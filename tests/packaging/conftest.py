@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -59,12 +60,16 @@ def debs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def root(debs, tmp_path_factory):
-    """Every package unpacked (dpkg -x) into one scratch root."""
-    r = tmp_path_factory.mktemp("root")
+def root(debs):
+    """Every package unpacked (dpkg -x) into one scratch root.  Not under
+    pytest's 0700 tmp folder: as root, musterd starts runners as
+    muster-job, which must be able to reach the installed runner."""
+    r = Path(tempfile.mkdtemp(prefix="muster-root-"))
+    os.chmod(r, 0o755)
     for deb in debs.values():
         subprocess.run(["dpkg-deb", "-x", str(deb), str(r)], check=True)
-    return r
+    yield r
+    shutil.rmtree(r, ignore_errors=True)
 
 
 def control_file(deb, name, tmp):

@@ -22,6 +22,7 @@
 #include "pgp.h"
 #include "policy.h"
 #include "sign.h"
+#include "spawn.h"
 #include "log.h"
 #include "wire.h"
 
@@ -224,6 +225,10 @@ struct agent {
 	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
 	bool systemd;			/* NOTIFY_SOCKET present */
 	uint64_t watchdog_usec;
+	/* Runner confinement (DESIGN §8): the seccomp program, built once;
+	 * confined: root, so each runner gets a PID namespace. */
+	struct sock_fprog runner_filter;	/* owned */
+	bool confined;
 };
 
 /* main.c */

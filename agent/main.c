@@ -201,6 +201,31 @@ probe_runner(struct agent *a)
 		log_warnx("runner %s did not tell its version", a->cfg.runner);
 }
 
+/*
+ * DESIGN §8: runners run as run_as, under a seccomp filter, each in a PID
+ * namespace of its own so nothing they start survives them.  Only root can
+ * switch users or make namespaces; as anyone else runners run as we do,
+ * in a process group, and the log says so.
+ */
+static int
+runner_confinement(struct agent *a, struct mu_err *err)
+{
+	int rc;
+
+	if ((rc = spawn_filter_build(&a->runner_filter, err)) != MU_OK)
+		return rc;
+	a->switch_user = a->confined = geteuid() == 0;
+	if (a->confined)
+		log_notice("runners: user %s unless a policy rule names another, seccomp "
+		    "filter (%u instructions), a PID namespace each (all they start dies "
+		    "with them)", a->cfg.run_as, a->runner_filter.len);
+	else
+		log_notice("not running as root: run_as (default %s) is ignored; runners run "
+		    "as this user under the seccomp filter, in a process group (no PID "
+		    "namespace)", a->cfg.run_as);
+	return MU_OK;
+}
+
 static int
 agent_open(struct agent *a, struct mu_err *err)
 {
@@ -224,11 +249,8 @@ agent_open(struct agent *a, struct mu_err *err)
 	else
 		log_notice("no policy at %s: every trusted key may do everything",
 		    a->policy.path);
-	/* Only root can switch users; as anyone else runners run as we do. */
-	a->switch_user = geteuid() == 0;
-	if (!a->switch_user)
-		log_notice("not running as root: run_as (default %s) is ignored, runners "
-		    "run as this user", a->cfg.run_as);
+	if ((rc = runner_confinement(a, err)) != MU_OK)
+		return rc;
 	if ((rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK ||
 	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
@@ -278,6 +300,7 @@ agent_shutdown(struct agent *a)
 	spool_close(&a->spool);
 	seen_close(&a->seen);
 	keyring_free(&a->operators);
+	spawn_filter_free(&a->runner_filter);
 	policy_free(&a->policy);
 	if (a->sigfd != -1)
 		close(a->sigfd);

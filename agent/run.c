@@ -12,40 +12,19 @@
  * module memfd is owned only between modsrc_open() and fork().
  */
 #include "agent.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define CHILD_FD_MIN	5	/* child-side fds live above 0..4 before dup2 */
-#define SPAWN_MAX_GROUPS 64
-
-struct spawn {
-	char *argv[4];
-	char *envp[3];
-	char limit_arg[24];
-	struct rlimit as, cpu, nofile, core;
-	pid_t parent;
-	int in_r, out_w, ev_w, memfd;
-	/* The run_as user, resolved before fork() (getpwnam is not
-	 * async-signal-safe); switch false: stay who we are. */
-	bool switch_user;
-	uid_t uid;
-	gid_t gid;
-	gid_t groups[SPAWN_MAX_GROUPS];
-	int ngroups;
-};
 
 static void run_finish(struct agent *a, struct run *r);
 static void run_schedule(struct agent *a);
@@ -60,22 +39,6 @@ fd_close(int *fd)
 	if (*fd != -1)
 		close(*fd);
 	*fd = -1;
-}
-
-/* Move fd above the numbers the child dup2()s onto, so no dup2 clobbers
- * a source it still needs. */
-static int
-fd_high(int *fd)
-{
-	int n;
-
-	if (*fd >= CHILD_FD_MIN)
-		return 0;
-	if ((n = fcntl(*fd, F_DUPFD_CLOEXEC, CHILD_FD_MIN)) == -1)
-		return -1;
-	close(*fd);
-	*fd = n;
-	return 0;
 }
 
 static uint64_t
@@ -329,95 +292,53 @@ on_stdin(struct loop *l, int fd, short revents, void *arg)
 
 /* ---- starting --------------------------------------------------------- */
 
-/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
-static int
-spawn_user(const struct run *r, struct spawn *s, struct mu_err *err)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int n = SPAWN_MAX_GROUPS;
+/* What the runner's child needs, built before fork (argv, limits, user). */
+struct runner_child {
+	struct spawn sp;
+	char *argv[4];
+	char limit_arg[24];
+	int in_r, out_w, ev_w, memfd;	/* child ends, owned until spawned */
+};
 
-	if (r->run_as[0] == '\0')
-		return MU_OK;
-	errno = getpwnam_r(r->run_as, &pw, buf, sizeof(buf), &res);
-	if (res == NULL)
-		return mu_errf(err, MU_ENOENT, "run_as user '%s' does not exist on this host%s%s",
-		    r->run_as, errno ? ": " : "", errno ? strerror(errno) : "");
-	if (pw.pw_uid == 0)
-		return mu_errf(err, MU_ETRUST, "run_as user '%s' is root; refused", r->run_as);
-	if (getgrouplist(pw.pw_name, pw.pw_gid, s->groups, &n) == -1)
-		return mu_errf(err, MU_EINVAL, "run_as user '%s' is in more than %d groups",
-		    r->run_as, SPAWN_MAX_GROUPS);
-	s->switch_user = true;
-	s->uid = pw.pw_uid;
-	s->gid = pw.pw_gid;
-	s->ngroups = n;
+static char *const runner_envp[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"LANG=C",
+	NULL,
+};
+
+static int
+child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
+    struct mu_err *err)
+{
+	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
+	struct spawn *sp = &c->sp;
+	int rc;
+
+	snprintf(c->limit_arg, sizeof(c->limit_arg), "%" PRIu64, output_limit(a));
+	c->argv[0] = a->cfg.runner;
+	c->argv[1] = "--output-limit";
+	c->argv[2] = c->limit_arg;
+	c->argv[3] = NULL;
+	sp->argv = c->argv;
+	sp->envp = runner_envp;
+	sp->limits[0] = (struct spawn_limit){ RLIMIT_AS, { a->cfg.memory, a->cfg.memory } };
+	sp->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
+	sp->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
+	sp->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
+	sp->nlimits = 4;
+	sp->own_pgrp = sp->pdeathsig = sp->no_new_privs = true;
+	sp->filter = a->runner_filter.len ? &a->runner_filter : NULL;
+	/* Root can give each runner a PID namespace: all it starts dies
+	 * with it (spawn.h). */
+	sp->new_pidns = a->confined;
+	/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
+	if (r->run_as[0] && (rc = spawn_set_user(sp, r->run_as, err)) != MU_OK)
+		return mu_errf(err, rc, "run_as %s", err->msg);
 	return MU_OK;
 }
 
 static int
-spawn_prepare(struct agent *a, const struct run *r, struct spawn *s, struct mu_err *err)
-{
-	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
-
-	snprintf(s->limit_arg, sizeof(s->limit_arg), "%" PRIu64, output_limit(a));
-	s->argv[0] = a->cfg.runner;
-	s->argv[1] = "--output-limit";
-	s->argv[2] = s->limit_arg;
-	s->argv[3] = NULL;
-	s->envp[0] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	s->envp[1] = "LANG=C";
-	s->envp[2] = NULL;
-	s->as = (struct rlimit){ a->cfg.memory, a->cfg.memory };
-	s->cpu = (struct rlimit){ cpu_s, cpu_s + 1 };
-	s->nofile = (struct rlimit){ 256, 256 };
-	s->core = (struct rlimit){ 0, 0 };
-	s->parent = getpid();
-	return spawn_user(r, s, err);
-}
-
-/* The child: async-signal-safe calls only, then exec. */
-static void __attribute__((noreturn))
-spawn_child(const struct spawn *s)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigset_t none;
-
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != s->parent)
-		_exit(127);	/* the agent died before PDEATHSIG was armed */
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	sigaction(SIGPIPE, &dfl, NULL);
-	setrlimit(RLIMIT_AS, &s->as);
-	setrlimit(RLIMIT_CPU, &s->cpu);
-	setrlimit(RLIMIT_NOFILE, &s->nofile);
-	setrlimit(RLIMIT_CORE, &s->core);
-	/* Groups, then gid, then uid: after setuid() the others are out of
-	 * reach.  Any failure ends the child; it never runs as root. */
-	if (s->switch_user && (setgroups((size_t)s->ngroups, s->groups) == -1 ||
-	    setgid(s->gid) == -1 || setuid(s->uid) == -1))
-		_exit(126);
-	/* A change of credentials clears the parent-death signal: arm it
-	 * again, and check again that the agent is still there. */
-	if (s->switch_user) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != s->parent)
-			_exit(127);
-	}
-	if (dup2(s->in_r, 0) == -1 || dup2(s->out_w, 1) == -1 || dup2(s->out_w, 2) == -1 ||
-	    dup2(s->ev_w, 3) == -1 || dup2(s->memfd, 4) == -1)
-		_exit(127);
-	/* Paho's sockets are not close-on-exec (DESIGN §9). */
-	close_range(CHILD_FD_MIN, ~0U, 0);
-	execve(s->argv[0], s->argv, s->envp);
-	_exit(127);
-}
-
-static int
-pipes_open(struct run *r, struct spawn *s, struct mu_err *err)
+pipes_open(struct run *r, struct runner_child *c, struct mu_err *err)
 {
 	int in[2], out[2], ev[2];
 
@@ -431,25 +352,28 @@ pipes_open(struct run *r, struct spawn *s, struct mu_err *err)
 		close(in[0]), close(in[1]), close(out[0]), close(out[1]);
 		return mu_errf(err, MU_EIO, "pipe: %s", strerror(errno));
 	}
-	s->in_r = in[0], r->in_fd = in[1];
-	r->out_fd = out[0], s->out_w = out[1];
-	r->ev_fd = ev[0], s->ev_w = ev[1];
-	if (fd_high(&s->in_r) || fd_high(&s->out_w) || fd_high(&s->ev_w) ||
-	    fd_high(&s->memfd))
-		return mu_errf(err, MU_EIO, "fcntl: %s", strerror(errno));
+	c->in_r = in[0], r->in_fd = in[1];
+	r->out_fd = out[0], c->out_w = out[1];
+	r->ev_fd = ev[0], c->ev_w = ev[1];
 	fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(r->ev_fd, F_SETFL, O_NONBLOCK);
+	/* stdin = the job, stdout and stderr = output, 3 = events, 4 = the
+	 * module (DESIGN §4). */
+	c->sp.fds[0] = c->in_r;
+	c->sp.fds[1] = c->sp.fds[2] = c->out_w;
+	c->sp.fds[3] = c->ev_w;
+	c->sp.fds[4] = c->memfd;
 	return MU_OK;
 }
 
 static void
-spawn_close_child_ends(struct spawn *s)
+child_close_ends(struct runner_child *c)
 {
-	fd_close(&s->in_r);
-	fd_close(&s->out_w);
-	fd_close(&s->ev_w);
-	fd_close(&s->memfd);
+	fd_close(&c->in_r);
+	fd_close(&c->out_w);
+	fd_close(&c->ev_w);
+	fd_close(&c->memfd);
 }
 
 static void
@@ -472,25 +396,22 @@ timeout_fired(struct loop *l, uint64_t id, void *arg)
 static int
 run_spawn(struct agent *a, struct run *r, struct module_file *mod, struct mu_err *err)
 {
-	struct spawn s = { .in_r = -1, .out_w = -1, .ev_w = -1, .memfd = -1 };
+	struct runner_child c = { .in_r = -1, .out_w = -1, .ev_w = -1, .memfd = -1 };
 	uint64_t timeout;
 	int rc;
 
 	snprintf(r->module_sha256, sizeof(r->module_sha256), "%s", mod->sha256);
-	s.memfd = mod->memfd;
+	c.memfd = mod->memfd;
 	mod->memfd = -1;
-	if ((rc = spawn_prepare(a, r, &s, err)) != MU_OK ||
-	    (rc = pipes_open(r, &s, err)) != MU_OK) {
-		spawn_close_child_ends(&s);
+	if ((rc = child_prepare(a, r, &c, err)) != MU_OK ||
+	    (rc = pipes_open(r, &c, err)) != MU_OK) {
+		child_close_ends(&c);
 		return rc;
 	}
-	r->pid = fork();
-	if (r->pid == 0)
-		spawn_child(&s);
-	spawn_close_child_ends(&s);
+	r->pid = spawn_start(&c.sp, err);
+	child_close_ends(&c);
 	if (r->pid == -1)
-		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
-	setpgid(r->pid, r->pid);	/* both sides, so kill(-pid) works at once */
+		return MU_EIO;
 	loop_add_fd(a->loop, r->in_fd, POLLOUT, on_stdin, a);
 	loop_add_fd(a->loop, r->ev_fd, POLLIN, on_pipe, a);
 	loop_add_fd(a->loop, r->out_fd, POLLIN, on_pipe, a);

@@ -1,0 +1,231 @@
+/*
+ * spawn.c - see spawn.h.  The child side (spawn_child) may only make
+ * async-signal-safe calls: no malloc, no stdio, no locks.
+ */
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/seccomp.h>
+#include <seccomp.h>
+
+#define FD_STAGE	10	/* sources are moved above this before dup2 */
+
+/* ---- the child --------------------------------------------------------- */
+
+static void
+child_fds(const struct spawn *s)
+{
+	int staged[SPAWN_FDS], i;
+
+	/* Move every source above the targets first, so that no dup2()
+	 * overwrites a source another target still needs. */
+	for (i = 0; i < SPAWN_FDS; i++)
+		staged[i] = s->fds[i] < 0 ? -1 : fcntl(s->fds[i], F_DUPFD, FD_STAGE);
+	for (i = 0; i < SPAWN_FDS; i++) {
+		if (staged[i] < 0) {
+			close(i);
+			continue;
+		}
+		if (dup2(staged[i], i) == -1)
+			_exit(127);
+	}
+	/* Paho's sockets are not close-on-exec (DESIGN §9): close all. */
+	close_range(SPAWN_FDS, ~0U, 0);
+}
+
+static void
+child_user(const struct spawn *s)
+{
+	/* Groups, then gid, then uid: after setuid() the others are out of
+	 * reach.  Any failure ends the child; it never runs as root. */
+	if (setgroups((size_t)s->ngroups, s->groups) == -1 || setgid(s->gid) == -1 ||
+	    setuid(s->uid) == -1)
+		_exit(126);
+	/* A change of credentials clears the parent-death signal. */
+	if (s->pdeathsig)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static __attribute__((noreturn)) void
+spawn_child(const struct spawn *s, pid_t parent)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	int i;
+
+	if (s->own_pgrp)
+		setpgid(0, 0);
+	if (s->pdeathsig) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* The parent died before the signal was armed.  (In a new PID
+		 * namespace the parent is outside it and getppid() is 0.) */
+		if (!s->new_pidns && getppid() != parent)
+			_exit(127);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+	for (i = 0; i < s->nlimits; i++)
+		setrlimit(s->limits[i].resource, &s->limits[i].value);
+	if (s->switch_user)
+		child_user(s);
+	if (s->no_new_privs || s->filter)
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	child_fds(s);
+	/* Last: the filter holds for the exec'd program, not for us. */
+	if (s->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->filter) == -1)
+		_exit(127);
+	execve(s->argv[0], s->argv, s->envp);
+	_exit(127);
+}
+
+/* ---- the parent -------------------------------------------------------- */
+
+pid_t
+spawn_start(const struct spawn *s, struct mu_err *err)
+{
+	pid_t parent = getpid(), pid;
+
+	if (s->new_pidns)
+		/* fork() semantics (no new stack) plus a PID namespace. */
+		pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
+	else
+		pid = fork();
+	if (pid == 0)
+		spawn_child(s, parent);
+	if (pid == -1) {
+		mu_errf(err, MU_EIO, "%s: %s", s->new_pidns ? "clone" : "fork",
+		    strerror(errno));
+		return -1;
+	}
+	if (s->own_pgrp)
+		setpgid(pid, pid);	/* both sides, so kill(-pid) works at once */
+	return pid;
+}
+
+int
+spawn_set_user(struct spawn *s, const char *user, struct mu_err *err)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int n = SPAWN_MAX_GROUPS;
+
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return mu_errf(err, MU_ENOENT, "user %s does not exist on this host", user);
+	if (pw.pw_uid == 0)
+		return mu_errf(err, MU_ETRUST, "user %s is root: runners never run as root",
+		    user);
+	if (getgrouplist(user, pw.pw_gid, s->groups, &n) == -1)
+		return mu_errf(err, MU_EINVAL, "user %s is in more than %d groups", user,
+		    SPAWN_MAX_GROUPS);
+	s->switch_user = true;
+	s->uid = pw.pw_uid;
+	s->gid = pw.pw_gid;
+	s->ngroups = n;
+	return MU_OK;
+}
+
+/* ---- the seccomp filter ------------------------------------------------ */
+
+static const int denied[] = {
+	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+	SCMP_SYS(kcmp), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root),
+	SCMP_SYS(chroot), SCMP_SYS(unshare), SCMP_SYS(setns), SCMP_SYS(move_mount),
+	SCMP_SYS(open_tree), SCMP_SYS(fsopen), SCMP_SYS(fsconfig), SCMP_SYS(fsmount),
+	SCMP_SYS(fspick), SCMP_SYS(mount_setattr), SCMP_SYS(init_module),
+	SCMP_SYS(finit_module), SCMP_SYS(delete_module), SCMP_SYS(kexec_load),
+	SCMP_SYS(kexec_file_load), SCMP_SYS(bpf), SCMP_SYS(reboot), SCMP_SYS(swapon),
+	SCMP_SYS(swapoff), SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key),
+	SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd), SCMP_SYS(io_uring_setup),
+	SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register), SCMP_SYS(acct),
+	SCMP_SYS(quotactl), SCMP_SYS(settimeofday), SCMP_SYS(clock_settime),
+	SCMP_SYS(clock_adjtime), SCMP_SYS(adjtimex), SCMP_SYS(sethostname),
+	SCMP_SYS(setdomainname), SCMP_SYS(iopl), SCMP_SYS(ioperm),
+	SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at), SCMP_SYS(fanotify_init),
+	SCMP_SYS(lookup_dcookie), SCMP_SYS(syslog), SCMP_SYS(vhangup),
+};
+
+/* clone() creating namespaces (one rule per flag: rules of one call are
+ * or'ed); clone3() hides its flags in memory, so it answers ENOSYS and the
+ * C library falls back to clone(). */
+static const unsigned long ns_flags[] = {
+	CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
+	CLONE_NEWNET, CLONE_NEWCGROUP,
+};
+
+static int
+filter_rules(scmp_filter_ctx ctx)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < sizeof(denied) / sizeof(denied[0]) && rc == 0; i++) {
+#if defined(__SANITIZE_ADDRESS__)
+		/* LeakSanitizer stops the world with ptrace at exit. */
+		if (denied[i] == SCMP_SYS(ptrace))
+			continue;
+#endif
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+	}
+	for (i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+		    SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	return rc;
+}
+
+int
+spawn_filter_build(struct sock_fprog *out, struct mu_err *err)
+{
+	scmp_filter_ctx ctx;
+	struct stat st;
+	int fd = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL)
+		return mu_errf(err, MU_ENOMEM, "seccomp_init failed");
+	rc = filter_rules(ctx);
+	if (rc == 0 && (fd = memfd_create("muster-seccomp", MFD_CLOEXEC)) == -1)
+		rc = -errno;
+	if (rc == 0)
+		rc = seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	if (rc == 0 && (fstat(fd, &st) == -1 || st.st_size <= 0 ||
+	    st.st_size % (off_t)sizeof(struct sock_filter) != 0))
+		rc = -EINVAL;
+	if (rc == 0 && (out->filter = malloc((size_t)st.st_size)) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && pread(fd, out->filter, (size_t)st.st_size, 0) != st.st_size)
+		rc = -EIO;
+	if (fd != -1)
+		close(fd);
+	if (rc != 0) {
+		spawn_filter_free(out);
+		return mu_errf(err, MU_EIO, "building the runners' seccomp filter: %s",
+		    strerror(-rc));
+	}
+	out->len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+	return MU_OK;
+}
+
+void
+spawn_filter_free(struct sock_fprog *prog)
+{
+	free(prog->filter);
+	prog->filter = NULL;
+	prog->len = 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * spawn.h - start a child from a multi-threaded program (Paho's threads,
+ * DESIGN §9): the fork-child prelude in one place.
+ *
+ * Everything that allocates, locks or reads files (the argv, the user's
+ * groups, the seccomp program) is prepared by the caller before
+ * spawn_start(); between fork() and execve() the child makes only
+ * async-signal-safe system calls, in this order:
+ *   own process group; parent-death signal; default signal mask and
+ *   SIGPIPE; rlimits; groups, gid, uid (then the death signal again, since
+ *   a change of credentials clears it); no new privileges; fds 0..4 from
+ *   the caller's list, everything above closed; the seccomp filter; exec.
+ *
+ * Descendants: with new_pidns the child is created as the init of a PID
+ * namespace of its own (root only).  When it exits, the kernel kills
+ * every process left in that namespace, whatever they did to escape
+ * (setsid(), double fork), so nothing a module started outlives its job.
+ * An init process ignores signals it has no handler for, except SIGKILL
+ * from outside: a graceful SIGTERM needs a handler in the child.
+ *
+ * Ownership: struct spawn borrows every pointer and fd; spawn_start()
+ * closes nothing.  spawn_filter_build() fills a program the caller frees
+ * with spawn_filter_free().
+ */
+#ifndef MUSTER_SPAWN_H
+#define MUSTER_SPAWN_H
+
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <linux/filter.h>
+
+#include "err.h"
+
+#define SPAWN_FDS		5	/* the child's fds 0..4 */
+#define SPAWN_MAX_GROUPS	64
+#define SPAWN_MAX_LIMITS	6
+
+struct spawn_limit {
+	int resource;			/* RLIMIT_* */
+	struct rlimit value;
+};
+
+struct spawn {
+	char *const *argv, *const *envp;
+	int fds[SPAWN_FDS];		/* the child's 0..4; -1: closed */
+	struct spawn_limit limits[SPAWN_MAX_LIMITS];
+	int nlimits;
+	bool own_pgrp;			/* setpgid(0, 0): kill(-pid) reaches all */
+	bool pdeathsig;			/* SIGKILL when the parent dies */
+	bool no_new_privs;
+	bool switch_user;		/* setgroups/setgid/setuid below */
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[SPAWN_MAX_GROUPS];
+	int ngroups;
+	const struct sock_fprog *filter;	/* seccomp, optional */
+	bool new_pidns;			/* init of its own PID namespace */
+};
+
+/* Fork (or clone into a new PID namespace) and exec.  Returns the child's
+ * pid in the caller's namespace, or -1 with err set.  The child exits 126
+ * when it cannot become the user asked for, 127 when exec fails. */
+pid_t spawn_start(const struct spawn *s, struct mu_err *err);
+
+/* Look up a user for switch_user (not async-signal-safe: before fork). */
+int spawn_set_user(struct spawn *s, const char *user, struct mu_err *err);
+
+/*
+ * The runners' syscall filter: allow everything but what no module needs
+ * and what would let one reach outside its job - ptrace, mount and
+ * namespaces, kernel modules, kexec, bpf, reboot, swap, keyrings, clock
+ * and host settings, process_vm_*.  Denied calls fail with EPERM (a
+ * module sees an error it can report, not a kill).
+ */
+int spawn_filter_build(struct sock_fprog *out, struct mu_err *err);
+void spawn_filter_free(struct sock_fprog *prog);
+
+#endif

@@ -1,0 +1,180 @@
+"""Runner confinement (issue 9, DESIGN §8), with the real files.
+
+As root, musterd starts every runner as the run_as user (muster-job by
+default), with no capabilities, NO_NEW_PRIVS and a seccomp filter, as the
+init of a PID namespace of its own.  A hostile test module (tests/modules/
+escape.c) tries what a module must not do; each attempt is reported in the
+result's data.  The paths it tries are made reachable first (o+x on their
+folders), so a refusal comes from the file's own owner and mode, not from
+a folder on the way.
+"""
+import errno
+import os
+import pwd
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from muster_fixtures import (
+    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
+    module_payloads, new_job, run_job, topic, wait_until,
+)
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="runner confinement needs root (run_as users, PID namespaces); "
+           "CI runs the suite as root")
+
+RUN_AS = "muster-job"
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    yield
+    assert_no_sanitizer_reports()
+
+
+@pytest.fixture
+def op(mqtt):
+    return mqtt("op:alice")
+
+
+@pytest.fixture
+def open_dir():
+    """A folder anyone may write (the module's pid files, the control)."""
+    d = Path(tempfile.mkdtemp(prefix="muster-open-"))
+    os.chmod(d, 0o1777)
+    yield d
+    for p in d.iterdir():
+        p.unlink()
+    d.rmdir()
+
+
+def reachable(path):
+    """o+x on every folder above path, so only path's own mode decides."""
+    for d in reversed(Path(path).resolve().parents):
+        mode = stat.S_IMODE(d.stat().st_mode)
+        if not mode & 0o001:
+            os.chmod(d, mode | 0o001)
+
+
+def start(agents, name="h1", **kw):
+    a = agents(name, wake_port=0, **kw)
+    install_modules(a, "escape", src=TEST_MODULES_DIR)
+    return a.start()
+
+
+def escape(op, operator, args, host="h1", timeout=20, **fields):
+    body = new_job("run", f"host/{host}", module="escape", args=args, **fields)
+    got = run_job(op, operator, body, [host], timeout=timeout)
+    assert host in got, f"no result for {body['id']}"
+    return got[host]
+
+
+def pid_alive(pid):
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return st.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_runner_user_no_capabilities_seccomp(agents, op, operator):
+    a = start(agents)
+    r = escape(op, operator, {})
+    assert r["status"] == "pass", r
+    d = r["data"]
+    uid = pwd.getpwnam(RUN_AS).pw_uid
+    assert d["id"]["uid"] == uid and d["id"]["euid"] == uid, d
+    assert d["status"]["Seccomp"] == "2", d		# filter mode
+    assert d["status"]["NoNewPrivs"] == "1", d
+    assert int(d["status"]["CapEff"], 16) == 0, d
+    assert "seccomp filter" in a.log() and "PID namespace" in a.log()
+
+
+def test_runner_cannot_read_the_host_key(agents, op, operator, pki):
+    start(agents)
+    key, cert = pki.key("h1"), pki.cert("h1")
+    reachable(key)
+    r = escape(op, operator, {"read": str(key)})
+    assert r["data"]["read"] == {"ok": False, "errno": errno.EACCES}, r
+    # Control: the certificate next to it (0644) is readable.
+    r = escape(op, operator, {"read": str(cert)})
+    assert r["data"]["read"] == {"ok": True, "errno": 0}, r
+
+
+def test_runner_cannot_write_cache_seen_spool_journal(agents, op, operator, mqtt,
+                                                      keys, open_dir):
+    a = start(agents)
+    # A real cache entry: publish a module and run it once.
+    so = (TEST_MODULES_DIR / "escape.so").read_bytes()
+    ptr, art, sha = module_payloads(keys, so, "escape", "1.0.0", 1)
+    pub = mqtt("pub:release")
+    pub.publish(topic("modules", "escape", sha), art, retain=True)
+    pub.publish(topic("modules", "escape"), ptr, retain=True)
+    wait_until(lambda: escape(op, operator, {})["module_sha256"] == sha, 15,
+               what="the signed build to be fetched")
+    st = a.state_dir
+    reachable(st / "seen")
+    targets = {
+        "module cache": st / "modcache" / f"{sha}.so",
+        "cache folder": st / "modcache" / "new.so",
+        "seen-set": st / "seen",
+        "spool": st / "spool" / "new.res",
+        "journal": st / "running" / "job-new",
+    }
+    for what, path in targets.items():
+        r = escape(op, operator, {"write": str(path)})
+        assert r["data"]["write"]["ok"] is False, (what, r)
+        assert r["data"]["write"]["errno"] == errno.EACCES, (what, r)
+        assert r["status"] == "pass", (what, r)
+    assert not (st / "modcache" / "new.so").exists()
+    # Control: a folder anyone may write.
+    r = escape(op, operator, {"write": str(open_dir / "ok")})
+    assert r["data"]["write"]["ok"] is True, r
+
+
+def test_ptrace_mount_unshare_are_denied(agents, op, operator):
+    start(agents)
+    r = escape(op, operator, {"ptrace": True, "mount": True, "unshare": True})
+    d = r["data"]
+    assert r["status"] == "pass", r
+    for what in ("ptrace", "mount", "unshare"):
+        assert d[what]["ok"] is False, (what, d)
+    assert d["mount"]["errno"] == errno.EPERM, d		# seccomp, not a lack of rights
+    assert d["unshare"]["errno"] == errno.EPERM, d
+    if not is_sanitized():				# LeakSanitizer needs ptrace
+        assert d["ptrace"]["errno"] == errno.EPERM, d
+
+
+@pytest.mark.parametrize("how", ["returns", "times out", "is cancelled"])
+def test_nothing_a_module_started_survives_its_job(agents, op, operator, open_dir,
+                                                   how):
+    start(agents)
+    pidfile = open_dir / "escaped.pid"
+    args = {"escape": str(pidfile)}
+    fields = {}
+    if how != "returns":
+        args["sleep"] = 30000
+        fields["timeout_ms"] = 1500 if how == "times out" else 30000
+    body = new_job("run", "host/h1", module="escape", args=args, **fields)
+    if how == "is cancelled":
+        from muster_fixtures import send_job, watch_results, collect_results
+        watch_results(op, body["id"])
+        send_job(op, operator, body)
+        wait_until(pidfile.exists, 10, what="the grandchild to start")
+        cancel = new_job("cancel", "host/h1", cancel=body["id"])
+        assert run_job(op, operator, cancel, ["h1"], 10)["h1"]["status"] == "pass"
+        r = collect_results(op, body["id"], ["h1"], 10)["h1"]
+        assert r["status"] == "cancelled", r
+    else:
+        r = run_job(op, operator, body, ["h1"], 20)["h1"]
+        assert r["status"] == ("pass" if how == "returns" else "timeout"), r
+    pid = int(pidfile.read_text())
+    # It did leave our process group and session...
+    # ...and is gone with its job all the same.
+    wait_until(lambda: not pid_alive(pid), 5,
+               what=f"the escaped grandchild {pid} to be killed")

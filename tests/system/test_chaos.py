@@ -21,11 +21,17 @@ When the faults stop and every agent is back, and after a drain, it checks:
 - from chaoslog's log: no job ran twice on a host, a run answered "pass"
   ran exactly once there, and nothing ran on a host outside its group.
 
+It fails on agents broken on purpose (tried by hand, not kept): one that
+answers a duplicate delivery "rejected: replayed job id" (issue 10's old
+behaviour: "different answers"), one that runs a duplicate again ("ran
+twice"), one that never reports runs cut off by a kill ("no answer").
+
 The seed is printed; MUSTER_CHAOS_SEED=N repeats a run.  Run with -s to see
 the counts: answers by status, duplicate deliveries, interrupted runs.
 """
 import collections
 import os
+import pwd
 import random
 import secrets
 import shutil
@@ -294,7 +300,9 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
     # ---- what happened --------------------------------------------------
     runs = collections.Counter()		# (job, host) -> lines in the log
     stray = []
+    log_owner = "-"
     if log_path.exists():
+        log_owner = pwd.getpwuid(log_path.stat().st_uid).pw_name
         for line in log_path.read_text().splitlines():
             f = line.split()
             if len(f) != 2:
@@ -347,7 +355,8 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
           f"{agent_dups} duplicate job deliveries the agents logged (no answer), "
           f"{redelivered} results received again (same result)")
     print(f"interrupted: {interrupted_runs} runs ({interrupted_ran} of them had "
-          f"started the module); runs logged: {sum(runs.values())}")
+          f"started the module); runs logged: {sum(runs.values())} "
+          f"(log written by runners as {log_owner})")
     print(f"bad: missing {len(missing)}, different answers {len(conflicting)}, "
           f"unexpected status {len(bad_status)}, ran twice {len(ran_twice)}, "
           f"pass without exactly one run {len(pass_not_run)}, "

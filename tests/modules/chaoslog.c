@@ -112,9 +112,16 @@ host_in(const char *conf, char *out, size_t size)
 static void
 find_host(char *out, size_t size)
 {
-	char conf[1024];
-	pid_t pid = getppid();
+	char conf[1024], self[32];
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+	pid_t pid;
 	int i;
+
+	/* Not getppid(): a runner may be the init of a PID namespace of its
+	 * own, whose parent is outside it (0).  /proc is the host's, so
+	 * /proc/self and the ppid in its stat are the host's numbers. */
+	self[n > 0 ? n : 0] = '\0';
+	pid = n > 0 ? parent_of((pid_t)atoi(self)) : getppid();
 
 	snprintf(out, size, "?");
 	for (i = 0; i < MAX_UP && pid > 1; i++, pid = parent_of(pid))

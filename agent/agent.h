@@ -22,7 +22,7 @@
 #include "pgp.h"
 #include "policy.h"
 #include "sign.h"
-#include "spawn.h"
+#include "subproc.h"
 #include "log.h"
 #include "wire.h"
 
@@ -122,9 +122,9 @@ struct run {
 	uint64_t started_at;		/* wall ms */
 	uint64_t timeout_timer, kill_timer;
 	uint64_t event_seq;
-	char wait_sha[SHA256_HEX_LEN + 1];	/* WAITING for this build; "" = the
-						 * pointers after a connect */
-	uint64_t wait_timer, wait_timer_ms;
+	struct module_file *module;	/* owned once the network process named a
+					 * build and the parent checked it */
+	uint64_t wait_timer, wait_timer_ms;	/* WAITING for the module */
 	struct agent *agent;		/* back pointer for timers */
 	/* From the policy rule that allowed the job (DESIGN §8). */
 	char run_as[CONF_USER_MAX + 1];	/* "" = do not switch (not root) */
@@ -162,7 +162,20 @@ struct modptr {
 	struct modptr *next;
 };
 
-/* One artifact being fetched: all runs waiting for it share it. */
+/* The network process's side of a run: the parent wants its module
+ * (PRIV_MODULE_WANT); answered with PRIV_MODULE once a build is chosen,
+ * fetched if need be, or cannot be had. */
+struct modreq {
+	char job[JOBID_MAX_LEN + 1];
+	char module[NAME_MAX_LEN + 1];
+	char pin[SHA256_HEX_LEN + 1];		/* "" = the published build */
+	char local_sha[SHA256_HEX_LEN + 1];	/* modules_dir has it ("" = no) */
+	char wait_sha[SHA256_HEX_LEN + 1];	/* waiting for this fetch; "" = for
+						 * the pointers after a connect */
+	struct modreq *next;
+};
+
+/* One artifact being fetched: all requests waiting for it share it. */
 struct modfetch {
 	char name[NAME_MAX_LEN + 1];
 	char sha256[SHA256_HEX_LEN + 1];
@@ -179,6 +192,7 @@ struct modsrc {
 	struct modptr *ptrs;		/* owned */
 	size_t nptrs;
 	struct modfetch *fetches;	/* owned */
+	struct modreq *reqs;		/* owned: waiting requests */
 	struct bus *fetch_bus;		/* owned: the artifacts' own connection */
 	uint64_t fetch_retry_timer, fetch_idle_timer;
 	bool settled;			/* retained pointers delivered since connect */
@@ -186,6 +200,36 @@ struct modsrc {
 	uint64_t settle_timer, gen;
 	/* counters, logged at exit */
 	uint64_t fetches_started, fetched, cache_hits, refused, tampered;
+};
+
+/* ---- privilege separation (priv.c) ------------------------------------- */
+
+/*
+ * As root musterd is two processes (DESIGN §8): the parent (ROLE_PARENT)
+ * keeps the operator keys, the policy, the seen-set, the journal and the
+ * runners; the network process (ROLE_NET, user [agent] user, no
+ * capabilities) keeps the MQTT session, the host key, the spool and the
+ * module cache.  Not root, one process does both (ROLE_BOTH), over the
+ * same socketpair: one code path.
+ */
+enum agent_role { ROLE_BOTH, ROLE_PARENT, ROLE_NET };
+
+/* One end of the socketpair: typed frames (lib/wire.h struct priv_msg),
+ * 4-byte length first; what cannot be written now waits in out. */
+struct chan {
+	int fd;				/* owned; -1 when closed */
+	struct ipc_reader in;
+	uint8_t *out;			/* owned */
+	size_t out_off, out_len, out_cap;
+};
+
+/* A result the parent sent and the network process has not yet spooled:
+ * sent again to a new network process. */
+struct pending {
+	char job[JOBID_MAX_LEN + 1];
+	uint8_t *body;			/* owned result body */
+	size_t len;
+	struct pending *next;
 };
 
 /* ---- the agent ---------------------------------------------------------- */
@@ -229,6 +273,16 @@ struct agent {
 	 * confined: root, so each runner gets a PID namespace. */
 	struct sock_fprog runner_filter;	/* owned */
 	bool confined;
+	/* Privilege separation (priv.c, DESIGN §8). */
+	enum agent_role role;
+	struct chan to_net;		/* parent's end of the socketpair */
+	struct chan to_parent;		/* network process's end */
+	pid_t net_pid;			/* parent: the network process; 0 = none */
+	uint64_t net_restart_timer;
+	unsigned net_restarts;
+	struct pending *pending;	/* parent: results sent, not yet spooled */
+	uid_t net_uid;
+	gid_t net_gid;
 };
 
 /* main.c */
@@ -240,8 +294,10 @@ int session_start(struct agent *a, struct mu_err *err);
 void session_poke(struct agent *a);
 void session_status_changed(struct agent *a);
 int session_publish_status(struct agent *a, bool online, const char *reason);
-/* Put a result in the spool and send it when connected. */
-int result_submit(struct agent *a, struct result *r);
+/* Sign a result body, spool it (fsync) and send it when connected. */
+int result_publish(struct agent *a, const char *job, const void *body, size_t len);
+/* Sign and send an event (QoS 0, only while connected). */
+void event_publish(struct agent *a, const char *job, const void *body, size_t len);
 /* Sign body with the host key and append the agent envelope to out. */
 int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
     struct mu_err *err);
@@ -250,6 +306,7 @@ void session_stop(struct agent *a);
 
 /* intake.c: the acceptance rules and the kinds */
 void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
 void result_init(struct agent *a, struct result *r, const struct job *j,
     enum result_status st);
 void intake_interrupted(struct agent *a);
@@ -264,10 +321,32 @@ void run_reap(struct agent *a);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
-/* run.c, called by modsrc.c: a build (sha256; "" = the pointer table)
- * is ready, or cannot be had (every run waiting for it gets an error). */
-void run_module_ready(struct agent *a, const char *sha256);
-void run_module_failed(struct agent *a, const char *sha256, const char *why);
+/* run.c: the network process answered PRIV_MODULE for a run; a new
+ * network process is asked again for what the old one did not answer. */
+void run_module_answer(struct agent *a, const struct priv_msg *m);
+void run_net_restarted(struct agent *a);
+
+/* priv.c: the two processes and the messages between them */
+int priv_start(struct agent *a, struct mu_err *err);
+void priv_stop(struct agent *a);
+void priv_free(struct agent *a);
+void priv_drain(struct agent *a);
+void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
+/* The network process's main (musterd --net FDS), its start and stop
+ * (session.c), also used by one process not running as root. */
+int net_main(struct agent *a, const char *fds);
+int net_start(struct agent *a, struct mu_err *err);
+void net_stop(struct agent *a);
+bool priv_is_net_pid(struct agent *a, pid_t pid, int status);
+/* parent -> network */
+int result_submit(struct agent *a, struct result *r);
+void priv_event(struct agent *a, const char *job, const void *body, size_t len);
+void priv_want_module(struct agent *a, const struct run *r, const char *local_sha);
+void priv_poke(struct agent *a);
+/* network -> parent */
+void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+void priv_module(struct agent *a, const char *job, enum priv_source src,
+    const char *sha256, const char *reason);
 
 /* modsrc.c: where a module comes from (DESIGN §3, §8) */
 struct module_file {
@@ -275,11 +354,16 @@ struct module_file {
 	char sha256[SHA256_HEX_LEN + 1];
 	uint64_t size;
 };
-#define MODSRC_WAIT	100	/* modsrc_open: r->wait_sha is set; r waits */
 int modsrc_init(struct agent *a, struct mu_err *err);
 void modsrc_free(struct agent *a);
-int modsrc_open(struct agent *a, struct run *r, struct module_file *out,
-    struct mu_err *err);
+/* A request from the parent: answered now or when its build arrives. */
+void modsrc_want(struct agent *a, const struct priv_msg *m);
+/* Parent: the build the network process named, checked again (signature,
+ * name, ABI, pin, sha256) and sealed in a memfd. */
+int modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
+    const char *sha256, struct module_file *out, struct mu_err *err);
+/* Parent: the sha256 of modules_dir/NAME.so if it is there and trusted. */
+bool modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1]);
 void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);
@@ -299,8 +383,7 @@ void modcache_free(struct agent *a);
 struct modcached *modcache_find(struct agent *a, const char *sha256);
 struct modcached *modcache_newest(struct agent *a, const char *name);
 bool modcache_has_name(struct agent *a, const char *name);
-int modcache_open(struct agent *a, struct modcached *e, struct module_file *out,
-    struct mu_err *err);
+int modcache_check(struct agent *a, struct modcached *e, struct mu_err *err);
 int modcache_store(struct agent *a, const struct module_manifest *m, const char *signer,
     const void *ptr, size_t ptrlen, const void *so, size_t solen, struct mu_err *err);
 uint64_t modcache_floor(struct agent *a, const char *name);

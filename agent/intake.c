@@ -364,6 +364,21 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env,
 	}
 }
 
+/* Before any decoding: an unverified message gets no work in proportion
+ * to its size, and no answer (it has no verified id).  The network process
+ * checks first; the parent again. */
+bool
+intake_oversize(struct agent *a, size_t len)
+{
+	if (len <= a->cfg.max_job)
+		return false;
+	a->jobs_oversize++;
+	log_warnx("dropped a %zu-byte job envelope: over max_job (%llu bytes); "
+	    "%llu dropped so far", len, (unsigned long long)a->cfg.max_job,
+	    (unsigned long long)a->jobs_oversize);
+	return true;
+}
+
 void
 intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 {
@@ -374,15 +389,8 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	char reason[sizeof(err.msg) + 32];
 	const char *why;
 
-	/* Before any decoding: an unverified message gets no work in
-	 * proportion to its size, and no answer (it has no verified id). */
-	if (len > a->cfg.max_job) {
-		a->jobs_oversize++;
-		log_warnx("dropped a %zu-byte job envelope: over max_job (%llu bytes); "
-		    "%llu dropped so far", len, (unsigned long long)a->cfg.max_job,
-		    (unsigned long long)a->jobs_oversize);
+	if (intake_oversize(a, len))
 		return;
-	}
 	if (envelope_decode(p, len, &env, &err) != MU_OK) {
 		snprintf(reason, sizeof(reason), "malformed job envelope: %s", err.msg);
 		reject_unverified(a, p, len, reason);
@@ -451,9 +459,10 @@ interrupted_one(struct agent *a, const char *path, const char *name)
 		r.reason = (struct wire_str){ "the agent restarted while the job ran", 37 };
 		result_submit(a, &r);
 		log_notice("job %s: interrupted by an agent restart", j.id);
-	}
+	} else
+		journal_remove(&a->spool, j.id);
+	/* Otherwise the journal entry goes once the result is spooled. */
 	wire_doc_free(&j.doc);
-	journal_remove(&a->spool, j.id);
 }
 
 void

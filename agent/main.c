@@ -102,10 +102,15 @@ on_signal(struct loop *l, int fd, short revents, void *arg)
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:
-			run_reap(a);
+			if (a->role != ROLE_NET)	/* gpgme reaps its own */
+				run_reap(a);
 			break;
 		case SIGHUP:
-			reload(a);
+			if (a->role != ROLE_NET)	/* keys and policy live in the parent */
+				reload(a);
+			break;
+		case SIGUSR2:
+			priv_test_garbage(a);
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -128,6 +133,7 @@ signals_open(struct agent *a, struct mu_err *err)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
 		return mu_errf(err, MU_EIO, "sigprocmask: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
@@ -255,12 +261,11 @@ agent_open(struct agent *a, struct mu_err *err)
 	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
-	if ((rc = modsrc_init(a, err)) != MU_OK ||
-	    (rc = wake_open(a, err)) != MU_OK ||
-	    (rc = session_start(a, err)) != MU_OK)
+	if ((rc = wake_open(a, err)) != MU_OK ||
+	    (rc = priv_start(a, err)) != MU_OK)
 		return rc;
-	/* After session_start: answering the journal submits results, and
-	 * the spool's sending side needs the bus (they go out on connect). */
+	/* After priv_start: the results of the journal go to the network
+	 * process, which sends them when connected. */
 	intake_interrupted(a);
 	return MU_OK;
 }
@@ -294,8 +299,13 @@ agent_shutdown(struct agent *a)
 	a->stopping = true;
 	if (a->loop)
 		run_interrupt_all(a);
-	session_stop(a);
-	modsrc_free(a);
+	/* The interrupted runs' results reach the network process first. */
+	if (a->role == ROLE_BOTH && a->loop) {
+		priv_drain(a);
+		net_stop(a);
+	}
+	priv_stop(a);
+	priv_free(a);
 	wake_close(a);
 	spool_close(&a->spool);
 	seen_close(&a->seen);
@@ -330,6 +340,29 @@ check_config(const char *path)
 	return 0;
 }
 
+/* musterd --net FDS: the network process, exec'ed by the parent (priv.c). */
+static int
+net_process(struct agent *a, const char *fds)
+{
+	struct mu_err err;
+	int rc;
+
+	a->started_at = now_wall_ms();
+	a->wake_fd = a->sigfd = -1;
+	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
+	if ((a->loop = loop_new()) == NULL)
+		return 1;
+	if (signals_open(a, &err) != MU_OK) {
+		log_err("%s", err.msg);
+		return 1;
+	}
+	rc = net_main(a, fds);
+	close(a->sigfd);
+	free(a->will);
+	loop_free(a->loop);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -339,11 +372,13 @@ main(int argc, char *argv[])
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "net", required_argument, NULL, 'N' },	/* internal (priv.c) */
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct agent agent;	/* the one agent of this process */
 	struct mu_err err;
 	bool foreground = false, check = false;
+	const char *net = NULL;
 	int c;
 
 	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", AGENT_CONF_DEFAULT);
@@ -357,6 +392,9 @@ main(int argc, char *argv[])
 			break;
 		case 'C':
 			check = true;
+			break;
+		case 'N':
+			net = optarg;
 			break;
 		case 'V':
 			printf("musterd %s\n", AGENT_VERSION);
@@ -375,6 +413,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("musterd", agent.cfg.log_level);
+	if (net)
+		return net_process(&agent, net);
 	/*
 	 * A fixed mmap threshold: a big message (a module, or a job envelope
 	 * dropped for max_job) is mmap()ed and given back on free().  glibc's

@@ -12,7 +12,7 @@
  * Nothing is written until every check has passed (modsrc.c verifies the
  * artifact in memory first), and each file appears by rename() after an
  * fsync, so a crash leaves either the old state or the new one.  Every use
- * hashes the file again (modcache_open): a changed file is removed and the
+ * hashes the file again (modcache_check): a changed file is removed and the
  * caller fetches the build again.
  *
  * Ownership: struct modcached entries belong to a->mods.cache; callers get
@@ -284,13 +284,13 @@ modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out, struct mu_e
 }
 
 /*
- * Open a cached build for a run: hash it again and compare with its
- * manifest.  MU_ESTALE: the entry was damaged or is no longer trusted and
- * has been removed (e is gone); the caller fetches the build again.
+ * Before a cached build is offered for a run: hash it again and compare
+ * with its manifest.  MU_ESTALE: the entry was damaged or is no longer
+ * trusted and has been removed (e is gone); the caller fetches the build
+ * again.  (The parent checks what it loads once more, modsrc_open().)
  */
 int
-modcache_open(struct agent *a, struct modcached *e, struct module_file *out,
-    struct mu_err *err)
+modcache_check(struct agent *a, struct modcached *e, struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + 96], sha[SHA256_HEX_LEN + 1];
 	uint8_t *buf;
@@ -308,9 +308,9 @@ modcache_open(struct agent *a, struct modcached *e, struct module_file *out,
 		sha256_hex(buf, len, sha);
 		if (len != e->size || strcmp(sha, e->sha256) != 0)
 			rc = MU_ESTALE;
+		free(buf);
 	}
 	if (rc != MU_OK) {
-		free(buf);
 		a->mods.tampered++;
 		log_warnx("module cache: %s %s (%.12s...) does not match its signed "
 		    "manifest", e->name, e->version, e->sha256);
@@ -319,9 +319,7 @@ modcache_open(struct agent *a, struct modcached *e, struct module_file *out,
 	}
 	e->last_used = now_wall_ms();
 	a->mods.cache_hits++;
-	rc = modsrc_seal(buf, len, out, err);
-	free(buf);
-	return rc;
+	return MU_OK;
 }
 
 /* ---- start-up ----------------------------------------------------------- */

@@ -47,6 +47,7 @@
 #define SETTLE_MS	300		/* retained pointers arrive right after SUBACK */
 #define MAX_POINTERS	4096		/* names followed; more are ignored */
 #define POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
+#define MODSRC_WAIT	100		/* pick(): the request waits */
 #define ARTIFACT_SLACK	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 #define FETCH_RETRY_MS	1000		/* fetch connection lost: try again */
 #define FETCH_IDLE_MS	5000		/* close it after this long unused */
@@ -192,6 +193,8 @@ ptr_check(struct agent *a, struct modptr *p, struct mu_err *err)
 /* ---- fetching ------------------------------------------------------------ */
 
 static int fetchbus_want(struct agent *a, struct modfetch *f, struct mu_err *err);
+static void reqs_ready(struct agent *a, const char *sha);
+static void reqs_failed(struct agent *a, const char *sha, const char *why);
 
 static struct modfetch *
 fetch_find(struct agent *a, const char *sha)
@@ -232,9 +235,9 @@ fetch_end(struct agent *a, struct modfetch *f, const char *why)
 	if (a->mods.fetches == NULL)
 		fetchbus_idle(a);
 	if (why)
-		run_module_failed(a, sha, reason);
+		reqs_failed(a, sha, reason);
 	else
-		run_module_ready(a, sha);
+		reqs_ready(a, sha);
 }
 
 static void
@@ -638,7 +641,7 @@ settle_fired(struct loop *l, uint64_t id, void *arg)
 	for (p = a->mods.ptrs; p; p = p->next)
 		if (p->gen != a->mods.gen)
 			ptr_retire(a, p);
-	run_module_ready(a, "");
+	reqs_ready(a, "");
 }
 
 void
@@ -662,74 +665,249 @@ modsrc_subscribed(struct agent *a)
 	a->mods.settle_timer = loop_add_timer(a->loop, SETTLE_MS, settle_fired, a);
 }
 
-/* ---- a run's module ------------------------------------------------------- */
+/* ---- a run's module: the network process chooses ---------------------- */
 
-/* A build by sha256: from the cache, else fetched (the run waits). */
+/* A build by sha256: in the cache (checked again), else fetched. */
 static int
-open_build(struct agent *a, struct run *r, const char *sha, struct module_file *out,
-    struct mu_err *err)
+pick_build(struct agent *a, struct modreq *q, const char *sha, struct mu_err *err)
 {
 	struct modcached *e = modcache_find(a, sha);
 	int rc;
 
-	if (e && (rc = modcache_open(a, e, out, err)) != MU_ESTALE)
+	if (e && (rc = modcache_check(a, e, err)) != MU_ESTALE)
 		return rc;
-	if ((rc = fetch_start(a, r->job.module, sha, err)) != MU_OK)
+	if ((rc = fetch_start(a, q->module, sha, err)) != MU_OK)
 		return rc;
-	snprintf(r->wait_sha, sizeof(r->wait_sha), "%s", sha);
+	snprintf(q->wait_sha, sizeof(q->wait_sha), "%s", sha);
 	return MODSRC_WAIT;
 }
 
-/* A pinned build: the cache, a local file with that very hash, or the
- * broker - never the rollback floor (the job was signed for this build). */
+/*
+ * The order of DESIGN §3 / docs/modules.md.  MU_OK with *src and sha set,
+ * MODSRC_WAIT (q waits for a fetch or for the pointers), or an error.
+ */
 static int
-open_pinned(struct agent *a, struct run *r, struct module_file *out, struct mu_err *err)
+pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
+    struct mu_err *err)
 {
-	const char *pin = r->job.module_sha256;
-	struct modcached *e = modcache_find(a, pin);
-	int rc;
-
-	if (e && (rc = modcache_open(a, e, out, err)) != MU_ESTALE)
-		return rc;
-	if (local_open(a, r->job.module, out, err) == MU_OK) {
-		if (strcmp(out->sha256, pin) == 0)
-			return MU_OK;
-		close(out->memfd);
-		out->memfd = -1;
-	}
-	return open_build(a, r, pin, out, err);
-}
-
-int
-modsrc_open(struct agent *a, struct run *r, struct module_file *out, struct mu_err *err)
-{
-	const char *name = r->job.module;
 	struct modcached *e;
 	struct modptr *p;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	out->memfd = -1;
-	r->wait_sha[0] = '\0';
-	if (r->job.module_sha256[0])
-		return open_pinned(a, r, out, err);
-	if (a->cfg.prefer_local && (rc = local_open(a, name, out, err)) != MU_ENOENT)
-		return rc;
-	p = ptr_find(a, name);
+	q->wait_sha[0] = '\0';
+	*src = PRIV_SRC_CACHE;
+	if (q->pin[0]) {
+		/* Exactly that build; a pinned job is exempt from the floor. */
+		snprintf(sha, SHA256_HEX_LEN + 1, "%s", q->pin);
+		if (strcmp(q->local_sha, q->pin) == 0) {
+			*src = PRIV_SRC_LOCAL;
+			return MU_OK;
+		}
+		return pick_build(a, q, q->pin, err);
+	}
+	if (a->cfg.prefer_local && q->local_sha[0]) {
+		*src = PRIV_SRC_LOCAL;
+		snprintf(sha, SHA256_HEX_LEN + 1, "%s", q->local_sha);
+		return MU_OK;
+	}
+	p = ptr_find(a, q->module);
 	if (p && p->raw) {
 		if ((rc = ptr_check(a, p, err)) != MU_OK)
 			return rc;
-		return open_build(a, r, p->sha256, out, err);
+		snprintf(sha, SHA256_HEX_LEN + 1, "%s", p->sha256);
+		return pick_build(a, q, p->sha256, err);
 	}
 	if (!a->mods.settled)
 		return MODSRC_WAIT;	/* wait_sha "": for the pointers */
-	if (!a->cfg.prefer_local && (rc = local_open(a, name, out, err)) != MU_ENOENT)
-		return rc;
-	/* Retired, but this host has a build its publisher signed. */
-	if ((e = modcache_newest(a, name)) != NULL && modcache_open(a, e, out, err) == MU_OK)
+	if (q->local_sha[0]) {
+		*src = PRIV_SRC_LOCAL;
+		snprintf(sha, SHA256_HEX_LEN + 1, "%s", q->local_sha);
 		return MU_OK;
+	}
+	/* Retired, but this host has a build its publisher signed. */
+	if ((e = modcache_newest(a, q->module)) != NULL && modcache_check(a, e, err) == MU_OK) {
+		snprintf(sha, SHA256_HEX_LEN + 1, "%s", e->sha256);
+		return MU_OK;
+	}
 	return mu_errf(err, MU_ENOENT, "module %s is not published and not installed on "
-	    "this host", name);
+	    "this host", q->module);
+}
+
+/* Answer q if its build is known (or cannot be had); true when done. */
+static bool
+req_answer(struct agent *a, struct modreq *q)
+{
+	char sha[SHA256_HEX_LEN + 1] = "";
+	enum priv_source src;
+	struct mu_err err;
+	int rc;
+
+	rc = pick(a, q, &src, sha, &err);
+	if (rc == MODSRC_WAIT)
+		return false;
+	if (rc == MU_OK)
+		priv_module(a, q->job, src, sha, NULL);
+	else
+		priv_module(a, q->job, PRIV_SRC_NONE, NULL, err.msg);
+	return true;
+}
+
+static void
+req_unlink(struct agent *a, struct modreq *q)
+{
+	struct modreq **pp;
+
+	for (pp = &a->mods.reqs; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			return;
+		}
+}
+
+void
+modsrc_want(struct agent *a, const struct priv_msg *m)
+{
+	struct modreq *q = calloc(1, sizeof(*q));
+
+	if (q == NULL) {
+		priv_module(a, m->job, PRIV_SRC_NONE, NULL, "agent out of memory");
+		return;
+	}
+	snprintf(q->job, sizeof(q->job), "%s", m->job);
+	snprintf(q->module, sizeof(q->module), "%s", m->name);
+	snprintf(q->pin, sizeof(q->pin), "%s", m->sha256);
+	snprintf(q->local_sha, sizeof(q->local_sha), "%s", m->local);
+	if (req_answer(a, q)) {
+		free(q);
+		return;
+	}
+	q->next = a->mods.reqs;
+	a->mods.reqs = q;
+}
+
+/* Requests waiting for sha ("" = the pointers) try again; each is
+ * answered or waits anew (one done may start another fetch). */
+static void
+reqs_ready(struct agent *a, const char *sha)
+{
+	struct modreq *q, *next, *todo = NULL;
+
+	for (q = a->mods.reqs; q; q = next) {
+		next = q->next;
+		if (strcmp(q->wait_sha, sha) == 0) {
+			req_unlink(a, q);
+			q->next = todo;
+			todo = q;
+		}
+	}
+	for (q = todo; q; q = next) {
+		next = q->next;
+		if (req_answer(a, q))
+			free(q);
+		else {
+			q->next = a->mods.reqs;
+			a->mods.reqs = q;
+		}
+	}
+}
+
+static void
+reqs_failed(struct agent *a, const char *sha, const char *why)
+{
+	struct modreq *q, *next;
+
+	for (q = a->mods.reqs; q; q = next) {
+		next = q->next;
+		if (strcmp(q->wait_sha, sha) == 0) {
+			req_unlink(a, q);
+			priv_module(a, q->job, PRIV_SRC_NONE, NULL, why);
+			free(q);
+		}
+	}
+}
+
+/* ---- a run's module: the parent checks ---------------------------------- */
+
+bool
+modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1])
+{
+	struct module_file mod;
+	struct mu_err err;
+
+	if (local_open(a, name, &mod, &err) != MU_OK)
+		return false;
+	close(mod.memfd);
+	snprintf(sha, SHA256_HEX_LEN + 1, "%s", mod.sha256);
+	return true;
+}
+
+/* The cache is the network process's: read it as data, believe nothing
+ * in it that the signature and the hash do not prove. */
+static int
+open_cached(struct agent *a, const struct run *r, const char *sha,
+    struct module_file *out, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 96], fpr[PGP_FPR_MAX + 1] = "";
+	struct module_manifest m;
+	struct signed_pointer p;
+	uint8_t *ptr = NULL, *so = NULL;
+	size_t plen, slen;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/modcache/%s.ptr", a->cfg.state_dir, sha);
+	if (read_file(path, WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64, &ptr, &plen, NULL))
+		return mu_errf(err, MU_ENOENT, "module %s: build %.12s... is not in the cache",
+		    r->job.module, sha);
+	if ((rc = pointer_decode(ptr, plen, &p, err)) == MU_OK) {
+		rc = modsrc_check_manifest(a, r->job.module, p.manifest.ptr, p.manifest.len,
+		    p.sig.ptr, p.sig.len, &m, fpr, err);
+		wire_doc_free(&p.doc);
+	}
+	free(ptr);
+	if (rc)
+		return mu_errf(err, rc, "module %s: cached manifest refused: %.200s",
+		    r->job.module, err->msg);
+	snprintf(path, sizeof(path), "%s/modcache/%s.so", a->cfg.state_dir, sha);
+	if (strcmp(m.sha256, sha) != 0)
+		rc = mu_errf(err, MU_EINVAL, "module %s: the cached manifest names another "
+		    "build", r->job.module);
+	else if (read_file(path, a->cfg.module_max, &so, &slen, NULL) != MU_OK)
+		rc = mu_errf(err, MU_ENOENT, "module %s: cached build %.12s... unreadable",
+		    r->job.module, sha);
+	else if ((rc = modsrc_seal(so, slen, out, err)) == MU_OK &&
+	    (slen != m.size || strcmp(out->sha256, sha) != 0)) {
+		close(out->memfd);
+		rc = mu_errf(err, MU_EINVAL, "module %s: cached build %.12s... does not match "
+		    "its signed manifest", r->job.module, sha);
+	}
+	free(so);
+	wire_doc_free(&m.doc);
+	return rc;
+}
+
+int
+modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
+    const char *sha256, struct module_file *out, struct mu_err *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->memfd = -1;
+	/* Whatever the network process says, a pin is a pin. */
+	if (r->job.module_sha256[0] && strcmp(r->job.module_sha256, sha256) != 0)
+		return mu_errf(err, MU_ETRUST, "module %s: offered build %.12s..., the job "
+		    "pins %.12s...", r->job.module, sha256, r->job.module_sha256);
+	if (src == PRIV_SRC_LOCAL)
+		rc = local_open(a, r->job.module, out, err);
+	else
+		rc = open_cached(a, r, sha256, out, err);
+	if (rc == MU_OK && strcmp(out->sha256, sha256) != 0) {
+		close(out->memfd);
+		out->memfd = -1;
+		rc = mu_errf(err, MU_ETRUST, "module %s: the build changed under us",
+		    r->job.module);
+	}
+	return rc;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -747,6 +925,7 @@ void
 modsrc_free(struct agent *a)
 {
 	struct modfetch *f;
+	struct modreq *q;
 	struct modptr *p;
 
 	if (a->mods.fetches_started || a->mods.cache_hits || a->mods.refused)
@@ -757,6 +936,10 @@ modsrc_free(struct agent *a)
 	while ((f = a->mods.fetches) != NULL) {
 		a->mods.fetches = f->next;
 		free(f);
+	}
+	while ((q = a->mods.reqs) != NULL) {
+		a->mods.reqs = q->next;
+		free(q);
 	}
 	fetchbus_close(a);
 	while ((p = a->mods.ptrs) != NULL) {

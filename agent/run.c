@@ -12,7 +12,7 @@
  * module memfd is owned only between modsrc_open() and fork().
  */
 #include "agent.h"
-#include "spawn.h"
+#include "subproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,10 +87,9 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
     size_t tlen, int pct)
 {
 	struct event e = { .event = kind, .at = now_wall_ms() };
-	char topic[TOPIC_MAX];
-	msgpack_sbuffer body, sb;
+	msgpack_sbuffer body;
 
-	if (!r->job.stream || !bus_connected(a->bus))
+	if (!r->job.stream)
 		return;
 	snprintf(e.job, sizeof(e.job), "%s", r->job.id);
 	snprintf(e.host, sizeof(e.host), "%s", a->cfg.host);
@@ -99,16 +98,11 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 		e.text = (struct wire_str){ text, tlen };
 	if (pct >= 0)
 		e.has_pct = true, e.pct = (uint8_t)pct;
-	if (topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT_EVENTS, r->job.id,
-	    a->cfg.host) != MU_OK)
-		return;
 	msgpack_sbuffer_init(&body);
-	msgpack_sbuffer_init(&sb);
-	if (event_encode(&e, &body, NULL) == MU_OK &&
-	    session_wrap(a, body.data, body.size, &sb, NULL) == MU_OK)
-		bus_publish(a->bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
+	/* The network process signs and sends it, when connected. */
+	if (event_encode(&e, &body, NULL) == MU_OK)
+		priv_event(a, r->job.id, body.data, body.size);
 	msgpack_sbuffer_destroy(&body);
-	msgpack_sbuffer_destroy(&sb);
 }
 
 /* Stop the runner's whole process group: TERM now, KILL after the grace. */
@@ -329,7 +323,7 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	sp->own_pgrp = sp->pdeathsig = sp->no_new_privs = true;
 	sp->filter = a->runner_filter.len ? &a->runner_filter : NULL;
 	/* Root can give each runner a PID namespace: all it starts dies
-	 * with it (spawn.h). */
+	 * with it (subproc.h). */
 	sp->new_pidns = a->confined;
 	/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
 	if (r->run_as[0] && (rc = spawn_set_user(sp, r->run_as, err)) != MU_OK)
@@ -428,44 +422,48 @@ wait_expired(struct loop *l, uint64_t id, void *arg)
 
 	(void)l, (void)id;
 	r->wait_timer = 0;
-	if (r->wait_sha[0])
-		snprintf(why, sizeof(why), "module %s: build %.12s... not fetched within the "
-		    "job's timeout (%.1f s)", r->job.module, r->wait_sha,
-		    r->wait_timer_ms / 1000.0);
-	else
-		snprintf(why, sizeof(why), "module %s: no word from the broker on whether it "
-		    "is published within %.1f s", r->job.module, r->wait_timer_ms / 1000.0);
+	snprintf(why, sizeof(why), "module %s: not had within the job's timeout (%.1f s)",
+	    r->job.module, r->wait_timer_ms / 1000.0);
 	run_fail(r->agent, r, RS_ERROR, why);
 }
 
 /*
- * The run waits for its module (modsrc.c) and holds no slot meanwhile.
- * A fetch has its own limit (fetch_timeout) and answers every run waiting
- * for it; this bounds each run by its own timeout too.
+ * Ask the network process for the run's module (it may have to fetch it);
+ * the run holds no slot meanwhile.  The fetch has its own limit
+ * (fetch_timeout) and is answered either way; this bounds the run by its
+ * own timeout too.
  */
 static void
 run_wait(struct agent *a, struct run *r)
 {
-	uint64_t t = run_timeout_ms(a, r);
+	char local[SHA256_HEX_LEN + 1];
 
-	if (r->wait_sha[0] == '\0' && t > a->cfg.fetch_timeout_ms)
-		t = a->cfg.fetch_timeout_ms;
 	r->state = RUN_WAITING;
-	if (r->wait_timer)
-		loop_del_timer(a->loop, r->wait_timer);
-	r->wait_timer_ms = t;
-	r->wait_timer = loop_add_timer(a->loop, t, wait_expired, r);
+	if (!r->wait_timer) {
+		r->wait_timer_ms = run_timeout_ms(a, r);
+		r->wait_timer = loop_add_timer(a->loop, r->wait_timer_ms, wait_expired, r);
+	}
+	priv_want_module(a, r, modsrc_local_sha(a, r->job.module, local) ? local : NULL);
+}
+
+/* A new network process: ask again for what the old one did not answer. */
+void
+run_net_restarted(struct agent *a)
+{
+	struct run *r;
+
+	for (r = a->runs; r; r = r->next)
+		if (r->state == RUN_WAITING)
+			run_wait(a, r);
 }
 
 static void
 run_start(struct agent *a, struct run *r)
 {
-	struct module_file mod;
 	struct mu_err err;
 	int rc;
 
-	rc = modsrc_open(a, r, &mod, &err);
-	if (rc == MODSRC_WAIT) {
+	if (r->module == NULL) {
 		run_wait(a, r);
 		return;
 	}
@@ -473,8 +471,7 @@ run_start(struct agent *a, struct run *r)
 	r->started_at = now_wall_ms();
 	a->nrunning++;
 	stream_event(a, r, EV_STARTED, NULL, 0, -1);
-	if (rc == MU_OK)
-		rc = run_spawn(a, r, &mod, &err);
+	rc = run_spawn(a, r, r->module, &err);
 	if (rc != MU_OK) {
 		log_warnx("job %s: %s", r->job.id, err.msg);
 		run_fail(a, r, RS_ERROR, err.msg);
@@ -521,6 +518,11 @@ run_submit(struct agent *a, struct run *r)
 static void
 run_free(struct run *r)
 {
+	if (r->module) {
+		if (r->module->memfd != -1)
+			close(r->module->memfd);
+		free(r->module);
+	}
 	wire_doc_free(&r->job.doc);
 	ipc_reader_free(&r->events);
 	free(r->body);
@@ -612,9 +614,9 @@ run_finish(struct agent *a, struct run *r)
 		res.data = &data.data;
 	log_info("job %s: %s%s%s", r->job.id, result_status_name(res.status),
 	    res.reason.ptr ? ": " : "", res.reason.ptr ? res.reason.ptr : "");
+	/* The journal entry goes once the result is spooled (priv.c). */
 	result_submit(a, &res);
 	msgpack_unpacked_destroy(&data);
-	journal_remove(&a->spool, r->job.id);
 	if (r->state == RUN_RUNNING)
 		a->nrunning--;
 	r->state = RUN_DONE;
@@ -653,6 +655,8 @@ run_reap(struct agent *a)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (priv_is_net_pid(a, pid, status))
+			continue;
 		for (r = a->runs; r && r->pid != pid; r = r->next)
 			;
 		if (r)
@@ -717,41 +721,41 @@ run_fail(struct agent *a, struct run *r, enum result_status st, const char *why)
 	run_finish(a, r);
 }
 
+/*
+ * The network process named the run's build (or why there is none).  The
+ * parent trusts none of it: modsrc_open() checks the build again before
+ * the run may start.
+ */
 void
-run_module_ready(struct agent *a, const char *sha256)
+run_module_answer(struct agent *a, const struct priv_msg *m)
 {
-	struct run *r;
+	struct module_file *mod;
+	struct mu_err err;
+	struct run *r = run_find(a, m->job);
+	char why[320];
 
-	for (r = a->runs; r; r = r->next)
-		if (r->state == RUN_WAITING && strcmp(r->wait_sha, sha256) == 0) {
-			r->state = RUN_QUEUED;
-			if (r->wait_timer)
-				loop_del_timer(a->loop, r->wait_timer);
-			r->wait_timer = 0;
-		}
-	run_schedule(a);
-}
-
-static struct run *
-run_first_done(struct agent *a)
-{
-	struct run *r;
-
-	for (r = a->runs; r && r->state != RUN_DONE; r = r->next)
-		;
-	return r;
-}
-
-void
-run_module_failed(struct agent *a, const char *sha256, const char *why)
-{
-	struct run *r;
-
-	/* Mark first: failing one schedules others, which may start a new
-	 * fetch of the same build and must wait for that one. */
-	for (r = a->runs; r; r = r->next)
-		if (r->state == RUN_WAITING && strcmp(r->wait_sha, sha256) == 0)
-			r->state = RUN_DONE;
-	while ((r = run_first_done(a)) != NULL)
+	if (r == NULL || r->state != RUN_WAITING)
+		return;		/* late: the run timed out or was cancelled */
+	if (m->source == PRIV_SRC_NONE) {
+		snprintf(why, sizeof(why), "%.*s", (int)(m->reason.len > 300 ? 300 :
+		    m->reason.len), m->reason.ptr ? m->reason.ptr : "no module");
 		run_fail(a, r, RS_ERROR, why);
+		return;
+	}
+	if ((mod = calloc(1, sizeof(*mod))) == NULL) {
+		run_fail(a, r, RS_ERROR, "agent out of memory");
+		return;
+	}
+	if (modsrc_open(a, r, m->source, m->sha256, mod, &err) != MU_OK) {
+		free(mod);
+		log_warnx("job %s: %s", r->job.id, err.msg);
+		run_fail(a, r, RS_ERROR, err.msg);
+		return;
+	}
+	r->module = mod;
+	if (r->wait_timer)
+		loop_del_timer(a->loop, r->wait_timer);
+	r->wait_timer = 0;
+	r->state = RUN_QUEUED;
+	run_schedule(a);
 }

@@ -199,37 +199,48 @@ spool_flush(struct agent *a)
 }
 
 int
-result_submit(struct agent *a, struct result *r)
+result_publish(struct agent *a, const char *job, const void *body, size_t len)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer body, sb;
+	msgpack_sbuffer sb;
 	struct mu_err err;
 	int rc;
 
-	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT, r->job, a->cfg.host);
-	msgpack_sbuffer_init(&body);
+	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT, job, a->cfg.host);
 	msgpack_sbuffer_init(&sb);
-	if (!rc)
-		rc = result_encode(r, &body, &err);
-	else
-		mu_errf(&err, rc, "cannot build the result topic for job %s", r->job);
+	if (rc)
+		mu_errf(&err, rc, "cannot build the result topic for job %s", job);
 	/* The spool keeps the signed envelope: a resend after a restart is
 	 * the very same bytes, not a second, different answer. */
 	if (!rc)
-		rc = session_wrap(a, body.data, body.size, &sb, &err);
-	if (!rc && (rc = spool_put(&a->spool, r->job, topic, sb.data, sb.size, &err)) != MU_OK) {
+		rc = session_wrap(a, body, len, &sb, &err);
+	if (!rc && (rc = spool_put(&a->spool, job, topic, sb.data, sb.size, &err)) != MU_OK) {
 		/* Without a spool, at least try to say it once. */
 		if (bus_connected(a->bus))
 			bus_publish(a->bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
 	}
-	msgpack_sbuffer_destroy(&body);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc) {
-		log_err("result for job %s: %s", r->job, err.msg);
+		log_err("result for job %s: %s", job, err.msg);
 		return rc;
 	}
 	spool_flush(a);
 	return MU_OK;
+}
+
+void
+event_publish(struct agent *a, const char *job, const void *body, size_t len)
+{
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+
+	if (!bus_connected(a->bus) || topic_build(topic, sizeof(topic), a->root,
+	    TOPIC_RESULT_EVENTS, job, a->cfg.host) != MU_OK)
+		return;
+	msgpack_sbuffer_init(&sb);
+	if (session_wrap(a, body, len, &sb, NULL) == MU_OK)
+		bus_publish(a->bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 /* ---- bus events ------------------------------------------------------- */
@@ -308,8 +319,11 @@ on_message(struct agent *a, const struct bus_event *ev)
 	if (topic_parse_module(ev->topic, a->root, name, sha) == MU_OK) {
 		if (!a->stopping)
 			modsrc_message(a, ev->topic, ev->payload, ev->len);
-	} else if (!ev->retained)
-		intake_message(a, ev->topic, ev->payload, ev->len);
+	} else if (!ev->retained) {
+		/* To the parent, which checks every rule (DESIGN §8). */
+		if (!intake_oversize(a, ev->len))
+			priv_job(a, ev->topic, ev->payload, ev->len);
+	}
 	/* Jobs are never retained (DESIGN §3): a retained copy on a job topic
 	 * is stale or planted, and is not a job. */
 	else if (++a->jobs_retained == 1 || a->jobs_retained % 100 == 0)
@@ -518,4 +532,28 @@ session_stop(struct agent *a)
 	a->bus = NULL;
 	hostsig_signer_free(a->signer);
 	a->signer = NULL;
+}
+
+/* ---- the network process's share of musterd --------------------------- */
+
+int
+net_start(struct agent *a, struct mu_err *err)
+{
+	int rc;
+
+	/* One process (ROLE_BOTH) opened the spool already, for the journal. */
+	if (a->role == ROLE_NET && (rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK)
+		return rc;
+	if ((rc = modsrc_init(a, err)) != MU_OK)
+		return rc;
+	return session_start(a, err);
+}
+
+void
+net_stop(struct agent *a)
+{
+	session_stop(a);
+	modsrc_free(a);
+	if (a->role == ROLE_NET)
+		spool_close(&a->spool);
 }

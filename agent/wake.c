@@ -66,7 +66,7 @@ poke(struct agent *a, const struct sockaddr_storage *ss)
 	}
 	a->last_poke = now;
 	log_info("wake: poke from %s (%llu so far)", name, (unsigned long long)a->pokes);
-	session_poke(a);
+	priv_poke(a);
 }
 
 static void

@@ -556,6 +556,7 @@ static const struct conf_key agent_keys[] = {
 	KEY("channel", set_name, struct agent_config, channel),
 	KEY_LIST("groups", set_name, struct agent_config, groups, ngroups),
 	KEY_RANGE("max_jobs", set_int, struct agent_config, max_jobs, 1, 256),
+	KEY("user", set_user, struct agent_config, user),
 	KEY("log_level", set_log_level, struct agent_config, log_level),
 	KEY_END
 };
@@ -898,6 +899,7 @@ config_agent_defaults(struct agent_config *c)
 	    "/usr/lib/muster/modules");
 	copy_str(c->channel, sizeof(c->channel), "stable");
 	c->max_jobs = 4;
+	copy_str(c->user, sizeof(c->user), "muster");
 	c->log_level = LOG_INFO;
 	broker_defaults(&c->broker);
 	c->wake_port = 7117;

@@ -63,6 +63,7 @@ struct agent_config {
 	char groups[CONF_MAX_GROUPS][NAME_MAX_LEN + 1];
 	int ngroups;
 	int max_jobs;			/* default 4 */
+	char user[CONF_USER_MAX + 1];	/* the network process's user, default muster */
 	int log_level;			/* default LOG_INFO; key "log_level" */
 	/* [broker] */
 	struct broker_config broker;

@@ -254,6 +254,7 @@ ipc_frame_write(int fd, const void *payload, size_t len)
 int
 ipc_reader_feed(struct ipc_reader *r, const void *data, size_t len, struct mu_err *err)
 {
+	size_t max = r->max_frame ? r->max_frame : IPC_MAX_FRAME;
 	uint8_t *nbuf;
 	size_t need;
 
@@ -265,8 +266,8 @@ ipc_reader_feed(struct ipc_reader *r, const void *data, size_t len, struct mu_er
 		r->len -= r->consumed;
 		r->consumed = 0;
 	}
-	if (len > IPC_MAX_FRAME + 4 || r->len + len > 2 * (IPC_MAX_FRAME + 4))
-		return mu_errf(err, MU_EINVAL, "runner event stream overflows its buffer");
+	if (len > max + 4 || r->len + len > 2 * (max + 4))
+		return mu_errf(err, MU_EINVAL, "frame stream overflows its buffer");
 	need = r->len + len;
 	if (need > r->cap) {
 		size_t cap = r->cap ? r->cap : 4096;
@@ -283,9 +284,9 @@ ipc_reader_feed(struct ipc_reader *r, const void *data, size_t len, struct mu_er
 		uint32_t flen = (uint32_t)r->buf[0] << 24 | (uint32_t)r->buf[1] << 16 |
 		    (uint32_t)r->buf[2] << 8 | r->buf[3];
 
-		if (flen > IPC_MAX_FRAME)
-			return mu_errf(err, MU_EINVAL, "runner event of %u bytes is over %u",
-			    flen, IPC_MAX_FRAME);
+		if (flen > max)
+			return mu_errf(err, MU_EINVAL, "frame of %u bytes is over %zu", flen,
+			    max);
 	}
 	return MU_OK;
 }
@@ -301,7 +302,7 @@ ipc_reader_next(struct ipc_reader *r, const uint8_t **frame, size_t *len)
 		return MU_ENOENT;
 	p = r->buf + r->consumed;
 	flen = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-	if (flen > IPC_MAX_FRAME)
+	if (flen > (r->max_frame ? r->max_frame : IPC_MAX_FRAME))
 		return MU_EINVAL;
 	if (avail - 4 < flen)
 		return MU_ENOENT;

@@ -59,10 +59,11 @@ struct ipc_reader {
 	uint8_t *buf;
 	size_t len, cap;
 	size_t consumed;	/* bytes of buf already handed out */
+	size_t max_frame;	/* 0: IPC_MAX_FRAME */
 };
 
 /* Append bytes read from the pipe.  MU_EINVAL if a frame header announces
- * more than IPC_MAX_FRAME or the buffer would pass it. */
+ * more than the reader's max_frame or the buffer would pass it. */
 int ipc_reader_feed(struct ipc_reader *r, const void *data, size_t len,
     struct mu_err *err);
 /* Next complete frame: MU_OK with frame and len set, MU_ENOENT if none yet. */

@@ -301,6 +301,45 @@ int selftest_verdict_decode(const void *buf, size_t len, struct selftest_verdict
 int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
     struct mu_err *err);
 
+/* ---- musterd's parent <-> network process (agent/priv.c) -------------- */
+
+/*
+ * One frame of the socketpair between musterd's privileged parent and its
+ * network process (DESIGN §8): {"v":1, "t":<type>, ...fields of that type}.
+ * Every field is checked like broker input: the parent trusts nothing the
+ * network process says.
+ *   job      topic, payload (a job envelope)           network -> parent
+ *   module   job, source, sha256 (unless none), reason?  network -> parent
+ *   spooled  job                                       network -> parent
+ *   result   job, payload (a result body)              parent -> network
+ *   event    job, payload (an event body)              parent -> network
+ *   want     job, name, sha256? (the job's pin),       parent -> network
+ *            local? (sha256 of modules_dir/NAME.so)
+ *   poke     -                                         parent -> network
+ */
+enum priv_type {
+	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
+	PRIV_MODULE_WANT, PRIV_POKE, PRIV_NTYPES
+};
+enum priv_source { PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_NSOURCES };
+
+struct priv_msg {
+	struct wire_doc doc;
+	enum priv_type type;
+	char job[JOBID_MAX_LEN + 1];
+	char name[NAME_MAX_LEN + 1];
+	char sha256[SHA256_HEX_LEN + 1];	/* "" when absent */
+	char local[SHA256_HEX_LEN + 1];		/* want: "" when absent */
+	char topic[TOPIC_MAX];
+	enum priv_source source;
+	struct wire_str reason;
+	struct wire_bytes payload;
+};
+
+int priv_msg_decode(const void *buf, size_t len, struct priv_msg *out, struct mu_err *err);
+int priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *err);
+const char *priv_type_name(enum priv_type t);
+
 /* Helpers shared by the codecs and their users. */
 bool version_valid(const char *s);	/* [A-Za-z0-9.+~_-]{1,64} */
 bool nonce_valid(const char *s);	/* [0-9a-f]{16,128} */

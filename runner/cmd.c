@@ -458,7 +458,7 @@ cmd_on_term(int sig)
 	dfl.sa_handler = SIG_DFL;
 	sigaction(sig, &dfl, NULL);
 	raise(sig);
-	/* Still here: we are the init of a PID namespace (spawn.h), which
+	/* Still here: we are the init of a PID namespace (lib/subproc.h), which
 	 * ignores its own default-action signals. */
 	_exit(128 + sig);
 }

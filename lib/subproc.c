@@ -1,8 +1,8 @@
 /*
- * spawn.c - see spawn.h.  The child side (spawn_child) may only make
+ * subproc.c - see subproc.h.  The child side (spawn_child) may only make
  * async-signal-safe calls: no malloc, no stdio, no locks.
  */
-#include "spawn.h"
+#include "subproc.h"
 
 #include <errno.h>
 #include <fcntl.h>

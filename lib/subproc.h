@@ -1,5 +1,5 @@
 /*
- * spawn.h - start a child from a multi-threaded program (Paho's threads,
+ * subproc.h - start a child from a multi-threaded program (Paho's threads,
  * DESIGN §9): the fork-child prelude in one place.
  *
  * Everything that allocates, locks or reads files (the argv, the user's
@@ -22,8 +22,8 @@
  * closes nothing.  spawn_filter_build() fills a program the caller frees
  * with spawn_filter_free().
  */
-#ifndef MUSTER_SPAWN_H
-#define MUSTER_SPAWN_H
+#ifndef MUSTER_SUBPROC_H
+#define MUSTER_SUBPROC_H
 
 #include <stdbool.h>
 #include <sys/resource.h>

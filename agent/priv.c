@@ -1,0 +1,806 @@
+/*
+ * priv.c - privilege separation (DESIGN §8), in the manner of OpenSSH's
+ * monitor and OpenBSD's privsep daemons.
+ *
+ * Started as root, musterd forks its network process, which changes to
+ * [agent] user (groups cleared, no capabilities, NO_NEW_PRIVS) before it
+ * touches the network.  The two talk over one socketpair in typed frames
+ * (struct priv_msg, decoded by lib/wire.c like any broker input):
+ *
+ *   network -> parent   job (a raw envelope), module (the build chosen for
+ *                       a run), spooled (a result is safe on disk)
+ *   parent -> network   result, event, want (a run's module), poke
+ *
+ * The parent re-checks every job from its raw bytes (intake.c: key,
+ * signature, window, target, aud, seen-set, policy) and every module build
+ * (signature, name, ABI, sha256) before it spawns anything, so code running
+ * in the network process cannot run anything no operator signed.  A frame
+ * that does not decode, or a network process that dies, is logged and the
+ * process is replaced; results it had not yet spooled are sent again.
+ *
+ * Not root, one process plays both roles (ROLE_BOTH) over the same
+ * socketpair: the same messages, the same code.
+ *
+ * Ownership: struct chan owns its fd and buffers; struct pending entries
+ * belong to a->pending.  The network process's pid is owned by the parent
+ * (reaped in priv_is_net_pid()).
+ */
+#include "agent.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#define CHAN_READ		(64u * 1024)
+#define NET_RESTART_MS		1000	/* wait before a new network process */
+#define NET_STOP_WAIT_MS	3000	/* its goodbye at shutdown */
+
+static void chan_readable(struct loop *l, int fd, short revents, void *arg);
+static int net_spawn(struct agent *a, struct mu_err *err);
+static void chan_close(struct agent *a, struct chan *c);
+
+/* ---- the channel --------------------------------------------------------- */
+
+static size_t
+chan_max_frame(const struct agent *a)
+{
+	/* A job envelope up to max_job, a result body, room for the frame. */
+	return (a->cfg.max_job > (1u << 20) ? a->cfg.max_job : (1u << 20)) + 64 * 1024;
+}
+
+static void
+chan_init(struct agent *a, struct chan *c, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->in.max_frame = chan_max_frame(a);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	loop_add_fd(a->loop, fd, POLLIN, chan_readable, a);
+}
+
+static void
+chan_close(struct agent *a, struct chan *c)
+{
+	if (c->fd != -1) {
+		loop_del_fd(a->loop, c->fd);
+		close(c->fd);
+	}
+	ipc_reader_free(&c->in);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static struct chan *
+chan_of(struct agent *a, int fd)
+{
+	return a->to_net.fd == fd ? &a->to_net : &a->to_parent;
+}
+
+/* Write what we can; keep the rest and ask for POLLOUT. */
+static void
+chan_flush(struct agent *a, struct chan *c)
+{
+	ssize_t n;
+
+	while (c->out_off < c->out_len) {
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n > 0)
+			c->out_off += (size_t)n;
+		else if (n == -1 && errno == EINTR)
+			continue;
+		else
+			break;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	loop_add_fd(a->loop, c->fd, POLLIN | (c->out_len ? POLLOUT : 0), chan_readable, a);
+}
+
+static int
+chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
+{
+	msgpack_sbuffer sb;
+	struct mu_err err;
+	size_t need;
+	uint8_t *n;
+	int rc;
+
+	if (c->fd == -1)
+		return MU_EIO;
+	msgpack_sbuffer_init(&sb);
+	if ((rc = priv_msg_encode(m, &sb, &err)) != MU_OK) {
+		log_warnx("%s message not sent: %s", priv_type_name(m->type), err.msg);
+		msgpack_sbuffer_destroy(&sb);
+		return rc;
+	}
+	need = c->out_len + 4 + sb.size;
+	if (need > c->out_cap) {
+		if ((n = realloc(c->out, need)) == NULL) {
+			msgpack_sbuffer_destroy(&sb);
+			return MU_ENOMEM;
+		}
+		c->out = n, c->out_cap = need;
+	}
+	n = c->out + c->out_len;
+	n[0] = (uint8_t)(sb.size >> 24), n[1] = (uint8_t)(sb.size >> 16);
+	n[2] = (uint8_t)(sb.size >> 8), n[3] = (uint8_t)sb.size;
+	memcpy(n + 4, sb.data, sb.size);
+	c->out_len = need;
+	msgpack_sbuffer_destroy(&sb);
+	chan_flush(a, c);
+	return MU_OK;
+}
+
+/* ---- what each side does with a message ------------------------------------ */
+
+static void pending_spooled(struct agent *a, const char *job);
+
+static int
+parent_dispatch(struct agent *a, const struct priv_msg *m)
+{
+	switch (m->type) {
+	case PRIV_JOB:
+		intake_message(a, m->topic, m->payload.ptr, m->payload.len);
+		return MU_OK;
+	case PRIV_MODULE:
+		run_module_answer(a, m);
+		return MU_OK;
+	case PRIV_SPOOLED:
+		pending_spooled(a, m->job);
+		return MU_OK;
+	default:
+		return MU_EINVAL;	/* only the parent sends these */
+	}
+}
+
+static int
+net_dispatch(struct agent *a, const struct priv_msg *m)
+{
+	struct priv_msg ack = { .type = PRIV_SPOOLED };
+
+	switch (m->type) {
+	case PRIV_RESULT:
+		/* Acknowledged once on disk, so the parent may drop its copy. */
+		if (result_publish(a, m->job, m->payload.ptr, m->payload.len) == MU_OK) {
+			snprintf(ack.job, sizeof(ack.job), "%s", m->job);
+			chan_send(a, &a->to_parent, &ack);
+		}
+		return MU_OK;
+	case PRIV_EVENT:
+		event_publish(a, m->job, m->payload.ptr, m->payload.len);
+		return MU_OK;
+	case PRIV_MODULE_WANT:
+		modsrc_want(a, m);
+		return MU_OK;
+	case PRIV_POKE:
+		session_poke(a);
+		return MU_OK;
+	default:
+		return MU_EINVAL;
+	}
+}
+
+static void net_lost(struct agent *a, const char *why);
+
+static void
+chan_readable(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct chan *c = chan_of(a, fd);
+	bool from_net = c == &a->to_net;
+	uint8_t buf[CHAN_READ];
+	const uint8_t *frame;
+	struct priv_msg m;
+	struct mu_err err;
+	size_t flen;
+	ssize_t n;
+	int rc = MU_OK;
+
+	(void)l;
+	if (revents & POLLOUT)
+		chan_flush(a, c);
+	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+		return;
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (from_net)
+			net_lost(a, "closed its end");
+		else {
+			/* The parent is gone (or done with us): stop. */
+			log_info("parent closed the channel: stopping");
+			loop_del_fd(a->loop, fd);
+			loop_stop(a->loop);
+		}
+		return;
+	}
+	if ((rc = ipc_reader_feed(&c->in, buf, (size_t)n, &err)) != MU_OK)
+		goto bad;
+	while ((rc = ipc_reader_next(&c->in, &frame, &flen)) == MU_OK) {
+		if ((rc = priv_msg_decode(frame, flen, &m, &err)) != MU_OK)
+			goto bad;
+		rc = from_net ? parent_dispatch(a, &m) : net_dispatch(a, &m);
+		if (rc != MU_OK)
+			mu_errf(&err, rc, "a %s message in the wrong direction",
+			    priv_type_name(m.type));
+		wire_doc_free(&m.doc);
+		if (rc != MU_OK)
+			goto bad;
+		if (c->fd != fd)	/* replaced meanwhile */
+			return;
+	}
+	if (rc == MU_ENOENT)
+		return;
+	mu_errf(&err, rc, "bad frame length");
+bad:
+	if (from_net) {
+		log_err("malformed message from the network process: %s", err.msg);
+		net_lost(a, "sent a malformed message");
+	} else {
+		log_err("malformed message from the parent: %s", err.msg);
+		loop_stop(a->loop);
+	}
+}
+
+/* ---- parent -> network --------------------------------------------------- */
+
+static void
+pending_free(struct pending *p)
+{
+	free(p->body);
+	free(p);
+}
+
+int
+result_submit(struct agent *a, struct result *r)
+{
+	struct priv_msg m = { .type = PRIV_RESULT };
+	struct pending *p, **pp;
+	msgpack_sbuffer sb;
+	struct mu_err err;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	if ((rc = result_encode(r, &sb, &err)) != MU_OK ||
+	    (p = calloc(1, sizeof(*p))) == NULL) {
+		log_err("result for job %s: %s", r->job, rc ? err.msg : "out of memory");
+		msgpack_sbuffer_destroy(&sb);
+		return rc ? rc : MU_ENOMEM;
+	}
+	snprintf(p->job, sizeof(p->job), "%s", r->job);
+	p->body = (uint8_t *)sb.data;	/* the buffer is handed over */
+	p->len = sb.size;
+	for (pp = &a->pending; *pp; pp = &(*pp)->next)
+		;
+	*pp = p;
+	snprintf(m.job, sizeof(m.job), "%s", p->job);
+	m.payload = (struct wire_bytes){ p->body, p->len };
+	chan_send(a, &a->to_net, &m);	/* if down: sent to the next one */
+	return MU_OK;
+}
+
+/* The network process has the result on disk: the journal entry (for a
+ * run) and our copy can go. */
+static void
+pending_spooled(struct agent *a, const char *job)
+{
+	struct pending **pp, *p;
+
+	for (pp = &a->pending; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->job, job) == 0) {
+			p = *pp;
+			*pp = p->next;
+			pending_free(p);
+			journal_remove(&a->spool, job);
+			return;
+		}
+}
+
+static void
+pending_resend(struct agent *a)
+{
+	struct priv_msg m = { .type = PRIV_RESULT };
+	struct pending *p;
+
+	for (p = a->pending; p; p = p->next) {
+		snprintf(m.job, sizeof(m.job), "%s", p->job);
+		m.payload = (struct wire_bytes){ p->body, p->len };
+		chan_send(a, &a->to_net, &m);
+	}
+}
+
+void
+priv_event(struct agent *a, const char *job, const void *body, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_EVENT };
+
+	snprintf(m.job, sizeof(m.job), "%s", job);
+	m.payload = (struct wire_bytes){ body, len };
+	chan_send(a, &a->to_net, &m);
+}
+
+void
+priv_want_module(struct agent *a, const struct run *r, const char *local_sha)
+{
+	struct priv_msg m = { .type = PRIV_MODULE_WANT };
+
+	snprintf(m.job, sizeof(m.job), "%s", r->job.id);
+	snprintf(m.name, sizeof(m.name), "%s", r->job.module);
+	snprintf(m.sha256, sizeof(m.sha256), "%s", r->job.module_sha256);
+	snprintf(m.local, sizeof(m.local), "%s", local_sha ? local_sha : "");
+	chan_send(a, &a->to_net, &m);
+}
+
+void
+priv_poke(struct agent *a)
+{
+	struct priv_msg m = { .type = PRIV_POKE };
+
+	chan_send(a, &a->to_net, &m);
+}
+
+/* ---- network -> parent --------------------------------------------------- */
+
+void
+priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_JOB };
+
+	if (snprintf(m.topic, sizeof(m.topic), "%s", topic) >= (int)sizeof(m.topic))
+		return;
+	m.payload = (struct wire_bytes){ p, len };
+	chan_send(a, &a->to_parent, &m);
+}
+
+void
+priv_module(struct agent *a, const char *job, enum priv_source src, const char *sha256,
+    const char *reason)
+{
+	struct priv_msg m = { .type = PRIV_MODULE, .source = src };
+
+	snprintf(m.job, sizeof(m.job), "%s", job);
+	snprintf(m.sha256, sizeof(m.sha256), "%s", src == PRIV_SRC_NONE ? "" : sha256);
+	if (reason)
+		m.reason = (struct wire_str){ reason, strlen(reason) };
+	chan_send(a, &a->to_parent, &m);
+}
+
+/* ---- the network process ---------------------------------------------------- */
+
+/* Give the state the network process writes to its user; everything else
+ * under state_dir (seen-set, journal) stays the parent's. */
+static int
+net_own(struct agent *a, const char *name, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 32];
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/%s", a->cfg.state_dir, name);
+	if (mkdir(path, 0755) == -1 && errno != EEXIST)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	if (chown(path, a->net_uid, a->net_gid) == -1)
+		return mu_errf(err, MU_EIO, "chown %s: %s", path, strerror(errno));
+	if ((d = opendir(path)) == NULL)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	dfd = dirfd(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && fchownat(dfd, de->d_name, a->net_uid, a->net_gid,
+		    AT_SYMLINK_NOFOLLOW) == -1)
+			log_warnx("chown %s/%s: %s", path, de->d_name, strerror(errno));
+	closedir(d);
+	return MU_OK;
+}
+
+/* A copy of the publishers' keyring the network process may lock and
+ * write (gpg does both); regular files at the top only. */
+static int
+net_gnupg(struct agent *a, struct mu_err *err)
+{
+	char dst[CONF_PATH_MAX + 32], from[CONF_PATH_MAX + 300], to[CONF_PATH_MAX + 300];
+	struct dirent *de;
+	struct stat st;
+	uint8_t *buf;
+	size_t len;
+	DIR *d;
+	int fd;
+
+	snprintf(dst, sizeof(dst), "%s/net-gnupg", a->cfg.state_dir);
+	if (mkdir(dst, 0700) == -1 && errno != EEXIST)
+		return mu_errf(err, MU_EIO, "%s: %s", dst, strerror(errno));
+	if (chown(dst, a->net_uid, a->net_gid) == -1)
+		return mu_errf(err, MU_EIO, "chown %s: %s", dst, strerror(errno));
+	if ((d = opendir(a->cfg.gnupg_home)) == NULL)
+		return MU_OK;	/* no publishers: nothing to verify with */
+	while ((de = readdir(d)) != NULL) {
+		snprintf(from, sizeof(from), "%s/%s", a->cfg.gnupg_home, de->d_name);
+		if (de->d_name[0] == '.' || strncmp(de->d_name, "S.", 2) == 0 ||
+		    lstat(from, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    read_file(from, 64u << 20, &buf, &len, NULL) != MU_OK)
+			continue;
+		snprintf(to, sizeof(to), "%s/%s", dst, de->d_name);
+		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1) {
+			if (write_full(fd, buf, len) != MU_OK)
+				log_warnx("%s: %s", to, strerror(errno));
+			if (fchown(fd, a->net_uid, a->net_gid) == -1)
+				log_warnx("chown %s: %s", to, strerror(errno));
+			close(fd);
+		}
+		free(buf);
+	}
+	closedir(d);
+	return MU_OK;
+}
+
+/*
+ * The TLS files, handed over in sealed memfds that the network process
+ * reads through /proc/self/fd (Paho and OpenSSL take paths, and re-read
+ * them on every connect): the host key stays readable by root only, and
+ * none of the three need be reachable by [agent] user.
+ */
+#define NET_TLS_FILES	3	/* ca, cert, key */
+
+static int
+net_tls_memfd(const char *path, int *out, struct mu_err *err)
+{
+	uint8_t *buf;
+	size_t len;
+	int fd;
+
+	if (read_file(path, 1u << 20, &buf, &len, NULL) != MU_OK)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	fd = memfd_create("muster-tls", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+	if (fd == -1 || write_full(fd, buf, len) != MU_OK ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)) {
+		explicit_bzero(buf, len);
+		free(buf);
+		if (fd != -1)
+			close(fd);
+		return mu_errf(err, MU_EIO, "memfd for %s: %s", path, strerror(errno));
+	}
+	explicit_bzero(buf, len);
+	free(buf);
+	*out = fd;
+	return MU_OK;
+}
+
+static int
+net_tls_memfds(struct agent *a, int fds[NET_TLS_FILES], struct mu_err *err)
+{
+	const char *paths[NET_TLS_FILES] = {
+		a->cfg.broker.ca, a->cfg.broker.cert, a->cfg.broker.key,
+	};
+	int i, rc = MU_OK;
+
+	for (i = 0; i < NET_TLS_FILES; i++)
+		fds[i] = -1;
+	for (i = 0; i < NET_TLS_FILES && rc == MU_OK; i++)
+		if (paths[i][0])
+			rc = net_tls_memfd(paths[i], &fds[i], err);
+	return rc;
+}
+
+static void
+net_tls_close(int fds[NET_TLS_FILES])
+{
+	int i;
+
+	for (i = 0; i < NET_TLS_FILES; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+}
+
+/*
+ * The network process: a fresh musterd, exec'ed with --net (so it keeps
+ * nothing of the parent's memory), reading the configuration as root and
+ * then becoming [agent] user.  After this it reaches state_dir only
+ * through its working folder (the path above may not be open to it).
+ */
+static int
+net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
+{
+	char *paths[NET_TLS_FILES] = {
+		a->cfg.broker.ca, a->cfg.broker.cert, a->cfg.broker.key,
+	};
+	int i;
+
+	struct passwd *pw = getpwnam(a->cfg.user);
+
+	if (pw == NULL || pw->pw_uid == 0)
+		return mu_errf(err, MU_EINVAL, "[agent] user %s: no such user, or root",
+		    a->cfg.user);
+	if (chdir(a->cfg.state_dir) == -1)
+		return mu_errf(err, MU_EIO, "chdir %s: %s", a->cfg.state_dir, strerror(errno));
+	snprintf(a->cfg.state_dir, sizeof(a->cfg.state_dir), ".");
+	snprintf(a->cfg.gnupg_home, sizeof(a->cfg.gnupg_home), "net-gnupg");
+	for (i = 0; i < NET_TLS_FILES; i++)
+		if (tls[i] >= 0)
+			snprintf(paths[i], CONF_PATH_MAX, "/proc/self/fd/%d", tls[i]);
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
+		return mu_errf(err, MU_EIO, "dropping privileges: %s", strerror(errno));
+	if (setuid(0) != -1)
+		return mu_errf(err, MU_EIO, "root came back after setuid");
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	return MU_OK;
+}
+
+/* Test hook: SIGUSR2 makes the network process send one malformed frame,
+ * so tests can see the parent replace it (DESIGN §8). */
+void
+priv_test_garbage(struct agent *a)
+{
+	static const uint8_t junk[] = { 0, 0, 0, 3, 0xc1, 0xc1, 0xc1 };
+
+	if (a->role == ROLE_NET &&
+	    send(a->to_parent.fd, junk, sizeof(junk), MSG_NOSIGNAL) == -1)
+		log_warnx("test hook: %s", strerror(errno));
+}
+
+/* In the network process (main.c --net): become it, then run. */
+int
+net_main(struct agent *a, const char *fds)
+{
+	int chanfd, tls[NET_TLS_FILES];
+	struct mu_err err;
+	int rc;
+
+	a->role = ROLE_NET;
+	a->to_net.fd = -1;
+	if (sscanf(fds, "%d,%d,%d,%d", &chanfd, &tls[0], &tls[1], &tls[2]) != 4) {
+		log_err("network process: bad --net %s", fds);
+		return 2;
+	}
+	if ((rc = net_drop(a, tls, &err)) == MU_OK) {
+		chan_init(a, &a->to_parent, chanfd);
+		rc = net_start(a, &err);
+	}
+	if (rc != MU_OK) {
+		log_err("network process: %s", err.msg);
+		return 1;
+	}
+	log_info("network process %d: user %s, no capabilities", (int)getpid(),
+	    a->cfg.user);
+	if (loop_run(a->loop) != 0)
+		log_err("event loop failed: %s", strerror(errno));
+	net_stop(a);
+	chan_close(a, &a->to_parent);
+	return 0;
+}
+
+static void __attribute__((noreturn))
+net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
+{
+	char fds[64];
+	int i;
+	char *argv[] = { "musterd", "--net", fds, "-c", a->conf_path, "--foreground",
+	    NULL };
+
+	/* Nothing of ours but these two and stdio crosses the exec. */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	fcntl(chanfd, F_SETFD, 0);
+	for (i = 0; i < NET_TLS_FILES; i++)
+		if (tls[i] >= 0)
+			fcntl(tls[i], F_SETFD, 0);
+	snprintf(fds, sizeof(fds), "%d,%d,%d,%d", chanfd, tls[0], tls[1], tls[2]);
+	execv("/proc/self/exe", argv);
+	_exit(127);
+}
+
+static int
+net_spawn(struct agent *a, struct mu_err *err)
+{
+	int sv[2], tls[NET_TLS_FILES], rc;
+	pid_t pid;
+
+	if ((rc = net_own(a, "spool", err)) != MU_OK ||
+	    (rc = net_own(a, "modcache", err)) != MU_OK ||
+	    (rc = net_gnupg(a, err)) != MU_OK)
+		return rc;
+	if ((rc = net_tls_memfds(a, tls, err)) != MU_OK) {
+		net_tls_close(tls);
+		return rc;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		net_tls_close(tls);
+		return mu_errf(err, MU_EIO, "socketpair: %s", strerror(errno));
+	}
+	/* The parent has no other thread (no MQTT client): fork is safe. */
+	if ((pid = fork()) == -1) {
+		net_tls_close(tls);
+		close(sv[0]), close(sv[1]);
+		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
+	}
+	if (pid == 0)
+		net_exec(a, sv[1], tls);
+	net_tls_close(tls);
+	close(sv[1]);
+	a->net_pid = pid;
+	chan_init(a, &a->to_net, sv[0]);
+	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
+	pending_resend(a);
+	run_net_restarted(a);
+	return MU_OK;
+}
+
+static void
+net_restart_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+	struct mu_err err;
+
+	(void)l, (void)id;
+	a->net_restart_timer = 0;
+	if (a->stopping || a->net_pid > 0)
+		return;
+	if (net_spawn(a, &err) != MU_OK) {
+		log_err("%s", err.msg);
+		a->net_restart_timer = loop_add_timer(a->loop, NET_RESTART_MS,
+		    net_restart_fired, a);
+	}
+}
+
+/* Kill it (if it still runs), forget its channel, start a fresh one. */
+static void
+net_lost(struct agent *a, const char *why)
+{
+	if (a->role == ROLE_BOTH) {
+		log_err("channel %s: stopping", why);
+		loop_stop(a->loop);
+		return;
+	}
+	log_warnx("network process %d %s: replacing it", (int)a->net_pid, why);
+	if (a->net_pid > 0)
+		kill(a->net_pid, SIGKILL);
+	chan_close(a, &a->to_net);
+}
+
+/* From SIGCHLD in the parent: true if pid was the network process. */
+bool
+priv_is_net_pid(struct agent *a, pid_t pid, int status)
+{
+	if (a->role != ROLE_PARENT || pid != a->net_pid)
+		return false;
+	a->net_pid = 0;
+	if (a->to_net.fd != -1)
+		chan_close(a, &a->to_net);
+	if (a->stopping)
+		return true;
+	a->net_restarts++;
+	if (WIFSIGNALED(status))
+		log_warnx("network process killed by signal %d; a new one in %d ms",
+		    WTERMSIG(status), NET_RESTART_MS);
+	else
+		log_warnx("network process exited with %d; a new one in %d ms",
+		    WEXITSTATUS(status), NET_RESTART_MS);
+	if (!a->net_restart_timer)
+		a->net_restart_timer = loop_add_timer(a->loop, NET_RESTART_MS,
+		    net_restart_fired, a);
+	return true;
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+int
+priv_start(struct agent *a, struct mu_err *err)
+{
+	struct passwd *pw;
+	int sv[2];
+
+	a->to_net.fd = a->to_parent.fd = -1;
+	if (geteuid() != 0) {
+		/* One process, both ends of one socketpair. */
+		a->role = ROLE_BOTH;
+		log_notice("not running as root: one process (no privilege separation)");
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+			return mu_errf(err, MU_EIO, "socketpair: %s", strerror(errno));
+		chan_init(a, &a->to_net, sv[0]);
+		chan_init(a, &a->to_parent, sv[1]);
+		return net_start(a, err);
+	}
+	if ((pw = getpwnam(a->cfg.user)) == NULL || pw->pw_uid == 0)
+		return mu_errf(err, MU_EINVAL, "[agent] user %s: %s", a->cfg.user,
+		    pw ? "is root; the network process never runs as root" :
+		    "no such user (create it: adduser --system muster)");
+	a->net_uid = pw->pw_uid;
+	a->net_gid = pw->pw_gid;
+	a->role = ROLE_PARENT;
+	return net_spawn(a, err);
+}
+
+/* Parent: hand the network process everything still to send, close our
+ * end (it stops on EOF after its goodbye), and wait for it a little. */
+void
+priv_stop(struct agent *a)
+{
+	uint64_t deadline = now_mono_ms() + NET_STOP_WAIT_MS;
+	struct pollfd pfd;
+	int status;
+
+	if (a->role != ROLE_PARENT || a->net_pid <= 0) {
+		if (a->role == ROLE_BOTH) {
+			chan_close(a, &a->to_net);
+			chan_close(a, &a->to_parent);
+		}
+		return;
+	}
+	if (a->to_net.fd != -1) {
+		fcntl(a->to_net.fd, F_SETFL, 0);	/* blocking: all of it */
+		while (a->to_net.out_off < a->to_net.out_len) {
+			ssize_t n = send(a->to_net.fd, a->to_net.out + a->to_net.out_off,
+			    a->to_net.out_len - a->to_net.out_off, MSG_NOSIGNAL);
+
+			if (n <= 0)
+				break;
+			a->to_net.out_off += (size_t)n;
+		}
+		shutdown(a->to_net.fd, SHUT_WR);
+		pfd = (struct pollfd){ .fd = a->to_net.fd, .events = POLLIN };
+		while (now_mono_ms() < deadline && waitpid(a->net_pid, &status, WNOHANG) == 0) {
+			char junk[4096];
+
+			/* Its last "spooled" acknowledgements, then EOF. */
+			if (poll(&pfd, 1, 20) > 0 && read(a->to_net.fd, junk, sizeof(junk)) == 0)
+				break;
+		}
+	}
+	if (waitpid(a->net_pid, &status, WNOHANG) == 0) {
+		deadline = now_mono_ms() + NET_STOP_WAIT_MS;
+		while (now_mono_ms() < deadline && waitpid(a->net_pid, &status, WNOHANG) == 0)
+			usleep(10000);
+		if (kill(a->net_pid, 0) == 0) {
+			kill(a->net_pid, SIGKILL);
+			waitpid(a->net_pid, &status, 0);
+		}
+	}
+	a->net_pid = 0;
+	chan_close(a, &a->to_net);
+}
+
+void
+priv_free(struct agent *a)
+{
+	struct pending *p;
+
+	while ((p = a->pending) != NULL) {
+		a->pending = p->next;
+		pending_free(p);
+	}
+	if (a->net_restart_timer)
+		loop_del_timer(a->loop, a->net_restart_timer);
+	a->net_restart_timer = 0;
+}
+
+
+/* One process (ROLE_BOTH) at shutdown: the loop is stopped, so move what
+ * the two halves still have for each other by hand. */
+void
+priv_drain(struct agent *a)
+{
+	int i;
+
+	for (i = 0; i < 64 && a->to_net.fd != -1 && a->to_parent.fd != -1; i++) {
+		chan_readable(a->loop, a->to_parent.fd, POLLIN | POLLOUT, a);
+		chan_readable(a->loop, a->to_net.fd, POLLIN | POLLOUT, a);
+		if (a->to_net.out_len == 0 && a->to_parent.out_len == 0 && i > 2)
+			break;
+	}
+}

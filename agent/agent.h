@@ -125,6 +125,7 @@ struct run {
 	struct module_file *module;	/* owned once the network process named a
 					 * build and the parent checked it */
 	uint64_t wait_timer, wait_timer_ms;	/* WAITING for the module */
+	char local_why[256];		/* why modules_dir/NAME.so was refused */
 	struct agent *agent;		/* back pointer for timers */
 	/* From the policy rule that allowed the job (DESIGN §8). */
 	char run_as[CONF_USER_MAX + 1];	/* "" = do not switch (not root) */
@@ -362,8 +363,10 @@ void modsrc_want(struct agent *a, const struct priv_msg *m);
  * name, ABI, pin, sha256) and sealed in a memfd. */
 int modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
     const char *sha256, struct module_file *out, struct mu_err *err);
-/* Parent: the sha256 of modules_dir/NAME.so if it is there and trusted. */
-bool modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1]);
+/* Parent: the sha256 of modules_dir/NAME.so if it is there and trusted;
+ * MU_ENOENT if there is none, another error (err says why) if refused. */
+int modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
+    struct mu_err *err);
 void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);

@@ -828,17 +828,18 @@ reqs_failed(struct agent *a, const char *sha, const char *why)
 
 /* ---- a run's module: the parent checks ---------------------------------- */
 
-bool
-modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1])
+int
+modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
+    struct mu_err *err)
 {
 	struct module_file mod;
-	struct mu_err err;
+	int rc;
 
-	if (local_open(a, name, &mod, &err) != MU_OK)
-		return false;
+	if ((rc = local_open(a, name, &mod, err)) != MU_OK)
+		return rc;
 	close(mod.memfd);
 	snprintf(sha, SHA256_HEX_LEN + 1, "%s", mod.sha256);
-	return true;
+	return MU_OK;
 }
 
 /* The cache is the network process's: read it as data, believe nothing

@@ -530,7 +530,9 @@ net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
 	if (chdir(a->cfg.state_dir) == -1)
 		return mu_errf(err, MU_EIO, "chdir %s: %s", a->cfg.state_dir, strerror(errno));
 	snprintf(a->cfg.state_dir, sizeof(a->cfg.state_dir), ".");
-	snprintf(a->cfg.gnupg_home, sizeof(a->cfg.gnupg_home), "net-gnupg");
+	/* gpg makes its home absolute and walks it from "/", where a folder
+	 * above state_dir may be closed to us: through our working folder. */
+	snprintf(a->cfg.gnupg_home, sizeof(a->cfg.gnupg_home), "/proc/self/cwd/net-gnupg");
 	for (i = 0; i < NET_TLS_FILES; i++)
 		if (tls[i] >= 0)
 			snprintf(paths[i], CONF_PATH_MAX, "/proc/self/fd/%d", tls[i]);
@@ -565,6 +567,7 @@ net_main(struct agent *a, const char *fds)
 
 	a->role = ROLE_NET;
 	a->to_net.fd = -1;
+	prctl(PR_SET_NAME, "musterd");	/* not "exe", for ps and pkill */
 	if (sscanf(fds, "%d,%d,%d,%d", &chanfd, &tls[0], &tls[1], &tls[2]) != 4) {
 		log_err("network process: bad --net %s", fds);
 		return 2;
@@ -601,6 +604,7 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 		if (tls[i] >= 0)
 			fcntl(tls[i], F_SETFD, 0);
 	snprintf(fds, sizeof(fds), "%d,%d,%d,%d", chanfd, tls[0], tls[1], tls[2]);
+	/* Our own binary, even if a package upgrade replaced the file. */
 	execv("/proc/self/exe", argv);
 	_exit(127);
 }

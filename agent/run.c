@@ -327,7 +327,7 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	sp->new_pidns = a->confined;
 	/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
 	if (r->run_as[0] && (rc = spawn_set_user(sp, r->run_as, err)) != MU_OK)
-		return mu_errf(err, rc, "run_as %s", err->msg);
+		return rc;
 	return MU_OK;
 }
 
@@ -437,13 +437,20 @@ static void
 run_wait(struct agent *a, struct run *r)
 {
 	char local[SHA256_HEX_LEN + 1];
+	struct mu_err err;
+	int rc;
 
 	r->state = RUN_WAITING;
 	if (!r->wait_timer) {
 		r->wait_timer_ms = run_timeout_ms(a, r);
 		r->wait_timer = loop_add_timer(a->loop, r->wait_timer_ms, wait_expired, r);
 	}
-	priv_want_module(a, r, modsrc_local_sha(a, r->job.module, local) ? local : NULL);
+	/* A local file that is refused (owner, mode, symlink) is named in the
+	 * answer if no signed build stands in for it. */
+	rc = modsrc_local_sha(a, r->job.module, local, &err);
+	if (rc != MU_OK && rc != MU_ENOENT)
+		snprintf(r->local_why, sizeof(r->local_why), "%s", err.msg);
+	priv_want_module(a, r, rc == MU_OK ? local : NULL);
 }
 
 /* A new network process: ask again for what the old one did not answer. */
@@ -739,6 +746,8 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 	if (m->source == PRIV_SRC_NONE) {
 		snprintf(why, sizeof(why), "%.*s", (int)(m->reason.len > 300 ? 300 :
 		    m->reason.len), m->reason.ptr ? m->reason.ptr : "no module");
+		if (r->local_why[0] && strstr(why, "not installed") != NULL)
+			snprintf(why, sizeof(why), "%s", r->local_why);
 		run_fail(a, r, RS_ERROR, why);
 		return;
 	}

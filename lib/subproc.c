@@ -124,10 +124,10 @@ spawn_set_user(struct spawn *s, const char *user, struct mu_err *err)
 	int n = SPAWN_MAX_GROUPS;
 
 	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
-		return mu_errf(err, MU_ENOENT, "user %s does not exist on this host", user);
-	if (pw.pw_uid == 0)
-		return mu_errf(err, MU_ETRUST, "user %s is root: runners never run as root",
+		return mu_errf(err, MU_ENOENT, "run_as user '%s' does not exist on this host",
 		    user);
+	if (pw.pw_uid == 0)
+		return mu_errf(err, MU_ETRUST, "run_as user '%s' is root; refused", user);
 	if (getgrouplist(user, pw.pw_gid, s->groups, &n) == -1)
 		return mu_errf(err, MU_EINVAL, "user %s is in more than %d groups", user,
 		    SPAWN_MAX_GROUPS);

@@ -1464,9 +1464,23 @@ TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1",
               9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 
 
+def musterd_pids(pid: int) -> list[int]:
+    """pid and, as root, its network process (a child musterd, DESIGN §8)."""
+    return [pid] + [p["pid"] for p in all_procs()
+                    if p["ppid"] == pid and p["comm"] == "musterd"]
+
+
 def tcp_conns(pid: int, remote_port: int) -> list[str]:
-    """States of the TCP sockets process pid holds open to remote_port (any
-    address), from /proc: e.g. ["SYN_SENT"] while it connects."""
+    """States of the TCP sockets musterd pid (and its network process)
+    holds open to remote_port (any address), from /proc: e.g. ["SYN_SENT"]
+    while it connects."""
+    out = []
+    for p in musterd_pids(pid):
+        out += _tcp_conns(p, remote_port)
+    return out
+
+
+def _tcp_conns(pid: int, remote_port: int) -> list[str]:
     inodes = set()
     try:
         for fd in os.listdir(f"/proc/{pid}/fd"):

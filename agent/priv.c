@@ -190,6 +190,10 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_POKE:
 		session_poke(a);
 		return MU_OK;
+	case PRIV_STOP:
+		log_info("stopping as the parent asked");
+		loop_stop(a->loop);
+		return MU_OK;
 	default:
 		return MU_EINVAL;
 	}
@@ -223,10 +227,10 @@ chan_readable(struct loop *l, int fd, short revents, void *arg)
 		if (from_net)
 			net_lost(a, "closed its end");
 		else {
-			/* The parent is gone (or done with us): stop. */
-			log_info("parent closed the channel: stopping");
-			loop_del_fd(a->loop, fd);
-			loop_stop(a->loop);
+			/* The parent died without a "stop": so do we, without a
+			 * goodbye, and the broker says "lost" with our will. */
+			log_warnx("the parent is gone: exiting");
+			_exit(1);
 		}
 		return;
 	}
@@ -541,7 +545,7 @@ net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
 	if (setuid(0) != -1)
 		return mu_errf(err, MU_EIO, "root came back after setuid");
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no goodbye: the will says "lost" */
 	return MU_OK;
 }
 
@@ -747,6 +751,9 @@ priv_stop(struct agent *a)
 		return;
 	}
 	if (a->to_net.fd != -1) {
+		struct priv_msg stop = { .type = PRIV_STOP };
+
+		chan_send(a, &a->to_net, &stop);
 		fcntl(a->to_net.fd, F_SETFL, 0);	/* blocking: all of it */
 		while (a->to_net.out_off < a->to_net.out_len) {
 			ssize_t n = send(a->to_net.fd, a->to_net.out + a->to_net.out_off,

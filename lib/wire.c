@@ -1553,7 +1553,7 @@ selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
 static const char *const priv_names[] = {
 	[PRIV_JOB] = "job", [PRIV_MODULE] = "module", [PRIV_SPOOLED] = "spooled",
 	[PRIV_RESULT] = "result", [PRIV_EVENT] = "event", [PRIV_MODULE_WANT] = "want",
-	[PRIV_POKE] = "poke",
+	[PRIV_POKE] = "poke", [PRIV_STOP] = "stop",
 };
 
 static const char *const priv_sources[] = {
@@ -1583,6 +1583,7 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_EVENT] = PMF_JOB | PMF_PAYLOAD,
 	[PRIV_MODULE_WANT] = PMF_JOB | PMF_NAME | PMF_LOCAL,
 	[PRIV_POKE] = 0,
+	[PRIV_STOP] = 0,
 };
 
 static bool

@@ -316,10 +316,11 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   want     job, name, sha256? (the job's pin),       parent -> network
  *            local? (sha256 of modules_dir/NAME.so)
  *   poke     -                                         parent -> network
+ *   stop     - (say goodbye, then exit)                parent -> network
  */
 enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
-	PRIV_MODULE_WANT, PRIV_POKE, PRIV_NTYPES
+	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_NTYPES
 };
 enum priv_source { PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_NSOURCES };
 

@@ -451,12 +451,18 @@ static void
 cmd_on_term(int sig)
 {
 	struct sigaction dfl;
+	sigset_t self;
 
 	if (cmd_pgid > 0)
 		kill(-cmd_pgid, SIGKILL);
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigaction(sig, &dfl, NULL);
+	/* Unblocked first: in its own handler the signal is blocked, and it
+	 * must take effect now, not after the handler returns. */
+	sigemptyset(&self);
+	sigaddset(&self, sig);
+	sigprocmask(SIG_UNBLOCK, &self, NULL);
 	raise(sig);
 	/* Still here: we are the init of a PID namespace (lib/subproc.h), which
 	 * ignores its own default-action signals. */

@@ -60,12 +60,14 @@ test_event_refusals(void **state)
 		size_t len;
 		const char *want;
 	} cases[] = {
-		{ "\x81\xa1t\xa3out", 7, "v=1" },
-		{ "\x82\xa1v\x01\xa1t\xa4nope", 11, "unknown event type" },
-		{ "\x82\xa1v\x01\xa1t\xa3out", 10, "no text" },
-		{ "\x83\xa1v\x01\xa1t\xa8progress\xa3pct\x65", 20, "pct" },
+		{ "\x81\xa1t\xa3out", 7, "'v'" },
+		{ "\x82\xa1v\x01\xa1t\xa4nope", 11, "unknown value 'nope'" },
+		{ "\x82\xa1v\x01\xa1t\xa3out", 10, "'text'" },
+		{ "\x83\xa1v\x01\xa1t\xa8progress\xa3pct\x65", 20, "'pct'" },
 		{ "\x83\xa1v\x01\xa1t\xa7verdict\xa6status\xa7" "crashed", 29, "status" },
 		{ "\x93\x01\x02\x03", 4, "not a map" },
+		/* The same readers as the network's: a key twice is refused. */
+		{ "\x83\xa1v\x01\xa1t\xa3out\xa1t\xa3out", 16, "twice" },
 	};
 	struct mu_err err = { "" };
 	struct ipc_event d;

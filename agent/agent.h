@@ -305,11 +305,17 @@ int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer 
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
 
+/* results.c: the parent's side of each job's one answer */
+void result_init(struct agent *a, struct result *r, const struct job *j,
+    enum result_status st);
+int result_submit(struct agent *a, struct result *r);
+void results_spooled(struct agent *a, const char *job);
+void results_resend(struct agent *a);
+void results_free(struct agent *a);
+
 /* intake.c: the acceptance rules and the kinds */
 void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
-void result_init(struct agent *a, struct result *r, const struct job *j,
-    enum result_status st);
 void intake_interrupted(struct agent *a);
 /* Load the policy named by cfg into *out (main.c: start, reload, check). */
 int intake_policy_load(const struct agent_config *cfg, struct policy *out,
@@ -340,7 +346,7 @@ int net_start(struct agent *a, struct mu_err *err);
 void net_stop(struct agent *a);
 bool priv_is_net_pid(struct agent *a, pid_t pid, int status);
 /* parent -> network */
-int result_submit(struct agent *a, struct result *r);
+void priv_result(struct agent *a, const char *job, const void *body, size_t len);
 void priv_event(struct agent *a, const char *job, const void *body, size_t len);
 void priv_want_module(struct agent *a, const struct run *r, const char *local_sha);
 void priv_poke(struct agent *a);

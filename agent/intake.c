@@ -12,22 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void
-result_init(struct agent *a, struct result *r, const struct job *j, enum result_status st)
-{
-	memset(r, 0, sizeof(*r));
-	snprintf(r->host, sizeof(r->host), "%s", a->cfg.host);
-	snprintf(r->agent_version, sizeof(r->agent_version), "%s", AGENT_VERSION);
-	r->status = st;
-	r->started_at = r->finished_at = now_wall_ms();
-	if (j == NULL)
-		return;
-	snprintf(r->job, sizeof(r->job), "%s", j->id);
-	r->kind = j->kind;
-	if (j->kind == JOB_RUN)
-		snprintf(r->module, sizeof(r->module), "%s", j->module);
-}
-
 /* ---- refusals --------------------------------------------------------- */
 
 static bool

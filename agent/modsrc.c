@@ -620,9 +620,7 @@ modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 int
 modsrc_subscription(const struct agent *a, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s/v1/modules/+", a->root);
-
-	return n < 0 || (size_t)n >= len ? MU_EINVAL : MU_OK;
+	return topic_filter(buf, len, a->root, TOPIC_MODULE, "+", NULL);
 }
 
 /* ---- the connection ------------------------------------------------------ */

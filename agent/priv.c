@@ -148,7 +148,6 @@ chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
 
 /* ---- what each side does with a message ------------------------------------ */
 
-static void pending_spooled(struct agent *a, const char *job);
 
 static int
 parent_dispatch(struct agent *a, const struct priv_msg *m)
@@ -161,7 +160,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		run_module_answer(a, m);
 		return MU_OK;
 	case PRIV_SPOOLED:
-		pending_spooled(a, m->job);
+		results_spooled(a, m->job);
 		return MU_OK;
 	default:
 		return MU_EINVAL;	/* only the parent sends these */
@@ -264,69 +263,14 @@ bad:
 
 /* ---- parent -> network --------------------------------------------------- */
 
-static void
-pending_free(struct pending *p)
-{
-	free(p->body);
-	free(p);
-}
-
-int
-result_submit(struct agent *a, struct result *r)
+void
+priv_result(struct agent *a, const char *job, const void *body, size_t len)
 {
 	struct priv_msg m = { .type = PRIV_RESULT };
-	struct pending *p, **pp;
-	msgpack_sbuffer sb;
-	struct mu_err err;
-	int rc;
 
-	msgpack_sbuffer_init(&sb);
-	if ((rc = result_encode(r, &sb, &err)) != MU_OK ||
-	    (p = calloc(1, sizeof(*p))) == NULL) {
-		log_err("result for job %s: %s", r->job, rc ? err.msg : "out of memory");
-		msgpack_sbuffer_destroy(&sb);
-		return rc ? rc : MU_ENOMEM;
-	}
-	snprintf(p->job, sizeof(p->job), "%s", r->job);
-	p->body = (uint8_t *)sb.data;	/* the buffer is handed over */
-	p->len = sb.size;
-	for (pp = &a->pending; *pp; pp = &(*pp)->next)
-		;
-	*pp = p;
-	snprintf(m.job, sizeof(m.job), "%s", p->job);
-	m.payload = (struct wire_bytes){ p->body, p->len };
+	snprintf(m.job, sizeof(m.job), "%s", job);
+	m.payload = (struct wire_bytes){ body, len };
 	chan_send(a, &a->to_net, &m);	/* if down: sent to the next one */
-	return MU_OK;
-}
-
-/* The network process has the result on disk: the journal entry (for a
- * run) and our copy can go. */
-static void
-pending_spooled(struct agent *a, const char *job)
-{
-	struct pending **pp, *p;
-
-	for (pp = &a->pending; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->job, job) == 0) {
-			p = *pp;
-			*pp = p->next;
-			pending_free(p);
-			journal_remove(&a->spool, job);
-			return;
-		}
-}
-
-static void
-pending_resend(struct agent *a)
-{
-	struct priv_msg m = { .type = PRIV_RESULT };
-	struct pending *p;
-
-	for (p = a->pending; p; p = p->next) {
-		snprintf(m.job, sizeof(m.job), "%s", p->job);
-		m.payload = (struct wire_bytes){ p->body, p->len };
-		chan_send(a, &a->to_net, &m);
-	}
 }
 
 void
@@ -644,7 +588,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 	a->net_pid = pid;
 	chan_init(a, &a->to_net, sv[0]);
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
-	pending_resend(a);
+	results_resend(a);
 	run_net_restarted(a);
 	return MU_OK;
 }
@@ -789,12 +733,7 @@ priv_stop(struct agent *a)
 void
 priv_free(struct agent *a)
 {
-	struct pending *p;
-
-	while ((p = a->pending) != NULL) {
-		a->pending = p->next;
-		pending_free(p);
-	}
+	results_free(a);
 	if (a->net_restart_timer)
 		loop_del_timer(a->loop, a->net_restart_timer);
 	a->net_restart_timer = 0;

@@ -125,30 +125,6 @@ spooled_parse(uint64_t seq, const uint8_t *b, size_t n)
 	return spooled_new(seq, job, topic, b + 8 + tl + jl, n - 8 - tl - jl);
 }
 
-static uint8_t *
-read_whole(const char *path, size_t max, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf;
-	ssize_t r;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-		return NULL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max ||
-	    (buf = malloc(st.st_size ? st.st_size : 1)) == NULL) {
-		close(fd);
-		return NULL;
-	}
-	r = read(fd, buf, st.st_size);
-	close(fd);
-	if (r != st.st_size) {
-		free(buf);
-		return NULL;
-	}
-	*len = (size_t)r;
-	return buf;
-}
 
 static void
 load_one(struct spool *sp, const char *name)
@@ -164,7 +140,7 @@ load_one(struct spool *sp, const char *name)
 	if (strcmp(end, ".res") != 0)
 		return;
 	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
-	if ((buf = read_whole(path, WIRE_MAX_MSG, &len)) != NULL)
+	if (read_file(path, WIRE_MAX_MSG, &buf, &len, NULL) == MU_OK)
 		s = spooled_parse(seq, buf, len);
 	free(buf);
 	if (s == NULL) {

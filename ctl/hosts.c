@@ -75,8 +75,9 @@ hosts_collect(struct ctl *c, struct host_list *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(topic, sizeof(topic), "%s/v1/hosts/+/status", c->root);
-	if ((rc = ctl_subscribe(c, topic)) != 0)
+	rc = EXIT_USAGE;
+	if (topic_filter(topic, sizeof(topic), c->root, TOPIC_HOST_STATUS, "+", NULL) ||
+	    (rc = ctl_subscribe(c, topic)) != 0)
 		return rc;
 	/* The broker sends retained messages right after the SUBACK; a quiet
 	 * spell after the SUBACK or the last of them means we have them all. */
@@ -393,11 +394,13 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 	}
 	if ((rc = ctl_connect(c)) != 0)
 		return rc;
-	snprintf(w.topics[0], sizeof(w.topics[0]), "%s/v1/hosts/%s/status", c->root, host);
-	snprintf(w.topics[1], sizeof(w.topics[1]), "%s/v1/results/%s/%s", c->root, job,
-	    host);
-	snprintf(w.topics[2], sizeof(w.topics[2]), "%s/v1/results/%s/%s/events", c->root,
-	    job, host);
+	if (topic_filter(w.topics[0], sizeof(w.topics[0]), c->root, TOPIC_HOST_STATUS, host,
+	    NULL) || topic_filter(w.topics[1], sizeof(w.topics[1]), c->root, TOPIC_RESULT,
+	    job, host) || topic_filter(w.topics[2], sizeof(w.topics[2]), c->root,
+	    TOPIC_RESULT_EVENTS, job, host)) {
+		fprintf(stderr, "muster watch: bad --job or --host\n");
+		return EXIT_USAGE;
+	}
 	if ((rc = watch_subscribe(c, &w)) != 0)
 		return rc;
 	ctl_pump(c, 0, on_watch, &w, watch_tick);

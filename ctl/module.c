@@ -961,7 +961,8 @@ mod_list(struct ctl *c, int argc, char **argv)
 		return rc == CTL_HELP ? EXIT_OK : rc;
 	if (optind != argc)
 		return fputs(usage_list, stderr), EXIT_USAGE;
-	snprintf(filter, sizeof(filter), "%s/v1/modules/+", c->root);
+	if (topic_filter(filter, sizeof(filter), c->root, TOPIC_MODULE, "+", NULL) != MU_OK)
+		return EXIT_USAGE;
 	if ((rc = ctl_connect(c)) != 0 || (rc = pointers_collect(c, filter, &l)) != 0)
 		return rc;
 	if (l.n > 1)

@@ -728,20 +728,19 @@ subscribe_results(struct ctl *c, struct send *s)
 	/* Results name their certificate; statuses carry it.  Without the
 	 * presence already collected, ask for the statuses of who may answer. */
 	for (t = 0; !s->presence && t < s->ntargets; t++) {
-		if (s->targets[t].kind == TARGET_HOST)
-			snprintf(topic, sizeof(topic), "%s/v1/hosts/%s/status", c->root,
-			    s->targets[t].name);
-		else
-			snprintf(topic, sizeof(topic), "%s/v1/hosts/+/status", c->root);
-		if ((rc = ctl_subscribe(c, topic)) != 0)
+		rc = EXIT_USAGE;
+		if (topic_filter(topic, sizeof(topic), c->root, TOPIC_HOST_STATUS,
+		    s->targets[t].kind == TARGET_HOST ? s->targets[t].name : "+", NULL) ||
+		    (rc = ctl_subscribe(c, topic)) != 0)
 			return rc;
 		s->subacks++;
 		if (s->targets[t].kind != TARGET_HOST)
 			s->presence = true;
 	}
 	for (t = 0; t < s->ntargets; t++) {
-		snprintf(topic, sizeof(topic), "%s/v1/results/%s/+", c->root, s->ids[t]);
-		if ((rc = ctl_subscribe(c, topic)) != 0)
+		rc = EXIT_USAGE;
+		if (topic_filter(topic, sizeof(topic), c->root, TOPIC_RESULT, s->ids[t], "+") ||
+		    (rc = ctl_subscribe(c, topic)) != 0)
 			return rc;
 		s->subacks++;
 		if (s->stream) {

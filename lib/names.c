@@ -163,9 +163,15 @@ static const struct topic_shape {
 	[TOPIC_SELFTEST_VERDICT] =	{ "hosts/", "/selftest/verdict", "", name_valid, NULL },
 };
 
-int
-topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,
-    const char *a, const char *b)
+static bool
+is_wild(const char *s)
+{
+	return s != NULL && strcmp(s, "+") == 0;
+}
+
+static int
+topic_make(char *buf, size_t len, const char *root, enum topic_kind kind,
+    const char *a, const char *b, bool wild)
 {
 	const struct topic_shape *t;
 	int n;
@@ -174,13 +180,28 @@ topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,
 	    (size_t)kind >= sizeof(topic_shapes) / sizeof(topic_shapes[0]))
 		return MU_EINVAL;
 	t = &topic_shapes[kind];
-	if ((t->valid_a && !t->valid_a(a)) || (t->valid_b && !t->valid_b(b)))
+	if ((t->valid_a && !(wild && is_wild(a)) && !t->valid_a(a)) ||
+	    (t->valid_b && !(wild && is_wild(b)) && !t->valid_b(b)))
 		return MU_EINVAL;
 	n = snprintf(buf, len, "%s/v1/%s%s%s%s%s", root, t->seg0,
 	    t->valid_a ? a : "", t->seg1, t->valid_b ? b : "", t->seg2);
 	if (n < 0 || (size_t)n >= len)
 		return MU_EINVAL;
 	return MU_OK;
+}
+
+int
+topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,
+    const char *a, const char *b)
+{
+	return topic_make(buf, len, root, kind, a, b, false);
+}
+
+int
+topic_filter(char *buf, size_t len, const char *root, enum topic_kind kind,
+    const char *a, const char *b)
+{
+	return topic_make(buf, len, root, kind, a, b, true);
 }
 
 int

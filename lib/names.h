@@ -71,6 +71,9 @@ enum topic_kind {
 
 int topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,
     const char *a, const char *b);
+/* The same, for subscriptions: a or b may also be "+" (any one level). */
+int topic_filter(char *buf, size_t len, const char *root, enum topic_kind kind,
+    const char *a, const char *b);
 
 /* The job topic a target is published on. */
 int topic_for_target(char *buf, size_t len, const char *root,

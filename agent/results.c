@@ -1,0 +1,102 @@
+/*
+ * results.c - the parent's side of a job's one answer (DESIGN §3).
+ *
+ * result_submit() encodes a result and hands it to the network process,
+ * which signs it, spools it (fsync) and answers "spooled"; only then does
+ * the parent forget it and the job's journal entry (results_spooled()).
+ * Until then the result waits here, and a new network process gets it
+ * again (results_resend()), so neither process dying loses an answer.
+ *
+ * Ownership: struct pending entries and their bodies belong to a->pending.
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+result_init(struct agent *a, struct result *r, const struct job *j, enum result_status st)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->host, sizeof(r->host), "%s", a->cfg.host);
+	snprintf(r->agent_version, sizeof(r->agent_version), "%s", AGENT_VERSION);
+	r->status = st;
+	r->started_at = r->finished_at = now_wall_ms();
+	if (j == NULL)
+		return;
+	snprintf(r->job, sizeof(r->job), "%s", j->id);
+	r->kind = j->kind;
+	if (j->kind == JOB_RUN)
+		snprintf(r->module, sizeof(r->module), "%s", j->module);
+}
+
+static void
+pending_free(struct pending *p)
+{
+	free(p->body);
+	free(p);
+}
+
+int
+result_submit(struct agent *a, struct result *r)
+{
+	struct pending *p, **pp;
+	msgpack_sbuffer sb;
+	struct mu_err err;
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	if ((rc = result_encode(r, &sb, &err)) != MU_OK ||
+	    (p = calloc(1, sizeof(*p))) == NULL) {
+		log_err("result for job %s: %s", r->job, rc ? err.msg : "out of memory");
+		msgpack_sbuffer_destroy(&sb);
+		return rc ? rc : MU_ENOMEM;
+	}
+	snprintf(p->job, sizeof(p->job), "%s", r->job);
+	p->body = (uint8_t *)sb.data;	/* the buffer is handed over */
+	p->len = sb.size;
+	for (pp = &a->pending; *pp; pp = &(*pp)->next)
+		;
+	*pp = p;
+	priv_result(a, p->job, p->body, p->len);
+	return MU_OK;
+}
+
+/* The network process has the result on disk: the journal entry (for a
+ * run) and our copy can go. */
+void
+results_spooled(struct agent *a, const char *job)
+{
+	struct pending **pp, *p;
+
+	for (pp = &a->pending; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->job, job) == 0) {
+			p = *pp;
+			*pp = p->next;
+			pending_free(p);
+			journal_remove(&a->spool, job);
+			return;
+		}
+}
+
+void
+results_resend(struct agent *a)
+{
+	struct pending *p;
+
+	for (p = a->pending; p; p = p->next)
+		priv_result(a, p->job, p->body, p->len);
+}
+
+void
+results_free(struct agent *a)
+{
+	struct pending *p;
+
+	while ((p = a->pending) != NULL) {
+		a->pending = p->next;
+		pending_free(p);
+	}
+}
+

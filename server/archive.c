@@ -60,8 +60,6 @@ static const char sql_presence[] =
 static const char sql_cert[] =
     "INSERT INTO certs (fpr, der, received_at) VALUES ($1, $2, $3)"
     " ON CONFLICT DO NOTHING";
-static const char sql_changes[] =
-    "SELECT count(*) FROM results WHERE received_at = $1";
 
 void
 row_free(struct row *r)
@@ -97,7 +95,7 @@ archive_open(const char *url, bool writer, struct archive *out, struct mu_err *e
 	if (rc != MU_OK || !writer)
 		return rc;
 	for (i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
-		if ((rc = out->ops->exec(out->h, schema[i], NULL, 0, err)) != MU_OK) {
+		if ((rc = out->ops->exec(out->h, schema[i], NULL, 0, NULL, err)) != MU_OK) {
 			archive_close(out);
 			return rc;
 		}
@@ -114,7 +112,8 @@ archive_close(struct archive *a)
 }
 
 static int
-write_one(struct archive *a, const struct row *r, struct mu_err *err)
+write_one(struct archive *a, const struct row *r, uint64_t *changes,
+    struct mu_err *err)
 {
 	const struct arc_ops *o = a->ops;
 
@@ -133,7 +132,7 @@ write_one(struct archive *a, const struct row *r, struct mu_err *err)
 			p[10].type = 'n';
 		if (!r->has_signal)
 			p[11].type = 'n';
-		return o->exec(a->h, sql_result, p, 16, err);
+		return o->exec(a->h, sql_result, p, 16, changes, err);
 	}
 	case ROW_EVENT: {
 		struct arc_param p[] = {
@@ -144,7 +143,7 @@ write_one(struct archive *a, const struct row *r, struct mu_err *err)
 
 		if (!r->has_exit_code)
 			p[6].type = 'n';
-		return o->exec(a->h, sql_event, p, 8, err);
+		return o->exec(a->h, sql_event, p, 8, changes, err);
 	}
 	case ROW_PRESENCE: {
 		struct arc_param p[] = {
@@ -153,14 +152,14 @@ write_one(struct archive *a, const struct row *r, struct mu_err *err)
 			ARC_T(r->extra), ARC_I(r->received_at),
 		};
 
-		return o->exec(a->h, sql_presence, p, 8, err);
+		return o->exec(a->h, sql_presence, p, 8, changes, err);
 	}
 	case ROW_CERT: {
 		struct arc_param p[] = {
 			ARC_T(r->job), ARC_T(r->data), ARC_I(r->received_at),
 		};
 
-		return o->exec(a->h, sql_cert, p, 3, err);
+		return o->exec(a->h, sql_cert, p, 3, changes, err);
 	}
 	}
 	return mu_errf(err, MU_EINVAL, "unknown row kind");
@@ -175,41 +174,35 @@ count_row(void *arg, const struct arc_val *cols, int ncols)
 	return MU_OK;
 }
 
-/*
- * One transaction per batch.  New result rows are counted by reading back
- * how many rows carry this batch's received_at stamp: rows of one batch
- * share it (the caller stamps them), so the count is exact without a
- * backend-specific "rows changed".
- */
+/* One transaction per batch; each row learns whether it was new. */
 int
 archive_write(struct archive *a, struct row **rows, size_t n, size_t *stored,
     struct mu_err *err)
 {
 	const struct arc_ops *o = a->ops;
 	struct mu_err ignore;
-	int64_t have = 0;
+	uint64_t ch;
 	size_t i;
 	int rc;
 
 	*stored = 0;
 	if (n == 0)
 		return MU_OK;
-	if ((rc = o->exec(a->h, o->begin, NULL, 0, err)) != MU_OK)
+	if ((rc = o->exec(a->h, o->begin, NULL, 0, NULL, err)) != MU_OK)
 		return rc;
-	for (i = 0; i < n && rc == MU_OK; i++)
-		rc = write_one(a, rows[i], err);
-	if (rc == MU_OK) {
-		struct arc_param p[] = { ARC_I(rows[0]->received_at) };
-
-		rc = o->query(a->h, sql_changes, p, 1, "i", count_row, &have, err);
+	for (i = 0; i < n && rc == MU_OK; i++) {
+		ch = 0;
+		rc = write_one(a, rows[i], &ch, err);
+		rows[i]->stored = ch > 0;
+		*stored += rows[i]->kind == ROW_RESULT && ch > 0;
 	}
 	if (rc == MU_OK)
-		rc = o->exec(a->h, "COMMIT", NULL, 0, err);
+		rc = o->exec(a->h, "COMMIT", NULL, 0, NULL, err);
 	if (rc != MU_OK) {
-		o->exec(a->h, "ROLLBACK", NULL, 0, &ignore);
+		o->exec(a->h, "ROLLBACK", NULL, 0, NULL, &ignore);
+		*stored = 0;
 		return rc;
 	}
-	*stored = (size_t)have;
 	return MU_OK;
 }
 
@@ -248,7 +241,7 @@ delete_before(struct archive *a, int64_t cutoff, uint64_t *deleted, struct mu_er
 			return rc;
 		if (n == 0)
 			continue;
-		if ((rc = a->ops->exec(a->h, sql[i], p, 1, err)) != MU_OK)
+		if ((rc = a->ops->exec(a->h, sql[i], p, 1, NULL, err)) != MU_OK)
 			return rc;
 		*deleted += (uint64_t)n;
 	}

@@ -27,7 +27,7 @@ struct pg {
 };
 
 static int
-pg_run(struct pg *g, const char *sql, const struct arc_param *p, int np,
+pg_send(struct pg *g, const char *sql, const struct arc_param *p, int np,
     PGresult **out, struct mu_err *err)
 {
 	char nums[PG_MAX_PARAMS][24];
@@ -57,18 +57,20 @@ pg_run(struct pg *g, const char *sql, const struct arc_param *p, int np,
 }
 
 static int
-pg_query(void *h, const char *sql, const struct arc_param *p, int np,
-    const char *types, arc_row_fn *fn, void *arg, struct mu_err *err)
+pg_run(void *h, const char *sql, const struct arc_param *p, int np,
+    const char *types, arc_row_fn *fn, void *arg, uint64_t *changes, struct mu_err *err)
 {
 	struct arc_val cols[32];
-	PGresult *res;
+	PGresult *res = NULL;
 	int r, c, n, rows, rc;
 
 	n = types ? (int)strlen(types) : 0;
 	if (n > 32)
 		return mu_errf(err, MU_EINVAL, "pg: too many columns");
-	if ((rc = pg_run(h, sql, p, np, &res, err)) != MU_OK)
+	if ((rc = pg_send(h, sql, p, np, &res, err)) != MU_OK)
 		return rc;
+	if (changes != NULL)
+		*changes = strtoull(PQcmdTuples(res), NULL, 10);
 	rows = PQntuples(res);
 	if (n > PQnfields(res))
 		n = PQnfields(res);
@@ -85,9 +87,17 @@ pg_query(void *h, const char *sql, const struct arc_param *p, int np,
 }
 
 static int
-pg_exec(void *h, const char *sql, const struct arc_param *p, int np, struct mu_err *err)
+pg_query(void *h, const char *sql, const struct arc_param *p, int np,
+    const char *types, arc_row_fn *fn, void *arg, struct mu_err *err)
 {
-	return pg_query(h, sql, p, np, NULL, NULL, NULL, err);
+	return pg_run(h, sql, p, np, types, fn, arg, NULL, err);
+}
+
+static int
+pg_exec(void *h, const char *sql, const struct arc_param *p, int np, uint64_t *changes,
+    struct mu_err *err)
+{
+	return pg_run(h, sql, p, np, NULL, NULL, NULL, changes, err);
 }
 
 static int

@@ -90,8 +90,8 @@ sq_bind(struct sq *q, sqlite3_stmt *st, const struct arc_param *p, int np,
 }
 
 static int
-sq_query(void *h, const char *sql, const struct arc_param *p, int np,
-    const char *types, arc_row_fn *fn, void *arg, struct mu_err *err)
+sq_run(void *h, const char *sql, const struct arc_param *p, int np,
+    const char *types, arc_row_fn *fn, void *arg, uint64_t *changes, struct mu_err *err)
 {
 	struct arc_val cols[32];
 	struct sq *q = h;
@@ -118,14 +118,24 @@ sq_query(void *h, const char *sql, const struct arc_param *p, int np,
 	}
 	if (rc == MU_OK && step != SQLITE_DONE)
 		rc = sq_fail(q, "step", err);
+	if (rc == MU_OK && changes != NULL)
+		*changes = (uint64_t)sqlite3_changes64(q->db);
 	sq_done(q, st);
 	return rc;
 }
 
 static int
-sq_exec(void *h, const char *sql, const struct arc_param *p, int np, struct mu_err *err)
+sq_query(void *h, const char *sql, const struct arc_param *p, int np,
+    const char *types, arc_row_fn *fn, void *arg, struct mu_err *err)
 {
-	return sq_query(h, sql, p, np, NULL, NULL, NULL, err);
+	return sq_run(h, sql, p, np, types, fn, arg, NULL, err);
+}
+
+static int
+sq_exec(void *h, const char *sql, const struct arc_param *p, int np, uint64_t *changes,
+    struct mu_err *err)
+{
+	return sq_run(h, sql, p, np, NULL, NULL, NULL, changes, err);
 }
 
 static int

@@ -67,8 +67,9 @@ typedef int arc_row_fn(void *arg, const struct arc_val *cols, int ncols);
 struct arc_ops {
 	const char *name;
 	const char *begin;	/* starts a write transaction */
+	/* *changes (optional): rows the statement inserted or deleted. */
 	int (*exec)(void *h, const char *sql, const struct arc_param *p, int np,
-	    struct mu_err *err);
+	    uint64_t *changes, struct mu_err *err);
 	int (*query)(void *h, const char *sql, const struct arc_param *p, int np,
 	    const char *types, arc_row_fn *fn, void *arg, struct mu_err *err);
 	/* Bytes the data takes (for max_size and the metric). */
@@ -102,6 +103,7 @@ struct row {
 	char *summary, *reason, *output, *data, *agent_version, *extra;
 	int64_t exit_code, signal_, started_at, finished_at, at, seq;
 	bool has_exit_code, has_signal;
+	bool stored;			/* set by archive_write(): new in the archive */
 	uint64_t received_at;		/* server wall clock, ms */
 };
 
@@ -148,7 +150,7 @@ struct metrics {
 	struct result_series *series;
 	size_t nseries;
 	uint64_t series_overflow;
-	uint64_t dur[MET_DUR_BUCKETS];	/* cumulative-later; raw counts here */
+	uint64_t dur[MET_DUR_BUCKETS];	/* cumulative, as Prometheus wants */
 	uint64_t dur_count;
 	double dur_sum;
 	uint64_t archived, duplicates, archive_errors, pruned;
@@ -212,7 +214,9 @@ int http_open(struct server *s, struct mu_err *err);
 void http_close(struct server *s);
 
 /* metrics.c (callers hold s->lock unless said otherwise) */
-void metrics_result(struct server *s, const struct result *r);
+/* A result new in the archive (re-deliveries are not counted twice). */
+void metrics_result(struct server *s, const char *status, const char *module,
+    int64_t started_at, int64_t finished_at);
 int metrics_render(struct server *s, char **out, size_t *len);	/* takes the lock */
 void metrics_free(struct metrics *m);
 struct host_state *hosts_find(struct server *s, const char *name);

@@ -248,54 +248,51 @@ delete_before(struct archive *a, int64_t cutoff, uint64_t *deleted, struct mu_er
 	return MU_OK;
 }
 
-struct span {
-	int64_t lo, hi;
-	bool any;
-};
-
+/* The oldest quarter of each table (at least one row), by received_at
+ * and then by key, so that rows of one batch (one stamp) split too. */
 static int
-span_row(void *arg, const struct arc_val *cols, int ncols)
+delete_oldest(struct archive *a, uint64_t *deleted, struct mu_err *err)
 {
-	struct span *s = arg;
-
-	if (ncols < 2 || cols[0].null)
-		return MU_OK;
-	if (!s->any || cols[0].i < s->lo)
-		s->lo = cols[0].i;
-	if (!s->any || cols[1].i > s->hi)
-		s->hi = cols[1].i;
-	s->any = true;
-	return MU_OK;
-}
-
-/* The oldest and newest received_at over every table. */
-static int
-time_span(struct archive *a, struct span *s, struct mu_err *err)
-{
-	static const char *const sql[] = {
-		"SELECT min(received_at), max(received_at) FROM results",
-		"SELECT min(received_at), max(received_at) FROM events",
-		"SELECT min(received_at), max(received_at) FROM presence",
+	static const char *const count[] = {
+		"SELECT count(*) FROM results",
+		"SELECT count(*) FROM events",
+		"SELECT count(*) FROM presence",
 	};
+	static const char *const sql[] = {
+		"DELETE FROM results WHERE (job, host) IN (SELECT job, host FROM results"
+		" ORDER BY received_at, job, host LIMIT $1)",
+		"DELETE FROM events WHERE (job, host, seq) IN (SELECT job, host, seq FROM events"
+		" ORDER BY received_at, job, host, seq LIMIT $1)",
+		"DELETE FROM presence WHERE (host, at, state) IN (SELECT host, at, state"
+		" FROM presence ORDER BY received_at, host, at LIMIT $1)",
+	};
+	uint64_t ch;
+	int64_t n;
 	size_t i;
 	int rc;
 
-	memset(s, 0, sizeof(*s));
-	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
-		if ((rc = a->ops->query(a->h, sql[i], NULL, 0, "ii", span_row, s, err)) != MU_OK)
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		n = 0;
+		if ((rc = a->ops->query(a->h, count[i], NULL, 0, "i", count_row, &n, err)) != MU_OK)
 			return rc;
+		if (n == 0)
+			continue;
+		struct arc_param p[] = { ARC_I(n / 4 > 0 ? n / 4 : 1) };
+
+		ch = 0;
+		if ((rc = a->ops->exec(a->h, sql[i], p, 1, &ch, err)) != MU_OK)
+			return rc;
+		*deleted += ch;
+	}
 	return MU_OK;
 }
 
-/*
- * Over max_size: drop the oldest quarter of the time span, give the pages
- * back, measure again.  Bounded rounds; the newest millisecond always stays.
- */
+/* Over max_size: drop the oldest quarter, give the pages back, measure
+ * again, in bounded rounds. */
 static int
 prune_size(struct archive *a, uint64_t max_size, uint64_t *deleted, struct mu_err *err)
 {
-	struct span sp;
-	uint64_t size;
+	uint64_t size, before;
 	int round, rc;
 
 	for (round = 0; round < 32; round++) {
@@ -303,13 +300,12 @@ prune_size(struct archive *a, uint64_t max_size, uint64_t *deleted, struct mu_er
 			return rc;
 		if (size <= max_size)
 			return MU_OK;
-		if ((rc = time_span(a, &sp, err)) != MU_OK)
-			return rc;
-		if (!sp.any || sp.lo >= sp.hi)
-			return MU_OK;
-		if ((rc = delete_before(a, sp.lo + (sp.hi - sp.lo) / 4 + 1, deleted, err)) != MU_OK ||
+		before = *deleted;
+		if ((rc = delete_oldest(a, deleted, err)) != MU_OK ||
 		    (rc = a->ops->compact(a->h, err)) != MU_OK)
 			return rc;
+		if (*deleted == before)
+			return MU_OK;	/* empty, and still over: schema and indexes */
 	}
 	return MU_OK;
 }

@@ -576,14 +576,15 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 
 	(void)version;
 	(void)upload;
+	/* Refused on the first call, with the headers: a body is never read. */
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_error(c, 405, "read-only");
 	if (*ctx == NULL) {	/* first call: headers only */
 		*ctx = (void *)1;
 		return MHD_YES;
 	}
 	if (*upload_size != 0)
 		return send_error(c, 413, "no request bodies");
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return send_error(c, 405, "read-only");
 	if (s->auth != NULL && !auth_ok(s->auth, c))
 		return send_auth_fail(c);
 	if (strcmp(url, "/metrics") == 0)

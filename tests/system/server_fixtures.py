@@ -97,10 +97,10 @@ class Server:
         try:
             self.get("/metrics", timeout=1)
             return True
+        except urllib.error.HTTPError:
+            return True		# it answers (401 with auth on)
         except (OSError, urllib.error.URLError):
             return False
-        except urllib.error.HTTPError:
-            return True
 
     def stop(self, timeout: float = 15) -> Optional[int]:
         if self.proc is None:

@@ -221,13 +221,14 @@ static const char *const result_cols[] = {
 	"reason", "started_at", "finished_at", "received_at", "exit_code", "signal",
 	"agent_version", "output", "data",
 };
-#define RESULT_TYPES	"tttttttiiiiiitti"
+#define RESULT_TYPES	"ttttttttiiiiittj"
 #define RESULT_SELECT	"SELECT job, host, kind, status, module, module_version, summary," \
 	" reason, started_at, finished_at, received_at, exit_code, sig, agent_version," \
 	" output, data FROM results"
 
 static const char sql_results[] = RESULT_SELECT
-    " WHERE ($1 IS NULL OR host = $1) AND ($2 IS NULL OR job = $2)"
+    " WHERE (CAST($1 AS TEXT) IS NULL OR host = $1)"
+    " AND (CAST($2 AS TEXT) IS NULL OR job = $2)"
     " AND received_at >= $3 ORDER BY received_at DESC, host LIMIT $4 OFFSET $5";
 static const char sql_job_results[] = RESULT_SELECT
     " WHERE job = $1 ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, host"

@@ -613,7 +613,7 @@ flush_fired(struct loop *l, uint64_t id, void *arg)
 }
 
 /* The page's share of a written batch, new results only:
- * [[job, host, status, module, received_at], ...]. */
+ * [[job, host, status, module or kind, received_at], ...]. */
 static void
 push_results(struct server *s, struct row **rows, size_t n)
 {
@@ -626,7 +626,8 @@ push_results(struct server *s, struct row **rows, size_t n)
 	for (i = 0; i < n; i++)
 		if (rows[i]->kind == ROW_RESULT && rows[i]->stored)
 			json_array_append_new(a, json_pack("[s,s,s,s?,I]", rows[i]->job,
-			    rows[i]->host, rows[i]->status, rows[i]->module,
+			    rows[i]->host, rows[i]->status,
+			    rows[i]->module ? rows[i]->module : rows[i]->kind_s,
 			    (json_int_t)rows[i]->received_at));
 	if (json_array_size(a) > 0 && (txt = json_dumps(a, JSON_COMPACT)) != NULL) {
 		sse_push(s, "results", txt);

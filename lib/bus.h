@@ -41,6 +41,10 @@ struct bus_opts {
 	 * published with the retain flag keeps it when forwarded live, so a
 	 * consumer can ignore retained results (DESIGN §3). */
 	bool retain_as_published;
+	/* Messages held for the owner before Paho is told to redeliver later
+	 * (0 = 4096).  Paho 1.3's redelivery of a refused message waits for
+	 * later traffic, so a consumer of bursts (muster-server) holds more. */
+	size_t max_events;
 };
 
 enum bus_event_type {

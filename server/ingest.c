@@ -46,6 +46,7 @@
 #define HOLD_MS		30000
 #define RETRY_WRITE_MS	1000
 #define SHARE_GROUP	"muster-server"
+#define BUS_EVENTS	200000		/* ~ 200 MB of 1 KB results at most */
 
 struct held {
 	char *topic;
@@ -830,6 +831,9 @@ ingest_open(struct server *s, struct mu_err *err)
 	o.client_id = id;
 	o.clean_start = false;
 	o.session_expiry_s = (uint32_t)(s->cfg.session_expiry_ms / 1000);
+	/* A broadcast's results arrive faster than signatures are checked:
+	 * hold a whole burst here rather than refuse (see bus.h). */
+	o.max_events = BUS_EVENTS;
 	if ((rc = bus_new(&s->bus, &o, err)) != MU_OK)
 		return rc;
 	s->retry_ms = s->cfg.broker.retry_min_ms;

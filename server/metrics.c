@@ -33,6 +33,8 @@ host_cmp(const void *key, const void *elem)
 struct host_state *
 hosts_find(struct server *s, const char *name)
 {
+	if (s->nhosts == 0)
+		return NULL;	/* bsearch() wants a non-NULL base */
 	return bsearch(name, s->hosts, s->nhosts, sizeof(*s->hosts), host_cmp);
 }
 

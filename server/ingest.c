@@ -440,6 +440,7 @@ forged(struct server *s, enum msg_type t, const char *topic, const char *why)
 }
 
 static int hold(struct server *s, const char *topic, const uint8_t *p, size_t len);
+static void schedule_flush(struct server *s, uint64_t ms);
 
 static void
 take_result(struct server *s, const char *topic, const char *job, const char *host,
@@ -450,8 +451,10 @@ take_result(struct server *s, const char *topic, const char *job, const char *ho
 	int rc;
 
 	rc = check_result(s, job, host, p, len, &r, &err);
-	if (rc == MU_ENOENT && may_hold && hold(s, topic, p, len) == MU_OK)
+	if (rc == MU_ENOENT && may_hold && hold(s, topic, p, len) == MU_OK) {
+		schedule_flush(s, 1000);	/* expires what no status vouches for */
 		return;
+	}
 	if (rc != MU_OK) {
 		forged(s, MSG_RESULT, topic, err.msg);
 		return;

@@ -151,9 +151,15 @@ def test_retention_by_size(broker, mqtt, servers):
     wait_until(lambda: s.sql("SELECT count(*) FROM results WHERE job = 'big-%05d'" % (n - 1))
                [0][0] == 1, 20, what="the newest result")
 
+    wait_until(lambda: metric_value(s.metrics(), "muster_archive_pruned_rows_total") > 0,
+               20, what="pruning")
+    import time
+    time.sleep(1.0)	# a few more prune rounds, all after the last insert
+
     def small():
         return 0 < metric_value(s.metrics(), "muster_archive_size_bytes") <= limit
     wait_until(small, 20, what="archive under max_size")
+    assert s.db.stat().st_size <= limit * 2, "the file did not shrink"
     kept = [r[0] for r in s.sql("SELECT job FROM results ORDER BY job")]
     assert 0 < len(kept) < n
     assert f"big-{n - 1:05d}" in kept and "big-00000" not in kept

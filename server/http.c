@@ -40,6 +40,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "util.h"
@@ -539,7 +540,8 @@ auth_ok(const struct http_auth *a, struct MHD_Connection *c)
 			if (strcmp(a->u[i].user, user) != 0)
 				continue;
 			h = crypt_r(pass, a->u[i].hash, cd);
-			ok = h != NULL && h[0] != '*' && strcmp(h, a->u[i].hash) == 0;
+			ok = h != NULL && h[0] != '*' && strlen(h) == strlen(a->u[i].hash) &&
+			    CRYPTO_memcmp(h, a->u[i].hash, strlen(h)) == 0;
 		}
 		free(cd);
 	}
@@ -644,6 +646,9 @@ http_open(struct server *s, struct mu_err *err)
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    /* Idle connections give their thread back; event streams send a
+	     * keep-alive every SSE_KEEPALIVE_S, well inside this. */
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(4 * SSE_KEEPALIVE_S),
 	    MHD_OPTION_END);
 	if (s->httpd == NULL)
 		return mu_errf(err, MU_EIO, "cannot listen on %s port %d: %s", s->cfg.listen,

@@ -71,6 +71,7 @@ int cmd_cancel(struct ctl *c, int argc, char **argv);
 int cmd_hosts(struct ctl *c, int argc, char **argv);
 int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
+int cmd_history(struct ctl *c, int argc, char **argv);	/* history.c: muster-server's API */
 
 /* Checking agent messages (verify.c): MU_OK with the body decoded into
  * *out (free its doc); MU_ENOENT when the signing certificate is not known

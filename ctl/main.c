@@ -50,6 +50,8 @@ usage(FILE *f)
 	    "  cancel -H HOST JOB  stop a running job\n"
 	    "  hosts [--json]      every host's retained status\n"
 	    "  watch [--job ID] [--host H] [--json]   the live result stream\n"
+	    "  history [--host H] [--job J] [--since DUR] [--json]\n"
+	    "                      archived results from muster-server ([server] url)\n"
 	    "  keygen DIR [NAME]   make an operator Ed25519 key pair (NAME.key, NAME.pub)\n"
 	    "  module publish FILE.so [--version V]   sign and publish a module\n"
 	    "  module list [--json]                   published modules and signers\n"
@@ -353,7 +355,7 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run }, { "ping", cmd_run }, { "version", cmd_run },
 	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "watch", cmd_watch },
-	{ "keygen", cmd_keygen }, { "module", cmd_module },
+	{ "keygen", cmd_keygen }, { "module", cmd_module }, { "history", cmd_history },
 };
 
 /*

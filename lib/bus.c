@@ -27,6 +27,7 @@ struct bus {
 	int efd;
 	int mqtt_version;
 	bool retain_as_published;	/* on every subscription (MQTT 5) */
+	size_t max_events;		/* queue bound, BUS_QUEUE_MAX_EVENTS by default */
 	bool connected;			/* as last reported to the owner */
 	pthread_mutex_t lock;		/* guards the queue below */
 	struct bus_event *head, *tail;
@@ -52,7 +53,7 @@ queue_push(struct bus *b, struct bus_event *ev, bool may_refuse)
 	bool ok = true;
 
 	pthread_mutex_lock(&b->lock);
-	if (may_refuse && (b->nevents >= BUS_QUEUE_MAX_EVENTS ||
+	if (may_refuse && (b->nevents >= b->max_events ||
 	    b->nbytes + ev->len > BUS_QUEUE_MAX_BYTES))
 		ok = false;
 	else {
@@ -352,6 +353,7 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	b->mqtt_version = o->broker->protocol == 4 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
 	b->retain_as_published = o->retain_as_published;
+	b->max_events = o->max_events ? o->max_events : BUS_QUEUE_MAX_EVENTS;
 	for (i = 0; i < o->broker->nuris; i++)
 		if ((b->uris[i] = strdup(o->broker->uris[i])) != NULL)
 			b->nuris++;

@@ -46,6 +46,10 @@ struct bus_opts {
 	 * client nothing at all (Paho's receive buffer grows to the largest
 	 * packet it ever reads and never shrinks). */
 	uint32_t max_packet;
+	/* Messages held for the owner before Paho is told to redeliver later
+	 * (0 = 4096).  Paho 1.3's redelivery of a refused message waits for
+	 * later traffic, so a consumer of bursts (muster-server) holds more. */
+	size_t max_events;
 };
 
 enum bus_event_type {

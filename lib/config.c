@@ -544,6 +544,22 @@ set_fpr(struct conf_ctx *x, const struct conf_key *k, void *field,
 	return MU_OK;
 }
 
+/* The CLI's server URL: http:// only (the server binds loopback by
+ * default; put TLS in front with a proxy). */
+static int
+set_http_url(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++)
+		if (isspace((unsigned char)*p) || !isprint((unsigned char)*p))
+			return conf_bad(x, "bad url '%s'", v);
+	if (strncmp(v, "http://", 7) != 0 || v[7] == '\0')
+		return conf_bad(x, "bad url '%s' (want http://host:port)", v);
+	return conf_copy(x, k, field, v, "url");
+}
+
 /*
  * The tables.
  */
@@ -643,10 +659,55 @@ static const struct conf_key publisher_keys[] = {
 	KEY_END
 };
 
+/* The CLI's [server]: where `muster history` reads the archive. */
+static const struct conf_key ctl_server_keys[] = {
+	KEY("url", set_http_url, struct ctl_config, server_url),
+	KEY_END
+};
+
 static const struct conf_section ctl_sections[] = {
 	{ "broker", broker_keys, offsetof(struct ctl_config, broker) },
 	{ "operator", operator_keys, 0 },
 	{ "publisher", publisher_keys, 0 },
+	{ "server", ctl_server_keys, 0 },
+	{ NULL, NULL, 0 }
+};
+
+static const struct conf_key server_keys[] = {
+	KEY("name", set_name, struct server_config, name),
+	KEY("listen", set_bind, struct server_config, listen),
+	KEY_RANGE("port", set_int, struct server_config, port, 1, 65535),
+	KEY("auth_file", set_path, struct server_config, auth_file),
+	KEY("www", set_path, struct server_config, www),
+	KEY("log_level", set_log_level, struct server_config, log_level),
+	KEY_END
+};
+
+/* The agent's [broker] keys, and the persistent session's lifetime. */
+static const struct conf_key server_broker_keys[] = {
+	KEY_RANGE("session_expiry", set_duration, struct server_config,
+	    session_expiry_ms, 1000, 0xffffffffULL * 1000),
+	KEY_END
+};
+
+static const struct conf_key archive_keys[] = {
+	KEY("url", set_path, struct server_config, archive_url),
+	KEY("max_age", set_duration, struct server_config, max_age_ms),
+	KEY("max_size", set_size, struct server_config, max_size),
+	KEY_RANGE("prune_interval", set_duration, struct server_config,
+	    prune_interval_ms, 100, UINT64_MAX),
+	KEY_RANGE("batch", set_duration, struct server_config, batch_ms,
+	    1, 10 * 1000),
+	KEY_END
+};
+
+/* Two tables share [broker]: find_section() takes the first whose keys
+ * know the name (see conf_handler). */
+static const struct conf_section server_sections[] = {
+	{ "server", server_keys, 0 },
+	{ "broker", broker_keys, offsetof(struct server_config, broker) },
+	{ "broker", server_broker_keys, 0 },
+	{ "archive", archive_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -669,6 +730,26 @@ find_key(const struct conf_key *k, const char *name, size_t len)
 	for (; k->name != NULL; k++)
 		if (strlen(k->name) == len && strncmp(k->name, name, len) == 0)
 			return k;
+	return NULL;
+}
+
+/* A section may have several tables (the server's [broker]): the key is
+ * looked up in each table of that name, in order. */
+static const struct conf_key *
+find_section_key(const struct conf_section *s, const char *section,
+    const char *name, const struct conf_section **found)
+{
+	const struct conf_key *k;
+
+	*found = NULL;
+	for (; (s = find_section(s, section, strlen(section))) != NULL; s++) {
+		if (*found == NULL)
+			*found = s;
+		if ((k = find_key(s->keys, name, strlen(name))) != NULL) {
+			*found = s;
+			return k;
+		}
+	}
 	return NULL;
 }
 
@@ -751,9 +832,10 @@ conf_handler(void *user, const char *section, const char *name,
 	x->have_prev = true;
 	x->section = section;
 	x->key = name;
-	if ((sec = find_section(x->sections, section, strlen(section))) == NULL)
+	k = find_section_key(x->sections, section, name, &sec);
+	if (sec == NULL)
 		rc = conf_fail(x, "%s: key outside any [section]", name);
-	else if ((k = find_key(sec->keys, name, strlen(name))) == NULL)
+	else if (k == NULL)
 		rc = conf_bad(x, "unknown key");
 	else if (cont && looks_like_key(sec, value))
 		rc = conf_bad(x, "indented line '%s' continues this key; "
@@ -949,6 +1031,35 @@ config_ctl_load(struct ctl_config *c, const char *path, struct mu_err *err)
 	int rc;
 
 	if ((rc = conf_load(ctl_sections, &tmp, path, err)) == MU_OK)
+		*c = tmp;
+	return rc;
+}
+
+void
+config_server_defaults(struct server_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	default_host(c->name, sizeof(c->name));
+	copy_str(c->listen, sizeof(c->listen), "127.0.0.1");
+	c->port = 8080;
+	c->log_level = LOG_INFO;
+	broker_defaults(&c->broker);
+	c->session_expiry_ms = 86400 * 1000;
+	copy_str(c->archive_url, sizeof(c->archive_url),
+	    "/var/lib/muster/server.db");
+	c->max_age_ms = 90ULL * 86400 * 1000;
+	c->max_size = 1ULL << 30;
+	c->prune_interval_ms = 60 * 1000;
+	c->batch_ms = 50;
+}
+
+int
+config_server_load(struct server_config *c, const char *path, struct mu_err *err)
+{
+	struct server_config tmp = *c;
+	int rc;
+
+	if ((rc = conf_load(server_sections, &tmp, path, err)) == MU_OK)
 		*c = tmp;
 	return rc;
 }

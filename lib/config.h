@@ -1,5 +1,6 @@
 /*
- * config.h - INI configuration (inih) for the agent and the CLI, DESIGN §7.
+ * config.h - INI configuration (inih) for the agent, the CLI and muster-server,
+ * DESIGN §7.
  *
  * config_agent_defaults() fills every key with its default; config_agent_load()
  * then overlays a file.  Errors name file, line and key:
@@ -94,8 +95,30 @@ struct agent_config {
 	char run_as[CONF_USER_MAX + 1];	/* default "muster-job" */
 };
 
+#define SERVER_CONF_DEFAULT	"/etc/muster/server.conf"
+
+struct server_config {
+	/* [server] */
+	char name[NAME_MAX_LEN + 1];	/* default: hostname; client id muster-server-<name> */
+	char listen[64];		/* default 127.0.0.1 (numeric only) */
+	int port;			/* default 8080 */
+	char auth_file[CONF_PATH_MAX];	/* "" = no basic auth */
+	char www[CONF_PATH_MAX];	/* "" = the page built into the binary */
+	int log_level;			/* default LOG_INFO */
+	/* [broker] */
+	struct broker_config broker;
+	uint64_t session_expiry_ms;	/* [broker] session_expiry, default 1d */
+	/* [archive] */
+	char archive_url[CONF_PATH_MAX];	/* sqlite path or postgresql:// URL */
+	uint64_t max_age_ms;		/* default 90d; 0 = keep for ever */
+	uint64_t max_size;		/* bytes, default 1G; 0 = no limit */
+	uint64_t prune_interval_ms;	/* default 1m */
+	uint64_t batch_ms;		/* longest wait before a batch is written, default 50ms */
+};
+
 struct ctl_config {
 	struct broker_config broker;
+	char server_url[CONF_URI_MAX];		/* [server] url= */
 	char operator_key[CONF_PATH_MAX];	/* [operator] key= */
 	char gnupg_home[CONF_PATH_MAX];		/* [publisher] gnupg_home= */
 	char fingerprint[65];			/* [publisher] fingerprint= */
@@ -106,6 +129,9 @@ int config_agent_load(struct agent_config *c, const char *path, struct mu_err *e
 
 void config_ctl_defaults(struct ctl_config *c);
 int config_ctl_load(struct ctl_config *c, const char *path, struct mu_err *err);
+
+void config_server_defaults(struct server_config *c);
+int config_server_load(struct server_config *c, const char *path, struct mu_err *err);
 
 /* Value parsers, also used for command-line flags. */
 int parse_duration_ms(const char *s, uint64_t *out);	/* "30s", "500ms", "2" */

@@ -1,18 +1,20 @@
-"""scripts/demo end to end: a broker and three agents with their own PKI,
-the demo's jobs, `scripts/demo env`, and `scripts/demo stop` leaving no
+"""scripts/demo end to end: a broker, muster-server and three agents with
+their own PKI, the demo's jobs, the server's page and archive, `scripts/demo env`, and `scripts/demo stop` leaving no
 process behind.  Runs in a temporary MUSTER_DEMO_DIR with the build under
 test (MUSTER_BUILD_DIR), so it never touches a demo/ someone is using."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from muster_fixtures import (
-    BUILD_DIR, MUSTER_CLI, SOURCE_DIR, run_cli, sanitizer_report,
+    BUILD_DIR, MUSTER_CLI, SOURCE_DIR, run_cli, sanitizer_report, wait_until,
 )
 
 DEMO = SOURCE_DIR / "scripts" / "demo"
@@ -62,10 +64,22 @@ def test_demo_end_to_end(tmp_path):
         r = demo(env=env)
         assert r.returncode == 0, r.stdout
         started.append(pids(d / "run"))
-        assert set(started[0]) == {"broker", *HOSTS}, started[0]
+        assert set(started[0]) == {"broker", "server", *HOSTS}, started[0]
         assert not any(gone(p) for p in started[0].values())
 
         out = r.stdout
+        # muster-server: its page's URL is printed, and it serves the page
+        # and the archive of the demo's jobs.
+        m = re.search(r"^==> muster-server: the live page at (http://127\.0\.0\.1:\d+/)", out, re.M)
+        assert m, out
+        url = m.group(1)
+        assert url in section(out, "the fleet is running")
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and b"<title>muster fleet</title>" in page.read()
+        def archived():
+            with urllib.request.urlopen(url + "api/jobs", timeout=10) as api:
+                return sum(j["total"] for j in json.loads(api.read())["jobs"])
+        wait_until(lambda: archived() == 3 + 2 + 2, 10, what="the demo's 3 jobs archived")
         hosts = section(out, "fleet:")
         for h in HOSTS:
             assert re.search(rf"^{h}\s+online\s", hosts, re.M), hosts
@@ -114,3 +128,4 @@ def test_demo_end_to_end(tmp_path):
     assert left == {}, f"still running after scripts/demo stop: {left}"
     for h in HOSTS:
         assert "stopping" in (d / h / "agent.log").read_text()
+    assert "stopped" in (d / "server" / "server.log").read_text()

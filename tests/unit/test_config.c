@@ -589,6 +589,127 @@ test_ctl_errors(void **state)
 }
 
 /*
+ * muster-server: [server], the agent's [broker] keys plus session_expiry
+ * (two tables under one section), [archive]; the CLI's [server] url.
+ */
+
+static int
+load_server(const char *text, struct server_config *c, struct mu_err *err,
+    char *path, size_t pathlen)
+{
+	struct tmpconf t;
+	int rc;
+
+	tmpconf_write(&t, text);
+	config_server_defaults(c);
+	memset(err, 0, sizeof(*err));
+	rc = config_server_load(c, t.path, err);
+	if (path != NULL)
+		snprintf(path, pathlen, "%s", t.path);
+	unlink(t.path);
+	return rc;
+}
+
+static void
+test_server_defaults(void **state)
+{
+	struct server_config c;
+
+	(void)state;
+	config_server_defaults(&c);
+	assert_string_equal(c.listen, "127.0.0.1");
+	assert_int_equal(c.port, 8080);
+	assert_string_equal(c.auth_file, "");
+	assert_string_equal(c.archive_url, "/var/lib/muster/server.db");
+	assert_true(c.max_age_ms == 90ULL * 86400 * 1000);
+	assert_true(c.max_size == 1ULL << 30);
+	assert_true(c.session_expiry_ms == 86400 * 1000);
+	assert_string_equal(c.broker.uris[0], "ssl://localhost:8883");
+}
+
+static void
+test_server_full(void **state)
+{
+	struct server_config c;
+	struct mu_err err;
+
+	(void)state;
+	assert_int_equal(load_server(
+	    "[server]\n"
+	    "name = ctl1\n"
+	    "listen = ::1\n"
+	    "port = 9090\n"
+	    "auth_file = /etc/muster/users\n"
+	    "[broker]\n"
+	    "uri = ssl://b1:8883, ssl://b2:8883\n"
+	    "ca = /etc/muster/ca.crt\n"
+	    "session_expiry = 2h\n"
+	    "topic_root = fleet\n"
+	    "[archive]\n"
+	    "url = postgresql://muster@db/muster\n"
+	    "max_age = 7d\n"
+	    "max_size = 0\n"
+	    "batch = 10ms\n", &c, &err, NULL, 0), MU_OK);
+	assert_string_equal(c.name, "ctl1");
+	assert_string_equal(c.listen, "::1");
+	assert_int_equal(c.port, 9090);
+	assert_string_equal(c.auth_file, "/etc/muster/users");
+	assert_int_equal(c.broker.nuris, 2);
+	assert_string_equal(c.broker.uris[1], "ssl://b2:8883");
+	assert_string_equal(c.broker.ca, "/etc/muster/ca.crt");
+	assert_string_equal(c.broker.topic_root, "fleet");
+	assert_true(c.session_expiry_ms == 2 * 3600 * 1000);
+	assert_string_equal(c.archive_url, "postgresql://muster@db/muster");
+	assert_true(c.max_age_ms == 7ULL * 86400 * 1000);
+	assert_true(c.max_size == 0);
+	assert_true(c.batch_ms == 10);
+}
+
+static const struct bad_case server_bad[] = {
+	{ "[server]\nport = 0\n", 2, "[server] port: '0' is out of range 1..65535" },
+	{ "[server]\nlisten = localhost\n", 2, "[server] listen: bad address 'localhost'" },
+	{ "[server]\nname = Bad Name\n", 2, "[server] name: bad name" },
+	{ "[broker]\nsession_expiry = forever\n", 2, "[broker] session_expiry: bad duration" },
+	{ "[broker]\nnope = 1\n", 2, "[broker] nope: unknown key" },
+	{ "[archive]\nmax_size = lots\n", 2, "[archive] max_size: bad size 'lots'" },
+	{ "[archive]\nbatch = 1h\n", 2, "[archive] batch: '1h' is out of range" },
+	{ "[agent]\nhost = x\n", 1, "unknown section [agent]" },
+};
+
+static void
+test_server_errors(void **state)
+{
+	struct server_config c, d;
+	struct mu_err err;
+	char path[64];
+	size_t i;
+	int rc;
+
+	(void)state;
+	config_server_defaults(&d);
+	for (i = 0; i < NITEMS(server_bad); i++) {
+		rc = load_server(server_bad[i].text, &c, &err, path, sizeof(path));
+		check_error(rc, &err, path, &server_bad[i]);
+		assert_memory_equal(&c, &d, sizeof(c));
+	}
+}
+
+static void
+test_ctl_server_url(void **state)
+{
+	struct ctl_config c;
+	struct mu_err err;
+
+	(void)state;
+	assert_int_equal(load_ctl("[server]\nurl = http://ctl1:8080\n", &c, &err, NULL, 0),
+	    MU_OK);
+	assert_string_equal(c.server_url, "http://ctl1:8080");
+	assert_int_equal(load_ctl("[server]\nurl = https://ctl1\n", &c, &err, NULL, 0),
+	    MU_EINVAL);
+	assert_non_null(strstr(err.msg, "[server] url: bad url"));
+}
+
+/*
  * Value parsers.
  */
 
@@ -811,6 +932,10 @@ main(void)
 		cmocka_unit_test(test_agent_long_line),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_ctl_errors),
+		cmocka_unit_test(test_server_defaults),
+		cmocka_unit_test(test_server_full),
+		cmocka_unit_test(test_server_errors),
+		cmocka_unit_test(test_ctl_server_url),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_cidr),

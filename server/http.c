@@ -1,0 +1,677 @@
+/*
+ * http.c - muster-server's HTTP side (libmicrohttpd), read-only:
+ *
+ *	GET /metrics				Prometheus text format
+ *	GET /api/hosts				live presence of every host
+ *	GET /api/jobs				latest jobs with counts by status
+ *	GET /api/jobs/<id>/results		a job's results, failures first
+ *	GET /api/hosts/<host>/history		a host's recent results
+ *	GET /api/results?host=&job=&since=	results, newest first (muster history)
+ *	GET /api/events				server-sent events for the live page
+ *	GET /, /app.js, /style.css		the live page (www.c, or [server] www)
+ *
+ * List endpoints take limit (1..1000, default 100) and offset (0..10^7);
+ * since is a duration back from now ("1h").  Every query value is length-
+ * checked and parsed strictly before use; bad ones are a 400.
+ *
+ * Basic auth ([server] auth_file): lines "user:crypt-hash" (openssl
+ * passwd -6, mkpasswd); checked with crypt_r() on every request.  Without
+ * the file the server trusts whoever can reach the listen address
+ * (127.0.0.1 by default).
+ *
+ * Threads: libmicrohttpd runs one thread per connection, so an event
+ * stream may block waiting for news (sse_read).  Handlers read the live
+ * state under server.lock and the archive through server.reader under
+ * server.dblock.
+ *
+ * Ownership: struct server owns the daemon and the credentials;
+ * responses own the buffers handed to them (MHD_RESPMEM_MUST_FREE).
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <crypt.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "util.h"
+#include "www.h"
+
+#define MAX_LIMIT	1000
+#define MAX_OFFSET	10000000
+#define MAX_PARAM	128
+#define SSE_KEEPALIVE_S	15
+#define AUTH_MAX_USERS	64
+#define REALM		"muster-server"
+
+struct http_auth {
+	size_t n;
+	struct {
+		char user[64];
+		char hash[256];
+	} u[AUTH_MAX_USERS];
+};
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static enum MHD_Result
+send_buf(struct MHD_Connection *c, unsigned int code, const char *type, char *buf,
+    size_t len)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+send_json(struct MHD_Connection *c, unsigned int code, json_t *j)
+{
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (txt == NULL)
+		return MHD_NO;
+	return send_buf(c, code, "application/json", txt, strlen(txt));
+}
+
+static enum MHD_Result
+send_error(struct MHD_Connection *c, unsigned int code, const char *msg)
+{
+	return send_json(c, code, json_pack("{s:s}", "error", msg));
+}
+
+/* ---- query values ---------------------------------------------------------------- */
+
+struct page {
+	int64_t limit, offset, since;	/* since: wall ms, 0 = all */
+	const char *host, *job;
+};
+
+static int
+param_u64(struct MHD_Connection *c, const char *key, uint64_t max, int64_t *out)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	uint64_t n = 0;
+	size_t i;
+
+	if (v == NULL)
+		return MU_OK;
+	if (v[0] == '\0' || strlen(v) > 10)
+		return MU_EINVAL;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return MU_EINVAL;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (n > max)
+		return MU_EINVAL;
+	*out = (int64_t)n;
+	return MU_OK;
+}
+
+/* limit, offset, since, host, job: NULL on success, else what was wrong. */
+static const char *
+page_parse(struct MHD_Connection *c, struct page *p)
+{
+	const char *v;
+	uint64_t d;
+
+	memset(p, 0, sizeof(*p));
+	p->limit = 100;
+	if (param_u64(c, "limit", MAX_LIMIT, &p->limit) != MU_OK || p->limit < 1)
+		return "bad limit (1..1000)";
+	if (param_u64(c, "offset", MAX_OFFSET, &p->offset) != MU_OK)
+		return "bad offset";
+	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since")) != NULL) {
+		if (strlen(v) > 24 || parse_duration_ms(v, &d) != MU_OK ||
+		    d > now_wall_ms())
+			return "bad since (a duration: 30m, 2h, 7d)";
+		p->since = (int64_t)(now_wall_ms() - d);
+	}
+	p->host = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "host");
+	if (p->host != NULL && (strlen(p->host) > MAX_PARAM || !name_valid(p->host)))
+		return "bad host";
+	p->job = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "job");
+	if (p->job != NULL && (strlen(p->job) > MAX_PARAM || !jobid_valid(p->job)))
+		return "bad job";
+	return NULL;
+}
+
+/* ---- archive rows as JSON --------------------------------------------------------- */
+
+struct rows_ctx {
+	json_t *array;
+	const char *const *names;	/* column names */
+	const char *types;
+};
+
+static int
+row_json(void *arg, const struct arc_val *cols, int ncols)
+{
+	struct rows_ctx *x = arg;
+	json_t *o = json_object(), *v;
+	int i;
+
+	if (o == NULL)
+		return MU_ENOMEM;
+	for (i = 0; i < ncols; i++) {
+		if (cols[i].null)
+			continue;
+		if (x->types[i] == 'i')
+			v = json_integer(cols[i].i);
+		else if (x->types[i] == 'j')	/* stored JSON text */
+			v = json_loads(cols[i].s, 0, NULL);
+		else
+			v = json_string(cols[i].s);	/* NULL if not UTF-8: left out */
+		if (v != NULL)
+			json_object_set_new(o, x->names[i], v);
+	}
+	json_array_append_new(x->array, o);
+	return MU_OK;
+}
+
+/* Run a query on the reading handle; the rows as an array of objects. */
+static json_t *
+query_rows(struct server *s, const char *sql, const struct arc_param *p, int np,
+    const char *const *names, const char *types)
+{
+	char qtypes[32];
+	struct rows_ctx x = { json_array(), names, types };
+	struct mu_err err;
+	size_t i;
+	int rc;
+
+	if (x.array == NULL || strlen(types) >= sizeof(qtypes))
+		return NULL;
+	for (i = 0; types[i] != '\0'; i++)
+		qtypes[i] = types[i] == 'i' ? 'i' : 't';
+	qtypes[i] = '\0';
+	pthread_mutex_lock(&s->dblock);
+	rc = s->reader.ops->query(s->reader.h, sql, p, np, qtypes, row_json, &x, &err);
+	pthread_mutex_unlock(&s->dblock);
+	if (rc != MU_OK) {
+		log_err("api: %s", err.msg);
+		json_decref(x.array);
+		return NULL;
+	}
+	return x.array;
+}
+
+static const char *const result_cols[] = {
+	"job", "host", "kind", "status", "module", "module_version", "summary",
+	"reason", "started_at", "finished_at", "received_at", "exit_code", "signal",
+	"agent_version", "output", "data",
+};
+#define RESULT_TYPES	"ttttttttiiiiittj"
+#define RESULT_SELECT	"SELECT job, host, kind, status, module, module_version, summary," \
+	" reason, started_at, finished_at, received_at, exit_code, sig, agent_version," \
+	" output, data FROM results"
+
+static const char sql_results[] = RESULT_SELECT
+    " WHERE (CAST($1 AS TEXT) IS NULL OR host = $1)"
+    " AND (CAST($2 AS TEXT) IS NULL OR job = $2)"
+    " AND received_at >= $3 ORDER BY received_at DESC, host LIMIT $4 OFFSET $5";
+static const char sql_job_results[] = RESULT_SELECT
+    " WHERE job = $1 ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, host"
+    " LIMIT $2 OFFSET $3";
+static const char sql_jobs[] =
+    "SELECT job, max(kind), max(module), count(*),"
+    " count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),"
+    " min(received_at), max(received_at) FROM results WHERE received_at >= $1"
+    " GROUP BY job ORDER BY max(received_at) DESC, job LIMIT $2 OFFSET $3";
+static const char sql_presence[] =
+    "SELECT host, state, at, reason, version, channel, received_at FROM presence"
+    " WHERE host = $1 AND received_at >= $2 ORDER BY at DESC LIMIT $3 OFFSET $4";
+
+static enum MHD_Result
+api_results(struct server *s, struct MHD_Connection *c, const struct page *p)
+{
+	struct arc_param a[] = { ARC_T(p->host), ARC_T(p->job), ARC_I(p->since),
+	    ARC_I(p->limit), ARC_I(p->offset) };
+	json_t *rows = query_rows(s, sql_results, a, 5, result_cols, RESULT_TYPES);
+
+	if (rows == NULL)
+		return send_error(c, 500, "archive query failed");
+	return send_json(c, 200, json_pack("{s:o}", "results", rows));
+}
+
+static enum MHD_Result
+api_job_results(struct server *s, struct MHD_Connection *c, const char *job,
+    const struct page *p)
+{
+	struct arc_param a[] = { ARC_T(job), ARC_I(p->limit), ARC_I(p->offset) };
+	json_t *rows = query_rows(s, sql_job_results, a, 3, result_cols, RESULT_TYPES);
+
+	if (rows == NULL)
+		return send_error(c, 500, "archive query failed");
+	return send_json(c, 200, json_pack("{s:s, s:o}", "job", job, "results", rows));
+}
+
+static enum MHD_Result
+api_jobs(struct server *s, struct MHD_Connection *c, const struct page *p)
+{
+	static const char *const names[] = { "job", "kind", "module", "total", "pass",
+	    "fail", "first", "last" };
+	struct arc_param a[] = { ARC_I(p->since), ARC_I(p->limit), ARC_I(p->offset) };
+	json_t *rows = query_rows(s, sql_jobs, a, 3, names, "tttiiiii");
+
+	if (rows == NULL)
+		return send_error(c, 500, "archive query failed");
+	return send_json(c, 200, json_pack("{s:o}", "jobs", rows));
+}
+
+static enum MHD_Result
+api_host_history(struct server *s, struct MHD_Connection *c, const char *host,
+    const struct page *p)
+{
+	static const char *const pnames[] = { "host", "state", "at", "reason", "version",
+	    "channel", "received_at" };
+	struct arc_param a[] = { ARC_T(host), ARC_T(NULL), ARC_I(p->since), ARC_I(p->limit),
+	    ARC_I(p->offset) };
+	struct arc_param b[] = { ARC_T(host), ARC_I(p->since), ARC_I(p->limit),
+	    ARC_I(p->offset) };
+	json_t *res = query_rows(s, sql_results, a, 5, result_cols, RESULT_TYPES);
+	json_t *pres = query_rows(s, sql_presence, b, 4, pnames, "ttittti");
+
+	if (res == NULL || pres == NULL) {
+		json_decref(res);
+		json_decref(pres);
+		return send_error(c, 500, "archive query failed");
+	}
+	return send_json(c, 200, json_pack("{s:s, s:o, s:o}", "host", host, "results", res,
+	    "presence", pres));
+}
+
+static enum MHD_Result
+api_hosts(struct server *s, struct MHD_Connection *c, const struct page *p)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	if (a == NULL)
+		return MHD_NO;
+	pthread_mutex_lock(&s->lock);
+	/* Every host by default (the page draws the whole fleet); paged
+	 * only when asked. */
+	for (i = (size_t)p->offset; i < s->nhosts; i++) {
+		const struct host_state *h = &s->hosts[i];
+
+		if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit") != NULL &&
+		    json_array_size(a) >= (size_t)p->limit)
+			break;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}",
+		    "host", h->name, "state", h->online ? "online" : "offline",
+		    "version", h->version, "channel", h->channel, "reason", h->reason,
+		    "at", (json_int_t)h->at));
+	}
+	pthread_mutex_unlock(&s->lock);
+	return send_json(c, 200, json_pack("{s:o}", "hosts", a));
+}
+
+/* /api/jobs/<id>/results and /api/hosts/<h>/history */
+static enum MHD_Result
+api_path(struct server *s, struct MHD_Connection *c, const char *url, const struct page *p)
+{
+	char name[JOBID_MAX_LEN + 1];
+	const char *rest, *slash;
+	size_t n;
+
+	if (strncmp(url, "/api/jobs/", 10) == 0)
+		rest = url + 10;
+	else if (strncmp(url, "/api/hosts/", 11) == 0)
+		rest = url + 11;
+	else
+		return send_error(c, 404, "not found");
+	if ((slash = strchr(rest, '/')) == NULL || (n = (size_t)(slash - rest)) == 0 ||
+	    n >= sizeof(name))
+		return send_error(c, 404, "not found");
+	memcpy(name, rest, n);
+	name[n] = '\0';
+	if (rest == url + 10 && strcmp(slash, "/results") == 0 && jobid_valid(name))
+		return api_job_results(s, c, name, p);
+	if (rest == url + 11 && strcmp(slash, "/history") == 0 && name_valid(name))
+		return api_host_history(s, c, name, p);
+	return send_error(c, 404, "not found");
+}
+
+/* ---- server-sent events ---------------------------------------------------------------- */
+
+struct sse {
+	struct server *s;
+	uint64_t next;		/* the ring sequence number to send next */
+	char *cur;
+	size_t len, off;
+};
+
+static ssize_t
+sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *x = cls;
+	struct server *s = x->s;
+	struct timespec ts;
+	size_t n;
+
+	(void)pos;
+	if (x->off >= x->len) {
+		free(x->cur);
+		x->cur = NULL;
+		x->off = x->len = 0;
+		pthread_mutex_lock(&s->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SSE_KEEPALIVE_S;
+		while (!s->http_stopping && x->next == s->sse_head)
+			if (pthread_cond_timedwait(&s->sse_cond, &s->lock, &ts) == ETIMEDOUT)
+				break;
+		if (s->http_stopping) {
+			pthread_mutex_unlock(&s->lock);
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		if (x->next == s->sse_head)
+			x->cur = strdup(": keep-alive\n\n");
+		else if (s->sse_head - x->next > SSE_RING) {
+			/* Fell behind the ring: the page reloads its state. */
+			x->cur = strdup("event: resync\ndata: {}\n\n");
+			x->next = s->sse_head;
+		} else
+			x->cur = strdup(s->sse[x->next++ % SSE_RING]);
+		pthread_mutex_unlock(&s->lock);
+		if (x->cur == NULL)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		x->len = strlen(x->cur);
+	}
+	n = x->len - x->off < max ? x->len - x->off : max;
+	memcpy(buf, x->cur + x->off, n);
+	x->off += n;
+	return (ssize_t)n;
+}
+
+static void
+sse_free(void *cls)
+{
+	struct sse *x = cls;
+
+	free(x->cur);
+	free(x);
+}
+
+static enum MHD_Result
+api_events(struct server *s, struct MHD_Connection *c)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	struct sse *x;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return MHD_NO;
+	x->s = s;
+	x->cur = strdup("event: hello\ndata: {}\n\n");
+	x->len = x->cur ? strlen(x->cur) : 0;
+	pthread_mutex_lock(&s->lock);
+	x->next = s->sse_head;
+	pthread_mutex_unlock(&s->lock);
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, sse_read, x, sse_free);
+	if (r == NULL) {
+		sse_free(x);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "text/event-stream");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- static files and /metrics ------------------------------------------------------------ */
+
+static enum MHD_Result
+send_static(struct server *s, struct MHD_Connection *c, const char *url)
+{
+	const struct www_file *f;
+	char path[CONF_PATH_MAX + 64];
+	uint8_t *data;
+	size_t len;
+	char *copy;
+
+	if (strcmp(url, "/") == 0)
+		url = "/index.html";
+	if ((f = www_find(url + 1)) == NULL)
+		return send_error(c, 404, "not found");
+	/* [server] www: the same names, read from a folder (development). */
+	if (s->cfg.www[0] != '\0') {
+		snprintf(path, sizeof(path), "%s/%s", s->cfg.www, f->name);
+		if (read_file(path, 16 << 20, &data, &len, NULL) != MU_OK)
+			return send_error(c, 404, "not found");
+		return send_buf(c, 200, f->type, (char *)data, len);
+	}
+	if ((copy = malloc(f->len ? f->len : 1)) == NULL)
+		return MHD_NO;
+	memcpy(copy, f->data, f->len);
+	return send_buf(c, 200, f->type, copy, f->len);
+}
+
+static enum MHD_Result
+send_metrics(struct server *s, struct MHD_Connection *c)
+{
+	char *buf;
+	size_t len;
+
+	if (metrics_render(s, &buf, &len) != MU_OK)
+		return MHD_NO;
+	return send_buf(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+}
+
+/* ---- basic auth ---------------------------------------------------------------------------- */
+
+static int
+auth_load(const char *path, struct http_auth **out, struct mu_err *err)
+{
+	struct http_auth *a;
+	char line[512], *colon, *end;
+	FILE *f;
+	int ln = 0;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		fclose(f);
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		ln++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		colon = strchr(line, ':');
+		end = colon ? colon + 1 : NULL;
+		if (colon == NULL || colon == line || (size_t)(colon - line) >= sizeof(a->u[0].user) ||
+		    end[0] != '$' || strlen(end) >= sizeof(a->u[0].hash) || a->n >= AUTH_MAX_USERS) {
+			fclose(f);
+			free(a);
+			return mu_errf(err, MU_EINVAL, "%s:%d: want user:$id$...crypt hash "
+			    "(at most %d users)", path, ln, AUTH_MAX_USERS);
+		}
+		*colon = '\0';
+		memcpy(a->u[a->n].user, line, strlen(line) + 1);	/* lengths checked above */
+		memcpy(a->u[a->n].hash, end, strlen(end) + 1);
+		a->n++;
+	}
+	fclose(f);
+	if (a->n == 0) {
+		free(a);
+		return mu_errf(err, MU_EINVAL, "%s: no users", path);
+	}
+	*out = a;
+	return MU_OK;
+}
+
+static bool
+auth_ok(const struct http_auth *a, struct MHD_Connection *c)
+{
+	struct crypt_data *cd;
+	char *user, *pass = NULL;
+	const char *h;
+	bool ok = false;
+	size_t i;
+
+	if ((user = MHD_basic_auth_get_username_password(c, &pass)) == NULL)
+		return false;
+	if (pass != NULL && strlen(pass) <= 256 && (cd = calloc(1, sizeof(*cd))) != NULL) {
+		for (i = 0; i < a->n && !ok; i++) {
+			if (strcmp(a->u[i].user, user) != 0)
+				continue;
+			h = crypt_r(pass, a->u[i].hash, cd);
+			ok = h != NULL && h[0] != '*' && strlen(h) == strlen(a->u[i].hash) &&
+			    CRYPTO_memcmp(h, a->u[i].hash, strlen(h)) == 0;
+		}
+		free(cd);
+	}
+	MHD_free(user);
+	MHD_free(pass);
+	return ok;
+}
+
+static enum MHD_Result
+send_auth_fail(struct MHD_Connection *c)
+{
+	static const char msg[] = "{\"error\":\"authentication required\"}";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg,
+	    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_basic_auth_fail_response(c, REALM, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- routing ---------------------------------------------------------------------------------- */
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload, size_t *upload_size, void **ctx)
+{
+	struct server *s = cls;
+	struct page p;
+	const char *bad;
+
+	(void)version;
+	(void)upload;
+	/* Refused on the first call, with the headers: a body is never read. */
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_error(c, 405, "read-only");
+	if (*ctx == NULL) {	/* first call: headers only */
+		*ctx = (void *)1;
+		return MHD_YES;
+	}
+	if (*upload_size != 0)
+		return send_error(c, 413, "no request bodies");
+	if (s->auth != NULL && !auth_ok(s->auth, c))
+		return send_auth_fail(c);
+	if (strcmp(url, "/metrics") == 0)
+		return send_metrics(s, c);
+	if (strncmp(url, "/api/", 5) != 0)
+		return send_static(s, c, url);
+	if ((bad = page_parse(c, &p)) != NULL)
+		return send_error(c, 400, bad);
+	if (strcmp(url, "/api/events") == 0)
+		return api_events(s, c);
+	if (strcmp(url, "/api/hosts") == 0)
+		return api_hosts(s, c, &p);
+	if (strcmp(url, "/api/jobs") == 0)
+		return api_jobs(s, c, &p);
+	if (strcmp(url, "/api/results") == 0)
+		return api_results(s, c, &p);
+	return api_path(s, c, url, &p);
+}
+
+static int
+listen_addr(const struct server *s, struct sockaddr_storage *ss, unsigned int *flags,
+    struct mu_err *err)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s->cfg.listen, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)s->cfg.port);
+		return MU_OK;
+	}
+	if (inet_pton(AF_INET6, s->cfg.listen, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)s->cfg.port);
+		*flags |= MHD_USE_IPv6;
+		return MU_OK;
+	}
+	return mu_errf(err, MU_EINVAL, "[server] listen: bad address %s", s->cfg.listen);
+}
+
+int
+http_open(struct server *s, struct mu_err *err)
+{
+	struct sockaddr_storage ss;
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_ERROR_LOG;
+	int rc;
+
+	if (s->cfg.auth_file[0] != '\0' && (rc = auth_load(s->cfg.auth_file, &s->auth, err)) != MU_OK)
+		return rc;
+	if ((rc = listen_addr(s, &ss, &flags, err)) != MU_OK)
+		return rc;
+	s->httpd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, handle, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)64,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	    /* Idle connections give their thread back; event streams send a
+	     * keep-alive every SSE_KEEPALIVE_S, well inside this. */
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(4 * SSE_KEEPALIVE_S),
+	    MHD_OPTION_END);
+	if (s->httpd == NULL)
+		return mu_errf(err, MU_EIO, "cannot listen on %s port %d: %s", s->cfg.listen,
+		    s->cfg.port, strerror(errno));
+	return MU_OK;
+}
+
+void
+http_close(struct server *s)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	s->http_stopping = true;
+	pthread_cond_broadcast(&s->sse_cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->httpd != NULL)
+		MHD_stop_daemon(s->httpd);
+	s->httpd = NULL;
+	for (i = 0; i < SSE_RING; i++) {
+		free(s->sse[i]);
+		s->sse[i] = NULL;
+	}
+	free(s->auth);
+	s->auth = NULL;
+}

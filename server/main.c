@@ -1,0 +1,235 @@
+/*
+ * main.c - muster-server: options, configuration, signals, the loop,
+ * retention timer and sd_notify.  The roles live in their own files
+ * (server.h); a new role (the self-test handshake, DESIGN §5) is one more
+ * open/close pair in server_open() and server_close().
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: muster-server [-c FILE] [--check-config] [--version]\n"
+	    "  -c, --config FILE   configuration (default " SERVER_CONF_DEFAULT ")\n"
+	    "      --check-config  parse the configuration, report the first error, exit\n"
+	    "  -V, --version       print the version and exit\n");
+	exit(2);
+}
+
+/* ---- signals and timers ------------------------------------------------------ */
+
+static void
+on_signal(struct loop *l, int fd, short revents, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	(void)arg;
+	while (read(fd, &si, sizeof(si)) == sizeof(si))
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_notice("signal %u: stopping", si.ssi_signo);
+			loop_stop(l);
+		}
+}
+
+static int
+signals_open(struct server *s, struct mu_err *err)
+{
+	sigset_t set;
+
+	/* Blocked before any thread starts (Paho, libmicrohttpd), so they
+	 * inherit the mask and signals arrive through the signalfd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return mu_errf(err, MU_EIO, "sigprocmask: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	if ((s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		return mu_errf(err, MU_EIO, "signalfd: %s", strerror(errno));
+	loop_add_fd(s->loop, s->sigfd, POLLIN, on_signal, s);
+	return MU_OK;
+}
+
+static void
+prune_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct server *s = arg;
+	uint64_t deleted = 0, size = 0, max_size = s->cfg.max_size;
+	struct mu_err err;
+
+	(void)id;
+	ingest_flush(s);
+	if (!archive_size_prunable(&s->arc))
+		max_size = 0;
+	if (archive_prune(&s->arc, now_wall_ms(), s->cfg.max_age_ms, max_size, &deleted,
+	    &err) != MU_OK)
+		log_err("retention: %s", err.msg);
+	else if (deleted > 0)
+		log_info("retention: %llu rows removed", (unsigned long long)deleted);
+	if (s->arc.ops->size(s->arc.h, &size, &err) != MU_OK)
+		log_warnx("archive size: %s", err.msg);
+	pthread_mutex_lock(&s->lock);
+	s->met.pruned += deleted;
+	s->met.archive_bytes = size;
+	pthread_mutex_unlock(&s->lock);
+	loop_add_timer(l, s->cfg.prune_interval_ms, prune_fired, s);
+}
+
+static void
+watchdog_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct server *s = arg;
+
+	(void)id;
+	sd_notify(0, "WATCHDOG=1");
+	loop_add_timer(l, s->watchdog_usec / 2000, watchdog_fired, s);
+}
+
+/* ---- start and stop -------------------------------------------------------------- */
+
+static int
+server_open(struct server *s, struct mu_err *err)
+{
+	int rc;
+
+	s->sigfd = -1;
+	snprintf(s->root, sizeof(s->root), "%s", s->cfg.broker.topic_root);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->dblock, NULL);
+	pthread_cond_init(&s->sse_cond, NULL);
+	if ((s->loop = loop_new()) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	if ((rc = signals_open(s, err)) != MU_OK ||
+	    (rc = archive_open(s->cfg.archive_url, true, &s->arc, err)) != MU_OK ||
+	    (rc = archive_open(s->cfg.archive_url, false, &s->reader, err)) != MU_OK)
+		return rc;
+	if (!archive_size_prunable(&s->arc) && s->cfg.max_size > 0)
+		log_notice("archive %s: max_size is not applied to PostgreSQL (max_age is)",
+		    s->arc.ops->name);
+	if ((rc = http_open(s, err)) != MU_OK ||
+	    (rc = ingest_open(s, err)) != MU_OK)
+		return rc;
+	return MU_OK;
+}
+
+/* Reverse order; safe after a partial server_open(). */
+static void
+server_close(struct server *s)
+{
+	if (s->loop != NULL)
+		ingest_close(s);
+	http_close(s);
+	archive_close(&s->reader);
+	archive_close(&s->arc);
+	metrics_free(&s->met);
+	free(s->hosts);
+	s->hosts = NULL;
+	if (s->sigfd != -1)
+		close(s->sigfd);
+	loop_free(s->loop);
+	s->loop = NULL;
+	pthread_cond_destroy(&s->sse_cond);
+	pthread_mutex_destroy(&s->dblock);
+	pthread_mutex_destroy(&s->lock);
+}
+
+static int
+server_main(struct server *s)
+{
+	struct mu_err err;
+
+	if (server_open(s, &err) != MU_OK) {
+		log_err("%s", err.msg);
+		server_close(s);
+		return 1;
+	}
+	log_notice("muster-server %s (%s) started: archive %s, http://%s:%d/",
+	    SERVER_VERSION, s->cfg.name, s->arc.ops->name, s->cfg.listen, s->cfg.port);
+	prune_fired(s->loop, 0, s);
+	if (sd_watchdog_enabled(0, &s->watchdog_usec) > 0 && s->watchdog_usec >= 2000)
+		loop_add_timer(s->loop, s->watchdog_usec / 2000, watchdog_fired, s);
+	sd_notify(0, "READY=1");
+	if (loop_run(s->loop) != 0)
+		log_err("event loop failed: %s", strerror(errno));
+	sd_notify(0, "STOPPING=1");
+	server_close(s);
+	log_notice("stopped");
+	return 0;
+}
+
+static int
+check_config(const char *path)
+{
+	struct server_config c;
+	struct mu_err err;
+
+	config_server_defaults(&c);
+	if (config_server_load(&c, path, &err) != MU_OK) {
+		fprintf(stderr, "muster-server: %s\n", err.msg);
+		return 1;
+	}
+	printf("muster-server: %s: ok (name %s, http://%s:%d/, archive %s)\n", path, c.name,
+	    c.listen, c.port, c.archive_url);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct server server;	/* the one server of this process */
+	struct mu_err err;
+	bool check = false;
+	int c;
+
+	snprintf(server.conf_path, sizeof(server.conf_path), "%s", SERVER_CONF_DEFAULT);
+	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			snprintf(server.conf_path, sizeof(server.conf_path), "%s", optarg);
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'V':
+			printf("muster-server %s\n", SERVER_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (check)
+		return check_config(server.conf_path);
+	config_server_defaults(&server.cfg);
+	if (config_server_load(&server.cfg, server.conf_path, &err) != MU_OK) {
+		fprintf(stderr, "muster-server: %s\n", err.msg);
+		return 1;
+	}
+	log_init("muster-server", server.cfg.log_level);
+	return server_main(&server);
+}

@@ -1,0 +1,125 @@
+"""Big numbers (issue 13): 10,000 signed results in a burst are archived
+with no loss and the live page keeps up.  Prints the measurements that
+docs/BENCHMARKS.md records:
+
+    /usr/bin/python3 -m pytest -s tests/system/test_server_bench.py
+
+Results come from three hosts' own MQTT sessions (each may only publish
+its own topics), 3,334 jobs x 3 hosts, signed with the hosts' keys
+beforehand so that the burst measures the broker and the server, not
+Python's signing."""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import pytest
+
+from muster_fixtures import now_ms, wait_until
+from server_fixtures import (SERVER_BIN, Server, announce, browser_available, chromium,
+                             metric_value, publish_many, result_topic, signed_result)
+
+why = browser_available() or (None if SERVER_BIN.exists() else f"{SERVER_BIN} is not built")
+pytestmark = pytest.mark.skipif(why is not None, reason=why or "")
+
+N = 10_000
+HOSTS = ("h1", "h2", "h3")
+
+
+def page_total(d) -> int:
+    return d.execute_script(
+        "return [...window.musterPage.jobs.values()].reduce((a, j) => a + j.total, 0)")
+
+
+def test_burst_of_10000_results(broker, mqtt, tmp_path):
+    pki = broker.pki
+    server = Server(broker, tmp_path / "server",
+                    extra={"server": {"log_level": "info"}}).start()
+    d = chromium(tmp_path / "profile")
+    try:
+        clients = {h: mqtt(h) for h in HOSTS}
+        for h, c in clients.items():
+            c.paho.max_inflight_messages_set(200)
+            announce(c, pki, h)
+        wait_until(lambda: metric_value(server.metrics(), "muster_hosts") == 3, 10)
+        d.get(server.url + "/")
+        wait_until(lambda: d.execute_script(
+            "return document.getElementById('conn').textContent") == "live", 15)
+        per_host = {h: [] for h in HOSTS}
+        for i in range(N):
+            h = HOSTS[i % 3]
+            job = f"burst-{i // 3:05d}"
+            per_host[h].append((result_topic(job, h),
+                                signed_result(pki, h, job, status="fail" if i % 10 == 0
+                                              else "pass")))
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=publish_many, args=(clients[h], per_host[h]))
+                   for h in HOSTS]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        t_pub = time.monotonic() - t0
+        wait_until(lambda: server.sql("SELECT count(*) FROM results")[0][0] == N, 120,
+                   interval=0.02, what=f"{N} results archived")
+        t_arch = time.monotonic() - t0
+        wait_until(lambda: page_total(d) >= N, 60, interval=0.02,
+                   what="the page counting every result")
+        t_page = time.monotonic() - t0
+        assert page_total(d) == N
+        m = server.metrics()
+        assert metric_value(m, "muster_archive_results_total") == N
+        assert metric_value(m, "muster_results_total", {"status": "fail"}) == N // 10
+        assert metric_value(m, "muster_messages_forged_total") == 0
+        assert server.sql("SELECT count(*) FROM results WHERE status = 'fail'")[0][0] == N // 10
+        frames = d.execute_script("return window.musterPage.frames")
+
+        # One result at a time, with the page idle: publish -> shown.
+        lat = []
+        for i in range(20):
+            job = f"single-{i}"
+            t = now_ms()
+            clients["h1"].publish(result_topic(job, "h1"), signed_result(pki, "h1", job))
+            wait_until(lambda: d.execute_script(
+                "return window.musterPage.applied[arguments[0]] || 0", job), 10,
+                interval=0.005)
+            lat.append(d.execute_script("return window.musterPage.applied[arguments[0]]",
+                                        job) - t)
+        # 10,000 hosts on the page: every host's status arriving at once is
+        # applied in one animation frame.  (Synthetic: the page's own
+        # functions, fed what 10,000 status events would carry.)
+        t_frame = d.execute_async_script('''
+            const t0 = performance.now(), f0 = window.musterPage.frames;
+            const done = arguments[arguments.length - 1];
+            for (let i = 0; i < 10000; i++)
+                later(() => setHost({host: 'x' + String(i).padStart(5, '0'),
+                    state: i % 7 ? 'online' : 'offline', version: '0.1.0',
+                    channel: 'stable', at: Date.now()}));
+            requestAnimationFrame(() => setTimeout(() =>
+                done([performance.now() - t0, window.musterPage.frames - f0]), 0));
+        ''')
+        assert d.execute_script("return document.querySelectorAll('#hosts .host').length") \
+            == 10003
+        assert d.execute_script("return document.getElementById('noffline').textContent") \
+            == str(sum(1 for i in range(10000) if i % 7 == 0))
+        # Then one host changes: a frame of a grid of 10,003.
+        t_one = d.execute_async_script('''
+            const t0 = performance.now(), done = arguments[arguments.length - 1];
+            later(() => setHost({host: 'x00001', state: 'offline', version: '0.1.0',
+                channel: 'stable', at: Date.now() + 1}));
+            requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0));
+        ''')
+        assert d.execute_script("return document.querySelector('[data-host=x00001]').className") \
+            == "host offline"
+        print(f"\nBENCH page: 10,000 host updates applied in {t_frame[0]:.0f} ms "
+              f"({t_frame[1]} frame); one host change on a 10,003-host grid: {t_one:.0f} ms")
+        print(f"BENCH burst: {N} results from 3 hosts; published in {t_pub:.2f}s "
+              f"({N / t_pub:.0f}/s), archived after {t_arch:.2f}s ({N / t_arch:.0f} results/s "
+              f"end to end), on the page after {t_page:.2f}s "
+              f"({t_page - t_arch:.2f}s after the archive), {frames} frames")
+        print(f"BENCH single result publish->page: p50 {statistics.median(lat):.0f} ms, "
+              f"max {max(lat):.0f} ms (n={len(lat)})")
+    finally:
+        d.quit()
+        server.stop()

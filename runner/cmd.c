@@ -405,13 +405,20 @@ static void
 cmd_on_term(int sig)
 {
 	struct sigaction dfl;
+	sigset_t this;
 
 	if (cmd_pgid > 0)
 		kill(-cmd_pgid, SIGKILL);
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigaction(sig, &dfl, NULL);
+	/* sig is blocked while its handler runs: unblock it, so the raise
+	 * ends us by the signal (what musterd's reaper reads), not by the
+	 * _exit() below. */
+	sigemptyset(&this);
+	sigaddset(&this, sig);
 	raise(sig);
+	sigprocmask(SIG_UNBLOCK, &this, NULL);
 	/* Still here: we are the init of a PID namespace (lib/subproc.h), which
 	 * ignores its own default-action signals. */
 	_exit(128 + sig);

@@ -273,7 +273,7 @@ CORPUS["fuzz_ipc_stream"] = {
 }
 
 # musterd's parent <-> network process frames (lib/wire.h struct priv_msg).
-PRIV_JOB = m(t="job", topic="muster/jobs/host/web-01", payload=pack(ENV))
+PRIV_JOB = m(t="job", topic="muster/v1/hosts/web-01/jobs", payload=pack(ENV))
 PRIV_MOD = m(t="module", job="job-0001", source="cache", sha256=SHA)
 PRIV_WANT = m(t="want", job="job-0001", name="disk", sha256=SHA, local=SHA2)
 CORPUS["fuzz_priv_msg"] = {
@@ -295,7 +295,7 @@ CORPUS["fuzz_priv_msg"] = {
     "bad-module-cache-nosha": pack(without(PRIV_MOD, "sha256")),
     "bad-source": pack(dict(PRIV_MOD, source="broker")),
     "bad-job-missing": pack(m(t="spooled")),
-    "bad-topic-wildcard": pack(dict(PRIV_JOB, topic="muster/jobs/#")),
+    "bad-topic-wildcard": pack(dict(PRIV_JOB, topic="muster/v1/hosts/#")),
     "bad-payload-str": pack(dict(PRIV_JOB, payload="text")),
     "bad-want-local-upper": pack(dict(PRIV_WANT, local=SHA2.upper())),
     "bad-dup-key": pairs(("v", 1), ("t", "spooled"), ("job", "a"), ("job", "b")),

@@ -817,7 +817,7 @@ test_priv_each_type(void **state)
 		m.type = (enum priv_type)t;
 		switch (m.type) {
 		case PRIV_JOB:
-			strcpy(m.topic, "muster/jobs/host/web1");
+			strcpy(m.topic, "muster/v1/hosts/web1/jobs");
 			m.payload = (struct wire_bytes){ body, sizeof(body) };
 			break;
 		case PRIV_MODULE:
@@ -894,7 +894,7 @@ priv_decode_kvs(const struct kv *kvs, size_t n, struct priv_msg *d)
 
 static const struct kv priv_job[] = {
 	{ "v", U, NULL, 1 }, { "t", S, "job", 0 },
-	{ "topic", S, "muster/jobs/all", 0 }, { "payload", BIN, "\x80", 1 },
+	{ "topic", S, "muster/v1/all/jobs", 0 }, { "payload", BIN, "\x80", 1 },
 };
 static const struct kv priv_module[] = {
 	{ "v", U, NULL, 1 }, { "t", S, "module", 0 }, { "job", S, "job-1", 0 },

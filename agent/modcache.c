@@ -254,33 +254,15 @@ signer_trusted(const struct agent *a, const char *fpr)
 	return false;
 }
 
-static int
-seal_copy(const uint8_t *buf, size_t len, int *out, struct mu_err *err)
-{
-	int fd;
-
-	fd = memfd_create("muster-module", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd == -1)
-		return mu_errf(err, MU_EIO, "memfd_create: %s", strerror(errno));
-	if (write_full(fd, buf, len) != MU_OK) {
-		close(fd);
-		return mu_errf(err, MU_EIO, "memfd write: %s", strerror(errno));
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL) == -1) {
-		close(fd);
-		return mu_errf(err, MU_EIO, "sealing the module: %s", strerror(errno));
-	}
-	*out = fd;
-	return MU_OK;
-}
-
 int
 modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out, struct mu_err *err)
 {
 	sha256_hex(buf, len, out->sha256);
 	out->size = len;
-	return seal_copy(buf, len, &out->memfd, err);
+	if (memfd_sealed_copy("muster-module", buf, len, &out->memfd) != MU_OK)
+		return mu_errf(err, MU_EIO, "a sealed memfd for the module: %s",
+		    strerror(errno));
+	return MU_OK;
 }
 
 /*

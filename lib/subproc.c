@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/seccomp.h>
@@ -25,13 +26,28 @@
 
 /* ---- the child --------------------------------------------------------- */
 
+/* End the child; with exec_report, tell the parent errno first. */
+static __attribute__((noreturn)) void
+child_fail(int errfd, int code)
+{
+	int e = errno;
+
+	if (errfd != -1 && write(errfd, &e, sizeof(e)) < 0)
+		_exit(code);
+	_exit(code);
+}
+
 static void
-child_fds(const struct spawn *s)
+child_fds(const struct spawn *s, int *errfd)
 {
 	int staged[SPAWN_FDS], i;
 
-	/* Move every source above the targets first, so that no dup2()
-	 * overwrites a source another target still needs. */
+	/* The report pipe first, out of the targets' way; it stays open
+	 * (close-on-exec) until the exec. */
+	if (*errfd != -1 && (*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, FD_STAGE)) == -1)
+		_exit(127);
+	/* Move every source above the targets, so that no dup2() overwrites
+	 * a source another target still needs. */
 	for (i = 0; i < SPAWN_FDS; i++)
 		staged[i] = s->fds[i] < 0 ? -1 : fcntl(s->fds[i], F_DUPFD, FD_STAGE);
 	for (i = 0; i < SPAWN_FDS; i++) {
@@ -40,27 +56,33 @@ child_fds(const struct spawn *s)
 			continue;
 		}
 		if (dup2(staged[i], i) == -1)
-			_exit(127);
+			child_fail(*errfd, 127);
 	}
-	/* Paho's sockets are not close-on-exec (DESIGN §9): close all. */
-	close_range(SPAWN_FDS, ~0U, 0);
+	/* Paho's sockets are not close-on-exec (DESIGN §9): close all but
+	 * the report pipe. */
+	if (*errfd == -1)
+		close_range(SPAWN_FDS, ~0U, 0);
+	else {
+		close_range(SPAWN_FDS, (unsigned)*errfd - 1, 0);
+		close_range((unsigned)*errfd + 1, ~0U, 0);
+	}
 }
 
 static void
-child_user(const struct spawn *s)
+child_user(const struct spawn *s, int errfd)
 {
 	/* Groups, then gid, then uid: after setuid() the others are out of
 	 * reach.  Any failure ends the child; it never runs as root. */
 	if (setgroups((size_t)s->ngroups, s->groups) == -1 || setgid(s->gid) == -1 ||
 	    setuid(s->uid) == -1)
-		_exit(126);
+		child_fail(errfd, 126);
 	/* A change of credentials clears the parent-death signal. */
 	if (s->pdeathsig)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 static __attribute__((noreturn)) void
-spawn_child(const struct spawn *s, pid_t parent)
+spawn_child(const struct spawn *s, pid_t parent, int errfd)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
@@ -75,44 +97,89 @@ spawn_child(const struct spawn *s, pid_t parent)
 		if (!s->new_pidns && getppid() != parent)
 			_exit(127);
 	}
+	/* Defaults before the mask opens, so that no handler of the parent
+	 * runs in the child; SIGKILL and SIGSTOP just fail. */
+	for (i = 1; i < NSIG; i++)
+		sigaction(i, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	sigaction(SIGPIPE, &dfl, NULL);
 	for (i = 0; i < s->nlimits; i++)
 		setrlimit(s->limits[i].resource, &s->limits[i].value);
 	if (s->switch_user)
-		child_user(s);
+		child_user(s, errfd);
 	if (s->no_new_privs || s->filter)
 		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	child_fds(s);
+	child_fds(s, &errfd);
 	/* Last: the filter holds for the exec'd program, not for us. */
 	if (s->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->filter) == -1)
-		_exit(127);
-	execve(s->argv[0], s->argv, s->envp);
-	_exit(127);
+		child_fail(errfd, 127);
+	execve(s->path ? s->path : s->argv[0], s->argv, s->envp);
+	child_fail(errfd, 127);
 }
 
 /* ---- the parent -------------------------------------------------------- */
 
+/* With exec_report: 0 when the child exec'd, else its errno (the child
+ * is reaped then). */
+static int
+exec_status(pid_t pid, int fd)
+{
+	ssize_t n;
+	pid_t r;
+	int e = 0;
+
+	do
+		n = read(fd, &e, sizeof(e));
+	while (n == -1 && errno == EINTR);
+	if (n != sizeof(e))
+		return 0;
+	do
+		r = waitpid(pid, NULL, 0);
+	while (r == -1 && errno == EINTR);
+	return e != 0 ? e : EIO;
+}
+
 pid_t
 spawn_start(const struct spawn *s, struct mu_err *err)
 {
+	const char *prog = s->path ? s->path : s->argv[0];
 	pid_t parent = getpid(), pid;
+	int ep[2] = { -1, -1 }, e;
 
+	if (s->exec_report && pipe2(ep, O_CLOEXEC) == -1) {
+		e = errno;
+		mu_errf(err, MU_EIO, "pipe: %s", strerror(e));
+		errno = e;
+		return -1;
+	}
 	if (s->new_pidns)
 		/* fork() semantics (no new stack) plus a PID namespace. */
 		pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
 	else
 		pid = fork();
 	if (pid == 0)
-		spawn_child(s, parent);
+		spawn_child(s, parent, ep[1]);
+	e = errno;
+	if (ep[1] != -1)
+		close(ep[1]);
 	if (pid == -1) {
-		mu_errf(err, MU_EIO, "%s: %s", s->new_pidns ? "clone" : "fork",
-		    strerror(errno));
+		if (ep[0] != -1)
+			close(ep[0]);
+		mu_errf(err, MU_EIO, "%s: %s", s->new_pidns ? "clone" : "fork", strerror(e));
+		errno = e;
 		return -1;
 	}
 	if (s->own_pgrp)
 		setpgid(pid, pid);	/* both sides, so kill(-pid) works at once */
+	if (ep[0] != -1) {
+		e = exec_status(pid, ep[0]);
+		close(ep[0]);
+		if (e != 0) {
+			mu_errf(err, MU_EIO, "cannot start %s: %s", prog, strerror(e));
+			errno = e;
+			return -1;
+		}
+	}
 	return pid;
 }
 

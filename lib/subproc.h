@@ -6,10 +6,21 @@
  * groups, the seccomp program) is prepared by the caller before
  * spawn_start(); between fork() and execve() the child makes only
  * async-signal-safe system calls, in this order:
- *   own process group; parent-death signal; default signal mask and
- *   SIGPIPE; rlimits; groups, gid, uid (then the death signal again, since
- *   a change of credentials clears it); no new privileges; fds 0..4 from
- *   the caller's list, everything above closed; the seccomp filter; exec.
+ *   own process group; parent-death signal; every signal's default action
+ *   (ignored ones would stay ignored across exec), then an empty mask;
+ *   rlimits; groups, gid, uid (then the death signal again, since a change
+ *   of credentials clears it); no new privileges; fds 0..4 from the
+ *   caller's list, everything above closed; the seccomp filter; exec.
+ *
+ * This is the one place that writes the prelude: musterd's runners
+ * (agent/run.c), `muster-runner --run`'s runner child and --describe
+ * child (runner/local.c) and a module's run_cmd() (runner/cmd.c) all start
+ * their children here.
+ *
+ * With exec_report, spawn_start() learns whether the exec happened, the
+ * way posix_spawn() does: the child writes its errno to a close-on-exec
+ * pipe if any step fails, and the parent reads it (EOF: exec succeeded).
+ * A child that failed is reaped there, so the caller never sees its pid.
  *
  * Descendants: with new_pidns the child is created as the init of a PID
  * namespace of its own (root only).  When it exits, the kernel kills
@@ -43,6 +54,7 @@ struct spawn_limit {
 };
 
 struct spawn {
+	const char *path;		/* the program; NULL: argv[0] */
 	char *const *argv, *const *envp;
 	int fds[SPAWN_FDS];		/* the child's 0..4; -1: closed */
 	struct spawn_limit limits[SPAWN_MAX_LIMITS];
@@ -57,11 +69,14 @@ struct spawn {
 	int ngroups;
 	const struct sock_fprog *filter;	/* seccomp, optional */
 	bool new_pidns;			/* init of its own PID namespace */
+	bool exec_report;		/* wait for the exec; see above */
 };
 
 /* Fork (or clone into a new PID namespace) and exec.  Returns the child's
- * pid in the caller's namespace, or -1 with err set.  The child exits 126
- * when it cannot become the user asked for, 127 when exec fails. */
+ * pid in the caller's namespace, or -1 with err set and errno saying why
+ * (with exec_report: the child's errno when its prelude or exec failed).
+ * Without exec_report the child exits 126 when it cannot become the user
+ * asked for, 127 when another step or the exec fails. */
 pid_t spawn_start(const struct spawn *s, struct mu_err *err);
 
 /* Look up a user for switch_user (not async-signal-safe: before fork). */

@@ -1,8 +1,10 @@
+/* util.c - see util.h. */
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -28,35 +30,63 @@ write_full(int fd, const void *buf, size_t len)
 }
 
 int
-read_file(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct stat *st)
+read_fd(int fd, uint64_t max, uint8_t **buf, size_t *len, struct stat *st)
 {
 	struct stat sb;
 	size_t off = 0, size;
-	ssize_t r;
-	int fd, saved;
+	ssize_t r = 0;
 
 	*buf = NULL;
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? MU_ENOENT : MU_EIO;
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
-	    (uint64_t)sb.st_size > max || (*buf = malloc((size_t)sb.st_size)) == NULL) {
-		close(fd);
+	    (uint64_t)sb.st_size > max || (*buf = malloc((size_t)sb.st_size)) == NULL)
 		return MU_EINVAL;
-	}
 	size = (size_t)sb.st_size;
 	while (off < size && ((r = read(fd, *buf + off, size - off)) > 0 ||
 	    (r == -1 && errno == EINTR)))
 		off += r > 0 ? (size_t)r : 0;
-	saved = errno;
-	close(fd);
 	if (off != size) {
+		/* A short read is EOF: the file shrank under us. */
+		if (r == 0)
+			errno = EIO;
 		free(*buf);
 		*buf = NULL;
-		errno = off < size ? saved : EIO;
 		return MU_EIO;
 	}
 	*len = size;
 	if (st)
 		*st = sb;
+	return MU_OK;
+}
+
+int
+read_file(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct stat *st)
+{
+	int fd, rc, saved;
+
+	*buf = NULL;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? MU_ENOENT : MU_EIO;
+	rc = read_fd(fd, max, buf, len, st);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int
+memfd_sealed_copy(const char *name, const void *buf, size_t len, int *out)
+{
+	int fd, saved;
+
+	if ((fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)) == -1)
+		return MU_EIO;
+	if (write_full(fd, buf, len) != MU_OK || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK |
+	    F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return MU_EIO;
+	}
+	*out = fd;
 	return MU_OK;
 }

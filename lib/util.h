@@ -1,8 +1,9 @@
 /*
  * util.h - small utilities shared by the programs.
  *
- * Ownership: read_file() hands the caller a malloc'd buffer to free();
- * nothing else here allocates.
+ * Ownership: read_file() and read_fd() hand the caller a malloc'd buffer
+ * to free(), memfd_sealed_copy() an fd to close(); nothing else here
+ * allocates.
  */
 #ifndef MUSTER_UTIL_H
 #define MUSTER_UTIL_H
@@ -24,5 +25,16 @@ int write_full(int fd, const void *buf, size_t len);
  */
 int read_file(const char *path, uint64_t max, uint8_t **buf, size_t *len,
     struct stat *st);
+/* The same for a file the caller opened (it keeps fd). */
+int read_fd(int fd, uint64_t max, uint8_t **buf, size_t *len, struct stat *st);
+
+/*
+ * A copy of buf in a memfd sealed against writing, growing, shrinking and
+ * further seals, close-on-exec: how a module reaches a runner on fd 4
+ * (DESIGN §4), so nothing can change it between the check and the load.
+ * name shows in /proc/PID/fd.  MU_OK with *out owned by the caller; MU_EIO
+ * with errno set.
+ */
+int memfd_sealed_copy(const char *name, const void *buf, size_t len, int *out);
 
 #endif

@@ -150,12 +150,8 @@ wire_check_map(const msgpack_object *o, struct mu_err *err)
 	return check_map_depth(o, 1, err);
 }
 
-/*
- * msgpack-c 4 gives an empty string or bin a NULL pointer when nothing
- * with a length came before it; memcmp/memcpy/memchr on NULL is undefined
- * even for zero bytes.  Point them at an empty array once, here, instead
- * of guarding every reader.  (Found by fuzz_selftest_request.)
- */
+/* A NUL-terminated malloc'd copy of a view, or NULL for an absent one
+ * (ptr NULL) or when out of memory.  The caller frees it. */
 char *
 wire_str_dup(struct wire_str s)
 {
@@ -168,6 +164,12 @@ wire_str_dup(struct wire_str s)
 	return p;
 }
 
+/*
+ * msgpack-c 4 gives an empty string or bin a NULL pointer when nothing
+ * with a length came before it; memcmp/memcpy/memchr on NULL is undefined
+ * even for zero bytes.  Point them at an empty array once, here, instead
+ * of guarding every reader.  (Found by fuzz_selftest_request.)
+ */
 void
 wire_fix_empty(msgpack_object *o)
 {

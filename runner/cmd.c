@@ -4,11 +4,11 @@
  *
  * run_cmd() starts argv without a shell, in a process group of its own so
  * that a timeout can kill whatever it started, with stdin from /dev/null,
- * stdout and stderr in one pipe, PATH and LANG only, and no other fd of
- * ours (the event pipe and the module must not leak into a daemon it
- * starts).  A module may have started threads, so the child makes only
- * async-signal-safe calls between fork() and execve(); the path is
- * resolved before fork().
+ * stdout and stderr in one pipe, PATH and LANG only, default signal
+ * actions, and no other fd of ours (the event pipe and the module must not
+ * leak into a daemon it starts).  The child is started by lib/subproc.c's
+ * spawn_start(), whose child side is async-signal-safe (a module may have
+ * started threads); the path is resolved and /dev/null opened before.
  *
  * The command's group outlives the runner if musterd kills the runner's
  * group, so the child asks for SIGKILL when the runner dies
@@ -16,6 +16,7 @@
  * group first (cmd_signals()).
  */
 #include "runner.h"
+#include "subproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -170,57 +170,7 @@ cmd_check_argv(const char *const argv[])
 	return 0;
 }
 
-/* ---- run_cmd: the child ----------------------------------------------- */
-
-static void __attribute__((noreturn))
-cmd_child(const char *path, const char *const argv[], int outfd, int errfd,
-    pid_t parent)
-{
-	struct sigaction dfl;
-	sigset_t none;
-	int sig, null, e;
-
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	/* Ignored signals stay ignored across execve(): SIGPIPE is ours. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if ((null = open("/dev/null", O_RDONLY)) != -1 && null != 0) {
-		dup2(null, 0);
-		close(null);
-	}
-	if (dup2(outfd, 1) == -1 || dup2(outfd, 2) == -1)
-		goto fail;
-	/* CLOEXEC rather than close: errfd must live until execve(). */
-	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-	execve(path, (char *const *)argv, cmd_envp);
-fail:
-	e = errno;
-	if (write(errfd, &e, sizeof(e)) < 0)
-		_exit(127);
-	_exit(127);
-}
-
 /* ---- run_cmd: the parent ---------------------------------------------- */
-
-/* What the child's execve() said: 0, or its errno. */
-static int
-cmd_exec_status(int errfd)
-{
-	ssize_t n;
-	int e;
-
-	do
-		n = read(errfd, &e, sizeof(e));
-	while (n == -1 && errno == EINTR);
-	return n == sizeof(e) ? e : 0;
-}
 
 static int64_t
 now_ms(void)
@@ -370,22 +320,15 @@ cmd_wait(pid_t pid, int *status)
 	return r == pid ? 0 : -1;
 }
 
-/* After fork(): collect, stop the group, reap.  -1 with errno if the
- * command could not be started. */
+/* After the exec: collect, stop the group, reap. */
 static int
-cmd_parent(pid_t pid, int outfd, int errfd, int timeout_ms, size_t max_out,
+cmd_parent(pid_t pid, int outfd, int timeout_ms, size_t max_out,
     struct muster_cmd_result *res)
 {
 	struct capture c = { .max = max_out };
-	int e, pidfd, timed_out, status = 0;
+	int pidfd, timed_out, status = 0;
 
 	cmd_pgid = pid;
-	if ((e = cmd_exec_status(errfd)) != 0) {
-		cmd_wait(pid, &status);
-		cmd_pgid = 0;
-		errno = e;
-		return -1;
-	}
 	pidfd = pidfd_open(pid, 0);
 	timed_out = capture_run(&c, outfd, pidfd, timeout_ms);
 	if (timed_out != 1 && pidfd == -1)
@@ -409,9 +352,11 @@ int
 cmd_run(const char *const argv[], int timeout_ms, size_t max_out,
     struct muster_cmd_result *res)
 {
+	struct mu_err err;
+	struct spawn sp;
 	char path[PATH_MAX];
-	int out[2], errp[2], rc, saved;
-	pid_t pid, parent = getpid();
+	int out[2], null, rc, saved;
+	pid_t pid;
 
 	if (res == NULL) {
 		errno = EINVAL;
@@ -422,25 +367,34 @@ cmd_run(const char *const argv[], int timeout_ms, size_t max_out,
 		return -1;
 	if (max_out > RUNNER_CMD_OUT_MAX)
 		max_out = RUNNER_CMD_OUT_MAX;
-	if (pipe2(out, O_CLOEXEC) == -1)
+	if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	if (pipe2(errp, O_CLOEXEC) == -1) {
+	if (pipe2(out, O_CLOEXEC) == -1) {
 		saved = errno;
-		close(out[0]), close(out[1]);
+		close(null);
 		errno = saved;
 		return -1;
 	}
-	if ((pid = fork()) == 0)
-		cmd_child(path, argv, out[1], errp[1], parent);
+	/* spawn_start() reports a failed exec with its errno, which is what
+	 * run_cmd() returns. */
+	memset(&sp, 0, sizeof(sp));
+	sp.path = path;
+	sp.argv = (char *const *)argv;
+	sp.envp = cmd_envp;
+	sp.fds[0] = null;
+	sp.fds[1] = sp.fds[2] = out[1];
+	sp.fds[3] = sp.fds[4] = -1;
+	sp.own_pgrp = sp.pdeathsig = sp.exec_report = true;
+	pid = spawn_start(&sp, &err);
 	saved = errno;
-	close(out[1]), close(errp[1]);
+	close(null), close(out[1]);
 	if (pid == -1)
 		rc = -1;
 	else {
-		rc = cmd_parent(pid, out[0], errp[0], timeout_ms, max_out, res);
+		rc = cmd_parent(pid, out[0], timeout_ms, max_out, res);
 		saved = errno;
 	}
-	close(out[0]), close(errp[0]);
+	close(out[0]);
 	errno = saved;
 	return rc;
 }

@@ -8,7 +8,8 @@
  * execs a runner child with the job on stdin, a pipe on fd 3 and the memfd
  * on fd 4.  It decodes the child's frames like the agent does and prints
  * them as they come, then the verdict; a module that crashes, hangs or
- * calls exit() takes only the child with it.  The child has a process
+ * calls exit() takes only the child with it.  Both children are started
+ * by lib/subproc.c's spawn_start(), like musterd's.  The child has a process
  * group of its own, killed when it ends (nothing a module forked lingers),
  * on --timeout, and on SIGINT or SIGTERM to this process.
  *
@@ -16,6 +17,7 @@
  * signal N, RUNNER_EXIT_TIMEOUT after --timeout.
  */
 #include "runner.h"
+#include "subproc.h"
 #include "util.h"
 
 #include <errno.h>
@@ -37,7 +39,6 @@
 #include "log.h"
 #include "mpjson.h"
 
-#define LOCAL_FD_MIN		10	/* ours live above the child's 0..4 */
 #define LOCAL_DESCRIBE_MAX	(64u * 1024)
 #define LOCAL_CHUNK		(64u * 1024)
 #define LOCAL_TTL_MS		(3600u * 1000)
@@ -102,19 +103,6 @@ clock_ms(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Move fd out of the way of the child's dup2()s onto 0..4. */
-static int
-fd_high(int fd)
-{
-	int nfd;
-
-	if (fd == -1)
-		return -1;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, LOCAL_FD_MIN);
-	close(fd);
-	return nfd;
-}
-
 static int
 wait_child(pid_t pid, int *status)
 {
@@ -124,6 +112,24 @@ wait_child(pid_t pid, int *status)
 		r = waitpid(pid, status, 0);
 	while (r == -1 && errno == EINTR);
 	return r == pid ? MU_OK : MU_EIO;
+}
+
+/* A child of ours: our own program with our environment, stdin and
+ * stderr, stdout on out (the --describe child) or our own stdout (the
+ * runner, whose fds 0, 3 and 4 local_spawn() sets).  A failed exec is
+ * reported by spawn_start(), not by a child's exit code. */
+static void
+spawn_init(struct spawn *sp, char *const argv[], int out)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->path = RUNNER_SELF;
+	sp->argv = argv;
+	sp->envp = environ;
+	sp->fds[0] = STDIN_FILENO;
+	sp->fds[1] = out;
+	sp->fds[2] = STDERR_FILENO;
+	sp->fds[3] = sp->fds[4] = -1;
+	sp->exec_report = true;
 }
 
 /* ---- 1. the module's name, from a --describe child -------------------- */
@@ -178,6 +184,8 @@ static int
 local_describe(struct local *l)
 {
 	char *argv[] = { "muster-runner", "--describe", (char *)l->o->run, NULL };
+	struct mu_err err = { "" };
+	struct spawn sp;
 	char *buf;
 	size_t len = 0;
 	int out[2], status = 0, rc;
@@ -189,14 +197,11 @@ local_describe(struct local *l)
 		free(buf);
 		return local_failf(l, RUNNER_EXIT_INTERNAL, "pipe: %s", strerror(errno));
 	}
-	if ((pid = fork()) == 0) {
-		if (dup2(out[1], STDOUT_FILENO) != -1)
-			execv(RUNNER_SELF, argv);
-		_exit(RUNNER_EXIT_INTERNAL);
-	}
+	spawn_init(&sp, argv, out[1]);
+	pid = spawn_start(&sp, &err);
 	close(out[1]);
 	if (pid == -1)
-		rc = local_failf(l, RUNNER_EXIT_INTERNAL, "fork: %s", strerror(errno));
+		rc = local_failf(l, RUNNER_EXIT_INTERNAL, "%s", err.msg);
 	else {
 		describe_read(out[0], buf, LOCAL_DESCRIBE_MAX, &len);
 		rc = wait_child(pid, &status);
@@ -269,79 +274,39 @@ local_job(struct local *l)
 /* ---- 3. the module in a sealed memfd, as musterd hands it over -------- */
 
 static int
-memfd_fill(int dst, int src)
-{
-	char *buf = malloc(LOCAL_CHUNK);
-	size_t total = 0;
-	ssize_t n;
-	int rc = MU_OK;
-
-	if (buf == NULL)
-		return MU_ENOMEM;
-	while (rc == MU_OK) {
-		n = read(src, buf, LOCAL_CHUNK);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n == 0 ? MU_OK : MU_EIO;
-			break;
-		}
-		if ((total += (size_t)n) > WIRE_MAX_BIN)
-			rc = MU_EINVAL;
-		else
-			rc = write_full(dst, buf, (size_t)n);
-	}
-	free(buf);
-	return rc;
-}
-
-static int
 local_memfd(struct local *l)
 {
-	int src, mfd, rc;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int src, rc;
 
+	/* Following a symlink is fine here: the author names the file. */
 	if ((src = open(l->o->run, O_RDONLY | O_CLOEXEC)) == -1)
 		return local_failf(l, RUNNER_EXIT_LOAD, "cannot open %s: %s", l->o->run,
 		    strerror(errno));
-	if ((mfd = memfd_create("muster-module", MFD_CLOEXEC | MFD_ALLOW_SEALING)) == -1) {
-		close(src);
-		return local_failf(l, RUNNER_EXIT_INTERNAL, "memfd_create: %s",
-		    strerror(errno));
-	}
-	rc = memfd_fill(mfd, src);
+	rc = read_fd(src, WIRE_MAX_BIN, &buf, &len, NULL);
 	close(src);
-	if (rc == MU_OK && fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK |
-	    F_SEAL_GROW | F_SEAL_WRITE) == -1)
-		rc = MU_EIO;
-	if (rc != MU_OK || (l->memfd = fd_high(mfd)) == -1) {
-		if (rc != MU_OK)
-			close(mfd);
-		return local_failf(l, rc == MU_EINVAL ? RUNNER_EXIT_LOAD :
-		    RUNNER_EXIT_INTERNAL, "cannot copy %s into a memfd: %s", l->o->run,
-		    rc == MU_EINVAL ? "larger than 64 MiB" : strerror(errno));
-	}
+	if (rc == MU_EINVAL)
+		return local_failf(l, RUNNER_EXIT_LOAD, "cannot copy %s into a memfd: "
+		    "not a regular file of 1 byte to 64 MiB", l->o->run);
+	if (rc == MU_OK)
+		rc = memfd_sealed_copy("muster-module", buf, len, &l->memfd);
+	free(buf);
+	if (rc != MU_OK)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "cannot copy %s into a memfd: %s",
+		    l->o->run, strerror(errno));
 	return MU_OK;
 }
 
 /* ---- 4. the runner child ---------------------------------------------- */
-
-static void __attribute__((noreturn))
-local_exec(const struct local *l, int jobr, int evw, char *const argv[])
-{
-	setpgid(0, 0);
-	if (dup2(jobr, STDIN_FILENO) == -1 || dup2(evw, RUNNER_EVENT_FD) == -1 ||
-	    dup2(l->memfd, RUNNER_MODULE_FD) == -1)
-		_exit(RUNNER_EXIT_INTERNAL);
-	close_range(RUNNER_MODULE_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
-	execv(RUNNER_SELF, argv);
-	_exit(RUNNER_EXIT_INTERNAL);
-}
 
 static int
 local_spawn(struct local *l)
 {
 	char limit[24];
 	char *argv[] = { "muster-runner", "--output-limit", limit, NULL };
+	struct mu_err err = { "" };
+	struct spawn sp;
 	int jobp[2], evp[2];
 
 	snprintf(limit, sizeof(limit), "%zu", l->o->output_limit);
@@ -351,23 +316,21 @@ local_spawn(struct local *l)
 		close(jobp[0]), close(jobp[1]);
 		return local_failf(l, RUNNER_EXIT_INTERNAL, "pipe: %s", strerror(errno));
 	}
-	jobp[0] = fd_high(jobp[0]), evp[1] = fd_high(evp[1]);
 	l->jobw = jobp[1], l->evr = evp[0];
-	if (jobp[0] == -1 || evp[1] == -1)
-		l->pid = -1;
-	else if ((l->pid = fork()) == 0)
-		local_exec(l, jobp[0], evp[1], argv);
-	if (jobp[0] != -1)
-		close(jobp[0]);
-	if (evp[1] != -1)
-		close(evp[1]);
+	/* The job on stdin, events on fd 3, the module on fd 4 (DESIGN §4);
+	 * a group of its own, so that one kill reaches what a module forked. */
+	spawn_init(&sp, argv, STDOUT_FILENO);
+	sp.fds[0] = jobp[0];
+	sp.fds[RUNNER_EVENT_FD] = evp[1];
+	sp.fds[RUNNER_MODULE_FD] = l->memfd;
+	sp.own_pgrp = true;
+	l->pid = spawn_start(&sp, &err);
+	close(jobp[0]), close(evp[1]);
 	close(l->memfd);
 	l->memfd = -1;
 	if (l->pid == -1)
 		return local_failf(l, RUNNER_EXIT_INTERNAL, "cannot start the runner: %s",
-		    strerror(errno));
-	/* Both sides set the group, so neither a kill nor the child races it. */
-	setpgid(l->pid, l->pid);
+		    err.msg);
 	local_child = l->pid;
 	l->pidfd = pidfd_open(l->pid, 0);
 	return MU_OK;

@@ -1,6 +1,12 @@
 /*
- * module.c - open a module and check its descriptor before anything in it
- * is called.
+ * module.c - open a module and check its descriptor before the runner
+ * calls anything through it.
+ *
+ * dlopen() itself runs the module's ELF constructors (and those of the
+ * libraries it pulls in) before any check here: a constructor that
+ * crashes, hangs or exits takes the runner with it, which is why there is
+ * one runner process per job and musterd judges it by its exit.  What
+ * these checks guard is the descriptor and run().
  *
  * The checks run in an order where each one only reads what the previous
  * ones made safe to read: the symbol's size (from the ELF symbol table)

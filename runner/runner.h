@@ -13,8 +13,8 @@
  * The rest is shared: module.c (dlopen and the descriptor checks), api.c
  * (the helper vtable), args.c (argument values), data.c (result data),
  * events.c (frames on fd 3), cmd.c (read_file, run_cmd), text.c (bounded
- * UTF-8 text), runargs.c (--run's key=value arguments).  JSON <-> msgpack
- * is lib/mpjson's.
+ * UTF-8 text).  JSON <-> msgpack, and --run's key=value / key:=JSON
+ * arguments (mpjson_arg()), are lib/mpjson's.
  *
  * Functions return 0 on success and otherwise either an enum mu_rc (for
  * the building blocks) or an enum runner_exit (for what decides how the
@@ -235,9 +235,5 @@ struct module {
 int module_open(const char *path, struct module *, struct mu_err *);
 /* RUNNER_EXIT_MAGIC, _ABI, _DESC or _NAME; want may be NULL (no job). */
 int module_check(const struct module *, const char *want, struct mu_err *);
-
-/* ---- runargs.c -------------------------------------------------------- */
-
-struct json_t;
 
 #endif

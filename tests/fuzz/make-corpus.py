@@ -272,6 +272,36 @@ CORPUS["fuzz_ipc_stream"] = {
     "ok-empty-frame": chunked(frame(b"")),
 }
 
+# musterd's parent <-> network process frames (lib/wire.h struct priv_msg).
+PRIV_JOB = m(t="job", topic="muster/v1/hosts/web-01/jobs", payload=pack(ENV))
+PRIV_MOD = m(t="module", job="job-0001", source="cache", sha256=SHA)
+PRIV_WANT = m(t="want", job="job-0001", name="disk", sha256=SHA, local=SHA2)
+CORPUS["fuzz_priv_msg"] = {
+    "ok-job": pack(PRIV_JOB),
+    "ok-module-cache": pack(PRIV_MOD),
+    "ok-module-local": pack(dict(PRIV_MOD, source="local", sha256=SHA2)),
+    "ok-module-none": pack(m(t="module", job="job-0001", source="none",
+                             reason="no build of disk is published")),
+    "ok-spooled": pack(m(t="spooled", job="job-0001")),
+    "ok-result": pack(m(t="result", job="job-0001", payload=pack(RESULT))),
+    "ok-event": pack(m(t="event", job="job-0001", payload=pack(EVENT))),
+    "ok-want": pack(PRIV_WANT),
+    "ok-want-bare": pack(m(t="want", job="j", name="disk")),
+    "ok-poke": pack(m(t="poke")),
+    "ok-stop": pack(m(t="stop")),
+    "bad-type": pack(m(t="hello")),
+    "bad-no-v": pack(without(PRIV_MOD, "v")),
+    "bad-module-none-sha": pack(dict(PRIV_MOD, source="none")),
+    "bad-module-cache-nosha": pack(without(PRIV_MOD, "sha256")),
+    "bad-source": pack(dict(PRIV_MOD, source="broker")),
+    "bad-job-missing": pack(m(t="spooled")),
+    "bad-topic-wildcard": pack(dict(PRIV_JOB, topic="muster/v1/hosts/#")),
+    "bad-payload-str": pack(dict(PRIV_JOB, payload="text")),
+    "bad-want-local-upper": pack(dict(PRIV_WANT, local=SHA2.upper())),
+    "bad-dup-key": pairs(("v", 1), ("t", "spooled"), ("job", "a"), ("job", "b")),
+    "bad-trailing": pack(PRIV_MOD) + b"\xc0",
+}
+
 
 def main():
     root = os.path.join(HERE, "corpus")

@@ -1,11 +1,14 @@
 /*
  * Unit tests for lib/wire.c and lib/wire_check.c: every codec round-trips,
- * and each refusal rule refuses with a reason naming the problem.
+ * and each refusal rule refuses with a reason naming the problem; the
+ * parent <-> network process frames (priv_msg) type by type.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -766,6 +769,346 @@ test_big_string_bound(void **state)
 	free(big);
 }
 
+/* ---- parent <-> network process frames (priv_msg) ---------------------- */
+
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* Encode m, decode it again, compare every field. */
+static void
+assert_priv_roundtrip(const struct priv_msg *m)
+{
+	msgpack_sbuffer sb;
+	struct priv_msg d;
+	struct mu_err err = { "" };
+
+	msgpack_sbuffer_init(&sb);
+	if (priv_msg_encode(m, &sb, &err) != MU_OK)
+		fail_msg("encode %s: %s", priv_type_name(m->type), err.msg);
+	if (priv_msg_decode(sb.data, sb.size, &d, &err) != MU_OK)
+		fail_msg("decode %s: %s", priv_type_name(m->type), err.msg);
+	assert_int_equal(d.type, m->type);
+	assert_string_equal(d.job, m->job);
+	assert_string_equal(d.name, m->name);
+	assert_string_equal(d.sha256, m->sha256);
+	assert_string_equal(d.local, m->local);
+	assert_string_equal(d.topic, m->topic);
+	assert_int_equal(d.source, m->source);
+	assert_int_equal(d.reason.ptr == NULL, m->reason.ptr == NULL);
+	assert_int_equal(d.reason.len, m->reason.len);
+	if (m->reason.len)
+		assert_memory_equal(d.reason.ptr, m->reason.ptr, m->reason.len);
+	assert_int_equal(d.payload.len, m->payload.len);
+	if (m->payload.len)
+		assert_memory_equal(d.payload.ptr, m->payload.ptr, m->payload.len);
+	wire_doc_free(&d.doc);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+test_priv_each_type(void **state)
+{
+	static const uint8_t body[] = { 0x81, 0xa1, 'v', 0x01 };
+	struct priv_msg m;
+	int t;
+
+	(void)state;
+	for (t = PRIV_JOB; t < PRIV_NTYPES; t++) {
+		memset(&m, 0, sizeof(m));
+		m.type = (enum priv_type)t;
+		switch (m.type) {
+		case PRIV_JOB:
+			strcpy(m.topic, "muster/v1/hosts/web1/jobs");
+			m.payload = (struct wire_bytes){ body, sizeof(body) };
+			break;
+		case PRIV_MODULE:
+			strcpy(m.job, "job-1");
+			m.source = PRIV_SRC_CACHE;
+			strcpy(m.sha256, SHA_A);
+			m.reason = (struct wire_str){ "fetched", 7 };
+			break;
+		case PRIV_SPOOLED:
+			strcpy(m.job, "job-1");
+			break;
+		case PRIV_RESULT:
+		case PRIV_EVENT:
+			strcpy(m.job, "job-1");
+			m.payload = (struct wire_bytes){ body, sizeof(body) };
+			break;
+		case PRIV_MODULE_WANT:
+			strcpy(m.job, "job-1");
+			strcpy(m.name, "os.release");
+			strcpy(m.sha256, SHA_A);
+			strcpy(m.local, SHA_B);
+			break;
+		default:	/* poke, stop: no fields */
+			break;
+		}
+		assert_priv_roundtrip(&m);
+		assert_string_not_equal(priv_type_name(m.type), "unknown");
+	}
+	/* The optional parts left out. */
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_MODULE_WANT;
+	strcpy(m.job, "job-1");
+	strcpy(m.name, "os.release");
+	assert_priv_roundtrip(&m);
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_MODULE;
+	strcpy(m.job, "job-1");
+	m.source = PRIV_SRC_NONE;
+	assert_priv_roundtrip(&m);
+	assert_string_equal(priv_type_name((enum priv_type)0), "unknown");
+	assert_string_equal(priv_type_name(PRIV_NTYPES), "unknown");
+}
+
+/* Decode kvs minus skip; expect a refusal whose reason holds want. */
+static void
+assert_priv_refused(const struct kv *kvs, size_t n, const char *skip, const char *want)
+{
+	msgpack_sbuffer sb;
+	struct priv_msg d;
+	struct mu_err err = { "" };
+
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, kvs, n, skip);
+	if (priv_msg_decode(sb.data, sb.size, &d, &err) == MU_OK)
+		fail_msg("accepted without '%s'", skip ? skip : "(nothing)");
+	if (want != NULL && strstr(err.msg, want) == NULL)
+		fail_msg("reason '%s' does not contain '%s'", err.msg, want);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static int
+priv_decode_kvs(const struct kv *kvs, size_t n, struct priv_msg *d)
+{
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+	int rc;
+
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, kvs, n, NULL);
+	rc = priv_msg_decode(sb.data, sb.size, d, &err);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static const struct kv priv_job[] = {
+	{ "v", U, NULL, 1 }, { "t", S, "job", 0 },
+	{ "topic", S, "muster/v1/all/jobs", 0 }, { "payload", BIN, "\x80", 1 },
+};
+static const struct kv priv_module[] = {
+	{ "v", U, NULL, 1 }, { "t", S, "module", 0 }, { "job", S, "job-1", 0 },
+	{ "source", S, "local", 0 }, { "sha256", S, SHA_A, 0 },
+};
+static const struct kv priv_spooled[] = {
+	{ "v", U, NULL, 1 }, { "t", S, "spooled", 0 }, { "job", S, "job-1", 0 },
+};
+static const struct kv priv_result[] = {
+	{ "v", U, NULL, 1 }, { "t", S, "result", 0 }, { "job", S, "job-1", 0 },
+	{ "payload", BIN, "\x80", 1 },
+};
+static const struct kv priv_event[] = {
+	{ "v", U, NULL, 1 }, { "t", S, "event", 0 }, { "job", S, "job-1", 0 },
+	{ "payload", BIN, "\x80", 1 },
+};
+static const struct kv priv_want[] = {
+	{ "v", U, NULL, 1 }, { "t", S, "want", 0 }, { "job", S, "job-1", 0 },
+	{ "name", S, "os.release", 0 },
+};
+
+#define PRIV_KVS(a)	a, sizeof(a) / sizeof(a[0])
+
+/* Each required field, left out, is refused and named. */
+static void
+test_priv_missing_fields(void **state)
+{
+	static const struct {
+		const struct kv *kvs;
+		size_t n;
+	} all[] = {
+		{ PRIV_KVS(priv_job) }, { PRIV_KVS(priv_module) }, { PRIV_KVS(priv_spooled) },
+		{ PRIV_KVS(priv_result) }, { PRIV_KVS(priv_event) }, { PRIV_KVS(priv_want) },
+	};
+	struct priv_msg d;
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		/* Whole, it decodes: the refusals below are the missing key's. */
+		assert_int_equal(priv_decode_kvs(all[i].kvs, all[i].n, &d), MU_OK);
+		wire_doc_free(&d.doc);
+		for (k = 0; k < all[i].n; k++) {
+			/* The module answer's sha256 is checked against its source:
+			 * its absence is refused by that rule (below). */
+			const char *key = all[i].kvs[k].key;
+
+			assert_priv_refused(all[i].kvs, all[i].n, key,
+			    strcmp(key, "sha256") == 0 ? "exactly when" :
+			    strcmp(key, "v") == 0 || strcmp(key, "t") == 0 ? NULL : key);
+		}
+	}
+}
+
+/* Which side may send a type is the parent's rule (agent/priv.c), not the
+ * codec's: a result decodes wherever it comes from.  What a type does not
+ * carry is ignored on decode and refused on encode. */
+static void
+test_priv_direction_and_extras(void **state)
+{
+	struct kv kvs[] = {
+		{ "v", U, NULL, 1 }, { "t", S, "spooled", 0 }, { "job", S, "job-1", 0 },
+		{ "local", S, SHA_A, 0 }, { "payload", BIN, "xyz", 3 },
+	};
+	struct priv_msg d, m;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	assert_int_equal(priv_decode_kvs(PRIV_KVS(priv_result), &d), MU_OK);
+	assert_int_equal(d.type, PRIV_RESULT);
+	wire_doc_free(&d.doc);
+	assert_int_equal(priv_decode_kvs(kvs, 5, &d), MU_OK);
+	assert_int_equal(d.type, PRIV_SPOOLED);
+	assert_string_equal(d.local, "");
+	assert_null(d.payload.ptr);
+	wire_doc_free(&d.doc);
+	/* An encoder never writes a field its type does not have. */
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_SPOOLED;
+	strcpy(m.job, "job-1");
+	strcpy(m.local, SHA_A);
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_EINVAL);
+	m.type = (enum priv_type)0;
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_EINVAL);
+	m.type = PRIV_NTYPES;
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+	/* Unknown or mistyped "t". */
+	kvs[1] = (struct kv){ "t", S, "hello", 0 };
+	assert_priv_refused(kvs, 3, NULL, NULL);
+	kvs[1] = (struct kv){ "t", U, NULL, PRIV_SPOOLED };
+	assert_priv_refused(kvs, 3, NULL, NULL);
+	kvs[1] = (struct kv){ "t", S, "unknown", 0 };
+	assert_priv_refused(kvs, 3, NULL, NULL);
+}
+
+/* A module answer names a build exactly when it has one. */
+static void
+test_priv_module_source(void **state)
+{
+	struct kv kvs[] = {
+		{ "v", U, NULL, 1 }, { "t", S, "module", 0 }, { "job", S, "job-1", 0 },
+		{ "source", S, "none", 0 }, { "sha256", S, SHA_A, 0 },
+		{ "reason", S, "not published", 0 },
+	};
+	struct priv_msg m;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	assert_priv_refused(kvs, 6, NULL, "exactly when");
+	kvs[3].s = "cache";
+	assert_priv_refused(kvs, 6, "sha256", "exactly when");
+	kvs[3].s = "broker";
+	assert_priv_refused(kvs, 6, NULL, NULL);
+	kvs[3].s = "none";
+	kvs[4] = (struct kv){ "sha256", S, "AAAA", 0 };
+	assert_priv_refused(kvs, 6, NULL, "sha256");
+	kvs[3].s = "local";
+	kvs[4] = (struct kv){ "sha256", S, SHA_A, 0 };
+	kvs[5] = (struct kv){ "reason", BIN, "x", 1 };
+	assert_priv_refused(kvs, 6, NULL, "reason");
+	/* The encoder holds the same rule. */
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_MODULE;
+	strcpy(m.job, "job-1");
+	m.source = PRIV_SRC_NONE;
+	strcpy(m.sha256, SHA_A);
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_EINVAL);
+	m.source = PRIV_SRC_CACHE;
+	m.sha256[0] = '\0';
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A payload over WIRE_MAX_BIN is refused both ways. */
+static void
+test_priv_oversized(void **state)
+{
+	size_t n = WIRE_MAX_BIN + 1;
+	char *big = calloc(1, n);
+	struct kv kvs[] = {
+		{ "v", U, NULL, 1 }, { "t", S, "result", 0 }, { "job", S, "job-1", 0 },
+		{ "payload", BIN, big, n },
+	};
+	struct priv_msg m;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	assert_non_null(big);
+	assert_priv_refused(kvs, 4, NULL, "payload");
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_RESULT;
+	strcpy(m.job, "job-1");
+	m.payload = (struct wire_bytes){ (const uint8_t *)big, n };
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_EINVAL);
+	assert_int_equal(sb.size, 0);
+	/* At the limit it passes. */
+	m.payload.len = WIRE_MAX_BIN;
+	assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_OK);
+	msgpack_sbuffer_destroy(&sb);
+	free(big);
+}
+
+/* The fuzz seeds say what they are: ok-* decode, bad-* are refused (else
+ * the replay test of fuzz_priv_msg would pass on seeds that test nothing). */
+static void
+test_priv_corpus(void **state)
+{
+	const char *src = getenv("MUSTER_SOURCE_DIR");
+	char dir[4096], path[4352];
+	struct dirent *de;
+	struct priv_msg d;
+	struct mu_err err;
+	uint8_t buf[8192];
+	size_t len, nok = 0, nbad = 0;
+	FILE *f;
+	DIR *dp;
+	int rc;
+
+	(void)state;
+	if (src == NULL)
+		skip();
+	snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/fuzz_priv_msg", src);
+	assert_non_null(dp = opendir(dir));
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_non_null(f = fopen(path, "rb"));
+		len = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		rc = priv_msg_decode(buf, len, &d, &err);
+		if (rc == MU_OK)
+			wire_doc_free(&d.doc);
+		if (strncmp(de->d_name, "ok-", 3) == 0) {
+			if (rc != MU_OK)
+				fail_msg("%s refused: %s", de->d_name, err.msg);
+			nok++;
+		} else if (strncmp(de->d_name, "bad-", 4) == 0) {
+			if (rc == MU_OK)
+				fail_msg("%s accepted", de->d_name);
+			nbad++;
+		}
+	}
+	closedir(dp);
+	assert_true(nok >= 8 && nbad >= 8);
+}
+
 int
 main(void)
 {
@@ -788,6 +1131,12 @@ main(void)
 		cmocka_unit_test(test_selftest),
 		cmocka_unit_test(test_agent_envelope),
 		cmocka_unit_test(test_big_string_bound),
+		cmocka_unit_test(test_priv_each_type),
+		cmocka_unit_test(test_priv_missing_fields),
+		cmocka_unit_test(test_priv_direction_and_extras),
+		cmocka_unit_test(test_priv_module_source),
+		cmocka_unit_test(test_priv_oversized),
+		cmocka_unit_test(test_priv_corpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,355 @@
+/*
+ * Unit tests for musterd's state on disk, without a broker: the seen-set
+ * (agent/seen.c) and the spool and journal (agent/spool.c), in a temporary
+ * state_dir made per test and removed after it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent.h"
+
+#define NOW	1764230400000ull	/* any fixed wall time, ms */
+
+struct dir {
+	char path[64];
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int
+dir_setup(void **state)
+{
+	struct dir *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return -1;
+	strcpy(d->path, "/tmp/test_agent_state.XXXXXX");
+	if (mkdtemp(d->path) == NULL)
+		return -1;
+	*state = d;
+	return 0;
+}
+
+static int
+dir_teardown(void **state)
+{
+	struct dir *d = *state;
+
+	nftw(d->path, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(d);
+	return 0;
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+static void
+write_text(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+static size_t
+read_text(const char *dir, const char *name, char *buf, size_t cap)
+{
+	char path[256];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return n;
+}
+
+/* ---- the seen-set ------------------------------------------------------ */
+
+static void
+test_seen_add_has_reopen(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_false(seen_has(&s, "job-1"));
+	assert_int_equal(seen_add(&s, "job-1", NOW + 60000, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "job-2", NOW + 60000, &err), MU_OK);
+	assert_true(seen_has(&s, "job-1"));
+	assert_true(seen_has(&s, "job-2"));
+	assert_false(seen_has(&s, "job-3"));
+	seen_close(&s);
+	/* What was added before a restart is refused after it. */
+	assert_int_equal(seen_open(&s, d->path, NOW + 1000, &err), MU_OK);
+	assert_int_equal(s.n, 2);
+	assert_true(seen_has(&s, "job-1"));
+	assert_true(seen_has(&s, "job-2"));
+	assert_false(seen_has(&s, "job-3"));
+	seen_close(&s);
+}
+
+static void
+test_seen_prune(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char buf[512];
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "short", NOW + 1000, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "long", NOW + 3600000, &err), MU_OK);
+	/* Within the clock skew an id is still kept: its job could pass. */
+	seen_prune(&s, NOW + 1000 + CLOCK_SKEW_MS);
+	assert_true(seen_has(&s, "short"));
+	seen_prune(&s, NOW + 1001 + CLOCK_SKEW_MS);
+	assert_false(seen_has(&s, "short"));
+	assert_true(seen_has(&s, "long"));
+	/* The file was rewritten without it, and appending still works. */
+	read_text(d->path, "seen", buf, sizeof(buf));
+	assert_null(strstr(buf, "short"));
+	assert_non_null(strstr(buf, "long"));
+	assert_int_equal(seen_add(&s, "later", NOW + 3600000, &err), MU_OK);
+	seen_close(&s);
+	/* Expired entries are dropped on open as well. */
+	assert_int_equal(seen_open(&s, d->path, NOW + 3600001 + CLOCK_SKEW_MS, &err),
+	    MU_OK);
+	assert_int_equal(s.n, 0);
+	seen_close(&s);
+}
+
+static void
+test_seen_damaged_file(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char buf[1024], line[160];
+
+	snprintf(line, sizeof(line), "good-1 %llu\n", NOW + 60000);
+	write_text(d->path, "seen",
+	    "garbage\n"
+	    "bad/id 99999999999999999\n"
+	    "no-number\n"
+	    "\x01\x02\x03 17\n");
+	/* Append a valid line, a duplicate and a torn last line. */
+	{
+		char path[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/seen", d->path);
+		assert_non_null(f = fopen(path, "a"));
+		fputs(line, f);
+		fputs(line, f);
+		fputs("torn-", f);
+		fclose(f);
+	}
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(s.n, 1);
+	assert_true(seen_has(&s, "good-1"));
+	assert_false(seen_has(&s, "garbage"));
+	assert_false(seen_has(&s, "torn-"));
+	/* Compacted on open: only the good line is left. */
+	read_text(d->path, "seen", buf, sizeof(buf));
+	assert_string_equal(buf, line);
+	seen_close(&s);
+}
+
+static void
+test_seen_unwritable(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char missing[128];
+
+	/* A state_dir that does not exist: refused, with the path named. */
+	snprintf(missing, sizeof(missing), "%s/nope", d->path);
+	assert_int_not_equal(seen_open(&s, missing, NOW, &err), MU_OK);
+	assert_non_null(strstr(err.msg, "nope"));
+	seen_close(&s);
+}
+
+/* ---- the spool ---------------------------------------------------------- */
+
+static void
+test_spool_put_reopen_ack(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char spooldir[128];
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(sp.count, 0);
+	assert_int_equal(spool_put(&sp, "job-a", "muster/results/job-a/web1", "AAA", 3, &err),
+	    MU_OK);
+	assert_int_equal(spool_put(&sp, "job-b", "muster/results/job-b/web1", "BB", 2, &err),
+	    MU_OK);
+	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
+	/* fsync'ed files, named by sequence, no temporary left. */
+	assert_true(exists(spooldir, "00000000000000000001.res"));
+	assert_true(exists(spooldir, "00000000000000000002.res"));
+	assert_false(exists(spooldir, ".00000000000000000001.res.tmp"));
+	assert_true(spool_has_job(&sp, "job-a"));
+	assert_false(spool_has_job(&sp, "job-c"));
+	spool_close(&sp);
+
+	/* A restart loads them in order, with their topics and payloads. */
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(sp.count, 2);
+	assert_non_null(sp.head);
+	assert_int_equal(sp.head->seq, 1);
+	assert_string_equal(sp.head->job, "job-a");
+	assert_string_equal(sp.head->topic, "muster/results/job-a/web1");
+	assert_int_equal(sp.head->len, 3);
+	assert_memory_equal(sp.head->payload, "AAA", 3);
+	assert_non_null(sp.head->next);
+	assert_int_equal(sp.head->next->seq, 2);
+	assert_string_equal(sp.head->next->job, "job-b");
+	assert_ptr_equal(sp.tail, sp.head->next);
+	assert_int_equal(sp.next_seq, 3);
+
+	/* An ack for a token nobody holds, or token 0, changes nothing. */
+	sp.head->token = 7;
+	spool_acked(&sp, 8);
+	spool_acked(&sp, 0);
+	assert_int_equal(sp.count, 2);
+	spool_acked(&sp, 7);
+	assert_int_equal(sp.count, 1);
+	assert_false(exists(spooldir, "00000000000000000001.res"));
+	assert_true(exists(spooldir, "00000000000000000002.res"));
+	assert_false(spool_has_job(&sp, "job-a"));
+	assert_string_equal(sp.head->job, "job-b");
+	/* The new sequence goes on after the highest loaded. */
+	assert_int_equal(spool_put(&sp, "job-c", "muster/results/job-c/web1", "C", 1, &err),
+	    MU_OK);
+	assert_true(exists(spooldir, "00000000000000000003.res"));
+	assert_string_equal(sp.tail->job, "job-c");
+	spool_close(&sp);
+}
+
+static void
+test_spool_damaged_file(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char spooldir[128];
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_put(&sp, "job-a", "muster/results/job-a/web1", "A", 1, &err),
+	    MU_OK);
+	spool_close(&sp);
+	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
+	write_text(spooldir, "00000000000000000005.res", "not a spool file");
+	/* One bad file is moved aside; the rest still loads. */
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(sp.count, 1);
+	assert_string_equal(sp.head->job, "job-a");
+	assert_false(exists(spooldir, "00000000000000000005.res"));
+	assert_true(exists(spooldir, "00000000000000000005.res.bad"));
+	spool_close(&sp);
+}
+
+static void
+test_spool_refusals(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char topic[TOPIC_MAX + 8];
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	memset(topic, 'x', sizeof(topic) - 1);
+	topic[sizeof(topic) - 1] = '\0';
+	assert_int_equal(spool_put(&sp, "job-a", topic, "A", 1, &err), MU_EINVAL);
+	assert_int_equal(sp.count, 0);
+	spool_close(&sp);
+}
+
+/* ---- the journal -------------------------------------------------------- */
+
+static void
+test_journal_add_remove(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char journal[128], buf[64];
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	snprintf(journal, sizeof(journal), "%s/running", d->path);
+	assert_int_equal(journal_add(&sp, "j1", "body-1", 6, &err), MU_OK);
+	/* Ids "." and ".." are valid job ids: the "job-" prefix keeps them
+	 * file names. */
+	assert_int_equal(journal_add(&sp, "..", "body-2", 6, &err), MU_OK);
+	assert_true(exists(journal, "job-j1"));
+	assert_true(exists(journal, "job-.."));
+	assert_int_equal(read_text(journal, "job-j1", buf, sizeof(buf)), 6);
+	assert_string_equal(buf, "body-1");
+	journal_remove(&sp, "j1");
+	assert_false(exists(journal, "job-j1"));
+	assert_true(exists(journal, "job-.."));
+	/* Removing what is not there is quiet. */
+	journal_remove(&sp, "j1");
+	journal_remove(&sp, "..");
+	assert_false(exists(journal, "job-.."));
+	spool_close(&sp);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_seen_add_has_reopen, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_prune, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_damaged_file, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_unwritable, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_put_reopen_ack, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_damaged_file, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_refusals, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_add_remove, dir_setup,
+		    dir_teardown),
+	};
+
+	log_init("test_agent_state", LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

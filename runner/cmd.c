@@ -16,6 +16,7 @@
  * group first (cmd_signals()).
  */
 #include "runner.h"
+#include "loop.h"	/* now_mono_ms: the one monotonic clock */
 #include "subproc.h"
 
 #include <errno.h>
@@ -172,15 +173,6 @@ cmd_check_argv(const char *const argv[])
 
 /* ---- run_cmd: the parent ---------------------------------------------- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct capture {
 	char *buf;
 	size_t len, cap, max;
@@ -242,7 +234,7 @@ poll_left(int64_t deadline)
 
 	if (deadline == 0)
 		return -1;
-	left = deadline - now_ms();
+	left = deadline - (int64_t)now_mono_ms();
 	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
@@ -255,7 +247,7 @@ poll_left(int64_t deadline)
 static int
 capture_run(struct capture *c, int fd, int pidfd, int timeout_ms)
 {
-	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? (int64_t)now_mono_ms() + timeout_ms : 0;
 	struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
 	char chunk[CMD_CHUNK];
 	ssize_t n;

@@ -17,6 +17,7 @@
  * signal N, RUNNER_EXIT_TIMEOUT after --timeout.
  */
 #include "runner.h"
+#include "loop.h"	/* the one clock of the project */
 #include "subproc.h"
 #include "util.h"
 
@@ -92,15 +93,6 @@ local_failf(struct local *l, int code, const char *fmt, ...)
 	va_end(ap);
 	l->fail_code = code;
 	return code;
-}
-
-static int64_t
-clock_ms(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -256,7 +248,7 @@ local_job(struct local *l)
 		snprintf(j.id, sizeof(j.id), "local-%ld", (long)getpid());
 		j.kind = JOB_RUN;
 		j.target.kind = TARGET_ALL;
-		j.issued_at = (uint64_t)clock_ms(CLOCK_REALTIME);
+		j.issued_at = now_wall_ms();
 		j.not_after = j.issued_at + LOCAL_TTL_MS;
 		/* Never sent anywhere; the default fleet, as every job has one. */
 		aud_format(j.aud, sizeof(j.aud), TOPIC_ROOT_DEFAULT);
@@ -474,7 +466,7 @@ local_poll_ms(struct local *l, int64_t deadline)
 
 	if (deadline == 0 || l->timed_out)
 		return -1;
-	if ((left = deadline - clock_ms(CLOCK_MONOTONIC)) <= 0) {
+	if ((left = deadline - (int64_t)now_mono_ms()) <= 0) {
 		kill(-l->pid, SIGKILL);
 		l->timed_out = true;
 		return -1;
@@ -486,7 +478,7 @@ static int
 local_watch(struct local *l)
 {
 	int64_t deadline = l->o->timeout_ms ?
-	    clock_ms(CLOCK_MONOTONIC) + (int64_t)l->o->timeout_ms : 0;
+	    (int64_t)now_mono_ms() + (int64_t)l->o->timeout_ms : 0;
 	struct pollfd pfd[2] = { { l->evr, POLLIN, 0 }, { l->pidfd, POLLIN, 0 } };
 	int r;
 

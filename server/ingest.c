@@ -59,155 +59,6 @@ static void on_bus_fd(struct loop *l, int fd, short revents, void *arg);
 
 /* ---- topics --------------------------------------------------------------- */
 
-/* Split "<root>/v1/results/<job>/<host>[/events]" or
- * "<root>/v1/hosts/<host>/status"; names copied and validated. */
-static int
-topic_split(const struct server *s, const char *topic, enum msg_type *type,
-    char *job, char *host)
-{
-	char pre[NAME_MAX_LEN + 8], rest[TOPIC_MAX], *a, *b, *tail;
-
-	job[0] = host[0] = '\0';
-	snprintf(pre, sizeof(pre), "%s/v1/", s->root);
-	if (strncmp(topic, pre, strlen(pre)) != 0 ||
-	    snprintf(rest, sizeof(rest), "%s", topic + strlen(pre)) >= (int)sizeof(rest))
-		return MU_EINVAL;
-	if (strncmp(rest, "results/", 8) == 0) {
-		a = rest + 8;
-		if ((b = strchr(a, '/')) == NULL)
-			return MU_EINVAL;
-		*b++ = '\0';
-		*type = MSG_RESULT;
-		if ((tail = strchr(b, '/')) != NULL) {
-			if (strcmp(tail, "/events") != 0)
-				return MU_EINVAL;
-			*tail = '\0';
-			*type = MSG_EVENT;
-		}
-		if (!jobid_valid(a) || !name_valid(b))
-			return MU_EINVAL;
-		memcpy(job, a, strlen(a) + 1);
-		memcpy(host, b, strlen(b) + 1);
-		return MU_OK;
-	}
-	if (strncmp(rest, "hosts/", 6) == 0) {
-		a = rest + 6;
-		if ((b = strchr(a, '/')) == NULL || strcmp(b, "/status") != 0)
-			return MU_EINVAL;
-		*b = '\0';
-		if (!name_valid(a))
-			return MU_EINVAL;
-		memcpy(host, a, strlen(a) + 1);
-		*type = MSG_STATUS;
-		return MU_OK;
-	}
-	return MU_EINVAL;
-}
-
-/* ---- checks (as ctl/verify.c) --------------------------------------------- */
-
-/* Envelope, signature, CN = topic host.  *env live on MU_OK only. */
-static int
-open_envelope(struct server *s, const char *thost, const uint8_t *p, size_t len,
-    struct agent_envelope *env, struct mu_err *err)
-{
-	struct mu_err why;
-	const char *cn;
-	int rc;
-
-	if (agent_envelope_decode(p, len, env, &why) != MU_OK)
-		return mu_errf(err, MU_ESIG, "not a signed agent message: %s", why.msg);
-	if ((rc = hostsig_verify(s->hv, env, &cn, err)) != MU_OK) {
-		wire_doc_free(&env->doc);
-		return rc;
-	}
-	if (strcmp(cn, thost) != 0) {
-		wire_doc_free(&env->doc);
-		return mu_errf(err, MU_ETRUST, "signed by %.64s, not by %s", cn, thost);
-	}
-	return MU_OK;
-}
-
-static int
-check_result(struct server *s, const char *tjob, const char *thost, const uint8_t *p,
-    size_t len, struct result *out, struct mu_err *err)
-{
-	struct agent_envelope env;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if ((rc = open_envelope(s, thost, p, len, &env, err)) != MU_OK)
-		return rc;
-	rc = result_decode(env.body.ptr, env.body.len, out, err);
-	wire_doc_free(&env.doc);
-	if (rc != MU_OK)
-		return MU_ESIG;		/* signed garbage is not a result either */
-	if (strcmp(out->host, thost) != 0)
-		rc = mu_errf(err, MU_ETRUST, "result of %s names host %s", thost, out->host);
-	else if (strcmp(out->job, tjob) != 0)
-		rc = mu_errf(err, MU_ETRUST, "result on job %s names job %s", tjob, out->job);
-	if (rc != MU_OK)
-		wire_doc_free(&out->doc);
-	return rc;
-}
-
-static int
-check_event(struct server *s, const char *tjob, const char *thost, const uint8_t *p,
-    size_t len, struct event *out, struct mu_err *err)
-{
-	struct agent_envelope env;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if ((rc = open_envelope(s, thost, p, len, &env, err)) != MU_OK)
-		return rc;
-	rc = event_decode(env.body.ptr, env.body.len, out, err);
-	wire_doc_free(&env.doc);
-	if (rc != MU_OK)
-		return MU_ESIG;
-	if (strcmp(out->host, thost) != 0)
-		rc = mu_errf(err, MU_ETRUST, "event of %s names host %s", thost, out->host);
-	else if (strcmp(out->job, tjob) != 0)
-		rc = mu_errf(err, MU_ETRUST, "event on job %s names job %s", tjob, out->job);
-	if (rc != MU_OK)
-		wire_doc_free(&out->doc);
-	return rc;
-}
-
-/* A status brings its certificate: the one the envelope names, chaining
- * to the CA, for the topic's host (and the body's). */
-static int
-check_status(struct server *s, const char *thost, const uint8_t *p, size_t len,
-    struct status *out, char *fpr, struct mu_err *err)
-{
-	struct agent_envelope env;
-	struct mu_err why;
-	const char *cn;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (agent_envelope_decode(p, len, &env, &why) != MU_OK)
-		return mu_errf(err, MU_ESIG, "not a signed agent message: %s", why.msg);
-	rc = status_decode(env.body.ptr, env.body.len, out, err);
-	if (rc == MU_OK && (sha256_hex(out->cert_der.ptr, out->cert_der.len, fpr) != MU_OK ||
-	    strcmp(fpr, env.cert) != 0))
-		rc = mu_errf(err, MU_ETRUST, "cert_der is not the certificate the envelope names");
-	if (rc == MU_OK)
-		rc = hostsig_cert_add(s->hv, out->cert_der.ptr, out->cert_der.len, &cn, err);
-	if (rc == MU_OK)
-		rc = hostsig_verify(s->hv, &env, &cn, err);
-	if (rc == MU_OK && strcmp(cn, thost) != 0)
-		rc = mu_errf(err, MU_ETRUST, "signed by %.64s, not by %s", cn, thost);
-	if (rc == MU_OK && strcmp(out->host, thost) != 0)
-		rc = mu_errf(err, MU_ETRUST, "status of %s names host %s", thost, out->host);
-	wire_doc_free(&env.doc);
-	if (rc != MU_OK && out->doc.live)
-		wire_doc_free(&out->doc);
-	if (rc != MU_OK && rc != MU_ENOMEM)
-		rc = MU_ESIG;
-	return rc;
-}
-
 /* ---- rows ------------------------------------------------------------------- */
 
 static char *
@@ -425,7 +276,7 @@ status_live(struct server *s, const struct status *st)
 /* ---- messages --------------------------------------------------------------- */
 
 static void
-count(struct server *s, uint64_t *v, enum msg_type t)
+count(struct server *s, uint64_t *v, enum agentmsg_kind t)
 {
 	pthread_mutex_lock(&s->lock);
 	v[t]++;
@@ -433,7 +284,7 @@ count(struct server *s, uint64_t *v, enum msg_type t)
 }
 
 static void
-forged(struct server *s, enum msg_type t, const char *topic, const char *why)
+forged(struct server *s, enum agentmsg_kind t, const char *topic, const char *why)
 {
 	count(s, s->met.forged, t);
 	log_warnx("forged message on %s: %s (not stored)", topic, why);
@@ -450,13 +301,13 @@ take_result(struct server *s, const char *topic, const char *job, const char *ho
 	struct mu_err err;
 	int rc;
 
-	rc = check_result(s, job, host, p, len, &r, &err);
+	rc = agentmsg_result(s->hv, job, host, p, len, &r, &err);
 	if (rc == MU_ENOENT && may_hold && hold(s, topic, p, len) == MU_OK) {
 		schedule_flush(s, 1000);	/* expires what no status vouches for */
 		return;
 	}
 	if (rc != MU_OK) {
-		forged(s, MSG_RESULT, topic, err.msg);
+		forged(s, AGENTMSG_RESULT, topic, err.msg);
 		return;
 	}
 	if (result_row(s, &r) != MU_OK)
@@ -471,8 +322,8 @@ take_event(struct server *s, const char *topic, const char *job, const char *hos
 	struct event ev;
 	struct mu_err err;
 
-	if (check_event(s, job, host, p, len, &ev, &err) != MU_OK) {
-		forged(s, MSG_EVENT, topic, err.msg);
+	if (agentmsg_event(s->hv, job, host, p, len, &ev, &err) != MU_OK) {
+		forged(s, AGENTMSG_EVENT, topic, err.msg);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -493,8 +344,8 @@ take_status(struct server *s, const char *topic, const char *host, const uint8_t
 	struct status st;
 	struct mu_err err;
 
-	if (check_status(s, host, p, len, &st, fpr, &err) != MU_OK) {
-		forged(s, MSG_STATUS, topic, err.msg);
+	if (agentmsg_status(s->hv, host, p, len, &st, fpr, &err) != MU_OK) {
+		forged(s, AGENTMSG_STATUS, topic, err.msg);
 		return;
 	}
 	if (status_rows(s, &st, fpr) != MU_OK)
@@ -509,23 +360,23 @@ static void
 take(struct server *s, const char *topic, const uint8_t *p, size_t len, bool may_hold)
 {
 	char job[JOBID_MAX_LEN + 1], host[NAME_MAX_LEN + 1];
-	enum msg_type t = MSG_RESULT;
+	enum agentmsg_kind t = AGENTMSG_RESULT;
 
-	if (topic_split(s, topic, &t, job, host) != MU_OK) {
+	if (agentmsg_topic(topic, s->root, &t, job, host) != MU_OK) {
 		count(s, s->met.rejected, t);
 		log_debug("ignored message on %s", topic);
 		return;
 	}
-	if (len == 0 && t == MSG_STATUS)
+	if (len == 0 && t == AGENTMSG_STATUS)
 		return;		/* a cleared retained status */
 	switch (t) {
-	case MSG_RESULT:
+	case AGENTMSG_RESULT:
 		take_result(s, topic, job, host, p, len, may_hold);
 		break;
-	case MSG_EVENT:
+	case AGENTMSG_EVENT:
 		take_event(s, topic, job, host, p, len);
 		break;
-	case MSG_STATUS:
+	case AGENTMSG_STATUS:
 		take_status(s, topic, host, p, len);
 		break;
 	}

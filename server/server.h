@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agentmsg.h"	/* enum agentmsg_kind */
 #include "bus.h"
 #include "config.h"
 #include "err.h"
@@ -158,7 +159,6 @@ struct metrics {
 	uint64_t last_batch_ms;		/* duration of the last write */
 };
 
-enum msg_type { MSG_RESULT, MSG_EVENT, MSG_STATUS };
 
 /* The SSE ring: JSON lines the loop publishes, read by every stream. */
 #define SSE_RING	1024

@@ -274,6 +274,7 @@ struct agent {
 	 * confined: root, so each runner gets a PID namespace. */
 	struct sock_fprog runner_filter;	/* owned */
 	bool confined;
+	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
 	/* Privilege separation (priv.c, DESIGN §8). */
 	enum agent_role role;
 	struct chan to_net;		/* parent's end of the socketpair */

@@ -220,6 +220,10 @@ runner_confinement(struct agent *a, struct mu_err *err)
 
 	if ((rc = spawn_filter_build(&a->runner_filter, err)) != MU_OK)
 		return rc;
+	/* Runners exec this fd: the runner's user need not be able to walk
+	 * the path to it, only to execute the file. */
+	if ((a->runner_fd = open(a->cfg.runner, O_PATH | O_CLOEXEC)) == -1)
+		log_warnx("runner %s: %s (runs will fail)", a->cfg.runner, strerror(errno));
 	a->switch_user = a->confined = geteuid() == 0;
 	if (a->confined)
 		log_notice("runners: user %s unless a policy rule names another, seccomp "
@@ -238,7 +242,7 @@ agent_open(struct agent *a, struct mu_err *err)
 	int rc;
 
 	a->started_at = now_wall_ms();
-	a->wake_fd = a->sigfd = -1;
+	a->wake_fd = a->sigfd = a->runner_fd = -1;
 	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
 	if ((a->loop = loop_new()) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
@@ -311,6 +315,8 @@ agent_shutdown(struct agent *a)
 	seen_close(&a->seen);
 	keyring_free(&a->operators);
 	spawn_filter_free(&a->runner_filter);
+	if (a->runner_fd > 0)
+		close(a->runner_fd);
 	policy_free(&a->policy);
 	if (a->sigfd != -1)
 		close(a->sigfd);

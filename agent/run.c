@@ -315,6 +315,8 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	c->argv[3] = NULL;
 	sp->argv = c->argv;
 	sp->envp = runner_envp;
+	sp->use_exec_fd = a->runner_fd >= 0;
+	sp->exec_fd = a->runner_fd;
 	sp->limits[0] = (struct spawn_limit){ RLIMIT_AS, { a->cfg.memory, a->cfg.memory } };
 	sp->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
 	sp->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };

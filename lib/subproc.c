@@ -37,8 +37,28 @@ child_fail(int errfd, int code)
 	_exit(code);
 }
 
+/* close_range() around at most two fds to keep (-1: none). */
 static void
-child_fds(const struct spawn *s, int *errfd)
+close_all_but(int x, int y)
+{
+	unsigned lo = SPAWN_FDS;
+	int keep[2], t, i;
+
+	keep[0] = x, keep[1] = y;
+	if (keep[0] > keep[1])
+		t = keep[0], keep[0] = keep[1], keep[1] = t;
+	for (i = 0; i < 2; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if ((unsigned)keep[i] > lo)
+			close_range(lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	close_range(lo, ~0U, 0);
+}
+
+static void
+child_fds(const struct spawn *s, int *errfd, int *exec_fd)
 {
 	int staged[SPAWN_FDS], i;
 
@@ -46,6 +66,8 @@ child_fds(const struct spawn *s, int *errfd)
 	 * (close-on-exec) until the exec. */
 	if (*errfd != -1 && (*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, FD_STAGE)) == -1)
 		_exit(127);
+	if (*exec_fd != -1 && (*exec_fd = fcntl(*exec_fd, F_DUPFD_CLOEXEC, FD_STAGE)) == -1)
+		child_fail(*errfd, 127);
 	/* Move every source above the targets, so that no dup2() overwrites
 	 * a source another target still needs. */
 	for (i = 0; i < SPAWN_FDS; i++)
@@ -59,13 +81,8 @@ child_fds(const struct spawn *s, int *errfd)
 			child_fail(*errfd, 127);
 	}
 	/* Paho's sockets are not close-on-exec (DESIGN §9): close all but
-	 * the report pipe. */
-	if (*errfd == -1)
-		close_range(SPAWN_FDS, ~0U, 0);
-	else {
-		close_range(SPAWN_FDS, (unsigned)*errfd - 1, 0);
-		close_range((unsigned)*errfd + 1, ~0U, 0);
-	}
+	 * the report pipe and the program's fd. */
+	close_all_but(*errfd, *exec_fd);
 }
 
 static void
@@ -86,7 +103,7 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
-	int i;
+	int exec_fd, i;
 
 	if (s->own_pgrp)
 		setpgid(0, 0);
@@ -109,11 +126,15 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 		child_user(s, errfd);
 	if (s->no_new_privs || s->filter)
 		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	child_fds(s, &errfd);
+	exec_fd = s->use_exec_fd ? s->exec_fd : -1;
+	child_fds(s, &errfd, &exec_fd);
 	/* Last: the filter holds for the exec'd program, not for us. */
 	if (s->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->filter) == -1)
 		child_fail(errfd, 127);
-	execve(s->path ? s->path : s->argv[0], s->argv, s->envp);
+	if (exec_fd != -1)
+		syscall(SYS_execveat, exec_fd, "", s->argv, s->envp, AT_EMPTY_PATH);
+	else
+		execve(s->path ? s->path : s->argv[0], s->argv, s->envp);
 	child_fail(errfd, 127);
 }
 

@@ -55,6 +55,10 @@ struct spawn_limit {
 
 struct spawn {
 	const char *path;		/* the program; NULL: argv[0] */
+	/* Or exec an fd the parent opened (O_PATH is enough): no folder on
+	 * the program's path need be open to the child's user. */
+	bool use_exec_fd;
+	int exec_fd;
 	char *const *argv, *const *envp;
 	int fds[SPAWN_FDS];		/* the child's 0..4; -1: closed */
 	struct spawn_limit limits[SPAWN_MAX_LIMITS];

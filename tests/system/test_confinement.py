@@ -178,3 +178,20 @@ def test_nothing_a_module_started_survives_its_job(agents, op, operator, open_di
     # ...and is gone with its job all the same.
     wait_until(lambda: not pid_alive(pid), 5,
                what=f"the escaped grandchild {pid} to be killed")
+
+
+def test_runner_behind_a_closed_folder_still_runs(agents, op, operator, tmp_path):
+    # The runner's user cannot walk to a runner kept in a root-only folder;
+    # the parent opens the file and the child executes that descriptor.
+    from muster_fixtures import RUNNER
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    runner = private / "muster-runner"
+    runner.write_bytes(Path(RUNNER).read_bytes())
+    os.chmod(runner, 0o755)
+    a = agents("h1", wake_port=0, runner=runner)
+    install_modules(a, "escape", src=TEST_MODULES_DIR)
+    a.start()
+    r = escape(op, operator, {})
+    assert r["status"] == "pass", r
+    assert r["data"]["id"]["uid"] == pwd.getpwnam(RUN_AS).pw_uid

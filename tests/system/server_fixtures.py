@@ -225,11 +225,7 @@ class Postgres:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.user:
             shutil.chown(self.dir, self.user, self.user)
-            os.chmod(self.dir, 0o755)
-            for p in self.dir.parents:
-                if p == Path("/"):
-                    break
-                os.chmod(p, os.stat(p).st_mode | 0o001)	# traverse only
+            os.chmod(self.dir, 0o755)	# its parents: the caller's (open) folder
         r = self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
                       "-U", "muster", "--no-sync")
         assert r.returncode == 0, r.stdout

@@ -420,17 +420,21 @@ def test_duplicate_after_restart_gets_no_answer(agents, op_client, operator):
     ping = new_job("ping", "host/h1")
     run = run_body()
     envs = [operator.envelope(ping), operator.envelope(run)]
+    first = {}
     for b, env in zip((ping, run), envs):
         watch_results(op_client, b["id"])
         op_client.publish(target_topic("host/h1"), env)
         r = op_client.expect(topic("results", b["id"], "h1"), timeout=10)
-        assert r.decode()["status"] == "pass"
+        first[b["id"]] = r.decode()
+        assert first[b["id"]]["status"] == "pass"
     start_fresh(a)
     for b, env in zip((ping, run), envs):
         op_client.publish(target_topic("host/h1"), env)
     control(op_client, operator)
     for b in (ping, run):
-        assert results_for(op_client, b["id"]) == []
+        # No new answer.  (The stored result itself may come again, if its
+        # PUBACK had not reached the agent before it stopped: DESIGN §3.)
+        assert all(r == first[b["id"]] for r in results_for(op_client, b["id"]))
         assert log_count(a, f"job {b['id']}: {DUP}") == 1
     assert log_count(a, "running module") == 1
 

@@ -4,14 +4,14 @@ As root, musterd starts every runner as the run_as user (muster-job by
 default), with no capabilities, NO_NEW_PRIVS and a seccomp filter, as the
 init of a PID namespace of its own.  A hostile test module (tests/modules/
 escape.c) tries what a module must not do; each attempt is reported in the
-result's data.  The paths it tries are made reachable first (o+x on their
-folders), so a refusal comes from the file's own owner and mode, not from
-a folder on the way.
+result's data.  The agent of those tests lives in a folder anyone may walk
+through (not pytest's 0700 tmp folder), so a refusal comes from the file's
+own owner and mode, not from a folder on the way.
 """
 import errno
 import os
 import pwd
-import stat
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from muster_fixtures import (
-    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
+    Agent, TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
     module_payloads, new_job, run_job, topic, wait_until,
 )
 
@@ -53,12 +53,33 @@ def open_dir():
     d.rmdir()
 
 
-def reachable(path):
-    """o+x on every folder above path, so only path's own mode decides."""
-    for d in reversed(Path(path).resolve().parents):
-        mode = stat.S_IMODE(d.stat().st_mode)
-        if not mode & 0o001:
-            os.chmod(d, mode | 0o001)
+@pytest.fixture
+def open_agent(broker, keys, pki):
+    """h1 with its folder, state and TLS files where any user can walk (o+x
+    only): what a runner meets is then decided by each file's own mode."""
+    made = []
+
+    def make():
+        d = Path(tempfile.mkdtemp(prefix="muster-open-agent-"))
+        os.chmod(d, 0o711)
+        tls = d / "tls"
+        tls.mkdir(mode=0o711)
+        shutil.copy(pki.key("h1"), tls / "h1.key")
+        os.chmod(tls / "h1.key", 0o600)
+        shutil.copy(pki.cert("h1"), tls / "h1.crt")
+        os.chmod(tls / "h1.crt", 0o644)
+        a = Agent("h1", broker, keys, d / "agent", wake_port=0, groups=["web"],
+                  extra={"broker": {"key": str(tls / "h1.key"),
+                                    "cert": str(tls / "h1.crt")}})
+        os.chmod(d / "agent", 0o711)
+        made.append((a, d))
+        install_modules(a, "escape", src=TEST_MODULES_DIR)
+        return a.start()
+
+    yield make
+    for a, d in made:
+        a.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def start(agents, name="h1", **kw):
@@ -95,10 +116,9 @@ def test_runner_user_no_capabilities_seccomp(agents, op, operator):
     assert "seccomp filter" in a.log() and "PID namespace" in a.log()
 
 
-def test_runner_cannot_read_the_host_key(agents, op, operator, pki):
-    start(agents)
-    key, cert = pki.key("h1"), pki.cert("h1")
-    reachable(key)
+def test_runner_cannot_read_the_host_key(open_agent, op, operator):
+    a = open_agent()
+    key, cert = Path(a.conf["broker"]["key"]), Path(a.conf["broker"]["cert"])
     r = escape(op, operator, {"read": str(key)})
     assert r["data"]["read"] == {"ok": False, "errno": errno.EACCES}, r
     # Control: the certificate next to it (0644) is readable.
@@ -106,9 +126,9 @@ def test_runner_cannot_read_the_host_key(agents, op, operator, pki):
     assert r["data"]["read"] == {"ok": True, "errno": 0}, r
 
 
-def test_runner_cannot_write_cache_seen_spool_journal(agents, op, operator, mqtt,
+def test_runner_cannot_write_cache_seen_spool_journal(open_agent, op, operator, mqtt,
                                                       keys, open_dir):
-    a = start(agents)
+    a = open_agent()
     # A real cache entry: publish a module and run it once.
     so = (TEST_MODULES_DIR / "escape.so").read_bytes()
     ptr, art, sha = module_payloads(keys, so, "escape", "1.0.0", 1)
@@ -118,7 +138,7 @@ def test_runner_cannot_write_cache_seen_spool_journal(agents, op, operator, mqtt
     wait_until(lambda: escape(op, operator, {})["module_sha256"] == sha, 15,
                what="the signed build to be fetched")
     st = a.state_dir
-    reachable(st / "seen")
+    os.chmod(st, 0o711)		# the agent's own modes inside it decide
     targets = {
         "module cache": st / "modcache" / f"{sha}.so",
         "cache folder": st / "modcache" / "new.so",

@@ -3,6 +3,10 @@ SQLite, against a real PostgreSQL server this test starts in a temporary
 folder (initdb + pg_ctl, as user postgres when run as root)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 import pytest
 
 from muster_fixtures import wait_until
@@ -14,10 +18,15 @@ pytestmark = pytest.mark.skipif(why is not None, reason=why or "")
 
 
 @pytest.fixture
-def pg(tmp_path_factory):
-    p = Postgres(tmp_path_factory.mktemp("pg")).start()
+def pg():
+    # Not under pytest's tmp folder: user postgres must reach it, and every
+    # pytest run (ctest starts several at once) makes that folder 0700 again.
+    d = tempfile.mkdtemp(prefix="muster-pg-")
+    os.chmod(d, 0o755)
+    p = Postgres(Path(d) / "pg").start()
     yield p
     p.stop()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_postgresql_archive(broker, mqtt, pg, tmp_path):

@@ -356,6 +356,16 @@ take_status(struct server *s, const char *topic, const char *host, const uint8_t
 		retry_held(s);
 }
 
+static bool
+is_status_topic(const struct server *s, const char *topic)
+{
+	char job[JOBID_MAX_LEN + 1], host[NAME_MAX_LEN + 1];
+	enum agentmsg_kind t;
+
+	return agentmsg_topic(topic, s->root, &t, job, host) == MU_OK &&
+	    t == AGENTMSG_STATUS;
+}
+
 static void
 take(struct server *s, const char *topic, const uint8_t *p, size_t len, bool may_hold)
 {
@@ -606,6 +616,11 @@ on_bus_event(struct server *s, struct bus_event *ev)
 		schedule_reconnect(s);
 		break;
 	case BUS_MESSAGE:
+		if (ev->retained && !is_status_topic(s, ev->topic)) {
+			/* A result is never retained (DESIGN §3): stale or planted. */
+			log_debug("ignored a retained message on %s", ev->topic);
+			break;
+		}
 		take(s, ev->topic, ev->payload, ev->len, true);
 		break;
 	case BUS_SUBSCRIBE_FAILED:
@@ -685,6 +700,7 @@ ingest_open(struct server *s, struct mu_err *err)
 	o.client_id = id;
 	o.clean_start = false;
 	o.session_expiry_s = (uint32_t)(s->cfg.session_expiry_ms / 1000);
+	o.retain_as_published = true;	/* so a retained result can be told apart */
 	/* A broadcast's results arrive faster than signatures are checked:
 	 * hold a whole burst here rather than refuse (see bus.h). */
 	o.max_events = BUS_EVENTS;

@@ -117,6 +117,25 @@ def test_forged_results_are_counted_not_stored(broker, mqtt, servers):
                                     {"type": "status"}) == 1, 10, what="forged status")
 
 
+def test_retained_results_are_ignored(broker, mqtt, servers):
+    """A result is never retained (DESIGN §3): a retained one, even well
+    signed, is stale or planted and not archived; the same sent live is."""
+    pki = broker.pki
+    s = servers().start()
+    h1 = mqtt("h1")
+    announce(h1, pki, "h1")
+    wait_until(lambda: metric_value(s.metrics(), "muster_hosts") == 1, 10, what="status")
+    h1.publish(result_topic("job-retained", "h1"), signed_result(pki, "h1", "job-retained"),
+               retain=True)
+    h1.publish(result_topic("job-live", "h1"), signed_result(pki, "h1", "job-live"))
+    wait_until(lambda: s.sql("SELECT count(*) FROM results")[0][0] >= 1, 10,
+               what="the live result")
+    import time
+    time.sleep(0.5)
+    assert s.sql("SELECT job FROM results") == [("job-live",)]
+    h1.publish(result_topic("job-retained", "h1"), b"", retain=True)	# clean up
+
+
 def test_retention_by_age(broker, mqtt, servers):
     pki = broker.pki
     s = servers(extra={"archive": {"max_age": "4s", "prune_interval": "300ms"}}).start()

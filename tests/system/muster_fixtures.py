@@ -571,7 +571,8 @@ class Client:
                  key: Optional[os.PathLike] = None, clean_start: bool = True,
                  session_expiry: Optional[int] = None,
                  will: Optional[tuple] = None, keepalive: int = 30,
-                 connect: bool = True, timeout: float = 10):
+                 connect: bool = True, timeout: float = 10,
+                 protocol: int = mqtt.MQTTv5):
         self.broker = broker
         self.cn = cn
         self.host = host or broker.host
@@ -590,8 +591,16 @@ class Client:
         self.error: Optional[Exception] = None
         self._thread: Optional[threading.Thread] = None
 
-        c = mqtt.Client(client_id=self.client_id, protocol=mqtt.MQTTv5,
-                        reconnect_on_failure=False)
+        # protocol: mqtt.MQTTv5, or mqtt.MQTTv311 for brokers without MQTT 5
+        # (RabbitMQ 3.10); then clean_start is the 3.1.1 clean session flag.
+        self.protocol = protocol
+        if protocol == mqtt.MQTTv5:
+            c = mqtt.Client(client_id=self.client_id, protocol=protocol,
+                            reconnect_on_failure=False)
+        else:
+            c = mqtt.Client(client_id=self.client_id, protocol=protocol,
+                            clean_session=clean_start,
+                            reconnect_on_failure=False)
         ca = ca or broker.pki.ca
         if cn is not None and cert is None:
             cert, key = broker.pki.cert(cn), broker.pki.key(cn)
@@ -648,6 +657,12 @@ class Client:
 
     def connect(self, timeout: float = 10) -> None:
         props = None
+        if self.protocol != mqtt.MQTTv5:
+            try:
+                self.paho.connect(self.host, self.port, keepalive=self.keepalive)
+            except (ssl.SSLError, OSError) as e:
+                raise ConnectError(f"{self.cn}: {e}") from e
+            return self._connected_wait(timeout)
         if self.session_expiry is not None:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry
@@ -656,6 +671,9 @@ class Client:
                               clean_start=self.clean_start, properties=props)
         except (ssl.SSLError, OSError) as e:
             raise ConnectError(f"{self.cn}: {e}") from e
+        self._connected_wait(timeout)
+
+    def _connected_wait(self, timeout: float) -> None:
         sock = self.paho.socket()
         if sock is not None:
             try:
@@ -809,10 +827,12 @@ class Client:
         self.close()
 
 
-def mqtt_connect_packet(client_id: str) -> bytes:
-    """A minimal MQTT 5 CONNECT (clean start, keepalive 60 s)."""
+def mqtt_connect_packet(client_id: str, protocol: int = 5) -> bytes:
+    """A minimal MQTT 5 CONNECT (clean start, keepalive 60 s); protocol=4:
+    the same in MQTT 3.1.1 (no properties)."""
     cid = client_id.encode()
-    var = b"\x00\x04MQTT\x05\x02\x00\x3c\x00"
+    var = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" if protocol == 5 else \
+        b"\x00\x04MQTT\x04\x02\x00\x3c"
     payload = struct.pack("!H", len(cid)) + cid
     body = var + payload
     assert len(body) < 128
@@ -823,7 +843,7 @@ def tls_probe(host: str, port: int, ca: Optional[os.PathLike],
               cert: Optional[os.PathLike] = None,
               key: Optional[os.PathLike] = None,
               server_hostname: Optional[str] = None,
-              timeout: float = 5) -> str:
+              timeout: float = 5, protocol: int = 5) -> str:
     """Connect over TLS and send an MQTT CONNECT, with no client library in
     the way.  Returns "connack:<reason code>", or "tls:<error>" when the TLS
     handshake or the first read fails, or "closed" when the broker hangs up."""
@@ -838,7 +858,8 @@ def tls_probe(host: str, port: int, ca: Optional[os.PathLike],
         return f"connect:{e}"
     try:
         with ctx.wrap_socket(raw, server_hostname=server_hostname or host) as s:
-            s.sendall(mqtt_connect_packet(f"probe-{secrets.token_hex(4)}"))
+            s.sendall(mqtt_connect_packet(f"probe-{secrets.token_hex(4)}",
+                                          protocol))
             data = b""
             while len(data) < 4:
                 chunk = s.recv(16)

@@ -263,6 +263,9 @@ keyring_add(struct keyring *ring, struct sign_key *k)
 	return MU_OK;
 }
 
+static void warnf(keyring_warn_fn *warn, void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 warnf(keyring_warn_fn *warn, void *arg, const char *fmt, ...)
 {

@@ -95,3 +95,37 @@ def test_installed_agent_runs_a_job_from_the_installed_cli(root, tmp_path):
             agent.cleanup()
         broker.stop()
         keys.kill_gpg_agents()
+
+
+def test_template_module_published_with_the_installed_cli(root, tmp_path):
+    """The last step of a module author's loop: the module built from the
+    installed template is published with the installed `muster`, and the
+    broker then holds its signed pointer."""
+    need("cmake", "cc", "mosquitto", "openssl", "gpg")
+    from muster_fixtures import Broker, gen_keys, gen_pki
+    mod = tmp_path / "hello"
+    shutil.copytree(root / "usr/share/muster/module-template", mod)
+    env = dict(os.environ, CMAKE_PREFIX_PATH=str(root / "usr"))
+    assert run("cmake", "-S", mod, "-B", mod / "build", env=env).returncode == 0
+    assert run("cmake", "--build", mod / "build", env=env).returncode == 0
+    pki = gen_pki(tmp_path / "pki", publishers=["release"])
+    keys = gen_keys(tmp_path / "k", publisher="release")
+    broker = Broker(pki, tmp_path / "broker").start()
+    try:
+        conf = tmp_path / "publisher.conf"
+        conf.write_text(f"[broker]\nuri = {broker.uri}\nca = {pki.ca}\n"
+                        f"cert = {pki.cert('pub:release')}\nkey = {pki.key('pub:release')}\n"
+                        f"\n[publisher]\ngnupg_home = {keys.gnupg_home}\n"
+                        f"fingerprint = {keys.publisher_fpr}\n")
+        muster = root / "usr/bin/muster"
+        r = run(muster, "-c", conf, "module", "publish", mod / "build/hello.so",
+                env=dict(os.environ,
+                         MUSTER_RUNNER=str(root / "usr/libexec/muster/muster-runner")))
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = run(muster, "-c", conf, "module", "list", "--json")
+        assert r.returncode == 0, r.stderr
+        mods = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        assert any(m.get("name") == "hello" and m.get("version") == "1.0.0" for m in mods), mods
+    finally:
+        broker.stop()
+        keys.kill_gpg_agents()

@@ -335,7 +335,13 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
     pass_not_run = sorted(k for k, bodies in answers.items()
                           if k in want and jobs[k[0]]["kind"] == "run" and
                           bodies[0]["status"] == "pass" and runs.get(k) != 1)
-    ran_outside = sorted(k for k in runs if k not in want)
+    # A runner whose agent was SIGKILLed before the module read its host
+    # from /proc logs "?" (its parent is gone; PDEATHSIG follows at once):
+    # fine when that job has an "interrupted" answer, a problem otherwise.
+    interrupted_jobs = {j for (j, h), bodies in answers.items()
+                        if bodies[0]["status"] == "interrupted"}
+    orphaned = sorted(k for k in runs if k[1] == "?" and k[0] in interrupted_jobs)
+    ran_outside = sorted(k for k in runs if k not in want and k not in orphaned)
     agent_dups = sum(log_count(a, "duplicate delivery of an accepted id")
                      for a in agents)
     interrupted_runs = sum(1 for k, bodies in answers.items()
@@ -360,7 +366,8 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
     print(f"bad: missing {len(missing)}, different answers {len(conflicting)}, "
           f"unexpected status {len(bad_status)}, ran twice {len(ran_twice)}, "
           f"pass without exactly one run {len(pass_not_run)}, "
-          f"ran outside the group {len(ran_outside)}, unexpected answers "
+          f"ran outside the group {len(ran_outside)} (and {len(orphaned)} runs cut off "
+          f"before naming their host), unexpected answers "
           f"{len(unexpected)}, forged {len(forged)}")
 
     def show(k):

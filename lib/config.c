@@ -638,6 +638,15 @@ static const struct conf_key modules_keys[] = {
 	KEY_END
 };
 
+static const struct conf_key update_keys[] = {
+	KEY("jitter", set_duration, struct agent_config, update_jitter_ms),
+	KEY_RANGE("selftest_timeout", set_duration, struct agent_config,
+	    selftest_timeout_ms, 1000, UINT64_MAX),
+	KEY_RANGE("healthy", set_duration, struct agent_config, healthy_ms,
+	    1, UINT64_MAX),
+	KEY_END
+};
+
 static const struct conf_section agent_sections[] = {
 	{ "agent", agent_keys, 0 },
 	{ "broker", broker_keys, offsetof(struct agent_config, broker) },
@@ -645,6 +654,7 @@ static const struct conf_section agent_sections[] = {
 	{ "trust", trust_keys, 0 },
 	{ "limits", limits_keys, 0 },
 	{ "modules", modules_keys, 0 },
+	{ "update", update_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -999,6 +1009,9 @@ config_agent_defaults(struct agent_config *c)
 	c->module_cache = 256ULL << 20;
 	c->fetch_timeout_ms = 30 * 1000;
 	c->prefetch_delay_ms = 10 * 60 * 1000;
+	c->update_jitter_ms = 10 * 60 * 1000;
+	c->selftest_timeout_ms = 2 * 60 * 1000;
+	c->healthy_ms = 60 * 1000;
 	c->module_max = CONF_MODULE_MAX;
 	c->max_job = 1ULL << 20;
 	copy_str(c->policy, sizeof(c->policy), POLICY_DEFAULT);

@@ -93,6 +93,10 @@ struct agent_config {
 	uint64_t module_max;		/* largest module accepted; default 64M */
 	uint64_t max_job;		/* bytes, default 1M: bigger envelopes are dropped */
 	char run_as[CONF_USER_MAX + 1];	/* default "muster-job" */
+	/* [update]: self-update on the channel (agent/release.c, update.c) */
+	uint64_t update_jitter_ms;	/* max random wait before staging; default 10m */
+	uint64_t selftest_timeout_ms;	/* staged self-test, end to end; default 2m */
+	uint64_t healthy_ms;		/* new version healthy after; default 60s */
 };
 
 #define SERVER_CONF_DEFAULT	"/etc/muster/server.conf"

@@ -162,6 +162,15 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_SPOOLED:
 		results_spooled(a, m->job);
 		return MU_OK;
+	case PRIV_RELEASE:
+		update_release(a, m);
+		return MU_OK;
+	case PRIV_NO_UPDATE:
+		update_no_update(a, m);
+		return MU_OK;
+	case PRIV_CONNECTED:
+		update_connected(a);
+		return MU_OK;
 	default:
 		return MU_EINVAL;	/* only the parent sends these */
 	}
@@ -192,6 +201,12 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_STOP:
 		log_info("stopping as the parent asked");
 		loop_stop(a->loop);
+		return MU_OK;
+	case PRIV_UPDATE_CHECK:
+		release_check(a, m->job);
+		return MU_OK;
+	case PRIV_UPDATE_STATE:
+		release_state(a, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	default:
 		return MU_EINVAL;
@@ -262,6 +277,18 @@ bad:
 }
 
 /* ---- parent -> network --------------------------------------------------- */
+
+void
+priv_send_net(struct agent *a, const struct priv_msg *m)
+{
+	chan_send(a, &a->to_net, m);	/* if down: the next one is told anew */
+}
+
+void
+priv_send_parent(struct agent *a, const struct priv_msg *m)
+{
+	chan_send(a, &a->to_parent, m);
+}
 
 void
 priv_result(struct agent *a, const char *job, const void *body, size_t len)
@@ -534,7 +561,7 @@ net_main(struct agent *a, const char *fds)
 		log_err("event loop failed: %s", strerror(errno));
 	net_stop(a);
 	chan_close(a, &a->to_parent);
-	return 0;
+	return a->selftest ? a->selftest_rc : 0;
 }
 
 static void __attribute__((noreturn))
@@ -543,7 +570,7 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 	char fds[64];
 	int i;
 	char *argv[] = { "musterd", "--net", fds, "-c", a->conf_path, "--foreground",
-	    NULL };
+	    a->selftest ? "--self-test" : NULL, NULL };
 
 	/* Nothing of ours but these two and stdio crosses the exec. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -565,6 +592,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 
 	if ((rc = net_own(a, "spool", err)) != MU_OK ||
 	    (rc = net_own(a, "modcache", err)) != MU_OK ||
+	    (rc = net_own(a, "release", err)) != MU_OK ||
 	    (rc = net_gnupg(a, err)) != MU_OK)
 		return rc;
 	if ((rc = net_tls_memfds(a, tls, err)) != MU_OK) {
@@ -590,6 +618,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
 	results_resend(a);
 	run_net_restarted(a);
+	update_net_started(a);
 	return MU_OK;
 }
 
@@ -636,6 +665,13 @@ priv_is_net_pid(struct agent *a, pid_t pid, int status)
 		chan_close(a, &a->to_net);
 	if (a->stopping)
 		return true;
+	if (a->selftest) {
+		/* Its exit status is the self-test's verdict (selftest.c). */
+		a->selftest_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+		log_notice("self-test: the network process ended with %d", a->selftest_rc);
+		loop_stop(a->loop);
+		return true;
+	}
 	a->net_restarts++;
 	if (WIFSIGNALED(status))
 		log_warnx("network process killed by signal %d; a new one in %d ms",

@@ -644,6 +644,7 @@ static const struct conf_key update_keys[] = {
 	    selftest_timeout_ms, 1000, UINT64_MAX),
 	KEY_RANGE("healthy", set_duration, struct agent_config, healthy_ms,
 	    1, UINT64_MAX),
+	KEY("agent", set_path, struct agent_config, agent_path),
 	KEY_END
 };
 

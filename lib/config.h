@@ -97,6 +97,8 @@ struct agent_config {
 	uint64_t update_jitter_ms;	/* max random wait before staging; default 10m */
 	uint64_t selftest_timeout_ms;	/* staged self-test, end to end; default 2m */
 	uint64_t healthy_ms;		/* new version healthy after; default 60s */
+	char agent_path[CONF_PATH_MAX];	/* key "agent": the installed musterd;
+					 * default "" = /proc/self/exe at start */
 };
 
 #define SERVER_CONF_DEFAULT	"/etc/muster/server.conf"

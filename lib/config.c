@@ -714,11 +714,20 @@ static const struct conf_key archive_keys[] = {
 
 /* Two tables share [broker]: find_section() takes the first whose keys
  * know the name (see conf_handler). */
+static const struct conf_key selftest_keys[] = {
+	KEY("key", set_path, struct server_config, selftest_key),
+	KEY_RANGE("timeout", set_duration, struct server_config, selftest_timeout_ms,
+	    1000, 24ULL * 3600 * 1000),
+	KEY_RANGE("max", set_int, struct server_config, selftest_max, 1, 1 << 20),
+	KEY_END
+};
+
 static const struct conf_section server_sections[] = {
 	{ "server", server_keys, 0 },
 	{ "broker", broker_keys, offsetof(struct server_config, broker) },
 	{ "broker", server_broker_keys, 0 },
 	{ "archive", archive_keys, 0 },
+	{ "selftest", selftest_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -1065,6 +1074,8 @@ config_server_defaults(struct server_config *c)
 	c->max_size = 1ULL << 30;
 	c->prune_interval_ms = 60 * 1000;
 	c->batch_ms = 50;
+	c->selftest_timeout_ms = 60 * 1000;
+	c->selftest_max = 1024;
 }
 
 int

@@ -120,6 +120,10 @@ struct server_config {
 	uint64_t max_size;		/* bytes, default 1G; 0 = no limit */
 	uint64_t prune_interval_ms;	/* default 1m */
 	uint64_t batch_ms;		/* longest wait before a batch is written, default 50ms */
+	/* [selftest]: the self-update handshake (server/selftest.c) */
+	char selftest_key[CONF_PATH_MAX];	/* operator Ed25519 private key; "" = off */
+	uint64_t selftest_timeout_ms;	/* per request, default 60s */
+	int selftest_max;		/* requests answered at once, default 1024 */
 };
 
 struct ctl_config {

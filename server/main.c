@@ -124,7 +124,8 @@ server_open(struct server *s, struct mu_err *err)
 		log_notice("archive %s: max_size is not applied to PostgreSQL (max_age is)",
 		    s->arc.ops->name);
 	if ((rc = http_open(s, err)) != MU_OK ||
-	    (rc = ingest_open(s, err)) != MU_OK)
+	    (rc = ingest_open(s, err)) != MU_OK ||
+	    (rc = selftest_open(s, err)) != MU_OK)
 		return rc;
 	return MU_OK;
 }
@@ -133,8 +134,10 @@ server_open(struct server *s, struct mu_err *err)
 static void
 server_close(struct server *s)
 {
-	if (s->loop != NULL)
+	if (s->loop != NULL) {
+		selftest_close(s);
 		ingest_close(s);
+	}
 	http_close(s);
 	archive_close(&s->reader);
 	archive_close(&s->arc);

@@ -645,6 +645,7 @@ int
 update_boot(struct agent *a, char **argv, struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + 32], v[WIRE_MAX_VERSION + 1], s[32], text[512], *t;
+	char staged[PATH_MAX];
 	unsigned starts;
 	int n;
 
@@ -653,6 +654,15 @@ update_boot(struct agent *a, char **argv, struct mu_err *err)
 		snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", a->cfg.agent_path);
 	else if (realpath("/proc/self/exe", a->upd.agent_path) == NULL)
 		return mu_errf(err, MU_EIO, "cannot find our own binary: %s", strerror(errno));
+	/* Staged binaries left over: we died while staging or testing. */
+	staged_path(a->upd.agent_path, "staged", staged, sizeof(staged));
+	if (access(staged, F_OK) == 0) {
+		unstage(a);
+		snprintf(a->upd.boot_version, sizeof(a->upd.boot_version), "unknown");
+		snprintf(a->upd.boot_reason, sizeof(a->upd.boot_reason), "the agent restarted "
+		    "while staging or testing an update; %s kept", AGENT_VERSION);
+		log_warnx("update: %s", a->upd.boot_reason);
+	}
 	state_path(a, "update.pending", path, sizeof(path));
 	if ((t = read_text(path)) != NULL) {
 		kv_get(t, "version", v, sizeof(v));
@@ -667,6 +677,9 @@ update_boot(struct agent *a, char **argv, struct mu_err *err)
 			    AGENT_VERSION);
 			restore_prev(a->cfg.runner);
 			unlink(path);
+			snprintf(a->upd.boot_version, sizeof(a->upd.boot_version), "%s", v);
+			snprintf(a->upd.boot_reason, sizeof(a->upd.boot_reason), "the agent "
+			    "restarted during the install; %s kept", AGENT_VERSION);
 		} else if (starts > MAX_STARTS)
 			return rollback(a, v, starts, err);
 		else {
@@ -692,6 +705,11 @@ update_started(struct agent *a)
 	if (a->upd.pending) {
 		send_state(a, "verifying", AGENT_VERSION, a->upd.prev_version, NULL);
 		return;		/* the job is answered once healthy */
+	}
+	if (a->upd.boot_reason[0]) {
+		send_state(a, "failed", a->upd.boot_version, AGENT_VERSION, a->upd.boot_reason);
+		answer_saved(a, RS_FAIL, "update failed", a->upd.boot_reason);
+		return;
 	}
 	state_path(a, "update.failed", path, sizeof(path));
 	if ((t = read_text(path)) != NULL) {

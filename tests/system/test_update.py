@@ -9,6 +9,7 @@ them like systemd does.
 """
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from muster_fixtures import (
-    assert_no_sanitizer_reports, log_count, new_job, pack, run_job, topic, unpack,
-    wait_until,
+    assert_no_sanitizer_reports, host_sign, log_count, new_job, now_ms, pack, run_job,
+    topic, unpack, wait_until,
 )
-from server_fixtures import Server
+from server_fixtures import Server, announce, signed_result
 from update_fixtures import (
     V1, V2, UpdAgent, build_version, publish_release, release_payloads,
     selftest_module, version_of,
@@ -330,3 +331,143 @@ def _cmdline(pid):
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+# ---- muster update: an update job ----------------------------------------------
+
+
+def test_update_job_skips_jitter_and_is_answered_by_new_version(
+        upd_agents, server, op, operator, pub, keys, v2):
+    a = upd_agents("h1", update={"jitter": "1h"}).start()
+    body = new_job("update", "host/h1")
+    got = run_job(op, operator, body, ["h1"], timeout=20)
+    assert got["h1"]["status"] == "fail", got	# nothing published yet
+    assert "no release published" in got["h1"]["reason"]
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes())
+    wait_until(lambda: log_count(a, "fetching in") >= 1, 20, what="release noticed")
+    assert a.status()["version"] == V1	# waiting out its jitter (up to 1 h)
+    body = new_job("update", "host/h1")
+    got = run_job(op, operator, body, ["h1"], timeout=90)
+    r = got["h1"]
+    assert r["status"] == "pass", r
+    assert r["agent_version"] == V2, r
+    assert r["summary"] == f"updated from {V1} to {V2}"
+    # Asked again: nothing to do, said so.
+    body = new_job("update", "host/h1")
+    got = run_job(op, operator, body, ["h1"], timeout=20)
+    assert got["h1"]["status"] == "pass" and "already at version" in got["h1"]["reason"]
+
+
+# ---- rollout by bucket -------------------------------------------------------------
+
+
+def bucket(host: str) -> int:
+    return int.from_bytes(hashlib.sha256(host.encode()).digest()[:4], "big") % 100
+
+
+def test_rollout_0_50_100(upd_agents, server, op, operator, pub, keys, v2):
+    names = [f"r{i}" for i in range(1, 30)]
+    low = [n for n in names if bucket(n) < 50][:2]
+    high = [n for n in names if bucket(n) >= 50][:2]
+    agents = {n: upd_agents(n).start() for n in low + high}
+    t0 = now_ms()
+    agent_b, runner_b = v2[0].read_bytes(), v2[1].read_bytes()
+    publish_release(pub, keys, CHANNEL, V2, agent_b, runner_b, rollout=0,
+                    published_at=t0)
+    for n, a in agents.items():
+        wait_until(lambda: log_count(a, "at 0% rollout") >= 1, 20, what=f"{n} skips")
+    publish_release(pub, keys, CHANNEL, V2, agent_b, runner_b, rollout=50,
+                    published_at=t0 + 1)
+    for n in low:
+        wait_version(agents[n], V2, timeout=90)
+    for n in high:
+        wait_until(lambda: log_count(agents[n], "at 50% rollout") >= 1, 20,
+                   what=f"{n} outside 50%")
+        assert agents[n].status()["version"] == V1
+    publish_release(pub, keys, CHANNEL, V2, agent_b, runner_b, rollout=100,
+                    published_at=t0 + 2)
+    for n in high:
+        wait_version(agents[n], V2, timeout=90)
+    for a in agents.values():
+        assert a.restarts == 0
+        ping(op, operator, a)
+
+
+# ---- two servers share the self-tests ---------------------------------------------
+
+
+def test_two_servers_answer_20_concurrent_selftests_once(broker, pki, keys, mqtt,
+                                                          tmp_path):
+    hosts = [f"st{i:02d}" for i in range(20)]
+    pki.run(*[x for h in hosts for x in ("--host", h)])
+    broker.reload()
+    servers = [Server(broker, tmp_path / f"srv{i}", name=f"s{i}", extra={
+        "selftest": {"key": str(keys.operator_key("alice")), "timeout": "20s"}}).start()
+        for i in range(2)]
+    try:
+        clients = {}
+        for h in hosts:
+            c = mqtt(h, client_id=f"{h}.selftest")
+            c.subscribe(topic("hosts", h, "selftest", "jobs"),
+                        topic("hosts", h, "selftest", "verdict"))
+            announce(c, pki, h)
+            clients[h] = c
+        time.sleep(1)	# the servers learn the certificates from the statuses
+        nonces = {h: secrets.token_hex(16) for h in hosts}
+        for h, c in clients.items():
+            c.publish(topic("hosts", h, "selftest", "request"),
+                      host_sign(pki.key(h), pki.cert(h),
+                                {"v": 1, "host": h, "nonce": nonces[h],
+                                 "version": "9.9.9"}))
+        jobs = {}
+        for h, c in clients.items():
+            m = c.get(15, topic=topic("hosts", h, "selftest", "jobs"))
+            assert m is not None, f"no test job for {h}"
+            env = unpack(m.payload)
+            body = unpack(env["body"])
+            assert body["module"] == "selftest.echo" and body["target"] == f"host/{h}"
+            jobs[h] = body
+        for h, c in clients.items():
+            b = jobs[h]
+            c.publish(topic("results", b["id"], h),
+                      signed_result(pki, h, b["id"], module="selftest.echo",
+                                    data={"nonce": b["args"]["nonce"]}))
+        for h, c in clients.items():
+            m = c.get(15, topic=topic("hosts", h, "selftest", "verdict"))
+            assert m is not None, f"no verdict for {h}"
+            v = unpack(m.payload)
+            assert v["ok"] is True and v["nonce"] == nonces[h], v
+        time.sleep(1)
+        for h, c in clients.items():	# exactly once: no second job or verdict
+            assert c.get(0.1, topic=topic("hosts", h, "selftest", "jobs")) is None
+            assert c.get(0.1, topic=topic("hosts", h, "selftest", "verdict")) is None
+        per = [s.log().count("): passed") for s in servers]
+        assert sum(per) == 20 and all(n > 0 for n in per), per
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_server_refuses_wrong_nonce_and_forged_request(broker, pki, keys, mqtt, server):
+    c = mqtt("h2", client_id="h2.selftest")
+    c.subscribe(topic("hosts", "h2", "selftest", "jobs"),
+                topic("hosts", "h2", "selftest", "verdict"))
+    announce(c, pki, "h2")
+    announce(mqtt("h3"), pki, "h3")
+    time.sleep(0.5)
+    # Signed by h3, published on h2's topic (h3's key, h2's name): refused.
+    c.publish(topic("hosts", "h2", "selftest", "request"),
+              host_sign(pki.key("h3"), pki.cert("h3"),
+                        {"v": 1, "host": "h2", "nonce": "ab" * 16, "version": "1"}))
+    assert c.get(2, topic=topic("hosts", "h2", "selftest", "jobs")) is None
+    nonce = secrets.token_hex(16)
+    c.publish(topic("hosts", "h2", "selftest", "request"),
+              host_sign(pki.key("h2"), pki.cert("h2"),
+                        {"v": 1, "host": "h2", "nonce": nonce, "version": "1"}))
+    m = c.get(10, topic=topic("hosts", "h2", "selftest", "jobs"))
+    body = unpack(unpack(m.payload)["body"])
+    c.publish(topic("results", body["id"], "h2"),
+              signed_result(pki, "h2", body["id"], module="selftest.echo",
+                            data={"nonce": "not-" + body["args"]["nonce"]}))
+    v = unpack(c.get(10, topic=topic("hosts", "h2", "selftest", "verdict")).payload)
+    assert v["ok"] is False and v["nonce"] == nonce and "nonce" in v["reason"], v

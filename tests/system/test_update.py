@@ -8,6 +8,7 @@ of the binaries in their own folders, under a supervisor that restarts
 them like systemd does.
 """
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from muster_fixtures import (
-    assert_no_sanitizer_reports, host_sign, log_count, new_job, now_ms, pack, run_job,
-    topic, unpack, wait_until,
+    assert_no_sanitizer_reports, host_sign, log_count, new_job, now_ms, pack, run_cli,
+    run_job, topic, unpack, wait_until,
 )
 from server_fixtures import Server, announce, signed_result
 from update_fixtures import (
@@ -471,3 +472,54 @@ def test_server_refuses_wrong_nonce_and_forged_request(broker, pki, keys, mqtt, 
                             data={"nonce": "not-" + body["args"]["nonce"]}))
     v = unpack(c.get(10, topic=topic("hosts", "h2", "selftest", "verdict")).payload)
     assert v["ok"] is False and v["nonce"] == nonce and "nonce" in v["reason"], v
+
+
+# ---- the CLI: muster release publish | rollout | show, muster update -------------
+
+
+def cli_conf(path, broker, keys, cn):
+    pki = broker.pki
+    path.write_text(
+        f"[broker]\nuri = {broker.uri}\nca = {pki.ca}\ncert = {pki.cert(cn)}\n"
+        f"key = {pki.key(cn)}\n\n[publisher]\ngnupg_home = {keys.gnupg_home}\n"
+        f"fingerprint = {keys.publisher_fpr}\n\n[operator]\n"
+        f"key = {keys.operator_key('alice')}\n")
+    return path
+
+
+def test_cli_release_and_update(upd_agents, server, broker, keys, tmp_path, v2):
+    home = tmp_path / "home"
+    home.mkdir()
+    pubc = cli_conf(tmp_path / "pub.conf", broker, keys, "pub:release")
+    opc = cli_conf(tmp_path / "op.conf", broker, keys, "op:alice")
+
+    def cli(conf, *args, timeout=60):
+        return run_cli(*args, conf=conf, env={"HOME": home}, timeout=timeout)
+
+    a = upd_agents("h1").start()
+    r = cli(pubc, "release", "publish", "--channel", CHANNEL, "--version", V2,
+            "--agent", v2[0], "--runner", v2[1], "--rollout", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["version"] == V2 and out["rollout"] == 0
+    assert out["agent_sha256"] == hashlib.sha256(v2[0].read_bytes()).hexdigest()
+    r = cli(pubc, "release", "show", "--channel", CHANNEL, "--json")
+    assert r.returncode == 0, r.stderr
+    show = json.loads(r.stdout)
+    assert show["version"] == V2 and show["rollout"] == 0 and show["signature"] == "good"
+    assert show["hosts"] == {V1: {"online": 1, "offline": 0}}, show
+    r = cli(opc, "update", "host/h1", timeout=60)
+    assert r.returncode == 1, (r.stdout, r.stderr)	# not in a 0 % rollout
+    assert "rollout" in r.stdout + r.stderr
+    r = cli(pubc, "release", "rollout", "--channel", CHANNEL, "100")
+    assert r.returncode == 0, r.stderr
+    wait_version(a, V2, timeout=90)
+    wait_update(a, "done")
+    r = cli(pubc, "release", "show", "--json")
+    show = json.loads(r.stdout)
+    assert show["rollout"] == 100 and show["hosts"] == {V2: {"online": 1, "offline": 0}}
+    r = cli(opc, "update", "-H", "h1", "--json", timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "already at version" in r.stdout
+    r = cli(pubc, "release", "rollout", "--channel", "nochannel", "50")
+    assert r.returncode == 1

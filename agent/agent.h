@@ -232,6 +232,8 @@ struct update {
 	uint64_t published_at;
 	char nonce[WIRE_MAX_NONCE + 1];
 	pid_t child;			/* the staged self-test, owned until reaped */
+	bool child_ok;			/* it exited 0 */
+	int verdict;			/* seen by us: 1 good, -1 bad, 0 not yet */
 	uint64_t timer;
 	/* An update job waiting for its answer (from this or the new version). */
 	uint8_t *job_body;		/* owned */
@@ -483,6 +485,7 @@ void update_net_started(struct agent *a);
 void update_no_update(struct agent *a, const struct priv_msg *m);
 void update_connected(struct agent *a);
 bool update_reaped(struct agent *a, pid_t pid, int status);
+void update_verdict(struct agent *a, const uint8_t *p, size_t len);
 void update_free(struct agent *a);
 /* the self-test side (musterd --self-test) */
 void selftest_connected(struct agent *a);

@@ -409,6 +409,7 @@ main(int argc, char *argv[])
 		{ "self-test", no_argument, NULL, 'S' },
 		{ "runner", required_argument, NULL, 'R' },
 		{ "wake-fd", required_argument, NULL, 'W' },
+		{ "nonce", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct agent agent;	/* the one agent of this process */
@@ -442,6 +443,11 @@ main(int argc, char *argv[])
 			break;
 		case 'R':
 			runner = optarg;
+			break;
+		case 'n':
+			if (!nonce_valid(optarg))
+				usage();
+			snprintf(agent.selftest_nonce, sizeof(agent.selftest_nonce), "%s", optarg);
 			break;
 		case 'W':
 			errno = 0;

@@ -171,6 +171,9 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_CONNECTED:
 		update_connected(a);
 		return MU_OK;
+	case PRIV_VERDICT:
+		update_verdict(a, m->payload.ptr, m->payload.len);
+		return MU_OK;
 	default:
 		return MU_EINVAL;	/* only the parent sends these */
 	}
@@ -570,7 +573,14 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 	char fds[64];
 	int i;
 	char *argv[] = { "musterd", "--net", fds, "-c", a->conf_path, "--foreground",
-	    a->selftest ? "--self-test" : NULL, NULL };
+	    NULL, NULL, NULL, NULL };
+
+	/* A self-test's network process is one too, with the same nonce. */
+	if (a->selftest) {
+		argv[6] = "--self-test";
+		if (a->selftest_nonce[0])
+			argv[7] = "--nonce", argv[8] = a->selftest_nonce;
+	}
 
 	/* Nothing of ours but these two and stdio crosses the exec. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);

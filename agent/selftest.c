@@ -83,6 +83,8 @@ selftest_connected(struct agent *a)
 	uint8_t r[16];
 	size_t i;
 
+	/* The live agent names the nonce (--nonce): it watches for the same
+	 * verdict.  Started by hand without one, we make our own. */
 	if (a->selftest_nonce[0] == '\0') {
 		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
 			log_err("self-test: no randomness for a nonce");
@@ -92,9 +94,10 @@ selftest_connected(struct agent *a)
 		}
 		for (i = 0; i < sizeof(r); i++)
 			snprintf(a->selftest_nonce + 2 * i, 3, "%02x", r[i]);
+	}
+	if (!deadline_timer)
 		deadline_timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms,
 		    deadline_fired, a);
-	}
 	request_publish(a);
 	if (!resend_timer)
 		resend_timer = loop_add_timer(a->loop, REQUEST_RESEND_MS, resend_fired, a);

@@ -278,6 +278,10 @@ subscribe_all(struct agent *a)
 	}
 	if (release_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
 		n++;
+	/* The verdict on our staged version, seen by us too (DESIGN §5). */
+	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_VERDICT, a->cfg.host,
+	    NULL) == MU_OK)
+		n++;
 	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_HOST_JOBS, a->cfg.host, NULL) == MU_OK)
 		n++;
 	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_ALL_JOBS, NULL, NULL) == MU_OK)
@@ -355,10 +359,17 @@ on_message(struct agent *a, const struct bus_event *ev)
 	    strcmp(ev->topic, t) == 0) {
 		if (!a->stopping)
 			release_message(a, ev->payload, ev->len);
-	} else if (a->selftest && topic_build(t, sizeof(t), a->root, TOPIC_SELFTEST_VERDICT,
+	} else if (topic_build(t, sizeof(t), a->root, TOPIC_SELFTEST_VERDICT,
 	    a->cfg.host, NULL) == MU_OK && strcmp(ev->topic, t) == 0) {
-		if (!ev->retained)
+		if (!ev->retained && a->selftest)
 			selftest_verdict(a, ev->payload, ev->len);
+		else if (!ev->retained && ev->len <= WIRE_MAX_STR) {
+			struct priv_msg m = { .type = PRIV_VERDICT };
+
+			/* The parent decodes it; we only pass it on. */
+			m.payload = (struct wire_bytes){ ev->payload, ev->len };
+			priv_send_parent(a, &m);
+		}
 	} else if (!ev->retained) {
 		/* To the parent, which checks every rule (DESIGN §8). */
 		if (!intake_oversize(a, ev->len))

@@ -44,12 +44,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define SELFTEST_GRACE_MS	10000	/* beyond its own timeout, then SIGKILL */
 #define MAX_STARTS		2	/* deaths before the healthy window */
+#define VERDICT_WAIT_MS		5000	/* the child exited 0: the verdict may lag */
 #define BINARY_MAX		(WIRE_MAX_BIN)
 
 /* ---- small files in state_dir ------------------------------------------------ */
@@ -327,8 +329,18 @@ selftest_spawn(struct agent *a, struct mu_err *err)
 {
 	char agent[PATH_MAX], runner[PATH_MAX], dir[CONF_PATH_MAX + 32];
 	char *argv[] = { agent, "--self-test", "-c", a->conf_path, "--foreground",
-	    "--runner", runner, NULL };
+	    "--runner", runner, "--nonce", a->upd.nonce, NULL };
+	uint8_t r[16];
+	size_t i;
 	pid_t pid;
+
+	/* Ours, so that we recognise the verdict on it ourselves. */
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return mu_errf(err, MU_EIO, "no randomness for a nonce");
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(a->upd.nonce + 2 * i, 3, "%02x", r[i]);
+	a->upd.verdict = 0;
+	a->upd.child_ok = false;
 
 	staged_path(a->upd.agent_path, "staged", agent, sizeof(agent));
 	staged_path(a->cfg.runner, "staged", runner, sizeof(runner));
@@ -553,6 +565,46 @@ install(struct agent *a)
 	_exit(1);	/* systemd starts us again */
 }
 
+static void
+verdict_expired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->upd.timer = 0;
+	fail(a, a->upd.version, "the self-test exited 0, but this agent saw no good "
+	    "verdict for it");
+}
+
+/* A verdict on our host's self-test topic, passed on by the network
+ * process: decoded here like any broker input. */
+void
+update_verdict(struct agent *a, const uint8_t *p, size_t len)
+{
+	struct selftest_verdict v;
+	struct mu_err err;
+
+	if (a->upd.phase != UPD_TESTING ||
+	    selftest_verdict_decode(p, len, &v, &err) != MU_OK)
+		return;
+	if (strcmp(v.host, a->cfg.host) == 0 && strcmp(v.nonce, a->upd.nonce) == 0 &&
+	    a->upd.verdict == 0) {
+		a->upd.verdict = v.ok ? 1 : -1;
+		log_info("update: the self-test's verdict is %s", v.ok ? "good" : "bad");
+		if (a->upd.child_ok) {
+			if (a->upd.timer)
+				loop_del_timer(a->loop, a->upd.timer);
+			a->upd.timer = 0;
+			if (v.ok) {
+				log_notice("update: %s passed its self-test", a->upd.version);
+				install(a);
+			} else
+				fail(a, a->upd.version, "bad verdict");
+		}
+	}
+	wire_doc_free(&v.doc);
+}
+
 bool
 update_reaped(struct agent *a, pid_t pid, int status)
 {
@@ -565,8 +617,15 @@ update_reaped(struct agent *a, pid_t pid, int status)
 		loop_del_timer(a->loop, a->upd.timer);
 	a->upd.timer = 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		log_notice("update: %s passed its self-test", a->upd.version);
-		install(a);
+		/* Both: its exit status, and the verdict seen with our own eyes. */
+		if (a->upd.verdict > 0) {
+			log_notice("update: %s passed its self-test", a->upd.version);
+			install(a);
+		} else {
+			a->upd.child_ok = true;
+			a->upd.timer = loop_add_timer(a->loop, VERDICT_WAIT_MS,
+			    verdict_expired, a);
+		}
 		return true;
 	}
 	if (WIFSIGNALED(status))

@@ -1565,6 +1565,7 @@ static const char *const priv_names[] = {
 	[PRIV_POKE] = "poke", [PRIV_STOP] = "stop", [PRIV_RELEASE] = "release",
 	[PRIV_UPDATE_CHECK] = "check", [PRIV_NO_UPDATE] = "noupdate",
 	[PRIV_UPDATE_STATE] = "update", [PRIV_CONNECTED] = "connected",
+	[PRIV_VERDICT] = "verdict",
 };
 
 static const char *const priv_sources[] = {
@@ -1601,6 +1602,7 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_NO_UPDATE] = PMF_JOB | PMF_REASON,
 	[PRIV_UPDATE_STATE] = PMF_PAYLOAD,
 	[PRIV_CONNECTED] = 0,
+	[PRIV_VERDICT] = PMF_PAYLOAD,
 };
 
 static bool

@@ -792,7 +792,7 @@ test_priv_update(void **state)
 			assert_string_equal(d.job, "upd-1");
 		if (t == PRIV_NO_UPDATE)
 			assert_int_equal(d.reason.len, 12);
-		if (t == PRIV_RELEASE || t == PRIV_UPDATE_STATE)
+		if (t == PRIV_RELEASE || t == PRIV_UPDATE_STATE || t == PRIV_VERDICT)
 			assert_memory_equal(d.payload.ptr, ptr, sizeof(ptr));
 		wire_doc_free(&d.doc);
 		msgpack_sbuffer_destroy(&sb);

@@ -711,8 +711,16 @@ update_boot(struct agent *a, char **argv, struct mu_err *err)
 	a->upd.argv = argv;
 	if (a->cfg.agent_path[0])
 		snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", a->cfg.agent_path);
-	else if (realpath("/proc/self/exe", a->upd.agent_path) == NULL)
-		return mu_errf(err, MU_EIO, "cannot find our own binary: %s", strerror(errno));
+	else {
+		char self[PATH_MAX];	/* realpath() writes up to PATH_MAX */
+
+		if (realpath("/proc/self/exe", self) == NULL)
+			return mu_errf(err, MU_EIO, "cannot find our own binary: %s",
+			    strerror(errno));
+		if (snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", self) >=
+		    (int)sizeof(a->upd.agent_path))
+			return mu_errf(err, MU_EINVAL, "our binary's path is too long: %s", self);
+	}
 	/* Staged binaries left over: we died while staging or testing. */
 	staged_path(a->upd.agent_path, "staged", staged, sizeof(staged));
 	if (access(staged, F_OK) == 0) {

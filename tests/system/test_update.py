@@ -339,7 +339,8 @@ def _cmdline(pid):
 
 def test_update_job_skips_jitter_and_is_answered_by_new_version(
         upd_agents, server, op, operator, pub, keys, v2):
-    a = upd_agents("h1", update={"jitter": "1h"}).start()
+    # No [update] agent: the default, the running binary (/proc/self/exe).
+    a = upd_agents("h1", update={"jitter": "1h", "agent": None}).start()
     body = new_job("update", "host/h1")
     got = run_job(op, operator, body, ["h1"], timeout=20)
     assert got["h1"]["status"] == "fail", got	# nothing published yet

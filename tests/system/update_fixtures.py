@@ -105,7 +105,7 @@ class UpdAgent(Agent):
         upd = {"jitter": "0", "healthy": "2s", "selftest_timeout": "30s",
                "agent": str(bindir / "musterd")}
         upd.update(update or {})
-        extra["update"] = upd
+        extra["update"] = {k: v for k, v in upd.items() if v is not None}
         super().__init__(name, broker, keys, workdir, binary=bindir / "musterd",
                          runner=bindir / "muster-runner", extra=extra, **kw)
         self.supervise = True

@@ -259,8 +259,9 @@ event_publish(struct agent *a, const char *job, const void *body, size_t len)
 static void
 subscribe_all(struct agent *a)
 {
-	char topics[CONF_MAX_GROUPS + 4][TOPIC_MAX];
-	char *ptrs[CONF_MAX_GROUPS + 4];
+	/* host, all, groups, modules, release, verdict */
+	char topics[CONF_MAX_GROUPS + 5][TOPIC_MAX];
+	char *ptrs[CONF_MAX_GROUPS + 5];
 	struct mu_err err;
 	int i, n = 0;
 

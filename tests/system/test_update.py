@@ -273,7 +273,7 @@ def crashing_wrapper(real: Path) -> bytes:
     return (f"#!/bin/sh\nREAL={real}\n"
             'case " $* " in *" --self-test "*|*" --version "*) exec "$REAL" "$@";; esac\n'
             '"$REAL" "$@" & pid=$!\nsleep 1.5\n'
-            '[ "$(readlink /proc/$pid/exe)" = "$REAL" ] && kill -SEGV $pid\n'
+            '[ "$(readlink /proc/$pid/exe)" = "$REAL" ] && kill -ABRT $pid\n'
             'wait $pid\nexit $?\n').encode()
 
 

@@ -524,3 +524,38 @@ def test_cli_release_and_update(upd_agents, server, broker, keys, tmp_path, v2):
     assert "already at version" in r.stdout
     r = cli(pubc, "release", "rollout", "--channel", "nochannel", "50")
     assert r.returncode == 1
+
+
+def test_signer_in_keyring_but_not_listed(upd_agents, server, op, operator, pub, keys,
+                                          untrusted_keys, v2):
+    """A good signature by a key the host has, whose fingerprint is not in
+    [trust] publishers: refused as an unlisted signer."""
+    a = upd_agents("h1", extra={"trust": {"publishers": untrusted_keys.publisher_fpr}})
+    a.start()
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes())
+    assert_refused(a, op, operator, "refused", ["not signed by a trusted publisher"])
+
+
+def test_kill9_while_fetching_then_update_job(upd_agents, server, op, operator, pub,
+                                              keys, v2):
+    """The runner's artifact is not on the broker yet: the agent is killed
+    while it waits for it, comes back on its version, says why, and an
+    update job finishes the update once the artifact is there."""
+    a = upd_agents("h1", extra={"modules": {"fetch_timeout": "5s"}})
+    a.start()
+    agent_b, runner_b = v2[0].read_bytes(), v2[1].read_bytes()
+    pointer, arts = release_payloads(keys, CHANNEL, V2, agent_b, runner_b)
+    r_sha = hashlib.sha256(runner_b).hexdigest()
+    for s, art in arts.items():
+        if s != r_sha:
+            pub.publish(topic("artifacts", s), art, retain=True)
+    pub.publish(topic("releases", CHANNEL), pointer, retain=True)
+    wait_until(lambda: log_count(a, "agent binary fetched") == 1, 20, what="half fetched")
+    os.kill(a.pid, 9)
+    wait_until(lambda: a.restarts == 1, 10, what="restart")
+    # Back on its version; it looks again and says what is missing.
+    assert_refused(a, op, operator, "refused", ["not published"])
+    pub.publish(topic("artifacts", r_sha), arts[r_sha], retain=True)
+    body = new_job("update", "host/h1")
+    got = run_job(op, operator, body, ["h1"], timeout=90)
+    assert got["h1"]["status"] == "pass" and got["h1"]["agent_version"] == V2, got

@@ -241,7 +241,7 @@ struct update {
 	/* After an update: the pending window (update.pending). */
 	bool pending;
 	char prev_version[WIRE_MAX_VERSION + 1];
-	bool connected;
+	bool answered;			/* a job's result reached the spool since start */
 	uint64_t healthy_timer;
 	char **argv;			/* ours, for a rollback's exec */
 	uint8_t *state;			/* the status "update" map last sent, owned */
@@ -343,6 +343,7 @@ struct agent {
 	bool selftest_sent;		/* its result is acknowledged */
 	int selftest_rc;		/* exit status of the self-test */
 	int wake_fd_inherited;		/* --wake-fd N from the exec of an update */
+	int exit_rc;			/* agent_main's exit status */
 };
 
 /* main.c */

@@ -298,7 +298,7 @@ agent_main(struct agent *a)
 		log_err("event loop failed: %s", strerror(errno));
 	sd_notify(0, "STOPPING=1");
 	agent_shutdown(a);
-	return a->selftest ? a->selftest_rc : 0;
+	return a->selftest ? a->selftest_rc : a->exit_rc;
 }
 
 void

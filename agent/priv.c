@@ -161,6 +161,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		return MU_OK;
 	case PRIV_SPOOLED:
 		results_spooled(a, m->job);
+		a->upd.answered = true;		/* part of "healthy" (update.c) */
 		return MU_OK;
 	case PRIV_RELEASE:
 		update_release(a, m);

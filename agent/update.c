@@ -650,6 +650,17 @@ healthy_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)l, (void)id;
 	a->upd.healthy_timer = 0;
+	/* Healthy: connected for the window, and a job answered or the
+	 * self-check (the installed runner told its version) passed.  Not
+	 * healthy counts as a death: systemd starts us again, and the third
+	 * start rolls back. */
+	if (!a->upd.answered && strcmp(a->runner_version, "unknown") == 0) {
+		log_err("update: %s is not healthy: no job answered and the runner %s does "
+		    "not answer its self-check", AGENT_VERSION, a->cfg.runner);
+		a->exit_rc = 1;
+		loop_stop(l);
+		return;
+	}
 	state_path(a, "update.pending", path, sizeof(path));
 	if (unlink(path) == -1 && errno != ENOENT) {
 		log_err("update: %s: %s", path, strerror(errno));

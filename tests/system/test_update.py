@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -559,3 +560,25 @@ def test_kill9_while_fetching_then_update_job(upd_agents, server, op, operator, 
     body = new_job("update", "host/h1")
     got = run_job(op, operator, body, ["h1"], timeout=90)
     assert got["h1"]["status"] == "pass" and got["h1"]["agent_version"] == V2, got
+
+
+def test_not_healthy_without_a_working_runner_rolls_back(upd_agents, server, op, operator,
+                                                         pub, keys, v2, tmp_path):
+    """A runner that runs jobs but fails the start-up self-check (it does
+    not tell its version): the self-test passes, the installed version is
+    never healthy, exits, and the third start rolls back."""
+    shared = Path(tempfile.mkdtemp(prefix="muster-upd-runner-"))
+    try:
+        os.chmod(shared, 0o755)
+        real = shared / "muster-runner"
+        shutil.copy2(v2[1], real)
+        broken = (f"#!/bin/sh\ncase \"$1\" in --version) exit 1;; esac\n"
+                  f"exec {real} \"$@\"\n").encode()
+        a = upd_agents("h1", update={"healthy": "2s"}).start()
+        publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), broken)
+        st = wait_update(a, "failed", timeout=120)
+        assert st["version"] == V1 and "died 2 times" in st["update"]["reason"], st
+        assert log_count(a, "is not healthy") >= 2
+        ping(op, operator, a)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -19,6 +19,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "sign.h"
 
 static void
 usage(void)
@@ -187,6 +188,16 @@ check_config(const char *path)
 	if (config_server_load(&c, path, &err) != MU_OK) {
 		fprintf(stderr, "muster-server: %s\n", err.msg);
 		return 1;
+	}
+	/* The self-test key is used only when a request comes: load it now. */
+	if (c.selftest_key[0]) {
+		struct sign_key *k;
+
+		if (sign_key_load_private(c.selftest_key, &k, &err) != MU_OK) {
+			fprintf(stderr, "muster-server: %s: [selftest] key: %s\n", path, err.msg);
+			return 1;
+		}
+		sign_key_free(k);
 	}
 	printf("muster-server: %s: ok (name %s, http://%s:%d/, archive %s)\n", path, c.name,
 	    c.listen, c.port, c.archive_url);

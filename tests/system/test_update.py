@@ -582,3 +582,20 @@ def test_not_healthy_without_a_working_runner_rolls_back(upd_agents, server, op,
         ping(op, operator, a)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_server_check_config_selftest_key(tmp_path, keys):
+    from server_fixtures import SERVER_BIN
+    conf = tmp_path / "server.conf"
+    conf.write_text("[selftest]\nkey = /nonexistent/selftest.key\ntimeout = 30s\n")
+    r = subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "[selftest] key" in r.stderr, r
+    conf.write_text(f"[selftest]\nkey = {keys.operator_key('alice')}\ntimeout = 0s\n")
+    r = subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "timeout" in r.stderr, r
+    conf.write_text(f"[selftest]\nkey = {keys.operator_key('alice')}\n")
+    r = subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r

@@ -348,7 +348,8 @@ on_fetch_fd(struct loop *l, int fd, short revents, void *arg)
 	}
 }
 
-/* Only from a timer or the loop, never while on_fetch_fd drains the bus. */
+/* Also from inside on_fetch_fd(): it stops draining once a->rel.bus is
+ * NULL, and an event already taken does not depend on the bus. */
 static void
 fetch_close(struct agent *a)
 {
@@ -360,7 +361,6 @@ fetch_close(struct agent *a)
 	loop_del_fd(a->loop, bus_fd(a->rel.bus));
 	if (bus_connected(a->rel.bus))
 		bus_disconnect(a->rel.bus, 200);
-	/* Freed later: we may be inside its own event loop. */
 	bus_free(a->rel.bus);
 	a->rel.bus = NULL;
 }

@@ -239,6 +239,9 @@ agent_open(struct agent *a, struct mu_err *err)
 
 	a->started_at = now_wall_ms();
 	a->wake_fd = a->sigfd = -1;
+	/* No channel yet: a failure before priv_start() must not take fd 0
+	 * for one at shutdown. */
+	a->to_net.fd = a->to_parent.fd = -1;
 	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
 	if ((a->loop = loop_new()) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");

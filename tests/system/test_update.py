@@ -372,7 +372,7 @@ def test_rollout_0_50_100(upd_agents, server, op, operator, pub, keys, v2):
     names = [f"r{i}" for i in range(1, 30)]
     low = [n for n in names if bucket(n) < 50][:2]
     high = [n for n in names if bucket(n) >= 50][:2]
-    agents = {n: upd_agents(n).start() for n in low + high}
+    agents = {n: upd_agents(n, wake_port=0).start() for n in low + high}
     t0 = now_ms()
     agent_b, runner_b = v2[0].read_bytes(), v2[1].read_bytes()
     publish_release(pub, keys, CHANNEL, V2, agent_b, runner_b, rollout=0,

@@ -203,6 +203,54 @@ struct modsrc {
 	uint64_t fetches_started, fetched, cache_hits, refused, tampered;
 };
 
+/* ---- self-update (release.c: network side, update.c: parent side) ------ */
+
+/* The network process follows R/releases/<channel> (DESIGN §5). */
+struct release_follow {
+	uint8_t *raw;			/* latest pointer as received, owned */
+	size_t len;
+	char job[JOBID_MAX_LEN + 1];	/* an update job asked: answer it */
+	bool busy;			/* waiting (jitter) or fetching */
+	char version[WIRE_MAX_VERSION + 1];	/* of the one being fetched */
+	char sha[2][SHA256_HEX_LEN + 1];	/* agent, runner */
+	uint64_t size[2];
+	bool have[2];
+	char topic[2][TOPIC_MAX];
+	uint64_t jitter_timer, fetch_timer, retry_timer;
+	struct bus *bus;		/* artifacts' own connection, owned */
+	uint8_t *state;			/* the status "update" map, owned */
+	size_t state_len;
+};
+
+/* The parent's side: what it is doing with a release. */
+enum update_phase { UPD_IDLE, UPD_TESTING };
+
+struct update {
+	enum update_phase phase;
+	char agent_path[CONF_PATH_MAX];	/* the installed musterd */
+	char version[WIRE_MAX_VERSION + 1];	/* being tested */
+	uint64_t published_at;
+	char nonce[WIRE_MAX_NONCE + 1];
+	pid_t child;			/* the staged self-test, owned until reaped */
+	bool child_ok;			/* it exited 0 */
+	int verdict;			/* seen by us: 1 good, -1 bad, 0 not yet */
+	uint64_t timer;
+	/* An update job waiting for its answer (from this or the new version). */
+	uint8_t *job_body;		/* owned */
+	size_t job_len;
+	/* After an update: the pending window (update.pending). */
+	bool pending;
+	char prev_version[WIRE_MAX_VERSION + 1];
+	bool answered;			/* a job's result reached the spool since start */
+	uint64_t healthy_timer;
+	char **argv;			/* ours, for a rollback's exec */
+	uint8_t *state;			/* the status "update" map last sent, owned */
+	size_t state_len;
+	/* An update cut short by a restart, found at start, reported once up. */
+	char boot_version[WIRE_MAX_VERSION + 1];
+	char boot_reason[256];
+};
+
 /* ---- privilege separation (priv.c) ------------------------------------- */
 
 /*
@@ -285,6 +333,18 @@ struct agent {
 	struct pending *pending;	/* parent: results sent, not yet spooled */
 	uid_t net_uid;
 	gid_t net_gid;
+	/* Self-update (DESIGN §5). */
+	struct release_follow rel;	/* network side */
+	struct update upd;		/* parent side */
+	/* Started as "musterd --self-test" by a live agent (a staged version):
+	 * client id <host>.selftest, no presence, one test job, then exit. */
+	bool selftest;
+	char selftest_nonce[WIRE_MAX_NONCE + 1];
+	char selftest_job[JOBID_MAX_LEN + 1];	/* the test job, once accepted */
+	bool selftest_sent;		/* its result is acknowledged */
+	int selftest_rc;		/* exit status of the self-test */
+	int wake_fd_inherited;		/* --wake-fd N from the exec of an update */
+	int exit_rc;			/* agent_main's exit status */
 };
 
 /* main.c */
@@ -346,6 +406,9 @@ int net_main(struct agent *a, const char *fds);
 int net_start(struct agent *a, struct mu_err *err);
 void net_stop(struct agent *a);
 bool priv_is_net_pid(struct agent *a, pid_t pid, int status);
+/* typed frames to the other side (update.c, release.c) */
+void priv_send_net(struct agent *a, const struct priv_msg *m);
+void priv_send_parent(struct agent *a, const struct priv_msg *m);
 /* parent -> network */
 void priv_result(struct agent *a, const char *job, const void *body, size_t len);
 void priv_event(struct agent *a, const char *job, const void *body, size_t len);
@@ -399,6 +462,36 @@ int modcache_store(struct agent *a, const struct module_manifest *m, const char 
 uint64_t modcache_floor(struct agent *a, const char *name);
 int modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
     struct mu_err *err);
+
+/* release.c: the network process follows the channel (DESIGN §5) */
+int release_subscription(const struct agent *a, char *buf, size_t len);
+void release_message(struct agent *a, const uint8_t *p, size_t len);
+void release_check(struct agent *a, const char *job);	/* PRIV_UPDATE_CHECK */
+void release_state(struct agent *a, const void *map, size_t len);	/* PRIV_UPDATE_STATE */
+void release_set_state(struct agent *a, const char *state, const char *version,
+    const char *reason);
+void release_free(struct agent *a);
+/* Verify a release pointer: signature by a listed publisher, manifest,
+ * channel.  On MU_OK m holds the decode (the caller frees m->doc). */
+int release_verify(struct agent *a, const void *p, size_t len, struct release_manifest *m,
+    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
+/* Bucket of this host for rollouts: sha256(host)[0..4] big-endian mod 100. */
+unsigned release_bucket(const char *host);
+
+/* update.c: the parent stages, tests, installs and rolls back */
+int update_boot(struct agent *a, char **argv, struct mu_err *err);
+void update_release(struct agent *a, const struct priv_msg *m);
+void update_job(struct agent *a, const struct job *j, const void *body, size_t len);
+void update_started(struct agent *a);
+void update_net_started(struct agent *a);
+void update_no_update(struct agent *a, const struct priv_msg *m);
+void update_connected(struct agent *a);
+bool update_reaped(struct agent *a, pid_t pid, int status);
+void update_verdict(struct agent *a, const uint8_t *p, size_t len);
+void update_free(struct agent *a);
+/* the self-test side (musterd --self-test) */
+void selftest_connected(struct agent *a);
+void selftest_verdict(struct agent *a, const uint8_t *p, size_t len);
 
 /* wake.c: the wake port */
 int wake_open(struct agent *a, struct mu_err *err);

@@ -162,7 +162,20 @@ job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err
 	struct job_target on;
 	const char *why;
 
-	if (topic_parse_jobs(topic, a->root, &on) != MU_OK || !targets_equal(&on, &j->target))
+	char st[TOPIC_MAX];
+
+	/* The self-test (DESIGN §5): its one job comes on the host's selftest
+	 * topic, addressed to the host, and may only echo a nonce. */
+	if (a->selftest) {
+		if (topic_build(st, sizeof(st), a->root, TOPIC_SELFTEST_JOBS, a->cfg.host,
+		    NULL) != MU_OK || strcmp(topic, st) != 0 || j->target.kind != TARGET_HOST)
+			return "a self-test takes jobs on its selftest topic only";
+		if (j->kind != JOB_RUN || strcmp(j->module, "selftest.echo") != 0)
+			return "a self-test runs selftest.echo only";
+		if (a->selftest_job[0])
+			return "this self-test has its job already";
+	} else if (topic_parse_jobs(topic, a->root, &on) != MU_OK ||
+	    !targets_equal(&on, &j->target))
 		return "job target does not match the topic it came on";
 	if (!target_matches(a, &j->target))
 		return "job target does not match this host";
@@ -341,7 +354,12 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env,
 		else
 			start_run(a, j, env, v);
 		break;
-	case JOB_UPDATE:	/* refused in intake_message() */
+	case JOB_UPDATE:
+		if (a->stopping)
+			answer(a, j, RS_INTERRUPTED, "the agent stopped", NULL);
+		else
+			update_job(a, j, env->body.ptr, env->body.len);
+		break;
 	default:
 		answer(a, j, RS_ERROR, "the agent cannot do this kind of job", NULL);
 		break;
@@ -398,15 +416,13 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
 		snprintf(reason, sizeof(reason), "%s", why);
 		reject(a, &j, reason);
-	} else if (j.kind == JOB_UPDATE) {
-		/* Refused like any other rule: not accepted, not recorded, nothing
-		 * runs. */
-		reject(a, &j, "update jobs are not supported by this agent yet");
 	} else if (seen_add(&a->seen, j.id, j.not_after, &err) != MU_OK) {
 		log_err("job %s: %s", j.id, err.msg);
 		answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
 	} else {
 		a->jobs_accepted++;
+		if (a->selftest)
+			snprintf(a->selftest_job, sizeof(a->selftest_job), "%s", j.id);
 		log_info("accepted job %s (%s) from key %s (%s)", j.id, job_kind_name(j.kind),
 		    env.key, v.why);
 		dispatch(a, &j, &env, &v);

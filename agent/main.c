@@ -246,9 +246,16 @@ agent_open(struct agent *a, struct mu_err *err)
 
 	a->started_at = now_wall_ms();
 	a->wake_fd = a->sigfd = a->runner_fd = -1;
+	/* No channel yet: a failure before priv_start() must not take fd 0
+	 * for one at shutdown. */
+	a->to_net.fd = a->to_parent.fd = -1;
 	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
 	if ((a->loop = loop_new()) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
+	/* First: a version that keeps dying is rolled back before it can do
+	 * anything else (DESIGN §5). */
+	if (!a->selftest && (rc = update_boot(a, a->upd.argv, err)) != MU_OK)
+		return rc;
 	if ((rc = signals_open(a, err)) != MU_OK)
 		return rc;
 	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, key_warn, a, err)) != MU_OK)
@@ -274,6 +281,10 @@ agent_open(struct agent *a, struct mu_err *err)
 	/* After priv_start: the results of the journal go to the network
 	 * process, which sends them when connected. */
 	intake_interrupted(a);
+	if (!a->selftest) {
+		update_net_started(a);
+		update_started(a);
+	}
 	return MU_OK;
 }
 
@@ -297,7 +308,7 @@ agent_main(struct agent *a)
 		log_err("event loop failed: %s", strerror(errno));
 	sd_notify(0, "STOPPING=1");
 	agent_shutdown(a);
-	return 0;
+	return a->selftest ? a->selftest_rc : a->exit_rc;
 }
 
 void
@@ -313,6 +324,7 @@ agent_shutdown(struct agent *a)
 	}
 	priv_stop(a);
 	priv_free(a);
+	update_free(a);
 	wake_close(a);
 	spool_close(&a->spool);
 	seen_close(&a->seen);
@@ -349,6 +361,26 @@ check_config(const char *path)
 	return 0;
 }
 
+/* A self-test lives in state_dir/selftest (the live agent made it empty),
+ * without a wake port: it shares nothing with the agent it may replace. */
+static int
+selftest_setup(struct agent_config *c)
+{
+	char dir[CONF_PATH_MAX];
+
+	if (snprintf(dir, sizeof(dir), "%s/selftest", c->state_dir) >= (int)sizeof(dir)) {
+		log_err("self-test: state_dir too long");
+		return -1;
+	}
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+		log_err("self-test: %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	snprintf(c->state_dir, sizeof(c->state_dir), "%s", dir);
+	c->wake_port = 0;
+	return 0;
+}
+
 /* musterd --net FDS: the network process, exec'ed by the parent (priv.c). */
 static int
 net_process(struct agent *a, const char *fds)
@@ -366,6 +398,8 @@ net_process(struct agent *a, const char *fds)
 		return 1;
 	}
 	rc = net_main(a, fds);
+	if (rc == 0 && a->selftest)
+		rc = a->selftest_rc;
 	close(a->sigfd);
 	free(a->will);
 	loop_free(a->loop);
@@ -392,14 +426,25 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "net", required_argument, NULL, 'N' },	/* internal (priv.c) */
+		/* internal (update.c): a staged version tests itself; the
+		 * listener handed over by the version it replaces */
+		{ "self-test", no_argument, NULL, 'S' },
+		{ "runner", required_argument, NULL, 'R' },
+		{ "wake-fd", required_argument, NULL, 'W' },
+		{ "nonce", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct agent agent;	/* the one agent of this process */
 	struct mu_err err;
 	bool foreground = false, check = false;
-	const char *net = NULL;
+	const char *net = NULL, *runner = NULL;
+	char *end;
+	long fd;
 	int c;
 
+	agent.wake_fd_inherited = -1;
+	agent.selftest_rc = 1;	/* no verdict: failed */
+	agent.upd.argv = argv;
 	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", AGENT_CONF_DEFAULT);
 	while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
 		switch (c) {
@@ -414,6 +459,24 @@ main(int argc, char *argv[])
 			break;
 		case 'N':
 			net = optarg;
+			break;
+		case 'S':
+			agent.selftest = true;
+			break;
+		case 'R':
+			runner = optarg;
+			break;
+		case 'n':
+			if (!nonce_valid(optarg))
+				usage();
+			snprintf(agent.selftest_nonce, sizeof(agent.selftest_nonce), "%s", optarg);
+			break;
+		case 'W':
+			errno = 0;
+			fd = strtol(optarg, &end, 10);
+			if (errno || *end || fd < 3 || fd > 65535)
+				usage();
+			agent.wake_fd_inherited = (int)fd;
 			break;
 		case 'V':
 			printf("musterd %s\n", AGENT_VERSION);
@@ -432,6 +495,10 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("musterd", agent.cfg.log_level);
+	if (runner)
+		snprintf(agent.cfg.runner, sizeof(agent.cfg.runner), "%s", runner);
+	if (agent.selftest && selftest_setup(&agent.cfg) != 0)
+		return 1;
 	if (net)
 		return net_process(&agent, net);
 	/*

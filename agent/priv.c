@@ -161,6 +161,19 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		return MU_OK;
 	case PRIV_SPOOLED:
 		results_spooled(a, m->job);
+		a->upd.answered = true;		/* part of "healthy" (update.c) */
+		return MU_OK;
+	case PRIV_RELEASE:
+		update_release(a, m);
+		return MU_OK;
+	case PRIV_NO_UPDATE:
+		update_no_update(a, m);
+		return MU_OK;
+	case PRIV_CONNECTED:
+		update_connected(a);
+		return MU_OK;
+	case PRIV_VERDICT:
+		update_verdict(a, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	default:
 		return MU_EINVAL;	/* only the parent sends these */
@@ -192,6 +205,12 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_STOP:
 		log_info("stopping as the parent asked");
 		loop_stop(a->loop);
+		return MU_OK;
+	case PRIV_UPDATE_CHECK:
+		release_check(a, m->job);
+		return MU_OK;
+	case PRIV_UPDATE_STATE:
+		release_state(a, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	default:
 		return MU_EINVAL;
@@ -262,6 +281,18 @@ bad:
 }
 
 /* ---- parent -> network --------------------------------------------------- */
+
+void
+priv_send_net(struct agent *a, const struct priv_msg *m)
+{
+	chan_send(a, &a->to_net, m);	/* if down: the next one is told anew */
+}
+
+void
+priv_send_parent(struct agent *a, const struct priv_msg *m)
+{
+	chan_send(a, &a->to_parent, m);
+}
 
 void
 priv_result(struct agent *a, const char *job, const void *body, size_t len)
@@ -534,7 +565,7 @@ net_main(struct agent *a, const char *fds)
 		log_err("event loop failed: %s", strerror(errno));
 	net_stop(a);
 	chan_close(a, &a->to_parent);
-	return 0;
+	return a->selftest ? a->selftest_rc : 0;
 }
 
 static void __attribute__((noreturn))
@@ -543,7 +574,14 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 	char fds[64];
 	int i;
 	char *argv[] = { "musterd", "--net", fds, "-c", a->conf_path, "--foreground",
-	    NULL };
+	    NULL, NULL, NULL, NULL };
+
+	/* A self-test's network process is one too, with the same nonce. */
+	if (a->selftest) {
+		argv[6] = "--self-test";
+		if (a->selftest_nonce[0])
+			argv[7] = "--nonce", argv[8] = a->selftest_nonce;
+	}
 
 	/* Nothing of ours but these two and stdio crosses the exec. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -565,6 +603,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 
 	if ((rc = net_own(a, "spool", err)) != MU_OK ||
 	    (rc = net_own(a, "modcache", err)) != MU_OK ||
+	    (rc = net_own(a, "release", err)) != MU_OK ||
 	    (rc = net_gnupg(a, err)) != MU_OK)
 		return rc;
 	if ((rc = net_tls_memfds(a, tls, err)) != MU_OK) {
@@ -590,6 +629,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
 	results_resend(a);
 	run_net_restarted(a);
+	update_net_started(a);
 	return MU_OK;
 }
 
@@ -619,6 +659,12 @@ net_lost(struct agent *a, const char *why)
 		loop_stop(a->loop);
 		return;
 	}
+	if (a->selftest) {
+		/* Its exit status is the verdict: let it exit by itself (the
+		 * self-test's deadline bounds the wait). */
+		chan_close(a, &a->to_net);
+		return;
+	}
 	log_warnx("network process %d %s: replacing it", (int)a->net_pid, why);
 	if (a->net_pid > 0)
 		kill(a->net_pid, SIGKILL);
@@ -636,6 +682,13 @@ priv_is_net_pid(struct agent *a, pid_t pid, int status)
 		chan_close(a, &a->to_net);
 	if (a->stopping)
 		return true;
+	if (a->selftest) {
+		/* Its exit status is the self-test's verdict (selftest.c). */
+		a->selftest_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+		log_notice("self-test: the network process ended with %d", a->selftest_rc);
+		loop_stop(a->loop);
+		return true;
+	}
 	a->net_restarts++;
 	if (WIFSIGNALED(status))
 		log_warnx("network process killed by signal %d; a new one in %d ms",

@@ -664,7 +664,7 @@ run_reap(struct agent *a)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (priv_is_net_pid(a, pid, status))
+		if (priv_is_net_pid(a, pid, status) || update_reaped(a, pid, status))
 			continue;
 		for (r = a->runs; r && r->pid != pid; r = r->next)
 			;

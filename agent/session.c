@@ -90,6 +90,7 @@ static int
 status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuffer *out)
 {
 	msgpack_sbuffer sb;
+	msgpack_unpacked up;
 	struct status s;
 	int i, rc;
 
@@ -106,8 +107,15 @@ status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuf
 	s.started_at = a->started_at;
 	s.at = now_wall_ms();
 	s.cert_der = hostsig_signer_cert(a->signer);
+	/* The self-update's state, as the parent (or release.c) last set it. */
+	msgpack_unpacked_init(&up);
+	if (a->rel.state && msgpack_unpack_next(&up, (const char *)a->rel.state,
+	    a->rel.state_len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP)
+		s.update = &up.data;
 	msgpack_sbuffer_init(&sb);
 	rc = status_encode(&s, &sb, NULL);
+	msgpack_unpacked_destroy(&up);
 	if (!rc)
 		rc = session_wrap(a, sb.data, sb.size, out, NULL);
 	msgpack_sbuffer_destroy(&sb);
@@ -123,6 +131,8 @@ status_publish(struct agent *a, bool online, const char *reason, int *token)
 
 	if (!bus_connected(a->bus))
 		return MU_EIO;
+	if (a->selftest)	/* presence is the live agent's */
+		return MU_OK;
 	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_HOST_STATUS, a->cfg.host, NULL);
 	msgpack_sbuffer_init(&sb);
 	if (!rc)
@@ -249,11 +259,30 @@ event_publish(struct agent *a, const char *job, const void *body, size_t len)
 static void
 subscribe_all(struct agent *a)
 {
-	char topics[CONF_MAX_GROUPS + 3][TOPIC_MAX];
-	char *ptrs[CONF_MAX_GROUPS + 3];
+	/* host, all, groups, modules, release, verdict */
+	char topics[CONF_MAX_GROUPS + 5][TOPIC_MAX];
+	char *ptrs[CONF_MAX_GROUPS + 5];
 	struct mu_err err;
 	int i, n = 0;
 
+	if (a->selftest) {
+		/* Its one job, its verdict, and the modules (DESIGN §5). */
+		if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_JOBS,
+		    a->cfg.host, NULL) == MU_OK)
+			n++;
+		if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_VERDICT,
+		    a->cfg.host, NULL) == MU_OK)
+			n++;
+		if (modsrc_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
+			n++;
+		goto subscribe;
+	}
+	if (release_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
+		n++;
+	/* The verdict on our staged version, seen by us too (DESIGN §5). */
+	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_VERDICT, a->cfg.host,
+	    NULL) == MU_OK)
+		n++;
 	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_HOST_JOBS, a->cfg.host, NULL) == MU_OK)
 		n++;
 	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_ALL_JOBS, NULL, NULL) == MU_OK)
@@ -264,6 +293,7 @@ subscribe_all(struct agent *a)
 			n++;
 	if (modsrc_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
 		n++;
+subscribe:
 	for (i = 0; i < n; i++)
 		ptrs[i] = topics[i];
 	if (bus_subscribe(a->bus, ptrs, n, 1, &err) != MU_OK)
@@ -297,6 +327,13 @@ on_connected(struct agent *a, const struct bus_event *ev)
 	modsrc_connected(a);
 	subscribe_all(a);
 	session_publish_status(a, true, NULL);
+	if (a->selftest)
+		selftest_connected(a);
+	else {
+		struct priv_msg m = { .type = PRIV_CONNECTED };
+
+		priv_send_parent(a, &m);	/* the healthy window (update.c) */
+	}
 }
 
 static void
@@ -314,11 +351,26 @@ on_disconnected(struct agent *a, const struct bus_event *ev)
 static void
 on_message(struct agent *a, const struct bus_event *ev)
 {
-	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1];
+	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1], t[TOPIC_MAX];
 
 	if (topic_parse_module(ev->topic, a->root, name, sha) == MU_OK) {
 		if (!a->stopping)
 			modsrc_message(a, ev->topic, ev->payload, ev->len);
+	} else if (!a->selftest && release_subscription(a, t, sizeof(t)) == MU_OK &&
+	    strcmp(ev->topic, t) == 0) {
+		if (!a->stopping)
+			release_message(a, ev->payload, ev->len);
+	} else if (topic_build(t, sizeof(t), a->root, TOPIC_SELFTEST_VERDICT,
+	    a->cfg.host, NULL) == MU_OK && strcmp(ev->topic, t) == 0) {
+		if (!ev->retained && a->selftest)
+			selftest_verdict(a, ev->payload, ev->len);
+		else if (!ev->retained && ev->len <= WIRE_MAX_STR) {
+			struct priv_msg m = { .type = PRIV_VERDICT };
+
+			/* The parent decodes it; we only pass it on. */
+			m.payload = (struct wire_bytes){ ev->payload, ev->len };
+			priv_send_parent(a, &m);
+		}
 	} else if (!ev->retained) {
 		/* To the parent, which checks every rule (DESIGN §8). */
 		if (!intake_oversize(a, ev->len))
@@ -384,7 +436,7 @@ static int
 bus_open(struct agent *a, struct mu_err *err)
 {
 	struct bus_opts o = { 0 };
-	char will_topic[TOPIC_MAX];
+	char will_topic[TOPIC_MAX], selftest_id[NAME_MAX_LEN + 16];
 	int rc;
 
 	if (topic_build(will_topic, sizeof(will_topic), a->root, TOPIC_HOST_STATUS,
@@ -398,6 +450,17 @@ bus_open(struct agent *a, struct mu_err *err)
 	o.will_topic = will_topic;
 	o.will_payload = a->will;
 	o.will_len = a->will_len;
+	if (a->selftest) {
+		/* Its own id (two clients with one id kick each other off), a
+		 * fresh session, and no will: presence is the live agent's. */
+		snprintf(selftest_id, sizeof(selftest_id), "%s.selftest", a->cfg.host);
+		o.client_id = selftest_id;
+		o.clean_start = true;
+		o.session_expiry_s = 0;
+		o.will_topic = NULL;
+		o.will_payload = NULL;
+		o.will_len = 0;
+	}
 	/* Nothing bigger than a job (or a module pointer) is ever needed on
 	 * this session: the broker keeps oversized messages away (MQTT 5).
 	 * Module artifacts come over their own connection (modsrc.c). */
@@ -497,8 +560,8 @@ session_stop(struct agent *a)
 		return;
 	}
 	if (bus_connected(a->bus)) {
-		said_goodbye = status_publish(a, false, "shutdown", &token) != MU_OK ||
-		    token == 0;
+		said_goodbye = a->selftest ||
+		    status_publish(a, false, "shutdown", &token) != MU_OK || token == 0;
 		/*
 		 * Wait for the goodbye's own acknowledgement (and the spool's):
 		 * MQTTAsync_disconnect() does not send publishes still in Paho's
@@ -553,6 +616,7 @@ void
 net_stop(struct agent *a)
 {
 	session_stop(a);
+	release_free(a);
 	modsrc_free(a);
 	if (a->role == ROLE_NET)
 		spool_close(&a->spool);

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -131,12 +132,46 @@ listen_on(const char *bind_addr, int port, int *out, struct mu_err *err)
 	return MU_OK;
 }
 
+/*
+ * The listener of the version we replaced (DESIGN §5, §6): handed over by
+ * fd across exec(), so a peer connecting during an update is queued, never
+ * refused.  Adopted only if it is what it must be: a listening TCP socket.
+ */
+static int
+adopt(int fd, struct mu_err *err)
+{
+	int type = 0, acc = 0;
+	socklen_t l1 = sizeof(type), l2 = sizeof(acc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l2) == -1 ||
+	    type != SOCK_STREAM || !acc)
+		return mu_errf(err, MU_EINVAL, "wake: fd %d handed over is not a listening "
+		    "socket", fd);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
+		return mu_errf(err, MU_EIO, "wake: fd %d: %s", fd, strerror(errno));
+	return MU_OK;
+}
+
 int
 wake_open(struct agent *a, struct mu_err *err)
 {
 	int fd = -1, rc;
 
 	a->wake_fd = -1;
+	if (a->wake_fd_inherited >= 0) {
+		fd = a->wake_fd_inherited;
+		a->wake_fd_inherited = -1;
+		if (adopt(fd, err) == MU_OK) {
+			a->wake_fd = fd;
+			loop_add_fd(a->loop, fd, POLLIN, on_accept, a);
+			log_notice("wake: kept the listener (fd %d) across the update", fd);
+			return MU_OK;
+		}
+		log_warnx("%s; opening a new one", err->msg);
+		close(fd);
+	}
 	if (a->cfg.wake_port == 0)
 		return MU_OK;
 	if ((rc = listen_on(a->cfg.wake_bind, a->cfg.wake_port, &fd, err)) != MU_OK)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <getopt.h>
 
 #include <jansson.h>
 
@@ -71,7 +72,20 @@ int cmd_cancel(struct ctl *c, int argc, char **argv);
 int cmd_hosts(struct ctl *c, int argc, char **argv);
 int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
+int cmd_release(struct ctl *c, int argc, char **argv);	/* release.c */
 int cmd_history(struct ctl *c, int argc, char **argv);	/* history.c: muster-server's API */
+
+/* Shared by the publishing commands (module.c, release.c). */
+int sub_opts(int argc, char **argv, const struct option *opts, const char *text,
+    int (*take)(int o, const char *v, void *arg), void *arg);
+typedef bool retained_fn(struct bus_event *ev, void *arg);
+/* Retained messages on filter until a quiet spell or take() says done. */
+int retained_collect(struct ctl *c, const char *filter, uint64_t quiet_ms,
+    retained_fn *take, void *arg);
+/* Publish retained at QoS 1 and wait for the PUBACK. */
+int publish_acked(struct ctl *c, const char *topic, const void *buf, size_t len,
+    const char *what);
+const char *when(uint64_t ms, char *buf, size_t len);	/* UTC text */
 
 /* Checking agent messages (verify.c): MU_OK with the body decoded into
  * *out (free its doc); MU_ENOENT when the signing certificate is not known

@@ -57,6 +57,12 @@ usage(FILE *f)
 	    "  module list [--json]                   published modules and signers\n"
 	    "  module show NAME    one module's manifest and artifact\n"
 	    "  module retire NAME [--purge]           stop publishing a module\n"
+	    "  update [TARGET...]  hosts check their release channel now (host/H,\n"
+	    "                      group/G, all, or -H/-g/-a)\n"
+	    "  release publish --channel C --version V --agent FILE --runner FILE\n"
+	    "          [--rollout N]              sign and publish an agent release\n"
+	    "  release rollout --channel C N      re-sign the release with rollout N%%\n"
+	    "  release show [--channel C] [--json]  releases and hosts by version\n"
 	    "\n"
 	    "global options (override ~/.config/muster/muster.conf or $MUSTER_CONFIG):\n"
 	    "  -c, --config FILE   configuration file\n"
@@ -354,6 +360,7 @@ static const struct {
 	int (*fn)(struct ctl *, int, char **);
 } commands[] = {
 	{ "run", cmd_run }, { "ping", cmd_run }, { "version", cmd_run },
+	{ "update", cmd_run }, { "release", cmd_release },
 	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "watch", cmd_watch },
 	{ "keygen", cmd_keygen }, { "module", cmd_module }, { "history", cmd_history },
 };

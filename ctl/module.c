@@ -105,7 +105,7 @@ static const char usage_retire[] =
     "broker error\n";
 
 /* getopt_long over a subcommand's argv; --help prints text to stdout. */
-static int
+int
 sub_opts(int argc, char **argv, const struct option *opts, const char *text,
     int (*take)(int o, const char *v, void *arg), void *arg)
 {
@@ -382,8 +382,6 @@ done:
 
 /* Take one retained message (may steal ev->payload); true: no need to
  * wait for more. */
-typedef bool retained_fn(struct bus_event *ev, void *arg);
-
 struct retained {
 	retained_fn *take;
 	void *arg;
@@ -422,7 +420,7 @@ on_retained(struct ctl *c, struct bus_event *ev, void *arg)
  * sends retained messages right after the SUBACK, so a quiet spell means
  * we have them all.
  */
-static int
+int
 retained_collect(struct ctl *c, const char *filter, uint64_t quiet_ms,
     retained_fn *take, void *arg)
 {
@@ -476,7 +474,7 @@ on_puback(struct ctl *c, struct bus_event *ev, void *arg)
 
 /* Publish retained at QoS 1 and wait for the broker's PUBACK.  A PUBACK
  * with an error reason (MQTT 5: not authorized, too large) is a failure. */
-static int
+int
 publish_acked(struct ctl *c, const char *topic, const void *buf, size_t len,
     const char *what)
 {
@@ -667,7 +665,7 @@ pointer_get(struct ctl *c, const char *name, struct ptr_list *out)
 	return pointers_collect(c, topic, out);
 }
 
-static const char *
+const char *
 when(uint64_t ms, char *buf, size_t len)
 {
 	time_t t = (time_t)(ms / 1000);

@@ -123,6 +123,7 @@ run_usage(FILE *f, const char *cmd)
 {
 	fprintf(f,
 	    "usage: muster %s [options] [-H HOST]... [-g GROUP]... [-a]%s\n"
+	    "%s"
 	    "  -H, --host HOST     a host (repeatable)\n"
 	    "  -g, --group GROUP   every host of a group (repeatable)\n"
 	    "  -a, --all           every host\n"
@@ -134,7 +135,12 @@ run_usage(FILE *f, const char *cmd)
 	    "%s"
 	    "exit: 0 all passed; 1 some result was not pass; 3 some expected hosts\n"
 	    "did not answer; 2 usage, config or connection error\n",
-	    cmd, strcmp(cmd, "run") == 0 ? " MODULE [key=value | key:=JSON ...]" : "",
+	    cmd, strcmp(cmd, "run") == 0 ? " MODULE [key=value | key:=JSON ...]" :
+	    strcmp(cmd, "update") == 0 ? " [TARGET...]" : "",
+	    strcmp(cmd, "update") == 0 ?
+	    "  TARGET: host/HOST, group/GROUP or all.  The hosts look at their release\n"
+	    "  channel now (no jitter); each answer comes from the new version, or\n"
+	    "  says why there was no update.  Default --wait 5m.\n" : "",
 	    strcmp(cmd, "run") == 0 ?
 	    "      --timeout DUR   how long the module may run (default: the agent's)\n"
 	    "      --stream        show output and progress live\n"
@@ -210,6 +216,18 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 			run_usage(stderr, argv[0]);
 			return EXIT_USAGE;
 		}
+	}
+	/* muster update TARGET...: host/<h>, group/<g> or all, as in a job. */
+	while (rc == 0 && s->kind == JOB_UPDATE && optind < argc) {
+		struct job_target t;
+		struct mu_err err;
+
+		if (target_parse(argv[optind], &t, &err) != MU_OK) {
+			fprintf(stderr, "muster: %s\n", err.msg);
+			return EXIT_USAGE;
+		}
+		rc = add_target(s, t.kind, t.name);
+		optind++;
 	}
 	if (rc != 0 || s->ntargets == 0) {
 		if (rc == 0)
@@ -873,6 +891,11 @@ cmd_run(struct ctl *c, int argc, char **argv)
 		s.kind = JOB_PING;
 	else if (strcmp(argv[0], "version") == 0)
 		s.kind = JOB_VERSION;
+	else if (strcmp(argv[0], "update") == 0) {
+		/* Staging, the self-test and the healthy window take a while. */
+		s.kind = JOB_UPDATE;
+		s.wait_ms = 300000;
+	}
 	msgpack_sbuffer_init(&s.args);
 	s.tty = isatty(STDERR_FILENO);
 	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));

@@ -638,6 +638,16 @@ static const struct conf_key modules_keys[] = {
 	KEY_END
 };
 
+static const struct conf_key update_keys[] = {
+	KEY("jitter", set_duration, struct agent_config, update_jitter_ms),
+	KEY_RANGE("selftest_timeout", set_duration, struct agent_config,
+	    selftest_timeout_ms, 1000, UINT64_MAX),
+	KEY_RANGE("healthy", set_duration, struct agent_config, healthy_ms,
+	    1, UINT64_MAX),
+	KEY("agent", set_path, struct agent_config, agent_path),
+	KEY_END
+};
+
 static const struct conf_section agent_sections[] = {
 	{ "agent", agent_keys, 0 },
 	{ "broker", broker_keys, offsetof(struct agent_config, broker) },
@@ -645,6 +655,7 @@ static const struct conf_section agent_sections[] = {
 	{ "trust", trust_keys, 0 },
 	{ "limits", limits_keys, 0 },
 	{ "modules", modules_keys, 0 },
+	{ "update", update_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -703,11 +714,20 @@ static const struct conf_key archive_keys[] = {
 
 /* Two tables share [broker]: find_section() takes the first whose keys
  * know the name (see conf_handler). */
+static const struct conf_key selftest_keys[] = {
+	KEY("key", set_path, struct server_config, selftest_key),
+	KEY_RANGE("timeout", set_duration, struct server_config, selftest_timeout_ms,
+	    1000, 24ULL * 3600 * 1000),
+	KEY_RANGE("max", set_int, struct server_config, selftest_max, 1, 1 << 20),
+	KEY_END
+};
+
 static const struct conf_section server_sections[] = {
 	{ "server", server_keys, 0 },
 	{ "broker", broker_keys, offsetof(struct server_config, broker) },
 	{ "broker", server_broker_keys, 0 },
 	{ "archive", archive_keys, 0 },
+	{ "selftest", selftest_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -999,6 +1019,9 @@ config_agent_defaults(struct agent_config *c)
 	c->module_cache = 256ULL << 20;
 	c->fetch_timeout_ms = 30 * 1000;
 	c->prefetch_delay_ms = 10 * 60 * 1000;
+	c->update_jitter_ms = 10 * 60 * 1000;
+	c->selftest_timeout_ms = 2 * 60 * 1000;
+	c->healthy_ms = 60 * 1000;
 	c->module_max = CONF_MODULE_MAX;
 	c->max_job = 1ULL << 20;
 	copy_str(c->policy, sizeof(c->policy), POLICY_DEFAULT);
@@ -1051,6 +1074,8 @@ config_server_defaults(struct server_config *c)
 	c->max_size = 1ULL << 30;
 	c->prune_interval_ms = 60 * 1000;
 	c->batch_ms = 50;
+	c->selftest_timeout_ms = 60 * 1000;
+	c->selftest_max = 1024;
 }
 
 int

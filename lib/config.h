@@ -93,6 +93,12 @@ struct agent_config {
 	uint64_t module_max;		/* largest module accepted; default 64M */
 	uint64_t max_job;		/* bytes, default 1M: bigger envelopes are dropped */
 	char run_as[CONF_USER_MAX + 1];	/* default "muster-job" */
+	/* [update]: self-update on the channel (agent/release.c, update.c) */
+	uint64_t update_jitter_ms;	/* max random wait before staging; default 10m */
+	uint64_t selftest_timeout_ms;	/* staged self-test, end to end; default 2m */
+	uint64_t healthy_ms;		/* new version healthy after; default 60s */
+	char agent_path[CONF_PATH_MAX];	/* key "agent": the installed musterd;
+					 * default "" = /proc/self/exe at start */
 };
 
 #define SERVER_CONF_DEFAULT	"/etc/muster/server.conf"
@@ -114,6 +120,10 @@ struct server_config {
 	uint64_t max_size;		/* bytes, default 1G; 0 = no limit */
 	uint64_t prune_interval_ms;	/* default 1m */
 	uint64_t batch_ms;		/* longest wait before a batch is written, default 50ms */
+	/* [selftest]: the self-update handshake (server/selftest.c) */
+	char selftest_key[CONF_PATH_MAX];	/* operator Ed25519 private key; "" = off */
+	uint64_t selftest_timeout_ms;	/* per request, default 60s */
+	int selftest_max;		/* requests answered at once, default 1024 */
 };
 
 struct ctl_config {

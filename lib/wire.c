@@ -1169,6 +1169,8 @@ status_decode(const void *buf, size_t len, struct status *out, struct mu_err *er
 		rc = rd_bin(&r, "cert_der", true, WIRE_MAX_CERT, &out->cert_der);
 	if (!rc && out->cert_der.len == 0)
 		rc = mu_errf(err, MU_EINVAL, "key 'cert_der' is empty");
+	if (!rc)
+		rc = rd_map(&r, "update", &out->update);
 	return doc_close(&out->doc, rc);
 }
 
@@ -1190,9 +1192,11 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 	if (!rc)
 		rc = need(s->cert_der.ptr != NULL && s->cert_der.len > 0 &&
 		    s->cert_der.len <= WIRE_MAX_CERT, err, "certificate missing or too large");
+	if (!rc && s->update)
+		rc = wire_check_map(s->update, err);
 	if (rc)
 		return rc;
-	start = pk_begin(&pk, out, 8 + (s->reason.ptr != NULL));
+	start = pk_begin(&pk, out, 8 + (s->reason.ptr != NULL) + (s->update != NULL));
 	pk_kv_str(&pk, "host", s->host);
 	pk_kv_str(&pk, "state", s->online ? "online" : "offline");
 	if (s->reason.ptr)
@@ -1206,6 +1210,10 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 	pk_kv_uint(&pk, "started_at", s->started_at);
 	pk_kv_uint(&pk, "at", s->at);
 	pk_kv_bin(&pk, "cert_der", s->cert_der.ptr, s->cert_der.len);
+	if (s->update) {
+		pk_key(&pk, "update");
+		msgpack_pack_object(&pk, *s->update);
+	}
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
@@ -1556,7 +1564,10 @@ selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
 static const char *const priv_names[] = {
 	[PRIV_JOB] = "job", [PRIV_MODULE] = "module", [PRIV_SPOOLED] = "spooled",
 	[PRIV_RESULT] = "result", [PRIV_EVENT] = "event", [PRIV_MODULE_WANT] = "want",
-	[PRIV_POKE] = "poke", [PRIV_STOP] = "stop",
+	[PRIV_POKE] = "poke", [PRIV_STOP] = "stop", [PRIV_RELEASE] = "release",
+	[PRIV_UPDATE_CHECK] = "check", [PRIV_NO_UPDATE] = "noupdate",
+	[PRIV_UPDATE_STATE] = "update", [PRIV_CONNECTED] = "connected",
+	[PRIV_VERDICT] = "verdict",
 };
 
 static const char *const priv_sources[] = {
@@ -1577,6 +1588,7 @@ priv_type_name(enum priv_type t)
 #define PMF_SOURCE	0x10
 #define PMF_PAYLOAD	0x20
 #define PMF_LOCAL	0x40
+#define PMF_REASON	0x80	/* a required reason (PMF_SOURCE: optional) */
 
 static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_JOB] = PMF_TOPIC | PMF_PAYLOAD,
@@ -1587,6 +1599,12 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_MODULE_WANT] = PMF_JOB | PMF_NAME | PMF_LOCAL,
 	[PRIV_POKE] = 0,
 	[PRIV_STOP] = 0,
+	[PRIV_RELEASE] = PMF_PAYLOAD,
+	[PRIV_UPDATE_CHECK] = PMF_JOB,
+	[PRIV_NO_UPDATE] = PMF_JOB | PMF_REASON,
+	[PRIV_UPDATE_STATE] = PMF_PAYLOAD,
+	[PRIV_CONNECTED] = 0,
+	[PRIV_VERDICT] = PMF_PAYLOAD,
 };
 
 static bool
@@ -1627,6 +1645,8 @@ priv_decode_fields(struct rd *r, struct priv_msg *m, unsigned f)
 			rc = mu_errf(r->err, MU_EINVAL, "a module answer names a build exactly "
 			    "when it has one");
 	}
+	if (!rc && (f & PMF_REASON))
+		rc = rd_str(r, "reason", true, WIRE_MAX_STR, &m->reason);
 	if (!rc && (f & PMF_PAYLOAD))
 		rc = rd_bin(r, "payload", true, WIRE_MAX_BIN, &m->payload);
 	return rc;
@@ -1672,10 +1692,14 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 		    "a module answer names a build exactly when it has one");
 	if (!rc && (f & PMF_SOURCE))
 		rc = need_view(m->reason, WIRE_MAX_STR, err, "reason too long");
+	if (!rc && (f & PMF_REASON))
+		rc = need(m->reason.ptr != NULL && m->reason.len <= WIRE_MAX_STR, err,
+		    "reason missing or too long");
 	if (rc)
 		return rc;
 	n += !!(f & PMF_JOB) + !!(f & PMF_NAME) + !!(f & PMF_TOPIC) + !!(f & PMF_PAYLOAD) +
 	    2 * !!(f & PMF_SOURCE) - ((f & PMF_SOURCE) && !m->reason.ptr) +
+	    !!(f & PMF_REASON) +
 	    ((f & (PMF_SOURCE | PMF_NAME)) && m->sha256[0]) + ((f & PMF_LOCAL) && m->local[0]);
 	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "t", priv_names[m->type]);
@@ -1694,6 +1718,8 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 		if (m->reason.ptr)
 			pk_kv_view(&pk, "reason", m->reason);
 	}
+	if (f & PMF_REASON)
+		pk_kv_view(&pk, "reason", m->reason);
 	if (f & PMF_PAYLOAD)
 		pk_kv_bin(&pk, "payload", m->payload.ptr, m->payload.len);
 	return pk_finish(out, start, WIRE_MAX_MSG, err);

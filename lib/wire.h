@@ -202,6 +202,8 @@ struct status {
 	char groups[WIRE_MAX_GROUPS][NAME_MAX_LEN + 1];
 	uint64_t started_at, at;
 	struct wire_bytes cert_der;	/* the host certificate, borrowed */
+	/* optional {"state","version","reason"?,...}: the self-update (§5) */
+	const msgpack_object *update;
 };
 
 int status_decode(const void *buf, size_t len, struct status *out, struct mu_err *err);
@@ -317,10 +319,19 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *            local? (sha256 of modules_dir/NAME.so)
  *   poke     -                                         parent -> network
  *   stop     - (say goodbye, then exit)                parent -> network
+ *   release  payload (a release pointer whose two       network -> parent
+ *            artifacts are in state_dir/release/)
+ *   check    job (an update job: look at the channel    parent -> network
+ *            now, no jitter)
+ *   noupdate job, reason (nothing to install for it)    network -> parent
+ *   update   payload (msgpack map: status "update")     parent -> network
+ *   connected -  (the session is up)                    network -> parent
+ *   verdict  payload (a self-test verdict as received)  network -> parent
  */
 enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
-	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_NTYPES
+	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_RELEASE, PRIV_UPDATE_CHECK,
+	PRIV_NO_UPDATE, PRIV_UPDATE_STATE, PRIV_CONNECTED, PRIV_VERDICT, PRIV_NTYPES
 };
 enum priv_source { PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_NSOURCES };
 

@@ -19,6 +19,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "sign.h"
 
 static void
 usage(void)
@@ -124,7 +125,8 @@ server_open(struct server *s, struct mu_err *err)
 		log_notice("archive %s: max_size is not applied to PostgreSQL (max_age is)",
 		    s->arc.ops->name);
 	if ((rc = http_open(s, err)) != MU_OK ||
-	    (rc = ingest_open(s, err)) != MU_OK)
+	    (rc = ingest_open(s, err)) != MU_OK ||
+	    (rc = selftest_open(s, err)) != MU_OK)
 		return rc;
 	return MU_OK;
 }
@@ -133,8 +135,10 @@ server_open(struct server *s, struct mu_err *err)
 static void
 server_close(struct server *s)
 {
-	if (s->loop != NULL)
+	if (s->loop != NULL) {
+		selftest_close(s);
 		ingest_close(s);
+	}
 	http_close(s);
 	archive_close(&s->reader);
 	archive_close(&s->arc);
@@ -184,6 +188,16 @@ check_config(const char *path)
 	if (config_server_load(&c, path, &err) != MU_OK) {
 		fprintf(stderr, "muster-server: %s\n", err.msg);
 		return 1;
+	}
+	/* The self-test key is used only when a request comes: load it now. */
+	if (c.selftest_key[0]) {
+		struct sign_key *k;
+
+		if (sign_key_load_private(c.selftest_key, &k, &err) != MU_OK) {
+			fprintf(stderr, "muster-server: %s: [selftest] key: %s\n", path, err.msg);
+			return 1;
+		}
+		sign_key_free(k);
 	}
 	printf("muster-server: %s: ok (name %s, http://%s:%d/, archive %s)\n", path, c.name,
 	    c.listen, c.port, c.archive_url);

@@ -8,6 +8,7 @@
  *	archive_sqlite.c / archive_pg.c   one small backend interface each
  *	http.c		libmicrohttpd: /metrics, /api/..., the page, SSE
  *	metrics.c	counters and the Prometheus text format
+ *	selftest.c	the self-update handshake (DESIGN §5), its own connection
  *
  * Threads.  The loop (main thread) owns the bus, the writing archive
  * handle and the batch.  libmicrohttpd runs a thread per connection; those
@@ -199,6 +200,9 @@ struct server {
 	uint64_t sse_head;		/* sequence number of the next message */
 	bool http_stopping;
 
+	/* selftest.c (loop thread only); NULL when [selftest] key is unset */
+	struct selftest *st;
+
 	/* http.c */
 	struct MHD_Daemon *httpd;
 	struct http_auth *auth;
@@ -208,6 +212,10 @@ struct server {
 int ingest_open(struct server *s, struct mu_err *err);
 void ingest_flush(struct server *s);
 void ingest_close(struct server *s);
+
+/* selftest.c */
+int selftest_open(struct server *s, struct mu_err *err);
+void selftest_close(struct server *s);
 
 /* http.c */
 int http_open(struct server *s, struct mu_err *err);

@@ -38,7 +38,7 @@ def test_parses():
 def test_completes():
     assert complete("muster mo") == ["module"]
     assert complete("muster ") == sorted(
-        "run ping version cancel hosts watch keygen module".split())
+        "run ping version cancel hosts watch keygen module update release history".split())
     assert complete("muster module ") == ["--help", "list", "publish", "retire", "show"]
     assert complete("muster run --st") == ["--stream"]
     assert complete("muster --broker x --top") == ["--topic-root"]

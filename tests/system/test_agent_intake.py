@@ -244,8 +244,7 @@ CASES = {
         _duplicate_key_with_newline,
         r"malformed job envelope: message has the key 'x\?<0>musterd: forged\?' "
         r"twice"),
-    "update": Case(lambda o, m: _signed(new_job("update", "host/h1"), o),
-                   r"update jobs are not supported by this agent yet"),
+    # (update jobs are accepted since issue 11: tests/system/test_update.py)
     # the target
     "host-target-on-own-topic": Case(
         lambda o, m: _signed(run_body("host/h2"), o, target_topic("host/h1")),

@@ -42,7 +42,8 @@ pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
                                 reason=f"{MUSTER_CLI} is not built")
 
 FLEET = {"h1": ["web"], "h2": ["web", "db"], "h3": ["db"]}
-COMMANDS = ["run", "ping", "version", "cancel", "hosts", "watch", "keygen"]
+COMMANDS = ["run", "ping", "version", "cancel", "hosts", "watch", "keygen", "update",
+            "release"]
 
 
 def module_dir(path: Path, extra: list[str], skip: tuple = ()) -> Path:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from muster_fixtures import (
 )
 
 DEMO = SOURCE_DIR / "scripts" / "demo"
-HOSTS = ("web1", "web2", "db1")
+HOSTS = ("web1", "web2", "db1", "db2")
 
 pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
                                 reason=f"{MUSTER_CLI} is not built")
@@ -56,7 +58,11 @@ def section(out: str, title: str) -> str:
 
 
 def test_demo_end_to_end(tmp_path):
-    d = tmp_path / "demo"
+    # Each host runs its own copy of the runner, which runs as muster-job:
+    # the demo folder must be reachable by it (pytest's folders are 0700).
+    top = Path(tempfile.mkdtemp(prefix="muster-demo-"))
+    os.chmod(top, 0o755)
+    d = top / "demo"
     env = dict(os.environ, MUSTER_DEMO_DIR=str(d), MUSTER_BUILD_DIR=str(BUILD_DIR))
     env.pop("MUSTER_CONFIG", None)
     started: list[dict[str, int]] = []
@@ -79,12 +85,12 @@ def test_demo_end_to_end(tmp_path):
         def archived():
             with urllib.request.urlopen(url + "api/jobs", timeout=10) as api:
                 return sum(j["total"] for j in json.loads(api.read())["jobs"])
-        wait_until(lambda: archived() == 3 + 2 + 2, 10, what="the demo's 3 jobs archived")
+        wait_until(lambda: archived() == 4 + 2 + 2, 10, what="the demo's 3 jobs archived")
         hosts = section(out, "fleet:")
         for h in HOSTS:
             assert re.search(rf"^{h}\s+online\s", hosts, re.M), hosts
         qc = section(out, "qc.install profile:=@seeds/qc/base.json")
-        assert "3 expected, 3 answered" in qc, qc
+        assert "4 expected, 4 answered" in qc, qc
         for h in HOSTS:
             assert re.search(rf"^{h}\s+(pass|fail|error)\s", qc, re.M), qc
         assert "2 expected, 2 answered" in section(out, "-g web os.release")
@@ -109,14 +115,31 @@ def test_demo_end_to_end(tmp_path):
         p = run_cli("ping", "--all", "--json", conf=m.group(1),
                     env={"HOME": tmp_path})
         assert p.returncode == 0, p.stdout + p.stderr
-        assert '"expected":3,"answered":3' in p.stdout
+        assert '"expected":4,"answered":4' in p.stdout
+
+        # Issue 11: a new agent version, canary first, then stable at 50 %
+        # (db2 only: buckets db2 49, db1 52, web2 58), then 100 %.
+        u = demo("update", env=dict(env, MUSTER_DEMO_VERSION="0.1.0+demo2"),
+                 timeout=600)
+        assert u.returncode == 0, u.stdout
+        canary = section(u.stdout, "--channel canary")
+        assert re.search(r"^canary: 0\.1\.0\+demo2, rollout 100%.*\n.*0\.1\.0\+demo2 +1 online",
+                         canary, re.M), canary
+        half = section(u.stdout, "--rollout 50")
+        assert re.search(r"^stable: 0\.1\.0\+demo2, rollout 50%", half, re.M), half
+        assert re.search(r"^  0\.1\.0\+demo2 +1 online", half, re.M), half
+        assert re.search(r"^  0\.1\.0 +2 online", half, re.M), half
+        full = section(u.stdout, "rollout --channel stable 100")
+        assert re.search(r"^  0\.1\.0\+demo2 +3 online", full, re.M), full
+        for h in HOSTS:
+            assert "passed its self-test" in (d / h / "agent.log").read_text()
 
         # Running it again replaces the fleet: the old processes are gone.
         r = demo(env=env)
         assert r.returncode == 0, r.stdout
         started.append(pids(d / "run"))
         assert all(gone(p) for p in started[0].values()), started[0]
-        assert "3 expected, 3 answered" in section(
+        assert "4 expected, 4 answered" in section(
             r.stdout, "qc.install profile:=@seeds/qc/base.json")
     finally:
         s = demo("stop", env=env, timeout=60)
@@ -129,3 +152,4 @@ def test_demo_end_to_end(tmp_path):
     for h in HOSTS:
         assert "stopping" in (d / h / "agent.log").read_text()
     assert "stopped" in (d / "server" / "server.log").read_text()
+    shutil.rmtree(top, ignore_errors=True)

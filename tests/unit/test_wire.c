@@ -812,7 +812,8 @@ test_priv_each_type(void **state)
 	int t;
 
 	(void)state;
-	for (t = PRIV_JOB; t < PRIV_NTYPES; t++) {
+	/* The run and result frames; the self-update ones have their own test. */
+	for (t = PRIV_JOB; t <= PRIV_STOP; t++) {
 		memset(&m, 0, sizeof(m));
 		m.type = (enum priv_type)t;
 		switch (m.type) {
@@ -1109,6 +1110,54 @@ test_priv_corpus(void **state)
 	assert_true(nok >= 8 && nbad >= 8);
 }
 
+/* The self-update frames between musterd's parent and network process:
+ * each round-trips, and a frame without its required field is refused. */
+static void
+test_priv_update(void **state)
+{
+	static const uint8_t ptr[] = { 0x81, 0xa1, 'v', 0x01 };
+	struct priv_msg m, d;
+	msgpack_sbuffer sb;
+	struct mu_err err;
+	int t;
+
+	(void)state;
+	for (t = PRIV_RELEASE; t < PRIV_NTYPES; t++) {
+		memset(&m, 0, sizeof(m));
+		m.type = (enum priv_type)t;
+		snprintf(m.job, sizeof(m.job), "upd-1");
+		m.reason = (struct wire_str){ "same version", 12 };
+		m.payload = (struct wire_bytes){ ptr, sizeof(ptr) };
+		msgpack_sbuffer_init(&sb);
+		assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_OK);
+		assert_int_equal(priv_msg_decode(sb.data, sb.size, &d, &err), MU_OK);
+		assert_int_equal(d.type, t);
+		if (t == PRIV_NO_UPDATE || t == PRIV_UPDATE_CHECK)
+			assert_string_equal(d.job, "upd-1");
+		if (t == PRIV_NO_UPDATE)
+			assert_int_equal(d.reason.len, 12);
+		if (t == PRIV_RELEASE || t == PRIV_UPDATE_STATE || t == PRIV_VERDICT)
+			assert_memory_equal(d.payload.ptr, ptr, sizeof(ptr));
+		wire_doc_free(&d.doc);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	/* noupdate without its reason: not encoded, and not decoded. */
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_NO_UPDATE;
+	snprintf(m.job, sizeof(m.job), "upd-1");
+	msgpack_sbuffer_init(&sb);
+	assert_int_not_equal(priv_msg_encode(&m, &sb, &err), MU_OK);
+	msgpack_sbuffer_destroy(&sb);
+	{
+		/* {"v":1,"t":"noupdate","job":"upd-1"} */
+		static const uint8_t bad[] = { 0x83, 0xa1, 'v', 0x01, 0xa1, 't', 0xa8,
+		    'n', 'o', 'u', 'p', 'd', 'a', 't', 'e', 0xa3, 'j', 'o', 'b', 0xa5,
+		    'u', 'p', 'd', '-', '1' };
+
+		assert_int_not_equal(priv_msg_decode(bad, sizeof(bad), &d, &err), MU_OK);
+	}
+}
+
 int
 main(void)
 {
@@ -1137,6 +1186,7 @@ main(void)
 		cmocka_unit_test(test_priv_module_source),
 		cmocka_unit_test(test_priv_oversized),
 		cmocka_unit_test(test_priv_corpus),
+		cmocka_unit_test(test_priv_update),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

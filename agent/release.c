@@ -1,0 +1,546 @@
+/*
+ * release.c - the network process follows its release channel (DESIGN §5).
+ *
+ * The retained pointer on R/releases/<channel> names a version and the
+ * sha256 and size of two binaries.  When it is validly signed by a listed
+ * publisher, names another version than ours, is not older than the last
+ * one handed on, and this host's bucket is below its rollout, we wait a
+ * random jitter ([update] jitter; none for an update job), fetch both
+ * binary artifacts R/artifacts/<sha256> over a connection of our own
+ * (client id "<host>.release", as modsrc.c does for modules), check size
+ * and sha256, store them in state_dir/release/<sha256> and hand the
+ * pointer to the parent (PRIV_RELEASE).  The parent trusts none of it: it
+ * verifies the signature again and hashes the files itself (update.c).
+ *
+ * Every refusal is logged and shown in the status "update" map, so an
+ * operator sees why a host did not move; nothing here is ever executed.
+ *
+ * Ownership: a->rel owns the raw pointer, the fetch connection, the
+ * timers and the status map.
+ */
+#include "agent.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
+#define RETRY_MS	1000
+
+static void fetch_close(struct agent *a);
+
+/* ---- checks shared with the parent ---------------------------------------- */
+
+unsigned
+release_bucket(const char *host)
+{
+	uint8_t md[32];
+	char hex[SHA256_HEX_LEN + 1];
+	unsigned i;
+
+	/* sha256_hex is what lib has; the first 8 hex digits are the 4 bytes. */
+	sha256_hex(host, strlen(host), hex);
+	for (i = 0; i < 4; i++) {
+		unsigned hi = (unsigned)(hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10);
+		unsigned lo = (unsigned)(hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' :
+		    hex[2 * i + 1] - 'a' + 10);
+
+		md[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (unsigned)(((uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 |
+	    (uint32_t)md[2] << 8 | md[3]) % 100);
+}
+
+int
+release_verify(struct agent *a, const void *p, size_t len, struct release_manifest *m,
+    char fpr[PGP_FPR_MAX + 1], struct mu_err *err)
+{
+	const char *allowed[CONF_MAX_FPRS];
+	struct signed_pointer sp;
+	struct mu_err why;
+	int i, rc;
+
+	if (len > POINTER_MAX)
+		return mu_errf(err, MU_EINVAL, "release pointer of %zu bytes is too big", len);
+	if ((rc = pointer_decode(p, len, &sp, &why)) != MU_OK)
+		return mu_errf(err, rc, "malformed release pointer (%s)", why.msg);
+	for (i = 0; i < a->cfg.npublishers; i++)
+		allowed[i] = a->cfg.publishers[i];
+	rc = pgp_verify(a->cfg.gnupg_home, sp.manifest.ptr, sp.manifest.len, sp.sig.ptr,
+	    sp.sig.len, allowed, (size_t)a->cfg.npublishers, fpr, &why);
+	if (rc == MU_ETRUST)
+		rc = mu_errf(err, rc, "release not signed by a trusted publisher (%s)", why.msg);
+	else if (rc != MU_OK)
+		rc = mu_errf(err, rc, "release has a bad signature (%s)", why.msg);
+	else if ((rc = release_manifest_decode(sp.manifest.ptr, sp.manifest.len, m,
+	    &why)) != MU_OK)
+		rc = mu_errf(err, rc, "bad release manifest (%s)", why.msg);
+	else if (strcmp(m->channel, a->cfg.channel) != 0) {
+		rc = mu_errf(err, MU_EINVAL, "the release is for channel %s, this host "
+		    "follows %s", m->channel, a->cfg.channel);
+		wire_doc_free(&m->doc);
+	}
+	wire_doc_free(&sp.doc);
+	return rc;
+}
+
+/* ---- the status "update" map ------------------------------------------------ */
+
+void
+release_state(struct agent *a, const void *map, size_t len)
+{
+	uint8_t *copy = NULL;
+
+	if (len && (copy = malloc(len)) == NULL)
+		return;
+	if (len)
+		memcpy(copy, map, len);
+	free(a->rel.state);
+	a->rel.state = copy;
+	a->rel.state_len = len;
+	session_status_changed(a);
+}
+
+void
+release_set_state(struct agent *a, const char *state, const char *version,
+    const char *reason)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2 + (reason != NULL));
+	msgpack_pack_str_with_body(&pk, "state", 5);
+	msgpack_pack_str_with_body(&pk, state, strlen(state));
+	msgpack_pack_str_with_body(&pk, "version", 7);
+	msgpack_pack_str_with_body(&pk, version, strlen(version));
+	if (reason) {
+		msgpack_pack_str_with_body(&pk, "reason", 6);
+		msgpack_pack_str_with_body(&pk, reason, strnlen(reason, 1024));
+	}
+	release_state(a, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- the end of a look at the channel ---------------------------------------- */
+
+/* Nothing to hand on: say why to the update job that asked, if one did. */
+static void
+no_update(struct agent *a, const char *why)
+{
+	struct priv_msg m = { .type = PRIV_NO_UPDATE };
+
+	if (a->rel.job[0] == '\0')
+		return;
+	snprintf(m.job, sizeof(m.job), "%s", a->rel.job);
+	m.reason = (struct wire_str){ why, strlen(why) };
+	priv_send_parent(a, &m);
+	a->rel.job[0] = '\0';
+}
+
+/* A refusal of what the channel offers: logged, in status, to the job. */
+static void
+refuse(struct agent *a, const char *version, const char *why)
+{
+	log_warnx("release: %s", why);
+	release_set_state(a, "refused", version[0] ? version : "unknown", why);
+	no_update(a, why);
+}
+
+static void
+fetch_end(struct agent *a)
+{
+	if (a->rel.fetch_timer)
+		loop_del_timer(a->loop, a->rel.fetch_timer);
+	if (a->rel.jitter_timer)
+		loop_del_timer(a->loop, a->rel.jitter_timer);
+	a->rel.fetch_timer = a->rel.jitter_timer = 0;
+	fetch_close(a);
+	a->rel.busy = false;
+}
+
+/* The last published_at handed to the parent: a pointer not newer is not
+ * offered again (rollback protection), unless an update job asks. */
+static uint64_t
+floor_get(struct agent *a)
+{
+	char path[CONF_PATH_MAX + 32];
+	uint8_t *buf;
+	size_t len;
+	uint64_t v = 0;
+
+	snprintf(path, sizeof(path), "%s/release/floor", a->cfg.state_dir);
+	if (read_file(path, 32, &buf, &len, NULL) != MU_OK)
+		return 0;
+	buf[len ? len - 1 : 0] = '\0';
+	v = strtoull((char *)buf, NULL, 10);
+	free(buf);
+	return v;
+}
+
+static void
+floor_set(struct agent *a, uint64_t published_at)
+{
+	char path[CONF_PATH_MAX + 32], tmp[CONF_PATH_MAX + 40], buf[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/release/floor", a->cfg.state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", published_at);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd == -1 || write_full(fd, buf, (size_t)n) != MU_OK || fsync(fd) == -1 ||
+	    rename(tmp, path) == -1)
+		log_warnx("release: %s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+}
+
+/* Both artifacts are stored: the parent takes it from here. */
+static void
+hand_on(struct agent *a)
+{
+	struct priv_msg m = { .type = PRIV_RELEASE };
+	struct release_manifest rm;
+	char fpr[PGP_FPR_MAX + 1];
+	struct mu_err err;
+
+	/* The pointer may have changed while we fetched: hand on what we
+	 * fetched for only if it is still the one published. */
+	if (release_verify(a, a->rel.raw, a->rel.len, &rm, fpr, &err) != MU_OK) {
+		fetch_end(a);
+		refuse(a, a->rel.version, err.msg);
+		return;
+	}
+	if (strcmp(rm.agent_sha256, a->rel.sha[0]) != 0 ||
+	    strcmp(rm.runner_sha256, a->rel.sha[1]) != 0) {
+		wire_doc_free(&rm.doc);
+		fetch_end(a);
+		log_info("release: the channel moved while fetching; looking again");
+		release_check(a, a->rel.job[0] ? a->rel.job : NULL);
+		return;
+	}
+	floor_set(a, rm.published_at);
+	log_notice("release %s: both binaries fetched and checked; handing on", rm.version);
+	release_set_state(a, "staging", rm.version, NULL);
+	wire_doc_free(&rm.doc);
+	m.payload = (struct wire_bytes){ a->rel.raw, a->rel.len };
+	priv_send_parent(a, &m);
+	a->rel.job[0] = '\0';	/* the parent answers it now */
+	fetch_end(a);
+}
+
+/* ---- the artifacts' connection ------------------------------------------------ */
+
+static int
+store(struct agent *a, const char *sha, const uint8_t *p, size_t len, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 100], tmp[CONF_PATH_MAX + 110];
+	int fd, rc = MU_OK;
+
+	snprintf(path, sizeof(path), "%s/release/%s", a->cfg.state_dir, sha);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd == -1 || write_full(fd, p, len) != MU_OK || fsync(fd) == -1 ||
+	    rename(tmp, path) == -1)
+		rc = mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+static void
+artifact(struct agent *a, const char *topic, const uint8_t *p, size_t len)
+{
+	static const char *const what[2] = { "agent", "runner" };
+	char sha[SHA256_HEX_LEN + 1], why[400];
+	struct binary_artifact art;
+	struct mu_err err;
+	int i;
+
+	for (i = 0; i < 2 && strcmp(topic, a->rel.topic[i]) != 0; i++)
+		;
+	if (i == 2 || a->rel.have[i] || len == 0)
+		return;
+	if (binary_artifact_decode(p, len, &art, &err) != MU_OK) {
+		snprintf(why, sizeof(why), "release %s: malformed %s artifact (%.200s)",
+		    a->rel.version, what[i], err.msg);
+		goto bad;
+	}
+	sha256_hex(art.data.ptr, art.data.len, sha);
+	if (art.data.len != a->rel.size[i])
+		snprintf(why, sizeof(why), "release %s: the %s is %zu bytes, its manifest "
+		    "says %" PRIu64 " (truncated?)", a->rel.version, what[i], art.data.len,
+		    a->rel.size[i]);
+	else if (strcmp(sha, a->rel.sha[i]) != 0)
+		snprintf(why, sizeof(why), "release %s: sha256 mismatch for the %s: the "
+		    "manifest says %.12s..., the artifact is %.12s...", a->rel.version,
+		    what[i], a->rel.sha[i], sha);
+	else if (store(a, sha, art.data.ptr, art.data.len, &err) != MU_OK)
+		snprintf(why, sizeof(why), "release %s: %.300s", a->rel.version, err.msg);
+	else
+		why[0] = '\0';
+	wire_doc_free(&art.doc);
+	if (why[0])
+		goto bad;
+	a->rel.have[i] = true;
+	log_info("release %s: %s binary fetched (%.12s...)", a->rel.version, what[i], sha);
+	if (a->rel.have[0] && a->rel.have[1])
+		hand_on(a);
+	return;
+bad:
+	fetch_end(a);
+	refuse(a, a->rel.version, why);
+}
+
+static void fetch_open(struct agent *a);
+
+static void
+retry_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->rel.retry_timer = 0;
+	if (a->rel.bus && a->rel.busy && !bus_connected(a->rel.bus))
+		bus_connect(a->rel.bus, NULL);
+}
+
+static void
+on_fetch_fd(struct loop *l, int fd, short revents, void *arg)
+{
+	struct agent *a = arg;
+	struct bus_event *ev;
+	char *topics[2];
+
+	(void)l, (void)fd, (void)revents;
+	while (a->rel.bus && (ev = bus_next(a->rel.bus)) != NULL) {
+		switch (ev->type) {
+		case BUS_CONNECTED:
+			bus_tune_sockets();
+			topics[0] = a->rel.topic[0], topics[1] = a->rel.topic[1];
+			bus_subscribe(a->rel.bus, topics, 2, 1, NULL);
+			break;
+		case BUS_CONNECT_FAILED:
+		case BUS_LOST:
+			log_warnx("release fetch connection: %s", ev->reason);
+			if (!a->rel.retry_timer)
+				a->rel.retry_timer = loop_add_timer(a->loop, RETRY_MS,
+				    retry_fired, a);
+			break;
+		case BUS_MESSAGE:
+			artifact(a, ev->topic, ev->payload, ev->len);
+			break;
+		default:
+			break;
+		}
+		bus_event_free(ev);
+	}
+}
+
+/* Also from inside on_fetch_fd(): it stops draining once a->rel.bus is
+ * NULL, and an event already taken does not depend on the bus. */
+static void
+fetch_close(struct agent *a)
+{
+	if (a->rel.retry_timer)
+		loop_del_timer(a->loop, a->rel.retry_timer);
+	a->rel.retry_timer = 0;
+	if (a->rel.bus == NULL)
+		return;
+	loop_del_fd(a->loop, bus_fd(a->rel.bus));
+	if (bus_connected(a->rel.bus))
+		bus_disconnect(a->rel.bus, 200);
+	bus_free(a->rel.bus);
+	a->rel.bus = NULL;
+}
+
+static void
+fetch_expired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+	char why[256];
+
+	(void)l, (void)id;
+	a->rel.fetch_timer = 0;
+	snprintf(why, sizeof(why), "release %s: artifacts not published (not all on the "
+	    "broker after %.1f s)", a->rel.version, a->cfg.fetch_timeout_ms / 1000.0);
+	fetch_end(a);
+	refuse(a, a->rel.version, why);
+}
+
+static void
+fetch_open(struct agent *a)
+{
+	struct bus_opts o = { 0 };
+	char client_id[NAME_MAX_LEN + 16];
+	struct mu_err err;
+
+	snprintf(client_id, sizeof(client_id), "%s.release", a->cfg.host);
+	o.broker = &a->cfg.broker;
+	o.client_id = client_id;
+	o.clean_start = true;
+	a->rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, fetch_expired, a);
+	if (bus_new(&a->rel.bus, &o, &err) != MU_OK) {
+		fetch_end(a);
+		refuse(a, a->rel.version, err.msg);
+		return;
+	}
+	loop_add_fd(a->loop, bus_fd(a->rel.bus), POLLIN, on_fetch_fd, a);
+	log_notice("release %s: fetching the binaries %.12s... and %.12s...", a->rel.version,
+	    a->rel.sha[0], a->rel.sha[1]);
+	release_set_state(a, "fetching", a->rel.version, NULL);
+	if (bus_connect(a->rel.bus, &err) != MU_OK) {
+		log_warnx("release fetch connection: %s", err.msg);
+		a->rel.retry_timer = loop_add_timer(a->loop, RETRY_MS, retry_fired, a);
+	}
+}
+
+static void
+jitter_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->rel.jitter_timer = 0;
+	fetch_open(a);
+}
+
+static uint64_t
+random_below(uint64_t max)
+{
+	uint64_t r = 0;
+
+	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		return 0;
+	return r % max;
+}
+
+/* ---- looking at the channel --------------------------------------------------- */
+
+/*
+ * The rules of DESIGN §5 in order.  job: an update job asked (no jitter,
+ * and a pointer equal to the last one handed on is offered again).
+ */
+void
+release_check(struct agent *a, const char *job)
+{
+	struct release_manifest m;
+	char fpr[PGP_FPR_MAX + 1], why[512];
+	struct mu_err err;
+	uint64_t fl, delay;
+	unsigned bucket;
+	int i;
+
+	if (job) {
+		if (a->rel.job[0] && strcmp(a->rel.job, job) != 0)
+			no_update(a, "another update job took over");
+		snprintf(a->rel.job, sizeof(a->rel.job), "%s", job);
+	}
+	if (a->rel.raw == NULL) {
+		snprintf(why, sizeof(why), "no release published on channel %s", a->cfg.channel);
+		no_update(a, why);
+		return;
+	}
+	if (release_verify(a, a->rel.raw, a->rel.len, &m, fpr, &err) != MU_OK) {
+		refuse(a, "", err.msg);
+		return;
+	}
+	fl = floor_get(a);
+	bucket = release_bucket(a->cfg.host);
+	if (strcmp(m.version, AGENT_VERSION) == 0) {
+		snprintf(why, sizeof(why), "already at version %s", m.version);
+		no_update(a, why);
+	} else if (m.published_at < fl || (m.published_at == fl && !a->rel.job[0])) {
+		snprintf(why, sizeof(why), "release %s is not newer than the last one taken "
+		    "(published_at %" PRIu64 " <= %" PRIu64 ")", m.version, m.published_at, fl);
+		log_info("release: %s", why);
+		no_update(a, why);
+	} else if (bucket >= m.rollout) {
+		snprintf(why, sizeof(why), "release %s is at %u%% rollout; this host's bucket "
+		    "is %u", m.version, m.rollout, bucket);
+		log_info("release: %s", why);
+		no_update(a, why);
+	} else if (a->rel.busy && strcmp(a->rel.version, m.version) == 0 &&
+	    strcmp(a->rel.sha[0], m.agent_sha256) == 0) {
+		/* Already on it; an update job only skips the wait. */
+		if (a->rel.job[0] && a->rel.jitter_timer) {
+			loop_del_timer(a->loop, a->rel.jitter_timer);
+			a->rel.jitter_timer = 0;
+			fetch_open(a);
+		}
+	} else {
+		fetch_end(a);
+		a->rel.busy = true;
+		snprintf(a->rel.version, sizeof(a->rel.version), "%s", m.version);
+		snprintf(a->rel.sha[0], sizeof(a->rel.sha[0]), "%s", m.agent_sha256);
+		snprintf(a->rel.sha[1], sizeof(a->rel.sha[1]), "%s", m.runner_sha256);
+		a->rel.size[0] = m.agent_size;
+		a->rel.size[1] = m.runner_size;
+		for (i = 0; i < 2; i++) {
+			a->rel.have[i] = false;
+			topic_build(a->rel.topic[i], TOPIC_MAX, a->root, TOPIC_ARTIFACT,
+			    a->rel.sha[i], NULL);
+		}
+		delay = a->rel.job[0] ? 0 : random_below(a->cfg.update_jitter_ms + 1);
+		log_notice("release %s on channel %s (signed by %s, rollout %u%%, bucket %u): "
+		    "fetching in %.1f s", m.version, m.channel, fpr, m.rollout, bucket,
+		    delay / 1000.0);
+		if (delay)
+			a->rel.jitter_timer = loop_add_timer(a->loop, delay, jitter_fired, a);
+		else
+			fetch_open(a);
+	}
+	wire_doc_free(&m.doc);
+}
+
+int
+release_subscription(const struct agent *a, char *buf, size_t len)
+{
+	return topic_build(buf, len, a->root, TOPIC_RELEASE, a->cfg.channel, NULL);
+}
+
+void
+release_message(struct agent *a, const uint8_t *p, size_t len)
+{
+	uint8_t *copy;
+
+	if (len == 0) {		/* the pointer was cleared */
+		free(a->rel.raw);
+		a->rel.raw = NULL;
+		a->rel.len = 0;
+		return;
+	}
+	if (len > POINTER_MAX) {
+		log_warnx("release: dropped a %zu-byte pointer", len);
+		return;
+	}
+	if (a->rel.raw && a->rel.len == len && memcmp(a->rel.raw, p, len) == 0)
+		return;		/* the same one again (a reconnect) */
+	if ((copy = malloc(len)) == NULL)
+		return;
+	memcpy(copy, p, len);
+	free(a->rel.raw);
+	a->rel.raw = copy;
+	a->rel.len = len;
+	release_check(a, NULL);
+}
+
+void
+release_free(struct agent *a)
+{
+	fetch_end(a);
+	free(a->rel.raw);
+	free(a->rel.state);
+	a->rel.raw = a->rel.state = NULL;
+}

@@ -1,0 +1,136 @@
+/*
+ * selftest.c - "musterd --self-test": a staged version proves itself
+ * (DESIGN §5 step 2).  The live agent starts it from the staged binary
+ * with the staged runner; it is a whole agent (privilege separation
+ * included) with its own client id <host>.selftest, its own state in
+ * state_dir/selftest, no wake port and no presence (the live agent's
+ * retained status and will stay untouched).
+ *
+ * Its network process publishes a host-signed self-test request with a
+ * fresh nonce, takes the one test job muster-server sends on the host's
+ * selftest topic (checked by the parent like any job: operator key,
+ * signature, window, aud, policy; selftest.echo only), runs it through
+ * the staged runner, fetching the module if need be, publishes the result
+ * and waits for the verdict naming its nonce.  Exit status: 0 good
+ * verdict, 5 bad verdict, 3 no verdict within [update] selftest_timeout.
+ * An unanswered request is sent again (a server may have restarted).
+ *
+ * Ownership: timers on a->loop; nothing else.
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define REQUEST_RESEND_MS	10000
+
+static uint64_t resend_timer, deadline_timer;
+
+static void
+request_publish(struct agent *a)
+{
+	struct selftest_request q;
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer body, env;
+	struct mu_err err;
+
+	memset(&q, 0, sizeof(q));
+	snprintf(q.host, sizeof(q.host), "%s", a->cfg.host);
+	snprintf(q.nonce, sizeof(q.nonce), "%s", a->selftest_nonce);
+	snprintf(q.version, sizeof(q.version), "%s", AGENT_VERSION);
+	msgpack_sbuffer_init(&body);
+	msgpack_sbuffer_init(&env);
+	if (topic_build(topic, sizeof(topic), a->root, TOPIC_SELFTEST_REQUEST, a->cfg.host,
+	    NULL) != MU_OK || selftest_request_encode(&q, &body, &err) != MU_OK ||
+	    session_wrap(a, body.data, body.size, &env, &err) != MU_OK ||
+	    bus_publish(a->bus, topic, env.data, env.size, 1, false, 0, NULL, &err) != MU_OK)
+		log_warnx("self-test: request not sent: %s", err.msg);
+	else
+		log_notice("self-test: version %s asks for a test job (nonce %.12s...)",
+		    AGENT_VERSION, a->selftest_nonce);
+	msgpack_sbuffer_destroy(&body);
+	msgpack_sbuffer_destroy(&env);
+}
+
+static void
+resend_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)id;
+	resend_timer = 0;
+	if (bus_connected(a->bus))
+		request_publish(a);
+	resend_timer = loop_add_timer(l, REQUEST_RESEND_MS, resend_fired, a);
+}
+
+static void
+deadline_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)id;
+	deadline_timer = 0;
+	log_err("self-test: no verdict within %.1f s", a->cfg.selftest_timeout_ms / 1000.0);
+	a->selftest_rc = 3;
+	loop_stop(l);
+}
+
+void
+selftest_connected(struct agent *a)
+{
+	uint8_t r[16];
+	size_t i;
+
+	/* The live agent names the nonce (--nonce): it watches for the same
+	 * verdict.  Started by hand without one, we make our own. */
+	if (a->selftest_nonce[0] == '\0') {
+		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+			log_err("self-test: no randomness for a nonce");
+			a->selftest_rc = 1;
+			loop_stop(a->loop);
+			return;
+		}
+		for (i = 0; i < sizeof(r); i++)
+			snprintf(a->selftest_nonce + 2 * i, 3, "%02x", r[i]);
+	}
+	if (!deadline_timer)
+		deadline_timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms,
+		    deadline_fired, a);
+	request_publish(a);
+	if (!resend_timer)
+		resend_timer = loop_add_timer(a->loop, REQUEST_RESEND_MS, resend_fired, a);
+}
+
+void
+selftest_verdict(struct agent *a, const uint8_t *p, size_t len)
+{
+	struct selftest_verdict v;
+	struct mu_err err;
+
+	if (selftest_verdict_decode(p, len, &v, &err) != MU_OK) {
+		log_warnx("self-test: malformed verdict ignored: %s", err.msg);
+		return;
+	}
+	if (strcmp(v.host, a->cfg.host) != 0 || strcmp(v.nonce, a->selftest_nonce) != 0) {
+		log_info("self-test: a verdict for another request ignored");
+		wire_doc_free(&v.doc);
+		return;
+	}
+	if (v.ok)
+		log_notice("self-test: good verdict: version %s works end to end", AGENT_VERSION);
+	else
+		log_err("self-test: bad verdict: %.*s", (int)(v.reason.len > 300 ? 300 :
+		    v.reason.len), v.reason.ptr ? v.reason.ptr : "");
+	a->selftest_rc = v.ok ? 0 : 5;
+	wire_doc_free(&v.doc);
+	if (resend_timer)
+		loop_del_timer(a->loop, resend_timer);
+	if (deadline_timer)
+		loop_del_timer(a->loop, deadline_timer);
+	resend_timer = deadline_timer = 0;
+	/* Let the result's acknowledgement and our goodbye go out first. */
+	spool_flush(a);
+	loop_stop(a->loop);
+}

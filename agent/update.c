@@ -1,0 +1,822 @@
+/*
+ * update.c - the privileged parent's half of self-update (DESIGN §5):
+ * stage, test, install, commit or roll back.  The network process only
+ * follows the channel and fetches (release.c); nothing it says is
+ * believed here.
+ *
+ *  1. PRIV_RELEASE: verify the pointer's signature and manifest again,
+ *     refuse a version that failed here before, read both binaries from
+ *     state_dir/release/, check size and sha256 ourselves, and write them
+ *     next to the installed ones as "<path>.staged" (same filesystem, so
+ *     the install is a rename).
+ *  2. Run "<musterd>.staged --self-test --runner <runner>.staged": a whole
+ *     agent of the new version, client id <host>.selftest, state in
+ *     state_dir/selftest.  It exits 0 only on a good verdict from
+ *     muster-server; bounded by [update] selftest_timeout.
+ *  3. Keep the installed binaries as "<path>.prev" (hard links), write
+ *     update.pending, rename the staged ones into place, stop the network
+ *     process (its goodbye), and exec() the new musterd with the wake
+ *     listener handed over (--wake-fd N, FD_CLOEXEC cleared on it only).
+ *  4. The new version counts its starts in update.pending.  Connected for
+ *     [update] healthy: the update is done (update.pending removed).  The
+ *     third start of a version that never got there restores ".prev",
+ *     records update.failed (that version is refused from now on) and
+ *     exec()s the old binary.
+ *
+ * Every failure before step 3 leaves the running version untouched and is
+ * reported in status ("update" = {state, version, reason}) and the log.
+ * An update job (muster update) is answered by whichever version ends the
+ * story: update.job keeps it across the exec.
+ *
+ * Ownership: a->upd owns the self-test child (reaped in update_reaped()),
+ * its timer, the update job's body and the status map it last sent.
+ */
+#include "agent.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SELFTEST_GRACE_MS	10000	/* beyond its own timeout, then SIGKILL */
+#define MAX_STARTS		2	/* deaths before the healthy window */
+#define VERDICT_WAIT_MS		5000	/* the child exited 0: the verdict may lag */
+#define BINARY_MAX		(WIRE_MAX_BIN)
+
+/* ---- small files in state_dir ------------------------------------------------ */
+
+static void
+state_path(struct agent *a, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", a->cfg.state_dir, name);
+}
+
+static int
+write_atomic(const char *path, const void *buf, size_t len, mode_t mode, struct mu_err *err)
+{
+	char tmp[PATH_MAX];
+	int fd, rc = MU_OK;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd == -1 || write_full(fd, buf, len) != MU_OK || fchmod(fd, mode) == -1 ||
+	    fsync(fd) == -1 || rename(tmp, path) == -1)
+		rc = mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* "key=value" lines; value copied into out (size len), "" if absent. */
+static void
+kv_get(const char *text, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = text, *e;
+
+	out[0] = '\0';
+	while (p && *p) {
+		e = strchr(p, '\n');
+		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			size_t n = (size_t)((e ? e : p + strlen(p)) - (p + kl + 1));
+
+			if (n >= len)
+				n = len - 1;
+			memcpy(out, p + kl + 1, n);
+			out[n] = '\0';
+			return;
+		}
+		p = e ? e + 1 : NULL;
+	}
+}
+
+static char *
+read_text(const char *path)
+{
+	uint8_t *buf, *t;
+	size_t len;
+
+	if (read_file(path, 8192, &buf, &len, NULL) != MU_OK)
+		return NULL;
+	if ((t = realloc(buf, len + 1)) == NULL) {
+		free(buf);
+		return NULL;
+	}
+	t[len] = '\0';
+	return (char *)t;
+}
+
+/* ---- status ------------------------------------------------------------------ */
+
+static void
+send_state(struct agent *a, const char *state, const char *version, const char *from,
+    const char *reason)
+{
+	struct priv_msg m = { .type = PRIV_UPDATE_STATE };
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2 + (from != NULL) + (reason != NULL));
+	msgpack_pack_str_with_body(&pk, "state", 5);
+	msgpack_pack_str_with_body(&pk, state, strlen(state));
+	msgpack_pack_str_with_body(&pk, "version", 7);
+	msgpack_pack_str_with_body(&pk, version, strlen(version));
+	if (from) {
+		msgpack_pack_str_with_body(&pk, "from", 4);
+		msgpack_pack_str_with_body(&pk, from, strlen(from));
+	}
+	if (reason) {
+		msgpack_pack_str_with_body(&pk, "reason", 6);
+		msgpack_pack_str_with_body(&pk, reason, strnlen(reason, 1024));
+	}
+	free(a->upd.state);
+	a->upd.state = (uint8_t *)sb.data;	/* handed over */
+	a->upd.state_len = sb.size;
+	m.payload = (struct wire_bytes){ a->upd.state, a->upd.state_len };
+	priv_send_net(a, &m);
+}
+
+/* A new network process gets the state its predecessor showed. */
+void
+update_net_started(struct agent *a)
+{
+	struct priv_msg m = { .type = PRIV_UPDATE_STATE };
+
+	if (a->upd.state == NULL)
+		return;
+	m.payload = (struct wire_bytes){ a->upd.state, a->upd.state_len };
+	priv_send_net(a, &m);
+}
+
+/* ---- the update job ------------------------------------------------------------ */
+
+static void
+job_answer(struct agent *a, const uint8_t *body, size_t len, enum result_status st,
+    const char *summary, const char *reason)
+{
+	struct mu_err err;
+	struct result r;
+	struct job j;
+
+	if (job_decode(body, len, &j, &err) != MU_OK) {
+		log_warnx("update job: %s", err.msg);
+		return;
+	}
+	result_init(a, &r, &j, st);
+	if (summary)
+		r.summary = (struct wire_str){ summary, strlen(summary) };
+	if (reason)
+		r.reason = (struct wire_str){ reason, strlen(reason) };
+	result_submit(a, &r);
+	wire_doc_free(&j.doc);
+}
+
+/* Answer the update job held in memory, if any. */
+static void
+answer_held(struct agent *a, enum result_status st, const char *summary,
+    const char *reason)
+{
+	if (a->upd.job_body == NULL)
+		return;
+	job_answer(a, a->upd.job_body, a->upd.job_len, st, summary, reason);
+	free(a->upd.job_body);
+	a->upd.job_body = NULL;
+	a->upd.job_len = 0;
+}
+
+/* Answer the update job an earlier process left in update.job. */
+static void
+answer_saved(struct agent *a, enum result_status st, const char *summary,
+    const char *reason)
+{
+	char path[CONF_PATH_MAX + 32];
+	uint8_t *buf;
+	size_t len;
+
+	state_path(a, "update.job", path, sizeof(path));
+	if (read_file(path, WIRE_MAX_BODY, &buf, &len, NULL) != MU_OK)
+		return;
+	job_answer(a, buf, len, st, summary, reason);
+	free(buf);
+	unlink(path);
+}
+
+void
+update_job(struct agent *a, const struct job *j, const void *body, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_UPDATE_CHECK };
+
+	if (a->upd.phase != UPD_IDLE || a->upd.pending || a->upd.job_body) {
+		job_answer(a, body, len, RS_FAIL, "no update", a->upd.pending ?
+		    "the last update is still in its healthy window" :
+		    "an update is already in progress");
+		return;
+	}
+	if ((a->upd.job_body = malloc(len)) == NULL) {
+		job_answer(a, body, len, RS_ERROR, NULL, "agent out of memory");
+		return;
+	}
+	memcpy(a->upd.job_body, body, len);
+	a->upd.job_len = len;
+	snprintf(m.job, sizeof(m.job), "%s", j->id);
+	log_notice("update job %s: looking at channel %s now", j->id, a->cfg.channel);
+	priv_send_net(a, &m);
+}
+
+void
+update_no_update(struct agent *a, const struct priv_msg *m)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%.*s", (int)(m->reason.len < 500 ? m->reason.len : 500),
+	    m->reason.ptr);
+	log_info("update job %s: no update: %s", m->job, why);
+	/* "already at version ..." is the one happy ending without an update. */
+	answer_held(a, strncmp(why, "already at version", 18) == 0 ? RS_PASS : RS_FAIL,
+	    "no update", why);
+}
+
+/* ---- failure before the install ---------------------------------------------------- */
+
+static void
+staged_path(const char *path, const char *suffix, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.%s", path, suffix);
+}
+
+static void
+unstage(struct agent *a)
+{
+	char p[PATH_MAX];
+
+	staged_path(a->upd.agent_path, "staged", p, sizeof(p));
+	unlink(p);
+	staged_path(a->cfg.runner, "staged", p, sizeof(p));
+	unlink(p);
+}
+
+static void
+fail(struct agent *a, const char *version, const char *why)
+{
+	log_err("update to %s failed: %s (still running %s)", version, why, AGENT_VERSION);
+	unstage(a);
+	a->upd.phase = UPD_IDLE;
+	if (a->upd.timer)
+		loop_del_timer(a->loop, a->upd.timer);
+	a->upd.timer = 0;
+	send_state(a, "failed", version, AGENT_VERSION, why);
+	answer_held(a, RS_FAIL, "update failed", why);
+}
+
+/* ---- staging ---------------------------------------------------------------------- */
+
+/* Read one binary the network process fetched, check it ourselves, and
+ * write it next to its installed path. */
+static int
+stage_one(struct agent *a, const char *what, const char *sha, uint64_t size,
+    const char *installed, struct mu_err *err)
+{
+	char from[CONF_PATH_MAX + 100], to[PATH_MAX], got[SHA256_HEX_LEN + 1];
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	snprintf(from, sizeof(from), "%s/release/%s", a->cfg.state_dir, sha);
+	if (read_file(from, BINARY_MAX, &buf, &len, NULL) != MU_OK)
+		return mu_errf(err, MU_ENOENT, "the %s binary %.12s... is not there", what, sha);
+	sha256_hex(buf, len, got);
+	if (len != size || strcmp(got, sha) != 0) {
+		free(buf);
+		return mu_errf(err, MU_ETRUST, "the fetched %s binary does not match its "
+		    "signed manifest", what);
+	}
+	staged_path(installed, "staged", to, sizeof(to));
+	rc = write_atomic(to, buf, len, 0755, err);
+	free(buf);
+	return rc;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void selftest_expired(struct loop *l, uint64_t id, void *arg);
+
+/* Fork and exec the staged agent in self-test mode.  argv is built before
+ * fork: between fork and exec only async-signal-safe calls (DESIGN §9). */
+static int
+selftest_spawn(struct agent *a, struct mu_err *err)
+{
+	char agent[PATH_MAX], runner[PATH_MAX], dir[CONF_PATH_MAX + 32];
+	char *argv[] = { agent, "--self-test", "-c", a->conf_path, "--foreground",
+	    "--runner", runner, "--nonce", a->upd.nonce, NULL };
+	uint8_t r[16];
+	size_t i;
+	pid_t pid;
+
+	/* Ours, so that we recognise the verdict on it ourselves. */
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return mu_errf(err, MU_EIO, "no randomness for a nonce");
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(a->upd.nonce + 2 * i, 3, "%02x", r[i]);
+	a->upd.verdict = 0;
+	a->upd.child_ok = false;
+
+	staged_path(a->upd.agent_path, "staged", agent, sizeof(agent));
+	staged_path(a->cfg.runner, "staged", runner, sizeof(runner));
+	state_path(a, "selftest", dir, sizeof(dir));
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+		return mu_errf(err, MU_EIO, "%s: %s", dir, strerror(errno));
+	if ((pid = fork()) == -1)
+		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		sigset_t none;
+
+		/* Dies with us: a killed agent leaves no self-test behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(agent, argv);
+		_exit(127);
+	}
+	a->upd.child = pid;
+	a->upd.timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms +
+	    SELFTEST_GRACE_MS, selftest_expired, a);
+	return MU_OK;
+}
+
+static void
+selftest_expired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->upd.timer = 0;
+	if (a->upd.child > 0) {
+		log_warnx("update: the self-test of %s did not end in time: killing it",
+		    a->upd.version);
+		kill(a->upd.child, SIGKILL);	/* reaped as a failure */
+	}
+}
+
+static bool
+version_failed_here(struct agent *a, const char *version, char *why, size_t len)
+{
+	char path[CONF_PATH_MAX + 32], v[WIRE_MAX_VERSION + 1], *t;
+
+	state_path(a, "update.failed", path, sizeof(path));
+	if ((t = read_text(path)) == NULL)
+		return false;
+	kv_get(t, "version", v, sizeof(v));
+	free(t);
+	if (strcmp(v, version) != 0)
+		return false;
+	snprintf(why, len, "version %s failed on this host before; waiting for a newer one",
+	    version);
+	return true;
+}
+
+void
+update_release(struct agent *a, const struct priv_msg *msg)
+{
+	struct release_manifest m;
+	char fpr[PGP_FPR_MAX + 1], why[512];
+	struct mu_err err;
+	int rc;
+
+	if (a->upd.phase != UPD_IDLE || a->upd.pending) {
+		log_info("update: a release arrived while %s; ignored", a->upd.pending ?
+		    "the last update is in its healthy window" : "an update is under way");
+		return;
+	}
+	if (release_verify(a, msg->payload.ptr, msg->payload.len, &m, fpr, &err) != MU_OK) {
+		fail(a, "unknown", err.msg);
+		return;
+	}
+	if (strcmp(m.version, AGENT_VERSION) == 0)
+		rc = mu_errf(&err, MU_EINVAL, "already at version %s", m.version);
+	else if (release_bucket(a->cfg.host) >= m.rollout)
+		rc = mu_errf(&err, MU_EINVAL, "this host is outside the %u%% rollout", m.rollout);
+	else if (version_failed_here(a, m.version, why, sizeof(why)))
+		rc = mu_errf(&err, MU_EINVAL, "%s", why);
+	else if ((rc = stage_one(a, "agent", m.agent_sha256, m.agent_size,
+	    a->upd.agent_path, &err)) == MU_OK)
+		rc = stage_one(a, "runner", m.runner_sha256, m.runner_size, a->cfg.runner, &err);
+	snprintf(a->upd.version, sizeof(a->upd.version), "%s", m.version);
+	a->upd.published_at = m.published_at;
+	wire_doc_free(&m.doc);
+	if (rc == MU_OK)
+		rc = selftest_spawn(a, &err);
+	if (rc != MU_OK) {
+		fail(a, a->upd.version, err.msg);
+		return;
+	}
+	a->upd.phase = UPD_TESTING;
+	log_notice("update: %s staged (signed by %s); self-test running (pid %d)",
+	    a->upd.version, fpr, (int)a->upd.child);
+	send_state(a, "testing", a->upd.version, AGENT_VERSION, NULL);
+}
+
+/* ---- install and exec --------------------------------------------------------------- */
+
+static int
+keep_prev(const char *path, struct mu_err *err)
+{
+	char prev[PATH_MAX];
+
+	staged_path(path, "prev", prev, sizeof(prev));
+	unlink(prev);
+	if (link(path, prev) == -1)
+		return mu_errf(err, MU_EIO, "keeping %s as %s: %s", path, prev, strerror(errno));
+	return MU_OK;
+}
+
+static int
+put_in_place(const char *path, struct mu_err *err)
+{
+	char staged[PATH_MAX];
+
+	staged_path(path, "staged", staged, sizeof(staged));
+	if (rename(staged, path) == -1)
+		return mu_errf(err, MU_EIO, "rename %s: %s", staged, strerror(errno));
+	return MU_OK;
+}
+
+static void
+restore_prev(const char *path)
+{
+	char prev[PATH_MAX];
+
+	staged_path(path, "prev", prev, sizeof(prev));
+	if (rename(prev, path) == -1 && errno != ENOENT)
+		log_err("restoring %s: %s", prev, strerror(errno));
+}
+
+/* exec() path with our argv, --wake-fd replaced by the listener's fd (if
+ * there is one).  Returns only on failure. */
+static void
+exec_self(struct agent *a, const char *path)
+{
+	char **argv, fdbuf[16];
+	int i, n = 0, fd;
+
+	for (i = 0; a->upd.argv[i]; i++)
+		;
+	if ((argv = calloc((size_t)i + 3, sizeof(*argv))) == NULL)
+		return;
+	for (i = 0; a->upd.argv[i]; i++) {
+		if (strcmp(a->upd.argv[i], "--wake-fd") == 0 && a->upd.argv[i + 1]) {
+			i++;
+			continue;
+		}
+		argv[n++] = a->upd.argv[i];
+	}
+	/* Nothing but the listener (and stdio) crosses the exec: Paho's
+	 * sockets and ours are not close-on-exec by themselves (DESIGN §9). */
+	fd = a->wake_fd >= 0 ? a->wake_fd : a->wake_fd_inherited;
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (fd >= 0 && fcntl(fd, F_SETFD, 0) == 0) {
+		snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
+		argv[n++] = "--wake-fd";
+		argv[n++] = fdbuf;
+	}
+	argv[n] = NULL;
+	execv(path, argv);
+	log_err("exec %s: %s", path, strerror(errno));
+	free(argv);
+}
+
+static int
+write_pending(struct agent *a, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 32], text[512];
+	int n;
+
+	if (a->upd.job_body) {
+		state_path(a, "update.job", path, sizeof(path));
+		if (write_atomic(path, a->upd.job_body, a->upd.job_len, 0600, err) != MU_OK)
+			return MU_EIO;
+	}
+	n = snprintf(text, sizeof(text), "version=%s\nprev=%s\npublished_at=%" PRIu64
+	    "\nstarts=0\n", a->upd.version, AGENT_VERSION, a->upd.published_at);
+	state_path(a, "update.pending", path, sizeof(path));
+	return write_atomic(path, text, (size_t)n, 0600, err);
+}
+
+static void
+install(struct agent *a)
+{
+	char path[CONF_PATH_MAX + 32];
+	struct mu_err err;
+
+	state_path(a, "update.pending", path, sizeof(path));
+	send_state(a, "installing", a->upd.version, AGENT_VERSION, NULL);
+	if (keep_prev(a->upd.agent_path, &err) != MU_OK ||
+	    keep_prev(a->cfg.runner, &err) != MU_OK ||
+	    write_pending(a, &err) != MU_OK) {
+		fail(a, a->upd.version, err.msg);
+		return;
+	}
+	if (put_in_place(a->cfg.runner, &err) != MU_OK ||
+	    put_in_place(a->upd.agent_path, &err) != MU_OK) {
+		restore_prev(a->cfg.runner);
+		unlink(path);
+		fail(a, a->upd.version, err.msg);
+		return;
+	}
+	log_notice("update: %s installed (previous %s kept as .prev); restarting into it",
+	    a->upd.version, AGENT_VERSION);
+	/* Close down like a stop, but keep the wake listener open. */
+	a->stopping = true;
+	run_interrupt_all(a);
+	if (a->role == ROLE_BOTH) {
+		priv_drain(a);
+		net_stop(a);
+	}
+	priv_stop(a);
+	exec_self(a, a->upd.agent_path);
+	/* The new binary is in place but would not start: back to the old one. */
+	restore_prev(a->upd.agent_path);
+	restore_prev(a->cfg.runner);
+	unlink(path);
+	exec_self(a, a->upd.agent_path);
+	_exit(1);	/* systemd starts us again */
+}
+
+static void
+verdict_expired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->upd.timer = 0;
+	fail(a, a->upd.version, "the self-test exited 0, but this agent saw no good "
+	    "verdict for it");
+}
+
+/* A verdict on our host's self-test topic, passed on by the network
+ * process: decoded here like any broker input. */
+void
+update_verdict(struct agent *a, const uint8_t *p, size_t len)
+{
+	struct selftest_verdict v;
+	struct mu_err err;
+
+	if (a->upd.phase != UPD_TESTING ||
+	    selftest_verdict_decode(p, len, &v, &err) != MU_OK)
+		return;
+	if (strcmp(v.host, a->cfg.host) == 0 && strcmp(v.nonce, a->upd.nonce) == 0 &&
+	    a->upd.verdict == 0) {
+		a->upd.verdict = v.ok ? 1 : -1;
+		log_info("update: the self-test's verdict is %s", v.ok ? "good" : "bad");
+		if (a->upd.child_ok) {
+			if (a->upd.timer)
+				loop_del_timer(a->loop, a->upd.timer);
+			a->upd.timer = 0;
+			if (v.ok) {
+				log_notice("update: %s passed its self-test", a->upd.version);
+				install(a);
+			} else
+				fail(a, a->upd.version, "bad verdict");
+		}
+	}
+	wire_doc_free(&v.doc);
+}
+
+bool
+update_reaped(struct agent *a, pid_t pid, int status)
+{
+	char why[128];
+
+	if (pid != a->upd.child || pid <= 0)
+		return false;
+	a->upd.child = 0;
+	if (a->upd.timer)
+		loop_del_timer(a->loop, a->upd.timer);
+	a->upd.timer = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		/* Both: its exit status, and the verdict seen with our own eyes. */
+		if (a->upd.verdict > 0) {
+			log_notice("update: %s passed its self-test", a->upd.version);
+			install(a);
+		} else {
+			a->upd.child_ok = true;
+			a->upd.timer = loop_add_timer(a->loop, VERDICT_WAIT_MS,
+			    verdict_expired, a);
+		}
+		return true;
+	}
+	if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "self-test killed by signal %d%s", WTERMSIG(status),
+		    WTERMSIG(status) == SIGKILL ? " (no verdict in time?)" : "");
+	else
+		snprintf(why, sizeof(why), "self-test failed (exit %d: %s)", WEXITSTATUS(status),
+		    WEXITSTATUS(status) == 3 ? "no verdict in time" :
+		    WEXITSTATUS(status) == 4 ? "the test job failed" :
+		    WEXITSTATUS(status) == 5 ? "bad verdict" : "could not run");
+	fail(a, a->upd.version, why);
+	return true;
+}
+
+/* ---- after the exec: commit or roll back -------------------------------------------- */
+
+static void
+healthy_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+	char path[CONF_PATH_MAX + 32], summary[160];
+
+	(void)l, (void)id;
+	a->upd.healthy_timer = 0;
+	/* Healthy: connected for the window, and a job answered or the
+	 * self-check (the installed runner told its version) passed.  Not
+	 * healthy counts as a death: systemd starts us again, and the third
+	 * start rolls back. */
+	if (!a->upd.answered && strcmp(a->runner_version, "unknown") == 0) {
+		log_err("update: %s is not healthy: no job answered and the runner %s does "
+		    "not answer its self-check", AGENT_VERSION, a->cfg.runner);
+		a->exit_rc = 1;
+		loop_stop(l);
+		return;
+	}
+	state_path(a, "update.pending", path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT) {
+		log_err("update: %s: %s", path, strerror(errno));
+		return;
+	}
+	state_path(a, "update.failed", path, sizeof(path));
+	unlink(path);
+	a->upd.pending = false;
+	log_notice("update: %s is healthy; the update from %s is done", AGENT_VERSION,
+	    a->upd.prev_version);
+	send_state(a, "done", AGENT_VERSION, a->upd.prev_version, NULL);
+	snprintf(summary, sizeof(summary), "updated from %s to %s", a->upd.prev_version,
+	    AGENT_VERSION);
+	answer_saved(a, RS_PASS, summary, NULL);
+}
+
+void
+update_connected(struct agent *a)
+{
+	if (a->upd.pending && !a->upd.healthy_timer)
+		a->upd.healthy_timer = loop_add_timer(a->loop, a->cfg.healthy_ms,
+		    healthy_fired, a);
+}
+
+/* The third start of a version that never became healthy: back to .prev. */
+static int
+rollback(struct agent *a, const char *version, unsigned starts, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 32], text[512];
+	int n;
+
+	log_err("update: version %s died %u times before it was healthy: restoring the "
+	    "previous version", version, starts - 1);
+	n = snprintf(text, sizeof(text), "version=%s\nreason=version %s died %u times "
+	    "before it was healthy; rolled back\n", version, version, starts - 1);
+	state_path(a, "update.failed", path, sizeof(path));
+	if (write_atomic(path, text, (size_t)n, 0600, err) != MU_OK)
+		return MU_EIO;
+	restore_prev(a->cfg.runner);
+	restore_prev(a->upd.agent_path);
+	state_path(a, "update.pending", path, sizeof(path));
+	unlink(path);
+	exec_self(a, a->upd.agent_path);
+	return mu_errf(err, MU_EIO, "exec of the restored %s failed", a->upd.agent_path);
+}
+
+/*
+ * Start-up, before anything is opened: count this start of a pending
+ * version, roll back when it is the third, and find what to report.
+ */
+int
+update_boot(struct agent *a, char **argv, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 32], v[WIRE_MAX_VERSION + 1], s[32], text[512], *t;
+	char staged[PATH_MAX];
+	unsigned starts;
+	int n;
+
+	a->upd.argv = argv;
+	if (a->cfg.agent_path[0])
+		snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", a->cfg.agent_path);
+	else {
+		char self[PATH_MAX];	/* realpath() writes up to PATH_MAX */
+
+		if (realpath("/proc/self/exe", self) == NULL)
+			return mu_errf(err, MU_EIO, "cannot find our own binary: %s",
+			    strerror(errno));
+		if (snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", self) >=
+		    (int)sizeof(a->upd.agent_path))
+			return mu_errf(err, MU_EINVAL, "our binary's path is too long: %s", self);
+	}
+	/* Staged binaries left over: we died while staging or testing. */
+	staged_path(a->upd.agent_path, "staged", staged, sizeof(staged));
+	if (access(staged, F_OK) == 0) {
+		unstage(a);
+		snprintf(a->upd.boot_version, sizeof(a->upd.boot_version), "unknown");
+		snprintf(a->upd.boot_reason, sizeof(a->upd.boot_reason), "the agent restarted "
+		    "while staging or testing an update; %s kept", AGENT_VERSION);
+		log_warnx("update: %s", a->upd.boot_reason);
+	}
+	state_path(a, "update.pending", path, sizeof(path));
+	if ((t = read_text(path)) != NULL) {
+		kv_get(t, "version", v, sizeof(v));
+		kv_get(t, "prev", a->upd.prev_version, sizeof(a->upd.prev_version));
+		kv_get(t, "starts", s, sizeof(s));
+		free(t);
+		starts = (unsigned)strtoul(s, NULL, 10) + 1;
+		if (strcmp(v, AGENT_VERSION) != 0) {
+			/* Killed in the middle of the install: the old agent still
+			 * runs; put its runner back too. */
+			log_warnx("update: %s was not installed completely; keeping %s", v,
+			    AGENT_VERSION);
+			restore_prev(a->cfg.runner);
+			unlink(path);
+			snprintf(a->upd.boot_version, sizeof(a->upd.boot_version), "%s", v);
+			snprintf(a->upd.boot_reason, sizeof(a->upd.boot_reason), "the agent "
+			    "restarted during the install; %s kept", AGENT_VERSION);
+		} else if (starts > MAX_STARTS)
+			return rollback(a, v, starts, err);
+		else {
+			n = snprintf(text, sizeof(text), "version=%s\nprev=%s\nstarts=%u\n", v,
+			    a->upd.prev_version, starts);
+			if (write_atomic(path, text, (size_t)n, 0600, err) != MU_OK)
+				return MU_EIO;
+			a->upd.pending = true;
+			log_notice("update: now %s (from %s), start %u of at most %d before it "
+			    "must be healthy", v, a->upd.prev_version, starts, MAX_STARTS);
+		}
+	}
+	return MU_OK;
+}
+
+/* After priv_start: what status says until something changes, and the
+ * answer an update job waits for in update.job. */
+void
+update_started(struct agent *a)
+{
+	char path[CONF_PATH_MAX + 32], why[400], v[WIRE_MAX_VERSION + 1], *t;
+
+	if (a->upd.pending) {
+		send_state(a, "verifying", AGENT_VERSION, a->upd.prev_version, NULL);
+		return;		/* the job is answered once healthy */
+	}
+	if (a->upd.boot_reason[0]) {
+		send_state(a, "failed", a->upd.boot_version, AGENT_VERSION, a->upd.boot_reason);
+		answer_saved(a, RS_FAIL, "update failed", a->upd.boot_reason);
+		return;
+	}
+	state_path(a, "update.failed", path, sizeof(path));
+	if ((t = read_text(path)) != NULL) {
+		kv_get(t, "reason", why, sizeof(why));
+		kv_get(t, "version", v, sizeof(v));
+		free(t);
+		if (version_valid(v))
+			send_state(a, "failed", v, AGENT_VERSION, why[0] ? why : NULL);
+		answer_saved(a, RS_FAIL, "update failed", why[0] ? why : "update failed");
+		return;
+	}
+	answer_saved(a, RS_FAIL, "update failed", "the agent restarted during the update");
+}
+
+void
+update_free(struct agent *a)
+{
+	if (a->upd.child > 0) {
+		kill(a->upd.child, SIGKILL);
+		waitpid(a->upd.child, NULL, 0);
+		a->upd.child = 0;
+		unstage(a);
+	}
+	if (a->upd.timer)
+		loop_del_timer(a->loop, a->upd.timer);
+	if (a->upd.healthy_timer)
+		loop_del_timer(a->loop, a->upd.healthy_timer);
+	a->upd.timer = a->upd.healthy_timer = 0;
+	free(a->upd.job_body);
+	free(a->upd.state);
+	a->upd.job_body = a->upd.state = NULL;
+}

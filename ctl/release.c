@@ -1,0 +1,528 @@
+/*
+ * release.c - muster release publish | rollout | show (DESIGN §3, §5).
+ *
+ * publish: both binaries as retained artifacts R/artifacts/<sha256>
+ * ({"v":1,"data":<bin>}), then the release pointer R/releases/<channel>
+ * ({"v":1,"manifest","sig"}) whose manifest names their sha256 and size,
+ * signed with the publisher's OpenPGP key as modules are (module.c).  Each
+ * publish waits for the broker's PUBACK; the pointer goes last, so no host
+ * ever follows a pointer whose artifacts are not there.
+ * rollout: the current pointer, its signature checked against our own key,
+ * signed again with another rollout (and a later published_at: agents
+ * refuse an older one as a rollback).
+ * show: every channel's release, and how many hosts of that channel run
+ * which version, from their retained status.
+ *
+ * Ownership: the pointers collected belong to struct rel_list; everything
+ * else is on the stack of one command.
+ */
+#include "ctl.h"
+#include "loop.h"
+#include "pgp.h"
+#include "util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUIET_MS	300
+#define MAX_CHANNELS	256
+
+static const char usage_release[] =
+    "usage: muster release publish --channel C --version V --agent FILE --runner FILE\n"
+    "                              [--rollout N] [--json]\n"
+    "       muster release rollout --channel C [--json] N\n"
+    "       muster release show [--channel C] [--json]\n"
+    "  publish  sign and publish an agent release on channel C: both binaries,\n"
+    "           then the pointer; N%% of the channel's hosts take it (default 100)\n"
+    "  rollout  sign the channel's release again with rollout N (0-100)\n"
+    "  show     the releases, and the channel's hosts by version (from status)\n"
+    "exit: 0 done; 1 no such release; 2 usage, config, key or broker error\n";
+
+struct rel {
+	char channel[NAME_MAX_LEN + 1];		/* from the topic */
+	uint8_t *raw;				/* owned */
+	size_t len;
+	bool decoded;
+	struct signed_pointer p;		/* borrows raw */
+	struct release_manifest m;		/* borrows raw */
+	char signer[PGP_FPR_MAX + 1];
+	char sig_why[200];
+	bool sig_ok;
+};
+
+struct rel_list {
+	struct rel v[MAX_CHANNELS];
+	size_t n;
+	size_t prefix;				/* strlen("R/releases/") */
+};
+
+struct opts {
+	const char *channel, *version, *agent, *runner;
+	long rollout;
+	bool json;
+};
+
+static void
+rels_free(struct rel_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (l->v[i].decoded) {
+			wire_doc_free(&l->v[i].m.doc);
+			wire_doc_free(&l->v[i].p.doc);
+		}
+		free(l->v[i].raw);
+	}
+	l->n = 0;
+}
+
+/* Decode and check the signature against our own publisher key. */
+static void
+rel_check(struct ctl *c, struct rel *r)
+{
+	const char *allowed[1] = { c->cfg.fingerprint };
+	struct mu_err err;
+
+	if (pointer_decode(r->raw, r->len, &r->p, &err) != MU_OK)
+		return;
+	if (release_manifest_decode(r->p.manifest.ptr, r->p.manifest.len, &r->m, &err)) {
+		wire_doc_free(&r->p.doc);
+		return;
+	}
+	r->decoded = true;
+	if (c->cfg.fingerprint[0] == '\0')
+		snprintf(r->sig_why, sizeof(r->sig_why), "no [publisher] fingerprint");
+	else if (pgp_verify(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
+	    r->p.manifest.ptr, r->p.manifest.len, r->p.sig.ptr, r->p.sig.len, allowed, 1,
+	    r->signer, &err) == MU_OK)
+		r->sig_ok = true;
+	else
+		snprintf(r->sig_why, sizeof(r->sig_why), "%.190s", err.msg);
+}
+
+static bool
+rel_take(struct bus_event *ev, void *arg)
+{
+	struct rel_list *l = arg;
+	struct rel *r;
+
+	if (l->n == MAX_CHANNELS || strlen(ev->topic) <= l->prefix ||
+	    !name_valid(ev->topic + l->prefix))
+		return false;
+	r = &l->v[l->n++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->channel, sizeof(r->channel), "%s", ev->topic + l->prefix);
+	r->raw = ev->payload;		/* stolen */
+	r->len = ev->len;
+	ev->payload = NULL;
+	return false;
+}
+
+static int
+rels_collect(struct ctl *c, const char *channel, struct rel_list *l)
+{
+	char filter[TOPIC_MAX];
+	size_t i;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	if (topic_filter(filter, sizeof(filter), c->root, TOPIC_RELEASE,
+	    channel ? channel : "+", NULL) != MU_OK)
+		return fprintf(stderr, "muster: bad channel name\n"), EXIT_USAGE;
+	l->prefix = strlen(filter) - strlen(channel ? channel : "+");
+	if ((rc = ctl_connect(c)) != 0 ||
+	    (rc = retained_collect(c, filter, QUIET_MS, rel_take, l)) != 0)
+		return rc;
+	for (i = 0; i < l->n; i++)
+		rel_check(c, &l->v[i]);
+	return 0;
+}
+
+/* ---- publishing -------------------------------------------------------------- */
+
+static int
+opt_take(int o, const char *v, void *arg)
+{
+	struct opts *p = arg;
+	char *end;
+
+	switch (o) {
+	case 'C': p->channel = v; break;
+	case 'V': p->version = v; break;
+	case 'A': p->agent = v; break;
+	case 'R': p->runner = v; break;
+	case 'J': p->json = true; break;
+	case 'r':
+		errno = 0;
+		p->rollout = strtol(v, &end, 10);
+		if (errno || *end || end == v || p->rollout < 0 || p->rollout > 100)
+			return fprintf(stderr, "muster: --rollout wants 0..100\n"), -1;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sign_pointer(struct ctl *c, const struct release_manifest *m, msgpack_sbuffer *ptr)
+{
+	struct signed_pointer p = { 0 };
+	msgpack_sbuffer man;
+	struct mu_err err;
+	void *sig = NULL;
+	size_t siglen = 0;
+	int rc = EXIT_USAGE;
+
+	msgpack_sbuffer_init(&man);
+	if (release_manifest_encode(m, &man, &err) != MU_OK)
+		fprintf(stderr, "muster: manifest: %s\n", err.msg);
+	else if (pgp_sign(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
+	    c->cfg.fingerprint, man.data, man.size, &sig, &siglen, &err) != MU_OK)
+		fprintf(stderr, "muster: cannot sign with publisher key %s: %s\n",
+		    c->cfg.fingerprint, err.msg);
+	else {
+		p.manifest = (struct wire_bytes){ (const uint8_t *)man.data, man.size };
+		p.sig = (struct wire_bytes){ sig, siglen };
+		if (pointer_encode(&p, ptr, &err) != MU_OK)
+			fprintf(stderr, "muster: encode: %s\n", err.msg);
+		else
+			rc = 0;
+	}
+	free(sig);
+	msgpack_sbuffer_destroy(&man);
+	return rc;
+}
+
+/* Later than now and than the pointer it replaces (rollback protection). */
+static uint64_t
+next_published_at(const struct rel_list *cur)
+{
+	uint64_t now = now_wall_ms();
+
+	if (cur->n > 0 && cur->v[0].decoded && cur->v[0].m.published_at >= now)
+		return cur->v[0].m.published_at + 1;
+	return now;
+}
+
+static void
+report(const struct ctl *c, const struct opts *o, const struct release_manifest *m,
+    const char *what)
+{
+	char t[32];
+
+	if (o->json) {
+		json_print_line(json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:i, s:s}",
+		    "action", what, "channel", m->channel, "version", m->version,
+		    "agent_sha256", m->agent_sha256, "agent_size", (json_int_t)m->agent_size,
+		    "runner_sha256", m->runner_sha256,
+		    "runner_size", (json_int_t)m->runner_size,
+		    "published_at", (json_int_t)m->published_at, "rollout", (int)m->rollout,
+		    "signer", c->cfg.fingerprint));
+		return;
+	}
+	printf("%s %s on channel %s\n", what, m->version, m->channel);
+	printf("  rollout    %u%%\n", m->rollout);
+	printf("  agent      %s (%" PRIu64 " bytes)\n", m->agent_sha256, m->agent_size);
+	printf("  runner     %s (%" PRIu64 " bytes)\n", m->runner_sha256, m->runner_size);
+	printf("  published  %s (%" PRIu64 ")\n", when(m->published_at, t, sizeof(t)),
+	    m->published_at);
+	printf("  signer     %s\n", c->cfg.fingerprint);
+}
+
+static int
+read_binary(const char *path, uint8_t **buf, size_t *len)
+{
+	int rc = read_file(path, WIRE_MAX_BIN, buf, len, NULL);
+
+	if (rc != MU_OK || *len == 0) {
+		if (rc == MU_OK)
+			free(*buf);
+		fprintf(stderr, "muster: %s: %s\n", path, rc == MU_OK ? "empty" :
+		    rc == MU_EINVAL ? "not a regular file of at most 64 MiB" : strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+publish_artifact(struct ctl *c, const uint8_t *data, size_t len, char sha[SHA256_HEX_LEN + 1])
+{
+	struct binary_artifact a = { 0 };
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+	struct mu_err err;
+	int rc;
+
+	sha256_hex(data, len, sha);
+	a.data = (struct wire_bytes){ data, len };
+	msgpack_sbuffer_init(&sb);
+	if (topic_build(topic, sizeof(topic), c->root, TOPIC_ARTIFACT, sha, NULL) != MU_OK ||
+	    binary_artifact_encode(&a, &sb, &err) != MU_OK)
+		rc = (fprintf(stderr, "muster: cannot encode the artifact\n"), EXIT_USAGE);
+	else
+		rc = publish_acked(c, topic, sb.data, sb.size, "binary artifact");
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static int
+rel_publish(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "channel", required_argument, NULL, 'C' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "agent", required_argument, NULL, 'A' },
+		{ "runner", required_argument, NULL, 'R' },
+		{ "rollout", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .rollout = 100 };
+	struct release_manifest m;
+	struct rel_list *cur;
+	uint8_t *agent = NULL, *runner = NULL;
+	size_t alen = 0, rlen = 0;
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer ptr;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_release, opt_take, &o)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc || !o.channel || !o.version || !o.agent || !o.runner ||
+	    !name_valid(o.channel) || !version_valid(o.version)) {
+		fputs(usage_release, stderr);
+		return EXIT_USAGE;
+	}
+	if (c->cfg.fingerprint[0] == '\0')
+		return fprintf(stderr, "muster: no [publisher] fingerprint\n"), EXIT_USAGE;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.channel, sizeof(m.channel), "%s", o.channel);
+	snprintf(m.version, sizeof(m.version), "%s", o.version);
+	m.rollout = (uint8_t)o.rollout;
+	if ((rc = read_binary(o.agent, &agent, &alen)) != 0 ||
+	    (rc = read_binary(o.runner, &runner, &rlen)) != 0) {
+		free(agent);
+		return rc;
+	}
+	m.agent_size = alen;
+	m.runner_size = rlen;
+	if ((cur = calloc(1, sizeof(*cur))) == NULL)
+		rc = EXIT_USAGE;
+	else if ((rc = rels_collect(c, o.channel, cur)) == 0) {
+		m.published_at = next_published_at(cur);
+		rc = publish_artifact(c, agent, alen, m.agent_sha256);
+		if (rc == 0)
+			rc = publish_artifact(c, runner, rlen, m.runner_sha256);
+	}
+	msgpack_sbuffer_init(&ptr);
+	if (rc == 0)
+		rc = sign_pointer(c, &m, &ptr);
+	if (rc == 0 && (rc = topic_build(topic, sizeof(topic), c->root, TOPIC_RELEASE,
+	    o.channel, NULL)) == MU_OK)
+		rc = publish_acked(c, topic, ptr.data, ptr.size, "release pointer");
+	if (rc == 0)
+		report(c, &o, &m, "published");
+	msgpack_sbuffer_destroy(&ptr);
+	if (cur)
+		rels_free(cur);
+	free(cur);
+	free(agent);
+	free(runner);
+	return rc;
+}
+
+static int
+rel_rollout(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "channel", required_argument, NULL, 'C' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .rollout = -1 };
+	struct release_manifest m;
+	struct rel_list *cur;
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer ptr;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_release, opt_take, &o)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (!o.channel || !name_valid(o.channel) || optind + 1 != argc ||
+	    opt_take('r', argv[optind], &o) != 0) {
+		fputs(usage_release, stderr);
+		return EXIT_USAGE;
+	}
+	if ((cur = calloc(1, sizeof(*cur))) == NULL)
+		return EXIT_USAGE;
+	if ((rc = rels_collect(c, o.channel, cur)) != 0)
+		goto out;
+	if (cur->n == 0 || !cur->v[0].decoded) {
+		fprintf(stderr, "muster: no release on channel %s\n", o.channel);
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	/* Only what we signed ourselves is signed again. */
+	if (!cur->v[0].sig_ok) {
+		fprintf(stderr, "muster: the release on %s is not signed by %s (%s): "
+		    "not re-signing it\n", o.channel, c->cfg.fingerprint, cur->v[0].sig_why);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	m = cur->v[0].m;
+	memset(&m.doc, 0, sizeof(m.doc));
+	m.rollout = (uint8_t)o.rollout;
+	m.published_at = next_published_at(cur);
+	msgpack_sbuffer_init(&ptr);
+	rc = sign_pointer(c, &m, &ptr);
+	if (rc == 0 && (rc = topic_build(topic, sizeof(topic), c->root, TOPIC_RELEASE,
+	    o.channel, NULL)) == MU_OK)
+		rc = publish_acked(c, topic, ptr.data, ptr.size, "release pointer");
+	if (rc == 0)
+		report(c, &o, &m, "rolled out");
+	msgpack_sbuffer_destroy(&ptr);
+out:
+	rels_free(cur);
+	free(cur);
+	return rc;
+}
+
+/* ---- show -------------------------------------------------------------------- */
+
+struct count {
+	char version[WIRE_MAX_VERSION + 1];
+	size_t online, offline;
+};
+
+static size_t
+count_hosts(const struct host_list *h, const char *channel, struct count *out, size_t max)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; i < h->n; i++) {
+		const struct status *st = &h->v[i].st;
+
+		if (strcmp(st->channel, channel) != 0)
+			continue;
+		for (j = 0; j < n && strcmp(out[j].version, st->version) != 0; j++)
+			;
+		if (j == n) {
+			if (n == max)
+				continue;
+			memset(&out[n], 0, sizeof(out[n]));
+			snprintf(out[n].version, sizeof(out[n].version), "%s", st->version);
+			n++;
+		}
+		if (st->online)
+			out[j].online++;
+		else
+			out[j].offline++;
+	}
+	return n;
+}
+
+static int
+rel_show(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "channel", required_argument, NULL, 'C' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { 0 };
+	struct host_list hosts = { 0 };
+	struct count counts[64];
+	struct rel_list *l;
+	char t[32];
+	size_t i, j, n;
+	json_t *arr, *obj, *hv;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_release, opt_take, &o)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc || (o.channel && !name_valid(o.channel))) {
+		fputs(usage_release, stderr);
+		return EXIT_USAGE;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return EXIT_USAGE;
+	if ((rc = rels_collect(c, o.channel, l)) != 0 ||
+	    (rc = hosts_collect(c, &hosts)) != 0)
+		goto out;
+	for (i = 0; i < l->n; i++) {
+		struct rel *r = &l->v[i];
+
+		n = count_hosts(&hosts, r->channel, counts, 64);
+		if (o.json) {
+			hv = json_object();
+			for (j = 0; j < n; j++)
+				json_object_set_new(hv, counts[j].version, json_pack("{s:I, s:I}",
+				    "online", (json_int_t)counts[j].online,
+				    "offline", (json_int_t)counts[j].offline));
+			obj = json_pack("{s:s, s:o}", "channel", r->channel, "hosts", hv);
+			if (r->decoded) {
+				json_object_set_new(obj, "version", json_string(r->m.version));
+				json_object_set_new(obj, "rollout", json_integer(r->m.rollout));
+				json_object_set_new(obj, "published_at",
+				    json_integer((json_int_t)r->m.published_at));
+				json_object_set_new(obj, "agent_sha256",
+				    json_string(r->m.agent_sha256));
+				json_object_set_new(obj, "runner_sha256",
+				    json_string(r->m.runner_sha256));
+			}
+			json_object_set_new(obj, "signature", json_string(r->sig_ok ? "good" :
+			    r->sig_why[0] ? r->sig_why : "bad"));
+			if (r->sig_ok)
+				json_object_set_new(obj, "signer", json_string(r->signer));
+			arr = obj;
+			json_print_line(arr);
+			continue;
+		}
+		if (!r->decoded) {
+			printf("%s: malformed release pointer\n", r->channel);
+			continue;
+		}
+		printf("%s: %s, rollout %u%%, published %s, signature %s\n", r->channel,
+		    r->m.version, r->m.rollout, when(r->m.published_at, t, sizeof(t)),
+		    r->sig_ok ? "good" : r->sig_why);
+		for (j = 0; j < n; j++)
+			printf("  %-20s %zu online, %zu offline\n", counts[j].version,
+			    counts[j].online, counts[j].offline);
+		if (n == 0)
+			printf("  no hosts on this channel\n");
+	}
+	if (l->n == 0) {
+		fprintf(stderr, "muster: no release published%s%s\n",
+		    o.channel ? " on channel " : "", o.channel ? o.channel : "");
+		rc = EXIT_FAILED;
+	}
+out:
+	hosts_free(&hosts);
+	rels_free(l);
+	free(l);
+	return rc;
+}
+
+int
+cmd_release(struct ctl *c, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "publish") == 0)
+		return rel_publish(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "rollout") == 0)
+		return rel_rollout(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return rel_show(c, argc - 1, argv + 1);
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(usage_release, stdout);
+		return EXIT_OK;
+	}
+	fputs(usage_release, stderr);
+	return EXIT_USAGE;
+}

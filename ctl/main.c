@@ -110,6 +110,13 @@ ctl_connect(struct ctl *c)
 	o.broker = &c->cfg.broker;
 	o.client_id = id;
 	o.clean_start = true;
+	if (c->session_id[0]) {
+		/* The broker keeps the subscriptions and queues what arrives
+		 * while this client is away (up to max_queued_messages). */
+		o.client_id = c->session_id;
+		o.clean_start = false;
+		o.session_expiry_s = c->session_expiry_s;
+	}
 	o.retain_as_published = true;	/* retained results are never answers */
 	if (bus_new(&c->bus, &o, &err) != MU_OK || bus_connect(c->bus, &err) != MU_OK) {
 		fprintf(stderr, "muster: %s\n", err.msg);

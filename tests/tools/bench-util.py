@@ -9,6 +9,7 @@
                               process) and their reaped children (runners)
   mem PID                     PSS and RSS (KiB) of PID and of each child
                               (smaps_rollup): "pid role pss rss"
+  pss PID...                  total PSS (KiB) of these and their children
   wakeups PID...              scheduler timeslices (run count) summed over
                               every thread of these processes and their
                               children: the number of wake-ups
@@ -148,6 +149,8 @@ def main():
     elif cmd == "mem":
         for r in mem(int(args[0])):
             print(*r)
+    elif cmd == "pss":
+        print(sum(r[2] for a in args for r in mem(int(a))))
     elif cmd == "wakeups":
         print(wakeups([int(a) for a in args]))
     elif cmd == "storm":

@@ -10,6 +10,8 @@
   mem PID                     PSS and RSS (KiB) of PID and of each child
                               (smaps_rollup): "pid role pss rss"
   pss PID...                  total PSS (KiB) of these and their children
+  runtime PID...              CPU time in ns (schedstat, exact) of every
+                              thread of these and their children (live only)
   wakeups PID...              scheduler timeslices (run count) summed over
                               every thread of these processes and their
                               children: the number of wake-ups
@@ -76,15 +78,19 @@ def mem(pid):
     return rows
 
 
-def wakeups(pids):
+def schedstat(pids, field):
     n = 0
     for p in list(pids) + [c for p in pids for c in children(p)]:
         for t in Path(f"/proc/{p}/task").glob("*"):
             try:
-                n += int((t / "schedstat").read_text().split()[2])
+                n += int((t / "schedstat").read_text().split()[field])
             except (OSError, IndexError):
                 pass
     return n
+
+
+def wakeups(pids):
+    return schedstat(pids, 2)
 
 
 def certs(pki, prefix, n):
@@ -151,6 +157,8 @@ def main():
             print(*r)
     elif cmd == "pss":
         print(sum(r[2] for a in args for r in mem(int(a))))
+    elif cmd == "runtime":
+        print(schedstat([int(a) for a in args], 0))
     elif cmd == "wakeups":
         print(wakeups([int(a) for a in args]))
     elif cmd == "storm":

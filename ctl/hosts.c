@@ -223,8 +223,6 @@ struct watch {
 	size_t nseqs;
 };
 
-#define WATCH_SESSION_EXPIRY_S	3600	/* --session: kept this long while away */
-
 /* Note a result's seq; returns how many results of that host were skipped
  * since the last one seen (0: none, or nothing to compare with). */
 static uint64_t
@@ -442,7 +440,6 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 			c->json = true;
 		else if (o == 'S' && name_valid(optarg)) {
 			snprintf(c->session_id, sizeof(c->session_id), "muster-watch.%s", optarg);
-			c->session_expiry_s = WATCH_SESSION_EXPIRY_S;
 		} else {
 			if (o == 'j' || o == 'H' || o == 'S')
 				fprintf(stderr, "muster: bad %s '%s'\n", o == 'j' ? "job id" :
@@ -452,10 +449,11 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 			    "  results (and live events of --stream jobs) as they arrive, until\n"
 			    "  interrupted (Ctrl-C); --json: one JSON object per line.\n"
 			    "  Every result of a host is numbered: a jump is shown as\n"
-			    "  \"missed N from HOST\" (not with --job).  --session NAME: a\n"
-			    "  persistent broker session (client id muster-watch.NAME, kept\n"
-			    "  1 h): what arrives while disconnected is delivered on reconnect;\n"
-			    "  one watcher per NAME at a time\n");
+			    "  \"missed N from HOST\" (not with --job).  --session NAME (or\n"
+			    "  [watch] session= in the config): a persistent broker session\n"
+			    "  (client id muster-watch.NAME, kept [watch] session_expiry, 1 h):\n"
+			    "  what arrives while disconnected is delivered on reconnect; one\n"
+			    "  watcher per NAME at a time\n");
 			return o == 'h' ? EXIT_OK : EXIT_USAGE;
 		}
 	}
@@ -464,6 +462,13 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 		    "[--json]\n");
 		return EXIT_USAGE;
 	}
+	if (c->session_id[0] == '\0' && c->cfg.watch_session[0]) {
+		/* [watch] session= in the config: the same as --session. */
+		snprintf(c->session_id, sizeof(c->session_id), "muster-watch.%s",
+		    c->cfg.watch_session);
+	}
+	if (c->session_id[0])
+		c->session_expiry_s = (uint32_t)(c->cfg.watch_expiry_ms / 1000);
 	w.gaps = strcmp(job, "+") == 0;
 	if ((rc = ctl_connect(c)) != 0)
 		return rc;

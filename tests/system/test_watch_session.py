@@ -133,14 +133,24 @@ def ping(conf: Path, home: Path) -> dict:
             if '"type":"result"' in s][0]
 
 
-def test_short_disconnect_loses_nothing_with_a_session(broker, agents, keys, tmp_path):
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_short_disconnect_loses_nothing_with_a_session(broker, agents, keys, tmp_path,
+                                                       how):
     agents("h1").start()
     conf = write_cli_conf(tmp_path / "direct.conf", broker, keys=keys)
     proxy = CutProxy(broker.port)
     via = write_cli_conf(tmp_path / "via.conf", broker, keys=keys,
                          uri=f"ssl://localhost:{proxy.port}")
     name = "t" + secrets.token_hex(4)
-    kept = Watch(via, tmp_path, tmp_path / "kept.err", "--session", name)
+    if how == "flag":
+        kept = Watch(via, tmp_path, tmp_path / "kept.err", "--session", name)
+    else:
+        # [watch] session= in muster.conf does what --session does.
+        kept_conf = write_cli_conf(tmp_path / "kept.conf", broker, keys=keys,
+                                   uri=f"ssl://localhost:{proxy.port}",
+                                   extra=f"\n[watch]\nsession = {name}\n"
+                                         "session_expiry = 10m\n")
+        kept = Watch(kept_conf, tmp_path, tmp_path / "kept.err")
     clean = Watch(via, tmp_path, tmp_path / "clean.err")
     try:
         # Both watchers are subscribed once both show a ping.

@@ -72,7 +72,11 @@ struct spool {
 	char dir[CONF_PATH_MAX + 16];		/* state_dir/spool */
 	char journal[CONF_PATH_MAX + 16];	/* state_dir/running */
 	struct spooled *head, *tail;		/* in seq order, owned */
+	/* The next result's seq: spool file names and the results' "seq"
+	 * field both count with it.  It survives restarts: the newest
+	 * acknowledged result is kept as spool/last-<seq> (spool_acked()). */
 	uint64_t next_seq;
+	uint64_t last_mark;			/* seq of spool/last-<seq>, 0 = none */
 	size_t count;
 };
 

@@ -159,6 +159,15 @@ seen_prune(struct seen_set *s, uint64_t now_ms)
 	}
 	if (s->n != before && (rewrite(s, &err) != MU_OK || reopen_append(s, &err) != MU_OK))
 		log_warnx("seen-set: %s", err.msg);
+	/* After a burst the array is mostly empty: give the memory back (an
+	 * idle agent should not keep 80 bytes per job of a past burst). */
+	if (s->cap > 64 && s->n < s->cap / 4) {
+		size_t cap = s->n * 2 > 64 ? s->n * 2 : 64;
+		struct seen_entry *e = reallocarray(s->entries, cap, sizeof(*e));
+
+		if (e != NULL)
+			s->entries = e, s->cap = cap;
+	}
 }
 
 void

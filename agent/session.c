@@ -212,7 +212,7 @@ int
 result_publish(struct agent *a, const char *job, const void *body, size_t len)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
+	msgpack_sbuffer sb, numbered;
 	struct mu_err err;
 	int rc;
 
@@ -220,6 +220,11 @@ result_publish(struct agent *a, const char *job, const void *body, size_t len)
 	msgpack_sbuffer_init(&sb);
 	if (rc)
 		mu_errf(&err, rc, "cannot build the result topic for job %s", job);
+	/* Numbered as spooled (the spool's seq, which never goes back), so
+	 * observers can tell a lost result from a quiet host. */
+	msgpack_sbuffer_init(&numbered);
+	if (!rc && result_with_seq(body, len, a->spool.next_seq, &numbered, &err) == MU_OK)
+		body = numbered.data, len = numbered.size;
 	/* The spool keeps the signed envelope: a resend after a restart is
 	 * the very same bytes, not a second, different answer. */
 	if (!rc)
@@ -230,6 +235,7 @@ result_publish(struct agent *a, const char *job, const void *body, size_t len)
 			bus_publish(a->bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
 	}
 	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_destroy(&numbered);
 	if (rc) {
 		log_err("result for job %s: %s", job, err.msg);
 		return rc;

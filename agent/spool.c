@@ -8,6 +8,15 @@
  *
  * File layout: "MSP1", u16 topic length, u16 job id length (big-endian),
  * topic, job id, payload.
+ *
+ * The file's seq is also the result's "seq" (DESIGN §3): observers detect
+ * lost results by a gap.  It must never go back, also after a restart with
+ * an empty spool, at no extra fsync per result: when the newest result
+ * ever spooled is acknowledged, its file is renamed to last-<seq> instead
+ * of unlinked (and the marker before it removed).  A rename is atomic, so
+ * after a crash either <seq>.res or last-<seq> is there; and an older
+ * result is only acknowledged while a newer .res file (fsync'ed with its
+ * folder before it was published) holds the high mark.
  */
 #include "agent.h"
 #include "util.h"
@@ -136,6 +145,21 @@ load_one(struct spool *sp, const char *name)
 	size_t len = 0;
 	char *end;
 
+	if (strncmp(name, "last-", 5) == 0) {
+		seq = strtoull(name + 5, &end, 10);
+		if (*end != '\0' || end == name + 5)
+			return;
+		/* Names sort in seq order: a marker left behind by a crash
+		 * between the rename and the unlink goes now. */
+		if (sp->last_mark) {
+			snprintf(path, sizeof(path), "%s/last-%020" PRIu64, sp->dir, sp->last_mark);
+			unlink(path);
+		}
+		sp->last_mark = seq;
+		if (seq >= sp->next_seq)
+			sp->next_seq = seq + 1;
+		return;
+	}
 	seq = strtoull(name, &end, 10);
 	if (strcmp(end, ".res") != 0)
 		return;
@@ -240,7 +264,7 @@ void
 spool_acked(struct spool *sp, int token)
 {
 	struct spooled *s, *prev = NULL;
-	char path[CONF_PATH_MAX + 64];
+	char path[CONF_PATH_MAX + 64], mark[CONF_PATH_MAX + 64];
 
 	for (s = sp->head; s; prev = s, s = s->next)
 		if (s->token == token && token != 0)
@@ -248,7 +272,17 @@ spool_acked(struct spool *sp, int token)
 	if (s == NULL)
 		return;
 	snprintf(path, sizeof(path), "%s/%020" PRIu64 ".res", sp->dir, s->seq);
-	if (unlink(path) == -1 && errno != ENOENT)
+	if (s->seq + 1 == sp->next_seq) {
+		/* The newest result ever: it keeps the high mark (see above). */
+		snprintf(mark, sizeof(mark), "%s/last-%020" PRIu64, sp->dir, s->seq);
+		if (rename(path, mark) == -1 && errno != ENOENT)
+			log_warn("spool: rename %s", path);
+		else if (sp->last_mark && sp->last_mark != s->seq) {
+			snprintf(mark, sizeof(mark), "%s/last-%020" PRIu64, sp->dir, sp->last_mark);
+			unlink(mark);
+		}
+		sp->last_mark = s->seq;
+	} else if (unlink(path) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 	if (prev)
 		prev->next = s->next;

@@ -39,6 +39,11 @@ struct ctl {
 	int sigfd;			/* owned: SIGINT/SIGTERM */
 	bool interrupted;
 	bool json;
+	/* A persistent session (muster watch --session NAME): this client id,
+	 * clean start off, kept by the broker this long after a disconnect.
+	 * Empty: a fresh id and a clean session per run. */
+	char session_id[NAME_MAX_LEN + 16];
+	uint32_t session_expiry_s;
 };
 
 /* Handle one bus event; return true when the command is done. */

@@ -207,11 +207,68 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 
 /* ---- watch ------------------------------------------------------------ */
 
+/* The last result seq seen from a host (results carry the host's counter,
+ * DESIGN §3): a jump means results were lost on the way to this watcher. */
+struct seen_seq {
+	char host[NAME_MAX_LEN + 1];
+	uint64_t last;
+};
+
 struct watch {
 	char topics[3][TOPIC_MAX + 16];	/* status (certificates), results, events */
 	uint64_t retry_at;	/* monotonic ms; 0 = connected or connecting */
 	unsigned backoff_ms;
+	bool gaps;		/* every result of a host is watched: count gaps */
+	struct seen_seq *seqs;	/* owned */
+	size_t nseqs;
 };
+
+/* Note a result's seq; returns how many results of that host were skipped
+ * since the last one seen (0: none, or nothing to compare with). */
+static uint64_t
+watch_seq(struct watch *w, const char *host, uint64_t seq)
+{
+	struct seen_seq *v;
+	uint64_t missed = 0;
+	size_t i;
+
+	for (i = 0; i < w->nseqs; i++)
+		if (strcmp(w->seqs[i].host, host) == 0)
+			break;
+	if (i == w->nseqs) {
+		if ((v = reallocarray(w->seqs, w->nseqs + 1, sizeof(*v))) == NULL)
+			return 0;
+		w->seqs = v;
+		snprintf(v[w->nseqs].host, sizeof(v[w->nseqs].host), "%s", host);
+		v[w->nseqs++].last = seq;
+		return 0;
+	}
+	v = &w->seqs[i];
+	if (seq > v->last + 1)
+		missed = seq - v->last - 1;
+	/* Older or equal: a duplicate delivery (QoS 1) or a resend, not a
+	 * gap.  1 after more: the host's state was reset; count from there. */
+	if (seq > v->last || seq == 1)
+		v->last = seq;
+	return missed;
+}
+
+static void
+watch_gap(struct ctl *c, const char *host, uint64_t missed)
+{
+	json_t *o;
+
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "type", json_string("gap"));
+		json_object_set_new(o, "host", json_string(host));
+		json_object_set_new(o, "missed", json_integer(missed > INT64_MAX ? INT64_MAX :
+		    (json_int_t)missed));
+		json_print_line(o);
+	} else
+		printf("missed %llu from %s\n", (unsigned long long)missed, host);
+	fflush(stdout);
+}
 
 static int
 watch_subscribe(struct ctl *c, struct watch *w)
@@ -299,6 +356,7 @@ on_watch(struct ctl *c, struct bus_event *ev, void *arg)
 	struct result r;
 	struct event e;
 	char dur[32];
+	uint64_t missed;
 
 	if (ev->type == BUS_LOST) {
 		watch_lost(w, "lost the broker", ev->reason[0] ? ev->reason : NULL);
@@ -338,6 +396,8 @@ on_watch(struct ctl *c, struct bus_event *ev, void *arg)
 	} else {
 		if (verify_result(c, ev->topic, ev->payload, ev->len, &r, &err) != MU_OK)
 			return watch_forged(c, ev->topic, err.msg), false;
+		if (w->gaps && r.has_seq && (missed = watch_seq(w, r.host, r.seq)) > 0)
+			watch_gap(c, r.host, missed);
 		if (c->json)
 			json_print_line(result_json(&r));
 		else {
@@ -363,6 +423,7 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 		{ "job", required_argument, NULL, 'j' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "session", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -377,21 +438,38 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 			host = optarg;
 		else if (o == 'J')
 			c->json = true;
-		else {
-			if (o == 'j' || o == 'H')
+		else if (o == 'S' && name_valid(optarg)) {
+			snprintf(c->session_id, sizeof(c->session_id), "muster-watch.%s", optarg);
+		} else {
+			if (o == 'j' || o == 'H' || o == 'S')
 				fprintf(stderr, "muster: bad %s '%s'\n", o == 'j' ? "job id" :
-				    "host name", optarg);
+				    o == 'H' ? "host name" : "session name", optarg);
 			fprintf(o == 'h' ? stdout : stderr,
-			    "usage: muster watch [--job ID] [--host H] [--json]\n"
+			    "usage: muster watch [--job ID] [--host H] [--session NAME] [--json]\n"
 			    "  results (and live events of --stream jobs) as they arrive, until\n"
-			    "  interrupted (Ctrl-C); --json: one JSON object per line\n");
+			    "  interrupted (Ctrl-C); --json: one JSON object per line.\n"
+			    "  Every result of a host is numbered: a jump is shown as\n"
+			    "  \"missed N from HOST\" (not with --job).  --session NAME (or\n"
+			    "  [watch] session= in the config): a persistent broker session\n"
+			    "  (client id muster-watch.NAME, kept [watch] session_expiry, 1 h):\n"
+			    "  what arrives while disconnected is delivered on reconnect; one\n"
+			    "  watcher per NAME at a time\n");
 			return o == 'h' ? EXIT_OK : EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "usage: muster watch [--job ID] [--host H] [--json]\n");
+		fprintf(stderr, "usage: muster watch [--job ID] [--host H] [--session NAME] "
+		    "[--json]\n");
 		return EXIT_USAGE;
 	}
+	if (c->session_id[0] == '\0' && c->cfg.watch_session[0]) {
+		/* [watch] session= in the config: the same as --session. */
+		snprintf(c->session_id, sizeof(c->session_id), "muster-watch.%s",
+		    c->cfg.watch_session);
+	}
+	if (c->session_id[0])
+		c->session_expiry_s = (uint32_t)(c->cfg.watch_expiry_ms / 1000);
+	w.gaps = strcmp(job, "+") == 0;
 	if ((rc = ctl_connect(c)) != 0)
 		return rc;
 	if (topic_filter(w.topics[0], sizeof(w.topics[0]), c->root, TOPIC_HOST_STATUS, host,
@@ -401,8 +479,11 @@ cmd_watch(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "muster watch: bad --job or --host\n");
 		return EXIT_USAGE;
 	}
-	if ((rc = watch_subscribe(c, &w)) != 0)
+	if ((rc = watch_subscribe(c, &w)) != 0) {
+		free(w.seqs);
 		return rc;
+	}
 	ctl_pump(c, 0, on_watch, &w, watch_tick);
+	free(w.seqs);
 	return 0;
 }

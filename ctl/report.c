@@ -194,6 +194,8 @@ result_json(const struct result *r)
 	json_object_set_new(o, "duration_ms", json_integer(r->finished_at >= r->started_at ?
 	    (json_int_t)(r->finished_at - r->started_at) : 0));
 	json_object_set_new(o, "agent_version", json_string(r->agent_version));
+	if (r->has_seq && r->seq <= INT64_MAX)
+		json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
 	return o;
 }
 

@@ -9,12 +9,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <MQTTAsync.h>
@@ -568,25 +570,57 @@ bus_disconnect(struct bus *b, int timeout_ms)
 
 /* ---- socket tuning ----------------------------------------------------- */
 
-static void
-tune_fd(int fd)
+/* A TCP socket that is not a listener: Paho's connection. */
+static bool
+tcp_conn(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int type = 0, listening = 0, one = 1;
+	int type = 0, listening = 0;
 	socklen_t il = sizeof(int);
 	struct stat st;
 
 	if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
-		return;
+		return false;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &il) == -1 || type != SOCK_STREAM)
-		return;
+		return false;
 	il = sizeof(int);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &il) == -1 || listening)
-		return;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
-		return;
+		return false;
+	return getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+}
+
+/* Call fn on every TCP connection of the process; returns how many. */
+static int
+each_tcp_conn(void (*fn)(int))
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (*end == '\0' && end != de->d_name && fd > 2 && fd != dirfd(d) &&
+		    tcp_conn((int)fd)) {
+			n++;
+			if (fn)
+				fn((int)fd);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+tune_fd(int fd)
+{
+	int one = 1;
+
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 }
@@ -594,17 +628,73 @@ tune_fd(int fd)
 void
 bus_tune_sockets(void)
 {
+	each_tcp_conn(tune_fd);
+}
+
+/* ---- Paho's receive thread naps ------------------------------------------ */
+
+static void
+nudge_handler(int sig)
+{
+	(void)sig;	/* only there so that the signal interrupts a sleep */
+}
+
+static bool
+read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd == -1)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+int
+bus_nudge(void)
+{
+	static bool installed;
+	char path[64], buf[96];
 	struct dirent *de;
+	int kicked = 0;
 	DIR *d;
 
-	if ((d = opendir("/proc/self/fd")) == NULL)
-		return;
+	if (!installed) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = nudge_handler;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;	/* no SA_RESTART: the sleep ends */
+		if (sigaction(SIGURG, &sa, NULL) == -1)
+			return 0;
+		installed = true;
+	}
+	/* Before Paho has its socket, a woken thread would only nap again. */
+	if (each_tcp_conn(NULL) == 0 || (d = opendir("/proc/self/task")) == NULL)
+		return 0;
 	while ((de = readdir(d)) != NULL) {
 		char *end;
-		long fd = strtol(de->d_name, &end, 10);
+		long tid = strtol(de->d_name, &end, 10);
 
-		if (*end == '\0' && end != de->d_name && fd > 2 && fd != dirfd(d))
-			tune_fd((int)fd);
+		if (*end != '\0' || end == de->d_name)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%ld/comm", tid);
+		if (!read_small(path, buf, sizeof(buf)) || strncmp(buf, "MQTTAsync_rcv", 13) != 0)
+			continue;
+		/* Only while it sleeps: a signal there just ends the nap. */
+		snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
+		if (read_small(path, buf, sizeof(buf)) &&
+		    (strtol(buf, NULL, 10) == SYS_clock_nanosleep ||
+		    strtol(buf, NULL, 10) == SYS_nanosleep) &&
+		    syscall(SYS_tgkill, (long)getpid(), tid, SIGURG) == 0)
+			kicked++;
 	}
 	closedir(d);
+	return kicked;
 }

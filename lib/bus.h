@@ -109,4 +109,18 @@ int bus_disconnect(struct bus *b, int timeout_ms);
  */
 void bus_tune_sockets(void);
 
+/*
+ * Paho 1.3's receive thread sleeps 100 ms whenever a poll finds nothing to
+ * do, and also when it runs before the connect has made its socket: a
+ * connect that starts then waits up to 100 ms for its TLS handshake to be
+ * read (the CLI's "1 run in 10 takes 130 ms").  While a caller waits for a
+ * connect it may call this every few ms: once Paho's TCP socket exists, a
+ * receive thread that is in that sleep (per /proc/self/task/TID/syscall)
+ * gets SIGURG, whose handler (installed here, SA_RESTART off) does nothing
+ * but end the sleep.  Returns how many threads were woken.  Never used by
+ * the agent, whose connect time does not matter and whose threads should
+ * not be signalled.
+ */
+int bus_nudge(void);
+
 #endif

@@ -676,11 +676,20 @@ static const struct conf_key ctl_server_keys[] = {
 	KEY_END
 };
 
+/* The CLI's [watch]: a persistent session for `muster watch`. */
+static const struct conf_key watch_keys[] = {
+	KEY("session", set_name, struct ctl_config, watch_session),
+	KEY_RANGE("session_expiry", set_duration, struct ctl_config, watch_expiry_ms,
+	    1000, 0xffffffffULL * 1000),
+	KEY_END
+};
+
 static const struct conf_section ctl_sections[] = {
 	{ "broker", broker_keys, offsetof(struct ctl_config, broker) },
 	{ "operator", operator_keys, 0 },
 	{ "publisher", publisher_keys, 0 },
 	{ "server", ctl_server_keys, 0 },
+	{ "watch", watch_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 
@@ -1045,6 +1054,7 @@ config_ctl_defaults(struct ctl_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	broker_defaults(&c->broker);
+	c->watch_expiry_ms = 3600 * 1000;
 }
 
 int

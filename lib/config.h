@@ -132,6 +132,11 @@ struct ctl_config {
 	char operator_key[CONF_PATH_MAX];	/* [operator] key= */
 	char gnupg_home[CONF_PATH_MAX];		/* [publisher] gnupg_home= */
 	char fingerprint[65];			/* [publisher] fingerprint= */
+	/* [watch] session= (default none): `muster watch` keeps a persistent
+	 * broker session under this name; session_expiry= how long the broker
+	 * keeps it while watch is away (default 1 h). */
+	char watch_session[NAME_MAX_LEN + 1];
+	uint64_t watch_expiry_ms;
 };
 
 void config_agent_defaults(struct agent_config *c);

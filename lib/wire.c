@@ -949,6 +949,9 @@ result_decode(const void *buf, size_t len, struct result *out, struct mu_err *er
 	if (!rc)
 		rc = rd_ident(&r, "agent_version", true, out->agent_version,
 		    sizeof(out->agent_version), version_valid, "a version");
+	if (!rc)
+		rc = rd_uint(&r, "seq", false, UINT64_MAX, &out->seq);
+	out->has_seq = !rc && rd_find(&r, "seq") != NULL;
 	return doc_close(&out->doc, rc);
 }
 
@@ -1025,7 +1028,7 @@ result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 	n += (x->reason.ptr != NULL) + (x->summary.ptr != NULL) +
 	    (x->output.ptr != NULL) + x->truncated + (x->data != NULL) +
 	    x->has_exit_code + x->has_signal + (x->module[0] != '\0') +
-	    (x->module_version[0] != '\0') + (x->module_sha256[0] != '\0');
+	    (x->module_version[0] != '\0') + (x->module_sha256[0] != '\0') + x->has_seq;
 	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "job", x->job);
 	pk_kv_str(&pk, "host", x->host);
@@ -1035,7 +1038,25 @@ result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 	pk_kv_uint(&pk, "started_at", x->started_at);
 	pk_kv_uint(&pk, "finished_at", x->finished_at);
 	pk_kv_str(&pk, "agent_version", x->agent_version);
+	if (x->has_seq)
+		pk_kv_uint(&pk, "seq", x->seq);
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
+int
+result_with_seq(const void *buf, size_t len, uint64_t seq, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	struct result r;
+	int rc;
+
+	if ((rc = result_decode(buf, len, &r, err)) != MU_OK)
+		return rc;
+	r.has_seq = true;
+	r.seq = seq;
+	rc = result_encode(&r, out, err);
+	wire_doc_free(&r.doc);
+	return rc;
 }
 
 /* ---- event ------------------------------------------------------------ */

@@ -168,10 +168,21 @@ struct result {
 	char module_sha256[SHA256_HEX_LEN + 1];		/* optional */
 	uint64_t started_at, finished_at;
 	char agent_version[WIRE_MAX_VERSION + 1];
+	/* Optional: the host's result counter, 1, 2, 3, ... in the order the
+	 * host spooled its results; it survives agent restarts, so an observer
+	 * that sees every result of a host can tell a gap (a lost message)
+	 * from a quiet host. */
+	bool has_seq;
+	uint64_t seq;
 };
 
 int result_decode(const void *buf, size_t len, struct result *out, struct mu_err *err);
 int result_encode(const struct result *r, msgpack_sbuffer *out, struct mu_err *err);
+/* Re-encode the result body buf with "seq" set (into out, initialised by
+ * the caller): the agent's network process numbers results as it spools
+ * them. */
+int result_with_seq(const void *buf, size_t len, uint64_t seq, msgpack_sbuffer *out,
+    struct mu_err *err);
 
 enum event_kind { EV_ACCEPTED, EV_STARTED, EV_OUTPUT, EV_PROGRESS };
 

@@ -206,7 +206,8 @@ def result():
                      "raw": b"\x00\xff", "n": -3, "none": None},
             "exit_code": -1, "signal": 9, "module": "disk",
             "module_version": "1.2.3", "module_sha256": SHA_B,
-            "started_at": NOW, "finished_at": NOW + 1500, "agent_version": "0.1.0"}
+            "started_at": NOW, "finished_at": NOW + 1500, "agent_version": "0.1.0",
+            "seq": 4242}
 
 
 def event():

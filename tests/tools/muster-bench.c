@@ -14,6 +14,14 @@
  *         adds the runner process and the module.
  * Prints one line per measurement: name, p50, p90, p99 (ms) and p50 ratio
  * to the floor.
+ *
+ *	muster-bench -c OPERATOR.conf --fanout N [--kind ping|run]
+ *	    one job to every host (target all): prints "fanout KIND N got
+ *	    first_ms p50_ms last_ms job_id" (answers counted by distinct host).
+ *	muster-bench -c OPERATOR.conf --host H --throughput K [--kind ping|run]
+ *	    [--window W]
+ *	    K jobs to H with up to W (default 64) unanswered at a time: prints
+ *	    "throughput KIND K seconds jobs_per_s".
  */
 #include <getopt.h>
 #include <poll.h>
@@ -37,6 +45,13 @@ struct bench {
 	int n;
 	char want_topic[TOPIC_MAX];
 	bool got;
+	/* fan-out and throughput: answers counted by job id prefix */
+	char prefix[64];
+	size_t plen;
+	int answers;
+	uint64_t t0_us, *at_us;		/* fan-out: each answer's time */
+	int nat;
+	char (*hosts)[NAME_MAX_LEN + 1];	/* fan-out: who answered */
 };
 
 static void
@@ -46,15 +61,53 @@ die(const char *what)
 	exit(2);
 }
 
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A result of one of ours: R/results/<prefix...>/<host>.  Fan-out counts
+ * each host once (QoS 1 may deliver twice); throughput counts them all. */
+static void
+count_answer(struct bench *b, const char *topic)
+{
+	static const char pre[] = "muster/v1/results/";
+	const char *job = topic + sizeof(pre) - 1, *host;
+	int i;
+
+	if (strncmp(topic, pre, sizeof(pre) - 1) != 0 ||
+	    strncmp(job, b->prefix, b->plen) != 0 || (host = strchr(job, '/')) == NULL ||
+	    strchr(++host, '/') != NULL)
+		return;
+	if (b->hosts) {
+		for (i = 0; i < b->nat; i++)
+			if (strcmp(b->hosts[i], host) == 0)
+				return;
+		if (b->nat >= b->n)
+			return;
+		snprintf(b->hosts[b->nat], sizeof(b->hosts[0]), "%s", host);
+		b->at_us[b->nat++] = mono_us() - b->t0_us;
+	}
+	b->answers++;
+}
+
 /* Pump both sessions once (up to timeout ms). */
 static void
 pump(struct bench *b, int timeout)
 {
-	struct pollfd p[2] = { { bus_fd(b->op), POLLIN, 0 }, { bus_fd(b->echo), POLLIN, 0 } };
+	struct pollfd p[2] = { { bus_fd(b->op), POLLIN, 0 }, { -1, POLLIN, 0 } };
 	struct bus_event *ev;
 	char topic[TOPIC_MAX];
 
-	poll(p, 2, timeout);
+	if (b->echo)
+		p[1].fd = bus_fd(b->echo);
+	poll(p, b->echo ? 2 : 1, timeout);
+	if (b->echo == NULL)
+		goto op;
 	while ((ev = bus_next(b->echo)) != NULL) {
 		/* The echo host answers every message on its job topic. */
 		if (ev->type == BUS_MESSAGE &&
@@ -63,9 +116,12 @@ pump(struct bench *b, int timeout)
 			bus_publish(b->echo, topic, ev->payload, ev->len, 1, false, 0, NULL, NULL);
 		bus_event_free(ev);
 	}
+op:
 	while ((ev = bus_next(b->op)) != NULL) {
 		if (ev->type == BUS_MESSAGE && strcmp(ev->topic, b->want_topic) == 0)
 			b->got = true;
+		if (ev->type == BUS_MESSAGE && b->plen)
+			count_answer(b, ev->topic);
 		bus_event_free(ev);
 	}
 }
@@ -129,11 +185,18 @@ job_envelope(struct bench *b, enum job_kind kind, int i, msgpack_sbuffer *env,
 	struct job j;
 
 	memset(&j, 0, sizeof(j));
-	snprintf(id, idlen, "bench-%llu-%d", (unsigned long long)now_wall_ms(), i);
+	if (b->plen)
+		snprintf(id, idlen, "%.40s%d", b->prefix, i);
+	else
+		snprintf(id, idlen, "bench-%llu-%d", (unsigned long long)now_wall_ms(), i);
 	snprintf(j.id, sizeof(j.id), "%s", id);
 	j.kind = kind;
-	j.target.kind = TARGET_HOST;
-	snprintf(j.target.name, sizeof(j.target.name), "%s", b->host);
+	if (b->host == NULL)
+		j.target.kind = TARGET_ALL;
+	else {
+		j.target.kind = TARGET_HOST;
+		snprintf(j.target.name, sizeof(j.target.name), "%s", b->host);
+	}
 	j.issued_at = now_wall_ms();
 	j.not_after = j.issued_at + 60000;
 	aud_format(j.aud, sizeof(j.aud), TOPIC_ROOT_DEFAULT);
@@ -190,6 +253,77 @@ measure(struct bench *b, const char *name, enum job_kind kind, double floor_p50)
 	return p50;
 }
 
+static int
+cmp_u64s(const void *x, const void *y)
+{
+	return cmp_u64(x, y);
+}
+
+/* One job to every host; time each host's first answer. */
+static void
+fanout(struct bench *b, enum job_kind kind)
+{
+	char topic[TOPIC_MAX], id[64];
+	msgpack_sbuffer env;
+	uint64_t deadline, last_new;
+	int seen = -1;
+
+	snprintf(b->prefix, sizeof(b->prefix), "fan-%llu-", (unsigned long long)now_wall_ms());
+	b->plen = strlen(b->prefix);
+	b->at_us = calloc(b->n, sizeof(*b->at_us));
+	b->hosts = calloc(b->n, sizeof(*b->hosts));
+	if (b->at_us == NULL || b->hosts == NULL)
+		die("out of memory");
+	job_envelope(b, kind, 0, &env, id, sizeof(id));
+	topic_build(topic, sizeof(topic), "muster", TOPIC_ALL_JOBS, NULL, NULL);
+	b->t0_us = mono_us();
+	if (bus_publish(b->op, topic, env.data, env.size, 1, false, 0, NULL, NULL) != MU_OK)
+		die("publish");
+	msgpack_sbuffer_destroy(&env);
+	/* Until all N answered, or 60 s, or 10 s without a new answer. */
+	deadline = now_mono_ms() + 60000;
+	last_new = now_mono_ms();
+	while (b->nat < b->n && now_mono_ms() < deadline && now_mono_ms() - last_new < 10000) {
+		pump(b, 100);
+		if (b->nat != seen)
+			seen = b->nat, last_new = now_mono_ms();
+	}
+	qsort(b->at_us, b->nat, sizeof(uint64_t), cmp_u64s);
+	printf("fanout %s %d %d %.1f %.1f %.1f %s\n", kind == JOB_RUN ? "run" : "ping", b->n,
+	    b->nat, b->nat ? b->at_us[0] / 1000.0 : 0, b->nat ? b->at_us[b->nat / 2] / 1000.0 : 0,
+	    b->nat ? b->at_us[b->nat - 1] / 1000.0 : 0, id);
+}
+
+/* K jobs to one host, at most W unanswered at a time. */
+static void
+throughput(struct bench *b, enum job_kind kind, int k, int window)
+{
+	char topic[TOPIC_MAX], id[64];
+	msgpack_sbuffer env;
+	uint64_t t0, deadline;
+	int sent = 0;
+
+	snprintf(b->prefix, sizeof(b->prefix), "tp-%llu-", (unsigned long long)now_wall_ms());
+	b->plen = strlen(b->prefix);
+	topic_build(topic, sizeof(topic), "muster", TOPIC_HOST_JOBS, b->host, NULL);
+	t0 = mono_us();
+	deadline = now_mono_ms() + 300000;
+	while (b->answers < k && now_mono_ms() < deadline) {
+		while (sent < k && sent - b->answers < window) {
+			job_envelope(b, kind, sent++, &env, id, sizeof(id));
+			if (bus_publish(b->op, topic, env.data, env.size, 1, false, 0, NULL,
+			    NULL) != MU_OK)
+				die("publish");
+			msgpack_sbuffer_destroy(&env);
+		}
+		pump(b, 50);
+	}
+	if (b->answers < k)
+		die("throughput: not all answers within 300 s");
+	printf("throughput %s %d %.3f %.0f\n", kind == JOB_RUN ? "run" : "ping", k,
+	    (mono_us() - t0) / 1e6, k / ((mono_us() - t0) / 1e6));
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -199,10 +333,16 @@ main(int argc, char *argv[])
 		{ "echo-host", required_argument, NULL, 'E' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "module", required_argument, NULL, 'm' },
+		{ "fanout", required_argument, NULL, 'F' },
+		{ "throughput", required_argument, NULL, 'T' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "window", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int nfan = 0, ktp = 0, window = 64;
+	enum job_kind kind = JOB_PING;
 	struct bench b = { .n = 200, .module = "os.release" };
-	struct bus_opts o = { 0 };
+	struct bus_opts o = { .max_events = 65536 };
 	const char *conf = NULL, *ecert = NULL, *ekey = NULL;
 	char topic[TOPIC_MAX + 16], *t[1];
 	double floor_p50;
@@ -217,8 +357,38 @@ main(int argc, char *argv[])
 		case 'E': b.echo_host = optarg; break;
 		case 'H': b.host = optarg; break;
 		case 'm': b.module = optarg; break;
+		case 'F': nfan = atoi(optarg); break;
+		case 'T': ktp = atoi(optarg); break;
+		case 'w': window = atoi(optarg); break;
+		case 'k': kind = strcmp(optarg, "run") == 0 ? JOB_RUN : JOB_PING; break;
 		default: die("bad usage");
 		}
+	}
+	if (nfan > 0 || ktp > 0) {
+		if (!conf || (ktp > 0 && !b.host) || window < 1)
+			die("usage: muster-bench -c CONF --fanout N | --host H --throughput K "
+			    "[--kind ping|run] [--window W]");
+		config_ctl_defaults(&b.cfg);
+		if (config_ctl_load(&b.cfg, conf, NULL) != MU_OK ||
+		    sign_key_load_private(b.cfg.operator_key, &b.key, NULL) != MU_OK)
+			die("bad config or operator key");
+		o.broker = &b.cfg.broker, o.client_id = "bench-op", o.clean_start = true;
+		if (bus_new(&b.op, &o, NULL) != MU_OK || bus_connect(b.op, NULL) != MU_OK)
+			die("operator session");
+		wait_connected(&b, b.op);
+		snprintf(topic, sizeof(topic), "muster/v1/results/+/+");
+		subscribe(&b, topic);
+		if (nfan > 0) {
+			b.n = nfan;
+			b.host = NULL;
+			fanout(&b, kind);
+		} else
+			throughput(&b, kind, ktp, window);
+		bus_free(b.op);
+		sign_key_free(b.key);
+		free(b.at_us);
+		free(b.hosts);
+		return 0;
 	}
 	if (!conf || !ecert || !ekey || !b.echo_host || !b.host || b.n < 10)
 		die("usage: muster-bench -c CONF --echo-cert F --echo-key F --echo-host H "

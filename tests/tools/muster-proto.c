@@ -504,6 +504,8 @@ tj_result(struct jw *w, const union msg *m)
 	jw_uint(w, "started_at", x->started_at);
 	jw_uint(w, "finished_at", x->finished_at);
 	jw_str(w, "agent_version", x->agent_version);
+	if (x->has_seq)
+		jw_uint(w, "seq", x->seq);
 }
 
 static void
@@ -530,6 +532,8 @@ fj_result(struct jr *r, union msg *m)
 	jr_uint(r, "started_at", UINT64_MAX, &x->started_at);
 	jr_uint(r, "finished_at", UINT64_MAX, &x->finished_at);
 	jr_ident(r, "agent_version", x->agent_version, sizeof(x->agent_version));
+	x->has_seq = json_object_get(r->o, "seq") != NULL;
+	jr_uint(r, "seq", UINT64_MAX, &x->seq);
 }
 
 static void

@@ -260,6 +260,72 @@ test_spool_put_reopen_ack(void **state)
 	spool_close(&sp);
 }
 
+/* The seq (results' "seq") never goes back, also when every result was
+ * acknowledged before a restart: the newest stays as last-<seq>. */
+static void
+test_spool_seq_survives_empty(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char spooldir[128];
+
+	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_put(&sp, "job-a", "t/a", "A", 1, &err), MU_OK);
+	assert_int_equal(spool_put(&sp, "job-b", "t/b", "B", 1, &err), MU_OK);
+	/* Acked out of order: an older one just goes, the newest is kept. */
+	sp.head->next->token = 2;
+	spool_acked(&sp, 2);
+	assert_true(exists(spooldir, "last-00000000000000000002"));
+	assert_false(exists(spooldir, "00000000000000000002.res"));
+	sp.head->token = 1;
+	spool_acked(&sp, 1);
+	assert_false(exists(spooldir, "00000000000000000001.res"));
+	assert_true(exists(spooldir, "last-00000000000000000002"));
+	assert_int_equal(sp.count, 0);
+	spool_close(&sp);
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(sp.count, 0);
+	assert_int_equal(sp.next_seq, 3);
+	assert_int_equal(spool_put(&sp, "job-c", "t/c", "C", 1, &err), MU_OK);
+	sp.head->token = 3;
+	spool_acked(&sp, 3);
+	/* The mark moved on; the old one is gone. */
+	assert_true(exists(spooldir, "last-00000000000000000003"));
+	assert_false(exists(spooldir, "last-00000000000000000002"));
+	spool_close(&sp);
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(sp.next_seq, 4);
+	spool_close(&sp);
+}
+
+/* After a burst has expired, the seen-set gives its memory back. */
+static void
+test_seen_prune_shrinks(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char id[32];
+	int i;
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	for (i = 0; i < 1000; i++) {
+		snprintf(id, sizeof(id), "burst-%d", i);
+		assert_int_equal(seen_add(&s, id, NOW + 1000, &err), MU_OK);
+	}
+	assert_int_equal(seen_add(&s, "long", NOW + 3600000, &err), MU_OK);
+	assert_true(s.cap >= 1001);
+	seen_prune(&s, NOW + 1001 + CLOCK_SKEW_MS);
+	assert_int_equal(s.n, 1);
+	assert_true(s.cap <= 64);
+	assert_true(seen_has(&s, "long"));
+	assert_false(seen_has(&s, "burst-7"));
+	seen_close(&s);
+}
+
 static void
 test_spool_damaged_file(void **state)
 {
@@ -341,6 +407,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_seen_unwritable, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_spool_put_reopen_ack, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_seq_survives_empty, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_prune_shrinks, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_spool_damaged_file, dir_setup,
 		    dir_teardown),

@@ -478,6 +478,8 @@ test_result(void **state)
 	strcpy(r.module_sha256, SHA_A);
 	r.started_at = 10, r.finished_at = 20;
 	strcpy(r.agent_version, "0.1.0");
+	r.has_seq = true;
+	r.seq = UINT64_MAX;	/* the whole range survives a round trip */
 
 	msgpack_sbuffer_init(&sb);
 	assert_int_equal(result_encode(&r, &sb, &err), MU_OK);
@@ -497,9 +499,12 @@ test_result(void **state)
 	assert_string_equal(d.module_version, "1.0.2");
 	assert_int_equal(d.finished_at, 20);
 	assert_string_equal(d.agent_version, "0.1.0");
+	assert_true(d.has_seq);
+	assert_true(d.seq == UINT64_MAX);
 	wire_doc_free(&d.doc);
 
-	/* "unknown" kind only with rejected. */
+	/* "unknown" kind only with rejected; no seq, none decoded. */
+	r.has_seq = false;
 	r.kind = JOB_UNKNOWN;
 	msgpack_sbuffer_clear(&sb);
 	assert_int_equal(result_encode(&r, &sb, &err), MU_EINVAL);
@@ -510,6 +515,7 @@ test_result(void **state)
 	assert_int_equal(d.status, RS_REJECTED);
 	assert_int_equal(d.kind, JOB_UNKNOWN);
 	assert_memory_equal(d.reason.ptr, "bad signature", 13);
+	assert_false(d.has_seq);
 	wire_doc_free(&d.doc);
 
 	msgpack_unpacked_destroy(&up);
@@ -526,7 +532,7 @@ test_result_refusals(void **state)
 		{ "started_at", U, NULL, 1 }, { "finished_at", U, NULL, 2 },
 		{ "agent_version", S, "0.1", 0 },
 	};
-	struct kv bad[8];
+	struct kv bad[8], withseq[9];
 	msgpack_sbuffer sb;
 	struct mu_err err = { "" };
 	struct result r;
@@ -546,6 +552,13 @@ test_result_refusals(void **state)
 	pack_kvs(&sb, bad, 8, NULL);
 	assert_int_equal(result_decode(sb.data, sb.size, &r, &err), MU_EINVAL);
 	assert_non_null(strstr(err.msg, "'status'"));
+	/* seq is optional, but when present an unsigned integer. */
+	memcpy(withseq, res, sizeof(res));
+	withseq[8] = (struct kv){ "seq", S, "7", 0 };
+	msgpack_sbuffer_clear(&sb);
+	pack_kvs(&sb, withseq, 9, NULL);
+	assert_int_equal(result_decode(sb.data, sb.size, &r, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "seq"));
 	msgpack_sbuffer_destroy(&sb);
 }
 

@@ -47,8 +47,10 @@ schedule_reconnect(struct agent *a)
 
 	if (a->stopping || a->reconnect_timer)
 		return;
-	/* Jitter spreads a fleet's reconnects after a broker restart. */
-	delay = a->backoff_ms + jitter(a->backoff_ms / 2 + 1);
+	/* Jitter spreads a fleet's reconnects after a broker restart: each
+	 * wait is drawn from 50-150 % of the step, so agents that lost the
+	 * broker together do not come back together (the bench's storm). */
+	delay = a->backoff_ms / 2 + jitter(a->backoff_ms + 1);
 	a->backoff_ms = a->backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
 	    a->cfg.broker.retry_max_ms : a->backoff_ms * 2;
 	a->reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);

@@ -131,10 +131,11 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	/* Last: the filter holds for the exec'd program, not for us. */
 	if (s->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->filter) == -1)
 		child_fail(errfd, 127);
+	/* A script cannot run from a close-on-exec descriptor (its interpreter
+	 * is handed /dev/fd/N, gone by then): the path is the fallback. */
 	if (exec_fd != -1)
 		syscall(SYS_execveat, exec_fd, "", s->argv, s->envp, AT_EMPTY_PATH);
-	else
-		execve(s->path ? s->path : s->argv[0], s->argv, s->envp);
+	execve(s->path ? s->path : s->argv[0], s->argv, s->envp);
 	child_fail(errfd, 127);
 }
 

@@ -20,7 +20,7 @@ from muster_fixtures import (
 )
 
 HOST = "h1"
-LONG_BACKOFF = {"retry_min": "30s", "retry_max": "60s"}
+LONG_BACKOFF = {"retry_min": "60s", "retry_max": "120s"}
 AGENT_REACTS_S = 0.3	# poke -> the agent's TCP connect to the broker
 ONLINE_WITHIN_S = 1.0	# poke -> online again (the "within a second")
 

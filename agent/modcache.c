@@ -45,30 +45,11 @@ cache_path(const struct modsrc *m, char *buf, size_t len, const char *sha,
 	return n < 0 || (size_t)n >= len ? MU_EINVAL : MU_OK;
 }
 
-/* Write path atomically: a temporary file in the same folder, fsync,
- * rename.  The caller fsyncs the folder once after its renames. */
 static int
 write_atomic(const char *path, const void *buf, size_t len, struct mu_err *err)
 {
-	char tmp[CONF_PATH_MAX + 128];
-	int fd, n;
-
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return mu_errf(err, MU_EINVAL, "path too long: %s", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd == -1)
-		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
-	if (fchmod(fd, 0644) == -1 || write_full(fd, buf, len) != MU_OK || fsync(fd) == -1) {
-		close(fd);
-		unlink(tmp);
-		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
-	}
-	close(fd);
-	if (rename(tmp, path) == -1) {
-		unlink(tmp);
-		return mu_errf(err, MU_EIO, "rename %s: %s", path, strerror(errno));
-	}
+	if (write_file_atomic(path, buf, len, 0644) != MU_OK)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
 	return MU_OK;
 }
 

@@ -190,18 +190,13 @@ floor_get(struct agent *a)
 static void
 floor_set(struct agent *a, uint64_t published_at)
 {
-	char path[CONF_PATH_MAX + 32], tmp[CONF_PATH_MAX + 40], buf[32];
-	int fd, n;
+	char path[CONF_PATH_MAX + 32], buf[32];
+	int n;
 
 	snprintf(path, sizeof(path), "%s/release/floor", a->cfg.state_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", published_at);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd == -1 || write_full(fd, buf, (size_t)n) != MU_OK || fsync(fd) == -1 ||
-	    rename(tmp, path) == -1)
+	if (write_file_atomic(path, buf, (size_t)n, 0644) != MU_OK)
 		log_warnx("release: %s: %s", path, strerror(errno));
-	if (fd != -1)
-		close(fd);
 }
 
 /* Both artifacts are stored: the parent takes it from here. */
@@ -243,20 +238,12 @@ hand_on(struct agent *a)
 static int
 store(struct agent *a, const char *sha, const uint8_t *p, size_t len, struct mu_err *err)
 {
-	char path[CONF_PATH_MAX + 100], tmp[CONF_PATH_MAX + 110];
-	int fd, rc = MU_OK;
+	char path[CONF_PATH_MAX + 100];
 
 	snprintf(path, sizeof(path), "%s/release/%s", a->cfg.state_dir, sha);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd == -1 || write_full(fd, p, len) != MU_OK || fsync(fd) == -1 ||
-	    rename(tmp, path) == -1)
-		rc = mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	if (rc)
-		unlink(tmp);
-	return rc;
+	if (write_file_atomic(path, p, len, 0644) != MU_OK)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	return MU_OK;
 }
 
 static void

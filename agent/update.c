@@ -65,20 +65,9 @@ state_path(struct agent *a, const char *name, char *buf, size_t len)
 static int
 write_atomic(const char *path, const void *buf, size_t len, mode_t mode, struct mu_err *err)
 {
-	char tmp[PATH_MAX];
-	int fd, rc = MU_OK;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd == -1 || write_full(fd, buf, len) != MU_OK || fchmod(fd, mode) == -1 ||
-	    fsync(fd) == -1 || rename(tmp, path) == -1)
-		rc = mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	if (rc)
-		unlink(tmp);
-	return rc;
+	if (write_file_atomic(path, buf, len, mode) != MU_OK)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	return MU_OK;
 }
 
 /* "key=value" lines; value copied into out (size len), "" if absent. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -88,5 +89,32 @@ memfd_sealed_copy(const char *name, const void *buf, size_t len, int *out)
 		return MU_EIO;
 	}
 	*out = fd;
+	return MU_OK;
+}
+
+int
+write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char tmp[4096];
+	int fd, saved, n;
+
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return MU_EIO;
+	}
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd == -1)
+		return MU_EIO;
+	if (fchmod(fd, mode) == -1 || write_full(fd, buf, len) != MU_OK || fsync(fd) == -1 ||
+	    rename(tmp, path) == -1) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		return MU_EIO;
+	}
+	close(fd);
 	return MU_OK;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 /* Write all len bytes to a blocking fd, retrying on EINTR and short
  * writes.  MU_OK, or MU_EIO with errno set by the failing write(). */
@@ -36,5 +37,13 @@ int read_fd(int fd, uint64_t max, uint8_t **buf, size_t *len, struct stat *st);
  * with errno set.
  */
 int memfd_sealed_copy(const char *name, const void *buf, size_t len, int *out);
+
+/*
+ * Replace path with buf atomically: a temporary file next to it (mode),
+ * written, fsync()ed, renamed over path.  The caller fsyncs the folder if
+ * the rename itself must survive a crash.  MU_OK, or MU_EIO with errno
+ * set (the temporary file is removed).
+ */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
 #endif

@@ -4,6 +4,7 @@
  * sending side of the result spool.
  */
 #include "agent.h"
+#include "paho_idle.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #define MAX_IN_FLIGHT		64
 #define SESSION_MSG_MIN		(64u * 1024)	/* module pointers */
 #define SESSION_PACKET_SLACK	4096		/* topic, header, properties */
+#define SESSION_IDLE_MAX_MS	15000		/* Paho's longest idle wait */
 
 static void session_connect(struct agent *a);
 
@@ -610,8 +612,15 @@ session_stop(struct agent *a)
 int
 net_start(struct agent *a, struct mu_err *err)
 {
+	unsigned idle_ms = SESSION_IDLE_MAX_MS;
 	int rc;
 
+	/* Paho's threads sleep while the session is idle (paho_idle.h); a
+	 * quarter of the keepalive keeps its PINGREQ on time. */
+	if (a->cfg.broker.keepalive_ms > 0 && a->cfg.broker.keepalive_ms / 4 < idle_ms)
+		idle_ms = (unsigned)(a->cfg.broker.keepalive_ms / 4);
+	if (!paho_idle_enable(idle_ms))
+		log_debug("session: Paho keeps its 1 s timers (keepalive too short)");
 	/* One process (ROLE_BOTH) opened the spool already, for the journal. */
 	if (a->role == ROLE_NET && (rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK)
 		return rc;

@@ -21,6 +21,8 @@
 
 #include <MQTTAsync.h>
 
+#include "paho_idle.h"
+
 #define BUS_QUEUE_MAX_EVENTS	4096
 #define BUS_QUEUE_MAX_BYTES	(256u * 1024 * 1024)
 
@@ -31,9 +33,15 @@ struct bus {
 	bool retain_as_published;	/* on every subscription (MQTT 5) */
 	size_t max_events;		/* queue bound, BUS_QUEUE_MAX_EVENTS by default */
 	bool connected;			/* as last reported to the owner */
-	pthread_mutex_t lock;		/* guards the queue below */
+	pthread_mutex_t lock;		/* guards the queue and idle state below */
 	struct bus_event *head, *tail;
 	size_t nevents, nbytes;
+	/* Idle (paho_idle.h) = connected and nothing awaiting an ack.  A
+	 * completion Paho never reports leaves the session busy: Paho's own
+	 * timing, never a delayed write. */
+	bool settled;			/* connected, per Paho's callbacks */
+	unsigned inflight;		/* publishes/subscribes awaiting acks */
+	bool idle_held;			/* counted busy in paho_idle */
 	/* Connect options live as long as the bus: Paho reads them on every
 	 * attempt. */
 	char *uris[CONF_MAX_URIS];
@@ -123,11 +131,42 @@ bus_event_free(struct bus_event *ev)
 	free(ev);
 }
 
+/* ---- idle state (any thread) ------------------------------------------ */
+
+static void
+idle_update_locked(struct bus *b)
+{
+	bool busy = !b->settled || b->inflight > 0;
+
+	if (busy && !b->idle_held)
+		paho_idle_hold();
+	else if (!busy && b->idle_held)
+		paho_idle_release();
+	b->idle_held = busy;
+}
+
+/* settled: -1 leave as is, 0 not connected, 1 connected; acked: one
+ * publish or subscribe completed (< 0: one started, or failed to start). */
+static void
+idle_note(struct bus *b, int settled, int acked)
+{
+	pthread_mutex_lock(&b->lock);
+	if (settled >= 0)
+		b->settled = settled == 1;
+	if (acked < 0)
+		b->inflight++;
+	else if (acked > 0 && b->inflight > 0)
+		b->inflight--;
+	idle_update_locked(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* ---- Paho callbacks (Paho threads: copy and queue, nothing else) ------- */
 
 static void
 on_lost(void *ctx, char *cause)
 {
+	idle_note(ctx, 0, 0);
 	push_simple(ctx, BUS_LOST, 0, cause ? cause : "connection lost");
 	if (cause)
 		MQTTAsync_free(cause);
@@ -171,6 +210,7 @@ push_connected(struct bus *b, bool session_present)
 	ev->type = BUS_CONNECTED;
 	ev->session_present = session_present;
 	queue_push(b, ev, false);
+	idle_note(b, 1, 0);
 }
 
 static void
@@ -188,6 +228,7 @@ on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 static void
 on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 {
+	idle_note(ctx, 0, 0);
 	push_simple(ctx, BUS_CONNECT_FAILED, 0,
 	    r && r->message ? r->message : "connect failed");
 }
@@ -197,6 +238,7 @@ on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 {
 	char why[96];
 
+	idle_note(ctx, 0, 0);
 	snprintf(why, sizeof(why), "%s (reason %d)",
 	    r && r->message ? r->message : "connect failed", r ? (int)r->reasonCode : -1);
 	push_simple(ctx, BUS_CONNECT_FAILED, 0, why);
@@ -205,12 +247,14 @@ on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 static void
 on_pub_ok(void *ctx, MQTTAsync_successData *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_PUBLISHED, r ? r->token : 0, NULL);
 }
 
 static void
 on_pub_ok5(void *ctx, MQTTAsync_successData5 *r)
 {
+	idle_note(ctx, -1, 1);
 	/* MQTT 5: a PUBACK with a reason code >= 0x80 is a refusal (e.g. the
 	 * broker's ACL said no). */
 	if (r && r->reasonCode >= 0x80)
@@ -222,6 +266,7 @@ on_pub_ok5(void *ctx, MQTTAsync_successData5 *r)
 static void
 on_pub_fail(void *ctx, MQTTAsync_failureData *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_PUBLISH_FAILED, r ? r->token : 0,
 	    r && r->message ? r->message : "publish failed");
 }
@@ -229,6 +274,7 @@ on_pub_fail(void *ctx, MQTTAsync_failureData *r)
 static void
 on_pub_fail5(void *ctx, MQTTAsync_failureData5 *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_PUBLISH_FAILED, r ? r->token : 0,
 	    r && r->message ? r->message : "publish failed");
 }
@@ -236,24 +282,28 @@ on_pub_fail5(void *ctx, MQTTAsync_failureData5 *r)
 static void
 on_sub_ok(void *ctx, MQTTAsync_successData *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_SUBSCRIBED, r ? r->token : 0, NULL);
 }
 
 static void
 on_sub_ok5(void *ctx, MQTTAsync_successData5 *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_SUBSCRIBED, r ? r->token : 0, NULL);
 }
 
 static void
 on_sub_fail(void *ctx, MQTTAsync_failureData *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_SUBSCRIBE_FAILED, r ? r->token : 0, "subscribe failed");
 }
 
 static void
 on_sub_fail5(void *ctx, MQTTAsync_failureData5 *r)
 {
+	idle_note(ctx, -1, 1);
 	push_simple(ctx, BUS_SUBSCRIBE_FAILED, r ? r->token : 0, "subscribe failed");
 }
 
@@ -352,6 +402,7 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	pthread_mutex_init(&b->lock, NULL);
+	idle_note(b, 0, 0);		/* busy until connected */
 	b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	b->mqtt_version = o->broker->protocol == 4 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
 	b->retain_as_published = o->retain_as_published;
@@ -394,6 +445,8 @@ bus_free(struct bus *b)
 			bus_disconnect(b, 0);
 		MQTTAsync_destroy(&b->client);
 	}
+	if (b->idle_held)		/* no Paho thread calls back any more */
+		paho_idle_release();
 	while ((ev = bus_next(b)) != NULL)
 		bus_event_free(ev);
 	MQTTProperties_free(&b->connect_props);
@@ -465,10 +518,13 @@ bus_publish(struct bus *b, const char *topic, const void *payload, size_t len,
 	    add_uint_prop(&msg.properties, MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL,
 	    expiry_s) != MU_OK)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
+	idle_note(b, -1, -1);		/* before Paho can ack it */
 	rc = MQTTAsync_sendMessage(b->client, topic, &msg, &ro);
 	MQTTProperties_free(&msg.properties);
-	if (rc != MQTTASYNC_SUCCESS)
+	if (rc != MQTTASYNC_SUCCESS) {
+		idle_note(b, -1, 1);
 		return mu_errf(err, MU_EIO, "publish to %s: %s", topic, MQTTAsync_strerror(rc));
+	}
 	if (token)
 		*token = ro.token;
 	return MU_OK;
@@ -496,9 +552,12 @@ bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
 		ro.subscribeOptionsList = so;
 		ro.subscribeOptionsCount = ntopics;
 	}
+	idle_note(b, -1, -1);
 	rc = MQTTAsync_subscribeMany(b->client, ntopics, topics, qoss, &ro);
-	if (rc != MQTTASYNC_SUCCESS)
+	if (rc != MQTTASYNC_SUCCESS) {
+		idle_note(b, -1, 1);
 		return mu_errf(err, MU_EIO, "subscribe: %s", MQTTAsync_strerror(rc));
+	}
 	return MU_OK;
 }
 
@@ -565,6 +624,7 @@ bus_disconnect(struct bus *b, int timeout_ms)
 
 	opt->timeout = timeout_ms;
 	b->connected = false;
+	idle_note(b, 0, 0);		/* Paho times the disconnect */
 	return MQTTAsync_disconnect(b->client, opt) == MQTTASYNC_SUCCESS ? MU_OK : MU_EIO;
 }
 

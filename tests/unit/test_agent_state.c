@@ -318,11 +318,24 @@ test_seen_prune_shrinks(void **state)
 	}
 	assert_int_equal(seen_add(&s, "long", NOW + 3600000, &err), MU_OK);
 	assert_true(s.cap >= 1001);
+	/* Every id is found after the table grew; others are not. */
+	for (i = 0; i < 1000; i++) {
+		snprintf(id, sizeof(id), "burst-%d", i);
+		assert_true(seen_has(&s, id));
+		snprintf(id, sizeof(id), "other-%d", i);
+		assert_false(seen_has(&s, id));
+	}
 	seen_prune(&s, NOW + 1001 + CLOCK_SKEW_MS);
 	assert_int_equal(s.n, 1);
 	assert_true(s.cap <= 64);
 	assert_true(seen_has(&s, "long"));
 	assert_false(seen_has(&s, "burst-7"));
+	seen_close(&s);
+	/* The ids live on disk only: the compacted file still names "long". */
+	assert_int_equal(seen_open(&s, d->path, NOW + 2000 + CLOCK_SKEW_MS, &err), MU_OK);
+	assert_int_equal(s.n, 1);
+	assert_true(seen_has(&s, "long"));
+	assert_false(seen_has(&s, "burst-999"));
 	seen_close(&s);
 }
 

@@ -42,19 +42,35 @@ reconnect_fired(struct loop *l, uint64_t id, void *arg)
 	session_connect(a);
 }
 
+/* The next wait of the back-off: drawn from 50-150 % of the step, so
+ * agents that keep failing together do not retry together. */
+static uint64_t
+backoff_next(struct agent *a)
+{
+	uint64_t delay = a->backoff_ms / 2 + jitter(a->backoff_ms + 1);
+
+	a->backoff_ms = a->backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
+	    a->cfg.broker.retry_max_ms : a->backoff_ms * 2;
+	return delay;
+}
+
+/*
+ * After a failed attempt: the back-off.  After a session that was up is
+ * lost (lost = true), the whole fleet may have lost the broker at the same
+ * instant (a restart) and would all retry within the same second: the
+ * first wait gets a random 0..reconnect_splay more (the bench's storm).
+ * The wake port still reconnects at once.
+ */
 static void
-schedule_reconnect(struct agent *a)
+schedule_reconnect(struct agent *a, bool lost)
 {
 	uint64_t delay;
 
 	if (a->stopping || a->reconnect_timer)
 		return;
-	/* Jitter spreads a fleet's reconnects after a broker restart: each
-	 * wait is drawn from 50-150 % of the step, so agents that lost the
-	 * broker together do not come back together (the bench's storm). */
-	delay = a->backoff_ms / 2 + jitter(a->backoff_ms + 1);
-	a->backoff_ms = a->backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
-	    a->cfg.broker.retry_max_ms : a->backoff_ms * 2;
+	delay = backoff_next(a);
+	if (lost && a->cfg.broker.reconnect_splay_ms > 0)
+		delay += jitter(a->cfg.broker.reconnect_splay_ms + 1);
 	a->reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);
 	log_info("reconnecting in %.1f s", delay / 1000.0);
 }
@@ -68,7 +84,7 @@ session_connect(struct agent *a)
 		return;
 	if (bus_connect(a->bus, &err) != MU_OK) {
 		log_warnx("%s", err.msg);
-		schedule_reconnect(a);
+		schedule_reconnect(a, false);
 		return;
 	}
 	a->connecting = true;
@@ -352,7 +368,7 @@ on_disconnected(struct agent *a, const struct bus_event *ev)
 	a->connecting = false;
 	log_warnx("%s: %s", ev->type == BUS_LOST ? "connection lost" : "connect failed",
 	    ev->reason);
-	schedule_reconnect(a);
+	schedule_reconnect(a, ev->type == BUS_LOST);
 }
 
 /* Module topics carry retained pointers and artifacts; a job never comes

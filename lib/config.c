@@ -586,6 +586,7 @@ static const struct conf_key broker_keys[] = {
 	KEY("keepalive", set_keepalive, struct broker_config, keepalive_ms),
 	KEY("retry_min", set_duration, struct broker_config, retry_min_ms),
 	KEY("retry_max", set_duration, struct broker_config, retry_max_ms),
+	KEY("reconnect_splay", set_duration, struct broker_config, reconnect_splay_ms),
 	KEY("topic_root", set_topic_root, struct broker_config, topic_root),
 	KEY_END
 };
@@ -989,6 +990,7 @@ broker_defaults(struct broker_config *b)
 	b->keepalive_ms = 30 * 1000;
 	b->retry_min_ms = 500;
 	b->retry_max_ms = 60 * 1000;
+	b->reconnect_splay_ms = 5 * 1000;
 	copy_str(b->topic_root, sizeof(b->topic_root), TOPIC_ROOT_DEFAULT);
 }
 

@@ -51,6 +51,8 @@ struct broker_config {
 	uint64_t keepalive_ms;	/* default 30s */
 	uint64_t retry_min_ms;	/* reconnect back-off: first wait, default 500ms */
 	uint64_t retry_max_ms;	/* ... and its cap, default 60s */
+	uint64_t reconnect_splay_ms;	/* musterd: first retry after a lost
+					 * session in 0..this, default 5s */
 	char topic_root[NAME_MAX_LEN + 1];	/* default "muster" */
 };
 

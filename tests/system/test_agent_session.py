@@ -3,6 +3,7 @@ fail-over between broker URIs, the local module folder's file checks, and
 systemd's notify protocol (READY, WATCHDOG, STOPPING) over a real
 NOTIFY_SOCKET."""
 import os
+import re
 import socket
 import time
 
@@ -10,7 +11,7 @@ import pytest
 
 from muster_fixtures import (
     assert_no_sanitizer_reports, free_port, install_modules, new_job, run_job,
-    start_fresh,
+    start_fresh, wait_until,
 )
 
 
@@ -109,3 +110,38 @@ def test_sd_notify(agents, monkeypatch, tmp_path):
         pass
     assert b"STOPPING=1" in rest, rest
     sock.close()
+
+
+def first_waits_after_loss(agents, broker, splay: str, losses: int) -> list[float]:
+    """The first "reconnecting in" of each lost session (broker restarts)."""
+    a = agents("h1", extra={"broker": {
+        "retry_min": "100ms", "retry_max": "500ms", "reconnect_splay": splay}})
+    start_fresh(a)
+    waits = []
+    for _ in range(losses):
+        mark = len(a.log())
+        broker.restart()
+        m = wait_until(lambda: re.search(r"connection lost.*\n(?:.*\n)*?.*"
+                                         r"reconnecting in ([\d.]+) s",
+                                         a.log()[mark:]), 10,
+                       what="the agent to notice the restart")
+        waits.append(float(m.group(1)))
+        wait_until(lambda: "connected to the broker" in a.log()[mark:], 15,
+                   what="the agent back")
+    a.stop()
+    return waits
+
+
+def test_reconnect_splay_spreads_the_first_wait(agents, broker):
+    """After a lost session the first wait is the back-off step (50-150 % of
+    retry_min: 0.05-0.15 s) plus a random 0..reconnect_splay, so a fleet
+    that lost its broker together does not come back in the same second;
+    with 0 it is the back-off alone."""
+    spread = first_waits_after_loss(agents, broker, "2s", 4)
+    plain = first_waits_after_loss(agents, broker, "0", 3)
+    print(f"\nfirst waits, splay 2 s: {spread}; splay 0: {plain}")
+    # (The log rounds to 0.1 s.)
+    assert all(0.0 <= w <= 2.2 for w in spread), spread
+    # Four draws all below 0.3 s: odds about (0.15 / 2)^4, 3e-5.
+    assert max(spread) > 0.3, spread
+    assert all(0.0 <= w <= 0.2 for w in plain), plain

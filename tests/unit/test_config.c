@@ -267,10 +267,12 @@ test_agent_retry(void **state)
 	config_agent_defaults(&c);
 	assert_int_equal(c.broker.retry_min_ms, 500);
 	assert_int_equal(c.broker.retry_max_ms, 60000);
-	assert_int_equal(load_agent("[broker]\nretry_min = 20s\nretry_max = 2m\n", &c, &err,
-	    NULL, 0), MU_OK);
+	assert_int_equal(c.broker.reconnect_splay_ms, 5000);
+	assert_int_equal(load_agent("[broker]\nretry_min = 20s\nretry_max = 2m\n"
+	    "reconnect_splay = 0\n", &c, &err, NULL, 0), MU_OK);
 	assert_int_equal(c.broker.retry_min_ms, 20000);
 	assert_int_equal(c.broker.retry_max_ms, 120000);
+	assert_int_equal(c.broker.reconnect_splay_ms, 0);
 	assert_int_equal(load_agent("[broker]\nretry_max = soon\n", &c, &err, NULL, 0),
 	    MU_EINVAL);
 	assert_non_null(strstr(err.msg, "[broker] retry_max"));

@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -497,16 +496,6 @@ artifact_message(struct agent *a, const char *sha, const uint8_t *p, size_t len)
 }
 
 /* ---- prefetch ------------------------------------------------------------ */
-
-static uint64_t
-random_below(uint64_t max)
-{
-	uint64_t r = 0;
-
-	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		return 0;
-	return r % max;
-}
 
 static void
 prefetch_fired(struct loop *l, uint64_t id, void *arg)

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -401,16 +400,6 @@ jitter_fired(struct loop *l, uint64_t id, void *arg)
 	(void)l, (void)id;
 	a->rel.jitter_timer = 0;
 	fetch_open(a);
-}
-
-static uint64_t
-random_below(uint64_t max)
-{
-	uint64_t r = 0;
-
-	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		return 0;
-	return r % max;
 }
 
 /* ---- looking at the channel --------------------------------------------------- */

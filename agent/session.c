@@ -5,12 +5,12 @@
  */
 #include "agent.h"
 #include "paho_idle.h"
+#include "util.h"
 
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #define FLUSH_INTERVAL_MS	5000
@@ -21,16 +21,6 @@
 #define SESSION_IDLE_MAX_MS	15000		/* Paho's longest idle wait */
 
 static void session_connect(struct agent *a);
-
-static uint64_t
-jitter(uint64_t max)
-{
-	uint64_t r = 0;
-
-	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		return 0;
-	return r % max;
-}
 
 static void
 reconnect_fired(struct loop *l, uint64_t id, void *arg)
@@ -47,7 +37,7 @@ reconnect_fired(struct loop *l, uint64_t id, void *arg)
 static uint64_t
 backoff_next(struct agent *a)
 {
-	uint64_t delay = a->backoff_ms / 2 + jitter(a->backoff_ms + 1);
+	uint64_t delay = a->backoff_ms / 2 + random_below(a->backoff_ms + 1);
 
 	a->backoff_ms = a->backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
 	    a->cfg.broker.retry_max_ms : a->backoff_ms * 2;
@@ -70,7 +60,7 @@ schedule_reconnect(struct agent *a, bool lost)
 		return;
 	delay = backoff_next(a);
 	if (lost && a->cfg.broker.reconnect_splay_ms > 0)
-		delay += jitter(a->cfg.broker.reconnect_splay_ms + 1);
+		delay += random_below(a->cfg.broker.reconnect_splay_ms + 1);
 	a->reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);
 	log_info("reconnecting in %.1f s", delay / 1000.0);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -117,4 +118,14 @@ write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 	}
 	close(fd);
 	return MU_OK;
+}
+
+uint64_t
+random_below(uint64_t max)
+{
+	uint64_t r = 0;
+
+	if (max == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		return 0;
+	return r % max;
 }

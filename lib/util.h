@@ -46,4 +46,9 @@ int memfd_sealed_copy(const char *name, const void *buf, size_t len, int *out);
  */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
+/* A random number in 0..max-1 for spreading timers (jitter, splay,
+ * prefetch delays): not for secrets.  0 when max is 0 or no randomness is
+ * to be had without blocking. */
+uint64_t random_below(uint64_t max);
+
 #endif

@@ -46,6 +46,13 @@ struct bus {
 	 * attempt. */
 	char *uris[CONF_MAX_URIS];
 	int nuris;
+	/* Paho is given one URI per attempt, never the list: with a list, a
+	 * session lost on any but the last URI makes Paho connect to the next
+	 * one on its own, and that connect reports to no callback (the owner
+	 * would wait for it forever).  The owner's thread walks the list
+	 * instead (bus_next()).  Owner thread only. */
+	int uri_cur;			/* URI of the current or last attempt */
+	int uri_tried;			/* attempts in this round */
 	MQTTAsync_SSLOptions ssl;
 	MQTTAsync_willOptions will;
 	char *will_topic;		/* owned copies: Paho reads the will */
@@ -95,8 +102,8 @@ push_simple(struct bus *b, enum bus_event_type type, int token, const char *reas
 	queue_push(b, ev, false);
 }
 
-struct bus_event *
-bus_next(struct bus *b)
+static struct bus_event *
+queue_pop(struct bus *b)
 {
 	struct bus_event *ev;
 	uint64_t n;
@@ -114,10 +121,38 @@ bus_next(struct bus *b)
 		/* EAGAIN: already clear */
 	}
 	pthread_mutex_unlock(&b->lock);
+	return ev;
+}
+
+static int
+connect_attempt(struct bus *b)
+{
+	b->conn.serverURIs = &b->uris[b->uri_cur];
+	return MQTTAsync_connect(b->client, &b->conn);
+}
+
+struct bus_event *
+bus_next(struct bus *b)
+{
+	struct bus_event *ev;
+
+	while ((ev = queue_pop(b)) != NULL && ev->type == BUS_CONNECT_FAILED &&
+	    b->uri_tried < b->nuris) {
+		/* One attempt walks the list, as Paho's own list would. */
+		b->uri_cur = (b->uri_cur + 1) % b->nuris;
+		b->uri_tried++;
+		if (connect_attempt(b) != MQTTASYNC_SUCCESS)
+			break;
+		bus_event_free(ev);
+	}
 	if (ev && ev->type == BUS_CONNECTED)
 		b->connected = true;
-	else if (ev && (ev->type == BUS_LOST || ev->type == BUS_CONNECT_FAILED))
+	else if (ev && (ev->type == BUS_LOST || ev->type == BUS_CONNECT_FAILED)) {
 		b->connected = false;
+		/* The next attempt starts with the next URI: a lost cluster
+		 * node is not the first one tried again. */
+		b->uri_cur = (b->uri_cur + 1) % b->nuris;
+	}
 	return ev;
 }
 
@@ -347,8 +382,8 @@ conn_options(struct bus *b, const struct bus_opts *o, struct mu_err *err)
 	b->conn.keepAliveInterval = (int)(o->broker->keepalive_ms / 1000);
 	b->conn.connectTimeout = 10;
 	b->conn.automaticReconnect = 0;
-	b->conn.serverURIs = b->uris;
-	b->conn.serverURIcount = b->nuris;
+	b->conn.serverURIs = &b->uris[0];
+	b->conn.serverURIcount = 1;
 	b->conn.context = b;
 	conn_ssl(b, o->broker);
 	b->conn.ssl = &b->ssl;
@@ -364,6 +399,10 @@ conn_options(struct bus *b, const struct bus_opts *o, struct mu_err *err)
 			return mu_errf(err, MU_ENOMEM, "out of memory");
 		b->conn.connectProperties = &b->connect_props;
 	} else {
+		/* Exactly 3.1.1: with Paho's default (0) a lost connection makes
+		 * Paho retry on its own with 3.1, a connect nobody asked for whose
+		 * outcome no callback reports (seen on a RabbitMQ node loss). */
+		b->conn.MQTTVersion = MQTTVERSION_3_1_1;
 		b->conn.cleansession = o->clean_start;
 		b->conn.onSuccess = on_connect_ok;
 		b->conn.onFailure = on_connect_fail;
@@ -476,8 +515,10 @@ bus_connected(const struct bus *b)
 int
 bus_connect(struct bus *b, struct mu_err *err)
 {
-	int rc = MQTTAsync_connect(b->client, &b->conn);
+	int rc;
 
+	b->uri_tried = 1;
+	rc = connect_attempt(b);
 	if (rc != MQTTASYNC_SUCCESS)
 		return mu_errf(err, MU_EIO, "connect: %s", MQTTAsync_strerror(rc));
 	return MU_OK;

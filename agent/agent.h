@@ -285,6 +285,31 @@ struct pending {
 	struct pending *next;
 };
 
+/*
+ * run_as users resolved for runners (run.c): getpwnam() and getgrouplist()
+ * read /etc/nsswitch.conf, /etc/passwd, /etc/group and probe systemd's
+ * userdb on every call, a sizeable share of a run's start.  An entry is
+ * used while /etc/passwd and /etc/group are unchanged and for at most
+ * USER_CACHE_TTL_MS (other NSS sources); a reload (SIGHUP) empties it.
+ */
+#define USER_CACHE_SLOTS	8
+#define USER_CACHE_TTL_MS	60000
+
+struct user_cache_entry {
+	char name[CONF_USER_MAX + 1];	/* "" = free */
+	uint64_t resolved_at;		/* monotonic ms */
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[SPAWN_MAX_GROUPS];
+	int ngroups;
+};
+
+struct user_cache {
+	struct user_cache_entry e[USER_CACHE_SLOTS];
+	unsigned next;			/* slot to replace */
+	char files[128];		/* identity of /etc/passwd and /etc/group */
+};
+
 /* ---- the agent ---------------------------------------------------------- */
 
 struct agent {
@@ -327,6 +352,7 @@ struct agent {
 	struct sock_fprog runner_filter;	/* owned */
 	bool confined;
 	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
+	struct user_cache users;	/* run_as lookups (above) */
 	/* Privilege separation (priv.c, DESIGN §8). */
 	enum agent_role role;
 	struct chan to_net;		/* parent's end of the socketpair */
@@ -397,6 +423,8 @@ void run_interrupt_all(struct agent *a);
  * network process is asked again for what the old one did not answer. */
 void run_module_answer(struct agent *a, const struct priv_msg *m);
 void run_net_restarted(struct agent *a);
+/* Forget the resolved run_as users (reload: users or policy may differ). */
+void run_users_forget(struct agent *a);
 
 /* priv.c: the two processes and the messages between them */
 int priv_start(struct agent *a, struct mu_err *err);

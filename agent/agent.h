@@ -40,17 +40,37 @@ struct seen_entry {
 	uint64_t not_after;
 };
 
+/* A run job accepted and not yet answered: the journal (seen.c). */
+struct seen_run {
+	char id[JOBID_MAX_LEN + 1];
+	char module[NAME_MAX_LEN + 1];
+	uint64_t not_after;
+};
+
 struct seen_set {
 	struct seen_entry *entries;	/* owned */
 	size_t n, cap;
+	struct seen_run *runs;		/* owned; few: the unanswered runs */
+	size_t nruns, capruns;
 	int fd;				/* append log state_dir/seen, owned */
 	char path[CONF_PATH_MAX + 16];
+	char dir[CONF_PATH_MAX];	/* state_dir, fsync'ed after a rewrite */
 };
 
 int seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms,
     struct mu_err *err);
 bool seen_has(const struct seen_set *s, const char *id);
-int seen_add(struct seen_set *s, const char *id, uint64_t not_after, struct mu_err *err);
+/* Record an accepted id, durably (fdatasync) before anything acts on it.
+ * run_module != NULL: a run job, journaled in the same line until
+ * seen_run_done(); a restart answers it "interrupted" (intake.c). */
+int seen_add(struct seen_set *s, const char *id, uint64_t not_after,
+    const char *run_module, struct mu_err *err);
+/* The same for an id recorded already (a journal file of an older
+ * version, intake.c). */
+int seen_mark_run(struct seen_set *s, const char *id, uint64_t not_after,
+    const char *module, struct mu_err *err);
+/* The run's one result is spooled: its journal mark goes (durably). */
+int seen_run_done(struct seen_set *s, const char *id, struct mu_err *err);
 void seen_prune(struct seen_set *s, uint64_t now_ms);
 void seen_close(struct seen_set *s);
 
@@ -70,7 +90,7 @@ struct spooled {
 
 struct spool {
 	char dir[CONF_PATH_MAX + 16];		/* state_dir/spool */
-	char journal[CONF_PATH_MAX + 16];	/* state_dir/running */
+	char journal[CONF_PATH_MAX + 16];	/* state_dir/running (before) */
 	struct spooled *head, *tail;		/* in seq order, owned */
 	/* The next result's seq: spool file names and the results' "seq"
 	 * field both count with it.  It survives restarts: the newest
@@ -89,10 +109,9 @@ bool spool_has_job(const struct spool *sp, const char *job);
 void spool_acked(struct spool *sp, int token);
 void spool_close(struct spool *sp);
 
-/* The journal of accepted, unfinished jobs: state_dir/running/<id> holds the
- * job body, so a restart can answer each with one "interrupted" result. */
-int journal_add(struct spool *sp, const char *id, const void *body, size_t len,
-    struct mu_err *err);
+/* Before the journal moved into the seen-set, state_dir/running/job-<id>
+ * held each unfinished job's body; a start after an upgrade moves what it
+ * finds there into the seen-set (intake.c), then removes the file. */
 void journal_remove(struct spool *sp, const char *id);
 
 /* ---- runs (run.c) ------------------------------------------------------- */

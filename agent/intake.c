@@ -300,7 +300,8 @@ answer_cancel(struct agent *a, const struct job *j)
 	run_cancel(a, r);
 }
 
-/* A run job: the journal entry comes first, so a restart reports it. */
+/* A run job, journaled with its id already (seen_add), so a restart
+ * reports it. */
 static void
 start_run(struct agent *a, struct job *j, const struct job_envelope *env,
     const struct policy_verdict *v)
@@ -320,13 +321,11 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env,
 		    v->rule && v->rule->run_as[0] ? v->rule->run_as : a->cfg.run_as);
 	r->timeout_cap_ms = v->rule ? v->rule->timeout_cap_ms : 0;
 	/* Decode again from our own copy: the envelope's buffer goes away. */
-	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK ||
-	    journal_add(&a->spool, j->id, r->body, r->body_len, &err) != MU_OK) {
+	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK) {
 		log_warnx("job %s: %s", j->id, err.msg);
-		wire_doc_free(&r->job.doc);	/* live when only journal_add failed */
 		free(r->body);
 		free(r);
-		answer(a, j, RS_ERROR, "agent could not journal the job", NULL);
+		answer(a, j, RS_ERROR, "agent could not decode its copy of the job", NULL);
 		return;
 	}
 	run_submit(a, r);
@@ -416,7 +415,8 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
 		snprintf(reason, sizeof(reason), "%s", why);
 		reject(a, &j, reason);
-	} else if (seen_add(&a->seen, j.id, j.not_after, &err) != MU_OK) {
+	} else if (seen_add(&a->seen, j.id, j.not_after, j.kind == JOB_RUN ? j.module : NULL,
+	    &err) != MU_OK) {
 		log_err("job %s: %s", j.id, err.msg);
 		answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
 	} else {
@@ -433,12 +433,14 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 
 /* ---- after a restart -------------------------------------------------- */
 
+/* A journal file of an older version: its run moves into the seen-set's
+ * journal (durably) before the file goes, so a crash in between loses
+ * neither. */
 static void
-interrupted_one(struct agent *a, const char *path, const char *name)
+legacy_one(struct agent *a, const char *path, const char *name)
 {
 	uint8_t buf[WIRE_MAX_BODY];
 	struct mu_err err;
-	struct result r;
 	struct job j;
 	ssize_t n;
 	FILE *f;
@@ -452,21 +454,15 @@ interrupted_one(struct agent *a, const char *path, const char *name)
 		remove(path);
 		return;
 	}
-	/* A result already spooled means the job finished; only the journal
-	 * clean-up was cut off. */
-	if (!spool_has_job(&a->spool, j.id)) {
-		result_init(a, &r, &j, RS_INTERRUPTED);
-		r.reason = (struct wire_str){ "the agent restarted while the job ran", 37 };
-		result_submit(a, &r);
-		log_notice("job %s: interrupted by an agent restart", j.id);
-	} else
+	if (seen_mark_run(&a->seen, j.id, j.not_after, j.module, &err) == MU_OK)
 		journal_remove(&a->spool, j.id);
-	/* Otherwise the journal entry goes once the result is spooled. */
+	else
+		log_warnx("journal: %s: %s", name, err.msg);
 	wire_doc_free(&j.doc);
 }
 
-void
-intake_interrupted(struct agent *a)
+static void
+legacy_journal(struct agent *a)
 {
 	char path[sizeof(a->spool.journal) + 256];
 	struct dirent *de;
@@ -478,7 +474,43 @@ intake_interrupted(struct agent *a)
 		if (strncmp(de->d_name, "job-", 4) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", a->spool.journal, de->d_name);
-		interrupted_one(a, path, de->d_name);
+		legacy_one(a, path, de->d_name);
 	}
 	closedir(d);
+}
+
+static void
+interrupted_one(struct agent *a, const struct seen_run *run)
+{
+	struct mu_err err;
+	struct result r;
+	struct job j;
+
+	/* A result already spooled means the job finished; only its done
+	 * mark was cut off. */
+	if (spool_has_job(&a->spool, run->id)) {
+		if (seen_run_done(&a->seen, run->id, &err) != MU_OK)
+			log_warnx("journal: %s", err.msg);
+		return;
+	}
+	memset(&j, 0, sizeof(j));
+	snprintf(j.id, sizeof(j.id), "%s", run->id);
+	snprintf(j.module, sizeof(j.module), "%s", run->module);
+	j.kind = JOB_RUN;
+	result_init(a, &r, &j, RS_INTERRUPTED);
+	r.reason = (struct wire_str){ "the agent restarted while the job ran", 37 };
+	/* Its done mark comes once the result is spooled. */
+	result_submit(a, &r);
+	log_notice("job %s: interrupted by an agent restart", j.id);
+}
+
+void
+intake_interrupted(struct agent *a)
+{
+	size_t i;
+
+	legacy_journal(a);
+	/* Backwards: a run marked done is replaced by the last one. */
+	for (i = a->seen.nruns; i-- > 0;)
+		interrupted_one(a, &a->seen.runs[i]);
 }

@@ -6,6 +6,16 @@
  * On disk: state_dir/seen, one "id not_after\n" line per accepted job,
  * appended and fdatasync'ed before the job runs; compacted on open and on
  * prune.
+ *
+ * The same file is the journal of run jobs (DESIGN §3: a job running at
+ * a crash is answered "interrupted" on the next start, once).  A run is
+ * accepted with "id not_after run MODULE\n" - one line, one fdatasync, for
+ * both "never run twice" and "answered after a crash" - and its result,
+ * once spooled, adds "id not_after done\n" (fdatasync'ed too, so a restart
+ * can never answer a run whose result may already be acknowledged and
+ * gone from the spool).  A run without its done line is unanswered: kept
+ * past its not_after and through every compaction until it is done.
+ * (Older versions read the first two fields only: the file stays theirs.)
  */
 #include "agent.h"
 
@@ -42,27 +52,112 @@ entry_append(struct seen_set *s, const char *id, uint64_t not_after)
 	return MU_OK;
 }
 
+static struct seen_run *
+pending_find(struct seen_set *s, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nruns; i++)
+		if (strcmp(s->runs[i].id, id) == 0)
+			return &s->runs[i];
+	return NULL;
+}
+
+static int
+pending_add(struct seen_set *s, const char *id, uint64_t not_after, const char *module)
+{
+	struct seen_run *r;
+
+	if (pending_find(s, id) != NULL)
+		return MU_OK;
+	if (s->nruns == s->capruns) {
+		size_t cap = s->capruns ? s->capruns * 2 : 8;
+
+		if ((r = reallocarray(s->runs, cap, sizeof(*r))) == NULL)
+			return MU_ENOMEM;
+		s->runs = r, s->capruns = cap;
+	}
+	r = &s->runs[s->nruns++];
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->module, sizeof(r->module), "%s", module);
+	r->not_after = not_after;
+	return MU_OK;
+}
+
+static void
+pending_drop(struct seen_set *s, const char *id)
+{
+	struct seen_run *r = pending_find(s, id);
+
+	if (r != NULL)
+		*r = s->runs[--s->nruns];
+}
+
+/* One line: "id not_after", then "run MODULE" or "done" (see above). */
+static void
+load_line(struct seen_set *s, const char *line, uint64_t now_ms)
+{
+	char id[JOBID_MAX_LEN + 2], tag[8], module[NAME_MAX_LEN + 2];
+	struct seen_entry e;
+	uint64_t not_after;
+	int n;
+
+	/* A torn last line (crash mid-append) is simply skipped; so is a
+	 * torn tag, which leaves the line a plain "id not_after" at most
+	 * (the run's result is then not yet spooled: nothing ran). */
+	n = sscanf(line, "%65s %" SCNu64 " %7s %64s", id, &not_after, tag, module);
+	if (n < 2 || !jobid_valid(id) || strchr(line, '\n') == NULL)
+		return;
+	if (n == 4 && strcmp(tag, "run") == 0 && name_valid(module))
+		pending_add(s, id, not_after, module);
+	else if (n == 3 && strcmp(tag, "done") == 0)
+		pending_drop(s, id);
+	memcpy(e.id, id, strlen(id) + 1);	/* jobid_valid: <= 64 chars */
+	e.not_after = not_after;
+	/* An expired run is kept until the whole file is read: a later
+	 * "done" may end it (then drop_expired() removes it). */
+	if ((!expired(&e, now_ms) || pending_find(s, id)) && !seen_has(s, id))
+		entry_append(s, id, not_after);
+}
+
 static void
 load_file(struct seen_set *s, uint64_t now_ms)
 {
-	char line[160], id[JOBID_MAX_LEN + 2];
-	uint64_t not_after;
+	char line[192];
 	FILE *f;
 
 	if ((f = fopen(s->path, "re")) == NULL)
 		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		struct seen_entry e;
-
-		/* A torn last line (crash mid-append) is simply skipped. */
-		if (sscanf(line, "%65s %" SCNu64, id, &not_after) != 2 || !jobid_valid(id))
-			continue;
-		memcpy(e.id, id, strlen(id) + 1);	/* jobid_valid: <= 64 chars */
-		e.not_after = not_after;
-		if (!expired(&e, now_ms) && !seen_has(s, id))
-			entry_append(s, id, not_after);
-	}
+	while (fgets(line, sizeof(line), f) != NULL)
+		load_line(s, line, now_ms);
 	fclose(f);
+}
+
+/* Expired entries go, unless their run is still unanswered. */
+static void
+drop_expired(struct seen_set *s, uint64_t now_ms)
+{
+	size_t i = 0;
+
+	while (i < s->n) {
+		if (expired(&s->entries[i], now_ms) && pending_find(s, s->entries[i].id) == NULL)
+			s->entries[i] = s->entries[--s->n];
+		else
+			i++;
+	}
+}
+
+static int
+fsync_path(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
 }
 
 /* Write the live entries to a new file and swap it in atomically. */
@@ -81,14 +176,20 @@ rewrite(struct seen_set *s, struct mu_err *err)
 			close(fd);
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
 	}
-	for (i = 0; i < s->n; i++)
-		fprintf(f, "%s %" PRIu64 "\n", s->entries[i].id, s->entries[i].not_after);
+	for (i = 0; i < s->n; i++) {
+		const struct seen_run *r = pending_find(s, s->entries[i].id);
+
+		fprintf(f, "%s %" PRIu64 "%s%s\n", s->entries[i].id, s->entries[i].not_after,
+		    r ? " run " : "", r ? r->module : "");
+	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fclose(f);
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
 	}
 	fclose(f);
-	if (rename(tmp, s->path) == -1)
+	/* The folder too: lines appended later go to the new file, and must
+	 * not be lost with a rename that did not reach the disk. */
+	if (rename(tmp, s->path) == -1 || fsync_path(s->dir) != 0)
 		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
 	return MU_OK;
 }
@@ -111,9 +212,11 @@ seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms, struct mu_
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/seen", state_dir) >= sizeof(s->path))
+	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/seen", state_dir) >= sizeof(s->path) ||
+	    (size_t)snprintf(s->dir, sizeof(s->dir), "%s", state_dir) >= sizeof(s->dir))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
 	load_file(s, now_ms);
+	drop_expired(s, now_ms);
 	rc = rewrite(s, err);
 	if (!rc)
 		rc = reopen_append(s, err);
@@ -131,32 +234,77 @@ seen_has(const struct seen_set *s, const char *id)
 	return false;
 }
 
-int
-seen_add(struct seen_set *s, const char *id, uint64_t not_after, struct mu_err *err)
+static int
+append_line(struct seen_set *s, const char *line, int n, struct mu_err *err)
 {
-	char line[128];
-	int n;
-
-	n = snprintf(line, sizeof(line), "%s %" PRIu64 "\n", id, not_after);
 	if (write(s->fd, line, (size_t)n) != n || fdatasync(s->fd) != 0)
 		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
-	if (entry_append(s, id, not_after) != MU_OK)
-		return mu_errf(err, MU_ENOMEM, "out of memory");
 	return MU_OK;
+}
+
+int
+seen_add(struct seen_set *s, const char *id, uint64_t not_after, const char *run_module,
+    struct mu_err *err)
+{
+	char line[192];
+	int n, rc;
+
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 "%s%s\n", id, not_after,
+	    run_module ? " run " : "", run_module ? run_module : "");
+	/* Room first: once on disk, the entry must be in memory too. */
+	if ((run_module && pending_add(s, id, not_after, run_module) != MU_OK) ||
+	    entry_append(s, id, not_after) != MU_OK) {
+		pending_drop(s, id);
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	}
+	if ((rc = append_line(s, line, n, err)) != MU_OK) {
+		/* Kept in memory: its job is answered "error" now, and a
+		 * second delivery must not run it. */
+		pending_drop(s, id);
+		return rc;
+	}
+	return MU_OK;
+}
+
+int
+seen_mark_run(struct seen_set *s, const char *id, uint64_t not_after, const char *module,
+    struct mu_err *err)
+{
+	char line[192];
+	int n, rc;
+
+	if (!seen_has(s, id))
+		return seen_add(s, id, not_after, module, err);
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 " run %s\n", id, not_after, module);
+	if (pending_add(s, id, not_after, module) != MU_OK)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	if ((rc = append_line(s, line, n, err)) != MU_OK)
+		pending_drop(s, id);
+	return rc;
+}
+
+int
+seen_run_done(struct seen_set *s, const char *id, struct mu_err *err)
+{
+	const struct seen_run *r = pending_find(s, id);
+	char line[128];
+	int n, rc;
+
+	if (r == NULL)
+		return MU_OK;		/* not a run, or marked done already */
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 " done\n", id, r->not_after);
+	if ((rc = append_line(s, line, n, err)) == MU_OK)
+		pending_drop(s, id);
+	return rc;
 }
 
 void
 seen_prune(struct seen_set *s, uint64_t now_ms)
 {
 	struct mu_err err;
-	size_t i = 0, before = s->n;
+	size_t before = s->n;
 
-	while (i < s->n) {
-		if (expired(&s->entries[i], now_ms))
-			s->entries[i] = s->entries[--s->n];
-		else
-			i++;
-	}
+	drop_expired(s, now_ms);
 	if (s->n != before && (rewrite(s, &err) != MU_OK || reopen_append(s, &err) != MU_OK))
 		log_warnx("seen-set: %s", err.msg);
 	/* After a burst the array is mostly empty: give the memory back (an
@@ -176,6 +324,7 @@ seen_close(struct seen_set *s)
 	if (s->fd != -1)
 		close(s->fd);
 	free(s->entries);
+	free(s->runs);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 }

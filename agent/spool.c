@@ -1,5 +1,6 @@
 /*
- * spool.c - results that must not be lost, and the journal of running jobs.
+ * spool.c - results that must not be lost (the journal of running jobs is
+ * in the seen-set, seen.c; journal_remove() clears what older versions left).
  *
  * A result is written to state_dir/spool/<seq>.res and fsync'ed (file and
  * folder) before it is first published; it is unlinked only when the
@@ -199,8 +200,7 @@ spool_open(struct spool *sp, const char *state_dir, struct mu_err *err)
 	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running", state_dir) >=
 	    sizeof(sp->journal))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	if ((rc = make_dir(state_dir, err)) || (rc = make_dir(sp->dir, err)) ||
-	    (rc = make_dir(sp->journal, err)))
+	if ((rc = make_dir(state_dir, err)) || (rc = make_dir(sp->dir, err)))
 		return rc;
 	/* Zero-padded names: alphabetical order is sequence order. */
 	n = scandir(sp->dir, &names, NULL, alphasort);
@@ -307,25 +307,17 @@ spool_close(struct spool *sp)
 	sp->count = 0;
 }
 
-/* Journal files are "job-<id>": a job id may be "." or "..". */
-int
-journal_add(struct spool *sp, const char *id, const void *body, size_t len,
-    struct mu_err *err)
-{
-	struct iovec iov = { (void *)body, len };
-	char name[JOBID_MAX_LEN + 8];
-
-	snprintf(name, sizeof(name), "job-%s", id);
-	return write_durable(sp->journal, name, &iov, 1, err);
-}
-
+/* Journal files were "job-<id>": a job id may be "." or "..". */
 void
 journal_remove(struct spool *sp, const char *id)
 {
 	char path[CONF_PATH_MAX + 96];
 
 	snprintf(path, sizeof(path), "%s/job-%s", sp->journal, id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("journal: unlink %s", path);
+	if (unlink(path) == -1) {
+		if (errno != ENOENT)
+			log_warn("journal: unlink %s", path);
+		return;
+	}
 	fsync_dir(sp->journal);
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "bus.h"
@@ -329,6 +330,27 @@ struct user_cache {
 	char files[128];		/* identity of /etc/passwd and /etc/group */
 };
 
+/*
+ * The parent's sealed copies of modules_dir's files (modsrc.c), so a run
+ * of an unchanged file neither reads nor hashes nor copies it again.  A
+ * copy is used only while the file's inode, size, owner, mode and change
+ * and modification times are what they were when it was read (any write
+ * changes the change time), and only if the file was older than a second
+ * then (a write within the same timestamp tick would go unseen).  Sealed:
+ * no runner can change it, so every runner may get the same one.
+ */
+#define LOCAL_SLOTS		8
+#define LOCAL_MAX_SIZE		(4u << 20)	/* larger modules are read each time */
+#define LOCAL_IDLE_MS		(5 * 60 * 1000)
+
+struct modlocal {
+	char name[NAME_MAX_LEN + 1];	/* "" = free */
+	char sha256[SHA256_HEX_LEN + 1];
+	struct stat st;			/* the file when it was read */
+	int memfd;			/* sealed copy, owned */
+	uint64_t used_at;		/* monotonic ms */
+};
+
 /* ---- the agent ---------------------------------------------------------- */
 
 struct agent {
@@ -372,6 +394,7 @@ struct agent {
 	bool confined;
 	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
 	struct user_cache users;	/* run_as lookups (above) */
+	struct modlocal local[LOCAL_SLOTS];	/* sealed local modules (above) */
 	/* Privilege separation (priv.c, DESIGN §8). */
 	enum agent_role role;
 	struct chan to_net;		/* parent's end of the socketpair */
@@ -488,6 +511,8 @@ int modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
  * MU_ENOENT if there is none, another error (err says why) if refused. */
 int modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
     struct mu_err *err);
+/* Parent: close the sealed copies of local modules unused for a while. */
+void modsrc_local_expire(struct agent *a);
 void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);

@@ -54,6 +54,8 @@ struct seen_set {
 	struct seen_run *runs;		/* owned; few: the unanswered runs */
 	size_t nruns, capruns;
 	int fd;				/* append log state_dir/seen, owned */
+	bool unsynced;			/* appended since the last fdatasync */
+	bool sync_failed;		/* ... and a flush failed since */
 	char path[CONF_PATH_MAX + 16];
 	char dir[CONF_PATH_MAX];	/* state_dir, fsync'ed after a rewrite */
 };
@@ -66,6 +68,12 @@ bool seen_has(const struct seen_set *s, const char *id);
  * seen_run_done(); a restart answers it "interrupted" (intake.c). */
 int seen_add(struct seen_set *s, const char *id, uint64_t not_after,
     const char *run_module, struct mu_err *err);
+/* seen_add() in two steps, for a group commit: append (known in memory at
+ * once), and one fdatasync for all appended so far.  Nothing may act on
+ * an appended id before seen_sync() returned MU_OK. */
+int seen_append(struct seen_set *s, const char *id, uint64_t not_after,
+    const char *run_module, struct mu_err *err);
+int seen_sync(struct seen_set *s, struct mu_err *err);
 /* The same for an id recorded already (a journal file of an older
  * version, intake.c). */
 int seen_mark_run(struct seen_set *s, const char *id, uint64_t not_after,
@@ -99,12 +107,19 @@ struct spool {
 	uint64_t next_seq;
 	uint64_t last_mark;			/* seq of spool/last-<seq>, 0 = none */
 	size_t count;
+	bool dir_dirty;				/* renamed into it, folder not fsync'ed */
 };
 
 int spool_open(struct spool *sp, const char *state_dir, struct mu_err *err);
 /* Durably store one result (fsync) and queue it for sending. */
 int spool_put(struct spool *sp, const char *job, const char *topic,
     const void *payload, size_t len, struct mu_err *err);
+/* spool_put() in two steps, for a group commit: the file (fsync'ed and
+ * renamed), and one fsync of the folder for all staged so far.  Nothing
+ * may be sent or acknowledged before spool_sync() returned MU_OK. */
+int spool_stage(struct spool *sp, const char *job, const char *topic,
+    const void *payload, size_t len, struct mu_err *err);
+int spool_sync(struct spool *sp, struct mu_err *err);
 bool spool_has_job(const struct spool *sp, const char *job);
 /* The result with this token was acknowledged: forget it (unlink). */
 void spool_acked(struct spool *sp, int token);
@@ -403,6 +418,11 @@ struct agent {
 	uint64_t net_restart_timer;
 	unsigned net_restarts;
 	struct pending *pending;	/* parent: results sent, not yet spooled */
+	struct accepted *accepted;	/* parent: jobs waiting for their flush
+					 * (intake.c), owned */
+	char (*staged)[JOBID_MAX_LEN + 1];	/* network: results spooled but
+						 * not yet acknowledged, owned */
+	size_t nstaged, capstaged;
 	uid_t net_uid;
 	gid_t net_gid;
 	/* Self-update (DESIGN §5). */
@@ -429,7 +449,11 @@ void session_poke(struct agent *a);
 void session_status_changed(struct agent *a);
 int session_publish_status(struct agent *a, bool online, const char *reason);
 /* Sign a result body, spool it (fsync) and send it when connected. */
-int result_publish(struct agent *a, const char *job, const void *body, size_t len);
+/* A result from the parent, signed and spooled: staged (its file fsync'ed),
+ * then results_commit() fsyncs the spool folder once for every result
+ * staged since, and sends them.  Only then may their "spooled" go. */
+int result_stage(struct agent *a, const char *job, const void *body, size_t len);
+int results_commit(struct agent *a);
 /* Sign and send an event (QoS 0, only while connected). */
 void event_publish(struct agent *a, const char *job, const void *body, size_t len);
 /* Sign body with the host key and append the agent envelope to out. */
@@ -447,7 +471,11 @@ void results_resend(struct agent *a);
 void results_free(struct agent *a);
 
 /* intake.c: the acceptance rules and the kinds */
+/* A job message: checked, and if accepted its id appended to the seen-set
+ * and the job queued until intake_commit(), which the caller runs once it
+ * has handed over every job it read at once (one flush for all). */
 void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+void intake_commit(struct agent *a);
 bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
 void intake_interrupted(struct agent *a);
 /* Load the policy named by cfg into *out (main.c: start, reload, check). */

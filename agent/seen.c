@@ -234,20 +234,26 @@ seen_has(const struct seen_set *s, const char *id)
 	return false;
 }
 
+/* Append and flush (with whatever else was appended unflushed). */
 static int
 append_line(struct seen_set *s, const char *line, int n, struct mu_err *err)
 {
-	if (write(s->fd, line, (size_t)n) != n || fdatasync(s->fd) != 0)
+	if (write(s->fd, line, (size_t)n) != n || fdatasync(s->fd) != 0) {
+		/* A failed flush is reported once: what was appended before
+		 * it is failed too (seen_sync()), not "flushed" by a retry. */
+		s->sync_failed = s->sync_failed || s->unsynced;
 		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
+	}
+	s->unsynced = false;
 	return MU_OK;
 }
 
 int
-seen_add(struct seen_set *s, const char *id, uint64_t not_after, const char *run_module,
+seen_append(struct seen_set *s, const char *id, uint64_t not_after, const char *run_module,
     struct mu_err *err)
 {
 	char line[192];
-	int n, rc;
+	int n;
 
 	n = snprintf(line, sizeof(line), "%s %" PRIu64 "%s%s\n", id, not_after,
 	    run_module ? " run " : "", run_module ? run_module : "");
@@ -257,13 +263,38 @@ seen_add(struct seen_set *s, const char *id, uint64_t not_after, const char *run
 		pending_drop(s, id);
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	}
-	if ((rc = append_line(s, line, n, err)) != MU_OK) {
-		/* Kept in memory: its job is answered "error" now, and a
-		 * second delivery must not run it. */
-		pending_drop(s, id);
-		return rc;
-	}
+	/* From here on the id is known, also if the line does not reach the
+	 * disk: its job is answered "error", and a second delivery must not
+	 * run it.  A run stays open until that answer is spooled (its done
+	 * line), in case its run line did reach the disk. */
+	if (write(s->fd, line, (size_t)n) != n)
+		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
+	s->unsynced = true;
 	return MU_OK;
+}
+
+int
+seen_sync(struct seen_set *s, struct mu_err *err)
+{
+	bool failed = s->sync_failed;
+
+	s->sync_failed = false;
+	if (!s->unsynced && !failed)
+		return MU_OK;
+	s->unsynced = false;
+	if (failed || fdatasync(s->fd) != 0)
+		return mu_errf(err, MU_EIO, "%s: %s", s->path, failed ? "an earlier flush failed" :
+		    strerror(errno));
+	return MU_OK;
+}
+
+int
+seen_add(struct seen_set *s, const char *id, uint64_t not_after, const char *run_module,
+    struct mu_err *err)
+{
+	int rc = seen_append(s, id, not_after, run_module, err);
+
+	return rc != MU_OK ? rc : seen_sync(s, err);
 }
 
 int

@@ -48,10 +48,11 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Write a file durably: tmp, fsync, rename, fsync the folder. */
+/* Write a file durably: tmp, fsync, rename, fsync the folder (unless
+ * the caller does that once for several files: !sync_dir). */
 static int
 write_durable(const char *dir, const char *name, const struct iovec *iov, int n,
-    struct mu_err *err)
+    bool sync_dir, struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + 96], tmp[CONF_PATH_MAX + 104];
 	int fd, i;
@@ -69,7 +70,7 @@ write_durable(const char *dir, const char *name, const struct iovec *iov, int n,
 			return MU_EIO;
 		}
 	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0 ||
-	    fsync_dir(dir) != 0) {
+	    (sync_dir && fsync_dir(dir) != 0)) {
 		unlink(tmp);
 		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
 	}
@@ -221,6 +222,26 @@ int
 spool_put(struct spool *sp, const char *job, const char *topic, const void *payload,
     size_t len, struct mu_err *err)
 {
+	int rc = spool_stage(sp, job, topic, payload, len, err);
+
+	return rc != MU_OK ? rc : spool_sync(sp, err);
+}
+
+int
+spool_sync(struct spool *sp, struct mu_err *err)
+{
+	if (!sp->dir_dirty)
+		return MU_OK;
+	sp->dir_dirty = false;
+	if (fsync_dir(sp->dir) != 0)
+		return mu_errf(err, MU_EIO, "%s: %s", sp->dir, strerror(errno));
+	return MU_OK;
+}
+
+int
+spool_stage(struct spool *sp, const char *job, const char *topic, const void *payload,
+    size_t len, struct mu_err *err)
+{
 	uint8_t hdr[8];
 	struct iovec iov[4];
 	struct spooled *s;
@@ -240,10 +261,11 @@ spool_put(struct spool *sp, const char *job, const char *topic, const void *payl
 	iov[2] = (struct iovec){ (void *)job, jl };
 	iov[3] = (struct iovec){ (void *)payload, len };
 	snprintf(name, sizeof(name), "%020" PRIu64 ".res", s->seq);
-	if ((rc = write_durable(sp->dir, name, iov, 4, err)) != MU_OK) {
+	if ((rc = write_durable(sp->dir, name, iov, 4, false, err)) != MU_OK) {
 		spooled_free(s);
 		return rc;
 	}
+	sp->dir_dirty = true;
 	sp->next_seq++;
 	list_append(sp, s);
 	return MU_OK;

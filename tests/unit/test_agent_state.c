@@ -301,6 +301,33 @@ test_spool_seq_survives_empty(void **state)
 	spool_close(&sp);
 }
 
+/* A group commit: each file is written and renamed at once, the folder
+ * fsync'ed once for all; they are queued (for sending) in order. */
+static void
+test_spool_stage_sync(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char spooldir[128];
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_sync(&sp, &err), MU_OK);		/* nothing to do */
+	assert_int_equal(spool_stage(&sp, "job-a", "muster/results/job-a/web1", "A", 1, &err),
+	    MU_OK);
+	assert_int_equal(spool_stage(&sp, "job-b", "muster/results/job-b/web1", "B", 1, &err),
+	    MU_OK);
+	assert_true(sp.dir_dirty);
+	assert_int_equal(spool_sync(&sp, &err), MU_OK);
+	assert_false(sp.dir_dirty);
+	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
+	assert_true(exists(spooldir, "00000000000000000001.res"));
+	assert_true(exists(spooldir, "00000000000000000002.res"));
+	assert_int_equal(sp.count, 2);
+	assert_string_equal(sp.head->job, "job-a");
+	spool_close(&sp);
+}
+
 /* After a burst has expired, the seen-set gives its memory back. */
 static void
 test_seen_prune_shrinks(void **state)
@@ -410,6 +437,31 @@ test_journal_runs(void **state)
 	seen_close(&s);
 }
 
+/* A group commit: ids are known at once, on disk after one seen_sync(). */
+static void
+test_seen_group_commit(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(seen_sync(&s, &err), MU_OK);	/* nothing to flush */
+	assert_int_equal(seen_append(&s, "g1", NOW + 60000, NULL, &err), MU_OK);
+	assert_int_equal(seen_append(&s, "g2", NOW + 60000, "hang", &err), MU_OK);
+	assert_true(s.unsynced);
+	/* A duplicate in the same burst is one already. */
+	assert_true(seen_has(&s, "g1"));
+	assert_int_equal(seen_sync(&s, &err), MU_OK);
+	assert_false(s.unsynced);
+	seen_close(&s);
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_true(seen_has(&s, "g1"));
+	assert_true(seen_has(&s, "g2"));
+	assert_int_equal(s.nruns, 1);
+	seen_close(&s);
+}
+
 /* A torn last line was never flushed: nothing acted on it. */
 static void
 test_journal_torn(void **state)
@@ -480,6 +532,10 @@ main(void)
 		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_runs, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_group_commit, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_stage_sync, dir_setup,
+		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_journal_remove_legacy, dir_setup,
 		    dir_teardown),
 	};

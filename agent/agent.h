@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "bus.h"
@@ -35,26 +36,50 @@
 
 /* ---- seen-set (seen.c): job ids already accepted, persisted ----------- */
 
-/* In memory an accepted id is its SHA-256's first 8 bytes (0 marks a
- * free slot): 16 bytes a job instead of the id itself.  Two ids sharing
- * those bytes would make the second look replayed -- a refusal, never a
- * second run -- at odds of about n^2 / 2^65. */
 struct seen_entry {
-	uint64_t hash;
+	char id[JOBID_MAX_LEN + 1];
+	uint64_t not_after;
+};
+
+/* A run job accepted and not yet answered: the journal (seen.c). */
+struct seen_run {
+	char id[JOBID_MAX_LEN + 1];
+	char module[NAME_MAX_LEN + 1];
 	uint64_t not_after;
 };
 
 struct seen_set {
-	struct seen_entry *slots;	/* open addressing, owned */
-	size_t n, cap;			/* cap: a power of two, or 0 */
+	struct seen_entry *entries;	/* owned */
+	size_t n, cap;
+	struct seen_run *runs;		/* owned; few: the unanswered runs */
+	size_t nruns, capruns;
 	int fd;				/* append log state_dir/seen, owned */
+	bool unsynced;			/* appended since the last fdatasync */
+	bool sync_failed;		/* ... and a flush failed since */
 	char path[CONF_PATH_MAX + 16];
+	char dir[CONF_PATH_MAX];	/* state_dir, fsync'ed after a rewrite */
 };
 
 int seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms,
     struct mu_err *err);
 bool seen_has(const struct seen_set *s, const char *id);
-int seen_add(struct seen_set *s, const char *id, uint64_t not_after, struct mu_err *err);
+/* Record an accepted id, durably (fdatasync) before anything acts on it.
+ * run_module != NULL: a run job, journaled in the same line until
+ * seen_run_done(); a restart answers it "interrupted" (intake.c). */
+int seen_add(struct seen_set *s, const char *id, uint64_t not_after,
+    const char *run_module, struct mu_err *err);
+/* seen_add() in two steps, for a group commit: append (known in memory at
+ * once), and one fdatasync for all appended so far.  Nothing may act on
+ * an appended id before seen_sync() returned MU_OK. */
+int seen_append(struct seen_set *s, const char *id, uint64_t not_after,
+    const char *run_module, struct mu_err *err);
+int seen_sync(struct seen_set *s, struct mu_err *err);
+/* The same for an id recorded already (a journal file of an older
+ * version, intake.c). */
+int seen_mark_run(struct seen_set *s, const char *id, uint64_t not_after,
+    const char *module, struct mu_err *err);
+/* The run's one result is spooled: its journal mark goes (durably). */
+int seen_run_done(struct seen_set *s, const char *id, struct mu_err *err);
 void seen_prune(struct seen_set *s, uint64_t now_ms);
 void seen_close(struct seen_set *s);
 
@@ -74,7 +99,7 @@ struct spooled {
 
 struct spool {
 	char dir[CONF_PATH_MAX + 16];		/* state_dir/spool */
-	char journal[CONF_PATH_MAX + 16];	/* state_dir/running */
+	char journal[CONF_PATH_MAX + 16];	/* state_dir/running (before) */
 	struct spooled *head, *tail;		/* in seq order, owned */
 	/* The next result's seq: spool file names and the results' "seq"
 	 * field both count with it.  It survives restarts: the newest
@@ -82,21 +107,27 @@ struct spool {
 	uint64_t next_seq;
 	uint64_t last_mark;			/* seq of spool/last-<seq>, 0 = none */
 	size_t count;
+	bool dir_dirty;				/* renamed into it, folder not fsync'ed */
 };
 
 int spool_open(struct spool *sp, const char *state_dir, struct mu_err *err);
 /* Durably store one result (fsync) and queue it for sending. */
 int spool_put(struct spool *sp, const char *job, const char *topic,
     const void *payload, size_t len, struct mu_err *err);
+/* spool_put() in two steps, for a group commit: the file (fsync'ed and
+ * renamed), and one fsync of the folder for all staged so far.  Nothing
+ * may be sent or acknowledged before spool_sync() returned MU_OK. */
+int spool_stage(struct spool *sp, const char *job, const char *topic,
+    const void *payload, size_t len, struct mu_err *err);
+int spool_sync(struct spool *sp, struct mu_err *err);
 bool spool_has_job(const struct spool *sp, const char *job);
 /* The result with this token was acknowledged: forget it (unlink). */
 void spool_acked(struct spool *sp, int token);
 void spool_close(struct spool *sp);
 
-/* The journal of accepted, unfinished jobs: state_dir/running/<id> holds the
- * job body, so a restart can answer each with one "interrupted" result. */
-int journal_add(struct spool *sp, const char *id, const void *body, size_t len,
-    struct mu_err *err);
+/* Before the journal moved into the seen-set, state_dir/running/job-<id>
+ * held each unfinished job's body; a start after an upgrade moves what it
+ * finds there into the seen-set (intake.c), then removes the file. */
 void journal_remove(struct spool *sp, const char *id);
 
 /* ---- runs (run.c) ------------------------------------------------------- */
@@ -289,6 +320,52 @@ struct pending {
 	struct pending *next;
 };
 
+/*
+ * run_as users resolved for runners (run.c): getpwnam() and getgrouplist()
+ * read /etc/nsswitch.conf, /etc/passwd, /etc/group and probe systemd's
+ * userdb on every call, a sizeable share of a run's start.  An entry is
+ * used while /etc/passwd and /etc/group are unchanged and for at most
+ * USER_CACHE_TTL_MS (other NSS sources); a reload (SIGHUP) empties it.
+ */
+#define USER_CACHE_SLOTS	8
+#define USER_CACHE_TTL_MS	60000
+
+struct user_cache_entry {
+	char name[CONF_USER_MAX + 1];	/* "" = free */
+	uint64_t resolved_at;		/* monotonic ms */
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[SPAWN_MAX_GROUPS];
+	int ngroups;
+};
+
+struct user_cache {
+	struct user_cache_entry e[USER_CACHE_SLOTS];
+	unsigned next;			/* slot to replace */
+	char files[128];		/* identity of /etc/passwd and /etc/group */
+};
+
+/*
+ * The parent's sealed copies of modules_dir's files (modsrc.c), so a run
+ * of an unchanged file neither reads nor hashes nor copies it again.  A
+ * copy is used only while the file's inode, size, owner, mode and change
+ * and modification times are what they were when it was read (any write
+ * changes the change time), and only if the file was older than a second
+ * then (a write within the same timestamp tick would go unseen).  Sealed:
+ * no runner can change it, so every runner may get the same one.
+ */
+#define LOCAL_SLOTS		8
+#define LOCAL_MAX_SIZE		(4u << 20)	/* larger modules are read each time */
+#define LOCAL_IDLE_MS		(5 * 60 * 1000)
+
+struct modlocal {
+	char name[NAME_MAX_LEN + 1];	/* "" = free */
+	char sha256[SHA256_HEX_LEN + 1];
+	struct stat st;			/* the file when it was read */
+	int memfd;			/* sealed copy, owned */
+	uint64_t used_at;		/* monotonic ms */
+};
+
 /* ---- the agent ---------------------------------------------------------- */
 
 struct agent {
@@ -331,6 +408,8 @@ struct agent {
 	struct sock_fprog runner_filter;	/* owned */
 	bool confined;
 	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
+	struct user_cache users;	/* run_as lookups (above) */
+	struct modlocal local[LOCAL_SLOTS];	/* sealed local modules (above) */
 	/* Privilege separation (priv.c, DESIGN §8). */
 	enum agent_role role;
 	struct chan to_net;		/* parent's end of the socketpair */
@@ -339,6 +418,11 @@ struct agent {
 	uint64_t net_restart_timer;
 	unsigned net_restarts;
 	struct pending *pending;	/* parent: results sent, not yet spooled */
+	struct accepted *accepted;	/* parent: jobs waiting for their flush
+					 * (intake.c), owned */
+	char (*staged)[JOBID_MAX_LEN + 1];	/* network: results spooled but
+						 * not yet acknowledged, owned */
+	size_t nstaged, capstaged;
 	uid_t net_uid;
 	gid_t net_gid;
 	/* Self-update (DESIGN §5). */
@@ -365,7 +449,11 @@ void session_poke(struct agent *a);
 void session_status_changed(struct agent *a);
 int session_publish_status(struct agent *a, bool online, const char *reason);
 /* Sign a result body, spool it (fsync) and send it when connected. */
-int result_publish(struct agent *a, const char *job, const void *body, size_t len);
+/* A result from the parent, signed and spooled: staged (its file fsync'ed),
+ * then results_commit() fsyncs the spool folder once for every result
+ * staged since, and sends them.  Only then may their "spooled" go. */
+int result_stage(struct agent *a, const char *job, const void *body, size_t len);
+int results_commit(struct agent *a);
 /* Sign and send an event (QoS 0, only while connected). */
 void event_publish(struct agent *a, const char *job, const void *body, size_t len);
 /* Sign body with the host key and append the agent envelope to out. */
@@ -383,7 +471,11 @@ void results_resend(struct agent *a);
 void results_free(struct agent *a);
 
 /* intake.c: the acceptance rules and the kinds */
+/* A job message: checked, and if accepted its id appended to the seen-set
+ * and the job queued until intake_commit(), which the caller runs once it
+ * has handed over every job it read at once (one flush for all). */
 void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+void intake_commit(struct agent *a);
 bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
 void intake_interrupted(struct agent *a);
 /* Load the policy named by cfg into *out (main.c: start, reload, check). */
@@ -401,6 +493,8 @@ void run_interrupt_all(struct agent *a);
  * network process is asked again for what the old one did not answer. */
 void run_module_answer(struct agent *a, const struct priv_msg *m);
 void run_net_restarted(struct agent *a);
+/* Forget the resolved run_as users (reload: users or policy may differ). */
+void run_users_forget(struct agent *a);
 
 /* priv.c: the two processes and the messages between them */
 int priv_start(struct agent *a, struct mu_err *err);
@@ -445,6 +539,8 @@ int modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
  * MU_ENOENT if there is none, another error (err says why) if refused. */
 int modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
     struct mu_err *err);
+/* Parent: close the sealed copies of local modules unused for a while. */
+void modsrc_local_expire(struct agent *a);
 void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);

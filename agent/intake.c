@@ -300,7 +300,8 @@ answer_cancel(struct agent *a, const struct job *j)
 	run_cancel(a, r);
 }
 
-/* A run job: the journal entry comes first, so a restart reports it. */
+/* A run job, journaled with its id already (seen_add), so a restart
+ * reports it. */
 static void
 start_run(struct agent *a, struct job *j, const struct job_envelope *env,
     const struct policy_verdict *v)
@@ -320,13 +321,11 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env,
 		    v->rule && v->rule->run_as[0] ? v->rule->run_as : a->cfg.run_as);
 	r->timeout_cap_ms = v->rule ? v->rule->timeout_cap_ms : 0;
 	/* Decode again from our own copy: the envelope's buffer goes away. */
-	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK ||
-	    journal_add(&a->spool, j->id, r->body, r->body_len, &err) != MU_OK) {
+	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK) {
 		log_warnx("job %s: %s", j->id, err.msg);
-		wire_doc_free(&r->job.doc);	/* live when only journal_add failed */
 		free(r->body);
 		free(r);
-		answer(a, j, RS_ERROR, "agent could not journal the job", NULL);
+		answer(a, j, RS_ERROR, "agent could not decode its copy of the job", NULL);
 		return;
 	}
 	run_submit(a, r);
@@ -365,6 +364,9 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env,
 		break;
 	}
 }
+
+static void accepted_queue(struct agent *a, const uint8_t *p, size_t len,
+    const struct policy_verdict *v);
 
 /* Before any decoding: an unverified message gets no work in proportion
  * to its size, and no answer (it has no verified id).  The network process
@@ -416,29 +418,122 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
 		snprintf(reason, sizeof(reason), "%s", why);
 		reject(a, &j, reason);
-	} else if (seen_add(&a->seen, j.id, j.not_after, &err) != MU_OK) {
+	} else if (seen_append(&a->seen, j.id, j.not_after, j.kind == JOB_RUN ? j.module : NULL,
+	    &err) != MU_OK) {
 		log_err("job %s: %s", j.id, err.msg);
 		answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
 	} else {
-		a->jobs_accepted++;
 		if (a->selftest)
 			snprintf(a->selftest_job, sizeof(a->selftest_job), "%s", j.id);
-		log_info("accepted job %s (%s) from key %s (%s)", j.id, job_kind_name(j.kind),
-		    env.key, v.why);
-		dispatch(a, &j, &env, &v);
+		accepted_queue(a, p, len, &v);
 	}
 	wire_doc_free(&j.doc);
 	wire_doc_free(&env.doc);
 }
 
-/* ---- after a restart -------------------------------------------------- */
+/* ---- group commit ------------------------------------------------------- */
+
+/*
+ * Jobs accepted by intake_message() wait here, their ids appended to the
+ * seen-set but not yet flushed, until the caller has handed over every
+ * job message it read at once: then one fdatasync covers them all, and
+ * only after it does any of them run or get answered (intake_commit()).
+ * A burst of N jobs costs one flush instead of N.
+ */
+struct accepted {
+	uint8_t *payload;		/* owned copy of the verified envelope */
+	size_t len;
+	struct policy_verdict v;	/* borrows from a->policy: no reload
+					 * happens before the commit */
+	struct accepted *next;
+};
 
 static void
-interrupted_one(struct agent *a, const char *path, const char *name)
+accepted_queue(struct agent *a, const uint8_t *p, size_t len, const struct policy_verdict *v)
+{
+	struct accepted *q = calloc(1, sizeof(*q)), **pp;
+
+	if (q == NULL || (q->payload = malloc(len)) == NULL) {
+		/* Its id is known: it needs its answer, after the flush. */
+		struct job_envelope env;
+		struct job j;
+		struct mu_err err;
+
+		free(q);
+		if (seen_sync(&a->seen, &err) != MU_OK)
+			log_err("seen-set: %s", err.msg);
+		if (envelope_decode(p, len, &env, &err) == MU_OK) {
+			if (job_decode(env.body.ptr, env.body.len, &j, &err) == MU_OK) {
+				answer(a, &j, RS_ERROR, "agent out of memory", NULL);
+				wire_doc_free(&j.doc);
+			}
+			wire_doc_free(&env.doc);
+		}
+		return;
+	}
+	memcpy(q->payload, p, len);
+	q->len = len;
+	q->v = *v;
+	for (pp = &a->accepted; *pp; pp = &(*pp)->next)
+		;
+	*pp = q;
+}
+
+/* One accepted job after the flush: decoded again from the same verified
+ * bytes (cheap; the signature is not checked twice). */
+static void
+accepted_run(struct agent *a, struct accepted *q, bool synced)
+{
+	struct job_envelope env;
+	struct job j;
+	struct mu_err err;
+
+	if (envelope_decode(q->payload, q->len, &env, &err) != MU_OK)
+		return;
+	if (job_decode(env.body.ptr, env.body.len, &j, &err) == MU_OK) {
+		if (!synced)
+			answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
+		else {
+			a->jobs_accepted++;
+			log_info("accepted job %s (%s) from key %s (%s)", j.id,
+			    job_kind_name(j.kind), env.key, q->v.why);
+			dispatch(a, &j, &env, &q->v);
+		}
+		wire_doc_free(&j.doc);
+	}
+	wire_doc_free(&env.doc);
+}
+
+void
+intake_commit(struct agent *a)
+{
+	struct accepted *q;
+	struct mu_err err;
+	bool synced;
+
+	if (a->accepted == NULL)
+		return;
+	synced = seen_sync(&a->seen, &err) == MU_OK;
+	if (!synced)
+		log_err("seen-set: %s", err.msg);
+	while ((q = a->accepted) != NULL) {
+		a->accepted = q->next;
+		accepted_run(a, q, synced);
+		free(q->payload);
+		free(q);
+	}
+}
+
+/* ---- after a restart -------------------------------------------------- */
+
+/* A journal file of an older version: its run moves into the seen-set's
+ * journal (durably) before the file goes, so a crash in between loses
+ * neither. */
+static void
+legacy_one(struct agent *a, const char *path, const char *name)
 {
 	uint8_t buf[WIRE_MAX_BODY];
 	struct mu_err err;
-	struct result r;
 	struct job j;
 	ssize_t n;
 	FILE *f;
@@ -452,21 +547,15 @@ interrupted_one(struct agent *a, const char *path, const char *name)
 		remove(path);
 		return;
 	}
-	/* A result already spooled means the job finished; only the journal
-	 * clean-up was cut off. */
-	if (!spool_has_job(&a->spool, j.id)) {
-		result_init(a, &r, &j, RS_INTERRUPTED);
-		r.reason = (struct wire_str){ "the agent restarted while the job ran", 37 };
-		result_submit(a, &r);
-		log_notice("job %s: interrupted by an agent restart", j.id);
-	} else
+	if (seen_mark_run(&a->seen, j.id, j.not_after, j.module, &err) == MU_OK)
 		journal_remove(&a->spool, j.id);
-	/* Otherwise the journal entry goes once the result is spooled. */
+	else
+		log_warnx("journal: %s: %s", name, err.msg);
 	wire_doc_free(&j.doc);
 }
 
-void
-intake_interrupted(struct agent *a)
+static void
+legacy_journal(struct agent *a)
 {
 	char path[sizeof(a->spool.journal) + 256];
 	struct dirent *de;
@@ -478,7 +567,43 @@ intake_interrupted(struct agent *a)
 		if (strncmp(de->d_name, "job-", 4) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", a->spool.journal, de->d_name);
-		interrupted_one(a, path, de->d_name);
+		legacy_one(a, path, de->d_name);
 	}
 	closedir(d);
+}
+
+static void
+interrupted_one(struct agent *a, const struct seen_run *run)
+{
+	struct mu_err err;
+	struct result r;
+	struct job j;
+
+	/* A result already spooled means the job finished; only its done
+	 * mark was cut off. */
+	if (spool_has_job(&a->spool, run->id)) {
+		if (seen_run_done(&a->seen, run->id, &err) != MU_OK)
+			log_warnx("journal: %s", err.msg);
+		return;
+	}
+	memset(&j, 0, sizeof(j));
+	snprintf(j.id, sizeof(j.id), "%s", run->id);
+	snprintf(j.module, sizeof(j.module), "%s", run->module);
+	j.kind = JOB_RUN;
+	result_init(a, &r, &j, RS_INTERRUPTED);
+	r.reason = (struct wire_str){ "the agent restarted while the job ran", 37 };
+	/* Its done mark comes once the result is spooled. */
+	result_submit(a, &r);
+	log_notice("job %s: interrupted by an agent restart", j.id);
+}
+
+void
+intake_interrupted(struct agent *a)
+{
+	size_t i;
+
+	legacy_journal(a);
+	/* Backwards: a run marked done is replaced by the last one. */
+	for (i = a->seen.nruns; i-- > 0;)
+		interrupted_one(a, &a->seen.runs[i]);
 }

@@ -85,6 +85,7 @@ reload(struct agent *a)
 	}
 	snprintf(a->cfg.operators, sizeof(a->cfg.operators), "%s", fresh.operators);
 	reload_policy(a, &fresh);
+	run_users_forget(a);	/* users, or the policy's run_as, may differ */
 	/* Say so at the more verbose of the old and the new level: a reload
 	 * that makes the log quieter is still confirmed in it. */
 	if (fresh.log_level > a->cfg.log_level)
@@ -156,6 +157,7 @@ prune_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)id;
 	seen_prune(&a->seen, now_wall_ms());
+	modsrc_local_expire(a);
 	loop_add_timer(l, PRUNE_INTERVAL_MS, prune_fired, a);
 }
 

@@ -55,7 +55,8 @@
 
 /* Anyone who can write the file could run code as the agent. */
 static int
-read_local(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct mu_err *err)
+read_local(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct stat *stp,
+    struct mu_err *err)
 {
 	struct stat st;
 	int rc;
@@ -73,7 +74,127 @@ read_local(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct mu
 		return mu_errf(err, MU_ETRUST, "module %s is writable by others or has a "
 		    "foreign owner", path);
 	}
+	*stp = st;
 	return MU_OK;
+}
+
+/* ---- sealed copies of local files (agent.h, struct modlocal) ---------- */
+
+static bool
+same_file(const struct stat *x, const struct stat *y)
+{
+	return x->st_dev == y->st_dev && x->st_ino == y->st_ino &&
+	    x->st_size == y->st_size && x->st_uid == y->st_uid &&
+	    x->st_mode == y->st_mode &&
+	    x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
+	    x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
+	    x->st_ctim.tv_sec == y->st_ctim.tv_sec &&
+	    x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
+}
+
+/* The copy of modules_dir/NAME.so as the file is now (lstat: a symlink is
+ * another inode, so never a hit), or NULL. */
+static struct modlocal *
+local_hit(struct agent *a, const char *name, const char *path)
+{
+	struct stat st;
+	size_t i;
+
+	if (lstat(path, &st) == -1)
+		return NULL;
+	for (i = 0; i < LOCAL_SLOTS; i++) {
+		struct modlocal *e = &a->local[i];
+
+		if (e->name[0] && strcmp(e->name, name) == 0 && same_file(&e->st, &st)) {
+			e->used_at = now_mono_ms();
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void
+local_drop(struct modlocal *e)
+{
+	if (e->name[0])
+		close(e->memfd);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Small enough, and older than a second (agent.h). */
+static bool
+local_keepable(const struct stat *st)
+{
+	return (uint64_t)st->st_size <= LOCAL_MAX_SIZE &&
+	    (uint64_t)st->st_ctim.tv_sec + 1 < now_wall_ms() / 1000;
+}
+
+/* Keep a copy of what was just read and sealed (m), if it may be trusted
+ * later (agent.h): in NAME's slot, a free one, or the least used. */
+static void
+local_remember(struct agent *a, const char *name, const struct stat *st,
+    const struct module_file *m)
+{
+	struct modlocal *e = NULL;
+	int fd;
+	size_t i;
+
+	if (!local_keepable(st))
+		return;
+	for (i = 0; i < LOCAL_SLOTS && e == NULL; i++)
+		if (strcmp(a->local[i].name, name) == 0)
+			e = &a->local[i];
+	for (i = 0; i < LOCAL_SLOTS && e == NULL; i++)
+		if (a->local[i].name[0] == '\0')
+			e = &a->local[i];
+	for (i = 0; e == NULL && i < LOCAL_SLOTS; i++)
+		if (i == 0 || a->local[i].used_at < e->used_at)
+			e = &a->local[i];
+	if ((fd = fcntl(m->memfd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return;
+	local_drop(e);
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	snprintf(e->sha256, sizeof(e->sha256), "%s", m->sha256);
+	e->st = *st;
+	e->memfd = fd;
+	e->used_at = now_mono_ms();
+}
+
+void
+modsrc_local_expire(struct agent *a)
+{
+	uint64_t now = now_mono_ms();
+	size_t i;
+
+	for (i = 0; i < LOCAL_SLOTS; i++)
+		if (a->local[i].name[0] && now - a->local[i].used_at >= LOCAL_IDLE_MS)
+			local_drop(&a->local[i]);
+}
+
+/* Read, check and hash modules_dir/NAME.so; seal it when asked to or when
+ * the copy can be kept (then it is remembered), else out->memfd is -1.
+ * MU_ENOENT when there is no such file. */
+static int
+local_read(struct agent *a, const char *name, const char *path, bool seal,
+    struct module_file *out, struct mu_err *err)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = read_local(path, a->cfg.module_max, &buf, &len, &st, err)) != MU_OK)
+		return rc;
+	out->memfd = -1;
+	if (seal || local_keepable(&st)) {
+		if ((rc = modsrc_seal(buf, len, out, err)) == MU_OK)
+			local_remember(a, name, &st, out);
+	} else {
+		sha256_hex(buf, len, out->sha256);
+		out->size = len;
+	}
+	free(buf);
+	return rc;
 }
 
 /* MU_ENOENT when modules_dir has no such file. */
@@ -81,16 +202,16 @@ static int
 local_open(struct agent *a, const char *name, struct module_file *out, struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + NAME_MAX_LEN + 8];
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc;
+	struct modlocal *e;
 
 	snprintf(path, sizeof(path), "%s/%s.so", a->cfg.modules_dir, name);
-	if ((rc = read_local(path, a->cfg.module_max, &buf, &len, err)) != MU_OK)
-		return rc;
-	rc = modsrc_seal(buf, len, out, err);
-	free(buf);
-	return rc;
+	if ((e = local_hit(a, name, path)) == NULL)
+		return local_read(a, name, path, true, out, err);
+	if ((out->memfd = fcntl(e->memfd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return mu_errf(err, MU_EIO, "module %s: dup: %s", name, strerror(errno));
+	snprintf(out->sha256, sizeof(out->sha256), "%s", e->sha256);
+	out->size = (uint64_t)e->st.st_size;
+	return MU_OK;
 }
 
 /* ---- manifests and pointers ------------------------------------------- */
@@ -820,16 +941,22 @@ modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1]
     struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + NAME_MAX_LEN + 8];
-	uint8_t *buf = NULL;
-	size_t len = 0;
+	struct module_file m;
+	struct modlocal *e;
 	int rc;
 
-	/* Only its hash: the sealed copy is made once, when the run starts. */
+	/* Read (and sealed) once while the file stays as it is: the copy
+	 * serves the run too, local_open(). */
 	snprintf(path, sizeof(path), "%s/%s.so", a->cfg.modules_dir, name);
-	if ((rc = read_local(path, a->cfg.module_max, &buf, &len, err)) != MU_OK)
+	if ((e = local_hit(a, name, path)) != NULL) {
+		snprintf(sha, SHA256_HEX_LEN + 1, "%s", e->sha256);
+		return MU_OK;
+	}
+	if ((rc = local_read(a, name, path, false, &m, err)) != MU_OK)
 		return rc;
-	sha256_hex(buf, len, sha);
-	free(buf);
+	snprintf(sha, SHA256_HEX_LEN + 1, "%s", m.sha256);
+	if (m.memfd != -1)
+		close(m.memfd);		/* local_remember() has its own */
 	return MU_OK;
 }
 

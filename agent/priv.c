@@ -180,18 +180,49 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 	}
 }
 
+/* A result staged in the spool: acknowledged by net_commit(). */
+static void
+staged_add(struct agent *a, const char *job)
+{
+	char (*n)[JOBID_MAX_LEN + 1];
+
+	if (a->nstaged == a->capstaged) {
+		size_t cap = a->capstaged ? a->capstaged * 2 : 16;
+
+		if ((n = reallocarray(a->staged, cap, sizeof(*n))) == NULL)
+			return;		/* unacknowledged: the parent sends it again */
+		a->staged = n, a->capstaged = cap;
+	}
+	snprintf(a->staged[a->nstaged++], JOBID_MAX_LEN + 1, "%s", job);
+}
+
+/* Every result of this read is staged: one fsync of the spool folder,
+ * then they are sent and acknowledged, so the parent may drop its copies
+ * (a group commit, as intake_commit() for jobs). */
+static void
+net_commit(struct agent *a)
+{
+	struct priv_msg ack = { .type = PRIV_SPOOLED };
+	bool ok;
+	size_t i;
+
+	if (a->nstaged == 0 && !a->spool.dir_dirty)
+		return;
+	ok = results_commit(a) == MU_OK;
+	for (i = 0; ok && i < a->nstaged; i++) {
+		snprintf(ack.job, sizeof(ack.job), "%s", a->staged[i]);
+		chan_send(a, &a->to_parent, &ack);
+	}
+	a->nstaged = 0;
+}
+
 static int
 net_dispatch(struct agent *a, const struct priv_msg *m)
 {
-	struct priv_msg ack = { .type = PRIV_SPOOLED };
-
 	switch (m->type) {
 	case PRIV_RESULT:
-		/* Acknowledged once on disk, so the parent may drop its copy. */
-		if (result_publish(a, m->job, m->payload.ptr, m->payload.len) == MU_OK) {
-			snprintf(ack.job, sizeof(ack.job), "%s", m->job);
-			chan_send(a, &a->to_parent, &ack);
-		}
+		if (result_stage(a, m->job, m->payload.ptr, m->payload.len) == MU_OK)
+			staged_add(a, m->job);
 		return MU_OK;
 	case PRIV_EVENT:
 		event_publish(a, m->job, m->payload.ptr, m->payload.len);
@@ -218,6 +249,17 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 }
 
 static void net_lost(struct agent *a, const char *why);
+
+/* The end of a read: what its messages appended or staged is flushed once
+ * (parent: the seen-set; network process: the spool), then acted on. */
+static void
+read_commit(struct agent *a, bool from_net)
+{
+	if (from_net)
+		intake_commit(a);
+	else
+		net_commit(a);
+}
 
 static void
 chan_readable(struct loop *l, int fd, short revents, void *arg)
@@ -264,13 +306,17 @@ chan_readable(struct loop *l, int fd, short revents, void *arg)
 		wire_doc_free(&m.doc);
 		if (rc != MU_OK)
 			goto bad;
-		if (c->fd != fd)	/* replaced meanwhile */
+		if (c->fd != fd) {	/* replaced meanwhile */
+			read_commit(a, from_net);
 			return;
+		}
 	}
+	read_commit(a, from_net);
 	if (rc == MU_ENOENT)
 		return;
 	mu_errf(&err, rc, "bad frame length");
 bad:
+	read_commit(a, from_net);
 	if (from_net) {
 		log_err("malformed message from the network process: %s", err.msg);
 		net_lost(a, "sent a malformed message");
@@ -787,6 +833,9 @@ void
 priv_free(struct agent *a)
 {
 	results_free(a);
+	free(a->staged);
+	a->staged = NULL;
+	a->nstaged = a->capstaged = 0;
 	if (a->net_restart_timer)
 		loop_del_timer(a->loop, a->net_restart_timer);
 	a->net_restart_timer = 0;

@@ -3,7 +3,7 @@
  *
  * result_submit() encodes a result and hands it to the network process,
  * which signs it, spools it (fsync) and answers "spooled"; only then does
- * the parent forget it and the job's journal entry (results_spooled()).
+ * the parent forget it and the job's journal mark (results_spooled()).
  * Until then the result waits here, and a new network process gets it
  * again (results_resend()), so neither process dying loses an answer.
  *
@@ -69,13 +69,16 @@ void
 results_spooled(struct agent *a, const char *job)
 {
 	struct pending **pp, *p;
+	struct mu_err err;
 
 	for (pp = &a->pending; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->job, job) == 0) {
 			p = *pp;
 			*pp = p->next;
 			pending_free(p);
-			journal_remove(&a->spool, job);
+			/* A run's journal mark (seen.c); nothing for others. */
+			if (seen_run_done(&a->seen, job, &err) != MU_OK)
+				log_err("job %s: %s", job, err.msg);
 			return;
 		}
 }

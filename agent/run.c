@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -286,6 +287,78 @@ on_stdin(struct loop *l, int fd, short revents, void *arg)
 
 /* ---- starting --------------------------------------------------------- */
 
+/* ---- run_as users (agent.h, struct user_cache) ------------------------ */
+
+/* Inode, size and change time of both files: any edit changes one. */
+static void
+user_files_id(char *out, size_t size)
+{
+	const char *paths[] = { "/etc/passwd", "/etc/group" };
+	struct stat st;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < 2 && n < size; i++) {
+		if (stat(paths[i], &st) == -1)
+			memset(&st, 0, sizeof(st));
+		n += (size_t)snprintf(out + n, size - n, "%llu:%lld:%lld.%ld;",
+		    (unsigned long long)st.st_ino, (long long)st.st_size,
+		    (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	}
+}
+
+void
+run_users_forget(struct agent *a)
+{
+	memset(&a->users, 0, sizeof(a->users));
+}
+
+static struct user_cache_entry *
+user_cached(struct agent *a, const char *name)
+{
+	uint64_t now = now_mono_ms();
+	char files[sizeof(a->users.files)];
+	size_t i;
+
+	user_files_id(files, sizeof(files));
+	if (strcmp(files, a->users.files) != 0) {
+		run_users_forget(a);
+		snprintf(a->users.files, sizeof(a->users.files), "%s", files);
+		return NULL;
+	}
+	for (i = 0; i < USER_CACHE_SLOTS; i++) {
+		struct user_cache_entry *e = &a->users.e[i];
+
+		if (strcmp(e->name, name) == 0 && now - e->resolved_at < USER_CACHE_TTL_MS)
+			return e;
+	}
+	return NULL;
+}
+
+/* Resolve user into sp (switch_user, uid, gid, groups), from the cache
+ * when it may be trusted; a user that does not resolve is not cached. */
+static int
+run_user(struct agent *a, struct spawn *sp, const char *user, struct mu_err *err)
+{
+	struct user_cache_entry *e = user_cached(a, user);
+	int rc;
+
+	if (e == NULL) {
+		if ((rc = spawn_set_user(sp, user, err)) != MU_OK)
+			return rc;
+		e = &a->users.e[a->users.next++ % USER_CACHE_SLOTS];
+		snprintf(e->name, sizeof(e->name), "%s", user);
+		e->resolved_at = now_mono_ms();
+		e->uid = sp->uid, e->gid = sp->gid, e->ngroups = sp->ngroups;
+		memcpy(e->groups, sp->groups, sizeof(e->groups));
+		return MU_OK;
+	}
+	sp->switch_user = true;
+	sp->uid = e->uid, sp->gid = e->gid, sp->ngroups = e->ngroups;
+	memcpy(sp->groups, e->groups, sizeof(sp->groups));
+	return MU_OK;
+}
+
 /* What the runner's child needs, built before fork (argv, limits, user). */
 struct runner_child {
 	struct spawn sp;
@@ -328,7 +401,7 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	 * with it (subproc.h). */
 	sp->new_pidns = a->confined;
 	/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
-	if (r->run_as[0] && (rc = spawn_set_user(sp, r->run_as, err)) != MU_OK)
+	if (r->run_as[0] && (rc = run_user(a, sp, r->run_as, err)) != MU_OK)
 		return rc;
 	return MU_OK;
 }

@@ -5,8 +5,17 @@
  *
  * On disk: state_dir/seen, one "id not_after\n" line per accepted job,
  * appended and fdatasync'ed before the job runs; compacted on open and on
- * prune.  In memory: a hash table of 16-byte entries (agent.h), so a
- * lookup does not grow with the set and 10,000 live jobs cost 256 KiB.
+ * prune.
+ *
+ * The same file is the journal of run jobs (DESIGN §3: a job running at
+ * a crash is answered "interrupted" on the next start, once).  A run is
+ * accepted with "id not_after run MODULE\n" - one line, one fdatasync, for
+ * both "never run twice" and "answered after a crash" - and its result,
+ * once spooled, adds "id not_after done\n" (fdatasync'ed too, so a restart
+ * can never answer a run whose result may already be acknowledged and
+ * gone from the spool).  A run without its done line is unanswered: kept
+ * past its not_after and through every compaction until it is done.
+ * (Older versions read the first two fields only: the file stays theirs.)
  */
 #include "agent.h"
 
@@ -18,158 +27,146 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-
-#define SEEN_MIN_SLOTS	64
-/* Marks an entry whose line a rewrite has copied already (a not_after in
- * ms is far below 2^63). */
-#define SEEN_COPIED	(UINT64_C(1) << 63)
-
 /* not_after + skew < now, without wrapping for a huge not_after. */
 static bool
-expired(uint64_t not_after, uint64_t now_ms)
+expired(const struct seen_entry *e, uint64_t now_ms)
 {
-	return now_ms > CLOCK_SKEW_MS && not_after < now_ms - CLOCK_SKEW_MS;
+	return now_ms > CLOCK_SKEW_MS && e->not_after < now_ms - CLOCK_SKEW_MS;
 }
 
-static uint64_t
-id_hash(const char *id)
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	uint64_t h;
-
-	SHA256((const unsigned char *)id, strlen(id), md);
-	memcpy(&h, md, sizeof(h));
-	return h ? h : 1;
-}
-
-/* The slot holding h, or the free slot where it goes (cap > 0, never
- * full: the table is kept at most 3/4 full). */
-static struct seen_entry *
-slot_for(const struct seen_set *s, uint64_t h)
-{
-	size_t i = (size_t)h & (s->cap - 1);
-
-	while (s->slots[i].hash != 0 && s->slots[i].hash != h)
-		i = (i + 1) & (s->cap - 1);
-	return &s->slots[i];
-}
-
-/* Slots for n entries with the table at most 3/4 full. */
-static size_t
-slots_for(size_t n)
-{
-	size_t cap = SEEN_MIN_SLOTS;
-
-	while (cap / 4 * 3 < n)
-		cap *= 2;
-	return cap;
-}
-
-/* Move the entries still live at now_ms (0: all) into a table sized for
- * them: growing after an insert, shrinking after a prune. */
 static int
-table_rebuild(struct seen_set *s, size_t need, uint64_t now_ms)
+entry_append(struct seen_set *s, const char *id, uint64_t not_after)
 {
-	struct seen_set t = { .cap = slots_for(need) };
+	struct seen_entry *e;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+
+		if ((e = reallocarray(s->entries, cap, sizeof(*e))) == NULL)
+			return MU_ENOMEM;
+		s->entries = e, s->cap = cap;
+	}
+	e = &s->entries[s->n++];
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->not_after = not_after;
+	return MU_OK;
+}
+
+static struct seen_run *
+pending_find(struct seen_set *s, const char *id)
+{
 	size_t i;
 
-	if ((t.slots = calloc(t.cap, sizeof(*t.slots))) == NULL)
-		return MU_ENOMEM;
-	for (i = 0; i < s->cap; i++) {
-		const struct seen_entry *e = &s->slots[i];
-
-		if (e->hash == 0 || (now_ms && expired(e->not_after, now_ms)))
-			continue;
-		*slot_for(&t, e->hash) = *e;
-		t.n++;
-	}
-	free(s->slots);
-	s->slots = t.slots, s->cap = t.cap, s->n = t.n;
-	return MU_OK;
+	for (i = 0; i < s->nruns; i++)
+		if (strcmp(s->runs[i].id, id) == 0)
+			return &s->runs[i];
+	return NULL;
 }
 
 static int
-entry_insert(struct seen_set *s, uint64_t h, uint64_t not_after)
+pending_add(struct seen_set *s, const char *id, uint64_t not_after, const char *module)
 {
-	struct seen_entry *e;
-	int rc;
+	struct seen_run *r;
 
-	if (s->n + 1 > s->cap / 4 * 3 && (rc = table_rebuild(s, s->n + 1, 0)) != MU_OK)
-		return rc;
-	e = slot_for(s, h);
-	if (e->hash == 0) {
-		e->hash = h;
-		s->n++;
+	if (pending_find(s, id) != NULL)
+		return MU_OK;
+	if (s->nruns == s->capruns) {
+		size_t cap = s->capruns ? s->capruns * 2 : 8;
+
+		if ((r = reallocarray(s->runs, cap, sizeof(*r))) == NULL)
+			return MU_ENOMEM;
+		s->runs = r, s->capruns = cap;
 	}
-	if (not_after > e->not_after)
-		e->not_after = not_after;
+	r = &s->runs[s->nruns++];
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->module, sizeof(r->module), "%s", module);
+	r->not_after = not_after;
 	return MU_OK;
 }
 
-static struct seen_entry *
-entry_find(const struct seen_set *s, const char *id)
+static void
+pending_drop(struct seen_set *s, const char *id)
 {
-	struct seen_entry *e;
+	struct seen_run *r = pending_find(s, id);
 
-	if (s->cap == 0)
-		return NULL;
-	e = slot_for(s, id_hash(id));
-	return e->hash != 0 ? e : NULL;
+	if (r != NULL)
+		*r = s->runs[--s->nruns];
 }
 
-/* "id not_after\n"; a torn last line (crash mid-append) does not parse. */
-static bool
-parse_line(const char *line, char *id, uint64_t *not_after)
+/* One line: "id not_after", then "run MODULE" or "done" (see above). */
+static void
+load_line(struct seen_set *s, const char *line, uint64_t now_ms)
 {
-	return sscanf(line, "%65s %" SCNu64, id, not_after) == 2 && jobid_valid(id) &&
-	    *not_after < SEEN_COPIED;
+	char id[JOBID_MAX_LEN + 2], tag[8], module[NAME_MAX_LEN + 2];
+	struct seen_entry e;
+	uint64_t not_after;
+	int n;
+
+	/* A torn last line (crash mid-append) is simply skipped; so is a
+	 * torn tag, which leaves the line a plain "id not_after" at most
+	 * (the run's result is then not yet spooled: nothing ran). */
+	n = sscanf(line, "%65s %" SCNu64 " %7s %64s", id, &not_after, tag, module);
+	if (n < 2 || !jobid_valid(id) || strchr(line, '\n') == NULL)
+		return;
+	if (n == 4 && strcmp(tag, "run") == 0 && name_valid(module))
+		pending_add(s, id, not_after, module);
+	else if (n == 3 && strcmp(tag, "done") == 0)
+		pending_drop(s, id);
+	memcpy(e.id, id, strlen(id) + 1);	/* jobid_valid: <= 64 chars */
+	e.not_after = not_after;
+	/* An expired run is kept until the whole file is read: a later
+	 * "done" may end it (then drop_expired() removes it). */
+	if ((!expired(&e, now_ms) || pending_find(s, id)) && !seen_has(s, id))
+		entry_append(s, id, not_after);
 }
 
-static int
+static void
 load_file(struct seen_set *s, uint64_t now_ms)
 {
-	char line[160], id[JOBID_MAX_LEN + 2];
-	uint64_t not_after;
+	char line[192];
 	FILE *f;
-	int rc = MU_OK;
 
 	if ((f = fopen(s->path, "re")) == NULL)
-		return MU_OK;
-	while (rc == MU_OK && fgets(line, sizeof(line), f) != NULL)
-		if (parse_line(line, id, &not_after) && !expired(not_after, now_ms))
-			rc = entry_insert(s, id_hash(id), not_after);
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		load_line(s, line, now_ms);
 	fclose(f);
+}
+
+/* Expired entries go, unless their run is still unanswered. */
+static void
+drop_expired(struct seen_set *s, uint64_t now_ms)
+{
+	size_t i = 0;
+
+	while (i < s->n) {
+		if (expired(&s->entries[i], now_ms) && pending_find(s, s->entries[i].id) == NULL)
+			s->entries[i] = s->entries[--s->n];
+		else
+			i++;
+	}
+}
+
+static int
+fsync_path(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
 	return rc;
 }
 
-/* Copy the file's lines whose ids are still in the table, once each. */
-static void
-copy_live_lines(struct seen_set *s, FILE *in, FILE *out)
-{
-	char line[160], id[JOBID_MAX_LEN + 2];
-	struct seen_entry *e;
-	uint64_t not_after;
-	size_t i;
-
-	while (in && fgets(line, sizeof(line), in) != NULL) {
-		if (!parse_line(line, id, &not_after) || (e = entry_find(s, id)) == NULL ||
-		    (e->not_after & SEEN_COPIED))
-			continue;
-		fprintf(out, "%s %" PRIu64 "\n", id, e->not_after);
-		e->not_after |= SEEN_COPIED;
-	}
-	for (i = 0; i < s->cap; i++)
-		s->slots[i].not_after &= ~SEEN_COPIED;
-}
-
-/* Write the live entries to a new file and swap it in atomically.  The ids
- * come from the old file: memory holds only their hashes. */
+/* Write the live entries to a new file and swap it in atomically. */
 static int
 rewrite(struct seen_set *s, struct mu_err *err)
 {
 	char tmp[sizeof(s->path) + 8];
-	FILE *in, *f;
+	FILE *f;
+	size_t i;
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s.new", s->path);
@@ -179,16 +176,20 @@ rewrite(struct seen_set *s, struct mu_err *err)
 			close(fd);
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
 	}
-	in = fopen(s->path, "re");
-	copy_live_lines(s, in, f);
-	if (in)
-		fclose(in);
+	for (i = 0; i < s->n; i++) {
+		const struct seen_run *r = pending_find(s, s->entries[i].id);
+
+		fprintf(f, "%s %" PRIu64 "%s%s\n", s->entries[i].id, s->entries[i].not_after,
+		    r ? " run " : "", r ? r->module : "");
+	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fclose(f);
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
 	}
 	fclose(f);
-	if (rename(tmp, s->path) == -1)
+	/* The folder too: lines appended later go to the new file, and must
+	 * not be lost with a rename that did not reach the disk. */
+	if (rename(tmp, s->path) == -1 || fsync_path(s->dir) != 0)
 		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
 	return MU_OK;
 }
@@ -211,10 +212,11 @@ seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms, struct mu_
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/seen", state_dir) >= sizeof(s->path))
+	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/seen", state_dir) >= sizeof(s->path) ||
+	    (size_t)snprintf(s->dir, sizeof(s->dir), "%s", state_dir) >= sizeof(s->dir))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	if (load_file(s, now_ms) != MU_OK)
-		return mu_errf(err, MU_ENOMEM, "%s: out of memory", s->path);
+	load_file(s, now_ms);
+	drop_expired(s, now_ms);
 	rc = rewrite(s, err);
 	if (!rc)
 		rc = reopen_append(s, err);
@@ -224,42 +226,127 @@ seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms, struct mu_
 bool
 seen_has(const struct seen_set *s, const char *id)
 {
-	return entry_find(s, id) != NULL;
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->entries[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+/* Append and flush (with whatever else was appended unflushed). */
+static int
+append_line(struct seen_set *s, const char *line, int n, struct mu_err *err)
+{
+	if (write(s->fd, line, (size_t)n) != n || fdatasync(s->fd) != 0) {
+		/* A failed flush is reported once: what was appended before
+		 * it is failed too (seen_sync()), not "flushed" by a retry. */
+		s->sync_failed = s->sync_failed || s->unsynced;
+		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
+	}
+	s->unsynced = false;
+	return MU_OK;
 }
 
 int
-seen_add(struct seen_set *s, const char *id, uint64_t not_after, struct mu_err *err)
+seen_append(struct seen_set *s, const char *id, uint64_t not_after, const char *run_module,
+    struct mu_err *err)
 {
-	char line[128];
+	char line[192];
 	int n;
 
-	n = snprintf(line, sizeof(line), "%s %" PRIu64 "\n", id, not_after);
-	if (write(s->fd, line, (size_t)n) != n || fdatasync(s->fd) != 0)
-		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
-	if (entry_insert(s, id_hash(id), not_after) != MU_OK)
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 "%s%s\n", id, not_after,
+	    run_module ? " run " : "", run_module ? run_module : "");
+	/* Room first: once on disk, the entry must be in memory too. */
+	if ((run_module && pending_add(s, id, not_after, run_module) != MU_OK) ||
+	    entry_append(s, id, not_after) != MU_OK) {
+		pending_drop(s, id);
 		return mu_errf(err, MU_ENOMEM, "out of memory");
+	}
+	/* From here on the id is known, also if the line does not reach the
+	 * disk: its job is answered "error", and a second delivery must not
+	 * run it.  A run stays open until that answer is spooled (its done
+	 * line), in case its run line did reach the disk. */
+	if (write(s->fd, line, (size_t)n) != n)
+		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
+	s->unsynced = true;
 	return MU_OK;
+}
+
+int
+seen_sync(struct seen_set *s, struct mu_err *err)
+{
+	bool failed = s->sync_failed;
+
+	s->sync_failed = false;
+	if (!s->unsynced && !failed)
+		return MU_OK;
+	s->unsynced = false;
+	if (failed || fdatasync(s->fd) != 0)
+		return mu_errf(err, MU_EIO, "%s: %s", s->path, failed ? "an earlier flush failed" :
+		    strerror(errno));
+	return MU_OK;
+}
+
+int
+seen_add(struct seen_set *s, const char *id, uint64_t not_after, const char *run_module,
+    struct mu_err *err)
+{
+	int rc = seen_append(s, id, not_after, run_module, err);
+
+	return rc != MU_OK ? rc : seen_sync(s, err);
+}
+
+int
+seen_mark_run(struct seen_set *s, const char *id, uint64_t not_after, const char *module,
+    struct mu_err *err)
+{
+	char line[192];
+	int n, rc;
+
+	if (!seen_has(s, id))
+		return seen_add(s, id, not_after, module, err);
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 " run %s\n", id, not_after, module);
+	if (pending_add(s, id, not_after, module) != MU_OK)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	if ((rc = append_line(s, line, n, err)) != MU_OK)
+		pending_drop(s, id);
+	return rc;
+}
+
+int
+seen_run_done(struct seen_set *s, const char *id, struct mu_err *err)
+{
+	const struct seen_run *r = pending_find(s, id);
+	char line[128];
+	int n, rc;
+
+	if (r == NULL)
+		return MU_OK;		/* not a run, or marked done already */
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 " done\n", id, r->not_after);
+	if ((rc = append_line(s, line, n, err)) == MU_OK)
+		pending_drop(s, id);
+	return rc;
 }
 
 void
 seen_prune(struct seen_set *s, uint64_t now_ms)
 {
 	struct mu_err err;
-	size_t i, live = 0, before = s->n;
+	size_t before = s->n;
 
-	for (i = 0; i < s->cap; i++)
-		if (s->slots[i].hash != 0 && !expired(s->slots[i].not_after, now_ms))
-			live++;
-	if (live == before)
-		return;
-	/* A table sized for what is left: after a burst, an idle agent gives
-	 * the memory back. */
-	if (table_rebuild(s, live, now_ms) != MU_OK) {
-		log_warnx("seen-set: out of memory; expired ids kept until the next prune");
-		return;
-	}
-	if (rewrite(s, &err) != MU_OK || reopen_append(s, &err) != MU_OK)
+	drop_expired(s, now_ms);
+	if (s->n != before && (rewrite(s, &err) != MU_OK || reopen_append(s, &err) != MU_OK))
 		log_warnx("seen-set: %s", err.msg);
+	/* After a burst the array is mostly empty: give the memory back (an
+	 * idle agent should not keep 80 bytes per job of a past burst). */
+	if (s->cap > 64 && s->n < s->cap / 4) {
+		size_t cap = s->n * 2 > 64 ? s->n * 2 : 64;
+		struct seen_entry *e = reallocarray(s->entries, cap, sizeof(*e));
+
+		if (e != NULL)
+			s->entries = e, s->cap = cap;
+	}
 }
 
 void
@@ -267,7 +354,8 @@ seen_close(struct seen_set *s)
 {
 	if (s->fd != -1)
 		close(s->fd);
-	free(s->slots);
+	free(s->entries);
+	free(s->runs);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 }

@@ -218,8 +218,10 @@ spool_flush(struct agent *a)
 		a->flush_timer = loop_add_timer(a->loop, FLUSH_INTERVAL_MS, flush_fired, a);
 }
 
-int
-result_publish(struct agent *a, const char *job, const void *body, size_t len)
+/* Sign, number and spool a result; staged: the spool folder's fsync is
+ * left to results_commit(). */
+static int
+result_spool(struct agent *a, const char *job, const void *body, size_t len, bool staged)
 {
 	char topic[TOPIC_MAX];
 	msgpack_sbuffer sb, numbered;
@@ -239,7 +241,8 @@ result_publish(struct agent *a, const char *job, const void *body, size_t len)
 	 * the very same bytes, not a second, different answer. */
 	if (!rc)
 		rc = session_wrap(a, body, len, &sb, &err);
-	if (!rc && (rc = spool_put(&a->spool, job, topic, sb.data, sb.size, &err)) != MU_OK) {
+	if (!rc && (rc = staged ? spool_stage(&a->spool, job, topic, sb.data, sb.size, &err) :
+	    spool_put(&a->spool, job, topic, sb.data, sb.size, &err)) != MU_OK) {
 		/* Without a spool, at least try to say it once. */
 		if (bus_connected(a->bus))
 			bus_publish(a->bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
@@ -250,8 +253,25 @@ result_publish(struct agent *a, const char *job, const void *body, size_t len)
 		log_err("result for job %s: %s", job, err.msg);
 		return rc;
 	}
-	spool_flush(a);
 	return MU_OK;
+}
+
+int
+result_stage(struct agent *a, const char *job, const void *body, size_t len)
+{
+	return result_spool(a, job, body, len, true);
+}
+
+int
+results_commit(struct agent *a)
+{
+	struct mu_err err;
+	int rc;
+
+	if ((rc = spool_sync(&a->spool, &err)) != MU_OK)
+		log_err("spool: %s", err.msg);
+	spool_flush(a);
+	return rc;
 }
 
 void

@@ -1,5 +1,6 @@
 /*
- * spool.c - results that must not be lost, and the journal of running jobs.
+ * spool.c - results that must not be lost (the journal of running jobs is
+ * in the seen-set, seen.c; journal_remove() clears what older versions left).
  *
  * A result is written to state_dir/spool/<seq>.res and fsync'ed (file and
  * folder) before it is first published; it is unlinked only when the
@@ -47,10 +48,11 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Write a file durably: tmp, fsync, rename, fsync the folder. */
+/* Write a file durably: tmp, fsync, rename, fsync the folder (unless
+ * the caller does that once for several files: !sync_dir). */
 static int
 write_durable(const char *dir, const char *name, const struct iovec *iov, int n,
-    struct mu_err *err)
+    bool sync_dir, struct mu_err *err)
 {
 	char path[CONF_PATH_MAX + 96], tmp[CONF_PATH_MAX + 104];
 	int fd, i;
@@ -68,7 +70,7 @@ write_durable(const char *dir, const char *name, const struct iovec *iov, int n,
 			return MU_EIO;
 		}
 	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0 ||
-	    fsync_dir(dir) != 0) {
+	    (sync_dir && fsync_dir(dir) != 0)) {
 		unlink(tmp);
 		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
 	}
@@ -199,8 +201,7 @@ spool_open(struct spool *sp, const char *state_dir, struct mu_err *err)
 	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running", state_dir) >=
 	    sizeof(sp->journal))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	if ((rc = make_dir(state_dir, err)) || (rc = make_dir(sp->dir, err)) ||
-	    (rc = make_dir(sp->journal, err)))
+	if ((rc = make_dir(state_dir, err)) || (rc = make_dir(sp->dir, err)))
 		return rc;
 	/* Zero-padded names: alphabetical order is sequence order. */
 	n = scandir(sp->dir, &names, NULL, alphasort);
@@ -219,6 +220,26 @@ spool_open(struct spool *sp, const char *state_dir, struct mu_err *err)
 
 int
 spool_put(struct spool *sp, const char *job, const char *topic, const void *payload,
+    size_t len, struct mu_err *err)
+{
+	int rc = spool_stage(sp, job, topic, payload, len, err);
+
+	return rc != MU_OK ? rc : spool_sync(sp, err);
+}
+
+int
+spool_sync(struct spool *sp, struct mu_err *err)
+{
+	if (!sp->dir_dirty)
+		return MU_OK;
+	sp->dir_dirty = false;
+	if (fsync_dir(sp->dir) != 0)
+		return mu_errf(err, MU_EIO, "%s: %s", sp->dir, strerror(errno));
+	return MU_OK;
+}
+
+int
+spool_stage(struct spool *sp, const char *job, const char *topic, const void *payload,
     size_t len, struct mu_err *err)
 {
 	uint8_t hdr[8];
@@ -240,10 +261,11 @@ spool_put(struct spool *sp, const char *job, const char *topic, const void *payl
 	iov[2] = (struct iovec){ (void *)job, jl };
 	iov[3] = (struct iovec){ (void *)payload, len };
 	snprintf(name, sizeof(name), "%020" PRIu64 ".res", s->seq);
-	if ((rc = write_durable(sp->dir, name, iov, 4, err)) != MU_OK) {
+	if ((rc = write_durable(sp->dir, name, iov, 4, false, err)) != MU_OK) {
 		spooled_free(s);
 		return rc;
 	}
+	sp->dir_dirty = true;
 	sp->next_seq++;
 	list_append(sp, s);
 	return MU_OK;
@@ -307,25 +329,17 @@ spool_close(struct spool *sp)
 	sp->count = 0;
 }
 
-/* Journal files are "job-<id>": a job id may be "." or "..". */
-int
-journal_add(struct spool *sp, const char *id, const void *body, size_t len,
-    struct mu_err *err)
-{
-	struct iovec iov = { (void *)body, len };
-	char name[JOBID_MAX_LEN + 8];
-
-	snprintf(name, sizeof(name), "job-%s", id);
-	return write_durable(sp->journal, name, &iov, 1, err);
-}
-
+/* Journal files were "job-<id>": a job id may be "." or "..". */
 void
 journal_remove(struct spool *sp, const char *id)
 {
 	char path[CONF_PATH_MAX + 96];
 
 	snprintf(path, sizeof(path), "%s/job-%s", sp->journal, id);
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("journal: unlink %s", path);
+	if (unlink(path) == -1) {
+		if (errno != ENOENT)
+			log_warn("journal: unlink %s", path);
+		return;
+	}
 	fsync_dir(sp->journal);
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -89,9 +90,13 @@ static void
 child_user(const struct spawn *s, int errfd)
 {
 	/* Groups, then gid, then uid: after setuid() the others are out of
-	 * reach.  Any failure ends the child; it never runs as root. */
-	if (setgroups((size_t)s->ngroups, s->groups) == -1 || setgid(s->gid) == -1 ||
-	    setuid(s->uid) == -1)
+	 * reach.  Any failure ends the child; it never runs as root.  Raw
+	 * system calls: the C library's wrappers would apply the change to
+	 * every thread they believe the process has, and a child sharing the
+	 * parent's memory (spawn_start()) sees the parent's thread list. */
+	if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) == -1 ||
+	    syscall(SYS_setresgid, s->gid, s->gid, s->gid) == -1 ||
+	    syscall(SYS_setresuid, s->uid, s->uid, s->uid) == -1)
 		child_fail(errfd, 126);
 	/* A change of credentials clears the parent-death signal. */
 	if (s->pdeathsig)
@@ -139,7 +144,77 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	child_fail(errfd, 127);
 }
 
+struct child_args {
+	const struct spawn *s;
+	pid_t parent;
+	int errfd;
+};
+
+static int
+child_main(void *arg)
+{
+	const struct child_args *c = arg;
+
+	spawn_child(c->s, c->parent, c->errfd);
+}
+
 /* ---- the parent -------------------------------------------------------- */
+
+#define CHILD_STACK	(256u * 1024)	/* mapped lazily: only what is used */
+
+/*
+ * The child, sharing our memory until its exec (CLONE_VM | CLONE_VFORK,
+ * as posix_spawn() does), on a stack of its own; we wait meanwhile.  A
+ * fork() would copy the page tables of the whole process and leave every
+ * page copy-on-write for both sides: in musterd's parent that was the
+ * larger part of a runner's start (docs/BENCHMARKS.md).  The prelude only
+ * makes system calls and writes nothing but its own stack, so sharing is
+ * safe; every signal stays blocked until the child has reset the
+ * handlers, so no handler of ours runs in it.  Sanitizer builds fork: ASan
+ * does not expect code to run on a stack it did not see created.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+static pid_t
+child_clone(const struct spawn *s, pid_t parent, int errfd)
+{
+	struct child_args c = { s, parent, errfd };
+	pid_t pid;
+
+	if (s->new_pidns)
+		/* fork() semantics (no new stack) plus a PID namespace. */
+		pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
+	else
+		pid = fork();
+	if (pid == 0)
+		child_main(&c);
+	return pid;
+}
+#else
+static pid_t
+child_clone(const struct spawn *s, pid_t parent, int errfd)
+{
+	struct child_args c = { s, parent, errfd };
+	int flags = SIGCHLD | (s->new_pidns ? CLONE_NEWPID : 0);
+	sigset_t all, old;
+	void *stack;
+	pid_t pid;
+	int e;
+
+	stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = clone(child_main, (char *)stack + CHILD_STACK, flags | CLONE_VM | CLONE_VFORK,
+	    &c);
+	e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	munmap(stack, CHILD_STACK);
+	errno = e;
+	return pid;
+}
+#endif
 
 /* With exec_report: 0 when the child exec'd, else its errno (the child
  * is reaped then). */
@@ -174,20 +249,14 @@ spawn_start(const struct spawn *s, struct mu_err *err)
 		errno = e;
 		return -1;
 	}
-	if (s->new_pidns)
-		/* fork() semantics (no new stack) plus a PID namespace. */
-		pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
-	else
-		pid = fork();
-	if (pid == 0)
-		spawn_child(s, parent, ep[1]);
+	pid = child_clone(s, parent, ep[1]);
 	e = errno;
 	if (ep[1] != -1)
 		close(ep[1]);
 	if (pid == -1) {
 		if (ep[0] != -1)
 			close(ep[0]);
-		mu_errf(err, MU_EIO, "%s: %s", s->new_pidns ? "clone" : "fork", strerror(e));
+		mu_errf(err, MU_EIO, "clone: %s", strerror(e));
 		errno = e;
 		return -1;
 	}

@@ -4,8 +4,9 @@
  *
  * Everything that allocates, locks or reads files (the argv, the user's
  * groups, the seccomp program) is prepared by the caller before
- * spawn_start(); between fork() and execve() the child makes only
- * async-signal-safe system calls, in this order:
+ * spawn_start(); between the clone and execve() the child (which shares
+ * the parent's memory until the exec, as with vfork(); subproc.c) makes
+ * only async-signal-safe system calls, in this order:
  *   own process group; parent-death signal; every signal's default action
  *   (ignored ones would stay ignored across exec), then an empty mask;
  *   rlimits; groups, gid, uid (then the death signal again, since a change
@@ -76,7 +77,7 @@ struct spawn {
 	bool exec_report;		/* wait for the exec; see above */
 };
 
-/* Fork (or clone into a new PID namespace) and exec.  Returns the child's
+/* Start the child (in a new PID namespace if asked) and exec.  Returns the child's
  * pid in the caller's namespace, or -1 with err set and errno saying why
  * (with exec_report: the child's errno when its prelude or exec failed).
  * Without exec_report the child exits 126 when it cannot become the user

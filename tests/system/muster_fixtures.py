@@ -1414,6 +1414,24 @@ def spool_files(agent: "Agent") -> list[Path]:
     return sorted(d.glob("*.res")) if d.is_dir() else []
 
 
+def journaled_runs(agent: "Agent") -> dict[str, str]:
+    """Run jobs the agent has accepted and not yet answered (their result
+    not spooled), job id -> module: the journal lines of state_dir/seen
+    ("id not_after run MODULE", ended by "id not_after done")."""
+    runs: dict[str, str] = {}
+    path = agent.state_dir / "seen"
+    text = path.read_text() if path.exists() else ""
+    for line in text.splitlines(keepends=True):
+        f = line.split()
+        if not line.endswith("\n") or len(f) < 3:
+            continue
+        if f[2] == "run" and len(f) == 4:
+            runs[f[0]] = f[3]
+        elif f[2] == "done":
+            runs.pop(f[0], None)
+    return runs
+
+
 def broker_received(broker: "Broker", topic_: str, client_id: str) -> int:
     """How many PUBLISH packets the broker log shows client_id sent to
     topic_ (log_type all), across restarts (the log is appended)."""

@@ -17,8 +17,8 @@ import pytest
 
 from muster_fixtures import (
     Client, assert_no_sanitizer_reports, broker_received, install_any_modules,
-    new_job, now_ms, proc_alive, runner_pid, send_job, spool_files, topic,
-    wait_until,
+    journaled_runs, new_job, now_ms, proc_alive, runner_pid, send_job, spool_files,
+    topic, wait_until,
 )
 
 HOST = "h1"
@@ -238,7 +238,7 @@ def test_agent_killed_while_job_runs_reports_interrupted_once(
     a.kill9()
     # PR_SET_PDEATHSIG: the runner does not outlive the agent.
     wait_until(lambda: not proc_alive(pid), 5, what="the orphaned runner to die")
-    assert (a.state_dir / "running" / f"job-{body['id']}").exists()
+    assert journaled_runs(a) == {body["id"]: "hang"}
     a.start()
     got = wait_results(observer, {body["id"]}, 15)
     got += settle_and_control(a, observer, operator, broker)
@@ -246,7 +246,7 @@ def test_agent_killed_while_job_runs_reports_interrupted_once(
     r = got[0]
     assert r["status"] == "interrupted" and r["module"] == "hang", r
     assert "restarted" in r["reason"]
-    assert not (a.state_dir / "running" / f"job-{body['id']}").exists()
+    wait_until(lambda: journaled_runs(a) == {}, 5, what="the run's done mark")
     # A second restart does not report it again.
     a.restart()
     assert settle_and_control(a, observer, operator, broker) == []

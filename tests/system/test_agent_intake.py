@@ -20,9 +20,9 @@ from typing import Callable, Optional
 import pytest
 
 from muster_fixtures import (
-    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, log_count,
-    new_job, now_ms, pack, run_job, runner_pid, send_job, start_fresh, target_topic,
-    topic, watch_results,
+    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, journaled_runs,
+    log_count, new_job, now_ms, pack, run_job, runner_pid, send_job, start_fresh,
+    target_topic, topic, wait_until, watch_results,
 )
 
 REJECT_BURST = 20		# agent/agent.h
@@ -541,4 +541,26 @@ def test_job_running_at_a_crash_is_reported_interrupted(agents, op_client,
     assert r["reason"] == "the agent restarted while the job ran"
     control(op_client, operator)
     assert results_for(op_client, body["id"]) == []
-    assert not list((a.state_dir / "running").glob("job-*"))
+    wait_until(lambda: journaled_runs(a) == {}, 5, what="the run's done mark")
+
+
+def test_journal_of_an_older_version_is_answered(agents, op_client, operator):
+    """A run left in state_dir/running/job-<id> by an older build (the
+    journal before it moved into the seen-set) is answered `interrupted`
+    once, and the file goes."""
+    a = start_h1(agents)
+    a.stop()
+    body = new_job("run", "host/h1", module="hang", timeout_ms=60_000)
+    running = a.state_dir / "running"
+    running.mkdir(mode=0o700, exist_ok=True)
+    (running / f"job-{body['id']}").write_bytes(pack(body))
+    watch_results(op_client, body["id"])
+    start_fresh(a)
+    r = op_client.expect(topic("results", body["id"], "h1"), timeout=15).decode()
+    assert (r["status"], r["module"]) == ("interrupted", "hang"), r
+    wait_until(lambda: journaled_runs(a) == {}, 5, what="the run's done mark")
+    assert not list(running.glob("job-*"))
+    control(op_client, operator)
+    assert results_for(op_client, body["id"]) == []
+    # It was accepted, so the same job sent now is a replay.
+    assert body["id"] in (a.state_dir / "seen").read_text()

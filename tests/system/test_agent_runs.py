@@ -6,6 +6,8 @@ agent's loop was never blocked and the agent is still there.  "Nothing
 else arrives" is proved with a later message the agent sent after the
 thing that must not happen would have been sent.
 """
+import hashlib
+import os
 import time
 
 import pytest
@@ -197,6 +199,28 @@ def test_pinned_sha256_must_match(agents, op, operator):
     assert r["module_sha256"] == shas["echoargs"]
     assert r["module_version"] == "1.2.3"
     assert_ping_fast(op, operator, a)
+
+
+def test_a_changed_local_module_is_read_again(agents, op, operator):
+    """The parent keeps a sealed copy of an unchanged modules_dir file; a
+    write to the file, in place and of the same size, is seen at once."""
+    a, shas = start_agent(agents, "echoargs")
+    path = a.modules_dir / "echoargs.so"
+    time.sleep(1.2)			# older than a second: the copy is kept
+    for _ in range(2):
+        _, r = run_one(op, operator, a, module="echoargs")
+        assert (r["status"], r["module_sha256"]) == ("pass", shas["echoargs"]), r
+    # Trailing bytes the loader ignores, then one of them changed in place
+    # (same inode, same size), twice within the same second.
+    with open(path, "ab") as f:
+        f.write(b"\0" * 16)
+    for last in (b"\1", b"\2"):
+        with open(path, "r+b") as f:
+            f.seek(-1, os.SEEK_END)
+            f.write(last)
+        want = hashlib.sha256(path.read_bytes()).hexdigest()
+        _, r = run_one(op, operator, a, module="echoargs")
+        assert (r["status"], r["module_sha256"]) == ("pass", want), r
 
 
 # ---- cancel and max_jobs -------------------------------------------------------

@@ -189,6 +189,7 @@ deliver(struct fx *f, const char *topic, const struct sign_key *k, const struct 
 
 	seal(&sb, k, j);
 	intake_message(&f->a, topic, (const uint8_t *)sb.data, sb.size);
+	intake_commit(&f->a);	/* the end of a read (priv.c) */
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -277,6 +278,43 @@ expect_silence(struct fx *f)
 
 /* ---- the rules ------------------------------------------------------------ */
 
+/* Jobs read at once: each id is known at once, nothing is answered before
+ * the one flush (intake_commit), then every job is. */
+static void
+test_group_commit(void **state)
+{
+	struct fx *f = *state;
+	msgpack_sbuffer sb;
+	struct job j;
+	const char *ids[] = { "burst-1", "burst-2", "burst-1" };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		job_ping(&j, ids[i]);
+		seal(&sb, f->alice, &j);
+		intake_message(&f->a, TOPIC_HOST, (const uint8_t *)sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	assert_true(seen_has(&f->a.seen, "burst-2"));
+	assert_true(f->a.seen.unsynced);
+	expect_silence(f);
+	intake_commit(&f->a);
+	assert_false(f->a.seen.unsynced);
+	/* The repeated id is a duplicate delivery: no second answer. */
+	for (i = 0; i < 2; i++) {
+		struct answer ans;
+		uint8_t *frame = NULL;
+
+		assert_true(next_answer(f, &ans, &frame));
+		assert_int_equal(ans.r.status, RS_PASS);
+		assert_string_equal(ans.r.job, ids[i]);
+		answer_free(&ans, frame);
+	}
+	expect_silence(f);
+	assert_int_equal(f->a.jobs_accepted, 2);
+	assert_int_equal(f->a.jobs_duplicate, 1);
+}
+
 static void
 test_good_ping(void **state)
 {
@@ -343,6 +381,7 @@ test_bad_signature(void **state)
 	/* One bit of the body's last byte: the signature no longer holds. */
 	((uint8_t *)sb.data)[sb.size - 1] ^= 0x01;
 	intake_message(&f->a, TOPIC_HOST, (const uint8_t *)sb.data, sb.size);
+	intake_commit(&f->a);	/* the end of a read (priv.c) */
 	msgpack_sbuffer_destroy(&sb);
 	/* Answered under "invalid-<hash>", never under the claimed id. */
 	expect_answer(f, NULL, RS_REJECTED, "bad signature");
@@ -370,10 +409,12 @@ test_malformed(void **state)
 	static const uint8_t junk[] = { 0x81, 0xa1, 'v', 0x02 };
 
 	intake_message(&f->a, TOPIC_HOST, junk, sizeof(junk));
+	intake_commit(&f->a);	/* the end of a read (priv.c) */
 	expect_answer(f, NULL, RS_REJECTED, "malformed job envelope");
 	/* Over max_job: dropped before any decoding, not answered. */
 	f->a.cfg.max_job = 2;
 	intake_message(&f->a, TOPIC_HOST, junk, sizeof(junk));
+	intake_commit(&f->a);	/* the end of a read (priv.c) */
 	expect_silence(f);
 	assert_int_equal(f->a.jobs_oversize, 1);
 }
@@ -498,6 +539,7 @@ main(void)
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_good_ping),
+		T(test_group_commit),
 		T(test_duplicate_id),
 		T(test_bad_signature),
 		T(test_unknown_key),

@@ -104,8 +104,8 @@ test_seen_add_has_reopen(void **state)
 
 	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
 	assert_false(seen_has(&s, "job-1"));
-	assert_int_equal(seen_add(&s, "job-1", NOW + 60000, &err), MU_OK);
-	assert_int_equal(seen_add(&s, "job-2", NOW + 60000, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "job-1", NOW + 60000, NULL, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "job-2", NOW + 60000, NULL, &err), MU_OK);
 	assert_true(seen_has(&s, "job-1"));
 	assert_true(seen_has(&s, "job-2"));
 	assert_false(seen_has(&s, "job-3"));
@@ -128,8 +128,8 @@ test_seen_prune(void **state)
 	char buf[512];
 
 	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
-	assert_int_equal(seen_add(&s, "short", NOW + 1000, &err), MU_OK);
-	assert_int_equal(seen_add(&s, "long", NOW + 3600000, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "short", NOW + 1000, NULL, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "long", NOW + 3600000, NULL, &err), MU_OK);
 	/* Within the clock skew an id is still kept: its job could pass. */
 	seen_prune(&s, NOW + 1000 + CLOCK_SKEW_MS);
 	assert_true(seen_has(&s, "short"));
@@ -140,7 +140,7 @@ test_seen_prune(void **state)
 	read_text(d->path, "seen", buf, sizeof(buf));
 	assert_null(strstr(buf, "short"));
 	assert_non_null(strstr(buf, "long"));
-	assert_int_equal(seen_add(&s, "later", NOW + 3600000, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "later", NOW + 3600000, NULL, &err), MU_OK);
 	seen_close(&s);
 	/* Expired entries are dropped on open as well. */
 	assert_int_equal(seen_open(&s, d->path, NOW + 3600001 + CLOCK_SKEW_MS, &err),
@@ -301,6 +301,33 @@ test_spool_seq_survives_empty(void **state)
 	spool_close(&sp);
 }
 
+/* A group commit: each file is written and renamed at once, the folder
+ * fsync'ed once for all; they are queued (for sending) in order. */
+static void
+test_spool_stage_sync(void **state)
+{
+	struct dir *d = *state;
+	struct spool sp;
+	struct mu_err err = { "" };
+	char spooldir[128];
+
+	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_sync(&sp, &err), MU_OK);		/* nothing to do */
+	assert_int_equal(spool_stage(&sp, "job-a", "muster/results/job-a/web1", "A", 1, &err),
+	    MU_OK);
+	assert_int_equal(spool_stage(&sp, "job-b", "muster/results/job-b/web1", "B", 1, &err),
+	    MU_OK);
+	assert_true(sp.dir_dirty);
+	assert_int_equal(spool_sync(&sp, &err), MU_OK);
+	assert_false(sp.dir_dirty);
+	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
+	assert_true(exists(spooldir, "00000000000000000001.res"));
+	assert_true(exists(spooldir, "00000000000000000002.res"));
+	assert_int_equal(sp.count, 2);
+	assert_string_equal(sp.head->job, "job-a");
+	spool_close(&sp);
+}
+
 /* After a burst has expired, the seen-set gives its memory back. */
 static void
 test_seen_prune_shrinks(void **state)
@@ -314,9 +341,9 @@ test_seen_prune_shrinks(void **state)
 	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
 	for (i = 0; i < 1000; i++) {
 		snprintf(id, sizeof(id), "burst-%d", i);
-		assert_int_equal(seen_add(&s, id, NOW + 1000, &err), MU_OK);
+		assert_int_equal(seen_add(&s, id, NOW + 1000, NULL, &err), MU_OK);
 	}
-	assert_int_equal(seen_add(&s, "long", NOW + 3600000, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "long", NOW + 3600000, NULL, &err), MU_OK);
 	assert_true(s.cap >= 1001);
 	/* Every id is found after the table grew; others are not. */
 	for (i = 0; i < 1000; i++) {
@@ -378,33 +405,120 @@ test_spool_refusals(void **state)
 	spool_close(&sp);
 }
 
-/* ---- the journal -------------------------------------------------------- */
+/* ---- the journal (in the seen-set) ------------------------------------ */
 
+/* A run is journaled in its seen line and stays unanswered across a
+ * restart, past its not_after and through compactions, until it is done. */
 static void
-test_journal_add_remove(void **state)
+test_journal_runs(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char buf[1024];
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "r1", NOW + 1000, "os.release", &err), MU_OK);
+	assert_int_equal(seen_add(&s, "r2", NOW + 1000, "hang", &err), MU_OK);
+	assert_int_equal(seen_add(&s, "p1", NOW + 1000, NULL, &err), MU_OK);
+	assert_int_equal(s.nruns, 2);
+	/* Done for a ping: nothing to mark. */
+	assert_int_equal(seen_run_done(&s, "p1", &err), MU_OK);
+	assert_int_equal(seen_run_done(&s, "r1", &err), MU_OK);
+	assert_int_equal(s.nruns, 1);
+	assert_string_equal(s.runs[0].id, "r2");
+	read_text(d->path, "seen", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "r2 "));
+	assert_non_null(strstr(buf, " run hang\n"));
+	assert_non_null(strstr(buf, " done\n"));
+	seen_close(&s);
+	/* A restart long after: r2 is still unanswered (the journal), r1
+	 * and p1 have expired. */
+	assert_int_equal(seen_open(&s, d->path, NOW + 1001 + CLOCK_SKEW_MS, &err), MU_OK);
+	assert_int_equal(s.nruns, 1);
+	assert_string_equal(s.runs[0].id, "r2");
+	assert_string_equal(s.runs[0].module, "hang");
+	assert_true(seen_has(&s, "r2"));
+	assert_false(seen_has(&s, "r1"));
+	seen_prune(&s, NOW + 3600000);
+	assert_true(seen_has(&s, "r2"));
+	assert_int_equal(seen_run_done(&s, "r2", &err), MU_OK);
+	seen_close(&s);
+	assert_int_equal(seen_open(&s, d->path, NOW + 3600000, &err), MU_OK);
+	assert_int_equal(s.nruns, 0);
+	assert_int_equal(s.n, 0);
+	seen_close(&s);
+}
+
+/* A group commit: ids are known at once, on disk after one seen_sync(). */
+static void
+test_seen_group_commit(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(seen_sync(&s, &err), MU_OK);	/* nothing to flush */
+	assert_int_equal(seen_append(&s, "g1", NOW + 60000, NULL, &err), MU_OK);
+	assert_int_equal(seen_append(&s, "g2", NOW + 60000, "hang", &err), MU_OK);
+	assert_true(s.unsynced);
+	/* A duplicate in the same burst is one already. */
+	assert_true(seen_has(&s, "g1"));
+	assert_int_equal(seen_sync(&s, &err), MU_OK);
+	assert_false(s.unsynced);
+	seen_close(&s);
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_true(seen_has(&s, "g1"));
+	assert_true(seen_has(&s, "g2"));
+	assert_int_equal(s.nruns, 1);
+	seen_close(&s);
+}
+
+/* A torn last line was never flushed: nothing acted on it. */
+static void
+test_journal_torn(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char text[256];
+
+	snprintf(text, sizeof(text), "a1 %llu run os.release\na1 %llu done\n"
+	    "a2 %llu run hang\na3 %llu run os.rel", NOW + 60000, NOW + 60000,
+	    NOW + 60000, NOW + 60000);
+	write_text(d->path, "seen", text);
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(s.nruns, 1);
+	assert_string_equal(s.runs[0].id, "a2");
+	assert_true(seen_has(&s, "a1"));
+	assert_false(seen_has(&s, "a3"));
+	/* A journal file of an older version moves into the seen-set. */
+	assert_int_equal(seen_mark_run(&s, "a1", NOW + 60000, "os.release", &err), MU_OK);
+	assert_int_equal(s.nruns, 2);
+	assert_int_equal(s.n, 2);
+	seen_close(&s);
+}
+
+/* What an older version left in state_dir/running goes quietly. */
+static void
+test_journal_remove_legacy(void **state)
 {
 	struct dir *d = *state;
 	struct spool sp;
 	struct mu_err err = { "" };
-	char journal[128], buf[64];
+	char journal[128];
 
 	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
 	snprintf(journal, sizeof(journal), "%s/running", d->path);
-	assert_int_equal(journal_add(&sp, "j1", "body-1", 6, &err), MU_OK);
-	/* Ids "." and ".." are valid job ids: the "job-" prefix keeps them
+	assert_int_equal(mkdir(journal, 0700), 0);
+	/* Ids "." and ".." are valid job ids: the "job-" prefix kept them
 	 * file names. */
-	assert_int_equal(journal_add(&sp, "..", "body-2", 6, &err), MU_OK);
-	assert_true(exists(journal, "job-j1"));
-	assert_true(exists(journal, "job-.."));
-	assert_int_equal(read_text(journal, "job-j1", buf, sizeof(buf)), 6);
-	assert_string_equal(buf, "body-1");
-	journal_remove(&sp, "j1");
-	assert_false(exists(journal, "job-j1"));
-	assert_true(exists(journal, "job-.."));
-	/* Removing what is not there is quiet. */
-	journal_remove(&sp, "j1");
+	write_text(journal, "job-..", "body");
 	journal_remove(&sp, "..");
 	assert_false(exists(journal, "job-.."));
+	/* Removing what is not there is quiet. */
+	journal_remove(&sp, "..");
 	spool_close(&sp);
 }
 
@@ -429,7 +543,13 @@ main(void)
 		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_spool_refusals, dir_setup,
 		    dir_teardown),
-		cmocka_unit_test_setup_teardown(test_journal_add_remove, dir_setup,
+		cmocka_unit_test_setup_teardown(test_journal_runs, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_torn, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_group_commit, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_stage_sync, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_journal_remove_legacy, dir_setup,
 		    dir_teardown),
 	};
 

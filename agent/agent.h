@@ -36,8 +36,12 @@
 
 /* ---- seen-set (seen.c): job ids already accepted, persisted ----------- */
 
+/* In memory an accepted id is its SHA-256's first 8 bytes (0 marks a
+ * free slot): 16 bytes a job instead of the id itself.  Two ids sharing
+ * those bytes would make the second look replayed -- a refusal, never a
+ * second run -- at odds of about n^2 / 2^65. */
 struct seen_entry {
-	char id[JOBID_MAX_LEN + 1];
+	uint64_t hash;
 	uint64_t not_after;
 };
 
@@ -46,11 +50,12 @@ struct seen_run {
 	char id[JOBID_MAX_LEN + 1];
 	char module[NAME_MAX_LEN + 1];
 	uint64_t not_after;
+	uint64_t hash;			/* of id, as in the table */
 };
 
 struct seen_set {
-	struct seen_entry *entries;	/* owned */
-	size_t n, cap;
+	struct seen_entry *slots;	/* open addressing, owned */
+	size_t n, cap;			/* cap: a power of two, or 0 */
 	struct seen_run *runs;		/* owned; few: the unanswered runs */
 	size_t nruns, capruns;
 	int fd;				/* append log state_dir/seen, owned */

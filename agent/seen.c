@@ -16,6 +16,11 @@
  * gone from the spool).  A run without its done line is unanswered: kept
  * past its not_after and through every compaction until it is done.
  * (Older versions read the first two fields only: the file stays theirs.)
+ *
+ * In memory: a hash table of 16-byte entries (agent.h), so a lookup does
+ * not grow with the set and 10,000 live jobs cost 256 KiB; the ids
+ * themselves stay on disk (compaction copies the live lines), except the
+ * few unanswered runs'.
  */
 #include "agent.h"
 
@@ -27,29 +32,122 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
+/* Marks an entry whose line a rewrite has copied already (a not_after in
+ * ms is far below 2^63). */
+#define SEEN_COPIED	(UINT64_C(1) << 63)
+#define SEEN_MIN_SLOTS	64
+
 /* not_after + skew < now, without wrapping for a huge not_after. */
 static bool
-expired(const struct seen_entry *e, uint64_t now_ms)
+expired(uint64_t not_after, uint64_t now_ms)
 {
-	return now_ms > CLOCK_SKEW_MS && e->not_after < now_ms - CLOCK_SKEW_MS;
+	return now_ms > CLOCK_SKEW_MS && not_after < now_ms - CLOCK_SKEW_MS;
+}
+
+static uint64_t
+id_hash(const char *id)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	uint64_t h;
+
+	SHA256((const unsigned char *)id, strlen(id), md);
+	memcpy(&h, md, sizeof(h));
+	return h ? h : 1;
+}
+
+/* The slot holding h, or the free slot where it goes (cap > 0; the table
+ * is never more than 3/4 full). */
+static struct seen_entry *
+slot_for(const struct seen_set *s, uint64_t h)
+{
+	size_t i = (size_t)h & (s->cap - 1);
+
+	while (s->slots[i].hash != 0 && s->slots[i].hash != h)
+		i = (i + 1) & (s->cap - 1);
+	return &s->slots[i];
+}
+
+static size_t
+slots_for(size_t n)
+{
+	size_t cap = SEEN_MIN_SLOTS;
+
+	while (cap / 4 * 3 < n)
+		cap *= 2;
+	return cap;
+}
+
+static bool
+pending_hash(const struct seen_set *s, uint64_t h)
+{
+	size_t i;
+
+	for (i = 0; i < s->nruns; i++)
+		if (s->runs[i].hash == h)
+			return true;
+	return false;
+}
+
+/* Whether an entry stays at now_ms (0: every entry stays): an expired one
+ * does not, unless its run is still unanswered. */
+static bool
+entry_live(const struct seen_set *s, const struct seen_entry *e, uint64_t now_ms)
+{
+	return e->hash != 0 && (now_ms == 0 || !expired(e->not_after, now_ms) ||
+	    pending_hash(s, e->hash));
+}
+
+/* Move the live entries into a table sized for `need`: growing after an
+ * insert, shrinking after a prune (memory goes back after a burst). */
+static int
+table_rebuild(struct seen_set *s, size_t need, uint64_t now_ms)
+{
+	struct seen_set t = { .cap = slots_for(need) };
+	size_t i;
+
+	if ((t.slots = calloc(t.cap, sizeof(*t.slots))) == NULL)
+		return MU_ENOMEM;
+	for (i = 0; i < s->cap; i++) {
+		if (!entry_live(s, &s->slots[i], now_ms))
+			continue;
+		*slot_for(&t, s->slots[i].hash) = s->slots[i];
+		t.n++;
+	}
+	free(s->slots);
+	s->slots = t.slots, s->cap = t.cap, s->n = t.n;
+	return MU_OK;
 }
 
 static int
-entry_append(struct seen_set *s, const char *id, uint64_t not_after)
+entry_insert(struct seen_set *s, const char *id, uint64_t not_after)
+{
+	uint64_t h = id_hash(id);
+	struct seen_entry *e;
+	int rc;
+
+	if (s->n + 1 > s->cap / 4 * 3 && (rc = table_rebuild(s, s->n + 1, 0)) != MU_OK)
+		return rc;
+	e = slot_for(s, h);
+	if (e->hash == 0) {
+		e->hash = h;
+		s->n++;
+	}
+	if (not_after > e->not_after)
+		e->not_after = not_after;
+	return MU_OK;
+}
+
+static struct seen_entry *
+entry_find(const struct seen_set *s, const char *id)
 {
 	struct seen_entry *e;
 
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-
-		if ((e = reallocarray(s->entries, cap, sizeof(*e))) == NULL)
-			return MU_ENOMEM;
-		s->entries = e, s->cap = cap;
-	}
-	e = &s->entries[s->n++];
-	snprintf(e->id, sizeof(e->id), "%s", id);
-	e->not_after = not_after;
-	return MU_OK;
+	if (s->cap == 0)
+		return NULL;
+	e = slot_for(s, id_hash(id));
+	return e->hash != 0 ? e : NULL;
 }
 
 static struct seen_run *
@@ -81,6 +179,7 @@ pending_add(struct seen_set *s, const char *id, uint64_t not_after, const char *
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	snprintf(r->module, sizeof(r->module), "%s", module);
 	r->not_after = not_after;
+	r->hash = id_hash(id);
 	return MU_OK;
 }
 
@@ -94,11 +193,10 @@ pending_drop(struct seen_set *s, const char *id)
 }
 
 /* One line: "id not_after", then "run MODULE" or "done" (see above). */
-static void
+static int
 load_line(struct seen_set *s, const char *line, uint64_t now_ms)
 {
 	char id[JOBID_MAX_LEN + 2], tag[8], module[NAME_MAX_LEN + 2];
-	struct seen_entry e;
 	uint64_t not_after;
 	int n;
 
@@ -106,45 +204,44 @@ load_line(struct seen_set *s, const char *line, uint64_t now_ms)
 	 * torn tag, which leaves the line a plain "id not_after" at most
 	 * (the run's result is then not yet spooled: nothing ran). */
 	n = sscanf(line, "%65s %" SCNu64 " %7s %64s", id, &not_after, tag, module);
-	if (n < 2 || !jobid_valid(id) || strchr(line, '\n') == NULL)
-		return;
+	if (n < 2 || !jobid_valid(id) || strchr(line, '\n') == NULL || not_after >= SEEN_COPIED)
+		return MU_OK;
 	if (n == 4 && strcmp(tag, "run") == 0 && name_valid(module))
 		pending_add(s, id, not_after, module);
 	else if (n == 3 && strcmp(tag, "done") == 0)
 		pending_drop(s, id);
-	memcpy(e.id, id, strlen(id) + 1);	/* jobid_valid: <= 64 chars */
-	e.not_after = not_after;
 	/* An expired run is kept until the whole file is read: a later
 	 * "done" may end it (then drop_expired() removes it). */
-	if ((!expired(&e, now_ms) || pending_find(s, id)) && !seen_has(s, id))
-		entry_append(s, id, not_after);
+	if (!expired(not_after, now_ms) || pending_find(s, id))
+		return entry_insert(s, id, not_after);
+	return MU_OK;
 }
 
-static void
+static int
 load_file(struct seen_set *s, uint64_t now_ms)
 {
 	char line[192];
 	FILE *f;
+	int rc = MU_OK;
 
 	if ((f = fopen(s->path, "re")) == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL)
-		load_line(s, line, now_ms);
+		return MU_OK;
+	while (rc == MU_OK && fgets(line, sizeof(line), f) != NULL)
+		rc = load_line(s, line, now_ms);
 	fclose(f);
+	return rc;
 }
 
 /* Expired entries go, unless their run is still unanswered. */
-static void
+static int
 drop_expired(struct seen_set *s, uint64_t now_ms)
 {
-	size_t i = 0;
+	size_t i, live = 0;
 
-	while (i < s->n) {
-		if (expired(&s->entries[i], now_ms) && pending_find(s, s->entries[i].id) == NULL)
-			s->entries[i] = s->entries[--s->n];
-		else
-			i++;
-	}
+	for (i = 0; i < s->cap; i++)
+		if (entry_live(s, &s->slots[i], now_ms))
+			live++;
+	return live == s->n ? MU_OK : table_rebuild(s, live, now_ms);
 }
 
 static int
@@ -160,13 +257,41 @@ fsync_path(const char *dir)
 	return rc;
 }
 
-/* Write the live entries to a new file and swap it in atomically. */
+/* Copy the lines of the ids still in the table, once each, with the run
+ * tag of an unanswered run. */
+static void
+copy_live_lines(struct seen_set *s, FILE *in, FILE *out)
+{
+	char line[192], id[JOBID_MAX_LEN + 2];
+	const struct seen_run *r;
+	struct seen_entry *e;
+	uint64_t not_after;
+	size_t i;
+
+	while (in && fgets(line, sizeof(line), in) != NULL) {
+		if (sscanf(line, "%65s %" SCNu64, id, &not_after) != 2 || !jobid_valid(id) ||
+		    (e = entry_find(s, id)) == NULL || (e->not_after & SEEN_COPIED))
+			continue;
+		r = pending_find(s, id);
+		fprintf(out, "%s %" PRIu64 "%s%s\n", id, e->not_after, r ? " run " : "",
+		    r ? r->module : "");
+		e->not_after |= SEEN_COPIED;
+	}
+	for (i = 0; i < s->cap; i++)
+		s->slots[i].not_after &= ~SEEN_COPIED;
+}
+
+/*
+ * Write the live entries to a new file and swap it in atomically.  The ids
+ * come from the old file (memory holds their hashes only), so an id whose
+ * line never reached the disk (seen_append() failed) stays known until a
+ * restart only, as its job was answered "error" and not run.
+ */
 static int
 rewrite(struct seen_set *s, struct mu_err *err)
 {
 	char tmp[sizeof(s->path) + 8];
-	FILE *f;
-	size_t i;
+	FILE *in, *f;
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s.new", s->path);
@@ -176,12 +301,10 @@ rewrite(struct seen_set *s, struct mu_err *err)
 			close(fd);
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
 	}
-	for (i = 0; i < s->n; i++) {
-		const struct seen_run *r = pending_find(s, s->entries[i].id);
-
-		fprintf(f, "%s %" PRIu64 "%s%s\n", s->entries[i].id, s->entries[i].not_after,
-		    r ? " run " : "", r ? r->module : "");
-	}
+	in = fopen(s->path, "re");
+	copy_live_lines(s, in, f);
+	if (in)
+		fclose(in);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fclose(f);
 		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
@@ -215,8 +338,8 @@ seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms, struct mu_
 	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/seen", state_dir) >= sizeof(s->path) ||
 	    (size_t)snprintf(s->dir, sizeof(s->dir), "%s", state_dir) >= sizeof(s->dir))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	load_file(s, now_ms);
-	drop_expired(s, now_ms);
+	if (load_file(s, now_ms) != MU_OK || drop_expired(s, now_ms) != MU_OK)
+		return mu_errf(err, MU_ENOMEM, "%s: out of memory", s->path);
 	rc = rewrite(s, err);
 	if (!rc)
 		rc = reopen_append(s, err);
@@ -226,12 +349,7 @@ seen_open(struct seen_set *s, const char *state_dir, uint64_t now_ms, struct mu_
 bool
 seen_has(const struct seen_set *s, const char *id)
 {
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		if (strcmp(s->entries[i].id, id) == 0)
-			return true;
-	return false;
+	return entry_find(s, id) != NULL;
 }
 
 /* Append and flush (with whatever else was appended unflushed). */
@@ -259,7 +377,7 @@ seen_append(struct seen_set *s, const char *id, uint64_t not_after, const char *
 	    run_module ? " run " : "", run_module ? run_module : "");
 	/* Room first: once on disk, the entry must be in memory too. */
 	if ((run_module && pending_add(s, id, not_after, run_module) != MU_OK) ||
-	    entry_append(s, id, not_after) != MU_OK) {
+	    entry_insert(s, id, not_after) != MU_OK) {
 		pending_drop(s, id);
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	}
@@ -335,18 +453,14 @@ seen_prune(struct seen_set *s, uint64_t now_ms)
 	struct mu_err err;
 	size_t before = s->n;
 
-	drop_expired(s, now_ms);
+	/* The table is rebuilt for what is left: after a burst, an idle agent
+	 * gives the memory back. */
+	if (drop_expired(s, now_ms) != MU_OK) {
+		log_warnx("seen-set: out of memory; expired ids kept until the next prune");
+		return;
+	}
 	if (s->n != before && (rewrite(s, &err) != MU_OK || reopen_append(s, &err) != MU_OK))
 		log_warnx("seen-set: %s", err.msg);
-	/* After a burst the array is mostly empty: give the memory back (an
-	 * idle agent should not keep 80 bytes per job of a past burst). */
-	if (s->cap > 64 && s->n < s->cap / 4) {
-		size_t cap = s->n * 2 > 64 ? s->n * 2 : 64;
-		struct seen_entry *e = reallocarray(s->entries, cap, sizeof(*e));
-
-		if (e != NULL)
-			s->entries = e, s->cap = cap;
-	}
 }
 
 void
@@ -354,7 +468,7 @@ seen_close(struct seen_set *s)
 {
 	if (s->fd != -1)
 		close(s->fd);
-	free(s->entries);
+	free(s->slots);
 	free(s->runs);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;

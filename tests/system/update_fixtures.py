@@ -8,6 +8,7 @@ that restarts it the way systemd's Restart=on-failure would.
 """
 import hashlib
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -144,7 +145,17 @@ class UpdAgent(Agent):
 
     def stop(self, timeout: float = 15):
         self.supervise = False
-        return super().stop(timeout)
+        pgid = self.proc.pid if self.proc is not None else None
+        rc = super().stop(timeout)
+        # A crashing_wrapper() agent is a shell whose child is the real
+        # musterd, and the rollback leaves that child running: end what
+        # is left of the session (each start is a session of its own).
+        if pgid is not None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        return rc
 
     def cleanup(self) -> None:
         self.supervise = False

@@ -22,7 +22,9 @@ from muster_fixtures import (
 )
 
 HOST = "h1"
-FAST_RETRY = {"broker": {"retry_min": "200ms", "retry_max": "1s"}}
+# Quick reconnects, no splay: these scenarios time jobs against the
+# agent's return (the splay has its own test in test_agent_session.py).
+FAST_RETRY = {"broker": {"retry_min": "200ms", "retry_max": "1s", "reconnect_splay": "0"}}
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,7 @@ def no_sanitizer_reports():
 
 def fast(**extra):
     """Agent config overrides: quick reconnects."""
-    conf = {"broker": {"retry_min": "100ms", "retry_max": "1s"}}
+    conf = {"broker": {"retry_min": "100ms", "retry_max": "1s", "reconnect_splay": "0"}}
     for sec, kv in extra.items():
         conf.setdefault(sec, {}).update(kv)
     return conf

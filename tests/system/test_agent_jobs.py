@@ -33,7 +33,7 @@ def no_sanitizer_reports():
     assert_no_sanitizer_reports()
 
 
-FAST = {"broker": {"retry_min": "100ms", "retry_max": "1s"}}
+FAST = {"broker": {"retry_min": "100ms", "retry_max": "1s", "reconnect_splay": "0"}}
 
 
 def os_release_id() -> str:

@@ -63,7 +63,7 @@ CHAOS_SECONDS = 40		# the stream of jobs and faults
 DRAIN_SECONDS = 150 if is_sanitized() else 45
 RUN_SHARE = 0.6			# of the jobs, runs of chaoslog (the rest pings)
 BROKER_RESTARTS = 3
-FAST_RETRY = {"broker": {"retry_min": "200ms", "retry_max": "1s"}}
+FAST_RETRY = {"broker": {"retry_min": "200ms", "retry_max": "1s", "reconnect_splay": "0"}}
 
 
 def host_groups(host):

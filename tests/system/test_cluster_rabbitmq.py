@@ -416,8 +416,9 @@ def test_node_lost_mid_stream_no_result_lost_or_doubled(
     assert not doubled, f"doubled results {doubled}"
     assert all(v[0]["status"] == "pass" for v in got.values())
     # h1 lost node a, came back on a live node within its back-off
-    # (retry_min 200 ms .. retry_max 2 s; the kill resets the TCP
-    # connection at once) and found its session there (a quorum queue).
+    # (retry_min 200 ms .. retry_max 2 s, plus up to 5 s of reconnect
+    # splay; the kill resets the TCP connection at once) and found its
+    # session there (a quorum queue).
     log = h1.log()
     assert "connection lost" in log, log[-3000:]
     assert "connected to the broker (session resumed)" in \

@@ -53,17 +53,6 @@ write_atomic(const char *path, const void *buf, size_t len, struct mu_err *err)
 	return MU_OK;
 }
 
-static void
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd != -1) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 /* ---- floors ------------------------------------------------------------ */
 
 uint64_t

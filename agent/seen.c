@@ -23,6 +23,7 @@
  * few unanswered runs'.
  */
 #include "agent.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -244,19 +245,6 @@ drop_expired(struct seen_set *s, uint64_t now_ms)
 	return live == s->n ? MU_OK : table_rebuild(s, live, now_ms);
 }
 
-static int
-fsync_path(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* Copy the lines of the ids still in the table, once each, with the run
  * tag of an unanswered run. */
 static void
@@ -312,7 +300,7 @@ rewrite(struct seen_set *s, struct mu_err *err)
 	fclose(f);
 	/* The folder too: lines appended later go to the new file, and must
 	 * not be lost with a rename that did not reach the disk. */
-	if (rename(tmp, s->path) == -1 || fsync_path(s->dir) != 0)
+	if (rename(tmp, s->path) == -1 || fsync_dir(s->dir) != 0)
 		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
 	return MU_OK;
 }

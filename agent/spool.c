@@ -35,19 +35,6 @@
 
 #define SPOOL_MAGIC "MSP1"
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* Write a file durably: tmp, fsync, rename, fsync the folder (unless
  * the caller does that once for several files: !sync_dir). */
 static int

@@ -46,6 +46,10 @@ int memfd_sealed_copy(const char *name, const void *buf, size_t len, int *out);
  */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
+/* fsync() a folder, so that a rename or a new file in it survives a
+ * crash.  0, or -1 with errno set. */
+int fsync_dir(const char *dir);
+
 /* A random number in 0..max-1 for spreading timers (jitter, splay,
  * prefetch delays): not for secrets.  0 when max is 0 or no randomness is
  * to be had without blocking. */

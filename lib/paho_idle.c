@@ -98,12 +98,6 @@ paho_idle_enable(unsigned idle_ms)
 	return true;
 }
 
-bool
-paho_idle_enabled(void)
-{
-	return pi.idle_ms > 0;
-}
-
 void
 paho_idle_hold(void)
 {

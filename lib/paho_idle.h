@@ -43,7 +43,6 @@
  * Returns false (and leaves Paho's timing alone) if the eventfd cannot be
  * made. */
 bool paho_idle_enable(unsigned idle_ms);
-bool paho_idle_enabled(void);
 
 /* A session became busy (hold) or idle again (release); the bus calls
  * these on its transitions only, so they pair up. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agent.h - musterd: the one struct agent and the parts that work on it.
  *

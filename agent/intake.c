@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * intake.c - a job message from the broker: the acceptance rules of
  * DESIGN §3, in order, then the kinds.  Nothing runs unless every rule

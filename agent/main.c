@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - musterd: options, start-up, the signal handling and the loop.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * modcache.c - the content-addressed cache of signed modules under
  * state_dir/modcache, and the rollback floors.

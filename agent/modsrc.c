@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * modsrc.c - where a job's module comes from (DESIGN §3 "Modules and
  * releases on the broker", §8).

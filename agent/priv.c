@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * priv.c - privilege separation (DESIGN §8), in the manner of OpenSSH's
  * monitor and OpenBSD's privsep daemons.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * release.c - the network process follows its release channel (DESIGN §5).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * results.c - the parent's side of a job's one answer (DESIGN §3).
  *

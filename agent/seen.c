@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * seen.c - the set of job ids this host has accepted, so a replayed job is
  * refused even after a restart.  An entry is kept until its job could no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * selftest.c - "musterd --self-test": a staged version proves itself
  * (DESIGN §5 step 2).  The live agent starts it from the staged binary

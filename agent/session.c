@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * session.c - the agent's one MQTT session: connecting with capped
  * exponential back-off plus jitter, subscriptions, presence, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * spool.c - results that must not be lost (the journal of running jobs is
  * in the seen-set, seen.c; journal_remove() clears what older versions left).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * update.c - the privileged parent's half of self-update (DESIGN §5):
  * stage, test, install, commit or roll back.  The network process only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wake.c - the wake port (DESIGN §6).  A connection is accepted, its peer
  * address checked against [wake] trusted, and closed: shutdown() then

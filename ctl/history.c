@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * history.c - `muster history`: archived results from muster-server's
  * API (GET /api/results), newest first.

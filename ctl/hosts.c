@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hosts.c - muster hosts (the retained presence of every host) and muster
  * watch (the live feed of results and events).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - muster: global options, configuration, the MQTT session, and
  * the command table.

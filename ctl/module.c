@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * module.c - muster module publish | list | show | retire: the publisher's
  * side of signed modules on the broker (DESIGN §3 "Modules and releases on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * release.c - muster release publish | rollout | show (DESIGN §3, §5).
  *

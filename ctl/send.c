@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * send.c - muster run / ping / version / cancel: build and sign one job
  * per target topic, work out who should answer, publish, collect the

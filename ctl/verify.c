@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * verify.c - the CLI's check of every agent message (DESIGN §3), through
  * lib/agentmsg.c (the same check muster-server makes) against the fleet CA

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agentmsg.h - checking a message an agent published (DESIGN §3), the
  * same way for every consumer (the CLI, muster-server): the envelope's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bus.c - Paho MQTTAsync behind a locked queue and an eventfd.
  */

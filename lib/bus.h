@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bus.h - the MQTT session (Paho MQTTAsync) as seen by a single-threaded
  * event loop.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - INI configuration (inih) for the agent, the CLI and muster-server,
  * DESIGN §7.

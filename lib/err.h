@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * err.h - return codes and human-readable reasons shared by libmuster.
  *

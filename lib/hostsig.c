@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hostsig.c - host keys sign agent messages; verifiers check them against
  * the fleet CA with a certificate cache (OpenSSL 3: EVP and X509 only).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hostsig.h - host signatures on agent messages (DESIGN §3).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ipc.h - the event stream from muster-runner to musterd (fd 3 of the
  * runner).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * loop.c - poll() over a small array of fds plus a list of timers.  The
  * agent watches a handful of fds (signals, MQTT queue, wake port, two per

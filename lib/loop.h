@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * loop.h - a tiny poll() event loop in the manner of Redis' ae.c: file
  * descriptors and timers are registered with a callback and an opaque

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mpjson.c - msgpack <-> JSON conversions shared by the CLI, the runner's
  * local mode and the test tools.

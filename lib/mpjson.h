@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mpjson.h - msgpack <-> JSON (jansson) for args, data and CLI output.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * names.h - name and id validation, and the MQTT topics of protocol v1.
  *

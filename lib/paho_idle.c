@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * paho_idle.c - longer waits for Paho's threads while all sessions idle
  * (see paho_idle.h for why and what exactly).

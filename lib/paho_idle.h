@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * paho_idle.h - let Paho 1.3's two threads sleep while every MQTT session
  * of the process is idle.

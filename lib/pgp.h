@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pgp.h - OpenPGP detached signatures through GPGME, for module and release
  * manifests.

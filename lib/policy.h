@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * policy.h - the host's authorization policy (DESIGN §8): which operator
  * key may do what.  One rule a line, first match wins, '#' comments:

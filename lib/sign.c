@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sign.c - Ed25519 keys and envelope signatures with OpenSSL 3 EVP.
  */

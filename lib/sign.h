@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sign.h - Ed25519 operator keys (OpenSSL 3 EVP) and signed job envelopes.
  *

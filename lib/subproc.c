@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * subproc.c - see subproc.h.  The child side (spawn_child) may only make
  * async-signal-safe calls: no malloc, no stdio, no locks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * subproc.h - start a child from a multi-threaded program (Paho's threads,
  * DESIGN §9): the fork-child prelude in one place.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wire.c - codecs for protocol v1.  Decoders: wire_check(), unpack with
  * msgpack-c, then read typed fields from the top-level map through the

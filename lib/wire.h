@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wire.h - encoders and strict decoders for every message of protocol v1
  * (DESIGN §3): job envelope and body, result, event, status, module and

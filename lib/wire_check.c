@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wire_check.c - the bounded structural pre-check run before msgpack-c
  * unpacks anything (see wire.h for why).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # muster_add_module(NAME SOURCES...) builds NAME.so: a module for
 # muster-runner, with hidden visibility so that only the descriptor made
 # by MUSTER_MODULE() is exported.  Output: ${MUSTER_MODULE_DIR} if set by

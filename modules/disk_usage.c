@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * disk_usage.c - the disk.usage module: filesystem use against a maximum
  * percentage.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * file_check.c - the file.check module: a file's type, mode, owner, size,
  * sha256 and content.

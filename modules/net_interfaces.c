@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * net_interfaces.c - the net.interfaces module: network interfaces, flags, MTU
  * and addresses.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * os_release.c - the os.release module: read os-release and match ID and
  * VERSION_ID.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pkg_version.c - the pkg.version module: installed version of a package
  * against a minimum.

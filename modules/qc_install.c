@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qc_install.c - the qc.install module: run a QC profile, a list of checks
  * given as data, each by the same code as the module of its kind.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * selftest_echo.c - the selftest.echo module: echo the "nonce" argument
  * back.  muster-server sends it in the self-update test job and checks the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * service_status.c - the service.status module: a systemd unit's active and
  * enabled state.

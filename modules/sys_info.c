@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sys_info.c - the sys.info module: kernel, uptime, load, memory and CPUs.
  * The check itself is in common/, shared with qc.install.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # man-lint.sh MANDIR PAGE... - every page is built and lint-clean:
 # `mandoc -T lint -W warning` says nothing and `man --warnings` (groff)
 # prints no warning.  Exit 77 (ctest: skipped) without mandoc.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # man-tidy.awk - drop the redundant paragraph macros scdoc writes (after a
 # heading, before a heading, twice in a row) and move one that precedes .RE
 # after it, so that `mandoc -T lint` has nothing to say.  Text is untouched.

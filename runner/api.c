@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.c - struct muster_api, the helper vtable a module's run() gets.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd.c - the two helpers that reach outside the runner: read_file() and
  * run_cmd().

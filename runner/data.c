@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * data.c - the verdict's "data": a tree of nodes that modules fill through
  * '/'-separated paths, packed into a msgpack map at the end.

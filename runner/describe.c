@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * describe.c - `muster-runner --describe FILE.so`: load a module, run the
  * same descriptor checks as for a job (all but the name), and print the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * events.c - what the runner tells musterd on fd 3: output lines,
  * progress, and one verdict (lib/ipc.h has the frame format).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * local.c - `muster-runner --run FILE.so [--json] [key=value | key:=JSON
  * ...]`: run a module on this machine, without a broker or musterd.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - muster-runner's command line: pick a role (runner.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * module.c - open a module and check its descriptor before the runner
  * calls anything through it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * runner.c - the runner as musterd starts it (DESIGN §4): the job body on
  * stdin, the event pipe on fd 3, the verified module as a sealed memfd on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * text.c - bounded text from modules: printf-style formatting, UTF-8
  * cleaning, and the one-line summary and reason.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * archive.c - the archive's schema, batched writes and retention, written
  * once for both backends (archive_sqlite.c, archive_pg.c).

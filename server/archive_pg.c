@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * archive_pg.c - the PostgreSQL backend (libpq), for fleets that outgrow
  * one machine: [archive] url = postgresql://user@host/db.  Same schema

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * archive_sqlite.c - the SQLite backend (the default): one database file
  * in WAL mode, so the HTTP threads' reading handle never waits for the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # embed.cmake - write www.c: the page's files as C arrays (cmake -P, no xxd).
 #   cmake -DOUT=www.c -DDIR=server/www -P embed.cmake
 set(files index.html app.js style.css)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.c - muster-server's HTTP side (libmicrohttpd), read-only:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ingest.c - what muster-server takes from the broker: results and live
  * events through a shared subscription ($share/muster-server/R/results/#,

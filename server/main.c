@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - muster-server: options, configuration, signals, the loop,
  * retention timer and sd_notify.  The roles live in their own files

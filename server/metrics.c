@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.c - the live state the HTTP threads read (hosts, counters, the
  * SSE ring) and the Prometheus text format of /metrics.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * selftest.c - muster-server's half of the self-update handshake
  * (DESIGN §5 step 2).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.h - muster-server: the fleet's archive, metrics and live page
  * (DESIGN §1, issue 13).  One role per file:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * www.h - the live page's files (server/www/), built into the binary by
  * embed.cmake so that muster-server needs nothing installed beside it and

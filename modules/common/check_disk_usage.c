@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_disk_usage.c - the disk.usage check: statvfs() every real mounted
  * filesystem (or the one holding "path") and fail any fuller than max_pct.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_file.c - the file.check check: facts about one path (type, mode,
  * owner, size, sha256) and any of the optional expectations on them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_net_interfaces.c - the net.interfaces check: every interface with
  * its flags, MTU, MAC and addresses (getifaddrs, SIOCGIFMTU); optionally

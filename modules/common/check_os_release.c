@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_os_release.c - the os.release check: read os-release(5), put its
  * fields into data, and compare ID and VERSION_ID when asked.

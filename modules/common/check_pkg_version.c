@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_pkg_version.c - the pkg.version check: the installed version of one
  * package from dpkg-query (or rpm where there is no dpkg), compared with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_service_status.c - the service.status check: a systemd unit's
  * states from `systemctl show`, against the expected ActiveState and, when

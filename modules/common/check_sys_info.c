@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_sys_info.c - the sys.info check: kernel, uptime, load, memory and
  * CPUs, with optional floors for memory and CPUs.  /proc can be moved ("proc")

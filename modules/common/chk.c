@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * chk.c - argument access and reporting for the shipped checks.  All text
  * the checks produce goes through fixed buffers here and reaches the

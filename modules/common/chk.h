@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * chk.h - what the shipped modules share: one check is a function that
  * reads its arguments and reports through a struct chk, so that the

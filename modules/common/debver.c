@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * debver.c - Debian version ordering ([epoch:]upstream[-revision]), after
  * dpkg's verrevcmp(): runs of non-digits compare by character, letters

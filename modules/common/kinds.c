@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kinds.c - the checks qc.install can run, by the name of the module
  * that runs each of them alone.

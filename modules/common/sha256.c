@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sha256.c - SHA-256 as FIPS 180-4 spells it, one 64-byte block at a time.
  * Checked against the FIPS example vectors by tests/shipped.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # find_package(muster): the module SDK as muster-dev installs it
 # (/usr/share/cmake/muster).  Gives muster_add_module(NAME SOURCES...) and
 # MUSTER_MODULE_INCLUDE_DIR.  Relocatable: paths are found from this file,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hello.c - a muster module.  The contract is <muster/module.h>; the guide
  * is muster-module(7).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The live page of muster-server: the fleet as a grid coloured by state,
 // the latest jobs with counts filling in from server-sent events, a job's
 // results (failures first) and a host's history on click.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for agent_envelope_decode / agent_envelope_encode. */
 #include "fuzz.h"
 

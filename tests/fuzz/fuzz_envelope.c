@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for envelope_decode / envelope_encode. */
 #include "fuzz.h"
 

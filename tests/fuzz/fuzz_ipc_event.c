@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for ipc_event_decode / ipc_event_encode: the
  * runner's frames, which a hostile module can write itself. */
 #include "fuzz.h"

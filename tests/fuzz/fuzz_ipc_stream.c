@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target for the agent's side of fd 3: arbitrary bytes, fed to the
  * frame reader in chunks whose sizes come from the input itself, every

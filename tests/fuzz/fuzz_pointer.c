@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for pointer_decode / pointer_encode. */
 #include "fuzz.h"
 

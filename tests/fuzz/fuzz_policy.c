@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target for policy_parse: any bytes give a policy or an error that
  * names the file and a line; a parsed policy answers a check. */
 #include <string.h>

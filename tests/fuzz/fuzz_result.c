@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for result_decode / result_encode. */
 #include "fuzz.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for selftest_request_decode / _encode. */
 #include "fuzz.h"
 

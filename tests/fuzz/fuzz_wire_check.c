@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzz target for wire_check alone: whatever it accepts, msgpack-c must
  * unpack as exactly one object using every byte, and the canonical

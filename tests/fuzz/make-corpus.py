@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Regenerate the seed corpus under tests/fuzz/corpus/<target>/.
 
 A few valid messages and a few invalid ones per fuzz target, all

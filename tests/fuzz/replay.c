@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * replay.c - run a fuzz target over saved inputs without libFuzzer, so the
  * normal build replays the committed corpus as a regression test.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the protocol v1 interop tests.
 
 The C side is tests/tools/muster-proto: $MUSTER_PROTO if set, else

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every message type built in Python and decoded by the C decoders
 (`muster-proto decode TYPE`): valid ones accepted with the same fields,
 invalid ones refused (DESIGN §3)."""

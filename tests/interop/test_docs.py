@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """docs/protocol.md's worked example must stay true: the hex it shows is a
 valid signed job under the example key it shows, and says what the text
 says it does."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The other direction: messages encoded by the C encoders
 (`muster-proto encode TYPE`) must decode in Python's msgpack to exactly the
 expected map, and the encoders must refuse what the decoders would refuse."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Signed jobs built and signed in Python: the C side (envelope_decode,
 envelope_verify, job_decode via `muster-proto verify-job`) must accept
 exactly the valid ones (DESIGN §3)."""

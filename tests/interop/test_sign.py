@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Envelopes signed by the C side (`muster-proto sign-job`, envelope_sign)
 must verify with Python's cryptography under the key id the spec defines."""
 import hashlib

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Independent Python side of the protocol v1 interop tests.
 
 Messages are built here with msgpack and signed with cryptography's Ed25519,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * alloc: allocates and touches chunks of chunk_kb (default 1024) KiB
  * until malloc() fails, frees

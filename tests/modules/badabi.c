@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* badabi: a descriptor for ABI 999. */
 #include <muster/module.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* baddesc: a descriptor without run(). */
 #include <stddef.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* badmagic: a descriptor with the wrong magic. */
 #include <muster/module.h>
 

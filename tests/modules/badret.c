@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* badret: returns 7, which is not a verdict. */
 #include <muster/module.h>
 

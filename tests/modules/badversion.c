@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* badversion: a version string the wire format does not allow. */
 #include <muster/module.h>
 

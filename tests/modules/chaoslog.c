@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * chaoslog: records that it ran, then sleeps a little - for the chaos test
  * (tests/system/test_chaos.py), which checks from the record that no job

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * echoargs: echoes its arguments into output and data, to test the typed
  * arguments and the value accessors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * escape: tries, on request, what a confined runner must not be able to do
  * (DESIGN §8), and reports each attempt's outcome in data:

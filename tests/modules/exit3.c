@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exit3: calls exit(3) in the middle of run(). */
 #include <stdlib.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* flood: writes "bytes" (default 10 MB) of output in 100-byte lines. */
 #include <muster/module.h>
 

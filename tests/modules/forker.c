@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * forker: forks children (arg "children", at most 50) that sleep for ten
  * minutes, then passes.  Tests check that killing the runner's process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* hang: never returns; sleeps, or spins with busy=true. */
 #include <unistd.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* namemismatch: the file is namemismatch.so, the descriptor says otherwise. */
 #include <muster/module.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * probe: exercises one helper at a time, chosen by arguments, and reports
  * what the runner answered in data.

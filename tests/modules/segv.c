@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* segv: stores to an address it cannot know is bad (arg "addr", default
  * 16: in the never-mapped first page, yet not NULL, which UBSan would
  * catch first), so the compiler cannot turn it into a trap instruction. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the packaging tests: the .debs built by CPack from the
 build tree, unpacked with `dpkg -x` into a scratch root (no chroot, no
 change to this machine's dpkg database or users).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """bash completion for muster: parses, and completes commands, module
 subcommands and options (needs the bash-completion package)."""
 import subprocess

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What each .deb holds and declares: files at their FHS paths, the
 conffile, Depends from dpkg-shlibdeps, and nothing that dpkg would fight
 over (state folders are made by postinst, not shipped)."""

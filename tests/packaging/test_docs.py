@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The man pages and the example configuration cover what the code has:
 every config key of lib/config.c's tables, every long option of the
 programs, every muster subcommand.  Source-only: needs no build."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The installed programs, from the .debs unpacked into a scratch root:
 musterd checks the shipped agent.conf; a module author builds the
 template outside the tree against the installed SDK and runs it; the

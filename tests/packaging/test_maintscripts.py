@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster-agent's maintainer scripts, run as dpkg would run them but against
 a scratch root ($DPKG_ROOT) with adduser, getent and the systemd helpers
 replaced by stubs that record their calls: users, folders, modes,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the muster-runner tests: the test plays musterd.
 
 It builds a job body with msgpack, copies a module into a sealed memfd,

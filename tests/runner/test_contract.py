@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The runner as musterd starts it: job body on stdin, events on fd 3, the
 module as a sealed memfd on fd 4.  The test plays musterd."""
 import msgpack

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster-runner --describe FILE.so: the descriptor as JSON, or why not."""
 import json
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster-runner --run FILE.so: the module author's edit-run loop."""
 import json
 import signal

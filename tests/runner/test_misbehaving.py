@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """(d) Modules that crash, hang, flood, exhaust memory, fork or exit():
 each costs only its runner, with the expected exit code and reason."""
 import signal

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """api->run_cmd(): no shell, clean environment, bounded, killed on time."""
 import os
 import signal

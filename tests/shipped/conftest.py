@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The shipped modules, each run through the real muster-runner:
 `muster-runner --run build/modules/NAME.so --json key=value ...`.
 

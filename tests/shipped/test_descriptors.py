@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every shipped module: a good descriptor, and nothing else exported."""
 import json
 import shutil

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """disk.usage: statvfs every real filesystem of a mounts file, or one path."""
 import os
 

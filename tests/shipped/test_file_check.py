@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """file.check: facts about one path and the expectations asked for."""
 import grp
 import hashlib

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """net.interfaces: getifaddrs and SIOCGIFMTU on this host."""
 import fcntl
 import socket

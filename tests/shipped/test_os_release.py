@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """os.release: parse os-release(5), match ID and VERSION_ID."""
 import os
 

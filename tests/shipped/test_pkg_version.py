@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pkg.version: dpkg-query (or rpm) through run_cmd, Debian ordering.  The
 program comes from the host (MUSTER_TOOLS_DIR, then the standard folders),
 never from the job's arguments."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """qc.install: profiles of checks, each run by its module's own code."""
 import json
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """selftest.echo: the self-update handshake's module."""
 
 

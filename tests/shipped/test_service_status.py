@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """service.status: systemctl show through run_cmd, or a clear error."""
 import os
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """sys.info: kernel, uptime, load, memory, CPUs; /proc movable."""
 import os
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for muster's system tests; the helpers are in muster_fixtures.py.
 
 Session: one PKI and one set of signing keys for every test.

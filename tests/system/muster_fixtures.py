@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster_fixtures - helpers for muster's system tests.
 
 Everything is real: certificates and keys from scripts/gen-pki and

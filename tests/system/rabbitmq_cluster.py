@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """rabbitmq_cluster - a real RabbitMQ cluster for muster's system tests.
 
 Debian 12's rabbitmq-server (3.10) with the MQTT plugin, started by the

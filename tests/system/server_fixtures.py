@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """server_fixtures - helpers for muster-server's system tests.
 
 A real muster-server (build/server/muster-server) with its own server.conf

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """musterd's configuration (DESIGN §7): --check-config, --version, a bad
 file at start, and SIGHUP, which reloads the operator keys and the log level
 without touching the MQTT session."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Exactly one result per accepted job and host (DESIGN §3), across broker
 restarts, a broker that lost its state, and an agent killed with SIGKILL.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An idle agent costs nothing: Paho's two threads sleep while the session
 is idle (lib/paho_idle.c) instead of waking 2.9 times a second on Paho's
 fixed timers, and that costs neither latency nor the keepalive.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The acceptance rules of DESIGN §3 / docs/protocol.md against the real
 musterd: every refusal is answered with exactly one `rejected` result whose
 reason names the rule (texts from agent/intake.c), and nothing runs.

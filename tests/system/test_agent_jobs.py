@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Jobs end to end through the real musterd, broker and runner: ping,
 version, run (pass and fail), and delivery by host, group and broadcast.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Jobs through the real musterd and muster-runner (DESIGN §3, §4): hostile
 modules cost only their runner, cancel, max_jobs and live events.
 

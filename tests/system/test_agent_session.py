@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent's session and service integration: MQTT 3.1.1 as well as 5,
 fail-over between broker URIs, the local module folder's file checks, and
 systemd's notify protocol (READY, WATCHDOG, STOPPING) over a real

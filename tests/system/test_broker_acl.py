@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The broker security model (DESIGN §8) against a real Mosquitto with the
 shipped configuration and the generated ACL, using python clients with real
 certificates.  No agent needed.

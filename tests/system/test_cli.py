@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The operator CLI (build/ctl/muster) against a real broker and real agents.
 
 Most tests share one fleet (module scope): a broker and agents h1 (web),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster on a real RabbitMQ cluster (issue 15, docs/brokers.md).
 
 Three nodes of Debian's rabbitmq-server (3.10) with the MQTT plugin, started

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runner confinement (issue 9, DESIGN §8), with the real files.
 
 As root, musterd starts every runner as the run_as user (muster-job by

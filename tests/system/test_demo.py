@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/demo end to end: a broker, muster-server and three agents with
 their own PKI, the demo's jobs, the server's page and archive, `scripts/demo env`, and `scripts/demo stop` leaving no
 process behind.  Runs in a temporary MUSTER_DEMO_DIR with the build under

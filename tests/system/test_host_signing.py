@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Signed agent messages (DESIGN §3) seen from `muster`: a real broker, a
 real agent h1, and a scripted host h2 that connects with its own real
 certificate and answers jobs with whatever the test wants it to say -

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Signed modules fetched over the broker (issue 8, DESIGN §3 "Modules and
 releases on the broker", §8).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster module publish | list | show | retire (issue 8, the publisher side)
 against a real TLS broker with the generated ACL and real gpg keys.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """musterd split in two (issue 9, DESIGN §8).
 
 As root, musterd is a privileged parent and a network process running as

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster-server's archive (issue 13): exactly once with two servers sharing
 the load, forged messages counted and not stored, retention by age and by
 size, and a restart that loses nothing the broker holds for the session."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Big numbers (issue 13): 10,000 signed results in a burst are archived
 with no loss and the live page keeps up.  Prints the measurements that
 docs/BENCHMARKS.md records:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`muster history` (issue 13): archived results through muster-server's
 API, filtered by host, job and age, as text or JSON; the server from
 [server] url or --server, with basic auth in the URL."""

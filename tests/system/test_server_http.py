@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster-server over HTTP (issue 13): /metrics through Prometheus' own
 parser (promtool) with numbers checked against a real fleet, basic auth,
 the API's bounds on query values."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The live page of muster-server in a real headless chromium (issue 13):
 it loads, a job sent to the fleet appears and its pass/fail counts reach
 the right numbers without a reload, a host going offline changes colour,

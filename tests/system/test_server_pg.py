@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster-server on PostgreSQL (issue 13): the same schema and queries as
 SQLite, against a real PostgreSQL server this test starts in a temporary
 folder (initdb + pg_ctl, as user postgres when run as root)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Self-update on staged channels (issue 11, DESIGN §5).
 
 Real everything: a TLS mosquitto with the generated ACL, muster-server

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The wake port (DESIGN §6): a trusted TCP connect makes a disconnected
 agent in a long back-off reconnect at once; an untrusted one does nothing;
 nothing sent to the port is ever read.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """muster watch loses nothing over a short disconnect (--session), and says
 so when results were really lost (the per-host result seq, DESIGN §3)."""
 from __future__ import annotations

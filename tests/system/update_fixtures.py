@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the self-update tests (issue 11, DESIGN §5).
 
 The agent is built a second time with another version string (CMake

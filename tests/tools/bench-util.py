@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Helpers of scripts/bench (run with /usr/bin/python3: Debian's cryptography).
 
   certs PKI_DIR PREFIX N      N host certificates PREFIX0001.. signed by the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * muster-bench - round-trip times through a real broker, for scripts/bench.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * muster-proto - a test tool around the protocol v1 codecs, driven by the
  * interop tests in tests/interop:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """wire_sizes - measure what muster puts on the wire, for the scale model
 in docs/brokers.md.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for musterd's acceptance rules (agent/intake.c, DESIGN §3,
  * §8) without a broker: a real struct agent with a loop, a keyring holding

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for musterd's state on disk, without a broker: the seen-set
  * (agent/seen.c) and the spool and journal (agent/spool.c), in a temporary

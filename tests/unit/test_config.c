@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/config.c: defaults, files, errors and value parsers. */
 #include <sys/socket.h>
 #include <arpa/inet.h>

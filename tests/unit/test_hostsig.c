@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for lib/hostsig.c: host keys (EC P-256 as scripts/gen-pki
  * makes them, and Ed25519) signing agent envelopes, and a verifier over a

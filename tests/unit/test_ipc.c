@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/ipc.c: runner event codec and frame reassembly. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for lib/mpjson.c: the typing of key=value arguments that the
  * CLI and `muster-runner --run` share, and msgpack <-> JSON.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/names.c: name rules, targets and topics. */
 #include <setjmp.h>
 #include <stdarg.h>

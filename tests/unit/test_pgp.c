@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pgp.c - pgp.c against a real gpg.  Like in production, there are two
  * homes: the publisher's, holding secret keys, and the verifier's (an

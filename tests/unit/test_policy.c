@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/policy.c: every rule form, first match, globs, default
  * deny with a file, allow-all without one, strict errors with file:line. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the runner's building blocks: text.c, data.c, args.c,
  * events.c, api.c and runargs.c (linked from runner_core; see
  * tests/modules/CMakeLists.txt). */

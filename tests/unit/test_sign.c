@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for lib/sign.c: Ed25519 keys made in a temp folder (by us and
  * by the openssl command), key ids, envelope signatures and the keyring.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for lib/wire.c and lib/wire_check.c: every codec round-trips,
  * and each refusal rule refuses with a reason naming the problem; the

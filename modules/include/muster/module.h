@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * muster/module.h - the module SDK: what a muster module exports and the
  * helper API muster-runner hands to it.

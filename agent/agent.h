@@ -91,7 +91,7 @@ void seen_close(struct seen_set *s);
 
 /* ---- spool and journal (spool.c) --------------------------------------- */
 
-/* A result waiting for its PUBACK.  File: state_dir/spool/<seq>.res holding
+/* A result waiting for its PUBACK.  File: state_dir/net/spool/<seq>.res holding
  * the topic and the payload. */
 struct spooled {
 	uint64_t seq;
@@ -104,7 +104,7 @@ struct spooled {
 };
 
 struct spool {
-	char dir[CONF_PATH_MAX + 16];		/* state_dir/spool */
+	char dir[CONF_PATH_MAX + 16];		/* state_dir/net/spool */
 	char journal[CONF_PATH_MAX + 16];	/* state_dir/running (before) */
 	struct spooled *head, *tail;		/* in seq order, owned */
 	/* The next result's seq: spool file names and the results' "seq"
@@ -116,7 +116,10 @@ struct spool {
 	bool dir_dirty;				/* renamed into it, folder not fsync'ed */
 };
 
-int spool_open(struct spool *sp, const char *state_dir, struct mu_err *err);
+/* dir: the network process's state (net_dir); journal_dir: the parent's
+ * state_dir, where older versions kept running/ (NULL: none). */
+int spool_open(struct spool *sp, const char *dir, const char *journal_dir,
+    struct mu_err *err);
 /* Durably store one result (fsync) and queue it for sending. */
 int spool_put(struct spool *sp, const char *job, const char *topic,
     const void *payload, size_t len, struct mu_err *err);
@@ -377,6 +380,10 @@ struct modlocal {
 struct agent {
 	struct agent_config cfg;
 	char conf_path[CONF_PATH_MAX];
+	/* The network process's part of the state (design.md, "State"):
+	 * state_dir/net in the parent, "." in the network process (its
+	 * working folder). */
+	char net_dir[CONF_PATH_MAX + 8];
 	struct loop *loop;		/* owned */
 	struct bus *bus;		/* owned */
 	struct keyring operators;	/* owned */
@@ -504,6 +511,10 @@ void run_users_forget(struct agent *a);
 
 /* priv.c: the two processes and the messages between them */
 int priv_start(struct agent *a, struct mu_err *err);
+/* Parent, before anything opens the state: state_dir (0700) and the
+ * network process's state_dir/net with its folders, owned by [agent]
+ * user when root; sets a->net_dir. */
+int net_state_prepare(struct agent *a, struct mu_err *err);
 void priv_stop(struct agent *a);
 void priv_free(struct agent *a);
 void priv_drain(struct agent *a);

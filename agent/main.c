@@ -274,7 +274,8 @@ agent_open(struct agent *a, struct mu_err *err)
 		    a->policy.path);
 	if ((rc = runner_confinement(a, err)) != MU_OK)
 		return rc;
-	if ((rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK ||
+	if ((rc = net_state_prepare(a, err)) != MU_OK ||
+	    (rc = spool_open(&a->spool, a->net_dir, a->cfg.state_dir, err)) != MU_OK ||
 	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
@@ -502,6 +503,7 @@ main(int argc, char *argv[])
 		snprintf(agent.cfg.runner, sizeof(agent.cfg.runner), "%s", runner);
 	if (agent.selftest && selftest_setup(&agent.cfg) != 0)
 		return 1;
+	snprintf(agent.net_dir, sizeof(agent.net_dir), "%s/net", agent.cfg.state_dir);
 	if (net)
 		return net_process(&agent, net);
 	/*

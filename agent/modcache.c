@@ -325,7 +325,7 @@ modcache_load(struct agent *a, struct mu_err *err)
 	size_t n;
 	DIR *d;
 
-	if (snprintf(a->mods.dir, sizeof(a->mods.dir), "%s/modcache", a->cfg.state_dir) >=
+	if (snprintf(a->mods.dir, sizeof(a->mods.dir), "%s/modcache", a->net_dir) >=
 	    (int)sizeof(a->mods.dir))
 		return mu_errf(err, MU_EINVAL, "state_dir too long");
 	snprintf(floor, sizeof(floor), "%s/floor", a->mods.dir);

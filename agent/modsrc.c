@@ -974,7 +974,7 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 	size_t plen, slen;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/modcache/%s.ptr", a->cfg.state_dir, sha);
+	snprintf(path, sizeof(path), "%s/modcache/%s.ptr", a->net_dir, sha);
 	if (read_file(path, WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64, &ptr, &plen, NULL))
 		return mu_errf(err, MU_ENOENT, "module %s: build %.12s... is not in the cache",
 		    r->job.module, sha);
@@ -987,7 +987,7 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 	if (rc)
 		return mu_errf(err, rc, "module %s: cached manifest refused: %.200s",
 		    r->job.module, err->msg);
-	snprintf(path, sizeof(path), "%s/modcache/%s.so", a->cfg.state_dir, sha);
+	snprintf(path, sizeof(path), "%s/modcache/%s.so", a->net_dir, sha);
 	if (strcmp(m.sha256, sha) != 0)
 		rc = mu_errf(err, MU_EINVAL, "module %s: the cached manifest names another "
 		    "build", r->job.module);

@@ -409,71 +409,174 @@ priv_module(struct agent *a, const char *job, enum priv_source src, const char *
 
 /* ---- the network process ---------------------------------------------------- */
 
-/* Give the state the network process writes to its user; everything else
- * under state_dir (seen-set, journal) stays the parent's. */
+/*
+ * The network process's state (design.md, "State"): state_dir/net, 0700,
+ * owned by [agent] user, holding spool/, modcache/, release/ and gnupg/.
+ * The network process is started inside it (net_drop()), so state_dir
+ * itself may stay root's and 0700, as systemd's StateDirectoryMode makes
+ * it.  Created here as root when missing; the parent only reads in it
+ * afterwards (the unit gives it CAP_DAC_READ_SEARCH, not DAC_OVERRIDE).
+ */
+static const char *const net_folders[] = { "spool", "modcache", "release", "gnupg" };
+
 static int
-net_own(struct agent *a, const char *name, struct mu_err *err)
+make_dir_0700(const char *path, struct mu_err *err)
 {
-	char path[CONF_PATH_MAX + 32];
+	struct stat st;
+
+	if (lstat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) ? MU_OK :
+		    mu_errf(err, MU_EIO, "%s: not a folder", path);
+	if (mkdir(path, 0700) == -1)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	return MU_OK;
+}
+
+/* Hand a folder and the entries at its top to the network process's user
+ * (files a root-only older version left there included). */
+static int
+net_chown_folder(const char *path, uid_t uid, gid_t gid, struct mu_err *err)
+{
 	struct dirent *de;
 	DIR *d;
 	int dfd;
 
-	snprintf(path, sizeof(path), "%s/%s", a->cfg.state_dir, name);
-	if (mkdir(path, 0755) == -1 && errno != EEXIST)
+	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
-	if (chown(path, a->net_uid, a->net_gid) == -1)
+	if (fchown(dfd, uid, gid) == -1) {
+		close(dfd);
 		return mu_errf(err, MU_EIO, "chown %s: %s", path, strerror(errno));
-	if ((d = opendir(path)) == NULL)
+	}
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
 		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
-	dfd = dirfd(d);
+	}
 	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && fchownat(dfd, de->d_name, a->net_uid, a->net_gid,
+		if (de->d_name[0] != '.' && fchownat(dfd, de->d_name, uid, gid,
 		    AT_SYMLINK_NOFOLLOW) == -1)
 			log_warnx("chown %s/%s: %s", path, de->d_name, strerror(errno));
 	closedir(d);
 	return MU_OK;
 }
 
-/* A copy of the publishers' keyring the network process may lock and
- * write (gpg does both); regular files at the top only. */
-static int
-net_gnupg(struct agent *a, struct mu_err *err)
+/* Versions before 0.2 kept the network process's folders at the top of
+ * state_dir: move them into net/ while it is new and still root's. */
+static void
+net_state_migrate(struct agent *a)
 {
-	char dst[CONF_PATH_MAX + 32], from[CONF_PATH_MAX + 300], to[CONF_PATH_MAX + 300];
+	char from[CONF_PATH_MAX + 32], to[CONF_PATH_MAX + 48];
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {	/* spool, modcache, release */
+		snprintf(from, sizeof(from), "%s/%s", a->cfg.state_dir, net_folders[i]);
+		snprintf(to, sizeof(to), "%s/%s", a->net_dir, net_folders[i]);
+		if (lstat(from, &st) == -1 || !S_ISDIR(st.st_mode) || lstat(to, &st) == 0)
+			continue;
+		/* Moving a folder to another parent writes its ".." entry:
+		 * without CAP_DAC_OVERRIDE only its owner may; it is handed
+		 * back below. */
+		if (lchown(from, 0, 0) == -1 || rename(from, to) == -1)
+			log_warnx("state: moving %s to %s: %s", from, to, strerror(errno));
+		else
+			log_notice("state: moved %s to %s", from, to);
+	}
+}
+
+int
+net_state_prepare(struct agent *a, struct mu_err *err)
+{
+	char path[CONF_PATH_MAX + 48];
+	struct passwd *pw = NULL;
+	struct stat st;
+	bool fresh;
+	size_t i;
+	int rc;
+
+	if ((size_t)snprintf(a->net_dir, sizeof(a->net_dir), "%s/net", a->cfg.state_dir) >=
+	    sizeof(a->net_dir))
+		return mu_errf(err, MU_EINVAL, "state_dir %s: too long", a->cfg.state_dir);
+	if (geteuid() == 0 && ((pw = getpwnam(a->cfg.user)) == NULL || pw->pw_uid == 0))
+		return mu_errf(err, MU_EINVAL, "[agent] user %s: %s", a->cfg.user,
+		    pw ? "is root; the network process never runs as root" :
+		    "no such user (create it: adduser --system muster)");
+	if ((rc = make_dir_0700(a->cfg.state_dir, err)) != MU_OK)
+		return rc;
+	fresh = lstat(a->net_dir, &st) == -1;
+	if ((rc = make_dir_0700(a->net_dir, err)) != MU_OK)
+		return rc;
+	if (fresh)
+		net_state_migrate(a);
+	for (i = 0; i < sizeof(net_folders) / sizeof(net_folders[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", a->net_dir, net_folders[i]);
+		if (fresh && (rc = make_dir_0700(path, err)) != MU_OK)
+			return rc;
+		if (pw && lstat(path, &st) == 0 &&
+		    (rc = net_chown_folder(path, pw->pw_uid, pw->pw_gid, err)) != MU_OK)
+			return rc;
+	}
+	if (pw && (rc = net_chown_folder(a->net_dir, pw->pw_uid, pw->pw_gid, err)) != MU_OK)
+		return rc;
+	return MU_OK;
+}
+
+/*
+ * The publishers' keyring, copied for the network process, which gpg must
+ * be able to lock and write: read here as root (regular files at the top
+ * of gnupg_home, bounded), written into its own gnupg/ once it is
+ * [agent] user, so the parent never writes into the network process's
+ * folders.
+ */
+#define KEYRING_FILES_MAX	32
+#define KEYRING_FILE_MAX	(16u << 20)
+
+struct keyring_copy {
+	char name[KEYRING_FILES_MAX][NAME_MAX + 1];
+	uint8_t *buf[KEYRING_FILES_MAX];	/* owned */
+	size_t len[KEYRING_FILES_MAX];
+	int n;
+};
+
+static void
+keyring_copy_read(const char *home, struct keyring_copy *k)
+{
+	char from[CONF_PATH_MAX + NAME_MAX + 2];
 	struct dirent *de;
 	struct stat st;
-	uint8_t *buf;
-	size_t len;
 	DIR *d;
-	int fd;
 
-	snprintf(dst, sizeof(dst), "%s/net-gnupg", a->cfg.state_dir);
-	if (mkdir(dst, 0700) == -1 && errno != EEXIST)
-		return mu_errf(err, MU_EIO, "%s: %s", dst, strerror(errno));
-	if (chown(dst, a->net_uid, a->net_gid) == -1)
-		return mu_errf(err, MU_EIO, "chown %s: %s", dst, strerror(errno));
-	if ((d = opendir(a->cfg.gnupg_home)) == NULL)
-		return MU_OK;	/* no publishers: nothing to verify with */
-	while ((de = readdir(d)) != NULL) {
-		snprintf(from, sizeof(from), "%s/%s", a->cfg.gnupg_home, de->d_name);
+	memset(k, 0, sizeof(*k));
+	if ((d = opendir(home)) == NULL)
+		return;		/* no publishers: nothing to verify with */
+	while ((de = readdir(d)) != NULL && k->n < KEYRING_FILES_MAX) {
+		snprintf(from, sizeof(from), "%s/%s", home, de->d_name);
 		if (de->d_name[0] == '.' || strncmp(de->d_name, "S.", 2) == 0 ||
 		    lstat(from, &st) == -1 || !S_ISREG(st.st_mode) ||
-		    read_file(from, 64u << 20, &buf, &len, NULL) != MU_OK)
+		    read_file(from, KEYRING_FILE_MAX, &k->buf[k->n], &k->len[k->n], NULL) != MU_OK)
 			continue;
-		snprintf(to, sizeof(to), "%s/%s", dst, de->d_name);
-		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd != -1) {
-			if (write_full(fd, buf, len) != MU_OK)
-				log_warnx("%s: %s", to, strerror(errno));
-			if (fchown(fd, a->net_uid, a->net_gid) == -1)
-				log_warnx("chown %s: %s", to, strerror(errno));
-			close(fd);
-		}
-		free(buf);
+		snprintf(k->name[k->n++], NAME_MAX + 1, "%s", de->d_name);
 	}
 	closedir(d);
-	return MU_OK;
+}
+
+static void
+keyring_copy_write(struct keyring_copy *k, const char *dir)
+{
+	char to[CONF_PATH_MAX + NAME_MAX + 2];
+	int i, fd;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+		log_warnx("%s: %s", dir, strerror(errno));
+	for (i = 0; i < k->n; i++) {
+		snprintf(to, sizeof(to), "%s/%s", dir, k->name[i]);
+		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1 || write_full(fd, k->buf[i], k->len[i]) != MU_OK)
+			log_warnx("%s: %s", to, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(k->buf[i]);
+		k->buf[i] = NULL;
+	}
 }
 
 /*
@@ -546,24 +649,32 @@ net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
 	char *paths[NET_TLS_FILES] = {
 		a->cfg.broker.ca, a->cfg.broker.cert, a->cfg.broker.key,
 	};
+	struct keyring_copy keys;
+	struct passwd *pw;
 	int i;
 
-	struct passwd *pw = getpwnam(a->cfg.user);
-
-	if (pw == NULL || pw->pw_uid == 0)
+	if ((pw = getpwnam(a->cfg.user)) == NULL || pw->pw_uid == 0)
 		return mu_errf(err, MU_EINVAL, "[agent] user %s: no such user, or root",
 		    a->cfg.user);
-	if (chdir(a->cfg.state_dir) == -1)
-		return mu_errf(err, MU_EIO, "chdir %s: %s", a->cfg.state_dir, strerror(errno));
+	/* Paths resolve from the working folder without searching the
+	 * folders above it: state_dir may stay closed to [agent] user. */
+	if (chdir(a->net_dir) == -1)
+		return mu_errf(err, MU_EIO, "chdir %s: %s", a->net_dir, strerror(errno));
 	snprintf(a->cfg.state_dir, sizeof(a->cfg.state_dir), ".");
-	/* gpg makes its home absolute and walks it from "/", where a folder
-	 * above state_dir may be closed to us: through our working folder. */
-	snprintf(a->cfg.gnupg_home, sizeof(a->cfg.gnupg_home), "/proc/self/cwd/net-gnupg");
+	snprintf(a->net_dir, sizeof(a->net_dir), ".");
+	keyring_copy_read(a->cfg.gnupg_home, &keys);
+	/* gpg makes its home absolute and walks it from "/": through our
+	 * working folder. */
+	snprintf(a->cfg.gnupg_home, sizeof(a->cfg.gnupg_home), "/proc/self/cwd/gnupg");
 	for (i = 0; i < NET_TLS_FILES; i++)
 		if (tls[i] >= 0)
 			snprintf(paths[i], CONF_PATH_MAX, "/proc/self/fd/%d", tls[i]);
-	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1) {
+		for (i = 0; i < keys.n; i++)
+			free(keys.buf[i]);
 		return mu_errf(err, MU_EIO, "dropping privileges: %s", strerror(errno));
+	}
+	keyring_copy_write(&keys, "gnupg");
 	if (setuid(0) != -1)
 		return mu_errf(err, MU_EIO, "root came back after setuid");
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -648,11 +759,6 @@ net_spawn(struct agent *a, struct mu_err *err)
 	int sv[2], tls[NET_TLS_FILES], rc;
 	pid_t pid;
 
-	if ((rc = net_own(a, "spool", err)) != MU_OK ||
-	    (rc = net_own(a, "modcache", err)) != MU_OK ||
-	    (rc = net_own(a, "release", err)) != MU_OK ||
-	    (rc = net_gnupg(a, err)) != MU_OK)
-		return rc;
 	if ((rc = net_tls_memfds(a, tls, err)) != MU_OK) {
 		net_tls_close(tls);
 		return rc;

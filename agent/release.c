@@ -178,7 +178,7 @@ floor_get(struct agent *a)
 	size_t len;
 	uint64_t v = 0;
 
-	snprintf(path, sizeof(path), "%s/release/floor", a->cfg.state_dir);
+	snprintf(path, sizeof(path), "%s/release/floor", a->net_dir);
 	if (read_file(path, 32, &buf, &len, NULL) != MU_OK)
 		return 0;
 	buf[len ? len - 1 : 0] = '\0';
@@ -193,7 +193,7 @@ floor_set(struct agent *a, uint64_t published_at)
 	char path[CONF_PATH_MAX + 32], buf[32];
 	int n;
 
-	snprintf(path, sizeof(path), "%s/release/floor", a->cfg.state_dir);
+	snprintf(path, sizeof(path), "%s/release/floor", a->net_dir);
 	n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", published_at);
 	if (write_file_atomic(path, buf, (size_t)n, 0644) != MU_OK)
 		log_warnx("release: %s: %s", path, strerror(errno));
@@ -240,7 +240,7 @@ store(struct agent *a, const char *sha, const uint8_t *p, size_t len, struct mu_
 {
 	char path[CONF_PATH_MAX + 100];
 
-	snprintf(path, sizeof(path), "%s/release/%s", a->cfg.state_dir, sha);
+	snprintf(path, sizeof(path), "%s/release/%s", a->net_dir, sha);
 	if (write_file_atomic(path, p, len, 0644) != MU_OK)
 		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
 	return MU_OK;

@@ -649,7 +649,7 @@ net_start(struct agent *a, struct mu_err *err)
 	if (!paho_idle_enable(idle_ms))
 		log_debug("session: Paho keeps its 1 s timers (keepalive too short)");
 	/* One process (ROLE_BOTH) opened the spool already, for the journal. */
-	if (a->role == ROLE_NET && (rc = spool_open(&a->spool, a->cfg.state_dir, err)) != MU_OK)
+	if (a->role == ROLE_NET && (rc = spool_open(&a->spool, a->net_dir, NULL, err)) != MU_OK)
 		return rc;
 	if ((rc = modsrc_init(a, err)) != MU_OK)
 		return rc;

@@ -3,7 +3,7 @@
  * spool.c - results that must not be lost (the journal of running jobs is
  * in the seen-set, seen.c; journal_remove() clears what older versions left).
  *
- * A result is written to state_dir/spool/<seq>.res and fsync'ed (file and
+ * A result is written to state_dir/net/spool/<seq>.res and fsync'ed (file and
  * folder) before it is first published; it is unlinked only when the
  * broker acknowledges it (QoS 1 PUBACK).  After a broker outage or an agent
  * restart the remaining files are sent again, in order.
@@ -178,18 +178,18 @@ make_dir(const char *path, struct mu_err *err)
 }
 
 int
-spool_open(struct spool *sp, const char *state_dir, struct mu_err *err)
+spool_open(struct spool *sp, const char *dir, const char *journal_dir, struct mu_err *err)
 {
 	struct dirent **names = NULL;
 	int i, n, rc;
 
 	memset(sp, 0, sizeof(*sp));
 	sp->next_seq = 1;
-	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", state_dir) >= sizeof(sp->dir) ||
-	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running", state_dir) >=
-	    sizeof(sp->journal))
+	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", dir) >= sizeof(sp->dir) ||
+	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running",
+	    journal_dir ? journal_dir : "/nonexistent") >= sizeof(sp->journal))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	if ((rc = make_dir(state_dir, err)) || (rc = make_dir(sp->dir, err)))
+	if ((rc = make_dir(dir, err)) || (rc = make_dir(sp->dir, err)))
 		return rc;
 	/* Zero-padded names: alphabetical order is sequence order. */
 	n = scandir(sp->dir, &names, NULL, alphasort);

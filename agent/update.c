@@ -287,7 +287,7 @@ stage_one(struct agent *a, const char *what, const char *sha, uint64_t size,
 	size_t len;
 	int rc;
 
-	snprintf(from, sizeof(from), "%s/release/%s", a->cfg.state_dir, sha);
+	snprintf(from, sizeof(from), "%s/release/%s", a->net_dir, sha);
 	if (read_file(from, BINARY_MAX, &buf, &len, NULL) != MU_OK)
 		return mu_errf(err, MU_ENOENT, "the %s binary %.12s... is not there", what, sha);
 	sha256_hex(buf, len, got);

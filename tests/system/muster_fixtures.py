@@ -54,6 +54,35 @@ RUNNER = BUILD_DIR / "runner" / "muster-runner"
 MODULES_DIR = BUILD_DIR / "modules"
 
 TOPIC_ROOT = "muster"
+UNIT = SOURCE_DIR / "agent" / "musterd.service"
+
+
+def unit_settings(unit: os.PathLike = UNIT) -> dict[str, str]:
+    """The [Service] keys of a unit file (the last value of a repeated key)."""
+    out, section = {}, None
+    for line in Path(unit).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line:
+            k, _, v = line.partition("=")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def unit_wrap(unit: os.PathLike = UNIT) -> tuple[list[str], int]:
+    """The command prefix and umask that give a process what the unit gives
+    musterd: its capability bounding set, NoNewPrivileges and UMask.  As
+    root only (setpriv cannot raise a bounding set)."""
+    s = unit_settings(unit)
+    caps = ["+" + c.lower().removeprefix("cap_")
+            for c in s.get("CapabilityBoundingSet", "").split()]
+    wrap = ["setpriv", "--bounding-set", ",".join(["-all"] + caps)]
+    if s.get("NoNewPrivileges") == "yes":
+        wrap.append("--no-new-privs")
+    return wrap + ["--"], int(s.get("UMask", "0022"), 8)
 
 
 def terminate(proc: subprocess.Popen, timeout: float) -> bool:
@@ -1147,14 +1176,21 @@ class Agent:
         if not self.binary.exists():
             raise FileNotFoundError(f"{self.binary} is not built")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # As the shipped unit makes it (StateDirectoryMode=0700, root): the
+        # network process must not need to search it (issue 19).
+        os.chmod(self.state_dir, 0o700)
         log = open(self.log_path, "ab")
         log.write(f"---- start {time.strftime('%H:%M:%S')} ----\n".encode())
         log.flush()
         self.started_ms = now_ms()
+        # As root, with what the shipped unit leaves the service: its
+        # capability bounding set (no CAP_DAC_OVERRIDE), no new privileges,
+        # its umask (issue 19).
+        wrap, umask = unit_wrap() if os.geteuid() == 0 else ([], -1)
         self.proc = subprocess.Popen(
-            [str(self.binary), "-c", str(self.conf_path), "--foreground"],
+            wrap + [str(self.binary), "-c", str(self.conf_path), "--foreground"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, umask=umask)
         log.close()
 
     def stop(self, timeout: float = 15) -> Optional[int]:
@@ -1431,7 +1467,7 @@ def runner_pid(agent: "Agent", job_id: str, timeout: float = 10) -> int:
 
 def spool_files(agent: "Agent") -> list[Path]:
     """Results the agent still holds (not yet acknowledged by the broker)."""
-    d = agent.state_dir / "spool"
+    d = agent.state_dir / "net" / "spool"
     return sorted(d.glob("*.res")) if d.is_dir() else []
 
 

@@ -141,17 +141,17 @@ def test_runner_cannot_write_cache_seen_spool_journal(open_agent, op, operator, 
     st = a.state_dir
     os.chmod(st, 0o711)		# the agent's own modes inside it decide
     targets = {
-        "module cache": st / "modcache" / f"{sha}.so",
-        "cache folder": st / "modcache" / "new.so",
+        "module cache": st / "net" / "modcache" / f"{sha}.so",
+        "cache folder": st / "net" / "modcache" / "new.so",
         "seen-set": st / "seen",		# the journal of runs too
-        "spool": st / "spool" / "new.res",
+        "spool": st / "net" / "spool" / "new.res",
     }
     for what, path in targets.items():
         r = escape(op, operator, {"write": str(path)})
         assert r["data"]["write"]["ok"] is False, (what, r)
         assert r["data"]["write"]["errno"] == errno.EACCES, (what, r)
         assert r["status"] == "pass", (what, r)
-    assert not (st / "modcache" / "new.so").exists()
+    assert not (st / "net" / "modcache" / "new.so").exists()
     # Control: a folder anyone may write.
     r = escape(op, operator, {"write": str(open_dir / "ok")})
     assert r["data"]["write"]["ok"] is True, r

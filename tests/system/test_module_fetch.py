@@ -79,11 +79,11 @@ def fetches(agent, name=MODULE):
 
 
 def cached(agent, sha):
-    return agent.state_dir / "modcache" / f"{sha}.so"
+    return agent.state_dir / "net" / "modcache" / f"{sha}.so"
 
 
 def assert_nothing_stored(agent, sha):
-    d = agent.state_dir / "modcache"
+    d = agent.state_dir / "net" / "modcache"
     assert not list(d.glob(f"{sha}*")), list(d.iterdir())
 
 

@@ -8,6 +8,7 @@ and make it send a malformed frame (its SIGUSR2 test hook).
 """
 import os
 import pwd
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -125,3 +126,52 @@ def test_malformed_frame_replaces_the_network_process(agents, op, operator):
     # Nothing ran because of it, and the new one serves.
     assert log_count(a, "running module") == 0
     wait_until(lambda: ping(op, operator), 15, what="the agent to answer again")
+
+
+CAP_DAC_OVERRIDE = 1
+
+
+def test_state_as_the_unit_makes_it(agents, op, operator):
+    """Issue 19.1: state_dir 0700 root (StateDirectoryMode), the unit's
+    capability bounding set (no CAP_DAC_OVERRIDE for the parent): the
+    network process works in state_dir/net, its own, and reaches the
+    broker without one "Permission denied" or restart."""
+    a = start(agents)
+    n = wait_until(lambda: net_pid(a), 10, what="the network process")
+    assert int(status_of(a.pid)["CapBnd"], 16) & (1 << CAP_DAC_OVERRIDE) == 0
+    assert ping(op, operator)["status"] == "pass"
+    st = a.state_dir.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o700)
+    muster = pwd.getpwnam("muster")
+    for d in ("net", "net/spool", "net/modcache", "net/release", "net/gnupg"):
+        s = (a.state_dir / d).stat()
+        assert (s.st_uid, s.st_gid) == (muster.pw_uid, muster.pw_gid), d
+        assert s.st_mode & 0o077 == 0, (d, oct(s.st_mode))
+    # The parent's part stays root's.
+    assert (a.state_dir / "seen").stat().st_uid == 0
+    # The publishers' keyring reached the network process's copy.
+    assert any((a.state_dir / "net" / "gnupg").iterdir())
+    assert os.readlink(f"/proc/{n}/cwd") == str(a.state_dir / "net")
+    log = a.log()
+    assert "Permission denied" not in log
+    assert "network process exited" not in log
+
+
+def test_state_of_an_older_version_moves_into_net(agents, op, operator):
+    """Folders an older version kept at the top of state_dir move into
+    state_dir/net at the first start (the spool, so nothing is lost)."""
+    a = start(agents)
+    assert ping(op, operator)["status"] == "pass"
+    a.stop()
+    net = a.state_dir / "net"
+    for d in ("spool", "modcache", "release"):
+        (net / d).rename(a.state_dir / d)
+    (a.state_dir / "spool" / "marker").write_bytes(b"")
+    shutil.rmtree(net)
+    a.start()
+    assert ping(op, operator)["status"] == "pass"
+    for d in ("spool", "modcache", "release"):
+        assert not (a.state_dir / d).exists(), d
+        assert (net / d).is_dir(), d
+    assert (net / "spool" / "marker").exists()
+    assert log_count(a, "state: moved") == 3

@@ -104,7 +104,7 @@ fx_setup(void **state)
 	snprintf(f->a.root, sizeof(f->a.root), TOPIC_ROOT_DEFAULT);
 	f->a.role = ROLE_PARENT;
 	if ((f->a.loop = loop_new()) == NULL ||
-	    spool_open(&f->a.spool, sdir, &err) != MU_OK ||
+	    spool_open(&f->a.spool, sdir, sdir, &err) != MU_OK ||
 	    seen_open(&f->a.seen, sdir, now_wall_ms(), &err) != MU_OK ||
 	    policy_parse(&f->a.policy, "test-policy", policy_text, strlen(policy_text),
 	    &err) != MU_OK)

@@ -212,7 +212,7 @@ test_spool_put_reopen_ack(void **state)
 	struct mu_err err = { "" };
 	char spooldir[128];
 
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(sp.count, 0);
 	assert_int_equal(spool_put(&sp, "job-a", "muster/results/job-a/web1", "AAA", 3, &err),
 	    MU_OK);
@@ -228,7 +228,7 @@ test_spool_put_reopen_ack(void **state)
 	spool_close(&sp);
 
 	/* A restart loads them in order, with their topics and payloads. */
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(sp.count, 2);
 	assert_non_null(sp.head);
 	assert_int_equal(sp.head->seq, 1);
@@ -272,7 +272,7 @@ test_spool_seq_survives_empty(void **state)
 	char spooldir[128];
 
 	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(spool_put(&sp, "job-a", "t/a", "A", 1, &err), MU_OK);
 	assert_int_equal(spool_put(&sp, "job-b", "t/b", "B", 1, &err), MU_OK);
 	/* Acked out of order: an older one just goes, the newest is kept. */
@@ -287,7 +287,7 @@ test_spool_seq_survives_empty(void **state)
 	assert_int_equal(sp.count, 0);
 	spool_close(&sp);
 
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(sp.count, 0);
 	assert_int_equal(sp.next_seq, 3);
 	assert_int_equal(spool_put(&sp, "job-c", "t/c", "C", 1, &err), MU_OK);
@@ -297,7 +297,7 @@ test_spool_seq_survives_empty(void **state)
 	assert_true(exists(spooldir, "last-00000000000000000003"));
 	assert_false(exists(spooldir, "last-00000000000000000002"));
 	spool_close(&sp);
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(sp.next_seq, 4);
 	spool_close(&sp);
 }
@@ -312,7 +312,7 @@ test_spool_stage_sync(void **state)
 	struct mu_err err = { "" };
 	char spooldir[128];
 
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(spool_sync(&sp, &err), MU_OK);		/* nothing to do */
 	assert_int_equal(spool_stage(&sp, "job-a", "muster/results/job-a/web1", "A", 1, &err),
 	    MU_OK);
@@ -375,14 +375,14 @@ test_spool_damaged_file(void **state)
 	struct mu_err err = { "" };
 	char spooldir[128];
 
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(spool_put(&sp, "job-a", "muster/results/job-a/web1", "A", 1, &err),
 	    MU_OK);
 	spool_close(&sp);
 	snprintf(spooldir, sizeof(spooldir), "%s/spool", d->path);
 	write_text(spooldir, "00000000000000000005.res", "not a spool file");
 	/* One bad file is moved aside; the rest still loads. */
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	assert_int_equal(sp.count, 1);
 	assert_string_equal(sp.head->job, "job-a");
 	assert_false(exists(spooldir, "00000000000000000005.res"));
@@ -398,7 +398,7 @@ test_spool_refusals(void **state)
 	struct mu_err err = { "" };
 	char topic[TOPIC_MAX + 8];
 
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	memset(topic, 'x', sizeof(topic) - 1);
 	topic[sizeof(topic) - 1] = '\0';
 	assert_int_equal(spool_put(&sp, "job-a", topic, "A", 1, &err), MU_EINVAL);
@@ -510,7 +510,7 @@ test_journal_remove_legacy(void **state)
 	struct mu_err err = { "" };
 	char journal[128];
 
-	assert_int_equal(spool_open(&sp, d->path, &err), MU_OK);
+	assert_int_equal(spool_open(&sp, d->path, d->path, &err), MU_OK);
 	snprintf(journal, sizeof(journal), "%s/running", d->path);
 	assert_int_equal(mkdir(journal, 0700), 0);
 	/* Ids "." and ".." are valid job ids: the "job-" prefix kept them

@@ -430,6 +430,12 @@ struct agent {
 	pid_t net_pid;			/* parent: the network process; 0 = none */
 	uint64_t net_restart_timer;
 	unsigned net_restarts;
+	/* Readiness (priv_net_ready()): READY=1 sent; the current network
+	 * process finished its set-up; set-ups failed in a row and the last
+	 * reason given (printable, bounded); the watchdog no longer fed. */
+	bool ready_sent, net_ready, watchdog_starved;
+	unsigned net_fails;
+	char net_why[256];
 	struct pending *pending;	/* parent: results sent, not yet spooled */
 	struct accepted *accepted;	/* parent: jobs waiting for their flush
 					 * (intake.c), owned */
@@ -511,6 +517,13 @@ void run_users_forget(struct agent *a);
 
 /* priv.c: the two processes and the messages between them */
 int priv_start(struct agent *a, struct mu_err *err);
+/* Parent: the network process finished its set-up (PRIV_READY). */
+void priv_net_ready(struct agent *a);
+/* main.c: READY=1 to systemd, once; STATUS= (both no-ops without systemd
+ * and in the network process). */
+void agent_ready(struct agent *a);
+void agent_status(struct agent *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Parent, before anything opens the state: state_dir (0700) and the
  * network process's state_dir/net with its folders, owned by [agent]
  * user when root; sets a->net_dir. */

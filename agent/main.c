@@ -168,7 +168,8 @@ watchdog_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)id;
-	sd_notify(0, "WATCHDOG=1");
+	if (!a->watchdog_starved)
+		sd_notify(0, "WATCHDOG=1");
 	loop_add_timer(l, a->watchdog_usec / 2000, watchdog_fired, a);
 }
 
@@ -307,7 +308,13 @@ agent_main(struct agent *a)
 	loop_add_timer(a->loop, PRUNE_INTERVAL_MS, prune_fired, a);
 	if (sd_watchdog_enabled(0, &a->watchdog_usec) > 0 && a->watchdog_usec >= 2000)
 		loop_add_timer(a->loop, a->watchdog_usec / 2000, watchdog_fired, a);
-	sd_notify(0, "READY=1");
+	else
+		a->watchdog_usec = 0;
+	/* Split in two, the network process says when it is ready. */
+	if (a->role == ROLE_BOTH)
+		agent_ready(a);
+	else
+		agent_status(a, "starting the network process");
 	if (loop_run(a->loop) != 0)
 		log_err("event loop failed: %s", strerror(errno));
 	sd_notify(0, "STOPPING=1");

@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,12 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #define CHAN_READ		(64u * 1024)
 #define NET_RESTART_MS		1000	/* wait before a new network process */
+#define NET_RESTART_SLOW_MS	10000	/* the same after NET_FAILS_MAX failures */
+#define NET_FAILS_MAX		5	/* failed set-ups in a row: stop the watchdog */
 #define NET_STOP_WAIT_MS	3000	/* its goodbye at shutdown */
 
 static void chan_readable(struct loop *l, int fd, short revents, void *arg);
@@ -171,7 +176,14 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		update_no_update(a, m);
 		return MU_OK;
 	case PRIV_CONNECTED:
+		agent_status(a, "connected to the broker as %s", a->cfg.host);
 		update_connected(a);
+		return MU_OK;
+	case PRIV_READY:
+		priv_net_ready(a);
+		return MU_OK;
+	case PRIV_FAILED:
+		printable_copy(a->net_why, sizeof(a->net_why), m->reason.ptr, m->reason.len);
 		return MU_OK;
 	case PRIV_VERDICT:
 		update_verdict(a, m->payload.ptr, m->payload.len);
@@ -694,6 +706,29 @@ priv_test_garbage(struct agent *a)
 		log_warnx("test hook: %s", strerror(errno));
 }
 
+/* Its set-up's outcome, written at once (a failed one exits next): the
+ * parent tells systemd it is ready, or why it is not (priv_net_ready()). */
+static void
+net_tell_parent(struct agent *a, enum priv_type type, const char *reason)
+{
+	struct priv_msg m = { .type = type };
+	struct chan *c = &a->to_parent;
+	ssize_t n;
+
+	if (reason)
+		m.reason = (struct wire_str){ reason, strlen(reason) };
+	chan_send(a, c, &m);
+	while (c->fd != -1 && c->out_off < c->out_len) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+		if (poll(&pfd, 1, 1000) <= 0 ||
+		    (n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+		    MSG_NOSIGNAL)) <= 0)
+			break;
+		c->out_off += (size_t)n;
+	}
+}
+
 /* In the network process (main.c --net): become it, then run. */
 int
 net_main(struct agent *a, const char *fds)
@@ -709,14 +744,15 @@ net_main(struct agent *a, const char *fds)
 		log_err("network process: bad --net %s", fds);
 		return 2;
 	}
-	if ((rc = net_drop(a, tls, &err)) == MU_OK) {
-		chan_init(a, &a->to_parent, chanfd);
+	chan_init(a, &a->to_parent, chanfd);
+	if ((rc = net_drop(a, tls, &err)) == MU_OK)
 		rc = net_start(a, &err);
-	}
 	if (rc != MU_OK) {
 		log_err("network process: %s", err.msg);
+		net_tell_parent(a, PRIV_FAILED, err.msg);
 		return 1;
 	}
+	net_tell_parent(a, PRIV_READY, NULL);
 	log_info("network process %d: user %s, no capabilities", (int)getpid(),
 	    a->cfg.user);
 	if (loop_run(a->loop) != 0)
@@ -824,13 +860,113 @@ net_lost(struct agent *a, const char *why)
 	chan_close(a, &a->to_net);
 }
 
+void
+agent_ready(struct agent *a)
+{
+	if (a->role == ROLE_NET)
+		return;
+	if (!a->ready_sent)
+		sd_notifyf(0, "READY=1\nSTATUS=running as host %s; connecting to the broker",
+		    a->cfg.host);
+	else
+		agent_status(a, "running as host %s; connecting to the broker", a->cfg.host);
+	a->ready_sent = true;
+}
+
+void
+agent_status(struct agent *a, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (a->role == ROLE_NET)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	sd_notifyf(0, "STATUS=%s", buf);
+}
+
+/* What an ended network process wrote before it ended is read first: the
+ * reason of a failed set-up, or jobs it forwarded (the seen-set keeps
+ * those from running twice).  Bounded: 64 reads. */
+static void
+chan_drain_dead(struct agent *a)
+{
+	uint8_t b;
+	int i;
+
+	for (i = 0; i < 64 && a->to_net.fd != -1 &&
+	    recv(a->to_net.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1; i++)
+		chan_readable(a->loop, a->to_net.fd, POLLIN, a);
+}
+
+/*
+ * Readiness (design.md, "Readiness"): systemd hears READY=1 once the first
+ * network process has finished its set-up, not before.  Network processes
+ * that exit before finishing theirs count as failures in a row; the
+ * reason each gave is in STATUS= and the log.  After NET_FAILS_MAX of
+ * them the watchdog is no longer fed, so systemd marks the unit failed
+ * and restarts it (without a watchdog, the agent exits with 1); a later
+ * network process that does finish feeds it again.
+ */
+void
+priv_net_ready(struct agent *a)
+{
+	if (a->net_fails >= NET_FAILS_MAX)
+		log_notice("network process ready after %u failures; the watchdog is fed "
+		    "again", a->net_fails);
+	a->net_ready = true;
+	a->net_fails = 0;
+	a->net_why[0] = '\0';
+	a->watchdog_starved = false;
+	agent_ready(a);
+}
+
+/* A network process ended: the wait before the next one (ms). */
+static int
+net_failed(struct agent *a)
+{
+	const char *why = a->net_why[0] ? a->net_why : "no reason given";
+
+	if (a->net_ready) {
+		a->net_ready = false;
+		agent_status(a, "network process ended; starting a new one");
+		return NET_RESTART_MS;
+	}
+	a->net_fails++;
+	log_err("network process failed %u times in a row: %s (working in %s)",
+	    a->net_fails, why, a->net_dir);
+	if (a->net_fails < NET_FAILS_MAX) {
+		agent_status(a, "network process failed %u times in a row: %s",
+		    a->net_fails, why);
+		return NET_RESTART_MS;
+	}
+	if (!a->watchdog_starved) {
+		a->watchdog_starved = true;
+		if (a->watchdog_usec == 0) {
+			log_err("giving up: the network process failed %u times in a row",
+			    a->net_fails);
+			a->exit_rc = 1;
+			loop_stop(a->loop);
+		} else
+			log_err("the watchdog is no longer fed: systemd will restart musterd");
+	}
+	agent_status(a, "network process failed %u times in a row: %s; watchdog no "
+	    "longer fed", a->net_fails, why);
+	return NET_RESTART_SLOW_MS;
+}
+
 /* From SIGCHLD in the parent: true if pid was the network process. */
 bool
 priv_is_net_pid(struct agent *a, pid_t pid, int status)
 {
+	int delay;
+
 	if (a->role != ROLE_PARENT || pid != a->net_pid)
 		return false;
 	a->net_pid = 0;
+	chan_drain_dead(a);
 	if (a->to_net.fd != -1)
 		chan_close(a, &a->to_net);
 	if (a->stopping)
@@ -843,14 +979,15 @@ priv_is_net_pid(struct agent *a, pid_t pid, int status)
 		return true;
 	}
 	a->net_restarts++;
+	delay = net_failed(a);
 	if (WIFSIGNALED(status))
 		log_warnx("network process killed by signal %d; a new one in %d ms",
-		    WTERMSIG(status), NET_RESTART_MS);
+		    WTERMSIG(status), delay);
 	else
 		log_warnx("network process exited with %d; a new one in %d ms",
-		    WEXITSTATUS(status), NET_RESTART_MS);
+		    WEXITSTATUS(status), delay);
 	if (!a->net_restart_timer)
-		a->net_restart_timer = loop_add_timer(a->loop, NET_RESTART_MS,
+		a->net_restart_timer = loop_add_timer(a->loop, (uint64_t)delay,
 		    net_restart_fired, a);
 	return true;
 }

@@ -143,3 +143,13 @@ fsync_dir(const char *dir)
 	close(fd);
 	return rc;
 }
+
+void
+printable_copy(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i + 1 < size; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	dst[i] = '\0';
+}

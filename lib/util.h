@@ -56,4 +56,9 @@ int fsync_dir(const char *dir);
  * to be had without blocking. */
 uint64_t random_below(uint64_t max);
 
+/* Text from a less trusted process (the network process's reasons) made
+ * safe to log and show: printable ASCII kept, every other byte '?',
+ * truncated to size - 1, always NUL-terminated (size > 0). */
+void printable_copy(char *dst, size_t size, const char *src, size_t len);
+
 #endif

@@ -1589,7 +1589,7 @@ static const char *const priv_names[] = {
 	[PRIV_POKE] = "poke", [PRIV_STOP] = "stop", [PRIV_RELEASE] = "release",
 	[PRIV_UPDATE_CHECK] = "check", [PRIV_NO_UPDATE] = "noupdate",
 	[PRIV_UPDATE_STATE] = "update", [PRIV_CONNECTED] = "connected",
-	[PRIV_VERDICT] = "verdict",
+	[PRIV_VERDICT] = "verdict", [PRIV_READY] = "ready", [PRIV_FAILED] = "failed",
 };
 
 static const char *const priv_sources[] = {
@@ -1627,6 +1627,8 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_UPDATE_STATE] = PMF_PAYLOAD,
 	[PRIV_CONNECTED] = 0,
 	[PRIV_VERDICT] = PMF_PAYLOAD,
+	[PRIV_READY] = 0,
+	[PRIV_FAILED] = PMF_REASON,
 };
 
 static bool

@@ -1063,6 +1063,7 @@ class Agent:
         self._wake_picked = wake_port is None
         self.observer = observer
         self.proc: Optional[subprocess.Popen] = None
+        self.env: dict[str, str] = {}	# added to this process's environment
         self.started_ms = 0
         self._tmp: Optional[str] = None
 
@@ -1190,7 +1191,8 @@ class Agent:
         self.proc = subprocess.Popen(
             wrap + [str(self.binary), "-c", str(self.conf_path), "--foreground"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, umask=umask)
+            start_new_session=True, umask=umask,
+            env={**os.environ, **self.env} if self.env else None)
         log.close()
 
     def stop(self, timeout: float = 15) -> Optional[int]:

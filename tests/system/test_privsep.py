@@ -10,6 +10,8 @@ import os
 import pwd
 import shutil
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -175,3 +177,105 @@ def test_state_of_an_older_version_moves_into_net(agents, op, operator):
         assert (net / d).is_dir(), d
     assert (net / "spool" / "marker").exists()
     assert log_count(a, "state: moved") == 3
+
+
+class Notify:
+    """A NOTIFY_SOCKET as systemd gives a Type=notify service: a thread
+    records every datagram with the time it came (and keeps the queue
+    empty, as systemd does: a full one blocks the sender)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.got = []			# (monotonic time, {key: value})
+        self.lock = threading.Lock()
+        self.done = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while not self.done:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            kv = dict(l.split("=", 1) for l in data.splitlines() if "=" in l)
+            with self.lock:
+                self.got.append((time.monotonic(), kv))
+
+    def close(self):
+        self.done = True
+
+    def values(self, key):
+        with self.lock:
+            return [kv[key] for _, kv in self.got if key in kv]
+
+    def last_at(self, key):
+        with self.lock:
+            times = [t for t, kv in self.got if key in kv]
+        return times[-1] if times else None
+
+
+def notified_agent(agents, tmp_path):
+    a = agents("h1", wake_port=0)
+    n = Notify(tmp_path / "notify")
+    a.env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
+    return a, n
+
+
+def test_ready_only_once_the_network_process_is_set_up(agents, op, operator, tmp_path):
+    a, notify = notified_agent(agents, tmp_path)
+    a.start()
+    wait_until(lambda: notify.values("READY"), 10, what="READY=1")
+    ready_at = notify.last_at("READY")
+    # The network process said it was ready before the parent told systemd.
+    assert log_count(a, "network process") >= 1
+    wait_until(lambda: any("connected to the broker as h1" in s
+                           for s in notify.values("STATUS")), 10,
+               what="STATUS: connected")
+    statuses = notify.values("STATUS")
+    assert statuses[0] == "starting the network process", statuses
+    time.sleep(1.2)
+    assert notify.last_at("WATCHDOG") > ready_at
+    assert ping(op, operator)["status"] == "pass"
+
+
+def test_failing_network_process_starves_the_watchdog(agents, op, operator, tmp_path):
+    """Issue 19.1: a network process that cannot set itself up gives no
+    READY=1, says why in STATUS=, and after five failures in a row the
+    watchdog is no longer fed; once it can, it is ready and fed again."""
+    a = agents("h1", wake_port=0).start()
+    a.stop()
+    cache = a.state_dir / "net" / "modcache"
+    os.chmod(cache, 0)		# the network process cannot open its cache
+    a2, notify = a, Notify(tmp_path / "notify")
+    a2.env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
+    a2.start(wait_online=False)
+    wait_until(lambda: log_count(a2, "watchdog is no longer fed"), 20,
+               what="the watchdog to be starved")
+    starved = time.monotonic()
+    assert notify.values("READY") == []
+    st = notify.values("STATUS")
+    assert any("failed 5 times in a row" in s and "Permission denied" in s
+               for s in st), st
+    assert log_count(a2, "network process failed 1 times in a row: ./modcache: Permission denied") == 1
+    time.sleep(2.5)
+    fed = notify.last_at("WATCHDOG")
+    assert fed is None or fed < starved + 0.2, (fed, starved)
+    assert a2.proc.poll() is None		# systemd decides, by the watchdog
+    # Repaired: the next network process (10 s later at most) is ready.
+    os.chmod(cache, 0o700)
+    wait_until(lambda: notify.values("READY"), 20, what="READY=1 after the repair")
+    time.sleep(1.5)
+    assert notify.last_at("WATCHDOG") > notify.last_at("READY")
+    a2.wait_status("online", timeout=15)
+    assert ping(op, operator)["status"] == "pass"
+
+
+def test_without_a_watchdog_it_gives_up(agents, tmp_path):
+    a = agents("h1", wake_port=0).start()
+    a.stop()
+    os.chmod(a.state_dir / "net" / "modcache", 0)
+    a.start(wait_online=False)
+    assert a.proc.wait(timeout=20) == 1
+    assert log_count(a, "giving up: the network process failed 5 times in a row") == 1

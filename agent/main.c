@@ -3,12 +3,14 @@
  * main.c - musterd: options, start-up, the signal handling and the loop.
  */
 #include "agent.h"
+#include "hostsig.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,6 +355,58 @@ agent_shutdown(struct agent *a)
 
 /* ---- main ------------------------------------------------------------- */
 
+/*
+ * What the service will need beyond a file that parses (issue 19), checked
+ * as the service checks it: the TLS files as root reads them for the
+ * network process (key and certificate a pair), the users, the runner, the
+ * folders.  The first problem, with the file it is about.
+ */
+static int
+check_service_needs(const struct agent_config *c, struct mu_err *err)
+{
+	struct hostsig_signer *signer;
+	struct passwd *pw;
+	struct stat st;
+	char parent[CONF_PATH_MAX], *slash;
+	int rc;
+
+	if (c->broker.ca[0] && access(c->broker.ca, R_OK) != 0)
+		return mu_errf(err, MU_EIO, "[broker] ca %s: %s", c->broker.ca, strerror(errno));
+	if (c->broker.cert[0] || c->broker.key[0]) {
+		if ((rc = hostsig_signer_load(c->broker.key, c->broker.cert, &signer, err)) != MU_OK)
+			return mu_errf(err, rc, "[broker] key/cert: %.200s%s", err->msg,
+			    geteuid() != 0 ? " (the service reads them as root: run "
+			    "--check-config as root)" : "");
+		hostsig_signer_free(signer);
+	}
+	if (geteuid() == 0) {
+		if ((pw = getpwnam(c->user)) == NULL || pw->pw_uid == 0)
+			return mu_errf(err, MU_EINVAL, "[agent] user %s: %s", c->user,
+			    pw ? "is root" : "no such user");
+		if (getpwnam(c->run_as) == NULL)
+			return mu_errf(err, MU_EINVAL, "[limits] run_as %s: no such user",
+			    c->run_as);
+	}
+	if (access(c->runner, X_OK) != 0)
+		return mu_errf(err, MU_EIO, "[agent] runner %s: %s", c->runner, strerror(errno));
+	if (stat(c->state_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return mu_errf(err, MU_EIO, "[agent] state_dir %s: not a folder",
+			    c->state_dir);
+	} else {
+		snprintf(parent, sizeof(parent), "%s", c->state_dir);
+		if ((slash = strrchr(parent, '/')) != NULL && slash != parent)
+			*slash = '\0';
+		if (access(parent, W_OK | X_OK) != 0)
+			return mu_errf(err, MU_EIO, "[agent] state_dir %s cannot be made: %s: %s",
+			    c->state_dir, parent, strerror(errno));
+	}
+	if (access(c->operators, R_OK | X_OK) != 0)
+		return mu_errf(err, MU_EIO, "[trust] operators %s: %s", c->operators,
+		    strerror(errno));
+	return MU_OK;
+}
+
 static int
 check_config(const char *path)
 {
@@ -363,6 +417,8 @@ check_config(const char *path)
 
 	config_agent_defaults(&c);
 	if (config_agent_load(&c, path, &err) != MU_OK ||
+	    config_agent_identity(&c, path, &err) != MU_OK ||
+	    check_service_needs(&c, &err) != MU_OK ||
 	    intake_policy_load(&c, &p, &err) != MU_OK) {
 		fprintf(stderr, "musterd: %s\n", err.msg);
 		return 1;
@@ -501,7 +557,8 @@ main(int argc, char *argv[])
 	if (check)
 		return check_config(agent.conf_path);
 	config_agent_defaults(&agent.cfg);
-	if (config_agent_load(&agent.cfg, agent.conf_path, &err) != MU_OK) {
+	if (config_agent_load(&agent.cfg, agent.conf_path, &err) != MU_OK ||
+	    config_agent_identity(&agent.cfg, agent.conf_path, &err) != MU_OK) {
 		fprintf(stderr, "musterd: %s\n", err.msg);
 		return 1;
 	}

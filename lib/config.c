@@ -25,6 +25,7 @@
 
 #include <ini.h>
 
+#include "hostsig.h"
 #include "log.h"
 
 #define NOT_LIST	SIZE_MAX
@@ -345,6 +346,19 @@ set_name(struct conf_ctx *x, const struct conf_key *k, void *field,
 	return conf_copy(x, k, field, v, "name");
 }
 
+/* host, remembering that the file named it (config_agent_identity()). */
+static int
+set_host(struct conf_ctx *x, const struct conf_key *k, void *field, const char *v)
+{
+	struct agent_config *c = (struct agent_config *)(void *)((char *)field -
+	    offsetof(struct agent_config, host));
+	int rc = set_name(x, k, field, v);
+
+	if (rc == 0)
+		c->host_set = true;
+	return rc;
+}
+
 static int
 set_topic_root(struct conf_ctx *x, const struct conf_key *k, void *field,
     const char *v)
@@ -566,7 +580,7 @@ set_http_url(struct conf_ctx *x, const struct conf_key *k, void *field,
  */
 
 static const struct conf_key agent_keys[] = {
-	KEY("host", set_name, struct agent_config, host),
+	KEY("host", set_host, struct agent_config, host),
 	KEY("state_dir", set_path, struct agent_config, state_dir),
 	KEY("runner", set_path, struct agent_config, runner),
 	KEY("modules_dir", set_path, struct agent_config, modules_dir),
@@ -1050,6 +1064,31 @@ config_agent_load(struct agent_config *c, const char *path, struct mu_err *err)
 	if ((rc = conf_load(agent_sections, &tmp, path, err)) == MU_OK)
 		*c = tmp;
 	return rc;
+}
+
+int
+config_agent_identity(struct agent_config *c, const char *path, struct mu_err *err)
+{
+	char cn[256];
+	int rc;
+
+	if (c->broker.cert[0] == '\0')
+		return MU_OK;
+	if ((rc = hostsig_cert_file_cn(c->broker.cert, cn, sizeof(cn), err)) != MU_OK)
+		return rc;
+	if (!name_valid(cn))
+		return mu_errf(err, MU_EINVAL, "%s: the certificate's CN '%s' is not a host "
+		    "name ([a-z0-9][a-z0-9._-], at most %d): it cannot be this host's "
+		    "certificate", c->broker.cert, cn, NAME_MAX_LEN);
+	if (!c->host_set) {
+		memcpy(c->host, cn, strlen(cn) + 1);	/* name_valid: it fits */
+		return MU_OK;
+	}
+	if (strcmp(c->host, cn) != 0)
+		return mu_errf(err, MU_EINVAL, "%s: [agent] host is '%s' but the certificate "
+		    "%s is for '%s' (its CN), the only name the broker lets it use: set "
+		    "host = %s, or remove the line", path, c->host, c->broker.cert, cn, cn);
+	return MU_OK;
 }
 
 void

@@ -59,7 +59,9 @@ struct broker_config {
 
 struct agent_config {
 	/* [agent] */
-	char host[NAME_MAX_LEN + 1];	/* default: hostname, lowercased */
+	char host[NAME_MAX_LEN + 1];	/* default: the certificate's CN
+					 * (config_agent_identity()) */
+	bool host_set;			/* host came from the file */
 	char state_dir[CONF_PATH_MAX];	/* default /var/lib/muster */
 	char runner[CONF_PATH_MAX];	/* default /usr/libexec/muster/muster-runner */
 	char modules_dir[CONF_PATH_MAX];/* default /usr/lib/muster/modules */
@@ -144,6 +146,14 @@ struct ctl_config {
 
 void config_agent_defaults(struct agent_config *c);
 int config_agent_load(struct agent_config *c, const char *path, struct mu_err *err);
+/*
+ * The host's name is its certificate's CN (DESIGN §7): the broker knows it
+ * by that name and nothing else.  Without host in the file, host becomes
+ * the CN of [broker] cert; a host that differs from it is an error naming
+ * both.  Without a certificate, host stays what it is (the machine's host
+ * name by default).  Reads the certificate: call it as a user who can.
+ */
+int config_agent_identity(struct agent_config *c, const char *path, struct mu_err *err);
 
 void config_ctl_defaults(struct ctl_config *c);
 int config_ctl_load(struct ctl_config *c, const char *path, struct mu_err *err);

@@ -346,6 +346,20 @@ cert_cn(X509 *x, char *out, size_t outsz)
 	return why;
 }
 
+int
+hostsig_cert_file_cn(const char *path, char *out, size_t outsz, struct mu_err *err)
+{
+	const char *why;
+	X509 *x;
+
+	if ((x = read_cert(path, err)) == NULL)
+		return MU_EINVAL;
+	why = cert_cn(x, out, outsz);
+	X509_free(x);
+	ERR_clear_error();
+	return why ? mu_errf(err, MU_EINVAL, "%s: %s", path, why) : MU_OK;
+}
+
 /* Chain x to the CA as a TLS client certificate, valid now. */
 static const char *
 cert_chain(struct hostsig_verifier *v, X509 *x, char *buf, size_t len)

@@ -44,6 +44,9 @@ struct hostsig_verifier;
 int hostsig_signer_load(const char *key_path, const char *cert_path,
     struct hostsig_signer **out, struct mu_err *err);
 void hostsig_signer_free(struct hostsig_signer *s);
+/* The one printable CN of a PEM certificate file, into out (NUL-terminated);
+ * MU_EIO / MU_EINVAL with the reason and the path. */
+int hostsig_cert_file_cn(const char *path, char *out, size_t outsz, struct mu_err *err);
 const char *hostsig_signer_fpr(const struct hostsig_signer *s);	/* 64 hex */
 struct wire_bytes hostsig_signer_cert(const struct hostsig_signer *s);	/* DER */
 

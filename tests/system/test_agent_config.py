@@ -2,6 +2,7 @@
 """musterd's configuration (DESIGN §7): --check-config, --version, a bad
 file at start, and SIGHUP, which reloads the operator keys and the log level
 without touching the MQTT session."""
+import os
 import re
 import shutil
 import signal
@@ -56,8 +57,13 @@ def test_check_config_ok(agents):
     p = a.check_config()
     assert p.returncode == 0, p.stdout
     assert p.stdout == f"musterd: {a.conf_path}: ok (host h1)\n"
-    # Every key of the shipped example is commented out: defaults only.
-    example = SOURCE_DIR / "agent" / "agent.conf.example"
+    # Every key of the shipped example is commented out: defaults only,
+    # checked against what this machine has (the runner of the build, the
+    # operators' folder of the test).
+    example = a.dir / "example.conf"
+    example.write_text((SOURCE_DIR / "agent" / "agent.conf.example").read_text() +
+                       f"\n[agent]\nrunner = {a.conf['agent']['runner']}\n"
+                       f"[trust]\noperators = {a.conf['trust']['operators']}\n")
     p = musterd("--check-config", "-c", str(example))
     assert p.returncode == 0, p.stderr
     assert re.fullmatch(r"musterd: \S+: ok \(host [a-z0-9][a-z0-9._-]*\)\n",
@@ -263,3 +269,63 @@ def test_sighup_with_a_bad_file_keeps_the_running_config(hup_agent, broker,
     assert (r["status"], r["reason"]) == (
         "rejected", f"unknown operator key {operator.key_id}"), r
     assert broker_connections(broker, "h1") == 1
+
+
+# ---- identity and what the service needs (issue 19) ----------------------
+
+
+def test_host_defaults_to_the_certificate_cn(agents, op_client, operator):
+    a = agents("h1")
+    del a.conf["agent"]["host"]
+    a.write_conf()
+    p = a.check_config()
+    assert p.returncode == 0 and p.stdout.endswith("ok (host h1)\n"), p.stdout
+    a.start()			# waits for h1's online status
+    assert result(op_client, operator, new_job("ping", "host/h1"))["status"] == "pass"
+
+
+def test_host_that_differs_from_the_cn_is_a_start_error(agents):
+    a = agents("h1")
+    a.conf["agent"]["host"] = "vm"
+    a.write_conf()
+    p = a.check_config()
+    assert p.returncode == 1
+    assert ("[agent] host is 'vm' but the certificate " in p.stdout and
+            "is for 'h1' (its CN)" in p.stdout), p.stdout
+    a.start(wait_online=False)
+    assert a.wait_exit(10) == 1
+    assert "[agent] host is 'vm' but the certificate" in a.log()
+
+
+def test_check_config_checks_what_the_service_needs(agents, tmp_path):
+    a = agents("h1")
+    good = dict((s, dict(kv)) for s, kv in a.conf.items())
+    other = agents("h2")		# another host's key: not this certificate's
+
+    def check(section, key, value):
+        a.conf = dict((s, dict(kv)) for s, kv in good.items())
+        a.conf[section][key] = value
+        a.write_conf()
+        return a.check_config()
+
+    missing = str(tmp_path / "missing")
+    cases = [
+        ("broker", "ca", missing, f"[broker] ca {missing}: No such file"),
+        ("broker", "key", missing, "[broker] key/cert:"),
+        ("broker", "key", other.conf["broker"]["key"], "[broker] key/cert:"),
+        ("agent", "runner", missing, f"[agent] runner {missing}: No such file"),
+        ("agent", "state_dir", str(tmp_path / "no" / "such" / "state"),
+         "cannot be made"),
+        ("trust", "operators", missing, f"[trust] operators {missing}"),
+    ]
+    if os.geteuid() == 0:
+        cases += [("agent", "user", "no-such-user-19", "no such user"),
+                  ("agent", "user", "root", "is root"),
+                  ("limits", "run_as", "no-such-user-19", "no such user")]
+    for section, key, value, what in cases:
+        p = check(section, key, value)
+        assert p.returncode == 1, (key, value, p.stdout)
+        assert what in p.stdout, (key, value, p.stdout)
+    a.conf = good
+    a.write_conf()
+    assert a.check_config().returncode == 0

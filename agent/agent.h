@@ -380,9 +380,9 @@ struct modlocal {
 struct agent {
 	struct agent_config cfg;
 	char conf_path[CONF_PATH_MAX];
-	/* The network process's part of the state (design.md, "State"):
-	 * state_dir/net in the parent, "." in the network process (its
-	 * working folder). */
+	/* The network process's part of the state (docs/operations.md,
+	 * "State on the host"): state_dir/net in the parent, "." in the
+	 * network process (its working folder). */
 	char net_dir[CONF_PATH_MAX + 8];
 	struct loop *loop;		/* owned */
 	struct bus *bus;		/* owned */

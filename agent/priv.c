@@ -422,11 +422,11 @@ priv_module(struct agent *a, const char *job, enum priv_source src, const char *
 /* ---- the network process ---------------------------------------------------- */
 
 /*
- * The network process's state (design.md, "State"): state_dir/net, 0700,
- * owned by [agent] user, holding spool/, modcache/, release/ and gnupg/.
- * The network process is started inside it (net_drop()), so state_dir
- * itself may stay root's and 0700, as systemd's StateDirectoryMode makes
- * it.  Created here as root when missing; the parent only reads in it
+ * The network process's state (docs/operations.md, "State on the host"):
+ * state_dir/net, 0700, owned by [agent] user, holding spool/, modcache/,
+ * release/ and gnupg/.  The network process is started inside it
+ * (net_drop()), so state_dir itself may stay root's and 0700, as
+ * systemd's StateDirectoryMode makes it.  Created here as root when missing; the parent only reads in it
  * afterwards (the unit gives it CAP_DAC_READ_SEARCH, not DAC_OVERRIDE).
  */
 static const char *const net_folders[] = { "spool", "modcache", "release", "gnupg" };
@@ -902,13 +902,14 @@ chan_drain_dead(struct agent *a)
 }
 
 /*
- * Readiness (design.md, "Readiness"): systemd hears READY=1 once the first
- * network process has finished its set-up, not before.  Network processes
- * that exit before finishing theirs count as failures in a row; the
- * reason each gave is in STATUS= and the log.  After NET_FAILS_MAX of
- * them the watchdog is no longer fed, so systemd marks the unit failed
- * and restarts it (without a watchdog, the agent exits with 1); a later
- * network process that does finish feeds it again.
+ * Readiness (docs/operations.md, "Readiness and the watchdog"): systemd
+ * hears READY=1 once the first network process has finished its set-up,
+ * not before.  Network processes that exit before finishing theirs count
+ * as failures in a row; the reason each gave is in STATUS= and the log.
+ * After NET_FAILS_MAX of them the watchdog is no longer fed, so systemd
+ * marks the unit failed and restarts it (without a watchdog, the agent
+ * exits with 1); a later network process that does finish feeds it
+ * again.
  */
 void
 priv_net_ready(struct agent *a)

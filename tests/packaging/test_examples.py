@@ -562,3 +562,32 @@ def test_installed_examples_are_the_checked_sources(root):
         assert source_kind(src) is not None, f"{p}: {src} is not in SOURCE_FILES"
         assert (root / p).read_bytes() == (SOURCE_DIR / src).read_bytes(), (
             f"/{p} differs from {src}")
+
+
+@pytest.mark.parametrize("kind,text,override,said", [
+    ("agent.conf", "[agent]\nmax_jobs = 0\n", {}, "max_jobs"),
+    ("server.conf", "[server]\nname = ctl1   # a '#' comment\n", {}, "bad name"),
+    ("policy", "allow alice pong all\n", {}, "unknown kind 'pong'"),
+    # muster --check-config reads what the commands will need.
+    ("muster.conf", "[broker]\nca = x\n", {"ca": "/nonexistent/ca.crt"},
+     "[broker] ca /nonexistent/ca.crt: No such file"),
+    ("muster.conf", "[broker]\ncert = x\nkey = y\n", {"op_key": "host_key"},
+     "does not belong to [broker] cert"),
+    ("muster.conf", "[operator]\nkey = x\n", {"operator_key": "operator_pub"}, "alice.pub"),
+    ("muster.conf", "[publisher]\ngnupg_home = x\n", {"gnupg": "policy"}, "not a folder"),
+    ("mosquitto.conf", "listener 8883\nno_such_option true\n", {}, "no_such_option"),
+    ("mosquitto.acl", "user web1\ntopic reed muster/v1/x\n", {}, "reed"),
+])
+def test_each_check_can_fail(mat, tmp_path, kind, text, override, said):
+    """The checks above are not vacuous: a broken example of each kind is
+    refused, for its own reason."""
+    mat.paths["operator_pub"] = mat.keys.operator_pub("alice")
+    swap = {k: mat.paths.get(v, v) for k, v in override.items()}
+    saved = {k: mat.paths[k] for k in swap}
+    mat.paths.update(swap)
+    try:
+        with pytest.raises(AssertionError) as e:
+            check(kind, text, f"broken {kind}", mat, tmp_path)
+    finally:
+        mat.paths.update(saved)
+    assert said in str(e.value), str(e.value)

@@ -497,7 +497,9 @@ void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t
 void intake_commit(struct agent *a);
 bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
 void intake_interrupted(struct agent *a);
-/* Load the policy named by cfg into *out (main.c: start, reload, check). */
+/* May the policy file be missing (the default path: no policy)? */
+bool intake_policy_optional(const struct agent_config *cfg);
+/* Load the policy named by cfg into *out (main.c: start, check). */
 int intake_policy_load(const struct agent_config *cfg, struct policy *out,
     struct mu_err *err);
 

@@ -213,12 +213,18 @@ job_authorize(struct agent *a, const struct job_envelope *env, const struct job 
 	return err->msg;
 }
 
+/* Missing at the default path: no policy; anywhere else it was asked for
+ * by name, and missing is an error. */
+bool
+intake_policy_optional(const struct agent_config *cfg)
+{
+	return strcmp(cfg->policy, POLICY_DEFAULT) == 0;
+}
+
 int
 intake_policy_load(const struct agent_config *cfg, struct policy *out, struct mu_err *err)
 {
-	/* Missing at the default path: no policy; anywhere else it was asked
-	 * for by name, and missing is an error. */
-	return policy_load(out, cfg->policy, strcmp(cfg->policy, POLICY_DEFAULT) == 0, err);
+	return policy_load(out, cfg->policy, intake_policy_optional(cfg), err);
 }
 
 /* ---- the kinds -------------------------------------------------------- */

@@ -59,6 +59,9 @@ void ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
     ctl_tick_fn *tick);
 int ctl_subscribe(struct ctl *c, const char *topic);
 int ctl_load_key(struct ctl *c);
+/* --check-config (check.c): the configuration read from path (NULL: no
+ * file) and the files it names; an exit code, the result printed. */
+int ctl_check_config(struct ctl *c, const char *path);
 
 /* Hosts known from retained status messages. */
 struct host_status {

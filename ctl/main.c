@@ -67,6 +67,9 @@ usage(FILE *f)
 	    "\n"
 	    "global options (override ~/.config/muster/muster.conf or $MUSTER_CONFIG):\n"
 	    "  -c, --config FILE   configuration file\n"
+	    "      --check-config  read the configuration and the files it names\n"
+	    "                      (TLS certificate and key, operator key), report\n"
+	    "                      the first error, exit (no command needed)\n"
 	    "      --broker URI    [broker] uri (ssl://host:8883; comma-separated for\n"
 	    "                      fail-over)\n"
 	    "      --ca FILE, --cert FILE, --key FILE   [broker] ca, cert, key: TLS files\n"
@@ -217,8 +220,9 @@ ctl_load_key(struct ctl *c)
 
 /* ---- configuration ---------------------------------------------------- */
 
+/* *used: the file read, or NULL (no file: defaults and flags). */
 static int
-load_config(struct ctl *c, const char *path)
+load_config(struct ctl *c, const char *path, const char **used)
 {
 	char home_conf[CONF_PATH_MAX];
 	const char *home = getenv("HOME");
@@ -229,14 +233,17 @@ load_config(struct ctl *c, const char *path)
 		path = getenv("MUSTER_CONFIG");
 	if (path == NULL && home != NULL) {
 		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
-		if (access(home_conf, F_OK) != 0)
+		if (access(home_conf, F_OK) != 0) {
+			*used = NULL;
 			return 0;	/* no file: defaults and flags */
+		}
 		path = home_conf;
 	}
 	if (path && config_ctl_load(&c->cfg, path, &err) != MU_OK) {
 		fprintf(stderr, "muster: %s\n", err.msg);
 		return EXIT_USAGE;
 	}
+	*used = path;
 	return 0;
 }
 
@@ -459,6 +466,7 @@ main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
 		{ "broker", required_argument, NULL, 'B' },
 		{ "ca", required_argument, NULL, 'A' },
 		{ "cert", required_argument, NULL, 'E' },
@@ -474,7 +482,8 @@ main(int argc, char *argv[])
 	};
 	struct { int opt; const char *val; } flags[16];
 	struct ctl c = { .sigfd = -1 };
-	const char *conf = NULL;
+	const char *conf = NULL, *conf_used = NULL;
+	bool check = false;
 	int o, nflags = 0, rc = EXIT_USAGE;
 	size_t i;
 
@@ -483,6 +492,8 @@ main(int argc, char *argv[])
 	while ((o = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		if (o == 'c')
 			conf = optarg;
+		else if (o == 'C')
+			check = true;
 		else if (o == 'h') {
 			usage(stdout);
 			return 0;
@@ -492,18 +503,28 @@ main(int argc, char *argv[])
 		} else
 			flags[nflags].opt = o, flags[nflags++].val = optarg;
 	}
-	if (optind >= argc) {
+	if (optind >= argc && !check) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	/* `muster COMMAND --help` works whatever state the config is in. */
-	if (!wants_help(argc - optind, argv + optind) && load_config(&c, conf) != 0)
+	if ((check || !wants_help(argc - optind, argv + optind)) &&
+	    load_config(&c, conf, &conf_used) != 0)
 		return EXIT_USAGE;
 	for (o = 0; o < nflags; o++)
 		if (set_flag(&c, flags[o].opt, flags[o].val) != 0) {
 			fprintf(stderr, "muster: bad value '%s'\n", flags[o].val);
 			return EXIT_USAGE;
 		}
+	if (check) {
+		if (optind < argc) {
+			fprintf(stderr, "muster: --check-config takes no command\n");
+			return EXIT_USAGE;
+		}
+		rc = ctl_check_config(&c, conf_used);
+		sign_key_free(c.key);
+		return rc;
+	}
 	snprintf(c.root, sizeof(c.root), "%s", c.cfg.broker.topic_root);
 	if (open_signals(&c) != 0) {
 		perror("muster: signalfd");

@@ -91,6 +91,16 @@ parse_kinds(struct pctx *x, struct policy_rule *r, char *word)
 	for (i = 0; i < r->nkinds; i++) {
 		struct policy_kind *pk = &r->kinds[i];
 
+		/* '*' is every kind, as it is every operator and every target
+		 * (what a Salt or Choria user expects).  Alone only: next to
+		 * another kind it would say nothing more, so it is a mistake. */
+		if (strcmp(items[i], "*") == 0) {
+			if (r->nkinds != 1)
+				return pfail(x, "'*' in a kinds list: it means every kind, "
+				    "so it stands alone");
+			pk->any = true;
+			continue;
+		}
 		if (strncmp(items[i], "run:", 4) == 0) {
 			if (!glob_valid(items[i] + 4, false))
 				return pfail(x, "bad module glob '%s'", items[i] + 4);
@@ -102,8 +112,8 @@ parse_kinds(struct pctx *x, struct policy_rule *r, char *word)
 			if (strcmp(items[i], plain[k].w) == 0)
 				break;
 		if (k == sizeof(plain) / sizeof(plain[0]))
-			return pfail(x, "unknown kind '%s' (want ping, version, cancel, update "
-			    "or run:<module glob>)", items[i]);
+			return pfail(x, "unknown kind '%s' (want ping, version, cancel, update, "
+			    "run:<module glob> or *)", items[i]);
 		pk->kind = plain[k].k;
 	}
 	return MU_OK;
@@ -290,6 +300,34 @@ policy_load(struct policy *out, const char *path, bool missing_ok, struct mu_err
 	return rc;
 }
 
+enum policy_reload
+policy_reload(struct policy *cur, const char *path, bool missing_ok, struct mu_err *err)
+{
+	struct policy p;
+
+	if (policy_load(&p, path, missing_ok, err) == MU_OK) {
+		if (p.present || (!cur->present && !cur->refuse_all)) {
+			policy_free(cur);
+			*cur = p;
+			return p.present ? POLICY_LOADED : POLICY_NONE;
+		}
+		/* Gone: going back to "everything allowed" on a reload would
+		 * widen access because a file went missing (a half-done
+		 * deployment, a mistaken rm).  Dropping a policy takes a
+		 * restart, which the log then states. */
+		return POLICY_GONE;
+	}
+	if (cur->present)
+		return POLICY_KEPT;
+	/* Nothing valid to keep: refuse, never fall back to allow-all. */
+	policy_free(cur);
+	memset(cur, 0, sizeof(*cur));
+	cur->refuse_all = true;
+	snprintf(cur->path, sizeof(cur->path), "%s", path);
+	snprintf(cur->error, sizeof(cur->error), "%s", err->msg);
+	return POLICY_REFUSING;
+}
+
 void
 policy_free(struct policy *p)
 {
@@ -304,7 +342,9 @@ kind_matches(const struct policy_rule *r, const struct policy_request *q)
 	int i;
 
 	for (i = 0; i < r->nkinds; i++)
-		if (r->kinds[i].kind == q->kind && (q->kind != JOB_RUN ||
+		if (r->kinds[i].any)
+			return true;
+		else if (r->kinds[i].kind == q->kind && (q->kind != JOB_RUN ||
 		    fnmatch(r->kinds[i].module, q->module ? q->module : "", 0) == 0))
 			return true;
 	return false;
@@ -328,6 +368,11 @@ policy_check(const struct policy *p, const struct policy_request *q,
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
+	if (p->refuse_all) {
+		snprintf(out->why, sizeof(out->why), "every job is refused until the policy "
+		    "loads: %s", p->error);
+		return;
+	}
 	if (!p->present) {
 		out->allow = true;
 		snprintf(out->why, sizeof(out->why), "no policy");

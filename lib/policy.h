@@ -6,10 +6,17 @@
  *   allow|deny OPERATOR KINDS TARGETS [run_as=USER] [timeout<=DUR]
  *
  * OPERATOR is a key's name (its .pub file name without .pub) or '*'; KINDS
- * a comma list of ping, version, cancel, update, run:<module glob>; TARGETS
- * a comma list of fnmatch(3) globs over host/<h>, group/<g>, all.  With a
- * file, no match means deny; without one (policy.present false), every
- * trusted key may do everything.
+ * a comma list of ping, version, cancel, update, run:<module glob>, or '*'
+ * for every kind (this one and any added later, as '*' means for OPERATOR
+ * and TARGETS); TARGETS a comma list of fnmatch(3) globs over host/<h>,
+ * group/<g>, all.  With a file, no match means deny; without one
+ * (policy.present false), every trusted key may do everything.
+ *
+ * Fail closed (policy_reload()): a file that does not load never widens
+ * what is allowed.  At reload the valid policy in force stays; where none
+ * was in force (no file before), every job is refused until the file
+ * loads.  A file that disappears at reload leaves what is in force: only
+ * a restart without the file gives "no policy".
  *
  * The parser is strict: an unknown word, a duplicate option, an empty list
  * item or a bad name is an error naming file and line.
@@ -35,6 +42,7 @@
 #define POLICY_GLOB_MAX		(NAME_MAX_LEN + 8)
 
 struct policy_kind {
+	bool any;				/* '*': every kind */
 	enum job_kind kind;
 	char module[POLICY_GLOB_MAX + 1];	/* run only: a glob */
 };
@@ -53,7 +61,10 @@ struct policy_rule {
 
 struct policy {
 	bool present;			/* false: no file, allow everything */
+	bool refuse_all;		/* a file that did not load, and no valid
+					 * one before it: every job refused */
 	char path[CONF_PATH_MAX];
+	char error[sizeof(((struct mu_err *)0)->msg)];	/* refuse_all: why */
 	struct policy_rule *rules;	/* owned */
 	size_t nrules;
 };
@@ -68,7 +79,20 @@ struct policy_request {
 struct policy_verdict {
 	bool allow;
 	const struct policy_rule *rule;	/* NULL: no policy, or no rule matched */
-	char why[CONF_PATH_MAX + 64];	/* "denied by FILE:LINE", "no rule matched" */
+	/* "denied by FILE:LINE", "no rule matched in FILE", or the load
+	 * error of a policy that refuses everything */
+	char why[CONF_PATH_MAX + sizeof(((struct mu_err *)0)->msg) + 64];
+};
+
+/* What policy_reload() did with the file it was given. */
+enum policy_reload {
+	POLICY_LOADED,		/* it loaded: its rules are in force now */
+	POLICY_NONE,		/* no file, and none was in force: still none */
+	POLICY_KEPT,		/* it did not load: the rules in force stay */
+	POLICY_REFUSING,	/* it did not load and no valid one was in
+				 * force: every job is refused until it does */
+	POLICY_GONE,		/* no file, but one was in force (or refusing):
+				 * that stays until a restart */
 };
 
 /* Parse text (from a file called name) into *out; MU_EINVAL with
@@ -78,6 +102,11 @@ int policy_parse(struct policy *out, const char *name, const char *text, size_t 
 /* Load path.  A missing file is "no policy" when missing_ok, else an
  * error.  *out is untouched on error. */
 int policy_load(struct policy *out, const char *path, bool missing_ok,
+    struct mu_err *err);
+/* Reload path into *cur (fail closed, above).  err (required) says why
+ * when the result is POLICY_KEPT or POLICY_REFUSING; *cur stays a valid
+ * policy to check against in every case. */
+enum policy_reload policy_reload(struct policy *cur, const char *path, bool missing_ok,
     struct mu_err *err);
 void policy_free(struct policy *p);
 void policy_check(const struct policy *p, const struct policy_request *q,

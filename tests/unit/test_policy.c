@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/policy.c: every rule form, first match, globs, default
- * deny with a file, allow-all without one, strict errors with file:line. */
+ * deny with a file, allow-all without one, strict errors with file:line,
+ * '*' as every kind, the shipped example, and the fail-closed reload. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -172,6 +173,9 @@ test_errors_name_file_and_line(void **state)
 		{ "allow a ping all timeout=1s\n", "pol:1: unknown option 'timeout=1s'" },
 		{ "deny a ping all run_as=x\n", "pol:1: options make sense on allow rules only" },
 		{ "\n\n\nallow a ping all x y z w v\n", "pol:4: too many words" },
+		{ "allow a ping,* all\n", "pol:1: '*' in a kinds list" },
+		{ "allow a *,run:x all\n", "pol:1: '*' in a kinds list" },
+		{ "allow a ** all\n", "pol:1: unknown kind '**'" },
 	};
 	struct policy p;
 	struct mu_err err;
@@ -189,6 +193,128 @@ test_errors_name_file_and_line(void **state)
 	assert_non_null(strstr(err.msg, "pol:2: NUL byte"));
 }
 
+/* '*' as KINDS is every kind, run jobs of any module included. */
+static void
+test_star_is_every_kind(void **state)
+{
+	static const enum job_kind kinds[] = {
+		JOB_PING, JOB_VERSION, JOB_CANCEL, JOB_UPDATE, JOB_RUN,
+	};
+	struct policy p;
+	size_t i;
+
+	(void)state;
+	parse_ok(&p, "deny mallory * *\nallow ops * group/web\n");
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		assert_string_equal(check(&p, "ops", kinds[i], "any.module", "group/web"),
+		    "allowed by pol:2");
+		assert_string_equal(check(&p, "ops", kinds[i], "any.module", "group/db"),
+		    "no rule matched in pol");
+		assert_string_equal(check(&p, "mallory", kinds[i], "x", "all"),
+		    "denied by pol:1");
+	}
+	policy_free(&p);
+}
+
+/* The example the packages ship (installed as examples/policy, the same
+ * rules as muster-policy(5)) parses and means what its comments say. */
+static void
+test_shipped_example(void **state)
+{
+	const char *src = getenv("MUSTER_SOURCE_DIR");
+	char path[4096];
+	struct policy p;
+	struct mu_err err = { "" };
+
+	(void)state;
+	if (src == NULL)
+		fail_msg("MUSTER_SOURCE_DIR is not set (ctest sets it)");
+	snprintf(path, sizeof(path), "%s/packaging/policy.example", src);
+	if (policy_load(&p, path, false, &err) != MU_OK)
+		fail_msg("%s", err.msg);
+	assert_int_equal(p.nrules, 4);
+	assert_non_null(strstr(check(&p, "bob", JOB_PING, NULL, "host/h1"), "allowed"));
+	assert_non_null(strstr(check(&p, "alice", JOB_RUN, "qc.install", "all"), "allowed"));
+	assert_non_null(strstr(check(&p, "alice", JOB_RUN, "pkg.version", "all"), "denied"));
+	assert_non_null(strstr(check(&p, "alice", JOB_UPDATE, NULL, "all"), "denied"));
+	assert_non_null(strstr(check(&p, "release", JOB_UPDATE, NULL, "group/canary"),
+	    "allowed"));
+	assert_non_null(strstr(check(&p, "release", JOB_UPDATE, NULL, "all"), "denied"));
+	policy_free(&p);
+}
+
+static void
+put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A file that does not load never widens what is allowed: the valid one in
+ * force stays; with none in force (started without a file) every job is
+ * refused, naming file:line, until it loads; a file that disappears leaves
+ * what is in force. */
+static void
+test_reload_fails_closed(void **state)
+{
+	char dir[] = "/tmp/muster-policy-XXXXXX", path[64];
+	struct policy cur;
+	struct mu_err err = { "" };
+	const char *why;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/policy", dir);
+	assert_int_equal(policy_load(&cur, path, true, &err), MU_OK);
+	assert_false(cur.present);
+	assert_int_equal(policy_reload(&cur, path, true, &err), POLICY_NONE);
+	assert_string_equal(check(&cur, "a", JOB_RUN, "m", "all"), "no policy");
+
+	/* No policy in force, a broken file appears: refuse everything. */
+	put(path, "allow a ping all\nallow a pong all\n");
+	assert_int_equal(policy_reload(&cur, path, true, &err), POLICY_REFUSING);
+	assert_non_null(strstr(err.msg, ":2: unknown kind 'pong'"));
+	why = check(&cur, "a", JOB_PING, NULL, "all");
+	assert_non_null(strstr(why, "every job is refused until the policy loads: "));
+	assert_non_null(strstr(why, path));
+	assert_non_null(strstr(why, ":2: unknown kind 'pong'"));
+	/* Gone while refusing: still refusing. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(policy_reload(&cur, path, true, &err), POLICY_GONE);
+	assert_non_null(strstr(check(&cur, "a", JOB_PING, NULL, "all"), "every job is refused"));
+	/* Fixed: its rules are in force. */
+	put(path, "allow a ping all\n");
+	assert_int_equal(policy_reload(&cur, path, true, &err), POLICY_LOADED);
+	assert_non_null(strstr(check(&cur, "a", JOB_PING, NULL, "all"), "allowed by"));
+	assert_non_null(strstr(check(&cur, "a", JOB_VERSION, NULL, "all"), "no rule matched"));
+
+	/* A valid policy in force, a broken edit: kept. */
+	put(path, "allow a ping,version all\nallow b\n");
+	assert_int_equal(policy_reload(&cur, path, true, &err), POLICY_KEPT);
+	assert_non_null(strstr(err.msg, ":2: want allow OPERATOR"));
+	assert_non_null(strstr(check(&cur, "a", JOB_PING, NULL, "all"), "allowed by"));
+	assert_non_null(strstr(check(&cur, "a", JOB_VERSION, NULL, "all"), "no rule matched"));
+	/* Removed: kept, not "everything allowed". */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(policy_reload(&cur, path, true, &err), POLICY_GONE);
+	assert_true(cur.present);
+	assert_non_null(strstr(check(&cur, "a", JOB_VERSION, NULL, "all"), "no rule matched"));
+	/* Named explicitly (missing not ok) and missing: kept too. */
+	assert_int_equal(policy_reload(&cur, path, false, &err), POLICY_KEPT);
+	assert_non_null(strstr(check(&cur, "a", JOB_PING, NULL, "all"), "allowed by"));
+	policy_free(&cur);
+
+	/* Named explicitly, no policy in force, unreadable: refuse. */
+	memset(&cur, 0, sizeof(cur));
+	assert_int_equal(policy_reload(&cur, path, false, &err), POLICY_REFUSING);
+	assert_non_null(strstr(check(&cur, "a", JOB_PING, NULL, "all"), path));
+	policy_free(&cur);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -198,6 +324,9 @@ main(void)
 		cmocka_unit_test(test_globs),
 		cmocka_unit_test(test_default_deny_and_no_policy),
 		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_star_is_every_kind),
+		cmocka_unit_test(test_shipped_example),
+		cmocka_unit_test(test_reload_fails_closed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

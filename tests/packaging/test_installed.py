@@ -20,7 +20,14 @@ def run(*args, **kw):
 
 
 def test_musterd_accepts_the_installed_config(root):
-    r = run(root / "usr/sbin/musterd", "--check-config", "-c", root / "etc/muster/agent.conf")
+    # --check-config also checks what the service needs on this host: the
+    # runner and the operators' folder, here under the scratch root.
+    conf = root / "checked.conf"
+    (root / "etc/muster/operators").mkdir(parents=True, exist_ok=True)
+    conf.write_text((root / "etc/muster/agent.conf").read_text() +
+                    f"\n[agent]\nrunner = {root}/usr/libexec/muster/muster-runner\n"
+                    f"[trust]\noperators = {root}/etc/muster/operators\n")
+    r = run(root / "usr/sbin/musterd", "--check-config", "-c", conf)
     assert r.returncode == 0, r.stderr
     assert ": ok (host " in r.stdout
     # ...and the check is real: a bad key in the same file is named.

@@ -27,16 +27,21 @@
 
 #define PRUNE_INTERVAL_MS	(10 * 60 * 1000)
 
-static void
-usage(void)
+/* GNU conventions: --help prints this on stdout and exits 0; a usage
+ * error prints it on stderr and exits 2 (EXIT_USAGE). */
+#define EXIT_USAGE	2
+
+static int
+usage(FILE *f, int rc)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: musterd [-c FILE] [--foreground] [--check-config] [--version]\n"
 	    "  -c, --config FILE   configuration (default " AGENT_CONF_DEFAULT ")\n"
 	    "  -f, --foreground    do not detach (the default under systemd)\n"
 	    "      --check-config  parse the configuration, report the first error, exit\n"
-	    "  -V, --version       print the version and exit\n");
-	exit(2);
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          print this help and exit\n");
+	return rc;
 }
 
 /* ---- signals ---------------------------------------------------------- */
@@ -553,25 +558,27 @@ main(int argc, char *argv[])
 			break;
 		case 'n':
 			if (!nonce_valid(optarg))
-				usage();
+				return usage(stderr, EXIT_USAGE);
 			snprintf(agent.selftest_nonce, sizeof(agent.selftest_nonce), "%s", optarg);
 			break;
 		case 'W':
 			errno = 0;
 			fd = strtol(optarg, &end, 10);
 			if (errno || *end || fd < 3 || fd > 65535)
-				usage();
+				return usage(stderr, EXIT_USAGE);
 			agent.wake_fd_inherited = (int)fd;
 			break;
 		case 'V':
 			printf("musterd %s\n", AGENT_VERSION);
 			return 0;
+		case 'h':
+			return usage(stdout, 0);
 		default:
-			usage();
+			return usage(stderr, EXIT_USAGE);
 		}
 	}
 	if (optind != argc)
-		usage();
+		return usage(stderr, EXIT_USAGE);
 	if (check)
 		return check_config(agent.conf_path);
 	config_agent_defaults(&agent.cfg);

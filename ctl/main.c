@@ -67,6 +67,7 @@ usage(FILE *f)
 	    "\n"
 	    "global options (override ~/.config/muster/muster.conf or $MUSTER_CONFIG):\n"
 	    "  -c, --config FILE   configuration file\n"
+	    "  -h, --help          this help; -V, --version: this program's version\n"
 	    "      --check-config  read the configuration and the files it names\n"
 	    "                      (TLS certificate and key, operator key), report\n"
 	    "                      the first error, exit (no command needed)\n"
@@ -478,6 +479,7 @@ main(int argc, char *argv[])
 		{ "gnupg-home", required_argument, NULL, 'G' },
 		{ "fingerprint", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct { int opt; const char *val; } flags[16];
@@ -489,13 +491,17 @@ main(int argc, char *argv[])
 
 	log_init("muster", LOG_WARNING);
 	/* "+": stop at the command name; its options are its own. */
-	while ((o = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		if (o == 'c')
 			conf = optarg;
 		else if (o == 'C')
 			check = true;
 		else if (o == 'h') {
 			usage(stdout);
+			return 0;
+		} else if (o == 'V') {
+			/* The program's version; `muster version` asks hosts theirs. */
+			printf("muster %s\n", MUSTER_VERSION);
 			return 0;
 		} else if (o == '?' || nflags == 16) {
 			usage(stderr);

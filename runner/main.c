@@ -23,7 +23,7 @@ usage(FILE *f)
 	    "       muster-runner --run FILE.so [--json] [--output-limit BYTES]\n"
 	    "                     [--timeout DURATION]\n"
 	    "                     [key=value | key:=JSON | key:=@FILE ...]\n"
-	    "       muster-runner --version\n");
+	    "       muster-runner --version | --help\n");
 }
 
 static int usage_error(const char *fmt, ...)

@@ -22,15 +22,20 @@
 #include "log.h"
 #include "sign.h"
 
-static void
-usage(void)
+/* GNU conventions: --help prints this on stdout and exits 0; a usage
+ * error prints it on stderr and exits 2 (EXIT_USAGE). */
+#define EXIT_USAGE	2
+
+static int
+usage(FILE *f, int rc)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: muster-server [-c FILE] [--check-config] [--version]\n"
 	    "  -c, --config FILE   configuration (default " SERVER_CONF_DEFAULT ")\n"
 	    "      --check-config  parse the configuration, report the first error, exit\n"
-	    "  -V, --version       print the version and exit\n");
-	exit(2);
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          print this help and exit\n");
+	return rc;
 }
 
 /* ---- signals and timers ------------------------------------------------------ */
@@ -232,12 +237,14 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("muster-server %s\n", SERVER_VERSION);
 			return 0;
+		case 'h':
+			return usage(stdout, 0);
 		default:
-			usage();
+			return usage(stderr, EXIT_USAGE);
 		}
 	}
 	if (optind != argc)
-		usage();
+		return usage(stderr, EXIT_USAGE);
 	if (check)
 		return check_config(server.conf_path);
 	config_server_defaults(&server.cfg);

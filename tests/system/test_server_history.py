@@ -5,11 +5,12 @@ API, filtered by host, job and age, as text or JSON; the server from
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
 
-from muster_fixtures import MUSTER_CLI, run_cli, wait_until, write_cli_conf
+from muster_fixtures import MUSTER_CLI, SOURCE_DIR, run_cli, wait_until, write_cli_conf
 from server_fixtures import (SERVER_BIN, Server, announce, publish_many, result_topic,
                              signed_result)
 
@@ -96,3 +97,18 @@ def test_history_basic_auth(broker, tmp_path):
         assert r.returncode == 0 and "no results archived" in r.stdout, r.stderr
     finally:
         s.stop()
+
+
+def test_history_from_the_shipped_example(archived, tmp_path):
+    """packaging/muster.conf.example (installed as the CLI's example) names
+    the server in an active [server] url, so `muster history` works from it
+    without --server (issue 19: it had none).  Only the address is changed,
+    to this test's server."""
+    example = (SOURCE_DIR / "packaging" / "muster.conf.example").read_text()
+    m = re.search(r"^\[server\][^\[]*?^url = (http://\S+)", example, re.M)
+    assert m, "the example muster.conf has no active [server] url"
+    conf = tmp_path / "muster.conf"
+    conf.write_text(example[:m.start(1)] + archived.url + example[m.end(1):])
+    r = run_cli("history", "--json", conf=conf, env={"HOME": tmp_path})
+    assert r.returncode == 0, r.stderr
+    assert len(lines(r.stdout)) == 4, r.stdout

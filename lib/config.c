@@ -393,7 +393,46 @@ set_user(struct conf_ctx *x, const struct conf_key *k, void *field,
 	return conf_copy(x, k, field, v, "user name");
 }
 
-/* The schemes Paho accepts; the rest is Paho's to judge. */
+/*
+ * What follows the scheme: host[:port], then a path for WebSockets only.
+ * The host is a name or an IPv4 address, or an IPv6 address in brackets.
+ * Paho would take a malformed one and then say no more than "TCP/TLS
+ * connect failure", so --check-config catches it here.
+ */
+static bool
+uri_host_port_valid(const char *s, bool web)
+{
+	char addr[INET6_ADDRSTRLEN];
+	uint8_t buf[16];
+	const char *p = s, *end;
+	uint64_t port;
+
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL || end == p + 1 ||
+		    (size_t)(end - p - 1) >= sizeof(addr))
+			return false;
+		memcpy(addr, p + 1, (size_t)(end - p - 1));
+		addr[end - p - 1] = '\0';
+		if (inet_pton(AF_INET6, addr, buf) != 1)
+			return false;
+		p = end + 1;
+	} else {
+		for (end = p; isalnum((unsigned char)*end) || *end == '.' ||
+		    *end == '-' || *end == '_'; end++)
+			;
+		if (end == p)
+			return false;
+		p = end;
+	}
+	if (*p == ':') {
+		if ((end = scan_u64(p + 1, &port)) == NULL || port == 0 || port > 65535)
+			return false;
+		p = end;
+	}
+	return *p == '\0' || (web && *p == '/');
+}
+
+/* The schemes Paho accepts, each with a well-formed host and port. */
 static int
 set_uri(struct conf_ctx *x, const struct conf_key *k, void *field,
     const char *v)
@@ -409,8 +448,13 @@ set_uri(struct conf_ctx *x, const struct conf_key *k, void *field,
 			return conf_bad(x, "bad uri '%s'", v);
 	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		len = strlen(schemes[i]);
-		if (strncmp(v, schemes[i], len) == 0 && v[len] != '\0')
-			return conf_copy(x, k, field, v, "uri");
+		if (strncmp(v, schemes[i], len) != 0 || v[len] == '\0')
+			continue;
+		if (!uri_host_port_valid(v + len, schemes[i][0] == 'w'))
+			return conf_bad(x, "bad uri '%s' (want %shost:port: a "
+			    "host name or address, [IPv6] in brackets, a port "
+			    "1-65535)", v, schemes[i]);
+		return conf_copy(x, k, field, v, "uri");
 	}
 	return conf_bad(x, "bad uri '%s' (want ssl://host:port or another "
 	    "scheme Paho knows)", v);
@@ -716,6 +760,7 @@ static const struct conf_key server_keys[] = {
 	KEY("auth_file", set_path, struct server_config, auth_file),
 	KEY("www", set_path, struct server_config, www),
 	KEY("log_level", set_log_level, struct server_config, log_level),
+	KEY("user", set_user, struct server_config, user),
 	KEY_END
 };
 
@@ -1120,8 +1165,8 @@ config_server_defaults(struct server_config *c)
 	c->log_level = LOG_INFO;
 	broker_defaults(&c->broker);
 	c->session_expiry_ms = 86400 * 1000;
-	copy_str(c->archive_url, sizeof(c->archive_url),
-	    "/var/lib/muster/server.db");
+	copy_str(c->user, sizeof(c->user), SERVER_USER_DEFAULT);
+	copy_str(c->archive_url, sizeof(c->archive_url), SERVER_ARCHIVE_DEFAULT);
 	c->max_age_ms = 90ULL * 86400 * 1000;
 	c->max_size = 1ULL << 30;
 	c->prune_interval_ms = 60 * 1000;

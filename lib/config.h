@@ -107,6 +107,11 @@ struct agent_config {
 };
 
 #define SERVER_CONF_DEFAULT	"/etc/muster/server.conf"
+/* The server's own state folder (the unit's StateDirectory=muster-server),
+ * apart from the agent's /var/lib/muster: purging one package must not
+ * take the other's data, and the two users must not share a folder. */
+#define SERVER_ARCHIVE_DEFAULT	"/var/lib/muster-server/archive.db"
+#define SERVER_USER_DEFAULT	"muster-server"
 
 struct server_config {
 	/* [server] */
@@ -116,11 +121,15 @@ struct server_config {
 	char auth_file[CONF_PATH_MAX];	/* "" = no basic auth */
 	char www[CONF_PATH_MAX];	/* "" = the page built into the binary */
 	int log_level;			/* default LOG_INFO */
+	/* The account the unit runs the server as (its User=), default
+	 * muster-server: --check-config run as root checks access as it. */
+	char user[CONF_USER_MAX + 1];
 	/* [broker] */
 	struct broker_config broker;
 	uint64_t session_expiry_ms;	/* [broker] session_expiry, default 1d */
 	/* [archive] */
-	char archive_url[CONF_PATH_MAX];	/* sqlite path or postgresql:// URL */
+	char archive_url[CONF_PATH_MAX];	/* sqlite path or postgresql:// URL,
+						 * default SERVER_ARCHIVE_DEFAULT */
 	uint64_t max_age_ms;		/* default 90d; 0 = keep for ever */
 	uint64_t max_size;		/* bytes, default 1G; 0 = no limit */
 	uint64_t prune_interval_ms;	/* default 1m */

@@ -387,6 +387,29 @@ test_ctl_full(void **state)
 	assert_string_equal(c.fingerprint, FPR64);
 }
 
+/* The broker URIs Paho takes: names, IPv4, [IPv6], no port, a WebSocket path. */
+static void
+test_broker_uri_forms(void **state)
+{
+	static const char *good[] = {
+		"ssl://[::1]:8883", "ssl://10.0.0.1:8883", "mqtts://mq.example.com:8883",
+		"tcp://localhost", "wss://mq.example.com:443/mqtt", "ws://mq_1:80/",
+		"ssl://mq-1.example:65535",
+	};
+	struct ctl_config c;
+	struct mu_err err;
+	char text[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NITEMS(good); i++) {
+		snprintf(text, sizeof(text), "[broker]\nuri = %s\n", good[i]);
+		if (load_ctl(text, &c, &err, NULL, 0) != MU_OK)
+			fail_msg("%s: %s", good[i], err.msg);
+		assert_string_equal(c.broker.uris[0], good[i]);
+	}
+}
+
 /*
  * Errors: each names file:line and the key, and changes nothing.
  */
@@ -424,6 +447,18 @@ static const struct bad_case agent_bad[] = {
 	{ "[broker]\nkeepalive = 65536\n", 2, "[broker] keepalive:" },
 	{ "[broker]\nuri = http://b:80\n", 2, "[broker] uri: bad uri" },
 	{ "[broker]\nuri = ssl://\n", 2, "[broker] uri: bad uri" },
+	/* Paho takes these and says only "TCP/TLS connect failure". */
+	{ "[broker]\nuri = ssl://mq:88830\n", 2,
+	    "[broker] uri: bad uri 'ssl://mq:88830' (want ssl://host:port" },
+	{ "[broker]\nuri = ssl://mq:\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://mq:0\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://:8883\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://mq:8883/x\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://mq;8883\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://[::1\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://[mq]:8883\n", 2, "[broker] uri: bad uri" },
+	{ "[broker]\nuri = ssl://b1:8883, tcp://b2:x\n", 2,
+	    "[broker] uri: bad uri 'tcp://b2:x'" },
 	{ "[broker]\nuri =\n", 2, "[broker] uri: empty item" },
 	{ "[agent]\nmax_jobs = 0\n", 2, "[agent] max_jobs: '0' is out of range 1..256" },
 	{ "[agent]\nmax_jobs = 257\n", 2, "[agent] max_jobs: '257' is out of range" },
@@ -623,7 +658,9 @@ test_server_defaults(void **state)
 	assert_string_equal(c.listen, "127.0.0.1");
 	assert_int_equal(c.port, 8080);
 	assert_string_equal(c.auth_file, "");
-	assert_string_equal(c.archive_url, "/var/lib/muster/server.db");
+	/* Its own state folder and user, apart from the agent's (issue 19). */
+	assert_string_equal(c.archive_url, "/var/lib/muster-server/archive.db");
+	assert_string_equal(c.user, "muster-server");
 	assert_true(c.max_age_ms == 90ULL * 86400 * 1000);
 	assert_true(c.max_size == 1ULL << 30);
 	assert_true(c.session_expiry_ms == 86400 * 1000);
@@ -643,6 +680,7 @@ test_server_full(void **state)
 	    "listen = ::1\n"
 	    "port = 9090\n"
 	    "auth_file = /etc/muster/users\n"
+	    "user = ctl\n"
 	    "[broker]\n"
 	    "uri = ssl://b1:8883, ssl://b2:8883\n"
 	    "ca = /etc/muster/ca.crt\n"
@@ -657,6 +695,7 @@ test_server_full(void **state)
 	assert_string_equal(c.listen, "::1");
 	assert_int_equal(c.port, 9090);
 	assert_string_equal(c.auth_file, "/etc/muster/users");
+	assert_string_equal(c.user, "ctl");
 	assert_int_equal(c.broker.nuris, 2);
 	assert_string_equal(c.broker.uris[1], "ssl://b2:8883");
 	assert_string_equal(c.broker.ca, "/etc/muster/ca.crt");
@@ -672,6 +711,7 @@ static const struct bad_case server_bad[] = {
 	{ "[server]\nport = 0\n", 2, "[server] port: '0' is out of range 1..65535" },
 	{ "[server]\nlisten = localhost\n", 2, "[server] listen: bad address 'localhost'" },
 	{ "[server]\nname = Bad Name\n", 2, "[server] name: bad name" },
+	{ "[server]\nuser = Root\n", 2, "[server] user: bad user name 'Root'" },
 	{ "[broker]\nsession_expiry = forever\n", 2, "[broker] session_expiry: bad duration" },
 	{ "[broker]\nnope = 1\n", 2, "[broker] nope: unknown key" },
 	{ "[archive]\nmax_size = lots\n", 2, "[archive] max_size: bad size 'lots'" },
@@ -929,6 +969,7 @@ main(void)
 		cmocka_unit_test(test_agent_list_replaces),
 		cmocka_unit_test(test_agent_list_full),
 		cmocka_unit_test(test_ctl_full),
+		cmocka_unit_test(test_broker_uri_forms),
 		cmocka_unit_test(test_agent_errors),
 		cmocka_unit_test(test_agent_error_example),
 		cmocka_unit_test(test_agent_too_many_cidrs),

@@ -525,6 +525,17 @@ auth_load(const char *path, struct http_auth **out, struct mu_err *err)
 	return MU_OK;
 }
 
+int
+http_auth_check(const char *path, struct mu_err *err)
+{
+	struct http_auth *a;
+	int rc;
+
+	if ((rc = auth_load(path, &a, err)) == MU_OK)
+		free(a);
+	return rc;
+}
+
 static bool
 auth_ok(const struct http_auth *a, struct MHD_Connection *c)
 {

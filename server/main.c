@@ -20,7 +20,6 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
-#include "sign.h"
 
 /* GNU conventions: --help prints this on stdout and exits 0; a usage
  * error prints it on stderr and exits 2 (EXIT_USAGE). */
@@ -181,32 +180,6 @@ server_main(struct server *s)
 	sd_notify(0, "STOPPING=1");
 	server_close(s);
 	log_notice("stopped");
-	return 0;
-}
-
-static int
-check_config(const char *path)
-{
-	struct server_config c;
-	struct mu_err err;
-
-	config_server_defaults(&c);
-	if (config_server_load(&c, path, &err) != MU_OK) {
-		fprintf(stderr, "muster-server: %s\n", err.msg);
-		return 1;
-	}
-	/* The self-test key is used only when a request comes: load it now. */
-	if (c.selftest_key[0]) {
-		struct sign_key *k;
-
-		if (sign_key_load_private(c.selftest_key, &k, &err) != MU_OK) {
-			fprintf(stderr, "muster-server: %s: [selftest] key: %s\n", path, err.msg);
-			return 1;
-		}
-		sign_key_free(k);
-	}
-	printf("muster-server: %s: ok (name %s, http://%s:%d/, archive %s)\n", path, c.name,
-	    c.listen, c.port, c.archive_url);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
  *	http.c		libmicrohttpd: /metrics, /api/..., the page, SSE
  *	metrics.c	counters and the Prometheus text format
  *	selftest.c	the self-update handshake (DESIGN §5), its own connection
+ *	check.c		--check-config, as the service's user
  *
  * Threads.  The loop (main thread) owns the bus, the writing archive
  * handle and the batch.  libmicrohttpd runs a thread per connection; those
@@ -221,6 +222,11 @@ void selftest_close(struct server *s);
 /* http.c */
 int http_open(struct server *s, struct mu_err *err);
 void http_close(struct server *s);
+/* Load [server] auth_file as http_open() would, and drop it. */
+int http_auth_check(const char *path, struct mu_err *err);
+
+/* check.c: --check-config; the exit status (0 ok, 1 not). */
+int check_config(const char *path);
 
 /* metrics.c (callers hold s->lock unless said otherwise) */
 /* A result new in the archive (re-deliveries are not counted twice). */

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import shutil
 import signal
 import sqlite3
@@ -51,8 +52,11 @@ class Server:
         self.proc: Optional[subprocess.Popen] = None
         pki = broker.pki
         self.conf: dict[str, dict[str, str]] = {
+            # user: --check-config as root checks access as [server] user
+            # (default muster-server, which the package makes): the tests'.
             "server": {"name": name, "listen": "127.0.0.1", "port": str(self.port),
-                       "log_level": "debug"},
+                       "log_level": "debug",
+                       "user": pwd.getpwuid(os.geteuid()).pw_name},
             "broker": {"uri": broker.uri, "ca": str(pki.ca), "cert": str(pki.cert(cn)),
                        "key": str(pki.key(cn)), "keepalive": "5s", "retry_max": "2s"},
             "archive": {"url": self.archive, "batch": "20ms"},

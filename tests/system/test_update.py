@@ -585,18 +585,21 @@ def test_not_healthy_without_a_working_runner_rolls_back(upd_agents, server, op,
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def test_server_check_config_selftest_key(tmp_path, keys):
+def test_server_check_config_selftest_key(tmp_path, keys, broker):
+    """On top of a configuration the server can start with (the check
+    also wants its CA, certificate and archive folder)."""
     from server_fixtures import SERVER_BIN
-    conf = tmp_path / "server.conf"
-    conf.write_text("[selftest]\nkey = /nonexistent/selftest.key\ntimeout = 30s\n")
-    r = subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(conf)],
-                       capture_output=True, text=True)
+    s = Server(broker, tmp_path / "server")
+
+    def check(selftest):
+        s.conf["selftest"] = selftest
+        s.write_conf()
+        return subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(s.conf_path)],
+                              capture_output=True, text=True)
+
+    r = check({"key": "/nonexistent/selftest.key", "timeout": "30s"})
     assert r.returncode == 1 and "[selftest] key" in r.stderr, r
-    conf.write_text(f"[selftest]\nkey = {keys.operator_key('alice')}\ntimeout = 0s\n")
-    r = subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(conf)],
-                       capture_output=True, text=True)
+    r = check({"key": str(keys.operator_key("alice")), "timeout": "0s"})
     assert r.returncode == 1 and "timeout" in r.stderr, r
-    conf.write_text(f"[selftest]\nkey = {keys.operator_key('alice')}\n")
-    r = subprocess.run([str(SERVER_BIN), "--check-config", "-c", str(conf)],
-                       capture_output=True, text=True)
+    r = check({"key": str(keys.operator_key("alice"))})
     assert r.returncode == 0, r

@@ -47,9 +47,16 @@ def debs(tmp_path_factory):
                     f"packages need /usr (reconfigure with "
                     f"-DCMAKE_INSTALL_PREFIX=/usr, or a fresh scripts/setup)")
     out = tmp_path_factory.mktemp("debs")
+    # The Maintainer field is the builder's (packaging/maintainer.cmake);
+    # where there is none, the test packages get one.
+    env = dict(os.environ)
+    if subprocess.run(["cmake", f"-DMUSTER_SOURCE_DIR={SOURCE_DIR}", "-P",
+                       str(SOURCE_DIR / "packaging" / "maintainer.cmake")],
+                      capture_output=True).returncode != 0:
+        env.update(DEBFULLNAME="muster tests", DEBEMAIL="tests@muster.invalid")
     r = subprocess.run(["cpack", "--config", str(BUILD_DIR / "CPackConfig.cmake"),
                         "-B", str(out)], cwd=out, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     found = {}
     for deb in out.glob("*.deb"):

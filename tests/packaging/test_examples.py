@@ -43,7 +43,8 @@ Completion, the only changes made to an example before it is read:
     stays and is read as the example has it.  Path keys an example leaves
     out are added to their section (the section appended if missing), so
     no program reads this machine's /etc or /var/lib: fragments, like the
-    docs' "minimum for a real host", are completed that way.
+    docs' "minimum for a real host", are completed that way.  muster-server's
+    [server] user is handled the same way: the test's own user.
   - Conffiles are read as shipped and once more with every commented
     `# key = value` and `# [section]` line uncommented (their documented values must be
     valid too); a placeholder value there (`<hostname>`, `0123...ABCD`) is
@@ -55,6 +56,7 @@ Completion, the only changes made to an example before it is read:
 """
 import fnmatch
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -96,6 +98,8 @@ INSTALLED = {
     "usr/share/doc/muster/examples/agent.conf": "agent/agent.conf.example",
     "usr/share/doc/muster/examples/policy": "packaging/policy.example",
     "usr/share/doc/muster/examples/muster.conf": "packaging/muster.conf.example",
+    "etc/muster/server.conf": "server/server.conf.example",
+    "usr/share/doc/muster-server/examples/server.conf": "server/server.conf.example",
 }
 
 # Man pages whose EXAMPLE(S) blocks are configurations, and how many such
@@ -128,13 +132,19 @@ PATH_KEYS = {
         ("broker", "key"): "srv_key", ("server", "auth_file"): "auth_file",
         ("server", "www"): "empty_dir", ("archive", "url"): "archive",
         ("selftest", "key"): "operator_key",
+        # Not a file: the account --check-config, run as root, checks as
+        # (default muster-server, which only the package makes).
+        ("server", "user"): "server_user",
     },
 }
+# Keys of PATH_KEYS that are not set_path keys, completed all the same.
+ACCOUNT_KEYS = {"server.conf": {("server", "user")}}
 
 # Placeholders in conffiles' commented lines: (section, key) -> value.
 PLACEHOLDERS = {
     ("agent", "host"): "web1",		# the test certificate's CN
     ("trust", "publishers"): "publisher_fpr",
+    ("server", "name"): "ctl1",		# server.conf: <hostname>
 }
 
 SECTION = re.compile(r"^\s*\[([^\]]+)\]")
@@ -178,6 +188,7 @@ class Materials:
             "operator_key": self.keys.operator_key("alice"),
             "agent_gnupg": self.keys.agent_gnupg, "gnupg": self.keys.gnupg_home,
             "policy": policy, "auth_file": auth, "archive": base / "server.db",
+            "server_user": pwd.getpwuid(os.geteuid()).pw_name,
         }
         self.values = {"publisher_fpr": self.keys.publisher_fpr}
         for dirpath, dirs, files in os.walk(base):
@@ -211,7 +222,7 @@ def complete_ini(text: str, kind: str, mat: Materials, uncomment: bool = False,
     section are uncommented and their placeholders replaced.  override:
     {what: path} instead of mat.paths[what]."""
     paths = PATH_KEYS[kind]
-    known = config_keys()[PROG[kind]]
+    known = config_keys()[PROG[kind]] | ACCOUNT_KEYS.get(kind, set())
     where = {**mat.paths, **(override or {})}
     out: list[str] = []
     ends: dict[str, int] = {}		# section -> index after its last line

@@ -31,7 +31,8 @@ usage(FILE *f, int rc)
 	fprintf(f,
 	    "usage: muster-server [-c FILE] [--check-config] [--version]\n"
 	    "  -c, --config FILE   configuration (default " SERVER_CONF_DEFAULT ")\n"
-	    "      --check-config  parse the configuration, report the first error, exit\n"
+	    "      --check-config  check the configuration and the files it names, as the\n"
+	    "                      service's user ([server] user when run as root), exit\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n");
 	return rc;

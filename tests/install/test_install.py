@@ -675,13 +675,15 @@ def test_13_muster_hosts(box):
 
 
 def _json_list(text):
-    try:
-        v = json.loads(text)
-    except ValueError:
-        return []
-    if isinstance(v, dict):
-        v = v.get("hosts", list(v.values()))
-    return [h for h in v if isinstance(h, dict)]
+    """`muster hosts --json`: one JSON object a line (or one array)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            v = json.loads(line)
+        except ValueError:
+            continue
+        out += v if isinstance(v, list) else [v]
+    return [h for h in out if isinstance(h, dict)]
 
 
 @step("cli-ping")

@@ -109,3 +109,22 @@ def test_depends_from_shlibdeps(debs):
     for lib in ("libc6", "libpaho-mqtt1.3", "libjansson4"):
         assert lib in cli, cli
     assert "muster-agent" in field(debs["muster-dev"], "Depends")
+
+
+def test_changelog_signed_by_the_maintainer(debs, tmp_path):
+    """The changelog's sign-off is a real maintainer (issue 19), the one
+    packaging/maintainer.cmake finds, as the Maintainer field is."""
+    import gzip
+    for name, deb in debs.items():
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path / name)], check=True)
+        text = gzip.decompress((tmp_path / name / "usr/share/doc" / name /
+                                "changelog.gz").read_bytes()).decode()
+        m = re.search(r"^ -- (.+?)  \w{3}, ", text, re.M)
+        assert m, text
+        assert "example.org" not in m.group(1) and "@MUSTER" not in m.group(1)
+        assert re.fullmatch(r"[^<>]+ <[^ <>@]+@[^ <>@]+>", m.group(1)), m.group(1)
+        found = subprocess.run(["cmake", f"-DMUSTER_SOURCE_DIR={SOURCE_DIR}", "-P",
+                                str(SOURCE_DIR / "packaging" / "maintainer.cmake")],
+                               capture_output=True, text=True)
+        if found.returncode == 0:
+            assert m.group(1) == field(deb, "Maintainer") == found.stdout.strip()

@@ -736,6 +736,22 @@ def test_17_server_metrics(box):
         assert re.search(r'muster_results_total\{[^}]*module="os.release"', body), body[:3000]
 
 
+@step("page")
+def test_17b_the_page_shows_the_host_and_the_job(box):
+    """The live page is served, and the API it is drawn from shows web1
+    and the os.release job of step 15."""
+    box.need("server-up")
+    with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=10) as resp:
+        assert resp.status == 200 and "<html" in resp.read().decode().lower()
+    with urllib.request.urlopen("http://127.0.0.1:8080/api/hosts", timeout=10) as resp:
+        hosts = resp.read().decode()
+    assert HOST in hosts, hosts[:2000]
+    if "cli-run" in box.passed:
+        with urllib.request.urlopen("http://127.0.0.1:8080/api/jobs", timeout=10) as resp:
+            jobs = resp.read().decode()
+        assert "os.release" in jobs, jobs[:2000]
+
+
 @step("logs")
 def test_18_logs_clean(box):
     """No "Permission denied" and no restart loop in any service's log;

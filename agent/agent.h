@@ -375,6 +375,14 @@ struct modlocal {
 	uint64_t used_at;		/* monotonic ms */
 };
 
+/* A job forwarded to the parent and still in the network process's inbox
+ * (inbox.h) until the parent says it is durable: frame is its number among
+ * this channel's job frames. */
+struct held_job {
+	uint64_t frame;
+	uint64_t seq;
+};
+
 /* ---- the agent ---------------------------------------------------------- */
 
 struct agent {
@@ -444,6 +452,15 @@ struct agent {
 	size_t nstaged, capstaged;
 	uid_t net_uid;
 	gid_t net_gid;
+	/* Jobs acknowledged only once durable (DESIGN §3, lib/inbox.h).
+	 * Network side: the inbox, the jobs sent and held in it.  Parent
+	 * side: job frames read on this channel and those said durable. */
+	struct inbox *inbox;		/* owned; NULL in the parent */
+	struct held_job *held;		/* owned, in frame order */
+	size_t nheld, capheld;
+	uint64_t jobs_sent;
+	uint64_t jobs_in, jobs_durable;
+	uint64_t inbox_failures;	/* reported so far */
 	/* Self-update (DESIGN §5). */
 	struct release_follow rel;	/* network side */
 	struct update upd;		/* parent side */
@@ -549,7 +566,10 @@ void priv_event(struct agent *a, const char *job, const void *body, size_t len);
 void priv_want_module(struct agent *a, const struct run *r, const char *local_sha);
 void priv_poke(struct agent *a);
 /* network -> parent */
-void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+/* A job message to the parent; inbox_seq (0: none) stays in the inbox
+ * until the parent says it is durable. */
+void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
+    uint64_t inbox_seq);
 void priv_module(struct agent *a, const char *job, enum priv_source src,
     const char *sha256, const char *reason);
 

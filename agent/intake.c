@@ -6,6 +6,7 @@
  * and logged.
  */
 #include "agent.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -390,6 +391,26 @@ intake_oversize(struct agent *a, size_t len)
 	return true;
 }
 
+/* A job that passed every check: its id into the seen-set (flushed by
+ * intake_commit()), then it waits for that flush. */
+static void
+intake_record(struct agent *a, const struct job *j, const uint8_t *p, size_t len,
+    const struct policy_verdict *v)
+{
+	struct mu_err err = { "" };
+
+	test_stop_at("parent-verified");	/* not yet recorded */
+	if (seen_append(&a->seen, j->id, j->not_after, j->kind == JOB_RUN ? j->module : NULL,
+	    &err) != MU_OK) {
+		log_err("job %s: %s", j->id, err.msg);
+		answer(a, j, RS_ERROR, "agent could not record the job id", NULL);
+		return;
+	}
+	if (a->selftest)
+		snprintf(a->selftest_job, sizeof(a->selftest_job), "%s", j->id);
+	accepted_queue(a, p, len, v);
+}
+
 void
 intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 {
@@ -425,15 +446,8 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
 		snprintf(reason, sizeof(reason), "%s", why);
 		reject(a, &j, reason);
-	} else if (seen_append(&a->seen, j.id, j.not_after, j.kind == JOB_RUN ? j.module : NULL,
-	    &err) != MU_OK) {
-		log_err("job %s: %s", j.id, err.msg);
-		answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
-	} else {
-		if (a->selftest)
-			snprintf(a->selftest_job, sizeof(a->selftest_job), "%s", j.id);
-		accepted_queue(a, p, len, &v);
-	}
+	} else
+		intake_record(a, &j, p, len, &v);
 	wire_doc_free(&j.doc);
 	wire_doc_free(&env.doc);
 }
@@ -523,6 +537,7 @@ intake_commit(struct agent *a)
 	synced = seen_sync(&a->seen, &err) == MU_OK;
 	if (!synced)
 		log_err("seen-set: %s", err.msg);
+	test_stop_at("parent-flushed");	/* nothing run or answered yet */
 	while ((q = a->accepted) != NULL) {
 		a->accepted = q->next;
 		accepted_run(a, q, synced);

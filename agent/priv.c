@@ -27,6 +27,7 @@
  * (reaped in priv_is_net_pid()).
  */
 #include "agent.h"
+#include "inbox.h"
 #include "util.h"
 
 #include <errno.h>
@@ -58,6 +59,8 @@
 static void chan_readable(struct loop *l, int fd, short revents, void *arg);
 static int net_spawn(struct agent *a, struct mu_err *err);
 static void chan_close(struct agent *a, struct chan *c);
+static void intake_durable(struct agent *a);
+static void net_durable(struct agent *a, uint64_t n);
 
 /* ---- the channel --------------------------------------------------------- */
 
@@ -160,6 +163,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 {
 	switch (m->type) {
 	case PRIV_JOB:
+		a->jobs_in++;
 		intake_message(a, m->topic, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	case PRIV_MODULE:
@@ -246,6 +250,9 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_POKE:
 		session_poke(a);
 		return MU_OK;
+	case PRIV_DURABLE:
+		net_durable(a, m->n);
+		return MU_OK;
 	case PRIV_STOP:
 		log_info("stopping as the parent asked");
 		loop_stop(a->loop);
@@ -268,10 +275,40 @@ static void net_lost(struct agent *a, const char *why);
 static void
 read_commit(struct agent *a, bool from_net)
 {
-	if (from_net)
+	if (from_net) {
 		intake_commit(a);
-	else
+		intake_durable(a);
+	} else
 		net_commit(a);
+}
+
+/* Parent: every job frame read so far is handled, the accepted ones in the
+ * flushed seen-set: the network process may forget them (inbox.h). */
+static void
+intake_durable(struct agent *a)
+{
+	struct priv_msg m = { .type = PRIV_DURABLE };
+
+	if (a->jobs_in == a->jobs_durable)
+		return;
+	m.n = a->jobs_durable = a->jobs_in;
+	/* Read from a network process already gone (chan_drain_dead()): its
+	 * successor hands its inbox over again. */
+	if (a->role == ROLE_PARENT && a->net_pid <= 0)
+		return;
+	chan_send(a, &a->to_net, &m);
+}
+
+/* Network process: the parent has the first n job frames safely. */
+static void
+net_durable(struct agent *a, uint64_t n)
+{
+	size_t i = 0;
+
+	while (i < a->nheld && a->held[i].frame <= n)
+		inbox_done(a->inbox, a->held[i++].seq);
+	memmove(a->held, a->held + i, (a->nheld - i) * sizeof(*a->held));
+	a->nheld -= i;
 }
 
 static void
@@ -396,14 +433,32 @@ priv_poke(struct agent *a)
 /* ---- network -> parent --------------------------------------------------- */
 
 void
-priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len)
+priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
+    uint64_t inbox_seq)
 {
 	struct priv_msg m = { .type = PRIV_JOB };
+	struct held_job *n;
 
-	if (snprintf(m.topic, sizeof(m.topic), "%s", topic) >= (int)sizeof(m.topic))
+	if (snprintf(m.topic, sizeof(m.topic), "%s", topic) >= (int)sizeof(m.topic)) {
+		if (inbox_seq)
+			inbox_done(a->inbox, inbox_seq);
 		return;
+	}
 	m.payload = (struct wire_bytes){ p, len };
 	chan_send(a, &a->to_parent, &m);
+	a->jobs_sent++;
+	if (inbox_seq == 0)
+		return;
+	if (a->nheld == a->capheld) {
+		size_t cap = a->capheld ? a->capheld * 2 : 16;
+
+		/* Out of memory: it stays in the inbox until the next start,
+		 * which hands it over again (a duplicate the parent drops). */
+		if ((n = reallocarray(a->held, cap, sizeof(*n))) == NULL)
+			return;
+		a->held = n, a->capheld = cap;
+	}
+	a->held[a->nheld++] = (struct held_job){ a->jobs_sent, inbox_seq };
 }
 
 void
@@ -814,6 +869,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 	net_tls_close(tls);
 	close(sv[1]);
 	a->net_pid = pid;
+	a->jobs_in = a->jobs_durable = 0;	/* counted per channel */
 	chan_init(a, &a->to_net, sv[0]);
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
 	results_resend(a);

@@ -5,6 +5,7 @@
  * sending side of the result spool.
  */
 #include "agent.h"
+#include "inbox.h"
 #include "paho_idle.h"
 #include "util.h"
 
@@ -410,14 +411,42 @@ on_message(struct agent *a, const struct bus_event *ev)
 		}
 	} else if (!ev->retained) {
 		/* To the parent, which checks every rule (DESIGN §8). */
-		if (!intake_oversize(a, ev->len))
-			priv_job(a, ev->topic, ev->payload, ev->len);
+		if (!intake_oversize(a, ev->len)) {
+			test_stop_at("net-forwarding");	/* acknowledged */
+			priv_job(a, ev->topic, ev->payload, ev->len, ev->inbox_seq);
+			return;		/* its inbox entry goes when durable */
+		}
 	}
 	/* Jobs are never retained (DESIGN §3): a retained copy on a job topic
 	 * is stale or planted, and is not a job. */
 	else if (++a->jobs_retained == 1 || a->jobs_retained % 100 == 0)
 		log_notice("ignored a retained message on a job topic (%llu so far)",
 		    (unsigned long long)a->jobs_retained);
+	/* Not a job after all (a module named "jobs"...): nothing to keep. */
+	if (ev->inbox_seq)
+		inbox_done(a->inbox, ev->inbox_seq);
+}
+
+/* After a restart: the jobs acknowledged to the broker whose durable
+ * answer from the parent never came, handed over again (the seen-set
+ * drops those it has). */
+static void
+inbox_replay(struct agent *a)
+{
+	struct bus_event ev = { .type = BUS_MESSAGE };
+	const uint8_t *payload;
+	const char *topic;
+	size_t n = 0;
+
+	while (inbox_replay_next(a->inbox, &topic, &payload, &ev.len, &ev.inbox_seq)) {
+		ev.topic = (char *)topic;
+		ev.payload = (uint8_t *)payload;
+		on_message(a, &ev);
+		n++;
+	}
+	if (n)
+		log_notice("inbox: %zu jobs received before a restart handed to the parent "
+		    "again", n);
 }
 
 static void
@@ -464,6 +493,12 @@ on_bus_fd(struct loop *l, int fd, short revents, void *arg)
 		on_bus_event(a, ev);
 		bus_event_free(ev);
 	}
+	if (a->bus && bus_inbox_failures(a->bus) > a->inbox_failures) {
+		a->inbox_failures = bus_inbox_failures(a->bus);
+		log_err("inbox: %llu jobs could not be written down before they were "
+		    "acknowledged (disk?): a crash now would lose them",
+		    (unsigned long long)a->inbox_failures);
+	}
 }
 
 /* ---- start, poke, stop ------------------------------------------------ */
@@ -503,6 +538,10 @@ bus_open(struct agent *a, struct mu_err *err)
 	 * Module artifacts come over their own connection (modsrc.c). */
 	o.max_packet = (uint32_t)((a->cfg.max_job > SESSION_MSG_MIN ? a->cfg.max_job :
 	    SESSION_MSG_MIN) + SESSION_PACKET_SLACK);
+	/* Every job topic ends so (hosts/H/jobs, groups/G/jobs, all/jobs,
+	 * hosts/H/selftest/jobs). */
+	o.inbox = a->inbox;
+	o.durable_suffix = "/jobs";
 	if ((rc = bus_new(&a->bus, &o, err)) != MU_OK)
 		return rc;
 	loop_add_fd(a->loop, bus_fd(a->bus), POLLIN, on_bus_fd, a);
@@ -639,6 +678,7 @@ session_stop(struct agent *a)
 int
 net_start(struct agent *a, struct mu_err *err)
 {
+	char path[CONF_PATH_MAX + 16];
 	unsigned idle_ms = SESSION_IDLE_MAX_MS;
 	int rc;
 
@@ -653,7 +693,14 @@ net_start(struct agent *a, struct mu_err *err)
 		return rc;
 	if ((rc = modsrc_init(a, err)) != MU_OK)
 		return rc;
-	return session_start(a, err);
+	if ((size_t)snprintf(path, sizeof(path), "%s/inbox", a->net_dir) >= sizeof(path))
+		return mu_errf(err, MU_EINVAL, "state_dir too long");
+	if ((rc = inbox_open(&a->inbox, path, err)) != MU_OK)
+		return rc;
+	if ((rc = session_start(a, err)) != MU_OK)
+		return rc;
+	inbox_replay(a);
+	return MU_OK;
 }
 
 void
@@ -664,4 +711,10 @@ net_stop(struct agent *a)
 	modsrc_free(a);
 	if (a->role == ROLE_NET)
 		spool_close(&a->spool);
+	/* After the bus, which borrowed it. */
+	inbox_close(a->inbox);
+	a->inbox = NULL;
+	free(a->held);
+	a->held = NULL;
+	a->nheld = a->capheld = 0;
 }

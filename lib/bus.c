@@ -3,6 +3,8 @@
  * bus.c - Paho MQTTAsync behind a locked queue and an eventfd.
  */
 #include "bus.h"
+#include "inbox.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,6 +35,9 @@ struct bus {
 	int mqtt_version;
 	bool retain_as_published;	/* on every subscription (MQTT 5) */
 	size_t max_events;		/* queue bound, BUS_QUEUE_MAX_EVENTS by default */
+	struct inbox *inbox;		/* borrowed; NULL: none (bus.h) */
+	char durable_suffix[32];
+	uint64_t inbox_failures;	/* under lock */
 	bool connected;			/* as last reported to the owner */
 	pthread_mutex_t lock;		/* guards the queue and idle state below */
 	struct bus_event *head, *tail;
@@ -208,12 +213,25 @@ on_lost(void *ctx, char *cause)
 		MQTTAsync_free(cause);
 }
 
+/* A job, written down before Paho acknowledges it (inbox.h). */
+static bool
+wants_inbox(const struct bus *b, const char *topic, size_t tlen, bool retained)
+{
+	size_t sl;
+
+	if (b->inbox == NULL || retained)
+		return false;
+	sl = strlen(b->durable_suffix);
+	return tlen >= sl && memcmp(topic + tlen - sl, b->durable_suffix, sl) == 0;
+}
+
 static int
 on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	struct bus *b = ctx;
 	struct bus_event *ev = calloc(1, sizeof(*ev));
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	bool durable;
 
 	if (ev == NULL || (ev->topic = strndup(topic, tlen)) == NULL ||
 	    (m->payloadlen > 0 && (ev->payload = malloc(m->payloadlen)) == NULL)) {
@@ -225,7 +243,21 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	if (ev->len)
 		memcpy(ev->payload, m->payload, ev->len);
 	ev->retained = m->retained != 0;
-	if (!queue_push(b, ev, true)) {
+	durable = wants_inbox(b, ev->topic, tlen, ev->retained);
+	if (durable)
+		test_stop_at("net-received");
+	if (durable && inbox_put(b->inbox, ev->topic, ev->payload, ev->len,
+	    &ev->inbox_seq) != MU_OK) {
+		ev->inbox_seq = 0;
+		pthread_mutex_lock(&b->lock);
+		b->inbox_failures++;
+		pthread_mutex_unlock(&b->lock);
+	}
+	if (durable)
+		test_stop_at("net-inboxed");	/* not yet acknowledged */
+	/* In the inbox: never refused (a redelivery would be a second entry
+	 * that nobody marks done). */
+	if (!queue_push(b, ev, !durable)) {
 		bus_event_free(ev);
 		return 0;
 	}
@@ -447,6 +479,10 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	b->mqtt_version = o->broker->protocol == 4 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
 	b->retain_as_published = o->retain_as_published;
 	b->max_events = o->max_events ? o->max_events : BUS_QUEUE_MAX_EVENTS;
+	if (o->inbox && o->durable_suffix && o->durable_suffix[0]) {
+		b->inbox = o->inbox;
+		snprintf(b->durable_suffix, sizeof(b->durable_suffix), "%s", o->durable_suffix);
+	}
 	for (i = 0; i < o->broker->nuris; i++)
 		if ((b->uris[i] = strdup(o->broker->uris[i])) != NULL)
 			b->nuris++;
@@ -499,6 +535,17 @@ bus_free(struct bus *b)
 		close(b->efd);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
+}
+
+uint64_t
+bus_inbox_failures(struct bus *b)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&b->lock);
+	n = b->inbox_failures;
+	pthread_mutex_unlock(&b->lock);
+	return n;
 }
 
 int

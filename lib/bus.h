@@ -51,6 +51,13 @@ struct bus_opts {
 	 * (0 = 4096).  Paho 1.3's redelivery of a refused message waits for
 	 * later traffic, so a consumer of bursts (muster-server) holds more. */
 	size_t max_events;
+	/* Jobs acknowledged only once durable (DESIGN §3, inbox.h): a
+	 * message that is not retained and whose topic ends with
+	 * durable_suffix is written to this inbox and fdatasync'ed before
+	 * the callback returns (Paho sends the PUBACK right after); its event
+	 * carries inbox_seq.  Borrowed: it outlives the bus. */
+	struct inbox *inbox;
+	const char *durable_suffix;
 };
 
 enum bus_event_type {
@@ -69,6 +76,7 @@ struct bus_event {
 	int token;
 	bool session_present;
 	bool retained;
+	uint64_t inbox_seq;	/* BUS_MESSAGE in the inbox: its seq, else 0 */
 	char *topic;
 	uint8_t *payload;
 	size_t len;
@@ -77,6 +85,9 @@ struct bus_event {
 };
 
 int bus_new(struct bus **out, const struct bus_opts *opts, struct mu_err *err);
+/* Messages that should have gone to the inbox and could not (a disk
+ * error): acknowledged all the same; the owner reports them. */
+uint64_t bus_inbox_failures(struct bus *b);
 void bus_free(struct bus *b);
 
 /* The eventfd to poll for readability; read it with bus_next(). */

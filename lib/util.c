@@ -4,8 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -152,4 +155,28 @@ printable_copy(char *dst, size_t size, const char *src, size_t len)
 	for (i = 0; i < len && i + 1 < size; i++)
 		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
 	dst[i] = '\0';
+}
+
+static char stop_point[64], stop_file[256];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static void
+stop_parse(void)
+{
+	const char *v = getenv("MUSTER_TEST_STOP_AT"), *colon;
+
+	if (v == NULL || (colon = strchr(v, ':')) == NULL ||
+	    (size_t)(colon - v) >= sizeof(stop_point) || strlen(colon + 1) >= sizeof(stop_file))
+		return;
+	memcpy(stop_point, v, (size_t)(colon - v));
+	stop_point[colon - v] = '\0';
+	snprintf(stop_file, sizeof(stop_file), "%s", colon + 1);
+}
+
+void
+test_stop_at(const char *point)
+{
+	pthread_once(&stop_once, stop_parse);
+	if (stop_point[0] && strcmp(point, stop_point) == 0 && unlink(stop_file) == 0)
+		raise(SIGSTOP);
 }

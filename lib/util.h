@@ -61,4 +61,13 @@ uint64_t random_below(uint64_t max);
  * truncated to size - 1, always NUL-terminated (size > 0). */
 void printable_copy(char *dst, size_t size, const char *src, size_t len);
 
+/*
+ * Crash-point tests (tests/system/test_intake_kill.py): with
+ * MUSTER_TEST_STOP_AT=POINT:FILE in the environment, the first process to
+ * reach POINT that can remove FILE stops itself (SIGSTOP), so a test can
+ * kill it, or another process, at exactly that step.  Without the
+ * variable, or once FILE is gone, nothing happens.  Any thread.
+ */
+void test_stop_at(const char *point);
+
 #endif

@@ -1590,6 +1590,7 @@ static const char *const priv_names[] = {
 	[PRIV_UPDATE_CHECK] = "check", [PRIV_NO_UPDATE] = "noupdate",
 	[PRIV_UPDATE_STATE] = "update", [PRIV_CONNECTED] = "connected",
 	[PRIV_VERDICT] = "verdict", [PRIV_READY] = "ready", [PRIV_FAILED] = "failed",
+	[PRIV_DURABLE] = "durable",
 };
 
 static const char *const priv_sources[] = {
@@ -1611,6 +1612,7 @@ priv_type_name(enum priv_type t)
 #define PMF_PAYLOAD	0x20
 #define PMF_LOCAL	0x40
 #define PMF_REASON	0x80	/* a required reason (PMF_SOURCE: optional) */
+#define PMF_COUNT	0x100	/* n, a required count */
 
 static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_JOB] = PMF_TOPIC | PMF_PAYLOAD,
@@ -1629,6 +1631,7 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_VERDICT] = PMF_PAYLOAD,
 	[PRIV_READY] = 0,
 	[PRIV_FAILED] = PMF_REASON,
+	[PRIV_DURABLE] = PMF_COUNT,
 };
 
 static bool
@@ -1673,6 +1676,8 @@ priv_decode_fields(struct rd *r, struct priv_msg *m, unsigned f)
 		rc = rd_str(r, "reason", true, WIRE_MAX_STR, &m->reason);
 	if (!rc && (f & PMF_PAYLOAD))
 		rc = rd_bin(r, "payload", true, WIRE_MAX_BIN, &m->payload);
+	if (!rc && (f & PMF_COUNT))
+		rc = rd_uint(r, "n", true, UINT64_MAX, &m->n);
 	return rc;
 }
 
@@ -1723,7 +1728,7 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 		return rc;
 	n += !!(f & PMF_JOB) + !!(f & PMF_NAME) + !!(f & PMF_TOPIC) + !!(f & PMF_PAYLOAD) +
 	    2 * !!(f & PMF_SOURCE) - ((f & PMF_SOURCE) && !m->reason.ptr) +
-	    !!(f & PMF_REASON) +
+	    !!(f & PMF_REASON) + !!(f & PMF_COUNT) +
 	    ((f & (PMF_SOURCE | PMF_NAME)) && m->sha256[0]) + ((f & PMF_LOCAL) && m->local[0]);
 	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "t", priv_names[m->type]);
@@ -1746,6 +1751,8 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 		pk_kv_view(&pk, "reason", m->reason);
 	if (f & PMF_PAYLOAD)
 		pk_kv_bin(&pk, "payload", m->payload.ptr, m->payload.len);
+	if (f & PMF_COUNT)
+		pk_kv_uint(&pk, "n", m->n);
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 

@@ -341,12 +341,15 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   verdict  payload (a self-test verdict as received)  network -> parent
  *   ready    -  (set-up done: user, state, session)     network -> parent
  *   failed   reason (why its set-up failed; it exits)   network -> parent
+ *   durable  n (the first n job frames of this channel  parent -> network
+ *            are handled: accepted ones are in the
+ *            flushed seen-set; their inbox entries go)
  */
 enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
 	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_RELEASE, PRIV_UPDATE_CHECK,
 	PRIV_NO_UPDATE, PRIV_UPDATE_STATE, PRIV_CONNECTED, PRIV_VERDICT,
-	PRIV_READY, PRIV_FAILED, PRIV_NTYPES
+	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_NTYPES
 };
 enum priv_source { PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_NSOURCES };
 
@@ -361,6 +364,7 @@ struct priv_msg {
 	enum priv_source source;
 	struct wire_str reason;
 	struct wire_bytes payload;
+	uint64_t n;				/* durable: job frames handled */
 };
 
 int priv_msg_decode(const void *buf, size_t len, struct priv_msg *out, struct mu_err *err);

@@ -391,6 +391,30 @@ intake_oversize(struct agent *a, size_t len)
 	return true;
 }
 
+/*
+ * What the seen-set journals for a job until its answer is spooled
+ * (seen.c): a run's module, ":KIND" for the kinds answered at once (a
+ * parent killed between the flush and the answer then answers it
+ * "interrupted" at the next start, DESIGN §3), nothing for an update
+ * (answered by whichever version is running when it is done).
+ */
+static const char *
+journal_tag(const struct job *j)
+{
+	switch (j->kind) {
+	case JOB_RUN:
+		return j->module;
+	case JOB_PING:
+		return ":ping";
+	case JOB_VERSION:
+		return ":version";
+	case JOB_CANCEL:
+		return ":cancel";
+	default:
+		return NULL;
+	}
+}
+
 /* A job that passed every check: its id into the seen-set (flushed by
  * intake_commit()), then it waits for that flush. */
 static void
@@ -400,8 +424,7 @@ intake_record(struct agent *a, const struct job *j, const uint8_t *p, size_t len
 	struct mu_err err = { "" };
 
 	test_stop_at("parent-verified");	/* not yet recorded */
-	if (seen_append(&a->seen, j->id, j->not_after, j->kind == JOB_RUN ? j->module : NULL,
-	    &err) != MU_OK) {
+	if (seen_append(&a->seen, j->id, j->not_after, journal_tag(j), &err) != MU_OK) {
 		log_err("job %s: %s", j->id, err.msg);
 		answer(a, j, RS_ERROR, "agent could not record the job id", NULL);
 		return;
@@ -610,10 +633,15 @@ interrupted_one(struct agent *a, const struct seen_run *run)
 	}
 	memset(&j, 0, sizeof(j));
 	snprintf(j.id, sizeof(j.id), "%s", run->id);
-	snprintf(j.module, sizeof(j.module), "%s", run->module);
 	j.kind = JOB_RUN;
+	if (run->module[0] == ':')	/* another kind (journal_tag()) */
+		j.kind = job_kind_parse(run->module + 1, strlen(run->module + 1));
+	else
+		snprintf(j.module, sizeof(j.module), "%s", run->module);
 	result_init(a, &r, &j, RS_INTERRUPTED);
-	r.reason = (struct wire_str){ "the agent restarted while the job ran", 37 };
+	r.reason = j.kind == JOB_RUN ?
+	    (struct wire_str){ "the agent restarted while the job ran", 37 } :
+	    (struct wire_str){ "the agent restarted before it answered", 38 };
 	/* Its done mark comes once the result is spooled. */
 	result_submit(a, &r);
 	log_notice("job %s: interrupted by an agent restart", j.id);

@@ -276,8 +276,13 @@ static void
 read_commit(struct agent *a, bool from_net)
 {
 	if (from_net) {
+		struct mu_err err;
+
 		intake_commit(a);
 		intake_durable(a);
+		/* The done marks of the answers spooled in this read. */
+		if (seen_sync(&a->seen, &err) != MU_OK)
+			log_err("seen-set: %s", err.msg);
 	} else
 		net_commit(a);
 }

@@ -16,6 +16,8 @@
  * can never answer a run whose result may already be acknowledged and
  * gone from the spool).  A run without its done line is unanswered: kept
  * past its not_after and through every compaction until it is done.
+ * Pings, versions and cancels are journaled the same way, "run :KIND"
+ * (not a module name: older versions read them as plain entries).
  * (Older versions read the first two fields only: the file stays theirs.)
  *
  * In memory: a hash table of 16-byte entries (agent.h), so a lookup does
@@ -208,7 +210,8 @@ load_line(struct seen_set *s, const char *line, uint64_t now_ms)
 	n = sscanf(line, "%65s %" SCNu64 " %7s %64s", id, &not_after, tag, module);
 	if (n < 2 || !jobid_valid(id) || strchr(line, '\n') == NULL || not_after >= SEEN_COPIED)
 		return MU_OK;
-	if (n == 4 && strcmp(tag, "run") == 0 && name_valid(module))
+	if (n == 4 && strcmp(tag, "run") == 0 && (name_valid(module) ||
+	    (module[0] == ':' && name_valid(module + 1))))
 		pending_add(s, id, not_after, module);
 	else if (n == 3 && strcmp(tag, "done") == 0)
 		pending_drop(s, id);
@@ -426,14 +429,18 @@ seen_run_done(struct seen_set *s, const char *id, struct mu_err *err)
 {
 	const struct seen_run *r = pending_find(s, id);
 	char line[128];
-	int n, rc;
+	int n;
 
 	if (r == NULL)
-		return MU_OK;		/* not a run, or marked done already */
+		return MU_OK;		/* not journaled, or marked done already */
 	n = snprintf(line, sizeof(line), "%s %" PRIu64 " done\n", id, r->not_after);
-	if ((rc = append_line(s, line, n, err)) == MU_OK)
-		pending_drop(s, id);
-	return rc;
+	/* Flushed with the others of the same read (seen_sync(), priv.c's
+	 * read_commit()): one fdatasync for a burst of answers. */
+	if (write(s->fd, line, (size_t)n) != n)
+		return mu_errf(err, MU_EIO, "%s: %s", s->path, strerror(errno));
+	s->unsynced = true;
+	pending_drop(s, id);
+	return MU_OK;
 }
 
 void

@@ -116,3 +116,36 @@ def test_killed_at_each_step_one_answer(agents, op, operator, request, point, vi
     more = answers(op, body["id"], control["id"])
     assert more == [], f"{point}/{victim}: a second answer {[m.decode() for m in more]}"
     assert log_count(a, "job " + body["id"] + ": duplicate delivery") <= 2
+
+
+@pytest.mark.parametrize("point", ["parent-verified", "parent-flushed"])
+def test_ping_killed_with_its_parent_one_answer(agents, op, operator, request, point):
+    """A ping's answer is immediate, but a parent killed between the
+    seen-set flush and that answer must still give it one (the journal
+    keeps pings too): "interrupted" at the next start."""
+    a = agents("h1", wake_port=0, extra={"broker": {"reconnect_splay": "0"}})
+    a.start()
+    flags = Path(tempfile.mkdtemp(prefix="muster-stop-"))
+    request.addfinalizer(lambda: shutil.rmtree(flags, ignore_errors=True))
+    os.chmod(flags, 0o777)
+    flag = flags / point
+    a.stop()
+    a.env = {"MUSTER_TEST_STOP_AT": f"{point}:{flag}"}
+    a.start()
+    flag.write_text("")
+    body = new_job("ping", "host/h1")
+    watch_results(op, body["id"])
+    send_job(op, operator, body)
+    wait_until(lambda: stopped(a.pid), 15, what=f"the parent to stop at {point}")
+    os.kill(a.pid, signal.SIGKILL)
+    a.wait_exit(10)
+    a.env = {}
+    a.start()
+    got = collect_results(op, body["id"], ["h1"], timeout=30)
+    assert "h1" in got, a.log()[-3000:]
+    want = "interrupted" if point == "parent-flushed" else "pass"
+    assert got["h1"]["status"] == want, got
+    control = new_job("ping", "host/h1")
+    watch_results(op, control["id"])
+    send_job(op, operator, control)
+    assert answers(op, body["id"], control["id"]) == []

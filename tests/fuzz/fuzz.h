@@ -2,12 +2,23 @@
 /*
  * fuzz.h - shared bits of the wire fuzz targets.
  *
- * FUZZ_ROUNDTRIP(T, dec, enc, same) defines LLVMFuzzerTestOneInput for one
- * decoder: decode the input into a struct T; if that succeeds, encode it
- * (which must succeed: encoders validate like decoders), decode the
- * encoding (which must succeed), check same(&a, &b) field by field, and
- * check that encoding b gives the very same bytes.  Any failure abort()s,
- * so libFuzzer and the replay test both report the input.
+ * Every target defines two functions:
+ *   fuzz_outcome(data, size, err)  decodes the input and says how that went:
+ *       MU_OK when it was taken (and, where the target has an encoder,
+ *       survived the round trip below), else the decoder's code with its
+ *       reason in err.  Anything that must never happen abort()s.
+ *   LLVMFuzzerTestOneInput         calls it and ignores the outcome: for
+ *       libFuzzer a refused input is as good as an accepted one.
+ * replay.c (the normal build's regression test) calls fuzz_outcome and
+ * checks it against the seed's name: ok-* must be taken, bad-* refused
+ * with the reason the target's .expect file gives (see replay.c).
+ *
+ * FUZZ_ROUNDTRIP(T, dec, enc, same) defines both for one decoder: decode
+ * the input into a struct T; if that succeeds, encode it (which must
+ * succeed: encoders validate like decoders), decode the encoding (which
+ * must succeed), check same(&a, &b) field by field, and check that encoding
+ * b gives the very same bytes.  Any failure abort()s, so libFuzzer and the
+ * replay test both report the input.
  */
 #ifndef MUSTER_FUZZ_H
 #define MUSTER_FUZZ_H
@@ -21,6 +32,18 @@
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int fuzz_outcome(const uint8_t *data, size_t size, struct mu_err *err);
+
+/* The libFuzzer entry point of a target whose fuzz_outcome is defined. */
+#define FUZZ_ENTRY							\
+int									\
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)		\
+{									\
+	struct mu_err err;						\
+									\
+	(void)fuzz_outcome(data, size, &err);				\
+	return 0;							\
+}
 
 static inline void
 fuzz_fail(const char *what, const char *why)
@@ -70,30 +93,32 @@ fuzz_obj_eq(const msgpack_object *a, const msgpack_object *b)
 
 #define FUZZ_ROUNDTRIP(T, dec, enc, same)					\
 int										\
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)			\
+fuzz_outcome(const uint8_t *data, size_t size, struct mu_err *err)		\
 {										\
 	struct T a, b;								\
 	msgpack_sbuffer s1, s2;							\
-	struct mu_err err;							\
+	struct mu_err e2;							\
+	int rc;									\
 										\
-	if (dec(data, size, &a, &err) != MU_OK)					\
-		return 0;							\
+	if ((rc = dec(data, size, &a, err)) != MU_OK)				\
+		return rc;							\
 	msgpack_sbuffer_init(&s1);						\
 	msgpack_sbuffer_init(&s2);						\
-	if (enc(&a, &s1, &err) != MU_OK)					\
-		fuzz_fail(#enc " refused what " #dec " accepted", err.msg);	\
-	if (dec(s1.data, s1.size, &b, &err) != MU_OK)				\
-		fuzz_fail(#dec " refused what " #enc " wrote", err.msg);	\
+	if (enc(&a, &s1, &e2) != MU_OK)						\
+		fuzz_fail(#enc " refused what " #dec " accepted", e2.msg);	\
+	if (dec(s1.data, s1.size, &b, &e2) != MU_OK)				\
+		fuzz_fail(#dec " refused what " #enc " wrote", e2.msg);		\
 	if (!same(&a, &b))							\
 		fuzz_fail("fields differ after a round trip", "");		\
-	if (enc(&b, &s2, &err) != MU_OK || s1.size != s2.size ||		\
+	if (enc(&b, &s2, &e2) != MU_OK || s1.size != s2.size ||			\
 	    memcmp(s1.data, s2.data, s1.size) != 0)				\
 		fuzz_fail("re-encoding is not stable", "");			\
 	wire_doc_free(&a.doc);							\
 	wire_doc_free(&b.doc);							\
 	msgpack_sbuffer_destroy(&s1);						\
 	msgpack_sbuffer_destroy(&s2);						\
-	return 0;								\
-}
+	return MU_OK;								\
+}										\
+FUZZ_ENTRY
 
 #endif

@@ -4,17 +4,23 @@
  * frame reader in chunks whose sizes come from the input itself, every
  * complete frame decoded.  The reader must refuse oversized frames and
  * never hand out a frame that runs past what it was fed.
+ *
+ * The outcome: the reader's refusal if it refused a chunk; MU_ENOENT if it
+ * took everything but the input ends inside a frame; MU_OK when it handed
+ * every byte it was fed back as whole frames.  Whether a frame is an event
+ * is fuzz_ipc_event's business, not this target's.
  */
 #include "fuzz.h"
 #include "ipc.h"
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+fuzz_outcome(const uint8_t *data, size_t size, struct mu_err *err)
 {
 	struct ipc_reader r = { 0 };
 	struct ipc_event e;
 	const uint8_t *frame;
 	size_t off = 0, flen, fed = 0, handed = 0;
+	int rc = MU_OK;
 
 	while (off < size) {
 		/* The first byte of each step says how much follows in it. */
@@ -23,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off++;
 		if (n > size - off)
 			n = size - off;
-		if (ipc_reader_feed(&r, data + off, n, NULL) != MU_OK)
+		if ((rc = ipc_reader_feed(&r, data + off, n, err)) != MU_OK)
 			break;
 		fed += n, off += n;
 		while (ipc_reader_next(&r, &frame, &flen) == MU_OK) {
@@ -35,5 +41,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	ipc_reader_free(&r);
-	return 0;
+	if (rc == MU_OK && handed != fed)
+		rc = mu_errf(err, MU_ENOENT, "the input ends %zu bytes into a frame",
+		    fed - handed);
+	return rc;
 }
+
+FUZZ_ENTRY

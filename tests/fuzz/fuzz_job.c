@@ -14,9 +14,11 @@ same(const struct job *a, const struct job *b)
 	    FUZZ_STREQ(a, b, cancel) && FUZZ_STREQ(a, b, aud);
 }
 
-/* The decoder takes a job without "aud" (so the agent can say why it
- * refuses it); the encoder never writes one.  Only jobs with an aud are
- * round-trip material. */
+/* The decoder takes a job without "aud" (so that the agent can say why it
+ * refuses one: an older sender), but the encoder refuses to write one
+ * (DESIGN §3: aud is required).  So only jobs with an aud are round-trip
+ * material; this target refuses the others with its own reason, which the
+ * seed bad-no-aud expects. */
 static int
 job_decode_aud(const void *buf, size_t len, struct job *out, struct mu_err *err)
 {
@@ -24,7 +26,8 @@ job_decode_aud(const void *buf, size_t len, struct job *out, struct mu_err *err)
 
 	if (rc == MU_OK && out->aud[0] == '\0') {
 		wire_doc_free(&out->doc);
-		return MU_EINVAL;
+		return mu_errf(err, MU_EINVAL, "no aud (job_decode takes it, the agent "
+		    "and job_encode do not)");
 	}
 	return rc;
 }

@@ -3,11 +3,30 @@
 """Regenerate the seed corpus under tests/fuzz/corpus/<target>/.
 
 A few valid messages and a few invalid ones per fuzz target, all
-deterministic.  Run with Debian's python (it has the msgpack module):
-    /usr/bin/python3 tests/fuzz/make-corpus.py
+deterministic, in today's protocol (DESIGN §3: every job has an aud).  Run
+with Debian's python (it has the msgpack module):
+    /usr/bin/python3 tests/fuzz/make-corpus.py [--out DIR]
+--out writes the corpus into DIR instead (tests/fuzz/test_corpus.py does,
+and compares it with the committed one byte for byte).
+
+A seed's name says what the target must do with it, and the replay test
+(tests/fuzz/replay.c, ctest fuzz-replay.<target>) checks it:
+  ok-<what>    taken: decoded and, where the target has an encoder, round-
+               tripped to the same fields and the same bytes;
+  bad-<what>   refused, with exactly the reason given here: a bad seed is
+               bad("<seed bytes>", "<reason>"), and the reasons of a
+               target's bad seeds go to corpus/<target>.expect, one
+               "<name> <reason>" a line (the target's err.msg);
+  regress-*    inputs fuzzing found (copied in by hand, never made here):
+               replayed for crashes only, kept as they are when the corpus
+               is made again.
+A new bad seed's reason: add it with any reason, run the replay
+(ctest -R fuzz-replay.<target> --output-on-failure), which prints the
+reason it got; check that the reason is the one the seed was made for, and
+put it here.
 """
+import argparse
 import os
-import shutil
 import struct
 
 import msgpack
@@ -17,6 +36,7 @@ SHA = "0123456789abcdef" * 4
 SHA2 = "fedcba9876543210" * 4
 NONCE = "00112233445566778899aabbccddeeff"
 T0 = 1764230400000
+AUD = "muster/v1"		# the default fleet: topic root "muster", protocol v1
 
 
 def pack(obj):
@@ -38,6 +58,15 @@ def without(d, key):
     return {k: v for k, v in d.items() if k != key}
 
 
+class bad(bytes):
+    """A seed the target must refuse, with this reason (its err.msg)."""
+
+    def __new__(cls, data, reason):
+        b = super().__new__(cls, data)
+        b.reason = reason
+        return b
+
+
 def nested(depth):
     o = {"leaf": 1}
     for i in range(depth - 1):
@@ -46,13 +75,14 @@ def nested(depth):
 
 
 JOB_RUN = m(id="job-0001", kind="run", target="host/web-01", issued_at=T0,
-            not_after=T0 + 300000, operator="alice@example.org", module="disk",
+            not_after=T0 + 300000, operator="alice@example.org", aud=AUD, module="disk",
             module_sha256=SHA, args={"path": "/var", "min_free_pct": 10,
                                      "opts": {"deep": [1, -2, 3.5, None, True]}},
             timeout_ms=30000, stream=True)
-JOB_PING = m(id="p.1", kind="ping", target="all", issued_at=T0, not_after=T0 + 1)
+JOB_PING = m(id="p.1", kind="ping", target="all", issued_at=T0, not_after=T0 + 1,
+             aud=AUD)
 JOB_CANCEL = m(id="c_2", kind="cancel", target="group/db", issued_at=T0,
-               not_after=T0 + 60000, cancel="job-0001")
+               not_after=T0 + 60000, aud=AUD, cancel="job-0001")
 
 ENV = m(key="0123456789abcdef", sig=bytes(range(64)), body=pack(JOB_RUN))
 RESULT = m(job="job-0001", host="web-01", kind="run", status="pass",
@@ -83,49 +113,89 @@ CORPUS = {
         "ok-run": pack(ENV),
         "ok-ping": pack(m(key="ffffffffffffffff", sig=bytes(64), body=pack(JOB_PING))),
         "ok-extra-key": pack(dict(ENV, note="ignored")),
-        "bad-sig-63": pack(dict(ENV, sig=bytes(63))),
-        "bad-key-upper": pack(dict(ENV, key="0123456789ABCDEF")),
-        "bad-v2": pack(dict(ENV, v=2)),
-        "bad-body-str": pack(dict(ENV, body="not bin")),
-        "bad-trailing": pack(ENV) + b"\xc0",
-        "bad-truncated": pack(ENV)[:40],
+        "bad-sig-63": bad(pack(dict(ENV, sig=bytes(63))),
+                          "key 'sig' must be 64 bytes"),
+        "bad-key-upper": bad(pack(dict(ENV, key="0123456789ABCDEF")),
+                             "key 'key' is not a key id (16 lowercase hex digits)"),
+        "bad-v2": bad(pack(dict(ENV, v=2)),
+                      "protocol version 2 is not supported (this side speaks 1)"),
+        "bad-body-str": bad(pack(dict(ENV, body="not bin")),
+                            "key 'body' must be binary"),
+        "bad-trailing": bad(pack(ENV) + b"\xc0",
+                            "1 trailing bytes after the message"),
+        "bad-truncated": bad(pack(ENV)[:40],
+                             "message is truncated"),
     },
     "fuzz_agent_envelope": {
         "ok-result": pack(AENV),
         "ok-ed25519": pack(m(cert=SHA2, sig=bytes(64), body=pack(EVENT))),
         "ok-status": pack(dict(AENV, body=pack(STATUS))),
         "ok-extra-key": pack(dict(AENV, note="ignored")),
-        "bad-no-sig": pack(without(AENV, "sig")),
-        "bad-sig-empty": pack(dict(AENV, sig=b"")),
-        "bad-sig-513": pack(dict(AENV, sig=bytes(513))),
-        "bad-cert-upper": pack(dict(AENV, cert=SHA.upper())),
-        "bad-cert-short": pack(dict(AENV, cert=SHA[:63])),
-        "bad-body-empty": pack(dict(AENV, body=b"")),
-        "bad-body-str": pack(dict(AENV, body="not bin")),
-        "bad-dup-key": pairs(("v", 1), ("cert", SHA), ("sig", b"x"), ("body", b"y"),
+        "bad-no-sig": bad(pack(without(AENV, "sig")),
+                          "missing key 'sig'"),
+        "bad-sig-empty": bad(pack(dict(AENV, sig=b"")),
+                             "key 'sig' is empty"),
+        "bad-sig-513": bad(pack(dict(AENV, sig=bytes(513))),
+                           "key 'sig' is larger than 512 bytes"),
+        "bad-cert-upper": bad(pack(dict(AENV, cert=SHA.upper())),
+                              "key 'cert' is not a certificate fingerprint "
+                              "(64 lowercase hex digits)"),
+        "bad-cert-short": bad(pack(dict(AENV, cert=SHA[:63])),
+                              "key 'cert' is not a certificate fingerprint "
+                              "(64 lowercase hex digits)"),
+        "bad-body-empty": bad(pack(dict(AENV, body=b"")),
+                              "key 'body' is empty"),
+        "bad-body-str": bad(pack(dict(AENV, body="not bin")),
+                            "key 'body' must be binary"),
+        "bad-dup-key": bad(pairs(("v", 1), ("cert", SHA), ("sig", b"x"), ("body", b"y"),
                              ("cert", SHA2)),
-        "bad-v2": pack(dict(AENV, v=2)),
-        "bad-trailing": pack(AENV) + b"\xc0",
-        "bad-truncated": pack(AENV)[:50],
+                           "message has the key 'cert' twice"),
+        "bad-v2": bad(pack(dict(AENV, v=2)),
+                      "protocol version 2 is not supported (this side speaks 1)"),
+        "bad-trailing": bad(pack(AENV) + b"\xc0",
+                            "1 trailing bytes after the message"),
+        "bad-truncated": bad(pack(AENV)[:50],
+                             "message is truncated"),
     },
     "fuzz_job": {
         "ok-run": pack(JOB_RUN),
         "ok-ping": pack(JOB_PING),
         "ok-cancel": pack(JOB_CANCEL),
         "ok-version": pack(m(id="v", kind="version", target="group/eu-1",
-                             issued_at=0, not_after=2**64 - 1)),
+                             issued_at=0, not_after=2**64 - 1, aud=AUD)),
         "ok-update": pack(m(id="u", kind="update", target="host/a", issued_at=T0,
-                            not_after=T0, unknown={"x": 1})),
-        "bad-kind": pack(dict(JOB_PING, kind="reboot")),
-        "bad-target": pack(dict(JOB_PING, target="host/Web")),
-        "bad-args-depth": pack(dict(JOB_RUN, args=nested(9))),
-        "bad-args-intkey": pack(dict(JOB_RUN, args={1: "x"})),
-        "bad-timeout": pack(dict(JOB_RUN, timeout_ms=2**32)),
-        "bad-negative": pack(dict(JOB_PING, issued_at=-1)),
-        "bad-missing": pack(without(JOB_PING, "not_after")),
-        "bad-dupkey": pairs(("v", 1), ("id", "a"), ("kind", "ping"), ("kind", "run"),
+                            not_after=T0, aud=AUD, unknown={"x": 1})),
+        "ok-run-aud": pack(m(id="j-aud", kind="run", target="group/web",
+                             issued_at=1, not_after=2, aud=AUD,
+                             module="os.release", args={"a": 1})),
+        "bad-kind": bad(pack(dict(JOB_PING, kind="reboot")),
+                        "key 'kind' has an unknown value 'reboot'"),
+        "bad-target": bad(pack(dict(JOB_PING, target="host/Web")),
+                          "key 'target' is not host/<name>, group/<name> or all"),
+        "bad-args-depth": bad(pack(dict(JOB_RUN, args=nested(9))),
+                              "key 'args' nested deeper than 8 levels"),
+        "bad-args-intkey": bad(pack(dict(JOB_RUN, args={1: "x"})),
+                               "key 'args' has a key that is not a string"),
+        "bad-timeout": bad(pack(dict(JOB_RUN, timeout_ms=2**32)),
+                           "key 'timeout_ms' is over 4294967295"),
+        "bad-negative": bad(pack(dict(JOB_PING, issued_at=-1)),
+                            "key 'issued_at' must not be negative"),
+        "bad-missing": bad(pack(without(JOB_PING, "not_after")),
+                           "missing key 'not_after'"),
+        "bad-dupkey": bad(pairs(("v", 1), ("id", "a"), ("kind", "ping"), ("kind", "run"),
                             ("target", "all"), ("issued_at", 1), ("not_after", 2)),
-        "bad-cancel-noid": pack(without(JOB_CANCEL, "cancel")),
+                          "message has the key 'kind' twice"),
+        "bad-cancel-noid": bad(pack(without(JOB_CANCEL, "cancel")),
+                               "missing key 'cancel'"),
+        "bad-reserved-id": bad(pack(m(id="invalid-0123456789abcdef", kind="ping",
+                                  target="all", issued_at=1, not_after=2, aud=AUD)),
+                               "key 'id' starts with the reserved prefix 'invalid-'"),
+        "bad-aud": bad(pack(dict(JOB_PING, aud="muster")),
+                       "key 'aud' is not a fleet (<topic_root>/v1)"),
+        # job_decode takes it (the agent refuses it with its own reason);
+        # fuzz_job refuses it because job_encode cannot write it.
+        "bad-no-aud": bad(pack(without(JOB_PING, "aud")),
+                          "no aud (job_decode takes it, the agent and job_encode do not)"),
     },
     "fuzz_result": {
         "ok-pass": pack(RESULT),
@@ -137,90 +207,134 @@ CORPUS = {
                                       started_at=0, finished_at=0,
                                       agent_version="0.1.0")),
         "ok-seq": pack(dict(RESULT, seq=2**64 - 1)),
-        "bad-seq-str": pack(dict(RESULT, seq="7")),
-        "bad-seq-negative": pack(dict(RESULT, seq=-1)),
-        "bad-unknown-pass": pack(dict(RESULT, kind="unknown")),
-        "bad-status": pack(dict(RESULT, status="ok")),
-        "bad-exit-code": pack(dict(RESULT, exit_code=2**31)),
-        "bad-data-list": pack(dict(RESULT, data=[1, 2])),
-        "bad-version": pack(dict(RESULT, agent_version="0.1 beta")),
+        "bad-seq-str": bad(pack(dict(RESULT, seq="7")),
+                           "key 'seq' must be an unsigned integer"),
+        "bad-seq-negative": bad(pack(dict(RESULT, seq=-1)),
+                                "key 'seq' must not be negative"),
+        "bad-unknown-pass": bad(pack(dict(RESULT, kind="unknown")),
+                                "kind 'unknown' is only valid when rejected"),
+        "bad-status": bad(pack(dict(RESULT, status="ok")),
+                          "key 'status' has an unknown value 'ok'"),
+        "bad-exit-code": bad(pack(dict(RESULT, exit_code=2**31)),
+                             "key 'exit_code' must be a 32-bit integer"),
+        "bad-data-list": bad(pack(dict(RESULT, data=[1, 2])),
+                             "key 'data' must be a map"),
+        "bad-version": bad(pack(dict(RESULT, agent_version="0.1 beta")),
+                           "key 'agent_version' is not a version"),
     },
     "fuzz_event": {
         "ok-progress": pack(EVENT),
         "ok-accepted": pack(m(job="j", host="h", seq=0, at=0, event="accepted")),
         "ok-output": pack(m(job="j", host="h", seq=2**64 - 1, at=1, event="output",
                             text="line\n" * 20)),
-        "bad-pct": pack(dict(EVENT, pct=101)),
-        "bad-event": pack(dict(EVENT, event="finished")),
-        "bad-host": pack(dict(EVENT, host="-web")),
-        "bad-seq-str": pack(dict(EVENT, seq="3")),
+        "bad-pct": bad(pack(dict(EVENT, pct=101)),
+                       "key 'pct' is over 100"),
+        "bad-event": bad(pack(dict(EVENT, event="finished")),
+                         "key 'event' has an unknown value 'finished'"),
+        "bad-host": bad(pack(dict(EVENT, host="-web")),
+                        "key 'host' is not a host name"),
+        "bad-seq-str": bad(pack(dict(EVENT, seq="3")),
+                           "key 'seq' must be an unsigned integer"),
     },
     "fuzz_status": {
         "ok-online": pack(STATUS),
         "ok-offline-lost": pack(dict(STATUS, state="offline", reason="lost",
                                      groups=[])),
         "ok-many-groups": pack(dict(STATUS, groups=["g%d" % i for i in range(32)])),
-        "bad-33-groups": pack(dict(STATUS, groups=["g%d" % i for i in range(33)])),
-        "bad-group-name": pack(dict(STATUS, groups=["ok", "Not-Ok"])),
-        "bad-state": pack(dict(STATUS, state="busy")),
-        "bad-no-cert": pack(without(STATUS, "cert_der")),
-        "bad-cert-empty": pack(dict(STATUS, cert_der=b"")),
-        "bad-cert-str": pack(dict(STATUS, cert_der="not bin")),
-        "bad-cert-16k1": pack(dict(STATUS, cert_der=bytes(16 * 1024 + 1))),
-        "bad-groups-map": pack(dict(STATUS, groups={"a": 1})),
+        "bad-33-groups": bad(pack(dict(STATUS, groups=["g%d" % i for i in range(33)])),
+                             "key 'groups' has more than 32 items"),
+        "bad-group-name": bad(pack(dict(STATUS, groups=["ok", "Not-Ok"])),
+                              "key 'groups' has an invalid name"),
+        "bad-state": bad(pack(dict(STATUS, state="busy")),
+                         "key 'state' has an unknown value 'busy'"),
+        "bad-no-cert": bad(pack(without(STATUS, "cert_der")),
+                           "missing key 'cert_der'"),
+        "bad-cert-empty": bad(pack(dict(STATUS, cert_der=b"")),
+                              "key 'cert_der' is empty"),
+        "bad-cert-str": bad(pack(dict(STATUS, cert_der="not bin")),
+                            "key 'cert_der' must be binary"),
+        "bad-cert-16k1": bad(pack(dict(STATUS, cert_der=bytes(16 * 1024 + 1))),
+                             "key 'cert_der' is larger than 16384 bytes"),
+        "bad-groups-map": bad(pack(dict(STATUS, groups={"a": 1})),
+                              "key 'groups' must be an array"),
     },
     "fuzz_module_manifest": {
-        "ok": pack(MODMAN),
+        "ok-typical": pack(MODMAN),
         "ok-zero": pack(dict(MODMAN, abi=0, size=0, published_at=0)),
-        "bad-kind": pack(dict(MODMAN, kind="release")),
-        "bad-size": pack(dict(MODMAN, size=64 * 1024 * 1024 + 1)),
-        "bad-sha-upper": pack(dict(MODMAN, sha256=SHA.upper())),
-        "bad-no-v": pack(without(MODMAN, "v")),
+        "bad-kind": bad(pack(dict(MODMAN, kind="release")),
+                        "key 'kind' has an unknown value 'release'"),
+        "bad-size": bad(pack(dict(MODMAN, size=64 * 1024 * 1024 + 1)),
+                        "key 'size' is over 67108864"),
+        "bad-sha-upper": bad(pack(dict(MODMAN, sha256=SHA.upper())),
+                             "key 'sha256' is not a sha256"),
+        "bad-no-v": bad(pack(without(MODMAN, "v")),
+                        "missing key 'v'"),
     },
     "fuzz_release_manifest": {
-        "ok": pack(RELMAN),
+        "ok-typical": pack(RELMAN),
         "ok-full-rollout": pack(dict(RELMAN, rollout=100, version="1.0.0")),
-        "bad-rollout": pack(dict(RELMAN, rollout=101)),
-        "bad-runner-sha": pack(dict(RELMAN, runner_sha256=SHA[:63])),
-        "bad-kind": pack(dict(RELMAN, kind="module")),
-        "bad-missing": pack(without(RELMAN, "agent_size")),
+        "bad-rollout": bad(pack(dict(RELMAN, rollout=101)),
+                           "key 'rollout' is over 100"),
+        "bad-runner-sha": bad(pack(dict(RELMAN, runner_sha256=SHA[:63])),
+                              "key 'runner_sha256' is not a sha256"),
+        "bad-kind": bad(pack(dict(RELMAN, kind="module")),
+                        "key 'kind' has an unknown value 'module'"),
+        "bad-missing": bad(pack(without(RELMAN, "agent_size")),
+                           "missing key 'agent_size'"),
     },
     "fuzz_pointer": {
         "ok-module": pack(POINTER),
         "ok-release": pack(m(manifest=pack(RELMAN), sig=PGPSIG)),
-        "bad-empty-sig": pack(dict(POINTER, sig=b"")),
-        "bad-manifest-str": pack(dict(POINTER, manifest="text")),
-        "bad-no-v": pack(without(POINTER, "v")),
-        "bad-top-array": pack([1, POINTER]),
+        "bad-empty-sig": bad(pack(dict(POINTER, sig=b"")),
+                             "manifest or signature is empty"),
+        "bad-manifest-str": bad(pack(dict(POINTER, manifest="text")),
+                                "key 'manifest' must be binary"),
+        "bad-no-v": bad(pack(without(POINTER, "v")),
+                        "missing key 'v'"),
+        "bad-top-array": bad(pack([1, POINTER]),
+                             "message is not a map"),
     },
     "fuzz_module_artifact": {
-        "ok": pack(MODART),
+        "ok-typical": pack(MODART),
         "ok-tiny-so": pack(dict(MODART, so=b"\x7fELF")),
-        "bad-no-so": pack(without(MODART, "so")),
-        "bad-so-str": pack(dict(MODART, so="elf")),
-        "bad-empty-manifest": pack(dict(MODART, manifest=b"")),
+        "bad-no-so": bad(pack(without(MODART, "so")),
+                         "missing key 'so'"),
+        "bad-so-str": bad(pack(dict(MODART, so="elf")),
+                          "key 'so' must be binary"),
+        "bad-empty-manifest": bad(pack(dict(MODART, manifest=b"")),
+                                  "manifest or signature is empty"),
     },
     "fuzz_binary_artifact": {
-        "ok": pack(BINART),
+        "ok-typical": pack(BINART),
         "ok-small": pack(m(data=b"\x00\x01")),
-        "bad-data-str": pack(m(data="abc")),
-        "bad-missing": pack(m(date=b"abc")),
-        "bad-bin32-short": b"\x82\xa1v\x01\xa4data\xc6\x00\x01\x00\x00abc",
+        "bad-data-str": bad(pack(m(data="abc")),
+                            "key 'data' must be binary"),
+        "bad-missing": bad(pack(m(date=b"abc")),
+                           "missing key 'data'"),
+        "bad-bin32-short": bad(b"\x82\xa1v\x01\xa4data\xc6\x00\x01\x00\x00abc",
+                               "message is truncated"),
     },
     "fuzz_selftest_request": {
-        "ok": pack(STREQ),
+        "ok-typical": pack(STREQ),
         "ok-long-nonce": pack(dict(STREQ, nonce="ab" * 64)),
-        "bad-short-nonce": pack(dict(STREQ, nonce="abc123")),
-        "bad-nonce-upper": pack(dict(STREQ, nonce=NONCE.upper())),
-        "bad-version-empty": pack(dict(STREQ, version="")),
-        "bad-host-nul": pack(dict(STREQ, host="web\x0001")),
+        "bad-short-nonce": bad(pack(dict(STREQ, nonce="abc123")),
+                               "key 'nonce' is not a nonce ([0-9a-f]{16,128})"),
+        "bad-nonce-upper": bad(pack(dict(STREQ, nonce=NONCE.upper())),
+                               "key 'nonce' is not a nonce ([0-9a-f]{16,128})"),
+        "bad-version-empty": bad(pack(dict(STREQ, version="")),
+                                 "key 'version' is not a version"),
+        "bad-host-nul": bad(pack(dict(STREQ, host="web\x0001")),
+                            "key 'host' contains a NUL byte"),
     },
     "fuzz_selftest_verdict": {
         "ok-fail": pack(STVERD),
         "ok-pass": pack(without(dict(STVERD, ok=True), "reason")),
-        "bad-ok-int": pack(dict(STVERD, ok=1)),
-        "bad-nonce-long": pack(dict(STVERD, nonce="a" * 129)),
-        "bad-reason-bin": pack(dict(STVERD, reason=b"x")),
+        "bad-ok-int": bad(pack(dict(STVERD, ok=1)),
+                          "key 'ok' must be a boolean"),
+        "bad-nonce-long": bad(pack(dict(STVERD, nonce="a" * 129)),
+                              "key 'nonce' is longer than 128 bytes"),
+        "bad-reason-bin": bad(pack(dict(STVERD, reason=b"x")),
+                              "key 'reason' must be a string"),
     },
 }
 
@@ -232,15 +346,24 @@ CORPUS["fuzz_wire_check"] = {
                         -2**63, 1.5, "s", b"b"]) ,
     "ok-float32": b"\x92\xca\x3f\xc0\x00\x00\xc0",
     "ok-nest-10": pack([[[[[[[[[[1]]]]]]]]]]),
-    "bad-nest-11": pack([[[[[[[[[[[1]]]]]]]]]]]),
-    "bad-huge-array": b"\xdd\xff\xff\xff\xff\xc0",
-    "bad-huge-map": b"\xdf\x10\x00\x00\x00\xa1a\xc0",
-    "bad-str32-len": b"\xdb\x7f\xff\xff\xff",
-    "bad-long-str": pack("x" * (64 * 1024 + 1))[:8],
-    "bad-ext": b"\xd4\x01\x00",
-    "bad-c1": b"\xc1",
-    "bad-trailing": b"\xc0\xc0",
-    "bad-empty-map-trunc": b"\x81\xa1v",
+    "bad-nest-11": bad(pack([[[[[[[[[[[1]]]]]]]]]]]),
+                       "nesting deeper than 10 levels"),
+    "bad-huge-array": bad(b"\xdd\xff\xff\xff\xff\xc0",
+                          "message is truncated"),
+    "bad-huge-map": bad(b"\xdf\x10\x00\x00\x00\xa1a\xc0",
+                        "message is truncated"),
+    "bad-str32-len": bad(b"\xdb\x7f\xff\xff\xff",
+                         "string of 2147483647 bytes is over the 65536 byte limit"),
+    "bad-long-str": bad(pack("x" * (64 * 1024 + 1))[:8],
+                        "string of 65537 bytes is over the 65536 byte limit"),
+    "bad-ext": bad(b"\xd4\x01\x00",
+                   "msgpack ext types are not allowed"),
+    "bad-c1": bad(b"\xc1",
+                  "invalid msgpack byte 0xc1"),
+    "bad-trailing": bad(b"\xc0\xc0",
+                        "1 trailing bytes after the message"),
+    "bad-empty-map-trunc": bad(b"\x81\xa1v",
+                               "message is truncated"),
 }
 
 
@@ -264,15 +387,20 @@ IPC = {
     "ok-verdict": m(t="verdict", status="fail", reason="disk full",
                     summary="/ at 97%", data={"mounts": {"-": {"pct": 97}}},
                     truncated=True, module="disk.usage", module_version="1.0.0"),
-    "bad-status": m(t="verdict", status="crashed"),
-    "bad-pct": m(t="progress", pct=101),
-    "bad-type": m(t="nope"),
 }
-CORPUS["fuzz_ipc_event"] = {k: pack(v) for k, v in IPC.items()}
+CORPUS["fuzz_ipc_event"] = dict({k: pack(v) for k, v in IPC.items()}, **{
+    "bad-status": bad(pack(m(t="verdict", status="crashed")),
+                      "verdict has no valid status"),
+    "bad-pct": bad(pack(m(t="progress", pct=101)),
+                   "key 'pct' is over 100"),
+    "bad-type": bad(pack(m(t="nope")),
+                    "key 't' has an unknown value 'nope'"),
+})
 CORPUS["fuzz_ipc_stream"] = {
     "ok-three-frames": chunked(b"".join(
         frame(pack(IPC[k])) for k in ("ok-out", "ok-progress", "ok-verdict"))),
-    "bad-oversize-header": chunked(b"\x00\x04\x00\x01" + b"x" * 8),
+    "bad-oversize-header": bad(chunked(b"\x00\x04\x00\x01" + b"x" * 8),
+                               "frame of 262145 bytes is over 262144"),
     "ok-empty-frame": chunked(frame(b"")),
 }
 
@@ -293,32 +421,90 @@ CORPUS["fuzz_priv_msg"] = {
     "ok-want-bare": pack(m(t="want", job="j", name="disk")),
     "ok-poke": pack(m(t="poke")),
     "ok-stop": pack(m(t="stop")),
-    "bad-type": pack(m(t="hello")),
-    "bad-no-v": pack(without(PRIV_MOD, "v")),
-    "bad-module-none-sha": pack(dict(PRIV_MOD, source="none")),
-    "bad-module-cache-nosha": pack(without(PRIV_MOD, "sha256")),
-    "bad-source": pack(dict(PRIV_MOD, source="broker")),
-    "bad-job-missing": pack(m(t="spooled")),
-    "bad-topic-wildcard": pack(dict(PRIV_JOB, topic="muster/v1/hosts/#")),
-    "bad-payload-str": pack(dict(PRIV_JOB, payload="text")),
-    "bad-want-local-upper": pack(dict(PRIV_WANT, local=SHA2.upper())),
-    "bad-dup-key": pairs(("v", 1), ("t", "spooled"), ("job", "a"), ("job", "b")),
-    "bad-trailing": pack(PRIV_MOD) + b"\xc0",
+    "ok-ready": pack(m(t="ready")),
+    "ok-failed": pack(m(t="failed", reason="modcache: Permission denied")),
+    "bad-type": bad(pack(m(t="hello")),
+                    "key 't' has an unknown value 'hello'"),
+    "bad-no-v": bad(pack(without(PRIV_MOD, "v")),
+                    "missing key 'v'"),
+    "bad-module-none-sha": bad(pack(dict(PRIV_MOD, source="none")),
+                               "a module answer names a build exactly when it has one"),
+    "bad-module-cache-nosha": bad(pack(without(PRIV_MOD, "sha256")),
+                                  "a module answer names a build exactly when it has one"),
+    "bad-source": bad(pack(dict(PRIV_MOD, source="broker")),
+                      "key 'source' has an unknown value 'broker'"),
+    "bad-job-missing": bad(pack(m(t="spooled")),
+                           "missing key 'job'"),
+    "bad-topic-wildcard": bad(pack(dict(PRIV_JOB, topic="muster/v1/hosts/#")),
+                              "key 'topic' is not a topic"),
+    "bad-payload-str": bad(pack(dict(PRIV_JOB, payload="text")),
+                           "key 'payload' must be binary"),
+    "bad-want-local-upper": bad(pack(dict(PRIV_WANT, local=SHA2.upper())),
+                                "key 'local' is not a sha256"),
+    "bad-dup-key": bad(pairs(("v", 1), ("t", "spooled"), ("job", "a"), ("job", "b")),
+                       "message has the key 'job' twice"),
+    "bad-failed-noreason": bad(pack(m(t="failed")),
+                               "missing key 'reason'"),
+    "bad-trailing": bad(pack(PRIV_MOD) + b"\xc0",
+                        "1 trailing bytes after the message"),
 }
 
 
+# lib/policy.c's parser: a policy file (DESIGN §8).
+CORPUS["fuzz_policy"] = {
+    "ok-rules": b"# helpdesk\nallow helpdesk ping,version,run:os.release,run:disk.* "
+                b"group/web*,host/* timeout<=30s\ndeny * update *\n",
+    "ok-run-as": b"allow alice run:* host/[a-c]* run_as=nobody\n",
+    "ok-wildcards": b"allow * * all\n",
+    "bad-kind": bad(b"allow * reboot all\n",
+                    "fuzz:1: unknown kind 'reboot' (want ping, version, cancel, "
+                    "update, run:<module glob> or *)"),
+    "bad-dup-option": bad(b"allow bob ping all timeout<=1m timeout<=2m\n",
+                          "fuzz:1: timeout<= given twice"),
+    "bad-short": bad(b"deny\n",
+                     "fuzz:1: want deny OPERATOR KINDS TARGETS [run_as=USER] "
+                     "[timeout<=DUR]"),
+    "bad-second-line": bad(b"allow * ping,run:x* all\nfrobnicate\n",
+                           "fuzz:2: rule must start with allow or deny, not 'frobnicate'"),
+}
+
+
+def expect_file(target, files):
+    """corpus/<target>.expect: the reason of each bad seed (replay.c)."""
+    lines = ["# %s: the reason each bad- seed is refused with (replay.c)." % target,
+             "# Written by tests/fuzz/make-corpus.py: change it there."]
+    for name, data in sorted(files.items()):
+        if name.startswith("bad-") != isinstance(data, bad):
+            raise SystemExit("%s/%s: a bad- seed is bad(data, reason), and only "
+                             "a bad- seed" % (target, name))
+        if not name.startswith(("ok-", "bad-")):
+            raise SystemExit("%s/%s: name it ok- or bad-" % (target, name))
+        if isinstance(data, bad):
+            if "\n" in data.reason or not data.reason.isprintable():
+                raise SystemExit("%s/%s: the reason is not one printable line"
+                                 % (target, name))
+            lines.append("%s %s" % (name, data.reason))
+    return "\n".join(lines) + "\n"
+
+
 def main():
-    root = os.path.join(HERE, "corpus")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.path.join(HERE, "corpus"),
+                    help="where to write the corpus (default: %(default)s)")
+    root = ap.parse_args().out
     for target, files in CORPUS.items():
         d = os.path.join(root, target)
         os.makedirs(d, exist_ok=True)
+        expect = expect_file(target, files)
         # Regression inputs (regress-*) are kept: they were found, not made.
         for old in os.listdir(d):
             if not old.startswith("regress-"):
                 os.remove(os.path.join(d, old))
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as f:
-                f.write(data)
+                f.write(bytes(data))
+        with open(d + ".expect", "w") as f:
+            f.write(expect)
         print("%-24s %2d files %6d bytes" % (target, len(files),
                                              sum(len(v) for v in files.values())))
 

@@ -423,6 +423,7 @@ CORPUS["fuzz_priv_msg"] = {
     "ok-stop": pack(m(t="stop")),
     "ok-ready": pack(m(t="ready")),
     "ok-failed": pack(m(t="failed", reason="modcache: Permission denied")),
+    "ok-durable": pack(m(t="durable", n=3)),
     "bad-type": bad(pack(m(t="hello")),
                     "key 't' has an unknown value 'hello'"),
     "bad-no-v": bad(pack(without(PRIV_MOD, "v")),
@@ -445,6 +446,8 @@ CORPUS["fuzz_priv_msg"] = {
                        "message has the key 'job' twice"),
     "bad-failed-noreason": bad(pack(m(t="failed")),
                                "missing key 'reason'"),
+    "bad-durable-no-n": bad(pack(m(t="durable")),
+                            "missing key 'n'"),
     "bad-trailing": bad(pack(PRIV_MOD) + b"\xc0",
                         "1 trailing bytes after the message"),
 }

@@ -62,23 +62,28 @@ def answers(op, job_id, control_id):
     return op.collect(0, topic=topic("results", job_id, "+"))
 
 
-@pytest.mark.parametrize("victim", ["parent", "net"])
-@pytest.mark.parametrize("point", POINTS)
-def test_killed_at_each_step_one_answer(agents, op, operator, request, point, victim):
+def agent_stopping_at(agents, request, point):
+    """h1 running (with the escape module), set to stop at point once:
+    the agent and the hook's flag file."""
     a = agents("h1", wake_port=0, extra={"broker": {"reconnect_splay": "0"}})
     install_modules(a, "escape", src=TEST_MODULES_DIR)
-    a.start()
-    # The hook's flag file: reachable and removable by the network
-    # process's user too (pytest's own folders are root's, 0700).
+    # The flag file: reachable and removable by the network process's
+    # user too (pytest's own folders are root's, 0700).
     flags = Path(tempfile.mkdtemp(prefix="muster-stop-"))
     request.addfinalizer(lambda: shutil.rmtree(flags, ignore_errors=True))
     os.chmod(flags, 0o777)
     flag = flags / point
-    a.stop()
     a.env = {"MUSTER_TEST_STOP_AT": f"{point}:{flag}"}
     a.start()
     flag.write_text("")
     os.chmod(flag, 0o666)
+    return a, flag
+
+
+@pytest.mark.parametrize("victim", ["parent", "net"])
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_at_each_step_one_answer(agents, op, operator, request, point, victim):
+    a, flag = agent_stopping_at(agents, request, point)
 
     body = new_job("run", "host/h1", module="escape", args={})
     watch_results(op, body["id"])
@@ -123,16 +128,7 @@ def test_ping_killed_with_its_parent_one_answer(agents, op, operator, request, p
     """A ping's answer is immediate, but a parent killed between the
     seen-set flush and that answer must still give it one (the journal
     keeps pings too): "interrupted" at the next start."""
-    a = agents("h1", wake_port=0, extra={"broker": {"reconnect_splay": "0"}})
-    a.start()
-    flags = Path(tempfile.mkdtemp(prefix="muster-stop-"))
-    request.addfinalizer(lambda: shutil.rmtree(flags, ignore_errors=True))
-    os.chmod(flags, 0o777)
-    flag = flags / point
-    a.stop()
-    a.env = {"MUSTER_TEST_STOP_AT": f"{point}:{flag}"}
-    a.start()
-    flag.write_text("")
+    a, _ = agent_stopping_at(agents, request, point)
     body = new_job("ping", "host/h1")
     watch_results(op, body["id"])
     send_job(op, operator, body)

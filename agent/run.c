@@ -397,6 +397,9 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	sp->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
 	sp->nlimits = 4;
 	sp->own_pgrp = sp->pdeathsig = sp->no_new_privs = true;
+	/* Not on musterd's terminal (--foreground): a module must not type
+	 * into the shell that started it (TIOCSTI) nor get its signals. */
+	sp->own_session = true;
 	sp->filter = a->runner_filter.len ? &a->runner_filter : NULL;
 	/* Root can give each runner a PID namespace: all it starts dies
 	 * with it (subproc.h). */

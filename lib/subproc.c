@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -111,7 +112,15 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	sigset_t none;
 	int exec_fd, i;
 
-	if (s->own_pgrp)
+	/* A session of its own: no controlling terminal, so nothing it runs
+	 * can open /dev/tty or type into musterd's terminal (TIOCSTI); as a
+	 * session leader it leads its process group too, so kill(-pid) works.
+	 * setsid() fails only for a group leader, which the child is not
+	 * before this (the parent waits until the exec, see child_clone()). */
+	if (s->own_session) {
+		if (setsid() == -1)
+			child_fail(errfd, 127);
+	} else if (s->own_pgrp)
 		setpgid(0, 0);
 	if (s->pdeathsig) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -181,11 +190,12 @@ child_clone(const struct spawn *s, pid_t parent, int errfd)
 	struct child_args c = { s, parent, errfd };
 	pid_t pid;
 
-	if (s->new_pidns)
-		/* fork() semantics (no new stack) plus a PID namespace. */
-		pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0);
-	else
-		pid = fork();
+	/* fork() semantics (no new stack, a copy of our memory), plus a PID
+	 * namespace if asked; CLONE_VFORK so that we wait for the exec as in
+	 * the build below, and the child's prelude (setsid()) comes before
+	 * anything we do to it. */
+	pid = (pid_t)syscall(SYS_clone, (s->new_pidns ? CLONE_NEWPID : 0) | CLONE_VFORK |
+	    SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid == 0)
 		child_main(&c);
 	return pid;
@@ -261,8 +271,10 @@ spawn_start(const struct spawn *s, struct mu_err *err)
 		errno = e;
 		return -1;
 	}
-	if (s->own_pgrp)
-		setpgid(pid, pid);	/* both sides, so kill(-pid) works at once */
+	/* Both sides, so kill(-pid) works at once.  A child with a session
+	 * of its own is a group leader already (and setpgid() would fail). */
+	if (s->own_pgrp && !s->own_session)
+		setpgid(pid, pid);
 	if (ep[0] != -1) {
 		e = exec_status(pid, ep[0]);
 		close(ep[0]);
@@ -325,6 +337,8 @@ static const unsigned long ns_flags[] = {
 	CLONE_NEWNET, CLONE_NEWCGROUP,
 };
 
+static const unsigned long tty_denied[] = { TIOCSTI, TIOCLINUX };
+
 static int
 filter_rules(scmp_filter_ctx ctx)
 {
@@ -344,6 +358,14 @@ filter_rules(scmp_filter_ctx ctx)
 		    SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/* Typing into a terminal (TIOCSTI) or the console's selection and
+	 * keyboard tricks (TIOCLINUX): a runner has no terminal of its own
+	 * (own_session), but a descriptor to one could still reach it.  The
+	 * kernel reads the request as 32 bits: the mask keeps high bits set
+	 * by the caller from slipping past the comparison. */
+	for (i = 0; i < sizeof(tty_denied) / sizeof(tty_denied[0]) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, tty_denied[i]));
 	return rc;
 }
 

@@ -8,7 +8,7 @@
  * spawn_start(); between the clone and execve() the child (which shares
  * the parent's memory until the exec, as with vfork(); subproc.c) makes
  * only async-signal-safe system calls, in this order:
- *   own process group; parent-death signal; every signal's default action
+ *   own session (no controlling terminal) or process group; parent-death signal; every signal's default action
  *   (ignored ones would stay ignored across exec), then an empty mask;
  *   rlimits; groups, gid, uid (then the death signal again, since a change
  *   of credentials clears it); no new privileges; fds 0..4 from the
@@ -66,6 +66,8 @@ struct spawn {
 	struct spawn_limit limits[SPAWN_MAX_LIMITS];
 	int nlimits;
 	bool own_pgrp;			/* setpgid(0, 0): kill(-pid) reaches all */
+	bool own_session;		/* setsid(): no controlling terminal, and
+					 * its own process group as own_pgrp */
 	bool pdeathsig;			/* SIGKILL when the parent dies */
 	bool no_new_privs;
 	bool switch_user;		/* setgroups/setgid/setuid below */

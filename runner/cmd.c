@@ -378,6 +378,7 @@ cmd_run(const char *const argv[], int timeout_ms, size_t max_out,
 	sp.fds[1] = sp.fds[2] = out[1];
 	sp.fds[3] = sp.fds[4] = -1;
 	sp.own_pgrp = sp.pdeathsig = sp.exec_report = true;
+	sp.own_session = true;		/* no terminal, as the runner (run.c) */
 	pid = spawn_start(&sp, &err);
 	saved = errno;
 	close(null), close(out[1]);

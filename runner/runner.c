@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -62,6 +63,13 @@ runner_setup(struct runner *r, const struct runner_opts *o, struct mu_err *err)
 	sigset_t none;
 	int rc;
 
+	/* Not dumpable, first: another job runs as the same user, and could
+	 * otherwise read our /proc/PID/environ and mem, ptrace-style.  It
+	 * must be set here, in the exec'd runner: execve() makes a process
+	 * dumpable again, whatever musterd set before it. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return mu_errf(err, RUNNER_EXIT_INTERNAL, "cannot make the runner "
+		    "not dumpable: %s", strerror(errno));
 	/* A mask inherited from whoever started us is no module's business. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

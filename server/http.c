@@ -18,7 +18,8 @@
  * Basic auth ([server] auth_file): lines "user:crypt-hash" (openssl
  * passwd -6, mkpasswd); checked with crypt_r() on every request.  Without
  * the file the server trusts whoever can reach the listen address
- * (127.0.0.1 by default).
+ * (127.0.0.1 by default), and serves only requests whose Host is an
+ * address of it (host_ok()).
  *
  * Threads: libmicrohttpd runs one thread per connection, so an event
  * stream may block waiting for news (sse_read).  Handlers read the live
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -64,6 +66,20 @@ struct http_auth {
 
 /* ---- responses ---------------------------------------------------------------- */
 
+/* On every response.  The page (www/) has no inline script or style and
+ * talks only to its own origin (fetch, EventSource): anything else is
+ * refused by the browser.  The icon is a data: URL. */
+#define CSP	"default-src 'none'; script-src 'self'; style-src 'self'; " \
+		"connect-src 'self'; img-src 'self' data:; base-uri 'none'; " \
+		"form-action 'none'; frame-ancestors 'none'"
+
+static void
+add_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Content-Security-Policy", CSP);
+}
+
 static enum MHD_Result
 send_buf(struct MHD_Connection *c, unsigned int code, const char *type, char *buf,
     size_t len)
@@ -78,7 +94,7 @@ send_buf(struct MHD_Connection *c, unsigned int code, const char *type, char *bu
 	}
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	add_headers(r);
 	ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -437,6 +453,7 @@ api_events(struct server *s, struct MHD_Connection *c)
 	}
 	MHD_add_response_header(r, "Content-Type", "text/event-stream");
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	add_headers(r);
 	ret = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -536,25 +553,31 @@ http_auth_check(const char *path, struct mu_err *err)
 	return rc;
 }
 
+/*
+ * One crypt_r() per request whatever the user name: for a name not in the
+ * file, against the first user's hash (same method and cost) with the
+ * answer thrown away, so the time taken does not tell which names exist.
+ * Every name is compared, none skipped early.
+ */
 static bool
 auth_ok(const struct http_auth *a, struct MHD_Connection *c)
 {
 	struct crypt_data *cd;
 	char *user, *pass = NULL;
-	const char *h;
+	const char *h, *hash;
 	bool ok = false;
-	size_t i;
+	size_t i, found = a->n;
 
 	if ((user = MHD_basic_auth_get_username_password(c, &pass)) == NULL)
 		return false;
 	if (pass != NULL && strlen(pass) <= 256 && (cd = calloc(1, sizeof(*cd))) != NULL) {
-		for (i = 0; i < a->n && !ok; i++) {
-			if (strcmp(a->u[i].user, user) != 0)
-				continue;
-			h = crypt_r(pass, a->u[i].hash, cd);
-			ok = h != NULL && h[0] != '*' && strlen(h) == strlen(a->u[i].hash) &&
-			    CRYPTO_memcmp(h, a->u[i].hash, strlen(h)) == 0;
-		}
+		for (i = 0; i < a->n; i++)
+			if (found == a->n && strcmp(a->u[i].user, user) == 0)
+				found = i;
+		hash = a->u[found < a->n ? found : 0].hash;
+		h = crypt_r(pass, hash, cd);
+		ok = found < a->n && h != NULL && h[0] != '*' && strlen(h) == strlen(hash) &&
+		    CRYPTO_memcmp(h, hash, strlen(h)) == 0;
 		free(cd);
 	}
 	MHD_free(user);
@@ -574,9 +597,103 @@ send_auth_fail(struct MHD_Connection *c)
 	if (r == NULL)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", "application/json");
+	add_headers(r);
 	ret = MHD_queue_basic_auth_fail_response(c, REALM, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+/* ---- the Host header ---------------------------------------------------------------------------- */
+
+/*
+ * Without auth, only a Host naming us by address: a web page the operator
+ * visits cannot then read the API through a name of its own that it
+ * points at us (DNS rebinding: the browser sends that name as Host).
+ * Accepted, each with or without ":port" (the configured port): the
+ * listen address (IPv6 in brackets); for a wildcard listen (0.0.0.0, ::)
+ * any address literal, since we answer on all of ours and no rebinding
+ * name is one; for a loopback or wildcard listen also "localhost".  No
+ * name other than localhost is accepted: serving by name takes auth_file.
+ */
+static bool
+addr_loopback(int af, const void *a)
+{
+	const uint8_t *b = a;
+
+	if (af == AF_INET)
+		return b[0] == 127;
+	return memcmp(a, &in6addr_loopback, sizeof(struct in6_addr)) == 0;
+}
+
+static bool
+addr_any(int af, const void *a)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a, zero, af == AF_INET ? 4 : 16) == 0;
+}
+
+/* Split "host[:port]" / "[v6][:port]" into host (out, NUL-ended) and
+ * check the port; false if malformed or another port. */
+static bool
+host_split(const char *v, int port, char *out, size_t outsz, bool *bracketed)
+{
+	const char *end, *colon;
+	char want[8];
+	size_t n;
+
+	*bracketed = v[0] == '[';
+	if (*bracketed) {
+		if ((end = strchr(v, ']')) == NULL)
+			return false;
+		v++;
+		colon = end[1] == '\0' ? NULL : end + 1;
+		if (colon != NULL && colon[0] != ':')
+			return false;
+	} else {
+		colon = strchr(v, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return false;		/* IPv6 without brackets */
+		end = colon != NULL ? colon : v + strlen(v);
+	}
+	n = (size_t)(end - v);
+	if (n == 0 || n >= outsz)
+		return false;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	snprintf(want, sizeof(want), "%d", port);
+	return colon == NULL || strcmp(colon + 1, want) == 0;
+}
+
+static bool
+host_ok(const struct server *s, struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	uint8_t listen[16], got[16];
+	int laf, gaf;
+	char host[256];
+	bool br;
+
+	if (v == NULL || !host_split(v, s->cfg.port, host, sizeof(host), &br))
+		return false;
+	laf = inet_pton(AF_INET, s->cfg.listen, listen) == 1 ? AF_INET : AF_INET6;
+	if (laf == AF_INET6 && inet_pton(AF_INET6, s->cfg.listen, listen) != 1)
+		return false;
+	if (strcasecmp(host, "localhost") == 0 && !br)
+		return addr_loopback(laf, listen) || addr_any(laf, listen);
+	/* An address literal: IPv4 bare, IPv6 only in brackets. */
+	if (!br && inet_pton(AF_INET, host, got) == 1)
+		gaf = AF_INET;
+	else if (br && inet_pton(AF_INET6, host, got) == 1)
+		gaf = AF_INET6;
+	else
+		return false;
+	if (addr_any(laf, listen))
+		return true;
+	if (gaf == laf && memcmp(got, listen, gaf == AF_INET ? 4 : 16) == 0)
+		return true;
+	/* The loopback forms of a loopback listen address. */
+	return addr_loopback(laf, listen) && addr_loopback(gaf, got);
 }
 
 /* ---- routing ---------------------------------------------------------------------------------- */
@@ -594,6 +711,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	/* Refused on the first call, with the headers: a body is never read. */
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return send_error(c, 405, "read-only");
+	if (s->auth == NULL && !host_ok(s, c))
+		return send_error(c, 421, "Host is not this server's address; serving by "
+		    "name needs [server] auth_file");
 	if (*ctx == NULL) {	/* first call: headers only */
 		*ctx = (void *)1;
 		return MHD_YES;

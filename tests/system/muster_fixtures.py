@@ -1064,6 +1064,9 @@ class Agent:
         self.observer = observer
         self.proc: Optional[subprocess.Popen] = None
         self.env: dict[str, str] = {}	# added to this process's environment
+        # A terminal's slave fd: musterd's stdin and controlling terminal,
+        # as an operator's `musterd --foreground` in a shell (issue 22).
+        self.tty: Optional[int] = None
         self.started_ms = 0
         self._tmp: Optional[str] = None
 
@@ -1188,11 +1191,17 @@ class Agent:
         # capability bounding set (no CAP_DAC_OVERRIDE), no new privileges,
         # its umask (issue 19).
         wrap, umask = unit_wrap() if os.geteuid() == 0 else ([], -1)
+        tty = {}
+        if self.tty is not None:
+            import fcntl
+            import termios
+            tty = {"preexec_fn": lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0)}
         self.proc = subprocess.Popen(
             wrap + [str(self.binary), "-c", str(self.conf_path), "--foreground"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL if self.tty is None else self.tty,
+            stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, umask=umask,
-            env={**os.environ, **self.env} if self.env else None)
+            env={**os.environ, **self.env} if self.env else None, **tty)
         log.close()
 
     def stop(self, timeout: float = 15) -> Optional[int]:

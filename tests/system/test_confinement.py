@@ -11,6 +11,7 @@ own owner and mode, not from a folder on the way.
 """
 import errno
 import os
+import pty
 import pwd
 import shutil
 import tempfile
@@ -21,7 +22,8 @@ import pytest
 
 from muster_fixtures import (
     Agent, TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
-    module_payloads, new_job, run_job, topic, wait_until,
+    collect_results, module_payloads, new_job, run_job, send_job, topic, wait_until,
+    watch_results,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -215,3 +217,66 @@ def test_runner_behind_a_closed_folder_still_runs(agents, op, operator, tmp_path
     r = escape(op, operator, {})
     assert r["status"] == "pass", r
     assert r["data"]["id"]["uid"] == pwd.getpwnam(RUN_AS).pw_uid
+
+
+def test_a_module_cannot_type_into_musterds_terminal(agents, op, operator, open_dir):
+    """musterd --foreground in a shell: its terminal is the shell's.  A
+    runner has a session of its own, so no controlling terminal to open,
+    and nothing to type into (issue 22, item 5)."""
+    master, slave = pty.openpty()
+    try:
+        a = agents("h1", wake_port=0)
+        a.tty = slave
+        install_modules(a, "escape", src=TEST_MODULES_DIR)
+        a.start()
+        # Control: the terminal is musterd's (its session's foreground).
+        assert os.tcgetpgrp(master) == a.pid
+        pidfile = open_dir / "tty.pid"
+        r = escape(op, operator, {"tty": True, "pidfile": str(pidfile)})
+        d = r["data"]
+        assert pidfile.exists(), r
+        runner = int(pidfile.read_text())
+        assert d["id"]["sid"] == runner != a.pid, (runner, a.pid, d)
+        assert d["tty"] == {"ok": False, "errno": errno.ENXIO}, d
+        assert d["tiocsti"]["ok"] is False, d
+        assert r["status"] == "pass", r
+        assert os.tcgetpgrp(master) == a.pid		# still musterd's
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_tiocsti_is_denied_by_the_filter(agents, op, operator):
+    # A pty of the module's own, its child's controlling terminal: the
+    # kernel would let it type there; the filter says EPERM.
+    start(agents)
+    r = escape(op, operator, {"ownpty": True})
+    d = r["data"]
+    assert "setup" not in d.get("ownpty", {}), d
+    assert d["ownpty"] == {"ok": False, "errno": errno.EPERM}, d
+
+
+def test_a_job_cannot_read_another_jobs_memory_or_environment(agents, op, operator,
+                                                              open_dir):
+    """Two concurrent jobs as the same user: runners are not dumpable, so
+    the other's /proc/PID/environ and mem are root's (issue 22, item 6)."""
+    start(agents)
+    pidfile = open_dir / "first.pid"
+    first = new_job("run", "host/h1", module="escape",
+                    args={"pidfile": str(pidfile), "sleep": 30000}, timeout_ms=30000)
+    watch_results(op, first["id"])
+    send_job(op, operator, first)
+    wait_until(pidfile.exists, 10, what="the first job to start")
+    pid = int(pidfile.read_text())
+    r = escape(op, operator, {"peek": pid})
+    d = r["data"]
+    # Control: the first job is there, alive and visible in /proc.
+    assert d["peek"]["status"]["ok"] is True, d
+    assert pid_alive(pid)
+    assert d["peek"]["environ"] == {"ok": False, "errno": errno.EACCES}, d
+    assert d["peek"]["mem"] == {"ok": False, "errno": errno.EACCES}, d
+    assert d["id"]["dumpable"] == 0, d
+    cancel = new_job("cancel", "host/h1", cancel=first["id"])
+    assert run_job(op, operator, cancel, ["h1"], 10)["h1"]["status"] == "pass"
+    r1 = collect_results(op, first["id"], ["h1"], 10)["h1"]
+    assert r1["status"] == "cancelled", r1

@@ -4,9 +4,12 @@ parser (promtool) with numbers checked against a real fleet, basic auth,
 the API's bounds on query values."""
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import shutil
 import subprocess
+import time
 import urllib.error
 
 import pytest
@@ -141,3 +144,96 @@ def test_check_config(tmp_path, broker):
     assert r.returncode == 1
     assert "[archive] max_size: bad size 'lots'" in r.stdout, r.stdout
     assert f"{s.conf_path}:" in r.stdout
+
+
+def raw_get(server, path, host, auth=None, body=True):
+    """GET with exactly this Host header (None: none at all)."""
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        c.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            c.putheader("Host", host)
+        if auth is not None:
+            tok = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            c.putheader("Authorization", "Basic " + tok)
+        c.endheaders()
+        r = c.getresponse()
+        return r.status, r.headers, (r.read() if body else b"")
+    finally:
+        c.close()
+
+
+def test_foreign_host_is_refused_without_auth(server):
+    """DNS rebinding (issue 22, item 8): a page at a name of the attacker's,
+    pointed at 127.0.0.1, sends that name as Host; without auth only our
+    own address (and localhost forms of a loopback one) is served."""
+    server.start()
+    port = server.port
+    paths = ["/", "/app.js", "/metrics", "/api/hosts", "/api/jobs", "/api/events"]
+    for host in ["evil.example", f"evil.example:{port}", f"localhost.evil.example:{port}",
+                 f"127.0.0.1.evil.example:{port}", f"127.0.0.1:{port + 1}", "10.0.0.1",
+                 f"[::1]:{port}x", "", None]:
+        for p in paths:
+            st, _, _ = raw_get(server, p, host, body=p != "/api/events")
+            assert st in ((421,) if host is not None else (400, 421)), (host, p, st)
+    # Control: the same requests with our own address are served.
+    for host in ["127.0.0.1", f"127.0.0.1:{port}", "localhost", f"LocalHost:{port}",
+                 f"[::1]:{port}"]:
+        for p in paths:
+            st, _, _ = raw_get(server, p, host, body=p != "/api/events")
+            assert st == 200, (host, p, st)
+
+
+def test_foreign_host_is_served_with_auth(server, tmp_path):
+    h = subprocess.run(["openssl", "passwd", "-6", "pw"], stdout=subprocess.PIPE,
+                       text=True, check=True).stdout.strip()
+    (tmp_path / "users").write_text(f"alice:{h}\n")
+    server.conf["server"]["auth_file"] = str(tmp_path / "users")
+    server.write_conf()
+    server.start()
+    host = f"ctl1.example.net:{server.port}"
+    assert raw_get(server, "/api/hosts", host)[0] == 401
+    assert raw_get(server, "/api/hosts", host, auth=("alice", "pw"))[0] == 200
+
+
+def test_security_headers_on_every_response(server):
+    server.start()
+    host = f"127.0.0.1:{server.port}"
+    cases = {"/": 200, "/app.js": 200, "/style.css": 200, "/metrics": 200,
+             "/api/hosts": 200, "/api/events": 200, "/nope": 404,
+             "/api/results?limit=0": 400}
+    got = {p: raw_get(server, p, host, body=p != "/api/events") for p in cases}
+    got["foreign Host"] = raw_get(server, "/", "evil.example")
+    cases["foreign Host"] = 421
+    for p, (st, hdr, _) in got.items():
+        assert st == cases[p], (p, st)
+        assert hdr.get("X-Content-Type-Options") == "nosniff", (p, dict(hdr))
+        csp = hdr.get("Content-Security-Policy", "")
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp, (p, csp)
+        assert "frame-ancestors 'none'" in csp, (p, csp)
+
+
+def test_basic_auth_takes_as_long_for_unknown_users(server, tmp_path):
+    """crypt() runs for a name not in the file too, so the time taken does
+    not tell which names exist.  A costly hash (many SHA-512 rounds) makes
+    the difference one of a crypt() against none."""
+    h = subprocess.run(["openssl", "passwd", "-6", "-salt", "saltsalt", "pw"],
+                       stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+    # More rounds in the setting (crypt(3) reads rounds= from it): the
+    # digest no longer matches, which is fine, only wrong passwords are
+    # tried here.
+    slow = h.replace("$6$", "$6$rounds=2000000$", 1)
+    (tmp_path / "users").write_text(f"alice:{slow}\n")
+    server.conf["server"]["auth_file"] = str(tmp_path / "users")
+    server.write_conf()
+    server.start()
+
+    def took(user):
+        t = time.monotonic()
+        assert status_of(server, "/api/hosts", auth=(user, "wrong")) == 401
+        return time.monotonic() - t
+
+    known = min(took("alice") for _ in range(2))
+    unknown = min(took("mallory") for _ in range(2))
+    assert known > 0.1, f"the slow hash is not slow ({known:.3f}s): the test shows nothing"
+    assert unknown > known / 2, (known, unknown)

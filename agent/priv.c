@@ -837,6 +837,9 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 			argv[7] = "--nonce", argv[8] = a->selftest_nonce;
 	}
 
+	/* Its own session: no controlling terminal to type into (TIOCSTI)
+	 * if the parent runs on one (issue 22). */
+	setsid();
 	/* Nothing of ours but these two and stdio crosses the exec. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	fcntl(chanfd, F_SETFD, 0);

@@ -81,6 +81,8 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 15) -> "Server":
+        # Only this start's lines count: the log keeps the earlier ones.
+        self._mark = len(self.log())
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(SERVER_BIN), "-c", str(self.conf_path)],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -95,7 +97,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"muster-server exited {self.proc.returncode}:\n"
                                      + self.log()[-4000:])
-            return "connected to the broker" in self.log() and self.http_ok()
+            return ("connected to the broker" in self.log()[getattr(self, "_mark", 0):]
+                    and self.http_ok())
         wait_until(ready, timeout, what="muster-server ready")
 
     def http_ok(self) -> bool:

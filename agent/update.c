@@ -289,7 +289,7 @@ stage_one(struct agent *a, const char *what, const char *sha, uint64_t size,
 	int rc;
 
 	snprintf(from, sizeof(from), "%s/release/%s", a->net_dir, sha);
-	if (read_file(from, BINARY_MAX, &buf, &len, NULL) != MU_OK)
+	if (read_untrusted(from, BINARY_MAX, net_file_owner(a), &buf, &len, NULL) != MU_OK)
 		return mu_errf(err, MU_ENOENT, "the %s binary %.12s... is not there", what, sha);
 	sha256_hex(buf, len, got);
 	if (len != size || strcmp(got, sha) != 0) {
@@ -448,6 +448,7 @@ update_release(struct agent *a, const struct priv_msg *msg)
 {
 	struct release_manifest m;
 	char fpr[PGP_FPR_MAX + 1], why[512];
+	uint64_t floor_at;
 	struct mu_err err;
 	int rc;
 
@@ -466,9 +467,17 @@ update_release(struct agent *a, const struct priv_msg *msg)
 		rc = mu_errf(&err, MU_EINVAL, "this host is outside the %u%% rollout", m.rollout);
 	else if (version_failed_here(a, m.version, why, sizeof(why)))
 		rc = mu_errf(&err, MU_EINVAL, "%s", why);
+	/* Our floor, not the network process's net/release/floor: a signed
+	 * but older release is a rollback whoever forwards it. */
+	else if (m.published_at < (floor_at = parent_floor(a, "release", NULL)))
+		rc = mu_errf(&err, MU_ETRUST, "release %s (published_at %" PRIu64 ") is older "
+		    "than the newest this host accepted (published_at %" PRIu64 "): refused "
+		    "as a rollback", m.version, m.published_at, floor_at);
 	else if ((rc = stage_one(a, "agent", m.agent_sha256, m.agent_size,
-	    a->upd.agent_path, &err)) == MU_OK)
-		rc = stage_one(a, "runner", m.runner_sha256, m.runner_size, a->cfg.runner, &err);
+	    a->upd.agent_path, &err)) == MU_OK &&
+	    (rc = stage_one(a, "runner", m.runner_sha256, m.runner_size, a->cfg.runner,
+	    &err)) == MU_OK)
+		rc = parent_floor_raise(a, "release", NULL, m.published_at, &err);
 	snprintf(a->upd.version, sizeof(a->upd.version), "%s", m.version);
 	a->upd.published_at = m.published_at;
 	wire_doc_free(&m.doc);

@@ -80,16 +80,21 @@ def net_uid(agent):
     return (agent.state_dir / "net").stat().st_uid
 
 
-def assert_stops_within(agent, seconds):
-    t0 = time.monotonic()
+def assert_answers_sigterm(agent):
+    """The parent reads its signals in its event loop: it logs "stopping"
+    within a second of SIGTERM if the loop is running (a parent blocked
+    in open() never does), then exits after its goodbye to the network
+    process, whose length depends on the load, hence the wider bound."""
+    before = log_count(agent, "signal 15: stopping")
     agent.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: log_count(agent, "signal 15: stopping") > before, 1.0,
+               what="the parent to act on SIGTERM")
     try:
-        agent.proc.wait(seconds)
+        agent.proc.wait(10)
     except Exception:
         agent.proc.kill()
         agent.proc.wait()
-        raise AssertionError(f"musterd ignored SIGTERM for {seconds}s")
-    assert time.monotonic() - t0 < seconds
+        raise AssertionError("musterd did not exit within 10 s of SIGTERM")
 
 
 # ---- item 4: FIFOs and symlinks where the parent reads ---------------------------
@@ -122,9 +127,9 @@ def test_fifo_or_symlink_in_the_module_cache(agents, op, operator, pub, keys,
     r = run(op, operator, "h1", timeout=10)
     assert r["status"] == "error", r
     assert "not a regular file of the network process's" in r.get("reason", ""), r
-    # Still answering, and a SIGTERM ends it at once.
+    # Still answering, and a SIGTERM is acted on at once.
     ping(op, operator, h1)
-    assert_stops_within(h1, 1.0)
+    assert_answers_sigterm(h1)
 
 
 # ---- item 3: module floors kept by the parent ---------------------------------

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "config.h"
@@ -547,6 +548,14 @@ void agent_status(struct agent *a, const char *fmt, ...)
  * network process's state_dir/net with its folders, owned by [agent]
  * user when root; sets a->net_dir. */
 int net_state_prepare(struct agent *a, struct mu_err *err);
+/* Who owns a file the network process wrote into state_dir/net: [agent]
+ * user in the parent, ourselves in one process.  The owner read_untrusted()
+ * (util.h) insists on for the parent's reads there. */
+static inline uid_t
+net_file_owner(const struct agent *a)
+{
+	return a->role == ROLE_PARENT ? a->net_uid : geteuid();
+}
 void priv_stop(struct agent *a);
 void priv_free(struct agent *a);
 void priv_drain(struct agent *a);
@@ -600,6 +609,15 @@ void modsrc_subscribed(struct agent *a);
 /* Verify a signed module manifest: signature by a listed publisher, kind,
  * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
  * caller frees m->doc) and fpr the signer. */
+/*
+ * floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind
+ * "modules" with a module name, "release" with NULL): the newest
+ * published_at the parent accepted, 0 when none.  Raising to a lower
+ * value is a no-op.  Parent only: the network process has its own.
+ */
+uint64_t parent_floor(struct agent *a, const char *kind, const char *name);
+int parent_floor_raise(struct agent *a, const char *kind, const char *name,
+    uint64_t published_at, struct mu_err *err);
 int modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
     size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
     char fpr[PGP_FPR_MAX + 1], struct mu_err *err);

@@ -972,12 +972,15 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 	struct signed_pointer p;
 	uint8_t *ptr = NULL, *so = NULL;
 	size_t plen, slen;
+	uint64_t floor_at;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/modcache/%s.ptr", a->net_dir, sha);
-	if (read_file(path, WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64, &ptr, &plen, NULL))
-		return mu_errf(err, MU_ENOENT, "module %s: build %.12s... is not in the cache",
-		    r->job.module, sha);
+	if ((rc = read_untrusted(path, POINTER_MAX, net_file_owner(a), &ptr, &plen, NULL)))
+		return rc == MU_ENOENT ? mu_errf(err, MU_ENOENT, "module %s: build %.12s... is "
+		    "not in the cache", r->job.module, sha) : mu_errf(err, MU_ETRUST,
+		    "module %s: cached pointer %.12s... refused: not a regular file of "
+		    "the network process's", r->job.module, sha);
 	if ((rc = pointer_decode(ptr, plen, &p, err)) == MU_OK) {
 		rc = modsrc_check_manifest(a, r->job.module, p.manifest.ptr, p.manifest.len,
 		    p.sig.ptr, p.sig.len, &m, fpr, err);
@@ -988,10 +991,19 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 		return mu_errf(err, rc, "module %s: cached manifest refused: %.200s",
 		    r->job.module, err->msg);
 	snprintf(path, sizeof(path), "%s/modcache/%s.so", a->net_dir, sha);
+	floor_at = parent_floor(a, "modules", m.name);
 	if (strcmp(m.sha256, sha) != 0)
 		rc = mu_errf(err, MU_EINVAL, "module %s: the cached manifest names another "
 		    "build", r->job.module);
-	else if (read_file(path, a->cfg.module_max, &so, &slen, NULL) != MU_OK)
+	/* The parent's own floor, not the network process's: an older
+	 * signed build only when the job pins it. */
+	else if (!r->job.module_sha256[0] && m.published_at < floor_at)
+		rc = mu_errf(err, MU_ETRUST, "module %s: build %.12s... (version %.40s, "
+		    "published_at %" PRIu64 ") is older than the newest this host accepted "
+		    "(published_at %" PRIu64 "); pin module_sha256 to run it", r->job.module,
+		    sha, m.version, m.published_at, floor_at);
+	else if (read_untrusted(path, a->cfg.module_max, net_file_owner(a), &so, &slen,
+	    NULL) != MU_OK)
 		rc = mu_errf(err, MU_ENOENT, "module %s: cached build %.12s... unreadable",
 		    r->job.module, sha);
 	else if ((rc = modsrc_seal(so, slen, out, err)) == MU_OK &&
@@ -999,6 +1011,11 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 		close(out->memfd);
 		rc = mu_errf(err, MU_EINVAL, "module %s: cached build %.12s... does not match "
 		    "its signed manifest", r->job.module, sha);
+	}
+	if (rc == MU_OK && (rc = parent_floor_raise(a, "modules", m.name, m.published_at,
+	    err)) != MU_OK) {
+		close(out->memfd);
+		out->memfd = -1;
 	}
 	free(so);
 	wire_doc_free(&m.doc);
@@ -1017,6 +1034,17 @@ modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
 	if (r->job.module_sha256[0] && strcmp(r->job.module_sha256, sha256) != 0)
 		return mu_errf(err, MU_ETRUST, "module %s: offered build %.12s..., the job "
 		    "pins %.12s...", r->job.module, sha256, r->job.module_sha256);
+	/* prefer = signed, and the network process says "local": the parent
+	 * cannot see the broker, but its own floor says whether it has run a
+	 * signed build of this module.  If it has, a local file does not
+	 * replace it unless the job pins that file (or the host prefers
+	 * local); otherwise a lying network process could swap any signed
+	 * module for whatever sits in modules_dir. */
+	if (src == PRIV_SRC_LOCAL && !a->cfg.prefer_local && !r->job.module_sha256[0] &&
+	    parent_floor(a, "modules", r->job.module) > 0)
+		return mu_errf(err, MU_ETRUST, "module %s: offered the local file, but this "
+		    "host has run a signed build and [modules] prefer = signed; pin "
+		    "module_sha256 %.12s... to run the local file", r->job.module, sha256);
 	if (src == PRIV_SRC_LOCAL)
 		rc = local_open(a, r->job.module, out, err);
 	else

@@ -635,13 +635,23 @@ static void
 keyring_copy_write(struct keyring_copy *k, const char *dir)
 {
 	char to[CONF_PATH_MAX + NAME_MAX + 2];
+	struct stat st;
 	int i, fd;
 
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
 		log_warnx("%s: %s", dir, strerror(errno));
 	for (i = 0; i < k->n; i++) {
 		snprintf(to, sizeof(to), "%s/%s", dir, k->name[i]);
-		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		/* O_NONBLOCK and the fstat(): a FIFO left in the folder must
+		 * not block us before we are ready, nor take the keys. */
+		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		    0600);
+		if (fd != -1 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    fcntl(fd, F_SETFL, 0) == -1)) {
+			close(fd);
+			fd = -1;
+			errno = EINVAL;
+		}
 		if (fd == -1 || write_full(fd, k->buf[i], k->len[i]) != MU_OK)
 			log_warnx("%s: %s", to, strerror(errno));
 		if (fd != -1)

@@ -14,6 +14,7 @@
  */
 #include "agent.h"
 #include "subproc.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -823,8 +824,13 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 	if (r == NULL || r->state != RUN_WAITING)
 		return;		/* late: the run timed out or was cancelled */
 	if (m->source == PRIV_SRC_NONE) {
-		snprintf(why, sizeof(why), "%.*s", (int)(m->reason.len > 300 ? 300 :
-		    m->reason.len), m->reason.ptr ? m->reason.ptr : "no module");
+		/* The network process's words: escaped before our log and the
+		 * result show them (no forged lines). */
+		if (m->reason.ptr && m->reason.len)
+			printable_copy(why, sizeof(why), m->reason.ptr, m->reason.len > 300 ?
+			    300 : m->reason.len);
+		else
+			snprintf(why, sizeof(why), "no module");
 		if (r->local_why[0] && strstr(why, "not installed") != NULL)
 			snprintf(why, sizeof(why), "%s", r->local_why);
 		run_fail(a, r, RS_ERROR, why);

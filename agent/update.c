@@ -35,9 +35,9 @@
 #include "agent.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -234,8 +234,9 @@ update_no_update(struct agent *a, const struct priv_msg *m)
 {
 	char why[512];
 
-	snprintf(why, sizeof(why), "%.*s", (int)(m->reason.len < 500 ? m->reason.len : 500),
-	    m->reason.ptr);
+	/* The network process's words: escaped before they reach our log. */
+	printable_copy(why, sizeof(why), m->reason.ptr, m->reason.len < 500 ?
+	    m->reason.len : 500);
 	log_info("update job %s: no update: %s", m->job, why);
 	/* "already at version ..." is the one happy ending without an update. */
 	answer_held(a, strncmp(why, "already at version", 18) == 0 ? RS_PASS : RS_FAIL,
@@ -288,7 +289,7 @@ stage_one(struct agent *a, const char *what, const char *sha, uint64_t size,
 	int rc;
 
 	snprintf(from, sizeof(from), "%s/release/%s", a->net_dir, sha);
-	if (read_file(from, BINARY_MAX, &buf, &len, NULL) != MU_OK)
+	if (read_untrusted(from, BINARY_MAX, net_file_owner(a), &buf, &len, NULL) != MU_OK)
 		return mu_errf(err, MU_ENOENT, "the %s binary %.12s... is not there", what, sha);
 	sha256_hex(buf, len, got);
 	if (len != size || strcmp(got, sha) != 0) {
@@ -302,12 +303,64 @@ stage_one(struct agent *a, const char *what, const char *sha, uint64_t size,
 	return rc;
 }
 
+#define RM_DEPTH_MAX	32	/* deeper than any self-test makes */
+
+/*
+ * Remove parent/name and everything under it, relative to directory fds
+ * only (issue 22): folders in the self-test tree may belong to a network
+ * process's user, which can rename them and plant symlinks while we walk.
+ * Each level is opened O_NOFOLLOW | O_DIRECTORY from the fd of the level
+ * above and entries go with unlinkat() on that fd, so a symlink is only
+ * ever unlinked itself and the walk never leaves the tree it opened.
+ * MU_OK, or MU_EIO with errno set.
+ */
 static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+rm_tree_at(int parent, const char *name, int depth)
 {
-	(void)st, (void)flag, (void)ftw;
-	remove(path);
-	return 0;
+	struct dirent *de;
+	int fd, rc = MU_OK, saved;
+	DIR *d;
+
+	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+		return MU_OK;
+	if (errno != EISDIR || depth >= RM_DEPTH_MAX)
+		return MU_EIO;
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? MU_OK : MU_EIO;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return MU_EIO;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    rm_tree_at(dirfd(d), de->d_name, depth + 1) != MU_OK)
+			rc = MU_EIO;
+	saved = errno;
+	closedir(d);
+	errno = saved;
+	if (rc == MU_OK && unlinkat(parent, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
+		rc = MU_EIO;
+	return rc;
+}
+
+/* state_dir/NAME and all under it, without following anything. */
+static int
+rm_state_tree(struct agent *a, const char *name, struct mu_err *err)
+{
+	int top, rc, saved;
+
+	if ((top = open(a->cfg.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return mu_errf(err, MU_EIO, "%s: %s", a->cfg.state_dir, strerror(errno));
+	rc = rm_tree_at(top, name, 0);
+	saved = errno;
+	close(top);
+	if (rc != MU_OK)
+		return mu_errf(err, rc, "removing %s/%s: %s", a->cfg.state_dir, name,
+		    strerror(saved));
+	return MU_OK;
 }
 
 static void selftest_expired(struct loop *l, uint64_t id, void *arg);
@@ -323,6 +376,7 @@ selftest_spawn(struct agent *a, struct mu_err *err)
 	uint8_t r[16];
 	size_t i;
 	pid_t pid;
+	int rc;
 
 	/* Ours, so that we recognise the verdict on it ourselves. */
 	if (getrandom(r, sizeof(r), 0) != sizeof(r))
@@ -335,7 +389,8 @@ selftest_spawn(struct agent *a, struct mu_err *err)
 	staged_path(a->upd.agent_path, "staged", agent, sizeof(agent));
 	staged_path(a->cfg.runner, "staged", runner, sizeof(runner));
 	state_path(a, "selftest", dir, sizeof(dir));
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if ((rc = rm_state_tree(a, "selftest", err)) != MU_OK)
+		return rc;
 	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
 		return mu_errf(err, MU_EIO, "%s: %s", dir, strerror(errno));
 	if ((pid = fork()) == -1)
@@ -393,6 +448,7 @@ update_release(struct agent *a, const struct priv_msg *msg)
 {
 	struct release_manifest m;
 	char fpr[PGP_FPR_MAX + 1], why[512];
+	uint64_t floor_at;
 	struct mu_err err;
 	int rc;
 
@@ -411,9 +467,17 @@ update_release(struct agent *a, const struct priv_msg *msg)
 		rc = mu_errf(&err, MU_EINVAL, "this host is outside the %u%% rollout", m.rollout);
 	else if (version_failed_here(a, m.version, why, sizeof(why)))
 		rc = mu_errf(&err, MU_EINVAL, "%s", why);
+	/* Our floor, not the network process's net/release/floor: a signed
+	 * but older release is a rollback whoever forwards it. */
+	else if (m.published_at < (floor_at = parent_floor(a, "release", NULL)))
+		rc = mu_errf(&err, MU_ETRUST, "release %s (published_at %" PRIu64 ") is older "
+		    "than the newest this host accepted (published_at %" PRIu64 "): refused "
+		    "as a rollback", m.version, m.published_at, floor_at);
 	else if ((rc = stage_one(a, "agent", m.agent_sha256, m.agent_size,
-	    a->upd.agent_path, &err)) == MU_OK)
-		rc = stage_one(a, "runner", m.runner_sha256, m.runner_size, a->cfg.runner, &err);
+	    a->upd.agent_path, &err)) == MU_OK &&
+	    (rc = stage_one(a, "runner", m.runner_sha256, m.runner_size, a->cfg.runner,
+	    &err)) == MU_OK)
+		rc = parent_floor_raise(a, "release", NULL, m.published_at, &err);
 	snprintf(a->upd.version, sizeof(a->upd.version), "%s", m.version);
 	a->upd.published_at = m.published_at;
 	wire_doc_free(&m.doc);

@@ -27,6 +27,16 @@ int write_full(int fd, const void *buf, size_t len);
  */
 int read_file(const char *path, uint64_t max, uint8_t **buf, size_t *len,
     struct stat *st);
+/*
+ * read_file() for a path a less trusted process can write (the network
+ * process's state_dir/net/...): opened O_NONBLOCK as well, so that a FIFO
+ * planted there cannot block the caller, and fstat()ed before any read:
+ * only a regular file of 1..max bytes owned by owner ((uid_t)-1: any) is
+ * read.  Same results as read_file(); MU_EINVAL for a FIFO, a device or a
+ * foreign owner.
+ */
+int read_untrusted(const char *path, uint64_t max, uid_t owner, uint8_t **buf,
+    size_t *len, struct stat *st);
 /* The same for a file the caller opened (it keeps fd). */
 int read_fd(int fd, uint64_t max, uint8_t **buf, size_t *len, struct stat *st);
 

@@ -7,6 +7,7 @@ this source tree); MUSTER_RUNNER may name the runner binary directly.
 """
 import json
 import os
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ SOURCE = Path(os.environ.get("MUSTER_SOURCE_DIR", HERE.parents[1]))
 BUILD = Path(os.environ.get("MUSTER_BUILD_DIR", SOURCE / "build"))
 FIXTURES = HERE / "fixtures"
 EXIT = {"pass": 0, "fail": 1, "error": 2}
+JOB_USER = "muster-job"		# musterd's default run_as (scripts/setup makes it)
 
 
 def find_runner():
@@ -67,16 +69,23 @@ class Result(dict):
 def run(runner):
     """run("os.release", path=..., id="debian") -> the --json result, with
     the exit code checked against the status."""
-    def go(module, *raw, _tools=None, **args):
+    def go(module, *raw, _tools=None, _user=None, _wrap=(), **args):
         """_tools: a folder for MUSTER_TOOLS_DIR (the host's tools folder,
-        where pkg.version and service.status look first)."""
+        where pkg.version and service.status look first).  _user: run the
+        runner as this user (as root only; musterd runs modules as
+        muster-job).  _wrap: a command prefix (e.g. unshare ...)."""
         env = dict(os.environ)
         env.pop("MUSTER_TOOLS_DIR", None)
         if _tools is not None:
             env["MUSTER_TOOLS_DIR"] = str(_tools)
         so = BUILD / "modules" / f"{module}.so"
         assert so.is_file(), f"{so} is not built"
-        argv = [str(runner), "--run", str(so), "--json"]
+        argv = list(_wrap)
+        if _user is not None:
+            pw = pwd.getpwnam(_user)
+            argv += ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+                     "--init-groups", "--"]
+        argv += [str(runner), "--run", str(so), "--json"]
         argv += list(raw) + [arg(k, v) for k, v in args.items()]
         proc = subprocess.run(argv, capture_output=True, text=True,
                               timeout=120, stdin=subprocess.DEVNULL, env=env)

@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """file.check: facts about one path and the expectations asked for."""
+import errno
 import grp
 import hashlib
 import os
 import pwd
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, JOB_USER
 
 HELLO = FIXTURES / "files" / "hello.txt"
 HELLO_SHA256 = "4d1e42589b41bc093a390209395bd9cbb6b469069aa8f63ff0d70a88651e7d9e"
@@ -190,18 +194,34 @@ def test_contains_past_max_read(run, tmp_path):
     assert run("file.check", path=str(f), contains="tail").status == "pass"
 
 
-def test_unreadable_is_error(run, tmp_path):
-    if os.getuid() == 0:
-        # root reads anything; a directory gives EISDIR to read() instead.
-        d = tmp_path / "dir"
-        d.mkdir()
-        r = run("file.check", path=str(d), sha256=WRONG)
+def test_unreadable_is_error(run):
+    """A file the module may not read (EACCES) is an error, not a fail: it
+    cannot tell whether the file matches.  Modules meet this as musterd
+    runs them, as muster-job: as root the runner is started as that user
+    (root would read anything).  The folder is outside pytest's 0700 ones,
+    so only the file's own mode is in the way."""
+    user = None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(JOB_USER)
+        except KeyError:
+            pytest.skip(f"no user {JOB_USER} (scripts/setup creates it)")
+        user = JOB_USER
+    d = Path(tempfile.mkdtemp(prefix="muster-file-check-"))
+    try:
+        os.chmod(d, 0o755)
+        f = d / "secret"
+        f.write_text("x")
+        os.chmod(f, 0)
+        r = run("file.check", path=str(f), sha256=WRONG, _user=user)
+        assert r.status == "error", r
+        assert r["reason"] == f"sha256: {os.strerror(errno.EACCES)}", r
+        # The same file readable, the same user: a plain fail.
+        os.chmod(f, 0o644)
+        r = run("file.check", path=str(f), sha256=WRONG, _user=user)
         assert r.status == "fail", r
-        return
-    f = tmp_path / "secret"
-    f.write_text("x")
-    os.chmod(f, 0)
-    assert run("file.check", path=str(f), sha256=WRONG).status == "error"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.parametrize("args,reason", [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import pwd
 import resource
 import secrets
 import shutil
@@ -29,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -912,10 +914,44 @@ def tls_probe(host: str, port: int, ca: Optional[os.PathLike],
 # ---- the broker ------------------------------------------------------------------
 
 
+BROKER_USER = "mosquitto"	# what Debian's mosquitto drops to as root
+
+
+def install_broker_files(pki: Pki, etc: os.PathLike,
+                         user: str = BROKER_USER) -> Path:
+    """Install the broker's files from a gen-pki folder into etc/muster the
+    way docs/operations.md "Production configuration" does (as root):
+    the folder 0750 root:<user>, broker.key 0640 root:<user>, ca.crt,
+    broker.crt, acl and crl.pem 0644 root:root.  Each file is replaced
+    atomically (a reload never sees half a file).  Returns etc/muster."""
+    gid = pwd.getpwnam(user).pw_gid
+    d = Path(etc) / "muster"
+    d.mkdir(parents=True, exist_ok=True)
+    os.chown(d, 0, gid)
+    os.chmod(d, 0o750)
+    for name, mode, group in (("ca.crt", 0o644, 0), ("broker.crt", 0o644, 0),
+                              ("acl", 0o644, 0), ("crl.pem", 0o644, 0),
+                              ("broker.key", 0o640, gid)):
+        tmp = d / f".{name}.new"
+        shutil.copyfile(pki.dir / name, tmp)
+        os.chown(tmp, 0, group)
+        os.chmod(tmp, mode)
+        os.replace(tmp, d / name)
+    return d
+
+
 class Broker:
     """A real mosquitto from broker-config/dev.conf.in on 127.0.0.1:port with
     the PKI's certificates and ACL.  start()/stop()/kill()/restart() keep the
-    port; reload() sends SIGHUP (re-reads the ACL)."""
+    port; reload() sends SIGHUP (re-reads the ACL).
+
+    As root it runs as a production broker does (docs/operations.md):
+    started as root, it becomes the user mosquitto before it reads its keys,
+    which are installed with exactly the documented owners and modes into
+    a folder of its own outside pytest's (0700) tmp folders (etc_dir/muster,
+    re-installed from the PKI at every start() and reload()); its database
+    and log are in data_dir, owned by mosquitto.  As anyone else it runs as
+    that user, from the PKI folder and workdir directly."""
 
     host = "localhost"
 
@@ -926,18 +962,47 @@ class Broker:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
-        self.conf = self.dir / "mosquitto.conf"
-        self.log_path = self.dir / "mosquitto.log"
         self.stderr_path = self.dir / "mosquitto.stderr"
         self.proc: Optional[subprocess.Popen] = None
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.nofile = nofile or (hard if hard != resource.RLIM_INFINITY
                                  else 1 << 20)
+        if os.geteuid() == 0:
+            try:
+                pw = pwd.getpwnam(BROKER_USER)
+            except KeyError:
+                raise RuntimeError(f"no user {BROKER_USER}: install Debian's "
+                                   f"mosquitto (scripts/setup)") from None
+            self.user = BROKER_USER
+            # Like /etc/mosquitto (0755 root) and /var/lib/mosquitto.
+            self.etc_dir = Path(tempfile.mkdtemp(prefix="muster-broker-"))
+            os.chmod(self.etc_dir, 0o755)
+            weakref.finalize(self, shutil.rmtree, str(self.etc_dir), True)
+            self.data_dir = self.etc_dir / "data"
+            self.data_dir.mkdir(mode=0o700)
+            os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+            self.key_dir = install_broker_files(pki, self.etc_dir)
+            # mosquitto re-reads its configuration on SIGHUP, as itself.
+            self.conf = self.etc_dir / "mosquitto.conf"
+        else:
+            self.user = getpass.getuser()
+            self.etc_dir = None
+            self.data_dir = self.dir
+            self.key_dir = pki.dir
+            self.conf = self.dir / "mosquitto.conf"
+        self.log_path = self.data_dir / "mosquitto.log"
         text = Path(template).read_text()
-        for k, v in (("@PORT@", str(self.port)), ("@DIR@", str(self.dir)),
-                     ("@PKI@", str(pki.dir)), ("@USER@", getpass.getuser())):
+        for k, v in (("@PORT@", str(self.port)), ("@DIR@", str(self.data_dir)),
+                     ("@PKI@", str(self.key_dir)), ("@USER@", self.user)):
             text = text.replace(k, v)
         self.conf.write_text(text)
+        os.chmod(self.conf, 0o644)
+
+    def install_keys(self) -> None:
+        """As root: install the PKI's broker files again (the ACL and CRL
+        change with gen-pki --host / --revoke)."""
+        if self.etc_dir is not None:
+            install_broker_files(self.pki, self.etc_dir)
 
     @property
     def uri(self) -> str:
@@ -950,6 +1015,7 @@ class Broker:
     def start(self, timeout: float = 10) -> "Broker":
         if self.running:
             return self
+        self.install_keys()
         err = open(self.stderr_path, "ab")
         # Raise the open files limit for many agents (DESIGN §9).  Through
         # the shell, not preexec_fn: this process has paho threads, and
@@ -987,13 +1053,21 @@ class Broker:
         if self.proc is None:
             return None
         terminate(self.proc, timeout)
+        self._keep_log()
         return self.proc.returncode
+
+    def _keep_log(self) -> None:
+        """A copy of the log in workdir for post-mortems (data_dir goes
+        when this object does)."""
+        if self.data_dir != self.dir and self.log_path.exists():
+            shutil.copyfile(self.log_path, self.dir / "mosquitto.log")
 
     def kill(self) -> None:
         """SIGKILL: a crash, nothing saved since the last autosave."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            self._keep_log()
 
     def restart(self, down: float = 0.0, timeout: float = 10) -> "Broker":
         """Stop, stay down `down` seconds, start again on the same port."""
@@ -1005,6 +1079,7 @@ class Broker:
     def reload(self, settle: float = 0.3) -> None:
         """SIGHUP: re-read the ACL (and reloadable options)."""
         if self.running:
+            self.install_keys()
             self.proc.send_signal(signal.SIGHUP)
             time.sleep(settle)
 

@@ -164,14 +164,15 @@ def result(op, operator, body):
 def refusal(op, key, body):
     """The refusal of a job whose key is not trusted: unverified, so it is
     answered under invalid-<hash of the envelope> (DESIGN §3), never under
-    the id its body claims."""
+    the id its body claims.  Returns (result, that id): the agent logs the
+    refusal (a notice) under it before it sends the answer."""
     import hashlib
     from muster_fixtures import target_topic, topic, watch_results
     env = key.envelope(body)
     jid = "invalid-" + hashlib.sha256(env).hexdigest()[:16]
     watch_results(op, jid)
     op.publish(target_topic(body["target"]), env)
-    return op.expect(topic("results", jid, "h1"), timeout=10).decode()
+    return op.expect(topic("results", jid, "h1"), timeout=10).decode(), jid
 
 
 @pytest.fixture
@@ -196,9 +197,11 @@ def test_sighup_reloads_operator_keys_and_log_level(hup_agent, broker,
 
     # Before: bob is unknown; info lines ("accepted job") are not logged.
     b1 = new_job("ping", "host/h1", operator="bob")
-    r = refusal(op_client, bob, b1)
+    r, rid = refusal(op_client, bob, b1)
     assert (r["status"], r["reason"]) == (
         "rejected", f"unknown operator key {bob.key_id}"), r
+    # At notice, the refusal is logged (before its answer is sent).
+    assert log_count(a, f"rejected job {rid}: unknown operator key") == 1, a.log()
     p1 = new_job("ping", "host/h1")
     assert result(op_client, operator, p1)["status"] == "pass"
     assert p1["id"] not in a.log()
@@ -223,10 +226,11 @@ def test_sighup_reloads_operator_keys_and_log_level(hup_agent, broker,
     sighup(a, 1)
     assert "reloaded: 1 operator keys" in a.log(), a.log()
     p2 = new_job("ping", "host/h1")
-    r = refusal(op_client, operator, p2)
+    r, rid = refusal(op_client, operator, p2)
     assert (r["status"], r["reason"]) == (
         "rejected", f"unknown operator key {operator.key_id}"), r
-    assert p2["id"] not in a.log()
+    # The same kind of line as b1's above, which was logged at notice.
+    assert rid not in a.log(), a.log()
     b3 = new_job("ping", "host/h1", operator="bob")
     assert result(op_client, bob, b3)["status"] == "pass"
 
@@ -265,7 +269,7 @@ def test_sighup_with_a_bad_file_keeps_the_running_config(hup_agent, broker,
     (a.operators / f"{operator.name}.pub").write_text("broken\n")
     sighup(a, 2)
     c = new_job("ping", "host/h1")
-    r = refusal(op_client, operator, c)
+    r, _ = refusal(op_client, operator, c)
     assert (r["status"], r["reason"]) == (
         "rejected", f"unknown operator key {operator.key_id}"), r
     assert broker_connections(broker, "h1") == 1

@@ -317,7 +317,30 @@ def test_revoked_host_certificate_is_refused_by_the_broker(tmp_path):
         got = probe(kept / "h2.crt", kept / "h2.key")
         assert got.startswith("tls:") or got == "closed", got
         assert probe(pki.cert("h1"), pki.key("h1")) == "connack:0"
-        print(f"\nrevoked h2: {got}")
-        assert "revoked" in got.lower() or "revoked" in b.log().lower(), (got, b.log())
+        # Why: the broker's alert.  (tls_probe sends its CONNECT at once and
+        # may lose the alert to the reset that provokes; the broker's log
+        # says only "certificate verify failed".)
+        assert tls_alert(b.port, pki.ca, kept / "h2.crt", kept / "h2.key") == \
+            "SSLV3_ALERT_CERTIFICATE_REVOKED"
     finally:
         b.stop()
+
+
+def tls_alert(port, ca, cert, key, timeout=5):
+    """The TLS handshake with a client certificate, then a read with nothing
+    sent: the broker's verdict on the certificate comes as an alert (in the
+    handshake under TLS 1.2, right after it under 1.3).  The alert's
+    reason, or what happened instead."""
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(ca))
+    ctx.load_cert_chain(str(cert), str(key))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return "data" if s.recv(1) else "closed"
+    except ssl.SSLError as e:
+        return e.reason or str(e)
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"

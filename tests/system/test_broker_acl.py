@@ -11,15 +11,18 @@ has arrived anything earlier would have arrived too.
 import getpass
 import hashlib
 import os
+import pwd
 import re
+import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from muster_fixtures import (
     Broker, ConnectError, SOURCE_DIR, free_port, gen_keys, gen_pki,
-    mosquitto_binary, new_job, tls_probe, topic,
+    mosquitto_binary, new_job, tls_probe, topic, wait_until,
 )
 
 HOST_JOBS = topic("hosts", "h1", "jobs")
@@ -328,6 +331,89 @@ def test_group_rights_follow_the_inventory_and_reload(tmp_path, operator):
         for c in clients:
             c.close()
         b.stop()
+
+
+def _ids(pid):
+    """Uid, Gid (real, effective, saved, fs) and Groups of a process."""
+    st = dict(line.split(":", 1) for line in
+              Path(f"/proc/{pid}/status").read_text().splitlines())
+    return st["Uid"].split(), st["Gid"].split(), st["Groups"].split()
+
+
+def _owners_and_modes(d):
+    out = {".": (stat.S_IMODE(d.stat().st_mode), d.stat().st_uid, d.stat().st_gid)}
+    for f in sorted(d.iterdir()):
+        st = f.stat()
+        out[f.name] = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    return out
+
+
+def _docs_install(pki, etc):
+    """Run the `install` lines of docs/operations.md "Production
+    configuration" with /etc/mosquitto/muster moved to etc/muster and PKI
+    to the gen-pki folder (apt-get and systemctl left out)."""
+    text = (SOURCE_DIR / "docs" / "operations.md").read_text()
+    block = re.search(r"### Production configuration\n.*?```\n(.*?)```", text,
+                      re.S).group(1)
+    lines = [ln for ln in block.splitlines()
+             if ln.startswith("install ") and "/etc/mosquitto/muster" in ln]
+    assert len(lines) == 3, block
+    for ln in lines:
+        ln = ln.replace("/etc/mosquitto/muster", f"{etc}/muster")
+        ln = ln.replace("PKI/", f"{pki.dir}/")
+        subprocess.run(ln, shell=True, check=True)
+    return Path(etc) / "muster"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mosquitto switches to its user "
+                    "only when started as root (CI runs the suite as root)")
+def test_broker_runs_as_mosquitto_with_the_documented_key_files(broker, pki,
+                                                                tmp_path):
+    """docs/operations.md: Mosquitto starts as root, becomes mosquitto and
+    then reads its keys, so broker.key is 0640 root:mosquitto in a folder
+    0750 root:mosquitto.  The fixture broker runs exactly so."""
+    mq = pwd.getpwnam("mosquitto")
+    uid, gid, groups = _ids(broker.proc.pid)
+    assert uid == [str(mq.pw_uid)] * 4, uid
+    assert gid == [str(mq.pw_gid)] * 4, gid
+    assert "0" not in groups, groups
+
+    # Its files are what the documented commands install, and those are
+    # the documented modes.
+    files = _owners_and_modes(broker.key_dir)
+    assert files == _owners_and_modes(_docs_install(pki, tmp_path / "etc"))
+    g = mq.pw_gid
+    assert files == {".": (0o750, 0, g), "acl": (0o644, 0, 0),
+                     "broker.crt": (0o644, 0, 0), "broker.key": (0o640, 0, g),
+                     "ca.crt": (0o644, 0, 0), "crl.pem": (0o644, 0, 0)}, files
+
+    def probe():
+        return tls_probe("127.0.0.1", broker.port, pki.ca, pki.cert("h1"),
+                         pki.key("h1"), server_hostname="localhost")
+    assert probe() == "connack:0"
+    # A reload re-reads the certificates and the ACL as mosquitto.
+    mark = len(broker.log())
+    broker.reload()
+    wait_until(lambda: "Reloading config" in broker.log()[mark:], 10,
+               what="the broker's reload")
+    assert broker.running and probe() == "connack:0"
+
+    # The proof that it reads the key as mosquitto: with the key as
+    # gen-pki writes it (0600 root:root) the same broker does not start...
+    broker.stop()
+    key = broker.key_dir / "broker.key"
+    os.chown(key, 0, 0)
+    os.chmod(key, 0o600)
+    mark = len(broker.log())
+    r = subprocess.run([mosquitto_binary(), "-c", str(broker.conf)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=30)
+    assert r.returncode != 0, r.stdout
+    assert f'Unable to load server key file "{key}"' in broker.log()[mark:], \
+        broker.log()[mark:]
+    # ... and with the documented modes (start() installs them) it does.
+    broker.start()
+    assert probe() == "connack:0"
 
 
 def test_acl_has_no_topic_lines_for_anonymous_only(pki):

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from muster_fixtures import (
     BUILD_DIR, MUSTER_CLI, Agent, Broker, free_port, gen_pki, is_sanitized,
-    run_cli, sanitizer_report, topic, unpack, write_cli_conf,
+    run_cli, sanitizer_report, tls_probe, topic, unpack, write_cli_conf,
 )
 
 pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
@@ -191,7 +191,9 @@ def test_table_sorted_failures_first(fleet):
 
 
 def test_ndjson(fleet):
+    t0 = int(time.time() * 1000)
     r = fleet.cli("run", "-g", "web", "--json", "echoargs", "x=1")
+    t1 = int(time.time() * 1000)
     assert r.returncode == 0, r.stderr
     objs = ndjson(r.stdout)
     results, summary = objs[:-1], objs[-1]
@@ -201,10 +203,21 @@ def test_ndjson(fleet):
         assert o["kind"] == "run" and o["module"] == "echoargs"
         assert o["data"]["args"] == {"x": 1}
         assert o["job"] == summary["jobs"][0]
-        assert o["duration_ms"] >= 0
+        # The agent's times of this run (same clock), and their difference.
+        assert t0 <= o["started_at"] <= o["finished_at"] <= t1, (t0, o, t1)
+        assert o["duration_ms"] == o["finished_at"] - o["started_at"], o
     assert summary["type"] == "summary"
     assert (summary["expected"], summary["answered"], summary["pass"]) == (2, 2, 2)
     assert summary["missing"] == [] and summary["exit"] == 0
+
+
+def test_duration_is_how_long_the_module_ran(fleet):
+    # hang runs until its 1 s timeout stops it.
+    r = fleet.cli("run", "-H", "h1", "--json", "--timeout", "1s", "hang")
+    res = ndjson(r.stdout)[0]
+    assert res["status"] == "timeout", res
+    assert res["duration_ms"] == res["finished_at"] - res["started_at"], res
+    assert 1000 <= res["duration_ms"] < 10000, res
 
 
 def test_version(fleet):
@@ -649,29 +662,48 @@ def test_stopped_agent_goes_offline(broker, agents, keys, tmp_path):
 
 def test_config_precedence(fleet, keys, tmp_path):
     """-c beats $MUSTER_CONFIG beats ~/.config/muster/muster.conf; a flag
-    beats every file.  A "bad" config names a port nobody listens on."""
+    beats every file.  A "bad" config names a port nobody listens on, so
+    which file was used shows in the error: "cannot connect to" that port
+    (exit 2 is also what a config error gives: the message tells them
+    apart)."""
     dead = f"ssl://localhost:{free_port()}"
     home = tmp_path / "home"
     good = write_cli_conf(tmp_path / "good.conf", fleet.broker, keys=keys)
     bad = write_cli_conf(tmp_path / "bad.conf", fleet.broker, keys=keys, uri=dead)
     home_conf = home / ".config" / "muster" / "muster.conf"
+    DEAD = "the dead port"
 
     def ping(*flags, env_conf=None):
+        """"ok", DEAD (exit 2, could not connect to the dead port, and
+        nothing else said), or what happened."""
         env = {"HOME": home, "MUSTER_CONFIG": env_conf}
-        return run_cli(*flags, "ping", "-H", "h1", env=env).returncode
+        r = run_cli(*flags, "ping", "-H", "h1", env=env)
+        if r.returncode == 0 and "1 expected, 1 answered: 1 pass" in r.stdout:
+            return "ok"
+        if r.returncode == 2 and r.stderr.startswith(f"muster: cannot connect to {dead}:") \
+                and r.stderr.count("\n") == 1:
+            return DEAD
+        return (r.returncode, r.stdout, r.stderr)
 
     shutil.copy(good, home_conf.parent.mkdir(parents=True) or home_conf)
-    assert ping() == 0				# ~/.config
-    assert ping(env_conf=bad) == 2		# $MUSTER_CONFIG beats it
+    assert ping() == "ok"				# ~/.config
+    assert ping(env_conf=bad) == DEAD		# $MUSTER_CONFIG beats it
     shutil.copy(bad, home_conf)
-    assert ping() == 2
-    assert ping(env_conf=good) == 0
-    assert ping("-c", good, env_conf=bad) == 0	# -c beats $MUSTER_CONFIG
-    assert ping("--config", bad, env_conf=good) == 2
-    assert ping("-c", bad, "--broker", fleet.broker.uri) == 0	# flag beats file
-    assert ping("-c", good, "--broker", dead) == 2
+    assert ping() == DEAD
+    assert ping(env_conf=good) == "ok"
+    assert ping("-c", good, env_conf=bad) == "ok"	# -c beats $MUSTER_CONFIG
+    assert ping("--config", bad, env_conf=good) == DEAD
+    assert ping("-c", bad, "--broker", fleet.broker.uri) == "ok"	# flag beats file
+    assert ping("-c", good, "--broker", dead) == DEAD
     # comma-separated fail-over: the dead one first
-    assert ping("-c", bad, "--broker", f"{dead},{fleet.broker.uri}") == 0
+    assert ping("-c", bad, "--broker", f"{dead},{fleet.broker.uri}") == "ok"
+    # A missing file named by -c or $MUSTER_CONFIG is an error, not the
+    # next file down (a good one is there) nor defaults.
+    shutil.copy(good, home_conf)
+    for missing in (ping("-c", tmp_path / "nope.conf"),
+                    ping(env_conf=tmp_path / "nope.conf")):
+        assert missing == (2, "", f"muster: {tmp_path / 'nope.conf'}: cannot open: "
+                           "No such file or directory\n"), missing
     # every value as a flag, no file at all
     home_conf.unlink()
     pki = fleet.broker.pki
@@ -679,13 +711,10 @@ def test_config_precedence(fleet, keys, tmp_path):
              "--cert", pki.cert("op:alice"), "--key", pki.key("op:alice"),
              "--operator-key", keys.operator_key("alice"), "--protocol", "5",
              "--keepalive", "20s", "--topic-root", "muster"]
-    assert ping(*flags) == 0
+    assert ping(*flags) == "ok"
     r = run_cli(*flags[:-8], "ping", "-H", "h1", env={"HOME": home,
                                                      "MUSTER_CONFIG": None})
     assert r.returncode == 2 and "operator key" in r.stderr
-    # a missing file named by -c or $MUSTER_CONFIG is an error, not defaults
-    assert ping("-c", tmp_path / "nope.conf") == 2
-    assert ping(env_conf=tmp_path / "nope.conf") == 2
 
 
 @pytest.mark.parametrize("text,line", [
@@ -719,25 +748,99 @@ def test_cli_verifies_the_broker(fleet, keys, tmp_path):
     r = run_cli("hosts", conf=conf, env={"HOME": tmp_path})
     assert r.returncode == 2 and r.stdout == ""
 
-    # A name for 127.0.0.1 that is not in the broker's SANs (localhost,
-    # 127.0.0.1, ::1), if this machine has one.
-    names = {socket.gethostname(), socket.getfqdn()}
-    alias = next((n for n in sorted(names) if n and n != "localhost" and
-                  _resolves_to_loopback(n)), None)
-    if alias is None:
-        pytest.skip("no other name for 127.0.0.1 here")
-    uri = f"ssl://{alias}:{fleet.broker.port}"
-    conf = write_cli_conf(tmp_path / "alias.conf", fleet.broker, keys=keys, uri=uri)
-    r = run_cli("ping", "-H", "h1", conf=conf, env={"HOME": tmp_path})
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert "cannot connect" in r.stderr
+    # A name the certificate does not name (its SANs: localhost, 127.0.0.1,
+    # ::1) that leads to the broker all the same: this machine's own name
+    # where it resolves to a loopback address (Debian: 127.0.1.1, where
+    # the broker does not listen), else 127.0.0.2; a TCP relay there
+    # passes the connection on to the broker.
+    alias, addr = _loopback_alias()
+    pki = fleet.broker.pki
+    with _Relay(addr, ("127.0.0.1", fleet.broker.port)) as relay:
+        # The relay reaches the broker: a client asking for a name the
+        # certificate has gets in through it ...
+        assert tls_probe(addr, relay.port, pki.ca, pki.cert("op:alice"),
+                         pki.key("op:alice"),
+                         server_hostname="localhost") == "connack:0"
+        before = relay.accepted
+        uri = f"ssl://{alias}:{relay.port}"
+        conf = write_cli_conf(tmp_path / "alias.conf", fleet.broker, keys=keys,
+                              uri=uri)
+        r = run_cli("ping", "-H", "h1", conf=conf, env={"HOME": tmp_path})
+        # ... the CLI, given the other name, reached it and refused it.
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.startswith(f"muster: cannot connect to {uri}:"), r.stderr
+        assert relay.accepted > before
 
 
-def _resolves_to_loopback(name: str) -> bool:
-    try:
-        return socket.gethostbyname(name) == "127.0.0.1"
-    except OSError:
-        return False
+def _loopback_alias() -> tuple[str, str]:
+    """(name, address): a name of this machine that resolves to a loopback
+    address, or ("127.0.0.2", "127.0.0.2")."""
+    for n in sorted({socket.gethostname(), socket.getfqdn()}):
+        if not n or n == "localhost":
+            continue
+        try:
+            a = socket.gethostbyname(n)
+        except OSError:
+            continue
+        if a.startswith("127."):
+            return n, a
+    return "127.0.0.2", "127.0.0.2"
+
+
+class _Relay:
+    """A TCP relay from (addr, a free port) to target, one thread per
+    connection; counts the connections it accepted."""
+
+    def __init__(self, addr: str, target: tuple[str, int]):
+        self.target = target
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.done = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.done = True
+        self.sock.close()
 
 
 # ---- keygen ---------------------------------------------------------------------
@@ -771,9 +874,23 @@ def test_keygen(fleet, tmp_path):
     # refuse them.  The refusal of an unverifiable job is published under
     # invalid-<hash of the envelope>, never under the job's id (DESIGN §3),
     # so the CLI sees no answer for its job: exit 3 (contract changed).
-    r = fleet.cli("--operator-key", key, "ping", "-H", "h1", "--json",
-                  "--wait", "3s")
-    assert r.returncode == 3, r.stdout + r.stderr
+    # That h1 did refuse it, naming the new key, an operator sees.
+    raw = public.public_bytes(serialization.Encoding.Raw,
+                              serialization.PublicFormat.Raw)
+    key_id = hashlib.sha256(raw).digest()[:8].hex()
+    with fleet.broker.client("op:alice") as op:
+        op.subscribe(topic("results", "+", "h1"))
+        r = fleet.cli("--operator-key", key, "ping", "-H", "h1", "--json",
+                      "--wait", "3s")
+        assert r.returncode == 3, r.stdout + r.stderr
+        (summary,) = ndjson(r.stdout)
+        assert summary["missing"] == ["h1"], summary
+        m = op.expect(topic("results", "+", "h1"), timeout=10, match=lambda m:
+                      m.decode().get("reason") == f"unknown operator key {key_id}")
+    refused = m.decode()
+    assert refused["status"] == "rejected", refused
+    assert refused["job"].startswith("invalid-"), refused
+    assert refused["job"] not in summary["jobs"], (refused, summary)
 
 
 def test_duplicate_result_shown_once(broker, agents, keys, tmp_path):

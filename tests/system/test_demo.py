@@ -92,8 +92,21 @@ def test_demo_end_to_end(tmp_path):
             assert re.search(rf"^{h}\s+online\s", hosts, re.M), hosts
         qc = section(out, "qc.install profile:=@seeds/qc/base.json")
         assert "4 expected, 4 answered" in qc, qc
+        # The four hosts are this machine: the same checks of the same
+        # files give each the same verdict, and every check can be made
+        # (an "error" is a check that could not be: a broken demo).
+        rows = {}
         for h in HOSTS:
-            assert re.search(rf"^{h}\s+(pass|fail|error)\s", qc, re.M), qc
+            m = re.search(rf"^{h}\s+(\S+)\s+\S+\s+(.*)$", qc, re.M)
+            assert m, qc
+            rows[h] = m.groups()
+        assert len(set(rows.values())) == 1, qc
+        status, text = rows[HOSTS[0]]
+        if status == "pass":
+            assert text == "QC base: 10 checks, 10 pass, 0 fail, 0 error", qc
+        else:
+            assert status == "fail" and text.startswith("failed: ") and \
+                "could not check" not in text, qc
         assert "2 expected, 2 answered" in section(out, "-g web os.release")
         # Issue 8: the shipped modules are published signed, and every host
         # fetched what it ran from the broker (none was copied by hand).

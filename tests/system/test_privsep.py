@@ -93,7 +93,8 @@ def test_process_tree_users_and_capabilities(agents, op, operator):
     assert "network process" in a.log()
 
 
-def test_network_process_killed_mid_job_one_result(agents, op, operator):
+def test_network_process_killed_mid_job_one_result(agents, op, operator, broker):
+    from muster_fixtures import broker_received, spool_files, topic
     a = start(agents)
     n = wait_until(lambda: net_pid(a), 10, what="the network process")
     body = new_job("run", "host/h1", module="escape", args={"sleep": 3000})
@@ -107,12 +108,15 @@ def test_network_process_killed_mid_job_one_result(agents, op, operator):
     assert n2 != n
     got = collect_results(op, body["id"], ["h1"], 20)
     assert got["h1"]["status"] == "pass", got
-    # Exactly one answer: nothing more comes.
-    time.sleep(1.0)
+    # Exactly one answer.  Once the agent holds no result (nothing left to
+    # send again), a ping goes the same way: anything published before its
+    # answer has arrived before it; and the broker got one PUBLISH.
+    wait_until(lambda: not spool_files(a), 15, what="the agent's spool to drain")
+    assert ping(op, operator)["status"] == "pass"
     extra = [m for m in op.pending() if body["id"] in m.topic]
     assert extra == [], extra
+    assert broker_received(broker, topic("results", body["id"], "h1"), "h1") == 1
     assert log_count(a, "network process killed by signal 9") == 1
-    assert ping(op, operator)["status"] == "pass"
 
 
 def test_malformed_frame_replaces_the_network_process(agents, op, operator):

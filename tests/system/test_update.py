@@ -453,28 +453,57 @@ def test_two_servers_answer_20_concurrent_selftests_once(broker, pki, keys, mqtt
 
 
 def test_server_refuses_wrong_nonce_and_forged_request(broker, pki, keys, mqtt, server):
+    def st(h, what):
+        return topic("hosts", h, "selftest", what)
+
+    def request(client, signer, host, nonce):
+        client.publish(st(host, "request"),
+                       host_sign(pki.key(signer), pki.cert(signer),
+                                 {"v": 1, "host": host, "nonce": nonce, "version": "1"}))
+
     c = mqtt("h2", client_id="h2.selftest")
-    c.subscribe(topic("hosts", "h2", "selftest", "jobs"),
-                topic("hosts", "h2", "selftest", "verdict"))
+    c.subscribe(st("h2", "jobs"), st("h2", "verdict"))
     announce(c, pki, "h2")
-    announce(mqtt("h3"), pki, "h3")
-    time.sleep(0.5)
-    # Signed by h3, published on h2's topic (h3's key, h2's name): refused.
-    c.publish(topic("hosts", "h2", "selftest", "request"),
-              host_sign(pki.key("h3"), pki.cert("h3"),
-                        {"v": 1, "host": "h2", "nonce": "ab" * 16, "version": "1"}))
-    assert c.get(2, topic=topic("hosts", "h2", "selftest", "jobs")) is None
+    c3 = mqtt("h3", client_id="h3.selftest")
+    c3.subscribe(st("h3", "jobs"), st("h3", "verdict"))
+    announce(c3, pki, "h3")
+    wait_until(lambda: {"h2", "h3"} <= {h["host"] for h in server.api("/api/hosts")["hosts"]},
+               15, what="the server to have both statuses")
+    # The server knows h3's certificate: a request h3 signs for itself
+    # gets its test job (answered, so that test ends well).
+    n3 = secrets.token_hex(16)
+    request(c3, "h3", "h3", n3)
+    m = c3.get(15, topic=st("h3", "jobs"))
+    assert m is not None, server.log()[-3000:]
+    b3 = unpack(unpack(m.payload)["body"])
+    c3.publish(topic("results", b3["id"], "h3"),
+               signed_result(pki, "h3", b3["id"], module="selftest.echo",
+                             data={"nonce": b3["args"]["nonce"]}))
+    v = unpack(c3.get(15, topic=st("h3", "verdict")).payload)
+    assert v["ok"] is True and v["nonce"] == n3, v
+
+    # Signed by h3, published on h2's topic (h3's key, h2's name): refused
+    # as signed by another host, not as an unknown certificate.
+    refused = log_count(server, "self-test request for h2 refused")
+    request(c, "h3", "h2", "ab" * 16)
+    wait_until(lambda: log_count(server, "self-test request for h2 refused") > refused,
+               15, what="the server to refuse the forged request")
+    line = [ln for ln in server.log().splitlines()
+            if "self-test request for h2 refused" in ln][-1]
+    assert "unknown certificate" not in line, line
+    # Then h2's own request, the same way: the first job on h2's topic is
+    # its answer, and no other job comes before its verdict.
     nonce = secrets.token_hex(16)
-    c.publish(topic("hosts", "h2", "selftest", "request"),
-              host_sign(pki.key("h2"), pki.cert("h2"),
-                        {"v": 1, "host": "h2", "nonce": nonce, "version": "1"}))
-    m = c.get(10, topic=topic("hosts", "h2", "selftest", "jobs"))
+    request(c, "h2", "h2", nonce)
+    m = c.get(10, topic=st("h2", "jobs"))
     body = unpack(unpack(m.payload)["body"])
     c.publish(topic("results", body["id"], "h2"),
               signed_result(pki, "h2", body["id"], module="selftest.echo",
                             data={"nonce": "not-" + body["args"]["nonce"]}))
-    v = unpack(c.get(10, topic=topic("hosts", "h2", "selftest", "verdict")).payload)
+    v = unpack(c.get(10, topic=st("h2", "verdict")).payload)
     assert v["ok"] is False and v["nonce"] == nonce and "nonce" in v["reason"], v
+    assert [x.topic for x in c.pending()] == [], c.pending()
+    assert log_count(server, "self-test of h2: job ") == 1, server.log()[-3000:]
 
 
 # ---- the CLI: muster release publish | rollout | show, muster update -------------

@@ -534,6 +534,65 @@ test_reject_rate_limit(void **state)
 	assert_int_equal(f->a.jobs_rejected, REJECT_BURST + 5);
 }
 
+/*
+ * Fail closed: a job whose id cannot be recorded is answered "error"
+ * ("agent could not record the job id") and not run, whether the write
+ * fails (a full disk: /dev/full under the seen-set's file) or the group
+ * commit's flush does (fdatasync on a pipe: EINVAL); a second delivery
+ * of it gets no answer (its id is known); with the disk back, jobs run.
+ */
+static void
+expect_unrecorded(struct fx *f, const char *id)
+{
+	static const char why[] = "agent could not record the job id";
+	struct answer ans;
+	uint8_t *frame = NULL;
+
+	assert_true(next_answer(f, &ans, &frame));
+	assert_string_equal(ans.r.job, id);
+	assert_int_equal(ans.r.status, RS_ERROR);
+	assert_int_equal(ans.r.summary.len, strlen(why));
+	assert_memory_equal(ans.r.summary.ptr, why, strlen(why));
+	answer_free(&ans, frame);
+	expect_silence(f);
+}
+
+static void
+test_record_fails_closed(void **state)
+{
+	struct fx *f = *state;
+	struct job j, again;
+	int real, full, pipefd[2];
+
+	assert_true((real = dup(f->a.seen.fd)) != -1);
+	assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) != -1);
+	assert_true(dup2(full, f->a.seen.fd) != -1);
+	close(full);
+	job_ping(&j, "full-1");
+	deliver(f, TOPIC_HOST, f->alice, &j);
+	expect_unrecorded(f, "full-1");
+	again = j;
+	deliver(f, TOPIC_HOST, f->alice, &again);
+	expect_silence(f);
+	assert_int_equal(f->a.jobs_duplicate, 1);
+
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_true(dup2(pipefd[1], f->a.seen.fd) != -1);
+	job_ping(&j, "flush-1");
+	deliver(f, TOPIC_HOST, f->alice, &j);
+	expect_unrecorded(f, "flush-1");
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(f->a.jobs_accepted, 0);
+
+	assert_true(dup2(real, f->a.seen.fd) != -1);
+	close(real);
+	job_ping(&j, "ok-1");
+	deliver(f, TOPIC_HOST, f->alice, &j);
+	expect_answer(f, "ok-1", RS_PASS, NULL);
+	assert_int_equal(f->a.jobs_accepted, 1);
+}
+
 int
 main(void)
 {
@@ -550,6 +609,7 @@ main(void)
 		T(test_wrong_aud),
 		T(test_policy_deny),
 		T(test_reject_rate_limit),
+		T(test_record_fails_closed),
 	};
 #undef T
 

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <cmocka.h>
 
@@ -187,6 +190,40 @@ test_seen_damaged_file(void **state)
 	seen_close(&s);
 }
 
+/*
+ * musterd runs as root without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+ * (the unit's capability bounding set), so a folder's mode binds it.  As
+ * root, these take the two from the effective set and give them back;
+ * not root, there is nothing to take.
+ */
+static struct __user_cap_data_struct caps_saved[2];
+static bool caps_taken;
+
+static void
+dac_drop(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct c[2];
+
+	if (geteuid() != 0)
+		return;
+	assert_int_equal(syscall(SYS_capget, &h, caps_saved), 0);
+	memcpy(c, caps_saved, sizeof(c));
+	c[0].effective &= ~(1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH);
+	assert_int_equal(syscall(SYS_capset, &h, c), 0);
+	caps_taken = true;
+}
+
+static void
+dac_restore(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+
+	if (caps_taken && syscall(SYS_capset, &h, caps_saved) != 0)
+		fail_msg("capset: %s", strerror(errno));
+	caps_taken = false;
+}
+
 static void
 test_seen_unwritable(void **state)
 {
@@ -194,11 +231,100 @@ test_seen_unwritable(void **state)
 	struct seen_set s;
 	struct mu_err err = { "" };
 	char missing[128];
+	int rc;
 
 	/* A state_dir that does not exist: refused, with the path named. */
 	snprintf(missing, sizeof(missing), "%s/nope", d->path);
 	assert_int_not_equal(seen_open(&s, missing, NOW, &err), MU_OK);
 	assert_non_null(strstr(err.msg, "nope"));
+	seen_close(&s);
+
+	/* One that exists but may not be written (0500): refused, the file
+	 * named with the reason, and nothing left behind. */
+	assert_int_equal(chmod(d->path, 0500), 0);
+	dac_drop();
+	rc = seen_open(&s, d->path, NOW, &err);
+	dac_restore();
+	assert_int_equal(chmod(d->path, 0700), 0);
+	assert_int_equal(rc, MU_EIO);
+	assert_non_null(strstr(err.msg, d->path));
+	assert_non_null(strstr(err.msg, strerror(EACCES)));
+	assert_false(exists(d->path, "seen"));
+	assert_false(exists(d->path, "seen.new"));
+	seen_close(&s);
+
+	/* The same folder writable: it opens. */
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_true(exists(d->path, "seen"));
+	seen_close(&s);
+}
+
+/*
+ * The fail-closed path behind "agent could not record the job id"
+ * (intake.c): an id whose line does not reach the disk is reported as an
+ * error - its job is answered so and not run - but stays known until a
+ * restart, so a second delivery does not run it either; a run's line stays
+ * open (it may have reached the disk).  Both ways it can fail: the write
+ * (a full disk: /dev/full under the file) and the flush (fdatasync on a
+ * pipe: EINVAL).
+ */
+static void
+test_seen_record_fails_closed(void **state)
+{
+	struct dir *d = *state;
+	struct seen_set s;
+	struct mu_err err = { "" };
+	char buf[1024], line[160];
+	int real, full, pipefd[2];
+
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_int_equal(seen_add(&s, "kept-1", NOW + 60000, NULL, &err), MU_OK);
+	assert_true((real = dup(s.fd)) != -1);
+
+	/* The disk is full: the write fails. */
+	assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) != -1);
+	assert_true(dup2(full, s.fd) != -1);
+	close(full);
+	err.msg[0] = '\0';
+	assert_int_equal(seen_add(&s, "full-1", NOW + 60000, NULL, &err), MU_EIO);
+	assert_non_null(strstr(err.msg, "/seen: "));
+	assert_non_null(strstr(err.msg, strerror(ENOSPC)));
+	assert_true(seen_has(&s, "full-1"));
+	assert_int_equal(seen_add(&s, "full-run", NOW + 60000, "probe", &err), MU_EIO);
+	assert_true(seen_has(&s, "full-run"));
+	assert_int_equal(s.nruns, 1);
+	assert_string_equal(s.runs[0].id, "full-run");
+
+	/* The write goes through, the flush fails: seen_append() is fine,
+	 * seen_sync() (the group commit) is not. */
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_true(dup2(pipefd[1], s.fd) != -1);
+	assert_int_equal(seen_append(&s, "flush-1", NOW + 60000, NULL, &err), MU_OK);
+	assert_true(seen_has(&s, "flush-1"));
+	err.msg[0] = '\0';
+	assert_int_equal(seen_sync(&s, &err), MU_EIO);
+	assert_non_null(strstr(err.msg, "/seen: "));
+	assert_true(seen_has(&s, "flush-1"));
+	close(pipefd[0]);
+	close(pipefd[1]);
+
+	/* The disk is back: ids are recorded again. */
+	assert_true(dup2(real, s.fd) != -1);
+	close(real);
+	assert_int_equal(seen_add(&s, "after-1", NOW + 60000, NULL, &err), MU_OK);
+	seen_close(&s);
+
+	/* After a restart only what reached the disk is known. */
+	assert_int_equal(seen_open(&s, d->path, NOW, &err), MU_OK);
+	assert_true(seen_has(&s, "kept-1"));
+	assert_true(seen_has(&s, "after-1"));
+	assert_false(seen_has(&s, "full-1"));
+	assert_false(seen_has(&s, "flush-1"));
+	assert_false(seen_has(&s, "full-run"));
+	read_text(d->path, "seen", buf, sizeof(buf));
+	snprintf(line, sizeof(line), "kept-1 %llu\nafter-1 %llu\n", NOW + 60000,
+	    NOW + 60000);
+	assert_string_equal(buf, line);
 	seen_close(&s);
 }
 
@@ -533,6 +659,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_seen_damaged_file, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_seen_unwritable, dir_setup,
+		    dir_teardown),
+		cmocka_unit_test_setup_teardown(test_seen_record_fails_closed, dir_setup,
 		    dir_teardown),
 		cmocka_unit_test_setup_teardown(test_spool_put_reopen_ack, dir_setup,
 		    dir_teardown),

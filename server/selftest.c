@@ -197,7 +197,7 @@ on_request(struct server *s, const char *thost, const uint8_t *p, size_t len)
 	struct st_test *t;
 	char topic[TOPIC_MAX], *sub;
 	msgpack_sbuffer sb;
-	struct mu_err err;
+	struct mu_err err = { "" };	/* "": signed by another host */
 	const char *cn;
 
 	if (agent_envelope_decode(p, len, &env, &err) != MU_OK) {

@@ -101,6 +101,10 @@ struct spooled {
 	uint8_t *payload;	/* owned */
 	size_t len;
 	int token;		/* Paho token while in flight, 0 if not sent */
+	/* Not published until the parent has written its done mark
+	 * ("answered"): once the broker has it, the file goes, and a parent
+	 * killed before its mark would answer the job again "interrupted". */
+	bool held;
 	struct spooled *next;
 };
 
@@ -462,6 +466,9 @@ struct agent {
 	uint64_t jobs_sent;
 	uint64_t jobs_in, jobs_durable;
 	uint64_t inbox_failures;	/* reported so far */
+	char (*answered)[JOBID_MAX_LEN + 1];	/* parent: done marks written in
+						 * this read, owned */
+	size_t nanswered, capanswered;
 	/* Self-update (DESIGN §5). */
 	struct release_follow rel;	/* network side */
 	struct update upd;		/* parent side */
@@ -539,6 +546,11 @@ void run_users_forget(struct agent *a);
 int priv_start(struct agent *a, struct mu_err *err);
 /* Parent: the network process finished its set-up (PRIV_READY). */
 void priv_net_ready(struct agent *a);
+/* Network process: the parent wrote the job's done mark (PRIV_ANSWERED). */
+void result_answered(struct agent *a, const char *job);
+/* Parent: a job whose done mark is written; "answered" goes to the network
+ * process after the flush that ends this read. */
+void answered_add(struct agent *a, const char *job);
 /* main.c: READY=1 to systemd, once; STATUS= (both no-ops without systemd
  * and in the network process). */
 void agent_ready(struct agent *a);

@@ -60,6 +60,7 @@ static void chan_readable(struct loop *l, int fd, short revents, void *arg);
 static int net_spawn(struct agent *a, struct mu_err *err);
 static void chan_close(struct agent *a, struct chan *c);
 static void intake_durable(struct agent *a);
+static void answered_send(struct agent *a);
 static void net_durable(struct agent *a, uint64_t n);
 
 /* ---- the channel --------------------------------------------------------- */
@@ -253,6 +254,9 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_DURABLE:
 		net_durable(a, m->n);
 		return MU_OK;
+	case PRIV_ANSWERED:
+		result_answered(a, m->job);
+		return MU_OK;
 	case PRIV_STOP:
 		log_info("stopping as the parent asked");
 		loop_stop(a->loop);
@@ -280,11 +284,42 @@ read_commit(struct agent *a, bool from_net)
 
 		intake_commit(a);
 		intake_durable(a);
-		/* The done marks of the answers spooled in this read. */
+		/* The done marks of the answers spooled in this read, then
+		 * their results may be published. */
 		if (seen_sync(&a->seen, &err) != MU_OK)
 			log_err("seen-set: %s", err.msg);
+		answered_send(a);
 	} else
 		net_commit(a);
+}
+
+void
+answered_add(struct agent *a, const char *job)
+{
+	char (*n)[JOBID_MAX_LEN + 1];
+
+	if (a->nanswered == a->capanswered) {
+		size_t cap = a->capanswered ? a->capanswered * 2 : 16;
+
+		/* Out of memory: published after the next restart instead. */
+		if ((n = reallocarray(a->answered, cap, sizeof(*n))) == NULL)
+			return;
+		a->answered = n, a->capanswered = cap;
+	}
+	snprintf(a->answered[a->nanswered++], JOBID_MAX_LEN + 1, "%s", job);
+}
+
+static void
+answered_send(struct agent *a)
+{
+	struct priv_msg m = { .type = PRIV_ANSWERED };
+	size_t i;
+
+	for (i = 0; i < a->nanswered && (a->role != ROLE_PARENT || a->net_pid > 0); i++) {
+		snprintf(m.job, sizeof(m.job), "%s", a->answered[i]);
+		chan_send(a, &a->to_net, &m);
+	}
+	a->nanswered = 0;
 }
 
 /* Parent: every job frame read so far is handled, the accepted ones in the
@@ -1154,6 +1189,9 @@ priv_free(struct agent *a)
 	results_free(a);
 	free(a->staged);
 	a->staged = NULL;
+	free(a->answered);
+	a->answered = NULL;
+	a->nanswered = a->capanswered = 0;
 	a->nstaged = a->capstaged = 0;
 	if (a->net_restart_timer)
 		loop_del_timer(a->loop, a->net_restart_timer);

@@ -80,8 +80,10 @@ results_spooled(struct agent *a, const char *job)
 			/* A run's journal mark (seen.c); nothing for others. */
 			if (seen_run_done(&a->seen, job, &err) != MU_OK)
 				log_err("job %s: %s", job, err.msg);
-			return;
+			break;
 		}
+	/* Told once the mark is flushed (priv.c read_commit()). */
+	answered_add(a, job);
 }
 
 void

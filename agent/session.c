@@ -206,7 +206,7 @@ spool_flush(struct agent *a)
 
 	if (bus_connected(a->bus)) {
 		for (s = a->spool.head; s && inflight < MAX_IN_FLIGHT; s = s->next, inflight++) {
-			if (s->token && bus_token_pending(a->bus, s->token))
+			if (s->held || (s->token && bus_token_pending(a->bus, s->token)))
 				continue;
 			if (bus_publish(a->bus, s->topic, s->payload, s->len, 1, false, 0,
 			    &s->token, &err) != MU_OK) {
@@ -261,7 +261,26 @@ result_spool(struct agent *a, const char *job, const void *body, size_t len, boo
 int
 result_stage(struct agent *a, const char *job, const void *body, size_t len)
 {
-	return result_spool(a, job, body, len, true);
+	int rc = result_spool(a, job, body, len, true);
+
+	/* From the parent: published once it says "answered". */
+	if (rc == MU_OK && a->spool.tail && strcmp(a->spool.tail->job, job) == 0)
+		a->spool.tail->held = true;
+	return rc;
+}
+
+/* The parent has the job's done mark: its spooled result may go out. */
+void
+result_answered(struct agent *a, const char *job)
+{
+	struct spooled *s;
+
+	for (s = a->spool.head; s; s = s->next)
+		if (s->held && strcmp(s->job, job) == 0) {
+			s->held = false;
+			spool_flush(a);
+			return;
+		}
 }
 
 int

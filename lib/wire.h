@@ -341,6 +341,8 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   verdict  payload (a self-test verdict as received)  network -> parent
  *   ready    -  (set-up done: user, state, session)     network -> parent
  *   failed   reason (why its set-up failed; it exits)   network -> parent
+ *   answered job (its answer's done mark is written:    parent -> network
+ *            the spooled result may be published)
  *   durable  n (the first n job frames of this channel  parent -> network
  *            are handled: accepted ones are in the
  *            flushed seen-set; their inbox entries go)
@@ -349,7 +351,7 @@ enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
 	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_RELEASE, PRIV_UPDATE_CHECK,
 	PRIV_NO_UPDATE, PRIV_UPDATE_STATE, PRIV_CONNECTED, PRIV_VERDICT,
-	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_NTYPES
+	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_NTYPES
 };
 enum priv_source { PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_NSOURCES };
 

@@ -424,6 +424,7 @@ CORPUS["fuzz_priv_msg"] = {
     "ok-ready": pack(m(t="ready")),
     "ok-failed": pack(m(t="failed", reason="modcache: Permission denied")),
     "ok-durable": pack(m(t="durable", n=3)),
+    "ok-answered": pack(m(t="answered", job="job-0001")),
     "bad-type": bad(pack(m(t="hello")),
                     "key 't' has an unknown value 'hello'"),
     "bad-no-v": bad(pack(without(PRIV_MOD, "v")),
@@ -448,6 +449,8 @@ CORPUS["fuzz_priv_msg"] = {
                                "missing key 'reason'"),
     "bad-durable-no-n": bad(pack(m(t="durable")),
                             "missing key 'n'"),
+    "bad-answered-no-job": bad(pack(m(t="answered")),
+                               "missing key 'job'"),
     "bad-trailing": bad(pack(PRIV_MOD) + b"\xc0",
                         "1 trailing bytes after the message"),
 }

@@ -258,6 +258,9 @@ def test_failing_network_process_starves_the_watchdog(agents, op, operator, tmp_
     wait_until(lambda: log_count(a2, "watchdog is no longer fed"), 20,
                what="the watchdog to be starved")
     starved = time.monotonic()
+    # The notify thread may read the last STATUS a moment after the log.
+    wait_until(lambda: any("failed 5 times in a row" in s for s in notify.values("STATUS")),
+               5, what="STATUS: failed 5 times")
     assert notify.values("READY") == []
     st = notify.values("STATUS")
     assert any("failed 5 times in a row" in s and "Permission denied" in s

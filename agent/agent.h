@@ -2,7 +2,7 @@
 /*
  * agent.h - musterd: the one struct agent and the parts that work on it.
  *
- * musterd is single-threaded in its own logic (DESIGN §1): one loop over a
+ * musterd is single-threaded in its own logic (design.md §1): one loop over a
  * signalfd, the MQTT queue's eventfd, the wake listener and each runner's
  * pipes.  All mutable state lives in struct agent, created in main.c and
  * passed to every part.  Each fd and child process has one owner, named
@@ -31,7 +31,7 @@
 
 #define AGENT_VERSION		MUSTER_VERSION
 #define KILL_GRACE_MS		2000	/* SIGTERM -> SIGKILL */
-#define CLOCK_SKEW_MS		60000	/* DESIGN §3: +-60 s */
+#define CLOCK_SKEW_MS		60000	/* design.md §3: +-60 s */
 #define REJECT_BURST		20	/* rejected results per window */
 #define REJECT_WINDOW_MS	10000
 #define POKE_MIN_INTERVAL_MS	1000	/* wake port rate limit */
@@ -180,7 +180,7 @@ struct run {
 	uint64_t wait_timer, wait_timer_ms;	/* WAITING for the module */
 	char local_why[256];		/* why modules_dir/NAME.so was refused */
 	struct agent *agent;		/* back pointer for timers */
-	/* From the policy rule that allowed the job (DESIGN §8). */
+	/* From the policy rule that allowed the job (design.md §8). */
 	char run_as[CONF_USER_MAX + 1];	/* "" = do not switch (not root) */
 	uint64_t timeout_cap_ms;	/* 0 = no cap */
 	struct run *next;
@@ -258,7 +258,7 @@ struct modsrc {
 
 /* ---- self-update (release.c: network side, update.c: parent side) ------ */
 
-/* The network process follows R/releases/<channel> (DESIGN §5). */
+/* The network process follows R/releases/<channel> (design.md §5). */
 struct release_follow {
 	uint8_t *raw;			/* latest pointer as received, owned */
 	size_t len;
@@ -307,7 +307,7 @@ struct update {
 /* ---- privilege separation (priv.c) ------------------------------------- */
 
 /*
- * As root musterd is two processes (DESIGN §8): the parent (ROLE_PARENT)
+ * As root musterd is two processes (design.md §8): the parent (ROLE_PARENT)
  * keeps the operator keys, the policy, the seen-set, the journal and the
  * runners; the network process (ROLE_NET, user [agent] user, no
  * capabilities) keeps the MQTT session, the host key, the spool and the
@@ -429,14 +429,14 @@ struct agent {
 	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
 	bool systemd;			/* NOTIFY_SOCKET present */
 	uint64_t watchdog_usec;
-	/* Runner confinement (DESIGN §8): the seccomp program, built once;
+	/* Runner confinement (design.md §8): the seccomp program, built once;
 	 * confined: root, so each runner gets a PID namespace. */
 	struct sock_fprog runner_filter;	/* owned */
 	bool confined;
 	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
 	struct user_cache users;	/* run_as lookups (above) */
 	struct modlocal local[LOCAL_SLOTS];	/* sealed local modules (above) */
-	/* Privilege separation (priv.c, DESIGN §8). */
+	/* Privilege separation (priv.c, design.md §8). */
 	enum agent_role role;
 	struct chan to_net;		/* parent's end of the socketpair */
 	struct chan to_parent;		/* network process's end */
@@ -457,7 +457,7 @@ struct agent {
 	size_t nstaged, capstaged;
 	uid_t net_uid;
 	gid_t net_gid;
-	/* Jobs acknowledged only once durable (DESIGN §3, lib/inbox.h).
+	/* Jobs acknowledged only once durable (design.md §3, lib/inbox.h).
 	 * Network side: the inbox, the jobs sent and held in it.  Parent
 	 * side: job frames read on this channel and those said durable. */
 	struct inbox *inbox;		/* owned; NULL in the parent */
@@ -469,7 +469,7 @@ struct agent {
 	char (*answered)[JOBID_MAX_LEN + 1];	/* parent: done marks written in
 						 * this read, owned */
 	size_t nanswered, capanswered;
-	/* Self-update (DESIGN §5). */
+	/* Self-update (design.md §5). */
 	struct release_follow rel;	/* network side */
 	struct update upd;		/* parent side */
 	/* Started as "musterd --self-test" by a live agent (a staged version):
@@ -594,7 +594,7 @@ void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
 void priv_module(struct agent *a, const char *job, enum priv_source src,
     const char *sha256, const char *reason);
 
-/* modsrc.c: where a module comes from (DESIGN §3, §8) */
+/* modsrc.c: where a module comes from (design.md §3, §8) */
 struct module_file {
 	int memfd;			/* sealed copy, owned by the caller */
 	char sha256[SHA256_HEX_LEN + 1];
@@ -649,7 +649,7 @@ uint64_t modcache_floor(struct agent *a, const char *name);
 int modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
     struct mu_err *err);
 
-/* release.c: the network process follows the channel (DESIGN §5) */
+/* release.c: the network process follows the channel (design.md §5) */
 int release_subscription(const struct agent *a, char *buf, size_t len);
 void release_message(struct agent *a, const uint8_t *p, size_t len);
 void release_check(struct agent *a, const char *job);	/* PRIV_UPDATE_CHECK */

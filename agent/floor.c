@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * floor.c - the parent's floors (DESIGN §8, issue 22): the newest
+ * floor.c - the parent's floors (design.md §8, issue 22): the newest
  * published_at the parent itself accepted, per module name and for the
  * agent's release, in state_dir/floors/, which only the parent writes.
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * intake.c - a job message from the broker: the acceptance rules of
- * DESIGN §3, in order, then the kinds.  Nothing runs unless every rule
+ * design.md §3, in order, then the kinds.  Nothing runs unless every rule
  * holds; every refusal is answered with a "rejected" result (rate-limited)
  * and logged.
  */
@@ -66,7 +66,7 @@ reject(struct agent *a, const struct job *j, const char *why)
 /*
  * Answer an envelope that could not be verified.  Its body is anyone's
  * words, so its id must not address the answer (else a forger could put a
- * "rejected" under a live job's id, DESIGN §3): the refusal goes to
+ * "rejected" under a live job's id, design.md §3): the refusal goes to
  * "invalid-<first 16 hex of SHA-256 of the envelope>", a prefix no real
  * job id may have (names.h).
  */
@@ -156,7 +156,7 @@ job_authenticate(struct agent *a, const struct job_envelope *env, struct job *j,
 	return NULL;
 }
 
-/* The rules of a verified job, in DESIGN §3's order after the seen-set;
+/* The rules of a verified job, in design.md §3's order after the seen-set;
  * reason set when one fails. */
 static const char *
 job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err *err)
@@ -166,7 +166,7 @@ job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err
 
 	char st[TOPIC_MAX];
 
-	/* The self-test (DESIGN §5): its one job comes on the host's selftest
+	/* The self-test (design.md §5): its one job comes on the host's selftest
 	 * topic, addressed to the host, and may only echo a nonce. */
 	if (a->selftest) {
 		if (topic_build(st, sizeof(st), a->root, TOPIC_SELFTEST_JOBS, a->cfg.host,
@@ -197,7 +197,7 @@ job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err
 	return NULL;
 }
 
-/* The policy, last (DESIGN §8).  Fills the run's user and timeout cap. */
+/* The policy, last (design.md §8).  Fills the run's user and timeout cap. */
 static const char *
 job_authorize(struct agent *a, const struct job_envelope *env, const struct job *j,
     struct policy_verdict *v, struct mu_err *err)
@@ -271,7 +271,7 @@ answer_version(struct agent *a, const struct job *j)
 	msgpack_sbuffer_destroy(&sb);
 }
 
-/* Load lives in the ping answer, not in the status (DESIGN §3: status is
+/* Load lives in the ping answer, not in the status (design.md §3: status is
  * presence, and a status per job would double a broadcast's messages). */
 static void
 answer_ping(struct agent *a, const struct job *j)
@@ -395,7 +395,7 @@ intake_oversize(struct agent *a, size_t len)
  * What the seen-set journals for a job until its answer is spooled
  * (seen.c): a run's module, ":KIND" for the kinds answered at once (a
  * parent killed between the flush and the answer then answers it
- * "interrupted" at the next start, DESIGN §3), nothing for an update
+ * "interrupted" at the next start, design.md §3), nothing for an update
  * (answered by whichever version is running when it is done).
  */
 static const char *
@@ -459,7 +459,7 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	/*
 	 * A duplicate delivery (QoS 1 is at-least-once) or a replay: the job
 	 * has its one answer already (or will, if it still runs), so this
-	 * copy gets none (DESIGN §3).
+	 * copy gets none (design.md §3).
 	 */
 	if (seen_has(&a->seen, j.id)) {
 		a->jobs_duplicate++;

@@ -46,7 +46,7 @@ usage(FILE *f, int rc)
 
 /* ---- signals ---------------------------------------------------------- */
 
-/* A key file that does not load is reported and left out (DESIGN §8). */
+/* A key file that does not load is reported and left out (design.md §8). */
 static void
 key_warn(void *arg, const char *msg)
 {
@@ -56,7 +56,7 @@ key_warn(void *arg, const char *msg)
 
 /* A policy that does not load at reload never widens what is allowed: the
  * valid one in force stays, and with none in force every job is refused
- * until it loads (policy_reload(), DESIGN §8).  Said at error level: the
+ * until it loads (policy_reload(), design.md §8).  Said at error level: the
  * host is not running the policy its admin just wrote. */
 static void
 reload_policy(struct agent *a, const struct agent_config *fresh)
@@ -240,7 +240,7 @@ probe_runner(struct agent *a)
 }
 
 /*
- * DESIGN §8: runners run as run_as, under a seccomp filter, each in a PID
+ * design.md §8: runners run as run_as, under a seccomp filter, each in a PID
  * namespace of its own so nothing they start survives them.  Only root can
  * switch users or make namespaces; as anyone else runners run as we do,
  * in a process group, and the log says so.
@@ -282,7 +282,7 @@ agent_open(struct agent *a, struct mu_err *err)
 	if ((a->loop = loop_new()) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	/* First: a version that keeps dying is rolled back before it can do
-	 * anything else (DESIGN §5). */
+	 * anything else (design.md §5). */
 	if (!a->selftest && (rc = update_boot(a, a->upd.argv, err)) != MU_OK)
 		return rc;
 	if ((rc = signals_open(a, err)) != MU_OK)

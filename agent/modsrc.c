@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * modsrc.c - where a job's module comes from (DESIGN §3 "Modules and
+ * modsrc.c - where a job's module comes from (design.md §3 "Modules and
  * releases on the broker", §8).
  *
  * Two sources:
@@ -792,7 +792,7 @@ pick_build(struct agent *a, struct modreq *q, const char *sha, struct mu_err *er
 }
 
 /*
- * The order of DESIGN §3 / docs/modules.md.  MU_OK with *src and sha set,
+ * The order of design.md §3 / docs/modules.md.  MU_OK with *src and sha set,
  * MODSRC_WAIT (q waits for a fetch or for the pointers), or an error.
  */
 static int

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * priv.c - privilege separation (DESIGN §8), in the manner of OpenSSH's
+ * priv.c - privilege separation (design.md §8), in the manner of OpenSSH's
  * monitor and OpenBSD's privsep daemons.
  *
  * Started as root, musterd forks its network process, which changes to
@@ -800,7 +800,7 @@ net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
 }
 
 /* Test hook: SIGUSR2 makes the network process send one malformed frame,
- * so tests can see the parent replace it (DESIGN §8). */
+ * so tests can see the parent replace it (design.md §8). */
 void
 priv_test_garbage(struct agent *a)
 {

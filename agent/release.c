@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * release.c - the network process follows its release channel (DESIGN §5).
+ * release.c - the network process follows its release channel (design.md §5).
  *
  * The retained pointer on R/releases/<channel> names a version and the
  * sha256 and size of two binaries.  When it is validly signed by a listed
@@ -406,7 +406,7 @@ jitter_fired(struct loop *l, uint64_t id, void *arg)
 /* ---- looking at the channel --------------------------------------------------- */
 
 /*
- * The rules of DESIGN §5 in order.  job: an update job asked (no jitter,
+ * The rules of design.md §5 in order.  job: an update job asked (no jitter,
  * and a pointer equal to the last one handed on is offered again).
  */
 void

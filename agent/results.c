@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * results.c - the parent's side of a job's one answer (DESIGN §3).
+ * results.c - the parent's side of a job's one answer (design.md §3).
  *
  * result_submit() encodes a result and hands it to the network process,
  * which signs it, spools it (fsync) and answers "spooled"; only then does

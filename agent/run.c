@@ -3,7 +3,7 @@
  * run.c - one muster-runner process per job.
  *
  * The agent is multi-threaded (Paho), so between fork() and execve() the
- * child makes only async-signal-safe calls (DESIGN §9); argv, envp and
+ * child makes only async-signal-safe calls (design.md §9); argv, envp and
  * rlimits are prepared before fork().  The runner gets its own process
  * group, so timeout and cancel can kill everything it started: SIGTERM,
  * a grace period, then SIGKILL.  Children are reaped through the signalfd
@@ -405,7 +405,7 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	/* Root can give each runner a PID namespace: all it starts dies
 	 * with it (subproc.h). */
 	sp->new_pidns = a->confined;
-	/* Resolve r->run_as (DESIGN §8): uid, gid and supplementary groups. */
+	/* Resolve r->run_as (design.md §8): uid, gid and supplementary groups. */
 	if (r->run_as[0] && (rc = run_user(a, sp, r->run_as, err)) != MU_OK)
 		return rc;
 	return MU_OK;
@@ -433,7 +433,7 @@ pipes_open(struct run *r, struct runner_child *c, struct mu_err *err)
 	fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(r->ev_fd, F_SETFL, O_NONBLOCK);
 	/* stdin = the job, stdout and stderr = output, 3 = events, 4 = the
-	 * module (DESIGN §4). */
+	 * module (design.md §4). */
 	c->sp.fds[0] = c->in_r;
 	c->sp.fds[1] = c->sp.fds[2] = c->out_w;
 	c->sp.fds[3] = c->ev_w;

@@ -8,7 +8,7 @@
  * appended and fdatasync'ed before the job runs; compacted on open and on
  * prune.
  *
- * The same file is the journal of run jobs (DESIGN §3: a job running at
+ * The same file is the journal of run jobs (design.md §3: a job running at
  * a crash is answered "interrupted" on the next start, once).  A run is
  * accepted with "id not_after run MODULE\n" - one line, one fdatasync, for
  * both "never run twice" and "answered after a crash" - and its result,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * selftest.c - "musterd --self-test": a staged version proves itself
- * (DESIGN §5 step 2).  The live agent starts it from the staged binary
+ * (design.md §5 step 2).  The live agent starts it from the staged binary
  * with the staged runner; it is a whole agent (privilege separation
  * included) with its own client id <host>.selftest, its own state in
  * state_dir/selftest, no wake port and no presence (the live agent's

@@ -84,7 +84,7 @@ session_connect(struct agent *a)
 
 /* ---- signing ---------------------------------------------------------- */
 
-/* Every message we publish is signed by the host (DESIGN §3). */
+/* Every message we publish is signed by the host (design.md §3). */
 int
 session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
     struct mu_err *err)
@@ -323,7 +323,7 @@ subscribe_all(struct agent *a)
 	int i, n = 0;
 
 	if (a->selftest) {
-		/* Its one job, its verdict, and the modules (DESIGN §5). */
+		/* Its one job, its verdict, and the modules (design.md §5). */
 		if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_JOBS,
 		    a->cfg.host, NULL) == MU_OK)
 			n++;
@@ -336,7 +336,7 @@ subscribe_all(struct agent *a)
 	}
 	if (release_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
 		n++;
-	/* The verdict on our staged version, seen by us too (DESIGN §5). */
+	/* The verdict on our staged version, seen by us too (design.md §5). */
 	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_VERDICT, a->cfg.host,
 	    NULL) == MU_OK)
 		n++;
@@ -429,14 +429,14 @@ on_message(struct agent *a, const struct bus_event *ev)
 			priv_send_parent(a, &m);
 		}
 	} else if (!ev->retained) {
-		/* To the parent, which checks every rule (DESIGN §8). */
+		/* To the parent, which checks every rule (design.md §8). */
 		if (!intake_oversize(a, ev->len)) {
 			test_stop_at("net-forwarding");	/* acknowledged */
 			priv_job(a, ev->topic, ev->payload, ev->len, ev->inbox_seq);
 			return;		/* its inbox entry goes when durable */
 		}
 	}
-	/* Jobs are never retained (DESIGN §3): a retained copy on a job topic
+	/* Jobs are never retained (design.md §3): a retained copy on a job topic
 	 * is stale or planted, and is not a job. */
 	else if (++a->jobs_retained == 1 || a->jobs_retained % 100 == 0)
 		log_notice("ignored a retained message on a job topic (%llu so far)",

@@ -11,7 +11,7 @@
  * File layout: "MSP1", u16 topic length, u16 job id length (big-endian),
  * topic, job id, payload.
  *
- * The file's seq is also the result's "seq" (DESIGN §3): observers detect
+ * The file's seq is also the result's "seq" (design.md §3): observers detect
  * lost results by a gap.  It must never go back, also after a restart with
  * an empty spool, at no extra fsync per result: when the newest result
  * ever spooled is acknowledged, its file is renamed to last-<seq> instead

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * update.c - the privileged parent's half of self-update (DESIGN §5):
+ * update.c - the privileged parent's half of self-update (design.md §5):
  * stage, test, install, commit or roll back.  The network process only
  * follows the channel and fetches (release.c); nothing it says is
  * believed here.
@@ -366,7 +366,7 @@ rm_state_tree(struct agent *a, const char *name, struct mu_err *err)
 static void selftest_expired(struct loop *l, uint64_t id, void *arg);
 
 /* Fork and exec the staged agent in self-test mode.  argv is built before
- * fork: between fork and exec only async-signal-safe calls (DESIGN §9). */
+ * fork: between fork and exec only async-signal-safe calls (design.md §9). */
 static int
 selftest_spawn(struct agent *a, struct mu_err *err)
 {
@@ -548,7 +548,7 @@ exec_self(struct agent *a, const char *path)
 		argv[n++] = a->upd.argv[i];
 	}
 	/* Nothing but the listener (and stdio) crosses the exec: Paho's
-	 * sockets and ours are not close-on-exec by themselves (DESIGN §9). */
+	 * sockets and ours are not close-on-exec by themselves (design.md §9). */
 	fd = a->wake_fd >= 0 ? a->wake_fd : a->wake_fd_inherited;
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (fd >= 0 && fcntl(fd, F_SETFD, 0) == 0) {

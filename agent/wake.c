@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * wake.c - the wake port (DESIGN §6).  A connection is accepted, its peer
+ * wake.c - the wake port (design.md §6).  A connection is accepted, its peer
  * address checked against [wake] trusted, and closed: shutdown() then
  * close(), never a read().  A trusted peer only makes the agent connect
  * sooner, so an untrusted one costs an accept and a close.
@@ -134,7 +134,7 @@ listen_on(const char *bind_addr, int port, int *out, struct mu_err *err)
 }
 
 /*
- * The listener of the version we replaced (DESIGN §5, §6): handed over by
+ * The listener of the version we replaced (design.md §5, §6): handed over by
  * fd across exec(), so a peer connecting during an update is queued, never
  * refused.  Adopted only if it is what it must be: a listening TCP socket.
  */

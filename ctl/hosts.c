@@ -209,7 +209,7 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 /* ---- watch ------------------------------------------------------------ */
 
 /* The last result seq seen from a host (results carry the host's counter,
- * DESIGN §3): a jump means results were lost on the way to this watcher. */
+ * design.md §3): a jump means results were lost on the way to this watcher. */
 struct seen_seq {
 	char host[NAME_MAX_LEN + 1];
 	uint64_t last;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * module.c - muster module publish | list | show | retire: the publisher's
- * side of signed modules on the broker (DESIGN §3 "Modules and releases on
+ * side of signed modules on the broker (design.md §3 "Modules and releases on
  * the broker"; docs/modules.md "Publishing a module").
  *
  * publish reads the module's descriptor through `muster-runner --describe`

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * release.c - muster release publish | rollout | show (DESIGN §3, §5).
+ * release.c - muster release publish | rollout | show (design.md §3, §5).
  *
  * publish: both binaries as retained artifacts R/artifacts/<sha256>
  * ({"v":1,"data":<bin>}), then the release pointer R/releases/<channel>

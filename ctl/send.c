@@ -355,7 +355,7 @@ job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *
 	if (user && strlen(user) < 256)
 		j.operator_ = (struct wire_str){ user, strlen(user) };
 	/* The fleet this job is for: agents of another topic root refuse it
-	 * even when they trust the same operator key (DESIGN §3). */
+	 * even when they trust the same operator key (design.md §3). */
 	aud_format(j.aud, sizeof(j.aud), c->root);
 	msgpack_unpacked_init(&up);
 	if (s->kind == JOB_RUN) {

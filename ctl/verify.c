@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * verify.c - the CLI's check of every agent message (DESIGN §3), through
+ * verify.c - the CLI's check of every agent message (design.md §3), through
  * lib/agentmsg.c (the same check muster-server makes) against the fleet CA
  * ([broker] ca).  What fails is forged: counted, shown, never taken as an
  * answer.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * agentmsg.h - checking a message an agent published (DESIGN §3), the
+ * agentmsg.h - checking a message an agent published (design.md §3), the
  * same way for every consumer (the CLI, muster-server): the envelope's
  * certificate chains to the fleet CA, its CN is the host named in the
  * topic and in the body, and a result's or event's topic job is its

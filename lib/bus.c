@@ -395,7 +395,7 @@ conn_ssl(struct bus *b, const struct broker_config *bc)
 	ssl.keyStore = bc->cert[0] ? bc->cert : NULL;
 	ssl.privateKey = bc->key[0] ? bc->key : NULL;
 	ssl.enableServerCertAuth = 1;
-	/* Paho checks the host name only with verify = 1 (DESIGN §9). */
+	/* Paho checks the host name only with verify = 1 (design.md §9). */
 	ssl.verify = 1;
 	ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
 	/* A private CA is the only trust anchor when one is configured. */
@@ -491,7 +491,7 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 		return mu_errf(err, MU_EIO, "cannot set up the MQTT client");
 	}
 	co.MQTTVersion = b->mqtt_version;
-	co.sendWhileDisconnected = 0;	/* our own spool buffers (DESIGN §9) */
+	co.sendWhileDisconnected = 0;	/* our own spool buffers (design.md §9) */
 	rc = MQTTAsync_createWithOptions(&b->client, b->uris[0], o->client_id,
 	    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {

@@ -40,7 +40,7 @@ struct bus_opts {
 	size_t will_len;
 	/* MQTT 5 "retain as published" on every subscription: a message
 	 * published with the retain flag keeps it when forwarded live, so a
-	 * consumer can ignore retained results (DESIGN §3). */
+	 * consumer can ignore retained results (design.md §3). */
 	bool retain_as_published;
 	/* MQTT 5 Maximum Packet Size (0 = no limit): the broker does not send
 	 * this client anything bigger, so an oversized message costs the
@@ -51,7 +51,7 @@ struct bus_opts {
 	 * (0 = 4096).  Paho 1.3's redelivery of a refused message waits for
 	 * later traffic, so a consumer of bursts (muster-server) holds more. */
 	size_t max_events;
-	/* Jobs acknowledged only once durable (DESIGN §3, inbox.h): a
+	/* Jobs acknowledged only once durable (design.md §3, inbox.h): a
 	 * message that is not retained and whose topic ends with
 	 * durable_suffix is written to this inbox and fdatasync'ed before
 	 * the callback returns (Paho sends the PUBACK right after); its event
@@ -116,7 +116,7 @@ int bus_disconnect(struct bus *b, int timeout_ms);
 
 /*
  * Paho opens its sockets without TCP_NODELAY (Nagle costs ~40 ms per hop,
- * DESIGN §9) and without FD_CLOEXEC.  Call after every connect: sets both
+ * design.md §9) and without FD_CLOEXEC.  Call after every connect: sets both
  * on every connected TCP socket of the process.
  */
 void bus_tune_sockets(void);

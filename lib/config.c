@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * config.c - the agent's and the CLI's INI files, DESIGN §7.
+ * config.c - the agent's and the CLI's INI files, design.md §7.
  *
  * Each section is a table of keys; each key names a setter that parses one
  * value (or one list item) into a field found by offset.  inih does not tell

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - INI configuration (inih) for the agent, the CLI and muster-server,
- * DESIGN §7.
+ * design.md §7.
  *
  * config_agent_defaults() fills every key with its default; config_agent_load()
  * then overlays a file.  Errors name file, line and key:
@@ -28,11 +28,11 @@
 #define CONF_MAX_CIDRS	32
 #define CONF_MAX_FPRS	16
 #define CONF_URI_MAX	256
-#define CONF_MODULE_MAX	(64ULL << 20)	/* = WIRE_MAX_BIN, DESIGN §3 */
+#define CONF_MODULE_MAX	(64ULL << 20)	/* = WIRE_MAX_BIN, design.md §3 */
 
 #define AGENT_CONF_DEFAULT	"/etc/muster/agent.conf"
 /* Missing at this path means "no policy" (allow all); missing anywhere
- * else was asked for and is an error (DESIGN §7, §8). */
+ * else was asked for and is an error (design.md §7, §8). */
 #define POLICY_DEFAULT		"/etc/muster/policy"
 #define CONF_USER_MAX		32
 
@@ -156,7 +156,7 @@ struct ctl_config {
 void config_agent_defaults(struct agent_config *c);
 int config_agent_load(struct agent_config *c, const char *path, struct mu_err *err);
 /*
- * The host's name is its certificate's CN (DESIGN §7): the broker knows it
+ * The host's name is its certificate's CN (design.md §7): the broker knows it
  * by that name and nothing else.  Without host in the file, host becomes
  * the CN of [broker] cert; a host that differs from it is an error naming
  * both.  Without a certificate, host stays what it is (the machine's host

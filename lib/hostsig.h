@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hostsig.h - host signatures on agent messages (DESIGN §3).
+ * hostsig.h - host signatures on agent messages (design.md §3).
  *
  * An agent signs the exact body bytes of every message it publishes with
  * its TLS client key and wraps them in an agent envelope naming its

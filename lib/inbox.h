@@ -4,7 +4,7 @@
  *
  * Paho 1.3 sends the PUBACK of a QoS 1 message right after its message
  * callback returns; nothing later can hold it back.  So a job is written
- * here, and fdatasync'ed, inside that callback (DESIGN §3: "acknowledged
+ * here, and fdatasync'ed, inside that callback (design.md §3: "acknowledged
  * only once durable on the host").  Its consumer (musterd's parent, behind
  * the network process) makes it durable again in its own way (the
  * seen-set) and says so; only then is the inbox entry marked done.  After

@@ -23,7 +23,7 @@
 #define AUD_MAX_LEN	(NAME_MAX_LEN + 3)	/* "<topic_root>/v1" */
 /*
  * Job ids an agent makes up for refusals of envelopes it could not verify
- * (DESIGN §3): "invalid-<16 hex>".  No real job may carry this prefix, so
+ * (design.md §3): "invalid-<16 hex>".  No real job may carry this prefix, so
  * such a refusal can never be mistaken for a real job's answer: job
  * encoders and decoders refuse it.
  */
@@ -35,7 +35,7 @@ bool jobid_reserved(const char *s);	/* starts with JOBID_RESERVED_PREFIX */
 bool sha256hex_valid(const char *s);	/* 64 lowercase hex digits */
 /* The topic_root setting: a name as above (no '/'). */
 bool topic_root_valid(const char *s);
-/* A job's "aud": the fleet it is for, "<topic_root>/v1" (DESIGN §3). */
+/* A job's "aud": the fleet it is for, "<topic_root>/v1" (design.md §3). */
 bool aud_valid(const char *s);
 int aud_format(char *buf, size_t len, const char *root);
 

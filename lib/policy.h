@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * policy.h - the host's authorization policy (DESIGN §8): which operator
+ * policy.h - the host's authorization policy (design.md §8): which operator
  * key may do what.  One rule a line, first match wins, '#' comments:
  *
  *   allow|deny OPERATOR KINDS TARGETS [run_as=USER] [timeout<=DUR]

@@ -29,7 +29,7 @@ int sign_key_load_public(const char *path, struct sign_key **out, struct mu_err 
 void sign_key_free(struct sign_key *k);
 const char *sign_key_id(const struct sign_key *k);	/* 16 hex chars */
 /* The key's name in a keyring: its .pub file name without ".pub" (the
- * OPERATOR of a policy rule, DESIGN §8); the file's path for keys loaded
+ * OPERATOR of a policy rule, design.md §8); the file's path for keys loaded
  * alone. */
 const char *sign_key_name(const struct sign_key *k);
 
@@ -55,7 +55,7 @@ struct keyring {
 };
 
 /*
- * Load the folder, failing closed (DESIGN §8): a file that does not load is
+ * Load the folder, failing closed (design.md §8): a file that does not load is
  * reported through warn() and left out, and keys whose ids are equal (the
  * same key under two names, or two keys whose ids collide) are all left
  * out, since a key id must name one key and one operator.  The ring is

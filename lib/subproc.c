@@ -83,7 +83,7 @@ child_fds(const struct spawn *s, int *errfd, int *exec_fd)
 		if (dup2(staged[i], i) == -1)
 			child_fail(*errfd, 127);
 	}
-	/* Paho's sockets are not close-on-exec (DESIGN §9): close all but
+	/* Paho's sockets are not close-on-exec (design.md §9): close all but
 	 * the report pipe and the program's fd. */
 	close_all_but(*errfd, *exec_fd);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * subproc.h - start a child from a multi-threaded program (Paho's threads,
- * DESIGN §9): the fork-child prelude in one place.
+ * design.md §9): the fork-child prelude in one place.
  *
  * Everything that allocates, locks or reads files (the argv, the user's
  * groups, the seccomp program) is prepared by the caller before

@@ -43,7 +43,7 @@ int read_fd(int fd, uint64_t max, uint8_t **buf, size_t *len, struct stat *st);
 /*
  * A copy of buf in a memfd sealed against writing, growing, shrinking and
  * further seals, close-on-exec: how a module reaches a runner on fd 4
- * (DESIGN §4), so nothing can change it between the check and the load.
+ * (design.md §4), so nothing can change it between the check and the load.
  * name shows in /proc/PID/fd.  MU_OK with *out owned by the caller; MU_EIO
  * with errno set.
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wire.h - encoders and strict decoders for every message of protocol v1
- * (DESIGN §3): job envelope and body, result, event, status, module and
+ * (design.md §3): job envelope and body, result, event, status, module and
  * release manifests, signed pointers, module and binary artifacts, and the
  * self-test request and verdict.
  *
@@ -319,7 +319,7 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
 
 /*
  * One frame of the socketpair between musterd's privileged parent and its
- * network process (DESIGN §8): {"v":1, "t":<type>, ...fields of that type}.
+ * network process (design.md §8): {"v":1, "t":<type>, ...fields of that type}.
  * Every field is checked like broker input: the parent trusts nothing the
  * network process says.
  *   job      topic, payload (a job envelope)           network -> parent

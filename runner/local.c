@@ -310,7 +310,7 @@ local_spawn(struct local *l)
 		return local_failf(l, RUNNER_EXIT_INTERNAL, "pipe: %s", strerror(errno));
 	}
 	l->jobw = jobp[1], l->evr = evp[0];
-	/* The job on stdin, events on fd 3, the module on fd 4 (DESIGN §4);
+	/* The job on stdin, events on fd 3, the module on fd 4 (design.md §4);
 	 * a group of its own, so that one kill reaches what a module forked. */
 	spawn_init(&sp, argv, STDOUT_FILENO);
 	sp.fds[0] = jobp[0];

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * runner.c - the runner as musterd starts it (DESIGN §4): the job body on
+ * runner.c - the runner as musterd starts it (design.md §4): the job body on
  * stdin, the event pipe on fd 3, the verified module as a sealed memfd on
  * fd 4.  Read the job, load and check the module, call run() once, send
  * the verdict, exit with a code that says the same (runner.h).

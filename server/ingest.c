@@ -15,7 +15,7 @@
  * Paho stops acknowledging and the broker holds the rest (back-pressure,
  * not loss).
  *
- * Every message is checked as the CLI checks it (ctl/verify.c, DESIGN §3):
+ * Every message is checked as the CLI checks it (ctl/verify.c, design.md §3):
  * the certificate chains to the CA ([broker] ca), its CN is the topic's
  * host and the body's, the topic's job is the body's.  What fails is
  * counted as forged and never stored.  Certificates arrive with statuses;
@@ -618,7 +618,7 @@ on_bus_event(struct server *s, struct bus_event *ev)
 		break;
 	case BUS_MESSAGE:
 		if (ev->retained && !is_status_topic(s, ev->topic)) {
-			/* A result is never retained (DESIGN §3): stale or planted. */
+			/* A result is never retained (design.md §3): stale or planted. */
 			log_debug("ignored a retained message on %s", ev->topic);
 			break;
 		}

@@ -2,7 +2,7 @@
 /*
  * main.c - muster-server: options, configuration, signals, the loop,
  * retention timer and sd_notify.  The roles live in their own files
- * (server.h); a new role (the self-test handshake, DESIGN §5) is one more
+ * (server.h); a new role (the self-test handshake, design.md §5) is one more
  * open/close pair in server_open() and server_close().
  */
 #include "server.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * selftest.c - muster-server's half of the self-update handshake
- * (DESIGN §5 step 2).
+ * (design.md §5 step 2).
  *
  * A staged agent (client id <host>.selftest) publishes a host-signed
  * request with its nonce on R/hosts/<host>/selftest/request.  Servers

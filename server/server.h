@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.h - muster-server: the fleet's archive, metrics and live page
- * (DESIGN §1, issue 13).  One role per file:
+ * (design.md §1, issue 13).  One role per file:
  *
  *	main.c		options, configuration, signals, the loop, sd_notify
  *	ingest.c	the MQTT session, host-signature checks, batching
@@ -9,7 +9,7 @@
  *	archive_sqlite.c / archive_pg.c   one small backend interface each
  *	http.c		libmicrohttpd: /metrics, /api/..., the page, SSE
  *	metrics.c	counters and the Prometheus text format
- *	selftest.c	the self-update handshake (DESIGN §5), its own connection
+ *	selftest.c	the self-update handshake (design.md §5), its own connection
  *	check.c		--check-config, as the service's user
  *
  * Threads.  The loop (main thread) owns the bus, the writing archive

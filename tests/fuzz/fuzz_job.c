@@ -16,7 +16,7 @@ same(const struct job *a, const struct job *b)
 
 /* The decoder takes a job without "aud" (so that the agent can say why it
  * refuses one: an older sender), but the encoder refuses to write one
- * (DESIGN §3: aud is required).  So only jobs with an aud are round-trip
+ * (design.md §3: aud is required).  So only jobs with an aud are round-trip
  * material; this target refuses the others with its own reason, which the
  * seed bad-no-aud expects. */
 static int

@@ -3,7 +3,7 @@
 """Regenerate the seed corpus under tests/fuzz/corpus/<target>/.
 
 A few valid messages and a few invalid ones per fuzz target, all
-deterministic, in today's protocol (DESIGN §3: every job has an aud).  Run
+deterministic, in today's protocol (design.md §3: every job has an aud).  Run
 with Debian's python (it has the msgpack module):
     /usr/bin/python3 tests/fuzz/make-corpus.py [--out DIR]
 --out writes the corpus into DIR instead (tests/fuzz/test_corpus.py does,
@@ -456,7 +456,7 @@ CORPUS["fuzz_priv_msg"] = {
 }
 
 
-# lib/policy.c's parser: a policy file (DESIGN §8).
+# lib/policy.c's parser: a policy file (design.md §8).
 CORPUS["fuzz_policy"] = {
     "ok-rules": b"# helpdesk\nallow helpdesk ping,version,run:os.release,run:disk.* "
                 b"group/web*,host/* timeout<=30s\ndeny * update *\n",

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Every message type built in Python and decoded by the C decoders
 (`muster-proto decode TYPE`): valid ones accepted with the same fields,
-invalid ones refused (DESIGN §3)."""
+invalid ones refused (design.md §3)."""
 import pytest
 
 from wirekit import (KIB, NONCE, NOW, SHA_A, TYPES, event, module_manifest, nest,

@@ -42,7 +42,7 @@ def test_example_verifies(proto, tmp_path):
     outer = msgpack.unpackb(env)
     assert outer["key"] == "0c4f2fa410476cf2"
     body = msgpack.unpackb(outer["body"])
-    # With the aud an agent of the default fleet wants (DESIGN §3); that an
+    # With the aud an agent of the default fleet wants (design.md §3); that an
     # agent accepts it is system/test_docs_example.py's to show.
     assert body == {"v": 1, "id": "qc-0001", "kind": "run", "target": "host/web1",
                     "issued_at": 1795770000000, "not_after": 1795770600000,

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Signed jobs built and signed in Python: the C side (envelope_decode,
 envelope_verify, job_decode via `muster-proto verify-job`) must accept
-exactly the valid ones (DESIGN §3)."""
+exactly the valid ones (design.md §3)."""
 import time
 
 import pytest

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * escape: tries, on request, what a confined runner must not be able to do
- * (DESIGN §8), and reports each attempt's outcome in data:
+ * (design.md §8), and reports each attempt's outcome in data:
  *
  *	read=PATH	open PATH for reading	-> data read/ok, read/errno
  *	write=PATH	open (or create) PATH for appending	-> data write/ok, write/errno

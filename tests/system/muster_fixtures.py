@@ -4,8 +4,8 @@
 Everything is real: certificates and keys from scripts/gen-pki and
 scripts/gen-keys, a mosquitto started from broker-config/dev.conf.in with
 the generated ACL, paho clients over mutual TLS (MQTT 5), job envelopes
-signed with Ed25519 exactly as DESIGN §3 says, and a driver for the real
-musterd.  Run with /usr/bin/python3 (DESIGN §9).
+signed with Ed25519 exactly as design.md §3 says, and a driver for the real
+musterd.  Run with /usr/bin/python3 (design.md §9).
 
 Paths: $MUSTER_SOURCE_DIR (default /work/main) and $MUSTER_BUILD_DIR
 (default /work/main/build, binaries in agent/, runner/, modules/).
@@ -218,7 +218,7 @@ def gen_pki(path: os.PathLike, hosts: Iterable[str] = (),
 
 
 class OperatorKey:
-    """An operator's Ed25519 key: signs job envelopes (DESIGN §3)."""
+    """An operator's Ed25519 key: signs job envelopes (design.md §3)."""
 
     def __init__(self, path: os.PathLike, name: str = ""):
         self.path = Path(path)
@@ -325,7 +325,7 @@ def new_job(kind: str = "ping", target: str = "all", *, id: Optional[str] = None
             ttl_s: float = 300, issued_at: Optional[int] = None,
             not_after: Optional[int] = None, operator: Optional[str] = "alice",
             aud: Optional[str] = f"{TOPIC_ROOT}/v1", **fields: Any) -> dict:
-    """A job body (DESIGN §3).  Extra fields (module, args, timeout_ms,
+    """A job body (design.md §3).  Extra fields (module, args, timeout_ms,
     stream, cancel, module_sha256, or anything odd a test wants) are added
     as given; a field set to None is left out.  `aud` is the fleet: the
     default topic root's, as every agent of these tests has it."""
@@ -424,7 +424,7 @@ def module_payloads(keys: Keys, so: bytes, name: str, version: str, abi: int,
 # ---- MQTT clients --------------------------------------------------------------
 
 
-# ---- signed agent messages (DESIGN §3) ---------------------------------------
+# ---- signed agent messages (design.md §3) ---------------------------------------
 
 
 class ForgedMessage(AssertionError):
@@ -1017,7 +1017,7 @@ class Broker:
             return self
         self.install_keys()
         err = open(self.stderr_path, "ab")
-        # Raise the open files limit for many agents (DESIGN §9).  Through
+        # Raise the open files limit for many agents (design.md §9).  Through
         # the shell, not preexec_fn: this process has paho threads, and
         # preexec_fn is not safe with threads.
         self.proc = subprocess.Popen(
@@ -1104,7 +1104,7 @@ class Broker:
 
 
 class Agent:
-    """Drives the real musterd: writes its agent.conf (DESIGN §7) into its
+    """Drives the real musterd: writes its agent.conf (design.md §7) into its
     own folder and runs `musterd -c CONF --foreground`, output to agent.log.
 
     groups: what agent.conf says; with sync_acl (default) the PKI inventory
@@ -1592,7 +1592,7 @@ def write_cli_conf(path: os.PathLike, broker: "Broker", operator: str = "alice",
                    keys: Optional[Keys] = None, uri: Optional[str] = None,
                    ca: Optional[os.PathLike] = None,
                    extra: str = "") -> Path:
-    """A muster.conf (DESIGN §7) for operator `operator`: TLS identity
+    """A muster.conf (design.md §7) for operator `operator`: TLS identity
     op:<operator> from the broker's PKI, job key from keys (if given)."""
     pki = broker.pki
     text = (f"[broker]\nuri = {uri or broker.uri}\nca = {ca or pki.ca}\n"
@@ -1647,7 +1647,7 @@ TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1",
 
 
 def musterd_pids(pid: int) -> list[int]:
-    """pid and, as root, its network process (a child musterd, DESIGN §8)."""
+    """pid and, as root, its network process (a child musterd, design.md §8)."""
     return [pid] + [p["pid"] for p in all_procs()
                     if p["ppid"] == pid and p["comm"] == "musterd"]
 

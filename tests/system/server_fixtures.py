@@ -6,7 +6,7 @@ against the test broker, with the PKI's server certificate (CN srv:main);
 HTTP on a free loopback port; an SQLite archive in its folder unless the
 test gives a URL.  Plus: signed results forged or genuine for the burst
 tests, a small HTTP client, PostgreSQL in a temp dir, and the headless
-browser.  Run with /usr/bin/python3 (DESIGN §9).
+browser.  Run with /usr/bin/python3 (design.md §9).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""musterd's configuration (DESIGN §7): --check-config, --version, a bad
+"""musterd's configuration (design.md §7): --check-config, --version, a bad
 file at start, and SIGHUP, which reloads the operator keys and the log level
 without touching the MQTT session."""
 import os
@@ -163,7 +163,7 @@ def result(op, operator, body):
 
 def refusal(op, key, body):
     """The refusal of a job whose key is not trusted: unverified, so it is
-    answered under invalid-<hash of the envelope> (DESIGN §3), never under
+    answered under invalid-<hash of the envelope> (design.md §3), never under
     the id its body claims.  Returns (result, that id): the agent logs the
     refusal (a notice) under it before it sends the answer."""
     import hashlib
@@ -252,7 +252,7 @@ def test_sighup_with_a_bad_file_keeps_the_running_config(hup_agent, broker,
     p = new_job("ping", "host/h1")
     assert result(op_client, operator, p)["status"] == "pass"
 
-    # A broken key file fails closed (DESIGN §8): it is reported and left
+    # A broken key file fails closed (design.md §8): it is reported and left
     # out, the good keys load (alice still works, bob comes in).
     a.conf_path.write_text(good)
     bob = new_operator(tmp_path, "bob")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Exactly one result per accepted job and host (DESIGN §3), across broker
+"""Exactly one result per accepted job and host (design.md §3), across broker
 restarts, a broker that lost its state, and an agent killed with SIGKILL.
 
 The observer keeps a persistent MQTT session, so what the agent publishes

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The acceptance rules of DESIGN §3 / docs/protocol.md against the real
+"""The acceptance rules of design.md §3 / docs/protocol.md against the real
 musterd: every refusal is answered with exactly one `rejected` result whose
 reason names the rule (texts from agent/intake.c), and nothing runs.
 
@@ -119,7 +119,7 @@ class Case:
     extra: Optional[dict] = None	# agent config overrides
     # The signature did not verify, or the verified body has no readable
     # id: the refusal goes to invalid-<hash of the envelope>, never to an
-    # id read from the body (DESIGN §3).
+    # id read from the body (design.md §3).
     unverified: bool = False
 
 
@@ -320,7 +320,7 @@ def test_max_ttl_boundary_is_inclusive(agents, op_client, operator):
 
 def test_clock_skew_allowance(agents, op_client, operator):
     """issued_at up to 60 s ahead and not_after up to 60 s behind are
-    accepted (DESIGN §3: clocks differ)."""
+    accepted (design.md §3: clocks differ)."""
     start_h1(agents)
     ahead = lambda t: new_job("ping", "host/h1", issued_at=t + 50_000,  # noqa
                               ttl_s=60)
@@ -366,7 +366,7 @@ DUP = "duplicate delivery of an accepted id"
 
 
 def test_duplicate_delivery_gets_no_new_answer(agents, op_client, operator):
-    """DESIGN §3 (contract changed from "rejected: replayed job id"): an id
+    """design.md §3 (contract changed from "rejected: replayed job id"): an id
     already in the seen-set is a duplicate delivery or a replay; it is
     logged and counted, and the job keeps its one answer."""
     a = start_h1(agents)
@@ -433,7 +433,7 @@ def test_duplicate_after_restart_gets_no_answer(agents, op_client, operator):
     control(op_client, operator)
     for b in (ping, run):
         # No new answer.  (The stored result itself may come again, if its
-        # PUBACK had not reached the agent before it stopped: DESIGN §3.)
+        # PUBACK had not reached the agent before it stopped: design.md §3.)
         assert all(r == first[b["id"]] for r in results_for(op_client, b["id"]))
         assert log_count(a, f"job {b['id']}: {DUP}") == 1
     assert log_count(a, "running module") == 1

@@ -85,7 +85,7 @@ def test_ping(agents, op_client, operator):
     common_fields(r, body, "h1")
     assert (r["status"], r["summary"]) == ("pass", "pong"), r
     assert "reason" not in r, r
-    assert r["data"] == {"running": 0}, r	# load is in the ping (DESIGN §3)
+    assert r["data"] == {"running": 0}, r	# load is in the ping (design.md §3)
 
 
 def test_version(agents, op_client, operator):

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Issue 19 against the real musterd and broker: the shipped example policy
-is accepted and means what it says, and the policy fails closed (DESIGN §8,
+is accepted and means what it says, and the policy fails closed (design.md §8,
 muster-policy(5) "RELOAD").
 
 A start with a broken file is refused and a broken edit at reload keeps the
@@ -148,6 +148,6 @@ def test_policy_gone_at_reload_stays_in_force(agents, op_client, operator, tmp_p
                      rf"rules of {re.escape(str(pol))} in force", a.log()), a.log()[-2000:]
     assert ask(op_client, operator, new_job("version", "host/h1"))["reason"] == denied
 
-    # A restart without a file: no policy (DESIGN §8), as the log said.
+    # A restart without a file: no policy (design.md §8), as the log said.
     start_fresh(a)
     assert ask(op_client, operator, new_job("version", "host/h1"))["status"] == "pass"

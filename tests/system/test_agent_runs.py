@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Jobs through the real musterd and muster-runner (DESIGN §3, §4): hostile
+"""Jobs through the real musterd and muster-runner (design.md §3, §4): hostile
 modules cost only their runner, cancel, max_jobs and live events.
 
 Every hostile run is followed by a ping that must come back at once: the
@@ -268,7 +268,7 @@ def test_max_jobs_is_respected(agents, op, operator):
             for _ in range(4)]
     for j in jobs:
         send_job(op, operator, j)
-    # Load is in the ping answer (status is presence only, DESIGN §3).
+    # Load is in the ping answer (status is presence only, design.md §3).
     results, running, pings, statuses = {}, [], set(), 0
     next_ping = time.monotonic()
     deadline = time.monotonic() + 15

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Issue 10 against the real musterd: fleet binding (`aud`), refusals of
 unverifiable envelopes under `invalid-<hash>` ids only, `max_job` before any
-decoding, and the authorization policy of DESIGN §8 (rule forms, first match,
+decoding, and the authorization policy of design.md §8 (rule forms, first match,
 default deny, reasons naming file:line, run_as, timeout<=, reload)."""
 import os
 import re

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The parent against a lying network process (issue 22, DESIGN §8).
+"""The parent against a lying network process (issue 22, design.md §8).
 
 There is no scripted network process yet, so each test does to
 state_dir/net what a network process running someone else's code could do

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The broker security model (DESIGN §8) against a real Mosquitto with the
+"""The broker security model (design.md §8) against a real Mosquitto with the
 shipped configuration and the generated ACL, using python clients with real
 certificates.  No agent needed.
 
@@ -48,7 +48,7 @@ def test_host_receives_its_own_group_and_broadcast_jobs(mqtt, operator):
 
 def test_host_never_receives_other_hosts_jobs(mqtt, operator):
     # h1 asks for everything it should not have; Mosquitto 2.0.11 accepts
-    # the subscriptions and filters on delivery (DESIGN §9).
+    # the subscriptions and filters on delivery (design.md §9).
     h1 = mqtt("h1")
     h1.subscribe("muster/v1/#", topic("hosts", "h2", "jobs"),
                  topic("hosts", "+", "jobs"), topic("groups", "+", "jobs"),
@@ -417,7 +417,7 @@ def test_broker_runs_as_mosquitto_with_the_documented_key_files(broker, pki,
 
 
 def test_acl_has_no_topic_lines_for_anonymous_only(pki):
-    # DESIGN §9: `topic` before the first `user` applies to anonymous only.
+    # design.md §9: `topic` before the first `user` applies to anonymous only.
     seen_user = False
     for line in pki.acl.read_text().splitlines():
         words = line.split()
@@ -484,7 +484,7 @@ def test_gen_keys_is_idempotent_and_usable(tmp_path):
     assert keys.operator("ann").key_id == key.key_id
 
     # .pub is the SubjectPublicKeyInfo of .key, and the key id is what
-    # DESIGN §3 says (first 8 bytes of SHA-256 of the raw key).
+    # design.md §3 says (first 8 bytes of SHA-256 of the raw key).
     der = subprocess.run(["openssl", "pkey", "-pubin", "-in",
                           str(keys.operator_pub("ann")), "-outform", "DER"],
                          capture_output=True, check=True).stdout

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Chaos: a stream of group jobs while agents are SIGKILLed and restarted
-and the broker restarts, all at random from one seed (DESIGN §3: exactly
+and the broker restarts, all at random from one seed (design.md §3: exactly
 one answer per (job, host), duplicates get no new answer).
 
 Eight agents in three groups (two of them overlap, so half the hosts get

@@ -872,7 +872,7 @@ def test_keygen(fleet, tmp_path):
 
     # The new key signs jobs the CLI accepts; agents that do not trust it
     # refuse them.  The refusal of an unverifiable job is published under
-    # invalid-<hash of the envelope>, never under the job's id (DESIGN §3),
+    # invalid-<hash of the envelope>, never under the job's id (design.md §3),
     # so the CLI sees no answer for its job: exit 3 (contract changed).
     # That h1 did refuse it, naming the new key, an operator sees.
     raw = public.public_bytes(serialization.Encoding.Raw,

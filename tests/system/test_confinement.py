@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Runner confinement (issue 9, DESIGN §8), with the real files.
+"""Runner confinement (issue 9, design.md §8), with the real files.
 
 As root, musterd starts every runner as the run_as user (muster-job by
 default), with no capabilities, NO_NEW_PRIVS and a seccomp filter, as the

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Signed agent messages (DESIGN §3) seen from `muster`: a real broker, a
+"""Signed agent messages (design.md §3) seen from `muster`: a real broker, a
 real agent h1, and a scripted host h2 that connects with its own real
 certificate and answers jobs with whatever the test wants it to say -
 forged, mismatched, retained, or hostile text.  The CLI must count forged

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""No job acknowledged by a host vanishes (issue 20.0, DESIGN §3).
+"""No job acknowledged by a host vanishes (issue 20.0, design.md §3).
 
 The agent is stopped (SIGSTOP, by its MUSTER_TEST_STOP_AT hook) at one step
 of a run job's intake, and then its parent or its network process is

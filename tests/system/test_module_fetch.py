@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Signed modules fetched over the broker (issue 8, DESIGN §3 "Modules and
+"""Signed modules fetched over the broker (issue 8, design.md §3 "Modules and
 releases on the broker", §8).
 
 Everything real: a TLS mosquitto with the generated ACL, musterd and
 muster-runner, OpenPGP signatures made with the publisher's gpg key from
 scripts/gen-keys (and a second key no agent trusts).  The publisher side
 here is a paho client with the publisher's certificate (pub:release)
-publishing the retained artifact and pointer exactly as DESIGN §3 says;
+publishing the retained artifact and pointer exactly as design.md §3 says;
 `muster module publish` has its own tests.  The agents' modules_dir is
 empty unless a test says otherwise: every module comes from the broker.
 """

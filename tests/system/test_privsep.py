@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""musterd split in two (issue 9, DESIGN §8).
+"""musterd split in two (issue 9, design.md §8).
 
 As root, musterd is a privileged parent and a network process running as
 [agent] user (muster) with no capabilities.  These tests look at the real

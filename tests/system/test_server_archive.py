@@ -119,7 +119,7 @@ def test_forged_results_are_counted_not_stored(broker, mqtt, servers):
 
 
 def test_retained_results_are_ignored(broker, mqtt, servers):
-    """A result is never retained (DESIGN §3): a retained one, even well
+    """A result is never retained (design.md §3): a retained one, even well
     signed, is stale or planted and not archived; the same sent live is."""
     pki = broker.pki
     s = servers().start()

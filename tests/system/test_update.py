@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Self-update on staged channels (issue 11, DESIGN §5).
+"""Self-update on staged channels (issue 11, design.md §5).
 
 Real everything: a TLS mosquitto with the generated ACL, muster-server
 answering the self-test handshake, musterd (as root: privilege separation)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The wake port (DESIGN §6): a trusted TCP connect makes a disconnected
+"""The wake port (design.md §6): a trusted TCP connect makes a disconnected
 agent in a long back-off reconnect at once; an untrusted one does nothing;
 nothing sent to the port is ever read.
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """muster watch loses nothing over a short disconnect (--session), and says
-so when results were really lost (the per-host result seq, DESIGN §3)."""
+so when results were really lost (the per-host result seq, design.md §3)."""
 from __future__ import annotations
 
 import json

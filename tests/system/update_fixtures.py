@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Helpers for the self-update tests (issue 11, DESIGN §5).
+"""Helpers for the self-update tests (issue 11, design.md §5).
 
 The agent is built a second time with another version string (CMake
 -DMUSTER_VERSION, a build-time define only) into a temporary build folder,

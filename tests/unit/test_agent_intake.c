@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for musterd's acceptance rules (agent/intake.c, DESIGN §3,
+ * Unit tests for musterd's acceptance rules (agent/intake.c, design.md §3,
  * §8) without a broker: a real struct agent with a loop, a keyring holding
  * an Ed25519 key made here (OpenSSL, through sign_keygen()), a temporary
  * state_dir (seen-set, spool) and a policy.  Envelopes go in through

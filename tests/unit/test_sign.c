@@ -215,7 +215,7 @@ test_bad_keys(void **state)
 	assert_non_null(strstr(err.msg, "not an Ed25519 key"));
 	assert_null(k);
 
-	/* Fail closed (DESIGN §8): a bad .pub is reported and left out, the
+	/* Fail closed (design.md §8): a bad .pub is reported and left out, the
 	 * good keys load. */
 	assert_int_equal(keyring_load_dir(&ring, f->ring, NULL, NULL, &err), MU_OK);
 	assert_int_equal(run("echo junk > %1$s/ring/zz.pub", f->dir), 0);

@@ -38,6 +38,7 @@ import pwd
 import random
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -185,6 +186,18 @@ def world(tmp_path_factory, keys):
     assert_no_sanitizer_reports()
 
 
+def diagnose(broker, agent):
+    """What the broker saw of an agent that did not come back, and which
+    musterd processes run: a stuck agent is told from a stray one."""
+    lines = [ln for ln in broker.log_path.read_text(errors="replace").splitlines()
+             if agent.name in ln]
+    ps = subprocess.run(["ps", "-eo", "pid,ppid,user,etime,args"],
+                        capture_output=True, text=True).stdout
+    procs = [ln for ln in ps.splitlines() if "musterd" in ln]
+    return ("broker log, last lines naming " + agent.name + ":\n" +
+            "\n".join(lines[-40:]) + "\nmusterd processes:\n" + "\n".join(procs))
+
+
 def chaos_job(rng, log_path, n):
     group = rng.choice(sorted(GROUPS))
     jid = f"chaos-{SEED}-{n:04d}"
@@ -256,7 +269,10 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
             faults["agent restarts"] += 1
         down_until.clear()
         for a in agents:
-            a.wait_status("online", timeout=30)
+            try:
+                a.wait_status("online", timeout=30)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n{diagnose(broker, a)}") from None
 
         jobs = {b["id"]: b for b in pub.sent}
         want = {(j, h) for j, b in jobs.items()

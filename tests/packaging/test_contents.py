@@ -43,6 +43,9 @@ def test_agent_files(debs):
             "/lib/systemd/system/musterd.service", "/etc/muster/agent.conf",
             "/usr/share/doc/muster/examples/agent.conf",
             "/usr/share/doc/muster/examples/policy",
+            # operations.md links these three (issue 21.1)
+            "/usr/share/doc/muster/operations.md", "/usr/share/doc/muster/design.md",
+            "/usr/share/doc/muster/protocol.md", "/usr/share/doc/muster/security.md",
             "/usr/share/doc/muster-agent/copyright",
             "/usr/share/doc/muster-agent/changelog.gz",
             "/usr/share/man/man8/musterd.8.gz", "/usr/share/man/man8/muster-runner.8.gz",

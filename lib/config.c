@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * config.c - the agent's and the CLI's INI files, design.md §7.
+ * config.c - the INI files of the agent (/etc/muster/agent.conf), the CLI
+ * (~/.config/muster/muster.conf) and muster-server
+ * (/etc/muster/server.conf), design.md §7.
  *
  * Each section is a table of keys; each key names a setter that parses one
  * value (or one list item) into a field found by offset.  inih does not tell

@@ -190,7 +190,9 @@ hostsig_signer_cert(const struct hostsig_signer *s)
 	return (struct wire_bytes){ s->cert_der, s->cert_len };
 }
 
-int
+/* Sign body; *siglen is the room in sig on entry (WIRE_MAX_HOSTSIG is
+ * enough) and the signature's length on return. */
+static int
 hostsig_sign(const struct hostsig_signer *s, const void *body, size_t len,
     uint8_t *sig, size_t *siglen, struct mu_err *err)
 {

@@ -50,10 +50,6 @@ int hostsig_cert_file_cn(const char *path, char *out, size_t outsz, struct mu_er
 const char *hostsig_signer_fpr(const struct hostsig_signer *s);	/* 64 hex */
 struct wire_bytes hostsig_signer_cert(const struct hostsig_signer *s);	/* DER */
 
-/* Sign body; *siglen is the room in sig on entry (WIRE_MAX_HOSTSIG is
- * enough) and the signature's length on return. */
-int hostsig_sign(const struct hostsig_signer *s, const void *body, size_t len,
-    uint8_t *sig, size_t *siglen, struct mu_err *err);
 /* Sign body and append the whole agent envelope to out. */
 int hostsig_wrap(const struct hostsig_signer *s, const void *body, size_t len,
     msgpack_sbuffer *out, struct mu_err *err);

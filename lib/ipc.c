@@ -4,6 +4,7 @@
  */
 #include "ipc.h"
 #include "util.h"
+#include "wire_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,7 +15,58 @@ static const char *const ipc_types[] = {
 	[IPC_OUT] = "out", [IPC_PROGRESS] = "progress", [IPC_VERDICT] = "verdict",
 };
 
-/* ipc_event_decode() is in wire.c, with the readers every decoder uses. */
+/* ---- decoding: the readers of the network's messages (wire_internal.h) ---- */
+
+static int
+ipc_decode_verdict(struct rd *r, struct ipc_event *e)
+{
+	struct wire_str st;
+	int rc;
+
+	rc = rd_str(r, "status", true, 16, &st);
+	if (!rc && (result_status_parse(st.ptr, st.len, &e->status) != MU_OK ||
+	    (e->status != RS_PASS && e->status != RS_FAIL && e->status != RS_ERROR)))
+		rc = mu_errf(r->err, MU_EINVAL, "verdict has no valid status");
+	if (!rc)
+		rc = rd_str(r, "reason", false, WIRE_MAX_STR, &e->reason);
+	if (!rc)
+		rc = rd_str(r, "summary", false, WIRE_MAX_STR, &e->summary);
+	if (!rc)
+		rc = rd_bool(r, "truncated", false, &e->truncated);
+	if (!rc)
+		rc = rd_map(r, "data", &e->data);
+	if (!rc)
+		rc = rd_ident(r, "module", false, e->module, sizeof(e->module), name_valid,
+		    "a module name");
+	if (!rc)
+		rc = rd_ident(r, "module_version", false, e->module_version,
+		    sizeof(e->module_version), version_valid, "a version");
+	return rc;
+}
+
+int
+ipc_event_decode(const void *buf, size_t len, struct ipc_event *e, struct mu_err *err)
+{
+	uint64_t pct = 0;
+	struct rd r;
+	int t, rc;
+
+	memset(e, 0, sizeof(*e));
+	if (len > IPC_MAX_FRAME)
+		return mu_errf(err, MU_EINVAL, "event larger than %u bytes", IPC_MAX_FRAME);
+	if ((rc = doc_open(buf, len, &e->doc, &r, err)) != MU_OK)
+		return rc;
+	rc = rd_word(&r, "t", ipc_types, 3, &t);
+	e->type = (enum ipc_type)t;
+	if (!rc && e->type == IPC_OUT) {
+		rc = rd_str(&r, "text", true, WIRE_MAX_STR, &e->text);
+	} else if (!rc && e->type == IPC_PROGRESS) {
+		rc = rd_uint(&r, "pct", true, 100, &pct);
+		e->pct = (uint8_t)pct;
+	} else if (!rc)
+		rc = ipc_decode_verdict(&r, e);
+	return doc_close(&e->doc, rc);
+}
 
 static void
 pk_kstr(msgpack_packer *pk, const char *key, const char *s, size_t len)

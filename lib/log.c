@@ -32,12 +32,6 @@ log_set_level(int level)
 }
 
 int
-log_get_level(void)
-{
-	return log_state.level;
-}
-
-int
 log_level_parse(const char *s)
 {
 	static const struct { const char *name; int level; } names[] = {
@@ -112,17 +106,6 @@ fatal(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_errno(LOG_CRIT, saved, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vmsg(LOG_CRIT, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

@@ -18,7 +18,6 @@
  * that is still written (LOG_ERR .. LOG_DEBUG). */
 void log_init(const char *prog, int level);
 void log_set_level(int level);
-int log_get_level(void);
 
 /* Parse "error", "warning", "notice", "info", "debug" (or 3..7); -1 if bad. */
 int log_level_parse(const char *s);
@@ -35,8 +34,7 @@ void log_vmsg(int prio, const char *fmt, va_list ap) __attribute__((format(print
 /* Log with strerror(errno) appended, at LOG_WARNING. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Log at LOG_CRIT and exit(1); fatal() appends strerror(errno). */
+/* Log at LOG_CRIT with strerror(errno) appended, and exit(1). */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -49,7 +49,8 @@ sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
 	return MU_OK;
 }
 
-int
+/* Key id of a raw 32-byte public key, written as 16 hex chars + NUL. */
+static int
 sign_keyid_raw(const uint8_t pub[32], char out[KEYID_HEX_LEN + 1])
 {
 	uint8_t md[32];

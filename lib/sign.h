@@ -33,9 +33,6 @@ const char *sign_key_id(const struct sign_key *k);	/* 16 hex chars */
  * alone. */
 const char *sign_key_name(const struct sign_key *k);
 
-/* Key id of a raw 32-byte public key, written as 16 hex chars + NUL. */
-int sign_keyid_raw(const uint8_t pub[32], char out[KEYID_HEX_LEN + 1]);
-
 /* Write a fresh key pair: DIR/NAME.key (0600) and DIR/NAME.pub. */
 int sign_keygen(const char *dir, const char *name, struct mu_err *err);
 

@@ -3,7 +3,11 @@
  * wire.h - encoders and strict decoders for every message of protocol v1
  * (design.md §3): job envelope and body, result, event, status, module and
  * release manifests, signed pointers, module and binary artifacts, and the
- * self-test request and verdict.
+ * self-test request and verdict.  One source file per family: wire_job.c,
+ * wire_agent.c (agent envelope, result, event, status), wire_manifest.c
+ * (manifests, pointers, artifacts), wire_selftest.c, wire_priv.c; wire.c
+ * holds the readers and writers they share (wire_internal.h), wire_check.c
+ * the structural check.
  *
  * Ownership:
  *  - Decoders never copy blobs.  A decoded struct's wire_str / wire_bytes
@@ -151,7 +155,6 @@ enum result_status {
 };
 
 const char *result_status_name(enum result_status s);
-int result_status_parse(const char *s, size_t len, enum result_status *out);
 
 struct result {
 	struct wire_doc doc;
@@ -379,8 +382,6 @@ bool nonce_valid(const char *s);	/* [0-9a-f]{16,128} */
 /* A NUL-terminated malloc'd copy of a view (the caller frees it); NULL for
  * an absent view or when memory runs out. */
 char *wire_str_dup(struct wire_str s);
-/* Give empty strings/bins of a freshly unpacked tree a non-NULL pointer. */
-void wire_fix_empty(msgpack_object *o);
 /* Check a msgpack map as args/data: string keys, depth <= 8, no ext. */
 int wire_check_map(const msgpack_object *o, struct mu_err *err);
 

@@ -36,12 +36,6 @@ chk_arg(struct chk *c, const char *key)
 	return v;
 }
 
-int
-chk_has(struct chk *c, const char *key)
-{
-	return chk_arg(c, key) != NULL;
-}
-
 /* Only the first bad argument is told: one fix at a time is plenty. */
 static void
 bad_arg(struct chk *c, const char *key, const char *want)

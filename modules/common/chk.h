@@ -61,7 +61,6 @@ const char	*chk_str(struct chk *, const char *key, const char *def);
 const char	*chk_req(struct chk *, const char *key);
 int64_t		 chk_int(struct chk *, const char *key, int64_t def);
 int		 chk_bool(struct chk *, const char *key, int def);
-int		 chk_has(struct chk *, const char *key);
 int		 chk_args_bad(const struct chk *);
 int		 chk_args_error(struct chk *);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for lib/wire.c and lib/wire_check.c: every codec round-trips,
+ * Unit tests for lib/wire*.c (the codecs of wire.h): every codec round-trips,
  * and each refusal rule refuses with a reason naming the problem; the
  * parent <-> network process frames (priv_msg) type by type.
  */

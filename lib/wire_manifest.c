@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wire_manifest.c - codecs for what an operator publishes for agents to fetch
+ * (design.md §3): module and release manifests, the signed pointers that
+ * carry a manifest and its OpenPGP signature, and the module and binary
+ * artifacts.
+ */
+#include "wire_internal.h"
+
+#include <string.h>
+
+/* ---- manifests -------------------------------------------------------- */
+
+static int
+rd_kind(struct rd *r, const char *want)
+{
+	const char *const words[] = { want };
+	int i;
+
+	return rd_word(r, "kind", words, 1, &i);
+}
+
+int
+module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
+    struct mu_err *err)
+{
+	uint64_t abi = 0;
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_kind(&r, "module");
+	if (!rc)
+		rc = rd_ident(&r, "name", true, out->name, sizeof(out->name), name_valid,
+		    "a module name");
+	if (!rc)
+		rc = rd_ident(&r, "version", true, out->version, sizeof(out->version),
+		    version_valid, "a version");
+	if (!rc)
+		rc = rd_uint(&r, "abi", true, UINT32_MAX, &abi);
+	out->abi = (uint32_t)abi;
+	if (!rc)
+		rc = rd_ident(&r, "sha256", true, out->sha256, sizeof(out->sha256),
+		    sha256hex_valid, "a sha256");
+	if (!rc)
+		rc = rd_uint(&r, "size", true, WIRE_MAX_BIN, &out->size);
+	if (!rc)
+		rc = rd_uint(&r, "published_at", true, UINT64_MAX, &out->published_at);
+	return doc_close(&out->doc, rc);
+}
+
+int
+module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need(name_valid(m->name) && version_valid(m->version) &&
+	    sha256hex_valid(m->sha256) && m->size <= WIRE_MAX_BIN, err,
+	    "bad name, version, sha256 or size");
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 7);
+	pk_kv_str(&pk, "kind", "module");
+	pk_kv_str(&pk, "name", m->name);
+	pk_kv_str(&pk, "version", m->version);
+	pk_kv_uint(&pk, "abi", m->abi);
+	pk_kv_str(&pk, "sha256", m->sha256);
+	pk_kv_uint(&pk, "size", m->size);
+	pk_kv_uint(&pk, "published_at", m->published_at);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
+int
+release_manifest_decode(const void *buf, size_t len, struct release_manifest *out,
+    struct mu_err *err)
+{
+	uint64_t rollout = 0;
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_kind(&r, "release");
+	if (!rc)
+		rc = rd_ident(&r, "channel", true, out->channel, sizeof(out->channel),
+		    name_valid, "a channel name");
+	if (!rc)
+		rc = rd_ident(&r, "version", true, out->version, sizeof(out->version),
+		    version_valid, "a version");
+	if (!rc)
+		rc = rd_ident(&r, "agent_sha256", true, out->agent_sha256,
+		    sizeof(out->agent_sha256), sha256hex_valid, "a sha256");
+	if (!rc)
+		rc = rd_uint(&r, "agent_size", true, WIRE_MAX_BIN, &out->agent_size);
+	if (!rc)
+		rc = rd_ident(&r, "runner_sha256", true, out->runner_sha256,
+		    sizeof(out->runner_sha256), sha256hex_valid, "a sha256");
+	if (!rc)
+		rc = rd_uint(&r, "runner_size", true, WIRE_MAX_BIN, &out->runner_size);
+	if (!rc)
+		rc = rd_uint(&r, "published_at", true, UINT64_MAX, &out->published_at);
+	if (!rc)
+		rc = rd_uint(&r, "rollout", true, 100, &rollout);
+	out->rollout = (uint8_t)rollout;
+	return doc_close(&out->doc, rc);
+}
+
+int
+release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need(name_valid(m->channel) && version_valid(m->version) &&
+	    sha256hex_valid(m->agent_sha256) && sha256hex_valid(m->runner_sha256) &&
+	    m->agent_size <= WIRE_MAX_BIN && m->runner_size <= WIRE_MAX_BIN &&
+	    m->rollout <= 100, err, "bad channel, version, hashes, sizes or rollout");
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 9);
+	pk_kv_str(&pk, "kind", "release");
+	pk_kv_str(&pk, "channel", m->channel);
+	pk_kv_str(&pk, "version", m->version);
+	pk_kv_str(&pk, "agent_sha256", m->agent_sha256);
+	pk_kv_uint(&pk, "agent_size", m->agent_size);
+	pk_kv_str(&pk, "runner_sha256", m->runner_sha256);
+	pk_kv_uint(&pk, "runner_size", m->runner_size);
+	pk_kv_uint(&pk, "published_at", m->published_at);
+	pk_kv_uint(&pk, "rollout", m->rollout);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
+/* ---- pointers and artifacts ------------------------------------------- */
+
+static int
+rd_signed(struct rd *r, struct wire_bytes *manifest, struct wire_bytes *sig)
+{
+	int rc;
+
+	rc = rd_bin(r, "manifest", true, WIRE_MAX_MANIFEST, manifest);
+	if (!rc)
+		rc = rd_bin(r, "sig", true, WIRE_MAX_PGPSIG, sig);
+	if (!rc && (manifest->len == 0 || sig->len == 0))
+		rc = mu_errf(r->err, MU_EINVAL, "manifest or signature is empty");
+	return rc;
+}
+
+static int
+need_signed(struct wire_bytes manifest, struct wire_bytes sig, struct mu_err *err)
+{
+	return need(manifest.ptr && manifest.len > 0 && manifest.len <= WIRE_MAX_MANIFEST &&
+	    sig.ptr && sig.len > 0 && sig.len <= WIRE_MAX_PGPSIG, err,
+	    "manifest or signature empty or too large");
+}
+
+int
+pointer_decode(const void *buf, size_t len, struct signed_pointer *out,
+    struct mu_err *err)
+{
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_signed(&r, &out->manifest, &out->sig);
+	return doc_close(&out->doc, rc);
+}
+
+int
+pointer_encode(const struct signed_pointer *p, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need_signed(p->manifest, p->sig, err);
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 2);
+	pk_kv_bin(&pk, "manifest", p->manifest.ptr, p->manifest.len);
+	pk_kv_bin(&pk, "sig", p->sig.ptr, p->sig.len);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
+int
+module_artifact_decode(const void *buf, size_t len, struct module_artifact *out,
+    struct mu_err *err)
+{
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_signed(&r, &out->manifest, &out->sig);
+	if (!rc)
+		rc = rd_bin(&r, "so", true, WIRE_MAX_BIN, &out->so);
+	return doc_close(&out->doc, rc);
+}
+
+int
+module_artifact_encode(const struct module_artifact *a, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need_signed(a->manifest, a->sig, err);
+	if (!rc)
+		rc = need(a->so.ptr && a->so.len <= WIRE_MAX_BIN, err, "module too large");
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 3);
+	pk_kv_bin(&pk, "manifest", a->manifest.ptr, a->manifest.len);
+	pk_kv_bin(&pk, "sig", a->sig.ptr, a->sig.len);
+	pk_kv_bin(&pk, "so", a->so.ptr, a->so.len);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
+int
+binary_artifact_decode(const void *buf, size_t len, struct binary_artifact *out,
+    struct mu_err *err)
+{
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_bin(&r, "data", true, WIRE_MAX_BIN, &out->data);
+	return doc_close(&out->doc, rc);
+}
+
+int
+binary_artifact_encode(const struct binary_artifact *a, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need(a->data.ptr && a->data.len <= WIRE_MAX_BIN, err, "binary too large");
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 1);
+	pk_kv_bin(&pk, "data", a->data.ptr, a->data.len);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}

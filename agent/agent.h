@@ -441,6 +441,7 @@ struct agent {
 	struct chan to_net;		/* parent's end of the socketpair */
 	struct chan to_parent;		/* network process's end */
 	pid_t net_pid;			/* parent: the network process; 0 = none */
+	pid_t net_parent;		/* network process: its parent's pid */
 	uint64_t net_restart_timer;
 	unsigned net_restarts;
 	/* Readiness (priv_net_ready()): READY=1 sent; the current network
@@ -511,6 +512,7 @@ void result_init(struct agent *a, struct result *r, const struct job *j,
     enum result_status st);
 int result_submit(struct agent *a, struct result *r);
 void results_spooled(struct agent *a, const char *job);
+bool results_pending(const struct agent *a, const char *job);
 void results_resend(struct agent *a);
 void results_free(struct agent *a);
 

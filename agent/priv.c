@@ -6,7 +6,7 @@
  * Started as root, musterd forks its network process, which changes to
  * [agent] user (groups cleared, no capabilities, NO_NEW_PRIVS) before it
  * touches the network.  The two talk over one socketpair in typed frames
- * (struct priv_msg, decoded by lib/wire.c like any broker input):
+ * (struct priv_msg, decoded by lib/wire_priv.c like any broker input):
  *
  *   network -> parent   job (a raw envelope), module (the build chosen for
  *                       a run), spooled (a result is safe on disk)
@@ -227,6 +227,8 @@ net_commit(struct agent *a)
 	if (a->nstaged == 0 && !a->spool.dir_dirty)
 		return;
 	ok = results_commit(a) == MU_OK;
+	if (ok && a->nstaged)
+		test_stop_at("net-spooled");	/* the parent not yet told */
 	for (i = 0; ok && i < a->nstaged; i++) {
 		snprintf(ack.job, sizeof(ack.job), "%s", a->staged[i]);
 		chan_send(a, &a->to_parent, &ack);
@@ -794,8 +796,14 @@ net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
 	keyring_copy_write(&keys, "gnupg");
 	if (setuid(0) != -1)
 		return mu_errf(err, MU_EIO, "root came back after setuid");
+	test_stop_at("net-dropped");	/* no death signal armed */
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* setuid() cleared the death signal net_exec() armed: arm it again,
+	 * then check that the parent did not die in between (no signal
+	 * would come for that). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no goodbye: the will says "lost" */
+	if (getppid() != a->net_parent)
+		return mu_errf(err, MU_EIO, "the parent died while we started");
 	return MU_OK;
 }
 
@@ -844,6 +852,8 @@ net_main(struct agent *a, const char *fds)
 
 	a->role = ROLE_NET;
 	a->to_net.fd = -1;
+	/* Alive: net_exec() armed the death signal before the exec. */
+	a->net_parent = getppid();
 	prctl(PR_SET_NAME, "musterd");	/* not "exe", for ps and pkill */
 	if (sscanf(fds, "%d,%d,%d,%d", &chanfd, &tls[0], &tls[1], &tls[2]) != 4) {
 		log_err("network process: bad --net %s", fds);
@@ -868,7 +878,7 @@ net_main(struct agent *a, const char *fds)
 }
 
 static void __attribute__((noreturn))
-net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
+net_exec(struct agent *a, pid_t parent, int chanfd, const int tls[NET_TLS_FILES])
 {
 	char fds[64];
 	int i;
@@ -885,6 +895,15 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 	/* Its own session: no controlling terminal to type into (TIOCSTI)
 	 * if the parent runs on one (issue 22). */
 	setsid();
+	/*
+	 * A network process must never outlive its parent: a second one
+	 * with our client id would take the broker session from the next
+	 * agent's, and that one's back, for ever.  The death signal survives
+	 * the exec; a parent that died before it was armed is seen here.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
 	/* Nothing of ours but these two and stdio crosses the exec. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	fcntl(chanfd, F_SETFD, 0);
@@ -897,11 +916,45 @@ net_exec(struct agent *a, int chanfd, const int tls[NET_TLS_FILES])
 	_exit(127);
 }
 
+/*
+ * A new network process holds what it finds in its spool until we speak
+ * (session.c result_stage()): the results we still hold we have just
+ * handed it again; the others we have marked done (or mark now, for the
+ * journal of a parent that restarted), and they may go out.
+ */
+static void
+spooled_release(struct agent *a)
+{
+	const struct spooled *s;
+	struct mu_err err;
+
+	spool_close(&a->spool);
+	if (spool_open(&a->spool, a->net_dir, a->cfg.state_dir, &err) != MU_OK) {
+		log_err("%s", err.msg);
+		return;
+	}
+	for (s = a->spool.head; s; s = s->next) {
+		if (results_pending(a, s->job))
+			continue;
+		if (seen_run_done(&a->seen, s->job, &err) != MU_OK) {
+			log_err("job %s: %s", s->job, err.msg);
+			continue;	/* published after a restart instead */
+		}
+		answered_add(a, s->job);
+	}
+	if (seen_sync(&a->seen, &err) != MU_OK) {
+		log_err("seen-set: %s", err.msg);
+		a->nanswered = 0;
+		return;
+	}
+	answered_send(a);
+}
+
 static int
 net_spawn(struct agent *a, struct mu_err *err)
 {
 	int sv[2], tls[NET_TLS_FILES], rc;
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	if ((rc = net_tls_memfds(a, tls, err)) != MU_OK) {
 		net_tls_close(tls);
@@ -918,7 +971,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
 	}
 	if (pid == 0)
-		net_exec(a, sv[1], tls);
+		net_exec(a, self, sv[1], tls);
 	net_tls_close(tls);
 	close(sv[1]);
 	a->net_pid = pid;
@@ -926,6 +979,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 	chan_init(a, &a->to_net, sv[0]);
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
 	results_resend(a);
+	spooled_release(a);
 	run_net_restarted(a);
 	update_net_started(a);
 	return MU_OK;

@@ -86,6 +86,17 @@ results_spooled(struct agent *a, const char *job)
 	answered_add(a, job);
 }
 
+bool
+results_pending(const struct agent *a, const char *job)
+{
+	const struct pending *p;
+
+	for (p = a->pending; p; p = p->next)
+		if (strcmp(p->job, job) == 0)
+			return true;
+	return false;
+}
+
 void
 results_resend(struct agent *a)
 {

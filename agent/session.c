@@ -261,7 +261,21 @@ result_spool(struct agent *a, const char *job, const void *body, size_t len, boo
 int
 result_stage(struct agent *a, const char *job, const void *body, size_t len)
 {
-	int rc = result_spool(a, job, body, len, true);
+	struct spooled *s;
+	int rc;
+
+	/*
+	 * Handed again: an earlier network process spooled it and died
+	 * before the parent heard so.  That file is the answer (its seq,
+	 * its bytes); a second one would be a second, different answer.
+	 */
+	for (s = a->spool.head; s; s = s->next)
+		if (strcmp(s->job, job) == 0) {
+			if (s->token == 0)
+				s->held = true;
+			return MU_OK;
+		}
+	rc = result_spool(a, job, body, len, true);
 
 	/* From the parent: published once it says "answered". */
 	if (rc == MU_OK && a->spool.tail && strcmp(a->spool.tail->job, job) == 0)
@@ -708,8 +722,18 @@ net_start(struct agent *a, struct mu_err *err)
 	if (!paho_idle_enable(idle_ms))
 		log_debug("session: Paho keeps its 1 s timers (keepalive too short)");
 	/* One process (ROLE_BOTH) opened the spool already, for the journal. */
-	if (a->role == ROLE_NET && (rc = spool_open(&a->spool, a->net_dir, NULL, err)) != MU_OK)
-		return rc;
+	if (a->role == ROLE_NET) {
+		struct spooled *s;
+
+		if ((rc = spool_open(&a->spool, a->net_dir, NULL, err)) != MU_OK)
+			return rc;
+		/* What an earlier network process spooled waits for the parent
+		 * too: it says "answered" for what it has marked done, or hands
+		 * the result again (result_stage()) if it never heard it was
+		 * spooled (priv.c spooled_release()). */
+		for (s = a->spool.head; s; s = s->next)
+			s->held = true;
+	}
 	if ((rc = modsrc_init(a, err)) != MU_OK)
 		return rc;
 	if ((size_t)snprintf(path, sizeof(path), "%s/inbox", a->net_dir) >= sizeof(path))

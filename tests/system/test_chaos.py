@@ -9,7 +9,8 @@ test module chaoslog, which appends "<job> <host>" to a shared log with one
 O_APPEND write when it starts and then sleeps a little.  Meanwhile, from
 random.Random(seed), agents are killed with SIGKILL (and started again a
 few seconds later: jobs for their groups wait in their persistent
-sessions), the broker is restarted (SIGTERM, so it keeps its sessions), and
+sessions), network processes alone are SIGKILLed (their parent starts
+another), the broker is restarted (SIGTERM, so it keeps its sessions), and
 the publisher re-sends jobs it already sent, as publishers do after a
 reconnect.
 
@@ -37,6 +38,7 @@ import os
 import pwd
 import random
 import secrets
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -46,7 +48,7 @@ from pathlib import Path
 import pytest
 
 from muster_fixtures import (
-    Agent, Broker, Client, ConnectError, ForgedMessage,
+    Agent, Broker, Client, all_procs, ConnectError, ForgedMessage,
     assert_no_sanitizer_reports, gen_pki, install_any_modules, is_sanitized, log_count,
     new_job, send_job, spool_files, topic, wait_until,
 )
@@ -186,6 +188,14 @@ def world(tmp_path_factory, keys):
     assert_no_sanitizer_reports()
 
 
+def net_pid(agent):
+    """The agent's network process (the child musterd of its parent), if
+    it runs now."""
+    kids = [p["pid"] for p in all_procs()
+            if p["ppid"] == agent.pid and p["comm"] == "musterd"]
+    return kids[0] if len(kids) == 1 else None
+
+
 def diagnose(broker, agent):
     """What the broker saw of an agent that did not come back, and which
     musterd processes run: a stuck agent is told from a stray one."""
@@ -256,6 +266,15 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
                 faults["agent SIGKILLs"] += 1
             elif r < 0.065 and pub.sent:
                 pub.send(rng.choice(pub.sent[-50:]), again=True)
+            elif r < 0.085:
+                # The network process alone dies (a crash, the OOM
+                # killer): its parent starts another, and what the old one
+                # had spooled or is handed again is answered once.
+                victim = rng.choice([h for h in HOSTS if h not in down_until])
+                pid = net_pid(by_name[victim])
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    faults["network process SIGKILLs"] += 1
             pub.send(chaos_job(rng, log_path, n))
             # Keep to the schedule, without drifting after a slow step.
             delay = t0 + (n + 1) * step - time.monotonic()

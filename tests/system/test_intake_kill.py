@@ -12,6 +12,10 @@ killed (SIGKILL) right there:
   parent-verified  the parent has checked it, its id not yet recorded
   parent-flushed   its id in the flushed seen-set, nothing run yet
 
+and, for the answer, net-spooled: the network process has the result in
+its spool (fsync'ed), the parent not yet told.  A new network process finds
+that file and is handed the result again: one answer, the spooled one.
+
 Every time, the job gets exactly one answer: the agent started again (or
 the replaced network process) answers it; a later control job's answer
 proves that no second one was on its way.
@@ -145,3 +149,58 @@ def test_ping_killed_with_its_parent_one_answer(agents, op, operator, request, p
     watch_results(op, control["id"])
     send_job(op, operator, control)
     assert answers(op, body["id"], control["id"]) == []
+
+
+@pytest.mark.parametrize("victim", ["parent", "net"])
+def test_killed_with_the_result_spooled_one_answer(agents, op, operator, request, victim):
+    """Found by the chaos test's network-process kills: the new network
+    process published the old one's spooled file and spooled the result
+    the parent handed it again a second time, under a new seq."""
+    a, flag = agent_stopping_at(agents, request, "net-spooled")
+    body = new_job("run", "host/h1", module="escape", args={})
+    watch_results(op, body["id"])
+    send_job(op, operator, body)
+    n = wait_until(lambda: net_pid(a), 10, what="the network process")
+    wait_until(lambda: stopped(n), 15, what="the network process to stop at net-spooled")
+    assert not flag.exists()
+    if victim == "parent":
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait_exit(10)
+        a.env = {}
+        a.start()
+    else:
+        os.kill(n, signal.SIGKILL)
+        wait_until(lambda: (net_pid(a) or n) != n, 20, what="a new network process")
+    got = collect_results(op, body["id"], ["h1"], timeout=30)
+    assert "h1" in got, f"{victim}: no answer\n{a.log()[-3000:]}"
+    assert got["h1"]["status"] == "pass", got
+    control = new_job("ping", "host/h1")
+    watch_results(op, control["id"])
+    send_job(op, operator, control)
+    more = [m.decode() for m in answers(op, body["id"], control["id"])]
+    # The same spooled bytes again is QoS 1; another seq is another answer.
+    assert all(m == got["h1"] for m in more), f"{victim}: a second answer {more}"
+
+
+def test_network_process_never_outlives_its_parent(agents, request):
+    """setuid() clears the death signal the network process is started
+    with: a parent killed before it is armed again must still end it (it
+    checks, and the channel's end-of-file backs that), or a second client
+    with the host's id would take the next agent's broker session from it
+    and back, for good."""
+    a = agents("h1", wake_port=0)
+    flags = Path(tempfile.mkdtemp(prefix="muster-stop-"))
+    request.addfinalizer(lambda: shutil.rmtree(flags, ignore_errors=True))
+    os.chmod(flags, 0o777)
+    flag = flags / "net-dropped"
+    flag.write_text("")
+    os.chmod(flag, 0o666)
+    a.env = {"MUSTER_TEST_STOP_AT": f"net-dropped:{flag}"}
+    a.start(wait_online=False)
+    n = wait_until(lambda: net_pid(a), 10, what="the network process")
+    wait_until(lambda: stopped(n), 15, what="the network process to stop after setuid")
+    os.kill(a.pid, signal.SIGKILL)
+    a.wait_exit(10)
+    os.kill(n, signal.SIGCONT)
+    wait_until(lambda: proc_stat(n) is None or proc_stat(n)["state"] == "Z", 10,
+               what=f"network process {n} to end with its parent")

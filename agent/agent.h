@@ -19,6 +19,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "daemon.h"
 #include "hostsig.h"
 #include "ipc.h"
 #include "loop.h"
@@ -428,7 +429,7 @@ struct agent {
 	uint64_t jobs_oversize;		/* envelopes over max_job, dropped */
 	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
 	bool systemd;			/* NOTIFY_SOCKET present */
-	uint64_t watchdog_usec;
+	struct daemon_watchdog watchdog;
 	/* Runner confinement (design.md §8): the seccomp program, built once;
 	 * confined: root, so each runner gets a PID namespace. */
 	struct sock_fprog runner_filter;	/* owned */

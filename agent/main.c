@@ -3,6 +3,7 @@
  * main.c - musterd: options, start-up, the signal handling and the loop.
  */
 #include "agent.h"
+#include "daemon.h"
 #include "hostsig.h"
 
 #include <errno.h>
@@ -26,10 +27,6 @@
 #endif
 
 #define PRUNE_INTERVAL_MS	(10 * 60 * 1000)
-
-/* GNU conventions: --help prints this on stdout and exits 0; a usage
- * error prints it on stderr and exits 2 (EXIT_USAGE). */
-#define EXIT_USAGE	2
 
 static int
 usage(FILE *f, int rc)
@@ -142,10 +139,8 @@ on_signal(struct loop *l, int fd, short revents, void *arg)
 		case SIGUSR2:
 			priv_test_garbage(a);
 			break;
-		case SIGTERM:
-		case SIGINT:
-			log_notice("signal %u: stopping", si.ssi_signo);
-			loop_stop(l);
+		default:
+			daemon_signal_stops(l, si.ssi_signo);
 			break;
 		}
 	}
@@ -154,24 +149,11 @@ on_signal(struct loop *l, int fd, short revents, void *arg)
 static int
 signals_open(struct agent *a, struct mu_err *err)
 {
-	sigset_t set;
+	static const int signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2 };
 
-	/* Blocked before Paho starts its threads, so they inherit the mask and
-	 * every signal arrives through the signalfd. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
-		return mu_errf(err, MU_EIO, "sigprocmask: %s", strerror(errno));
-	signal(SIGPIPE, SIG_IGN);
-	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (a->sigfd == -1)
-		return mu_errf(err, MU_EIO, "signalfd: %s", strerror(errno));
-	loop_add_fd(a->loop, a->sigfd, POLLIN, on_signal, a);
-	return MU_OK;
+	/* Blocked before Paho starts its threads (daemon.h). */
+	return daemon_signals_open(a->loop, signals, sizeof(signals) / sizeof(signals[0]),
+	    on_signal, a, &a->sigfd, err);
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -185,17 +167,6 @@ prune_fired(struct loop *l, uint64_t id, void *arg)
 	seen_prune(&a->seen, now_wall_ms());
 	modsrc_local_expire(a);
 	loop_add_timer(l, PRUNE_INTERVAL_MS, prune_fired, a);
-}
-
-static void
-watchdog_fired(struct loop *l, uint64_t id, void *arg)
-{
-	struct agent *a = arg;
-
-	(void)id;
-	if (!a->watchdog_starved)
-		sd_notify(0, "WATCHDOG=1");
-	loop_add_timer(l, a->watchdog_usec / 2000, watchdog_fired, a);
 }
 
 /* ---- start-up --------------------------------------------------------- */
@@ -331,10 +302,9 @@ agent_main(struct agent *a)
 	log_notice("musterd %s started as host %s (%zu operator keys, %d groups)",
 	    AGENT_VERSION, a->cfg.host, a->operators.nkeys, a->cfg.ngroups);
 	loop_add_timer(a->loop, PRUNE_INTERVAL_MS, prune_fired, a);
-	if (sd_watchdog_enabled(0, &a->watchdog_usec) > 0 && a->watchdog_usec >= 2000)
-		loop_add_timer(a->loop, a->watchdog_usec / 2000, watchdog_fired, a);
-	else
-		a->watchdog_usec = 0;
+	/* Starved on purpose when the network process keeps failing (priv.c). */
+	a->watchdog.starved = &a->watchdog_starved;
+	daemon_watchdog_start(a->loop, &a->watchdog);
 	/* Split in two, the network process says when it is ready. */
 	if (a->role == ROLE_BOTH)
 		agent_ready(a);
@@ -506,6 +476,51 @@ net_process(struct agent *a, const char *fds)
 	_exit(rc);
 }
 
+/* musterd's options beyond those of every daemon (daemon_options()). */
+struct own_opts {
+	struct agent *a;
+	bool foreground;
+	const char *net, *runner;
+};
+
+static int
+own_opt(int o, const char *arg, void *ctx)
+{
+	struct own_opts *own = ctx;
+	char *end;
+	long fd;
+
+	switch (o) {
+	case 'f':
+		own->foreground = true;
+		break;
+	case 'N':
+		own->net = arg;
+		break;
+	case 'S':
+		own->a->selftest = true;
+		break;
+	case 'R':
+		own->runner = arg;
+		break;
+	case 'n':
+		if (!nonce_valid(arg))
+			return -1;
+		snprintf(own->a->selftest_nonce, sizeof(own->a->selftest_nonce), "%s", arg);
+		break;
+	case 'W':
+		errno = 0;
+		fd = strtol(arg, &end, 10);
+		if (errno || *end || fd < 3 || fd > 65535)
+			return -1;
+		own->a->wake_fd_inherited = (int)fd;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -525,62 +540,21 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct agent agent;	/* the one agent of this process */
+	struct own_opts own = { .a = &agent };
+	const struct daemon_options o = {
+		.name = "musterd", .version = AGENT_VERSION, .usage = usage,
+		.check = check_config, .conf_path = agent.conf_path,
+		.conf_path_size = sizeof(agent.conf_path), .take = own_opt, .ctx = &own,
+	};
 	struct mu_err err;
-	bool foreground = false, check = false;
-	const char *net = NULL, *runner = NULL;
-	char *end;
-	long fd;
-	int c;
+	int rc;
 
 	agent.wake_fd_inherited = -1;
 	agent.selftest_rc = 1;	/* no verdict: failed */
 	agent.upd.argv = argv;
 	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", AGENT_CONF_DEFAULT);
-	while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", optarg);
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 'C':
-			check = true;
-			break;
-		case 'N':
-			net = optarg;
-			break;
-		case 'S':
-			agent.selftest = true;
-			break;
-		case 'R':
-			runner = optarg;
-			break;
-		case 'n':
-			if (!nonce_valid(optarg))
-				return usage(stderr, EXIT_USAGE);
-			snprintf(agent.selftest_nonce, sizeof(agent.selftest_nonce), "%s", optarg);
-			break;
-		case 'W':
-			errno = 0;
-			fd = strtol(optarg, &end, 10);
-			if (errno || *end || fd < 3 || fd > 65535)
-				return usage(stderr, EXIT_USAGE);
-			agent.wake_fd_inherited = (int)fd;
-			break;
-		case 'V':
-			printf("musterd %s\n", AGENT_VERSION);
-			return 0;
-		case 'h':
-			return usage(stdout, 0);
-		default:
-			return usage(stderr, EXIT_USAGE);
-		}
-	}
-	if (optind != argc)
-		return usage(stderr, EXIT_USAGE);
-	if (check)
-		return check_config(agent.conf_path);
+	if ((rc = daemon_options(argc, argv, "c:fVh", opts, &o)) != DAEMON_RUN)
+		return rc;
 	config_agent_defaults(&agent.cfg);
 	if (config_agent_load(&agent.cfg, agent.conf_path, &err) != MU_OK ||
 	    config_agent_identity(&agent.cfg, agent.conf_path, &err) != MU_OK) {
@@ -588,13 +562,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("musterd", agent.cfg.log_level);
-	if (runner)
-		snprintf(agent.cfg.runner, sizeof(agent.cfg.runner), "%s", runner);
+	if (own.runner)
+		snprintf(agent.cfg.runner, sizeof(agent.cfg.runner), "%s", own.runner);
 	if (agent.selftest && selftest_setup(&agent.cfg) != 0)
 		return 1;
 	snprintf(agent.net_dir, sizeof(agent.net_dir), "%s/net", agent.cfg.state_dir);
-	if (net)
-		return net_process(&agent, net);
+	if (own.net)
+		return net_process(&agent, own.net);
 	/*
 	 * A fixed mmap threshold: a big message (a module, or a job envelope
 	 * dropped for max_job) is mmap()ed and given back on free().  glibc's
@@ -604,7 +578,7 @@ main(int argc, char *argv[])
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	/* Under systemd (or when asked) stay attached; otherwise detach the
 	 * traditional way, keeping stderr for the log. */
-	if (!foreground && getenv("INVOCATION_ID") == NULL && daemon(0, 1) == -1)
+	if (!own.foreground && getenv("INVOCATION_ID") == NULL && daemon(0, 1) == -1)
 		fatal("daemon");
 	return agent_main(&agent);
 }

@@ -1108,7 +1108,7 @@ net_failed(struct agent *a)
 	}
 	if (!a->watchdog_starved) {
 		a->watchdog_starved = true;
-		if (a->watchdog_usec == 0) {
+		if (a->watchdog.usec == 0) {
 			log_err("giving up: the network process failed %u times in a row",
 			    a->net_fails);
 			a->exit_rc = 1;

@@ -38,6 +38,7 @@
 
 #include "loop.h"
 #include "pgp.h"
+#include "pointer.h"
 #include "util.h"
 
 extern char **environ;
@@ -726,28 +727,18 @@ publish_opt(int o, const char *v, void *arg)
 	return 0;
 }
 
-/* Later than now and than the pointer it replaces: agents refuse an older
- * published_at as a rollback, and two publishes can share a millisecond or
- * a clock can step back. */
+/* published_at past the pointer this one replaces (pointer.c). */
 static int
-next_published_at(struct ctl *c, const char *name, uint64_t *out)
+module_published_at(struct ctl *c, const char *name, const char *topic, uint64_t *out)
 {
 	struct ptr_list cur;
-	uint64_t now = now_wall_ms();
 	int rc;
 
+	/* One name asked: the list holds its pointer or nothing. */
 	if ((rc = pointer_get(c, name, &cur)) != 0)
 		return rc;
-	*out = now;
-	if (cur.n > 0 && cur.v[cur.n - 1].decoded &&
-	    cur.v[cur.n - 1].m.published_at >= now) {
-		if (cur.v[cur.n - 1].m.published_at == UINT64_MAX) {
-			fprintf(stderr, "muster: the current pointer of %s has the largest "
-			    "published_at: retire it first\n", name);
-			rc = EXIT_USAGE;
-		}
-		*out = cur.v[cur.n - 1].m.published_at + 1;
-	}
+	rc = pointer_next_published_at(now_wall_ms(), cur.n > 0 && cur.v[0].decoded ?
+	    &cur.v[0].m.published_at : NULL, topic, out);
 	ptr_list_free(&cur);
 	return rc;
 }
@@ -759,7 +750,6 @@ publish_build(struct ctl *c, const struct module_manifest *m, const uint8_t *so,
 {
 	msgpack_sbuffer man;
 	struct module_artifact a = { 0 };
-	struct signed_pointer p = { 0 };
 	struct mu_err err;
 	void *sig = NULL;
 	size_t siglen = 0;
@@ -768,23 +758,14 @@ publish_build(struct ctl *c, const struct module_manifest *m, const uint8_t *so,
 	msgpack_sbuffer_init(&man);
 	if (module_manifest_encode(m, &man, &err) != MU_OK)
 		fprintf(stderr, "muster: manifest: %s\n", err.msg);
-	else if (pgp_sign(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
-	    c->cfg.fingerprint, man.data, man.size, &sig, &siglen, &err) != MU_OK)
-		fprintf(stderr, "muster: cannot sign with publisher key %s from %s: %s\n",
-		    c->cfg.fingerprint, c->cfg.gnupg_home[0] ? c->cfg.gnupg_home :
-		    "the default gnupg home", err.msg);
-	else {
-		a.manifest.ptr = p.manifest.ptr = (const uint8_t *)man.data;
-		a.manifest.len = p.manifest.len = man.size;
-		a.sig.ptr = p.sig.ptr = sig;
-		a.sig.len = p.sig.len = siglen;
-		a.so.ptr = so;
-		a.so.len = m->size;
-		if (module_artifact_encode(&a, art, &err) != MU_OK ||
-		    pointer_encode(&p, ptr, &err) != MU_OK)
+	else if ((rc = pointer_sign(c, &man, ptr, &sig, &siglen)) == 0) {
+		a.manifest = (struct wire_bytes){ (const uint8_t *)man.data, man.size };
+		a.sig = (struct wire_bytes){ sig, siglen };
+		a.so = (struct wire_bytes){ so, m->size };
+		if (module_artifact_encode(&a, art, &err) != MU_OK) {
 			fprintf(stderr, "muster: encode: %s\n", err.msg);
-		else
-			rc = 0;
+			rc = EXIT_USAGE;
+		}
 	}
 	free(sig);
 	msgpack_sbuffer_destroy(&man);
@@ -831,7 +812,7 @@ publish_send(struct ctl *c, const struct publish *p, struct module_manifest *m,
 	    NULL) != MU_OK)
 		return fprintf(stderr, "muster: no topic for %s\n", m->name), EXIT_USAGE;
 	if ((rc = ctl_connect(c)) != 0 ||
-	    (rc = next_published_at(c, m->name, &m->published_at)) != 0)
+	    (rc = module_published_at(c, m->name, ptr_topic, &m->published_at)) != 0)
 		return rc;
 	msgpack_sbuffer_init(&art);
 	msgpack_sbuffer_init(&ptr);

@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "loop.h"
 #include "pgp.h"
+#include "pointer.h"
 #include "util.h"
 
 #include <errno.h>
@@ -168,45 +169,35 @@ opt_take(int o, const char *v, void *arg)
 	return 0;
 }
 
+/* The release pointer of manifest m, signed (pointer.c). */
 static int
 sign_pointer(struct ctl *c, const struct release_manifest *m, msgpack_sbuffer *ptr)
 {
-	struct signed_pointer p = { 0 };
 	msgpack_sbuffer man;
 	struct mu_err err;
-	void *sig = NULL;
-	size_t siglen = 0;
 	int rc = EXIT_USAGE;
 
 	msgpack_sbuffer_init(&man);
 	if (release_manifest_encode(m, &man, &err) != MU_OK)
 		fprintf(stderr, "muster: manifest: %s\n", err.msg);
-	else if (pgp_sign(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
-	    c->cfg.fingerprint, man.data, man.size, &sig, &siglen, &err) != MU_OK)
-		fprintf(stderr, "muster: cannot sign with publisher key %s: %s\n",
-		    c->cfg.fingerprint, err.msg);
-	else {
-		p.manifest = (struct wire_bytes){ (const uint8_t *)man.data, man.size };
-		p.sig = (struct wire_bytes){ sig, siglen };
-		if (pointer_encode(&p, ptr, &err) != MU_OK)
-			fprintf(stderr, "muster: encode: %s\n", err.msg);
-		else
-			rc = 0;
-	}
-	free(sig);
+	else
+		rc = pointer_sign(c, &man, ptr, NULL, NULL);
 	msgpack_sbuffer_destroy(&man);
 	return rc;
 }
 
-/* Later than now and than the pointer it replaces (rollback protection). */
-static uint64_t
-next_published_at(const struct rel_list *cur)
+/* published_at past the channel's pointer (pointer.c); cur was collected for
+ * one channel, so it holds that channel's pointer or nothing. */
+static int
+release_published_at(struct ctl *c, const struct rel_list *cur, const char *channel,
+    uint64_t *out)
 {
-	uint64_t now = now_wall_ms();
+	char topic[TOPIC_MAX];
 
-	if (cur->n > 0 && cur->v[0].decoded && cur->v[0].m.published_at >= now)
-		return cur->v[0].m.published_at + 1;
-	return now;
+	if (topic_build(topic, sizeof(topic), c->root, TOPIC_RELEASE, channel, NULL) != MU_OK)
+		return fprintf(stderr, "muster: bad channel name\n"), EXIT_USAGE;
+	return pointer_next_published_at(now_wall_ms(), cur->n > 0 && cur->v[0].decoded ?
+	    &cur->v[0].m.published_at : NULL, topic, out);
 }
 
 static void
@@ -314,8 +305,8 @@ rel_publish(struct ctl *c, int argc, char **argv)
 	m.runner_size = rlen;
 	if ((cur = calloc(1, sizeof(*cur))) == NULL)
 		rc = EXIT_USAGE;
-	else if ((rc = rels_collect(c, o.channel, cur)) == 0) {
-		m.published_at = next_published_at(cur);
+	else if ((rc = rels_collect(c, o.channel, cur)) == 0 &&
+	    (rc = release_published_at(c, cur, o.channel, &m.published_at)) == 0) {
 		rc = publish_artifact(c, agent, alen, m.agent_sha256);
 		if (rc == 0)
 			rc = publish_artifact(c, runner, rlen, m.runner_sha256);
@@ -379,9 +370,10 @@ rel_rollout(struct ctl *c, int argc, char **argv)
 	m = cur->v[0].m;
 	memset(&m.doc, 0, sizeof(m.doc));
 	m.rollout = (uint8_t)o.rollout;
-	m.published_at = next_published_at(cur);
 	msgpack_sbuffer_init(&ptr);
-	rc = sign_pointer(c, &m, &ptr);
+	rc = release_published_at(c, cur, o.channel, &m.published_at);
+	if (rc == 0)
+		rc = sign_pointer(c, &m, &ptr);
 	if (rc == 0 && (rc = topic_build(topic, sizeof(topic), c->root, TOPIC_RELEASE,
 	    o.channel, NULL)) == MU_OK)
 		rc = publish_acked(c, topic, ptr.data, ptr.size, "release pointer");

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - muster-server: options, configuration, signals, the loop,
- * retention timer and sd_notify.  The roles live in their own files
+ * retention timer and sd_notify (the set-up it shares with musterd is in
+ * lib/daemon.c).  The roles live in their own files
  * (server.h); a new role (the self-test handshake, design.md §5) is one more
  * open/close pair in server_open() and server_close().
  */
@@ -19,11 +20,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "daemon.h"
 #include "log.h"
-
-/* GNU conventions: --help prints this on stdout and exits 0; a usage
- * error prints it on stderr and exits 2 (EXIT_USAGE). */
-#define EXIT_USAGE	2
 
 static int
 usage(FILE *f, int rc)
@@ -48,30 +46,16 @@ on_signal(struct loop *l, int fd, short revents, void *arg)
 	(void)revents;
 	(void)arg;
 	while (read(fd, &si, sizeof(si)) == sizeof(si))
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			log_notice("signal %u: stopping", si.ssi_signo);
-			loop_stop(l);
-		}
+		daemon_signal_stops(l, si.ssi_signo);
 }
 
 static int
 signals_open(struct server *s, struct mu_err *err)
 {
-	sigset_t set;
+	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
 
-	/* Blocked before any thread starts (Paho, libmicrohttpd), so they
-	 * inherit the mask and signals arrive through the signalfd. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
-		return mu_errf(err, MU_EIO, "sigprocmask: %s", strerror(errno));
-	signal(SIGPIPE, SIG_IGN);
-	if ((s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
-		return mu_errf(err, MU_EIO, "signalfd: %s", strerror(errno));
-	loop_add_fd(s->loop, s->sigfd, POLLIN, on_signal, s);
-	return MU_OK;
+	return daemon_signals_open(s->loop, signals, sizeof(signals) / sizeof(signals[0]),
+	    on_signal, s, &s->sigfd, err);
 }
 
 static void
@@ -97,16 +81,6 @@ prune_fired(struct loop *l, uint64_t id, void *arg)
 	s->met.archive_bytes = size;
 	pthread_mutex_unlock(&s->lock);
 	loop_add_timer(l, s->cfg.prune_interval_ms, prune_fired, s);
-}
-
-static void
-watchdog_fired(struct loop *l, uint64_t id, void *arg)
-{
-	struct server *s = arg;
-
-	(void)id;
-	sd_notify(0, "WATCHDOG=1");
-	loop_add_timer(l, s->watchdog_usec / 2000, watchdog_fired, s);
 }
 
 /* ---- start and stop -------------------------------------------------------------- */
@@ -173,8 +147,7 @@ server_main(struct server *s)
 	log_notice("muster-server %s (%s) started: archive %s, http://%s:%d/",
 	    SERVER_VERSION, s->cfg.name, s->arc.ops->name, s->cfg.listen, s->cfg.port);
 	prune_fired(s->loop, 0, s);
-	if (sd_watchdog_enabled(0, &s->watchdog_usec) > 0 && s->watchdog_usec >= 2000)
-		loop_add_timer(s->loop, s->watchdog_usec / 2000, watchdog_fired, s);
+	daemon_watchdog_start(s->loop, &s->watchdog);
 	sd_notify(0, "READY=1");
 	if (loop_run(s->loop) != 0)
 		log_err("event loop failed: %s", strerror(errno));
@@ -195,32 +168,17 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct server server;	/* the one server of this process */
+	const struct daemon_options o = {
+		.name = "muster-server", .version = SERVER_VERSION, .usage = usage,
+		.check = check_config, .conf_path = server.conf_path,
+		.conf_path_size = sizeof(server.conf_path),
+	};
 	struct mu_err err;
-	bool check = false;
-	int c;
+	int rc;
 
 	snprintf(server.conf_path, sizeof(server.conf_path), "%s", SERVER_CONF_DEFAULT);
-	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			snprintf(server.conf_path, sizeof(server.conf_path), "%s", optarg);
-			break;
-		case 'C':
-			check = true;
-			break;
-		case 'V':
-			printf("muster-server %s\n", SERVER_VERSION);
-			return 0;
-		case 'h':
-			return usage(stdout, 0);
-		default:
-			return usage(stderr, EXIT_USAGE);
-		}
-	}
-	if (optind != argc)
-		return usage(stderr, EXIT_USAGE);
-	if (check)
-		return check_config(server.conf_path);
+	if ((rc = daemon_options(argc, argv, "c:Vh", opts, &o)) != DAEMON_RUN)
+		return rc;
 	config_server_defaults(&server.cfg);
 	if (config_server_load(&server.cfg, server.conf_path, &err) != MU_OK) {
 		fprintf(stderr, "muster-server: %s\n", err.msg);

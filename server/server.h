@@ -33,6 +33,7 @@
 #include "agentmsg.h"	/* enum agentmsg_kind */
 #include "bus.h"
 #include "config.h"
+#include "daemon.h"
 #include "err.h"
 #include "hostsig.h"
 #include "loop.h"
@@ -172,7 +173,7 @@ struct server {
 	char root[NAME_MAX_LEN + 1];
 	struct loop *loop;
 	int sigfd;
-	uint64_t watchdog_usec;
+	struct daemon_watchdog watchdog;
 	bool stopping;
 
 	/* ingest.c (loop thread only) */

@@ -201,6 +201,60 @@ def test_republish_is_newer(pub, keys, mqtt):
     assert third["published_at"] == ahead + 1
 
 
+
+# ---- published_at: one rule for module and release pointers (ctl/pointer.c) ----
+
+TOP = 2**64 - 1		# the largest published_at a manifest can carry
+
+
+def release_pointer(keys, channel: str, published_at: int, rollout: int = 10) -> bytes:
+    """A release pointer signed by the publisher, naming two small binaries."""
+    sha = hashlib.sha256(b"binary").hexdigest()
+    manifest = pack({"v": 1, "kind": "release", "channel": channel, "version": "9.0.0",
+                     "agent_sha256": sha, "agent_size": 6, "runner_sha256": sha,
+                     "runner_size": 6, "published_at": published_at,
+                     "rollout": rollout})
+    return pack({"v": 1, "manifest": manifest, "sig": keys.pgp_sign(manifest)})
+
+
+def test_release_goes_past_a_pointer_ahead(pub, keys, mqtt):
+    ahead = now_ms() + 3_600_000
+    mqtt("pub:release").publish(topic("releases", "canary"),
+                                release_pointer(keys, "canary", ahead), retain=True)
+    r = pub("release", "rollout", "--channel", "canary", "--json", "50")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["published_at"] == ahead + 1
+
+
+def test_largest_published_at_is_not_wrapped(pub, keys, mqtt, tmp_path):
+    """A pointer at the largest published_at has no successor: +1 would
+    wrap to 0, which every host refuses as a rollback.  Module publish and
+    release publish | rollout all refuse, and leave the broker as it was
+    (release publish|rollout once published that 0)."""
+    so = module_file("os.release")
+    pointer, _, _ = module_payloads(keys, so.read_bytes(), "os.release", "1.0.0", 1,
+                                    published_at=TOP)
+    mqtt("pub:release").publish(topic("modules", "os.release"), pointer, retain=True)
+    r = pub("module", "publish", str(so), "--json")
+    assert r.returncode == 2, r.stdout
+    assert "largest published_at" in r.stderr, r.stderr
+    assert retained(mqtt, topic("modules", "#")) == {topic("modules", "os.release"): pointer}
+
+    rel = release_pointer(keys, "canary", TOP)
+    mqtt("pub:release").publish(topic("releases", "canary"), rel, retain=True)
+    r = pub("release", "rollout", "--channel", "canary", "50")
+    assert r.returncode == 2, r.stdout
+    assert "largest published_at" in r.stderr, r.stderr
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"other binary")
+    r = pub("release", "publish", "--channel", "canary", "--version", "9.0.1",
+            "--agent", str(binary), "--runner", str(binary))
+    assert r.returncode == 2, r.stdout
+    assert "largest published_at" in r.stderr, r.stderr
+    # Nothing published: no pointer, and no artifact a pointer would name.
+    assert retained(mqtt, topic("releases", "#")) == {topic("releases", "canary"): rel}
+    assert retained(mqtt, topic("artifacts", "#")) == {}
+
 def test_version_flag(pub, mqtt):
     so = module_file("disk.usage")
     r = pub("module", "publish", str(so), "--version", "9.9.9")

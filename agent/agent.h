@@ -7,6 +7,29 @@
  * pipes.  All mutable state lives in struct agent, created in main.c and
  * passed to every part.  Each fd and child process has one owner, named
  * where it is declared.
+ *
+ * As root musterd is two processes (design.md §8), and the folders say
+ * which runs what (not root, one process runs both halves, ROLE_BOTH):
+ *
+ *   parent/   the root parent: checks every job again (intake.c) against
+ *             the operator keys and the policy, keeps the seen-set and the
+ *             journal (seen.c), spawns and reaps runners (run.c), answers
+ *             each job once (results.c), enforces its floors (floor.c),
+ *             stages, tests and installs updates (update.c), owns the wake
+ *             port (wake.c).  It touches state_dir (not state_dir/net, which it
+ *             only reads, see net_file_owner()), modules_dir, the runners
+ *             and the installed binaries; never the network.
+ *   net/      the network process, user [agent] user, no capabilities:
+ *             the MQTT session and the host key (session.c), module
+ *             pointers, fetches and the choice of a build (modsrc.c), its
+ *             cache (modcache.c), the release channel (release.c), the
+ *             self-test's network half (selftest.c).  It touches only
+ *             state_dir/net and the broker; nothing it says is believed
+ *             by the parent without a check of its own.
+ *   common/   linked by both: the socketpair and its typed frames
+ *             (priv.c), the spool (spool.c: the network process writes
+ *             it, the parent reads it at start).
+ *   main.c    options and start-up; forks into the two.
  */
 #ifndef MUSTER_AGENT_H
 #define MUSTER_AGENT_H
@@ -36,7 +59,7 @@
 #define REJECT_WINDOW_MS	10000
 #define POKE_MIN_INTERVAL_MS	1000	/* wake port rate limit */
 
-/* ---- seen-set (seen.c): job ids already accepted, persisted ----------- */
+/* ---- seen-set (parent/seen.c): job ids already accepted, persisted --- */
 
 /* In memory an accepted id is its SHA-256's first 8 bytes (0 marks a
  * free slot): 16 bytes a job instead of the id itself.  Two ids sharing
@@ -90,7 +113,7 @@ int seen_run_done(struct seen_set *s, const char *id, struct mu_err *err);
 void seen_prune(struct seen_set *s, uint64_t now_ms);
 void seen_close(struct seen_set *s);
 
-/* ---- spool and journal (spool.c) --------------------------------------- */
+/* ---- spool and journal (common/spool.c) ------------------------------ */
 
 /* A result waiting for its PUBACK.  File: state_dir/net/spool/<seq>.res holding
  * the topic and the payload. */
@@ -144,7 +167,7 @@ void spool_close(struct spool *sp);
  * finds there into the seen-set (intake.c), then removes the file. */
 void journal_remove(struct spool *sp, const char *id);
 
-/* ---- runs (run.c) ------------------------------------------------------- */
+/* ---- runs (parent/run.c) --------------------------------------------- */
 
 /* QUEUED -> (WAITING for its module ->) QUEUED -> RUNNING -> DONE.  A
  * waiting run holds no slot of max_jobs. */
@@ -186,7 +209,7 @@ struct run {
 	struct run *next;
 };
 
-/* ---- modules over the broker (modsrc.c, modcache.c) -------------------- */
+/* ---- modules over the broker (net/modsrc.c, net/modcache.c) ---------- */
 
 /* A build in the cache state_dir/modcache (modcache.c). */
 struct modcached {
@@ -256,7 +279,7 @@ struct modsrc {
 	uint64_t fetches_started, fetched, cache_hits, refused, tampered;
 };
 
-/* ---- self-update (release.c: network side, update.c: parent side) ------ */
+/* ---- self-update (net/release.c, parent/update.c) -------------------- */
 
 /* The network process follows R/releases/<channel> (design.md §5). */
 struct release_follow {
@@ -304,7 +327,7 @@ struct update {
 	char boot_reason[256];
 };
 
-/* ---- privilege separation (priv.c) ------------------------------------- */
+/* ---- privilege separation (common/priv.c) ---------------------------- */
 
 /*
  * As root musterd is two processes (design.md §8): the parent (ROLE_PARENT)
@@ -388,7 +411,7 @@ struct held_job {
 	uint64_t seq;
 };
 
-/* ---- the agent ---------------------------------------------------------- */
+/* ---- the agent ------------------------------------------------------- */
 
 struct agent {
 	struct agent_config cfg;
@@ -487,7 +510,7 @@ struct agent {
 int agent_main(struct agent *a);
 void agent_shutdown(struct agent *a);
 
-/* session.c: MQTT connection, subscriptions, presence, publishing */
+/* net/session.c: MQTT connection, subscriptions, presence, publishing */
 int session_start(struct agent *a, struct mu_err *err);
 void session_poke(struct agent *a);
 void session_status_changed(struct agent *a);
@@ -506,7 +529,7 @@ int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer 
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
 
-/* results.c: the parent's side of each job's one answer */
+/* parent/results.c: the parent's side of each job's one answer */
 void result_init(struct agent *a, struct result *r, const struct job *j,
     enum result_status st);
 int result_submit(struct agent *a, struct result *r);
@@ -514,7 +537,7 @@ void results_spooled(struct agent *a, const char *job);
 void results_resend(struct agent *a);
 void results_free(struct agent *a);
 
-/* intake.c: the acceptance rules and the kinds */
+/* parent/intake.c: the acceptance rules and the kinds */
 /* A job message: checked, and if accepted its id appended to the seen-set
  * and the job queued until intake_commit(), which the caller runs once it
  * has handed over every job it read at once (one flush for all). */
@@ -528,21 +551,21 @@ bool intake_policy_optional(const struct agent_config *cfg);
 int intake_policy_load(const struct agent_config *cfg, struct policy *out,
     struct mu_err *err);
 
-/* run.c: runner processes */
+/* parent/run.c: runner processes */
 int run_submit(struct agent *a, struct run *r);
 void run_cancel(struct agent *a, struct run *r);
 void run_reap(struct agent *a);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
-/* run.c: the network process answered PRIV_MODULE for a run; a new
+/* parent/run.c: the network process answered PRIV_MODULE for a run; a new
  * network process is asked again for what the old one did not answer. */
 void run_module_answer(struct agent *a, const struct priv_msg *m);
 void run_net_restarted(struct agent *a);
 /* Forget the resolved run_as users (reload: users or policy may differ). */
 void run_users_forget(struct agent *a);
 
-/* priv.c: the two processes and the messages between them */
+/* common/priv.c: the two processes and the messages between them */
 int priv_start(struct agent *a, struct mu_err *err);
 /* Parent: the network process finished its set-up (PRIV_READY). */
 void priv_net_ready(struct agent *a);
@@ -594,7 +617,7 @@ void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
 void priv_module(struct agent *a, const char *job, enum priv_source src,
     const char *sha256, const char *reason);
 
-/* modsrc.c: where a module comes from (design.md §3, §8) */
+/* net/modsrc.c: where a module comes from (design.md §3, §8) */
 struct module_file {
 	int memfd;			/* sealed copy, owned by the caller */
 	char sha256[SHA256_HEX_LEN + 1];
@@ -622,7 +645,7 @@ void modsrc_subscribed(struct agent *a);
  * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
  * caller frees m->doc) and fpr the signer. */
 /*
- * floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind
+ * parent/floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind
  * "modules" with a module name, "release" with NULL): the newest
  * published_at the parent accepted, 0 when none.  Raising to a lower
  * value is a no-op.  Parent only: the network process has its own.
@@ -636,7 +659,7 @@ int modsrc_check_manifest(struct agent *a, const char *name, const void *manifes
 int modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out,
     struct mu_err *err);
 
-/* modcache.c: the cache on disk */
+/* net/modcache.c: the cache on disk */
 int modcache_load(struct agent *a, struct mu_err *err);
 void modcache_free(struct agent *a);
 struct modcached *modcache_find(struct agent *a, const char *sha256);
@@ -649,7 +672,7 @@ uint64_t modcache_floor(struct agent *a, const char *name);
 int modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
     struct mu_err *err);
 
-/* release.c: the network process follows the channel (design.md §5) */
+/* net/release.c: the network process follows the channel (design.md §5) */
 int release_subscription(const struct agent *a, char *buf, size_t len);
 void release_message(struct agent *a, const uint8_t *p, size_t len);
 void release_check(struct agent *a, const char *job);	/* PRIV_UPDATE_CHECK */
@@ -664,7 +687,7 @@ int release_verify(struct agent *a, const void *p, size_t len, struct release_ma
 /* Bucket of this host for rollouts: sha256(host)[0..4] big-endian mod 100. */
 unsigned release_bucket(const char *host);
 
-/* update.c: the parent stages, tests, installs and rolls back */
+/* parent/update.c: the parent stages, tests, installs and rolls back */
 int update_boot(struct agent *a, char **argv, struct mu_err *err);
 void update_release(struct agent *a, const struct priv_msg *m);
 void update_job(struct agent *a, const struct job *j, const void *body, size_t len);
@@ -679,7 +702,7 @@ void update_free(struct agent *a);
 void selftest_connected(struct agent *a);
 void selftest_verdict(struct agent *a, const uint8_t *p, size_t len);
 
-/* wake.c: the wake port */
+/* parent/wake.c: the wake port */
 int wake_open(struct agent *a, struct mu_err *err);
 void wake_close(struct agent *a);
 

@@ -14,7 +14,8 @@
  *   parent/   the root parent: checks every job again (intake.c) against
  *             the operator keys and the policy, keeps the seen-set and the
  *             journal (seen.c), spawns and reaps runners (run.c), answers
- *             each job once (results.c), enforces its floors (floor.c),
+ *             each job once (results.c), opens and seals the module a run
+ *             gets (modopen.c), enforces its floors (floor.c),
  *             stages, tests and installs updates (update.c), owns the wake
  *             port (wake.c).  It touches state_dir (not state_dir/net, which it
  *             only reads, see net_file_owner()), modules_dir, the runners
@@ -27,7 +28,8 @@
  *             state_dir/net and the broker; nothing it says is believed
  *             by the parent without a check of its own.
  *   common/   linked by both: the socketpair and its typed frames
- *             (priv.c), the spool (spool.c: the network process writes
+ *             (priv.c), the checks both make on what the broker sent
+ *             (verify.c), the spool (spool.c: the network process writes
  *             it, the parent reads it at start).
  *   main.c    options and start-up; forks into the two.
  */
@@ -58,6 +60,8 @@
 #define REJECT_BURST		20	/* rejected results per window */
 #define REJECT_WINDOW_MS	10000
 #define POKE_MIN_INTERVAL_MS	1000	/* wake port rate limit */
+/* A signed pointer (manifest and signature) as a message or a file. */
+#define SIGNED_POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 
 /* ---- seen-set (parent/seen.c): job ids already accepted, persisted --- */
 
@@ -383,7 +387,7 @@ struct user_cache {
 };
 
 /*
- * The parent's sealed copies of modules_dir's files (modsrc.c), so a run
+ * The parent's sealed copies of modules_dir's files (modopen.c), so a run
  * of an unchanged file neither reads nor hashes nor copies it again.  A
  * copy is used only while the file's inode, size, owner, mode and change
  * and modification times are what they were when it was read (any write
@@ -543,7 +547,6 @@ void results_free(struct agent *a);
  * has handed over every job it read at once (one flush for all). */
 void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 void intake_commit(struct agent *a);
-bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
 void intake_interrupted(struct agent *a);
 /* May the policy file be missing (the default path: no policy)? */
 bool intake_policy_optional(const struct agent_config *cfg);
@@ -617,33 +620,34 @@ void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
 void priv_module(struct agent *a, const char *job, enum priv_source src,
     const char *sha256, const char *reason);
 
-/* net/modsrc.c: where a module comes from (design.md §3, §8) */
+/* parent/modopen.c: the module a run gets, checked and sealed */
 struct module_file {
 	int memfd;			/* sealed copy, owned by the caller */
 	char sha256[SHA256_HEX_LEN + 1];
 	uint64_t size;
 };
+/* The build the network process named, checked again (signature, name,
+ * ABI, pin, sha256, the parent's floor) and sealed in a memfd. */
+int modopen_build(struct agent *a, const struct run *r, enum priv_source src,
+    const char *sha256, struct module_file *out, struct mu_err *err);
+/* The sha256 of modules_dir/NAME.so if it is there and trusted; MU_ENOENT
+ * if there is none, another error (err says why) if refused. */
+int modopen_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
+    struct mu_err *err);
+/* Close the sealed copies of local modules unused for a while. */
+void modopen_local_expire(struct agent *a);
+
+/* net/modsrc.c: where a module comes from (design.md §3, §8): pointers,
+ * fetches, the choice of a build for the parent's request */
 int modsrc_init(struct agent *a, struct mu_err *err);
 void modsrc_free(struct agent *a);
 /* A request from the parent: answered now or when its build arrives. */
 void modsrc_want(struct agent *a, const struct priv_msg *m);
-/* Parent: the build the network process named, checked again (signature,
- * name, ABI, pin, sha256) and sealed in a memfd. */
-int modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
-    const char *sha256, struct module_file *out, struct mu_err *err);
-/* Parent: the sha256 of modules_dir/NAME.so if it is there and trusted;
- * MU_ENOENT if there is none, another error (err says why) if refused. */
-int modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
-    struct mu_err *err);
-/* Parent: close the sealed copies of local modules unused for a while. */
-void modsrc_local_expire(struct agent *a);
 void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);
 void modsrc_subscribed(struct agent *a);
-/* Verify a signed module manifest: signature by a listed publisher, kind,
- * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
- * caller frees m->doc) and fpr the signer. */
+
 /*
  * parent/floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind
  * "modules" with a module name, "release" with NULL): the newest
@@ -653,11 +657,6 @@ void modsrc_subscribed(struct agent *a);
 uint64_t parent_floor(struct agent *a, const char *kind, const char *name);
 int parent_floor_raise(struct agent *a, const char *kind, const char *name,
     uint64_t published_at, struct mu_err *err);
-int modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
-    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
-    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
-int modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out,
-    struct mu_err *err);
 
 /* net/modcache.c: the cache on disk */
 int modcache_load(struct agent *a, struct mu_err *err);
@@ -680,10 +679,21 @@ void release_state(struct agent *a, const void *map, size_t len);	/* PRIV_UPDATE
 void release_set_state(struct agent *a, const char *state, const char *version,
     const char *reason);
 void release_free(struct agent *a);
+
+/* common/verify.c: the checks both processes make on what the broker sent
+ * (the parent again, in its own address space) */
+/* Before any decoding: a job envelope over max_job (logged and counted). */
+bool job_oversize(struct agent *a, size_t len);
+/* Verify a signed module manifest: signature by a listed publisher, kind,
+ * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
+ * caller frees m->doc) and fpr the signer. */
+int verify_module_manifest(struct agent *a, const char *name, const void *manifest,
+    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
+    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
 /* Verify a release pointer: signature by a listed publisher, manifest,
  * channel.  On MU_OK m holds the decode (the caller frees m->doc). */
-int release_verify(struct agent *a, const void *p, size_t len, struct release_manifest *m,
-    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
+int verify_release_pointer(struct agent *a, const void *p, size_t len,
+    struct release_manifest *m, char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
 /* Bucket of this host for rollouts: sha256(host)[0..4] big-endian mod 100. */
 unsigned release_bucket(const char *host);
 

@@ -183,7 +183,7 @@ prune_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)id;
 	seen_prune(&a->seen, now_wall_ms());
-	modsrc_local_expire(a);
+	modopen_local_expire(a);
 	loop_add_timer(l, PRUNE_INTERVAL_MS, prune_fired, a);
 }
 

@@ -430,7 +430,7 @@ on_message(struct agent *a, const struct bus_event *ev)
 		}
 	} else if (!ev->retained) {
 		/* To the parent, which checks every rule (design.md §8). */
-		if (!intake_oversize(a, ev->len)) {
+		if (!job_oversize(a, ev->len)) {
 			test_stop_at("net-forwarding");	/* acknowledged */
 			priv_job(a, ev->topic, ev->payload, ev->len, ev->inbox_seq);
 			return;		/* its inbox entry goes when durable */

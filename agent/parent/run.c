@@ -10,7 +10,7 @@
  * (main.c calls run_reap()).
  *
  * Ownership: a struct run owns its pipes and, until reaped, its pid.  The
- * module memfd is owned only between modsrc_open() and fork().
+ * module memfd is owned only between modopen_build() and fork().
  */
 #include "agent.h"
 #include "subproc.h"
@@ -527,7 +527,7 @@ run_wait(struct agent *a, struct run *r)
 	}
 	/* A local file that is refused (owner, mode, symlink) is named in the
 	 * answer if no signed build stands in for it. */
-	rc = modsrc_local_sha(a, r->job.module, local, &err);
+	rc = modopen_local_sha(a, r->job.module, local, &err);
 	if (rc != MU_OK && rc != MU_ENOENT)
 		snprintf(r->local_why, sizeof(r->local_why), "%s", err.msg);
 	priv_want_module(a, r, rc == MU_OK ? local : NULL);
@@ -810,7 +810,7 @@ run_fail(struct agent *a, struct run *r, enum result_status st, const char *why)
 
 /*
  * The network process named the run's build (or why there is none).  The
- * parent trusts none of it: modsrc_open() checks the build again before
+ * parent trusts none of it: modopen_build() checks the build again before
  * the run may start.
  */
 void
@@ -840,7 +840,7 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 		run_fail(a, r, RS_ERROR, "agent out of memory");
 		return;
 	}
-	if (modsrc_open(a, r, m->source, m->sha256, mod, &err) != MU_OK) {
+	if (modopen_build(a, r, m->source, m->sha256, mod, &err) != MU_OK) {
 		free(mod);
 		log_warnx("job %s: %s", r->job.id, err.msg);
 		run_fail(a, r, RS_ERROR, err.msg);

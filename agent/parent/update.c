@@ -457,7 +457,7 @@ update_release(struct agent *a, const struct priv_msg *msg)
 		    "the last update is in its healthy window" : "an update is under way");
 		return;
 	}
-	if (release_verify(a, msg->payload.ptr, msg->payload.len, &m, fpr, &err) != MU_OK) {
+	if (verify_release_pointer(a, msg->payload.ptr, msg->payload.len, &m, fpr, &err) != MU_OK) {
 		fail(a, "unknown", err.msg);
 		return;
 	}

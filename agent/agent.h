@@ -514,6 +514,9 @@ struct agent {
 int agent_main(struct agent *a);
 void agent_shutdown(struct agent *a);
 
+/* parent/reap.c: on SIGCHLD, every child reaped and handed to its owner */
+void parent_reap(struct agent *a);
+
 /* net/session.c: MQTT connection, subscriptions, presence, publishing */
 int session_start(struct agent *a, struct mu_err *err);
 void session_poke(struct agent *a);
@@ -557,7 +560,8 @@ int intake_policy_load(const struct agent_config *cfg, struct policy *out,
 /* parent/run.c: runner processes */
 int run_submit(struct agent *a, struct run *r);
 void run_cancel(struct agent *a, struct run *r);
-void run_reap(struct agent *a);
+/* The parent's reaper (reap.c) reaped r's runner. */
+void run_exited(struct agent *a, struct run *r, int status);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
@@ -603,7 +607,8 @@ void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
 int net_main(struct agent *a, const char *fds);
 int net_start(struct agent *a, struct mu_err *err);
 void net_stop(struct agent *a);
-bool priv_is_net_pid(struct agent *a, pid_t pid, int status);
+/* Parent: its reaper (reap.c) reaped the network process. */
+void priv_net_exited(struct agent *a, int status);
 /* typed frames to the other side (update.c, release.c) */
 void priv_send_net(struct agent *a, const struct priv_msg *m);
 void priv_send_parent(struct agent *a, const struct priv_msg *m);
@@ -705,7 +710,8 @@ void update_started(struct agent *a);
 void update_net_started(struct agent *a);
 void update_no_update(struct agent *a, const struct priv_msg *m);
 void update_connected(struct agent *a);
-bool update_reaped(struct agent *a, pid_t pid, int status);
+/* Its reaper (reap.c) reaped the staged self-test. */
+void update_child_exited(struct agent *a, int status);
 void update_verdict(struct agent *a, const uint8_t *p, size_t len);
 void update_free(struct agent *a);
 /* the self-test side (musterd --self-test) */

@@ -133,7 +133,7 @@ on_signal(struct loop *l, int fd, short revents, void *arg)
 		switch (si.ssi_signo) {
 		case SIGCHLD:
 			if (a->role != ROLE_NET)	/* gpgme reaps its own */
-				run_reap(a);
+				parent_reap(a);
 			break;
 		case SIGHUP:
 			if (a->role != ROLE_NET)	/* keys and policy live in the parent */

@@ -24,7 +24,7 @@
  *
  * Ownership: struct chan owns its fd and buffers; struct pending entries
  * belong to a->pending.  The network process's pid is owned by the parent
- * (reaped in priv_is_net_pid()).
+ * (reaped by the parent's reaper, parent/reap.c: priv_net_exited()).
  */
 #include "agent.h"
 #include "inbox.h"
@@ -1067,26 +1067,24 @@ net_failed(struct agent *a)
 	return NET_RESTART_SLOW_MS;
 }
 
-/* From SIGCHLD in the parent: true if pid was the network process. */
-bool
-priv_is_net_pid(struct agent *a, pid_t pid, int status)
+/* The parent reaped the network process (reap.c). */
+void
+priv_net_exited(struct agent *a, int status)
 {
 	int delay;
 
-	if (a->role != ROLE_PARENT || pid != a->net_pid)
-		return false;
 	a->net_pid = 0;
 	chan_drain_dead(a);
 	if (a->to_net.fd != -1)
 		chan_close(a, &a->to_net);
 	if (a->stopping)
-		return true;
+		return;
 	if (a->selftest) {
 		/* Its exit status is the self-test's verdict (selftest.c). */
 		a->selftest_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 		log_notice("self-test: the network process ended with %d", a->selftest_rc);
 		loop_stop(a->loop);
-		return true;
+		return;
 	}
 	a->net_restarts++;
 	delay = net_failed(a);
@@ -1099,7 +1097,6 @@ priv_is_net_pid(struct agent *a, pid_t pid, int status)
 	if (!a->net_restart_timer)
 		a->net_restart_timer = loop_add_timer(a->loop, (uint64_t)delay,
 		    net_restart_fired, a);
-	return true;
 }
 
 /* ---- start and stop ------------------------------------------------------ */

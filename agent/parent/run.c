@@ -6,8 +6,8 @@
  * child makes only async-signal-safe calls (design.md §9); argv, envp and
  * rlimits are prepared before fork().  The runner gets its own process
  * group, so timeout and cancel can kill everything it started: SIGTERM,
- * a grace period, then SIGKILL.  Children are reaped through the signalfd
- * (main.c calls run_reap()).
+ * a grace period, then SIGKILL.  Runners are reaped by the parent's one
+ * reaper (reap.c), which hands each to run_exited().
  *
  * Ownership: a struct run owns its pipes and, until reaped, its pid.  The
  * module memfd is owned only between modopen_build() and fork().
@@ -720,7 +720,7 @@ run_finish(struct agent *a, struct run *r)
 }
 
 /* The runner exited: clean up its group, drain its pipes, report. */
-static void
+void
 run_exited(struct agent *a, struct run *r, int status)
 {
 	r->wait_status = status;
@@ -732,23 +732,6 @@ run_exited(struct agent *a, struct run *r, int status)
 	if (r->out_fd != -1)
 		pipe_drain(a, r, r->out_fd, take_output);
 	run_finish(a, r);
-}
-
-void
-run_reap(struct agent *a)
-{
-	struct run *r;
-	int status;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (priv_is_net_pid(a, pid, status) || update_reaped(a, pid, status))
-			continue;
-		for (r = a->runs; r && r->pid != pid; r = r->next)
-			;
-		if (r)
-			run_exited(a, r, status);
-	}
 }
 
 struct run *

@@ -29,7 +29,7 @@
  * An update job (muster update) is answered by whichever version ends the
  * story: update.job keeps it across the exec.
  *
- * Ownership: a->upd owns the self-test child (reaped in update_reaped()),
+ * Ownership: a->upd owns the self-test child (reaped by reap.c, handed to update_child_exited()),
  * its timer, the update job's body and the status map it last sent.
  */
 #include "agent.h"
@@ -659,13 +659,11 @@ update_verdict(struct agent *a, const uint8_t *p, size_t len)
 	wire_doc_free(&v.doc);
 }
 
-bool
-update_reaped(struct agent *a, pid_t pid, int status)
+void
+update_child_exited(struct agent *a, int status)
 {
 	char why[128];
 
-	if (pid != a->upd.child || pid <= 0)
-		return false;
 	a->upd.child = 0;
 	if (a->upd.timer)
 		loop_del_timer(a->loop, a->upd.timer);
@@ -680,7 +678,7 @@ update_reaped(struct agent *a, pid_t pid, int status)
 			a->upd.timer = loop_add_timer(a->loop, VERDICT_WAIT_MS,
 			    verdict_expired, a);
 		}
-		return true;
+		return;
 	}
 	if (WIFSIGNALED(status))
 		snprintf(why, sizeof(why), "self-test killed by signal %d%s", WTERMSIG(status),
@@ -691,7 +689,6 @@ update_reaped(struct agent *a, pid_t pid, int status)
 		    WEXITSTATUS(status) == 4 ? "the test job failed" :
 		    WEXITSTATUS(status) == 5 ? "bad verdict" : "could not run");
 	fail(a, a->upd.version, why);
-	return true;
 }
 
 /* ---- after the exec: commit or roll back -------------------------------------------- */

@@ -27,9 +27,10 @@
  *             self-test's network half (selftest.c).  It touches only
  *             state_dir/net and the broker; nothing it says is believed
  *             by the parent without a check of its own.
- *   common/   linked by both: the socketpair and its typed frames
- *             (priv.c), the checks both make on what the broker sent
- *             (verify.c), the spool (spool.c: the network process writes
+ *   common/   linked by both: the socketpair (priv.c) and its typed
+ *             frames, each built in priv_send.c with the table of who may
+ *             send which; the checks both make on what the broker sent
+ *             (verify.c); the spool (spool.c: the network process writes
  *             it, the parent reads it at start).
  *   main.c    options and start-up; forks into the two.
  */
@@ -565,9 +566,19 @@ void run_exited(struct agent *a, struct run *r, int status);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
+/*
+ * Why the network process has no build for a run (PRIV_MODULE, source
+ * none), as a code: the frame carries only the text (the wire format is
+ * fixed), so the one text a decision rests on is written with this
+ * constant (net/modsrc.c) and turned into the code when the frame is read
+ * (priv_module_none(), common/priv_send.c).
+ */
+enum module_none { MODNONE_OTHER, MODNONE_NOWHERE };
+#define MODNONE_NOWHERE_TEXT	"is not published and not installed on this host"
+
 /* parent/run.c: the network process answered PRIV_MODULE for a run; a new
  * network process is asked again for what the old one did not answer. */
-void run_module_answer(struct agent *a, const struct priv_msg *m);
+void run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none none);
 void run_net_restarted(struct agent *a);
 /* Forget the resolved run_as users (reload: users or policy may differ). */
 void run_users_forget(struct agent *a);
@@ -609,21 +620,39 @@ int net_start(struct agent *a, struct mu_err *err);
 void net_stop(struct agent *a);
 /* Parent: its reaper (reap.c) reaped the network process. */
 void priv_net_exited(struct agent *a, int status);
-/* typed frames to the other side (update.c, release.c) */
-void priv_send_net(struct agent *a, const struct priv_msg *m);
-void priv_send_parent(struct agent *a, const struct priv_msg *m);
-/* parent -> network */
-void priv_result(struct agent *a, const char *job, const void *body, size_t len);
-void priv_event(struct agent *a, const char *job, const void *body, size_t len);
-void priv_want_module(struct agent *a, const struct run *r, const char *local_sha);
-void priv_poke(struct agent *a);
-/* network -> parent */
-/* A job message to the parent; inbox_seq (0: none) stays in the inbox
- * until the parent says it is durable. */
+/* network -> parent: a job message; inbox_seq (0: none) stays in the
+ * inbox until the parent says it is durable. */
 void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
     uint64_t inbox_seq);
-void priv_module(struct agent *a, const char *job, enum priv_source src,
+
+/*
+ * common/priv_send.c: every frame to the other side, one function per
+ * type (the table of who may send what is there too).  Each returns
+ * MU_OK once the frame is queued; a side that is down is told anew when
+ * it is back (results.c, update_net_started()), so callers need not act.
+ */
+/* parent -> network */
+int priv_send_result(struct agent *a, const char *job, const void *body, size_t len);
+int priv_send_event(struct agent *a, const char *job, const void *body, size_t len);
+int priv_send_want(struct agent *a, const struct run *r, const char *local_sha);
+int priv_send_poke(struct agent *a);
+int priv_send_stop(struct agent *a);
+int priv_send_update_check(struct agent *a, const char *job);
+int priv_send_update_state(struct agent *a, const void *map, size_t len);
+int priv_send_durable(struct agent *a, uint64_t n);
+int priv_send_answered(struct agent *a, const char *job);
+/* network -> parent */
+int priv_send_job(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+int priv_send_module(struct agent *a, const char *job, enum priv_source src,
     const char *sha256, const char *reason);
+int priv_send_spooled(struct agent *a, const char *job);
+int priv_send_release(struct agent *a, const void *pointer, size_t len);
+int priv_send_no_update(struct agent *a, const char *job, const char *why);
+int priv_send_connected(struct agent *a);
+int priv_send_verdict(struct agent *a, const void *verdict, size_t len);
+int priv_send_setup(struct agent *a, bool ok, const char *reason);	/* ready/failed */
+/* PRIV_MODULE read by the parent: why there is no build, as a code. */
+enum module_none priv_module_none(const struct priv_msg *m);
 
 /* parent/modopen.c: the module a run gets, checked and sealed */
 struct module_file {
@@ -712,7 +741,9 @@ void update_no_update(struct agent *a, const struct priv_msg *m);
 void update_connected(struct agent *a);
 /* Its reaper (reap.c) reaped the staged self-test. */
 void update_child_exited(struct agent *a, int status);
-void update_verdict(struct agent *a, const uint8_t *p, size_t len);
+/* A self-test's verdict the network process passed on, decoded; only
+ * while testing (priv_rules[]). */
+void update_verdict(struct agent *a, const struct selftest_verdict *v);
 void update_free(struct agent *a);
 /* the self-test side (musterd --self-test) */
 void selftest_connected(struct agent *a);

@@ -643,8 +643,7 @@ pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
 		snprintf(sha, SHA256_HEX_LEN + 1, "%s", e->sha256);
 		return MU_OK;
 	}
-	return mu_errf(err, MU_ENOENT, "module %s is not published and not installed on "
-	    "this host", q->module);
+	return mu_errf(err, MU_ENOENT, "module %s " MODNONE_NOWHERE_TEXT, q->module);
 }
 
 /* Answer q if its build is known (or cannot be had); true when done. */
@@ -660,9 +659,9 @@ req_answer(struct agent *a, struct modreq *q)
 	if (rc == MODSRC_WAIT)
 		return false;
 	if (rc == MU_OK)
-		priv_module(a, q->job, src, sha, NULL);
+		priv_send_module(a, q->job, src, sha, NULL);
 	else
-		priv_module(a, q->job, PRIV_SRC_NONE, NULL, err.msg);
+		priv_send_module(a, q->job, PRIV_SRC_NONE, NULL, err.msg);
 	return true;
 }
 
@@ -684,7 +683,7 @@ modsrc_want(struct agent *a, const struct priv_msg *m)
 	struct modreq *q = calloc(1, sizeof(*q));
 
 	if (q == NULL) {
-		priv_module(a, m->job, PRIV_SRC_NONE, NULL, "agent out of memory");
+		priv_send_module(a, m->job, PRIV_SRC_NONE, NULL, "agent out of memory");
 		return;
 	}
 	snprintf(q->job, sizeof(q->job), "%s", m->job);
@@ -734,7 +733,7 @@ reqs_failed(struct agent *a, const char *sha, const char *why)
 		next = q->next;
 		if (strcmp(q->wait_sha, sha) == 0) {
 			req_unlink(a, q);
-			priv_module(a, q->job, PRIV_SRC_NONE, NULL, why);
+			priv_send_module(a, q->job, PRIV_SRC_NONE, NULL, why);
 			free(q);
 		}
 	}

@@ -81,13 +81,9 @@ release_set_state(struct agent *a, const char *state, const char *version,
 static void
 no_update(struct agent *a, const char *why)
 {
-	struct priv_msg m = { .type = PRIV_NO_UPDATE };
-
 	if (a->rel.job[0] == '\0')
 		return;
-	snprintf(m.job, sizeof(m.job), "%s", a->rel.job);
-	m.reason = (struct wire_str){ why, strlen(why) };
-	priv_send_parent(a, &m);
+	priv_send_no_update(a, a->rel.job, why);
 	a->rel.job[0] = '\0';
 }
 
@@ -147,7 +143,6 @@ floor_set(struct agent *a, uint64_t published_at)
 static void
 hand_on(struct agent *a)
 {
-	struct priv_msg m = { .type = PRIV_RELEASE };
 	struct release_manifest rm;
 	char fpr[PGP_FPR_MAX + 1];
 	struct mu_err err;
@@ -171,8 +166,7 @@ hand_on(struct agent *a)
 	log_notice("release %s: both binaries fetched and checked; handing on", rm.version);
 	release_set_state(a, "staging", rm.version, NULL);
 	wire_doc_free(&rm.doc);
-	m.payload = (struct wire_bytes){ a->rel.raw, a->rel.len };
-	priv_send_parent(a, &m);
+	priv_send_release(a, a->rel.raw, a->rel.len);
 	a->rel.job[0] = '\0';	/* the parent answers it now */
 	fetch_end(a);
 }

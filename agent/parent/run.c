@@ -104,7 +104,7 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 	msgpack_sbuffer_init(&body);
 	/* The network process signs and sends it, when connected. */
 	if (event_encode(&e, &body, NULL) == MU_OK)
-		priv_event(a, r->job.id, body.data, body.size);
+		priv_send_event(a, r->job.id, body.data, body.size);
 	msgpack_sbuffer_destroy(&body);
 }
 
@@ -530,7 +530,7 @@ run_wait(struct agent *a, struct run *r)
 	rc = modopen_local_sha(a, r->job.module, local, &err);
 	if (rc != MU_OK && rc != MU_ENOENT)
 		snprintf(r->local_why, sizeof(r->local_why), "%s", err.msg);
-	priv_want_module(a, r, rc == MU_OK ? local : NULL);
+	priv_send_want(a, r, rc == MU_OK ? local : NULL);
 }
 
 /* A new network process: ask again for what the old one did not answer. */
@@ -797,7 +797,7 @@ run_fail(struct agent *a, struct run *r, enum result_status st, const char *why)
  * the run may start.
  */
 void
-run_module_answer(struct agent *a, const struct priv_msg *m)
+run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none none)
 {
 	struct module_file *mod;
 	struct mu_err err;
@@ -814,7 +814,9 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 			    300 : m->reason.len);
 		else
 			snprintf(why, sizeof(why), "no module");
-		if (r->local_why[0] && strstr(why, "not installed") != NULL)
+		/* Found nowhere, and the parent refused modules_dir's file:
+		 * its reason says more than "not installed". */
+		if (r->local_why[0] && none == MODNONE_NOWHERE)
 			snprintf(why, sizeof(why), "%s", r->local_why);
 		run_fail(a, r, RS_ERROR, why);
 		return;

@@ -7,6 +7,32 @@
  * pipes.  All mutable state lives in struct agent, created in main.c and
  * passed to every part.  Each fd and child process has one owner, named
  * where it is declared.
+ *
+ * As root musterd is two processes (design.md §8), and the folders say
+ * which runs what (not root, one process runs both halves, ROLE_BOTH):
+ *
+ *   parent/   the root parent: checks every job again (intake.c) against
+ *             the operator keys and the policy, keeps the seen-set and the
+ *             journal (seen.c), spawns and reaps runners (run.c), answers
+ *             each job once (results.c), opens and seals the module a run
+ *             gets (modopen.c), enforces its floors (floor.c),
+ *             stages, tests and installs updates (update.c), owns the wake
+ *             port (wake.c).  It touches state_dir (not state_dir/net, which it
+ *             only reads, see net_file_owner()), modules_dir, the runners
+ *             and the installed binaries; never the network.
+ *   net/      the network process, user [agent] user, no capabilities:
+ *             the MQTT session and the host key (session.c), module
+ *             pointers, fetches and the choice of a build (modsrc.c), its
+ *             cache (modcache.c), the release channel (release.c), the
+ *             self-test's network half (selftest.c).  It touches only
+ *             state_dir/net and the broker; nothing it says is believed
+ *             by the parent without a check of its own.
+ *   common/   linked by both: the socketpair (priv.c) and its typed
+ *             frames, each built in priv_send.c with the table of who may
+ *             send which; the checks both make on what the broker sent
+ *             (verify.c); the spool (spool.c: the network process writes
+ *             it, the parent reads it at start).
+ *   main.c    options and start-up; forks into the two.
  */
 #ifndef MUSTER_AGENT_H
 #define MUSTER_AGENT_H
@@ -36,8 +62,10 @@
 #define REJECT_BURST		20	/* rejected results per window */
 #define REJECT_WINDOW_MS	10000
 #define POKE_MIN_INTERVAL_MS	1000	/* wake port rate limit */
+/* A signed pointer (manifest and signature) as a message or a file. */
+#define SIGNED_POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 
-/* ---- seen-set (seen.c): job ids already accepted, persisted ----------- */
+/* ---- seen-set (parent/seen.c): job ids already accepted, persisted --- */
 
 /* In memory an accepted id is its SHA-256's first 8 bytes (0 marks a
  * free slot): 16 bytes a job instead of the id itself.  Two ids sharing
@@ -91,7 +119,7 @@ int seen_run_done(struct seen_set *s, const char *id, struct mu_err *err);
 void seen_prune(struct seen_set *s, uint64_t now_ms);
 void seen_close(struct seen_set *s);
 
-/* ---- spool and journal (spool.c) --------------------------------------- */
+/* ---- spool and journal (common/spool.c) ------------------------------ */
 
 /* A result waiting for its PUBACK.  File: state_dir/net/spool/<seq>.res holding
  * the topic and the payload. */
@@ -145,7 +173,7 @@ void spool_close(struct spool *sp);
  * finds there into the seen-set (intake.c), then removes the file. */
 void journal_remove(struct spool *sp, const char *id);
 
-/* ---- runs (run.c) ------------------------------------------------------- */
+/* ---- runs (parent/run.c) --------------------------------------------- */
 
 /* QUEUED -> (WAITING for its module ->) QUEUED -> RUNNING -> DONE.  A
  * waiting run holds no slot of max_jobs. */
@@ -187,7 +215,7 @@ struct run {
 	struct run *next;
 };
 
-/* ---- modules over the broker (modsrc.c, modcache.c) -------------------- */
+/* ---- modules over the broker (net/modsrc.c, net/modcache.c) ---------- */
 
 /* A build in the cache state_dir/modcache (modcache.c). */
 struct modcached {
@@ -257,7 +285,7 @@ struct modsrc {
 	uint64_t fetches_started, fetched, cache_hits, refused, tampered;
 };
 
-/* ---- self-update (release.c: network side, update.c: parent side) ------ */
+/* ---- self-update (net/release.c, parent/update.c) -------------------- */
 
 /* The network process follows R/releases/<channel> (design.md §5). */
 struct release_follow {
@@ -305,7 +333,7 @@ struct update {
 	char boot_reason[256];
 };
 
-/* ---- privilege separation (priv.c) ------------------------------------- */
+/* ---- privilege separation (common/priv.c) ---------------------------- */
 
 /*
  * As root musterd is two processes (design.md §8): the parent (ROLE_PARENT)
@@ -361,7 +389,7 @@ struct user_cache {
 };
 
 /*
- * The parent's sealed copies of modules_dir's files (modsrc.c), so a run
+ * The parent's sealed copies of modules_dir's files (modopen.c), so a run
  * of an unchanged file neither reads nor hashes nor copies it again.  A
  * copy is used only while the file's inode, size, owner, mode and change
  * and modification times are what they were when it was read (any write
@@ -389,7 +417,7 @@ struct held_job {
 	uint64_t seq;
 };
 
-/* ---- the agent ---------------------------------------------------------- */
+/* ---- the agent ------------------------------------------------------- */
 
 struct agent {
 	struct agent_config cfg;
@@ -489,7 +517,10 @@ struct agent {
 int agent_main(struct agent *a);
 void agent_shutdown(struct agent *a);
 
-/* session.c: MQTT connection, subscriptions, presence, publishing */
+/* parent/reap.c: on SIGCHLD, every child reaped and handed to its owner */
+void parent_reap(struct agent *a);
+
+/* net/session.c: MQTT connection, subscriptions, presence, publishing */
 int session_start(struct agent *a, struct mu_err *err);
 void session_poke(struct agent *a);
 void session_status_changed(struct agent *a);
@@ -508,7 +539,7 @@ int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer 
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
 
-/* results.c: the parent's side of each job's one answer */
+/* parent/results.c: the parent's side of each job's one answer */
 void result_init(struct agent *a, struct result *r, const struct job *j,
     enum result_status st);
 int result_submit(struct agent *a, struct result *r);
@@ -517,13 +548,12 @@ bool results_pending(const struct agent *a, const char *job);
 void results_resend(struct agent *a);
 void results_free(struct agent *a);
 
-/* intake.c: the acceptance rules and the kinds */
+/* parent/intake.c: the acceptance rules and the kinds */
 /* A job message: checked, and if accepted its id appended to the seen-set
  * and the job queued until intake_commit(), which the caller runs once it
  * has handed over every job it read at once (one flush for all). */
 void intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 void intake_commit(struct agent *a);
-bool intake_oversize(struct agent *a, size_t len);	/* logged and counted */
 void intake_interrupted(struct agent *a);
 /* May the policy file be missing (the default path: no policy)? */
 bool intake_policy_optional(const struct agent_config *cfg);
@@ -531,21 +561,32 @@ bool intake_policy_optional(const struct agent_config *cfg);
 int intake_policy_load(const struct agent_config *cfg, struct policy *out,
     struct mu_err *err);
 
-/* run.c: runner processes */
+/* parent/run.c: runner processes */
 int run_submit(struct agent *a, struct run *r);
 void run_cancel(struct agent *a, struct run *r);
-void run_reap(struct agent *a);
+/* The parent's reaper (reap.c) reaped r's runner. */
+void run_exited(struct agent *a, struct run *r, int status);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
-/* run.c: the network process answered PRIV_MODULE for a run; a new
+/*
+ * Why the network process has no build for a run (PRIV_MODULE, source
+ * none), as a code: the frame carries only the text (the wire format is
+ * fixed), so the one text a decision rests on is written with this
+ * constant (net/modsrc.c) and turned into the code when the frame is read
+ * (priv_module_none(), common/priv_send.c).
+ */
+enum module_none { MODNONE_OTHER, MODNONE_NOWHERE };
+#define MODNONE_NOWHERE_TEXT	"is not published and not installed on this host"
+
+/* parent/run.c: the network process answered PRIV_MODULE for a run; a new
  * network process is asked again for what the old one did not answer. */
-void run_module_answer(struct agent *a, const struct priv_msg *m);
+void run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none none);
 void run_net_restarted(struct agent *a);
 /* Forget the resolved run_as users (reload: users or policy may differ). */
 void run_users_forget(struct agent *a);
 
-/* priv.c: the two processes and the messages between them */
+/* common/priv.c: the two processes and the messages between them */
 int priv_start(struct agent *a, struct mu_err *err);
 /* Parent: the network process finished its set-up (PRIV_READY). */
 void priv_net_ready(struct agent *a);
@@ -580,52 +621,72 @@ void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
 int net_main(struct agent *a, const char *fds);
 int net_start(struct agent *a, struct mu_err *err);
 void net_stop(struct agent *a);
-bool priv_is_net_pid(struct agent *a, pid_t pid, int status);
-/* typed frames to the other side (update.c, release.c) */
-void priv_send_net(struct agent *a, const struct priv_msg *m);
-void priv_send_parent(struct agent *a, const struct priv_msg *m);
-/* parent -> network */
-void priv_result(struct agent *a, const char *job, const void *body, size_t len);
-void priv_event(struct agent *a, const char *job, const void *body, size_t len);
-void priv_want_module(struct agent *a, const struct run *r, const char *local_sha);
-void priv_poke(struct agent *a);
-/* network -> parent */
-/* A job message to the parent; inbox_seq (0: none) stays in the inbox
- * until the parent says it is durable. */
+/* Parent: its reaper (reap.c) reaped the network process. */
+void priv_net_exited(struct agent *a, int status);
+/* network -> parent: a job message; inbox_seq (0: none) stays in the
+ * inbox until the parent says it is durable. */
 void priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
     uint64_t inbox_seq);
-void priv_module(struct agent *a, const char *job, enum priv_source src,
-    const char *sha256, const char *reason);
 
-/* modsrc.c: where a module comes from (design.md §3, §8) */
+/*
+ * common/priv_send.c: every frame to the other side, one function per
+ * type (the table of who may send what is there too).  Each returns
+ * MU_OK once the frame is queued; a side that is down is told anew when
+ * it is back (results.c, update_net_started()), so callers need not act.
+ */
+/* parent -> network */
+int priv_send_result(struct agent *a, const char *job, const void *body, size_t len);
+int priv_send_event(struct agent *a, const char *job, const void *body, size_t len);
+int priv_send_want(struct agent *a, const struct run *r, const char *local_sha);
+int priv_send_poke(struct agent *a);
+int priv_send_stop(struct agent *a);
+int priv_send_update_check(struct agent *a, const char *job);
+int priv_send_update_state(struct agent *a, const void *map, size_t len);
+int priv_send_durable(struct agent *a, uint64_t n);
+int priv_send_answered(struct agent *a, const char *job);
+/* network -> parent */
+int priv_send_job(struct agent *a, const char *topic, const uint8_t *p, size_t len);
+int priv_send_module(struct agent *a, const char *job, enum priv_source src,
+    const char *sha256, const char *reason);
+int priv_send_spooled(struct agent *a, const char *job);
+int priv_send_release(struct agent *a, const void *pointer, size_t len);
+int priv_send_no_update(struct agent *a, const char *job, const char *why);
+int priv_send_connected(struct agent *a);
+int priv_send_verdict(struct agent *a, const void *verdict, size_t len);
+int priv_send_setup(struct agent *a, bool ok, const char *reason);	/* ready/failed */
+/* PRIV_MODULE read by the parent: why there is no build, as a code. */
+enum module_none priv_module_none(const struct priv_msg *m);
+
+/* parent/modopen.c: the module a run gets, checked and sealed */
 struct module_file {
 	int memfd;			/* sealed copy, owned by the caller */
 	char sha256[SHA256_HEX_LEN + 1];
 	uint64_t size;
 };
+/* The build the network process named, checked again (signature, name,
+ * ABI, pin, sha256, the parent's floor) and sealed in a memfd. */
+int modopen_build(struct agent *a, const struct run *r, enum priv_source src,
+    const char *sha256, struct module_file *out, struct mu_err *err);
+/* The sha256 of modules_dir/NAME.so if it is there and trusted; MU_ENOENT
+ * if there is none, another error (err says why) if refused. */
+int modopen_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
+    struct mu_err *err);
+/* Close the sealed copies of local modules unused for a while. */
+void modopen_local_expire(struct agent *a);
+
+/* net/modsrc.c: where a module comes from (design.md §3, §8): pointers,
+ * fetches, the choice of a build for the parent's request */
 int modsrc_init(struct agent *a, struct mu_err *err);
 void modsrc_free(struct agent *a);
 /* A request from the parent: answered now or when its build arrives. */
 void modsrc_want(struct agent *a, const struct priv_msg *m);
-/* Parent: the build the network process named, checked again (signature,
- * name, ABI, pin, sha256) and sealed in a memfd. */
-int modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
-    const char *sha256, struct module_file *out, struct mu_err *err);
-/* Parent: the sha256 of modules_dir/NAME.so if it is there and trusted;
- * MU_ENOENT if there is none, another error (err says why) if refused. */
-int modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
-    struct mu_err *err);
-/* Parent: close the sealed copies of local modules unused for a while. */
-void modsrc_local_expire(struct agent *a);
 void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);
 void modsrc_subscribed(struct agent *a);
-/* Verify a signed module manifest: signature by a listed publisher, kind,
- * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
- * caller frees m->doc) and fpr the signer. */
+
 /*
- * floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind
+ * parent/floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind
  * "modules" with a module name, "release" with NULL): the newest
  * published_at the parent accepted, 0 when none.  Raising to a lower
  * value is a no-op.  Parent only: the network process has its own.
@@ -633,13 +694,8 @@ void modsrc_subscribed(struct agent *a);
 uint64_t parent_floor(struct agent *a, const char *kind, const char *name);
 int parent_floor_raise(struct agent *a, const char *kind, const char *name,
     uint64_t published_at, struct mu_err *err);
-int modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
-    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
-    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
-int modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out,
-    struct mu_err *err);
 
-/* modcache.c: the cache on disk */
+/* net/modcache.c: the cache on disk */
 int modcache_load(struct agent *a, struct mu_err *err);
 void modcache_free(struct agent *a);
 struct modcached *modcache_find(struct agent *a, const char *sha256);
@@ -652,7 +708,7 @@ uint64_t modcache_floor(struct agent *a, const char *name);
 int modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
     struct mu_err *err);
 
-/* release.c: the network process follows the channel (design.md §5) */
+/* net/release.c: the network process follows the channel (design.md §5) */
 int release_subscription(const struct agent *a, char *buf, size_t len);
 void release_message(struct agent *a, const uint8_t *p, size_t len);
 void release_check(struct agent *a, const char *job);	/* PRIV_UPDATE_CHECK */
@@ -660,14 +716,25 @@ void release_state(struct agent *a, const void *map, size_t len);	/* PRIV_UPDATE
 void release_set_state(struct agent *a, const char *state, const char *version,
     const char *reason);
 void release_free(struct agent *a);
+
+/* common/verify.c: the checks both processes make on what the broker sent
+ * (the parent again, in its own address space) */
+/* Before any decoding: a job envelope over max_job (logged and counted). */
+bool job_oversize(struct agent *a, size_t len);
+/* Verify a signed module manifest: signature by a listed publisher, kind,
+ * name (when given), ABI, size limit.  On MU_OK m holds the decode (the
+ * caller frees m->doc) and fpr the signer. */
+int verify_module_manifest(struct agent *a, const char *name, const void *manifest,
+    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
+    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
 /* Verify a release pointer: signature by a listed publisher, manifest,
  * channel.  On MU_OK m holds the decode (the caller frees m->doc). */
-int release_verify(struct agent *a, const void *p, size_t len, struct release_manifest *m,
-    char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
+int verify_release_pointer(struct agent *a, const void *p, size_t len,
+    struct release_manifest *m, char fpr[PGP_FPR_MAX + 1], struct mu_err *err);
 /* Bucket of this host for rollouts: sha256(host)[0..4] big-endian mod 100. */
 unsigned release_bucket(const char *host);
 
-/* update.c: the parent stages, tests, installs and rolls back */
+/* parent/update.c: the parent stages, tests, installs and rolls back */
 int update_boot(struct agent *a, char **argv, struct mu_err *err);
 void update_release(struct agent *a, const struct priv_msg *m);
 void update_job(struct agent *a, const struct job *j, const void *body, size_t len);
@@ -675,14 +742,17 @@ void update_started(struct agent *a);
 void update_net_started(struct agent *a);
 void update_no_update(struct agent *a, const struct priv_msg *m);
 void update_connected(struct agent *a);
-bool update_reaped(struct agent *a, pid_t pid, int status);
-void update_verdict(struct agent *a, const uint8_t *p, size_t len);
+/* Its reaper (reap.c) reaped the staged self-test. */
+void update_child_exited(struct agent *a, int status);
+/* A self-test's verdict the network process passed on, decoded; only
+ * while testing (priv_rules[]). */
+void update_verdict(struct agent *a, const struct selftest_verdict *v);
 void update_free(struct agent *a);
 /* the self-test side (musterd --self-test) */
 void selftest_connected(struct agent *a);
 void selftest_verdict(struct agent *a, const uint8_t *p, size_t len);
 
-/* wake.c: the wake port */
+/* parent/wake.c: the wake port */
 int wake_open(struct agent *a, struct mu_err *err);
 void wake_close(struct agent *a);
 

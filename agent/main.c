@@ -130,7 +130,7 @@ on_signal(struct loop *l, int fd, short revents, void *arg)
 		switch (si.ssi_signo) {
 		case SIGCHLD:
 			if (a->role != ROLE_NET)	/* gpgme reaps its own */
-				run_reap(a);
+				parent_reap(a);
 			break;
 		case SIGHUP:
 			if (a->role != ROLE_NET)	/* keys and policy live in the parent */
@@ -165,7 +165,7 @@ prune_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)id;
 	seen_prune(&a->seen, now_wall_ms());
-	modsrc_local_expire(a);
+	modopen_local_expire(a);
 	loop_add_timer(l, PRUNE_INTERVAL_MS, prune_fired, a);
 }
 

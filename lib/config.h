@@ -90,7 +90,7 @@ struct agent_config {
 	uint64_t memory;		/* bytes, default 512M (RLIMIT_AS) */
 	uint64_t output;		/* bytes, default 64K */
 	uint64_t cpu_ms;		/* default 5m (RLIMIT_CPU) */
-	/* [modules]: signed modules fetched over the broker (agent/modsrc.c) */
+	/* [modules]: signed modules fetched over the broker (agent/net/modsrc.c) */
 	uint64_t module_cache;		/* bytes of cache, LRU-evicted; default 256M */
 	bool prefer_local;		/* key "prefer": signed (default) | local */
 	uint64_t fetch_timeout_ms;	/* wait for a pointer/artifact; default 30s */
@@ -98,7 +98,7 @@ struct agent_config {
 	uint64_t module_max;		/* largest module accepted; default 64M */
 	uint64_t max_job;		/* bytes, default 1M: bigger envelopes are dropped */
 	char run_as[CONF_USER_MAX + 1];	/* default "muster-job" */
-	/* [update]: self-update on the channel (agent/release.c, update.c) */
+	/* [update]: self-update on the channel (agent/net/release.c, parent/update.c) */
 	uint64_t update_jitter_ms;	/* max random wait before staging; default 10m */
 	uint64_t selftest_timeout_ms;	/* staged self-test, end to end; default 2m */
 	uint64_t healthy_ms;		/* new version healthy after; default 60s */

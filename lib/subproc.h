@@ -15,7 +15,7 @@
  *   caller's list, everything above closed; the seccomp filter; exec.
  *
  * This is the one place that writes the prelude: musterd's runners
- * (agent/run.c), `muster-runner --run`'s runner child and --describe
+ * (agent/parent/run.c), `muster-runner --run`'s runner child and --describe
  * child (runner/local.c) and a module's run_cmd() (runner/cmd.c) all start
  * their children here.
  *

@@ -318,7 +318,7 @@ int selftest_verdict_decode(const void *buf, size_t len, struct selftest_verdict
 int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *out,
     struct mu_err *err);
 
-/* ---- musterd's parent <-> network process (agent/priv.c) -------------- */
+/* ---- musterd's parent <-> network process (agent/common/priv.c) ------- */
 
 /*
  * One frame of the socketpair between musterd's privileged parent and its

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Round-trip fuzz target for priv_msg_decode / priv_msg_encode: the frames
- * between musterd's parent and its network process (agent/priv.c), which
+ * between musterd's parent and its network process (agent/common/priv.c), which
  * the parent decodes from a process it does not trust. */
 #include "fuzz.h"
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The acceptance rules of design.md §3 / docs/protocol.md against the real
 musterd: every refusal is answered with exactly one `rejected` result whose
-reason names the rule (texts from agent/intake.c), and nothing runs.
+reason names the rule (texts from agent/parent/intake.c), and nothing runs.
 
 "Nothing ran" is shown three ways: the refused jobs are `run` jobs of a module
 that is installed (so an accepted one would have run it), the log has neither

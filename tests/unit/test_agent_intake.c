@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for musterd's acceptance rules (agent/intake.c, design.md §3,
- * §8) without a broker: a real struct agent with a loop, a keyring holding
- * an Ed25519 key made here (OpenSSL, through sign_keygen()), a temporary
- * state_dir (seen-set, spool) and a policy.  Envelopes go in through
- * intake_message(); what the agent answered comes out of the parent's end
- * of the privsep socketpair (result_submit() in agent/priv.c sends a
- * PRIV_RESULT frame on a->to_net), read from the other end and decoded
- * with priv_msg_decode() and result_decode().
+ * Unit tests for musterd's acceptance rules (agent/parent/intake.c,
+ * design.md §3, §8) without a broker: a real struct agent with a loop, a
+ * keyring holding an Ed25519 key made here (OpenSSL, through
+ * sign_keygen()), a temporary state_dir (seen-set, spool) and a policy.
+ * Envelopes go in through intake_message(); what the agent answered comes
+ * out of the parent's end of the privsep socketpair (result_submit() in
+ * agent/parent/results.c sends a PRIV_RESULT frame on a->to_net), read
+ * from the other end and decoded with priv_msg_decode() and
+ * result_decode().
  *
  * Ownership: each test's struct fx (setup/teardown) owns the agent's
  * parts, both socket ends and the temporary folder.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for musterd's state on disk, without a broker: the seen-set
- * (agent/seen.c) and the spool and journal (agent/spool.c), in a temporary
- * state_dir made per test and removed after it.
+ * (agent/parent/seen.c) and the spool and journal (agent/common/spool.c),
+ * in a temporary state_dir made per test and removed after it.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -964,8 +964,8 @@ test_priv_missing_fields(void **state)
 	}
 }
 
-/* Which side may send a type is the parent's rule (agent/priv.c), not the
- * codec's: a result decodes wherever it comes from.  What a type does not
+/* Which side may send a type is the agent's rule (priv_rules[] in
+ * agent/common/priv_send.c), not the codec's: a result decodes wherever it comes from.  What a type does not
  * carry is ignored on decode and refused on encode. */
 static void
 test_priv_direction_and_extras(void **state)

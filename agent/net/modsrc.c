@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * modsrc.c - where a job's module comes from (design.md §3 "Modules and
- * releases on the broker", §8).
+ * modsrc.c - the network process's half of where a job's module comes
+ * from (design.md §3 "Modules and releases on the broker", §8): it follows
+ * the pointers, fetches and caches signed builds, and answers the
+ * parent's PRIV_MODULE_WANT with the build to run.  The parent believes
+ * none of it: it checks and seals the build itself (parent/modopen.c).
  *
  * Two sources:
  *  - signed builds published on the broker: the retained pointer
  *    R/modules/<name> names the latest build, the retained artifact
- *    R/modules/<name>/<sha256> carries it.  A build runs only after its
- *    manifest's OpenPGP signature verified against a fingerprint in
- *    [trust] publishers and the bytes match the manifest's sha256 and size;
- *    it is then kept in the cache (modcache.c).
- *  - the local folder [agent] modules_dir, NAME.so, trusted by owner and
- *    mode (root or us, not writable by group or others).
+ *    R/modules/<name>/<sha256> carries it.  A build is kept (modcache.c)
+ *    only after its manifest's OpenPGP signature verified against a
+ *    fingerprint in [trust] publishers and the bytes match the manifest's
+ *    sha256 and size.
+ *  - the local folder [agent] modules_dir, NAME.so: the parent reads it
+ *    and tells us its sha256 in the request (local_sha).
  * A signed build wins over a local file unless [modules] prefer = local.
  * A job that pins module_sha256 gets exactly that build, whichever source
  * has it, and is exempt from the rollback floor.
@@ -19,15 +22,15 @@
  * The agent subscribes to R/modules/+ and keeps the latest pointer of each
  * name as received; a pointer is verified only when a job needs it or when
  * its name is in the cache (then a newer build is prefetched after a
- * random delay, so a fleet does not ask at once).  A run whose build is
- * not cached waits (modsrc_open returns MODSRC_WAIT) for one shared fetch,
+ * random delay, so a fleet does not ask at once).  A request whose build
+ * is not cached waits (pick() returns MODSRC_WAIT) for one shared fetch,
  * bounded by [modules] fetch_timeout and by the job's own timeout.
  * Artifacts (up to 64 MiB) come over a connection of their own, client id
  * "<host>.fetch", open only while fetches are pending: the job session
  * tells the broker to send it nothing bigger than a job (session.c).
  *
- * Ownership: pointers, fetches and cache entries belong to a->mods; the
- * memfd handed out in struct module_file belongs to the caller.
+ * Ownership: pointers, fetches, requests and cache entries belong to
+ * a->mods.
  */
 #include "agent.h"
 #include "util.h"
@@ -42,212 +45,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "muster/module.h"	/* MUSTER_ABI: what our runner loads */
-
 #define SETTLE_MS	300		/* retained pointers arrive right after SUBACK */
 #define MAX_POINTERS	4096		/* names followed; more are ignored */
-#define POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 #define MODSRC_WAIT	100		/* pick(): the request waits */
 #define ARTIFACT_SLACK	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 #define FETCH_RETRY_MS	1000		/* fetch connection lost: try again */
 #define FETCH_IDLE_MS	5000		/* close it after this long unused */
 
-/* ---- the local folder ---------------------------------------------------- */
-
-/* Anyone who can write the file could run code as the agent. */
-static int
-read_local(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct stat *stp,
-    struct mu_err *err)
-{
-	struct stat st;
-	int rc;
-
-	rc = read_file(path, max, buf, len, &st);
-	if (rc == MU_ENOENT)
-		return mu_errf(err, rc, "module %s is not installed", path);
-	if (rc == MU_EIO)
-		return mu_errf(err, rc, "module %s: %s", path,
-		    errno == ELOOP ? "is a symlink" : strerror(errno));
-	if (rc)
-		return mu_errf(err, rc, "module %s is not a regular file of a sane size", path);
-	if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
-		free(*buf);
-		return mu_errf(err, MU_ETRUST, "module %s is writable by others or has a "
-		    "foreign owner", path);
-	}
-	*stp = st;
-	return MU_OK;
-}
-
-/* ---- sealed copies of local files (agent.h, struct modlocal) ---------- */
-
-static bool
-same_file(const struct stat *x, const struct stat *y)
-{
-	return x->st_dev == y->st_dev && x->st_ino == y->st_ino &&
-	    x->st_size == y->st_size && x->st_uid == y->st_uid &&
-	    x->st_mode == y->st_mode &&
-	    x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
-	    x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
-	    x->st_ctim.tv_sec == y->st_ctim.tv_sec &&
-	    x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
-}
-
-/* The copy of modules_dir/NAME.so as the file is now (lstat: a symlink is
- * another inode, so never a hit), or NULL. */
-static struct modlocal *
-local_hit(struct agent *a, const char *name, const char *path)
-{
-	struct stat st;
-	size_t i;
-
-	if (lstat(path, &st) == -1)
-		return NULL;
-	for (i = 0; i < LOCAL_SLOTS; i++) {
-		struct modlocal *e = &a->local[i];
-
-		if (e->name[0] && strcmp(e->name, name) == 0 && same_file(&e->st, &st)) {
-			e->used_at = now_mono_ms();
-			return e;
-		}
-	}
-	return NULL;
-}
-
-static void
-local_drop(struct modlocal *e)
-{
-	if (e->name[0])
-		close(e->memfd);
-	memset(e, 0, sizeof(*e));
-}
-
-/* Small enough, and older than a second (agent.h). */
-static bool
-local_keepable(const struct stat *st)
-{
-	return (uint64_t)st->st_size <= LOCAL_MAX_SIZE &&
-	    (uint64_t)st->st_ctim.tv_sec + 1 < now_wall_ms() / 1000;
-}
-
-/* Keep a copy of what was just read and sealed (m), if it may be trusted
- * later (agent.h): in NAME's slot, a free one, or the least used. */
-static void
-local_remember(struct agent *a, const char *name, const struct stat *st,
-    const struct module_file *m)
-{
-	struct modlocal *e = NULL;
-	int fd;
-	size_t i;
-
-	if (!local_keepable(st))
-		return;
-	for (i = 0; i < LOCAL_SLOTS && e == NULL; i++)
-		if (strcmp(a->local[i].name, name) == 0)
-			e = &a->local[i];
-	for (i = 0; i < LOCAL_SLOTS && e == NULL; i++)
-		if (a->local[i].name[0] == '\0')
-			e = &a->local[i];
-	for (i = 0; e == NULL && i < LOCAL_SLOTS; i++)
-		if (i == 0 || a->local[i].used_at < e->used_at)
-			e = &a->local[i];
-	if ((fd = fcntl(m->memfd, F_DUPFD_CLOEXEC, 0)) == -1)
-		return;
-	local_drop(e);
-	snprintf(e->name, sizeof(e->name), "%s", name);
-	snprintf(e->sha256, sizeof(e->sha256), "%s", m->sha256);
-	e->st = *st;
-	e->memfd = fd;
-	e->used_at = now_mono_ms();
-}
-
-void
-modsrc_local_expire(struct agent *a)
-{
-	uint64_t now = now_mono_ms();
-	size_t i;
-
-	for (i = 0; i < LOCAL_SLOTS; i++)
-		if (a->local[i].name[0] && now - a->local[i].used_at >= LOCAL_IDLE_MS)
-			local_drop(&a->local[i]);
-}
-
-/* Read, check and hash modules_dir/NAME.so; seal it when asked to or when
- * the copy can be kept (then it is remembered), else out->memfd is -1.
- * MU_ENOENT when there is no such file. */
-static int
-local_read(struct agent *a, const char *name, const char *path, bool seal,
-    struct module_file *out, struct mu_err *err)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc;
-
-	if ((rc = read_local(path, a->cfg.module_max, &buf, &len, &st, err)) != MU_OK)
-		return rc;
-	out->memfd = -1;
-	if (seal || local_keepable(&st)) {
-		if ((rc = modsrc_seal(buf, len, out, err)) == MU_OK)
-			local_remember(a, name, &st, out);
-	} else {
-		sha256_hex(buf, len, out->sha256);
-		out->size = len;
-	}
-	free(buf);
-	return rc;
-}
-
-/* MU_ENOENT when modules_dir has no such file. */
-static int
-local_open(struct agent *a, const char *name, struct module_file *out, struct mu_err *err)
-{
-	char path[CONF_PATH_MAX + NAME_MAX_LEN + 8];
-	struct modlocal *e;
-
-	snprintf(path, sizeof(path), "%s/%s.so", a->cfg.modules_dir, name);
-	if ((e = local_hit(a, name, path)) == NULL)
-		return local_read(a, name, path, true, out, err);
-	if ((out->memfd = fcntl(e->memfd, F_DUPFD_CLOEXEC, 0)) == -1)
-		return mu_errf(err, MU_EIO, "module %s: dup: %s", name, strerror(errno));
-	snprintf(out->sha256, sizeof(out->sha256), "%s", e->sha256);
-	out->size = (uint64_t)e->st.st_size;
-	return MU_OK;
-}
-
 /* ---- manifests and pointers ------------------------------------------- */
-
-int
-modsrc_check_manifest(struct agent *a, const char *name, const void *manifest,
-    size_t mlen, const void *sig, size_t siglen, struct module_manifest *m,
-    char fpr[PGP_FPR_MAX + 1], struct mu_err *err)
-{
-	const char *allowed[CONF_MAX_FPRS];
-	struct mu_err why;
-	int i, rc;
-
-	for (i = 0; i < a->cfg.npublishers; i++)
-		allowed[i] = a->cfg.publishers[i];
-	rc = pgp_verify(a->cfg.gnupg_home, manifest, mlen, sig, siglen, allowed,
-	    (size_t)a->cfg.npublishers, fpr, &why);
-	if (rc == MU_ETRUST)
-		return mu_errf(err, rc, "not a trusted publisher here (%s)", why.msg);
-	if (rc != MU_OK)
-		return mu_errf(err, rc, "bad signature (%s)", why.msg);
-	if ((rc = module_manifest_decode(manifest, mlen, m, &why)) != MU_OK)
-		return mu_errf(err, rc, "bad manifest (%s)", why.msg);
-	if (name && strcmp(m->name, name) != 0)
-		rc = mu_errf(err, MU_EINVAL, "the manifest is for module %s", m->name);
-	else if (m->abi != MUSTER_ABI)
-		rc = mu_errf(err, MU_EINVAL, "built for ABI %" PRIu32 "; this host's runner "
-		    "loads ABI %d", m->abi, MUSTER_ABI);
-	else if (m->size > a->cfg.module_max)
-		rc = mu_errf(err, MU_EINVAL, "%" PRIu64 " bytes, over this host's limit of %"
-		    PRIu64 " ([modules] max_size)", m->size, a->cfg.module_max);
-	if (rc)
-		wire_doc_free(&m->doc);
-	return rc;
-}
 
 static struct modptr *
 ptr_find(struct agent *a, const char *name)
@@ -280,7 +85,7 @@ ptr_check(struct agent *a, struct modptr *p, struct mu_err *err)
 	p->checked = true;
 	rc = pointer_decode(p->raw, p->len, &sp, &why);
 	if (rc == MU_OK) {
-		rc = modsrc_check_manifest(a, p->name, sp.manifest.ptr, sp.manifest.len,
+		rc = verify_module_manifest(a, p->name, sp.manifest.ptr, sp.manifest.len,
 		    sp.sig.ptr, sp.sig.len, &m, fpr, &why);
 		wire_doc_free(&sp.doc);
 	} else
@@ -563,7 +368,7 @@ artifact_accept(struct agent *a, struct modfetch *f, const uint8_t *p, size_t le
 		    "limit ([modules] max_size %" PRIu64 ")", len, a->cfg.module_max);
 	if ((rc = module_artifact_decode(p, len, &art, &why)) != MU_OK)
 		return mu_errf(err, rc, "malformed artifact (%s)", why.msg);
-	rc = modsrc_check_manifest(a, f->name, art.manifest.ptr, art.manifest.len,
+	rc = verify_module_manifest(a, f->name, art.manifest.ptr, art.manifest.len,
 	    art.sig.ptr, art.sig.len, &m, fpr, err);
 	if (rc) {
 		wire_doc_free(&art.doc);
@@ -694,7 +499,7 @@ pointer_message(struct agent *a, const char *name, const uint8_t *buf, size_t le
 	struct modptr *p = ptr_find(a, name);
 	uint8_t *copy;
 
-	if (len > POINTER_MAX) {
+	if (len > SIGNED_POINTER_MAX) {
 		log_warnx("module %s: pointer of %zu bytes ignored (too large)", name, len);
 		return;
 	}
@@ -838,8 +643,7 @@ pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
 		snprintf(sha, SHA256_HEX_LEN + 1, "%s", e->sha256);
 		return MU_OK;
 	}
-	return mu_errf(err, MU_ENOENT, "module %s is not published and not installed on "
-	    "this host", q->module);
+	return mu_errf(err, MU_ENOENT, "module %s " MODNONE_NOWHERE_TEXT, q->module);
 }
 
 /* Answer q if its build is known (or cannot be had); true when done. */
@@ -855,9 +659,9 @@ req_answer(struct agent *a, struct modreq *q)
 	if (rc == MODSRC_WAIT)
 		return false;
 	if (rc == MU_OK)
-		priv_module(a, q->job, src, sha, NULL);
+		priv_send_module(a, q->job, src, sha, NULL);
 	else
-		priv_module(a, q->job, PRIV_SRC_NONE, NULL, err.msg);
+		priv_send_module(a, q->job, PRIV_SRC_NONE, NULL, err.msg);
 	return true;
 }
 
@@ -879,7 +683,7 @@ modsrc_want(struct agent *a, const struct priv_msg *m)
 	struct modreq *q = calloc(1, sizeof(*q));
 
 	if (q == NULL) {
-		priv_module(a, m->job, PRIV_SRC_NONE, NULL, "agent out of memory");
+		priv_send_module(a, m->job, PRIV_SRC_NONE, NULL, "agent out of memory");
 		return;
 	}
 	snprintf(q->job, sizeof(q->job), "%s", m->job);
@@ -929,133 +733,10 @@ reqs_failed(struct agent *a, const char *sha, const char *why)
 		next = q->next;
 		if (strcmp(q->wait_sha, sha) == 0) {
 			req_unlink(a, q);
-			priv_module(a, q->job, PRIV_SRC_NONE, NULL, why);
+			priv_send_module(a, q->job, PRIV_SRC_NONE, NULL, why);
 			free(q);
 		}
 	}
-}
-
-/* ---- a run's module: the parent checks ---------------------------------- */
-
-int
-modsrc_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1],
-    struct mu_err *err)
-{
-	char path[CONF_PATH_MAX + NAME_MAX_LEN + 8];
-	struct module_file m;
-	struct modlocal *e;
-	int rc;
-
-	/* Read (and sealed) once while the file stays as it is: the copy
-	 * serves the run too, local_open(). */
-	snprintf(path, sizeof(path), "%s/%s.so", a->cfg.modules_dir, name);
-	if ((e = local_hit(a, name, path)) != NULL) {
-		snprintf(sha, SHA256_HEX_LEN + 1, "%s", e->sha256);
-		return MU_OK;
-	}
-	if ((rc = local_read(a, name, path, false, &m, err)) != MU_OK)
-		return rc;
-	snprintf(sha, SHA256_HEX_LEN + 1, "%s", m.sha256);
-	if (m.memfd != -1)
-		close(m.memfd);		/* local_remember() has its own */
-	return MU_OK;
-}
-
-/* The cache is the network process's: read it as data, believe nothing
- * in it that the signature and the hash do not prove. */
-static int
-open_cached(struct agent *a, const struct run *r, const char *sha,
-    struct module_file *out, struct mu_err *err)
-{
-	char path[CONF_PATH_MAX + 96], fpr[PGP_FPR_MAX + 1] = "";
-	struct module_manifest m;
-	struct signed_pointer p;
-	uint8_t *ptr = NULL, *so = NULL;
-	size_t plen, slen;
-	uint64_t floor_at;
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/modcache/%s.ptr", a->net_dir, sha);
-	if ((rc = read_untrusted(path, POINTER_MAX, net_file_owner(a), &ptr, &plen, NULL)))
-		return rc == MU_ENOENT ? mu_errf(err, MU_ENOENT, "module %s: build %.12s... is "
-		    "not in the cache", r->job.module, sha) : mu_errf(err, MU_ETRUST,
-		    "module %s: cached pointer %.12s... refused: not a regular file of "
-		    "the network process's", r->job.module, sha);
-	if ((rc = pointer_decode(ptr, plen, &p, err)) == MU_OK) {
-		rc = modsrc_check_manifest(a, r->job.module, p.manifest.ptr, p.manifest.len,
-		    p.sig.ptr, p.sig.len, &m, fpr, err);
-		wire_doc_free(&p.doc);
-	}
-	free(ptr);
-	if (rc)
-		return mu_errf(err, rc, "module %s: cached manifest refused: %.200s",
-		    r->job.module, err->msg);
-	snprintf(path, sizeof(path), "%s/modcache/%s.so", a->net_dir, sha);
-	floor_at = parent_floor(a, "modules", m.name);
-	if (strcmp(m.sha256, sha) != 0)
-		rc = mu_errf(err, MU_EINVAL, "module %s: the cached manifest names another "
-		    "build", r->job.module);
-	/* The parent's own floor, not the network process's: an older
-	 * signed build only when the job pins it. */
-	else if (!r->job.module_sha256[0] && m.published_at < floor_at)
-		rc = mu_errf(err, MU_ETRUST, "module %s: build %.12s... (version %.40s, "
-		    "published_at %" PRIu64 ") is older than the newest this host accepted "
-		    "(published_at %" PRIu64 "); pin module_sha256 to run it", r->job.module,
-		    sha, m.version, m.published_at, floor_at);
-	else if (read_untrusted(path, a->cfg.module_max, net_file_owner(a), &so, &slen,
-	    NULL) != MU_OK)
-		rc = mu_errf(err, MU_ENOENT, "module %s: cached build %.12s... unreadable",
-		    r->job.module, sha);
-	else if ((rc = modsrc_seal(so, slen, out, err)) == MU_OK &&
-	    (slen != m.size || strcmp(out->sha256, sha) != 0)) {
-		close(out->memfd);
-		rc = mu_errf(err, MU_EINVAL, "module %s: cached build %.12s... does not match "
-		    "its signed manifest", r->job.module, sha);
-	}
-	if (rc == MU_OK && (rc = parent_floor_raise(a, "modules", m.name, m.published_at,
-	    err)) != MU_OK) {
-		close(out->memfd);
-		out->memfd = -1;
-	}
-	free(so);
-	wire_doc_free(&m.doc);
-	return rc;
-}
-
-int
-modsrc_open(struct agent *a, const struct run *r, enum priv_source src,
-    const char *sha256, struct module_file *out, struct mu_err *err)
-{
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	out->memfd = -1;
-	/* Whatever the network process says, a pin is a pin. */
-	if (r->job.module_sha256[0] && strcmp(r->job.module_sha256, sha256) != 0)
-		return mu_errf(err, MU_ETRUST, "module %s: offered build %.12s..., the job "
-		    "pins %.12s...", r->job.module, sha256, r->job.module_sha256);
-	/* prefer = signed, and the network process says "local": the parent
-	 * cannot see the broker, but its own floor says whether it has run a
-	 * signed build of this module.  If it has, a local file does not
-	 * replace it unless the job pins that file (or the host prefers
-	 * local); otherwise a lying network process could swap any signed
-	 * module for whatever sits in modules_dir. */
-	if (src == PRIV_SRC_LOCAL && !a->cfg.prefer_local && !r->job.module_sha256[0] &&
-	    parent_floor(a, "modules", r->job.module) > 0)
-		return mu_errf(err, MU_ETRUST, "module %s: offered the local file, but this "
-		    "host has run a signed build and [modules] prefer = signed; pin "
-		    "module_sha256 %.12s... to run the local file", r->job.module, sha256);
-	if (src == PRIV_SRC_LOCAL)
-		rc = local_open(a, r->job.module, out, err);
-	else
-		rc = open_cached(a, r, sha256, out, err);
-	if (rc == MU_OK && strcmp(out->sha256, sha256) != 0) {
-		close(out->memfd);
-		out->memfd = -1;
-		rc = mu_errf(err, MU_ETRUST, "module %s: the build changed under us",
-		    r->job.module);
-	}
-	return rc;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */

@@ -35,7 +35,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PTR_FILE_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 
 static int
 cache_path(const struct modsrc *m, char *buf, size_t len, const char *sha,
@@ -225,22 +224,11 @@ signer_trusted(const struct agent *a, const char *fpr)
 	return false;
 }
 
-int
-modsrc_seal(const uint8_t *buf, size_t len, struct module_file *out, struct mu_err *err)
-{
-	sha256_hex(buf, len, out->sha256);
-	out->size = len;
-	if (memfd_sealed_copy("muster-module", buf, len, &out->memfd) != MU_OK)
-		return mu_errf(err, MU_EIO, "a sealed memfd for the module: %s",
-		    strerror(errno));
-	return MU_OK;
-}
-
 /*
  * Before a cached build is offered for a run: hash it again and compare
  * with its manifest.  MU_ESTALE: the entry was damaged or is no longer
  * trusted and has been removed (e is gone); the caller fetches the build
- * again.  (The parent checks what it loads once more, modsrc_open().)
+ * again.  (The parent checks what it loads once more, modopen_build().)
  */
 int
 modcache_check(struct agent *a, struct modcached *e, struct mu_err *err)
@@ -291,11 +279,11 @@ load_one(struct agent *a, const char *sha)
 	int rc;
 
 	if (cache_path(&a->mods, path, sizeof(path), sha, ".ptr") != MU_OK ||
-	    read_file(path, PTR_FILE_MAX, &buf, &len, NULL) != MU_OK)
+	    read_file(path, SIGNED_POINTER_MAX, &buf, &len, NULL) != MU_OK)
 		return;
 	rc = pointer_decode(buf, len, &p, &err);
 	if (rc == MU_OK) {
-		rc = modsrc_check_manifest(a, NULL, p.manifest.ptr, p.manifest.len, p.sig.ptr,
+		rc = verify_module_manifest(a, NULL, p.manifest.ptr, p.manifest.len, p.sig.ptr,
 		    p.sig.len, &m, fpr, &err);
 		if (rc == MU_OK && strcmp(m.sha256, sha) != 0)
 			rc = mu_errf(&err, MU_EINVAL, "manifest names another build");

@@ -60,7 +60,7 @@ result_submit(struct agent *a, struct result *r)
 	for (pp = &a->pending; *pp; pp = &(*pp)->next)
 		;
 	*pp = p;
-	priv_result(a, p->job, p->body, p->len);
+	priv_send_result(a, p->job, p->body, p->len);
 	return MU_OK;
 }
 
@@ -103,7 +103,7 @@ results_resend(struct agent *a)
 	struct pending *p;
 
 	for (p = a->pending; p; p = p->next)
-		priv_result(a, p->job, p->body, p->len);
+		priv_send_result(a, p->job, p->body, p->len);
 }
 
 void

@@ -6,11 +6,17 @@
  * Started as root, musterd forks its network process, which changes to
  * [agent] user (groups cleared, no capabilities, NO_NEW_PRIVS) before it
  * touches the network.  The two talk over one socketpair in typed frames
- * (struct priv_msg, decoded by lib/wire_priv.c like any broker input):
+ * (struct priv_msg, decoded by lib/wire_priv.c like any broker input),
+ * each built in priv_send.c, whose table priv_rules[] says which side may
+ * send each of the types (lib/wire.h lists their fields):
  *
  *   network -> parent   job (a raw envelope), module (the build chosen for
- *                       a run), spooled (a result is safe on disk)
- *   parent -> network   result, event, want (a run's module), poke
+ *                       a run), spooled (a result is safe on disk),
+ *                       release, noupdate, connected, verdict (self-update),
+ *                       ready, failed (its set-up's outcome)
+ *   parent -> network   result, event, want (a run's module), poke, stop,
+ *                       check, update (self-update), durable (jobs safe
+ *                       in the seen-set), answered (done marks written)
  *
  * The parent re-checks every job from its raw bytes (intake.c: key,
  * signature, window, target, aud, seen-set, policy) and every module build
@@ -24,9 +30,10 @@
  *
  * Ownership: struct chan owns its fd and buffers; struct pending entries
  * belong to a->pending.  The network process's pid is owned by the parent
- * (reaped in priv_is_net_pid()).
+ * (reaped by the parent's reaper, parent/reap.c: priv_net_exited()).
  */
 #include "agent.h"
+#include "common/priv_int.h"
 #include "inbox.h"
 #include "util.h"
 
@@ -121,8 +128,8 @@ chan_flush(struct agent *a, struct chan *c)
 	loop_add_fd(a->loop, c->fd, POLLIN | (c->out_len ? POLLOUT : 0), chan_readable, a);
 }
 
-static int
-chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
+int
+priv_chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
 {
 	msgpack_sbuffer sb;
 	struct mu_err err;
@@ -168,7 +175,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		intake_message(a, m->topic, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	case PRIV_MODULE:
-		run_module_answer(a, m);
+		run_module_answer(a, m, priv_module_none(m));
 		return MU_OK;
 	case PRIV_SPOOLED:
 		results_spooled(a, m->job);
@@ -190,9 +197,17 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_FAILED:
 		printable_copy(a->net_why, sizeof(a->net_why), m->reason.ptr, m->reason.len);
 		return MU_OK;
-	case PRIV_VERDICT:
-		update_verdict(a, m->payload.ptr, m->payload.len);
+	case PRIV_VERDICT: {
+		struct selftest_verdict v;
+		struct mu_err err;
+
+		/* As received from the broker: the parent decodes it itself. */
+		if (selftest_verdict_decode(m->payload.ptr, m->payload.len, &v, &err) == MU_OK) {
+			update_verdict(a, &v);
+			wire_doc_free(&v.doc);
+		}
 		return MU_OK;
+	}
 	default:
 		return MU_EINVAL;	/* only the parent sends these */
 	}
@@ -220,7 +235,6 @@ staged_add(struct agent *a, const char *job)
 static void
 net_commit(struct agent *a)
 {
-	struct priv_msg ack = { .type = PRIV_SPOOLED };
 	bool ok;
 	size_t i;
 
@@ -229,10 +243,8 @@ net_commit(struct agent *a)
 	ok = results_commit(a) == MU_OK;
 	if (ok && a->nstaged)
 		test_stop_at("net-spooled");	/* the parent not yet told */
-	for (i = 0; ok && i < a->nstaged; i++) {
-		snprintf(ack.job, sizeof(ack.job), "%s", a->staged[i]);
-		chan_send(a, &a->to_parent, &ack);
-	}
+	for (i = 0; ok && i < a->nstaged; i++)
+		priv_send_spooled(a, a->staged[i]);
 	a->nstaged = 0;
 }
 
@@ -314,13 +326,10 @@ answered_add(struct agent *a, const char *job)
 static void
 answered_send(struct agent *a)
 {
-	struct priv_msg m = { .type = PRIV_ANSWERED };
 	size_t i;
 
-	for (i = 0; i < a->nanswered && (a->role != ROLE_PARENT || a->net_pid > 0); i++) {
-		snprintf(m.job, sizeof(m.job), "%s", a->answered[i]);
-		chan_send(a, &a->to_net, &m);
-	}
+	for (i = 0; i < a->nanswered && (a->role != ROLE_PARENT || a->net_pid > 0); i++)
+		priv_send_answered(a, a->answered[i]);
 	a->nanswered = 0;
 }
 
@@ -329,16 +338,14 @@ answered_send(struct agent *a)
 static void
 intake_durable(struct agent *a)
 {
-	struct priv_msg m = { .type = PRIV_DURABLE };
-
 	if (a->jobs_in == a->jobs_durable)
 		return;
-	m.n = a->jobs_durable = a->jobs_in;
+	a->jobs_durable = a->jobs_in;
 	/* Read from a network process already gone (chan_drain_dead()): its
 	 * successor hands its inbox over again. */
 	if (a->role == ROLE_PARENT && a->net_pid <= 0)
 		return;
-	chan_send(a, &a->to_net, &m);
+	priv_send_durable(a, a->jobs_durable);
 }
 
 /* Network process: the parent has the first n job frames safely. */
@@ -391,7 +398,13 @@ chan_readable(struct loop *l, int fd, short revents, void *arg)
 	while ((rc = ipc_reader_next(&c->in, &frame, &flen)) == MU_OK) {
 		if ((rc = priv_msg_decode(frame, flen, &m, &err)) != MU_OK)
 			goto bad;
-		rc = from_net ? parent_dispatch(a, &m) : net_dispatch(a, &m);
+		/* Which side may send it, and whether it is taken now:
+		 * priv_rules[] (priv_send.c). */
+		rc = priv_rule_check(a, &m, from_net);
+		if (rc == MU_OK)
+			rc = from_net ? parent_dispatch(a, &m) : net_dispatch(a, &m);
+		else if (rc == MU_ENOENT)
+			rc = MU_OK;	/* not for this state: dropped */
 		if (rc != MU_OK)
 			mu_errf(&err, rc, "a %s message in the wrong direction",
 			    priv_type_name(m.type));
@@ -418,76 +431,20 @@ bad:
 	}
 }
 
-/* ---- parent -> network --------------------------------------------------- */
-
-void
-priv_send_net(struct agent *a, const struct priv_msg *m)
-{
-	chan_send(a, &a->to_net, m);	/* if down: the next one is told anew */
-}
-
-void
-priv_send_parent(struct agent *a, const struct priv_msg *m)
-{
-	chan_send(a, &a->to_parent, m);
-}
-
-void
-priv_result(struct agent *a, const char *job, const void *body, size_t len)
-{
-	struct priv_msg m = { .type = PRIV_RESULT };
-
-	snprintf(m.job, sizeof(m.job), "%s", job);
-	m.payload = (struct wire_bytes){ body, len };
-	chan_send(a, &a->to_net, &m);	/* if down: sent to the next one */
-}
-
-void
-priv_event(struct agent *a, const char *job, const void *body, size_t len)
-{
-	struct priv_msg m = { .type = PRIV_EVENT };
-
-	snprintf(m.job, sizeof(m.job), "%s", job);
-	m.payload = (struct wire_bytes){ body, len };
-	chan_send(a, &a->to_net, &m);
-}
-
-void
-priv_want_module(struct agent *a, const struct run *r, const char *local_sha)
-{
-	struct priv_msg m = { .type = PRIV_MODULE_WANT };
-
-	snprintf(m.job, sizeof(m.job), "%s", r->job.id);
-	snprintf(m.name, sizeof(m.name), "%s", r->job.module);
-	snprintf(m.sha256, sizeof(m.sha256), "%s", r->job.module_sha256);
-	snprintf(m.local, sizeof(m.local), "%s", local_sha ? local_sha : "");
-	chan_send(a, &a->to_net, &m);
-}
-
-void
-priv_poke(struct agent *a)
-{
-	struct priv_msg m = { .type = PRIV_POKE };
-
-	chan_send(a, &a->to_net, &m);
-}
-
 /* ---- network -> parent --------------------------------------------------- */
 
 void
 priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
     uint64_t inbox_seq)
 {
-	struct priv_msg m = { .type = PRIV_JOB };
 	struct held_job *n;
 
-	if (snprintf(m.topic, sizeof(m.topic), "%s", topic) >= (int)sizeof(m.topic)) {
+	if (strlen(topic) >= TOPIC_MAX) {
 		if (inbox_seq)
 			inbox_done(a->inbox, inbox_seq);
 		return;
 	}
-	m.payload = (struct wire_bytes){ p, len };
-	chan_send(a, &a->to_parent, &m);
+	priv_send_job(a, topic, p, len);
 	a->jobs_sent++;
 	if (inbox_seq == 0)
 		return;
@@ -501,19 +458,6 @@ priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
 		a->held = n, a->capheld = cap;
 	}
 	a->held[a->nheld++] = (struct held_job){ a->jobs_sent, inbox_seq };
-}
-
-void
-priv_module(struct agent *a, const char *job, enum priv_source src, const char *sha256,
-    const char *reason)
-{
-	struct priv_msg m = { .type = PRIV_MODULE, .source = src };
-
-	snprintf(m.job, sizeof(m.job), "%s", job);
-	snprintf(m.sha256, sizeof(m.sha256), "%s", src == PRIV_SRC_NONE ? "" : sha256);
-	if (reason)
-		m.reason = (struct wire_str){ reason, strlen(reason) };
-	chan_send(a, &a->to_parent, &m);
 }
 
 /* ---- the network process ---------------------------------------------------- */
@@ -822,15 +766,12 @@ priv_test_garbage(struct agent *a)
 /* Its set-up's outcome, written at once (a failed one exits next): the
  * parent tells systemd it is ready, or why it is not (priv_net_ready()). */
 static void
-net_tell_parent(struct agent *a, enum priv_type type, const char *reason)
+net_tell_parent(struct agent *a, bool ok, const char *reason)
 {
-	struct priv_msg m = { .type = type };
 	struct chan *c = &a->to_parent;
 	ssize_t n;
 
-	if (reason)
-		m.reason = (struct wire_str){ reason, strlen(reason) };
-	chan_send(a, c, &m);
+	priv_send_setup(a, ok, reason);
 	while (c->fd != -1 && c->out_off < c->out_len) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
 
@@ -864,10 +805,10 @@ net_main(struct agent *a, const char *fds)
 		rc = net_start(a, &err);
 	if (rc != MU_OK) {
 		log_err("network process: %s", err.msg);
-		net_tell_parent(a, PRIV_FAILED, err.msg);
+		net_tell_parent(a, false, err.msg);
 		return 1;
 	}
-	net_tell_parent(a, PRIV_READY, NULL);
+	net_tell_parent(a, true, NULL);
 	log_info("network process %d: user %s, no capabilities", (int)getpid(),
 	    a->cfg.user);
 	if (loop_run(a->loop) != 0)
@@ -1121,26 +1062,24 @@ net_failed(struct agent *a)
 	return NET_RESTART_SLOW_MS;
 }
 
-/* From SIGCHLD in the parent: true if pid was the network process. */
-bool
-priv_is_net_pid(struct agent *a, pid_t pid, int status)
+/* The parent reaped the network process (reap.c). */
+void
+priv_net_exited(struct agent *a, int status)
 {
 	int delay;
 
-	if (a->role != ROLE_PARENT || pid != a->net_pid)
-		return false;
 	a->net_pid = 0;
 	chan_drain_dead(a);
 	if (a->to_net.fd != -1)
 		chan_close(a, &a->to_net);
 	if (a->stopping)
-		return true;
+		return;
 	if (a->selftest) {
 		/* Its exit status is the self-test's verdict (selftest.c). */
 		a->selftest_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 		log_notice("self-test: the network process ended with %d", a->selftest_rc);
 		loop_stop(a->loop);
-		return true;
+		return;
 	}
 	a->net_restarts++;
 	delay = net_failed(a);
@@ -1153,7 +1092,6 @@ priv_is_net_pid(struct agent *a, pid_t pid, int status)
 	if (!a->net_restart_timer)
 		a->net_restart_timer = loop_add_timer(a->loop, (uint64_t)delay,
 		    net_restart_fired, a);
-	return true;
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -1202,9 +1140,7 @@ priv_stop(struct agent *a)
 		return;
 	}
 	if (a->to_net.fd != -1) {
-		struct priv_msg stop = { .type = PRIV_STOP };
-
-		chan_send(a, &a->to_net, &stop);
+		priv_send_stop(a);
 		fcntl(a->to_net.fd, F_SETFL, 0);	/* blocking: all of it */
 		while (a->to_net.out_off < a->to_net.out_len) {
 			ssize_t n = send(a->to_net.fd, a->to_net.out + a->to_net.out_off,

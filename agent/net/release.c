@@ -32,65 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define POINTER_MAX	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
 #define RETRY_MS	1000
 
 static void fetch_close(struct agent *a);
-
-/* ---- checks shared with the parent ---------------------------------------- */
-
-unsigned
-release_bucket(const char *host)
-{
-	uint8_t md[32];
-	char hex[SHA256_HEX_LEN + 1];
-	unsigned i;
-
-	/* sha256_hex is what lib has; the first 8 hex digits are the 4 bytes. */
-	sha256_hex(host, strlen(host), hex);
-	for (i = 0; i < 4; i++) {
-		unsigned hi = (unsigned)(hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10);
-		unsigned lo = (unsigned)(hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' :
-		    hex[2 * i + 1] - 'a' + 10);
-
-		md[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return (unsigned)(((uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 |
-	    (uint32_t)md[2] << 8 | md[3]) % 100);
-}
-
-int
-release_verify(struct agent *a, const void *p, size_t len, struct release_manifest *m,
-    char fpr[PGP_FPR_MAX + 1], struct mu_err *err)
-{
-	const char *allowed[CONF_MAX_FPRS];
-	struct signed_pointer sp;
-	struct mu_err why;
-	int i, rc;
-
-	if (len > POINTER_MAX)
-		return mu_errf(err, MU_EINVAL, "release pointer of %zu bytes is too big", len);
-	if ((rc = pointer_decode(p, len, &sp, &why)) != MU_OK)
-		return mu_errf(err, rc, "malformed release pointer (%s)", why.msg);
-	for (i = 0; i < a->cfg.npublishers; i++)
-		allowed[i] = a->cfg.publishers[i];
-	rc = pgp_verify(a->cfg.gnupg_home, sp.manifest.ptr, sp.manifest.len, sp.sig.ptr,
-	    sp.sig.len, allowed, (size_t)a->cfg.npublishers, fpr, &why);
-	if (rc == MU_ETRUST)
-		rc = mu_errf(err, rc, "release not signed by a trusted publisher (%s)", why.msg);
-	else if (rc != MU_OK)
-		rc = mu_errf(err, rc, "release has a bad signature (%s)", why.msg);
-	else if ((rc = release_manifest_decode(sp.manifest.ptr, sp.manifest.len, m,
-	    &why)) != MU_OK)
-		rc = mu_errf(err, rc, "bad release manifest (%s)", why.msg);
-	else if (strcmp(m->channel, a->cfg.channel) != 0) {
-		rc = mu_errf(err, MU_EINVAL, "the release is for channel %s, this host "
-		    "follows %s", m->channel, a->cfg.channel);
-		wire_doc_free(&m->doc);
-	}
-	wire_doc_free(&sp.doc);
-	return rc;
-}
 
 /* ---- the status "update" map ------------------------------------------------ */
 
@@ -137,13 +81,9 @@ release_set_state(struct agent *a, const char *state, const char *version,
 static void
 no_update(struct agent *a, const char *why)
 {
-	struct priv_msg m = { .type = PRIV_NO_UPDATE };
-
 	if (a->rel.job[0] == '\0')
 		return;
-	snprintf(m.job, sizeof(m.job), "%s", a->rel.job);
-	m.reason = (struct wire_str){ why, strlen(why) };
-	priv_send_parent(a, &m);
+	priv_send_no_update(a, a->rel.job, why);
 	a->rel.job[0] = '\0';
 }
 
@@ -203,14 +143,13 @@ floor_set(struct agent *a, uint64_t published_at)
 static void
 hand_on(struct agent *a)
 {
-	struct priv_msg m = { .type = PRIV_RELEASE };
 	struct release_manifest rm;
 	char fpr[PGP_FPR_MAX + 1];
 	struct mu_err err;
 
 	/* The pointer may have changed while we fetched: hand on what we
 	 * fetched for only if it is still the one published. */
-	if (release_verify(a, a->rel.raw, a->rel.len, &rm, fpr, &err) != MU_OK) {
+	if (verify_release_pointer(a, a->rel.raw, a->rel.len, &rm, fpr, &err) != MU_OK) {
 		fetch_end(a);
 		refuse(a, a->rel.version, err.msg);
 		return;
@@ -227,8 +166,7 @@ hand_on(struct agent *a)
 	log_notice("release %s: both binaries fetched and checked; handing on", rm.version);
 	release_set_state(a, "staging", rm.version, NULL);
 	wire_doc_free(&rm.doc);
-	m.payload = (struct wire_bytes){ a->rel.raw, a->rel.len };
-	priv_send_parent(a, &m);
+	priv_send_release(a, a->rel.raw, a->rel.len);
 	a->rel.job[0] = '\0';	/* the parent answers it now */
 	fetch_end(a);
 }
@@ -429,7 +367,7 @@ release_check(struct agent *a, const char *job)
 		no_update(a, why);
 		return;
 	}
-	if (release_verify(a, a->rel.raw, a->rel.len, &m, fpr, &err) != MU_OK) {
+	if (verify_release_pointer(a, a->rel.raw, a->rel.len, &m, fpr, &err) != MU_OK) {
 		refuse(a, "", err.msg);
 		return;
 	}
@@ -498,7 +436,7 @@ release_message(struct agent *a, const uint8_t *p, size_t len)
 		a->rel.len = 0;
 		return;
 	}
-	if (len > POINTER_MAX) {
+	if (len > SIGNED_POINTER_MAX) {
 		log_warnx("release: dropped a %zu-byte pointer", len);
 		return;
 	}

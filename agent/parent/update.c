@@ -29,7 +29,7 @@
  * An update job (muster update) is answered by whichever version ends the
  * story: update.job keeps it across the exec.
  *
- * Ownership: a->upd owns the self-test child (reaped in update_reaped()),
+ * Ownership: a->upd owns the self-test child (reaped by reap.c, handed to update_child_exited()),
  * its timer, the update job's body and the status map it last sent.
  */
 #include "agent.h"
@@ -116,7 +116,6 @@ static void
 send_state(struct agent *a, const char *state, const char *version, const char *from,
     const char *reason)
 {
-	struct priv_msg m = { .type = PRIV_UPDATE_STATE };
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
@@ -138,20 +137,16 @@ send_state(struct agent *a, const char *state, const char *version, const char *
 	free(a->upd.state);
 	a->upd.state = (uint8_t *)sb.data;	/* handed over */
 	a->upd.state_len = sb.size;
-	m.payload = (struct wire_bytes){ a->upd.state, a->upd.state_len };
-	priv_send_net(a, &m);
+	priv_send_update_state(a, a->upd.state, a->upd.state_len);
 }
 
 /* A new network process gets the state its predecessor showed. */
 void
 update_net_started(struct agent *a)
 {
-	struct priv_msg m = { .type = PRIV_UPDATE_STATE };
-
 	if (a->upd.state == NULL)
 		return;
-	m.payload = (struct wire_bytes){ a->upd.state, a->upd.state_len };
-	priv_send_net(a, &m);
+	priv_send_update_state(a, a->upd.state, a->upd.state_len);
 }
 
 /* ---- the update job ------------------------------------------------------------ */
@@ -210,8 +205,6 @@ answer_saved(struct agent *a, enum result_status st, const char *summary,
 void
 update_job(struct agent *a, const struct job *j, const void *body, size_t len)
 {
-	struct priv_msg m = { .type = PRIV_UPDATE_CHECK };
-
 	if (a->upd.phase != UPD_IDLE || a->upd.pending || a->upd.job_body) {
 		job_answer(a, body, len, RS_FAIL, "no update", a->upd.pending ?
 		    "the last update is still in its healthy window" :
@@ -224,9 +217,8 @@ update_job(struct agent *a, const struct job *j, const void *body, size_t len)
 	}
 	memcpy(a->upd.job_body, body, len);
 	a->upd.job_len = len;
-	snprintf(m.job, sizeof(m.job), "%s", j->id);
 	log_notice("update job %s: looking at channel %s now", j->id, a->cfg.channel);
-	priv_send_net(a, &m);
+	priv_send_update_check(a, j->id);
 }
 
 void
@@ -457,7 +449,7 @@ update_release(struct agent *a, const struct priv_msg *msg)
 		    "the last update is in its healthy window" : "an update is under way");
 		return;
 	}
-	if (release_verify(a, msg->payload.ptr, msg->payload.len, &m, fpr, &err) != MU_OK) {
+	if (verify_release_pointer(a, msg->payload.ptr, msg->payload.len, &m, fpr, &err) != MU_OK) {
 		fail(a, "unknown", err.msg);
 		return;
 	}
@@ -633,39 +625,30 @@ verdict_expired(struct loop *l, uint64_t id, void *arg)
 /* A verdict on our host's self-test topic, passed on by the network
  * process: decoded here like any broker input. */
 void
-update_verdict(struct agent *a, const uint8_t *p, size_t len)
+update_verdict(struct agent *a, const struct selftest_verdict *v)
 {
-	struct selftest_verdict v;
-	struct mu_err err;
-
-	if (a->upd.phase != UPD_TESTING ||
-	    selftest_verdict_decode(p, len, &v, &err) != MU_OK)
-		return;
-	if (strcmp(v.host, a->cfg.host) == 0 && strcmp(v.nonce, a->upd.nonce) == 0 &&
+	if (strcmp(v->host, a->cfg.host) == 0 && strcmp(v->nonce, a->upd.nonce) == 0 &&
 	    a->upd.verdict == 0) {
-		a->upd.verdict = v.ok ? 1 : -1;
-		log_info("update: the self-test's verdict is %s", v.ok ? "good" : "bad");
+		a->upd.verdict = v->ok ? 1 : -1;
+		log_info("update: the self-test's verdict is %s", v->ok ? "good" : "bad");
 		if (a->upd.child_ok) {
 			if (a->upd.timer)
 				loop_del_timer(a->loop, a->upd.timer);
 			a->upd.timer = 0;
-			if (v.ok) {
+			if (v->ok) {
 				log_notice("update: %s passed its self-test", a->upd.version);
 				install(a);
 			} else
 				fail(a, a->upd.version, "bad verdict");
 		}
 	}
-	wire_doc_free(&v.doc);
 }
 
-bool
-update_reaped(struct agent *a, pid_t pid, int status)
+void
+update_child_exited(struct agent *a, int status)
 {
 	char why[128];
 
-	if (pid != a->upd.child || pid <= 0)
-		return false;
 	a->upd.child = 0;
 	if (a->upd.timer)
 		loop_del_timer(a->loop, a->upd.timer);
@@ -680,7 +663,7 @@ update_reaped(struct agent *a, pid_t pid, int status)
 			a->upd.timer = loop_add_timer(a->loop, VERDICT_WAIT_MS,
 			    verdict_expired, a);
 		}
-		return true;
+		return;
 	}
 	if (WIFSIGNALED(status))
 		snprintf(why, sizeof(why), "self-test killed by signal %d%s", WTERMSIG(status),
@@ -691,7 +674,6 @@ update_reaped(struct agent *a, pid_t pid, int status)
 		    WEXITSTATUS(status) == 4 ? "the test job failed" :
 		    WEXITSTATUS(status) == 5 ? "bad verdict" : "could not run");
 	fail(a, a->upd.version, why);
-	return true;
 }
 
 /* ---- after the exec: commit or roll back -------------------------------------------- */

@@ -400,11 +400,8 @@ on_connected(struct agent *a, const struct bus_event *ev)
 	session_publish_status(a, true, NULL);
 	if (a->selftest)
 		selftest_connected(a);
-	else {
-		struct priv_msg m = { .type = PRIV_CONNECTED };
-
-		priv_send_parent(a, &m);	/* the healthy window (update.c) */
-	}
+	else
+		priv_send_connected(a);	/* the healthy window (update.c) */
 }
 
 static void
@@ -435,16 +432,12 @@ on_message(struct agent *a, const struct bus_event *ev)
 	    a->cfg.host, NULL) == MU_OK && strcmp(ev->topic, t) == 0) {
 		if (!ev->retained && a->selftest)
 			selftest_verdict(a, ev->payload, ev->len);
-		else if (!ev->retained && ev->len <= WIRE_MAX_STR) {
-			struct priv_msg m = { .type = PRIV_VERDICT };
-
+		else if (!ev->retained && ev->len <= WIRE_MAX_STR)
 			/* The parent decodes it; we only pass it on. */
-			m.payload = (struct wire_bytes){ ev->payload, ev->len };
-			priv_send_parent(a, &m);
-		}
+			priv_send_verdict(a, ev->payload, ev->len);
 	} else if (!ev->retained) {
 		/* To the parent, which checks every rule (design.md §8). */
-		if (!intake_oversize(a, ev->len)) {
+		if (!job_oversize(a, ev->len)) {
 			test_stop_at("net-forwarding");	/* acknowledged */
 			priv_job(a, ev->topic, ev->payload, ev->len, ev->inbox_seq);
 			return;		/* its inbox entry goes when durable */

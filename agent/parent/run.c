@@ -6,11 +6,11 @@
  * child makes only async-signal-safe calls (design.md §9); argv, envp and
  * rlimits are prepared before fork().  The runner gets its own process
  * group, so timeout and cancel can kill everything it started: SIGTERM,
- * a grace period, then SIGKILL.  Children are reaped through the signalfd
- * (main.c calls run_reap()).
+ * a grace period, then SIGKILL.  Runners are reaped by the parent's one
+ * reaper (reap.c), which hands each to run_exited().
  *
  * Ownership: a struct run owns its pipes and, until reaped, its pid.  The
- * module memfd is owned only between modsrc_open() and fork().
+ * module memfd is owned only between modopen_build() and fork().
  */
 #include "agent.h"
 #include "subproc.h"
@@ -104,7 +104,7 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 	msgpack_sbuffer_init(&body);
 	/* The network process signs and sends it, when connected. */
 	if (event_encode(&e, &body, NULL) == MU_OK)
-		priv_event(a, r->job.id, body.data, body.size);
+		priv_send_event(a, r->job.id, body.data, body.size);
 	msgpack_sbuffer_destroy(&body);
 }
 
@@ -527,10 +527,10 @@ run_wait(struct agent *a, struct run *r)
 	}
 	/* A local file that is refused (owner, mode, symlink) is named in the
 	 * answer if no signed build stands in for it. */
-	rc = modsrc_local_sha(a, r->job.module, local, &err);
+	rc = modopen_local_sha(a, r->job.module, local, &err);
 	if (rc != MU_OK && rc != MU_ENOENT)
 		snprintf(r->local_why, sizeof(r->local_why), "%s", err.msg);
-	priv_want_module(a, r, rc == MU_OK ? local : NULL);
+	priv_send_want(a, r, rc == MU_OK ? local : NULL);
 }
 
 /* A new network process: ask again for what the old one did not answer. */
@@ -720,7 +720,7 @@ run_finish(struct agent *a, struct run *r)
 }
 
 /* The runner exited: clean up its group, drain its pipes, report. */
-static void
+void
 run_exited(struct agent *a, struct run *r, int status)
 {
 	r->wait_status = status;
@@ -732,23 +732,6 @@ run_exited(struct agent *a, struct run *r, int status)
 	if (r->out_fd != -1)
 		pipe_drain(a, r, r->out_fd, take_output);
 	run_finish(a, r);
-}
-
-void
-run_reap(struct agent *a)
-{
-	struct run *r;
-	int status;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (priv_is_net_pid(a, pid, status) || update_reaped(a, pid, status))
-			continue;
-		for (r = a->runs; r && r->pid != pid; r = r->next)
-			;
-		if (r)
-			run_exited(a, r, status);
-	}
 }
 
 struct run *
@@ -810,11 +793,11 @@ run_fail(struct agent *a, struct run *r, enum result_status st, const char *why)
 
 /*
  * The network process named the run's build (or why there is none).  The
- * parent trusts none of it: modsrc_open() checks the build again before
+ * parent trusts none of it: modopen_build() checks the build again before
  * the run may start.
  */
 void
-run_module_answer(struct agent *a, const struct priv_msg *m)
+run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none none)
 {
 	struct module_file *mod;
 	struct mu_err err;
@@ -831,7 +814,9 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 			    300 : m->reason.len);
 		else
 			snprintf(why, sizeof(why), "no module");
-		if (r->local_why[0] && strstr(why, "not installed") != NULL)
+		/* Found nowhere, and the parent refused modules_dir's file:
+		 * its reason says more than "not installed". */
+		if (r->local_why[0] && none == MODNONE_NOWHERE)
 			snprintf(why, sizeof(why), "%s", r->local_why);
 		run_fail(a, r, RS_ERROR, why);
 		return;
@@ -840,7 +825,7 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 		run_fail(a, r, RS_ERROR, "agent out of memory");
 		return;
 	}
-	if (modsrc_open(a, r, m->source, m->sha256, mod, &err) != MU_OK) {
+	if (modopen_build(a, r, m->source, m->sha256, mod, &err) != MU_OK) {
 		free(mod);
 		log_warnx("job %s: %s", r->job.id, err.msg);
 		run_fail(a, r, RS_ERROR, err.msg);

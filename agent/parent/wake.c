@@ -68,7 +68,7 @@ poke(struct agent *a, const struct sockaddr_storage *ss)
 	}
 	a->last_poke = now;
 	log_info("wake: poke from %s (%llu so far)", name, (unsigned long long)a->pokes);
-	priv_poke(a);
+	priv_send_poke(a);
 }
 
 static void

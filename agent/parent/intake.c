@@ -376,21 +376,6 @@ dispatch(struct agent *a, struct job *j, const struct job_envelope *env,
 static void accepted_queue(struct agent *a, const uint8_t *p, size_t len,
     const struct policy_verdict *v);
 
-/* Before any decoding: an unverified message gets no work in proportion
- * to its size, and no answer (it has no verified id).  The network process
- * checks first; the parent again. */
-bool
-intake_oversize(struct agent *a, size_t len)
-{
-	if (len <= a->cfg.max_job)
-		return false;
-	a->jobs_oversize++;
-	log_warnx("dropped a %zu-byte job envelope: over max_job (%llu bytes); "
-	    "%llu dropped so far", len, (unsigned long long)a->cfg.max_job,
-	    (unsigned long long)a->jobs_oversize);
-	return true;
-}
-
 /*
  * What the seen-set journals for a job until its answer is spooled
  * (seen.c): a run's module, ":KIND" for the kinds answered at once (a
@@ -444,7 +429,7 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	char reason[sizeof(err.msg) + 32];
 	const char *why;
 
-	if (intake_oversize(a, len))
+	if (job_oversize(a, len))
 		return;
 	if (envelope_decode(p, len, &env, &err) != MU_OK) {
 		snprintf(reason, sizeof(reason), "malformed job envelope: %s", err.msg);

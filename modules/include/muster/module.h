@@ -29,11 +29,12 @@
  * module, which frees them with api->free() (or simply returns: the
  * process ends).
  *
- * Output: only out() lines are the job's output.  What a module writes to
- * stdout or stderr itself (printf(), perror()) is not lost: musterd adds
- * it to the job's output lines after them, and `muster-runner --run`
- * shows it as it comes; but it is not bounded per line nor ordered with
- * out(), so use out().
+ * Output: what a module writes to stdout or stderr itself (printf(),
+ * perror()) also ends up in the operator's output: musterd adds it to the
+ * job's output as it arrives, between out() lines, within the same limit;
+ * `muster-runner --run` shows it (on stderr with --json).  But it is not
+ * streamed live, and printf() to a pipe is buffered: it may come only at
+ * exit, and is lost in a crash.  Use out().
  *
  * ABI: MUSTER_ABI changes only when an existing field changes meaning.
  * New helpers are appended to struct muster_api and announced by its

@@ -9,8 +9,9 @@
  *	api->value_str(api->value_get(api->arg(ctx, "p"), "name"), "x")
  * need no checks in between.
  *
- * Helpers added after the first release (value_float, arg_float) sit at
- * the end of struct muster_api, and `size` announces them to a module.
+ * Helpers added after the first release (value_float, arg_float, then
+ * getargs.c's) sit at the end of struct muster_api, and `size` announces
+ * them to a module.
  */
 #include "runner.h"
 
@@ -245,4 +246,13 @@ const struct muster_api runner_api = {
 	.free = api_free,
 	.value_float = api_value_float,
 	.arg_float = api_arg_float,
+	.get_str = api_get_str,
+	.get_int = api_get_int,
+	.get_float = api_get_float,
+	.get_bool = api_get_bool,
+	.arg_errors = api_arg_errors,
+	.fail = api_fail,
+	.error = api_error,
+	.next_line = api_next_line,
+	.next_kv = api_next_kv,
 };

@@ -4,9 +4,11 @@
  *
  * The tree is built once before run() and never changes, so the value
  * accessors hand out pointers into it: no allocation per call, and every
- * string a module gets is a NUL-terminated copy that lives until the
- * runner exits (module.h promises "until run() returns").  Nodes and
- * strings come from one arena and go in one arena_free().
+ * string a module gets is a NUL-terminated copy that lives until run()
+ * returns, as module.h promises: runner_free() frees the arena after the
+ * verdict, before the module's destructors run.  Nodes and strings
+ * (get_str()'s converted integers too) come from one arena and go in one
+ * arena_free().
  */
 #include "runner.h"
 

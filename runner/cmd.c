@@ -126,12 +126,19 @@ cmd_read_file(const char *path, size_t max, char **bufp, size_t *lenp)
 
 /* ---- run_cmd: before fork() ------------------------------------------- */
 
-/* argv[0] as given if it has a '/', else the first executable of that
- * name in the standard PATH. */
+/*
+ * argv[0] as given if it has a '/', else the first executable of that
+ * name in MUSTER_TOOLS_DIR (an absolute path, from the runner's own
+ * environment), then in the standard PATH.  The tools folder lets a test
+ * or `muster-runner --run` put a fake tool first; under musterd it is
+ * never set (musterd gives runners a fixed environment, and a job cannot
+ * set variables), so a job still cannot choose what runs.  The shipped
+ * checks' chk_which() looks in the same places, in the same order.
+ */
 static int
 cmd_resolve(const char *name, char *path, size_t pathsz)
 {
-	const char *dir = RUNNER_STD_PATH, *colon;
+	const char *dir = RUNNER_STD_PATH, *colon, *tools;
 	int n;
 
 	if (strchr(name, '/') != NULL) {
@@ -141,6 +148,12 @@ cmd_resolve(const char *name, char *path, size_t pathsz)
 		}
 		strcpy(path, name);
 		return 0;
+	}
+	tools = getenv("MUSTER_TOOLS_DIR");
+	if (tools != NULL && tools[0] == '/') {
+		n = snprintf(path, pathsz, "%s/%s", tools, name);
+		if (n > 0 && (size_t)n < pathsz && access(path, X_OK) == 0)
+			return 0;
 	}
 	for (; *dir != '\0'; dir = colon + 1) {
 		if ((colon = strchr(dir, ':')) == NULL)

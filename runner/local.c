@@ -311,8 +311,10 @@ local_spawn(struct local *l)
 	}
 	l->jobw = jobp[1], l->evr = evp[0];
 	/* The job on stdin, events on fd 3, the module on fd 4 (design.md §4);
-	 * a group of its own, so that one kill reaches what a module forked. */
-	spawn_init(&sp, argv, STDOUT_FILENO);
+	 * a group of its own, so that one kill reaches what a module forked.
+	 * What the module prints itself goes to our stdout beside the "out:"
+	 * lines, but to stderr under --json, whose stdout is one JSON object. */
+	spawn_init(&sp, argv, l->o->json ? STDERR_FILENO : STDOUT_FILENO);
 	sp.fds[0] = jobp[0];
 	sp.fds[RUNNER_EVENT_FD] = evp[1];
 	sp.fds[RUNNER_MODULE_FD] = l->memfd;

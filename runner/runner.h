@@ -12,7 +12,8 @@
  *                                loop; plays musterd for a runner child
  *
  * The rest is shared: module.c (dlopen and the descriptor checks), api.c
- * (the helper vtable), args.c (argument values), data.c (result data),
+ * (the helper vtable), args.c (argument values), getargs.c (checked
+ * getters, fail/error, line readers), data.c (result data),
  * events.c (frames on fd 3), cmd.c (read_file, run_cmd), text.c (bounded
  * UTF-8 text).  JSON <-> msgpack, and --run's key=value / key:=JSON
  * arguments (mpjson_arg()), are lib/mpjson's.
@@ -197,6 +198,7 @@ struct muster_ctx {
 	bool out_truncated;
 	int pct;		/* last progress sent, -1 before the first */
 	struct text summary, reason;
+	int arg_errors;		/* get_*() calls that returned MUSTER_ARG_BAD */
 	struct args args;
 	struct data data;
 };
@@ -215,6 +217,24 @@ int events_verdict(struct muster_ctx *, enum result_status, const char *module,
 /* ---- api.c ------------------------------------------------------------ */
 
 extern const struct muster_api runner_api;
+
+/* ---- getargs.c: checked getters, fail/error, line readers ------------- */
+
+int api_get_str(struct muster_ctx *, const char *key, unsigned flags,
+    const char *def, const char **out);
+int api_get_int(struct muster_ctx *, const char *key, unsigned flags,
+    int64_t def, int64_t *out);
+int api_get_float(struct muster_ctx *, const char *key, unsigned flags,
+    double def, double *out);
+int api_get_bool(struct muster_ctx *, const char *key, unsigned flags,
+    int def, int *out);
+int api_arg_errors(struct muster_ctx *);
+int api_fail(struct muster_ctx *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int api_error(struct muster_ctx *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+char *api_next_line(char **cursor);
+int api_next_kv(char **cursor, char sep, char **key, char **val);
 
 /* ---- cmd.c ------------------------------------------------------------ */
 

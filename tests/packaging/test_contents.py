@@ -78,10 +78,16 @@ def test_cli_and_dev_files(debs):
               "/usr/share/pkgconfig/muster-module.pc",
               "/usr/share/muster/module-template/CMakeLists.txt",
               "/usr/share/muster/module-template/hello.c",
+              "/usr/share/muster/module-template/tests/tools/uname",
+              "/usr/bin/muster-runner",
               "/usr/share/man/man7/muster-module.7.gz",
               "/usr/share/doc/muster-dev/copyright"]:
         assert w in dev, w
     assert field(debs["muster-dev"], "Architecture") == "all"
+    # The docs' first command needs the runner on PATH: a link to the
+    # agent's (issue 23), and the template's fake tool stays executable.
+    assert dev["/usr/bin/muster-runner"].startswith("l")
+    assert dev["/usr/share/muster/module-template/tests/tools/uname"].startswith("-rwxr-xr-x")
     # No file in two packages (dpkg would refuse the second).
     seen = {}
     for name, deb in debs.items():

@@ -287,6 +287,61 @@ test_api_float(void **state)
 	ctx_free(&ctx);
 }
 
+/* The checked getters, fail()/error() and next_kv() of issue 23, on the
+ * ctx float_ctx() makes. */
+static void
+test_api_checked(void **state)
+{
+	const struct muster_api *api = &runner_api;
+	struct muster_ctx ctx;
+	char text[] = "A=1\nno\n B = two \r\n=x\n", *cur = text, *k, *v;
+	const char *s;
+	int64_t i;
+	double d;
+	int b;
+
+	(void)state;
+	float_ctx(&ctx, -1);
+	assert_true(MUSTER_API_HAS(api, next_kv));
+	assert_int_equal(api->get_float(&ctx, "f", 0, 0, &d), MUSTER_ARG_OK);
+	assert_true(d == 1.5);
+	assert_int_equal(api->get_int(&ctx, "i", 0, 0, &i), MUSTER_ARG_OK);
+	assert_int_equal(i, -3);
+	assert_int_equal(api->get_int(&ctx, "none", 0, 5, &i), MUSTER_ARG_ABSENT);
+	assert_int_equal(i, 5);
+	assert_int_equal(api->get_str(&ctx, "i", 0, NULL, &s), MUSTER_ARG_CONVERTED);
+	assert_string_equal(s, "-3");
+	assert_int_equal(ctx.arg_errors, 0);
+	assert_false(ctx.reason.set);
+	/* A mismatch: the default, and the reason names the first one. */
+	assert_int_equal(api->get_int(&ctx, "big", 0, 9, &i), MUSTER_ARG_BAD);
+	assert_int_equal(i, 9);
+	assert_int_equal(api->get_bool(&ctx, "s", 0, 1, &b), MUSTER_ARG_BAD);
+	assert_int_equal(b, 1);
+	assert_int_equal(api->get_str(&ctx, NULL, MUSTER_ARG_REQUIRED, "d", &s),
+	    MUSTER_ARG_BAD);
+	assert_int_equal(api->arg_errors(&ctx), 3);
+	assert_string_equal(ctx.reason.s,
+	    "argument \"big\" must be an integer, not an integer past 2^63");
+	assert_string_equal(ctx.summary.s, "bad arguments");
+	assert_int_equal(api->error(&ctx, "e %d", 1), MUSTER_ERROR);
+	assert_string_equal(ctx.reason.s, "e 1");
+	assert_string_equal(ctx.summary.s, "bad arguments");	/* kept */
+	ctx.summary.set = false;
+	/* Parenthesised: cmocka has a fail() macro. */
+	assert_int_equal((api->fail)(&ctx, "f %d", 2), MUSTER_FAIL);
+	assert_string_equal(ctx.summary.s, "f 2");
+	assert_int_equal(api->next_kv(&cur, '=', &k, &v), 1);
+	assert_string_equal(k, "A");
+	assert_string_equal(v, "1");
+	assert_int_equal(api->next_kv(&cur, '=', &k, &v), 1);
+	assert_string_equal(k, "B");
+	assert_string_equal(v, "two");
+	assert_int_equal(api->next_kv(&cur, '=', &k, &v), 0);
+	assert_null(api->next_line(&cur));
+	ctx_free(&ctx);
+}
+
 /* A module built against this header, run by a runner whose api stops
  * before value_float: MUSTER_API_HAS() must keep it off the new helpers. */
 static void
@@ -315,6 +370,8 @@ test_api_older_runner(void **state)
 	old.size = offsetof(struct muster_api, value_float);
 	old.value_float = NULL, old.arg_float = NULL;
 	assert_false(MUSTER_API_HAS(&old, value_float));
+	assert_false(MUSTER_API_HAS(&old, get_int));
+	assert_false(MUSTER_API_HAS(&old, next_kv));
 	assert_true(MUSTER_API_HAS(&old, free));
 	assert_int_equal(m.desc->run(&ctx, &old), MUSTER_PASS);
 	root = packed(&ctx.data, &sb, &up);
@@ -425,6 +482,7 @@ main(void)
 		cmocka_unit_test(test_data_bounds),
 		cmocka_unit_test(test_args),
 		cmocka_unit_test(test_api_float),
+		cmocka_unit_test(test_api_checked),
 		cmocka_unit_test(test_api_older_runner),
 		cmocka_unit_test(test_events_budget),
 		cmocka_unit_test(test_events_broken_pipe),

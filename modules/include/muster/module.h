@@ -21,10 +21,20 @@
  *	}
  *	MUSTER_MODULE("hello", "1.0.0", "Say hello", hello_run);
  *
- * Ownership: every string the API returns (arguments, value accessors)
- * belongs to the runner and lives until run() returns.  Buffers returned
- * by read_file() and run_cmd() are malloc'd for the module, which frees
- * them with api->free() (or simply returns: the process ends).
+ * Ownership: every string the API returns (arguments, value accessors,
+ * get_str(), including an integer it converted) belongs to the runner and
+ * lives until run() returns: the runner frees them after sending the
+ * verdict, before the module's destructors and atexit() handlers run.
+ * Buffers returned by read_file() and run_cmd() are malloc'd for the
+ * module, which frees them with api->free() (or simply returns: the
+ * process ends).
+ *
+ * Output: what a module writes to stdout or stderr itself (printf(),
+ * perror()) also ends up in the operator's output: musterd adds it to the
+ * job's output as it arrives, between out() lines, within the same limit;
+ * `muster-runner --run` shows it (on stderr with --json).  But it is not
+ * streamed live, and printf() to a pipe is buffered: it may come only at
+ * exit, and is lost in a crash.  Use out().
  *
  * ABI: MUSTER_ABI changes only when an existing field changes meaning.
  * New helpers are appended to struct muster_api and announced by its
@@ -141,7 +151,8 @@ struct muster_api {
 	 * if it is larger than max; *buf then holds the first max bytes). */
 	int (*read_file)(struct muster_ctx *, const char *path, size_t max,
 	    char **buf, size_t *len);
-	/* Run argv[0] (a path, or a name searched in the standard PATH) with
+	/* Run argv[0] (a path, or a name searched in MUSTER_TOOLS_DIR, then in
+	 * the standard PATH; see below) with
 	 * argv, no shell, stdin from /dev/null, a clean environment, stdout and
 	 * stderr captured together up to max_out bytes (capped at 64 MiB),
 	 * killed after timeout_ms (<= 0: no timeout).  Nothing it started
@@ -149,7 +160,10 @@ struct muster_api {
 	 * res->out is then always allocated), or -1 with errno: ENOENT for a
 	 * command that does not exist (a name not in the PATH, a path to
 	 * nothing), EINVAL for an empty argv, else the errno of the step that
-	 * failed (EACCES or ENOEXEC from execve(), ...). */
+	 * failed (EACCES or ENOEXEC from execve(), ...).  MUSTER_TOOLS_DIR is
+	 * an absolute folder from the runner's own environment, searched first
+	 * for a name without '/': tests and `muster-runner --run` set it to put
+	 * fake tools first; musterd never passes it, and a job cannot set it. */
 	int (*run_cmd)(struct muster_ctx *, const char *const argv[], int timeout_ms,
 	    size_t max_out, struct muster_cmd_result *res);
 	void (*free)(void *);
@@ -159,7 +173,76 @@ struct muster_api {
 	/* A float, or an integer converted to double; def for anything else. */
 	double (*value_float)(const struct muster_value *, double def);
 	double (*arg_float)(struct muster_ctx *, const char *key, double def);
+
+	/* Added with the checked getters: check MUSTER_API_HAS(api, get_int).
+	 *
+	 * Checked getters: *out gets the argument's value and the call says
+	 * how it was read (enum muster_arg).  Without MUSTER_ARG_STRICT a
+	 * string is parsed for a number or a bool ("0.5", "12", "true"; see
+	 * enum muster_arg), an integer is read for a float, a whole float
+	 * (5.0) for an integer, 0 or 1 for a bool, and an integer for a
+	 * string (12 reads as "12").  On MUSTER_ARG_BAD, *out is def and the
+	 * runner has set the summary ("bad arguments", unless one is set) and
+	 * the reason (naming the first bad argument and what it must be), so
+	 * the module can simply return MUSTER_ERROR:
+	 *
+	 *	double max;
+	 *	if (api->get_float(ctx, "max_offset_ms", MUSTER_ARG_REQUIRED,
+	 *	    0, &max) == MUSTER_ARG_BAD)
+	 *		return MUSTER_ERROR;
+	 */
+	int (*get_str)(struct muster_ctx *, const char *key, unsigned flags,
+	    const char *def, const char **out);
+	int (*get_int)(struct muster_ctx *, const char *key, unsigned flags,
+	    int64_t def, int64_t *out);
+	int (*get_float)(struct muster_ctx *, const char *key, unsigned flags,
+	    double def, double *out);
+	int (*get_bool)(struct muster_ctx *, const char *key, unsigned flags,
+	    int def, int *out);
+	/* How many get_*() calls returned MUSTER_ARG_BAD so far: read every
+	 * argument, then "if (api->arg_errors(ctx)) return MUSTER_ERROR;". */
+	int (*arg_errors)(struct muster_ctx *);
+
+	/*
+	 * The usual ways out: set the reason to the formatted text, and the
+	 * summary to the same text unless a summary was set before; return
+	 * MUSTER_FAIL and MUSTER_ERROR respectively:
+	 *	return api->error(ctx, "cannot read %s: %s", path, strerror(errno));
+	 * (cmocka defines a fail() macro: there, write (api->fail)(ctx, ...).)
+	 */
+	int (*fail)(struct muster_ctx *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+	int (*error)(struct muster_ctx *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+	/* Command output, read in place (the buffer is the module's, e.g.
+	 * res.out of run_cmd(); it is changed: each line end becomes a NUL).
+	 * next_line() returns the next line of *cursor without its "\n" (and a
+	 * "\r" before it) and moves *cursor past it; NULL at the end.
+	 * next_kv() returns the next line of the form KEY<sep>VALUE (sep is
+	 * '=' for `systemctl show`, `timedatectl show`, os-release; ':' for
+	 * `lscpu`-like output), skipping lines without sep or with an empty
+	 * key: 1 with *key and *val pointing into the buffer, blanks around
+	 * both trimmed (quotes are kept), 0 at the end.
+	 *	char *cur = res.out, *k, *v;
+	 *	while (api->next_kv(&cur, '=', &k, &v))
+	 *		if (strcmp(k, "NTPSynchronized") == 0) ...
+	 */
+	char *(*next_line)(char **cursor);
+	int (*next_kv)(char **cursor, char sep, char **key, char **val);
 };
+
+/* What a get_*() call found. */
+enum muster_arg {
+	MUSTER_ARG_BAD = -1,	/* unusable (see above): *out = def */
+	MUSTER_ARG_OK = 0,	/* present with the type asked */
+	MUSTER_ARG_ABSENT = 1,	/* absent or nil: *out = def */
+	MUSTER_ARG_CONVERTED = 2, /* read from another type, e.g. "0.5" */
+};
+
+/* get_*() flags. */
+#define MUSTER_ARG_REQUIRED	0x1u	/* absent, nil or "" is BAD */
+#define MUSTER_ARG_STRICT	0x2u	/* no conversion: another type is BAD */
 
 #define MUSTER_API_HAS(api, field) \
 	((api)->size >= offsetof(struct muster_api, field) + sizeof((api)->field))

@@ -48,6 +48,7 @@
 #include "daemon.h"
 #include "hostsig.h"
 #include "ipc.h"
+#include "jobuid.h"
 #include "loop.h"
 #include "pgp.h"
 #include "policy.h"
@@ -211,6 +212,8 @@ struct run {
 	struct agent *agent;		/* back pointer for timers */
 	/* From the policy rule that allowed the job (design.md §8). */
 	char run_as[CONF_USER_MAX + 1];	/* "" = do not switch (not root) */
+	uid_t job_uid;			/* its own uid (lib/jobuid.h) while its
+					 * runner lives; 0: none */
 	uint64_t timeout_cap_ms;	/* 0 = no cap */
 	struct run *next;
 };
@@ -431,6 +434,7 @@ struct agent {
 	struct keyring operators;	/* owned */
 	struct policy policy;		/* owned; replaced whole on SIGHUP */
 	bool switch_user;		/* root: runners run as their run_as user */
+	struct jobuids jobuids;		/* [limits] job_uids; count 0: off */
 	struct seen_set seen;		/* owned */
 	struct spool spool;		/* owned */
 	struct run *runs;		/* queued and running jobs, owned */

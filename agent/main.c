@@ -228,10 +228,30 @@ runner_confinement(struct agent *a, struct mu_err *err)
 	if ((a->runner_fd = open(a->cfg.runner, O_PATH | O_CLOEXEC)) == -1)
 		log_warnx("runner %s: %s (runs will fail)", a->cfg.runner, strerror(errno));
 	a->switch_user = a->confined = geteuid() == 0;
-	if (a->confined)
+	/* A uid of its own per job (lib/jobuid.h); only root can switch. */
+	if (a->confined && a->cfg.job_uid_count) {
+		if ((rc = jobuid_check(a->cfg.job_uid_first, a->cfg.job_uid_count,
+		    a->cfg.max_jobs, err)) != MU_OK)
+			return rc;
+		jobuid_init(&a->jobuids, a->cfg.job_uid_first, a->cfg.job_uid_count);
+	}
+	/* Said once: a run_as set for every job that job_uids overrides. */
+	if (a->confined && a->jobuids.count && strcmp(a->cfg.run_as, "muster-job") != 0)
+		log_warnx("[limits] run_as %s is not used: [limits] job_uids gives each job a "
+		    "uid of its own (job_uids = none runs jobs as %s)", a->cfg.run_as,
+		    a->cfg.run_as);
+	if (a->confined && a->jobuids.count)
+		log_notice("runners: a uid of their own from %u-%u unless a policy rule "
+		    "names a user, seccomp filter (%u instructions), a PID namespace each "
+		    "(all they start dies with them), a mount and IPC namespace each "
+		    "(private /tmp), at most %d processes", (unsigned)a->jobuids.first,
+		    (unsigned)(a->jobuids.first + a->jobuids.count - 1), a->runner_filter.len,
+		    a->cfg.processes);
+	else if (a->confined)
 		log_notice("runners: user %s unless a policy rule names another, seccomp "
 		    "filter (%u instructions), a PID namespace each (all they start dies "
-		    "with them)", a->cfg.run_as, a->runner_filter.len);
+		    "with them), a mount and IPC namespace each (private /tmp)", a->cfg.run_as,
+		    a->runner_filter.len);
 	else
 		log_notice("not running as root: run_as (default %s) is ignored; runners run "
 		    "as this user under the seccomp filter, in a process group (no PID "
@@ -379,6 +399,9 @@ check_service_needs(const struct agent_config *c, struct mu_err *err)
 		if (getpwnam(c->run_as) == NULL)
 			return mu_errf(err, MU_EINVAL, "[limits] run_as %s: no such user",
 			    c->run_as);
+		if ((rc = jobuid_check(c->job_uid_first, c->job_uid_count, c->max_jobs,
+		    err)) != MU_OK)
+			return rc;
 	}
 	if (access(c->runner, X_OK) != 0)
 		return mu_errf(err, MU_EIO, "[agent] runner %s: %s", c->runner, strerror(errno));

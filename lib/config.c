@@ -28,6 +28,7 @@
 #include <ini.h>
 
 #include "hostsig.h"
+#include "jobuid.h"
 #include "log.h"
 
 #define NOT_LIST	SIZE_MAX
@@ -395,6 +396,26 @@ set_user(struct conf_ctx *x, const struct conf_key *k, void *field,
 	return conf_copy(x, k, field, v, "user name");
 }
 
+/* [limits] job_uids: "FIRST-LAST" or "none" (lib/jobuid.h).  The field is
+ * job_uid_first; job_uid_count follows it in struct agent_config. */
+static int
+set_uid_range(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	struct agent_config *c = (struct agent_config *)((char *)field -
+	    offsetof(struct agent_config, job_uid_first));
+	struct mu_err e;
+	unsigned count;
+	uid_t first;
+
+	(void)k;
+	if (jobuid_parse(v, &first, &count, &e) != MU_OK)
+		return conf_bad(x, "%s", e.msg);
+	c->job_uid_first = (uint32_t)first;
+	c->job_uid_count = count;
+	return MU_OK;
+}
+
 /*
  * What follows the scheme: host[:port], then a path for WebSockets only.
  * The host is a name or an IPv4 address, or an IPv6 address in brackets.
@@ -685,6 +706,10 @@ static const struct conf_key limits_keys[] = {
 	KEY_RANGE("max_job", set_size, struct agent_config, max_job,
 	    1024, 64ULL << 20),
 	KEY("run_as", set_user, struct agent_config, run_as),
+	KEY("job_uids", set_uid_range, struct agent_config, job_uid_first),
+	/* RLIMIT_NPROC counts a uid's tasks (threads too): a runner and the
+	 * module's own need a few. */
+	KEY_RANGE("processes", set_int, struct agent_config, processes, 4, 65536),
 	KEY_END
 };
 
@@ -1099,6 +1124,11 @@ config_agent_defaults(struct agent_config *c)
 	c->max_job = 1ULL << 20;
 	copy_str(c->policy, sizeof(c->policy), POLICY_DEFAULT);
 	copy_str(c->run_as, sizeof(c->run_as), "muster-job");
+	/* The 256 uids just below systemd's DynamicUser= range (61184-65519),
+	 * unused by systemd and Debian alike (docs/operations.md). */
+	c->job_uid_first = 60928;
+	c->job_uid_count = 256;
+	c->processes = 128;
 }
 
 /* Parsed into a copy, so that a bad file (say on reload) changes nothing. */

@@ -12,10 +12,12 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -105,6 +107,30 @@ child_user(const struct spawn *s, int errfd)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
+/*
+ * The child's own /tmp, /var/tmp and /dev/shm, in the mount namespace the
+ * clone made.  First every mount becomes a slave: systemd makes / shared,
+ * and a tmpfs mounted on a shared /tmp would appear on the host's /tmp as
+ * well (mounts of the host still reach us; ours never reach it).  Like
+ * systemd's PrivateTmp=, nodev and nosuid.  /tmp must work; the other two
+ * may be missing on a small host (then there is nothing there to share).
+ * The tmpfs live as long as the namespace: the kernel frees them when the
+ * job's last process is gone, nothing to delete afterwards.
+ */
+static void
+child_private_tmp(const struct spawn *s, int errfd)
+{
+	static const char *const paths[] = { "/tmp", "/var/tmp", "/dev/shm" };
+	size_t i;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == -1)
+		child_fail(errfd, 127);
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (mount("tmpfs", paths[i], "tmpfs", MS_NOSUID | MS_NODEV, s->tmpfs_opts) == -1 &&
+		    (i == 0 || errno != ENOENT))
+			child_fail(errfd, 127);
+}
+
 static __attribute__((noreturn)) void
 spawn_child(const struct spawn *s, pid_t parent, int errfd)
 {
@@ -135,6 +161,8 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 		sigaction(i, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (s->private_tmp)
+		child_private_tmp(s, errfd);
 	for (i = 0; i < s->nlimits; i++)
 		setrlimit(s->limits[i].resource, &s->limits[i].value);
 	if (s->switch_user)
@@ -183,6 +211,16 @@ child_main(void *arg)
  * handlers, so no handler of ours runs in it.  Sanitizer builds fork: ASan
  * does not expect code to run on a stack it did not see created.
  */
+/* The namespaces the clone makes.  CLONE_NEWNS needs no CLONE_FS (we do
+ * not share it); CLONE_NEWIPC: System V IPC and POSIX message queues of
+ * the job's own, gone with it. */
+static int
+ns_flags_of(const struct spawn *s)
+{
+	return (s->new_pidns ? CLONE_NEWPID : 0) |
+	    (s->private_tmp ? CLONE_NEWNS | CLONE_NEWIPC : 0);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 static pid_t
 child_clone(const struct spawn *s, pid_t parent, int errfd)
@@ -194,8 +232,8 @@ child_clone(const struct spawn *s, pid_t parent, int errfd)
 	 * namespace if asked; CLONE_VFORK so that we wait for the exec as in
 	 * the build below, and the child's prelude (setsid()) comes before
 	 * anything we do to it. */
-	pid = (pid_t)syscall(SYS_clone, (s->new_pidns ? CLONE_NEWPID : 0) | CLONE_VFORK |
-	    SIGCHLD, NULL, NULL, NULL, 0);
+	pid = (pid_t)syscall(SYS_clone, ns_flags_of(s) | CLONE_VFORK | SIGCHLD, NULL, NULL,
+	    NULL, 0);
 	if (pid == 0)
 		child_main(&c);
 	return pid;
@@ -205,7 +243,7 @@ static pid_t
 child_clone(const struct spawn *s, pid_t parent, int errfd)
 {
 	struct child_args c = { s, parent, errfd };
-	int flags = SIGCHLD | (s->new_pidns ? CLONE_NEWPID : 0);
+	int flags = SIGCHLD | ns_flags_of(s);
 	sigset_t all, old;
 	void *stack;
 	pid_t pid;
@@ -285,6 +323,17 @@ spawn_start(const struct spawn *s, struct mu_err *err)
 		}
 	}
 	return pid;
+}
+
+void
+spawn_private_tmp(struct spawn *s, uint64_t size)
+{
+	s->private_tmp = true;
+	if (size)
+		snprintf(s->tmpfs_opts, sizeof(s->tmpfs_opts), "mode=1777,size=%llu",
+		    (unsigned long long)size);
+	else
+		snprintf(s->tmpfs_opts, sizeof(s->tmpfs_opts), "mode=1777");
 }
 
 int

@@ -10,7 +10,7 @@
  * only async-signal-safe system calls, in this order:
  *   own session (no controlling terminal) or process group; parent-death signal; every signal's default action
  *   (ignored ones would stay ignored across exec), then an empty mask;
- *   rlimits; groups, gid, uid (then the death signal again, since a change
+ *   the private /tmp mounts (while still root); rlimits; groups, gid, uid (then the death signal again, since a change
  *   of credentials clears it); no new privileges; fds 0..4 from the
  *   caller's list, everything above closed; the seccomp filter; exec.
  *
@@ -39,6 +39,7 @@
 #define MUSTER_SUBPROC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -77,6 +78,11 @@ struct spawn {
 	int ngroups;
 	const struct sock_fprog *filter;	/* seccomp, optional */
 	bool new_pidns;			/* init of its own PID namespace */
+	/* A mount and an IPC namespace of its own (root only), with a fresh
+	 * tmpfs on /tmp, /var/tmp and /dev/shm: what one job leaves there no
+	 * other sees, and it is gone with the job (spawn_private_tmp()). */
+	bool private_tmp;
+	char tmpfs_opts[64];		/* mount options of those tmpfs */
 	bool exec_report;		/* wait for the exec; see above */
 };
 
@@ -86,6 +92,10 @@ struct spawn {
  * Without exec_report the child exits 126 when it cannot become the user
  * asked for, 127 when another step or the exec fails. */
 pid_t spawn_start(const struct spawn *s, struct mu_err *err);
+
+/* Ask for private_tmp, each tmpfs at most size bytes (0: the kernel's
+ * default, half the RAM). */
+void spawn_private_tmp(struct spawn *s, uint64_t size);
 
 /* Look up a user for switch_user (not async-signal-safe: before fork). */
 int spawn_set_user(struct spawn *s, const char *user, struct mu_err *err);

@@ -375,8 +375,24 @@ static char *const runner_envp[] = {
 	NULL,
 };
 
+/* The job's own uid, and the gid of the same number, no other groups.
+ * Held by r until run_finish() (jobuid.h: the runner is reaped by then). */
 static int
-child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
+run_job_uid(struct agent *a, struct run *r, struct spawn *sp, struct mu_err *err)
+{
+	int rc;
+
+	if (r->job_uid == 0 && (rc = jobuid_take(&a->jobuids, &r->job_uid, err)) != MU_OK)
+		return rc;
+	sp->switch_user = true;
+	sp->uid = r->job_uid;
+	sp->gid = (gid_t)r->job_uid;
+	sp->ngroups = 0;
+	return MU_OK;
+}
+
+static int
+child_prepare(struct agent *a, struct run *r, struct runner_child *c,
     struct mu_err *err)
 {
 	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
@@ -396,7 +412,6 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	sp->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
 	sp->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
 	sp->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
-	sp->nlimits = 4;
 	sp->own_pgrp = sp->pdeathsig = sp->no_new_privs = true;
 	/* Not on musterd's terminal (--foreground): a module must not type
 	 * into the shell that started it (TIOCSTI) nor get its signals. */
@@ -405,7 +420,18 @@ child_prepare(struct agent *a, const struct run *r, struct runner_child *c,
 	/* Root can give each runner a PID namespace: all it starts dies
 	 * with it (subproc.h). */
 	sp->new_pidns = a->confined;
-	/* Resolve r->run_as (design.md §8): uid, gid and supplementary groups. */
+	/* Per uid, so a job's own once it has one (below). */
+	sp->limits[4] = (struct spawn_limit){ RLIMIT_NPROC,
+	    { (rlim_t)a->cfg.processes, (rlim_t)a->cfg.processes } };
+	sp->nlimits = 5;
+	/* Its own /tmp, /var/tmp, /dev/shm (tmpfs of at most the job's
+	 * memory limit) and IPC namespace, gone with it. */
+	if (a->confined)
+		spawn_private_tmp(sp, a->cfg.memory);
+	/* A uid of its own (lib/jobuid.h) unless a policy rule names another
+	 * user; else resolve r->run_as (design.md §8). */
+	if (r->run_as[0] && a->jobuids.count && strcmp(r->run_as, a->cfg.run_as) == 0)
+		return run_job_uid(a, r, sp, err);
 	if (r->run_as[0] && (rc = run_user(a, sp, r->run_as, err)) != MU_OK)
 		return rc;
 	return MU_OK;
@@ -682,6 +708,10 @@ run_finish(struct agent *a, struct run *r)
 	struct result res;
 	char why[128] = "";
 
+	/* The runner is reaped (or never ran): its uid is free again.  One
+	 * not reaped keeps its uid for good rather than share it. */
+	if (r->job_uid && (r->reaped || r->pid <= 0))
+		jobuid_give(&a->jobuids, r->job_uid);
 	result_init(a, &res, &r->job, RS_ERROR);
 	res.started_at = r->started_at ? r->started_at : res.finished_at;
 	result_outcome(r, &res, why, sizeof(why));

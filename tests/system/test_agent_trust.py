@@ -236,10 +236,11 @@ def test_policy_timeout_cap_and_run_as(agents, op_client, operator, tmp_path):
 
 
 def test_default_run_as_user(agents, op_client, operator):
-    """Without a rule naming one, runners run as [limits] run_as."""
+    """Without a rule naming one, and with job_uids = none, runners run as
+    [limits] run_as (else each job has a uid of its own: test_confinement)."""
     if os.geteuid() != 0:
         pytest.skip("run_as needs root: not running as root")
-    a = agents("h1", extra=fast(limits={"run_as": "nobody"}))
+    a = agents("h1", extra=fast(limits={"run_as": "nobody", "job_uids": "none"}))
     install_any_modules(a, "probe")
     start_fresh(a)
     r = ask(op_client, operator, new_job("run", "host/h1", module="probe",

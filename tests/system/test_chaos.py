@@ -159,15 +159,20 @@ def world(tmp_path_factory, keys):
                   hosts=[f"{h}:{','.join(host_groups(h))}" for h in HOSTS],
                   operators=["alice"])
     broker = Broker(pki, tmp_path_factory.mktemp("chaos-broker")).start()
-    # Runners may run as another user than the test (run_as, when the
-    # agent is root): the log folder is 0777, and each agent's folder
-    # (chaoslog reads its host from agent.conf) is outside pytest's 0700
-    # tmp_path.
-    top = Path(tempfile.mkdtemp(prefix="muster-chaos-"))
+    # Runners may run as another user than the test (a uid of their own per
+    # job, when the agent is root): the log is made here, writable by all
+    # (a runner's umask would keep the next job's uid out of a log it
+    # made), and each agent's folder (chaoslog reads its host from
+    # agent.conf) is outside pytest's 0700 tmp_path and outside /tmp (a
+    # runner has a /tmp of its own).
+    top = Path(tempfile.mkdtemp(prefix="muster-chaos-", dir="/run" if os.geteuid() == 0
+                                else None))
     os.chmod(top, 0o755)
     logdir = top / "log"
     logdir.mkdir()
     os.chmod(logdir, 0o777)
+    (logdir / "runs.log").touch()
+    os.chmod(logdir / "runs.log", 0o666)
     made = []
     try:
         for h in HOSTS:
@@ -347,7 +352,11 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
     stray = []
     log_owner = "-"
     if log_path.exists():
-        log_owner = pwd.getpwuid(log_path.stat().st_uid).pw_name
+        uid = log_path.stat().st_uid
+        try:
+            log_owner = pwd.getpwuid(uid).pw_name
+        except KeyError:			# a job's own uid: no entry
+            log_owner = str(uid)
         for line in log_path.read_text().splitlines():
             f = line.split()
             if len(f) != 2:

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """Runner confinement (issue 9, design.md §8), with the real files.
 
-As root, musterd starts every runner as the run_as user (muster-job by
-default), with no capabilities, NO_NEW_PRIVS and a seccomp filter, as the
-init of a PID namespace of its own.  A hostile test module (tests/modules/
+As root, musterd starts every runner as a uid of its own from [limits]
+job_uids (or as the run_as user, muster-job, with job_uids = none), with no
+capabilities, NO_NEW_PRIVS and a seccomp filter, as the init of a PID,
+mount and IPC namespace of its own (a private /tmp).  A hostile test module (tests/modules/
 escape.c) tries what a module must not do; each attempt is reported in the
 result's data.  The agent of those tests lives in a folder anyone may walk
 through (not pytest's 0700 tmp folder), so a refusal comes from the file's
-own owner and mode, not from a folder on the way.
+own owner and mode, not from a folder on the way; and outside /tmp, which
+a runner sees a private one of.
 """
 import errno
 import os
@@ -16,6 +18,7 @@ import pwd
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,10 @@ pytestmark = pytest.mark.skipif(
            "CI runs the suite as root")
 
 RUN_AS = "muster-job"
+JOB_UIDS = range(60928, 61184)		# the default [limits] job_uids
+# Folders the tests and the runners share: not /tmp, /var/tmp nor
+# /dev/shm (a runner has its own), and reachable by any uid.
+OPEN_BASE = "/run"
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +55,7 @@ def op(mqtt):
 @pytest.fixture
 def open_dir():
     """A folder anyone may write (the module's pid files, the control)."""
-    d = Path(tempfile.mkdtemp(prefix="muster-open-"))
+    d = Path(tempfile.mkdtemp(prefix="muster-open-", dir=OPEN_BASE))
     os.chmod(d, 0o1777)
     yield d
     for p in d.iterdir():
@@ -63,7 +70,7 @@ def open_agent(broker, keys, pki):
     made = []
 
     def make():
-        d = Path(tempfile.mkdtemp(prefix="muster-open-agent-"))
+        d = Path(tempfile.mkdtemp(prefix="muster-open-agent-", dir=OPEN_BASE))
         os.chmod(d, 0o711)
         tls = d / "tls"
         tls.mkdir(mode=0o711)
@@ -87,7 +94,7 @@ def open_agent(broker, keys, pki):
 
 def start(agents, name="h1", **kw):
     a = agents(name, wake_port=0, **kw)
-    install_modules(a, "escape", src=TEST_MODULES_DIR)
+    install_modules(a, "escape", "hostile", src=TEST_MODULES_DIR)
     return a.start()
 
 
@@ -111,8 +118,7 @@ def test_runner_user_no_capabilities_seccomp(agents, op, operator):
     r = escape(op, operator, {})
     assert r["status"] == "pass", r
     d = r["data"]
-    uid = pwd.getpwnam(RUN_AS).pw_uid
-    assert d["id"]["uid"] == uid and d["id"]["euid"] == uid, d
+    assert d["id"]["uid"] in JOB_UIDS and d["id"]["euid"] == d["id"]["uid"], d
     assert d["status"]["Seccomp"] == "2", d		# filter mode
     assert d["status"]["NoNewPrivs"] == "1", d
     assert int(d["status"]["CapEff"], 16) == 0, d
@@ -216,7 +222,7 @@ def test_runner_behind_a_closed_folder_still_runs(agents, op, operator, tmp_path
     a.start()
     r = escape(op, operator, {})
     assert r["status"] == "pass", r
-    assert r["data"]["id"]["uid"] == pwd.getpwnam(RUN_AS).pw_uid
+    assert r["data"]["id"]["uid"] in JOB_UIDS, r
 
 
 def test_a_module_cannot_type_into_musterds_terminal(agents, op, operator, open_dir):
@@ -280,3 +286,111 @@ def test_a_job_cannot_read_another_jobs_memory_or_environment(agents, op, operat
     assert run_job(op, operator, cancel, ["h1"], 10)["h1"]["status"] == "pass"
     r1 = collect_results(op, first["id"], ["h1"], 10)["h1"]
     assert r1["status"] == "cancelled", r1
+
+
+# ---- one job against another (issue 22, item 6) ----------------------------
+
+def hostile(op, operator, args, host="h1", timeout=20, **fields):
+    body = new_job("run", f"host/{host}", module="hostile", args=args, **fields)
+    got = run_job(op, operator, body, [host], timeout=timeout)
+    assert host in got, f"no result for {body['id']}"
+    return got[host]
+
+
+def test_run_as_muster_job_when_job_uids_is_none(agents, op, operator):
+    # The shared user is still there for whoever turns per-job uids off.
+    a = start(agents, limits={"job_uids": "none"})
+    r = escape(op, operator, {})
+    assert r["status"] == "pass", r
+    assert r["data"]["id"]["uid"] == pwd.getpwnam(RUN_AS).pw_uid, r
+    assert "user muster-job unless" in a.log()
+
+
+def test_a_job_uid_range_with_a_user_in_it_is_refused(agents):
+    # A uid the user database knows would be shared with that user.
+    uid = pwd.getpwnam(RUN_AS).pw_uid
+    a = agents("h1", wake_port=0, limits={"job_uids": f"{uid}-{uid + 300}"})
+    a.start(wait_online=False)
+    assert a.wait_exit(10) != 0
+    assert f"uid {uid} is user '{RUN_AS}'" in a.log(), a.log()[-2000:]
+
+
+def test_two_jobs_reach_nothing_of_each_other(agents, op, operator, open_dir):
+    """A victim job keeps a dumpable child with a secret in its environment
+    and a file in its /tmp; a second job, at the same time, tries to read
+    them and to signal it."""
+    start(agents)
+    name = f"victim-{uuid.uuid4().hex}"
+    pidfile = open_dir / "victim.pid"
+    victim = new_job("run", "host/h1", module="hostile", timeout_ms=30000,
+                     args={"tmpfile": name, "child_env": "hunter2",
+                           "pidfile": str(pidfile), "sleep": 30000})
+    watch_results(op, victim["id"])
+    send_job(op, operator, victim)
+    try:
+        wait_until(pidfile.exists, 10, what="the victim's child to start")
+        pid = int(pidfile.read_text())
+        # Controls: the secret is there to take, and the file is written
+        # (in the victim's /tmp, not the host's).
+        assert b"MUSTER_SECRET=hunter2" in Path(f"/proc/{pid}/environ").read_bytes()
+        victim_uid = os.stat(f"/proc/{pid}").st_uid
+        assert not (Path("/tmp") / name).exists()
+        r = hostile(op, operator, {"peek": pid, "signal": pid, "tmpread": name})
+        d = r["data"]
+        # Control: its own child's environ and mem it reads...
+        assert d["own_environ"] == {"ok": True, "errno": 0}, d
+        assert d["own_mem"] == {"ok": True, "errno": 0}, d
+        # ...not the other job's.
+        assert d["environ"] == {"ok": False, "errno": errno.EACCES}, d
+        assert d["mem"] == {"ok": False, "errno": errno.EACCES}, d
+        assert d["tmpread"] == {"ok": False, "errno": errno.ENOENT}, d
+        # Another PID namespace gives ESRCH/EINVAL before the uid is asked.
+        assert d["kill"]["ok"] is False and d["kill"]["errno"] in (
+            errno.EPERM, errno.ESRCH), d
+        assert d["pidfd"]["ok"] is False and d["pidfd"]["errno"] in (
+            errno.EPERM, errno.ESRCH, errno.EINVAL), d
+        assert r["status"] == "pass", r
+        assert victim_uid in JOB_UIDS and d["id"]["uid"] in JOB_UIDS, (victim_uid, d)
+        assert d["id"]["uid"] != victim_uid and d["id"]["gid"] != victim_uid, d
+        assert pid_alive(pid)
+    finally:
+        (Path("/tmp") / name).unlink(missing_ok=True)	# if it did get out
+        cancel = new_job("cancel", "host/h1", cancel=victim["id"])
+        assert run_job(op, operator, cancel, ["h1"], 10)["h1"]["status"] == "pass"
+    r1 = collect_results(op, victim["id"], ["h1"], 10)["h1"]
+    assert r1["status"] == "cancelled", r1
+    wait_until(lambda: not pid_alive(pid), 5, what="the victim's child to go")
+
+
+def test_a_finished_jobs_tmp_is_gone(agents, op, operator):
+    start(agents)
+    name = f"left-{uuid.uuid4().hex}"
+    try:
+        r = hostile(op, operator, {"tmpfile": name})
+        assert r["data"]["tmpfile"] == {"ok": True, "errno": 0}, r
+        assert not (Path("/tmp") / name).exists()
+        r = hostile(op, operator, {"tmpread": name})
+        assert r["data"]["tmpread"] == {"ok": False, "errno": errno.ENOENT}, r
+        # Control: a job reads its own /tmp file.
+        r = hostile(op, operator, {"tmpfile": name, "tmpread": name})
+        assert r["data"]["tmpread"] == {"ok": True, "errno": 0}, r
+    finally:
+        (Path("/tmp") / name).unlink(missing_ok=True)
+
+
+def test_a_fork_bomb_stops_at_the_jobs_own_limit(agents, op, operator):
+    a = start(agents)
+    r = hostile(op, operator, {"forkbomb": 400}, timeout=60)
+    d = r["data"]
+    # [limits] processes (128): the runner and its children count.
+    assert d["forkbomb"]["errno"] == errno.EAGAIN, d
+    assert 64 < d["forkbomb"]["children"] < 128, d
+    # The limit was the job's own: the agent answers, and the next job
+    # (another uid) forks as it likes.
+    body = new_job("ping", "host/h1")
+    t0 = time.monotonic()
+    got = run_job(op, operator, body, ["h1"], timeout=5)
+    assert got.get("h1", {}).get("summary") == "pong", a.log()[-3000:]
+    assert time.monotonic() - t0 < 5
+    r = hostile(op, operator, {"forkbomb": 20})
+    assert r["data"]["forkbomb"] == {"children": 20, "errno": 0}, r

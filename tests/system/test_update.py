@@ -597,7 +597,9 @@ def test_not_healthy_without_a_working_runner_rolls_back(upd_agents, server, op,
     """A runner that runs jobs but fails the start-up self-check (it does
     not tell its version): the self-test passes, the installed version is
     never healthy, exits, and the third start rolls back."""
-    shared = Path(tempfile.mkdtemp(prefix="muster-upd-runner-"))
+    # Not in /tmp: the script runs in the runner's own mount namespace.
+    shared = Path(tempfile.mkdtemp(prefix="muster-upd-runner-",
+                                   dir="/run" if os.geteuid() == 0 else None))
     try:
         os.chmod(shared, 0o755)
         real = shared / "muster-runner"

@@ -96,9 +96,12 @@ class UpdAgent(Agent):
     def __init__(self, name, broker, keys, workdir, *, musterd=MUSTERD, runner=RUNNER,
                  update: Optional[dict] = None, **kw):
         workdir = Path(workdir)
-        # Runners are exec'd as muster-job: the binaries' folder must be
-        # reachable by it, which pytest's 0700 folders are not.
-        self._bindir = Path(tempfile.mkdtemp(prefix=f"muster-upd-{name}-"))
+        # Runners are exec'd as another user: the binaries' folder must be
+        # reachable by it, which pytest's 0700 folders are not; and not
+        # in /tmp, where a runner sees a /tmp of its own (a runner that is
+        # a script is exec'd by path).
+        self._bindir = Path(tempfile.mkdtemp(prefix=f"muster-upd-{name}-",
+                                             dir="/run" if os.geteuid() == 0 else None))
         os.chmod(self._bindir, 0o755)
         bindir = self._bindir
         shutil.copy2(musterd, bindir / "musterd")

@@ -97,10 +97,6 @@ struct agent_config {
 	uint64_t prefetch_delay_ms;	/* max random delay of a prefetch; default 10m */
 	uint64_t module_max;		/* largest module accepted; default 64M */
 	uint64_t max_job;		/* bytes, default 1M: bigger envelopes are dropped */
-<<<<<<< HEAD
-	char run_as[CONF_USER_MAX + 1];	/* default "muster-job" */
-	/* [update]: self-update on the channel (agent/net/release.c, parent/update.c) */
-=======
 	char run_as[CONF_USER_MAX + 1];	/* default "muster-job"; with job_uids,
 					 * only for job_uids = none */
 	/* A uid of its own per job (lib/jobuid.h): FIRST-LAST, default
@@ -108,8 +104,7 @@ struct agent_config {
 	uint32_t job_uid_first;
 	uint32_t job_uid_count;
 	int processes;			/* RLIMIT_NPROC of a job; default 128 */
-	/* [update]: self-update on the channel (agent/release.c, update.c) */
->>>>>>> isolation
+	/* [update]: self-update on the channel (agent/net/release.c, parent/update.c) */
 	uint64_t update_jitter_ms;	/* max random wait before staging; default 10m */
 	uint64_t selftest_timeout_ms;	/* staged self-test, end to end; default 2m */
 	uint64_t healthy_ms;		/* new version healthy after; default 60s */

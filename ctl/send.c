@@ -344,7 +344,11 @@ expected_from_presence(struct ctl *c, struct send *s)
 	s->presence = true;
 	for (i = 0; i < hosts.n; i++) {
 		const struct status *st = &hosts.v[i].st;
+		long k;
 
+		/* A named host (added above) is known online from here too. */
+		if (st->online && (k = expected_index(s, st->host)) >= 0)
+			s->hstate[k] |= HS_ONLINE;
 		for (t = 0; st->online && t < s->ntargets; t++)
 			if (s->targets[t].kind == TARGET_ALL ||
 			    (s->targets[t].kind == TARGET_GROUP && in_group(st, s->targets[t].name)))

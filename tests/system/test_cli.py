@@ -241,6 +241,14 @@ def test_hang_without_timeout_is_still_running(fleet):
     assert summary["running"] == ["h1"] and summary["missing"] == ["h9"], summary
     assert fleet.cli("cancel", "-H", "h1", summary["jobs"][0]).returncode == 0
 
+    # A named host beside a group: presence marks both.
+    r = fleet.cli("run", "-H", "h1", "-g", "db", "--wait", "2s", "--json", "hang")
+    (summary,) = ndjson(r.stdout)
+    assert sorted(summary["running"]) == ["h1", "h2", "h3"], summary
+    h1_job, db_job = summary["jobs"]
+    for host, job in (("h1", h1_job), ("h2", db_job), ("h3", db_job)):
+        assert fleet.cli("cancel", "-H", host, job).returncode == 0
+
 
 def test_default_wait_follows_the_timeout(fleet):
     """Without --wait, run waits the job's timeout + 10 s (not a fixed 30 s),

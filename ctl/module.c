@@ -500,6 +500,7 @@ role_hint(struct ctl *c)
 struct puback {
 	int token;
 	bool done, failed;
+	bool refused;		/* the broker said no (not: lost, timed out) */
 	char why[128];
 };
 
@@ -515,7 +516,7 @@ on_puback(struct ctl *c, struct bus_event *ev, void *arg)
 	} else if ((ev->type == BUS_PUBLISHED || ev->type == BUS_PUBLISH_FAILED) &&
 	    ev->token == p->token) {
 		p->done = true;
-		p->failed = ev->type == BUS_PUBLISH_FAILED;
+		p->failed = p->refused = ev->type == BUS_PUBLISH_FAILED;
 		snprintf(p->why, sizeof(p->why), "%s", ev->reason[0] ? ev->reason :
 		    "refused by the broker");
 	}
@@ -542,7 +543,7 @@ publish_acked(struct ctl *c, const char *topic, const void *buf, size_t len,
 	fprintf(stderr, "muster: the broker did not accept the %s on %s: %s\n", what,
 	    topic, p.failed ? p.why : c->interrupted ? "interrupted" :
 	    "no acknowledgement in time");
-	if (p.failed)
+	if (p.refused)
 		role_hint(c);
 	return EXIT_USAGE;
 }

@@ -30,6 +30,11 @@
 #define EXIT_MISSING	3	/* some expected hosts did not answer */
 #define CTL_HELP	(-1)	/* option parsers: --help was shown, exit 0 */
 
+/* The rule of lib/names.c name_valid(), for error messages that refuse a
+ * host, group or module name. */
+#define NAME_RULE	"names are 1-63 characters of a-z, 0-9, '.', '_' and '-', " \
+	"starting with a letter or digit (no upper case)"
+
 struct ctl {
 	struct ctl_config cfg;
 	char root[NAME_MAX_LEN + 1];

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostsig.h"
 #include "loop.h"
 #include "pgp.h"
 #include "pointer.h"
@@ -55,7 +56,7 @@ extern char **environ;
 
 static const char usage_module[] =
     "usage: muster module publish|list|show|retire ... (--help for each)\n"
-    "  publish FILE.so [--version V] [--runner PATH] [--json]\n"
+    "  publish FILE.so [--version V] [--force] [--runner PATH] [--json]\n"
     "                      sign and publish a module (artifact and pointer)\n"
     "  list [--json]       every published module, its signer checked\n"
     "  show NAME [--json]  one module's manifest, and whether its artifact is\n"
@@ -66,7 +67,8 @@ static const char usage_module[] =
     "broker or publish error\n";
 
 static const char usage_publish[] =
-    "usage: muster module publish FILE.so [--version V] [--runner PATH] [--json]\n"
+    "usage: muster module publish FILE.so [--version V] [--force] [--runner PATH]\n"
+    "       [--json]\n"
     "  reads name, version and ABI with `muster-runner --describe` (which loads\n"
     "  the module: publish only what you built), signs a manifest (sha256,\n"
     "  size, published_at) with [publisher] fingerprint from [publisher]\n"
@@ -75,12 +77,18 @@ static const char usage_publish[] =
     "  both retained, each acknowledged by the broker\n"
     "  --version V     must equal the module's own version (a check, never an\n"
     "                  override: hosts report the version the module states)\n"
+    "  --force         publish even though the pointer names another build of\n"
+    "                  the same version (refused otherwise: hosts that cached\n"
+    "                  that build would keep it under the same version)\n"
+    "  the publisher's certificate ([broker] cert, CN pub:NAME) is needed: the\n"
+    "  broker lets no other role write modules (the demo: -c demo/publisher.conf)\n"
     "  --runner PATH   muster-runner to use (default: $MUSTER_RUNNER, then next\n"
     "                  to this muster binary, then ../libexec/muster/ and\n"
     "                  ../runner/ of it, then PATH)\n"
     "  --json          one JSON object: what was published\n"
-    "exit: 0 published; 2 bad module, key, config or broker error (nothing or,\n"
-    "when the pointer was refused, only the artifact was published)\n";
+    "exit: 0 published; 2 bad module, key, config or broker error, or the version\n"
+    "already published as another build (nothing or, when the pointer was\n"
+    "refused, only the artifact was published)\n";
 
 static const char usage_list[] =
     "usage: muster module list [--json]\n"
@@ -330,10 +338,13 @@ desc_from_json(const char *file, const char *text, size_t len, int status,
 		    "exit" : "signal", status == -1 ? DESCRIBE_WAIT_MS / 1000 :
 		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	else if (json_unpack(j, "{s:s, s:s, s:I}", "name", &name, "version", &version,
-	    "abi", &abi) != 0 || !name_valid(name) || strlen(version) == 0 ||
+	    "abi", &abi) != 0 || strlen(version) == 0 ||
 	    strlen(version) > WIRE_MAX_VERSION || abi < 0 || abi > UINT32_MAX)
 		fprintf(stderr, "muster: %s: the descriptor's name, version or ABI is "
 		    "not publishable\n", file);
+	else if (!name_valid(name))
+		fprintf(stderr, "muster: %s: module name '%s' is not publishable: %s\n",
+		    file, name, NAME_RULE);
 	else {
 		snprintf(d->name, sizeof(d->name), "%s", name);
 		snprintf(d->version, sizeof(d->version), "%s", version);
@@ -449,9 +460,47 @@ retained_collect(struct ctl *c, const char *filter, uint64_t quiet_ms,
 	return EXIT_USAGE;
 }
 
+/*
+ * A refused publish on the module, release or artifact topics is almost
+ * always the wrong certificate: the broker's ACL lets only the publisher
+ * role (CN pub:NAME, docs/operations.md "Identities and the ACL") write
+ * them, and the broker says no more than "refused".  Name the role and
+ * what this configuration's certificate is instead.
+ */
+static void
+role_hint(struct ctl *c)
+{
+	const char *cert = c->cfg.broker.cert;
+	char cn[256];
+	struct mu_err err;
+
+	if (cert[0] == '\0') {
+		fprintf(stderr, "muster: only a client certificate of the publisher role "
+		    "(CN pub:NAME) may write modules and releases, and [broker] cert is "
+		    "not set\n");
+		return;
+	}
+	if (hostsig_cert_file_cn(cert, cn, sizeof(cn), &err) != MU_OK) {
+		fprintf(stderr, "muster: only a client certificate of the publisher role "
+		    "(CN pub:NAME) may write modules and releases (%s)\n", err.msg);
+		return;
+	}
+	if (strncmp(cn, "pub:", 4) != 0)
+		fprintf(stderr, "muster: only a client certificate of the publisher role "
+		    "(CN pub:NAME) may write modules and releases; [broker] cert %s is "
+		    "CN %s.  Use the publisher's configuration (-c FILE; in the demo: "
+		    "-c demo/publisher.conf)\n", cert, cn);
+	else
+		fprintf(stderr, "muster: [broker] cert %s is CN %s, the publisher role, "
+		    "and the broker still refused: check its ACL (the \"role pub:\" "
+		    "lines of broker-config/acl) and that the topic root matches\n",
+		    cert, cn);
+}
+
 struct puback {
 	int token;
 	bool done, failed;
+	bool refused;		/* the broker said no (not: lost, timed out) */
 	char why[128];
 };
 
@@ -467,7 +516,7 @@ on_puback(struct ctl *c, struct bus_event *ev, void *arg)
 	} else if ((ev->type == BUS_PUBLISHED || ev->type == BUS_PUBLISH_FAILED) &&
 	    ev->token == p->token) {
 		p->done = true;
-		p->failed = ev->type == BUS_PUBLISH_FAILED;
+		p->failed = p->refused = ev->type == BUS_PUBLISH_FAILED;
 		snprintf(p->why, sizeof(p->why), "%s", ev->reason[0] ? ev->reason :
 		    "refused by the broker");
 	}
@@ -494,6 +543,8 @@ publish_acked(struct ctl *c, const char *topic, const void *buf, size_t len,
 	fprintf(stderr, "muster: the broker did not accept the %s on %s: %s\n", what,
 	    topic, p.failed ? p.why : c->interrupted ? "interrupted" :
 	    "no acknowledgement in time");
+	if (p.refused)
+		role_hint(c);
 	return EXIT_USAGE;
 }
 
@@ -709,6 +760,7 @@ struct publish {
 	const char *version;	/* --version, or NULL */
 	const char *runner;	/* --runner, or NULL */
 	bool json;
+	bool force;		/* --force: replace a version's build */
 };
 
 static int
@@ -722,23 +774,50 @@ publish_opt(int o, const char *v, void *arg)
 		p->runner = v;
 	else if (o == 'J')
 		p->json = true;
+	else if (o == 'f')
+		p->force = true;
 	else
 		return -1;
 	return 0;
 }
 
-/* published_at past the pointer this one replaces (pointer.c). */
+/*
+ * The pointer this one replaces: its published_at is what ours must pass
+ * (pointer.c), and its manifest says which build the version now names.
+ * Hosts know a build by its version: a second build under the same one
+ * would run side by side with the first (hosts that cached it keep it) and
+ * both report one version.  So that is refused unless --force.
+ */
 static int
-module_published_at(struct ctl *c, const char *name, const char *topic, uint64_t *out)
+module_replaces(struct ctl *c, const struct publish *p, struct module_manifest *m,
+    const char *topic)
 {
+	const struct module_manifest *old;
 	struct ptr_list cur;
+	char t[32];
 	int rc;
 
 	/* One name asked: the list holds its pointer or nothing. */
-	if ((rc = pointer_get(c, name, &cur)) != 0)
+	if ((rc = pointer_get(c, m->name, &cur)) != 0)
 		return rc;
-	rc = pointer_next_published_at(now_wall_ms(), cur.n > 0 && cur.v[0].decoded ?
-	    &cur.v[0].m.published_at : NULL, topic, out);
+	old = cur.n > 0 && cur.v[0].decoded ? &cur.v[0].m : NULL;
+	if (old && strcmp(old->version, m->version) == 0 &&
+	    strcmp(old->sha256, m->sha256) != 0) {
+		if (!p->force) {
+			fprintf(stderr, "muster: %s %s is already published as another "
+			    "build (sha256 %s, %s); hosts that have it cached would keep "
+			    "running it under the same version.  Give the module a new "
+			    "version, or --force to replace the build anyway\n", m->name,
+			    m->version, old->sha256, when(old->published_at, t, sizeof(t)));
+			ptr_list_free(&cur);
+			return EXIT_USAGE;
+		}
+		fprintf(stderr, "muster: --force: replacing %s %s (sha256 %s) with "
+		    "sha256 %s; hosts that cached the old build may keep running it\n",
+		    m->name, m->version, old->sha256, m->sha256);
+	}
+	rc = pointer_next_published_at(now_wall_ms(), old ? &old->published_at : NULL,
+	    topic, &m->published_at);
 	ptr_list_free(&cur);
 	return rc;
 }
@@ -811,8 +890,7 @@ publish_send(struct ctl *c, const struct publish *p, struct module_manifest *m,
 	    topic_build(ptr_topic, sizeof(ptr_topic), c->root, TOPIC_MODULE, m->name,
 	    NULL) != MU_OK)
 		return fprintf(stderr, "muster: no topic for %s\n", m->name), EXIT_USAGE;
-	if ((rc = ctl_connect(c)) != 0 ||
-	    (rc = module_published_at(c, m->name, ptr_topic, &m->published_at)) != 0)
+	if ((rc = ctl_connect(c)) != 0 || (rc = module_replaces(c, p, m, ptr_topic)) != 0)
 		return rc;
 	msgpack_sbuffer_init(&art);
 	msgpack_sbuffer_init(&ptr);
@@ -837,6 +915,7 @@ mod_publish(struct ctl *c, int argc, char **argv)
 		{ "version", required_argument, NULL, 'V' },
 		{ "runner", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1042,8 +1121,11 @@ mod_show(struct ctl *c, int argc, char **argv)
 
 	if ((rc = sub_opts(argc, argv, opts, usage_show, json_opt, &c->json)) != 0)
 		return rc == CTL_HELP ? EXIT_OK : rc;
-	if (optind != argc - 1 || !name_valid(argv[optind]))
+	if (optind != argc - 1)
 		return fputs(usage_show, stderr), EXIT_USAGE;
+	if (!name_valid(argv[optind]))
+		return fprintf(stderr, "muster: bad module name '%s': %s\n", argv[optind],
+		    NAME_RULE), EXIT_USAGE;
 	topic_build(ptr_topic, sizeof(ptr_topic), c->root, TOPIC_MODULE, argv[optind], NULL);
 	if ((rc = ctl_connect(c)) != 0 || (rc = pointer_get(c, argv[optind], &l)) != 0)
 		return rc;
@@ -1149,8 +1231,11 @@ mod_retire(struct ctl *c, int argc, char **argv)
 
 	if ((rc = sub_opts(argc, argv, opts, usage_retire, purge_opt, &purge)) != 0)
 		return rc == CTL_HELP ? EXIT_OK : rc;
-	if (optind != argc - 1 || !name_valid(argv[optind]))
+	if (optind != argc - 1)
 		return fputs(usage_retire, stderr), EXIT_USAGE;
+	if (!name_valid(argv[optind]))
+		return fprintf(stderr, "muster: bad module name '%s': %s\n", argv[optind],
+		    NAME_RULE), EXIT_USAGE;
 	name = argv[optind];
 	topic_build(topic, sizeof(topic), c->root, TOPIC_MODULE, name, NULL);
 	if ((rc = ctl_connect(c)) != 0 || (rc = pointer_get(c, name, &l)) != 0)

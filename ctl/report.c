@@ -139,6 +139,38 @@ set_view(json_t *o, const char *key, struct wire_str s)
 	json_array_append_new(list, json_string(key));
 }
 
+/*
+ * output as a list of lines, the form `muster-runner --run --json` prints:
+ * the wire carries the lines joined by newlines (each one ended by one), so
+ * a last newline ends the last line rather than starting an empty one.
+ * Each line is a text field of its own; "escaped" names "output" if any
+ * line had to be escaped.
+ */
+static void
+set_lines(json_t *o, const char *key, struct wire_str s)
+{
+	const char *p, *end, *nl;
+	bool esc = false, any = false;
+	json_t *lines, *list;
+
+	if (s.ptr == NULL || (lines = json_array()) == NULL)
+		return;
+	for (p = s.ptr, end = s.ptr + s.len; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		json_array_append_new(lines, json_text(p, (size_t)(nl - p), &esc));
+		any = any || esc;
+	}
+	json_object_set_new(o, key, lines);
+	if (!any)
+		return;
+	if ((list = json_object_get(o, "escaped")) == NULL) {
+		list = json_array();
+		json_object_set_new(o, "escaped", list);
+	}
+	json_array_append_new(list, json_string(key));
+}
+
 static void
 set_str(json_t *o, const char *key, const char *s)
 {
@@ -178,7 +210,7 @@ result_json(const struct result *r)
 	json_object_set_new(o, "status", json_string(result_status_name(r->status)));
 	set_view(o, "reason", r->reason);
 	set_view(o, "summary", r->summary);
-	set_view(o, "output", r->output);
+	set_lines(o, "output", r->output);
 	if (r->truncated)
 		json_object_set_new(o, "truncated", json_true());
 	if (r->data)

@@ -23,6 +23,16 @@
 #define MAX_TARGETS	64
 #define MAX_EXPECTED	4096
 #define MAX_HELD	4096	/* results waiting for their host's certificate */
+/* muster run's default wait: the job's timeout (--timeout, else the agent's
+ * default [limits] timeout, which the CLI cannot see) plus this margin for
+ * the kill grace (2 s) and the answer's way back, so that a hang comes back
+ * as the agent's `timeout` result instead of the CLI giving up first. */
+#define AGENT_TIMEOUT_MS	60000
+#define WAIT_MARGIN_MS		10000
+
+/* What the CLI knows of an expected host that has not answered (hstate). */
+#define HS_ONLINE	0x1	/* its retained status says online */
+#define HS_ACCEPTED	0x2	/* an accepted/started event (stream jobs) */
 
 struct answer {
 	struct result r;	/* borrows from raw */
@@ -45,11 +55,13 @@ struct send {
 	msgpack_sbuffer args;	/* packed args map, empty if none */
 	bool have_args;
 	uint64_t timeout_ms, ttl_ms, wait_ms;
+	bool wait_given;	/* --wait: not derived from the timeout */
 	bool stream;
 	const char *cancel;
 	long expect;		/* -1: from presence */
 	/* who should answer */
 	char (*expected)[NAME_MAX_LEN + 1];
+	uint8_t *hstate;	/* HS_*, parallel to expected */
 	size_t nexpected;
 	size_t expect_count;
 	/* what came back */
@@ -104,7 +116,8 @@ add_target(struct send *s, enum job_target_kind kind, const char *name)
 	if (s->ntargets == MAX_TARGETS)
 		return fprintf(stderr, "muster: too many targets\n"), -1;
 	if (kind != TARGET_ALL && !name_valid(name))
-		return fprintf(stderr, "muster: '%s' is not a valid name\n", name), -1;
+		return fprintf(stderr, "muster: '%s' is not a valid name: %s\n", name,
+		    NAME_RULE), -1;
 	t = &s->targets[s->ntargets++];
 	t->kind = kind;
 	snprintf(t->name, sizeof(t->name), "%s", kind == TARGET_ALL ? "" : name);
@@ -129,7 +142,7 @@ run_usage(FILE *f, const char *cmd)
 	    "  -g, --group GROUP   every host of a group (repeatable)\n"
 	    "  -a, --all           every host\n"
 	    "      --ttl DUR       how long the job stays valid (default 10m)\n"
-	    "      --wait DUR      how long to wait for answers (default 30s; 0 = do not)\n"
+	    "      --wait DUR      how long to wait for answers (default %s; 0 = do not)\n"
 	    "      --expect N      answers to wait for from groups/all (default: the\n"
 	    "                      hosts their retained status shows online)\n"
 	    "      --json          one JSON object per result, then a summary\n"
@@ -141,9 +154,12 @@ run_usage(FILE *f, const char *cmd)
 	    strcmp(cmd, "update") == 0 ?
 	    "  TARGET: host/HOST, group/GROUP or all.  The hosts look at their release\n"
 	    "  channel now (no jitter); each answer comes from the new version, or\n"
-	    "  says why there was no update.  Default --wait 5m.\n" : "",
+	    "  says why there was no update.\n" : "",
+	    strcmp(cmd, "run") == 0 ? "--timeout + 10s" :
+	    strcmp(cmd, "update") == 0 ? "5m" : "30s",
 	    strcmp(cmd, "run") == 0 ?
-	    "      --timeout DUR   how long the module may run (default: the agent's)\n"
+	    "      --timeout DUR   how long the module may run (default: the agent's\n"
+	    "                      [limits] timeout, taken as 60s for --wait)\n"
 	    "      --stream        show output and progress live\n"
 	    "      --pin SHA256    run only this exact module build\n"
 	    "arguments: key=value is typed: true/false a bool, an integer (no leading\n"
@@ -182,6 +198,7 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 		case 'T': rc = duration_opt(optarg, &s->ttl_ms, "ttl"); break;
 		case 'w':
 			/* "0" means do not wait, which parse_duration refuses. */
+			s->wait_given = true;
 			if (strcmp(optarg, "0") == 0)
 				s->wait_ms = 0;
 			else
@@ -237,10 +254,16 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 	}
 	if (s->kind == JOB_RUN) {
 		if (optind >= argc || !name_valid(argv[optind])) {
-			fprintf(stderr, "muster: %s\n", optind >= argc ? "no module given" :
-			    "bad module name");
+			if (optind >= argc)
+				fprintf(stderr, "muster: no module given\n");
+			else
+				fprintf(stderr, "muster: bad module name '%s': %s\n",
+				    argv[optind], NAME_RULE);
 			return EXIT_USAGE;
 		}
+		if (!s->wait_given)
+			s->wait_ms = (s->timeout_ms ? s->timeout_ms : AGENT_TIMEOUT_MS) +
+			    WAIT_MARGIN_MS;
 		s->module = argv[optind++];
 		if (pack_args(s, argc - optind, argv + optind) != 0)
 			return EXIT_USAGE;
@@ -264,11 +287,24 @@ expected_has(const struct send *s, const char *host)
 	return false;
 }
 
+/* The index of host in expected, or -1. */
+static long
+expected_index(const struct send *s, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < s->nexpected; i++)
+		if (strcmp(s->expected[i], host) == 0)
+			return (long)i;
+	return -1;
+}
+
 static void
-expected_add(struct send *s, const char *host)
+expected_add(struct send *s, const char *host, uint8_t state)
 {
 	if (expected_has(s, host) || s->nexpected == MAX_EXPECTED)
 		return;
+	s->hstate[s->nexpected] = state;
 	snprintf(s->expected[s->nexpected++], NAME_MAX_LEN + 1, "%s", host);
 }
 
@@ -293,7 +329,7 @@ expected_from_presence(struct ctl *c, struct send *s)
 
 	for (t = 0; t < s->ntargets; t++)
 		if (s->targets[t].kind == TARGET_HOST)
-			expected_add(s, s->targets[t].name);
+			expected_add(s, s->targets[t].name, 0);
 		else
 			need = true;
 	s->expect_count = s->nexpected;
@@ -308,11 +344,15 @@ expected_from_presence(struct ctl *c, struct send *s)
 	s->presence = true;
 	for (i = 0; i < hosts.n; i++) {
 		const struct status *st = &hosts.v[i].st;
+		long k;
 
+		/* A named host (added above) is known online from here too. */
+		if (st->online && (k = expected_index(s, st->host)) >= 0)
+			s->hstate[k] |= HS_ONLINE;
 		for (t = 0; st->online && t < s->ntargets; t++)
 			if (s->targets[t].kind == TARGET_ALL ||
 			    (s->targets[t].kind == TARGET_GROUP && in_group(st, s->targets[t].name)))
-				expected_add(s, st->host);
+				expected_add(s, st->host, HS_ONLINE);
 	}
 	hosts_free(&hosts);
 	s->expect_count = s->nexpected;
@@ -512,10 +552,16 @@ take_status(struct ctl *c, struct send *s, struct bus_event *ev)
 
 	if (ev->len == 0)
 		return;
+	long i;
+
 	if (verify_status(c, ev->topic, ev->payload, ev->len, &st, &err) != MU_OK) {
 		forged_note(c, ev->topic, err.msg);
 		return;
 	}
+	/* Presence of a named host, for the report of who did not answer. */
+	if ((i = expected_index(s, st.host)) >= 0)
+		s->hstate[i] = (uint8_t)(st.online ? s->hstate[i] | HS_ONLINE :
+		    s->hstate[i] & ~HS_ONLINE);
 	wire_doc_free(&st.doc);
 	if (s->nheld)
 		retry_held(c, s, false);
@@ -530,10 +576,11 @@ topic_ends(const char *topic, const char *suffix)
 }
 
 static void
-show_event(struct ctl *c, struct bus_event *ev)
+show_event(struct ctl *c, struct send *s, struct bus_event *ev)
 {
 	struct mu_err err;
 	struct event e;
+	long i;
 	int rc;
 
 	if (ev->retained)
@@ -545,6 +592,10 @@ show_event(struct ctl *c, struct bus_event *ev)
 		    err.msg);
 		return;
 	}
+	/* Any event of our job means the host took it: "still running" if it
+	 * has not answered when we stop waiting. */
+	if (our_job(s, e.job) && (i = expected_index(s, e.host)) >= 0)
+		s->hstate[i] |= HS_ACCEPTED;
 	if (c->json) {
 		json_print_line(event_json(&e));
 	} else if (e.event == EV_OUTPUT) {
@@ -586,7 +637,7 @@ on_result(struct ctl *c, struct bus_event *ev, void *arg)
 	if (ev->type != BUS_MESSAGE)
 		return false;
 	if (topic_ends(ev->topic, "/events"))
-		show_event(c, ev);
+		show_event(c, s, ev);
 	else if (topic_ends(ev->topic, "/status"))
 		take_status(c, s, ev);
 	else
@@ -677,16 +728,39 @@ print_table(const struct send *s)
 		printf("%-*s  %-11s  %-9s  ", (int)w, r->host, result_status_name(r->status),
 		    human_ms(r->finished_at >= r->started_at ? r->finished_at - r->started_at : 0,
 		    dur, sizeof(dur)));
-		term_put(stdout, text.ptr, text.len, 200);
+		/* musterd gives a timeout no reason today; the status alone
+		 * means what docs/protocol.md says, so say that. */
+		if (text.ptr == NULL && r->status == RS_TIMEOUT)
+			fputs("ran past its timeout and was stopped", stdout);
+		else
+			term_put(stdout, text.ptr, text.len, 200);
 		putchar('\n');
 	}
+}
+
+/*
+ * Is expected host i, which has not answered, still at the job?  An accepted
+ * or started event says so (stream jobs only: musterd sends no events
+ * otherwise).  Without one, a host whose retained status says online is
+ * taken to be running it: an online agent answers every job it gets, a
+ * refusal too, so one that has not answered a run is fetching, queued or
+ * running it (or went away without its will having fired yet).  Ping,
+ * version and cancel answer at once: silence there is "no answer".
+ */
+static bool
+still_running(const struct send *s, size_t i)
+{
+	if (s->kind != JOB_RUN)
+		return false;
+	return (s->hstate[i] & (HS_ACCEPTED | HS_ONLINE)) != 0;
 }
 
 static int
 report(struct ctl *c, struct send *s)
 {
 	int counts[RS_INTERRUPTED + 1], t, rc;
-	json_t *sum = NULL, *missing = json_array(), *jobs = json_array();
+	json_t *sum = NULL, *missing = json_array(), *running = json_array();
+	json_t *jobs = json_array();
 	char el[32];
 	size_t i, nmissing = 0;
 
@@ -695,7 +769,8 @@ report(struct ctl *c, struct send *s)
 	count_status(s, counts);
 	for (i = 0; i < s->nexpected; i++)
 		if (!host_answered(s, s->expected[i])) {
-			json_array_append_new(missing, json_string(s->expected[i]));
+			json_array_append_new(still_running(s, i) ? running : missing,
+			    json_string(s->expected[i]));
 			nmissing++;
 		}
 	if (nmissing == 0 && s->nanswers < s->expect_count)
@@ -707,19 +782,27 @@ report(struct ctl *c, struct send *s)
 	if (c->json) {
 		for (t = 0; t < s->ntargets; t++)
 			json_array_append_new(jobs, json_string(s->ids[t]));
-		sum = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:i}",
+		sum = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:i}",
 		    "type", "summary", "jobs", jobs, "expected", (json_int_t)s->expect_count,
 		    "answered", (json_int_t)s->nanswers, "pass", (json_int_t)counts[RS_PASS],
 		    "fail", (json_int_t)counts[RS_FAIL],
 		    "other", (json_int_t)(s->nanswers - counts[RS_PASS] - counts[RS_FAIL]),
-		    "missing", missing, "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
+		    "missing", missing, "running", running,
+		    "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
 		    "forged", (json_int_t)c->nforged, "exit", rc);
 		json_print_line(sum);
 		return rc;
 	}
 	json_decref(jobs);
 	print_table(s);
-	if (nmissing) {
+	if (json_array_size(running)) {
+		printf("still running:");
+		for (i = 0; i < json_array_size(running); i++)
+			printf(" %s", json_string_value(json_array_get(running, i)));
+		printf("   (stop: muster cancel -H HOST %s)\n", s->ntargets == 1 ?
+		    s->ids[0] : "JOB");
+	}
+	if (json_array_size(missing) || (nmissing && json_array_size(running) == 0)) {
 		printf("no answer:");
 		for (i = 0; i < json_array_size(missing); i++)
 			printf(" %s", json_string_value(json_array_get(missing, i)));
@@ -728,10 +811,16 @@ report(struct ctl *c, struct send *s)
 		printf("\n");
 	}
 	json_decref(missing);
-	printf("%zu expected, %zu answered: %d pass, %d fail, %d other (%s)\n",
+	json_decref(running);
+	printf("%zu expected, %zu answered: %d pass, %d fail, %d other (%s)",
 	    s->expect_count, s->nanswers, counts[RS_PASS], counts[RS_FAIL],
 	    (int)s->nanswers - counts[RS_PASS] - counts[RS_FAIL],
 	    human_ms(now_mono_ms() - s->t0, el, sizeof(el)));
+	/* The job id: what `muster cancel` and `muster history --job` take. */
+	for (t = 0; t < s->ntargets; t++)
+		printf("%s%s", t == 0 ? (s->ntargets > 1 ? "  jobs " : "  job ") : " ",
+		    s->ids[t]);
+	putchar('\n');
 	forged_report(c, stdout);
 	return rc;
 }
@@ -833,6 +922,7 @@ send_free(struct send *s)
 	}
 	free(s->held);
 	free(s->expected);
+	free(s->hstate);
 	msgpack_sbuffer_destroy(&s->args);
 }
 
@@ -900,7 +990,8 @@ cmd_run(struct ctl *c, int argc, char **argv)
 	msgpack_sbuffer_init(&s.args);
 	s.tty = isatty(STDERR_FILENO);
 	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
-	if (s.expected == NULL)
+	s.hstate = calloc(MAX_EXPECTED, sizeof(*s.hstate));
+	if (s.expected == NULL || s.hstate == NULL)
 		rc = EXIT_USAGE;
 	else if ((rc = parse_run(c, &s, argc, argv)) == 0)
 		rc = send_run(c, &s);
@@ -925,6 +1016,7 @@ cmd_cancel(struct ctl *c, int argc, char **argv)
 	msgpack_sbuffer_init(&s.args);
 	s.tty = isatty(STDERR_FILENO);
 	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
+	s.hstate = calloc(MAX_EXPECTED, sizeof(*s.hstate));
 	while (rc == 0 && !help && (o = getopt_long(argc, argv, "H:h", opts, NULL)) != -1) {
 		if (o == 'H')
 			rc = add_target(&s, TARGET_HOST, optarg);
@@ -941,7 +1033,7 @@ cmd_cancel(struct ctl *c, int argc, char **argv)
 			rc = -1;
 	}
 	if (help || rc != 0 || s.ntargets != 1 || optind + 1 != argc ||
-	    !jobid_valid(argv[optind]) || s.expected == NULL) {
+	    !jobid_valid(argv[optind]) || s.expected == NULL || s.hstate == NULL) {
 		fprintf(help ? stdout : stderr, "usage: muster cancel -H HOST [--wait DUR] "
 		    "[--json] JOB\n"
 		    "  stop job JOB on HOST (its result then says cancelled); the\n"

@@ -116,7 +116,7 @@ def table_rows(out: str) -> list[list[str]]:
     i = next(i for i, line in enumerate(lines) if line.startswith("HOST "))
     rows = []
     for line in lines[i + 1:]:
-        if line.startswith(("no answer:",)) or " expected, " in line:
+        if line.startswith(("no answer:", "still running:")) or " expected, " in line:
             break
         rows.append(line.split(None, 3))
     return rows
@@ -218,6 +218,70 @@ def test_duration_is_how_long_the_module_ran(fleet):
     assert res["status"] == "timeout", res
     assert res["duration_ms"] == res["finished_at"] - res["started_at"], res
     assert 1000 <= res["duration_ms"] < 10000, res
+
+
+def test_hang_without_timeout_is_still_running(fleet):
+    """Issue 23: a module that hangs (no --timeout: the agent's 60 s) is
+    shown as still running, with the job id to cancel it, not as a dead
+    host, when the CLI stops waiting first."""
+    r = fleet.cli("run", "-H", "h1", "--wait", "2s", "hang")
+    assert r.returncode == 3, r.stdout + r.stderr
+    job = re.search(r" answered: .*  job (\S+)$", r.stdout, re.M)
+    assert job, r.stdout
+    job = job[1]
+    assert "still running: h1" in r.stdout and job in r.stdout, r.stdout
+    assert "no answer" not in r.stdout, r.stdout
+    c = fleet.cli("cancel", "-H", "h1", job)
+    assert c.returncode == 0, c.stdout + c.stderr
+
+    r = fleet.cli("run", "-H", "h1", "-H", "h9", "--wait", "2s", "--json", "hang")
+    assert r.returncode == 3, r.stdout + r.stderr
+    (summary,) = ndjson(r.stdout)
+    # h1 is online and silent: at work; h9 has no agent: no answer.
+    assert summary["running"] == ["h1"] and summary["missing"] == ["h9"], summary
+    assert fleet.cli("cancel", "-H", "h1", summary["jobs"][0]).returncode == 0
+
+    # A named host beside a group: presence marks both.
+    r = fleet.cli("run", "-H", "h1", "-g", "db", "--wait", "2s", "--json", "hang")
+    (summary,) = ndjson(r.stdout)
+    assert sorted(summary["running"]) == ["h1", "h2", "h3"], summary
+    h1_job, db_job = summary["jobs"]
+    for host, job in (("h1", h1_job), ("h2", db_job), ("h3", db_job)):
+        assert fleet.cli("cancel", "-H", host, job).returncode == 0
+
+
+def test_default_wait_follows_the_timeout(fleet):
+    """Without --wait, run waits the job's timeout + 10 s (not a fixed 30 s),
+    so the agent's timeout result comes back before the CLI gives up."""
+    t = time.monotonic()
+    r = fleet.cli("run", "-H", "h9", "--timeout", "1s", "hang")
+    took = time.monotonic() - t
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert 10.5 < took < 20, took
+    assert "no answer: h9" in r.stdout
+    # A timeout row says what happened, even with no reason from the agent.
+    r = fleet.cli("run", "-H", "h1", "--timeout", "1s", "hang")
+    assert r.returncode == 1, r.stdout + r.stderr
+    (row,) = table_rows(r.stdout)
+    assert row[1] == "timeout" and row[3], row
+
+
+def test_output_is_a_list_of_lines(fleet):
+    """`output` in --json is a list of lines, as muster-runner --run --json
+    prints it."""
+    r = fleet.cli("run", "-H", "h1", "--json", "echoargs", "x=hello", "y=two words")
+    assert r.returncode == 0, r.stderr
+    res = ndjson(r.stdout)[0]
+    assert res["output"][:2] == ["x (str) = hello", "y (str) = two words"], res
+    assert all(isinstance(line, str) and "\n" not in line for line in res["output"])
+
+
+def test_bad_names_state_the_rule(fleet):
+    r = fleet.cli("run", "-H", "h1", "Disk.Usage")
+    assert r.returncode == 2
+    assert "'Disk.Usage'" in r.stderr and "a-z, 0-9" in r.stderr, r.stderr
+    r = fleet.cli("ping", "-H", "Web1")
+    assert r.returncode == 2 and "no upper case" in r.stderr, r.stderr
 
 
 def test_version(fleet):

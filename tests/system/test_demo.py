@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""scripts/demo end to end: a broker, muster-server and three agents with
+"""scripts/demo end to end: a broker, muster-server and four agents with
 their own PKI, the demo's jobs, the server's page and archive, `scripts/demo env`, and `scripts/demo stop` leaving no
 process behind.  Runs in a temporary MUSTER_DEMO_DIR with the build under
 test (MUSTER_BUILD_DIR), so it never touches a demo/ someone is using."""

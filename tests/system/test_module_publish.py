@@ -435,6 +435,9 @@ def test_host_cannot_publish_modules(broker, keys, mqtt, tmp_path):
     r = as_host("module", "publish", str(module_file("sys.info")))
     assert r.returncode == 2
     assert "the broker did not accept the module artifact" in r.stderr
+    # ... and names the role it takes, and what this certificate is.
+    assert "publisher role (CN pub:NAME)" in r.stderr and "is CN h1" in r.stderr, \
+        r.stderr
     assert retained(mqtt, topic("modules", "#"), cn="h3") == {}
     # The control: the same payloads from the publisher's certificate arrive.
     pubc = mqtt("pub:release")
@@ -446,3 +449,42 @@ def test_host_cannot_publish_modules(broker, keys, mqtt, tmp_path):
     host.publish(topic("modules", "evil"), b"", qos=1, retain=True)
     assert topic("modules", "evil") in retained(mqtt, topic("modules", "#"),
                                                 cn="h3")
+
+
+def test_operator_cannot_publish_or_retire(broker, keys, pub, mqtt, tmp_path):
+    """The operator's certificate (what the demo's muster.conf has) is
+    refused by the broker; the CLI says the publisher role is needed."""
+    home = tmp_path / "ophome"
+    home.mkdir()
+    as_op = Pub(pub_conf(tmp_path / "op.conf", broker, keys, cn="op:alice"), home)
+    r = as_op("module", "publish", str(module_file("sys.info")))
+    assert r.returncode == 2
+    assert "publisher role (CN pub:NAME)" in r.stderr and "CN op:alice" in r.stderr, \
+        r.stderr
+    pub.publish(module_file("sys.info"))
+    r = as_op("module", "retire", "sys.info")
+    assert r.returncode == 2
+    assert "clearing of the pointer" in r.stderr and "CN op:alice" in r.stderr, r.stderr
+    assert "sys.info" in pub.list()
+
+
+def test_republish_other_bytes_needs_force(pub, mqtt, tmp_path):
+    """Issue 23: a second build under a version already published is refused
+    (hosts know a build by its version) unless --force; the same bytes
+    again are fine."""
+    so = module_file("sys.info")
+    first = pub.publish(so)
+    other = tmp_path / "sys.info.so"
+    # Bytes after the ELF file's end: another sha256, the same module.
+    other.write_bytes(so.read_bytes() + b"\0" * 64)
+    sha = hashlib.sha256(other.read_bytes()).hexdigest()
+    r = pub("module", "publish", str(other))
+    assert r.returncode == 2, r.stdout
+    assert "sys.info 1.0.0 is already published as another build" in r.stderr
+    assert first["sha256"] in r.stderr and "--force" in r.stderr, r.stderr
+    assert pub.list()["sys.info"]["sha256"] == first["sha256"]
+    assert topic("modules", "sys.info", sha) not in retained(mqtt, topic("modules", "#"))
+    forced = pub.publish(other, "--force")
+    assert forced["sha256"] == sha
+    assert pub.list()["sys.info"]["sha256"] == sha
+    assert pub.publish(other)["sha256"] == sha

@@ -79,7 +79,7 @@ def test_cli_and_dev_files(debs):
               "/usr/share/muster/module-template/CMakeLists.txt",
               "/usr/share/muster/module-template/hello.c",
               "/usr/share/muster/module-template/tests/tools/uname",
-              "/usr/bin/muster-runner",
+              "/usr/bin/muster-runner", "/usr/share/lintian/overrides/muster-dev",
               "/usr/share/man/man7/muster-module.7.gz",
               "/usr/share/doc/muster-dev/copyright"]:
         assert w in dev, w

@@ -620,6 +620,7 @@ void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
  * (session.c), also used by one process not running as root. */
 int net_main(struct agent *a, const char *fds);
 int net_start(struct agent *a, struct mu_err *err);
+int net_filter_install(struct mu_err *err);	/* net/netfilter.c */
 void net_stop(struct agent *a);
 /* Parent: its reaper (reap.c) reaped the network process. */
 void priv_net_exited(struct agent *a, int status);

@@ -803,6 +803,12 @@ net_main(struct agent *a, const char *fds)
 	chan_init(a, &a->to_parent, chanfd);
 	if ((rc = net_drop(a, tls, &err)) == MU_OK)
 		rc = net_start(a, &err);
+	/* Set up: from here on it needs none of what its filter denies
+	 * (net/netfilter.c); Paho's threads get it too. */
+	if (rc == MU_OK && (rc = net_filter_install(&err)) == MU_OK)
+		log_info("network process %d: seccomp filter active (denylist: other "
+		    "processes, namespaces, kernel loading, setuid family, TIOCSTI, "
+		    "mknod, symlink)", (int)getpid());
 	if (rc != MU_OK) {
 		log_err("network process: %s", err.msg);
 		net_tell_parent(a, false, err.msg);

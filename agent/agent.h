@@ -621,6 +621,9 @@ void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
 int net_main(struct agent *a, const char *fds);
 int net_start(struct agent *a, struct mu_err *err);
 int net_filter_install(struct mu_err *err);	/* net/netfilter.c */
+/* The self-test nonce crosses an exec through a pipe, never argv or the
+ * environment (readable in /proc): the read end (close-on-exec), or -1. */
+int nonce_pipe(const char *nonce);
 void net_stop(struct agent *a);
 /* Parent: its reaper (reap.c) reaped the network process. */
 void priv_net_exited(struct agent *a, int status);

@@ -59,6 +59,12 @@
 
 #define AGENT_VERSION		MUSTER_VERSION
 #define KILL_GRACE_MS		2000	/* SIGTERM -> SIGKILL */
+/* Live events of one stream job (run.c stream_event()): each is a signed
+ * MQTT message; past either bound the rest are dropped and counted in the
+ * result's events_dropped, so a module printing a line at a time cannot
+ * make the host publish without end. */
+#define RUN_MAX_EVENTS		1000
+#define RUN_MAX_EVENT_BYTES	(256 * 1024)	/* of text, all events */
 #define CLOCK_SKEW_MS		60000	/* design.md §3: +-60 s */
 #define REJECT_BURST		20	/* rejected results per window */
 #define REJECT_WINDOW_MS	10000
@@ -204,7 +210,9 @@ struct run {
 	bool reaped;
 	uint64_t started_at;		/* wall ms */
 	uint64_t timeout_timer, kill_timer;
-	uint64_t event_seq;
+	uint64_t event_seq;		/* events sent (seq of the last) */
+	uint64_t event_bytes;		/* their text */
+	uint64_t events_dropped;	/* past RUN_MAX_EVENTS/_BYTES */
 	struct module_file *module;	/* owned once the network process named a
 					 * build and the parent checked it */
 	uint64_t wait_timer, wait_timer_ms;	/* WAITING for the module */
@@ -624,6 +632,10 @@ void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
  * (session.c), also used by one process not running as root. */
 int net_main(struct agent *a, const char *fds);
 int net_start(struct agent *a, struct mu_err *err);
+int net_filter_install(struct mu_err *err);	/* net/netfilter.c */
+/* The self-test nonce crosses an exec through a pipe, never argv or the
+ * environment (readable in /proc): the read end (close-on-exec), or -1. */
+int nonce_pipe(const char *nonce);
 void net_stop(struct agent *a);
 /* Parent: its reaper (reap.c) reaped the network process. */
 void priv_net_exited(struct agent *a, int status);

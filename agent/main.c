@@ -499,6 +499,28 @@ net_process(struct agent *a, const char *fds)
 	_exit(rc);
 }
 
+/* --nonce-fd N: the self-test nonce from the pipe its starter filled
+ * (nonce_pipe()), read once and closed, so no later exec inherits it. */
+static int
+nonce_read(struct agent *a, int fd)
+{
+	char buf[WIRE_MAX_NONCE + 2];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < sizeof(buf) - 1 &&
+	    ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0 ||
+	    (n == -1 && errno == EINTR)))
+		if (n > 0)
+			got += (size_t)n;
+	close(fd);
+	buf[got] = '\0';
+	if (got >= sizeof(a->selftest_nonce) || !nonce_valid(buf))
+		return -1;
+	memcpy(a->selftest_nonce, buf, got + 1);
+	return 0;
+}
+
 /* musterd's options beyond those of every daemon (daemon_options()). */
 struct own_opts {
 	struct agent *a;
@@ -526,11 +548,17 @@ own_opt(int o, const char *arg, void *ctx)
 	case 'R':
 		own->runner = arg;
 		break;
-	case 'n':
+	case 'n':	/* from a live agent older than --nonce-fd */
 		if (!nonce_valid(arg))
 			return -1;
 		snprintf(own->a->selftest_nonce, sizeof(own->a->selftest_nonce), "%s", arg);
 		break;
+	case 'F':
+		errno = 0;
+		fd = strtol(arg, &end, 10);
+		if (errno || *end || fd < 3 || fd > 65535)
+			return -1;
+		return nonce_read(own->a, (int)fd);
 	case 'W':
 		errno = 0;
 		fd = strtol(arg, &end, 10);
@@ -560,6 +588,7 @@ main(int argc, char *argv[])
 		{ "runner", required_argument, NULL, 'R' },
 		{ "wake-fd", required_argument, NULL, 'W' },
 		{ "nonce", required_argument, NULL, 'n' },
+		{ "nonce-fd", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct agent agent;	/* the one agent of this process */

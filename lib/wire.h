@@ -164,6 +164,9 @@ struct result {
 	enum result_status status;
 	struct wire_str reason, summary, output;	/* optional */
 	bool truncated;
+	/* Optional (0 = absent): live events of a stream job the agent did
+	 * not publish, past its per-job bounds. */
+	uint64_t events_dropped;
 	const msgpack_object *data;	/* optional map */
 	bool has_exit_code, has_signal;
 	int32_t exit_code, signal;

@@ -123,6 +123,8 @@ result_decode_outcome(struct rd *r, struct result *out)
 	if (!rc)
 		rc = rd_bool(r, "truncated", false, &out->truncated);
 	if (!rc)
+		rc = rd_uint(r, "events_dropped", false, UINT64_MAX, &out->events_dropped);
+	if (!rc)
 		rc = rd_map(r, "data", &out->data);
 	if (!rc)
 		rc = rd_int32(r, "exit_code", &out->has_exit_code, &out->exit_code);
@@ -205,6 +207,8 @@ result_pack_optional(msgpack_packer *pk, const struct result *x)
 		pk_kv_view(pk, "output", x->output);
 	if (x->truncated)
 		pk_kv_bool(pk, "truncated", true);
+	if (x->events_dropped)
+		pk_kv_uint(pk, "events_dropped", x->events_dropped);
 	if (x->data) {
 		pk_key(pk, "data");
 		msgpack_pack_object(pk, *x->data);
@@ -236,7 +240,8 @@ result_encode(const struct result *x, msgpack_sbuffer *out, struct mu_err *err)
 	if (rc)
 		return rc;
 	n += (x->reason.ptr != NULL) + (x->summary.ptr != NULL) +
-	    (x->output.ptr != NULL) + x->truncated + (x->data != NULL) +
+	    (x->output.ptr != NULL) + x->truncated + (x->events_dropped != 0) +
+	    (x->data != NULL) +
 	    x->has_exit_code + x->has_signal + (x->module[0] != '\0') +
 	    (x->module_version[0] != '\0') + (x->module_sha256[0] != '\0') + x->has_seq;
 	start = pk_begin(&pk, out, n);

@@ -803,6 +803,12 @@ net_main(struct agent *a, const char *fds)
 	chan_init(a, &a->to_parent, chanfd);
 	if ((rc = net_drop(a, tls, &err)) == MU_OK)
 		rc = net_start(a, &err);
+	/* Set up: from here on it needs none of what its filter denies
+	 * (net/netfilter.c); Paho's threads get it too. */
+	if (rc == MU_OK && (rc = net_filter_install(&err)) == MU_OK)
+		log_info("network process %d: seccomp filter active (denylist: other "
+		    "processes, namespaces, kernel loading, setuid family, TIOCSTI, "
+		    "mknod, symlink)", (int)getpid());
 	if (rc != MU_OK) {
 		log_err("network process: %s", err.msg);
 		net_tell_parent(a, false, err.msg);
@@ -818,19 +824,45 @@ net_main(struct agent *a, const char *fds)
 	return a->selftest ? a->selftest_rc : 0;
 }
 
+/*
+ * Async-signal-safe (update.c and net_exec() call it between fork and
+ * exec): the nonce is at most WIRE_MAX_NONCE bytes, well under PIPE_BUF,
+ * so one write() puts it all in the pipe, and the reader sees EOF after.
+ */
+int
+nonce_pipe(const char *nonce)
+{
+	size_t len = strlen(nonce);
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	if (write(p[1], nonce, len) != (ssize_t)len) {
+		close(p[0]), close(p[1]);
+		return -1;
+	}
+	close(p[1]);
+	return p[0];
+}
+
 static void __attribute__((noreturn))
 net_exec(struct agent *a, pid_t parent, int chanfd, const int tls[NET_TLS_FILES])
 {
-	char fds[64];
-	int i;
+	char fds[64], noncefd[16];
+	int i, nfd = -1;
 	char *argv[] = { "musterd", "--net", fds, "-c", a->conf_path, "--foreground",
 	    NULL, NULL, NULL, NULL };
 
-	/* A self-test's network process is one too, with the same nonce. */
+	/* A self-test's network process is one too, with the same nonce: in
+	 * a pipe, not in argv, where /proc shows it to every user. */
 	if (a->selftest) {
 		argv[6] = "--self-test";
-		if (a->selftest_nonce[0])
-			argv[7] = "--nonce", argv[8] = a->selftest_nonce;
+		if (a->selftest_nonce[0]) {
+			if ((nfd = nonce_pipe(a->selftest_nonce)) == -1)
+				_exit(1);
+			snprintf(noncefd, sizeof(noncefd), "%d", nfd);
+			argv[7] = "--nonce-fd", argv[8] = noncefd;
+		}
 	}
 
 	/* Its own session: no controlling terminal to type into (TIOCSTI)
@@ -848,6 +880,8 @@ net_exec(struct agent *a, pid_t parent, int chanfd, const int tls[NET_TLS_FILES]
 	/* Nothing of ours but these two and stdio crosses the exec. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	fcntl(chanfd, F_SETFD, 0);
+	if (nfd != -1)
+		fcntl(nfd, F_SETFD, 0);
 	for (i = 0; i < NET_TLS_FILES; i++)
 		if (tls[i] >= 0)
 			fcntl(tls[i], F_SETFD, 0);

@@ -94,6 +94,11 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 
 	if (!r->job.stream)
 		return;
+	if (r->event_seq >= RUN_MAX_EVENTS || tlen > RUN_MAX_EVENT_BYTES - r->event_bytes) {
+		r->events_dropped++;
+		return;
+	}
+	r->event_bytes += tlen;
 	snprintf(e.job, sizeof(e.job), "%s", r->job.id);
 	snprintf(e.host, sizeof(e.host), "%s", a->cfg.host);
 	e.seq = ++r->event_seq;
@@ -723,6 +728,7 @@ run_finish(struct agent *a, struct run *r)
 	if (r->output_len)
 		res.output = (struct wire_str){ r->output, r->output_len };
 	res.truncated = r->truncated;
+	res.events_dropped = r->events_dropped;
 	snprintf(res.module_version, sizeof(res.module_version), "%s", r->module_version);
 	snprintf(res.module_sha256, sizeof(res.module_sha256), "%s", r->module_sha256);
 	msgpack_unpacked_init(&data);

@@ -362,13 +362,15 @@ static void selftest_expired(struct loop *l, uint64_t id, void *arg);
 static int
 selftest_spawn(struct agent *a, struct mu_err *err)
 {
-	char agent[PATH_MAX], runner[PATH_MAX], dir[CONF_PATH_MAX + 32];
+	char agent[PATH_MAX], runner[PATH_MAX], dir[CONF_PATH_MAX + 32], noncefd[16];
+	/* The nonce goes in a pipe (--nonce-fd): argv is readable by every
+	 * user in /proc/PID/cmdline, and so would the verdict be to forge. */
 	char *argv[] = { agent, "--self-test", "-c", a->conf_path, "--foreground",
-	    "--runner", runner, "--nonce", a->upd.nonce, NULL };
+	    "--runner", runner, "--nonce-fd", noncefd, NULL };
 	uint8_t r[16];
 	size_t i;
 	pid_t pid;
-	int rc;
+	int rc, nfd;
 
 	/* Ours, so that we recognise the verdict on it ourselves. */
 	if (getrandom(r, sizeof(r), 0) != sizeof(r))
@@ -385,19 +387,27 @@ selftest_spawn(struct agent *a, struct mu_err *err)
 		return rc;
 	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
 		return mu_errf(err, MU_EIO, "%s: %s", dir, strerror(errno));
-	if ((pid = fork()) == -1)
-		return mu_errf(err, MU_EIO, "fork: %s", strerror(errno));
+	if ((nfd = nonce_pipe(a->upd.nonce)) == -1)
+		return mu_errf(err, MU_EIO, "a pipe for the nonce: %s", strerror(errno));
+	snprintf(noncefd, sizeof(noncefd), "%d", nfd);
+	if ((pid = fork()) == -1) {
+		rc = errno;
+		close(nfd);
+		return mu_errf(err, MU_EIO, "fork: %s", strerror(rc));
+	}
 	if (pid == 0) {
 		sigset_t none;
 
 		/* Dies with us: a killed agent leaves no self-test behind. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+		fcntl(nfd, F_SETFD, 0);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		execv(agent, argv);
 		_exit(127);
 	}
+	close(nfd);
 	a->upd.child = pid;
 	a->upd.timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms +
 	    SELFTEST_GRACE_MS, selftest_expired, a);

@@ -337,3 +337,29 @@ def test_stream_events_in_order(agents, op, operator):
     ats = [e["at"] for e in evs]
     assert ats == sorted(ats)
     assert op.get(0, ev_t) is None
+
+
+def test_stream_events_bounded_per_job(agents, op, operator):
+    """A stream job whose module writes 3000 short lines (well within the
+    output limit) publishes at most 1000 events (agent.h RUN_MAX_EVENTS);
+    its result counts the rest (accepted + started + 3000 output - 1000
+    published) in events_dropped."""
+    a, _ = start_agent(agents, "flood")
+    body = new_job("run", f"host/{HOST}", module="flood", stream=True,
+                   args={"lines": 3000})
+    got = run_job(op, operator, body, [HOST], timeout=30, events=True)
+    r = got[HOST]
+    assert r["status"] == "pass", r
+    assert r["data"]["lines"] == 3000, r["data"]
+    evs = []
+    while (m := op.get(0, topic("results", body["id"], HOST, "events"))):
+        evs.append(m.decode())
+    assert 0 < len(evs) <= 1000, len(evs)
+    assert max(e["seq"] for e in evs) <= 1000
+    assert r.get("events_dropped") == 3002 - 1000, {k: v for k, v in r.items()
+                                                    if k != "output"}
+    # A job within the bounds drops nothing and says nothing about it.
+    small = new_job("run", f"host/{HOST}", module="flood", stream=True,
+                    args={"lines": 10})
+    r = run_job(op, operator, small, [HOST], timeout=30, events=True)[HOST]
+    assert r["status"] == "pass" and "events_dropped" not in r, r

@@ -93,6 +93,27 @@ def test_process_tree_users_and_capabilities(agents, op, operator):
     assert "network process" in a.log()
 
 
+def test_network_process_has_its_own_seccomp_filter(agents, op, operator):
+    """Once set up, every thread of the network process (Paho's, started
+    before the filter, included) runs under a seccomp filter; the parent
+    has none of its own; and the agent still works through it (a module
+    fetched and verified with gpg, a job run, a result sent)."""
+    a = start(agents)
+    n = wait_until(lambda: net_pid(a), 10, what="the network process")
+    assert ping(op, operator)["status"] == "pass"
+    wait_until(lambda: log_count(a, "seccomp filter active"), 10,
+               what="the filter's log line")
+    assert status_of(a.pid)["Seccomp"] == "0"
+    tasks = os.listdir(f"/proc/{n}/task")
+    assert len(tasks) > 1, tasks		# Paho's threads are there
+    for t in tasks:
+        st = status_of(f"{n}/task/{t}")
+        assert st["Seccomp"] == "2", (t, st["Seccomp"])
+    body = new_job("run", "host/h1", module="escape", args={})
+    r = run_job(op, operator, body, ["h1"], 15)["h1"]
+    assert r["status"] == "pass", r
+
+
 def test_network_process_killed_mid_job_one_result(agents, op, operator, broker):
     from muster_fixtures import broker_received, spool_files, topic
     a = start(agents)

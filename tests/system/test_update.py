@@ -11,6 +11,7 @@ them like systemd does.
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -172,6 +173,60 @@ def test_happy_path_canary(upd_agents, server, op, operator, pub, keys, v2):
     assert r["agent_version"] == V2
     assert a.restarts == 0
     assert "passed" in server.log()
+
+
+class ProcScanner:
+    """Reads every process's cmdline and environ over and over until
+    finish(), keeping what it saw of self-test processes (any process whose
+    cmdline says --self-test) and all the texts, to search afterwards."""
+
+    def __init__(self):
+        self.texts: set[bytes] = set()		# the same texts recur: a set
+        self.selftests: set[bytes] = set()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            for e in os.listdir("/proc"):
+                if not e.isdigit():
+                    continue
+                try:
+                    cmd = Path(f"/proc/{e}/cmdline").read_bytes()
+                    env = Path(f"/proc/{e}/environ").read_bytes()
+                except OSError:
+                    continue
+                self.texts.update((cmd, env))
+                if b"--self-test" in cmd:
+                    self.selftests.add(cmd)
+            time.sleep(0.005)
+
+    def finish(self):
+        self._stop.set()
+        self._t.join()
+
+
+def test_selftest_nonce_not_in_proc(upd_agents, server, op, operator, pub, keys, v2):
+    """The self-test nonce crosses the execs of the staged agent and of its
+    network process through a pipe: during a whole self-test no process's
+    cmdline or environment shows it (issue 22.7)."""
+    a = upd_agents("h1").start()
+    scan = ProcScanner()
+    try:
+        publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes())
+        wait_version(a, V2, timeout=90)
+    finally:
+        scan.finish()
+    # The scan saw the self-test's agent and its network process.
+    assert any(b"--net\0" not in c for c in scan.selftests), scan.selftests
+    assert any(b"--net\0" in c for c in scan.selftests), scan.selftests
+    # The nonce (its first 12 digits, all the self-test logs of it).
+    m = re.search(r"asks for a test job \(nonce ([0-9a-f]{12})", a.log())
+    assert m, a.log()[-2000:]
+    prefix = m.group(1).encode()
+    shown = [t for t in scan.texts if prefix in t]
+    assert shown == [], shown
 
 
 # ---- faults: each ends on a good version, saying why in status ------------------

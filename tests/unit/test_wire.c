@@ -469,6 +469,7 @@ test_result(void **state)
 	r.summary = (struct wire_str){ "segfault", 8 };
 	r.output = (struct wire_str){ "line1\nline2", 11 };
 	r.truncated = true;
+	r.events_dropped = 2002;
 	r.data = &up.data;
 	r.has_signal = true;
 	r.signal = 11;
@@ -493,6 +494,7 @@ test_result(void **state)
 	assert_memory_equal(d.output.ptr, "line1\nline2", 11);
 	assert_null(d.reason.ptr);
 	assert_true(d.truncated);
+	assert_true(d.events_dropped == 2002);
 	assert_non_null(d.data);
 	assert_int_equal(d.data->via.map.size, 1);
 	assert_true(d.has_signal && d.signal == 11);

@@ -852,6 +852,21 @@ net_exec(struct agent *a, pid_t parent, int chanfd, const int tls[NET_TLS_FILES]
 		if (tls[i] >= 0)
 			fcntl(tls[i], F_SETFD, 0);
 	snprintf(fds, sizeof(fds), "%d,%d,%d,%d", chanfd, tls[0], tls[1], tls[2]);
+#ifdef MUSTER_TEST_HOOKS
+	/* Test builds only (cmake -DMUSTER_TEST_HOOKS, never in a package):
+	 * a scripted network process in place of ours, with the same
+	 * channel and arguments, so tests can lie to the parent the way
+	 * code running in the network process could (issue 22,
+	 * tests/system/hostile_net.py). */
+	{
+		const char *fake = getenv("MUSTER_TEST_NET_EXEC");
+
+		if (fake && fake[0]) {
+			execv(fake, argv);
+			_exit(127);
+		}
+	}
+#endif
 	/* Our own binary, even if a package upgrade replaced the file. */
 	execv("/proc/self/exe", argv);
 	_exit(127);

@@ -131,6 +131,17 @@ class HostileNet:
         self.peers.append(p)
         return p
 
+    def live(self, timeout: float = 20) -> Peer:
+        """The network process the parent runs now: the ones it has
+        replaced meanwhile (killed) are skipped."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            p = self.accept(left)
+            if p.alive():
+                return p
+            p.close()
+        raise AssertionError(f"no live network process in {timeout}s")
+
     def close(self) -> None:
         for p in self.peers:
             p.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile_net import HostileNet, priv
+from hostile_net import EXEC_ENV, HostileNet, priv
 from muster_fixtures import (
     TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, new_job,
     target_topic, unpack, wait_until,
@@ -41,6 +41,8 @@ def hostile(agents):
         d = tempfile.mkdtemp(prefix="hn-")	# a short path for AF_UNIX
         net = HostileNet(Path(d) / "s")
         a = agents(name, wake_port=0, **kw)
+        if EXEC_ENV.encode() not in a.binary.read_bytes():
+            pytest.skip(f"{a.binary} is built without MUSTER_TEST_HOOKS")
         a.env.update(net.env())
         made.append((net, d))
         return a, net

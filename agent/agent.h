@@ -496,6 +496,12 @@ struct agent {
 	struct pending *pending;	/* parent: results sent, not yet spooled */
 	size_t npending, pending_bytes;	/* their count and weight (results.c) */
 	uint64_t net_spawned_ms;	/* parent: when this network process began */
+	/* Parent: a replacement asked for from inside a send (priv.c
+	 * priv_net_replace()), done from the loop: which process, and why
+	 * (a string literal). */
+	uint64_t net_replace_timer;
+	pid_t net_replace_pid;
+	const char *net_replace_why;
 	struct accepted *accepted;	/* parent: jobs waiting for their flush
 					 * (intake.c), owned */
 	char (*staged)[JOBID_MAX_LEN + 1];	/* network: results spooled but

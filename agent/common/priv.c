@@ -168,11 +168,14 @@ priv_chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
 	need = c->out_len + 4 + sb.size;
 	if (c == &a->to_net && a->role == ROLE_PARENT && need > chan_out_max(a)) {
 		msgpack_sbuffer_destroy(&sb);
-		log_err("%s message not sent: %zu bytes wait for the network process",
-		    priv_type_name(m->type), c->out_len);
-		/* Results stay pending and go to the next one; durable and
-		 * answered are derived again at its start (net_spawn()). */
-		net_lost(a, "stopped reading");
+		if (!a->net_replace_timer)
+			log_err("%s message not sent: %zu bytes wait for the network process",
+			    priv_type_name(m->type), c->out_len);
+		/* Dropped, as the whole buffer is with the process: results
+		 * stay pending and go to the next one, wants are asked again
+		 * and answered marks found again in the spool at its start
+		 * (net_spawn()); events of a stream are lost. */
+		priv_net_replace(a, "stopped reading");
 		return MU_EIO;
 	}
 	if (need > c->out_cap) {
@@ -1007,11 +1010,32 @@ net_lost(struct agent *a, const char *why)
 	chan_close(a, &a->to_net);
 }
 
+static void
+net_replace_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->net_replace_timer = 0;
+	/* Not a successor started meanwhile. */
+	if (a->net_pid == a->net_replace_pid && a->to_net.fd != -1)
+		net_lost(a, a->net_replace_why);
+}
+
+/*
+ * Replace the network process from the loop, not here: the caller may be
+ * a send made while a frame of that process's channel is being handled
+ * (intake, a result), whose bytes net_lost() would free under it.  Until
+ * then, sends over the bound are dropped (priv_chan_send()).
+ */
 void
 priv_net_replace(struct agent *a, const char *why)
 {
-	if (a->to_net.fd != -1)
-		net_lost(a, why);
+	if (a->role != ROLE_PARENT || a->to_net.fd == -1 || a->net_replace_timer)
+		return;
+	a->net_replace_pid = a->net_pid;
+	a->net_replace_why = why;
+	a->net_replace_timer = loop_add_timer(a->loop, 0, net_replace_fired, a);
 }
 
 void
@@ -1236,6 +1260,9 @@ priv_free(struct agent *a)
 	if (a->net_restart_timer)
 		loop_del_timer(a->loop, a->net_restart_timer);
 	a->net_restart_timer = 0;
+	if (a->net_replace_timer)
+		loop_del_timer(a->loop, a->net_replace_timer);
+	a->net_replace_timer = 0;
 }
 
 

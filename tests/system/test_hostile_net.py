@@ -84,7 +84,7 @@ def job_frame(operator, body):
                 payload=operator.envelope(body))
 
 
-def ping_round_trip(peer, operator, host="h1"):
+def ping_round_trip(peer, operator, host="h1", timeout=20):
     """A ping through the channel and its result back: every frame the
     parent sent before that result has been read (the channel is ordered)."""
     body = new_job("ping", f"host/{host}")
@@ -94,7 +94,7 @@ def ping_round_trip(peer, operator, host="h1"):
     def mine(m):
         seen.append(m)
         return m.get("t") == "result" and m.get("job") == body["id"]
-    peer.expect(mine, 20, what=f"the result of ping {body['id']}")
+    peer.expect(mine, timeout, what=f"the result of ping {body['id']}")
     return body["id"], seen[:-1]
 
 
@@ -181,6 +181,27 @@ def test_a_peer_that_never_reads_keeps_the_parent_bounded(hostile, operator, str
     interrupted = {m["job"] for m in after if m.get("t") == "result" and
                    unpack(m["payload"]).get("status") == "interrupted"}
     assert dropped <= interrupted, dropped - interrupted
+
+
+def test_a_flood_of_huge_job_frames_keeps_the_parent_bounded(hostile, operator):
+    """200 job frames of nearly the largest size the channel takes (1 MiB
+    payloads, not valid envelopes), sent as fast as the parent reads: its
+    peak RSS stays within 48 MiB and it still answers a ping after them
+    (the reader holds one frame at a time; a regression test: the old
+    parent passes it too)."""
+    a, net = hostile()
+    a.start(wait_online=False)
+    p = net.accept()
+    p.send(priv("ready"))
+    ping_round_trip(p, operator)
+    base = peak_kib(a.pid)
+    junk = priv("job", topic=target_topic("host/h1"), payload=b"\x93" * (1 << 20))
+    for _ in range(200):
+        p.send(junk)
+    ping_round_trip(p, operator, timeout=60)
+    grown = (peak_kib(a.pid) - base) // 1024
+    assert grown < 48, f"the parent grew by {grown} MiB for 200 huge frames"
+    assert a.running
 
 
 def test_a_reason_with_newlines_is_logged_escaped(hostile, operator):

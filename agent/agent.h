@@ -367,6 +367,20 @@ struct chan {
 
 /* A result the parent sent and the network process has not yet spooled:
  * sent again to a new network process. */
+/*
+ * Bounds on the results waiting for the network process's "spooled"
+ * (issue 22): one that never acknowledges must not grow the parent.  A
+ * result past them is not kept in memory: its job stays unanswered in
+ * the seen-set's journal and is answered "interrupted" at the agent's
+ * next start (intake_interrupted()).  The channel's outgoing buffer is
+ * bounded above them (priv.c chan_out_max()), so all of them fit in it
+ * again for a new network process.
+ */
+#define PENDING_MAX		4096
+#define PENDING_BYTES_MAX	(16u << 20)	/* bodies, plus PENDING_OVERHEAD each */
+#define PENDING_OVERHEAD	128u
+#define PENDING_GRACE_MS	10000	/* a new network process's time to catch up */
+
 struct pending {
 	char job[JOBID_MAX_LEN + 1];
 	uint8_t *body;			/* owned result body */
@@ -492,6 +506,14 @@ struct agent {
 	unsigned net_fails;
 	char net_why[256];
 	struct pending *pending;	/* parent: results sent, not yet spooled */
+	size_t npending, pending_bytes;	/* their count and weight (results.c) */
+	uint64_t net_spawned_ms;	/* parent: when this network process began */
+	/* Parent: a replacement asked for from inside a send (priv.c
+	 * priv_net_replace()), done from the loop: which process, and why
+	 * (a string literal). */
+	uint64_t net_replace_timer;
+	pid_t net_replace_pid;
+	const char *net_replace_why;
 	struct accepted *accepted;	/* parent: jobs waiting for their flush
 					 * (intake.c), owned */
 	char (*staged)[JOBID_MAX_LEN + 1];	/* network: results spooled but
@@ -628,6 +650,7 @@ void priv_stop(struct agent *a);
 void priv_free(struct agent *a);
 void priv_drain(struct agent *a);
 void priv_test_garbage(struct agent *a);	/* SIGUSR2 in the network process */
+void priv_net_replace(struct agent *a, const char *why);	/* kill it, start another */
 /* The network process's main (musterd --net FDS), its start and stop
  * (session.c), also used by one process not running as root. */
 int net_main(struct agent *a, const char *fds);

@@ -66,6 +66,7 @@
 static void chan_readable(struct loop *l, int fd, short revents, void *arg);
 static int net_spawn(struct agent *a, struct mu_err *err);
 static void chan_close(struct agent *a, struct chan *c);
+static void net_lost(struct agent *a, const char *why);
 static void intake_durable(struct agent *a);
 static void answered_send(struct agent *a);
 static void net_durable(struct agent *a, uint64_t n);
@@ -77,6 +78,18 @@ chan_max_frame(const struct agent *a)
 {
 	/* A job envelope up to max_job, a result body, room for the frame. */
 	return (a->cfg.max_job > (1u << 20) ? a->cfg.max_job : (1u << 20)) + 64 * 1024;
+}
+
+/*
+ * What may wait in the parent's buffer toward the network process (issue
+ * 22): every pending result once more (a new network process gets them
+ * all at its start) and room for a few frames.  A network process that
+ * stops reading meets it and is replaced, instead of the parent growing.
+ */
+static size_t
+chan_out_max(const struct agent *a)
+{
+	return PENDING_BYTES_MAX + 4 * chan_max_frame(a);
 }
 
 static void
@@ -145,7 +158,26 @@ priv_chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
 		msgpack_sbuffer_destroy(&sb);
 		return rc;
 	}
+	/* What was sent already makes room (a slow reader must not leave
+	 * a buffer that only grows). */
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
 	need = c->out_len + 4 + sb.size;
+	if (c == &a->to_net && a->role == ROLE_PARENT && need > chan_out_max(a)) {
+		msgpack_sbuffer_destroy(&sb);
+		if (!a->net_replace_timer)
+			log_err("%s message not sent: %zu bytes wait for the network process",
+			    priv_type_name(m->type), c->out_len);
+		/* Dropped, as the whole buffer is with the process: results
+		 * stay pending and go to the next one, wants are asked again
+		 * and answered marks found again in the spool at its start
+		 * (net_spawn()); events of a stream are lost. */
+		priv_net_replace(a, "stopped reading");
+		return MU_EIO;
+	}
 	if (need > c->out_cap) {
 		if ((n = realloc(c->out, need)) == NULL) {
 			msgpack_sbuffer_destroy(&sb);
@@ -285,8 +317,6 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 		return MU_EINVAL;
 	}
 }
-
-static void net_lost(struct agent *a, const char *why);
 
 /* The end of a read: what its messages appended or staged is flushed once
  * (parent: the seen-set; network process: the spool), then acted on. */
@@ -886,6 +916,21 @@ net_exec(struct agent *a, pid_t parent, int chanfd, const int tls[NET_TLS_FILES]
 		if (tls[i] >= 0)
 			fcntl(tls[i], F_SETFD, 0);
 	snprintf(fds, sizeof(fds), "%d,%d,%d,%d", chanfd, tls[0], tls[1], tls[2]);
+#ifdef MUSTER_TEST_HOOKS
+	/* Test builds only (cmake -DMUSTER_TEST_HOOKS, never in a package):
+	 * a scripted network process in place of ours, with the same
+	 * channel and arguments, so tests can lie to the parent the way
+	 * code running in the network process could (issue 22,
+	 * tests/system/hostile_net.py). */
+	{
+		const char *fake = getenv("MUSTER_TEST_NET_EXEC");
+
+		if (fake && fake[0]) {
+			execv(fake, argv);
+			_exit(127);
+		}
+	}
+#endif
 	/* Our own binary, even if a package upgrade replaced the file. */
 	execv("/proc/self/exe", argv);
 	_exit(127);
@@ -950,6 +995,7 @@ net_spawn(struct agent *a, struct mu_err *err)
 	net_tls_close(tls);
 	close(sv[1]);
 	a->net_pid = pid;
+	a->net_spawned_ms = now_mono_ms();
 	a->jobs_in = a->jobs_durable = 0;	/* counted per channel */
 	chan_init(a, &a->to_net, sv[0]);
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
@@ -996,6 +1042,34 @@ net_lost(struct agent *a, const char *why)
 	if (a->net_pid > 0)
 		kill(a->net_pid, SIGKILL);
 	chan_close(a, &a->to_net);
+}
+
+static void
+net_replace_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->net_replace_timer = 0;
+	/* Not a successor started meanwhile. */
+	if (a->net_pid == a->net_replace_pid && a->to_net.fd != -1)
+		net_lost(a, a->net_replace_why);
+}
+
+/*
+ * Replace the network process from the loop, not here: the caller may be
+ * a send made while a frame of that process's channel is being handled
+ * (intake, a result), whose bytes net_lost() would free under it.  Until
+ * then, sends over the bound are dropped (priv_chan_send()).
+ */
+void
+priv_net_replace(struct agent *a, const char *why)
+{
+	if (a->role != ROLE_PARENT || a->to_net.fd == -1 || a->net_replace_timer)
+		return;
+	a->net_replace_pid = a->net_pid;
+	a->net_replace_why = why;
+	a->net_replace_timer = loop_add_timer(a->loop, 0, net_replace_fired, a);
 }
 
 void
@@ -1220,6 +1294,9 @@ priv_free(struct agent *a)
 	if (a->net_restart_timer)
 		loop_del_timer(a->loop, a->net_restart_timer);
 	a->net_restart_timer = 0;
+	if (a->net_replace_timer)
+		loop_del_timer(a->loop, a->net_replace_timer);
+	a->net_replace_timer = 0;
 }
 
 

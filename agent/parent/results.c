@@ -33,10 +33,33 @@ result_init(struct agent *a, struct result *r, const struct job *j, enum result_
 }
 
 static void
-pending_free(struct pending *p)
+pending_free(struct agent *a, struct pending *p)
 {
+	a->npending--;
+	a->pending_bytes -= p->len + PENDING_OVERHEAD;
 	free(p->body);
 	free(p);
+}
+
+/*
+ * Over the bounds (agent.h): the network process has not acknowledged
+ * thousands of results or megabytes of them, so it is stuck or lying.
+ * This result is not kept (its job's journal entry answers it after the
+ * next start), and the network process is replaced, unless the current
+ * one has only just started and is still taking the results sent again.
+ */
+static int
+pending_full(struct agent *a, const char *job, size_t len)
+{
+	if (a->npending < PENDING_MAX &&
+	    a->pending_bytes + len + PENDING_OVERHEAD <= PENDING_BYTES_MAX)
+		return MU_OK;
+	log_err("job %s: %zu results (%zu bytes) wait for the network process to "
+	    "spool them: this one is not kept; the job is answered \"interrupted\" "
+	    "at the agent's next start", job, a->npending, a->pending_bytes);
+	if (a->net_pid > 0 && now_mono_ms() - a->net_spawned_ms >= PENDING_GRACE_MS)
+		priv_net_replace(a, "does not acknowledge results");
+	return MU_ENOMEM;
 }
 
 int
@@ -48,8 +71,12 @@ result_submit(struct agent *a, struct result *r)
 	int rc;
 
 	msgpack_sbuffer_init(&sb);
-	if ((rc = result_encode(r, &sb, &err)) != MU_OK ||
-	    (p = calloc(1, sizeof(*p))) == NULL) {
+	if ((rc = result_encode(r, &sb, &err)) == MU_OK &&
+	    (rc = pending_full(a, r->job, sb.size)) != MU_OK) {
+		msgpack_sbuffer_destroy(&sb);
+		return rc;
+	}
+	if (rc != MU_OK || (p = calloc(1, sizeof(*p))) == NULL) {
 		log_err("result for job %s: %s", r->job, rc ? err.msg : "out of memory");
 		msgpack_sbuffer_destroy(&sb);
 		return rc ? rc : MU_ENOMEM;
@@ -57,6 +84,8 @@ result_submit(struct agent *a, struct result *r)
 	snprintf(p->job, sizeof(p->job), "%s", r->job);
 	p->body = (uint8_t *)sb.data;	/* the buffer is handed over */
 	p->len = sb.size;
+	a->npending++;
+	a->pending_bytes += p->len + PENDING_OVERHEAD;
 	for (pp = &a->pending; *pp; pp = &(*pp)->next)
 		;
 	*pp = p;
@@ -76,7 +105,7 @@ results_spooled(struct agent *a, const char *job)
 		if (strcmp((*pp)->job, job) == 0) {
 			p = *pp;
 			*pp = p->next;
-			pending_free(p);
+			pending_free(a, p);
 			/* A run's journal mark (seen.c); nothing for others. */
 			if (seen_run_done(&a->seen, job, &err) != MU_OK)
 				log_err("job %s: %s", job, err.msg);
@@ -113,7 +142,7 @@ results_free(struct agent *a)
 
 	while ((p = a->pending) != NULL) {
 		a->pending = p->next;
-		pending_free(p);
+		pending_free(a, p);
 	}
 }
 

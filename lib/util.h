@@ -76,7 +76,8 @@ void printable_copy(char *dst, size_t size, const char *src, size_t len);
  * MUSTER_TEST_STOP_AT=POINT:FILE in the environment, the first process to
  * reach POINT that can remove FILE stops itself (SIGSTOP), so a test can
  * kill it, or another process, at exactly that step.  Without the
- * variable, or once FILE is gone, nothing happens.  Any thread.
+ * variable, or once FILE is gone, nothing happens.  Any thread.  Only
+ * with the test hooks compiled in (MUSTER_TEST_HOOKS): never in packages.
  */
 void test_stop_at(const char *point);
 

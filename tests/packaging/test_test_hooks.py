@@ -20,6 +20,9 @@ from conftest import BUILD_DIR, SOURCE_DIR, cache_value, need
 
 HOOK = b"MUSTER_TEST_NET_EXEC"
 OBJ = Path("agent/CMakeFiles/agent_core.dir/common/priv.c.o")
+# The crash points of tests/system/test_intake_kill.py (lib/util.c).
+STOP = b"MUSTER_TEST_STOP_AT"
+STOP_OBJ = Path("lib/CMakeFiles/muster.dir/util.c.o")
 
 
 def package_cmake_options():
@@ -64,6 +67,11 @@ def test_package_build_has_no_test_hooks():
         assert r.returncode == 0, r.stdout + r.stderr
         assert HOOK not in (d / OBJ).read_bytes(), \
             "the package configuration compiles the scripted network process hook"
+        r = subprocess.run(["make", "-C", str(d / "lib"), "util.c.o"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert STOP not in (d / STOP_OBJ).read_bytes(), \
+            "the package configuration compiles the crash points"
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -79,6 +87,7 @@ def test_the_check_sees_the_hook_in_a_test_build():
     assert "-DMUSTER_TEST_HOOKS" in priv_c_flags(BUILD_DIR)
     assert HOOK in obj.read_bytes()
     assert HOOK in (BUILD_DIR / "agent" / "musterd").read_bytes()
+    assert STOP in (BUILD_DIR / STOP_OBJ).read_bytes()
 
 
 def test_without_the_tests_there_are_no_hooks():

@@ -745,6 +745,7 @@ net_stop(struct agent *a)
 	session_stop(a);
 	release_free(a);
 	modsrc_free(a);
+	fetch_free(a);	/* after its users, which drop their topics */
 	if (a->role == ROLE_NET)
 		spool_close(&a->spool);
 	/* After the bus, which borrowed it. */

@@ -322,6 +322,9 @@ struct release_follow {
 	uint64_t jitter_timer, fetch_timer;
 	uint8_t *state;			/* the status "update" map, owned */
 	size_t state_len;
+	/* Set by session.c, which publishes the map in the status: told
+	 * when the map changed (release.c never calls the session). */
+	void (*state_changed)(struct agent *a);
 };
 
 /* The parent's side: what it is doing with a release. */
@@ -554,9 +557,6 @@ int result_stage(struct agent *a, const char *job, const void *body, size_t len)
 int results_commit(struct agent *a);
 /* Sign and send an event (QoS 0, only while connected). */
 void event_publish(struct agent *a, const char *job, const void *body, size_t len);
-/* Sign body with the host key and append the agent envelope to out. */
-int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
-    struct mu_err *err);
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
 

@@ -120,7 +120,7 @@ static void reqs_ready(struct agent *a, const char *sha);
 static void reqs_failed(struct agent *a, const char *sha, const char *why);
 
 static struct modfetch *
-fetch_find(struct agent *a, const char *sha)
+modfetch_find(struct agent *a, const char *sha)
 {
 	struct modfetch *f;
 
@@ -133,7 +133,7 @@ fetch_find(struct agent *a, const char *sha)
 /* Forget the fetch, then tell the runs waiting for it (which may start
  * new fetches: the list is consistent by then). */
 static void
-fetch_end(struct agent *a, struct modfetch *f, const char *why)
+modfetch_end(struct agent *a, struct modfetch *f, const char *why)
 {
 	char sha[SHA256_HEX_LEN + 1], reason[256];
 	struct modfetch **pp;
@@ -159,7 +159,7 @@ fetch_end(struct agent *a, struct modfetch *f, const char *why)
 }
 
 static void
-fetch_expired(struct loop *l, uint64_t id, void *arg)
+modfetch_expired(struct loop *l, uint64_t id, void *arg)
 {
 	struct modfetch *f = arg;
 	struct agent *a = f->agent;
@@ -170,15 +170,15 @@ fetch_expired(struct loop *l, uint64_t id, void *arg)
 	snprintf(why, sizeof(why), "module %s: not published (no artifact for build "
 	    "%.12s... on the broker after %.1f s)", f->name, f->sha256,
 	    a->cfg.fetch_timeout_ms / 1000.0);
-	fetch_end(a, f, why);
+	modfetch_end(a, f, why);
 }
 
 static int
-fetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *err)
+modfetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *err)
 {
 	struct modfetch *f;
 
-	if (fetch_find(a, sha) != NULL)
+	if (modfetch_find(a, sha) != NULL)
 		return MU_OK;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
@@ -190,7 +190,7 @@ fetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *e
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
 	f->agent = a;
-	f->timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, fetch_expired, f);
+	f->timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, modfetch_expired, f);
 	f->next = a->mods.fetches;
 	a->mods.fetches = f;
 	a->mods.fetches_started++;
@@ -260,18 +260,18 @@ artifact_message(struct agent *a, const char *topic, const uint8_t *p, size_t le
 
 	if (topic_parse_module(topic, a->root, name, sha) != MU_OK || !sha[0])
 		return;
-	f = fetch_find(a, sha);
+	f = modfetch_find(a, sha);
 	if (f == NULL || len == 0)	/* late, unasked, or a cleared artifact */
 		return;
 	if (artifact_accept(a, f, p, len, &err) != MU_OK) {
 		a->mods.refused++;
 		snprintf(why, sizeof(why), "module %s: build %.12s... refused: %.200s", f->name,
 		    f->sha256, err.msg);
-		fetch_end(a, f, why);
+		modfetch_end(a, f, why);
 		return;
 	}
 	a->mods.fetched++;
-	fetch_end(a, f, NULL);
+	modfetch_end(a, f, NULL);
 }
 
 /* ---- prefetch ------------------------------------------------------------ */
@@ -288,7 +288,7 @@ prefetch_fired(struct loop *l, uint64_t id, void *arg)
 	if (p->raw == NULL || ptr_check(a, p, &err) != MU_OK ||
 	    modcache_find(a, p->sha256) != NULL)
 		return;
-	if (fetch_start(a, p->name, p->sha256, &err) != MU_OK)
+	if (modfetch_start(a, p->name, p->sha256, &err) != MU_OK)
 		log_warnx("module %s: prefetch: %s", p->name, err.msg);
 }
 
@@ -442,7 +442,7 @@ pick_build(struct agent *a, struct modreq *q, const char *sha, struct mu_err *er
 
 	if (e && (rc = modcache_check(a, e, err)) != MU_ESTALE)
 		return rc;
-	if ((rc = fetch_start(a, q->module, sha, err)) != MU_OK)
+	if ((rc = modfetch_start(a, q->module, sha, err)) != MU_OK)
 		return rc;
 	snprintf(q->wait_sha, sizeof(q->wait_sha), "%s", sha);
 	return MODSRC_WAIT;

@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void fetch_close(struct agent *a);
+static void binfetch_close(struct agent *a);
 
 /* ---- the status "update" map ------------------------------------------------ */
 
@@ -47,7 +47,8 @@ release_state(struct agent *a, const void *map, size_t len)
 	free(a->rel.state);
 	a->rel.state = copy;
 	a->rel.state_len = len;
-	session_status_changed(a);
+	if (a->rel.state_changed)
+		a->rel.state_changed(a);
 }
 
 void
@@ -94,14 +95,14 @@ refuse(struct agent *a, const char *version, const char *why)
 }
 
 static void
-fetch_end(struct agent *a)
+binfetch_end(struct agent *a)
 {
 	if (a->rel.fetch_timer)
 		loop_del_timer(a->loop, a->rel.fetch_timer);
 	if (a->rel.jitter_timer)
 		loop_del_timer(a->loop, a->rel.jitter_timer);
 	a->rel.fetch_timer = a->rel.jitter_timer = 0;
-	fetch_close(a);
+	binfetch_close(a);
 	a->rel.busy = false;
 }
 
@@ -147,14 +148,14 @@ hand_on(struct agent *a)
 	/* The pointer may have changed while we fetched: hand on what we
 	 * fetched for only if it is still the one published. */
 	if (verify_release_pointer(a, a->rel.raw, a->rel.len, &rm, fpr, &err) != MU_OK) {
-		fetch_end(a);
+		binfetch_end(a);
 		refuse(a, a->rel.version, err.msg);
 		return;
 	}
 	if (strcmp(rm.agent_sha256, a->rel.sha[0]) != 0 ||
 	    strcmp(rm.runner_sha256, a->rel.sha[1]) != 0) {
 		wire_doc_free(&rm.doc);
-		fetch_end(a);
+		binfetch_end(a);
 		log_info("release: the channel moved while fetching; looking again");
 		release_check(a, a->rel.job[0] ? a->rel.job : NULL);
 		return;
@@ -165,7 +166,7 @@ hand_on(struct agent *a)
 	wire_doc_free(&rm.doc);
 	priv_send_release(a, a->rel.raw, a->rel.len);
 	a->rel.job[0] = '\0';	/* the parent answers it now */
-	fetch_end(a);
+	binfetch_end(a);
 }
 
 /* ---- the artifacts' connection ------------------------------------------------ */
@@ -221,13 +222,13 @@ artifact(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 		hand_on(a);
 	return;
 bad:
-	fetch_end(a);
+	binfetch_end(a);
 	refuse(a, a->rel.version, why);
 }
 
 /* Also from inside artifact(), called by fetch.c while it drains. */
 static void
-fetch_close(struct agent *a)
+binfetch_close(struct agent *a)
 {
 	int i;
 
@@ -236,7 +237,7 @@ fetch_close(struct agent *a)
 }
 
 static void
-fetch_expired(struct loop *l, uint64_t id, void *arg)
+binfetch_expired(struct loop *l, uint64_t id, void *arg)
 {
 	struct agent *a = arg;
 	char why[256];
@@ -245,20 +246,21 @@ fetch_expired(struct loop *l, uint64_t id, void *arg)
 	a->rel.fetch_timer = 0;
 	snprintf(why, sizeof(why), "release %s: artifacts not published (not all on the "
 	    "broker after %.1f s)", a->rel.version, a->cfg.fetch_timeout_ms / 1000.0);
-	fetch_end(a);
+	binfetch_end(a);
 	refuse(a, a->rel.version, why);
 }
 
 static void
-fetch_open(struct agent *a)
+binfetch_open(struct agent *a)
 {
 	struct mu_err err;
 	int i;
 
-	a->rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, fetch_expired, a);
+	a->rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms,
+	    binfetch_expired, a);
 	for (i = 0; i < 2; i++)
 		if (fetch_want(a, a->rel.topic[i], artifact, &err) != MU_OK) {
-			fetch_end(a);
+			binfetch_end(a);
 			refuse(a, a->rel.version, err.msg);
 			return;
 		}
@@ -274,7 +276,7 @@ jitter_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)l, (void)id;
 	a->rel.jitter_timer = 0;
-	fetch_open(a);
+	binfetch_open(a);
 }
 
 /* ---- looking at the channel --------------------------------------------------- */
@@ -328,10 +330,10 @@ release_check(struct agent *a, const char *job)
 		if (a->rel.job[0] && a->rel.jitter_timer) {
 			loop_del_timer(a->loop, a->rel.jitter_timer);
 			a->rel.jitter_timer = 0;
-			fetch_open(a);
+			binfetch_open(a);
 		}
 	} else {
-		fetch_end(a);
+		binfetch_end(a);
 		a->rel.busy = true;
 		snprintf(a->rel.version, sizeof(a->rel.version), "%s", m.version);
 		snprintf(a->rel.sha[0], sizeof(a->rel.sha[0]), "%s", m.agent_sha256);
@@ -350,7 +352,7 @@ release_check(struct agent *a, const char *job)
 		if (delay)
 			a->rel.jitter_timer = loop_add_timer(a->loop, delay, jitter_fired, a);
 		else
-			fetch_open(a);
+			binfetch_open(a);
 	}
 	wire_doc_free(&m.doc);
 }
@@ -390,7 +392,7 @@ release_message(struct agent *a, const uint8_t *p, size_t len)
 void
 release_free(struct agent *a)
 {
-	fetch_end(a);
+	binfetch_end(a);
 	free(a->rel.raw);
 	free(a->rel.state);
 	a->rel.raw = a->rel.state = NULL;

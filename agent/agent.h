@@ -708,10 +708,12 @@ void modsrc_subscribed(struct agent *a);
 
 /* net/fetch.c: the artifacts' connection, shared by modsrc.c and
  * release.c.  fetch_want subscribes topic (opening the connection if need
- * be) and hands its messages to handler until fetch_drop. */
+ * be) and hands its messages to handler until fetch_drop; with no topic
+ * left, linger keeps the connection a few seconds for the next fetch,
+ * else it closes at once. */
 int fetch_want(struct agent *a, const char *topic, fetch_handler handler,
     struct mu_err *err);
-void fetch_drop(struct agent *a, const char *topic);
+void fetch_drop(struct agent *a, const char *topic, bool linger);
 void fetch_free(struct agent *a);
 
 /*

@@ -10,8 +10,10 @@
  * one id kick each other off).  Each user asks for the exact topics it
  * waits for (fetch_want) with the function that takes their messages, and
  * gives them up when done (fetch_drop).  The connection opens with the
- * first topic wanted, is retried while any is wanted, and closes a little
- * after the last one is dropped, so back-to-back fetches share it.
+ * first topic wanted, is retried while any is wanted, and closes when the
+ * last one is dropped: a little later for modules, so back-to-back
+ * fetches share it; at once for a release, whose self-test, started next,
+ * may fetch with the same client id (two would kick each other off).
  *
  * Ownership: a->fetch owns the bus, its timers and the list of topics
  * wanted; a handler gets the message's topic and payload for the time of
@@ -120,8 +122,8 @@ on_conn_fd(struct loop *l, int fd, short revents, void *arg)
 	struct bus_event *ev;
 
 	(void)l, (void)fd, (void)revents;
-	/* Handlers may drop topics; the bus itself is freed only by the
-	 * timers, never while we drain it. */
+	/* A handler may drop the last topic and so free the bus: stop then
+	 * (an event already taken does not depend on it). */
 	while (a->fetch.bus && (ev = bus_next(a->fetch.bus)) != NULL) {
 		conn_event(a, ev);
 		bus_event_free(ev);
@@ -194,7 +196,7 @@ fetch_want(struct agent *a, const char *topic, fetch_handler handler, struct mu_
 }
 
 void
-fetch_drop(struct agent *a, const char *topic)
+fetch_drop(struct agent *a, const char *topic, bool linger)
 {
 	struct fetch_topic **pp, *t;
 
@@ -207,8 +209,11 @@ fetch_drop(struct agent *a, const char *topic)
 	if (a->fetch.bus && bus_connected(a->fetch.bus))
 		bus_unsubscribe(a->fetch.bus, t->topic, NULL);
 	free(t);
-	/* Kept a little for the next fetch. */
-	if (a->fetch.topics == NULL && a->fetch.bus && !a->fetch.idle_timer)
+	if (a->fetch.topics != NULL || a->fetch.bus == NULL)
+		return;
+	if (!linger)
+		conn_close(a);
+	else if (!a->fetch.idle_timer)
 		a->fetch.idle_timer = loop_add_timer(a->loop, FETCH_IDLE_MS, idle_fired, a);
 }
 

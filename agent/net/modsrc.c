@@ -138,7 +138,7 @@ modfetch_end(struct agent *a, struct modfetch *f, const char *why)
 	char sha[SHA256_HEX_LEN + 1], reason[256];
 	struct modfetch **pp;
 
-	fetch_drop(a, f->topic);
+	fetch_drop(a, f->topic, true);
 	if (f->timer)
 		loop_del_timer(a->loop, f->timer);
 	for (pp = &a->mods.fetches; *pp; pp = &(*pp)->next)

@@ -233,7 +233,7 @@ binfetch_close(struct agent *a)
 	int i;
 
 	for (i = 0; i < 2; i++)
-		fetch_drop(a, a->rel.topic[i]);
+		fetch_drop(a, a->rel.topic[i], false);
 }
 
 static void

@@ -550,7 +550,7 @@ bus_open(struct agent *a, struct mu_err *err)
 	}
 	/* Nothing bigger than a job (or a module pointer) is ever needed on
 	 * this session: the broker keeps oversized messages away (MQTT 5).
-	 * Module artifacts come over their own connection (modsrc.c). */
+	 * Module and release artifacts come over their own connection (fetch.c). */
 	o.max_packet = (uint32_t)((a->cfg.max_job > SESSION_MSG_MIN ? a->cfg.max_job :
 	    SESSION_MSG_MIN) + SESSION_PACKET_SLACK);
 	/* Every job topic ends so (hosts/H/jobs, groups/G/jobs, all/jobs,

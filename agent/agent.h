@@ -24,6 +24,7 @@
  *             the MQTT session and the host key (session.c), module
  *             pointers, fetches and the choice of a build (modsrc.c), its
  *             cache (modcache.c), the release channel (release.c), the
+ *             one connection both fetch artifacts over (fetch.c), the
  *             self-test's network half (selftest.c).  It touches only
  *             state_dir/net and the broker; nothing it says is believed
  *             by the parent without a check of its own.
@@ -287,13 +288,33 @@ struct modsrc {
 	size_t nptrs;
 	struct modfetch *fetches;	/* owned */
 	struct modreq *reqs;		/* owned: waiting requests */
-	struct bus *fetch_bus;		/* owned: the artifacts' own connection */
-	uint64_t fetch_retry_timer, fetch_idle_timer;
 	bool settled;			/* retained pointers delivered since connect */
 	bool awaiting_suback;
 	uint64_t settle_timer, gen;
 	/* counters, logged at exit */
 	uint64_t fetches_started, fetched, cache_hits, refused, tampered;
+};
+
+/* ---- the artifacts' connection (net/fetch.c) ------------------------- */
+
+struct agent;
+
+/* Takes a message on a topic its user asked for; may drop topics. */
+typedef void (*fetch_handler)(struct agent *a, const char *topic, const uint8_t *p,
+    size_t len);
+
+/* A topic wanted on the fetch connection and who takes its messages. */
+struct fetch_topic {
+	char topic[TOPIC_MAX];
+	fetch_handler handler;
+	struct fetch_topic *next;
+};
+
+/* The one connection "<host>.fetch" that modules and releases share. */
+struct fetch_conn {
+	struct bus *bus;		/* owned; open while topics are wanted */
+	struct fetch_topic *topics;	/* owned */
+	uint64_t retry_timer, idle_timer;
 };
 
 /* ---- self-update (net/release.c, parent/update.c) -------------------- */
@@ -309,10 +330,12 @@ struct release_follow {
 	uint64_t size[2];
 	bool have[2];
 	char topic[2][TOPIC_MAX];
-	uint64_t jitter_timer, fetch_timer, retry_timer;
-	struct bus *bus;		/* artifacts' own connection, owned */
+	uint64_t jitter_timer, fetch_timer;
 	uint8_t *state;			/* the status "update" map, owned */
 	size_t state_len;
+	/* Set by session.c, which publishes the map in the status: told
+	 * when the map changed (release.c never calls the session). */
+	void (*state_changed)(struct agent *a);
 };
 
 /* The parent's side: what it is doing with a release. */
@@ -461,6 +484,7 @@ struct agent {
 	struct spool spool;		/* owned */
 	struct run *runs;		/* queued and running jobs, owned */
 	struct modsrc mods;		/* owned */
+	struct fetch_conn fetch;	/* owned: network side */
 	int nrunning;
 	int sigfd;			/* signalfd, owned */
 	int wake_fd;			/* listener, owned; -1 when off */
@@ -567,9 +591,6 @@ int result_stage(struct agent *a, const char *job, const void *body, size_t len)
 int results_commit(struct agent *a);
 /* Sign and send an event (QoS 0, only while connected). */
 void event_publish(struct agent *a, const char *job, const void *body, size_t len);
-/* Sign body with the host key and append the agent envelope to out. */
-int session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
-    struct mu_err *err);
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
 
@@ -723,6 +744,16 @@ void modsrc_message(struct agent *a, const char *topic, const uint8_t *p, size_t
 int modsrc_subscription(const struct agent *a, char *buf, size_t len);
 void modsrc_connected(struct agent *a);
 void modsrc_subscribed(struct agent *a);
+
+/* net/fetch.c: the artifacts' connection, shared by modsrc.c and
+ * release.c.  fetch_want subscribes topic (opening the connection if need
+ * be) and hands its messages to handler until fetch_drop; with no topic
+ * left, linger keeps the connection a few seconds for the next fetch,
+ * else it closes at once. */
+int fetch_want(struct agent *a, const char *topic, fetch_handler handler,
+    struct mu_err *err);
+void fetch_drop(struct agent *a, const char *topic, bool linger);
+void fetch_free(struct agent *a);
 
 /*
  * parent/floor.c: the parent's floors in state_dir/floors/KIND[/NAME] (kind

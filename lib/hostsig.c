@@ -226,6 +226,8 @@ hostsig_wrap(const struct hostsig_signer *s, const void *body, size_t len,
 	size_t siglen = sizeof(sig);
 	int rc;
 
+	if (s == NULL)
+		return mu_errf(err, MU_EINVAL, "no host key loaded");
 	if ((rc = hostsig_sign(s, body, len, sig, &siglen, err)) != MU_OK)
 		return rc;
 	return agent_envelope_encode(s->fpr, sig, siglen, body, len, out, err);

@@ -50,7 +50,8 @@ int hostsig_cert_file_cn(const char *path, char *out, size_t outsz, struct mu_er
 const char *hostsig_signer_fpr(const struct hostsig_signer *s);	/* 64 hex */
 struct wire_bytes hostsig_signer_cert(const struct hostsig_signer *s);	/* DER */
 
-/* Sign body and append the whole agent envelope to out. */
+/* Sign body and append the whole agent envelope to out; s NULL (no host
+ * key loaded yet) is MU_EINVAL. */
 int hostsig_wrap(const struct hostsig_signer *s, const void *body, size_t len,
     msgpack_sbuffer *out, struct mu_err *err);
 

@@ -25,9 +25,8 @@
  * random delay, so a fleet does not ask at once).  A request whose build
  * is not cached waits (pick() returns MODSRC_WAIT) for one shared fetch,
  * bounded by [modules] fetch_timeout and by the job's own timeout.
- * Artifacts (up to 64 MiB) come over a connection of their own, client id
- * "<host>.fetch", open only while fetches are pending: the job session
- * tells the broker to send it nothing bigger than a job (session.c).
+ * Artifacts (up to 64 MiB) come over the fetch connection (fetch.c), which
+ * this file asks for each artifact's topic while its fetch is pending.
  *
  * Ownership: pointers, fetches, requests and cache entries belong to
  * a->mods.
@@ -37,7 +36,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +47,6 @@
 #define MAX_POINTERS	4096		/* names followed; more are ignored */
 #define MODSRC_WAIT	100		/* pick(): the request waits */
 #define ARTIFACT_SLACK	(WIRE_MAX_MANIFEST + WIRE_MAX_PGPSIG + 64)
-#define FETCH_RETRY_MS	1000		/* fetch connection lost: try again */
-#define FETCH_IDLE_MS	5000		/* close it after this long unused */
 
 /* ---- manifests and pointers ------------------------------------------- */
 
@@ -118,12 +114,13 @@ ptr_check(struct agent *a, struct modptr *p, struct mu_err *err)
 
 /* ---- fetching ------------------------------------------------------------ */
 
-static int fetchbus_want(struct agent *a, struct modfetch *f, struct mu_err *err);
+static void artifact_message(struct agent *a, const char *topic, const uint8_t *p,
+    size_t len);
 static void reqs_ready(struct agent *a, const char *sha);
 static void reqs_failed(struct agent *a, const char *sha, const char *why);
 
 static struct modfetch *
-fetch_find(struct agent *a, const char *sha)
+modfetch_find(struct agent *a, const char *sha)
 {
 	struct modfetch *f;
 
@@ -135,16 +132,13 @@ fetch_find(struct agent *a, const char *sha)
 
 /* Forget the fetch, then tell the runs waiting for it (which may start
  * new fetches: the list is consistent by then). */
-static void fetchbus_idle(struct agent *a);
-
 static void
-fetch_end(struct agent *a, struct modfetch *f, const char *why)
+modfetch_end(struct agent *a, struct modfetch *f, const char *why)
 {
 	char sha[SHA256_HEX_LEN + 1], reason[256];
 	struct modfetch **pp;
 
-	if (a->mods.fetch_bus && bus_connected(a->mods.fetch_bus))
-		bus_unsubscribe(a->mods.fetch_bus, f->topic, NULL);
+	fetch_drop(a, f->topic, true);
 	if (f->timer)
 		loop_del_timer(a->loop, f->timer);
 	for (pp = &a->mods.fetches; *pp; pp = &(*pp)->next)
@@ -158,8 +152,6 @@ fetch_end(struct agent *a, struct modfetch *f, const char *why)
 		log_warnx("%s", reason);
 	}
 	free(f);
-	if (a->mods.fetches == NULL)
-		fetchbus_idle(a);
 	if (why)
 		reqs_failed(a, sha, reason);
 	else
@@ -167,7 +159,7 @@ fetch_end(struct agent *a, struct modfetch *f, const char *why)
 }
 
 static void
-fetch_expired(struct loop *l, uint64_t id, void *arg)
+modfetch_expired(struct loop *l, uint64_t id, void *arg)
 {
 	struct modfetch *f = arg;
 	struct agent *a = f->agent;
@@ -178,15 +170,15 @@ fetch_expired(struct loop *l, uint64_t id, void *arg)
 	snprintf(why, sizeof(why), "module %s: not published (no artifact for build "
 	    "%.12s... on the broker after %.1f s)", f->name, f->sha256,
 	    a->cfg.fetch_timeout_ms / 1000.0);
-	fetch_end(a, f, why);
+	modfetch_end(a, f, why);
 }
 
 static int
-fetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *err)
+modfetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *err)
 {
 	struct modfetch *f;
 
-	if (fetch_find(a, sha) != NULL)
+	if (modfetch_find(a, sha) != NULL)
 		return MU_OK;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
@@ -198,155 +190,12 @@ fetch_start(struct agent *a, const char *name, const char *sha, struct mu_err *e
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
 	f->agent = a;
-	f->timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, fetch_expired, f);
+	f->timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, modfetch_expired, f);
 	f->next = a->mods.fetches;
 	a->mods.fetches = f;
 	a->mods.fetches_started++;
 	log_notice("module %s: fetching build %.12s... from the broker", name, sha);
-	return fetchbus_want(a, f, err);
-}
-
-/* ---- the fetch connection ------------------------------------------------ */
-
-static void artifact_message(struct agent *a, const char *sha, const uint8_t *p,
-    size_t len);
-
-static void
-fetchbus_subscribe_all(struct agent *a)
-{
-	struct modfetch *f;
-	char *topic;
-
-	for (f = a->mods.fetches; f; f = f->next) {
-		topic = f->topic;
-		bus_subscribe(a->mods.fetch_bus, &topic, 1, 1, NULL);
-	}
-}
-
-static void
-fetchbus_retry_fired(struct loop *l, uint64_t id, void *arg)
-{
-	struct agent *a = arg;
-	struct mu_err err;
-
-	(void)l, (void)id;
-	a->mods.fetch_retry_timer = 0;
-	if (a->mods.fetch_bus && a->mods.fetches &&
-	    bus_connect(a->mods.fetch_bus, &err) != MU_OK) {
-		log_warnx("module fetch connection: %s", err.msg);
-		a->mods.fetch_retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS,
-		    fetchbus_retry_fired, a);
-	}
-}
-
-static void
-fetchbus_event(struct agent *a, struct bus_event *ev)
-{
-	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1];
-
-	switch (ev->type) {
-	case BUS_CONNECTED:
-		bus_tune_sockets();
-		fetchbus_subscribe_all(a);
-		break;
-	case BUS_CONNECT_FAILED:
-	case BUS_LOST:
-		log_warnx("module fetch connection: %s", ev->reason);
-		if (!a->mods.fetch_retry_timer)
-			a->mods.fetch_retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS,
-			    fetchbus_retry_fired, a);
-		break;
-	case BUS_MESSAGE:
-		if (topic_parse_module(ev->topic, a->root, name, sha) == MU_OK && sha[0])
-			artifact_message(a, sha, ev->payload, ev->len);
-		break;
-	default:
-		break;
-	}
-}
-
-static void
-on_fetchbus_fd(struct loop *l, int fd, short revents, void *arg)
-{
-	struct agent *a = arg;
-	struct bus_event *ev;
-
-	(void)l, (void)fd, (void)revents;
-	/* Events may end the last fetch; the bus itself is freed only by the
-	 * idle timer, never while we drain it. */
-	while (a->mods.fetch_bus && (ev = bus_next(a->mods.fetch_bus)) != NULL) {
-		fetchbus_event(a, ev);
-		bus_event_free(ev);
-	}
-}
-
-static void
-fetchbus_close(struct agent *a)
-{
-	if (a->mods.fetch_retry_timer)
-		loop_del_timer(a->loop, a->mods.fetch_retry_timer);
-	if (a->mods.fetch_idle_timer)
-		loop_del_timer(a->loop, a->mods.fetch_idle_timer);
-	a->mods.fetch_retry_timer = a->mods.fetch_idle_timer = 0;
-	if (a->mods.fetch_bus == NULL)
-		return;
-	loop_del_fd(a->loop, bus_fd(a->mods.fetch_bus));
-	bus_free(a->mods.fetch_bus);
-	a->mods.fetch_bus = NULL;
-}
-
-static void
-fetchbus_idle_fired(struct loop *l, uint64_t id, void *arg)
-{
-	struct agent *a = arg;
-
-	(void)l, (void)id;
-	a->mods.fetch_idle_timer = 0;
-	if (a->mods.fetches == NULL)
-		fetchbus_close(a);
-}
-
-/* No fetch left: keep the connection a little for the next one. */
-static void
-fetchbus_idle(struct agent *a)
-{
-	if (a->mods.fetch_bus && !a->mods.fetch_idle_timer)
-		a->mods.fetch_idle_timer = loop_add_timer(a->loop, FETCH_IDLE_MS,
-		    fetchbus_idle_fired, a);
-}
-
-/* Subscribe f's artifact on the fetch connection, opening it first. */
-static int
-fetchbus_want(struct agent *a, struct modfetch *f, struct mu_err *err)
-{
-	struct bus_opts o = { 0 };
-	char client_id[NAME_MAX_LEN + 8];
-	char *topic = f->topic;
-	int rc;
-
-	if (a->mods.fetch_idle_timer) {
-		loop_del_timer(a->loop, a->mods.fetch_idle_timer);
-		a->mods.fetch_idle_timer = 0;
-	}
-	if (a->mods.fetch_bus) {
-		if (bus_connected(a->mods.fetch_bus))
-			bus_subscribe(a->mods.fetch_bus, &topic, 1, 1, NULL);
-		return MU_OK;	/* else: subscribed on connect */
-	}
-	/* Its own client id: two clients with one id kick each other off. */
-	snprintf(client_id, sizeof(client_id), "%s.fetch", a->cfg.host);
-	o.broker = &a->cfg.broker;
-	o.client_id = client_id;
-	o.clean_start = true;
-	if ((rc = bus_new(&a->mods.fetch_bus, &o, err)) != MU_OK)
-		return rc;
-	loop_add_fd(a->loop, bus_fd(a->mods.fetch_bus), POLLIN, on_fetchbus_fd, a);
-	if (bus_connect(a->mods.fetch_bus, err) != MU_OK) {
-		log_warnx("module fetch connection: %s", err->msg);
-		a->mods.fetch_retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS,
-		    fetchbus_retry_fired, a);
-	}
-	return MU_OK;
+	return fetch_want(a, f->topic, artifact_message, err);
 }
 
 /* Every check before anything is written: a refused artifact never
@@ -403,23 +252,26 @@ artifact_accept(struct agent *a, struct modfetch *f, const uint8_t *p, size_t le
 }
 
 static void
-artifact_message(struct agent *a, const char *sha, const uint8_t *p, size_t len)
+artifact_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 {
-	struct modfetch *f = fetch_find(a, sha);
-	char why[320];
+	char name[NAME_MAX_LEN + 1], sha[SHA256_HEX_LEN + 1], why[320];
+	struct modfetch *f;
 	struct mu_err err;
 
+	if (topic_parse_module(topic, a->root, name, sha) != MU_OK || !sha[0])
+		return;
+	f = modfetch_find(a, sha);
 	if (f == NULL || len == 0)	/* late, unasked, or a cleared artifact */
 		return;
 	if (artifact_accept(a, f, p, len, &err) != MU_OK) {
 		a->mods.refused++;
 		snprintf(why, sizeof(why), "module %s: build %.12s... refused: %.200s", f->name,
 		    f->sha256, err.msg);
-		fetch_end(a, f, why);
+		modfetch_end(a, f, why);
 		return;
 	}
 	a->mods.fetched++;
-	fetch_end(a, f, NULL);
+	modfetch_end(a, f, NULL);
 }
 
 /* ---- prefetch ------------------------------------------------------------ */
@@ -436,7 +288,7 @@ prefetch_fired(struct loop *l, uint64_t id, void *arg)
 	if (p->raw == NULL || ptr_check(a, p, &err) != MU_OK ||
 	    modcache_find(a, p->sha256) != NULL)
 		return;
-	if (fetch_start(a, p->name, p->sha256, &err) != MU_OK)
+	if (modfetch_start(a, p->name, p->sha256, &err) != MU_OK)
 		log_warnx("module %s: prefetch: %s", p->name, err.msg);
 }
 
@@ -590,7 +442,7 @@ pick_build(struct agent *a, struct modreq *q, const char *sha, struct mu_err *er
 
 	if (e && (rc = modcache_check(a, e, err)) != MU_ESTALE)
 		return rc;
-	if ((rc = fetch_start(a, q->module, sha, err)) != MU_OK)
+	if ((rc = modfetch_start(a, q->module, sha, err)) != MU_OK)
 		return rc;
 	snprintf(q->wait_sha, sizeof(q->wait_sha), "%s", sha);
 	return MODSRC_WAIT;
@@ -770,7 +622,6 @@ modsrc_free(struct agent *a)
 		a->mods.reqs = q->next;
 		free(q);
 	}
-	fetchbus_close(a);
 	while ((p = a->mods.ptrs) != NULL) {
 		a->mods.ptrs = p->next;
 		free(p->raw);

@@ -7,8 +7,8 @@
  * publisher, names another version than ours, is not older than the last
  * one handed on, and this host's bucket is below its rollout, we wait a
  * random jitter ([update] jitter; none for an update job), fetch both
- * binary artifacts R/artifacts/<sha256> over a connection of our own
- * (client id "<host>.release", as modsrc.c does for modules), check size
+ * binary artifacts R/artifacts/<sha256> over the fetch connection
+ * (fetch.c, shared with the modules' fetches), check size
  * and sha256, store them in state_dir/release/<sha256> and hand the
  * pointer to the parent (PRIV_RELEASE).  The parent trusts none of it: it
  * verifies the signature again and hashes the files itself (update.c).
@@ -16,8 +16,8 @@
  * Every refusal is logged and shown in the status "update" map, so an
  * operator sees why a host did not move; nothing here is ever executed.
  *
- * Ownership: a->rel owns the raw pointer, the fetch connection, the
- * timers and the status map.
+ * Ownership: a->rel owns the raw pointer, the timers and the status map;
+ * the connection is a->fetch's.
  */
 #include "agent.h"
 #include "util.h"
@@ -25,16 +25,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RETRY_MS	1000
-
-static void fetch_close(struct agent *a);
+static void binfetch_close(struct agent *a);
 
 /* ---- the status "update" map ------------------------------------------------ */
 
@@ -50,7 +47,8 @@ release_state(struct agent *a, const void *map, size_t len)
 	free(a->rel.state);
 	a->rel.state = copy;
 	a->rel.state_len = len;
-	session_status_changed(a);
+	if (a->rel.state_changed)
+		a->rel.state_changed(a);
 }
 
 void
@@ -97,14 +95,14 @@ refuse(struct agent *a, const char *version, const char *why)
 }
 
 static void
-fetch_end(struct agent *a)
+binfetch_end(struct agent *a)
 {
 	if (a->rel.fetch_timer)
 		loop_del_timer(a->loop, a->rel.fetch_timer);
 	if (a->rel.jitter_timer)
 		loop_del_timer(a->loop, a->rel.jitter_timer);
 	a->rel.fetch_timer = a->rel.jitter_timer = 0;
-	fetch_close(a);
+	binfetch_close(a);
 	a->rel.busy = false;
 }
 
@@ -150,14 +148,14 @@ hand_on(struct agent *a)
 	/* The pointer may have changed while we fetched: hand on what we
 	 * fetched for only if it is still the one published. */
 	if (verify_release_pointer(a, a->rel.raw, a->rel.len, &rm, fpr, &err) != MU_OK) {
-		fetch_end(a);
+		binfetch_end(a);
 		refuse(a, a->rel.version, err.msg);
 		return;
 	}
 	if (strcmp(rm.agent_sha256, a->rel.sha[0]) != 0 ||
 	    strcmp(rm.runner_sha256, a->rel.sha[1]) != 0) {
 		wire_doc_free(&rm.doc);
-		fetch_end(a);
+		binfetch_end(a);
 		log_info("release: the channel moved while fetching; looking again");
 		release_check(a, a->rel.job[0] ? a->rel.job : NULL);
 		return;
@@ -168,7 +166,7 @@ hand_on(struct agent *a)
 	wire_doc_free(&rm.doc);
 	priv_send_release(a, a->rel.raw, a->rel.len);
 	a->rel.job[0] = '\0';	/* the parent answers it now */
-	fetch_end(a);
+	binfetch_end(a);
 }
 
 /* ---- the artifacts' connection ------------------------------------------------ */
@@ -224,74 +222,22 @@ artifact(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 		hand_on(a);
 	return;
 bad:
-	fetch_end(a);
+	binfetch_end(a);
 	refuse(a, a->rel.version, why);
 }
 
-static void fetch_open(struct agent *a);
-
+/* Also from inside artifact(), called by fetch.c while it drains. */
 static void
-retry_fired(struct loop *l, uint64_t id, void *arg)
+binfetch_close(struct agent *a)
 {
-	struct agent *a = arg;
+	int i;
 
-	(void)l, (void)id;
-	a->rel.retry_timer = 0;
-	if (a->rel.bus && a->rel.busy && !bus_connected(a->rel.bus))
-		bus_connect(a->rel.bus, NULL);
+	for (i = 0; i < 2; i++)
+		fetch_drop(a, a->rel.topic[i], false);
 }
 
 static void
-on_fetch_fd(struct loop *l, int fd, short revents, void *arg)
-{
-	struct agent *a = arg;
-	struct bus_event *ev;
-	char *topics[2];
-
-	(void)l, (void)fd, (void)revents;
-	while (a->rel.bus && (ev = bus_next(a->rel.bus)) != NULL) {
-		switch (ev->type) {
-		case BUS_CONNECTED:
-			bus_tune_sockets();
-			topics[0] = a->rel.topic[0], topics[1] = a->rel.topic[1];
-			bus_subscribe(a->rel.bus, topics, 2, 1, NULL);
-			break;
-		case BUS_CONNECT_FAILED:
-		case BUS_LOST:
-			log_warnx("release fetch connection: %s", ev->reason);
-			if (!a->rel.retry_timer)
-				a->rel.retry_timer = loop_add_timer(a->loop, RETRY_MS,
-				    retry_fired, a);
-			break;
-		case BUS_MESSAGE:
-			artifact(a, ev->topic, ev->payload, ev->len);
-			break;
-		default:
-			break;
-		}
-		bus_event_free(ev);
-	}
-}
-
-/* Also from inside on_fetch_fd(): it stops draining once a->rel.bus is
- * NULL, and an event already taken does not depend on the bus. */
-static void
-fetch_close(struct agent *a)
-{
-	if (a->rel.retry_timer)
-		loop_del_timer(a->loop, a->rel.retry_timer);
-	a->rel.retry_timer = 0;
-	if (a->rel.bus == NULL)
-		return;
-	loop_del_fd(a->loop, bus_fd(a->rel.bus));
-	if (bus_connected(a->rel.bus))
-		bus_disconnect(a->rel.bus, 200);
-	bus_free(a->rel.bus);
-	a->rel.bus = NULL;
-}
-
-static void
-fetch_expired(struct loop *l, uint64_t id, void *arg)
+binfetch_expired(struct loop *l, uint64_t id, void *arg)
 {
 	struct agent *a = arg;
 	char why[256];
@@ -300,35 +246,27 @@ fetch_expired(struct loop *l, uint64_t id, void *arg)
 	a->rel.fetch_timer = 0;
 	snprintf(why, sizeof(why), "release %s: artifacts not published (not all on the "
 	    "broker after %.1f s)", a->rel.version, a->cfg.fetch_timeout_ms / 1000.0);
-	fetch_end(a);
+	binfetch_end(a);
 	refuse(a, a->rel.version, why);
 }
 
 static void
-fetch_open(struct agent *a)
+binfetch_open(struct agent *a)
 {
-	struct bus_opts o = { 0 };
-	char client_id[NAME_MAX_LEN + 16];
 	struct mu_err err;
+	int i;
 
-	snprintf(client_id, sizeof(client_id), "%s.release", a->cfg.host);
-	o.broker = &a->cfg.broker;
-	o.client_id = client_id;
-	o.clean_start = true;
-	a->rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, fetch_expired, a);
-	if (bus_new(&a->rel.bus, &o, &err) != MU_OK) {
-		fetch_end(a);
-		refuse(a, a->rel.version, err.msg);
-		return;
-	}
-	loop_add_fd(a->loop, bus_fd(a->rel.bus), POLLIN, on_fetch_fd, a);
+	a->rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms,
+	    binfetch_expired, a);
+	for (i = 0; i < 2; i++)
+		if (fetch_want(a, a->rel.topic[i], artifact, &err) != MU_OK) {
+			binfetch_end(a);
+			refuse(a, a->rel.version, err.msg);
+			return;
+		}
 	log_notice("release %s: fetching the binaries %.12s... and %.12s...", a->rel.version,
 	    a->rel.sha[0], a->rel.sha[1]);
 	release_set_state(a, "fetching", a->rel.version, NULL);
-	if (bus_connect(a->rel.bus, &err) != MU_OK) {
-		log_warnx("release fetch connection: %s", err.msg);
-		a->rel.retry_timer = loop_add_timer(a->loop, RETRY_MS, retry_fired, a);
-	}
 }
 
 static void
@@ -338,7 +276,7 @@ jitter_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)l, (void)id;
 	a->rel.jitter_timer = 0;
-	fetch_open(a);
+	binfetch_open(a);
 }
 
 /* ---- looking at the channel --------------------------------------------------- */
@@ -392,10 +330,10 @@ release_check(struct agent *a, const char *job)
 		if (a->rel.job[0] && a->rel.jitter_timer) {
 			loop_del_timer(a->loop, a->rel.jitter_timer);
 			a->rel.jitter_timer = 0;
-			fetch_open(a);
+			binfetch_open(a);
 		}
 	} else {
-		fetch_end(a);
+		binfetch_end(a);
 		a->rel.busy = true;
 		snprintf(a->rel.version, sizeof(a->rel.version), "%s", m.version);
 		snprintf(a->rel.sha[0], sizeof(a->rel.sha[0]), "%s", m.agent_sha256);
@@ -414,7 +352,7 @@ release_check(struct agent *a, const char *job)
 		if (delay)
 			a->rel.jitter_timer = loop_add_timer(a->loop, delay, jitter_fired, a);
 		else
-			fetch_open(a);
+			binfetch_open(a);
 	}
 	wire_doc_free(&m.doc);
 }
@@ -454,7 +392,7 @@ release_message(struct agent *a, const uint8_t *p, size_t len)
 void
 release_free(struct agent *a)
 {
-	fetch_end(a);
+	binfetch_end(a);
 	free(a->rel.raw);
 	free(a->rel.state);
 	a->rel.raw = a->rel.state = NULL;

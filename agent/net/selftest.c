@@ -44,7 +44,7 @@ request_publish(struct agent *a)
 	msgpack_sbuffer_init(&env);
 	if (topic_build(topic, sizeof(topic), a->root, TOPIC_SELFTEST_REQUEST, a->cfg.host,
 	    NULL) != MU_OK || selftest_request_encode(&q, &body, &err) != MU_OK ||
-	    session_wrap(a, body.data, body.size, &env, &err) != MU_OK ||
+	    hostsig_wrap(a->signer, body.data, body.size, &env, &err) != MU_OK ||
 	    bus_publish(a->bus, topic, env.data, env.size, 1, false, 0, NULL, &err) != MU_OK)
 		log_warnx("self-test: request not sent: %s", err.msg);
 	else

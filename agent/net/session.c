@@ -2,7 +2,8 @@
 /*
  * session.c - the agent's one MQTT session: connecting with capped
  * exponential back-off plus jitter, subscriptions, presence, and the
- * sending side of the result spool.
+ * sending side of the result spool.  Everything it publishes is signed by
+ * the host key it loads (design.md §3).
  */
 #include "agent.h"
 #include "inbox.h"
@@ -82,18 +83,6 @@ session_connect(struct agent *a)
 	a->connecting = true;
 }
 
-/* ---- signing ---------------------------------------------------------- */
-
-/* Every message we publish is signed by the host (design.md §3). */
-int
-session_wrap(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
-    struct mu_err *err)
-{
-	if (a->signer == NULL)
-		return mu_errf(err, MU_EINVAL, "no host key loaded");
-	return hostsig_wrap(a->signer, body, len, out, err);
-}
-
 /* ---- presence --------------------------------------------------------- */
 
 /* The status as a signed envelope; it carries our certificate, so a
@@ -129,7 +118,7 @@ status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuf
 	rc = status_encode(&s, &sb, NULL);
 	msgpack_unpacked_destroy(&up);
 	if (!rc)
-		rc = session_wrap(a, sb.data, sb.size, out, NULL);
+		rc = hostsig_wrap(a->signer, sb.data, sb.size, out, NULL);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }
@@ -242,7 +231,7 @@ result_spool(struct agent *a, const char *job, const void *body, size_t len, boo
 	/* The spool keeps the signed envelope: a resend after a restart is
 	 * the very same bytes, not a second, different answer. */
 	if (!rc)
-		rc = session_wrap(a, body, len, &sb, &err);
+		rc = hostsig_wrap(a->signer, body, len, &sb, &err);
 	if (!rc && (rc = staged ? spool_stage(&a->spool, job, topic, sb.data, sb.size, &err) :
 	    spool_put(&a->spool, job, topic, sb.data, sb.size, &err)) != MU_OK) {
 		/* Without a spool, at least try to say it once. */
@@ -319,7 +308,7 @@ event_publish(struct agent *a, const char *job, const void *body, size_t len)
 	    TOPIC_RESULT_EVENTS, job, a->cfg.host) != MU_OK)
 		return;
 	msgpack_sbuffer_init(&sb);
-	if (session_wrap(a, body, len, &sb, NULL) == MU_OK)
+	if (hostsig_wrap(a->signer, body, len, &sb, NULL) == MU_OK)
 		bus_publish(a->bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -561,7 +550,7 @@ bus_open(struct agent *a, struct mu_err *err)
 	}
 	/* Nothing bigger than a job (or a module pointer) is ever needed on
 	 * this session: the broker keeps oversized messages away (MQTT 5).
-	 * Module artifacts come over their own connection (modsrc.c). */
+	 * Module and release artifacts come over their own connection (fetch.c). */
 	o.max_packet = (uint32_t)((a->cfg.max_job > SESSION_MSG_MIN ? a->cfg.max_job :
 	    SESSION_MSG_MIN) + SESSION_PACKET_SLACK);
 	/* Every job topic ends so (hosts/H/jobs, groups/G/jobs, all/jobs,
@@ -708,6 +697,7 @@ net_start(struct agent *a, struct mu_err *err)
 	unsigned idle_ms = SESSION_IDLE_MAX_MS;
 	int rc;
 
+	a->rel.state_changed = session_status_changed;
 	/* Paho's threads sleep while the session is idle (paho_idle.h); a
 	 * quarter of the keepalive keeps its PINGREQ on time. */
 	if (a->cfg.broker.keepalive_ms > 0 && a->cfg.broker.keepalive_ms / 4 < idle_ms)
@@ -745,6 +735,7 @@ net_stop(struct agent *a)
 	session_stop(a);
 	release_free(a);
 	modsrc_free(a);
+	fetch_free(a);	/* after its users, which drop their topics */
 	if (a->role == ROLE_NET)
 		spool_close(&a->spool);
 	/* After the bus, which borrowed it. */

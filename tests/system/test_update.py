@@ -173,6 +173,8 @@ def test_happy_path_canary(upd_agents, server, op, operator, pub, keys, v2):
     assert r["agent_version"] == V2
     assert a.restarts == 0
     assert "passed" in server.log()
+    # The binaries came over the one fetch connection (agent/net/fetch.c).
+    assert "h1.fetch" in a.broker.log() and "h1.release" not in a.broker.log()
 
 
 class ProcScanner:

@@ -34,6 +34,12 @@
  *             (verify.c); the spool (spool.c: the network process writes
  *             it, the parent reads it at start).
  *   main.c    options and start-up; forks into the two.
+ *
+ * The state follows the same split: struct agent holds what both use,
+ * a->par the parent's (struct agent_parent), a->net the network
+ * process's (struct agent_net).  No file of parent/ touches a->net, none
+ * of net/ touches a->par (tests/interop/test_design.py checks); common/
+ * touches each in its own role's functions.
  */
 #ifndef MUSTER_AGENT_H
 #define MUSTER_AGENT_H
@@ -467,36 +473,22 @@ struct held_job {
 
 /* ---- the agent ------------------------------------------------------- */
 
-struct agent {
-	struct agent_config cfg;
-	char conf_path[CONF_PATH_MAX];
-	/* The network process's part of the state (docs/operations.md,
-	 * "State on the host"): state_dir/net in the parent, "." in the
-	 * network process (its working folder). */
-	char net_dir[CONF_PATH_MAX + 8];
-	struct loop *loop;		/* owned */
-	struct bus *bus;		/* owned */
+/*
+ * The root parent's state (agent/parent/, and the parent's half of
+ * agent/common/priv.c).  The network process never reads it: after its
+ * exec it is zero there.
+ */
+struct agent_parent {
 	struct keyring operators;	/* owned */
 	struct policy policy;		/* owned; replaced whole on SIGHUP */
 	bool switch_user;		/* root: runners run as their run_as user */
 	struct jobuids jobuids;		/* [limits] job_uids; count 0: off */
 	struct seen_set seen;		/* owned */
-	struct spool spool;		/* owned */
 	struct run *runs;		/* queued and running jobs, owned */
-	struct modsrc mods;		/* owned */
-	struct fetch_conn fetch;	/* owned: network side */
 	int nrunning;
-	int sigfd;			/* signalfd, owned */
 	int wake_fd;			/* listener, owned; -1 when off */
-	char root[NAME_MAX_LEN + 1];	/* topic root */
+	int wake_fd_inherited;		/* --wake-fd N from the exec of an update */
 	char runner_version[WIRE_MAX_VERSION + 1];
-	struct hostsig_signer *signer;	/* host key + cert, owned by session.c */
-	uint8_t *will;			/* signed offline/lost status, owned */
-	size_t will_len;
-	uint64_t started_at;		/* wall ms */
-	/* session */
-	bool connecting, stopping;
-	uint64_t backoff_ms, reconnect_timer, status_timer, flush_timer;
 	uint64_t last_poke;
 	/* rate limit of rejected results */
 	uint64_t reject_window_start;
@@ -504,9 +496,6 @@ struct agent {
 	/* counters for the log */
 	uint64_t pokes, pokes_refused, jobs_accepted, jobs_rejected;
 	uint64_t jobs_duplicate;	/* deliveries of an id already accepted */
-	uint64_t jobs_oversize;		/* envelopes over max_job, dropped */
-	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
-	bool systemd;			/* NOTIFY_SOCKET present */
 	struct daemon_watchdog watchdog;
 	/* Runner confinement (design.md §8): the seccomp program, built once;
 	 * confined: root, so each runner gets a PID namespace. */
@@ -515,60 +504,100 @@ struct agent {
 	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
 	struct user_cache users;	/* run_as lookups (above) */
 	struct modlocal local[LOCAL_SLOTS];	/* sealed local modules (above) */
-	/* Privilege separation (priv.c, design.md §8). */
-	enum agent_role role;
-	struct chan to_net;		/* parent's end of the socketpair */
-	struct chan to_parent;		/* network process's end */
-	pid_t net_pid;			/* parent: the network process; 0 = none */
-	pid_t net_parent;		/* network process: its parent's pid */
+	/* The network process (priv.c, design.md §8): its end of the
+	 * socketpair, its pid (0 = none), its user, its restarts. */
+	struct chan to_net;
+	pid_t net_pid;
+	uid_t net_uid;
+	gid_t net_gid;
 	uint64_t net_restart_timer;
 	unsigned net_restarts;
+	uint64_t net_spawned_ms;	/* when this network process began */
 	/* Readiness (priv_net_ready()): READY=1 sent; the current network
 	 * process finished its set-up; set-ups failed in a row and the last
 	 * reason given (printable, bounded); the watchdog no longer fed. */
 	bool ready_sent, net_ready, watchdog_starved;
 	unsigned net_fails;
 	char net_why[256];
-	struct pending *pending;	/* parent: results sent, not yet spooled */
-	size_t npending, pending_bytes;	/* their count and weight (results.c) */
-	uint64_t net_spawned_ms;	/* parent: when this network process began */
-	/* Parent: a replacement asked for from inside a send (priv.c
+	/* A replacement asked for from inside a send (priv.c
 	 * priv_net_replace()), done from the loop: which process, and why
 	 * (a string literal). */
 	uint64_t net_replace_timer;
 	pid_t net_replace_pid;
 	const char *net_replace_why;
-	struct accepted *accepted;	/* parent: jobs waiting for their flush
+	struct pending *pending;	/* results sent, not yet spooled */
+	size_t npending, pending_bytes;	/* their count and weight (results.c) */
+	struct accepted *accepted;	/* jobs waiting for their flush
 					 * (intake.c), owned */
-	char (*staged)[JOBID_MAX_LEN + 1];	/* network: results spooled but
-						 * not yet acknowledged, owned */
+	/* Jobs acknowledged only once durable (design.md §3, lib/inbox.h):
+	 * job frames read on this channel and those said durable. */
+	uint64_t jobs_in, jobs_durable;
+	char (*answered)[JOBID_MAX_LEN + 1];	/* done marks written in this
+						 * read, owned */
+	size_t nanswered, capanswered;
+	struct update upd;		/* self-update (design.md §5) */
+	char selftest_job[JOBID_MAX_LEN + 1];	/* the test job, once accepted */
+};
+
+/*
+ * The network process's state (agent/net/, and its half of
+ * agent/common/priv.c): the broker session and everything it decodes.
+ * The parent never reads it.
+ */
+struct agent_net {
+	struct bus *bus;		/* owned */
+	struct modsrc mods;		/* owned */
+	struct fetch_conn fetch;	/* owned */
+	struct hostsig_signer *signer;	/* host key + cert, owned by session.c */
+	uint8_t *will;			/* signed offline/lost status, owned */
+	size_t will_len;
+	/* session */
+	bool connecting;
+	uint64_t backoff_ms, reconnect_timer, status_timer, flush_timer;
+	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
+	struct chan to_parent;		/* its end of the socketpair */
+	pid_t net_parent;		/* its parent's pid */
+	char (*staged)[JOBID_MAX_LEN + 1];	/* results spooled but not yet
+						 * acknowledged, owned */
 	size_t nstaged, capstaged;
-	uid_t net_uid;
-	gid_t net_gid;
-	/* Jobs acknowledged only once durable (design.md §3, lib/inbox.h).
-	 * Network side: the inbox, the jobs sent and held in it.  Parent
-	 * side: job frames read on this channel and those said durable. */
-	struct inbox *inbox;		/* owned; NULL in the parent */
+	/* Jobs acknowledged only once durable (design.md §3, lib/inbox.h):
+	 * the inbox, the jobs sent and held in it. */
+	struct inbox *inbox;		/* owned */
 	struct held_job *held;		/* owned, in frame order */
 	size_t nheld, capheld;
 	uint64_t jobs_sent;
-	uint64_t jobs_in, jobs_durable;
 	uint64_t inbox_failures;	/* reported so far */
-	char (*answered)[JOBID_MAX_LEN + 1];	/* parent: done marks written in
-						 * this read, owned */
-	size_t nanswered, capanswered;
-	/* Self-update (design.md §5). */
-	struct release_follow rel;	/* network side */
-	struct update upd;		/* parent side */
+	struct release_follow rel;	/* the release channel (design.md §5) */
+};
+
+/*
+ * One per process.  What both processes use is here; the rest is in the
+ * part of the process that owns it (a->par, a->net).  Started as
+ * non-root, musterd is one process (ROLE_BOTH) and uses both parts.
+ */
+struct agent {
+	struct agent_config cfg;
+	char conf_path[CONF_PATH_MAX];
+	/* The network process's part of the state (docs/operations.md,
+	 * "State on the host"): state_dir/net in the parent, "." in the
+	 * network process (its working folder). */
+	char net_dir[CONF_PATH_MAX + 8];
+	struct loop *loop;		/* owned */
+	struct spool spool;		/* owned; the parent reads it at start */
+	int sigfd;			/* signalfd, owned */
+	char root[NAME_MAX_LEN + 1];	/* topic root */
+	uint64_t started_at;		/* wall ms */
+	bool stopping;
+	uint64_t jobs_oversize;		/* envelopes over max_job, dropped */
+	enum agent_role role;		/* privilege separation (priv.c, design.md §8) */
 	/* Started as "musterd --self-test" by a live agent (a staged version):
 	 * client id <host>.selftest, no presence, one test job, then exit. */
 	bool selftest;
 	char selftest_nonce[WIRE_MAX_NONCE + 1];
-	char selftest_job[JOBID_MAX_LEN + 1];	/* the test job, once accepted */
-	bool selftest_sent;		/* its result is acknowledged */
 	int selftest_rc;		/* exit status of the self-test */
-	int wake_fd_inherited;		/* --wake-fd N from the exec of an update */
 	int exit_rc;			/* agent_main's exit status */
+	struct agent_parent par;
+	struct agent_net net;
 };
 
 /* main.c */
@@ -665,7 +694,7 @@ int net_state_prepare(struct agent *a, struct mu_err *err);
 static inline uid_t
 net_file_owner(const struct agent *a)
 {
-	return a->role == ROLE_PARENT ? a->net_uid : geteuid();
+	return a->role == ROLE_PARENT ? a->par.net_uid : geteuid();
 }
 void priv_stop(struct agent *a);
 void priv_free(struct agent *a);

@@ -60,31 +60,31 @@ reload_policy(struct agent *a, const struct agent_config *fresh)
 {
 	struct mu_err err = { "" };
 
-	switch (policy_reload(&a->policy, fresh->policy, intake_policy_optional(fresh), &err)) {
+	switch (policy_reload(&a->par.policy, fresh->policy, intake_policy_optional(fresh), &err)) {
 	case POLICY_LOADED:
-		log_notice("reloaded policy %s: %zu rules", a->policy.path, a->policy.nrules);
+		log_notice("reloaded policy %s: %zu rules", a->par.policy.path, a->par.policy.nrules);
 		break;
 	case POLICY_NONE:
 		log_notice("no policy at %s: every trusted key may do everything",
-		    a->policy.path);
+		    a->par.policy.path);
 		break;
 	case POLICY_KEPT:
 		log_err("reload: %s (keeping the policy in force: %zu rules of %s)", err.msg,
-		    a->policy.nrules, a->policy.path);
+		    a->par.policy.nrules, a->par.policy.path);
 		return;
 	case POLICY_REFUSING:
 		log_err("reload: %s (no valid policy was in force: every job is refused "
 		    "until the policy loads)", err.msg);
 		return;
 	case POLICY_GONE:
-		if (a->policy.refuse_all)
+		if (a->par.policy.refuse_all)
 			log_err("reload: no policy at %s: still refusing every job (%s); "
 			    "write a valid policy and reload, or restart musterd to run "
-			    "without one", fresh->policy, a->policy.error);
+			    "without one", fresh->policy, a->par.policy.error);
 		else
 			log_err("reload: no policy at %s: keeping the %zu rules of %s in force; "
 			    "only a restart drops a policy (then every trusted key may do "
-			    "everything)", fresh->policy, a->policy.nrules, a->policy.path);
+			    "everything)", fresh->policy, a->par.policy.nrules, a->par.policy.path);
 		return;
 	}
 	snprintf(a->cfg.policy, sizeof(a->cfg.policy), "%s", fresh->policy);
@@ -102,7 +102,7 @@ reload(struct agent *a)
 		return;
 	}
 	/* Fails closed: only an unreadable folder keeps the old ring. */
-	if (keyring_load_dir(&a->operators, fresh.operators, key_warn, a, &err) != MU_OK) {
+	if (keyring_load_dir(&a->par.operators, fresh.operators, key_warn, a, &err) != MU_OK) {
 		log_err("reload: %s (keeping the old operator keys)", err.msg);
 		return;
 	}
@@ -113,7 +113,7 @@ reload(struct agent *a)
 	 * that makes the log quieter is still confirmed in it. */
 	if (fresh.log_level > a->cfg.log_level)
 		log_set_level(fresh.log_level);
-	log_notice("reloaded: %zu operator keys, log level %d", a->operators.nkeys,
+	log_notice("reloaded: %zu operator keys, log level %d", a->par.operators.nkeys,
 	    fresh.log_level);
 	a->cfg.log_level = fresh.log_level;
 	log_set_level(fresh.log_level);
@@ -164,7 +164,7 @@ prune_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)id;
-	seen_prune(&a->seen, now_wall_ms());
+	seen_prune(&a->par.seen, now_wall_ms());
 	modopen_local_expire(a);
 	loop_add_timer(l, PRUNE_INTERVAL_MS, prune_fired, a);
 }
@@ -180,7 +180,7 @@ probe_runner(struct agent *a)
 	ssize_t n;
 	pid_t pid;
 
-	snprintf(a->runner_version, sizeof(a->runner_version), "unknown");
+	snprintf(a->par.runner_version, sizeof(a->par.runner_version), "unknown");
 	if (pipe2(p, O_CLOEXEC) == -1)
 		return;
 	if ((pid = fork()) == 0) {
@@ -205,7 +205,7 @@ probe_runner(struct agent *a)
 		v[strcspn(v, " ")] = '\0';
 	}
 	if (v && version_valid(v))
-		snprintf(a->runner_version, sizeof(a->runner_version), "%s", v);
+		snprintf(a->par.runner_version, sizeof(a->par.runner_version), "%s", v);
 	else
 		log_warnx("runner %s did not tell its version", a->cfg.runner);
 }
@@ -221,37 +221,37 @@ runner_confinement(struct agent *a, struct mu_err *err)
 {
 	int rc;
 
-	if ((rc = spawn_filter_build(&a->runner_filter, err)) != MU_OK)
+	if ((rc = spawn_filter_build(&a->par.runner_filter, err)) != MU_OK)
 		return rc;
 	/* Runners exec this fd: the runner's user need not be able to walk
 	 * the path to it, only to execute the file. */
-	if ((a->runner_fd = open(a->cfg.runner, O_PATH | O_CLOEXEC)) == -1)
+	if ((a->par.runner_fd = open(a->cfg.runner, O_PATH | O_CLOEXEC)) == -1)
 		log_warnx("runner %s: %s (runs will fail)", a->cfg.runner, strerror(errno));
-	a->switch_user = a->confined = geteuid() == 0;
+	a->par.switch_user = a->par.confined = geteuid() == 0;
 	/* A uid of its own per job (lib/jobuid.h); only root can switch. */
-	if (a->confined && a->cfg.job_uid_count) {
+	if (a->par.confined && a->cfg.job_uid_count) {
 		if ((rc = jobuid_check(a->cfg.job_uid_first, a->cfg.job_uid_count,
 		    a->cfg.max_jobs, err)) != MU_OK)
 			return rc;
-		jobuid_init(&a->jobuids, a->cfg.job_uid_first, a->cfg.job_uid_count);
+		jobuid_init(&a->par.jobuids, a->cfg.job_uid_first, a->cfg.job_uid_count);
 	}
 	/* Said once: a run_as set for every job that job_uids overrides. */
-	if (a->confined && a->jobuids.count && strcmp(a->cfg.run_as, "muster-job") != 0)
+	if (a->par.confined && a->par.jobuids.count && strcmp(a->cfg.run_as, "muster-job") != 0)
 		log_warnx("[limits] run_as %s is not used: [limits] job_uids gives each job a "
 		    "uid of its own (job_uids = none runs jobs as %s)", a->cfg.run_as,
 		    a->cfg.run_as);
-	if (a->confined && a->jobuids.count)
+	if (a->par.confined && a->par.jobuids.count)
 		log_notice("runners: a uid of their own from %u-%u unless a policy rule "
 		    "names a user, seccomp filter (%u instructions), a PID namespace each "
 		    "(all they start dies with them), a mount and IPC namespace each "
-		    "(private /tmp), at most %d processes", (unsigned)a->jobuids.first,
-		    (unsigned)(a->jobuids.first + a->jobuids.count - 1), a->runner_filter.len,
+		    "(private /tmp), at most %d processes", (unsigned)a->par.jobuids.first,
+		    (unsigned)(a->par.jobuids.first + a->par.jobuids.count - 1), a->par.runner_filter.len,
 		    a->cfg.processes);
-	else if (a->confined)
+	else if (a->par.confined)
 		log_notice("runners: user %s unless a policy rule names another, seccomp "
 		    "filter (%u instructions), a PID namespace each (all they start dies "
 		    "with them), a mount and IPC namespace each (private /tmp)", a->cfg.run_as,
-		    a->runner_filter.len);
+		    a->par.runner_filter.len);
 	else
 		log_notice("not running as root: run_as (default %s) is ignored; runners run "
 		    "as this user under the seccomp filter, in a process group (no PID "
@@ -265,35 +265,35 @@ agent_open(struct agent *a, struct mu_err *err)
 	int rc;
 
 	a->started_at = now_wall_ms();
-	a->wake_fd = a->sigfd = a->runner_fd = -1;
+	a->par.wake_fd = a->sigfd = a->par.runner_fd = -1;
 	/* No channel yet: a failure before priv_start() must not take fd 0
 	 * for one at shutdown. */
-	a->to_net.fd = a->to_parent.fd = -1;
+	a->par.to_net.fd = a->net.to_parent.fd = -1;
 	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
 	if ((a->loop = loop_new()) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	/* First: a version that keeps dying is rolled back before it can do
 	 * anything else (design.md §5). */
-	if (!a->selftest && (rc = update_boot(a, a->upd.argv, err)) != MU_OK)
+	if (!a->selftest && (rc = update_boot(a, a->par.upd.argv, err)) != MU_OK)
 		return rc;
 	if ((rc = signals_open(a, err)) != MU_OK)
 		return rc;
-	if ((rc = keyring_load_dir(&a->operators, a->cfg.operators, key_warn, a, err)) != MU_OK)
+	if ((rc = keyring_load_dir(&a->par.operators, a->cfg.operators, key_warn, a, err)) != MU_OK)
 		return rc;
-	if (a->operators.nkeys == 0)
+	if (a->par.operators.nkeys == 0)
 		log_warnx("no operator keys in %s: every job will be refused", a->cfg.operators);
-	if ((rc = intake_policy_load(&a->cfg, &a->policy, err)) != MU_OK)
+	if ((rc = intake_policy_load(&a->cfg, &a->par.policy, err)) != MU_OK)
 		return rc;
-	if (a->policy.present)
-		log_notice("policy %s: %zu rules", a->policy.path, a->policy.nrules);
+	if (a->par.policy.present)
+		log_notice("policy %s: %zu rules", a->par.policy.path, a->par.policy.nrules);
 	else
 		log_notice("no policy at %s: every trusted key may do everything",
-		    a->policy.path);
+		    a->par.policy.path);
 	if ((rc = runner_confinement(a, err)) != MU_OK)
 		return rc;
 	if ((rc = net_state_prepare(a, err)) != MU_OK ||
 	    (rc = spool_open(&a->spool, a->net_dir, a->cfg.state_dir, err)) != MU_OK ||
-	    (rc = seen_open(&a->seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
+	    (rc = seen_open(&a->par.seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
 	if ((rc = wake_open(a, err)) != MU_OK ||
@@ -320,11 +320,11 @@ agent_main(struct agent *a)
 		return 1;
 	}
 	log_notice("musterd %s started as host %s (%zu operator keys, %d groups)",
-	    AGENT_VERSION, a->cfg.host, a->operators.nkeys, a->cfg.ngroups);
+	    AGENT_VERSION, a->cfg.host, a->par.operators.nkeys, a->cfg.ngroups);
 	loop_add_timer(a->loop, PRUNE_INTERVAL_MS, prune_fired, a);
 	/* Starved on purpose when the network process keeps failing (priv.c). */
-	a->watchdog.starved = &a->watchdog_starved;
-	daemon_watchdog_start(a->loop, &a->watchdog);
+	a->par.watchdog.starved = &a->par.watchdog_starved;
+	daemon_watchdog_start(a->loop, &a->par.watchdog);
 	/* Split in two, the network process says when it is ready. */
 	if (a->role == ROLE_BOTH)
 		agent_ready(a);
@@ -353,15 +353,15 @@ agent_shutdown(struct agent *a)
 	update_free(a);
 	wake_close(a);
 	spool_close(&a->spool);
-	seen_close(&a->seen);
-	keyring_free(&a->operators);
-	spawn_filter_free(&a->runner_filter);
-	if (a->runner_fd > 0)
-		close(a->runner_fd);
-	policy_free(&a->policy);
+	seen_close(&a->par.seen);
+	keyring_free(&a->par.operators);
+	spawn_filter_free(&a->par.runner_filter);
+	if (a->par.runner_fd > 0)
+		close(a->par.runner_fd);
+	policy_free(&a->par.policy);
 	if (a->sigfd != -1)
 		close(a->sigfd);
-	free(a->will);
+	free(a->net.will);
 	loop_free(a->loop);
 	a->loop = NULL;
 }
@@ -472,7 +472,7 @@ net_process(struct agent *a, const char *fds)
 	int rc;
 
 	a->started_at = now_wall_ms();
-	a->wake_fd = a->sigfd = -1;
+	a->par.wake_fd = a->sigfd = -1;
 	snprintf(a->root, sizeof(a->root), "%s", a->cfg.broker.topic_root);
 	if ((a->loop = loop_new()) == NULL)
 		return 1;
@@ -484,7 +484,7 @@ net_process(struct agent *a, const char *fds)
 	if (rc == 0 && a->selftest)
 		rc = a->selftest_rc;
 	close(a->sigfd);
-	free(a->will);
+	free(a->net.will);
 	loop_free(a->loop);
 	/*
 	 * Paho's threads may still be inside OpenSSL when exit handlers run
@@ -564,7 +564,7 @@ own_opt(int o, const char *arg, void *ctx)
 		fd = strtol(arg, &end, 10);
 		if (errno || *end || fd < 3 || fd > 65535)
 			return -1;
-		own->a->wake_fd_inherited = (int)fd;
+		own->a->par.wake_fd_inherited = (int)fd;
 		break;
 	default:
 		return -1;
@@ -601,9 +601,9 @@ main(int argc, char *argv[])
 	struct mu_err err;
 	int rc;
 
-	agent.wake_fd_inherited = -1;
+	agent.par.wake_fd_inherited = -1;
 	agent.selftest_rc = 1;	/* no verdict: failed */
-	agent.upd.argv = argv;
+	agent.par.upd.argv = argv;
 	snprintf(agent.conf_path, sizeof(agent.conf_path), "%s", AGENT_CONF_DEFAULT);
 	if ((rc = daemon_options(argc, argv, "c:fVh", opts, &o)) != DAEMON_RUN)
 		return rc;

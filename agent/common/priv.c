@@ -29,7 +29,7 @@
  * socketpair: the same messages, the same code.
  *
  * Ownership: struct chan owns its fd and buffers; struct pending entries
- * belong to a->pending.  The network process's pid is owned by the parent
+ * belong to a->par.pending.  The network process's pid is owned by the parent
  * (reaped by the parent's reaper, parent/reap.c: priv_net_exited()).
  */
 #include "agent.h"
@@ -118,7 +118,7 @@ chan_close(struct agent *a, struct chan *c)
 static struct chan *
 chan_of(struct agent *a, int fd)
 {
-	return a->to_net.fd == fd ? &a->to_net : &a->to_parent;
+	return a->par.to_net.fd == fd ? &a->par.to_net : &a->net.to_parent;
 }
 
 /* Write what we can; keep the rest and ask for POLLOUT. */
@@ -166,9 +166,9 @@ priv_chan_send(struct agent *a, struct chan *c, const struct priv_msg *m)
 		c->out_off = 0;
 	}
 	need = c->out_len + 4 + sb.size;
-	if (c == &a->to_net && a->role == ROLE_PARENT && need > chan_out_max(a)) {
+	if (c == &a->par.to_net && a->role == ROLE_PARENT && need > chan_out_max(a)) {
 		msgpack_sbuffer_destroy(&sb);
-		if (!a->net_replace_timer)
+		if (!a->par.net_replace_timer)
 			log_err("%s message not sent: %zu bytes wait for the network process",
 			    priv_type_name(m->type), c->out_len);
 		/* Dropped, as the whole buffer is with the process: results
@@ -203,7 +203,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 {
 	switch (m->type) {
 	case PRIV_JOB:
-		a->jobs_in++;
+		a->par.jobs_in++;
 		intake_message(a, m->topic, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	case PRIV_MODULE:
@@ -211,7 +211,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		return MU_OK;
 	case PRIV_SPOOLED:
 		results_spooled(a, m->job);
-		a->upd.answered = true;		/* part of "healthy" (update.c) */
+		a->par.upd.answered = true;		/* part of "healthy" (update.c) */
 		return MU_OK;
 	case PRIV_RELEASE:
 		update_release(a, m);
@@ -227,7 +227,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		priv_net_ready(a);
 		return MU_OK;
 	case PRIV_FAILED:
-		printable_copy(a->net_why, sizeof(a->net_why), m->reason.ptr, m->reason.len);
+		printable_copy(a->par.net_why, sizeof(a->par.net_why), m->reason.ptr, m->reason.len);
 		return MU_OK;
 	case PRIV_VERDICT: {
 		struct selftest_verdict v;
@@ -251,14 +251,14 @@ staged_add(struct agent *a, const char *job)
 {
 	char (*n)[JOBID_MAX_LEN + 1];
 
-	if (a->nstaged == a->capstaged) {
-		size_t cap = a->capstaged ? a->capstaged * 2 : 16;
+	if (a->net.nstaged == a->net.capstaged) {
+		size_t cap = a->net.capstaged ? a->net.capstaged * 2 : 16;
 
-		if ((n = reallocarray(a->staged, cap, sizeof(*n))) == NULL)
+		if ((n = reallocarray(a->net.staged, cap, sizeof(*n))) == NULL)
 			return;		/* unacknowledged: the parent sends it again */
-		a->staged = n, a->capstaged = cap;
+		a->net.staged = n, a->net.capstaged = cap;
 	}
-	snprintf(a->staged[a->nstaged++], JOBID_MAX_LEN + 1, "%s", job);
+	snprintf(a->net.staged[a->net.nstaged++], JOBID_MAX_LEN + 1, "%s", job);
 }
 
 /* Every result of this read is staged: one fsync of the spool folder,
@@ -270,14 +270,14 @@ net_commit(struct agent *a)
 	bool ok;
 	size_t i;
 
-	if (a->nstaged == 0 && !a->spool.dir_dirty)
+	if (a->net.nstaged == 0 && !a->spool.dir_dirty)
 		return;
 	ok = results_commit(a) == MU_OK;
-	if (ok && a->nstaged)
+	if (ok && a->net.nstaged)
 		test_stop_at("net-spooled");	/* the parent not yet told */
-	for (i = 0; ok && i < a->nstaged; i++)
-		priv_send_spooled(a, a->staged[i]);
-	a->nstaged = 0;
+	for (i = 0; ok && i < a->net.nstaged; i++)
+		priv_send_spooled(a, a->net.staged[i]);
+	a->net.nstaged = 0;
 }
 
 static int
@@ -330,7 +330,7 @@ read_commit(struct agent *a, bool from_net)
 		intake_durable(a);
 		/* The done marks of the answers spooled in this read, then
 		 * their results may be published. */
-		if (seen_sync(&a->seen, &err) != MU_OK)
+		if (seen_sync(&a->par.seen, &err) != MU_OK)
 			log_err("seen-set: %s", err.msg);
 		answered_send(a);
 	} else
@@ -342,15 +342,15 @@ answered_add(struct agent *a, const char *job)
 {
 	char (*n)[JOBID_MAX_LEN + 1];
 
-	if (a->nanswered == a->capanswered) {
-		size_t cap = a->capanswered ? a->capanswered * 2 : 16;
+	if (a->par.nanswered == a->par.capanswered) {
+		size_t cap = a->par.capanswered ? a->par.capanswered * 2 : 16;
 
 		/* Out of memory: published after the next restart instead. */
-		if ((n = reallocarray(a->answered, cap, sizeof(*n))) == NULL)
+		if ((n = reallocarray(a->par.answered, cap, sizeof(*n))) == NULL)
 			return;
-		a->answered = n, a->capanswered = cap;
+		a->par.answered = n, a->par.capanswered = cap;
 	}
-	snprintf(a->answered[a->nanswered++], JOBID_MAX_LEN + 1, "%s", job);
+	snprintf(a->par.answered[a->par.nanswered++], JOBID_MAX_LEN + 1, "%s", job);
 }
 
 static void
@@ -358,9 +358,9 @@ answered_send(struct agent *a)
 {
 	size_t i;
 
-	for (i = 0; i < a->nanswered && (a->role != ROLE_PARENT || a->net_pid > 0); i++)
-		priv_send_answered(a, a->answered[i]);
-	a->nanswered = 0;
+	for (i = 0; i < a->par.nanswered && (a->role != ROLE_PARENT || a->par.net_pid > 0); i++)
+		priv_send_answered(a, a->par.answered[i]);
+	a->par.nanswered = 0;
 }
 
 /* Parent: every job frame read so far is handled, the accepted ones in the
@@ -368,14 +368,14 @@ answered_send(struct agent *a)
 static void
 intake_durable(struct agent *a)
 {
-	if (a->jobs_in == a->jobs_durable)
+	if (a->par.jobs_in == a->par.jobs_durable)
 		return;
-	a->jobs_durable = a->jobs_in;
+	a->par.jobs_durable = a->par.jobs_in;
 	/* Read from a network process already gone (chan_drain_dead()): its
 	 * successor hands its inbox over again. */
-	if (a->role == ROLE_PARENT && a->net_pid <= 0)
+	if (a->role == ROLE_PARENT && a->par.net_pid <= 0)
 		return;
-	priv_send_durable(a, a->jobs_durable);
+	priv_send_durable(a, a->par.jobs_durable);
 }
 
 /* Network process: the parent has the first n job frames safely. */
@@ -384,10 +384,10 @@ net_durable(struct agent *a, uint64_t n)
 {
 	size_t i = 0;
 
-	while (i < a->nheld && a->held[i].frame <= n)
-		inbox_done(a->inbox, a->held[i++].seq);
-	memmove(a->held, a->held + i, (a->nheld - i) * sizeof(*a->held));
-	a->nheld -= i;
+	while (i < a->net.nheld && a->net.held[i].frame <= n)
+		inbox_done(a->net.inbox, a->net.held[i++].seq);
+	memmove(a->net.held, a->net.held + i, (a->net.nheld - i) * sizeof(*a->net.held));
+	a->net.nheld -= i;
 }
 
 static void
@@ -395,7 +395,7 @@ chan_readable(struct loop *l, int fd, short revents, void *arg)
 {
 	struct agent *a = arg;
 	struct chan *c = chan_of(a, fd);
-	bool from_net = c == &a->to_net;
+	bool from_net = c == &a->par.to_net;
 	uint8_t buf[CHAN_READ];
 	const uint8_t *frame;
 	struct priv_msg m;
@@ -471,23 +471,23 @@ priv_job(struct agent *a, const char *topic, const uint8_t *p, size_t len,
 
 	if (strlen(topic) >= TOPIC_MAX) {
 		if (inbox_seq)
-			inbox_done(a->inbox, inbox_seq);
+			inbox_done(a->net.inbox, inbox_seq);
 		return;
 	}
 	priv_send_job(a, topic, p, len);
-	a->jobs_sent++;
+	a->net.jobs_sent++;
 	if (inbox_seq == 0)
 		return;
-	if (a->nheld == a->capheld) {
-		size_t cap = a->capheld ? a->capheld * 2 : 16;
+	if (a->net.nheld == a->net.capheld) {
+		size_t cap = a->net.capheld ? a->net.capheld * 2 : 16;
 
 		/* Out of memory: it stays in the inbox until the next start,
 		 * which hands it over again (a duplicate the parent drops). */
-		if ((n = reallocarray(a->held, cap, sizeof(*n))) == NULL)
+		if ((n = reallocarray(a->net.held, cap, sizeof(*n))) == NULL)
 			return;
-		a->held = n, a->capheld = cap;
+		a->net.held = n, a->net.capheld = cap;
 	}
-	a->held[a->nheld++] = (struct held_job){ a->jobs_sent, inbox_seq };
+	a->net.held[a->net.nheld++] = (struct held_job){ a->net.jobs_sent, inbox_seq };
 }
 
 /* ---- the network process ---------------------------------------------------- */
@@ -776,7 +776,7 @@ net_drop(struct agent *a, const int tls[NET_TLS_FILES], struct mu_err *err)
 	 * then check that the parent did not die in between (no signal
 	 * would come for that). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no goodbye: the will says "lost" */
-	if (getppid() != a->net_parent)
+	if (getppid() != a->net.net_parent)
 		return mu_errf(err, MU_EIO, "the parent died while we started");
 	return MU_OK;
 }
@@ -789,7 +789,7 @@ priv_test_garbage(struct agent *a)
 	static const uint8_t junk[] = { 0, 0, 0, 3, 0xc1, 0xc1, 0xc1 };
 
 	if (a->role == ROLE_NET &&
-	    send(a->to_parent.fd, junk, sizeof(junk), MSG_NOSIGNAL) == -1)
+	    send(a->net.to_parent.fd, junk, sizeof(junk), MSG_NOSIGNAL) == -1)
 		log_warnx("test hook: %s", strerror(errno));
 }
 
@@ -798,7 +798,7 @@ priv_test_garbage(struct agent *a)
 static void
 net_tell_parent(struct agent *a, bool ok, const char *reason)
 {
-	struct chan *c = &a->to_parent;
+	struct chan *c = &a->net.to_parent;
 	ssize_t n;
 
 	priv_send_setup(a, ok, reason);
@@ -822,15 +822,15 @@ net_main(struct agent *a, const char *fds)
 	int rc;
 
 	a->role = ROLE_NET;
-	a->to_net.fd = -1;
+	a->par.to_net.fd = -1;
 	/* Alive: net_exec() armed the death signal before the exec. */
-	a->net_parent = getppid();
+	a->net.net_parent = getppid();
 	prctl(PR_SET_NAME, "musterd");	/* not "exe", for ps and pkill */
 	if (sscanf(fds, "%d,%d,%d,%d", &chanfd, &tls[0], &tls[1], &tls[2]) != 4) {
 		log_err("network process: bad --net %s", fds);
 		return 2;
 	}
-	chan_init(a, &a->to_parent, chanfd);
+	chan_init(a, &a->net.to_parent, chanfd);
 	if ((rc = net_drop(a, tls, &err)) == MU_OK)
 		rc = net_start(a, &err);
 	/* Set up: from here on it needs none of what its filter denies
@@ -850,7 +850,7 @@ net_main(struct agent *a, const char *fds)
 	if (loop_run(a->loop) != 0)
 		log_err("event loop failed: %s", strerror(errno));
 	net_stop(a);
-	chan_close(a, &a->to_parent);
+	chan_close(a, &a->net.to_parent);
 	return a->selftest ? a->selftest_rc : 0;
 }
 
@@ -956,15 +956,15 @@ spooled_release(struct agent *a)
 	for (s = a->spool.head; s; s = s->next) {
 		if (results_pending(a, s->job))
 			continue;
-		if (seen_run_done(&a->seen, s->job, &err) != MU_OK) {
+		if (seen_run_done(&a->par.seen, s->job, &err) != MU_OK) {
 			log_err("job %s: %s", s->job, err.msg);
 			continue;	/* published after a restart instead */
 		}
 		answered_add(a, s->job);
 	}
-	if (seen_sync(&a->seen, &err) != MU_OK) {
+	if (seen_sync(&a->par.seen, &err) != MU_OK) {
 		log_err("seen-set: %s", err.msg);
-		a->nanswered = 0;
+		a->par.nanswered = 0;
 		return;
 	}
 	answered_send(a);
@@ -994,10 +994,10 @@ net_spawn(struct agent *a, struct mu_err *err)
 		net_exec(a, self, sv[1], tls);
 	net_tls_close(tls);
 	close(sv[1]);
-	a->net_pid = pid;
-	a->net_spawned_ms = now_mono_ms();
-	a->jobs_in = a->jobs_durable = 0;	/* counted per channel */
-	chan_init(a, &a->to_net, sv[0]);
+	a->par.net_pid = pid;
+	a->par.net_spawned_ms = now_mono_ms();
+	a->par.jobs_in = a->par.jobs_durable = 0;	/* counted per channel */
+	chan_init(a, &a->par.to_net, sv[0]);
 	log_notice("network process %d started (user %s)", (int)pid, a->cfg.user);
 	results_resend(a);
 	spooled_release(a);
@@ -1013,12 +1013,12 @@ net_restart_fired(struct loop *l, uint64_t id, void *arg)
 	struct mu_err err;
 
 	(void)l, (void)id;
-	a->net_restart_timer = 0;
-	if (a->stopping || a->net_pid > 0)
+	a->par.net_restart_timer = 0;
+	if (a->stopping || a->par.net_pid > 0)
 		return;
 	if (net_spawn(a, &err) != MU_OK) {
 		log_err("%s", err.msg);
-		a->net_restart_timer = loop_add_timer(a->loop, NET_RESTART_MS,
+		a->par.net_restart_timer = loop_add_timer(a->loop, NET_RESTART_MS,
 		    net_restart_fired, a);
 	}
 }
@@ -1035,13 +1035,13 @@ net_lost(struct agent *a, const char *why)
 	if (a->selftest) {
 		/* Its exit status is the verdict: let it exit by itself (the
 		 * self-test's deadline bounds the wait). */
-		chan_close(a, &a->to_net);
+		chan_close(a, &a->par.to_net);
 		return;
 	}
-	log_warnx("network process %d %s: replacing it", (int)a->net_pid, why);
-	if (a->net_pid > 0)
-		kill(a->net_pid, SIGKILL);
-	chan_close(a, &a->to_net);
+	log_warnx("network process %d %s: replacing it", (int)a->par.net_pid, why);
+	if (a->par.net_pid > 0)
+		kill(a->par.net_pid, SIGKILL);
+	chan_close(a, &a->par.to_net);
 }
 
 static void
@@ -1050,10 +1050,10 @@ net_replace_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->net_replace_timer = 0;
+	a->par.net_replace_timer = 0;
 	/* Not a successor started meanwhile. */
-	if (a->net_pid == a->net_replace_pid && a->to_net.fd != -1)
-		net_lost(a, a->net_replace_why);
+	if (a->par.net_pid == a->par.net_replace_pid && a->par.to_net.fd != -1)
+		net_lost(a, a->par.net_replace_why);
 }
 
 /*
@@ -1065,11 +1065,11 @@ net_replace_fired(struct loop *l, uint64_t id, void *arg)
 void
 priv_net_replace(struct agent *a, const char *why)
 {
-	if (a->role != ROLE_PARENT || a->to_net.fd == -1 || a->net_replace_timer)
+	if (a->role != ROLE_PARENT || a->par.to_net.fd == -1 || a->par.net_replace_timer)
 		return;
-	a->net_replace_pid = a->net_pid;
-	a->net_replace_why = why;
-	a->net_replace_timer = loop_add_timer(a->loop, 0, net_replace_fired, a);
+	a->par.net_replace_pid = a->par.net_pid;
+	a->par.net_replace_why = why;
+	a->par.net_replace_timer = loop_add_timer(a->loop, 0, net_replace_fired, a);
 }
 
 void
@@ -1077,12 +1077,12 @@ agent_ready(struct agent *a)
 {
 	if (a->role == ROLE_NET)
 		return;
-	if (!a->ready_sent)
+	if (!a->par.ready_sent)
 		sd_notifyf(0, "READY=1\nSTATUS=running as host %s; connecting to the broker",
 		    a->cfg.host);
 	else
 		agent_status(a, "running as host %s; connecting to the broker", a->cfg.host);
-	a->ready_sent = true;
+	a->par.ready_sent = true;
 }
 
 void
@@ -1108,9 +1108,9 @@ chan_drain_dead(struct agent *a)
 	uint8_t b;
 	int i;
 
-	for (i = 0; i < 64 && a->to_net.fd != -1 &&
-	    recv(a->to_net.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1; i++)
-		chan_readable(a->loop, a->to_net.fd, POLLIN, a);
+	for (i = 0; i < 64 && a->par.to_net.fd != -1 &&
+	    recv(a->par.to_net.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1; i++)
+		chan_readable(a->loop, a->par.to_net.fd, POLLIN, a);
 }
 
 /*
@@ -1126,13 +1126,13 @@ chan_drain_dead(struct agent *a)
 void
 priv_net_ready(struct agent *a)
 {
-	if (a->net_fails >= NET_FAILS_MAX)
+	if (a->par.net_fails >= NET_FAILS_MAX)
 		log_notice("network process ready after %u failures; the watchdog is fed "
-		    "again", a->net_fails);
-	a->net_ready = true;
-	a->net_fails = 0;
-	a->net_why[0] = '\0';
-	a->watchdog_starved = false;
+		    "again", a->par.net_fails);
+	a->par.net_ready = true;
+	a->par.net_fails = 0;
+	a->par.net_why[0] = '\0';
+	a->par.watchdog_starved = false;
 	agent_ready(a);
 }
 
@@ -1140,33 +1140,33 @@ priv_net_ready(struct agent *a)
 static int
 net_failed(struct agent *a)
 {
-	const char *why = a->net_why[0] ? a->net_why : "no reason given";
+	const char *why = a->par.net_why[0] ? a->par.net_why : "no reason given";
 
-	if (a->net_ready) {
-		a->net_ready = false;
+	if (a->par.net_ready) {
+		a->par.net_ready = false;
 		agent_status(a, "network process ended; starting a new one");
 		return NET_RESTART_MS;
 	}
-	a->net_fails++;
+	a->par.net_fails++;
 	log_err("network process failed %u times in a row: %s (working in %s)",
-	    a->net_fails, why, a->net_dir);
-	if (a->net_fails < NET_FAILS_MAX) {
+	    a->par.net_fails, why, a->net_dir);
+	if (a->par.net_fails < NET_FAILS_MAX) {
 		agent_status(a, "network process failed %u times in a row: %s",
-		    a->net_fails, why);
+		    a->par.net_fails, why);
 		return NET_RESTART_MS;
 	}
-	if (!a->watchdog_starved) {
-		a->watchdog_starved = true;
-		if (a->watchdog.usec == 0) {
+	if (!a->par.watchdog_starved) {
+		a->par.watchdog_starved = true;
+		if (a->par.watchdog.usec == 0) {
 			log_err("giving up: the network process failed %u times in a row",
-			    a->net_fails);
+			    a->par.net_fails);
 			a->exit_rc = 1;
 			loop_stop(a->loop);
 		} else
 			log_err("the watchdog is no longer fed: systemd will restart musterd");
 	}
 	agent_status(a, "network process failed %u times in a row: %s; watchdog no "
-	    "longer fed", a->net_fails, why);
+	    "longer fed", a->par.net_fails, why);
 	return NET_RESTART_SLOW_MS;
 }
 
@@ -1176,10 +1176,10 @@ priv_net_exited(struct agent *a, int status)
 {
 	int delay;
 
-	a->net_pid = 0;
+	a->par.net_pid = 0;
 	chan_drain_dead(a);
-	if (a->to_net.fd != -1)
-		chan_close(a, &a->to_net);
+	if (a->par.to_net.fd != -1)
+		chan_close(a, &a->par.to_net);
 	if (a->stopping)
 		return;
 	if (a->selftest) {
@@ -1189,7 +1189,7 @@ priv_net_exited(struct agent *a, int status)
 		loop_stop(a->loop);
 		return;
 	}
-	a->net_restarts++;
+	a->par.net_restarts++;
 	delay = net_failed(a);
 	if (WIFSIGNALED(status))
 		log_warnx("network process killed by signal %d; a new one in %d ms",
@@ -1197,8 +1197,8 @@ priv_net_exited(struct agent *a, int status)
 	else
 		log_warnx("network process exited with %d; a new one in %d ms",
 		    WEXITSTATUS(status), delay);
-	if (!a->net_restart_timer)
-		a->net_restart_timer = loop_add_timer(a->loop, (uint64_t)delay,
+	if (!a->par.net_restart_timer)
+		a->par.net_restart_timer = loop_add_timer(a->loop, (uint64_t)delay,
 		    net_restart_fired, a);
 }
 
@@ -1210,23 +1210,23 @@ priv_start(struct agent *a, struct mu_err *err)
 	struct passwd *pw;
 	int sv[2];
 
-	a->to_net.fd = a->to_parent.fd = -1;
+	a->par.to_net.fd = a->net.to_parent.fd = -1;
 	if (geteuid() != 0) {
 		/* One process, both ends of one socketpair. */
 		a->role = ROLE_BOTH;
 		log_notice("not running as root: one process (no privilege separation)");
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 			return mu_errf(err, MU_EIO, "socketpair: %s", strerror(errno));
-		chan_init(a, &a->to_net, sv[0]);
-		chan_init(a, &a->to_parent, sv[1]);
+		chan_init(a, &a->par.to_net, sv[0]);
+		chan_init(a, &a->net.to_parent, sv[1]);
 		return net_start(a, err);
 	}
 	if ((pw = getpwnam(a->cfg.user)) == NULL || pw->pw_uid == 0)
 		return mu_errf(err, MU_EINVAL, "[agent] user %s: %s", a->cfg.user,
 		    pw ? "is root; the network process never runs as root" :
 		    "no such user (create it: adduser --system muster)");
-	a->net_uid = pw->pw_uid;
-	a->net_gid = pw->pw_gid;
+	a->par.net_uid = pw->pw_uid;
+	a->par.net_gid = pw->pw_gid;
 	a->role = ROLE_PARENT;
 	return net_spawn(a, err);
 }
@@ -1240,63 +1240,63 @@ priv_stop(struct agent *a)
 	struct pollfd pfd;
 	int status;
 
-	if (a->role != ROLE_PARENT || a->net_pid <= 0) {
+	if (a->role != ROLE_PARENT || a->par.net_pid <= 0) {
 		if (a->role == ROLE_BOTH) {
-			chan_close(a, &a->to_net);
-			chan_close(a, &a->to_parent);
+			chan_close(a, &a->par.to_net);
+			chan_close(a, &a->net.to_parent);
 		}
 		return;
 	}
-	if (a->to_net.fd != -1) {
+	if (a->par.to_net.fd != -1) {
 		priv_send_stop(a);
-		fcntl(a->to_net.fd, F_SETFL, 0);	/* blocking: all of it */
-		while (a->to_net.out_off < a->to_net.out_len) {
-			ssize_t n = send(a->to_net.fd, a->to_net.out + a->to_net.out_off,
-			    a->to_net.out_len - a->to_net.out_off, MSG_NOSIGNAL);
+		fcntl(a->par.to_net.fd, F_SETFL, 0);	/* blocking: all of it */
+		while (a->par.to_net.out_off < a->par.to_net.out_len) {
+			ssize_t n = send(a->par.to_net.fd, a->par.to_net.out + a->par.to_net.out_off,
+			    a->par.to_net.out_len - a->par.to_net.out_off, MSG_NOSIGNAL);
 
 			if (n <= 0)
 				break;
-			a->to_net.out_off += (size_t)n;
+			a->par.to_net.out_off += (size_t)n;
 		}
-		shutdown(a->to_net.fd, SHUT_WR);
-		pfd = (struct pollfd){ .fd = a->to_net.fd, .events = POLLIN };
-		while (now_mono_ms() < deadline && waitpid(a->net_pid, &status, WNOHANG) == 0) {
+		shutdown(a->par.to_net.fd, SHUT_WR);
+		pfd = (struct pollfd){ .fd = a->par.to_net.fd, .events = POLLIN };
+		while (now_mono_ms() < deadline && waitpid(a->par.net_pid, &status, WNOHANG) == 0) {
 			char junk[4096];
 
 			/* Its last "spooled" acknowledgements, then EOF. */
-			if (poll(&pfd, 1, 20) > 0 && read(a->to_net.fd, junk, sizeof(junk)) == 0)
+			if (poll(&pfd, 1, 20) > 0 && read(a->par.to_net.fd, junk, sizeof(junk)) == 0)
 				break;
 		}
 	}
-	if (waitpid(a->net_pid, &status, WNOHANG) == 0) {
+	if (waitpid(a->par.net_pid, &status, WNOHANG) == 0) {
 		deadline = now_mono_ms() + NET_STOP_WAIT_MS;
-		while (now_mono_ms() < deadline && waitpid(a->net_pid, &status, WNOHANG) == 0)
+		while (now_mono_ms() < deadline && waitpid(a->par.net_pid, &status, WNOHANG) == 0)
 			usleep(10000);
-		if (kill(a->net_pid, 0) == 0) {
-			kill(a->net_pid, SIGKILL);
-			waitpid(a->net_pid, &status, 0);
+		if (kill(a->par.net_pid, 0) == 0) {
+			kill(a->par.net_pid, SIGKILL);
+			waitpid(a->par.net_pid, &status, 0);
 		}
 	}
-	a->net_pid = 0;
-	chan_close(a, &a->to_net);
+	a->par.net_pid = 0;
+	chan_close(a, &a->par.to_net);
 }
 
 void
 priv_free(struct agent *a)
 {
 	results_free(a);
-	free(a->staged);
-	a->staged = NULL;
-	free(a->answered);
-	a->answered = NULL;
-	a->nanswered = a->capanswered = 0;
-	a->nstaged = a->capstaged = 0;
-	if (a->net_restart_timer)
-		loop_del_timer(a->loop, a->net_restart_timer);
-	a->net_restart_timer = 0;
-	if (a->net_replace_timer)
-		loop_del_timer(a->loop, a->net_replace_timer);
-	a->net_replace_timer = 0;
+	free(a->net.staged);
+	a->net.staged = NULL;
+	free(a->par.answered);
+	a->par.answered = NULL;
+	a->par.nanswered = a->par.capanswered = 0;
+	a->net.nstaged = a->net.capstaged = 0;
+	if (a->par.net_restart_timer)
+		loop_del_timer(a->loop, a->par.net_restart_timer);
+	a->par.net_restart_timer = 0;
+	if (a->par.net_replace_timer)
+		loop_del_timer(a->loop, a->par.net_replace_timer);
+	a->par.net_replace_timer = 0;
 }
 
 
@@ -1307,10 +1307,10 @@ priv_drain(struct agent *a)
 {
 	int i;
 
-	for (i = 0; i < 64 && a->to_net.fd != -1 && a->to_parent.fd != -1; i++) {
-		chan_readable(a->loop, a->to_parent.fd, POLLIN | POLLOUT, a);
-		chan_readable(a->loop, a->to_net.fd, POLLIN | POLLOUT, a);
-		if (a->to_net.out_len == 0 && a->to_parent.out_len == 0 && i > 2)
+	for (i = 0; i < 64 && a->par.to_net.fd != -1 && a->net.to_parent.fd != -1; i++) {
+		chan_readable(a->loop, a->net.to_parent.fd, POLLIN | POLLOUT, a);
+		chan_readable(a->loop, a->par.to_net.fd, POLLIN | POLLOUT, a);
+		if (a->par.to_net.out_len == 0 && a->net.to_parent.out_len == 0 && i > 2)
 			break;
 	}
 }

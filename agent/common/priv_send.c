@@ -21,7 +21,7 @@
 static bool
 parent_testing(const struct agent *a)
 {
-	return a->upd.phase == UPD_TESTING;
+	return a->par.upd.phase == UPD_TESTING;
 }
 
 const struct priv_rule priv_rules[PRIV_NTYPES] = {
@@ -73,7 +73,7 @@ priv_module_none(const struct priv_msg *m)
 static int
 to_net(struct agent *a, const struct priv_msg *m)
 {
-	return priv_chan_send(a, &a->to_net, m);	/* if down: the next one is told anew */
+	return priv_chan_send(a, &a->par.to_net, m);	/* if down: the next one is told anew */
 }
 
 int
@@ -165,7 +165,7 @@ priv_send_answered(struct agent *a, const char *job)
 static int
 to_parent(struct agent *a, const struct priv_msg *m)
 {
-	return priv_chan_send(a, &a->to_parent, m);
+	return priv_chan_send(a, &a->net.to_parent, m);
 }
 
 int

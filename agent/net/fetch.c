@@ -15,7 +15,7 @@
  * fetches share it; at once for a release, whose self-test, started next,
  * may fetch with the same client id (two would kick each other off).
  *
- * Ownership: a->fetch owns the bus, its timers and the list of topics
+ * Ownership: a->net.fetch owns the bus, its timers and the list of topics
  * wanted; a handler gets the message's topic and payload for the time of
  * the call only.
  */
@@ -34,7 +34,7 @@ topic_find(struct agent *a, const char *topic)
 {
 	struct fetch_topic *t;
 
-	for (t = a->fetch.topics; t; t = t->next)
+	for (t = a->net.fetch.topics; t; t = t->next)
 		if (strcmp(t->topic, topic) == 0)
 			return t;
 	return NULL;
@@ -46,25 +46,25 @@ subscribe_all(struct agent *a)
 	struct fetch_topic *t;
 	char *topic;
 
-	for (t = a->fetch.topics; t; t = t->next) {
+	for (t = a->net.fetch.topics; t; t = t->next) {
 		topic = t->topic;
-		bus_subscribe(a->fetch.bus, &topic, 1, 1, NULL);
+		bus_subscribe(a->net.fetch.bus, &topic, 1, 1, NULL);
 	}
 }
 
 static void
 conn_close(struct agent *a)
 {
-	if (a->fetch.retry_timer)
-		loop_del_timer(a->loop, a->fetch.retry_timer);
-	if (a->fetch.idle_timer)
-		loop_del_timer(a->loop, a->fetch.idle_timer);
-	a->fetch.retry_timer = a->fetch.idle_timer = 0;
-	if (a->fetch.bus == NULL)
+	if (a->net.fetch.retry_timer)
+		loop_del_timer(a->loop, a->net.fetch.retry_timer);
+	if (a->net.fetch.idle_timer)
+		loop_del_timer(a->loop, a->net.fetch.idle_timer);
+	a->net.fetch.retry_timer = a->net.fetch.idle_timer = 0;
+	if (a->net.fetch.bus == NULL)
 		return;
-	loop_del_fd(a->loop, bus_fd(a->fetch.bus));
-	bus_free(a->fetch.bus);
-	a->fetch.bus = NULL;
+	loop_del_fd(a->loop, bus_fd(a->net.fetch.bus));
+	bus_free(a->net.fetch.bus);
+	a->net.fetch.bus = NULL;
 }
 
 static void
@@ -74,17 +74,17 @@ retry_fired(struct loop *l, uint64_t id, void *arg)
 	struct mu_err err;
 
 	(void)l, (void)id;
-	a->fetch.retry_timer = 0;
-	if (a->fetch.bus == NULL)
+	a->net.fetch.retry_timer = 0;
+	if (a->net.fetch.bus == NULL)
 		return;
 	/* Down and wanted by nobody: a later want opens a fresh one. */
-	if (a->fetch.topics == NULL) {
+	if (a->net.fetch.topics == NULL) {
 		conn_close(a);
 		return;
 	}
-	if (bus_connect(a->fetch.bus, &err) != MU_OK) {
+	if (bus_connect(a->net.fetch.bus, &err) != MU_OK) {
 		log_warnx("fetch connection: %s", err.msg);
-		a->fetch.retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS, retry_fired, a);
+		a->net.fetch.retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS, retry_fired, a);
 	}
 }
 
@@ -101,8 +101,8 @@ conn_event(struct agent *a, struct bus_event *ev)
 	case BUS_CONNECT_FAILED:
 	case BUS_LOST:
 		log_warnx("fetch connection: %s", ev->reason);
-		if (!a->fetch.retry_timer)
-			a->fetch.retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS,
+		if (!a->net.fetch.retry_timer)
+			a->net.fetch.retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS,
 			    retry_fired, a);
 		break;
 	case BUS_MESSAGE:
@@ -124,7 +124,7 @@ on_conn_fd(struct loop *l, int fd, short revents, void *arg)
 	(void)l, (void)fd, (void)revents;
 	/* A handler may drop the last topic and so free the bus: stop then
 	 * (an event already taken does not depend on it). */
-	while (a->fetch.bus && (ev = bus_next(a->fetch.bus)) != NULL) {
+	while (a->net.fetch.bus && (ev = bus_next(a->net.fetch.bus)) != NULL) {
 		conn_event(a, ev);
 		bus_event_free(ev);
 	}
@@ -136,8 +136,8 @@ idle_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->fetch.idle_timer = 0;
-	if (a->fetch.topics == NULL)
+	a->net.fetch.idle_timer = 0;
+	if (a->net.fetch.topics == NULL)
 		conn_close(a);
 }
 
@@ -152,12 +152,12 @@ conn_open(struct agent *a, struct mu_err *err)
 	o.broker = &a->cfg.broker;
 	o.client_id = client_id;
 	o.clean_start = true;
-	if ((rc = bus_new(&a->fetch.bus, &o, err)) != MU_OK)
+	if ((rc = bus_new(&a->net.fetch.bus, &o, err)) != MU_OK)
 		return rc;
-	loop_add_fd(a->loop, bus_fd(a->fetch.bus), POLLIN, on_conn_fd, a);
-	if (bus_connect(a->fetch.bus, err) != MU_OK) {
+	loop_add_fd(a->loop, bus_fd(a->net.fetch.bus), POLLIN, on_conn_fd, a);
+	if (bus_connect(a->net.fetch.bus, err) != MU_OK) {
 		log_warnx("fetch connection: %s", err->msg);
-		a->fetch.retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS, retry_fired, a);
+		a->net.fetch.retry_timer = loop_add_timer(a->loop, FETCH_RETRY_MS, retry_fired, a);
 	}
 	return MU_OK;
 }
@@ -173,24 +173,24 @@ fetch_want(struct agent *a, const char *topic, fetch_handler handler, struct mu_
 		return MU_OK;
 	if (strlen(topic) >= sizeof(t->topic))
 		return mu_errf(err, MU_EINVAL, "topic too long: %.64s...", topic);
-	if (a->fetch.idle_timer) {
-		loop_del_timer(a->loop, a->fetch.idle_timer);
-		a->fetch.idle_timer = 0;
+	if (a->net.fetch.idle_timer) {
+		loop_del_timer(a->loop, a->net.fetch.idle_timer);
+		a->net.fetch.idle_timer = 0;
 	}
-	if (a->fetch.bus == NULL && (rc = conn_open(a, err)) != MU_OK)
+	if (a->net.fetch.bus == NULL && (rc = conn_open(a, err)) != MU_OK)
 		return rc;
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
-		if (a->fetch.topics == NULL)
+		if (a->net.fetch.topics == NULL)
 			conn_close(a);
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	}
 	snprintf(t->topic, sizeof(t->topic), "%s", topic);
 	t->handler = handler;
-	t->next = a->fetch.topics;
-	a->fetch.topics = t;
-	if (bus_connected(a->fetch.bus)) {
+	t->next = a->net.fetch.topics;
+	a->net.fetch.topics = t;
+	if (bus_connected(a->net.fetch.bus)) {
 		sub = t->topic;
-		bus_subscribe(a->fetch.bus, &sub, 1, 1, NULL);
+		bus_subscribe(a->net.fetch.bus, &sub, 1, 1, NULL);
 	}	/* else: subscribed on connect */
 	return MU_OK;
 }
@@ -200,21 +200,21 @@ fetch_drop(struct agent *a, const char *topic, bool linger)
 {
 	struct fetch_topic **pp, *t;
 
-	for (pp = &a->fetch.topics; *pp; pp = &(*pp)->next)
+	for (pp = &a->net.fetch.topics; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->topic, topic) == 0)
 			break;
 	if ((t = *pp) == NULL)
 		return;
 	*pp = t->next;
-	if (a->fetch.bus && bus_connected(a->fetch.bus))
-		bus_unsubscribe(a->fetch.bus, t->topic, NULL);
+	if (a->net.fetch.bus && bus_connected(a->net.fetch.bus))
+		bus_unsubscribe(a->net.fetch.bus, t->topic, NULL);
 	free(t);
-	if (a->fetch.topics != NULL || a->fetch.bus == NULL)
+	if (a->net.fetch.topics != NULL || a->net.fetch.bus == NULL)
 		return;
 	if (!linger)
 		conn_close(a);
-	else if (!a->fetch.idle_timer)
-		a->fetch.idle_timer = loop_add_timer(a->loop, FETCH_IDLE_MS, idle_fired, a);
+	else if (!a->net.fetch.idle_timer)
+		a->net.fetch.idle_timer = loop_add_timer(a->loop, FETCH_IDLE_MS, idle_fired, a);
 }
 
 void
@@ -222,8 +222,8 @@ fetch_free(struct agent *a)
 {
 	struct fetch_topic *t;
 
-	while ((t = a->fetch.topics) != NULL) {
-		a->fetch.topics = t->next;
+	while ((t = a->net.fetch.topics) != NULL) {
+		a->net.fetch.topics = t->next;
 		free(t);
 	}
 	conn_close(a);

@@ -16,7 +16,7 @@
  * hashes the file again (modcache_check): a changed file is removed and the
  * caller fetches the build again.
  *
- * Ownership: struct modcached entries belong to a->mods.cache; callers get
+ * Ownership: struct modcached entries belong to a->net.mods.cache; callers get
  * borrowed pointers that stay valid until the next modcache_* call that
  * removes entries (store, open, evict).
  */
@@ -63,7 +63,7 @@ modcache_floor(struct agent *a, const char *name)
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/floor/%s", a->mods.dir, name);
+	snprintf(path, sizeof(path), "%s/floor/%s", a->net.mods.dir, name);
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return 0;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -85,7 +85,7 @@ modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
 
 	if (published_at <= modcache_floor(a, name))
 		return MU_OK;
-	snprintf(dir, sizeof(dir), "%s/floor", a->mods.dir);
+	snprintf(dir, sizeof(dir), "%s/floor", a->net.mods.dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(buf, sizeof(buf), "%" PRIu64 "\n", published_at);
 	if ((rc = write_atomic(path, buf, strlen(buf), err)) == MU_OK)
@@ -100,7 +100,7 @@ modcache_find(struct agent *a, const char *sha256)
 {
 	struct modcached *e;
 
-	for (e = a->mods.cache; e; e = e->next)
+	for (e = a->net.mods.cache; e; e = e->next)
 		if (strcmp(e->sha256, sha256) == 0)
 			return e;
 	return NULL;
@@ -112,7 +112,7 @@ modcache_newest(struct agent *a, const char *name)
 {
 	struct modcached *e, *best = NULL;
 
-	for (e = a->mods.cache; e; e = e->next)
+	for (e = a->net.mods.cache; e; e = e->next)
 		if (strcmp(e->name, name) == 0 &&
 		    (best == NULL || e->published_at > best->published_at))
 			best = e;
@@ -134,16 +134,16 @@ entry_remove(struct agent *a, struct modcached *dead, const char *why)
 	if (why)
 		log_notice("module cache: removed %s %s (%.12s...): %s", dead->name,
 		    dead->version, dead->sha256, why);
-	if (cache_path(&a->mods, path, sizeof(path), dead->sha256, ".so") == MU_OK)
+	if (cache_path(&a->net.mods, path, sizeof(path), dead->sha256, ".so") == MU_OK)
 		unlink(path);
-	if (cache_path(&a->mods, path, sizeof(path), dead->sha256, ".ptr") == MU_OK)
+	if (cache_path(&a->net.mods, path, sizeof(path), dead->sha256, ".ptr") == MU_OK)
 		unlink(path);
-	for (p = &a->mods.cache; *p; p = &(*p)->next)
+	for (p = &a->net.mods.cache; *p; p = &(*p)->next)
 		if (*p == dead) {
 			*p = dead->next;
 			break;
 		}
-	a->mods.cache_bytes -= dead->size;
+	a->net.mods.cache_bytes -= dead->size;
 	free(dead);
 }
 
@@ -162,9 +162,9 @@ entry_add(struct agent *a, const struct module_manifest *m, const char *signer,
 	e->size = m->size;
 	e->published_at = m->published_at;
 	e->last_used = last_used;
-	e->next = a->mods.cache;
-	a->mods.cache = e;
-	a->mods.cache_bytes += e->size;
+	e->next = a->net.mods.cache;
+	a->net.mods.cache = e;
+	a->net.mods.cache_bytes += e->size;
 	return e;
 }
 
@@ -174,9 +174,9 @@ evict(struct agent *a, const struct modcached *keep)
 {
 	struct modcached *e, *old;
 
-	while (a->mods.cache_bytes > a->cfg.module_cache) {
+	while (a->net.mods.cache_bytes > a->cfg.module_cache) {
 		old = NULL;
-		for (e = a->mods.cache; e; e = e->next)
+		for (e = a->net.mods.cache; e; e = e->next)
 			if (e != keep && (old == NULL || e->last_used < old->last_used))
 				old = e;
 		if (old == NULL)
@@ -195,16 +195,16 @@ modcache_store(struct agent *a, const struct module_manifest *m, const char *sig
 
 	if (modcache_find(a, m->sha256) != NULL)
 		return MU_OK;
-	if ((rc = cache_path(&a->mods, path, sizeof(path), m->sha256, ".so")) != MU_OK ||
+	if ((rc = cache_path(&a->net.mods, path, sizeof(path), m->sha256, ".so")) != MU_OK ||
 	    (rc = write_atomic(path, so, solen, err)) != MU_OK)
 		return rc;
-	if ((rc = cache_path(&a->mods, path, sizeof(path), m->sha256, ".ptr")) != MU_OK ||
+	if ((rc = cache_path(&a->net.mods, path, sizeof(path), m->sha256, ".ptr")) != MU_OK ||
 	    (rc = write_atomic(path, ptr, ptrlen, err)) != MU_OK) {
-		cache_path(&a->mods, path, sizeof(path), m->sha256, ".so");
+		cache_path(&a->net.mods, path, sizeof(path), m->sha256, ".so");
 		unlink(path);
 		return rc;
 	}
-	fsync_dir(a->mods.dir);
+	fsync_dir(a->net.mods.dir);
 	if ((e = entry_add(a, m, signer, now_wall_ms())) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	evict(a, e);
@@ -242,7 +242,7 @@ modcache_check(struct agent *a, struct modcached *e, struct mu_err *err)
 		entry_remove(a, e, "its signer is no longer a trusted publisher");
 		return mu_errf(err, MU_ESTALE, "cached build untrusted");
 	}
-	if ((rc = cache_path(&a->mods, path, sizeof(path), e->sha256, ".so")) != MU_OK)
+	if ((rc = cache_path(&a->net.mods, path, sizeof(path), e->sha256, ".so")) != MU_OK)
 		return mu_errf(err, rc, "module cache path too long");
 	rc = read_file(path, a->cfg.module_max, &buf, &len, NULL);
 	if (rc == MU_OK) {
@@ -252,14 +252,14 @@ modcache_check(struct agent *a, struct modcached *e, struct mu_err *err)
 		free(buf);
 	}
 	if (rc != MU_OK) {
-		a->mods.tampered++;
+		a->net.mods.tampered++;
 		log_warnx("module cache: %s %s (%.12s...) does not match its signed "
 		    "manifest", e->name, e->version, e->sha256);
 		entry_remove(a, e, "damaged or tampered with; fetching it again");
 		return mu_errf(err, MU_ESTALE, "cached build damaged");
 	}
 	e->last_used = now_wall_ms();
-	a->mods.cache_hits++;
+	a->net.mods.cache_hits++;
 	return MU_OK;
 }
 
@@ -278,7 +278,7 @@ load_one(struct agent *a, const char *sha)
 	size_t len;
 	int rc;
 
-	if (cache_path(&a->mods, path, sizeof(path), sha, ".ptr") != MU_OK ||
+	if (cache_path(&a->net.mods, path, sizeof(path), sha, ".ptr") != MU_OK ||
 	    read_file(path, SIGNED_POINTER_MAX, &buf, &len, NULL) != MU_OK)
 		return;
 	rc = pointer_decode(buf, len, &p, &err);
@@ -289,7 +289,7 @@ load_one(struct agent *a, const char *sha)
 			rc = mu_errf(&err, MU_EINVAL, "manifest names another build");
 		if (rc == MU_OK) {
 			wire_doc_free(&m.doc);
-			cache_path(&a->mods, path, sizeof(path), sha, ".so");
+			cache_path(&a->net.mods, path, sizeof(path), sha, ".so");
 			if (stat(path, &st) == -1 || (uint64_t)st.st_size != m.size)
 				rc = mu_errf(&err, MU_ENOENT, "module file missing or resized");
 		}
@@ -299,9 +299,9 @@ load_one(struct agent *a, const char *sha)
 	if (rc == MU_OK && entry_add(a, &m, fpr, (uint64_t)st.st_mtime * 1000) != NULL)
 		return;
 	log_notice("module cache: dropped %.12s...: %s", sha, err.msg);
-	cache_path(&a->mods, path, sizeof(path), sha, ".ptr");
+	cache_path(&a->net.mods, path, sizeof(path), sha, ".ptr");
 	unlink(path);
-	cache_path(&a->mods, path, sizeof(path), sha, ".so");
+	cache_path(&a->net.mods, path, sizeof(path), sha, ".so");
 	unlink(path);
 }
 
@@ -313,15 +313,15 @@ modcache_load(struct agent *a, struct mu_err *err)
 	size_t n;
 	DIR *d;
 
-	if (snprintf(a->mods.dir, sizeof(a->mods.dir), "%s/modcache", a->net_dir) >=
-	    (int)sizeof(a->mods.dir))
+	if (snprintf(a->net.mods.dir, sizeof(a->net.mods.dir), "%s/modcache", a->net_dir) >=
+	    (int)sizeof(a->net.mods.dir))
 		return mu_errf(err, MU_EINVAL, "state_dir too long");
-	snprintf(floor, sizeof(floor), "%s/floor", a->mods.dir);
-	if ((mkdir(a->mods.dir, 0755) == -1 && errno != EEXIST) ||
+	snprintf(floor, sizeof(floor), "%s/floor", a->net.mods.dir);
+	if ((mkdir(a->net.mods.dir, 0755) == -1 && errno != EEXIST) ||
 	    (mkdir(floor, 0755) == -1 && errno != EEXIST))
-		return mu_errf(err, MU_EIO, "%s: %s", a->mods.dir, strerror(errno));
-	if ((d = opendir(a->mods.dir)) == NULL)
-		return mu_errf(err, MU_EIO, "%s: %s", a->mods.dir, strerror(errno));
+		return mu_errf(err, MU_EIO, "%s: %s", a->net.mods.dir, strerror(errno));
+	if ((d = opendir(a->net.mods.dir)) == NULL)
+		return mu_errf(err, MU_EIO, "%s: %s", a->net.mods.dir, strerror(errno));
 	while ((de = readdir(d)) != NULL) {
 		n = strlen(de->d_name);
 		if (n == SHA256_HEX_LEN + 4 && strcmp(de->d_name + SHA256_HEX_LEN, ".ptr") == 0) {
@@ -333,9 +333,9 @@ modcache_load(struct agent *a, struct mu_err *err)
 	}
 	closedir(d);
 	evict(a, NULL);
-	if (a->mods.cache)
-		log_info("module cache: %" PRIu64 " bytes in %s", a->mods.cache_bytes,
-		    a->mods.dir);
+	if (a->net.mods.cache)
+		log_info("module cache: %" PRIu64 " bytes in %s", a->net.mods.cache_bytes,
+		    a->net.mods.dir);
 	return MU_OK;
 }
 
@@ -344,9 +344,9 @@ modcache_free(struct agent *a)
 {
 	struct modcached *e;
 
-	while ((e = a->mods.cache) != NULL) {
-		a->mods.cache = e->next;
+	while ((e = a->net.mods.cache) != NULL) {
+		a->net.mods.cache = e->next;
 		free(e);
 	}
-	a->mods.cache_bytes = 0;
+	a->net.mods.cache_bytes = 0;
 }

@@ -29,7 +29,7 @@
  * this file asks for each artifact's topic while its fetch is pending.
  *
  * Ownership: pointers, fetches, requests and cache entries belong to
- * a->mods.
+ * a->net.mods.
  */
 #include "agent.h"
 #include "util.h"
@@ -55,7 +55,7 @@ ptr_find(struct agent *a, const char *name)
 {
 	struct modptr *p;
 
-	for (p = a->mods.ptrs; p; p = p->next)
+	for (p = a->net.mods.ptrs; p; p = p->next)
 		if (strcmp(p->name, name) == 0)
 			return p;
 	return NULL;
@@ -96,7 +96,7 @@ ptr_check(struct agent *a, struct modptr *p, struct mu_err *err)
 	}
 	p->rc = rc;
 	if (rc) {
-		a->mods.refused++;
+		a->net.mods.refused++;
 		snprintf(p->why, sizeof(p->why), "module %s: published pointer refused: %.150s",
 		    p->name, why.msg);
 		log_warnx("%s", p->why);
@@ -124,7 +124,7 @@ modfetch_find(struct agent *a, const char *sha)
 {
 	struct modfetch *f;
 
-	for (f = a->mods.fetches; f; f = f->next)
+	for (f = a->net.mods.fetches; f; f = f->next)
 		if (strcmp(f->sha256, sha) == 0)
 			return f;
 	return NULL;
@@ -141,7 +141,7 @@ modfetch_end(struct agent *a, struct modfetch *f, const char *why)
 	fetch_drop(a, f->topic, true);
 	if (f->timer)
 		loop_del_timer(a->loop, f->timer);
-	for (pp = &a->mods.fetches; *pp; pp = &(*pp)->next)
+	for (pp = &a->net.mods.fetches; *pp; pp = &(*pp)->next)
 		if (*pp == f) {
 			*pp = f->next;
 			break;
@@ -191,9 +191,9 @@ modfetch_start(struct agent *a, const char *name, const char *sha, struct mu_err
 	snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
 	f->agent = a;
 	f->timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms, modfetch_expired, f);
-	f->next = a->mods.fetches;
-	a->mods.fetches = f;
-	a->mods.fetches_started++;
+	f->next = a->net.mods.fetches;
+	a->net.mods.fetches = f;
+	a->net.mods.fetches_started++;
 	log_notice("module %s: fetching build %.12s... from the broker", name, sha);
 	return fetch_want(a, f->topic, artifact_message, err);
 }
@@ -264,13 +264,13 @@ artifact_message(struct agent *a, const char *topic, const uint8_t *p, size_t le
 	if (f == NULL || len == 0)	/* late, unasked, or a cleared artifact */
 		return;
 	if (artifact_accept(a, f, p, len, &err) != MU_OK) {
-		a->mods.refused++;
+		a->net.mods.refused++;
 		snprintf(why, sizeof(why), "module %s: build %.12s... refused: %.200s", f->name,
 		    f->sha256, err.msg);
 		modfetch_end(a, f, why);
 		return;
 	}
-	a->mods.fetched++;
+	a->net.mods.fetched++;
 	modfetch_end(a, f, NULL);
 }
 
@@ -316,7 +316,7 @@ ptr_add(struct agent *a, const char *name)
 {
 	struct modptr *p;
 
-	if (a->mods.nptrs >= MAX_POINTERS) {
+	if (a->net.mods.nptrs >= MAX_POINTERS) {
 		log_warnx("module %s: more than %d module names published; ignored", name,
 		    MAX_POINTERS);
 		return NULL;
@@ -325,9 +325,9 @@ ptr_add(struct agent *a, const char *name)
 		return NULL;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->agent = a;
-	p->next = a->mods.ptrs;
-	a->mods.ptrs = p;
-	a->mods.nptrs++;
+	p->next = a->net.mods.ptrs;
+	a->net.mods.ptrs = p;
+	a->net.mods.nptrs++;
 	return p;
 }
 
@@ -357,7 +357,7 @@ pointer_message(struct agent *a, const char *name, const uint8_t *buf, size_t le
 	}
 	if (p == NULL && (len == 0 || (p = ptr_add(a, name)) == NULL))
 		return;
-	p->gen = a->mods.gen;
+	p->gen = a->net.mods.gen;
 	if (len == 0) {
 		ptr_retire(a, p);
 		return;
@@ -402,10 +402,10 @@ settle_fired(struct loop *l, uint64_t id, void *arg)
 	struct modptr *p;
 
 	(void)l, (void)id;
-	a->mods.settle_timer = 0;
-	a->mods.settled = true;
-	for (p = a->mods.ptrs; p; p = p->next)
-		if (p->gen != a->mods.gen)
+	a->net.mods.settle_timer = 0;
+	a->net.mods.settled = true;
+	for (p = a->net.mods.ptrs; p; p = p->next)
+		if (p->gen != a->net.mods.gen)
 			ptr_retire(a, p);
 	reqs_ready(a, "");
 }
@@ -413,22 +413,22 @@ settle_fired(struct loop *l, uint64_t id, void *arg)
 void
 modsrc_connected(struct agent *a)
 {
-	a->mods.gen++;
-	a->mods.settled = false;
-	a->mods.awaiting_suback = true;
-	if (a->mods.settle_timer) {
-		loop_del_timer(a->loop, a->mods.settle_timer);
-		a->mods.settle_timer = 0;
+	a->net.mods.gen++;
+	a->net.mods.settled = false;
+	a->net.mods.awaiting_suback = true;
+	if (a->net.mods.settle_timer) {
+		loop_del_timer(a->loop, a->net.mods.settle_timer);
+		a->net.mods.settle_timer = 0;
 	}
 }
 
 void
 modsrc_subscribed(struct agent *a)
 {
-	if (!a->mods.awaiting_suback)
+	if (!a->net.mods.awaiting_suback)
 		return;
-	a->mods.awaiting_suback = false;
-	a->mods.settle_timer = loop_add_timer(a->loop, SETTLE_MS, settle_fired, a);
+	a->net.mods.awaiting_suback = false;
+	a->net.mods.settle_timer = loop_add_timer(a->loop, SETTLE_MS, settle_fired, a);
 }
 
 /* ---- a run's module: the network process chooses ---------------------- */
@@ -483,7 +483,7 @@ pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
 		snprintf(sha, SHA256_HEX_LEN + 1, "%s", p->sha256);
 		return pick_build(a, q, p->sha256, err);
 	}
-	if (!a->mods.settled)
+	if (!a->net.mods.settled)
 		return MODSRC_WAIT;	/* wait_sha "": for the pointers */
 	if (q->local_sha[0]) {
 		*src = PRIV_SRC_LOCAL;
@@ -522,7 +522,7 @@ req_unlink(struct agent *a, struct modreq *q)
 {
 	struct modreq **pp;
 
-	for (pp = &a->mods.reqs; *pp; pp = &(*pp)->next)
+	for (pp = &a->net.mods.reqs; *pp; pp = &(*pp)->next)
 		if (*pp == q) {
 			*pp = q->next;
 			return;
@@ -546,8 +546,8 @@ modsrc_want(struct agent *a, const struct priv_msg *m)
 		free(q);
 		return;
 	}
-	q->next = a->mods.reqs;
-	a->mods.reqs = q;
+	q->next = a->net.mods.reqs;
+	a->net.mods.reqs = q;
 }
 
 /* Requests waiting for sha ("" = the pointers) try again; each is
@@ -557,7 +557,7 @@ reqs_ready(struct agent *a, const char *sha)
 {
 	struct modreq *q, *next, *todo = NULL;
 
-	for (q = a->mods.reqs; q; q = next) {
+	for (q = a->net.mods.reqs; q; q = next) {
 		next = q->next;
 		if (strcmp(q->wait_sha, sha) == 0) {
 			req_unlink(a, q);
@@ -570,8 +570,8 @@ reqs_ready(struct agent *a, const char *sha)
 		if (req_answer(a, q))
 			free(q);
 		else {
-			q->next = a->mods.reqs;
-			a->mods.reqs = q;
+			q->next = a->net.mods.reqs;
+			a->net.mods.reqs = q;
 		}
 	}
 }
@@ -581,7 +581,7 @@ reqs_failed(struct agent *a, const char *sha, const char *why)
 {
 	struct modreq *q, *next;
 
-	for (q = a->mods.reqs; q; q = next) {
+	for (q = a->net.mods.reqs; q; q = next) {
 		next = q->next;
 		if (strcmp(q->wait_sha, sha) == 0) {
 			req_unlink(a, q);
@@ -609,21 +609,21 @@ modsrc_free(struct agent *a)
 	struct modreq *q;
 	struct modptr *p;
 
-	if (a->mods.fetches_started || a->mods.cache_hits || a->mods.refused)
+	if (a->net.mods.fetches_started || a->net.mods.cache_hits || a->net.mods.refused)
 		log_info("modules: %" PRIu64 " fetches started, %" PRIu64 " stored, %" PRIu64
 		    " cache hits, %" PRIu64 " refused, %" PRIu64 " damaged cache entries",
-		    a->mods.fetches_started, a->mods.fetched, a->mods.cache_hits,
-		    a->mods.refused, a->mods.tampered);
-	while ((f = a->mods.fetches) != NULL) {
-		a->mods.fetches = f->next;
+		    a->net.mods.fetches_started, a->net.mods.fetched, a->net.mods.cache_hits,
+		    a->net.mods.refused, a->net.mods.tampered);
+	while ((f = a->net.mods.fetches) != NULL) {
+		a->net.mods.fetches = f->next;
 		free(f);
 	}
-	while ((q = a->mods.reqs) != NULL) {
-		a->mods.reqs = q->next;
+	while ((q = a->net.mods.reqs) != NULL) {
+		a->net.mods.reqs = q->next;
 		free(q);
 	}
-	while ((p = a->mods.ptrs) != NULL) {
-		a->mods.ptrs = p->next;
+	while ((p = a->net.mods.ptrs) != NULL) {
+		a->net.mods.ptrs = p->next;
 		free(p->raw);
 		free(p);
 	}

@@ -16,8 +16,8 @@
  * Every refusal is logged and shown in the status "update" map, so an
  * operator sees why a host did not move; nothing here is ever executed.
  *
- * Ownership: a->rel owns the raw pointer, the timers and the status map;
- * the connection is a->fetch's.
+ * Ownership: a->net.rel owns the raw pointer, the timers and the status map;
+ * the connection is a->net.fetch's.
  */
 #include "agent.h"
 #include "util.h"
@@ -44,11 +44,11 @@ release_state(struct agent *a, const void *map, size_t len)
 		return;
 	if (len)
 		memcpy(copy, map, len);
-	free(a->rel.state);
-	a->rel.state = copy;
-	a->rel.state_len = len;
-	if (a->rel.state_changed)
-		a->rel.state_changed(a);
+	free(a->net.rel.state);
+	a->net.rel.state = copy;
+	a->net.rel.state_len = len;
+	if (a->net.rel.state_changed)
+		a->net.rel.state_changed(a);
 }
 
 void
@@ -79,10 +79,10 @@ release_set_state(struct agent *a, const char *state, const char *version,
 static void
 no_update(struct agent *a, const char *why)
 {
-	if (a->rel.job[0] == '\0')
+	if (a->net.rel.job[0] == '\0')
 		return;
-	priv_send_no_update(a, a->rel.job, why);
-	a->rel.job[0] = '\0';
+	priv_send_no_update(a, a->net.rel.job, why);
+	a->net.rel.job[0] = '\0';
 }
 
 /* A refusal of what the channel offers: logged, in status, to the job. */
@@ -97,13 +97,13 @@ refuse(struct agent *a, const char *version, const char *why)
 static void
 binfetch_end(struct agent *a)
 {
-	if (a->rel.fetch_timer)
-		loop_del_timer(a->loop, a->rel.fetch_timer);
-	if (a->rel.jitter_timer)
-		loop_del_timer(a->loop, a->rel.jitter_timer);
-	a->rel.fetch_timer = a->rel.jitter_timer = 0;
+	if (a->net.rel.fetch_timer)
+		loop_del_timer(a->loop, a->net.rel.fetch_timer);
+	if (a->net.rel.jitter_timer)
+		loop_del_timer(a->loop, a->net.rel.jitter_timer);
+	a->net.rel.fetch_timer = a->net.rel.jitter_timer = 0;
 	binfetch_close(a);
-	a->rel.busy = false;
+	a->net.rel.busy = false;
 }
 
 /* The last published_at handed to the parent: a pointer not newer is not
@@ -147,25 +147,25 @@ hand_on(struct agent *a)
 
 	/* The pointer may have changed while we fetched: hand on what we
 	 * fetched for only if it is still the one published. */
-	if (verify_release_pointer(a, a->rel.raw, a->rel.len, &rm, fpr, &err) != MU_OK) {
+	if (verify_release_pointer(a, a->net.rel.raw, a->net.rel.len, &rm, fpr, &err) != MU_OK) {
 		binfetch_end(a);
-		refuse(a, a->rel.version, err.msg);
+		refuse(a, a->net.rel.version, err.msg);
 		return;
 	}
-	if (strcmp(rm.agent_sha256, a->rel.sha[0]) != 0 ||
-	    strcmp(rm.runner_sha256, a->rel.sha[1]) != 0) {
+	if (strcmp(rm.agent_sha256, a->net.rel.sha[0]) != 0 ||
+	    strcmp(rm.runner_sha256, a->net.rel.sha[1]) != 0) {
 		wire_doc_free(&rm.doc);
 		binfetch_end(a);
 		log_info("release: the channel moved while fetching; looking again");
-		release_check(a, a->rel.job[0] ? a->rel.job : NULL);
+		release_check(a, a->net.rel.job[0] ? a->net.rel.job : NULL);
 		return;
 	}
 	floor_set(a, rm.published_at);
 	log_notice("release %s: both binaries fetched and checked; handing on", rm.version);
 	release_set_state(a, "staging", rm.version, NULL);
 	wire_doc_free(&rm.doc);
-	priv_send_release(a, a->rel.raw, a->rel.len);
-	a->rel.job[0] = '\0';	/* the parent answers it now */
+	priv_send_release(a, a->net.rel.raw, a->net.rel.len);
+	a->net.rel.job[0] = '\0';	/* the parent answers it now */
 	binfetch_end(a);
 }
 
@@ -191,39 +191,39 @@ artifact(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	struct mu_err err;
 	int i;
 
-	for (i = 0; i < 2 && strcmp(topic, a->rel.topic[i]) != 0; i++)
+	for (i = 0; i < 2 && strcmp(topic, a->net.rel.topic[i]) != 0; i++)
 		;
-	if (i == 2 || a->rel.have[i] || len == 0)
+	if (i == 2 || a->net.rel.have[i] || len == 0)
 		return;
 	if (binary_artifact_decode(p, len, &art, &err) != MU_OK) {
 		snprintf(why, sizeof(why), "release %s: malformed %s artifact (%.200s)",
-		    a->rel.version, what[i], err.msg);
+		    a->net.rel.version, what[i], err.msg);
 		goto bad;
 	}
 	sha256_hex(art.data.ptr, art.data.len, sha);
-	if (art.data.len != a->rel.size[i])
+	if (art.data.len != a->net.rel.size[i])
 		snprintf(why, sizeof(why), "release %s: the %s is %zu bytes, its manifest "
-		    "says %" PRIu64 " (truncated?)", a->rel.version, what[i], art.data.len,
-		    a->rel.size[i]);
-	else if (strcmp(sha, a->rel.sha[i]) != 0)
+		    "says %" PRIu64 " (truncated?)", a->net.rel.version, what[i], art.data.len,
+		    a->net.rel.size[i]);
+	else if (strcmp(sha, a->net.rel.sha[i]) != 0)
 		snprintf(why, sizeof(why), "release %s: sha256 mismatch for the %s: the "
-		    "manifest says %.12s..., the artifact is %.12s...", a->rel.version,
-		    what[i], a->rel.sha[i], sha);
+		    "manifest says %.12s..., the artifact is %.12s...", a->net.rel.version,
+		    what[i], a->net.rel.sha[i], sha);
 	else if (store(a, sha, art.data.ptr, art.data.len, &err) != MU_OK)
-		snprintf(why, sizeof(why), "release %s: %.300s", a->rel.version, err.msg);
+		snprintf(why, sizeof(why), "release %s: %.300s", a->net.rel.version, err.msg);
 	else
 		why[0] = '\0';
 	wire_doc_free(&art.doc);
 	if (why[0])
 		goto bad;
-	a->rel.have[i] = true;
-	log_info("release %s: %s binary fetched (%.12s...)", a->rel.version, what[i], sha);
-	if (a->rel.have[0] && a->rel.have[1])
+	a->net.rel.have[i] = true;
+	log_info("release %s: %s binary fetched (%.12s...)", a->net.rel.version, what[i], sha);
+	if (a->net.rel.have[0] && a->net.rel.have[1])
 		hand_on(a);
 	return;
 bad:
 	binfetch_end(a);
-	refuse(a, a->rel.version, why);
+	refuse(a, a->net.rel.version, why);
 }
 
 /* Also from inside artifact(), called by fetch.c while it drains. */
@@ -233,7 +233,7 @@ binfetch_close(struct agent *a)
 	int i;
 
 	for (i = 0; i < 2; i++)
-		fetch_drop(a, a->rel.topic[i], false);
+		fetch_drop(a, a->net.rel.topic[i], false);
 }
 
 static void
@@ -243,11 +243,11 @@ binfetch_expired(struct loop *l, uint64_t id, void *arg)
 	char why[256];
 
 	(void)l, (void)id;
-	a->rel.fetch_timer = 0;
+	a->net.rel.fetch_timer = 0;
 	snprintf(why, sizeof(why), "release %s: artifacts not published (not all on the "
-	    "broker after %.1f s)", a->rel.version, a->cfg.fetch_timeout_ms / 1000.0);
+	    "broker after %.1f s)", a->net.rel.version, a->cfg.fetch_timeout_ms / 1000.0);
 	binfetch_end(a);
-	refuse(a, a->rel.version, why);
+	refuse(a, a->net.rel.version, why);
 }
 
 static void
@@ -256,17 +256,17 @@ binfetch_open(struct agent *a)
 	struct mu_err err;
 	int i;
 
-	a->rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms,
+	a->net.rel.fetch_timer = loop_add_timer(a->loop, a->cfg.fetch_timeout_ms,
 	    binfetch_expired, a);
 	for (i = 0; i < 2; i++)
-		if (fetch_want(a, a->rel.topic[i], artifact, &err) != MU_OK) {
+		if (fetch_want(a, a->net.rel.topic[i], artifact, &err) != MU_OK) {
 			binfetch_end(a);
-			refuse(a, a->rel.version, err.msg);
+			refuse(a, a->net.rel.version, err.msg);
 			return;
 		}
-	log_notice("release %s: fetching the binaries %.12s... and %.12s...", a->rel.version,
-	    a->rel.sha[0], a->rel.sha[1]);
-	release_set_state(a, "fetching", a->rel.version, NULL);
+	log_notice("release %s: fetching the binaries %.12s... and %.12s...", a->net.rel.version,
+	    a->net.rel.sha[0], a->net.rel.sha[1]);
+	release_set_state(a, "fetching", a->net.rel.version, NULL);
 }
 
 static void
@@ -275,7 +275,7 @@ jitter_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->rel.jitter_timer = 0;
+	a->net.rel.jitter_timer = 0;
 	binfetch_open(a);
 }
 
@@ -296,16 +296,16 @@ release_check(struct agent *a, const char *job)
 	int i;
 
 	if (job) {
-		if (a->rel.job[0] && strcmp(a->rel.job, job) != 0)
+		if (a->net.rel.job[0] && strcmp(a->net.rel.job, job) != 0)
 			no_update(a, "another update job took over");
-		snprintf(a->rel.job, sizeof(a->rel.job), "%s", job);
+		snprintf(a->net.rel.job, sizeof(a->net.rel.job), "%s", job);
 	}
-	if (a->rel.raw == NULL) {
+	if (a->net.rel.raw == NULL) {
 		snprintf(why, sizeof(why), "no release published on channel %s", a->cfg.channel);
 		no_update(a, why);
 		return;
 	}
-	if (verify_release_pointer(a, a->rel.raw, a->rel.len, &m, fpr, &err) != MU_OK) {
+	if (verify_release_pointer(a, a->net.rel.raw, a->net.rel.len, &m, fpr, &err) != MU_OK) {
 		refuse(a, "", err.msg);
 		return;
 	}
@@ -314,7 +314,7 @@ release_check(struct agent *a, const char *job)
 	if (strcmp(m.version, AGENT_VERSION) == 0) {
 		snprintf(why, sizeof(why), "already at version %s", m.version);
 		no_update(a, why);
-	} else if (m.published_at < fl || (m.published_at == fl && !a->rel.job[0])) {
+	} else if (m.published_at < fl || (m.published_at == fl && !a->net.rel.job[0])) {
 		snprintf(why, sizeof(why), "release %s is not newer than the last one taken "
 		    "(published_at %" PRIu64 " <= %" PRIu64 ")", m.version, m.published_at, fl);
 		log_info("release: %s", why);
@@ -324,33 +324,33 @@ release_check(struct agent *a, const char *job)
 		    "is %u", m.version, m.rollout, bucket);
 		log_info("release: %s", why);
 		no_update(a, why);
-	} else if (a->rel.busy && strcmp(a->rel.version, m.version) == 0 &&
-	    strcmp(a->rel.sha[0], m.agent_sha256) == 0) {
+	} else if (a->net.rel.busy && strcmp(a->net.rel.version, m.version) == 0 &&
+	    strcmp(a->net.rel.sha[0], m.agent_sha256) == 0) {
 		/* Already on it; an update job only skips the wait. */
-		if (a->rel.job[0] && a->rel.jitter_timer) {
-			loop_del_timer(a->loop, a->rel.jitter_timer);
-			a->rel.jitter_timer = 0;
+		if (a->net.rel.job[0] && a->net.rel.jitter_timer) {
+			loop_del_timer(a->loop, a->net.rel.jitter_timer);
+			a->net.rel.jitter_timer = 0;
 			binfetch_open(a);
 		}
 	} else {
 		binfetch_end(a);
-		a->rel.busy = true;
-		snprintf(a->rel.version, sizeof(a->rel.version), "%s", m.version);
-		snprintf(a->rel.sha[0], sizeof(a->rel.sha[0]), "%s", m.agent_sha256);
-		snprintf(a->rel.sha[1], sizeof(a->rel.sha[1]), "%s", m.runner_sha256);
-		a->rel.size[0] = m.agent_size;
-		a->rel.size[1] = m.runner_size;
+		a->net.rel.busy = true;
+		snprintf(a->net.rel.version, sizeof(a->net.rel.version), "%s", m.version);
+		snprintf(a->net.rel.sha[0], sizeof(a->net.rel.sha[0]), "%s", m.agent_sha256);
+		snprintf(a->net.rel.sha[1], sizeof(a->net.rel.sha[1]), "%s", m.runner_sha256);
+		a->net.rel.size[0] = m.agent_size;
+		a->net.rel.size[1] = m.runner_size;
 		for (i = 0; i < 2; i++) {
-			a->rel.have[i] = false;
-			topic_build(a->rel.topic[i], TOPIC_MAX, a->root, TOPIC_ARTIFACT,
-			    a->rel.sha[i], NULL);
+			a->net.rel.have[i] = false;
+			topic_build(a->net.rel.topic[i], TOPIC_MAX, a->root, TOPIC_ARTIFACT,
+			    a->net.rel.sha[i], NULL);
 		}
-		delay = a->rel.job[0] ? 0 : random_below(a->cfg.update_jitter_ms + 1);
+		delay = a->net.rel.job[0] ? 0 : random_below(a->cfg.update_jitter_ms + 1);
 		log_notice("release %s on channel %s (signed by %s, rollout %u%%, bucket %u): "
 		    "fetching in %.1f s", m.version, m.channel, fpr, m.rollout, bucket,
 		    delay / 1000.0);
 		if (delay)
-			a->rel.jitter_timer = loop_add_timer(a->loop, delay, jitter_fired, a);
+			a->net.rel.jitter_timer = loop_add_timer(a->loop, delay, jitter_fired, a);
 		else
 			binfetch_open(a);
 	}
@@ -369,23 +369,23 @@ release_message(struct agent *a, const uint8_t *p, size_t len)
 	uint8_t *copy;
 
 	if (len == 0) {		/* the pointer was cleared */
-		free(a->rel.raw);
-		a->rel.raw = NULL;
-		a->rel.len = 0;
+		free(a->net.rel.raw);
+		a->net.rel.raw = NULL;
+		a->net.rel.len = 0;
 		return;
 	}
 	if (len > SIGNED_POINTER_MAX) {
 		log_warnx("release: dropped a %zu-byte pointer", len);
 		return;
 	}
-	if (a->rel.raw && a->rel.len == len && memcmp(a->rel.raw, p, len) == 0)
+	if (a->net.rel.raw && a->net.rel.len == len && memcmp(a->net.rel.raw, p, len) == 0)
 		return;		/* the same one again (a reconnect) */
 	if ((copy = malloc(len)) == NULL)
 		return;
 	memcpy(copy, p, len);
-	free(a->rel.raw);
-	a->rel.raw = copy;
-	a->rel.len = len;
+	free(a->net.rel.raw);
+	a->net.rel.raw = copy;
+	a->net.rel.len = len;
 	release_check(a, NULL);
 }
 
@@ -393,7 +393,7 @@ void
 release_free(struct agent *a)
 {
 	binfetch_end(a);
-	free(a->rel.raw);
-	free(a->rel.state);
-	a->rel.raw = a->rel.state = NULL;
+	free(a->net.rel.raw);
+	free(a->net.rel.state);
+	a->net.rel.raw = a->net.rel.state = NULL;
 }

@@ -44,8 +44,8 @@ request_publish(struct agent *a)
 	msgpack_sbuffer_init(&env);
 	if (topic_build(topic, sizeof(topic), a->root, TOPIC_SELFTEST_REQUEST, a->cfg.host,
 	    NULL) != MU_OK || selftest_request_encode(&q, &body, &err) != MU_OK ||
-	    hostsig_wrap(a->signer, body.data, body.size, &env, &err) != MU_OK ||
-	    bus_publish(a->bus, topic, env.data, env.size, 1, false, 0, NULL, &err) != MU_OK)
+	    hostsig_wrap(a->net.signer, body.data, body.size, &env, &err) != MU_OK ||
+	    bus_publish(a->net.bus, topic, env.data, env.size, 1, false, 0, NULL, &err) != MU_OK)
 		log_warnx("self-test: request not sent: %s", err.msg);
 	else
 		log_notice("self-test: version %s asks for a test job (nonce %.12s...)",
@@ -61,7 +61,7 @@ resend_fired(struct loop *l, uint64_t id, void *arg)
 
 	(void)id;
 	resend_timer = 0;
-	if (bus_connected(a->bus))
+	if (bus_connected(a->net.bus))
 		request_publish(a);
 	resend_timer = loop_add_timer(l, REQUEST_RESEND_MS, resend_fired, a);
 }

@@ -31,7 +31,7 @@ reconnect_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->reconnect_timer = 0;
+	a->net.reconnect_timer = 0;
 	session_connect(a);
 }
 
@@ -40,10 +40,10 @@ reconnect_fired(struct loop *l, uint64_t id, void *arg)
 static uint64_t
 backoff_next(struct agent *a)
 {
-	uint64_t delay = a->backoff_ms / 2 + random_below(a->backoff_ms + 1);
+	uint64_t delay = a->net.backoff_ms / 2 + random_below(a->net.backoff_ms + 1);
 
-	a->backoff_ms = a->backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
-	    a->cfg.broker.retry_max_ms : a->backoff_ms * 2;
+	a->net.backoff_ms = a->net.backoff_ms * 2 > a->cfg.broker.retry_max_ms ?
+	    a->cfg.broker.retry_max_ms : a->net.backoff_ms * 2;
 	return delay;
 }
 
@@ -59,12 +59,12 @@ schedule_reconnect(struct agent *a, bool lost)
 {
 	uint64_t delay;
 
-	if (a->stopping || a->reconnect_timer)
+	if (a->stopping || a->net.reconnect_timer)
 		return;
 	delay = backoff_next(a);
 	if (lost && a->cfg.broker.reconnect_splay_ms > 0)
 		delay += random_below(a->cfg.broker.reconnect_splay_ms + 1);
-	a->reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);
+	a->net.reconnect_timer = loop_add_timer(a->loop, delay, reconnect_fired, a);
 	log_info("reconnecting in %.1f s", delay / 1000.0);
 }
 
@@ -73,14 +73,14 @@ session_connect(struct agent *a)
 {
 	struct mu_err err;
 
-	if (a->connecting || a->stopping || bus_connected(a->bus))
+	if (a->net.connecting || a->stopping || bus_connected(a->net.bus))
 		return;
-	if (bus_connect(a->bus, &err) != MU_OK) {
+	if (bus_connect(a->net.bus, &err) != MU_OK) {
 		log_warnx("%s", err.msg);
 		schedule_reconnect(a, false);
 		return;
 	}
-	a->connecting = true;
+	a->net.connecting = true;
 }
 
 /* ---- presence --------------------------------------------------------- */
@@ -107,18 +107,18 @@ status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuf
 	s.ngroups = (size_t)i;
 	s.started_at = a->started_at;
 	s.at = now_wall_ms();
-	s.cert_der = hostsig_signer_cert(a->signer);
+	s.cert_der = hostsig_signer_cert(a->net.signer);
 	/* The self-update's state, as the parent (or release.c) last set it. */
 	msgpack_unpacked_init(&up);
-	if (a->rel.state && msgpack_unpack_next(&up, (const char *)a->rel.state,
-	    a->rel.state_len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	if (a->net.rel.state && msgpack_unpack_next(&up, (const char *)a->net.rel.state,
+	    a->net.rel.state_len, NULL) == MSGPACK_UNPACK_SUCCESS &&
 	    up.data.type == MSGPACK_OBJECT_MAP)
 		s.update = &up.data;
 	msgpack_sbuffer_init(&sb);
 	rc = status_encode(&s, &sb, NULL);
 	msgpack_unpacked_destroy(&up);
 	if (!rc)
-		rc = hostsig_wrap(a->signer, sb.data, sb.size, out, NULL);
+		rc = hostsig_wrap(a->net.signer, sb.data, sb.size, out, NULL);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }
@@ -130,7 +130,7 @@ status_publish(struct agent *a, bool online, const char *reason, int *token)
 	msgpack_sbuffer sb;
 	int rc;
 
-	if (!bus_connected(a->bus))
+	if (!bus_connected(a->net.bus))
 		return MU_EIO;
 	if (a->selftest)	/* presence is the live agent's */
 		return MU_OK;
@@ -139,7 +139,7 @@ status_publish(struct agent *a, bool online, const char *reason, int *token)
 	if (!rc)
 		rc = status_encode_now(a, online, reason, &sb);
 	if (!rc)
-		rc = bus_publish(a->bus, topic, sb.data, sb.size, 1, true, 0, token, NULL);
+		rc = bus_publish(a->net.bus, topic, sb.data, sb.size, 1, true, 0, token, NULL);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }
@@ -158,15 +158,15 @@ status_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->status_timer = 0;
+	a->net.status_timer = 0;
 	session_publish_status(a, true, NULL);
 }
 
 void
 session_status_changed(struct agent *a)
 {
-	if (!a->status_timer && !a->stopping)
-		a->status_timer = loop_add_timer(a->loop, STATUS_COALESCE_MS, status_fired, a);
+	if (!a->net.status_timer && !a->stopping)
+		a->net.status_timer = loop_add_timer(a->loop, STATUS_COALESCE_MS, status_fired, a);
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -177,7 +177,7 @@ flush_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->flush_timer = 0;
+	a->net.flush_timer = 0;
 	spool_flush(a);
 }
 
@@ -193,11 +193,11 @@ spool_flush(struct agent *a)
 	struct mu_err err;
 	int inflight = 0;
 
-	if (bus_connected(a->bus)) {
+	if (bus_connected(a->net.bus)) {
 		for (s = a->spool.head; s && inflight < MAX_IN_FLIGHT; s = s->next, inflight++) {
-			if (s->held || (s->token && bus_token_pending(a->bus, s->token)))
+			if (s->held || (s->token && bus_token_pending(a->net.bus, s->token)))
 				continue;
-			if (bus_publish(a->bus, s->topic, s->payload, s->len, 1, false, 0,
+			if (bus_publish(a->net.bus, s->topic, s->payload, s->len, 1, false, 0,
 			    &s->token, &err) != MU_OK) {
 				log_warnx("result for job %s: %s", s->job, err.msg);
 				s->token = 0;
@@ -205,8 +205,8 @@ spool_flush(struct agent *a)
 			}
 		}
 	}
-	if (a->spool.count && !a->flush_timer && !a->stopping)
-		a->flush_timer = loop_add_timer(a->loop, FLUSH_INTERVAL_MS, flush_fired, a);
+	if (a->spool.count && !a->net.flush_timer && !a->stopping)
+		a->net.flush_timer = loop_add_timer(a->loop, FLUSH_INTERVAL_MS, flush_fired, a);
 }
 
 /* Sign, number and spool a result; staged: the spool folder's fsync is
@@ -231,12 +231,12 @@ result_spool(struct agent *a, const char *job, const void *body, size_t len, boo
 	/* The spool keeps the signed envelope: a resend after a restart is
 	 * the very same bytes, not a second, different answer. */
 	if (!rc)
-		rc = hostsig_wrap(a->signer, body, len, &sb, &err);
+		rc = hostsig_wrap(a->net.signer, body, len, &sb, &err);
 	if (!rc && (rc = staged ? spool_stage(&a->spool, job, topic, sb.data, sb.size, &err) :
 	    spool_put(&a->spool, job, topic, sb.data, sb.size, &err)) != MU_OK) {
 		/* Without a spool, at least try to say it once. */
-		if (bus_connected(a->bus))
-			bus_publish(a->bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
+		if (bus_connected(a->net.bus))
+			bus_publish(a->net.bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	msgpack_sbuffer_destroy(&numbered);
@@ -304,12 +304,12 @@ event_publish(struct agent *a, const char *job, const void *body, size_t len)
 	char topic[TOPIC_MAX];
 	msgpack_sbuffer sb;
 
-	if (!bus_connected(a->bus) || topic_build(topic, sizeof(topic), a->root,
+	if (!bus_connected(a->net.bus) || topic_build(topic, sizeof(topic), a->root,
 	    TOPIC_RESULT_EVENTS, job, a->cfg.host) != MU_OK)
 		return;
 	msgpack_sbuffer_init(&sb);
-	if (hostsig_wrap(a->signer, body, len, &sb, NULL) == MU_OK)
-		bus_publish(a->bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
+	if (hostsig_wrap(a->net.signer, body, len, &sb, NULL) == MU_OK)
+		bus_publish(a->net.bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -356,7 +356,7 @@ subscribe_all(struct agent *a)
 subscribe:
 	for (i = 0; i < n; i++)
 		ptrs[i] = topics[i];
-	if (bus_subscribe(a->bus, ptrs, n, 1, &err) != MU_OK)
+	if (bus_subscribe(a->net.bus, ptrs, n, 1, &err) != MU_OK)
 		log_warnx("%s", err.msg);
 }
 
@@ -365,8 +365,8 @@ on_connected(struct agent *a, const struct bus_event *ev)
 {
 	struct spooled *s;
 
-	a->connecting = false;
-	a->backoff_ms = a->cfg.broker.retry_min_ms;
+	a->net.connecting = false;
+	a->net.backoff_ms = a->cfg.broker.retry_min_ms;
 	bus_tune_sockets();
 	log_notice("connected to the broker (session %s)",
 	    ev->session_present ? "resumed" : "new");
@@ -396,7 +396,7 @@ on_connected(struct agent *a, const struct bus_event *ev)
 static void
 on_disconnected(struct agent *a, const struct bus_event *ev)
 {
-	a->connecting = false;
+	a->net.connecting = false;
 	log_warnx("%s: %s", ev->type == BUS_LOST ? "connection lost" : "connect failed",
 	    ev->reason);
 	schedule_reconnect(a, ev->type == BUS_LOST);
@@ -434,12 +434,12 @@ on_message(struct agent *a, const struct bus_event *ev)
 	}
 	/* Jobs are never retained (design.md §3): a retained copy on a job topic
 	 * is stale or planted, and is not a job. */
-	else if (++a->jobs_retained == 1 || a->jobs_retained % 100 == 0)
+	else if (++a->net.jobs_retained == 1 || a->net.jobs_retained % 100 == 0)
 		log_notice("ignored a retained message on a job topic (%llu so far)",
-		    (unsigned long long)a->jobs_retained);
+		    (unsigned long long)a->net.jobs_retained);
 	/* Not a job after all (a module named "jobs"...): nothing to keep. */
 	if (ev->inbox_seq)
-		inbox_done(a->inbox, ev->inbox_seq);
+		inbox_done(a->net.inbox, ev->inbox_seq);
 }
 
 /* After a restart: the jobs acknowledged to the broker whose durable
@@ -453,7 +453,7 @@ inbox_replay(struct agent *a)
 	const char *topic;
 	size_t n = 0;
 
-	while (inbox_replay_next(a->inbox, &topic, &payload, &ev.len, &ev.inbox_seq)) {
+	while (inbox_replay_next(a->net.inbox, &topic, &payload, &ev.len, &ev.inbox_seq)) {
 		ev.topic = (char *)topic;
 		ev.payload = (uint8_t *)payload;
 		on_message(a, &ev);
@@ -504,15 +504,15 @@ on_bus_fd(struct loop *l, int fd, short revents, void *arg)
 	struct bus_event *ev;
 
 	(void)l, (void)fd, (void)revents;
-	while ((ev = bus_next(a->bus)) != NULL) {
+	while ((ev = bus_next(a->net.bus)) != NULL) {
 		on_bus_event(a, ev);
 		bus_event_free(ev);
 	}
-	if (a->bus && bus_inbox_failures(a->bus) > a->inbox_failures) {
-		a->inbox_failures = bus_inbox_failures(a->bus);
+	if (a->net.bus && bus_inbox_failures(a->net.bus) > a->net.inbox_failures) {
+		a->net.inbox_failures = bus_inbox_failures(a->net.bus);
 		log_err("inbox: %llu jobs could not be written down before they were "
 		    "acknowledged (disk?): a crash now would lose them",
-		    (unsigned long long)a->inbox_failures);
+		    (unsigned long long)a->net.inbox_failures);
 	}
 }
 
@@ -535,8 +535,8 @@ bus_open(struct agent *a, struct mu_err *err)
 	o.session_expiry_s = a->cfg.max_ttl_ms / 1000 > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)(a->cfg.max_ttl_ms / 1000);
 	o.will_topic = will_topic;
-	o.will_payload = a->will;
-	o.will_len = a->will_len;
+	o.will_payload = a->net.will;
+	o.will_len = a->net.will_len;
 	if (a->selftest) {
 		/* Its own id (two clients with one id kick each other off), a
 		 * fresh session, and no will: presence is the live agent's. */
@@ -555,11 +555,11 @@ bus_open(struct agent *a, struct mu_err *err)
 	    SESSION_MSG_MIN) + SESSION_PACKET_SLACK);
 	/* Every job topic ends so (hosts/H/jobs, groups/G/jobs, all/jobs,
 	 * hosts/H/selftest/jobs). */
-	o.inbox = a->inbox;
+	o.inbox = a->net.inbox;
 	o.durable_suffix = "/jobs";
-	if ((rc = bus_new(&a->bus, &o, err)) != MU_OK)
+	if ((rc = bus_new(&a->net.bus, &o, err)) != MU_OK)
 		return rc;
-	loop_add_fd(a->loop, bus_fd(a->bus), POLLIN, on_bus_fd, a);
+	loop_add_fd(a->loop, bus_fd(a->net.bus), POLLIN, on_bus_fd, a);
 	return MU_OK;
 }
 
@@ -569,8 +569,8 @@ session_start(struct agent *a, struct mu_err *err)
 	msgpack_sbuffer sb;
 	int rc;
 
-	if (a->signer == NULL && (rc = hostsig_signer_load(a->cfg.broker.key,
-	    a->cfg.broker.cert, &a->signer, err)) != MU_OK)
+	if (a->net.signer == NULL && (rc = hostsig_signer_load(a->cfg.broker.key,
+	    a->cfg.broker.cert, &a->net.signer, err)) != MU_OK)
 		return rc;
 	/* The will is encoded and signed before any connection: the broker
 	 * publishes it for us when the session dies without a goodbye. */
@@ -579,11 +579,11 @@ session_start(struct agent *a, struct mu_err *err)
 		msgpack_sbuffer_destroy(&sb);
 		return mu_errf(err, MU_EINVAL, "cannot build the status message");
 	}
-	a->will = (uint8_t *)sb.data;
-	a->will_len = sb.size;
+	a->net.will = (uint8_t *)sb.data;
+	a->net.will_len = sb.size;
 	if ((rc = bus_open(a, err)) != MU_OK)
 		return rc;
-	a->backoff_ms = a->cfg.broker.retry_min_ms;
+	a->net.backoff_ms = a->cfg.broker.retry_min_ms;
 	session_connect(a);
 	return MU_OK;
 }
@@ -600,10 +600,10 @@ bus_renew(struct agent *a, struct mu_err *err)
 {
 	struct spooled *s;
 
-	loop_del_fd(a->loop, bus_fd(a->bus));
-	bus_free(a->bus);
-	a->bus = NULL;
-	a->connecting = false;
+	loop_del_fd(a->loop, bus_fd(a->net.bus));
+	bus_free(a->net.bus);
+	a->net.bus = NULL;
+	a->net.connecting = false;
 	for (s = a->spool.head; s; s = s->next)
 		s->token = 0;
 	return bus_open(a, err);
@@ -618,15 +618,15 @@ session_poke(struct agent *a)
 {
 	struct mu_err err;
 
-	if (bus_connected(a->bus)) {
+	if (bus_connected(a->net.bus)) {
 		session_publish_status(a, true, NULL);
 		return;
 	}
-	if (a->reconnect_timer) {
-		loop_del_timer(a->loop, a->reconnect_timer);
-		a->reconnect_timer = 0;
+	if (a->net.reconnect_timer) {
+		loop_del_timer(a->loop, a->net.reconnect_timer);
+		a->net.reconnect_timer = 0;
 	}
-	a->backoff_ms = a->cfg.broker.retry_min_ms;
+	a->net.backoff_ms = a->cfg.broker.retry_min_ms;
 	log_info("poked: reconnecting now");
 	if (bus_renew(a, &err) != MU_OK) {
 		log_err("%s", err.msg);
@@ -645,12 +645,12 @@ session_stop(struct agent *a)
 	int token = 0;
 
 	a->stopping = true;
-	if (a->bus == NULL) {
-		hostsig_signer_free(a->signer);
-		a->signer = NULL;
+	if (a->net.bus == NULL) {
+		hostsig_signer_free(a->net.signer);
+		a->net.signer = NULL;
 		return;
 	}
-	if (bus_connected(a->bus)) {
+	if (bus_connected(a->net.bus)) {
 		said_goodbye = a->selftest ||
 		    status_publish(a, false, "shutdown", &token) != MU_OK || token == 0;
 		/*
@@ -661,7 +661,7 @@ session_stop(struct agent *a)
 		 */
 		deadline = now_mono_ms() + 1000;
 		while (up && now_mono_ms() < deadline && (a->spool.count || !said_goodbye)) {
-			while ((ev = bus_next(a->bus)) != NULL) {
+			while ((ev = bus_next(a->net.bus)) != NULL) {
 				if (ev->type == BUS_PUBLISHED) {
 					spool_acked(&a->spool, ev->token);
 					said_goodbye = said_goodbye || ev->token == token;
@@ -679,13 +679,13 @@ session_stop(struct agent *a)
 		if (!said_goodbye)
 			log_warnx("the offline status was not acknowledged in time");
 		if (up)
-			bus_disconnect(a->bus, 1000);
+			bus_disconnect(a->net.bus, 1000);
 	}
-	loop_del_fd(a->loop, bus_fd(a->bus));
-	bus_free(a->bus);
-	a->bus = NULL;
-	hostsig_signer_free(a->signer);
-	a->signer = NULL;
+	loop_del_fd(a->loop, bus_fd(a->net.bus));
+	bus_free(a->net.bus);
+	a->net.bus = NULL;
+	hostsig_signer_free(a->net.signer);
+	a->net.signer = NULL;
 }
 
 /* ---- the network process's share of musterd --------------------------- */
@@ -697,7 +697,7 @@ net_start(struct agent *a, struct mu_err *err)
 	unsigned idle_ms = SESSION_IDLE_MAX_MS;
 	int rc;
 
-	a->rel.state_changed = session_status_changed;
+	a->net.rel.state_changed = session_status_changed;
 	/* Paho's threads sleep while the session is idle (paho_idle.h); a
 	 * quarter of the keepalive keeps its PINGREQ on time. */
 	if (a->cfg.broker.keepalive_ms > 0 && a->cfg.broker.keepalive_ms / 4 < idle_ms)
@@ -721,7 +721,7 @@ net_start(struct agent *a, struct mu_err *err)
 		return rc;
 	if ((size_t)snprintf(path, sizeof(path), "%s/inbox", a->net_dir) >= sizeof(path))
 		return mu_errf(err, MU_EINVAL, "state_dir too long");
-	if ((rc = inbox_open(&a->inbox, path, err)) != MU_OK)
+	if ((rc = inbox_open(&a->net.inbox, path, err)) != MU_OK)
 		return rc;
 	if ((rc = session_start(a, err)) != MU_OK)
 		return rc;
@@ -739,9 +739,9 @@ net_stop(struct agent *a)
 	if (a->role == ROLE_NET)
 		spool_close(&a->spool);
 	/* After the bus, which borrowed it. */
-	inbox_close(a->inbox);
-	a->inbox = NULL;
-	free(a->held);
-	a->held = NULL;
-	a->nheld = a->capheld = 0;
+	inbox_close(a->net.inbox);
+	a->net.inbox = NULL;
+	free(a->net.held);
+	a->net.held = NULL;
+	a->net.nheld = a->net.capheld = 0;
 }

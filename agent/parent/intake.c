@@ -21,11 +21,11 @@ reject_allowed(struct agent *a)
 {
 	uint64_t now = now_mono_ms();
 
-	if (now - a->reject_window_start > REJECT_WINDOW_MS) {
-		a->reject_window_start = now;
-		a->reject_count = 0;
+	if (now - a->par.reject_window_start > REJECT_WINDOW_MS) {
+		a->par.reject_window_start = now;
+		a->par.reject_count = 0;
 	}
-	return ++a->reject_count <= REJECT_BURST;
+	return ++a->par.reject_count <= REJECT_BURST;
 }
 
 /*
@@ -54,7 +54,7 @@ reject(struct agent *a, const struct job *j, const char *why)
 	struct result r;
 
 	reason_clean(reason, sizeof(reason), why);
-	a->jobs_rejected++;
+	a->par.jobs_rejected++;
 	log_notice("rejected job %s: %s", j->id, reason);
 	if (!reject_allowed(a))
 		return;
@@ -77,7 +77,7 @@ reject_unverified(struct agent *a, const uint8_t *payload, size_t len, const cha
 	struct result r;
 
 	reason_clean(reason, sizeof(reason), why);
-	a->jobs_rejected++;
+	a->par.jobs_rejected++;
 	sha256_hex(payload, len, hash);
 	log_notice("rejected job " JOBID_RESERVED_PREFIX "%.16s: %s", hash, reason);
 	if (!reject_allowed(a))
@@ -140,7 +140,7 @@ job_authenticate(struct agent *a, const struct job_envelope *env, struct job *j,
 {
 	struct mu_err why_body;
 
-	switch (envelope_verify(&a->operators, env, err)) {
+	switch (envelope_verify(&a->par.operators, env, err)) {
 	case MU_OK:
 		break;
 	case MU_ETRUST:
@@ -174,7 +174,7 @@ job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err
 			return "a self-test takes jobs on its selftest topic only";
 		if (j->kind != JOB_RUN || strcmp(j->module, "selftest.echo") != 0)
 			return "a self-test runs selftest.echo only";
-		if (a->selftest_job[0])
+		if (a->par.selftest_job[0])
 			return "this self-test has its job already";
 	} else if (topic_parse_jobs(topic, a->root, &on) != MU_OK ||
 	    !targets_equal(&on, &j->target))
@@ -202,12 +202,12 @@ static const char *
 job_authorize(struct agent *a, const struct job_envelope *env, const struct job *j,
     struct policy_verdict *v, struct mu_err *err)
 {
-	const struct sign_key *k = keyring_find(&a->operators, env->key);
+	const struct sign_key *k = keyring_find(&a->par.operators, env->key);
 	char target[NAME_MAX_LEN + 8];
 	struct policy_request q = { k ? sign_key_name(k) : "", j->kind, j->module, target };
 
 	target_format(&j->target, target, sizeof(target));
-	policy_check(&a->policy, &q, v);
+	policy_check(&a->par.policy, &q, v);
 	if (v->allow)
 		return NULL;
 	mu_errf(err, MU_ETRUST, "not allowed for operator %s: %s", q.operator_, v->why);
@@ -250,7 +250,7 @@ answer_version(struct agent *a, const struct job *j)
 	msgpack_packer pk;
 	msgpack_unpacked up;
 	const char *kv[][2] = {
-		{ "version", AGENT_VERSION }, { "runner_version", a->runner_version },
+		{ "version", AGENT_VERSION }, { "runner_version", a->par.runner_version },
 		{ "channel", a->cfg.channel },
 	};
 	size_t i;
@@ -284,7 +284,7 @@ answer_ping(struct agent *a, const struct job *j)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 1);
 	msgpack_pack_str_with_body(&pk, "running", 7);
-	msgpack_pack_uint32(&pk, a->nrunning > 0 ? (uint32_t)a->nrunning : 0);
+	msgpack_pack_uint32(&pk, a->par.nrunning > 0 ? (uint32_t)a->par.nrunning : 0);
 	msgpack_unpacked_init(&up);
 	msgpack_unpack_next(&up, sb.data, sb.size, NULL);
 	answer(a, j, RS_PASS, "pong", &up.data);
@@ -324,7 +324,7 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env,
 	}
 	memcpy(r->body, env->body.ptr, env->body.len);
 	r->body_len = env->body.len;
-	if (a->switch_user)
+	if (a->par.switch_user)
 		snprintf(r->run_as, sizeof(r->run_as), "%s",
 		    v->rule && v->rule->run_as[0] ? v->rule->run_as : a->cfg.run_as);
 	r->timeout_cap_ms = v->rule ? v->rule->timeout_cap_ms : 0;
@@ -409,13 +409,13 @@ intake_record(struct agent *a, const struct job *j, const uint8_t *p, size_t len
 	struct mu_err err = { "" };
 
 	test_stop_at("parent-verified");	/* not yet recorded */
-	if (seen_append(&a->seen, j->id, j->not_after, journal_tag(j), &err) != MU_OK) {
+	if (seen_append(&a->par.seen, j->id, j->not_after, journal_tag(j), &err) != MU_OK) {
 		log_err("job %s: %s", j->id, err.msg);
 		answer(a, j, RS_ERROR, "agent could not record the job id", NULL);
 		return;
 	}
 	if (a->selftest)
-		snprintf(a->selftest_job, sizeof(a->selftest_job), "%s", j->id);
+		snprintf(a->par.selftest_job, sizeof(a->par.selftest_job), "%s", j->id);
 	accepted_queue(a, p, len, v);
 }
 
@@ -446,10 +446,10 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	 * has its one answer already (or will, if it still runs), so this
 	 * copy gets none (design.md §3).
 	 */
-	if (seen_has(&a->seen, j.id)) {
-		a->jobs_duplicate++;
+	if (seen_has(&a->par.seen, j.id)) {
+		a->par.jobs_duplicate++;
 		log_info("job %s: duplicate delivery of an accepted id; not answered again "
-		    "(%llu duplicates so far)", j.id, (unsigned long long)a->jobs_duplicate);
+		    "(%llu duplicates so far)", j.id, (unsigned long long)a->par.jobs_duplicate);
 	} else if ((why = job_rules(a, topic, &j, &err)) != NULL ||
 	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
 		snprintf(reason, sizeof(reason), "%s", why);
@@ -472,7 +472,7 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 struct accepted {
 	uint8_t *payload;		/* owned copy of the verified envelope */
 	size_t len;
-	struct policy_verdict v;	/* borrows from a->policy: no reload
+	struct policy_verdict v;	/* borrows from a->par.policy: no reload
 					 * happens before the commit */
 	struct accepted *next;
 };
@@ -489,7 +489,7 @@ accepted_queue(struct agent *a, const uint8_t *p, size_t len, const struct polic
 		struct mu_err err;
 
 		free(q);
-		if (seen_sync(&a->seen, &err) != MU_OK)
+		if (seen_sync(&a->par.seen, &err) != MU_OK)
 			log_err("seen-set: %s", err.msg);
 		if (envelope_decode(p, len, &env, &err) == MU_OK) {
 			if (job_decode(env.body.ptr, env.body.len, &j, &err) == MU_OK) {
@@ -503,7 +503,7 @@ accepted_queue(struct agent *a, const uint8_t *p, size_t len, const struct polic
 	memcpy(q->payload, p, len);
 	q->len = len;
 	q->v = *v;
-	for (pp = &a->accepted; *pp; pp = &(*pp)->next)
+	for (pp = &a->par.accepted; *pp; pp = &(*pp)->next)
 		;
 	*pp = q;
 }
@@ -523,7 +523,7 @@ accepted_run(struct agent *a, struct accepted *q, bool synced)
 		if (!synced)
 			answer(a, &j, RS_ERROR, "agent could not record the job id", NULL);
 		else {
-			a->jobs_accepted++;
+			a->par.jobs_accepted++;
 			log_info("accepted job %s (%s) from key %s (%s)", j.id,
 			    job_kind_name(j.kind), env.key, q->v.why);
 			dispatch(a, &j, &env, &q->v);
@@ -540,14 +540,14 @@ intake_commit(struct agent *a)
 	struct mu_err err;
 	bool synced;
 
-	if (a->accepted == NULL)
+	if (a->par.accepted == NULL)
 		return;
-	synced = seen_sync(&a->seen, &err) == MU_OK;
+	synced = seen_sync(&a->par.seen, &err) == MU_OK;
 	if (!synced)
 		log_err("seen-set: %s", err.msg);
 	test_stop_at("parent-flushed");	/* nothing run or answered yet */
-	while ((q = a->accepted) != NULL) {
-		a->accepted = q->next;
+	while ((q = a->par.accepted) != NULL) {
+		a->par.accepted = q->next;
 		accepted_run(a, q, synced);
 		free(q->payload);
 		free(q);
@@ -577,7 +577,7 @@ legacy_one(struct agent *a, const char *path, const char *name)
 		remove(path);
 		return;
 	}
-	if (seen_mark_run(&a->seen, j.id, j.not_after, j.module, &err) == MU_OK)
+	if (seen_mark_run(&a->par.seen, j.id, j.not_after, j.module, &err) == MU_OK)
 		journal_remove(&a->spool, j.id);
 	else
 		log_warnx("journal: %s: %s", name, err.msg);
@@ -612,7 +612,7 @@ interrupted_one(struct agent *a, const struct seen_run *run)
 	/* A result already spooled means the job finished; only its done
 	 * mark was cut off. */
 	if (spool_has_job(&a->spool, run->id)) {
-		if (seen_run_done(&a->seen, run->id, &err) != MU_OK)
+		if (seen_run_done(&a->par.seen, run->id, &err) != MU_OK)
 			log_warnx("journal: %s", err.msg);
 		return;
 	}
@@ -639,6 +639,6 @@ intake_interrupted(struct agent *a)
 
 	legacy_journal(a);
 	/* Backwards: a run marked done is replaced by the last one. */
-	for (i = a->seen.nruns; i-- > 0;)
-		interrupted_one(a, &a->seen.runs[i]);
+	for (i = a->par.seen.nruns; i-- > 0;)
+		interrupted_one(a, &a->par.seen.runs[i]);
 }

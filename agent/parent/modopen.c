@@ -11,9 +11,9 @@
  *    the signature and the hash prove it;
  *  - the local folder [agent] modules_dir, NAME.so, trusted by owner and
  *    mode (root or us, not writable by group or others); its sealed
- *    copies are kept in a->local while the file is unchanged.
+ *    copies are kept in a->par.local while the file is unchanged.
  *
- * Ownership: a->local owns its memfds; the memfd handed out in struct
+ * Ownership: a->par.local owns its memfds; the memfd handed out in struct
  * module_file belongs to the caller.
  */
 #include "agent.h"
@@ -93,7 +93,7 @@ local_hit(struct agent *a, const char *name, const char *path)
 	if (lstat(path, &st) == -1)
 		return NULL;
 	for (i = 0; i < LOCAL_SLOTS; i++) {
-		struct modlocal *e = &a->local[i];
+		struct modlocal *e = &a->par.local[i];
 
 		if (e->name[0] && strcmp(e->name, name) == 0 && same_file(&e->st, &st)) {
 			e->used_at = now_mono_ms();
@@ -132,14 +132,14 @@ local_remember(struct agent *a, const char *name, const struct stat *st,
 	if (!local_keepable(st))
 		return;
 	for (i = 0; i < LOCAL_SLOTS && e == NULL; i++)
-		if (strcmp(a->local[i].name, name) == 0)
-			e = &a->local[i];
+		if (strcmp(a->par.local[i].name, name) == 0)
+			e = &a->par.local[i];
 	for (i = 0; i < LOCAL_SLOTS && e == NULL; i++)
-		if (a->local[i].name[0] == '\0')
-			e = &a->local[i];
+		if (a->par.local[i].name[0] == '\0')
+			e = &a->par.local[i];
 	for (i = 0; e == NULL && i < LOCAL_SLOTS; i++)
-		if (i == 0 || a->local[i].used_at < e->used_at)
-			e = &a->local[i];
+		if (i == 0 || a->par.local[i].used_at < e->used_at)
+			e = &a->par.local[i];
 	if ((fd = fcntl(m->memfd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return;
 	local_drop(e);
@@ -157,8 +157,8 @@ modopen_local_expire(struct agent *a)
 	size_t i;
 
 	for (i = 0; i < LOCAL_SLOTS; i++)
-		if (a->local[i].name[0] && now - a->local[i].used_at >= LOCAL_IDLE_MS)
-			local_drop(&a->local[i]);
+		if (a->par.local[i].name[0] && now - a->par.local[i].used_at >= LOCAL_IDLE_MS)
+			local_drop(&a->par.local[i]);
 }
 
 /* Read, check and hash modules_dir/NAME.so; seal it when asked to or when

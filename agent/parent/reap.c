@@ -19,15 +19,15 @@ parent_reap(struct agent *a)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (a->role == ROLE_PARENT && pid == a->net_pid) {
+		if (a->role == ROLE_PARENT && pid == a->par.net_pid) {
 			priv_net_exited(a, status);
 			continue;
 		}
-		if (a->upd.child > 0 && pid == a->upd.child) {
+		if (a->par.upd.child > 0 && pid == a->par.upd.child) {
 			update_child_exited(a, status);
 			continue;
 		}
-		for (r = a->runs; r && r->pid != pid; r = r->next)
+		for (r = a->par.runs; r && r->pid != pid; r = r->next)
 			;
 		if (r)
 			run_exited(a, r, status);

@@ -8,7 +8,7 @@
  * Until then the result waits here, and a new network process gets it
  * again (results_resend()), so neither process dying loses an answer.
  *
- * Ownership: struct pending entries and their bodies belong to a->pending.
+ * Ownership: struct pending entries and their bodies belong to a->par.pending.
  */
 #include "agent.h"
 
@@ -35,8 +35,8 @@ result_init(struct agent *a, struct result *r, const struct job *j, enum result_
 static void
 pending_free(struct agent *a, struct pending *p)
 {
-	a->npending--;
-	a->pending_bytes -= p->len + PENDING_OVERHEAD;
+	a->par.npending--;
+	a->par.pending_bytes -= p->len + PENDING_OVERHEAD;
 	free(p->body);
 	free(p);
 }
@@ -51,13 +51,13 @@ pending_free(struct agent *a, struct pending *p)
 static int
 pending_full(struct agent *a, const char *job, size_t len)
 {
-	if (a->npending < PENDING_MAX &&
-	    a->pending_bytes + len + PENDING_OVERHEAD <= PENDING_BYTES_MAX)
+	if (a->par.npending < PENDING_MAX &&
+	    a->par.pending_bytes + len + PENDING_OVERHEAD <= PENDING_BYTES_MAX)
 		return MU_OK;
 	log_err("job %s: %zu results (%zu bytes) wait for the network process to "
 	    "spool them: this one is not kept; the job is answered \"interrupted\" "
-	    "at the agent's next start", job, a->npending, a->pending_bytes);
-	if (a->net_pid > 0 && now_mono_ms() - a->net_spawned_ms >= PENDING_GRACE_MS)
+	    "at the agent's next start", job, a->par.npending, a->par.pending_bytes);
+	if (a->par.net_pid > 0 && now_mono_ms() - a->par.net_spawned_ms >= PENDING_GRACE_MS)
 		priv_net_replace(a, "does not acknowledge results");
 	return MU_ENOMEM;
 }
@@ -84,9 +84,9 @@ result_submit(struct agent *a, struct result *r)
 	snprintf(p->job, sizeof(p->job), "%s", r->job);
 	p->body = (uint8_t *)sb.data;	/* the buffer is handed over */
 	p->len = sb.size;
-	a->npending++;
-	a->pending_bytes += p->len + PENDING_OVERHEAD;
-	for (pp = &a->pending; *pp; pp = &(*pp)->next)
+	a->par.npending++;
+	a->par.pending_bytes += p->len + PENDING_OVERHEAD;
+	for (pp = &a->par.pending; *pp; pp = &(*pp)->next)
 		;
 	*pp = p;
 	priv_send_result(a, p->job, p->body, p->len);
@@ -101,13 +101,13 @@ results_spooled(struct agent *a, const char *job)
 	struct pending **pp, *p;
 	struct mu_err err;
 
-	for (pp = &a->pending; *pp; pp = &(*pp)->next)
+	for (pp = &a->par.pending; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->job, job) == 0) {
 			p = *pp;
 			*pp = p->next;
 			pending_free(a, p);
 			/* A run's journal mark (seen.c); nothing for others. */
-			if (seen_run_done(&a->seen, job, &err) != MU_OK)
+			if (seen_run_done(&a->par.seen, job, &err) != MU_OK)
 				log_err("job %s: %s", job, err.msg);
 			break;
 		}
@@ -120,7 +120,7 @@ results_pending(const struct agent *a, const char *job)
 {
 	const struct pending *p;
 
-	for (p = a->pending; p; p = p->next)
+	for (p = a->par.pending; p; p = p->next)
 		if (strcmp(p->job, job) == 0)
 			return true;
 	return false;
@@ -131,7 +131,7 @@ results_resend(struct agent *a)
 {
 	struct pending *p;
 
-	for (p = a->pending; p; p = p->next)
+	for (p = a->par.pending; p; p = p->next)
 		priv_send_result(a, p->job, p->body, p->len);
 }
 
@@ -140,8 +140,8 @@ results_free(struct agent *a)
 {
 	struct pending *p;
 
-	while ((p = a->pending) != NULL) {
-		a->pending = p->next;
+	while ((p = a->par.pending) != NULL) {
+		a->par.pending = p->next;
 		pending_free(a, p);
 	}
 }

@@ -243,7 +243,7 @@ run_by_fd(struct agent *a, int fd)
 {
 	struct run *r;
 
-	for (r = a->runs; r; r = r->next)
+	for (r = a->par.runs; r; r = r->next)
 		if (r->ev_fd == fd || r->out_fd == fd || r->in_fd == fd)
 			return r;
 	return NULL;
@@ -317,24 +317,24 @@ user_files_id(char *out, size_t size)
 void
 run_users_forget(struct agent *a)
 {
-	memset(&a->users, 0, sizeof(a->users));
+	memset(&a->par.users, 0, sizeof(a->par.users));
 }
 
 static struct user_cache_entry *
 user_cached(struct agent *a, const char *name)
 {
 	uint64_t now = now_mono_ms();
-	char files[sizeof(a->users.files)];
+	char files[sizeof(a->par.users.files)];
 	size_t i;
 
 	user_files_id(files, sizeof(files));
-	if (strcmp(files, a->users.files) != 0) {
+	if (strcmp(files, a->par.users.files) != 0) {
 		run_users_forget(a);
-		snprintf(a->users.files, sizeof(a->users.files), "%s", files);
+		snprintf(a->par.users.files, sizeof(a->par.users.files), "%s", files);
 		return NULL;
 	}
 	for (i = 0; i < USER_CACHE_SLOTS; i++) {
-		struct user_cache_entry *e = &a->users.e[i];
+		struct user_cache_entry *e = &a->par.users.e[i];
 
 		if (strcmp(e->name, name) == 0 && now - e->resolved_at < USER_CACHE_TTL_MS)
 			return e;
@@ -353,7 +353,7 @@ run_user(struct agent *a, struct spawn *sp, const char *user, struct mu_err *err
 	if (e == NULL) {
 		if ((rc = spawn_set_user(sp, user, err)) != MU_OK)
 			return rc;
-		e = &a->users.e[a->users.next++ % USER_CACHE_SLOTS];
+		e = &a->par.users.e[a->par.users.next++ % USER_CACHE_SLOTS];
 		snprintf(e->name, sizeof(e->name), "%s", user);
 		e->resolved_at = now_mono_ms();
 		e->uid = sp->uid, e->gid = sp->gid, e->ngroups = sp->ngroups;
@@ -387,7 +387,7 @@ run_job_uid(struct agent *a, struct run *r, struct spawn *sp, struct mu_err *err
 {
 	int rc;
 
-	if (r->job_uid == 0 && (rc = jobuid_take(&a->jobuids, &r->job_uid, err)) != MU_OK)
+	if (r->job_uid == 0 && (rc = jobuid_take(&a->par.jobuids, &r->job_uid, err)) != MU_OK)
 		return rc;
 	sp->switch_user = true;
 	sp->uid = r->job_uid;
@@ -411,8 +411,8 @@ child_prepare(struct agent *a, struct run *r, struct runner_child *c,
 	c->argv[3] = NULL;
 	sp->argv = c->argv;
 	sp->envp = runner_envp;
-	sp->use_exec_fd = a->runner_fd >= 0;
-	sp->exec_fd = a->runner_fd;
+	sp->use_exec_fd = a->par.runner_fd >= 0;
+	sp->exec_fd = a->par.runner_fd;
 	sp->limits[0] = (struct spawn_limit){ RLIMIT_AS, { a->cfg.memory, a->cfg.memory } };
 	sp->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
 	sp->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
@@ -421,21 +421,21 @@ child_prepare(struct agent *a, struct run *r, struct runner_child *c,
 	/* Not on musterd's terminal (--foreground): a module must not type
 	 * into the shell that started it (TIOCSTI) nor get its signals. */
 	sp->own_session = true;
-	sp->filter = a->runner_filter.len ? &a->runner_filter : NULL;
+	sp->filter = a->par.runner_filter.len ? &a->par.runner_filter : NULL;
 	/* Root can give each runner a PID namespace: all it starts dies
 	 * with it (subproc.h). */
-	sp->new_pidns = a->confined;
+	sp->new_pidns = a->par.confined;
 	/* Per uid, so a job's own once it has one (below). */
 	sp->limits[4] = (struct spawn_limit){ RLIMIT_NPROC,
 	    { (rlim_t)a->cfg.processes, (rlim_t)a->cfg.processes } };
 	sp->nlimits = 5;
 	/* Its own /tmp, /var/tmp, /dev/shm (tmpfs of at most the job's
 	 * memory limit) and IPC namespace, gone with it. */
-	if (a->confined)
+	if (a->par.confined)
 		spawn_private_tmp(sp, a->cfg.memory);
 	/* A uid of its own (lib/jobuid.h) unless a policy rule names another
 	 * user; else resolve r->run_as (design.md §8). */
-	if (r->run_as[0] && a->jobuids.count && strcmp(r->run_as, a->cfg.run_as) == 0)
+	if (r->run_as[0] && a->par.jobuids.count && strcmp(r->run_as, a->cfg.run_as) == 0)
 		return run_job_uid(a, r, sp, err);
 	if (r->run_as[0] && (rc = run_user(a, sp, r->run_as, err)) != MU_OK)
 		return rc;
@@ -570,7 +570,7 @@ run_net_restarted(struct agent *a)
 {
 	struct run *r;
 
-	for (r = a->runs; r; r = r->next)
+	for (r = a->par.runs; r; r = r->next)
 		if (r->state == RUN_WAITING)
 			run_wait(a, r);
 }
@@ -587,7 +587,7 @@ run_start(struct agent *a, struct run *r)
 	}
 	r->state = RUN_RUNNING;
 	r->started_at = now_wall_ms();
-	a->nrunning++;
+	a->par.nrunning++;
 	stream_event(a, r, EV_STARTED, NULL, 0, -1);
 	rc = run_spawn(a, r, r->module, &err);
 	if (rc != MU_OK) {
@@ -605,7 +605,7 @@ run_schedule(struct agent *a)
 
 	if (a->stopping)
 		return;
-	for (r = a->runs; r && a->nrunning < a->cfg.max_jobs; r = r->next)
+	for (r = a->par.runs; r && a->par.nrunning < a->cfg.max_jobs; r = r->next)
 		if (r->state == RUN_QUEUED) {
 			run_start(a, r);
 			/* run_start may have finished r and changed the list. */
@@ -623,7 +623,7 @@ run_submit(struct agent *a, struct run *r)
 	r->pid = -1;
 	r->in_fd = r->ev_fd = r->out_fd = -1;
 	r->agent = a;
-	for (p = &a->runs; *p; p = &(*p)->next)
+	for (p = &a->par.runs; *p; p = &(*p)->next)
 		;
 	*p = r;
 	stream_event(a, r, EV_ACCEPTED, NULL, 0, -1);
@@ -656,7 +656,7 @@ run_unlink(struct agent *a, struct run *r)
 {
 	struct run **p;
 
-	for (p = &a->runs; *p; p = &(*p)->next)
+	for (p = &a->par.runs; *p; p = &(*p)->next)
 		if (*p == r) {
 			*p = r->next;
 			return;
@@ -716,7 +716,7 @@ run_finish(struct agent *a, struct run *r)
 	/* The runner is reaped (or never ran): its uid is free again.  One
 	 * not reaped keeps its uid for good rather than share it. */
 	if (r->job_uid && (r->reaped || r->pid <= 0))
-		jobuid_give(&a->jobuids, r->job_uid);
+		jobuid_give(&a->par.jobuids, r->job_uid);
 	result_init(a, &res, &r->job, RS_ERROR);
 	res.started_at = r->started_at ? r->started_at : res.finished_at;
 	result_outcome(r, &res, why, sizeof(why));
@@ -741,7 +741,7 @@ run_finish(struct agent *a, struct run *r)
 	result_submit(a, &res);
 	msgpack_unpacked_destroy(&data);
 	if (r->state == RUN_RUNNING)
-		a->nrunning--;
+		a->par.nrunning--;
 	r->state = RUN_DONE;
 	if (r->timeout_timer)
 		loop_del_timer(a->loop, r->timeout_timer);
@@ -775,7 +775,7 @@ run_find(struct agent *a, const char *id)
 {
 	struct run *r;
 
-	for (r = a->runs; r; r = r->next)
+	for (r = a->par.runs; r; r = r->next)
 		if (strcmp(r->job.id, id) == 0)
 			return r;
 	return NULL;
@@ -801,8 +801,8 @@ run_interrupt_all(struct agent *a)
 {
 	int status;
 
-	while (a->runs) {
-		struct run *r = a->runs;
+	while (a->par.runs) {
+		struct run *r = a->par.runs;
 
 		r->interrupted = true;
 		if (r->pid > 0 && !r->reaped) {

@@ -29,7 +29,7 @@
  * An update job (muster update) is answered by whichever version ends the
  * story: update.job keeps it across the exec.
  *
- * Ownership: a->upd owns the self-test child (reaped by reap.c, handed to update_child_exited()),
+ * Ownership: a->par.upd owns the self-test child (reaped by reap.c, handed to update_child_exited()),
  * its timer, the update job's body and the status map it last sent.
  */
 #include "agent.h"
@@ -134,19 +134,19 @@ send_state(struct agent *a, const char *state, const char *version, const char *
 		msgpack_pack_str_with_body(&pk, "reason", 6);
 		msgpack_pack_str_with_body(&pk, reason, strnlen(reason, 1024));
 	}
-	free(a->upd.state);
-	a->upd.state = (uint8_t *)sb.data;	/* handed over */
-	a->upd.state_len = sb.size;
-	priv_send_update_state(a, a->upd.state, a->upd.state_len);
+	free(a->par.upd.state);
+	a->par.upd.state = (uint8_t *)sb.data;	/* handed over */
+	a->par.upd.state_len = sb.size;
+	priv_send_update_state(a, a->par.upd.state, a->par.upd.state_len);
 }
 
 /* A new network process gets the state its predecessor showed. */
 void
 update_net_started(struct agent *a)
 {
-	if (a->upd.state == NULL)
+	if (a->par.upd.state == NULL)
 		return;
-	priv_send_update_state(a, a->upd.state, a->upd.state_len);
+	priv_send_update_state(a, a->par.upd.state, a->par.upd.state_len);
 }
 
 /* ---- the update job ------------------------------------------------------------ */
@@ -177,12 +177,12 @@ static void
 answer_held(struct agent *a, enum result_status st, const char *summary,
     const char *reason)
 {
-	if (a->upd.job_body == NULL)
+	if (a->par.upd.job_body == NULL)
 		return;
-	job_answer(a, a->upd.job_body, a->upd.job_len, st, summary, reason);
-	free(a->upd.job_body);
-	a->upd.job_body = NULL;
-	a->upd.job_len = 0;
+	job_answer(a, a->par.upd.job_body, a->par.upd.job_len, st, summary, reason);
+	free(a->par.upd.job_body);
+	a->par.upd.job_body = NULL;
+	a->par.upd.job_len = 0;
 }
 
 /* Answer the update job an earlier process left in update.job. */
@@ -205,18 +205,18 @@ answer_saved(struct agent *a, enum result_status st, const char *summary,
 void
 update_job(struct agent *a, const struct job *j, const void *body, size_t len)
 {
-	if (a->upd.phase != UPD_IDLE || a->upd.pending || a->upd.job_body) {
-		job_answer(a, body, len, RS_FAIL, "no update", a->upd.pending ?
+	if (a->par.upd.phase != UPD_IDLE || a->par.upd.pending || a->par.upd.job_body) {
+		job_answer(a, body, len, RS_FAIL, "no update", a->par.upd.pending ?
 		    "the last update is still in its healthy window" :
 		    "an update is already in progress");
 		return;
 	}
-	if ((a->upd.job_body = malloc(len)) == NULL) {
+	if ((a->par.upd.job_body = malloc(len)) == NULL) {
 		job_answer(a, body, len, RS_ERROR, NULL, "agent out of memory");
 		return;
 	}
-	memcpy(a->upd.job_body, body, len);
-	a->upd.job_len = len;
+	memcpy(a->par.upd.job_body, body, len);
+	a->par.upd.job_len = len;
 	log_notice("update job %s: looking at channel %s now", j->id, a->cfg.channel);
 	priv_send_update_check(a, j->id);
 }
@@ -248,7 +248,7 @@ unstage(struct agent *a)
 {
 	char p[PATH_MAX];
 
-	staged_path(a->upd.agent_path, "staged", p, sizeof(p));
+	staged_path(a->par.upd.agent_path, "staged", p, sizeof(p));
 	unlink(p);
 	staged_path(a->cfg.runner, "staged", p, sizeof(p));
 	unlink(p);
@@ -259,10 +259,10 @@ fail(struct agent *a, const char *version, const char *why)
 {
 	log_err("update to %s failed: %s (still running %s)", version, why, AGENT_VERSION);
 	unstage(a);
-	a->upd.phase = UPD_IDLE;
-	if (a->upd.timer)
-		loop_del_timer(a->loop, a->upd.timer);
-	a->upd.timer = 0;
+	a->par.upd.phase = UPD_IDLE;
+	if (a->par.upd.timer)
+		loop_del_timer(a->loop, a->par.upd.timer);
+	a->par.upd.timer = 0;
 	send_state(a, "failed", version, AGENT_VERSION, why);
 	answer_held(a, RS_FAIL, "update failed", why);
 }
@@ -376,18 +376,18 @@ selftest_spawn(struct agent *a, struct mu_err *err)
 	if (getrandom(r, sizeof(r), 0) != sizeof(r))
 		return mu_errf(err, MU_EIO, "no randomness for a nonce");
 	for (i = 0; i < sizeof(r); i++)
-		snprintf(a->upd.nonce + 2 * i, 3, "%02x", r[i]);
-	a->upd.verdict = 0;
-	a->upd.child_ok = false;
+		snprintf(a->par.upd.nonce + 2 * i, 3, "%02x", r[i]);
+	a->par.upd.verdict = 0;
+	a->par.upd.child_ok = false;
 
-	staged_path(a->upd.agent_path, "staged", agent, sizeof(agent));
+	staged_path(a->par.upd.agent_path, "staged", agent, sizeof(agent));
 	staged_path(a->cfg.runner, "staged", runner, sizeof(runner));
 	state_path(a, "selftest", dir, sizeof(dir));
 	if ((rc = rm_state_tree(a, "selftest", err)) != MU_OK)
 		return rc;
 	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
 		return mu_errf(err, MU_EIO, "%s: %s", dir, strerror(errno));
-	if ((nfd = nonce_pipe(a->upd.nonce)) == -1)
+	if ((nfd = nonce_pipe(a->par.upd.nonce)) == -1)
 		return mu_errf(err, MU_EIO, "a pipe for the nonce: %s", strerror(errno));
 	snprintf(noncefd, sizeof(noncefd), "%d", nfd);
 	if ((pid = fork()) == -1) {
@@ -408,8 +408,8 @@ selftest_spawn(struct agent *a, struct mu_err *err)
 		_exit(127);
 	}
 	close(nfd);
-	a->upd.child = pid;
-	a->upd.timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms +
+	a->par.upd.child = pid;
+	a->par.upd.timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms +
 	    SELFTEST_GRACE_MS, selftest_expired, a);
 	return MU_OK;
 }
@@ -420,11 +420,11 @@ selftest_expired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->upd.timer = 0;
-	if (a->upd.child > 0) {
+	a->par.upd.timer = 0;
+	if (a->par.upd.child > 0) {
 		log_warnx("update: the self-test of %s did not end in time: killing it",
-		    a->upd.version);
-		kill(a->upd.child, SIGKILL);	/* reaped as a failure */
+		    a->par.upd.version);
+		kill(a->par.upd.child, SIGKILL);	/* reaped as a failure */
 	}
 }
 
@@ -454,8 +454,8 @@ update_release(struct agent *a, const struct priv_msg *msg)
 	struct mu_err err;
 	int rc;
 
-	if (a->upd.phase != UPD_IDLE || a->upd.pending) {
-		log_info("update: a release arrived while %s; ignored", a->upd.pending ?
+	if (a->par.upd.phase != UPD_IDLE || a->par.upd.pending) {
+		log_info("update: a release arrived while %s; ignored", a->par.upd.pending ?
 		    "the last update is in its healthy window" : "an update is under way");
 		return;
 	}
@@ -476,23 +476,23 @@ update_release(struct agent *a, const struct priv_msg *msg)
 		    "than the newest this host accepted (published_at %" PRIu64 "): refused "
 		    "as a rollback", m.version, m.published_at, floor_at);
 	else if ((rc = stage_one(a, "agent", m.agent_sha256, m.agent_size,
-	    a->upd.agent_path, &err)) == MU_OK &&
+	    a->par.upd.agent_path, &err)) == MU_OK &&
 	    (rc = stage_one(a, "runner", m.runner_sha256, m.runner_size, a->cfg.runner,
 	    &err)) == MU_OK)
 		rc = parent_floor_raise(a, "release", NULL, m.published_at, &err);
-	snprintf(a->upd.version, sizeof(a->upd.version), "%s", m.version);
-	a->upd.published_at = m.published_at;
+	snprintf(a->par.upd.version, sizeof(a->par.upd.version), "%s", m.version);
+	a->par.upd.published_at = m.published_at;
 	wire_doc_free(&m.doc);
 	if (rc == MU_OK)
 		rc = selftest_spawn(a, &err);
 	if (rc != MU_OK) {
-		fail(a, a->upd.version, err.msg);
+		fail(a, a->par.upd.version, err.msg);
 		return;
 	}
-	a->upd.phase = UPD_TESTING;
+	a->par.upd.phase = UPD_TESTING;
 	log_notice("update: %s staged (signed by %s); self-test running (pid %d)",
-	    a->upd.version, fpr, (int)a->upd.child);
-	send_state(a, "testing", a->upd.version, AGENT_VERSION, NULL);
+	    a->par.upd.version, fpr, (int)a->par.upd.child);
+	send_state(a, "testing", a->par.upd.version, AGENT_VERSION, NULL);
 }
 
 /* ---- install and exec --------------------------------------------------------------- */
@@ -538,20 +538,20 @@ exec_self(struct agent *a, const char *path)
 	char **argv, fdbuf[16];
 	int i, n = 0, fd;
 
-	for (i = 0; a->upd.argv[i]; i++)
+	for (i = 0; a->par.upd.argv[i]; i++)
 		;
 	if ((argv = calloc((size_t)i + 3, sizeof(*argv))) == NULL)
 		return;
-	for (i = 0; a->upd.argv[i]; i++) {
-		if (strcmp(a->upd.argv[i], "--wake-fd") == 0 && a->upd.argv[i + 1]) {
+	for (i = 0; a->par.upd.argv[i]; i++) {
+		if (strcmp(a->par.upd.argv[i], "--wake-fd") == 0 && a->par.upd.argv[i + 1]) {
 			i++;
 			continue;
 		}
-		argv[n++] = a->upd.argv[i];
+		argv[n++] = a->par.upd.argv[i];
 	}
 	/* Nothing but the listener (and stdio) crosses the exec: Paho's
 	 * sockets and ours are not close-on-exec by themselves (design.md §9). */
-	fd = a->wake_fd >= 0 ? a->wake_fd : a->wake_fd_inherited;
+	fd = a->par.wake_fd >= 0 ? a->par.wake_fd : a->par.wake_fd_inherited;
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (fd >= 0 && fcntl(fd, F_SETFD, 0) == 0) {
 		snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
@@ -570,13 +570,13 @@ write_pending(struct agent *a, struct mu_err *err)
 	char path[CONF_PATH_MAX + 32], text[512];
 	int n;
 
-	if (a->upd.job_body) {
+	if (a->par.upd.job_body) {
 		state_path(a, "update.job", path, sizeof(path));
-		if (write_atomic(path, a->upd.job_body, a->upd.job_len, 0600, err) != MU_OK)
+		if (write_atomic(path, a->par.upd.job_body, a->par.upd.job_len, 0600, err) != MU_OK)
 			return MU_EIO;
 	}
 	n = snprintf(text, sizeof(text), "version=%s\nprev=%s\npublished_at=%" PRIu64
-	    "\nstarts=0\n", a->upd.version, AGENT_VERSION, a->upd.published_at);
+	    "\nstarts=0\n", a->par.upd.version, AGENT_VERSION, a->par.upd.published_at);
 	state_path(a, "update.pending", path, sizeof(path));
 	return write_atomic(path, text, (size_t)n, 0600, err);
 }
@@ -588,22 +588,22 @@ install(struct agent *a)
 	struct mu_err err;
 
 	state_path(a, "update.pending", path, sizeof(path));
-	send_state(a, "installing", a->upd.version, AGENT_VERSION, NULL);
-	if (keep_prev(a->upd.agent_path, &err) != MU_OK ||
+	send_state(a, "installing", a->par.upd.version, AGENT_VERSION, NULL);
+	if (keep_prev(a->par.upd.agent_path, &err) != MU_OK ||
 	    keep_prev(a->cfg.runner, &err) != MU_OK ||
 	    write_pending(a, &err) != MU_OK) {
-		fail(a, a->upd.version, err.msg);
+		fail(a, a->par.upd.version, err.msg);
 		return;
 	}
 	if (put_in_place(a->cfg.runner, &err) != MU_OK ||
-	    put_in_place(a->upd.agent_path, &err) != MU_OK) {
+	    put_in_place(a->par.upd.agent_path, &err) != MU_OK) {
 		restore_prev(a->cfg.runner);
 		unlink(path);
-		fail(a, a->upd.version, err.msg);
+		fail(a, a->par.upd.version, err.msg);
 		return;
 	}
 	log_notice("update: %s installed (previous %s kept as .prev); restarting into it",
-	    a->upd.version, AGENT_VERSION);
+	    a->par.upd.version, AGENT_VERSION);
 	/* Close down like a stop, but keep the wake listener open. */
 	a->stopping = true;
 	run_interrupt_all(a);
@@ -612,12 +612,12 @@ install(struct agent *a)
 		net_stop(a);
 	}
 	priv_stop(a);
-	exec_self(a, a->upd.agent_path);
+	exec_self(a, a->par.upd.agent_path);
 	/* The new binary is in place but would not start: back to the old one. */
-	restore_prev(a->upd.agent_path);
+	restore_prev(a->par.upd.agent_path);
 	restore_prev(a->cfg.runner);
 	unlink(path);
-	exec_self(a, a->upd.agent_path);
+	exec_self(a, a->par.upd.agent_path);
 	_exit(1);	/* systemd starts us again */
 }
 
@@ -627,8 +627,8 @@ verdict_expired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)l, (void)id;
-	a->upd.timer = 0;
-	fail(a, a->upd.version, "the self-test exited 0, but this agent saw no good "
+	a->par.upd.timer = 0;
+	fail(a, a->par.upd.version, "the self-test exited 0, but this agent saw no good "
 	    "verdict for it");
 }
 
@@ -637,19 +637,19 @@ verdict_expired(struct loop *l, uint64_t id, void *arg)
 void
 update_verdict(struct agent *a, const struct selftest_verdict *v)
 {
-	if (strcmp(v->host, a->cfg.host) == 0 && strcmp(v->nonce, a->upd.nonce) == 0 &&
-	    a->upd.verdict == 0) {
-		a->upd.verdict = v->ok ? 1 : -1;
+	if (strcmp(v->host, a->cfg.host) == 0 && strcmp(v->nonce, a->par.upd.nonce) == 0 &&
+	    a->par.upd.verdict == 0) {
+		a->par.upd.verdict = v->ok ? 1 : -1;
 		log_info("update: the self-test's verdict is %s", v->ok ? "good" : "bad");
-		if (a->upd.child_ok) {
-			if (a->upd.timer)
-				loop_del_timer(a->loop, a->upd.timer);
-			a->upd.timer = 0;
+		if (a->par.upd.child_ok) {
+			if (a->par.upd.timer)
+				loop_del_timer(a->loop, a->par.upd.timer);
+			a->par.upd.timer = 0;
 			if (v->ok) {
-				log_notice("update: %s passed its self-test", a->upd.version);
+				log_notice("update: %s passed its self-test", a->par.upd.version);
 				install(a);
 			} else
-				fail(a, a->upd.version, "bad verdict");
+				fail(a, a->par.upd.version, "bad verdict");
 		}
 	}
 }
@@ -659,18 +659,18 @@ update_child_exited(struct agent *a, int status)
 {
 	char why[128];
 
-	a->upd.child = 0;
-	if (a->upd.timer)
-		loop_del_timer(a->loop, a->upd.timer);
-	a->upd.timer = 0;
+	a->par.upd.child = 0;
+	if (a->par.upd.timer)
+		loop_del_timer(a->loop, a->par.upd.timer);
+	a->par.upd.timer = 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		/* Both: its exit status, and the verdict seen with our own eyes. */
-		if (a->upd.verdict > 0) {
-			log_notice("update: %s passed its self-test", a->upd.version);
+		if (a->par.upd.verdict > 0) {
+			log_notice("update: %s passed its self-test", a->par.upd.version);
 			install(a);
 		} else {
-			a->upd.child_ok = true;
-			a->upd.timer = loop_add_timer(a->loop, VERDICT_WAIT_MS,
+			a->par.upd.child_ok = true;
+			a->par.upd.timer = loop_add_timer(a->loop, VERDICT_WAIT_MS,
 			    verdict_expired, a);
 		}
 		return;
@@ -683,7 +683,7 @@ update_child_exited(struct agent *a, int status)
 		    WEXITSTATUS(status) == 3 ? "no verdict in time" :
 		    WEXITSTATUS(status) == 4 ? "the test job failed" :
 		    WEXITSTATUS(status) == 5 ? "bad verdict" : "could not run");
-	fail(a, a->upd.version, why);
+	fail(a, a->par.upd.version, why);
 }
 
 /* ---- after the exec: commit or roll back -------------------------------------------- */
@@ -695,12 +695,12 @@ healthy_fired(struct loop *l, uint64_t id, void *arg)
 	char path[CONF_PATH_MAX + 32], summary[160];
 
 	(void)l, (void)id;
-	a->upd.healthy_timer = 0;
+	a->par.upd.healthy_timer = 0;
 	/* Healthy: connected for the window, and a job answered or the
 	 * self-check (the installed runner told its version) passed.  Not
 	 * healthy counts as a death: systemd starts us again, and the third
 	 * start rolls back. */
-	if (!a->upd.answered && strcmp(a->runner_version, "unknown") == 0) {
+	if (!a->par.upd.answered && strcmp(a->par.runner_version, "unknown") == 0) {
 		log_err("update: %s is not healthy: no job answered and the runner %s does "
 		    "not answer its self-check", AGENT_VERSION, a->cfg.runner);
 		a->exit_rc = 1;
@@ -714,11 +714,11 @@ healthy_fired(struct loop *l, uint64_t id, void *arg)
 	}
 	state_path(a, "update.failed", path, sizeof(path));
 	unlink(path);
-	a->upd.pending = false;
+	a->par.upd.pending = false;
 	log_notice("update: %s is healthy; the update from %s is done", AGENT_VERSION,
-	    a->upd.prev_version);
-	send_state(a, "done", AGENT_VERSION, a->upd.prev_version, NULL);
-	snprintf(summary, sizeof(summary), "updated from %s to %s", a->upd.prev_version,
+	    a->par.upd.prev_version);
+	send_state(a, "done", AGENT_VERSION, a->par.upd.prev_version, NULL);
+	snprintf(summary, sizeof(summary), "updated from %s to %s", a->par.upd.prev_version,
 	    AGENT_VERSION);
 	answer_saved(a, RS_PASS, summary, NULL);
 }
@@ -726,8 +726,8 @@ healthy_fired(struct loop *l, uint64_t id, void *arg)
 void
 update_connected(struct agent *a)
 {
-	if (a->upd.pending && !a->upd.healthy_timer)
-		a->upd.healthy_timer = loop_add_timer(a->loop, a->cfg.healthy_ms,
+	if (a->par.upd.pending && !a->par.upd.healthy_timer)
+		a->par.upd.healthy_timer = loop_add_timer(a->loop, a->cfg.healthy_ms,
 		    healthy_fired, a);
 }
 
@@ -746,11 +746,11 @@ rollback(struct agent *a, const char *version, unsigned starts, struct mu_err *e
 	if (write_atomic(path, text, (size_t)n, 0600, err) != MU_OK)
 		return MU_EIO;
 	restore_prev(a->cfg.runner);
-	restore_prev(a->upd.agent_path);
+	restore_prev(a->par.upd.agent_path);
 	state_path(a, "update.pending", path, sizeof(path));
 	unlink(path);
-	exec_self(a, a->upd.agent_path);
-	return mu_errf(err, MU_EIO, "exec of the restored %s failed", a->upd.agent_path);
+	exec_self(a, a->par.upd.agent_path);
+	return mu_errf(err, MU_EIO, "exec of the restored %s failed", a->par.upd.agent_path);
 }
 
 /*
@@ -765,32 +765,32 @@ update_boot(struct agent *a, char **argv, struct mu_err *err)
 	unsigned starts;
 	int n;
 
-	a->upd.argv = argv;
+	a->par.upd.argv = argv;
 	if (a->cfg.agent_path[0])
-		snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", a->cfg.agent_path);
+		snprintf(a->par.upd.agent_path, sizeof(a->par.upd.agent_path), "%s", a->cfg.agent_path);
 	else {
 		char self[PATH_MAX];	/* realpath() writes up to PATH_MAX */
 
 		if (realpath("/proc/self/exe", self) == NULL)
 			return mu_errf(err, MU_EIO, "cannot find our own binary: %s",
 			    strerror(errno));
-		if (snprintf(a->upd.agent_path, sizeof(a->upd.agent_path), "%s", self) >=
-		    (int)sizeof(a->upd.agent_path))
+		if (snprintf(a->par.upd.agent_path, sizeof(a->par.upd.agent_path), "%s", self) >=
+		    (int)sizeof(a->par.upd.agent_path))
 			return mu_errf(err, MU_EINVAL, "our binary's path is too long: %s", self);
 	}
 	/* Staged binaries left over: we died while staging or testing. */
-	staged_path(a->upd.agent_path, "staged", staged, sizeof(staged));
+	staged_path(a->par.upd.agent_path, "staged", staged, sizeof(staged));
 	if (access(staged, F_OK) == 0) {
 		unstage(a);
-		snprintf(a->upd.boot_version, sizeof(a->upd.boot_version), "unknown");
-		snprintf(a->upd.boot_reason, sizeof(a->upd.boot_reason), "the agent restarted "
+		snprintf(a->par.upd.boot_version, sizeof(a->par.upd.boot_version), "unknown");
+		snprintf(a->par.upd.boot_reason, sizeof(a->par.upd.boot_reason), "the agent restarted "
 		    "while staging or testing an update; %s kept", AGENT_VERSION);
-		log_warnx("update: %s", a->upd.boot_reason);
+		log_warnx("update: %s", a->par.upd.boot_reason);
 	}
 	state_path(a, "update.pending", path, sizeof(path));
 	if ((t = read_text(path)) != NULL) {
 		kv_get(t, "version", v, sizeof(v));
-		kv_get(t, "prev", a->upd.prev_version, sizeof(a->upd.prev_version));
+		kv_get(t, "prev", a->par.upd.prev_version, sizeof(a->par.upd.prev_version));
 		kv_get(t, "starts", s, sizeof(s));
 		free(t);
 		starts = (unsigned)strtoul(s, NULL, 10) + 1;
@@ -801,19 +801,19 @@ update_boot(struct agent *a, char **argv, struct mu_err *err)
 			    AGENT_VERSION);
 			restore_prev(a->cfg.runner);
 			unlink(path);
-			snprintf(a->upd.boot_version, sizeof(a->upd.boot_version), "%s", v);
-			snprintf(a->upd.boot_reason, sizeof(a->upd.boot_reason), "the agent "
+			snprintf(a->par.upd.boot_version, sizeof(a->par.upd.boot_version), "%s", v);
+			snprintf(a->par.upd.boot_reason, sizeof(a->par.upd.boot_reason), "the agent "
 			    "restarted during the install; %s kept", AGENT_VERSION);
 		} else if (starts > MAX_STARTS)
 			return rollback(a, v, starts, err);
 		else {
 			n = snprintf(text, sizeof(text), "version=%s\nprev=%s\nstarts=%u\n", v,
-			    a->upd.prev_version, starts);
+			    a->par.upd.prev_version, starts);
 			if (write_atomic(path, text, (size_t)n, 0600, err) != MU_OK)
 				return MU_EIO;
-			a->upd.pending = true;
+			a->par.upd.pending = true;
 			log_notice("update: now %s (from %s), start %u of at most %d before it "
-			    "must be healthy", v, a->upd.prev_version, starts, MAX_STARTS);
+			    "must be healthy", v, a->par.upd.prev_version, starts, MAX_STARTS);
 		}
 	}
 	return MU_OK;
@@ -826,13 +826,13 @@ update_started(struct agent *a)
 {
 	char path[CONF_PATH_MAX + 32], why[400], v[WIRE_MAX_VERSION + 1], *t;
 
-	if (a->upd.pending) {
-		send_state(a, "verifying", AGENT_VERSION, a->upd.prev_version, NULL);
+	if (a->par.upd.pending) {
+		send_state(a, "verifying", AGENT_VERSION, a->par.upd.prev_version, NULL);
 		return;		/* the job is answered once healthy */
 	}
-	if (a->upd.boot_reason[0]) {
-		send_state(a, "failed", a->upd.boot_version, AGENT_VERSION, a->upd.boot_reason);
-		answer_saved(a, RS_FAIL, "update failed", a->upd.boot_reason);
+	if (a->par.upd.boot_reason[0]) {
+		send_state(a, "failed", a->par.upd.boot_version, AGENT_VERSION, a->par.upd.boot_reason);
+		answer_saved(a, RS_FAIL, "update failed", a->par.upd.boot_reason);
 		return;
 	}
 	state_path(a, "update.failed", path, sizeof(path));
@@ -851,18 +851,18 @@ update_started(struct agent *a)
 void
 update_free(struct agent *a)
 {
-	if (a->upd.child > 0) {
-		kill(a->upd.child, SIGKILL);
-		waitpid(a->upd.child, NULL, 0);
-		a->upd.child = 0;
+	if (a->par.upd.child > 0) {
+		kill(a->par.upd.child, SIGKILL);
+		waitpid(a->par.upd.child, NULL, 0);
+		a->par.upd.child = 0;
 		unstage(a);
 	}
-	if (a->upd.timer)
-		loop_del_timer(a->loop, a->upd.timer);
-	if (a->upd.healthy_timer)
-		loop_del_timer(a->loop, a->upd.healthy_timer);
-	a->upd.timer = a->upd.healthy_timer = 0;
-	free(a->upd.job_body);
-	free(a->upd.state);
-	a->upd.job_body = a->upd.state = NULL;
+	if (a->par.upd.timer)
+		loop_del_timer(a->loop, a->par.upd.timer);
+	if (a->par.upd.healthy_timer)
+		loop_del_timer(a->loop, a->par.upd.healthy_timer);
+	a->par.upd.timer = a->par.upd.healthy_timer = 0;
+	free(a->par.upd.job_body);
+	free(a->par.upd.state);
+	a->par.upd.job_body = a->par.upd.state = NULL;
 }

@@ -56,18 +56,18 @@ poke(struct agent *a, const struct sockaddr_storage *ss)
 
 	peer_name(ss, name, sizeof(name));
 	if (!peer_trusted(a, ss)) {
-		a->pokes_refused++;
+		a->par.pokes_refused++;
 		log_info("wake: untrusted peer %s ignored (%llu so far)", name,
-		    (unsigned long long)a->pokes_refused);
+		    (unsigned long long)a->par.pokes_refused);
 		return;
 	}
-	a->pokes++;
-	if (a->last_poke && now - a->last_poke < POKE_MIN_INTERVAL_MS) {
+	a->par.pokes++;
+	if (a->par.last_poke && now - a->par.last_poke < POKE_MIN_INTERVAL_MS) {
 		log_debug("wake: poke from %s rate-limited", name);
 		return;
 	}
-	a->last_poke = now;
-	log_info("wake: poke from %s (%llu so far)", name, (unsigned long long)a->pokes);
+	a->par.last_poke = now;
+	log_info("wake: poke from %s (%llu so far)", name, (unsigned long long)a->par.pokes);
 	priv_send_poke(a);
 }
 
@@ -160,12 +160,12 @@ wake_open(struct agent *a, struct mu_err *err)
 {
 	int fd = -1, rc;
 
-	a->wake_fd = -1;
-	if (a->wake_fd_inherited >= 0) {
-		fd = a->wake_fd_inherited;
-		a->wake_fd_inherited = -1;
+	a->par.wake_fd = -1;
+	if (a->par.wake_fd_inherited >= 0) {
+		fd = a->par.wake_fd_inherited;
+		a->par.wake_fd_inherited = -1;
 		if (adopt(fd, err) == MU_OK) {
-			a->wake_fd = fd;
+			a->par.wake_fd = fd;
 			loop_add_fd(a->loop, fd, POLLIN, on_accept, a);
 			log_notice("wake: kept the listener (fd %d) across the update", fd);
 			return MU_OK;
@@ -177,7 +177,7 @@ wake_open(struct agent *a, struct mu_err *err)
 		return MU_OK;
 	if ((rc = listen_on(a->cfg.wake_bind, a->cfg.wake_port, &fd, err)) != MU_OK)
 		return rc;
-	a->wake_fd = fd;
+	a->par.wake_fd = fd;
 	loop_add_fd(a->loop, fd, POLLIN, on_accept, a);
 	log_info("wake: listening on %s port %d", a->cfg.wake_bind, a->cfg.wake_port);
 	return MU_OK;
@@ -186,9 +186,9 @@ wake_open(struct agent *a, struct mu_err *err)
 void
 wake_close(struct agent *a)
 {
-	if (a->wake_fd == -1)
+	if (a->par.wake_fd == -1)
 		return;
-	loop_del_fd(a->loop, a->wake_fd);
-	close(a->wake_fd);
-	a->wake_fd = -1;
+	loop_del_fd(a->loop, a->par.wake_fd);
+	close(a->par.wake_fd);
+	a->par.wake_fd = -1;
 }

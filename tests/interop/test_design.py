@@ -124,3 +124,17 @@ def test_where_to_find_what_names_real_files_and_functions():
             if not current.exists():
                 bad.append(f"{behaviour}: {span} does not exist")
     assert not bad, "\n".join(bad)
+
+
+def test_each_process_touches_only_its_own_state():
+    """design.md §1: agent/parent/ runs only in the root parent and
+    agent/net/ only in the network process; each side's state is its own
+    struct (a->par, a->net, agent/agent.h), and no file of one side reaches
+    into the other's."""
+    bad = []
+    for side, other in (("parent", "net"), ("net", "par")):
+        for f in sorted((ROOT / "agent" / side).glob("*.c")):
+            for n, line in enumerate(f.read_text().splitlines(), 1):
+                if re.search(rf"\ba->{other}\.", line):
+                    bad.append(f"{f.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not bad, "\n".join(bad)

@@ -6,7 +6,7 @@
  * sign_keygen()), a temporary state_dir (seen-set, spool) and a policy.
  * Envelopes go in through intake_message(); what the agent answered comes
  * out of the parent's end of the privsep socketpair (result_submit() in
- * agent/parent/results.c sends a PRIV_RESULT frame on a->to_net), read
+ * agent/parent/results.c sends a PRIV_RESULT frame on a->par.to_net), read
  * from the other end and decoded with priv_msg_decode() and
  * result_decode().
  *
@@ -93,8 +93,8 @@ fx_setup(void **state)
 	if (sign_key_load_private(path, &f->mallory, &err) != MU_OK)
 		goto fail;
 	/* The private key next to alice.pub is not a .pub: not loaded. */
-	if (keyring_load_dir(&f->a.operators, keys, NULL, NULL, &err) != MU_OK ||
-	    f->a.operators.nkeys != 1)
+	if (keyring_load_dir(&f->a.par.operators, keys, NULL, NULL, &err) != MU_OK ||
+	    f->a.par.operators.nkeys != 1)
 		goto fail;
 
 	config_agent_defaults(&f->a.cfg);
@@ -106,16 +106,16 @@ fx_setup(void **state)
 	f->a.role = ROLE_PARENT;
 	if ((f->a.loop = loop_new()) == NULL ||
 	    spool_open(&f->a.spool, sdir, sdir, &err) != MU_OK ||
-	    seen_open(&f->a.seen, sdir, now_wall_ms(), &err) != MU_OK ||
-	    policy_parse(&f->a.policy, "test-policy", policy_text, strlen(policy_text),
+	    seen_open(&f->a.par.seen, sdir, now_wall_ms(), &err) != MU_OK ||
+	    policy_parse(&f->a.par.policy, "test-policy", policy_text, strlen(policy_text),
 	    &err) != MU_OK)
 		goto fail;
 	/* The parent's end of the socketpair, as priv.c's chan_init() sets it;
 	 * the other end is read by the test. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -1;
-	f->a.to_net.fd = sv[0];
-	f->a.to_parent.fd = -1;
+	f->a.par.to_net.fd = sv[0];
+	f->a.net.to_parent.fd = -1;
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
 	f->peer = sv[1];
@@ -132,16 +132,16 @@ fx_teardown(void **state)
 	struct fx *f = *state;
 
 	priv_free(&f->a);
-	if (f->a.to_net.fd != -1) {
-		loop_del_fd(f->a.loop, f->a.to_net.fd);
-		close(f->a.to_net.fd);
+	if (f->a.par.to_net.fd != -1) {
+		loop_del_fd(f->a.loop, f->a.par.to_net.fd);
+		close(f->a.par.to_net.fd);
 	}
-	free(f->a.to_net.out);
+	free(f->a.par.to_net.out);
 	close(f->peer);
-	seen_close(&f->a.seen);
+	seen_close(&f->a.par.seen);
 	spool_close(&f->a.spool);
-	policy_free(&f->a.policy);
-	keyring_free(&f->a.operators);
+	policy_free(&f->a.par.policy);
+	keyring_free(&f->a.par.operators);
 	loop_free(f->a.loop);
 	sign_key_free(f->alice);
 	sign_key_free(f->mallory);
@@ -297,11 +297,11 @@ test_group_commit(void **state)
 		intake_message(&f->a, TOPIC_HOST, (const uint8_t *)sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
 	}
-	assert_true(seen_has(&f->a.seen, "burst-2"));
-	assert_true(f->a.seen.unsynced);
+	assert_true(seen_has(&f->a.par.seen, "burst-2"));
+	assert_true(f->a.par.seen.unsynced);
 	expect_silence(f);
 	intake_commit(&f->a);
-	assert_false(f->a.seen.unsynced);
+	assert_false(f->a.par.seen.unsynced);
 	/* The repeated id is a duplicate delivery: no second answer. */
 	for (i = 0; i < 2; i++) {
 		struct answer ans;
@@ -313,8 +313,8 @@ test_group_commit(void **state)
 		answer_free(&ans, frame);
 	}
 	expect_silence(f);
-	assert_int_equal(f->a.jobs_accepted, 2);
-	assert_int_equal(f->a.jobs_duplicate, 1);
+	assert_int_equal(f->a.par.jobs_accepted, 2);
+	assert_int_equal(f->a.par.jobs_duplicate, 1);
 }
 
 static void
@@ -337,9 +337,9 @@ test_good_ping(void **state)
 	answer_free(&ans, frame);
 	expect_silence(f);
 	/* Accepted: counted and recorded in the seen-set. */
-	assert_int_equal(f->a.jobs_accepted, 1);
-	assert_int_equal(f->a.jobs_rejected, 0);
-	assert_true(seen_has(&f->a.seen, "ping-1"));
+	assert_int_equal(f->a.par.jobs_accepted, 1);
+	assert_int_equal(f->a.par.jobs_rejected, 0);
+	assert_true(seen_has(&f->a.par.seen, "ping-1"));
 	/* The whole-fleet and group topics are this host's too. */
 	j.target.kind = TARGET_ALL;
 	j.target.name[0] = '\0';
@@ -360,15 +360,15 @@ test_duplicate_id(void **state)
 	/* A second delivery of an accepted id gets no answer at all. */
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_silence(f);
-	assert_int_equal(f->a.jobs_duplicate, 1);
-	assert_int_equal(f->a.jobs_accepted, 1);
+	assert_int_equal(f->a.par.jobs_duplicate, 1);
+	assert_int_equal(f->a.par.jobs_accepted, 1);
 	/* Also after a restart: the seen-set is on disk. */
-	seen_close(&f->a.seen);
-	assert_int_equal(seen_open(&f->a.seen, f->a.cfg.state_dir, now_wall_ms(),
+	seen_close(&f->a.par.seen);
+	assert_int_equal(seen_open(&f->a.par.seen, f->a.cfg.state_dir, now_wall_ms(),
 	    &(struct mu_err){ "" }), MU_OK);
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_silence(f);
-	assert_int_equal(f->a.jobs_duplicate, 2);
+	assert_int_equal(f->a.par.jobs_duplicate, 2);
 }
 
 static void
@@ -387,9 +387,9 @@ test_bad_signature(void **state)
 	msgpack_sbuffer_destroy(&sb);
 	/* Answered under "invalid-<hash>", never under the claimed id. */
 	expect_answer(f, NULL, RS_REJECTED, "bad signature");
-	assert_false(seen_has(&f->a.seen, "forged"));
-	assert_int_equal(f->a.jobs_rejected, 1);
-	assert_int_equal(f->a.jobs_accepted, 0);
+	assert_false(seen_has(&f->a.par.seen, "forged"));
+	assert_int_equal(f->a.par.jobs_rejected, 1);
+	assert_int_equal(f->a.par.jobs_accepted, 0);
 }
 
 static void
@@ -401,7 +401,7 @@ test_unknown_key(void **state)
 	job_ping(&j, "stranger");
 	deliver(f, TOPIC_HOST, f->mallory, &j);
 	expect_answer(f, NULL, RS_REJECTED, "unknown operator key");
-	assert_false(seen_has(&f->a.seen, "stranger"));
+	assert_false(seen_has(&f->a.par.seen, "stranger"));
 }
 
 static void
@@ -449,8 +449,8 @@ test_expired_and_future(void **state)
 	j.not_after = j.issued_at + f->a.cfg.max_ttl_ms + 1;
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_answer(f, "too-long", RS_REJECTED, "max_ttl");
-	assert_false(seen_has(&f->a.seen, "old"));
-	assert_false(seen_has(&f->a.seen, "future"));
+	assert_false(seen_has(&f->a.par.seen, "old"));
+	assert_false(seen_has(&f->a.par.seen, "future"));
 }
 
 static void
@@ -474,7 +474,7 @@ test_wrong_target(void **state)
 	snprintf(j.target.name, sizeof(j.target.name), "web");
 	deliver(f, "muster/v1/groups/web/jobs", f->alice, &j);
 	expect_answer(f, "group-x", RS_REJECTED, "does not match this host");
-	assert_false(seen_has(&f->a.seen, "other-host"));
+	assert_false(seen_has(&f->a.par.seen, "other-host"));
 }
 
 static void
@@ -487,7 +487,7 @@ test_wrong_aud(void **state)
 	aud_format(j.aud, sizeof(j.aud), "staging");
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_answer(f, "other-fleet", RS_REJECTED, "is for fleet staging/v1");
-	assert_false(seen_has(&f->a.seen, "other-fleet"));
+	assert_false(seen_has(&f->a.par.seen, "other-fleet"));
 }
 
 static void
@@ -502,10 +502,10 @@ test_policy_deny(void **state)
 	j.kind = JOB_VERSION;
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_answer(f, "version-1", RS_REJECTED, "not allowed for operator alice");
-	assert_false(seen_has(&f->a.seen, "version-1"));
+	assert_false(seen_has(&f->a.par.seen, "version-1"));
 	/* Refused, not recorded: the same id may come again once allowed. */
-	policy_free(&f->a.policy);
-	assert_int_equal(policy_parse(&f->a.policy, "test-policy", wider, strlen(wider),
+	policy_free(&f->a.par.policy);
+	assert_int_equal(policy_parse(&f->a.par.policy, "test-policy", wider, strlen(wider),
 	    &(struct mu_err){ "" }), MU_OK);
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_answer(f, "version-1", RS_PASS, NULL);
@@ -532,7 +532,7 @@ test_reject_rate_limit(void **state)
 		}
 	}
 	assert_int_equal(answered, REJECT_BURST);
-	assert_int_equal(f->a.jobs_rejected, REJECT_BURST + 5);
+	assert_int_equal(f->a.par.jobs_rejected, REJECT_BURST + 5);
 }
 
 /*
@@ -565,9 +565,9 @@ test_record_fails_closed(void **state)
 	struct job j, again;
 	int real, full, pipefd[2];
 
-	assert_true((real = dup(f->a.seen.fd)) != -1);
+	assert_true((real = dup(f->a.par.seen.fd)) != -1);
 	assert_true((full = open("/dev/full", O_WRONLY | O_CLOEXEC)) != -1);
-	assert_true(dup2(full, f->a.seen.fd) != -1);
+	assert_true(dup2(full, f->a.par.seen.fd) != -1);
 	close(full);
 	job_ping(&j, "full-1");
 	deliver(f, TOPIC_HOST, f->alice, &j);
@@ -575,23 +575,23 @@ test_record_fails_closed(void **state)
 	again = j;
 	deliver(f, TOPIC_HOST, f->alice, &again);
 	expect_silence(f);
-	assert_int_equal(f->a.jobs_duplicate, 1);
+	assert_int_equal(f->a.par.jobs_duplicate, 1);
 
 	assert_int_equal(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
-	assert_true(dup2(pipefd[1], f->a.seen.fd) != -1);
+	assert_true(dup2(pipefd[1], f->a.par.seen.fd) != -1);
 	job_ping(&j, "flush-1");
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_unrecorded(f, "flush-1");
 	close(pipefd[0]);
 	close(pipefd[1]);
-	assert_int_equal(f->a.jobs_accepted, 0);
+	assert_int_equal(f->a.par.jobs_accepted, 0);
 
-	assert_true(dup2(real, f->a.seen.fd) != -1);
+	assert_true(dup2(real, f->a.par.seen.fd) != -1);
 	close(real);
 	job_ping(&j, "ok-1");
 	deliver(f, TOPIC_HOST, f->alice, &j);
 	expect_answer(f, "ok-1", RS_PASS, NULL);
-	assert_int_equal(f->a.jobs_accepted, 1);
+	assert_int_equal(f->a.par.jobs_accepted, 1);
 }
 
 int

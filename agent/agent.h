@@ -568,6 +568,8 @@ struct agent_net {
 	uint64_t jobs_sent;
 	uint64_t inbox_failures;	/* reported so far */
 	struct release_follow rel;	/* the release channel (design.md §5) */
+	/* A self-test's request resend and its deadline (selftest.c). */
+	uint64_t selftest_resend, selftest_deadline;
 };
 
 /*
@@ -849,7 +851,8 @@ void update_verdict(struct agent *a, const struct selftest_verdict *v);
 void update_free(struct agent *a);
 /* the self-test side (musterd --self-test) */
 void selftest_connected(struct agent *a);
-void selftest_verdict(struct agent *a, const uint8_t *p, size_t len);
+/* True when it was our verdict: the self-test is over (session.c ends it). */
+bool selftest_verdict(struct agent *a, const uint8_t *p, size_t len);
 
 /* parent/wake.c: the wake port */
 int wake_open(struct agent *a, struct mu_err *err);

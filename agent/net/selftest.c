@@ -26,8 +26,6 @@
 
 #define REQUEST_RESEND_MS	10000
 
-static uint64_t resend_timer, deadline_timer;
-
 static void
 request_publish(struct agent *a)
 {
@@ -60,10 +58,10 @@ resend_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)id;
-	resend_timer = 0;
+	a->net.selftest_resend = 0;
 	if (bus_connected(a->net.bus))
 		request_publish(a);
-	resend_timer = loop_add_timer(l, REQUEST_RESEND_MS, resend_fired, a);
+	a->net.selftest_resend = loop_add_timer(l, REQUEST_RESEND_MS, resend_fired, a);
 }
 
 static void
@@ -72,7 +70,7 @@ deadline_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)id;
-	deadline_timer = 0;
+	a->net.selftest_deadline = 0;
 	log_err("self-test: no verdict within %.1f s", a->cfg.selftest_timeout_ms / 1000.0);
 	a->selftest_rc = 3;
 	loop_stop(l);
@@ -96,15 +94,15 @@ selftest_connected(struct agent *a)
 		for (i = 0; i < sizeof(r); i++)
 			snprintf(a->selftest_nonce + 2 * i, 3, "%02x", r[i]);
 	}
-	if (!deadline_timer)
-		deadline_timer = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms,
+	if (!a->net.selftest_deadline)
+		a->net.selftest_deadline = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms,
 		    deadline_fired, a);
 	request_publish(a);
-	if (!resend_timer)
-		resend_timer = loop_add_timer(a->loop, REQUEST_RESEND_MS, resend_fired, a);
+	if (!a->net.selftest_resend)
+		a->net.selftest_resend = loop_add_timer(a->loop, REQUEST_RESEND_MS, resend_fired, a);
 }
 
-void
+bool
 selftest_verdict(struct agent *a, const uint8_t *p, size_t len)
 {
 	struct selftest_verdict v;
@@ -112,12 +110,12 @@ selftest_verdict(struct agent *a, const uint8_t *p, size_t len)
 
 	if (selftest_verdict_decode(p, len, &v, &err) != MU_OK) {
 		log_warnx("self-test: malformed verdict ignored: %s", err.msg);
-		return;
+		return false;
 	}
 	if (strcmp(v.host, a->cfg.host) != 0 || strcmp(v.nonce, a->selftest_nonce) != 0) {
 		log_info("self-test: a verdict for another request ignored");
 		wire_doc_free(&v.doc);
-		return;
+		return false;
 	}
 	if (v.ok)
 		log_notice("self-test: good verdict: version %s works end to end", AGENT_VERSION);
@@ -126,12 +124,10 @@ selftest_verdict(struct agent *a, const uint8_t *p, size_t len)
 		    v.reason.len), v.reason.ptr ? v.reason.ptr : "");
 	a->selftest_rc = v.ok ? 0 : 5;
 	wire_doc_free(&v.doc);
-	if (resend_timer)
-		loop_del_timer(a->loop, resend_timer);
-	if (deadline_timer)
-		loop_del_timer(a->loop, deadline_timer);
-	resend_timer = deadline_timer = 0;
-	/* Let the result's acknowledgement and our goodbye go out first. */
-	spool_flush(a);
-	loop_stop(a->loop);
+	if (a->net.selftest_resend)
+		loop_del_timer(a->loop, a->net.selftest_resend);
+	if (a->net.selftest_deadline)
+		loop_del_timer(a->loop, a->net.selftest_deadline);
+	a->net.selftest_resend = a->net.selftest_deadline = 0;
+	return true;
 }

@@ -419,8 +419,14 @@ on_message(struct agent *a, const struct bus_event *ev)
 			release_message(a, ev->payload, ev->len);
 	} else if (topic_build(t, sizeof(t), a->root, TOPIC_SELFTEST_VERDICT,
 	    a->cfg.host, NULL) == MU_OK && strcmp(ev->topic, t) == 0) {
-		if (!ev->retained && a->selftest)
-			selftest_verdict(a, ev->payload, ev->len);
+		if (!ev->retained && a->selftest) {
+			/* Our verdict: the self-test ends once the result's
+			 * acknowledgement and our goodbye are out. */
+			if (selftest_verdict(a, ev->payload, ev->len)) {
+				spool_flush(a);
+				loop_stop(a->loop);
+			}
+		}
 		else if (!ev->retained && ev->len <= WIRE_MAX_STR)
 			/* The parent decodes it; we only pass it on. */
 			priv_send_verdict(a, ev->payload, ev->len);

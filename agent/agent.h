@@ -655,19 +655,9 @@ void run_exited(struct agent *a, struct run *r, int status);
 struct run *run_find(struct agent *a, const char *id);
 void run_interrupt_all(struct agent *a);
 
-/*
- * Why the network process has no build for a run (PRIV_MODULE, source
- * none), as a code: the frame carries only the text (the wire format is
- * fixed), so the one text a decision rests on is written with this
- * constant (net/modsrc.c) and turned into the code when the frame is read
- * (priv_module_none(), common/priv_send.c).
- */
-enum module_none { MODNONE_OTHER, MODNONE_NOWHERE };
-#define MODNONE_NOWHERE_TEXT	"is not published and not installed on this host"
-
 /* parent/run.c: the network process answered PRIV_MODULE for a run; a new
  * network process is asked again for what the old one did not answer. */
-void run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none none);
+void run_module_answer(struct agent *a, const struct priv_msg *m);
 void run_net_restarted(struct agent *a);
 /* Forget the resolved run_as users (reload: users or policy may differ). */
 void run_users_forget(struct agent *a);
@@ -745,8 +735,6 @@ int priv_send_no_update(struct agent *a, const char *job, const char *why);
 int priv_send_connected(struct agent *a);
 int priv_send_verdict(struct agent *a, const void *verdict, size_t len);
 int priv_send_setup(struct agent *a, bool ok, const char *reason);	/* ready/failed */
-/* PRIV_MODULE read by the parent: why there is no build, as a code. */
-enum module_none priv_module_none(const struct priv_msg *m);
 
 /* parent/modopen.c: the module a run gets, checked and sealed */
 struct module_file {

@@ -359,7 +359,18 @@ enum priv_type {
 	PRIV_NO_UPDATE, PRIV_UPDATE_STATE, PRIV_CONNECTED, PRIV_VERDICT,
 	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_NTYPES
 };
-enum priv_source { PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_NSOURCES };
+/* Where a run's module comes from (PRIV_MODULE): none (the reason says
+ * why), a local file, the cache; nowhere: not published and not installed
+ * (the parent then gives its own reason for modules_dir's file). */
+enum priv_source {
+	PRIV_SRC_NONE, PRIV_SRC_LOCAL, PRIV_SRC_CACHE, PRIV_SRC_NOWHERE, PRIV_NSOURCES
+};
+
+static inline bool
+priv_source_has_build(enum priv_source s)
+{
+	return s == PRIV_SRC_LOCAL || s == PRIV_SRC_CACHE;
+}
 
 struct priv_msg {
 	struct wire_doc doc;

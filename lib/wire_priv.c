@@ -21,6 +21,7 @@ static const char *const priv_names[] = {
 
 static const char *const priv_sources[] = {
 	[PRIV_SRC_NONE] = "none", [PRIV_SRC_LOCAL] = "local", [PRIV_SRC_CACHE] = "cache",
+	[PRIV_SRC_NOWHERE] = "nowhere",
 };
 
 const char *
@@ -95,7 +96,7 @@ priv_decode_fields(struct rd *r, struct priv_msg *m, unsigned f)
 		m->source = (enum priv_source)src;
 		if (!rc)
 			rc = rd_str(r, "reason", false, WIRE_MAX_STR, &m->reason);
-		if (!rc && (m->source == PRIV_SRC_NONE) != (m->sha256[0] == '\0'))
+		if (!rc && priv_source_has_build(m->source) != (m->sha256[0] != '\0'))
 			rc = mu_errf(r->err, MU_EINVAL, "a module answer names a build exactly "
 			    "when it has one");
 	}
@@ -144,7 +145,7 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 	    (!(f & PMF_PAYLOAD) || (m->payload.ptr && m->payload.len <= WIRE_MAX_BIN)), err,
 	    "bad field in a parent/network message");
 	if (!rc && (f & PMF_SOURCE))
-		rc = need((m->source == PRIV_SRC_NONE) == (m->sha256[0] == '\0'), err,
+		rc = need(priv_source_has_build(m->source) == (m->sha256[0] != '\0'), err,
 		    "a module answer names a build exactly when it has one");
 	if (!rc && (f & PMF_SOURCE))
 		rc = need_view(m->reason, WIRE_MAX_STR, err, "reason too long");

@@ -207,7 +207,7 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		intake_message(a, m->topic, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	case PRIV_MODULE:
-		run_module_answer(a, m, priv_module_none(m));
+		run_module_answer(a, m);
 		return MU_OK;
 	case PRIV_SPOOLED:
 		results_spooled(a, m->job);

@@ -57,17 +57,6 @@ priv_rule_check(const struct agent *a, const struct priv_msg *m, bool from_net)
 	return MU_OK;
 }
 
-enum module_none
-priv_module_none(const struct priv_msg *m)
-{
-	static const char nowhere[] = MODNONE_NOWHERE_TEXT;
-
-	if (m->source != PRIV_SRC_NONE || m->reason.ptr == NULL)
-		return MODNONE_OTHER;
-	return memmem(m->reason.ptr, m->reason.len, nowhere, sizeof(nowhere) - 1) ?
-	    MODNONE_NOWHERE : MODNONE_OTHER;
-}
-
 /* ---- parent -> network ---------------------------------------------------- */
 
 static int
@@ -186,7 +175,7 @@ priv_send_module(struct agent *a, const char *job, enum priv_source src,
 	struct priv_msg m = { .type = PRIV_MODULE, .source = src };
 
 	snprintf(m.job, sizeof(m.job), "%s", job);
-	snprintf(m.sha256, sizeof(m.sha256), "%s", src == PRIV_SRC_NONE ? "" : sha256);
+	snprintf(m.sha256, sizeof(m.sha256), "%s", priv_source_has_build(src) ? sha256 : "");
 	if (reason)
 		m.reason = (struct wire_str){ reason, strlen(reason) };
 	return to_parent(a, &m);

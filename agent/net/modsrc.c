@@ -495,7 +495,9 @@ pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
 		snprintf(sha, SHA256_HEX_LEN + 1, "%s", e->sha256);
 		return MU_OK;
 	}
-	return mu_errf(err, MU_ENOENT, "module %s " MODNONE_NOWHERE_TEXT, q->module);
+	*src = PRIV_SRC_NOWHERE;	/* a code the parent decides on */
+	return mu_errf(err, MU_ENOENT, "module %s is not published and not installed on "
+	    "this host", q->module);
 }
 
 /* Answer q if its build is known (or cannot be had); true when done. */
@@ -503,7 +505,7 @@ static bool
 req_answer(struct agent *a, struct modreq *q)
 {
 	char sha[SHA256_HEX_LEN + 1] = "";
-	enum priv_source src;
+	enum priv_source src = PRIV_SRC_NONE;
 	struct mu_err err;
 	int rc;
 
@@ -513,7 +515,8 @@ req_answer(struct agent *a, struct modreq *q)
 	if (rc == MU_OK)
 		priv_send_module(a, q->job, src, sha, NULL);
 	else
-		priv_send_module(a, q->job, PRIV_SRC_NONE, NULL, err.msg);
+		priv_send_module(a, q->job, src == PRIV_SRC_NOWHERE ? src : PRIV_SRC_NONE,
+		    NULL, err.msg);
 	return true;
 }
 

@@ -833,7 +833,7 @@ run_fail(struct agent *a, struct run *r, enum result_status st, const char *why)
  * the run may start.
  */
 void
-run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none none)
+run_module_answer(struct agent *a, const struct priv_msg *m)
 {
 	struct module_file *mod;
 	struct mu_err err;
@@ -842,7 +842,7 @@ run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none no
 
 	if (r == NULL || r->state != RUN_WAITING)
 		return;		/* late: the run timed out or was cancelled */
-	if (m->source == PRIV_SRC_NONE) {
+	if (!priv_source_has_build(m->source)) {
 		/* The network process's words: escaped before our log and the
 		 * result show them (no forged lines). */
 		if (m->reason.ptr && m->reason.len)
@@ -852,7 +852,7 @@ run_module_answer(struct agent *a, const struct priv_msg *m, enum module_none no
 			snprintf(why, sizeof(why), "no module");
 		/* Found nowhere, and the parent refused modules_dir's file:
 		 * its reason says more than "not installed". */
-		if (r->local_why[0] && none == MODNONE_NOWHERE)
+		if (r->local_why[0] && m->source == PRIV_SRC_NOWHERE)
 			snprintf(why, sizeof(why), "%s", r->local_why);
 		run_fail(a, r, RS_ERROR, why);
 		return;

@@ -224,6 +224,20 @@ def test_a_changed_local_module_is_read_again(agents, op, operator):
         assert (r["status"], r["module_sha256"]) == ("pass", want), r
 
 
+def test_a_refused_local_module_is_the_reason_given(agents, op, operator):
+    """A modules_dir file the parent refuses (here: writable by others),
+    with no signed build anywhere: the answer names that refusal, not
+    "not published and not installed" -- the network process says
+    "nowhere" as a code of its frame, and the parent decides on it."""
+    a, _ = start_agent(agents, "echoargs")
+    path = a.modules_dir / "echoargs.so"
+    os.chmod(path, 0o666)
+    _, r = run_one(op, operator, a, module="echoargs")
+    assert r["status"] == "error", r
+    assert "not published" not in r["reason"], r
+    assert "writable" in r["reason"] and "echoargs" in r["reason"], r
+
+
 # ---- cancel and max_jobs -------------------------------------------------------
 
 

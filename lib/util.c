@@ -162,6 +162,14 @@ random_below(uint64_t max)
 }
 
 int
+mkdir_private(const char *path, struct mu_err *err)
+{
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
+	return MU_OK;
+}
+
+int
 fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

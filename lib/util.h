@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "err.h"
+
 /* Write all len bytes to a blocking fd, retrying on EINTR and short
  * writes.  MU_OK, or MU_EIO with errno set by the failing write(). */
 int write_full(int fd, const void *buf, size_t len);
@@ -60,6 +62,10 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 /* fsync() a folder, so that a rename or a new file in it survives a
  * crash.  0, or -1 with errno set. */
 int fsync_dir(const char *dir);
+
+/* A folder only its owner may enter (0700), made if missing: MU_OK, or
+ * MU_EIO with err naming the path. */
+int mkdir_private(const char *path, struct mu_err *err);
 
 /* A random number in 0..max-1 for spreading timers (jitter, splay,
  * prefetch delays): not for secrets.  0 when max is 0 or no randomness is

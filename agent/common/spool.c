@@ -171,14 +171,6 @@ load_one(struct spool *sp, const char *name)
 		sp->next_seq = seq + 1;
 }
 
-static int
-make_dir(const char *path, struct mu_err *err)
-{
-	if (mkdir(path, 0700) == -1 && errno != EEXIST)
-		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
-	return MU_OK;
-}
-
 int
 spool_open(struct spool *sp, const char *dir, const char *journal_dir, struct mu_err *err)
 {
@@ -191,7 +183,7 @@ spool_open(struct spool *sp, const char *dir, const char *journal_dir, struct mu
 	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running",
 	    journal_dir ? journal_dir : "/nonexistent") >= sizeof(sp->journal))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	if ((rc = make_dir(dir, err)) || (rc = make_dir(sp->dir, err)))
+	if ((rc = mkdir_private(dir, err)) || (rc = mkdir_private(sp->dir, err)))
 		return rc;
 	/* Zero-padded names: alphabetical order is sequence order. */
 	n = scandir(sp->dir, &names, NULL, alphasort);

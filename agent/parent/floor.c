@@ -59,14 +59,6 @@ parent_floor(struct agent *a, const char *kind, const char *name)
 	return (uint64_t)v;
 }
 
-static int
-make_dir(const char *path, struct mu_err *err)
-{
-	if (mkdir(path, 0700) == -1 && errno != EEXIST)
-		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
-	return MU_OK;
-}
-
 int
 parent_floor_raise(struct agent *a, const char *kind, const char *name,
     uint64_t published_at, struct mu_err *err)
@@ -80,7 +72,7 @@ parent_floor_raise(struct agent *a, const char *kind, const char *name,
 	if (floor_path(a, kind, name, path, sizeof(path), dir, sizeof(dir)) != MU_OK)
 		return mu_errf(err, MU_EINVAL, "floor for %s: bad name", name ? name : kind);
 	snprintf(top, sizeof(top), "%s/floors", a->cfg.state_dir);
-	if ((rc = make_dir(top, err)) != MU_OK || (name && (rc = make_dir(dir, err)) != MU_OK))
+	if ((rc = mkdir_private(top, err)) != MU_OK || (name && (rc = mkdir_private(dir, err)) != MU_OK))
 		return rc;
 	snprintf(text, sizeof(text), "%" PRIu64 "\n", published_at);
 	if (write_file_atomic(path, text, strlen(text), 0600) != MU_OK)

@@ -138,3 +138,53 @@ def test_each_process_touches_only_its_own_state():
                 if re.search(rf"\ba->{other}\.", line):
                     bad.append(f"{f.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not bad, "\n".join(bad)
+
+
+def _calls_between_files(folder):
+    """File -> the other files of folder whose functions it calls (a
+    definition's name starts its line, the tree's style; a name defined
+    static in both files is each file's own)."""
+    files = sorted(folder.glob("*.c"))
+    texts = {f: f.read_text() for f in files}
+    defs = {f: set(re.findall(r"(?m)^([a-z_][a-z0-9_]*)\(", t)) for f, t in texts.items()}
+    edges = {f: set() for f in files}
+    for f in files:
+        for g in files:
+            if g == f:
+                continue
+            for fn in defs[g] - defs[f]:
+                if re.search(rf"\b{fn}\(", texts[f]):
+                    edges[f].add(g)
+                    break
+    return edges
+
+
+def _cycle(edges):
+    state = {}
+
+    def visit(v, path):
+        state[v] = 1
+        for w in edges[v]:
+            if state.get(w) == 1:
+                return path[path.index(w):] + [w]
+            if w not in state:
+                found = visit(w, path + [w])
+                if found:
+                    return found
+        state[v] = 2
+        return None
+
+    for v in edges:
+        if v not in state:
+            found = visit(v, [v])
+            if found:
+                return found
+    return None
+
+
+def test_no_call_circle_within_a_process():
+    """design.md §1: within agent/parent/ and within agent/net/ calls go
+    one way (the frame dispatch in agent/common/ is the only way back)."""
+    for side in ("parent", "net"):
+        cycle = _cycle(_calls_between_files(ROOT / "agent" / side))
+        assert cycle is None, f"agent/{side}: " + " -> ".join(p.name for p in cycle)

@@ -150,9 +150,8 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 		setpgid(0, 0);
 	if (s->pdeathsig) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* The parent died before the signal was armed.  (In a new PID
-		 * namespace the parent is outside it and getppid() is 0.) */
-		if (!s->new_pidns && getppid() != parent)
+		/* The parent died before the signal was armed. */
+		if (getppid() != parent)
 			_exit(127);
 	}
 	/* Defaults before the mask opens, so that no handler of the parent
@@ -163,6 +162,10 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (s->private_tmp)
 		child_private_tmp(s, errfd);
+	/* Our children in a PID namespace of their own, we stay outside it
+	 * (subproc.h: an init cannot die of most signals). */
+	if (s->new_pidns && unshare(CLONE_NEWPID) == -1)
+		child_fail(errfd, 127);
 	for (i = 0; i < s->nlimits; i++)
 		setrlimit(s->limits[i].resource, &s->limits[i].value);
 	if (s->switch_user)
@@ -213,12 +216,12 @@ child_main(void *arg)
  */
 /* The namespaces the clone makes.  CLONE_NEWNS needs no CLONE_FS (we do
  * not share it); CLONE_NEWIPC: System V IPC and POSIX message queues of
- * the job's own, gone with it. */
+ * the job's own, gone with it.  The PID namespace is the prelude's
+ * unshare(), for the child's children only. */
 static int
 ns_flags_of(const struct spawn *s)
 {
-	return (s->new_pidns ? CLONE_NEWPID : 0) |
-	    (s->private_tmp ? CLONE_NEWNS | CLONE_NEWIPC : 0);
+	return s->private_tmp ? CLONE_NEWNS | CLONE_NEWIPC : 0;
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -228,8 +231,8 @@ child_clone(const struct spawn *s, pid_t parent, int errfd)
 	struct child_args c = { s, parent, errfd };
 	pid_t pid;
 
-	/* fork() semantics (no new stack, a copy of our memory), plus a PID
-	 * namespace if asked; CLONE_VFORK so that we wait for the exec as in
+	/* fork() semantics (no new stack, a copy of our memory), plus the
+	 * namespaces asked for; CLONE_VFORK so that we wait for the exec as in
 	 * the build below, and the child's prelude (setsid()) comes before
 	 * anything we do to it. */
 	pid = (pid_t)syscall(SYS_clone, ns_flags_of(s) | CLONE_VFORK | SIGCHLD, NULL, NULL,
@@ -360,6 +363,15 @@ spawn_set_user(struct spawn *s, const char *user, struct mu_err *err)
 
 /* ---- the seccomp filter ------------------------------------------------ */
 
+/* Denied calls trap (SIGSYS, subproc.h): the runner's handler turns each
+ * into EPERM and names it in the result.  Where the runner cannot set a
+ * call's return value (runner/confine.c), they fail with EPERM directly. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define DENY	SCMP_ACT_TRAP
+#else
+#define DENY	SCMP_ACT_ERRNO(EPERM)
+#endif
+
 static const int denied[] = {
 	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
 	SCMP_SYS(kcmp), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root),
@@ -400,10 +412,10 @@ filter_rules(scmp_filter_ctx ctx)
 		if (denied[i] == SCMP_SYS(ptrace))
 			continue;
 #endif
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+		rc = seccomp_rule_add(ctx, DENY, denied[i], 0);
 	}
 	for (i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]) && rc == 0; i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+		rc = seccomp_rule_add(ctx, DENY, SCMP_SYS(clone), 1,
 		    SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
@@ -413,7 +425,7 @@ filter_rules(scmp_filter_ctx ctx)
 	 * kernel reads the request as 32 bits: the mask keeps high bits set
 	 * by the caller from slipping past the comparison. */
 	for (i = 0; i < sizeof(tty_denied) / sizeof(tty_denied[0]) && rc == 0; i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+		rc = seccomp_rule_add(ctx, DENY, SCMP_SYS(ioctl), 1,
 		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, tty_denied[i]));
 	return rc;
 }
@@ -458,4 +470,44 @@ spawn_filter_free(struct sock_fprog *prog)
 	free(prog->filter);
 	prog->filter = NULL;
 	prog->len = 0;
+}
+
+void
+spawn_syscall_name(int nr, char *buf, size_t len)
+{
+	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+
+	if (name != NULL)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "syscall %d", nr);
+	free(name);
+}
+
+/* ---- what a host gives every runner ------------------------------------ */
+
+void
+spawn_confine(struct spawn *s, const struct spawn_confinement *c)
+{
+	rlim_t cpu_s = (rlim_t)((c->cpu_ms + 999) / 1000);
+
+	s->limits[0] = (struct spawn_limit){ RLIMIT_AS, { c->memory, c->memory } };
+	s->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
+	s->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
+	s->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
+	/* Per uid, so a job's own once it has one (lib/jobuid.h). */
+	s->limits[4] = (struct spawn_limit){ RLIMIT_NPROC,
+	    { (rlim_t)c->processes, (rlim_t)c->processes } };
+	s->nlimits = 5;
+	s->own_pgrp = s->pdeathsig = s->no_new_privs = true;
+	/* Not on the starter's terminal: a module must not type into the
+	 * shell that started it (TIOCSTI) nor get its signals. */
+	s->own_session = true;
+	s->filter = c->filter;
+	/* All a runner starts dies with it (subproc.h), and its own /tmp,
+	 * /var/tmp, /dev/shm (tmpfs of at most its memory limit) and IPC
+	 * namespace, gone with it. */
+	s->new_pidns = c->namespaces;
+	if (c->namespaces)
+		spawn_private_tmp(s, c->memory);
 }

@@ -12,6 +12,10 @@
  * the init: an init ignores each signal it has no handler for, even one it
  * sends itself, so a module's abort() did nothing and glibc went on to a
  * crash instruction (SIGSEGV); outside the namespace SIGABRT stays SIGABRT.
+ * Whenever the runner ends (return, exit(), a crash) it first ends the
+ * namespace and reaps everything (confine_end()); only SIGKILL (musterd's
+ * timeout and cancel, which kill the whole process group, the init too)
+ * leaves the runner's own children to the host's init to reap.
  *
  * Blocked system calls.  The filter traps them (SIGSYS, lib/subproc.h);
  * the handler here makes the call return EPERM, exactly what a module saw
@@ -81,6 +85,61 @@ pidns_reaper(int ready)
 	}
 }
 
+/* The init, and the runner (a forked child of the module inherits
+ * these, and must not end the job's namespace). */
+static pid_t reaper_pid, runner_pid;
+
+/*
+ * End the namespace and wait until every process of it is reaped, so that
+ * whoever reaps the runner knows the job is gone (lib/jobuid.h gives its
+ * uid back then).  The init's death kills them all; the runner's own
+ * children it reaps here itself: after the runner's death they would go to
+ * the host's init, and count as the uid's processes until that reaps them.
+ * Async-signal-safe: also called from the fatal signal handlers.
+ */
+static void
+confine_end(void)
+{
+	int e = errno;
+
+	if (reaper_pid <= 0 || getpid() != runner_pid)
+		return;
+	kill(reaper_pid, SIGKILL);
+	reaper_pid = 0;
+	while (waitpid(-1, NULL, __WALL) != -1 || errno == EINTR)
+		;
+	errno = e;
+}
+
+/* A crash of the module (or the runner): end the namespace, then die of
+ * the same signal (SA_RESETHAND made it the default action again): one
+ * raised or sent is raised again, a fault happens again on return. */
+static void
+on_fatal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	confine_end();
+	if (si->si_code <= 0 || sig == SIGABRT)
+		raise(sig);
+}
+
+static int
+confine_fatal_handlers(void)
+{
+	static const int sigs[] = { SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fatal;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) == -1)
+			return MU_EIO;
+	return atexit(confine_end) == 0 ? MU_OK : MU_ENOMEM;
+}
+
 int
 confine_pidns_init(struct mu_err *err)
 {
@@ -107,9 +166,14 @@ confine_pidns_init(struct mu_err *err)
 		n = read(p[0], &c, 1);
 	while (n == -1 && errno == EINTR);
 	close(p[0]);
+	runner_pid = getpid();
+	reaper_pid = pid;
 	if (n != 1)
 		return mu_errf(err, RUNNER_EXIT_INTERNAL, "the PID namespace's init did not "
 		    "start");
+	if (confine_fatal_handlers() != MU_OK)
+		return mu_errf(err, RUNNER_EXIT_INTERNAL, "cannot set signal handlers: %s",
+		    strerror(errno));
 	return MU_OK;
 }
 

@@ -117,18 +117,69 @@ child_user(const struct spawn *s, int errfd)
  * The tmpfs live as long as the namespace: the kernel frees them when the
  * job's last process is gone, nothing to delete afterwards.
  */
+/* "/proc/self/fd/N" without stdio (async-signal-safe). */
+static void
+fd_path(char *buf, int fd)
+{
+	static const char pre[] = "/proc/self/fd/";
+	char digits[12];
+	int n = 0, i = 0;
+
+	do
+		digits[n++] = (char)('0' + fd % 10);
+	while ((fd /= 10) > 0 && n < (int)sizeof(digits));
+	memcpy(buf, pre, sizeof(pre) - 1);
+	i = (int)sizeof(pre) - 1;
+	while (n > 0)
+		buf[i++] = digits[--n];
+	buf[i] = '\0';
+}
+
+/* The folder, opened before the tmpfs hide it (and in our mount
+ * namespace: a mount of the caller's cannot be bound here), on
+ * SPAWN_TOOLS_DIR in the fresh /tmp, read-only. */
+static int
+child_open_tools(const struct spawn *s, int errfd)
+{
+	int fd;
+
+	if (s->tools_dir == NULL)
+		return -1;
+	if ((fd = open(s->tools_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1)
+		child_fail(errfd, 127);
+	return fd;
+}
+
+static void
+child_bind_tools(int fd, int errfd)
+{
+	char src[40];
+
+	fd_path(src, fd);
+	if (mkdir(SPAWN_TOOLS_DIR, 0755) == -1 ||
+	    mount(src, SPAWN_TOOLS_DIR, NULL, MS_BIND, NULL) == -1 ||
+	    mount(NULL, SPAWN_TOOLS_DIR, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+	    MS_NODEV, NULL) == -1)
+		child_fail(errfd, 127);
+	close(fd);
+}
+
 static void
 child_private_tmp(const struct spawn *s, int errfd)
 {
 	static const char *const paths[] = { "/tmp", "/var/tmp", "/dev/shm" };
 	size_t i;
+	int tools;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == -1)
 		child_fail(errfd, 127);
+	tools = child_open_tools(s, errfd);
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (mount("tmpfs", paths[i], "tmpfs", MS_NOSUID | MS_NODEV, s->tmpfs_opts) == -1 &&
 		    (i == 0 || errno != ENOENT))
 			child_fail(errfd, 127);
+	if (tools != -1)
+		child_bind_tools(tools, errfd);
 }
 
 static __attribute__((noreturn)) void
@@ -137,6 +188,7 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	int exec_fd, i;
+	pid_t pp;
 
 	/* A session of its own: no controlling terminal, so nothing it runs
 	 * can open /dev/tty or type into musterd's terminal (TIOCSTI); as a
@@ -150,8 +202,12 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 		setpgid(0, 0);
 	if (s->pdeathsig) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* The parent died before the signal was armed. */
-		if (getppid() != parent)
+		/* The parent died before the signal was armed: we were
+		 * reparented.  0: the parent is outside our PID namespace (a
+		 * runner's run_cmd() child, lib/subproc.h) and we cannot tell;
+		 * the runner's end ends that namespace and us with it. */
+		pp = getppid();
+		if (pp != parent && pp != 0)
 			_exit(127);
 	}
 	/* Defaults before the mask opens, so that no handler of the parent

@@ -58,6 +58,7 @@
 #define SPAWN_FDS		5	/* the child's fds 0..4 */
 #define SPAWN_MAX_GROUPS	64
 #define SPAWN_MAX_LIMITS	6
+#define SPAWN_TOOLS_DIR		"/tmp/.muster-tools"
 
 struct spawn_limit {
 	int resource;			/* RLIMIT_* */
@@ -91,6 +92,12 @@ struct spawn {
 	 * other sees, and it is gone with the job (spawn_private_tmp()). */
 	bool private_tmp;
 	char tmpfs_opts[64];		/* mount options of those tmpfs */
+	/* With private_tmp: bind the folder tools_dir (an absolute path)
+	 * read-only on SPAWN_TOOLS_DIR inside the private /tmp.  For
+	 * `muster-runner --run`'s MUSTER_TOOLS_DIR, a test's fake tools,
+	 * which the private /tmp or a folder on the way closed to the job's
+	 * uid (a 0700 home) would hide. */
+	const char *tools_dir;
 	bool exec_report;		/* wait for the exec; see above */
 };
 

@@ -54,6 +54,7 @@ struct local {
 	char version[WIRE_MAX_VERSION + 1];
 	msgpack_sbuffer body;
 	int memfd, jobw, evr, pidfd, self_fd;
+	char **envp;			/* environ, MUSTER_TOOLS_DIR moved */
 	pid_t pid;
 	struct sock_fprog filter;	/* the hosts' seccomp filter */
 	struct ipc_reader rd;
@@ -297,6 +298,37 @@ local_memfd(struct local *l)
 /* ---- 4. the runner child ---------------------------------------------- */
 
 /*
+ * MUSTER_TOOLS_DIR (a test's fake tools) as the confined module sees it:
+ * the folder bound into its private /tmp (lib/subproc.h), since the real
+ * /tmp is hidden and a folder on the way may be closed to the job's uid.
+ */
+static int
+local_tools(struct local *l, struct spawn *sp)
+{
+	const char *dir = getenv("MUSTER_TOOLS_DIR");
+	size_t n = 0, i, j = 0;
+
+	if (dir == NULL || dir[0] != '/')
+		return MU_OK;
+	if (access(dir, X_OK) == -1) {
+		log_warnx("MUSTER_TOOLS_DIR %s: %s", dir, strerror(errno));
+		return MU_OK;
+	}
+	while (environ[n])
+		n++;
+	if ((l->envp = calloc(n + 1, sizeof(*l->envp))) == NULL)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "MUSTER_TOOLS_DIR=", 17) != 0)
+			l->envp[j++] = environ[i];
+	l->envp[j++] = "MUSTER_TOOLS_DIR=" SPAWN_TOOLS_DIR;
+	l->envp[j] = NULL;
+	sp->envp = l->envp;
+	sp->tools_dir = dir;
+	return MU_OK;
+}
+
+/*
  * Confine the runner child as a host with the default agent.conf does
  * (lib/subproc.h spawn_confine(), design.md §8): the seccomp filter, the
  * rlimits, a session of its own, no new privileges; as root also a uid of
@@ -348,6 +380,8 @@ local_confine(struct local *l, struct spawn *sp)
 		    "as on a host, --no-confine for none of it)", (unsigned)geteuid());
 		return MU_OK;
 	}
+	if (local_tools(l, sp) != MU_OK)
+		return l->fail_code;
 	jobuid_init(&ju, cfg.job_uid_first, cfg.job_uid_count);
 	if (jobuid_check(cfg.job_uid_first, cfg.job_uid_count, 1, &err) == MU_OK &&
 	    jobuid_take(&ju, &uid, &err) == MU_OK) {
@@ -770,6 +804,7 @@ local_free(struct local *l)
 		close(l->pidfd);
 	if (l->self_fd != -1)
 		close(l->self_fd);
+	free(l->envp);
 	spawn_filter_free(&l->filter);
 	ipc_reader_free(&l->rd);
 	msgpack_sbuffer_destroy(&l->body);

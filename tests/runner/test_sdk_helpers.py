@@ -6,9 +6,6 @@ finding a fake tool through MUSTER_TOOLS_DIR.  The module is
 tests/modules/checked.c."""
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -131,32 +128,17 @@ def test_next_line_cuts_line_ends():
     assert j["data"]["lines"] == ["one", "two", "", "three"], j
 
 
-@pytest.fixture
-def tools_base(tmp_path):
-    """Where the fake tools live.  As root, `--run` runs the module as a
-    job's own uid with a private /tmp (as a host does): the folder must
-    then be one any uid can walk to, outside /tmp."""
-    if os.geteuid() != 0:
-        yield tmp_path
-        return
-    d = Path(tempfile.mkdtemp(prefix="muster-tools-", dir="/run"))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d)
-
-
 def tools(tmp_path, name, script):
     d = tmp_path / "tools"
     d.mkdir(exist_ok=True)
-    d.chmod(0o755)
     p = d / name
     p.write_text(script)
     p.chmod(0o755)
     return d
 
 
-def test_run_cmd_takes_a_fake_tool_from_muster_tools_dir(tools_base):
-    d = tools(tools_base, "timedatectl", "#!/bin/sh\necho NTPSynchronized=fake\n")
+def test_run_cmd_takes_a_fake_tool_from_muster_tools_dir(tmp_path):
+    d = tools(tmp_path, "timedatectl", "#!/bin/sh\necho NTPSynchronized=fake\n")
     env = dict(os.environ, MUSTER_TOOLS_DIR=str(d))
     r = run_contract("probe", args={"cmd": ["timedatectl", "show"]}, env=env)
     assert r.verdict["data"]["cmd"]["out"] == "NTPSynchronized=fake\n", r

@@ -97,7 +97,7 @@ static pid_t reaper_pid, runner_pid;
  * the host's init, and count as the uid's processes until that reaps them.
  * Async-signal-safe: also called from the fatal signal handlers.
  */
-static void
+void
 confine_end(void)
 {
 	int e = errno;

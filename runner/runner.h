@@ -251,6 +251,9 @@ int cmd_signals(void);
 int confine_pidns_init(struct mu_err *);
 /* Trap the filter's blocked calls: EPERM, remembered. */
 int confine_sigsys(void);
+/* End our children's PID namespace and reap them all (at the runner's
+ * end; async-signal-safe; nothing to do without a namespace). */
+void confine_end(void);
 /* The first blocked call's name into name; false if none was made. */
 bool confine_blocked(char *name, size_t len);
 

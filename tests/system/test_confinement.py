@@ -3,8 +3,9 @@
 
 As root, musterd starts every runner as a uid of its own from [limits]
 job_uids (or as the run_as user, muster-job, with job_uids = none), with no
-capabilities, NO_NEW_PRIVS and a seccomp filter, as the init of a PID,
-mount and IPC namespace of its own (a private /tmp).  A hostile test module (tests/modules/
+capabilities, NO_NEW_PRIVS and a seccomp filter, in a mount and IPC
+namespace of its own (a private /tmp), its children in a PID namespace of
+their own.  A hostile test module (tests/modules/
 escape.c) tries what a module must not do; each attempt is reported in the
 result's data.  The agent of those tests lives in a folder anyone may walk
 through (not pytest's 0700 tmp folder), so a refusal comes from the file's

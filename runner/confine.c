@@ -12,15 +12,16 @@
  * the init: an init ignores each signal it has no handler for, even one it
  * sends itself, so a module's abort() did nothing and glibc went on to a
  * crash instruction (SIGSEGV); outside the namespace SIGABRT stays SIGABRT.
- * Whenever the runner ends (return, exit(), a crash) it first ends the
- * namespace and reaps everything (confine_end()); only SIGKILL (musterd's
- * timeout and cancel, which kill the whole process group, the init too)
- * leaves the runner's own children to the host's init to reap.
+ * Whenever the runner ends (return, exit(), a crash, SIGTERM or SIGINT:
+ * cmd.c) it first ends the namespace and reaps everything (confine_end());
+ * only SIGKILL (musterd's timeout and cancel after their grace, which kill
+ * the whole process group, the init too) leaves the runner's own children
+ * to the host's init to reap.
  *
  * Blocked system calls.  The filter traps them (SIGSYS, lib/subproc.h);
  * the handler here makes the call return EPERM, exactly what a module saw
  * before, and remembers the first one, so that a run that does not pass
- * names it in its reason ("blocked system call: adjtimex").  A module that
+ * names it in its reason ("blocked system call: clock_adjtime").  A module that
  * sets its own SIGSYS handler replaces this one; a program it execs has
  * none and is killed by SIGSYS.
  */

@@ -17,9 +17,17 @@ import pytest
 
 from hostile_net import EXEC_ENV, HostileNet, priv
 from muster_fixtures import (
-    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, new_job,
-    target_topic, unpack, wait_until,
+    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
+    new_job, target_topic, unpack, wait_until,
 )
+
+# The memory bounds are measured as the parent's peak RSS, which says
+# nothing under ASan (its quarantine keeps freed memory; every run is
+# several times slower, 1200 runs do not fit the test's time): the two
+# tests of a peer that never reads run in the plain build, which CI runs
+# first.
+not_under_asan = pytest.mark.skipif(
+    is_sanitized(), reason="RSS bounds are not meaningful under ASan's quarantine")
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,
@@ -105,6 +113,7 @@ FINISHED = re.compile(r"job (\S+): (pass|warn|fail|error|crashed|timeout|"
 NOT_KEPT = re.compile(r"job (\S+): \d+ results \(\d+ bytes\) wait .* not kept")
 
 
+@not_under_asan
 @pytest.mark.parametrize("stream", [False, True], ids=["results", "stream"])
 def test_a_peer_that_never_reads_keeps_the_parent_bounded(hostile, operator, stream):
     """A network process that stops reading (and never acknowledges) must

@@ -416,8 +416,6 @@ cmd_on_term(int sig)
 
 	if (cmd_pgid > 0)
 		kill(-cmd_pgid, SIGKILL);
-	/* The job's processes go with us, reaped (confine.c). */
-	confine_end();
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigaction(sig, &dfl, NULL);
@@ -427,7 +425,8 @@ cmd_on_term(int sig)
 	sigaddset(&self, sig);
 	sigprocmask(SIG_UNBLOCK, &self, NULL);
 	raise(sig);
-	/* Still here (the signal cannot kill us): exit all the same. */
+	/* Still here: we are the init of a PID namespace (lib/subproc.h), which
+	 * ignores its own default-action signals. */
 	_exit(128 + sig);
 }
 

@@ -162,11 +162,17 @@ struct spool {
 	uint64_t last_mark;			/* seq of spool/last-<seq>, 0 = none */
 	size_t count;
 	bool dir_dirty;				/* renamed into it, folder not fsync'ed */
+	int dirfd;				/* spool_read() while it reads; else -1 */
 };
 
 /* dir: the network process's state (net_dir); journal_dir: the parent's
  * state_dir, where older versions kept running/ (NULL: none). */
 int spool_open(struct spool *sp, const char *dir, const char *journal_dir,
+    struct mu_err *err);
+/* The parent's view of the network process's spool: read only, through a
+ * folder opened O_NOFOLLOW; nothing in it is made, moved or removed, and
+ * a missing folder is an empty spool. */
+int spool_read(struct spool *sp, const char *dir, const char *journal_dir,
     struct mu_err *err);
 /* Durably store one result (fsync) and queue it for sending. */
 int spool_put(struct spool *sp, const char *job, const char *topic,

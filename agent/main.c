@@ -292,7 +292,9 @@ agent_open(struct agent *a, struct mu_err *err)
 	if ((rc = runner_confinement(a, err)) != MU_OK)
 		return rc;
 	if ((rc = net_state_prepare(a, err)) != MU_OK ||
-	    (rc = spool_open(&a->spool, a->net_dir, a->cfg.state_dir, err)) != MU_OK ||
+	    /* As root the spool is the network process's (priv_start()). */
+	    (rc = (geteuid() == 0 ? spool_read : spool_open)(&a->spool, a->net_dir,
+	    a->cfg.state_dir, err)) != MU_OK ||
 	    (rc = seen_open(&a->par.seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);

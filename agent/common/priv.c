@@ -949,7 +949,7 @@ spooled_release(struct agent *a)
 	struct mu_err err;
 
 	spool_close(&a->spool);
-	if (spool_open(&a->spool, a->net_dir, a->cfg.state_dir, &err) != MU_OK) {
+	if (spool_read(&a->spool, a->net_dir, a->cfg.state_dir, &err) != MU_OK) {
 		log_err("%s", err.msg);
 		return;
 	}

@@ -125,6 +125,9 @@ spooled_parse(uint64_t seq, const uint8_t *b, size_t n)
 }
 
 
+/* Read only (the parent, spool_read()): the folder is the network
+ * process's, reached through sp->dirfd, and nothing in it is moved or
+ * removed by root. */
 static void
 load_one(struct spool *sp, const char *name)
 {
@@ -141,7 +144,7 @@ load_one(struct spool *sp, const char *name)
 			return;
 		/* Names sort in seq order: a marker left behind by a crash
 		 * between the rename and the unlink goes now. */
-		if (sp->last_mark) {
+		if (sp->last_mark && sp->dirfd < 0) {
 			snprintf(path, sizeof(path), "%s/last-%020" PRIu64, sp->dir, sp->last_mark);
 			unlink(path);
 		}
@@ -153,12 +156,20 @@ load_one(struct spool *sp, const char *name)
 	seq = strtoull(name, &end, 10);
 	if (strcmp(end, ".res") != 0)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+	if (sp->dirfd >= 0)
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", sp->dirfd, name);
+	else
+		snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
 	/* The parent reads this folder too, and the network process writes
 	 * it: never block on a FIFO or follow a link planted there. */
 	if (read_untrusted(path, WIRE_MAX_MSG, (uid_t)-1, &buf, &len, NULL) == MU_OK)
 		s = spooled_parse(seq, buf, len);
 	free(buf);
+	if (s == NULL && sp->dirfd >= 0) {
+		log_warnx("spool: %s/%s is damaged; left to the network process",
+		    sp->dir, name);
+		return;
+	}
 	if (s == NULL) {
 		/* Keep the evidence, but never let one bad file block the rest. */
 		snprintf(bad, sizeof(bad), "%s.bad", path);
@@ -171,22 +182,28 @@ load_one(struct spool *sp, const char *name)
 		sp->next_seq = seq + 1;
 }
 
-int
-spool_open(struct spool *sp, const char *dir, const char *journal_dir, struct mu_err *err)
+static int
+spool_paths(struct spool *sp, const char *dir, const char *journal_dir, struct mu_err *err)
 {
-	struct dirent **names = NULL;
-	int i, n, rc;
-
 	memset(sp, 0, sizeof(*sp));
 	sp->next_seq = 1;
+	sp->dirfd = -1;
 	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", dir) >= sizeof(sp->dir) ||
 	    (size_t)snprintf(sp->journal, sizeof(sp->journal), "%s/running",
 	    journal_dir ? journal_dir : "/nonexistent") >= sizeof(sp->journal))
 		return mu_errf(err, MU_EINVAL, "state_dir path too long");
-	if ((rc = mkdir_private(dir, err)) || (rc = mkdir_private(sp->dir, err)))
-		return rc;
+	return MU_OK;
+}
+
+static int
+spool_load(struct spool *sp, struct mu_err *err)
+{
+	struct dirent **names = NULL;
+	int i, n;
+
 	/* Zero-padded names: alphabetical order is sequence order. */
-	n = scandir(sp->dir, &names, NULL, alphasort);
+	n = sp->dirfd >= 0 ? scandirat(sp->dirfd, ".", &names, NULL, alphasort) :
+	    scandir(sp->dir, &names, NULL, alphasort);
 	if (n == -1)
 		return mu_errf(err, MU_EIO, "%s: %s", sp->dir, strerror(errno));
 	for (i = 0; i < n; i++) {
@@ -198,6 +215,42 @@ spool_open(struct spool *sp, const char *dir, const char *journal_dir, struct mu
 	if (sp->count)
 		log_info("spool: %zu results from before are waiting to be sent", sp->count);
 	return MU_OK;
+}
+
+int
+spool_open(struct spool *sp, const char *dir, const char *journal_dir, struct mu_err *err)
+{
+	int rc;
+
+	if ((rc = spool_paths(sp, dir, journal_dir, err)) != MU_OK ||
+	    (rc = mkdir_private(dir, err)) != MU_OK || (rc = mkdir_private(sp->dir, err)) != MU_OK)
+		return rc;
+	return spool_load(sp, err);
+}
+
+int
+spool_read(struct spool *sp, const char *dir, const char *journal_dir, struct mu_err *err)
+{
+	int rc;
+
+	if ((rc = spool_paths(sp, dir, journal_dir, err)) != MU_OK)
+		return rc;
+	/* A link planted in place of the folder is not followed. */
+	sp->dirfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sp->dirfd == -1 && (errno == ENOTDIR || errno == ELOOP)) {
+		/* Not a folder the network process made: nothing of it is
+		 * believed (its results, if any, it publishes itself). */
+		log_warnx("spool: %s is not a folder; not read", sp->dir);
+		return MU_OK;
+	}
+	if (sp->dirfd == -1)
+		return errno == ENOENT ? MU_OK :
+		    mu_errf(err, MU_EIO, "%s: %s", sp->dir, strerror(errno));
+	rc = spool_load(sp, err);
+	/* The names are read: nothing else goes through the folder. */
+	close(sp->dirfd);
+	sp->dirfd = -1;
+	return rc;
 }
 
 int

@@ -10,6 +10,7 @@ runner, OpenPGP signatures from scripts/gen-keys.
 """
 import hashlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import time
 import pytest
 
 from muster_fixtures import (
-    MODULES_DIR, assert_no_sanitizer_reports, log_count, module_payloads,
+    MODULES_DIR, all_procs, assert_no_sanitizer_reports, log_count, module_payloads,
     new_job, now_ms, run_job, topic, wait_until,
 )
 from update_fixtures import UpdAgent, publish_release, selftest_module
@@ -80,6 +81,12 @@ def net_uid(agent):
     return (agent.state_dir / "net").stat().st_uid
 
 
+def net_pid(agent):
+    kids = [p["pid"] for p in all_procs()
+            if p["ppid"] == agent.pid and p["comm"] == "musterd"]
+    return kids[0] if len(kids) == 1 else None
+
+
 def assert_answers_sigterm(agent):
     """The parent reads its signals in its event loop: it logs "stopping"
     within a second of SIGTERM if the loop is running (a parent blocked
@@ -130,6 +137,33 @@ def test_fifo_or_symlink_in_the_module_cache(agents, op, operator, pub, keys,
     # Still answering, and a SIGTERM is acted on at once.
     ping(op, operator, h1)
     assert_answers_sigterm(h1)
+
+
+def test_spool_link_moves_nothing_outside(agents, op, operator, tmp_path):
+    """When it starts a new network process the parent reads net/spool
+    again (results the old one spooled).  A link the old one put there
+    must not make root rename a damaged file or remove an old marker in
+    the folder it points to."""
+    h1 = start(agents, "h1")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.chmod(outside, 0o755)
+    files = {"00000000000000000007.res": b"not a spooled result",
+             "last-00000000000000000001": b"", "last-00000000000000000002": b""}
+    for name, data in files.items():
+        (outside / name).write_bytes(data)
+    spool = h1.state_dir / "net" / "spool"
+    shutil.rmtree(spool)
+    os.symlink(outside, spool)
+    os.lchown(spool, net_uid(h1), -1)
+    old = net_pid(h1)
+    os.kill(old, signal.SIGKILL)
+    # The parent's look at the spool when it starts the next one.
+    wait_until(lambda: log_count(h1, "started (user") >= 2, 20,
+               what="the parent to start a new network process")
+    time.sleep(0.5)
+    assert sorted(p.name for p in outside.iterdir()) == sorted(files), \
+        list(outside.iterdir())
 
 
 # ---- item 3: module floors kept by the parent ---------------------------------

@@ -236,6 +236,7 @@ struct run {
 	uid_t job_uid;			/* its own uid (lib/jobuid.h) while its
 					 * runner lives; 0: none */
 	uint64_t timeout_cap_ms;	/* 0 = no cap */
+	bool net_no;			/* the rule says net=no */
 	struct run *next;
 };
 
@@ -506,6 +507,8 @@ struct agent_parent {
 	/* Runner confinement (design.md §8): the seccomp program, built once;
 	 * confined: root, so each runner gets a PID namespace. */
 	struct sock_fprog runner_filter;	/* owned */
+	struct sock_fprog runner_filter_no_inet; /* owned: the same, and no
+					 * IPv4/IPv6 sockets (design.md §8) */
 	bool confined;
 	int runner_fd;			/* O_PATH of [agent] runner, owned; -1: by path */
 	struct user_cache users;	/* run_as lookups (above) */
@@ -747,6 +750,9 @@ struct module_file {
 	int memfd;			/* sealed copy, owned by the caller */
 	char sha256[SHA256_HEX_LEN + 1];
 	uint64_t size;
+	bool local;			/* modules_dir's: no manifest, the host's
+					 * own file; its descriptor decides */
+	bool net;			/* signed: its manifest declares "net" */
 };
 /* The build the network process named, checked again (signature, name,
  * ABI, pin, sha256, the parent's floor) and sealed in a memfd. */

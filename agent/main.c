@@ -221,7 +221,8 @@ runner_confinement(struct agent *a, struct mu_err *err)
 {
 	int rc;
 
-	if ((rc = spawn_filter_build(&a->par.runner_filter, err)) != MU_OK)
+	if ((rc = spawn_filter_build(&a->par.runner_filter, false, err)) != MU_OK ||
+	    (rc = spawn_filter_build(&a->par.runner_filter_no_inet, true, err)) != MU_OK)
 		return rc;
 	/* Runners exec this fd: the runner's user need not be able to walk
 	 * the path to it, only to execute the file. */
@@ -358,6 +359,7 @@ agent_shutdown(struct agent *a)
 	seen_close(&a->par.seen);
 	keyring_free(&a->par.operators);
 	spawn_filter_free(&a->par.runner_filter);
+	spawn_filter_free(&a->par.runner_filter_no_inet);
 	if (a->par.runner_fd > 0)
 		close(a->par.runner_fd);
 	policy_free(&a->par.policy);

@@ -141,6 +141,7 @@ struct desc {
 	char name[NAME_MAX_LEN + 1];
 	char version[WIRE_MAX_VERSION + 1];
 	uint32_t abi;
+	bool net;		/* "needs" has "net": MUSTER_NEEDS_NET */
 };
 
 /* The whole file, which must be a regular file of 1..WIRE_MAX_BIN bytes. */
@@ -319,6 +320,31 @@ describe_collect(pid_t pid, int fd, char *out, size_t size, size_t *len)
 	return timed_out ? -1 : status;
 }
 
+/* The descriptor's "needs" (a runner before it has none): each one must
+ * be one this CLI can put in a manifest. */
+static int
+desc_needs(const char *file, json_t *j, struct desc *d)
+{
+	json_t *needs = json_object_get(j, "needs"), *v;
+	size_t i;
+
+	d->net = false;
+	if (needs == NULL)
+		return 0;
+	if (!json_is_array(needs))
+		return fprintf(stderr, "muster: %s: the descriptor's needs is not a "
+		    "list\n", file), EXIT_USAGE;
+	json_array_foreach(needs, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), "net") == 0)
+			d->net = true;
+		else
+			return fprintf(stderr, "muster: %s: the module needs '%s', which "
+			    "this muster cannot publish\n", file, json_is_string(v) ?
+			    json_string_value(v) : "?"), EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 desc_from_json(const char *file, const char *text, size_t len, int status,
     struct desc *d)
@@ -345,7 +371,7 @@ desc_from_json(const char *file, const char *text, size_t len, int status,
 	else if (!name_valid(name))
 		fprintf(stderr, "muster: %s: module name '%s' is not publishable: %s\n",
 		    file, name, NAME_RULE);
-	else {
+	else if (desc_needs(file, j, d) == 0) {
 		snprintf(d->name, sizeof(d->name), "%s", name);
 		snprintf(d->version, sizeof(d->version), "%s", version);
 		d->abi = (uint32_t)abi;
@@ -742,6 +768,7 @@ ptr_json(const struct mod_ptr *mp)
 		json_object_set_new(o, "size", json_integer((json_int_t)mp->m.size));
 		json_object_set_new(o, "published_at",
 		    json_integer((json_int_t)mp->m.published_at));
+		json_object_set_new(o, "net", json_boolean(mp->m.net));
 		json_object_set_new(o, "signature", json_string(sig_state_name(mp->sig)));
 		json_object_set_new(o, "signer", mp->sig == SIG_GOOD ?
 		    json_string(mp->signer) : json_null());
@@ -858,10 +885,10 @@ publish_report(struct ctl *c, const struct publish *p, const struct module_manif
 	char t[32];
 
 	if (p->json) {
-		json_print_line(json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:s, s:s, s:s}",
+		json_print_line(json_pack("{s:s, s:s, s:i, s:s, s:I, s:I, s:b, s:s, s:s, s:s}",
 		    "name", m->name, "version", m->version, "abi", (int)m->abi,
 		    "sha256", m->sha256, "size", (json_int_t)m->size,
-		    "published_at", (json_int_t)m->published_at,
+		    "published_at", (json_int_t)m->published_at, "net", (int)m->net,
 		    "signer", c->cfg.fingerprint, "artifact", art_topic,
 		    "pointer", ptr_topic));
 		return;
@@ -870,6 +897,7 @@ publish_report(struct ctl *c, const struct publish *p, const struct module_manif
 	printf("  sha256     %s\n", m->sha256);
 	printf("  size       %" PRIu64 " bytes\n", m->size);
 	printf("  abi        %" PRIu32 "\n", m->abi);
+	printf("  network    %s\n", m->net ? "yes (MUSTER_NEEDS_NET)" : "no");
 	printf("  published  %s (%" PRIu64 ")\n", when(m->published_at, t, sizeof(t)),
 	    m->published_at);
 	printf("  signer     %s\n", c->cfg.fingerprint);
@@ -951,6 +979,7 @@ mod_publish(struct ctl *c, int argc, char **argv)
 		snprintf(m.name, sizeof(m.name), "%s", d.name);
 		snprintf(m.version, sizeof(m.version), "%s", d.version);
 		m.abi = d.abi;
+		m.net = d.net;
 		m.size = len;
 		if (sha256_hex(so, len, m.sha256) != MU_OK) {
 			fprintf(stderr, "muster: sha256 failed\n");
@@ -1094,6 +1123,7 @@ show_print(const struct mod_ptr *mp, const char *ptr_topic, const char *art_topi
 	printf("abi           %" PRIu32 "\n", m->abi);
 	printf("sha256        %s\n", m->sha256);
 	printf("size          %" PRIu64 " bytes\n", m->size);
+	printf("network       %s\n", m->net ? "yes (MUSTER_NEEDS_NET)" : "no");
 	printf("published_at  %" PRIu64 " (%s)\n", m->published_at,
 	    when(m->published_at, t, sizeof(t)));
 	printf("signer        %s%s%s%s\n", signer_label(mp), mp->sig_why[0] ? " (" : "",

@@ -165,7 +165,17 @@ parse_option(struct pctx *x, struct policy_rule *r, const char *w)
 			return pfail(x, "bad duration '%s' in timeout<=", w + 9);
 		return MU_OK;
 	}
-	return pfail(x, "unknown option '%s' (want run_as=USER or timeout<=DUR)", w);
+	if (strncmp(w, "net=", 4) == 0) {
+		if (r->net_set)
+			return pfail(x, "net= given twice");
+		if (strcmp(w + 4, "no") != 0 && strcmp(w + 4, "yes") != 0)
+			return pfail(x, "bad net= '%s' (want net=no or net=yes)", w + 4);
+		r->net_set = true;
+		r->net_no = strcmp(w + 4, "no") == 0;
+		return MU_OK;
+	}
+	return pfail(x, "unknown option '%s' (want run_as=USER, timeout<=DUR or "
+	    "net=no|yes)", w);
 }
 
 static int
@@ -181,7 +191,7 @@ parse_rule(struct pctx *x, char **w, int n, struct policy_rule *r)
 		return pfail(x, "rule must start with allow or deny, not '%s'", w[0]);
 	if (n < 4)
 		return pfail(x, "want %s OPERATOR KINDS TARGETS [run_as=USER] "
-		    "[timeout<=DUR]", w[0]);
+		    "[timeout<=DUR] [net=no|yes]", w[0]);
 	if (strcmp(w[1], "*") != 0 && !name_valid(w[1]))
 		return pfail(x, "bad operator '%s' (a key name or *)", w[1]);
 	snprintf(r->operator_, sizeof(r->operator_), "%s", w[1]);
@@ -191,7 +201,7 @@ parse_rule(struct pctx *x, char **w, int n, struct policy_rule *r)
 	for (i = 4; i < n; i++)
 		if ((rc = parse_option(x, r, w[i])) != MU_OK)
 			return rc;
-	if (!r->allow && (r->run_as[0] || r->timeout_cap_ms))
+	if (!r->allow && (r->run_as[0] || r->timeout_cap_ms || r->net_set))
 		return pfail(x, "options make sense on allow rules only");
 	return MU_OK;
 }

@@ -3,7 +3,7 @@
  * policy.h - the host's authorization policy (design.md §8): which operator
  * key may do what.  One rule a line, first match wins, '#' comments:
  *
- *   allow|deny OPERATOR KINDS TARGETS [run_as=USER] [timeout<=DUR]
+ *   allow|deny OPERATOR KINDS TARGETS [run_as=USER] [timeout<=DUR] [net=no|yes]
  *
  * OPERATOR is a key's name (its .pub file name without .pub) or '*'; KINDS
  * a comma list of ping, version, cancel, update, run:<module glob>, or '*'
@@ -56,6 +56,9 @@ struct policy_rule {
 	int ntargets;
 	char run_as[CONF_USER_MAX + 1];		/* "" = the host's default */
 	uint64_t timeout_cap_ms;		/* 0 = no cap */
+	bool net_no;				/* net=no: no IPv4/IPv6 sockets,
+						 * whatever the module declares */
+	bool net_set;				/* net= given (once only) */
 	int line;
 };
 

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -418,8 +419,27 @@ filter_rules(scmp_filter_ctx ctx)
 	return rc;
 }
 
+/* IPv4 and IPv6 sockets (design.md §8, "Runner confinement"): without them a
+ * module reaches no broker, no other host and no local TCP service.
+ * Unix and netlink sockets stay: systemctl, ip and the resolver's
+ * interface list need them.  io_uring, which could make a socket past
+ * this rule, is denied above. */
+static const int inet_families[] = { AF_INET, AF_INET6 };
+
+static int
+filter_no_inet(scmp_filter_ctx ctx)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < sizeof(inet_families) / sizeof(inet_families[0]) && rc == 0; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffUL, (scmp_datum_t)inet_families[i]));
+	return rc;
+}
+
 int
-spawn_filter_build(struct sock_fprog *out, struct mu_err *err)
+spawn_filter_build(struct sock_fprog *out, bool no_inet, struct mu_err *err)
 {
 	scmp_filter_ctx ctx;
 	struct stat st;
@@ -429,6 +449,8 @@ spawn_filter_build(struct sock_fprog *out, struct mu_err *err)
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL)
 		return mu_errf(err, MU_ENOMEM, "seccomp_init failed");
 	rc = filter_rules(ctx);
+	if (rc == 0 && no_inet)
+		rc = filter_no_inet(ctx);
 	if (rc == 0 && (fd = memfd_create("muster-seccomp", MFD_CLOEXEC)) == -1)
 		rc = -errno;
 	if (rc == 0)
@@ -458,4 +480,24 @@ spawn_filter_free(struct sock_fprog *prog)
 	free(prog->filter);
 	prog->filter = NULL;
 	prog->len = 0;
+}
+
+int
+spawn_filter_no_inet(struct mu_err *err)
+{
+	scmp_filter_ctx ctx;
+	int rc;
+
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL)
+		return mu_errf(err, MU_ENOMEM, "seccomp_init failed");
+	rc = filter_no_inet(ctx);
+	/* Filters stack: this one adds to whatever the process has. */
+	if (rc == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		rc = -errno;
+	if (rc == 0)
+		rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (rc != 0)
+		return mu_errf(err, MU_EIO, "cannot deny IPv4/IPv6 sockets: %s", strerror(-rc));
+	return MU_OK;
 }

@@ -104,10 +104,17 @@ int spawn_set_user(struct spawn *s, const char *user, struct mu_err *err);
  * The runners' syscall filter: allow everything but what no module needs
  * and what would let one reach outside its job - ptrace, mount and
  * namespaces, kernel modules, kexec, bpf, reboot, swap, keyrings, clock
- * and host settings, process_vm_*.  Denied calls fail with EPERM (a
- * module sees an error it can report, not a kill).
+ * and host settings, process_vm_*, typing into a terminal; with no_inet
+ * also IPv4 and IPv6 sockets (a job not granted the network).  Denied
+ * calls fail with EPERM (a module sees an error it can report, not a
+ * kill).
  */
-int spawn_filter_build(struct sock_fprog *out, struct mu_err *err);
+int spawn_filter_build(struct sock_fprog *out, bool no_inet, struct mu_err *err);
+
+/* Load into the calling process (on top of any filter it has) a filter
+ * that denies IPv4 and IPv6 sockets, as spawn_filter_build()'s no_inet:
+ * the runner's own, for a module that does not declare the network. */
+int spawn_filter_no_inet(struct mu_err *err);
 void spawn_filter_free(struct sock_fprog *prog);
 
 #endif

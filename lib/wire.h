@@ -237,6 +237,8 @@ struct module_manifest {
 	char sha256[SHA256_HEX_LEN + 1];
 	uint64_t size;
 	uint64_t published_at;
+	bool net;		/* the module declares MUSTER_NEEDS_NET; absent:
+				 * false (written only when true) */
 };
 
 int module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,

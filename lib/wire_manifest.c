@@ -49,6 +49,8 @@ module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
 		rc = rd_uint(&r, "size", true, WIRE_MAX_BIN, &out->size);
 	if (!rc)
 		rc = rd_uint(&r, "published_at", true, UINT64_MAX, &out->published_at);
+	if (!rc)
+		rc = rd_bool(&r, "net", false, &out->net);
 	return doc_close(&out->doc, rc);
 }
 
@@ -65,7 +67,9 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	    "bad name, version, sha256 or size");
 	if (rc)
 		return rc;
-	start = pk_begin(&pk, out, 7);
+	/* "net" only when declared: a manifest of a module that needs nothing
+	 * stays byte for byte what agents before it read. */
+	start = pk_begin(&pk, out, m->net ? 8 : 7);
 	pk_kv_str(&pk, "kind", "module");
 	pk_kv_str(&pk, "name", m->name);
 	pk_kv_str(&pk, "version", m->version);
@@ -73,6 +77,8 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	pk_kv_str(&pk, "sha256", m->sha256);
 	pk_kv_uint(&pk, "size", m->size);
 	pk_kv_uint(&pk, "published_at", m->published_at);
+	if (m->net)
+		pk_kv_bool(&pk, "net", true);
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 

@@ -5,7 +5,7 @@
  * descriptor as JSON.  The CLI reads it when it publishes a module.
  *
  *	{"name": "...", "version": "...", "summary": "..." | null,
- *	 "abi": 1, "size": 48, "magic_ok": true}
+ *	 "abi": 1, "size": 56, "magic_ok": true, "needs": [] | ["net"]}
  *
  * On failure: {"error": "<reason>"} on stdout, the reason on stderr, and
  * the exit code of runner.h (66 to 72).
@@ -47,15 +47,38 @@ describe_text(const char *s)
 }
 
 static json_t *
+describe_needs(const struct module *m)
+{
+	json_t *a = json_array();
+
+	if (a != NULL && (module_needs(m) & MUSTER_NEEDS_NET))
+		json_array_append_new(a, json_string("net"));
+	return a;
+}
+
+static json_t *
 describe_json(const struct module *m)
 {
 	const struct muster_module *d = m->desc;
 
-	return json_pack("{s:s, s:s, s:o, s:i, s:i, s:b}",
+	return json_pack("{s:s, s:s, s:o, s:i, s:i, s:b, s:o}",
 	    "name", d->name, "version", d->version,
 	    "summary", describe_text(d->summary),
 	    "abi", (json_int_t)d->abi, "size", (json_int_t)d->size,
-	    "magic_ok", 1);
+	    "magic_ok", 1, "needs", describe_needs(m));
+}
+
+/* A need this runner does not know is refused here, at publish time,
+ * rather than on every host. */
+static int
+describe_check_needs(const struct module *m, struct mu_err *err)
+{
+	uint32_t unknown = module_needs(m) & ~(uint32_t)MUSTER_NEEDS_NET;
+
+	if (unknown)
+		return mu_errf(err, RUNNER_EXIT_NEEDS, "module needs 0x%x, which this "
+		    "runner does not know (built for a newer SDK?)", unknown);
+	return MU_OK;
 }
 
 static int
@@ -85,6 +108,8 @@ describe_main(const struct runner_opts *o)
 		rc = module_open(path, &m, &err);
 	if (rc == MU_OK)
 		rc = module_check(&m, NULL, &err);
+	if (rc == MU_OK)
+		rc = describe_check_needs(&m, &err);
 	if (rc != MU_OK) {
 		utf8_clean(err.msg, strlen(err.msg), sizeof(err.msg) - 1);
 		log_warnx("%s: %s", o->describe, err.msg);

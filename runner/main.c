@@ -17,7 +17,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: muster-runner [--output-limit BYTES]\n"
+	    "usage: muster-runner [--output-limit BYTES] [--no-net WHY]\n"
 	    "         (as musterd starts it: job on stdin, events on fd 3, module on fd 4)\n"
 	    "       muster-runner --describe FILE.so\n"
 	    "       muster-runner --run FILE.so [--json] [--output-limit BYTES]\n"
@@ -73,6 +73,9 @@ opts_check(const struct runner_opts *o)
 	if (o->nargs > 0 && o->run == NULL)
 		return usage_error("unexpected argument '%s' (arguments go with --run)",
 		    o->args[0]);
+	if (o->no_net && (o->run || o->describe))
+		return usage_error("%s", "--no-net is musterd's (--run and --describe "
+		    "follow the module's own declaration)");
 	if (o->json && o->run == NULL)
 		return usage_error("%s", "--json goes with --run");
 	if (o->timeout_ms && o->run == NULL)
@@ -90,6 +93,7 @@ opts_parse(int argc, char **argv, struct runner_opts *o, bool *done)
 		{ "json", no_argument, NULL, 'j' },
 		{ "output-limit", required_argument, NULL, 'o' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "no-net", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -116,6 +120,9 @@ opts_parse(int argc, char **argv, struct runner_opts *o, bool *done)
 			break;
 		case 't':
 			rc = opt_timeout(optarg, o);
+			break;
+		case 'n':
+			o->no_net = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -21,6 +21,8 @@
 #include <link.h>
 #include <string.h>
 
+#include "subproc.h"
+
 int
 module_open(const char *path, struct module *m, struct mu_err *err)
 {
@@ -86,4 +88,55 @@ module_check(const struct module *m, const char *want, struct mu_err *err)
 		return mu_errf(err, RUNNER_EXIT_DESC, "module descriptor has no %s",
 		    d->name == NULL ? "name" : d->version == NULL ? "version" : "run()");
 	return module_check_names(d, want, err);
+}
+
+uint32_t
+module_needs(const struct module *m)
+{
+	const struct muster_module *d = m->desc;
+	size_t end = offsetof(struct muster_module, needs) + sizeof(d->needs);
+
+	/* Both sizes: the one the module claims, and the symbol's own. */
+	if (d->size < end || (m->symsize != 0 && m->symsize < end))
+		return 0;
+	return d->needs;
+}
+
+static const char *
+no_net_why(const char *no_net)
+{
+	if (strcmp(no_net, "policy") == 0)
+		return "this host's policy says net=no for the rule that allowed the job";
+	if (strcmp(no_net, "manifest") == 0)
+		return "its signed manifest does not declare it (publish it again with "
+		    "this build)";
+	return "musterd did not grant it";
+}
+
+/*
+ * For a module from the broker musterd already decided (the signed
+ * manifest and the policy) and filtered the runner before exec; this is
+ * the runner's half: the descriptor is binding too, so a module that does
+ * not declare the network has none whatever its manifest said, and one
+ * that declares it but may not have it is refused with the reason instead
+ * of failing later at connect() with a bare EPERM.  Its ELF constructors
+ * have run by now (module.c): what this guards is run().
+ */
+int
+module_confine(const struct module *m, const char *no_net, struct mu_err *err)
+{
+	uint32_t needs = module_needs(m);
+
+	if (needs & ~(uint32_t)MUSTER_NEEDS_NET)
+		return mu_errf(err, RUNNER_EXIT_NEEDS, "module needs 0x%x, which this "
+		    "runner does not know (built for a newer SDK?)",
+		    needs & ~(uint32_t)MUSTER_NEEDS_NET);
+	if ((needs & MUSTER_NEEDS_NET) && no_net != NULL)
+		return mu_errf(err, RUNNER_EXIT_NEEDS, "module needs the network "
+		    "(MUSTER_NEEDS_NET) and this job may not use it: %s", no_net_why(no_net));
+	if (needs & MUSTER_NEEDS_NET)
+		return MU_OK;
+	if (spawn_filter_no_inet(err) != MU_OK)
+		return RUNNER_EXIT_INTERNAL;
+	return MU_OK;
 }

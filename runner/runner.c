@@ -148,7 +148,7 @@ runner_job(struct runner *r, struct mu_err *err)
 }
 
 static int
-runner_load(struct runner *r, struct mu_err *err)
+runner_load(struct runner *r, const struct runner_opts *o, struct mu_err *err)
 {
 	int rc;
 
@@ -157,7 +157,7 @@ runner_load(struct runner *r, struct mu_err *err)
 	if ((rc = module_check(&r->mod, r->job.module, err)) != MU_OK)
 		return rc;
 	r->have_desc = true;
-	return MU_OK;
+	return module_confine(&r->mod, o->no_net, err);
 }
 
 static const char *
@@ -259,7 +259,7 @@ runner_main(const struct runner_opts *o)
 	}
 	rc = runner_job(r, &err);
 	if (rc == MU_OK)
-		rc = runner_load(r, &err);
+		rc = runner_load(r, o, &err);
 	if (rc == MU_OK)
 		rc = runner_run(r);
 	else

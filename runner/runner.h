@@ -57,6 +57,9 @@ enum runner_exit {
 	RUNNER_EXIT_BADRET = 73,	/* run() returned something not 0, 1 or 2 */
 	RUNNER_EXIT_INTERNAL = 74,	/* out of memory, fork failed, ... */
 	RUNNER_EXIT_TIMEOUT = 75,	/* --run --timeout expired (local mode only) */
+	RUNNER_EXIT_NEEDS = 76,		/* the module needs what the job may not
+					 * have (the network), or what this
+					 * runner does not know */
 	/* --run only: a runner child killed by signal N exits 128 + N. */
 	RUNNER_EXIT_SIGNAL_BASE = 128,
 };
@@ -89,6 +92,9 @@ struct runner_opts {
 	const char *run;		/* --run FILE */
 	bool json;			/* --run --json */
 	uint64_t timeout_ms;		/* --run --timeout; 0 = none */
+	/* --no-net WHY: musterd did not grant this job the network (WHY:
+	 * "manifest" or "policy"); NULL: the descriptor decides. */
+	const char *no_net;
 	int nargs;			/* --run key=value | key:=JSON ... */
 	char **args;
 };
@@ -251,6 +257,15 @@ struct module {
 	const struct muster_module *desc;
 	size_t symsize;		/* st_size of muster_module; 0 if unknown */
 };
+
+/* The MUSTER_NEEDS_* flags of a checked descriptor (0 for one made before
+ * the field). */
+uint32_t module_needs(const struct module *);
+/* Hold the module to what it declares (module.h, "needs"): refuse one that
+ * needs the network when no_net says why it may not have it, or that needs
+ * what this runner does not know; confine one that does not declare the
+ * network to sockets without it.  RUNNER_EXIT_NEEDS or _INTERNAL. */
+int module_confine(const struct module *, const char *no_net, struct mu_err *);
 
 /* RUNNER_EXIT_LOAD or RUNNER_EXIT_NOSYM on failure. */
 int module_open(const char *path, struct module *, struct mu_err *);

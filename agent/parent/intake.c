@@ -328,6 +328,7 @@ start_run(struct agent *a, struct job *j, const struct job_envelope *env,
 		snprintf(r->run_as, sizeof(r->run_as), "%s",
 		    v->rule && v->rule->run_as[0] ? v->rule->run_as : a->cfg.run_as);
 	r->timeout_cap_ms = v->rule ? v->rule->timeout_cap_ms : 0;
+	r->net_no = v->rule && v->rule->net_no;
 	/* Decode again from our own copy: the envelope's buffer goes away. */
 	if (job_decode(r->body, r->body_len, &r->job, &err) != MU_OK) {
 		log_warnx("job %s: %s", j->id, err.msg);

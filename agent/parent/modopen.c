@@ -286,6 +286,7 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 		close(out->memfd);
 		out->memfd = -1;
 	}
+	out->net = m.net;
 	free(so);
 	wire_doc_free(&m.doc);
 	return rc;
@@ -314,6 +315,7 @@ modopen_build(struct agent *a, const struct run *r, enum priv_source src,
 		return mu_errf(err, MU_ETRUST, "module %s: offered the local file, but this "
 		    "host has run a signed build and [modules] prefer = signed; pin "
 		    "module_sha256 %.12s... to run the local file", r->job.module, sha256);
+	out->local = src == PRIV_SRC_LOCAL;
 	if (src == PRIV_SRC_LOCAL)
 		rc = local_open(a, r->job.module, out, err);
 	else

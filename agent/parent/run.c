@@ -369,7 +369,7 @@ run_user(struct agent *a, struct spawn *sp, const char *user, struct mu_err *err
 /* What the runner's child needs, built before fork (argv, limits, user). */
 struct runner_child {
 	struct spawn sp;
-	char *argv[4];
+	char *argv[6];
 	char limit_arg[24];
 	int in_r, out_w, ev_w, memfd;	/* child ends, owned until spawned */
 };
@@ -396,19 +396,42 @@ run_job_uid(struct agent *a, struct run *r, struct spawn *sp, struct mu_err *err
 	return MU_OK;
 }
 
+/*
+ * Whether the job may use IPv4/IPv6 sockets (design.md §8): a signed
+ * module only if its manifest declares "net", a local one (the host's own
+ * file, no manifest) as its descriptor says, and never where the policy
+ * rule says net=no.  NULL: granted; else why not, for the runner's
+ * reason.  The runner holds the module to its descriptor as well
+ * (runner/module.c).
+ */
+static const char *
+run_no_net(const struct run *r, const struct module_file *mod)
+{
+	if (r->net_no)
+		return "policy";
+	if (!mod->local && !mod->net)
+		return "manifest";
+	return NULL;
+}
+
 static int
-child_prepare(struct agent *a, struct run *r, struct runner_child *c,
-    struct mu_err *err)
+child_prepare(struct agent *a, struct run *r, const struct module_file *mod,
+    struct runner_child *c, struct mu_err *err)
 {
 	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
+	const char *no_net = run_no_net(r, mod);
 	struct spawn *sp = &c->sp;
-	int rc;
+	int n = 0, rc;
 
 	snprintf(c->limit_arg, sizeof(c->limit_arg), "%" PRIu64, output_limit(a));
-	c->argv[0] = a->cfg.runner;
-	c->argv[1] = "--output-limit";
-	c->argv[2] = c->limit_arg;
-	c->argv[3] = NULL;
+	c->argv[n++] = a->cfg.runner;
+	c->argv[n++] = "--output-limit";
+	c->argv[n++] = c->limit_arg;
+	if (no_net) {
+		c->argv[n++] = "--no-net";
+		c->argv[n++] = (char *)no_net;
+	}
+	c->argv[n] = NULL;
 	sp->argv = c->argv;
 	sp->envp = runner_envp;
 	sp->use_exec_fd = a->par.runner_fd >= 0;
@@ -421,7 +444,9 @@ child_prepare(struct agent *a, struct run *r, struct runner_child *c,
 	/* Not on musterd's terminal (--foreground): a module must not type
 	 * into the shell that started it (TIOCSTI) nor get its signals. */
 	sp->own_session = true;
-	sp->filter = a->par.runner_filter.len ? &a->par.runner_filter : NULL;
+	sp->filter = no_net ? &a->par.runner_filter_no_inet : &a->par.runner_filter;
+	if (sp->filter->len == 0)
+		sp->filter = NULL;
 	/* Root can give each runner a PID namespace: all it starts dies
 	 * with it (subproc.h). */
 	sp->new_pidns = a->par.confined;
@@ -508,7 +533,7 @@ run_spawn(struct agent *a, struct run *r, struct module_file *mod, struct mu_err
 	snprintf(r->module_sha256, sizeof(r->module_sha256), "%s", mod->sha256);
 	c.memfd = mod->memfd;
 	mod->memfd = -1;
-	if ((rc = child_prepare(a, r, &c, err)) != MU_OK ||
+	if ((rc = child_prepare(a, r, mod, &c, err)) != MU_OK ||
 	    (rc = pipes_open(r, &c, err)) != MU_OK) {
 		child_close_ends(&c);
 		return rc;

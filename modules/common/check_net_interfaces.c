@@ -220,7 +220,9 @@ check_net_interfaces(struct chk *c)
 		return chk_args_error(c);
 	if (getifaddrs(&all) == -1)
 		return chk_error(c, "getifaddrs: %s", strerror(errno));
-	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* Interface ioctls work on any socket: a Unix one needs no network
+	 * (modules run without IPv4/IPv6 sockets, module.h). */
+	sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	n = distinct(all, first, IF_MAX);
 	names[0] = '\0';
 	for (i = 0; i < n; i++) {

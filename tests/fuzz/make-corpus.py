@@ -461,6 +461,7 @@ CORPUS["fuzz_policy"] = {
     "ok-rules": b"# helpdesk\nallow helpdesk ping,version,run:os.release,run:disk.* "
                 b"group/web*,host/* timeout<=30s\ndeny * update *\n",
     "ok-run-as": b"allow alice run:* host/[a-c]* run_as=nobody\n",
+    "ok-net": b"allow alice run:os.* host/* net=no\nallow * run:http.* all net=yes\n",
     "ok-wildcards": b"allow * * all\n",
     "bad-kind": bad(b"allow * reboot all\n",
                     "fuzz:1: unknown kind 'reboot' (want ping, version, cancel, "
@@ -469,7 +470,7 @@ CORPUS["fuzz_policy"] = {
                           "fuzz:1: timeout<= given twice"),
     "bad-short": bad(b"deny\n",
                      "fuzz:1: want deny OPERATOR KINDS TARGETS [run_as=USER] "
-                     "[timeout<=DUR]"),
+                     "[timeout<=DUR] [net=no|yes]"),
     "bad-second-line": bad(b"allow * ping,run:x* all\nfrobnicate\n",
                            "fuzz:2: rule must start with allow or deny, not 'frobnicate'"),
 }

@@ -12,5 +12,5 @@ badabi_run(struct muster_ctx *ctx, const struct muster_api *api)
 __attribute__((visibility("default")))
 const struct muster_module muster_module = {
 	MUSTER_MODULE_MAGIC, 999, sizeof(struct muster_module),
-	"badabi", "1.0.0", "Speaks ABI 999", badabi_run,
+	"badabi", "1.0.0", "Speaks ABI 999", badabi_run, 0,
 };

@@ -7,5 +7,5 @@
 __attribute__((visibility("default")))
 const struct muster_module muster_module = {
 	MUSTER_MODULE_MAGIC, MUSTER_ABI, sizeof(struct muster_module),
-	"baddesc", "1.0.0", "Has no run()", NULL,
+	"baddesc", "1.0.0", "Has no run()", NULL, 0,
 };

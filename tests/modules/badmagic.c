@@ -12,5 +12,5 @@ badmagic_run(struct muster_ctx *ctx, const struct muster_api *api)
 __attribute__((visibility("default")))
 const struct muster_module muster_module = {
 	0x0123456789abcdefULL, MUSTER_ABI, sizeof(struct muster_module),
-	"badmagic", "1.0.0", "Wrong magic", badmagic_run,
+	"badmagic", "1.0.0", "Wrong magic", badmagic_run, 0,
 };

@@ -30,7 +30,7 @@ HIGH_FD = 100
 EXIT = {
     "pass": 0, "fail": 1, "error": 2, "usage": 64, "badjob": 65, "load": 66,
     "nosym": 67, "magic": 68, "abi": 69, "name": 70, "pipe": 71, "desc": 72,
-    "badret": 73, "internal": 74, "timeout": 75,
+    "badret": 73, "internal": 74, "timeout": 75, "needs": 76,
 }
 
 # Keep fds 3 and 4 taken in this process, so that no pipe subprocess makes

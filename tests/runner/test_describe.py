@@ -12,7 +12,13 @@ def test_describe_good():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d == {"name": "echoargs", "version": "1.2.3", "summary": "Echoes its arguments",
-                 "abi": 1, "size": 48, "magic_ok": True}
+                 "abi": 1, "size": 56, "magic_ok": True, "needs": []}
+
+
+def test_describe_shows_the_network_declaration():
+    r = run_cli("--describe", module_path("netneed"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["needs"] == ["net"]
 
 
 def test_describe_bare_file_name_is_not_searched_in_the_library_path():
@@ -54,3 +60,23 @@ def test_describe_missing_file(tmp_path):
     r = run_cli("--describe", str(tmp_path / "nothere.so"))
     assert r.returncode == EXIT["load"]
     assert "No such file" in json.loads(r.stdout)["error"]
+
+
+def test_a_descriptor_from_before_needs_runs_without_the_network():
+    r = run_cli("--describe", module_path("olddesc"))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert (d["size"], d["needs"]) == (48, []), d
+    r = run_cli("--run", module_path("olddesc"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["data"]["inet"]["errno"] == 1, r.stdout	# EPERM
+
+
+def test_a_need_the_runner_does_not_know_is_refused():
+    r = run_cli("--describe", module_path("needsmore"))
+    assert r.returncode == EXIT["needs"], (r.stdout, r.stderr)
+    assert "module needs 0x80, which this runner does not know" in \
+        json.loads(r.stdout)["error"]
+    r = run_cli("--run", module_path("needsmore"), "--json")
+    d = json.loads(r.stdout)
+    assert d["status"] == "error" and "module needs 0x80" in d["reason"], d

@@ -488,3 +488,21 @@ def test_republish_other_bytes_needs_force(pub, mqtt, tmp_path):
     assert forced["sha256"] == sha
     assert pub.list()["sys.info"]["sha256"] == sha
     assert pub.publish(other)["sha256"] == sha
+
+
+def test_publish_copies_the_network_declaration(pub, mqtt):
+    """MUSTER_NEEDS_NET in the descriptor becomes "net" in the signed
+    manifest (issue 22); a module that needs nothing gets no key at all."""
+    out = pub.publish(TEST_MODULES_DIR / "netneed.so")
+    assert out["net"] is True, out
+    m = retained(mqtt, topic("modules", "netneed"))
+    manifest = unpack(unpack(m[topic("modules", "netneed")])["manifest"])
+    assert manifest["net"] is True, manifest
+    assert pub.list()["netneed"]["net"] is True
+    r = pub("module", "show", "netneed")
+    assert r.returncode == 0, r.stderr
+    assert "network       yes (MUSTER_NEEDS_NET)" in r.stdout, r.stdout
+    out = pub.publish(TEST_MODULES_DIR / "netprobe.so")
+    assert out["net"] is False, out
+    m = retained(mqtt, topic("modules", "netprobe"))
+    assert "net" not in unpack(unpack(m[topic("modules", "netprobe")])["manifest"])

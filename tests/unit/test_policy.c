@@ -50,7 +50,7 @@ test_every_rule_form(void **state)
 	    "# comment line\n"
 	    "\n"
 	    "allow alice ping,version,cancel,update all   # trailing comment\n"
-	    "allow alice run:os.release host/web1 run_as=nobody timeout<=30s\n"
+	    "allow alice run:os.release host/web1 run_as=nobody timeout<=30s net=no\n"
 	    "deny  bob   run:* group/db\n"
 	    "allow *     run:disk.* group/web*,host/h? timeout<=2m\n"
 	    "\tallow carol ping *\n");
@@ -64,6 +64,8 @@ test_every_rule_form(void **state)
 	assert_int_equal(v.rule->line, 4);
 	assert_string_equal(v.rule->run_as, "nobody");
 	assert_int_equal(v.rule->timeout_cap_ms, 30000);
+	assert_true(v.rule->net_no);
+	assert_false(p.rules[0].net_no);
 	assert_string_equal(check(&p, "bob", JOB_RUN, "disk.usage", "group/db"),
 	    "denied by pol:5");
 	assert_string_equal(check(&p, "bob", JOB_RUN, "disk.usage", "group/web-eu"),
@@ -172,6 +174,9 @@ test_errors_name_file_and_line(void **state)
 		{ "allow a ping all timeout<=1s timeout<=2s\n", "pol:1: timeout<= given twice" },
 		{ "allow a ping all timeout=1s\n", "pol:1: unknown option 'timeout=1s'" },
 		{ "deny a ping all run_as=x\n", "pol:1: options make sense on allow rules only" },
+		{ "deny a ping all net=no\n", "pol:1: options make sense on allow rules only" },
+		{ "allow a ping all net=off\n", "pol:1: bad net= 'off'" },
+		{ "allow a ping all net=no net=yes\n", "pol:1: net= given twice" },
 		{ "\n\n\nallow a ping all x y z w v\n", "pol:4: too many words" },
 		{ "allow a ping,* all\n", "pol:1: '*' in a kinds list" },
 		{ "allow a *,run:x all\n", "pol:1: '*' in a kinds list" },

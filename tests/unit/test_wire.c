@@ -684,6 +684,16 @@ test_manifests(void **state)
 	assert_int_equal(dm.abi, 1);
 	assert_int_equal(dm.size, 12345);
 	assert_int_equal(dm.published_at, 777);
+	assert_false(dm.net);
+	/* Nothing declared: no "net" key at all ("v" and 7, as before it). */
+	assert_int_equal((unsigned char)sb.data[0], 0x80 | 8);
+	wire_doc_free(&dm.doc);
+	msgpack_sbuffer_clear(&sb);
+	m.net = true;
+	assert_int_equal(module_manifest_encode(&m, &sb, &err), MU_OK);
+	assert_int_equal((unsigned char)sb.data[0], 0x80 | 9);
+	assert_int_equal(module_manifest_decode(sb.data, sb.size, &dm, &err), MU_OK);
+	assert_true(dm.net);
 	wire_doc_free(&dm.doc);
 	/* A module manifest is not a release manifest. */
 	assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_EINVAL);

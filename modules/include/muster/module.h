@@ -247,6 +247,16 @@ enum muster_arg {
 #define MUSTER_API_HAS(api, field) \
 	((api)->size >= offsetof(struct muster_api, field) + sizeof((api)->field))
 
+/*
+ * What a module needs beyond the default confinement (muster_module.needs).
+ * A module runs without network sockets (socket(2) of AF_INET or AF_INET6
+ * fails with EPERM) unless it declares MUSTER_NEEDS_NET; `muster module
+ * publish` copies the declaration into the signed manifest, and a host's
+ * policy can still refuse it (net=no).  A runner refuses a module that
+ * declares a need it does not know.
+ */
+#define MUSTER_NEEDS_NET	0x1u	/* IPv4/IPv6 sockets */
+
 struct muster_module {
 	uint64_t magic;		/* MUSTER_MODULE_MAGIC */
 	uint32_t abi;		/* MUSTER_ABI the module was built for */
@@ -255,14 +265,21 @@ struct muster_module {
 	const char *version;
 	const char *summary;	/* one line: what it checks */
 	int (*run)(struct muster_ctx *ctx, const struct muster_api *api);
+	/* Added after the first release: read only when size covers it
+	 * (modules built before it have none, and need nothing). */
+	uint32_t needs;		/* MUSTER_NEEDS_* flags */
 };
 
 #define MUSTER_MODULE(name_, version_, summary_, run_)			\
+	MUSTER_MODULE_NEEDS(name_, version_, summary_, run_, 0)
+
+/* The same, with what the module needs: MUSTER_NEEDS_NET. */
+#define MUSTER_MODULE_NEEDS(name_, version_, summary_, run_, needs_)	\
 	__attribute__((visibility("default")))				\
 	const struct muster_module muster_module = {			\
 		MUSTER_MODULE_MAGIC, MUSTER_ABI,			\
 		sizeof(struct muster_module),				\
-		(name_), (version_), (summary_), (run_)			\
+		(name_), (version_), (summary_), (run_), (needs_)	\
 	}
 
 #endif

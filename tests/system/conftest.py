@@ -94,6 +94,12 @@ def op_client(mqtt):
 
 
 @pytest.fixture
+def pub_client(mqtt):
+    """The publisher's connection (pub:release): module and release topics."""
+    return mqtt("pub:release")
+
+
+@pytest.fixture
 def agents(broker, keys, tmp_path):
     """agents(name, groups=..., **kw) -> a muster_fixtures.Agent (not yet
     started); every agent is stopped at teardown."""

@@ -33,16 +33,6 @@ def no_sanitizer_reports():
 
 
 @pytest.fixture
-def op(mqtt):
-    return mqtt("op:alice")
-
-
-@pytest.fixture
-def pub(mqtt):
-    return mqtt("pub:release")
-
-
-@pytest.fixture
 def listener():
     """A TCP port on 127.0.0.1 that accepts (and counts) connections."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -69,7 +59,7 @@ def listener():
     s.close()
 
 
-def publish(pub, keys, name, net):
+def publish(pub_client, keys, name, net):
     """Publish tests/modules/NAME.so signed, its manifest saying net or not
     (module_payloads() makes the manifest; "net" is added here, where
     `muster module publish` copies it from the descriptor)."""
@@ -82,8 +72,8 @@ def publish(pub, keys, name, net):
         sig = keys.pgp_sign(manifest)
         ptr = pack({"v": 1, "manifest": manifest, "sig": sig})
         art = pack({"v": 1, "manifest": manifest, "sig": sig, "so": so})
-    pub.publish(topic("modules", name, sha), art, retain=True)
-    pub.publish(topic("modules", name), ptr, retain=True)
+    pub_client.publish(topic("modules", name, sha), art, retain=True)
+    pub_client.publish(topic("modules", name), ptr, retain=True)
     return sha
 
 
@@ -99,9 +89,9 @@ def agent(agents, tmp_path, policy=None, local=()):
     return start_fresh(a)
 
 
-def probe(op, operator, module, port):
+def probe(op_client, operator, module, port):
     body = new_job("run", "host/h1", module=module, args={"port": port})
-    got = run_job(op, operator, body, ["h1"], timeout=30)
+    got = run_job(op_client, operator, body, ["h1"], timeout=30)
     assert "h1" in got, f"no result for {body['id']}"
     return got["h1"]
 
@@ -117,32 +107,32 @@ def assert_no_net(r, port_accepted, ctor):
 
 
 def test_a_signed_module_without_the_declaration_has_no_network(
-        agents, tmp_path, op, operator, pub, keys, listener):
+        agents, tmp_path, op_client, operator, pub_client, keys, listener):
     port, accepted = listener
-    publish(pub, keys, "netprobe", net=False)
+    publish(pub_client, keys, "netprobe", net=False)
     agent(agents, tmp_path)
-    r = probe(op, operator, "netprobe", port)
+    r = probe(op_client, operator, "netprobe", port)
     # Filtered before exec: not even its constructor got a socket.
     assert_no_net(r, accepted, ctor=EPERM)
 
 
 def test_a_manifest_saying_net_does_not_give_it_to_a_module_that_does_not_declare_it(
-        agents, tmp_path, op, operator, pub, keys, listener):
+        agents, tmp_path, op_client, operator, pub_client, keys, listener):
     port, accepted = listener
-    publish(pub, keys, "netprobe", net=True)
+    publish(pub_client, keys, "netprobe", net=True)
     agent(agents, tmp_path)
-    r = probe(op, operator, "netprobe", port)
+    r = probe(op_client, operator, "netprobe", port)
     # The runner holds it to its descriptor; the constructor ran before
     # the runner could read it (docs/modules.md says so).
     assert_no_net(r, accepted, ctor=0)
 
 
 def test_a_declared_and_signed_module_reaches_the_network(
-        agents, tmp_path, op, operator, pub, keys, listener):
+        agents, tmp_path, op_client, operator, pub_client, keys, listener):
     port, accepted = listener
-    publish(pub, keys, "netneed", net=True)
+    publish(pub_client, keys, "netneed", net=True)
     agent(agents, tmp_path)
-    r = probe(op, operator, "netneed", port)
+    r = probe(op_client, operator, "netneed", port)
     d = r["data"]
     assert r["status"] == "pass", r
     assert d["connect"] == {"ok": True, "errno": 0}, d
@@ -151,11 +141,11 @@ def test_a_declared_and_signed_module_reaches_the_network(
 
 
 def test_a_declaration_missing_from_the_manifest_is_refused_with_the_reason(
-        agents, tmp_path, op, operator, pub, keys, listener):
+        agents, tmp_path, op_client, operator, pub_client, keys, listener):
     port, accepted = listener
-    publish(pub, keys, "netneed", net=False)
+    publish(pub_client, keys, "netneed", net=False)
     agent(agents, tmp_path)
-    r = probe(op, operator, "netneed", port)
+    r = probe(op_client, operator, "netneed", port)
     assert r["status"] == "error", r
     assert "needs the network" in r["reason"], r
     assert "signed manifest does not declare it" in r["reason"], r
@@ -163,32 +153,32 @@ def test_a_declaration_missing_from_the_manifest_is_refused_with_the_reason(
 
 
 def test_policy_net_no_refuses_a_declared_module(
-        agents, tmp_path, op, operator, pub, keys, listener):
+        agents, tmp_path, op_client, operator, pub_client, keys, listener):
     port, accepted = listener
-    publish(pub, keys, "netneed", net=True)
+    publish(pub_client, keys, "netneed", net=True)
     agent(agents, tmp_path, policy="allow * run:netneed host/h1 net=no\n"
                                    "allow * run:netprobe host/h1\n")
-    r = probe(op, operator, "netneed", port)
+    r = probe(op_client, operator, "netneed", port)
     assert r["status"] == "error", r
     assert "policy says net=no" in r["reason"], r
     assert accepted == []
 
 
 def test_a_local_module_follows_its_descriptor(
-        agents, tmp_path, op, operator, listener):
+        agents, tmp_path, op_client, operator, listener):
     port, accepted = listener
     agent(agents, tmp_path, local=("netprobe", "netneed"))
-    r = probe(op, operator, "netprobe", port)
+    r = probe(op_client, operator, "netprobe", port)
     assert_no_net(r, accepted, ctor=0)
-    r = probe(op, operator, "netneed", port)
+    r = probe(op_client, operator, "netneed", port)
     assert r["data"]["connect"] == {"ok": True, "errno": 0}, r
     assert len(accepted) >= 1
 
 
 def test_policy_net_no_holds_for_a_local_module_too(
-        agents, tmp_path, op, operator, listener):
+        agents, tmp_path, op_client, operator, listener):
     port, accepted = listener
     agent(agents, tmp_path, policy="allow * * host/* net=no\n", local=("netneed",))
-    r = probe(op, operator, "netneed", port)
+    r = probe(op_client, operator, "netneed", port)
     assert r["status"] == "error" and "policy says net=no" in r["reason"], r
     assert accepted == []

@@ -400,7 +400,6 @@ static int
 child_prepare(struct agent *a, struct run *r, struct runner_child *c,
     struct mu_err *err)
 {
-	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
 	struct spawn *sp = &c->sp;
 	int rc;
 
@@ -413,26 +412,12 @@ child_prepare(struct agent *a, struct run *r, struct runner_child *c,
 	sp->envp = runner_envp;
 	sp->use_exec_fd = a->par.runner_fd >= 0;
 	sp->exec_fd = a->par.runner_fd;
-	sp->limits[0] = (struct spawn_limit){ RLIMIT_AS, { a->cfg.memory, a->cfg.memory } };
-	sp->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
-	sp->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
-	sp->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
-	sp->own_pgrp = sp->pdeathsig = sp->no_new_privs = true;
-	/* Not on musterd's terminal (--foreground): a module must not type
-	 * into the shell that started it (TIOCSTI) nor get its signals. */
-	sp->own_session = true;
-	sp->filter = a->par.runner_filter.len ? &a->par.runner_filter : NULL;
-	/* Root can give each runner a PID namespace: all it starts dies
-	 * with it (subproc.h). */
-	sp->new_pidns = a->par.confined;
-	/* Per uid, so a job's own once it has one (below). */
-	sp->limits[4] = (struct spawn_limit){ RLIMIT_NPROC,
-	    { (rlim_t)a->cfg.processes, (rlim_t)a->cfg.processes } };
-	sp->nlimits = 5;
-	/* Its own /tmp, /var/tmp, /dev/shm (tmpfs of at most the job's
-	 * memory limit) and IPC namespace, gone with it. */
-	if (a->par.confined)
-		spawn_private_tmp(sp, a->cfg.memory);
+	/* The same confinement as `muster-runner --run` (lib/subproc.c). */
+	spawn_confine(sp, &(struct spawn_confinement){
+	    .memory = a->cfg.memory, .cpu_ms = a->cfg.cpu_ms,
+	    .processes = a->cfg.processes,
+	    .filter = a->par.runner_filter.len ? &a->par.runner_filter : NULL,
+	    .namespaces = a->par.confined });
 	/* A uid of its own (lib/jobuid.h) unless a policy rule names another
 	 * user; else resolve r->run_as (design.md §8). */
 	if (r->run_as[0] && a->par.jobuids.count && strcmp(r->run_as, a->cfg.run_as) == 0)

@@ -54,7 +54,8 @@ struct local {
 	char version[WIRE_MAX_VERSION + 1];
 	msgpack_sbuffer body;
 	int memfd, jobw, evr, pidfd, self_fd;
-	char **envp;			/* environ, MUSTER_TOOLS_DIR moved */
+	char **envp;			/* the runner's: local_env() */
+	char *asan_opts;
 	pid_t pid;
 	struct sock_fprog filter;	/* the hosts' seccomp filter */
 	struct ipc_reader rd;
@@ -298,33 +299,54 @@ local_memfd(struct local *l)
 /* ---- 4. the runner child ---------------------------------------------- */
 
 /*
- * MUSTER_TOOLS_DIR (a test's fake tools) as the confined module sees it:
- * the folder bound into its private /tmp (lib/subproc.h), since the real
- * /tmp is hidden and a folder on the way may be closed to the job's uid.
+ * The confined runner's environment: ours, but MUSTER_TOOLS_DIR (a test's
+ * fake tools) as the module sees it, the folder bound into its private
+ * /tmp (lib/subproc.h), since the real /tmp is hidden and a folder on the
+ * way may be closed to the job's uid; and in an ASan build no leak check
+ * in a runner whose children have a PID namespace of their own, which it
+ * cannot make (lib/subproc.h, SPAWN_PIDNS_ASAN_OPTIONS).  l->envp borrows
+ * environ's strings; l->asan_opts is its own.
  */
 static int
-local_tools(struct local *l, struct spawn *sp)
+local_env(struct local *l, struct spawn *sp)
 {
-	const char *dir = getenv("MUSTER_TOOLS_DIR");
+	const char *dir = getenv("MUSTER_TOOLS_DIR"), *opts = getenv("ASAN_OPTIONS");
+	bool tools = dir != NULL && dir[0] == '/';
+	bool asan = false;
 	size_t n = 0, i, j = 0;
 
-	if (dir == NULL || dir[0] != '/')
-		return MU_OK;
-	if (access(dir, X_OK) == -1) {
+#if defined(__SANITIZE_ADDRESS__)
+	asan = sp->new_pidns;
+#endif
+	if (tools && access(dir, X_OK) == -1) {
 		log_warnx("MUSTER_TOOLS_DIR %s: %s", dir, strerror(errno));
-		return MU_OK;
+		tools = false;
 	}
+	if (!tools && !asan)
+		return MU_OK;
 	while (environ[n])
 		n++;
-	if ((l->envp = calloc(n + 1, sizeof(*l->envp))) == NULL)
+	if ((l->envp = calloc(n + 3, sizeof(*l->envp))) == NULL)
 		return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
 	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "MUSTER_TOOLS_DIR=", 17) != 0)
+		if ((!tools || strncmp(environ[i], "MUSTER_TOOLS_DIR=", 17) != 0) &&
+		    (!asan || strncmp(environ[i], "ASAN_OPTIONS=", 13) != 0))
 			l->envp[j++] = environ[i];
-	l->envp[j++] = "MUSTER_TOOLS_DIR=" SPAWN_TOOLS_DIR;
+	if (tools) {
+		l->envp[j++] = "MUSTER_TOOLS_DIR=" SPAWN_TOOLS_DIR;
+		sp->tools_dir = dir;
+	}
+	if (asan) {
+		/* After the caller's options: the last one of a name wins. */
+		if (asprintf(&l->asan_opts, "ASAN_OPTIONS=%s%s" SPAWN_PIDNS_ASAN_OPTIONS,
+		    opts ? opts : "", opts && opts[0] ? ":" : "") == -1) {
+			l->asan_opts = NULL;
+			return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
+		}
+		l->envp[j++] = l->asan_opts;
+	}
 	l->envp[j] = NULL;
 	sp->envp = l->envp;
-	sp->tools_dir = dir;
 	return MU_OK;
 }
 
@@ -380,7 +402,7 @@ local_confine(struct local *l, struct spawn *sp)
 		    "as on a host, --no-confine for none of it)", (unsigned)geteuid());
 		return MU_OK;
 	}
-	if (local_tools(l, sp) != MU_OK)
+	if (local_env(l, sp) != MU_OK)
 		return l->fail_code;
 	jobuid_init(&ju, cfg.job_uid_first, cfg.job_uid_count);
 	if (jobuid_check(cfg.job_uid_first, cfg.job_uid_count, 1, &err) == MU_OK &&
@@ -805,6 +827,7 @@ local_free(struct local *l)
 	if (l->self_fd != -1)
 		close(l->self_fd);
 	free(l->envp);
+	free(l->asan_opts);
 	spawn_filter_free(&l->filter);
 	ipc_reader_free(&l->rd);
 	msgpack_sbuffer_destroy(&l->body);

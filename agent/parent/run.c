@@ -380,6 +380,17 @@ static char *const runner_envp[] = {
 	NULL,
 };
 
+#if defined(__SANITIZE_ADDRESS__)
+/* A runner whose children have a PID namespace cannot be leak-checked
+ * (lib/subproc.h, SPAWN_PIDNS_ASAN_OPTIONS). */
+static char *const runner_envp_pidns[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"LANG=C",
+	"ASAN_OPTIONS=" SPAWN_PIDNS_ASAN_OPTIONS,
+	NULL,
+};
+#endif
+
 /* The job's own uid, and the gid of the same number, no other groups.
  * Held by r until run_finish() (jobuid.h: the runner is reaped by then). */
 static int
@@ -418,6 +429,10 @@ child_prepare(struct agent *a, struct run *r, struct runner_child *c,
 	    .processes = a->cfg.processes,
 	    .filter = a->par.runner_filter.len ? &a->par.runner_filter : NULL,
 	    .namespaces = a->par.confined });
+#if defined(__SANITIZE_ADDRESS__)
+	if (sp->new_pidns)
+		sp->envp = runner_envp_pidns;
+#endif
 	/* A uid of its own (lib/jobuid.h) unless a policy rule names another
 	 * user; else resolve r->run_as (design.md §8). */
 	if (r->run_as[0] && a->par.jobuids.count && strcmp(r->run_as, a->cfg.run_as) == 0)

@@ -10,9 +10,13 @@
  * RLIMIT_NPROC, counted per uid, would be a limit shared by every job.  A
  * uid per job makes the kernel's own owner checks the wall between jobs.
  *
- * Reuse: the runner is the init of a PID namespace, so when the parent has
- * reaped it no process of the job is left (the kernel waits for them all
- * before the init's exit completes); its /tmp, /var/tmp and /dev/shm were
+ * Reuse: the runner's children live in a PID namespace of their own
+ * (lib/subproc.h); before the runner ends (return, exit(), a crash) it ends
+ * that namespace and reaps every process of it (runner/confine.c), so when
+ * the parent has reaped the runner no process of the job is left.  Only a
+ * runner killed by SIGKILL (timeout, cancel: the whole process group, the
+ * namespace's init too) leaves its job's processes killed but perhaps not
+ * yet reaped by the host's init.  Its /tmp, /var/tmp and /dev/shm were
  * tmpfs of its own mount namespace and are gone too.  Uids are handed out
  * round robin, so the one just given back is the last to be taken again.
  *

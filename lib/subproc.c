@@ -118,18 +118,69 @@ child_user(const struct spawn *s, int errfd)
  * The tmpfs live as long as the namespace: the kernel frees them when the
  * job's last process is gone, nothing to delete afterwards.
  */
+/* "/proc/self/fd/N" without stdio (async-signal-safe). */
+static void
+fd_path(char *buf, int fd)
+{
+	static const char pre[] = "/proc/self/fd/";
+	char digits[12];
+	int n = 0, i = 0;
+
+	do
+		digits[n++] = (char)('0' + fd % 10);
+	while ((fd /= 10) > 0 && n < (int)sizeof(digits));
+	memcpy(buf, pre, sizeof(pre) - 1);
+	i = (int)sizeof(pre) - 1;
+	while (n > 0)
+		buf[i++] = digits[--n];
+	buf[i] = '\0';
+}
+
+/* The folder, opened before the tmpfs hide it (and in our mount
+ * namespace: a mount of the caller's cannot be bound here), on
+ * SPAWN_TOOLS_DIR in the fresh /tmp, read-only. */
+static int
+child_open_tools(const struct spawn *s, int errfd)
+{
+	int fd;
+
+	if (s->tools_dir == NULL)
+		return -1;
+	if ((fd = open(s->tools_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1)
+		child_fail(errfd, 127);
+	return fd;
+}
+
+static void
+child_bind_tools(int fd, int errfd)
+{
+	char src[40];
+
+	fd_path(src, fd);
+	if (mkdir(SPAWN_TOOLS_DIR, 0755) == -1 ||
+	    mount(src, SPAWN_TOOLS_DIR, NULL, MS_BIND, NULL) == -1 ||
+	    mount(NULL, SPAWN_TOOLS_DIR, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+	    MS_NODEV, NULL) == -1)
+		child_fail(errfd, 127);
+	close(fd);
+}
+
 static void
 child_private_tmp(const struct spawn *s, int errfd)
 {
 	static const char *const paths[] = { "/tmp", "/var/tmp", "/dev/shm" };
 	size_t i;
+	int tools;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == -1)
 		child_fail(errfd, 127);
+	tools = child_open_tools(s, errfd);
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (mount("tmpfs", paths[i], "tmpfs", MS_NOSUID | MS_NODEV, s->tmpfs_opts) == -1 &&
 		    (i == 0 || errno != ENOENT))
 			child_fail(errfd, 127);
+	if (tools != -1)
+		child_bind_tools(tools, errfd);
 }
 
 static __attribute__((noreturn)) void
@@ -138,6 +189,7 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	int exec_fd, i;
+	pid_t pp;
 
 	/* A session of its own: no controlling terminal, so nothing it runs
 	 * can open /dev/tty or type into musterd's terminal (TIOCSTI); as a
@@ -151,9 +203,12 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 		setpgid(0, 0);
 	if (s->pdeathsig) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* The parent died before the signal was armed.  (In a new PID
-		 * namespace the parent is outside it and getppid() is 0.) */
-		if (!s->new_pidns && getppid() != parent)
+		/* The parent died before the signal was armed: we were
+		 * reparented.  0: the parent is outside our PID namespace (a
+		 * runner's run_cmd() child, lib/subproc.h) and we cannot tell;
+		 * the runner's end ends that namespace and us with it. */
+		pp = getppid();
+		if (pp != parent && pp != 0)
 			_exit(127);
 	}
 	/* Defaults before the mask opens, so that no handler of the parent
@@ -164,6 +219,10 @@ spawn_child(const struct spawn *s, pid_t parent, int errfd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (s->private_tmp)
 		child_private_tmp(s, errfd);
+	/* Our children in a PID namespace of their own, we stay outside it
+	 * (subproc.h: an init cannot die of most signals). */
+	if (s->new_pidns && unshare(CLONE_NEWPID) == -1)
+		child_fail(errfd, 127);
 	for (i = 0; i < s->nlimits; i++)
 		setrlimit(s->limits[i].resource, &s->limits[i].value);
 	if (s->switch_user)
@@ -214,12 +273,12 @@ child_main(void *arg)
  */
 /* The namespaces the clone makes.  CLONE_NEWNS needs no CLONE_FS (we do
  * not share it); CLONE_NEWIPC: System V IPC and POSIX message queues of
- * the job's own, gone with it. */
+ * the job's own, gone with it.  The PID namespace is the prelude's
+ * unshare(), for the child's children only. */
 static int
 ns_flags_of(const struct spawn *s)
 {
-	return (s->new_pidns ? CLONE_NEWPID : 0) |
-	    (s->private_tmp ? CLONE_NEWNS | CLONE_NEWIPC : 0);
+	return s->private_tmp ? CLONE_NEWNS | CLONE_NEWIPC : 0;
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -229,8 +288,8 @@ child_clone(const struct spawn *s, pid_t parent, int errfd)
 	struct child_args c = { s, parent, errfd };
 	pid_t pid;
 
-	/* fork() semantics (no new stack, a copy of our memory), plus a PID
-	 * namespace if asked; CLONE_VFORK so that we wait for the exec as in
+	/* fork() semantics (no new stack, a copy of our memory), plus the
+	 * namespaces asked for; CLONE_VFORK so that we wait for the exec as in
 	 * the build below, and the child's prelude (setsid()) comes before
 	 * anything we do to it. */
 	pid = (pid_t)syscall(SYS_clone, ns_flags_of(s) | CLONE_VFORK | SIGCHLD, NULL, NULL,
@@ -361,6 +420,15 @@ spawn_set_user(struct spawn *s, const char *user, struct mu_err *err)
 
 /* ---- the seccomp filter ------------------------------------------------ */
 
+/* Denied calls trap (SIGSYS, subproc.h): the runner's handler turns each
+ * into EPERM and names it in the result.  Where the runner cannot set a
+ * call's return value (runner/confine.c), they fail with EPERM directly. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define DENY	SCMP_ACT_TRAP
+#else
+#define DENY	SCMP_ACT_ERRNO(EPERM)
+#endif
+
 static const int denied[] = {
 	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
 	SCMP_SYS(kcmp), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root),
@@ -401,10 +469,10 @@ filter_rules(scmp_filter_ctx ctx)
 		if (denied[i] == SCMP_SYS(ptrace))
 			continue;
 #endif
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+		rc = seccomp_rule_add(ctx, DENY, denied[i], 0);
 	}
 	for (i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]) && rc == 0; i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+		rc = seccomp_rule_add(ctx, DENY, SCMP_SYS(clone), 1,
 		    SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
@@ -414,7 +482,7 @@ filter_rules(scmp_filter_ctx ctx)
 	 * kernel reads the request as 32 bits: the mask keeps high bits set
 	 * by the caller from slipping past the comparison. */
 	for (i = 0; i < sizeof(tty_denied) / sizeof(tty_denied[0]) && rc == 0; i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+		rc = seccomp_rule_add(ctx, DENY, SCMP_SYS(ioctl), 1,
 		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, tty_denied[i]));
 	return rc;
 }
@@ -500,4 +568,44 @@ spawn_filter_no_inet(struct mu_err *err)
 	if (rc != 0)
 		return mu_errf(err, MU_EIO, "cannot deny IPv4/IPv6 sockets: %s", strerror(-rc));
 	return MU_OK;
+}
+
+void
+spawn_syscall_name(int nr, char *buf, size_t len)
+{
+	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+
+	if (name != NULL)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "syscall %d", nr);
+	free(name);
+}
+
+/* ---- what a host gives every runner ------------------------------------ */
+
+void
+spawn_confine(struct spawn *s, const struct spawn_confinement *c)
+{
+	rlim_t cpu_s = (rlim_t)((c->cpu_ms + 999) / 1000);
+
+	s->limits[0] = (struct spawn_limit){ RLIMIT_AS, { c->memory, c->memory } };
+	s->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
+	s->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
+	s->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
+	/* Per uid, so a job's own once it has one (lib/jobuid.h). */
+	s->limits[4] = (struct spawn_limit){ RLIMIT_NPROC,
+	    { (rlim_t)c->processes, (rlim_t)c->processes } };
+	s->nlimits = 5;
+	s->own_pgrp = s->pdeathsig = s->no_new_privs = true;
+	/* Not on the starter's terminal: a module must not type into the
+	 * shell that started it (TIOCSTI) nor get its signals. */
+	s->own_session = true;
+	s->filter = c->filter;
+	/* All a runner starts dies with it (subproc.h), and its own /tmp,
+	 * /var/tmp, /dev/shm (tmpfs of at most its memory limit) and IPC
+	 * namespace, gone with it. */
+	s->new_pidns = c->namespaces;
+	if (c->namespaces)
+		spawn_private_tmp(s, c->memory);
 }

@@ -10,7 +10,8 @@
  * only async-signal-safe system calls, in this order:
  *   own session (no controlling terminal) or process group; parent-death signal; every signal's default action
  *   (ignored ones would stay ignored across exec), then an empty mask;
- *   the private /tmp mounts (while still root); rlimits; groups, gid, uid (then the death signal again, since a change
+ *   the private /tmp mounts and the PID namespace for its children (while
+ *   still root); rlimits; groups, gid, uid (then the death signal again, since a change
  *   of credentials clears it); no new privileges; fds 0..4 from the
  *   caller's list, everything above closed; the seccomp filter; exec.
  *
@@ -24,12 +25,19 @@
  * pipe if any step fails, and the parent reads it (EOF: exec succeeded).
  * A child that failed is reaped there, so the caller never sees its pid.
  *
- * Descendants: with new_pidns the child is created as the init of a PID
- * namespace of its own (root only).  When it exits, the kernel kills
- * every process left in that namespace, whatever they did to escape
- * (setsid(), double fork), so nothing a module started outlives its job.
- * An init process ignores signals it has no handler for, except SIGKILL
- * from outside: a graceful SIGTERM needs a handler in the child.
+ * Descendants: with new_pidns the child's children are created in a PID
+ * namespace of its own (root only; unshare(CLONE_NEWPID) in the prelude);
+ * the child itself stays in ours.  The exec'd program must make its first
+ * child the namespace's init, a reaper that does nothing else (the runner
+ * does: runner/confine.c).  When that init dies (it dies with the program:
+ * parent-death signal) the kernel kills every process left in the
+ * namespace, whatever they did to escape (setsid(), double fork), so
+ * nothing a module started outlives its job.  Why not make the child the
+ * init itself: an init ignores every signal it has no handler for, even
+ * one it sends itself, so a module's abort() (raise(SIGABRT)) did nothing
+ * and glibc fell through to a crash instruction: SIGSEGV, reported as a
+ * segmentation fault.  Outside the namespace the program dies of the
+ * signal that happened.
  *
  * Ownership: struct spawn borrows every pointer and fd; spawn_start()
  * closes nothing.  spawn_filter_build() fills a program the caller frees
@@ -50,6 +58,7 @@
 #define SPAWN_FDS		5	/* the child's fds 0..4 */
 #define SPAWN_MAX_GROUPS	64
 #define SPAWN_MAX_LIMITS	6
+#define SPAWN_TOOLS_DIR		"/tmp/.muster-tools"
 
 struct spawn_limit {
 	int resource;			/* RLIMIT_* */
@@ -83,6 +92,12 @@ struct spawn {
 	 * other sees, and it is gone with the job (spawn_private_tmp()). */
 	bool private_tmp;
 	char tmpfs_opts[64];		/* mount options of those tmpfs */
+	/* With private_tmp: bind the folder tools_dir (an absolute path)
+	 * read-only on SPAWN_TOOLS_DIR inside the private /tmp.  For
+	 * `muster-runner --run`'s MUSTER_TOOLS_DIR, a test's fake tools,
+	 * which the private /tmp or a folder on the way closed to the job's
+	 * uid (a 0700 home) would hide. */
+	const char *tools_dir;
 	bool exec_report;		/* wait for the exec; see above */
 };
 
@@ -104,10 +119,16 @@ int spawn_set_user(struct spawn *s, const char *user, struct mu_err *err);
  * The runners' syscall filter: allow everything but what no module needs
  * and what would let one reach outside its job - ptrace, mount and
  * namespaces, kernel modules, kexec, bpf, reboot, swap, keyrings, clock
- * and host settings, process_vm_*, typing into a terminal; with no_inet
- * also IPv4 and IPv6 sockets (a job not granted the network).  Denied
- * calls fail with EPERM (a module sees an error it can report, not a
- * kill).
+ * and host settings, process_vm_* (the list: docs/modules.md, "What runs
+ * differently on a host").  A denied call raises SIGSYS (SECCOMP_RET_TRAP)
+ * with the call's number in si_syscall: the runner's handler
+ * (runner/confine.c) makes the call fail with EPERM, as before, and
+ * remembers it, so that the result names the call instead of leaving a
+ * mystery EPERM.  A program without such a handler (one a module execs)
+ * is killed by SIGSYS ("Bad system call"), which names the cause too.
+ * With no_inet, also IPv4 and IPv6 sockets (a job not granted the
+ * network): those fail with EPERM directly.
+ * clone3() answers ENOSYS instead (the C library falls back to clone()).
  */
 int spawn_filter_build(struct sock_fprog *out, bool no_inet, struct mu_err *err);
 
@@ -116,5 +137,44 @@ int spawn_filter_build(struct sock_fprog *out, bool no_inet, struct mu_err *err)
  * the runner's own, for a module that does not declare the network. */
 int spawn_filter_no_inet(struct mu_err *err);
 void spawn_filter_free(struct sock_fprog *prog);
+
+/* The name of system call nr of this machine's architecture, into buf
+ * ("syscall 123" when libseccomp does not know it).  Not
+ * async-signal-safe. */
+void spawn_syscall_name(int nr, char *buf, size_t len);
+
+/*
+ * What a host gives every runner besides its user (design.md §8): the
+ * rlimits, its own session and process group, the parent-death signal,
+ * no new privileges, the filter, and as root the PID, mount and IPC
+ * namespaces with a private /tmp.  One place for musterd
+ * (agent/parent/run.c) and `muster-runner --run` (runner/local.c), so that
+ * a module author's run is confined as a host's is.
+ */
+struct spawn_confinement {
+	uint64_t memory;		/* RLIMIT_AS, and each private tmpfs */
+	uint64_t cpu_ms;		/* RLIMIT_CPU, rounded up to seconds */
+	int processes;			/* RLIMIT_NPROC (per uid) */
+	const struct sock_fprog *filter;	/* NULL: none */
+	bool namespaces;		/* PID, mount, IPC (root only) */
+};
+
+/* Fill s's limits and confinement flags (not the user, fds or argv). */
+void spawn_confine(struct spawn *s, const struct spawn_confinement *c);
+
+/*
+ * In an ASan build, what the environment of a program started with
+ * new_pidns adds to ASAN_OPTIONS (musterd's runners, `muster-runner --run`
+ * as root).  LeakSanitizer checks at exit from a tracer it clone()s to
+ * ptrace the process's threads; that clone lands in pid_for_children, the
+ * children's namespace, where getppid() is 0 and the threads' ids mean
+ * nothing, so the tracer gives up ("LeakSanitizer has encountered a fatal
+ * error") and, once the namespace's init is gone, cannot even be created.
+ * Moving its children back into its own namespace needs CAP_SYS_ADMIN,
+ * which the runner has not.  So such a runner skips the leak check; the
+ * same code is leak-checked where it has no such namespace (tests/runner
+ * start it directly, --no-confine, every run not as root).
+ */
+#define SPAWN_PIDNS_ASAN_OPTIONS	"detect_leaks=0"
 
 #endif

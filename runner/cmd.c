@@ -416,6 +416,8 @@ cmd_on_term(int sig)
 
 	if (cmd_pgid > 0)
 		kill(-cmd_pgid, SIGKILL);
+	/* The job's processes go with us, reaped (confine.c). */
+	confine_end();
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigaction(sig, &dfl, NULL);
@@ -425,8 +427,7 @@ cmd_on_term(int sig)
 	sigaddset(&self, sig);
 	sigprocmask(SIG_UNBLOCK, &self, NULL);
 	raise(sig);
-	/* Still here: we are the init of a PID namespace (lib/subproc.h), which
-	 * ignores its own default-action signals. */
+	/* Still here (the signal cannot kill us): exit all the same. */
 	_exit(128 + sig);
 }
 

@@ -38,6 +38,8 @@
 
 #include <jansson.h>
 
+#include "config.h"
+#include "jobuid.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -51,8 +53,11 @@ struct local {
 	char name[NAME_MAX_LEN + 1];
 	char version[WIRE_MAX_VERSION + 1];
 	msgpack_sbuffer body;
-	int memfd, jobw, evr, pidfd;
+	int memfd, jobw, evr, pidfd, self_fd;
+	char **envp;			/* the runner's: local_env() */
+	char *asan_opts;
 	pid_t pid;
+	struct sock_fprog filter;	/* the hosts' seccomp filter */
 	struct ipc_reader rd;
 	/* What came back. */
 	bool have_verdict;
@@ -293,6 +298,133 @@ local_memfd(struct local *l)
 
 /* ---- 4. the runner child ---------------------------------------------- */
 
+/*
+ * The confined runner's environment: ours, but MUSTER_TOOLS_DIR (a test's
+ * fake tools) as the module sees it, the folder bound into its private
+ * /tmp (lib/subproc.h), since the real /tmp is hidden and a folder on the
+ * way may be closed to the job's uid; and in an ASan build no leak check
+ * in a runner whose children have a PID namespace of their own, which it
+ * cannot make (lib/subproc.h, SPAWN_PIDNS_ASAN_OPTIONS).  l->envp borrows
+ * environ's strings; l->asan_opts is its own.
+ */
+static int
+local_env(struct local *l, struct spawn *sp)
+{
+	const char *dir = getenv("MUSTER_TOOLS_DIR"), *opts = getenv("ASAN_OPTIONS");
+	bool tools = dir != NULL && dir[0] == '/';
+	bool asan = false;
+	size_t n = 0, i, j = 0;
+
+#if defined(__SANITIZE_ADDRESS__)
+	asan = sp->new_pidns;
+#endif
+	if (tools && access(dir, X_OK) == -1) {
+		log_warnx("MUSTER_TOOLS_DIR %s: %s", dir, strerror(errno));
+		tools = false;
+	}
+	if (!tools && !asan)
+		return MU_OK;
+	while (environ[n])
+		n++;
+	if ((l->envp = calloc(n + 3, sizeof(*l->envp))) == NULL)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
+	for (i = 0; i < n; i++)
+		if ((!tools || strncmp(environ[i], "MUSTER_TOOLS_DIR=", 17) != 0) &&
+		    (!asan || strncmp(environ[i], "ASAN_OPTIONS=", 13) != 0))
+			l->envp[j++] = environ[i];
+	if (tools) {
+		l->envp[j++] = "MUSTER_TOOLS_DIR=" SPAWN_TOOLS_DIR;
+		sp->tools_dir = dir;
+	}
+	if (asan) {
+		/* After the caller's options: the last one of a name wins. */
+		if (asprintf(&l->asan_opts, "ASAN_OPTIONS=%s%s" SPAWN_PIDNS_ASAN_OPTIONS,
+		    opts ? opts : "", opts && opts[0] ? ":" : "") == -1) {
+			l->asan_opts = NULL;
+			return local_failf(l, RUNNER_EXIT_INTERNAL, "out of memory");
+		}
+		l->envp[j++] = l->asan_opts;
+	}
+	l->envp[j] = NULL;
+	sp->envp = l->envp;
+	return MU_OK;
+}
+
+/*
+ * Confine the runner child as a host with the default agent.conf does
+ * (lib/subproc.h spawn_confine(), design.md §8): the seccomp filter, the
+ * rlimits, a session of its own, no new privileges; as root also a uid of
+ * its own from the default [limits] job_uids (or the run_as user when a
+ * user holds one of those uids), a PID namespace and a private /tmp.
+ * What cannot be applied is said on stderr, so that nobody takes a pass
+ * here for a pass on a host.  --no-confine: none of it.
+ */
+static int
+local_confine(struct local *l, struct spawn *sp)
+{
+	struct spawn_confinement c = { 0 };
+	struct agent_config cfg;
+	struct mu_err err = { "" };
+	struct jobuids ju;
+	bool root = geteuid() == 0;
+	uid_t uid;
+
+	if (l->o->no_confine) {
+		log_warnx("--no-confine: the module runs as uid %u, with no seccomp filter, "
+		    "limits or namespaces (only its network declaration holds): not as on "
+		    "a host", (unsigned)geteuid());
+		return MU_OK;
+	}
+	config_agent_defaults(&cfg);
+	/* The network as the module declares it: the runner child holds it
+	 * to its descriptor (runner/module.c), as for a local module on a host. */
+	if (spawn_filter_build(&l->filter, false, &err) != MU_OK)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "%s", err.msg);
+	c.memory = cfg.memory;
+	c.cpu_ms = cfg.cpu_ms;
+	c.processes = cfg.processes;
+	c.filter = &l->filter;
+	c.namespaces = root;
+#if defined(__SANITIZE_ADDRESS__)
+	/* AddressSanitizer reserves terabytes of address space. */
+	c.memory = RLIM_INFINITY;
+#endif
+	spawn_confine(sp, &c);
+	/* The job's user must reach only the file, not the folders on its
+	 * path (as musterd's runner_fd). */
+	if ((l->self_fd = open(RUNNER_SELF, O_PATH | O_CLOEXEC)) == -1)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "%s: %s", RUNNER_SELF,
+		    strerror(errno));
+	sp->use_exec_fd = true;
+	sp->exec_fd = l->self_fd;
+	if (!root) {
+		log_warnx("not root: the module runs as uid %u, not as a job's own uid; "
+		    "no PID namespace, no private /tmp, /var/tmp, /dev/shm and IPC; "
+		    "applied: the seccomp filter, the limits (memory, CPU, files, "
+		    "processes), a session of its own (run as root to be confined "
+		    "as on a host, --no-confine for none of it)", (unsigned)geteuid());
+		return MU_OK;
+	}
+	if (local_env(l, sp) != MU_OK)
+		return l->fail_code;
+	jobuid_init(&ju, cfg.job_uid_first, cfg.job_uid_count);
+	if (jobuid_check(cfg.job_uid_first, cfg.job_uid_count, 1, &err) == MU_OK &&
+	    jobuid_take(&ju, &uid, &err) == MU_OK) {
+		/* The job's uid and the gid of the same number, no groups:
+		 * what musterd gives a job (agent/parent/run.c). */
+		sp->switch_user = true;
+		sp->uid = uid;
+		sp->gid = (gid_t)uid;
+		sp->ngroups = 0;
+		return MU_OK;
+	}
+	log_warnx("%s; running as [limits] run_as %s instead", err.msg, cfg.run_as);
+	if (spawn_set_user(sp, cfg.run_as, &err) != MU_OK)
+		return local_failf(l, RUNNER_EXIT_INTERNAL, "cannot confine the run: %s "
+		    "(--no-confine runs it as you)", err.msg);
+	return MU_OK;
+}
+
 static int
 local_spawn(struct local *l)
 {
@@ -319,6 +451,10 @@ local_spawn(struct local *l)
 	sp.fds[RUNNER_EVENT_FD] = evp[1];
 	sp.fds[RUNNER_MODULE_FD] = l->memfd;
 	sp.own_pgrp = true;
+	if (local_confine(l, &sp) != MU_OK) {
+		close(jobp[0]), close(evp[1]);
+		return l->fail_code;
+	}
 	l->pid = spawn_start(&sp, &err);
 	close(jobp[0]), close(evp[1]);
 	close(l->memfd);
@@ -691,6 +827,11 @@ local_free(struct local *l)
 		close(l->memfd);
 	if (l->pidfd != -1)
 		close(l->pidfd);
+	if (l->self_fd != -1)
+		close(l->self_fd);
+	free(l->envp);
+	free(l->asan_opts);
+	spawn_filter_free(&l->filter);
 	ipc_reader_free(&l->rd);
 	msgpack_sbuffer_destroy(&l->body);
 	json_decref(l->output);
@@ -707,7 +848,7 @@ local_main(const struct runner_opts *o)
 
 	memset(&l, 0, sizeof(l));
 	l.o = o;
-	l.memfd = l.jobw = l.evr = l.pidfd = -1;
+	l.memfd = l.jobw = l.evr = l.pidfd = l.self_fd = -1;
 	msgpack_sbuffer_init(&l.body);
 	signal(SIGPIPE, SIG_IGN);
 	if ((l.output = json_array()) == NULL)

@@ -21,7 +21,7 @@ usage(FILE *f)
 	    "         (as musterd starts it: job on stdin, events on fd 3, module on fd 4)\n"
 	    "       muster-runner --describe FILE.so\n"
 	    "       muster-runner --run FILE.so [--json] [--output-limit BYTES]\n"
-	    "                     [--timeout DURATION]\n"
+	    "                     [--timeout DURATION] [--no-confine]\n"
 	    "                     [key=value | key:=JSON | key:=@FILE ...]\n"
 	    "       muster-runner --version | --help\n");
 }
@@ -76,6 +76,8 @@ opts_check(const struct runner_opts *o)
 	if (o->no_net && (o->run || o->describe))
 		return usage_error("%s", "--no-net is musterd's (--run and --describe "
 		    "follow the module's own declaration)");
+	if (o->no_confine && o->run == NULL)
+		return usage_error("%s", "--no-confine goes with --run");
 	if (o->json && o->run == NULL)
 		return usage_error("%s", "--json goes with --run");
 	if (o->timeout_ms && o->run == NULL)
@@ -93,7 +95,8 @@ opts_parse(int argc, char **argv, struct runner_opts *o, bool *done)
 		{ "json", no_argument, NULL, 'j' },
 		{ "output-limit", required_argument, NULL, 'o' },
 		{ "timeout", required_argument, NULL, 't' },
-		{ "no-net", required_argument, NULL, 'n' },
+		{ "no-net", required_argument, NULL, 'N' },
+		{ "no-confine", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -121,8 +124,11 @@ opts_parse(int argc, char **argv, struct runner_opts *o, bool *done)
 		case 't':
 			rc = opt_timeout(optarg, o);
 			break;
-		case 'n':
+		case 'N':
 			o->no_net = optarg;
+			break;
+		case 'n':
+			o->no_confine = true;
 			break;
 		case 'h':
 			usage(stdout);

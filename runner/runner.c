@@ -63,7 +63,10 @@ runner_setup(struct runner *r, const struct runner_opts *o, struct mu_err *err)
 	sigset_t none;
 	int rc;
 
-	/* Not dumpable, first: another job runs as the same user, and could
+	/* The PID namespace's init before any other child (confine.c). */
+	if ((rc = confine_pidns_init(err)) != MU_OK)
+		return rc;
+	/* Not dumpable, before the job: another job runs as the same user, and could
 	 * otherwise read our /proc/PID/environ and mem, ptrace-style.  It
 	 * must be set here, in the exec'd runner: execve() makes a process
 	 * dumpable again, whatever musterd set before it. */
@@ -74,7 +77,7 @@ runner_setup(struct runner *r, const struct runner_opts *o, struct mu_err *err)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (cmd_signals() != MU_OK)
+	if (cmd_signals() != MU_OK || confine_sigsys() != MU_OK)
 		return mu_errf(err, RUNNER_EXIT_INTERNAL, "cannot set signal handlers: %s",
 		    strerror(errno));
 	if ((rc = runner_fds(err)) != MU_OK)
@@ -208,6 +211,20 @@ runner_outcome(struct runner *r, int ret, enum result_status *st)
 	}
 }
 
+/* A run that did not pass after the filter refused a call says so
+ * first: the module saw only EPERM (confine.c). */
+static void
+runner_name_blocked(struct runner *r, enum result_status st)
+{
+	char name[64], was[RUNNER_TEXT_MAX + 1];
+
+	if (st == RS_PASS || !confine_blocked(name, sizeof(name)))
+		return;
+	snprintf(was, sizeof(was), "%s", r->ctx.reason.set ? r->ctx.reason.s : "");
+	text_set(&r->ctx.reason, "blocked system call: %s (the seccomp filter of "
+	    "every host; docs/modules.md)%s%s", name, was[0] ? "; " : "", was);
+}
+
 static int
 runner_run(struct runner *r)
 {
@@ -218,6 +235,7 @@ runner_run(struct runner *r)
 	free(r->reserve);
 	r->reserve = NULL;
 	code = runner_outcome(r, ret, &st);
+	runner_name_blocked(r, st);
 	rc = events_verdict(&r->ctx, st, runner_module_name(r), runner_module_version(r));
 	if (rc == MU_EIO || r->ctx.ev_broken) {
 		log_warnx("the verdict could not be sent");

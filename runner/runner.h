@@ -95,6 +95,7 @@ struct runner_opts {
 	/* --no-net WHY: musterd did not grant this job the network (WHY:
 	 * "manifest" or "policy"); NULL: the descriptor decides. */
 	const char *no_net;
+	bool no_confine;		/* --run --no-confine */
 	int nargs;			/* --run key=value | key:=JSON ... */
 	char **args;
 };
@@ -249,6 +250,18 @@ int cmd_run(const char *const argv[], int timeout_ms, size_t max_out,
     struct muster_cmd_result *res);
 /* SIGTERM to the runner also kills the group of a command it is running. */
 int cmd_signals(void);
+
+/* ---- confine.c: the runner's part of a host's confinement ------------ */
+
+/* Fork the init of our children's PID namespace, if they have one. */
+int confine_pidns_init(struct mu_err *);
+/* Trap the filter's blocked calls: EPERM, remembered. */
+int confine_sigsys(void);
+/* End our children's PID namespace and reap them all (at the runner's
+ * end; async-signal-safe; nothing to do without a namespace). */
+void confine_end(void);
+/* The first blocked call's name into name; false if none was made. */
+bool confine_blocked(char *name, size_t len);
 
 /* ---- module.c --------------------------------------------------------- */
 

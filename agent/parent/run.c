@@ -380,6 +380,17 @@ static char *const runner_envp[] = {
 	NULL,
 };
 
+#if defined(__SANITIZE_ADDRESS__)
+/* A runner whose children have a PID namespace cannot be leak-checked
+ * (lib/subproc.h, SPAWN_PIDNS_ASAN_OPTIONS). */
+static char *const runner_envp_pidns[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"LANG=C",
+	"ASAN_OPTIONS=" SPAWN_PIDNS_ASAN_OPTIONS,
+	NULL,
+};
+#endif
+
 /* The job's own uid, and the gid of the same number, no other groups.
  * Held by r until run_finish() (jobuid.h: the runner is reaped by then). */
 static int
@@ -418,7 +429,6 @@ static int
 child_prepare(struct agent *a, struct run *r, const struct module_file *mod,
     struct runner_child *c, struct mu_err *err)
 {
-	uint64_t cpu_s = (a->cfg.cpu_ms + 999) / 1000;
 	const char *no_net = run_no_net(r, mod);
 	struct spawn *sp = &c->sp;
 	int n = 0, rc;
@@ -436,28 +446,19 @@ child_prepare(struct agent *a, struct run *r, const struct module_file *mod,
 	sp->envp = runner_envp;
 	sp->use_exec_fd = a->par.runner_fd >= 0;
 	sp->exec_fd = a->par.runner_fd;
-	sp->limits[0] = (struct spawn_limit){ RLIMIT_AS, { a->cfg.memory, a->cfg.memory } };
-	sp->limits[1] = (struct spawn_limit){ RLIMIT_CPU, { cpu_s, cpu_s + 1 } };
-	sp->limits[2] = (struct spawn_limit){ RLIMIT_NOFILE, { 256, 256 } };
-	sp->limits[3] = (struct spawn_limit){ RLIMIT_CORE, { 0, 0 } };
-	sp->own_pgrp = sp->pdeathsig = sp->no_new_privs = true;
-	/* Not on musterd's terminal (--foreground): a module must not type
-	 * into the shell that started it (TIOCSTI) nor get its signals. */
-	sp->own_session = true;
-	sp->filter = no_net ? &a->par.runner_filter_no_inet : &a->par.runner_filter;
+	/* The same confinement as `muster-runner --run` (lib/subproc.c); the
+	 * filter without IPv4/IPv6 sockets unless the job may have them. */
+	spawn_confine(sp, &(struct spawn_confinement){
+	    .memory = a->cfg.memory, .cpu_ms = a->cfg.cpu_ms,
+	    .processes = a->cfg.processes,
+	    .filter = no_net ? &a->par.runner_filter_no_inet : &a->par.runner_filter,
+	    .namespaces = a->par.confined });
 	if (sp->filter->len == 0)
 		sp->filter = NULL;
-	/* Root can give each runner a PID namespace: all it starts dies
-	 * with it (subproc.h). */
-	sp->new_pidns = a->par.confined;
-	/* Per uid, so a job's own once it has one (below). */
-	sp->limits[4] = (struct spawn_limit){ RLIMIT_NPROC,
-	    { (rlim_t)a->cfg.processes, (rlim_t)a->cfg.processes } };
-	sp->nlimits = 5;
-	/* Its own /tmp, /var/tmp, /dev/shm (tmpfs of at most the job's
-	 * memory limit) and IPC namespace, gone with it. */
-	if (a->par.confined)
-		spawn_private_tmp(sp, a->cfg.memory);
+#if defined(__SANITIZE_ADDRESS__)
+	if (sp->new_pidns)
+		sp->envp = runner_envp_pidns;
+#endif
 	/* A uid of its own (lib/jobuid.h) unless a policy rule names another
 	 * user; else resolve r->run_as (design.md §8). */
 	if (r->run_as[0] && a->par.jobuids.count && strcmp(r->run_as, a->cfg.run_as) == 0)

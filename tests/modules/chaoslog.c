@@ -118,8 +118,8 @@ find_host(char *out, size_t size)
 	pid_t pid;
 	int i;
 
-	/* Not getppid(): a runner may be the init of a PID namespace of its
-	 * own, whose parent is outside it (0).  /proc is the host's, so
+	/* Not getppid(): a process in a runner's PID namespace has its
+	 * parent outside it (0).  /proc is the host's, so
 	 * /proc/self and the ppid in its stat are the host's numbers. */
 	self[n > 0 ? n : 0] = '\0';
 	pid = n > 0 ? parent_of((pid_t)atoi(self)) : getppid();

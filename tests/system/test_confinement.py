@@ -3,8 +3,9 @@
 
 As root, musterd starts every runner as a uid of its own from [limits]
 job_uids (or as the run_as user, muster-job, with job_uids = none), with no
-capabilities, NO_NEW_PRIVS and a seccomp filter, as the init of a PID,
-mount and IPC namespace of its own (a private /tmp).  A hostile test module (tests/modules/
+capabilities, NO_NEW_PRIVS and a seccomp filter, in a mount and IPC
+namespace of its own (a private /tmp), its children in a PID namespace of
+their own.  A hostile test module (tests/modules/
 escape.c) tries what a module must not do; each attempt is reported in the
 result's data.  The agent of those tests lives in a folder anyone may walk
 through (not pytest's 0700 tmp folder), so a refusal comes from the file's
@@ -12,10 +13,14 @@ own owner and mode, not from a folder on the way; and outside /tmp, which
 a runner sees a private one of.
 """
 import errno
+import json
 import os
 import pty
 import pwd
+import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -24,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from muster_fixtures import (
-    Agent, TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
+    Agent, RUNNER, TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
     collect_results, module_payloads, new_job, run_job, send_job, topic, wait_until,
     watch_results,
 )
@@ -394,3 +399,84 @@ def test_a_fork_bomb_stops_at_the_jobs_own_limit(agents, op, operator):
     assert time.monotonic() - t0 < 5
     r = hostile(op, operator, {"forkbomb": 20})
     assert r["data"]["forkbomb"] == {"children": 20, "errno": 0}, r
+
+
+# ---- the same verdict under `muster-runner --run` as on a host (issue 23) ----
+
+def laptop_local(args, *extra):
+    """`muster-runner --run laptop.so --json` as root: confined by default."""
+    argv = [str(RUNNER), "--run", str(TEST_MODULES_DIR / "laptop.so"), "--json", *extra]
+    argv += [f"{k}:={json.dumps(v)}" for k, v in args.items()]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=30)
+    out = json.loads(r.stdout)
+    out["stderr"] = r.stderr
+    return out
+
+
+def laptop_host(op, operator, args, **fields):
+    body = new_job("run", "host/h1", module="laptop", args=args, **fields)
+    got = run_job(op, operator, body, ["h1"], timeout=20)
+    assert "h1" in got, f"no result for {body['id']}"
+    return got["h1"]
+
+
+@pytest.fixture
+def laptop_agent(agents):
+    a = agents("h1", wake_port=0)
+    install_modules(a, "laptop", src=TEST_MODULES_DIR)
+    return a.start()
+
+
+def test_a_blocked_call_is_named_locally_and_on_a_host(laptop_agent, op, operator):
+    # adjtimex(2) only reads here, and root may make it: only the filter
+    # refuses it.  glibc makes it as clock_adjtime.
+    local = laptop_local({"adjtimex": True})
+    host = laptop_host(op, operator, {"adjtimex": True})
+    for r in (local, host):
+        assert r["status"] == "error", (r, r.get("output"))
+        assert re.match(r"blocked system call: (adjtimex|clock_adjtime) ", r["reason"]), r
+        assert "Operation not permitted" in r["reason"], r
+    assert local["reason"] == host["reason"]
+
+
+def test_an_unreadable_file_is_unreadable_locally_and_on_a_host(laptop_agent, op,
+                                                                 operator, open_dir):
+    secret = open_dir / "secret"
+    secret.write_text("root only\n")
+    secret.chmod(0o600)
+    # Root could read it; the job's uid cannot, here as on a host.
+    local = laptop_local({"read": str(secret)})
+    host = laptop_host(op, operator, {"read": str(secret)})
+    for r in (local, host):
+        assert r["status"] == "error", r
+        assert r["reason"] == f"{secret}: Permission denied", r
+    # --no-confine is the unconfined run, for debugging.
+    assert laptop_local({"read": str(secret)}, "--no-confine")["status"] == "pass"
+
+
+def test_abort_is_sigabrt_locally_and_on_a_host(laptop_agent, op, operator):
+    # The runner is no PID namespace's init: abort() is SIGABRT, not the
+    # SIGSEGV of glibc's fallback when an init ignores its own SIGABRT.
+    local = laptop_local({"abort": True})
+    host = laptop_host(op, operator, {"abort": True})
+    for r in (local, host):
+        assert r["status"] == "crashed", r
+        assert r["signal"] == signal.SIGABRT, r
+    assert "signal 6 (Aborted)" in local["reason"] and "signal 6 (Aborted)" in host["reason"]
+
+
+def test_a_hang_times_out_locally_and_on_a_host(laptop_agent, op, operator):
+    local = laptop_local({"hang": True}, "--timeout", "1500ms")
+    host = laptop_host(op, operator, {"hang": True}, timeout_ms=1500)
+    assert local["status"] == host["status"] == "timeout", (local, host)
+
+
+def test_run_says_what_it_could_not_apply_when_not_root():
+    # As another user: the filter and limits hold, the rest is named.
+    nobody = pwd.getpwnam("nobody")
+    r = subprocess.run([str(RUNNER), "--run", str(TEST_MODULES_DIR / "laptop.so"),
+                        "adjtimex=true"], capture_output=True, text=True, timeout=30,
+                       user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+    assert "not root" in r.stderr and "no PID namespace" in r.stderr, r.stderr
+    assert "blocked system call: " in r.stdout, r.stdout

@@ -29,6 +29,30 @@
  * module, which frees them with api->free() (or simply returns: the
  * process ends).
  *
+ * On a host (and under `muster-runner --run` as root; docs/modules.md,
+ * "What runs differently on a host", has the details): the module runs
+ * as a uid of the job's own (files only root may read are unreadable),
+ * with no capabilities and no new privileges, under a seccomp filter, with
+ * limits (default 512 MiB of address space, 5 min CPU, 256 files, 128
+ * processes), its children in a PID namespace of their own (all killed
+ * when the run ends), a private empty /tmp, /var/tmp and /dev/shm, the
+ * environment PATH and LANG only, and the host's timeout (default 60 s).
+ * The filter refuses ptrace, process_vm_readv, process_vm_writev, kcmp,
+ * mount, umount2, pivot_root, chroot, unshare, setns, move_mount,
+ * open_tree, fsopen, fsconfig, fsmount, fspick, mount_setattr,
+ * init_module, finit_module, delete_module, kexec_load, kexec_file_load,
+ * bpf, reboot, swapon, swapoff, keyctl, add_key, request_key,
+ * perf_event_open, userfaultfd, io_uring_setup, io_uring_enter,
+ * io_uring_register, acct, quotactl, settimeofday, clock_settime,
+ * clock_adjtime, adjtimex (glibc's adjtimex() and ntp_gettime() too, even
+ * only reading), sethostname, setdomainname, iopl, ioperm,
+ * open_by_handle_at, name_to_handle_at, fanotify_init, lookup_dcookie,
+ * syslog, vhangup, clone with a CLONE_NEW* flag, and the TIOCSTI and
+ * TIOCLINUX ioctls: the call fails with EPERM, and a result that is not a
+ * pass has the reason "blocked system call: NAME ..."; a program run by
+ * run_cmd() that makes one is killed by SIGSYS.  clone3 fails with ENOSYS
+ * (the C library falls back to clone).
+ *
  * Output: what a module writes to stdout or stderr itself (printf(),
  * perror()) also ends up in the operator's output: musterd adds it to the
  * job's output as it arrives, between out() lines, within the same limit;

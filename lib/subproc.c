@@ -165,6 +165,25 @@ child_bind_tools(int fd, int errfd)
 	close(fd);
 }
 
+/*
+ * A /proc of the job's own: a new instance of procfs (each mount has its
+ * own options since Linux 5.8) that hides every process of another uid.
+ * With a uid per job, another job's processes are not merely unreadable
+ * (the kernel's owner check) but absent: no pids, command lines or start
+ * times to learn.  Still the host's PID namespace (the runner lives in
+ * it; lib/subproc.h), so /proc/self and the pids a module reports mean
+ * what they mean on the host.  hidepid=2 is the older spelling.
+ */
+static void
+child_private_proc(int errfd)
+{
+	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+	if (mount("proc", "/proc", "proc", flags, "hidepid=invisible") == -1 &&
+	    mount("proc", "/proc", "proc", flags, "hidepid=2") == -1)
+		child_fail(errfd, 127);
+}
+
 static void
 child_private_tmp(const struct spawn *s, int errfd)
 {
@@ -181,6 +200,7 @@ child_private_tmp(const struct spawn *s, int errfd)
 			child_fail(errfd, 127);
 	if (tools != -1)
 		child_bind_tools(tools, errfd);
+	child_private_proc(errfd);
 }
 
 static __attribute__((noreturn)) void

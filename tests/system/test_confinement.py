@@ -267,11 +267,15 @@ def test_tiocsti_is_denied_by_the_filter(agents, op, operator):
     assert d["ownpty"] == {"ok": False, "errno": errno.EPERM}, d
 
 
+@pytest.mark.parametrize("uids", ["own", "shared"])
 def test_a_job_cannot_read_another_jobs_memory_or_environment(agents, op, operator,
-                                                              open_dir):
-    """Two concurrent jobs as the same user: runners are not dumpable, so
-    the other's /proc/PID/environ and mem are root's (issue 22, item 6)."""
-    start(agents)
+                                                              open_dir, uids):
+    """Two concurrent jobs, with a uid each (the default) or as the same
+    user (job_uids = none): the other job's runner is not even in the job's
+    /proc (a procfs of its own with hidepid=invisible, which hides what
+    the reader may not ptrace: another uid's processes, and a runner, which
+    is not dumpable, from its own uid too) (issue 22, item 6)."""
+    start(agents, **({"limits": {"job_uids": "none"}} if uids == "shared" else {}))
     pidfile = open_dir / "first.pid"
     first = new_job("run", "host/h1", module="escape",
                     args={"pidfile": str(pidfile), "sleep": 30000}, timeout_ms=30000)
@@ -281,11 +285,11 @@ def test_a_job_cannot_read_another_jobs_memory_or_environment(agents, op, operat
     pid = int(pidfile.read_text())
     r = escape(op, operator, {"peek": pid})
     d = r["data"]
-    # Control: the first job is there, alive and visible in /proc.
-    assert d["peek"]["status"]["ok"] is True, d
+    # Control: the first job is there and alive (the host's /proc).
     assert pid_alive(pid)
-    assert d["peek"]["environ"] == {"ok": False, "errno": errno.EACCES}, d
-    assert d["peek"]["mem"] == {"ok": False, "errno": errno.EACCES}, d
+    assert d["peek"]["status"] == {"ok": False}, d
+    assert d["peek"]["environ"] == {"ok": False, "errno": errno.ENOENT}, d
+    assert d["peek"]["mem"] == {"ok": False, "errno": errno.ENOENT}, d
     assert d["id"]["dumpable"] == 0, d
     cancel = new_job("cancel", "host/h1", cancel=first["id"])
     assert run_job(op, operator, cancel, ["h1"], 10)["h1"]["status"] == "pass"
@@ -346,14 +350,15 @@ def test_two_jobs_reach_nothing_of_each_other(agents, op, operator, open_dir):
         assert d["own_environ"] == {"ok": True, "errno": 0}, d
         assert d["own_mem"] == {"ok": True, "errno": 0}, d
         # ...not the other job's.
-        assert d["environ"] == {"ok": False, "errno": errno.EACCES}, d
-        assert d["mem"] == {"ok": False, "errno": errno.EACCES}, d
+        # Not even listed: the job's /proc hides other uids' processes.
+        assert d["environ"] == {"ok": False, "errno": errno.ENOENT}, d
+        assert d["mem"] == {"ok": False, "errno": errno.ENOENT}, d
         assert d["tmpread"] == {"ok": False, "errno": errno.ENOENT}, d
-        # Another PID namespace gives ESRCH/EINVAL before the uid is asked.
+        # The uid (EPERM), or: /proc/PID is not there to open a pidfd of.
         assert d["kill"]["ok"] is False and d["kill"]["errno"] in (
             errno.EPERM, errno.ESRCH), d
         assert d["pidfd"]["ok"] is False and d["pidfd"]["errno"] in (
-            errno.EPERM, errno.ESRCH, errno.EINVAL), d
+            errno.EPERM, errno.ESRCH, errno.EINVAL, errno.ENOENT), d
         assert r["status"] == "pass", r
         assert victim_uid in JOB_UIDS and d["id"]["uid"] in JOB_UIDS, (victim_uid, d)
         assert d["id"]["uid"] != victim_uid and d["id"]["gid"] != victim_uid, d

@@ -507,6 +507,11 @@ struct agent_parent {
 	/* Runner confinement (design.md §8): the seccomp program, built once;
 	 * confined: root, so each runner gets a PID namespace. */
 	struct sock_fprog runner_filter;	/* owned */
+	/* [limits] writable, split (config_writable()): pointers into
+	 * writable_buf, the folders a job with its own uid may write. */
+	char writable_buf[CONF_PATH_MAX];
+	const char *writable[CONF_WRITABLE_MAX];
+	int nwritable;
 	struct sock_fprog runner_filter_no_inet; /* owned: the same, and no
 					 * IPv4/IPv6 sockets (design.md §8) */
 	bool confined;

@@ -216,13 +216,39 @@ probe_runner(struct agent *a)
  * switch users or make namespaces; as anyone else runners run as we do,
  * in a process group, and the log says so.
  */
+/* [limits] writable: each must be a folder now; a job would fail to
+ * start otherwise (lib/subproc.c binds each). */
+static int
+runner_writable(struct agent *a, struct mu_err *err)
+{
+	const char *bad;
+	struct stat st;
+	int i;
+
+	snprintf(a->par.writable_buf, sizeof(a->par.writable_buf), "%s", a->cfg.writable);
+	a->par.nwritable = config_writable(a->par.writable_buf, a->par.writable,
+	    CONF_WRITABLE_MAX, &bad);
+	if (a->par.nwritable < 0)
+		return mu_errf(err, MU_EINVAL, "[limits] writable: %s", bad ? bad : "too many");
+	for (i = 0; i < a->par.nwritable; i++) {
+		if (stat(a->par.writable[i], &st) == -1)
+			return mu_errf(err, MU_EINVAL, "[limits] writable: %s: %s",
+			    a->par.writable[i], strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return mu_errf(err, MU_EINVAL, "[limits] writable: %s: not a folder",
+			    a->par.writable[i]);
+	}
+	return MU_OK;
+}
+
 static int
 runner_confinement(struct agent *a, struct mu_err *err)
 {
 	int rc;
 
 	if ((rc = spawn_filter_build(&a->par.runner_filter, false, err)) != MU_OK ||
-	    (rc = spawn_filter_build(&a->par.runner_filter_no_inet, true, err)) != MU_OK)
+	    (rc = spawn_filter_build(&a->par.runner_filter_no_inet, true, err)) != MU_OK ||
+	    (rc = runner_writable(a, err)) != MU_OK)
 		return rc;
 	/* Runners exec this fd: the runner's user need not be able to walk
 	 * the path to it, only to execute the file. */

@@ -339,6 +339,55 @@ set_path(struct conf_ctx *x, const struct conf_key *k, void *field,
 	return conf_copy(x, k, field, v, "path");
 }
 
+/* One folder of [limits] writable: absolute, no "." or ".." part (the
+ * child binds each on itself: a path that moves under it is no path). */
+static bool
+writable_ok(const char *p)
+{
+	size_t len = strlen(p);
+
+	return p[0] == '/' && strstr(p, "/./") == NULL && strstr(p, "/../") == NULL &&
+	    !(len >= 2 && strcmp(p + len - 2, "/.") == 0) &&
+	    !(len >= 3 && strcmp(p + len - 3, "/..") == 0);
+}
+
+int
+config_writable(char *list, const char **out, int max, const char **bad)
+{
+	char *p, *save = NULL;
+	int n = 0;
+
+	*bad = NULL;
+	for (p = strtok_r(list, " \t", &save); p; p = strtok_r(NULL, " \t", &save)) {
+		if (!writable_ok(p)) {
+			*bad = p;
+			return -1;
+		}
+		if (n == max)
+			return -1;
+		out[n++] = p;
+	}
+	return n;
+}
+
+static int
+set_writable(struct conf_ctx *x, const struct conf_key *k, void *field,
+    const char *v)
+{
+	char buf[CONF_PATH_MAX];
+	const char *out[CONF_WRITABLE_MAX], *bad;
+	int rc;
+
+	if ((rc = conf_copy(x, k, field, v, "list of folders")) != MU_OK)
+		return rc;
+	snprintf(buf, sizeof(buf), "%s", v);
+	if (config_writable(buf, out, CONF_WRITABLE_MAX, &bad) >= 0)
+		return MU_OK;
+	if (bad)
+		return conf_bad(x, "'%s' is not an absolute path without . or ..", bad);
+	return conf_bad(x, "more than %d folders", CONF_WRITABLE_MAX);
+}
+
 static int
 set_name(struct conf_ctx *x, const struct conf_key *k, void *field,
     const char *v)
@@ -710,6 +759,7 @@ static const struct conf_key limits_keys[] = {
 	/* RLIMIT_NPROC counts a uid's tasks (threads too): a runner and the
 	 * module's own need a few. */
 	KEY_RANGE("processes", set_int, struct agent_config, processes, 4, 65536),
+	KEY("writable", set_writable, struct agent_config, writable),
 	KEY_END
 };
 

@@ -23,6 +23,7 @@
 #include "names.h"
 
 #define CONF_PATH_MAX	1024
+#define CONF_WRITABLE_MAX	8	/* [limits] writable: folders */
 #define CONF_MAX_URIS	8
 #define CONF_MAX_GROUPS	32
 #define CONF_MAX_CIDRS	32
@@ -104,6 +105,11 @@ struct agent_config {
 	uint32_t job_uid_first;
 	uint32_t job_uid_count;
 	int processes;			/* RLIMIT_NPROC of a job; default 128 */
+	/* Folders a job with a uid of its own may write besides its private
+	 * /tmp, /var/tmp and /dev/shm (everything else is read-only for it):
+	 * absolute paths separated by spaces, at most CONF_WRITABLE_MAX;
+	 * default none.  config_writable() splits it. */
+	char writable[CONF_PATH_MAX];
 	/* [update]: self-update on the channel (agent/net/release.c, parent/update.c) */
 	uint64_t update_jitter_ms;	/* max random wait before staging; default 10m */
 	uint64_t selftest_timeout_ms;	/* staged self-test, end to end; default 2m */
@@ -160,6 +166,10 @@ struct ctl_config {
 };
 
 void config_agent_defaults(struct agent_config *c);
+/* Split [limits] writable (list, modified in place) into out[], at most
+ * max; the count, or -1 with *bad the folder that is not an absolute path
+ * without . or .. (NULL: more than max). */
+int config_writable(char *list, const char **out, int max, const char **bad);
 int config_agent_load(struct agent_config *c, const char *path, struct mu_err *err);
 /*
  * The host's name is its certificate's CN (design.md §7): the broker knows it

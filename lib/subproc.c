@@ -184,6 +184,25 @@ child_private_proc(int errfd)
 		child_fail(errfd, 127);
 }
 
+/* Every mount read-only (Linux 5.12's mount_setattr(), recursive in one
+ * call), then each writable folder bound on itself and made writable
+ * again; the tmpfs mounted after this are new mounts, writable. */
+static void
+child_read_only(const struct spawn *s, int errfd)
+{
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+	struct mount_attr rw = { .attr_clr = MOUNT_ATTR_RDONLY };
+	int i;
+
+	if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) == -1)
+		child_fail(errfd, 127);
+	for (i = 0; i < s->nwritable; i++)
+		if (mount(s->writable[i], s->writable[i], NULL, MS_BIND | MS_REC, NULL) == -1 ||
+		    syscall(SYS_mount_setattr, AT_FDCWD, s->writable[i], AT_RECURSIVE, &rw,
+		    sizeof(rw)) == -1)
+			child_fail(errfd, 127);
+}
+
 static void
 child_private_tmp(const struct spawn *s, int errfd)
 {
@@ -194,6 +213,8 @@ child_private_tmp(const struct spawn *s, int errfd)
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == -1)
 		child_fail(errfd, 127);
 	tools = child_open_tools(s, errfd);
+	if (s->read_only)
+		child_read_only(s, errfd);
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (mount("tmpfs", paths[i], "tmpfs", MS_NOSUID | MS_NODEV, s->tmpfs_opts) == -1 &&
 		    (i == 0 || errno != ENOENT))

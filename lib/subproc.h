@@ -58,6 +58,7 @@
 #define SPAWN_FDS		5	/* the child's fds 0..4 */
 #define SPAWN_MAX_GROUPS	64
 #define SPAWN_MAX_LIMITS	6
+#define SPAWN_MAX_WRITABLE	8
 #define SPAWN_TOOLS_DIR		"/tmp/.muster-tools"
 
 struct spawn_limit {
@@ -98,6 +99,15 @@ struct spawn {
 	 * which the private /tmp or a folder on the way closed to the job's
 	 * uid (a 0700 home) would hide. */
 	const char *tools_dir;
+	/* With private_tmp: every mount read-only for the child but its
+	 * tmpfs and the folders in writable[] (ProtectSystem=strict with
+	 * ReadWritePaths=).  For a job with a uid of its own, which owns no
+	 * file: what it could write is only the world-writable folders
+	 * (/run/lock, ...), where what it left would keep its uid for the
+	 * next job that gets the same one. */
+	bool read_only;
+	const char *writable[SPAWN_MAX_WRITABLE];	/* absolute paths */
+	int nwritable;
 	bool exec_report;		/* wait for the exec; see above */
 };
 

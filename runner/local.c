@@ -416,6 +416,7 @@ local_confine(struct local *l, struct spawn *sp)
 		sp->uid = uid;
 		sp->gid = (gid_t)uid;
 		sp->ngroups = 0;
+		sp->read_only = true;	/* as musterd's job uids: run.c */
 		return MU_OK;
 	}
 	log_warnx("%s; running as [limits] run_as %s instead", err.msg, cfg.run_as);

@@ -404,6 +404,16 @@ run_job_uid(struct agent *a, struct run *r, struct spawn *sp, struct mu_err *err
 	sp->uid = r->job_uid;
 	sp->gid = (gid_t)r->job_uid;
 	sp->ngroups = 0;
+	/* It owns no file: all it could write outside its tmpfs is what
+	 * anyone may write, and what it left there would keep its uid for
+	 * the next job given the same one.  So nothing but [limits] writable
+	 * (lib/subproc.h).  A run_as user keeps the files it owns. */
+	_Static_assert(SPAWN_MAX_WRITABLE == CONF_WRITABLE_MAX, "one list, one size");
+	if (sp->private_tmp) {
+		sp->read_only = true;
+		sp->nwritable = a->par.nwritable;
+		memcpy(sp->writable, a->par.writable, sizeof(a->par.writable));
+	}
 	return MU_OK;
 }
 

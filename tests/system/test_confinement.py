@@ -74,7 +74,7 @@ def open_agent(broker, keys, pki):
     only): what a runner meets is then decided by each file's own mode."""
     made = []
 
-    def make():
+    def make(writable=None):
         d = Path(tempfile.mkdtemp(prefix="muster-open-agent-", dir=OPEN_BASE))
         os.chmod(d, 0o711)
         tls = d / "tls"
@@ -83,9 +83,11 @@ def open_agent(broker, keys, pki):
         os.chmod(tls / "h1.key", 0o600)
         shutil.copy(pki.cert("h1"), tls / "h1.crt")
         os.chmod(tls / "h1.crt", 0o644)
+        extra = {"broker": {"key": str(tls / "h1.key"), "cert": str(tls / "h1.crt")}}
+        if writable:
+            extra["limits"] = {"writable": str(writable)}
         a = Agent("h1", broker, keys, d / "agent", wake_port=0, groups=["web"],
-                  extra={"broker": {"key": str(tls / "h1.key"),
-                                    "cert": str(tls / "h1.crt")}})
+                  extra=extra)
         os.chmod(d / "agent", 0o711)
         made.append((a, d))
         install_modules(a, "escape", src=TEST_MODULES_DIR)
@@ -97,7 +99,11 @@ def open_agent(broker, keys, pki):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def start(agents, name="h1", **kw):
+def start(agents, name="h1", writable=None, **kw):
+    """writable: a folder jobs may write ([limits] writable): everything
+    else but their private tmpfs is read-only for a job's own uid."""
+    if writable is not None:
+        kw["limits"] = dict(kw.get("limits") or {}, writable=str(writable))
     a = agents(name, wake_port=0, **kw)
     install_modules(a, "escape", "hostile", src=TEST_MODULES_DIR)
     return a.start()
@@ -142,7 +148,7 @@ def test_runner_cannot_read_the_host_key(open_agent, op, operator):
 
 def test_runner_cannot_write_cache_seen_spool_journal(open_agent, op, operator, mqtt,
                                                       keys, open_dir):
-    a = open_agent()
+    a = open_agent(writable=open_dir)
     # A real cache entry: publish a module and run it once.
     so = (TEST_MODULES_DIR / "escape.so").read_bytes()
     ptr, art, sha = module_payloads(keys, so, "escape", "1.0.0", 1)
@@ -186,7 +192,7 @@ def test_ptrace_mount_unshare_are_denied(agents, op, operator):
 @pytest.mark.parametrize("how", ["returns", "times out", "is cancelled"])
 def test_nothing_a_module_started_survives_its_job(agents, op, operator, open_dir,
                                                    how):
-    start(agents)
+    start(agents, writable=open_dir)
     pidfile = open_dir / "escaped.pid"
     args = {"escape": str(pidfile)}
     fields = {}
@@ -236,7 +242,7 @@ def test_a_module_cannot_type_into_musterds_terminal(agents, op, operator, open_
     and nothing to type into (issue 22, item 5)."""
     master, slave = pty.openpty()
     try:
-        a = agents("h1", wake_port=0)
+        a = agents("h1", wake_port=0, limits={"writable": str(open_dir)})
         a.tty = slave
         install_modules(a, "escape", src=TEST_MODULES_DIR)
         a.start()
@@ -275,7 +281,8 @@ def test_a_job_cannot_read_another_jobs_memory_or_environment(agents, op, operat
     /proc (a procfs of its own with hidepid=invisible, which hides what
     the reader may not ptrace: another uid's processes, and a runner, which
     is not dumpable, from its own uid too) (issue 22, item 6)."""
-    start(agents, **({"limits": {"job_uids": "none"}} if uids == "shared" else {}))
+    start(agents, writable=open_dir,
+          **({"limits": {"job_uids": "none"}} if uids == "shared" else {}))
     pidfile = open_dir / "first.pid"
     first = new_job("run", "host/h1", module="escape",
                     args={"pidfile": str(pidfile), "sleep": 30000}, timeout_ms=30000)
@@ -328,7 +335,7 @@ def test_two_jobs_reach_nothing_of_each_other(agents, op, operator, open_dir):
     """A victim job keeps a dumpable child with a secret in its environment
     and a file in its /tmp; a second job, at the same time, tries to read
     them and to signal it."""
-    start(agents)
+    start(agents, writable=open_dir)
     name = f"victim-{uuid.uuid4().hex}"
     pidfile = open_dir / "victim.pid"
     victim = new_job("run", "host/h1", module="hostile", timeout_ms=30000,
@@ -485,3 +492,42 @@ def test_run_says_what_it_could_not_apply_when_not_root():
                        user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
     assert "not root" in r.stderr and "no PID namespace" in r.stderr, r.stderr
     assert "blocked system call: " in r.stdout, r.stdout
+
+
+def test_a_job_uid_writes_only_its_tmp_and_the_writable_folders(agents, op, operator,
+                                                                 open_dir):
+    """A job with a uid of its own owns no file, so outside its tmpfs it
+    could write only where anyone may (/run/lock, a 1777 folder), and what
+    it left there would keep its uid for the next job given the same one.
+    For it every mount is read-only but its tmpfs and [limits] writable."""
+    other = Path(tempfile.mkdtemp(prefix="muster-open-", dir=OPEN_BASE))
+    os.chmod(other, 0o1777)
+    try:
+        start(agents, writable=open_dir)
+        r = escape(op, operator, {"write": str(other / "left-behind")})
+        assert r["data"]["write"] == {"ok": False, "errno": errno.EROFS}, r
+        assert not (other / "left-behind").exists()
+        # Controls: the folder in [limits] writable, and its own /tmp.
+        r = escape(op, operator, {"write": str(open_dir / "kept")})
+        assert r["data"]["write"] == {"ok": True, "errno": 0}, r
+        r = escape(op, operator, {"write": "/tmp/own"})
+        assert r["data"]["write"] == {"ok": True, "errno": 0}, r
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def test_a_run_as_user_keeps_the_hosts_files_writable(agents, op, operator, open_dir):
+    # A user named by the policy or job_uids = none may own files it must
+    # write: no read-only root for it.
+    start(agents, limits={"job_uids": "none"})
+    r = escape(op, operator, {"write": str(open_dir / "as-muster-job")})
+    assert r["data"]["write"] == {"ok": True, "errno": 0}, r
+
+
+def test_a_writable_folder_that_is_not_there_stops_the_agent(agents):
+    # Every job would fail to start: say so once, at start.
+    a = agents("h1", wake_port=0, limits={"writable": "/nonexistent/muster"})
+    a.start(wait_online=False)
+    assert a.wait_exit(10) != 0
+    assert "[limits] writable: /nonexistent/muster: No such file" in a.log(), \
+        a.log()[-2000:]

@@ -211,7 +211,8 @@ static const char full_agent[] =
     "max_ttl = 2h\n"
     "memory = 1G\n"
     "output = 100\n"
-    "cpu = 1500ms\n";
+    "cpu = 1500ms\n"
+    "writable = /srv/drop  /var/cache/x\n";
 
 static void
 test_agent_full(void **state)
@@ -256,6 +257,15 @@ test_agent_full(void **state)
 	assert_int_equal(c.memory, 1ULL << 30);
 	assert_int_equal(c.output, 100);
 	assert_int_equal(c.cpu_ms, 1500);
+	{
+		const char *w[CONF_WRITABLE_MAX], *bad;
+		char buf[CONF_PATH_MAX];
+
+		snprintf(buf, sizeof(buf), "%s", c.writable);
+		assert_int_equal(config_writable(buf, w, CONF_WRITABLE_MAX, &bad), 2);
+		assert_string_equal(w[0], "/srv/drop");
+		assert_string_equal(w[1], "/var/cache/x");
+	}
 }
 
 static void
@@ -430,6 +440,12 @@ static const struct bad_case agent_bad[] = {
 	{ "[limits]\ntimeout = 0\n", 2, "[limits] timeout: '0' is below" },
 	{ "[limits]\nmemory = 12X\n", 2, "[limits] memory: bad size '12X'" },
 	{ "[limits]\noutput = 0\n", 2, "[limits] output: '0' is below" },
+	{ "[limits]\nwritable = srv\n", 2,
+	    "[limits] writable: 'srv' is not an absolute path without . or .." },
+	{ "[limits]\nwritable = /srv/../etc\n", 2,
+	    "[limits] writable: '/srv/../etc' is not an absolute path" },
+	{ "[limits]\nwritable = /a /b /c /d /e /f /g /h /i\n", 2,
+	    "[limits] writable: more than 8 folders" },
 	{ "[wake]\ntrusted = 10.0.0.0/8, 10.0.0.0/33\n", 2,
 	    "[wake] trusted: bad cidr '10.0.0.0/33'" },
 	{ "[wake]\ntrusted = ::/129\n", 2, "[wake] trusted: bad cidr" },

@@ -211,10 +211,13 @@ struct run {
 	char *output;			/* captured text, owned, <= limit */
 	size_t output_len;
 	bool truncated;
+	bool state_truncated;		/* a state frame said it was cut */
 	bool have_verdict;
 	enum result_status verdict;
-	char *summary, *reason;		/* owned, from the verdict or the agent */
-	uint8_t *data;			/* owned msgpack map from the verdict */
+	char *summary, *reason;		/* owned, from the verdict or the agent;
+					 * summary also from state frames */
+	uint8_t *data;			/* owned msgpack map from the verdict,
+					 * or the last state frame's */
 	size_t data_len;
 	char module_version[WIRE_MAX_VERSION + 1];
 	char module_sha256[SHA256_HEX_LEN + 1];

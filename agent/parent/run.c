@@ -136,12 +136,28 @@ run_terminate(struct agent *a, struct run *r)
 
 /* ---- events from the runner ------------------------------------------ */
 
+/* A copy of e's data map, replacing the run's (NULL: none). */
 static void
-run_take_verdict(struct run *r, const struct ipc_event *e)
+run_take_data(struct run *r, const struct ipc_event *e)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
+	free(r->data);
+	r->data = NULL;
+	r->data_len = 0;
+	if (e->data) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *e->data);
+		r->data = (uint8_t *)sb.data;	/* hand the buffer over */
+		r->data_len = sb.size;
+	}
+}
+
+static void
+run_take_verdict(struct run *r, const struct ipc_event *e)
+{
 	r->have_verdict = true;
 	r->verdict = e->status;
 	r->truncated = r->truncated || e->truncated;
@@ -150,15 +166,22 @@ run_take_verdict(struct run *r, const struct ipc_event *e)
 	r->summary = wire_str_dup(e->summary);
 	r->reason = wire_str_dup(e->reason);
 	snprintf(r->module_version, sizeof(r->module_version), "%s", e->module_version);
-	free(r->data);
-	r->data = NULL;
-	if (e->data) {
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_object(&pk, *e->data);
-		r->data = (uint8_t *)sb.data;	/* hand the buffer over */
-		r->data_len = sb.size;
-	}
+	run_take_data(r, e);
+}
+
+/* The summary and data so far: what a crash leaves of the module's word
+ * (ipc.h).  The verdict, once there, says it all and stays. */
+static void
+run_take_state(struct run *r, const struct ipc_event *e)
+{
+	if (r->have_verdict)
+		return;
+	r->state_truncated = r->state_truncated || e->truncated;
+	if (e->truncated && !e->summary.ptr && !e->data)
+		return;		/* the runner's "no more": keep the last */
+	free(r->summary);
+	r->summary = wire_str_dup(e->summary);
+	run_take_data(r, e);
 }
 
 static int
@@ -181,6 +204,9 @@ run_handle_frame(struct agent *a, struct run *r, const uint8_t *f, size_t len,
 		break;
 	case IPC_VERDICT:
 		run_take_verdict(r, &e);
+		break;
+	case IPC_STATE:
+		run_take_state(r, &e);
 		break;
 	}
 	wire_doc_free(&e.doc);
@@ -727,7 +753,8 @@ run_finish(struct agent *a, struct run *r)
 		res.summary = (struct wire_str){ r->summary, strlen(r->summary) };
 	if (r->output_len)
 		res.output = (struct wire_str){ r->output, r->output_len };
-	res.truncated = r->truncated;
+	/* Without a verdict, the summary and data are a state frame's. */
+	res.truncated = r->truncated || (!r->have_verdict && r->state_truncated);
 	res.events_dropped = r->events_dropped;
 	snprintf(res.module_version, sizeof(res.module_version), "%s", r->module_version);
 	snprintf(res.module_sha256, sizeof(res.module_sha256), "%s", r->module_sha256);

@@ -161,6 +161,23 @@ def test_exit3_is_crashed_with_exit_code_3(agents, op, operator):
     assert_ping_fast(op, operator, a)
 
 
+@pytest.mark.parametrize("how", ["abort", "_exit"])
+def test_crash_keeps_the_summary_and_data_set_before_it(agents, op, operator, how):
+    a, _ = start_agent(agents, "crashsay")
+    _, r = run_one(op, operator, a, module="crashsay", args={"how": how})
+    assert r["status"] == "crashed", r
+    # The crash's reason, next to what the module had said.
+    if how == "_exit":
+        assert r.get("exit_code") == 4 and "code 4" in r["reason"], r
+    else:
+        assert "signal" in r["reason"], r
+    assert r["summary"] == "checked 2 of 3 disks", r
+    assert r["data"] == {"checked": 2, "disks": {"sda": "ok"}}, r
+    assert not r.get("truncated"), r
+    assert r["module"] == "crashsay"
+    assert_ping_fast(op, operator, a)
+
+
 @pytest.mark.parametrize("module,reason", [
     ("badmagic", "muster_module has bad magic 0x0123456789abcdef"),
     ("badabi", "module ABI 999, runner speaks 1"),

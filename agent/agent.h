@@ -232,6 +232,8 @@ struct run {
 	struct module_file *module;	/* owned once the network process named a
 					 * build and the parent checked it */
 	uint64_t wait_timer, wait_timer_ms;	/* WAITING for the module */
+	uint64_t wait_began;		/* mono ms of the first want; 0: none */
+	uint64_t fetch_ms;		/* how long the module took to be had */
 	char local_why[256];		/* why modules_dir/NAME.so was refused */
 	struct agent *agent;		/* back pointer for timers */
 	/* From the policy rule that allowed the job (design.md §8). */

@@ -54,6 +54,43 @@ run_timeout_ms(const struct agent *a, const struct run *r)
 	return t;
 }
 
+/*
+ * "timed out after 2 s (job timeout)", and how long the module took to be
+ * had when that was long enough to matter: the wait for it is bounded by
+ * the same timeout but not part of the run's (run_wait()), so the operator
+ * waited for both.
+ */
+static void
+timeout_reason(const struct agent *a, const struct run *r, bool fetching,
+    char *why, size_t len)
+{
+	uint64_t t = run_timeout_ms(a, r);
+	const char *limit;
+	char secs[32];
+	size_t n;
+
+	if (r->timeout_cap_ms && t == r->timeout_cap_ms &&
+	    (r->job.timeout_ms == 0 || r->job.timeout_ms > t))
+		limit = "the policy's timeout<=";
+	else if (r->job.timeout_ms)
+		limit = "job timeout";
+	else
+		limit = "[limits] timeout";
+	if (t % 1000 == 0)
+		snprintf(secs, sizeof(secs), "%" PRIu64 " s", t / 1000);
+	else
+		snprintf(secs, sizeof(secs), "%.1f s", t / 1000.0);
+	n = (size_t)snprintf(why, len, "timed out after %s (%s)", secs, limit);
+	if (n >= len)
+		return;
+	if (fetching)
+		snprintf(why + n, len - n, " while module %s was still being fetched",
+		    r->job.module);
+	else if (r->fetch_ms >= 100)
+		snprintf(why + n, len - n, "; module fetch took %.1f s before the run",
+		    r->fetch_ms / 1000.0);
+}
+
 static uint64_t
 output_limit(const struct agent *a)
 {
@@ -559,9 +596,9 @@ wait_expired(struct loop *l, uint64_t id, void *arg)
 
 	(void)l, (void)id;
 	r->wait_timer = 0;
-	snprintf(why, sizeof(why), "module %s: not had within the job's timeout (%.1f s)",
-	    r->job.module, r->wait_timer_ms / 1000.0);
-	run_fail(r->agent, r, RS_ERROR, why);
+	timeout_reason(r->agent, r, true, why, sizeof(why));
+	log_notice("job %s: %s", r->job.id, why);
+	run_fail(r->agent, r, RS_TIMEOUT, why);
 }
 
 /*
@@ -579,6 +616,7 @@ run_wait(struct agent *a, struct run *r)
 
 	r->state = RUN_WAITING;
 	if (!r->wait_timer) {
+		r->wait_began = now_mono_ms();
 		r->wait_timer_ms = run_timeout_ms(a, r);
 		r->wait_timer = loop_add_timer(a->loop, r->wait_timer_ms, wait_expired, r);
 	}
@@ -700,8 +738,10 @@ result_outcome(struct run *r, struct result *res, char *why, size_t whylen)
 	}
 	else if (r->cancelled)
 		res->status = RS_CANCELLED;
-	else if (r->timed_out)
+	else if (r->timed_out) {
 		res->status = RS_TIMEOUT;
+		timeout_reason(r->agent, r, false, why, whylen);
+	}
 	else if (r->have_verdict)
 		res->status = r->verdict;
 	else {
@@ -737,7 +777,7 @@ run_finish(struct agent *a, struct run *r)
 {
 	msgpack_unpacked data;
 	struct result res;
-	char why[128] = "";
+	char why[256] = "";
 
 	/* The runner is reaped (or never ran): its uid is free again.  One
 	 * not reaped keeps its uid for good rather than share it. */
@@ -746,7 +786,10 @@ run_finish(struct agent *a, struct run *r)
 	result_init(a, &res, &r->job, RS_ERROR);
 	res.started_at = r->started_at ? r->started_at : res.finished_at;
 	result_outcome(r, &res, why, sizeof(why));
-	if (r->reason || why[0])
+	/* A timeout's own words beat a verdict sent in the kill grace. */
+	if (r->timed_out && !r->interrupted && !r->cancelled && why[0])
+		res.reason = (struct wire_str){ why, strlen(why) };
+	else if (r->reason || why[0])
 		res.reason = r->reason ? (struct wire_str){ r->reason, strlen(r->reason) } :
 		    (struct wire_str){ why, strlen(why) };
 	if (r->summary)
@@ -895,6 +938,7 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 		return;
 	}
 	r->module = mod;
+	r->fetch_ms = now_mono_ms() - r->wait_began;
 	if (r->wait_timer)
 		loop_del_timer(a->loop, r->wait_timer);
 	r->wait_timer = 0;

@@ -111,6 +111,9 @@ def test_hang_times_out_and_its_group_is_gone(agents, op, operator):
     assert 1.4 <= dt < 1.5 + 2.0 + 1.0, dt	# timeout, at most the kill grace
     assert 1400 <= r["finished_at"] - r["started_at"] < 4000, r
     assert "hanging" in r.get("output", "")
+    # The limit and whose it is (then maybe the module lookup's time:
+    # right after a start, the agent lets retained pointers settle).
+    assert r["reason"].startswith("timed out after 1.5 s (job timeout)"), r
     assert_group_gone(pid)
     assert_ping_fast(op, operator, a)
 

@@ -268,6 +268,8 @@ struct modptr {
 	char why[256];			/* refusal, when rc != MU_OK */
 	char sha256[SHA256_HEX_LEN + 1], version[WIRE_MAX_VERSION + 1];
 	uint64_t published_at;
+	size_t nwithdrawn;		/* builds the pointer withdraws */
+	char withdrawn[WIRE_MAX_WITHDRAWN][SHA256_HEX_LEN + 1];
 	uint64_t gen;			/* connection it was last delivered on */
 	uint64_t prefetch_timer;
 	struct agent *agent;
@@ -802,6 +804,13 @@ struct modcached *modcache_find(struct agent *a, const char *sha256);
 struct modcached *modcache_newest(struct agent *a, const char *name);
 bool modcache_has_name(struct agent *a, const char *name);
 int modcache_check(struct agent *a, struct modcached *e, struct mu_err *err);
+/* Remove the cached build sha256 of module name, if there is one (why is
+ * logged). */
+void modcache_drop(struct agent *a, const char *name, const char *sha256, const char *why);
+/* Replace a cached build's signed manifest (.ptr) with the newer one m
+ * came from (ptr: a signed pointer); nothing if not cached or not newer. */
+int modcache_refresh(struct agent *a, const struct module_manifest *m, const char *signer,
+    const void *ptr, size_t ptrlen, struct mu_err *err);
 int modcache_store(struct agent *a, const struct module_manifest *m, const char *signer,
     const void *ptr, size_t ptrlen, const void *so, size_t solen, struct mu_err *err);
 uint64_t modcache_floor(struct agent *a, const char *name);

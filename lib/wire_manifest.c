@@ -20,6 +20,37 @@ rd_kind(struct rd *r, const char *want)
 	return rd_word(r, "kind", words, 1, &i);
 }
 
+/* "withdrawn": an optional array of sha256 hex strings. */
+static int
+rd_withdrawn(struct rd *r, struct module_manifest *out)
+{
+	const msgpack_object *a;
+	uint32_t i;
+	int rc;
+
+	rc = rd_get(r, "withdrawn", false, MSGPACK_OBJECT_ARRAY, "an array", &a);
+	if (rc == MU_ENOENT)
+		return MU_OK;
+	if (rc)
+		return rc;
+	if (a->via.array.size > WIRE_MAX_WITHDRAWN)
+		return mu_errf(r->err, MU_EINVAL, "key 'withdrawn' has more than %d items",
+		    WIRE_MAX_WITHDRAWN);
+	for (i = 0; i < a->via.array.size; i++) {
+		const msgpack_object *o = &a->via.array.ptr[i];
+		char *dst = out->withdrawn[i];
+
+		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != SHA256_HEX_LEN)
+			return mu_errf(r->err, MU_EINVAL, "key 'withdrawn' has an invalid sha256");
+		memcpy(dst, o->via.str.ptr, SHA256_HEX_LEN);
+		dst[SHA256_HEX_LEN] = '\0';
+		if (!sha256hex_valid(dst))
+			return mu_errf(r->err, MU_EINVAL, "key 'withdrawn' has an invalid sha256");
+	}
+	out->nwithdrawn = a->via.array.size;
+	return MU_OK;
+}
+
 int
 module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
     struct mu_err *err)
@@ -49,6 +80,8 @@ module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
 		rc = rd_uint(&r, "size", true, WIRE_MAX_BIN, &out->size);
 	if (!rc)
 		rc = rd_uint(&r, "published_at", true, UINT64_MAX, &out->published_at);
+	if (!rc)
+		rc = rd_withdrawn(&r, out);
 	return doc_close(&out->doc, rc);
 }
 
@@ -60,12 +93,17 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	size_t start;
 	int rc;
 
+	size_t i;
+
 	rc = need(name_valid(m->name) && version_valid(m->version) &&
-	    sha256hex_valid(m->sha256) && m->size <= WIRE_MAX_BIN, err,
-	    "bad name, version, sha256 or size");
+	    sha256hex_valid(m->sha256) && m->size <= WIRE_MAX_BIN &&
+	    m->nwithdrawn <= WIRE_MAX_WITHDRAWN, err,
+	    "bad name, version, sha256, size or withdrawn");
+	for (i = 0; !rc && i < m->nwithdrawn; i++)
+		rc = need(sha256hex_valid(m->withdrawn[i]), err, "bad withdrawn sha256");
 	if (rc)
 		return rc;
-	start = pk_begin(&pk, out, 7);
+	start = pk_begin(&pk, out, 7 + (m->nwithdrawn > 0));
 	pk_kv_str(&pk, "kind", "module");
 	pk_kv_str(&pk, "name", m->name);
 	pk_kv_str(&pk, "version", m->version);
@@ -73,6 +111,12 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	pk_kv_str(&pk, "sha256", m->sha256);
 	pk_kv_uint(&pk, "size", m->size);
 	pk_kv_uint(&pk, "published_at", m->published_at);
+	if (m->nwithdrawn > 0) {
+		pk_key(&pk, "withdrawn");
+		msgpack_pack_array(&pk, m->nwithdrawn);
+		for (i = 0; i < m->nwithdrawn; i++)
+			pk_str(&pk, m->withdrawn[i], SHA256_HEX_LEN);
+	}
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 

@@ -120,8 +120,9 @@ static const char usage_retire[] =
 static const char usage_withdraw[] =
     "usage: muster module withdraw NAME VERSION\n"
     "  withdraws every build of NAME VERSION: the pointer is signed again for\n"
-    "  the highest lower version whose artifact (signed by [publisher]\n"
-    "  fingerprint) is on the broker, its manifest listing the withdrawn\n"
+    "  the build it names, or if that is withdrawn, the highest lower version\n"
+    "  whose artifact (signed by [publisher] fingerprint) is on the broker,\n"
+    "  its manifest listing the withdrawn\n"
     "  builds, and their artifacts are cleared.  Hosts drop those builds from\n"
     "  their cache and refuse them, pinned or not; unpinned jobs run the\n"
     "  lower version.\n"
@@ -1458,15 +1459,26 @@ withdraw_collect(struct withdraw *w, struct mod_ptr *cur, const struct art_list 
 	return rc;
 }
 
-/* The highest version below the withdrawn one that we signed; of equal
- * versions, the newest published. */
+/*
+ * What the pointer names next: the build it names now, if that is not
+ * withdrawn (an older version was); else the highest version below the
+ * withdrawn one, of equal versions the newest published.  Only builds we
+ * signed whose artifact is on the broker.
+ */
 static struct art *
-withdraw_fallback(const struct withdraw *w, struct art_list *arts)
+withdraw_fallback(const struct withdraw *w, const struct mod_ptr *cur,
+    struct art_list *arts)
 {
 	struct art *best = NULL, *x;
 	size_t i;
 	int d;
 
+	for (i = 0; cur && cur->decoded && cur->sig == SIG_GOOD && i < arts->n; i++) {
+		x = &arts->v[i];
+		if (x->decoded && x->mine && strcmp(x->m.sha256, cur->m.sha256) == 0 &&
+		    !withdraw_has(w, x->m.sha256))
+			return x;
+	}
 	for (i = 0; i < arts->n; i++) {
 		x = &arts->v[i];
 		if (!x->decoded || !x->mine || withdraw_has(w, x->m.sha256) ||
@@ -1570,7 +1582,7 @@ mod_withdraw(struct ctl *c, int argc, char **argv)
 		    w.version);
 		rc = EXIT_NOTFOUND;
 	}
-	if (rc == 0 && (fb = withdraw_fallback(&w, &arts)) == NULL) {
+	if (rc == 0 && (fb = withdraw_fallback(&w, cur, &arts)) == NULL) {
 		fprintf(stderr, "muster: no lower version of %s than %s, signed by %s, is "
 		    "on the broker to fall back to; nothing changed.  Publish one first "
 		    "(hosts then run it), or retire %s --purge (hosts that cached %s "

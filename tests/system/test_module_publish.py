@@ -522,6 +522,14 @@ def test_withdraw_reaches_hosts_that_cached_the_build(pub, agents, mqtt, operato
     v10 = pub.publish(TEST_MODULES_DIR / "vers10.so")
     assert _run_vers(op, operator)["module_version"] == "1.10.0"
 
+    # An older version: the pointer keeps its build, signed anew.
+    w = pub("module", "withdraw", "vers", "1.0.0")
+    assert w.returncode == 0, w.stderr
+    assert f"the pointer now names 1.10.0 (sha256 {v10['sha256']})" in w.stdout, w.stdout
+    r = _run_vers(op, operator, sha=v1["sha256"])
+    assert r["status"] == "error" and "withdrawn by its publisher" in r["reason"], r
+    assert _run_vers(op, operator)["module_version"] == "1.10.0"
+
     w = pub("module", "withdraw", "vers", "1.10.0")
     assert w.returncode == 0, w.stderr
     assert f"the pointer now names 1.9.0 (sha256 {v9['sha256']})" in w.stdout, w.stdout
@@ -537,18 +545,15 @@ def test_withdraw_reaches_hosts_that_cached_the_build(pub, agents, mqtt, operato
     r = _run_vers(op, operator, sha=v10["sha256"])
     assert r["status"] == "error" and "withdrawn by its publisher" in r["reason"], r
 
-    # Withdrawals add up; past the lowest there is nothing to fall back to.
-    w = pub("module", "withdraw", "vers", "1.9.0")
-    assert w.returncode == 0, w.stderr
-    r = _run_vers(op, operator)
-    assert r["module_version"] == "1.0.0", r
-    assert r["module_sha256"] == v1["sha256"]
-    for old in (v9, v10):
+    # Withdrawals add up (1.0.0's is still listed): 1.9.0 has nothing
+    # left below it to fall back to, and nothing changes.
+    for old in (v1, v10):
         r = _run_vers(op, operator, sha=old["sha256"])
         assert r["status"] == "error" and "withdrawn" in r["reason"], r
-    w = pub("module", "withdraw", "vers", "1.0.0")
+    w = pub("module", "withdraw", "vers", "1.9.0")
     assert w.returncode == 1 and "no lower version of vers" in w.stderr, w.stderr
-    assert pub.list()["vers"]["sha256"] == v1["sha256"]
+    assert pub.list()["vers"]["sha256"] == v9["sha256"]
+    assert _run_vers(op, operator)["module_version"] == "1.9.0"
     w = pub("module", "withdraw", "vers", "7.0.0")
     assert w.returncode == 1 and "no build of vers 7.0.0" in w.stderr, w.stderr
     a.stop()

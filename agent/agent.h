@@ -268,8 +268,9 @@ struct modptr {
 	char why[256];			/* refusal, when rc != MU_OK */
 	char sha256[SHA256_HEX_LEN + 1], version[WIRE_MAX_VERSION + 1];
 	uint64_t published_at;
-	size_t nwithdrawn;		/* builds the pointer withdraws */
-	char withdrawn[WIRE_MAX_WITHDRAWN][SHA256_HEX_LEN + 1];
+	size_t nwithdrawn;		/* builds the pointer withdraws: */
+	char (*withdrawn)[SHA256_HEX_LEN + 1];	/* owned; NULL when none, so that
+					 * 4096 names cost nothing for it */
 	uint64_t gen;			/* connection it was last delivered on */
 	uint64_t prefetch_timer;
 	struct agent *agent;

@@ -74,9 +74,19 @@ ptr_withdraw(struct agent *a, struct modptr *p, const struct module_manifest *m,
 	struct mu_err why;
 	size_t i;
 
-	p->nwithdrawn = m->nwithdrawn;
+	free(p->withdrawn);
+	p->withdrawn = NULL;
+	p->nwithdrawn = 0;
+	if (m->nwithdrawn && (p->withdrawn = calloc(m->nwithdrawn,
+	    sizeof(*p->withdrawn))) == NULL)
+		log_warnx("module %s: out of memory for its withdrawn builds (the "
+		    "parent still refuses them)", p->name);
+	else
+		p->nwithdrawn = m->nwithdrawn;
 	for (i = 0; i < m->nwithdrawn; i++) {
-		snprintf(p->withdrawn[i], sizeof(p->withdrawn[i]), "%s", m->withdrawn[i]);
+		if (i < p->nwithdrawn)
+			snprintf(p->withdrawn[i], sizeof(p->withdrawn[i]), "%s",
+			    m->withdrawn[i]);
 		modcache_drop(a, p->name, m->withdrawn[i], "withdrawn by its publisher");
 	}
 	if (modcache_refresh(a, m, fpr, p->raw, p->len, &why) != MU_OK)
@@ -669,6 +679,7 @@ modsrc_free(struct agent *a)
 	while ((p = a->net.mods.ptrs) != NULL) {
 		a->net.mods.ptrs = p->next;
 		free(p->raw);
+		free(p->withdrawn);
 		free(p);
 	}
 	modcache_free(a);

@@ -211,10 +211,13 @@ struct run {
 	char *output;			/* captured text, owned, <= limit */
 	size_t output_len;
 	bool truncated;
+	bool state_truncated;		/* a state frame said it was cut */
 	bool have_verdict;
 	enum result_status verdict;
-	char *summary, *reason;		/* owned, from the verdict or the agent */
-	uint8_t *data;			/* owned msgpack map from the verdict */
+	char *summary, *reason;		/* owned, from the verdict or the agent;
+					 * summary also from state frames */
+	uint8_t *data;			/* owned msgpack map from the verdict,
+					 * or the last state frame's */
 	size_t data_len;
 	char module_version[WIRE_MAX_VERSION + 1];
 	char module_sha256[SHA256_HEX_LEN + 1];
@@ -229,6 +232,8 @@ struct run {
 	struct module_file *module;	/* owned once the network process named a
 					 * build and the parent checked it */
 	uint64_t wait_timer, wait_timer_ms;	/* WAITING for the module */
+	uint64_t wait_began;		/* mono ms of the first want; 0: none */
+	uint64_t fetch_ms;		/* how long the module took to be had */
 	char local_why[256];		/* why modules_dir/NAME.so was refused */
 	struct agent *agent;		/* back pointer for timers */
 	/* From the policy rule that allowed the job (design.md §8). */
@@ -264,6 +269,9 @@ struct modptr {
 	char why[256];			/* refusal, when rc != MU_OK */
 	char sha256[SHA256_HEX_LEN + 1], version[WIRE_MAX_VERSION + 1];
 	uint64_t published_at;
+	size_t nwithdrawn;		/* builds the pointer withdraws: */
+	char (*withdrawn)[SHA256_HEX_LEN + 1];	/* owned; NULL when none, so that
+					 * 4096 names cost nothing for it */
 	uint64_t gen;			/* connection it was last delivered on */
 	uint64_t prefetch_timer;
 	struct agent *agent;
@@ -808,6 +816,13 @@ struct modcached *modcache_find(struct agent *a, const char *sha256);
 struct modcached *modcache_newest(struct agent *a, const char *name);
 bool modcache_has_name(struct agent *a, const char *name);
 int modcache_check(struct agent *a, struct modcached *e, struct mu_err *err);
+/* Remove the cached build sha256 of module name, if there is one (why is
+ * logged). */
+void modcache_drop(struct agent *a, const char *name, const char *sha256, const char *why);
+/* Replace a cached build's signed manifest (.ptr) with the newer one m
+ * came from (ptr: a signed pointer); nothing if not cached or not newer. */
+int modcache_refresh(struct agent *a, const struct module_manifest *m, const char *signer,
+    const void *ptr, size_t ptrlen, struct mu_err *err);
 int modcache_store(struct agent *a, const struct module_manifest *m, const char *signer,
     const void *ptr, size_t ptrlen, const void *so, size_t solen, struct mu_err *err);
 uint64_t modcache_floor(struct agent *a, const char *name);

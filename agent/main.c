@@ -644,6 +644,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("musterd", agent.cfg.log_level);
+	/* journald stamps what it gets; a file or a terminal does not. */
+	log_timestamps(!log_to_journal());
 	if (own.runner)
 		snprintf(agent.cfg.runner, sizeof(agent.cfg.runner), "%s", own.runner);
 	if (agent.selftest && selftest_setup(&agent.cfg) != 0)

@@ -58,6 +58,7 @@ usage(FILE *f)
 	    "  module list [--json]                   published modules and signers\n"
 	    "  module show NAME    one module's manifest and artifact\n"
 	    "  module retire NAME [--purge]           stop publishing a module\n"
+	    "  module withdraw NAME VERSION           hosts drop and refuse a version\n"
 	    "  update [TARGET...]  hosts check their release channel now (host/H,\n"
 	    "                      group/G, all, or -H/-g/-a)\n"
 	    "  release publish --channel C --version V --agent FILE --runner FILE\n"

@@ -19,6 +19,7 @@
  */
 #include "ctl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -55,7 +56,7 @@ extern char **environ;
 /* ---- usage ------------------------------------------------------------ */
 
 static const char usage_module[] =
-    "usage: muster module publish|list|show|retire ... (--help for each)\n"
+    "usage: muster module publish|list|show|retire|withdraw ... (--help for each)\n"
     "  publish FILE.so [--version V] [--force] [--runner PATH] [--json]\n"
     "                      sign and publish a module (artifact and pointer)\n"
     "  list [--json]       every published module, its signer checked\n"
@@ -63,8 +64,10 @@ static const char usage_module[] =
     "                      on the broker\n"
     "  retire NAME [--purge]   clear the pointer (and with --purge the\n"
     "                      artifacts): hosts stop fetching it\n"
-    "exit: 0 done; 1 no such module (show, retire); 2 usage, config, key,\n"
-    "broker or publish error\n";
+    "  withdraw NAME VERSION   hosts drop and refuse that version's builds;\n"
+    "                      the next lower version serves jobs\n"
+    "exit: 0 done; 1 no such module (show, retire) or version (withdraw);\n"
+    "2 usage, config, key, broker or publish error\n";
 
 static const char usage_publish[] =
     "usage: muster module publish FILE.so [--version V] [--force] [--runner PATH]\n"
@@ -113,6 +116,18 @@ static const char usage_retire[] =
     "                  a build's sha256 can then not fetch it either)\n"
     "exit: 0 retired; 1 not published (nothing to retire); 2 usage, config or\n"
     "broker error\n";
+
+static const char usage_withdraw[] =
+    "usage: muster module withdraw NAME VERSION\n"
+    "  withdraws every build of NAME VERSION: the pointer is signed again for\n"
+    "  the build it names, or if that is withdrawn, the highest lower version\n"
+    "  whose artifact (signed by [publisher] fingerprint) is on the broker,\n"
+    "  its manifest listing the withdrawn\n"
+    "  builds, and their artifacts are cleared.  Hosts drop those builds from\n"
+    "  their cache and refuse them, pinned or not; unpinned jobs run the\n"
+    "  lower version.\n"
+    "exit: 0 withdrawn; 1 no such version, or no lower version to fall back\n"
+    "to (nothing changed); 2 usage, config, key or broker error\n";
 
 /* getopt_long over a subcommand's argv; --help prints text to stdout. */
 int
@@ -1293,6 +1308,338 @@ mod_retire(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
+/* ---- withdraw ---------------------------------------------------------- */
+
+/* One retained artifact of the module: owned bytes, and what they say. */
+struct art {
+	uint8_t *raw;			/* owned */
+	size_t len;
+	char topic[TOPIC_MAX];
+	bool decoded;			/* a and m borrow raw */
+	struct module_artifact a;
+	struct module_manifest m;
+	bool mine;			/* signed by [publisher] fingerprint, and
+					 * the bytes are the manifest's */
+};
+
+struct art_list {
+	struct art *v;
+	size_t n;
+	char prefix[TOPIC_MAX];		/* R/modules/NAME/ */
+	const char *name;
+};
+
+static void
+art_list_free(struct art_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (l->v[i].decoded) {
+			wire_doc_free(&l->v[i].m.doc);
+			wire_doc_free(&l->v[i].a.doc);
+		}
+		free(l->v[i].raw);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static bool
+art_list_take(struct bus_event *ev, void *arg)
+{
+	struct art_list *l = arg;
+	char sha[SHA256_HEX_LEN + 1];
+	struct mu_err err;
+	struct art *v, *x;
+	const char *tsha;
+
+	if (strncmp(ev->topic, l->prefix, strlen(l->prefix)) != 0 ||
+	    !sha256hex_valid(tsha = ev->topic + strlen(l->prefix)) ||
+	    strlen(ev->topic) >= TOPIC_MAX ||
+	    (v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL)
+		return false;
+	l->v = v;
+	x = memset(&l->v[l->n++], 0, sizeof(*x));
+	snprintf(x->topic, sizeof(x->topic), "%s", ev->topic);
+	x->raw = ev->payload;
+	x->len = ev->len;
+	ev->payload = NULL;
+	if (module_artifact_decode(x->raw, x->len, &x->a, &err) != MU_OK)
+		return false;
+	if (module_manifest_decode(x->a.manifest.ptr, x->a.manifest.len, &x->m, &err) !=
+	    MU_OK) {
+		wire_doc_free(&x->a.doc);
+		return false;
+	}
+	x->decoded = true;
+	sha256_hex(x->a.so.ptr, x->a.so.len, sha);
+	x->mine = strcmp(x->m.name, l->name) == 0 && strcmp(x->m.sha256, tsha) == 0 &&
+	    strcmp(sha, tsha) == 0 && x->a.so.len == x->m.size;
+	return false;
+}
+
+/* Our signature on an artifact's manifest: only builds this publisher
+ * signed are published again, never bytes the broker merely holds. */
+static void
+art_verify(struct ctl *c, struct art *x)
+{
+	const char *allowed[1] = { c->cfg.fingerprint };
+	char signer[PGP_FPR_MAX + 1];
+	struct mu_err err;
+
+	if (x->mine && pgp_verify(c->cfg.gnupg_home[0] ? c->cfg.gnupg_home : NULL,
+	    x->a.manifest.ptr, x->a.manifest.len, x->a.sig.ptr, x->a.sig.len, allowed, 1,
+	    signer, &err) != MU_OK)
+		x->mine = false;
+}
+
+/*
+ * Versions in their natural order: runs of digits compare as numbers,
+ * anything else byte by byte ("1.10.0" after "1.9.2").
+ */
+static int
+version_cmp(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+			const char *x = a, *y = b;
+			size_t lx, ly;
+			int d;
+
+			while (*x == '0' && isdigit((unsigned char)x[1]))
+				x++;
+			while (*y == '0' && isdigit((unsigned char)y[1]))
+				y++;
+			for (a = x; isdigit((unsigned char)*a); a++)
+				;
+			for (b = y; isdigit((unsigned char)*b); b++)
+				;
+			lx = (size_t)(a - x), ly = (size_t)(b - y);
+			if (lx != ly)
+				return lx < ly ? -1 : 1;
+			if ((d = strncmp(x, y, lx)) != 0)
+				return d;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++, b++;
+	}
+	return *a ? 1 : *b ? -1 : 0;
+}
+
+struct withdraw {
+	const char *name, *version;
+	char withdrawn[WIRE_MAX_WITHDRAWN][SHA256_HEX_LEN + 1];
+	size_t n;
+};
+
+static bool
+withdraw_has(const struct withdraw *w, const char *sha)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		if (strcmp(w->withdrawn[i], sha) == 0)
+			return true;
+	return false;
+}
+
+static int
+withdraw_add(struct withdraw *w, const char *sha)
+{
+	if (withdraw_has(w, sha))
+		return 0;
+	if (w->n == WIRE_MAX_WITHDRAWN) {
+		fprintf(stderr, "muster: %s: more than %d builds withdrawn; publish a new "
+		    "version instead\n", w->name, WIRE_MAX_WITHDRAWN);
+		return EXIT_USAGE;
+	}
+	snprintf(w->withdrawn[w->n++], SHA256_HEX_LEN + 1, "%s", sha);
+	return 0;
+}
+
+/*
+ * The builds to withdraw: every one of that version on the broker (the
+ * pointer's, the artifacts') and what the current pointer withdrew
+ * already, which the new pointer must go on saying.
+ */
+static int
+withdraw_collect(struct withdraw *w, struct mod_ptr *cur, const struct art_list *arts,
+    bool *found)
+{
+	size_t i;
+	int rc = 0;
+
+	*found = false;
+	if (cur && cur->decoded && strcmp(cur->m.version, w->version) == 0) {
+		*found = true;
+		rc = withdraw_add(w, cur->m.sha256);
+	}
+	for (i = 0; rc == 0 && cur && cur->decoded && cur->sig == SIG_GOOD &&
+	    i < cur->m.nwithdrawn; i++)
+		rc = withdraw_add(w, cur->m.withdrawn[i]);
+	for (i = 0; rc == 0 && i < arts->n; i++)
+		if (arts->v[i].decoded && strcmp(arts->v[i].m.version, w->version) == 0) {
+			*found = true;
+			rc = withdraw_add(w, arts->v[i].m.sha256);
+		}
+	return rc;
+}
+
+/*
+ * What the pointer names next: the build it names now, if that is not
+ * withdrawn (an older version was); else the highest version below the
+ * withdrawn one, of equal versions the newest published.  Only builds we
+ * signed whose artifact is on the broker.
+ */
+static struct art *
+withdraw_fallback(const struct withdraw *w, const struct mod_ptr *cur,
+    struct art_list *arts)
+{
+	struct art *best = NULL, *x;
+	size_t i;
+	int d;
+
+	for (i = 0; cur && cur->decoded && cur->sig == SIG_GOOD && i < arts->n; i++) {
+		x = &arts->v[i];
+		if (x->decoded && x->mine && strcmp(x->m.sha256, cur->m.sha256) == 0 &&
+		    !withdraw_has(w, x->m.sha256))
+			return x;
+	}
+	for (i = 0; i < arts->n; i++) {
+		x = &arts->v[i];
+		if (!x->decoded || !x->mine || withdraw_has(w, x->m.sha256) ||
+		    version_cmp(x->m.version, w->version) >= 0)
+			continue;
+		if (best == NULL || (d = version_cmp(x->m.version, best->m.version)) > 0 ||
+		    (d == 0 && x->m.published_at > best->m.published_at))
+			best = x;
+	}
+	return best;
+}
+
+/* Point at the fallback again, freshly signed and carrying the list. */
+static int
+withdraw_repoint(struct ctl *c, const struct withdraw *w, const struct mod_ptr *cur,
+    const struct art *fb, struct module_manifest *m)
+{
+	char art_topic[TOPIC_MAX], ptr_topic[TOPIC_MAX];
+	msgpack_sbuffer art, ptr;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", fb->m.name);
+	snprintf(m->version, sizeof(m->version), "%s", fb->m.version);
+	snprintf(m->sha256, sizeof(m->sha256), "%s", fb->m.sha256);
+	m->abi = fb->m.abi;
+	m->size = fb->m.size;
+	/* Its own declaration, as signed when it was published. */
+	m->net = fb->m.net;
+	m->nwithdrawn = w->n;
+	memcpy(m->withdrawn, w->withdrawn, sizeof(m->withdrawn));
+	topic_build(art_topic, sizeof(art_topic), c->root, TOPIC_MODULE_ARTIFACT, m->name,
+	    m->sha256);
+	topic_build(ptr_topic, sizeof(ptr_topic), c->root, TOPIC_MODULE, m->name, NULL);
+	if ((rc = pointer_next_published_at(now_wall_ms(), cur && cur->decoded ?
+	    &cur->m.published_at : NULL, ptr_topic, &m->published_at)) != 0)
+		return rc;
+	msgpack_sbuffer_init(&art);
+	msgpack_sbuffer_init(&ptr);
+	rc = publish_build(c, m, fb->a.so.ptr, &art, &ptr);
+	if (rc == 0)
+		rc = publish_acked(c, art_topic, art.data, art.size, "module artifact");
+	if (rc == 0)
+		rc = publish_acked(c, ptr_topic, ptr.data, ptr.size, "module pointer");
+	msgpack_sbuffer_destroy(&art);
+	msgpack_sbuffer_destroy(&ptr);
+	return rc;
+}
+
+static int
+no_opt(int o, const char *v, void *arg)
+{
+	(void)o, (void)v, (void)arg;
+	return -1;
+}
+
+static int
+mod_withdraw(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct withdraw w = { 0 };
+	struct art_list arts = { 0 };
+	struct module_manifest m;
+	char filter[TOPIC_MAX + 2];
+	struct mod_ptr *cur;
+	struct ptr_list l;
+	struct art *fb;
+	bool found;
+	size_t i;
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_withdraw, no_opt, NULL)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc - 2)
+		return fputs(usage_withdraw, stderr), EXIT_USAGE;
+	w.name = argv[optind], w.version = argv[optind + 1];
+	if (!name_valid(w.name))
+		return fprintf(stderr, "muster: bad module name '%s': %s\n", w.name,
+		    NAME_RULE), EXIT_USAGE;
+	if (!version_valid(w.version))
+		return fprintf(stderr, "muster: bad version '%s'\n", w.version), EXIT_USAGE;
+	if (c->cfg.fingerprint[0] == '\0') {
+		fprintf(stderr, "muster: no publisher key: set [publisher] fingerprint "
+		    "(and gnupg_home), or --fingerprint (and --gnupg-home)\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = ctl_connect(c)) != 0 || (rc = pointer_get(c, w.name, &l)) != 0)
+		return rc;
+	cur = l.n > 0 ? &l.v[0] : NULL;
+	if (cur)
+		mod_ptr_verify(c, cur);
+	arts.name = w.name;
+	snprintf(arts.prefix, sizeof(arts.prefix), "%s/v1/modules/%s/", c->root, w.name);
+	snprintf(filter, sizeof(filter), "%s+", arts.prefix);
+	rc = retained_collect(c, filter, ARTIFACT_WAIT_MS, art_list_take, &arts);
+	for (i = 0; rc == 0 && i < arts.n; i++)
+		art_verify(c, &arts.v[i]);
+	if (rc == 0 && (rc = withdraw_collect(&w, cur, &arts, &found)) == 0 && !found) {
+		fprintf(stderr, "muster: no build of %s %s is on the broker\n", w.name,
+		    w.version);
+		rc = EXIT_NOTFOUND;
+	}
+	if (rc == 0 && (fb = withdraw_fallback(&w, cur, &arts)) == NULL) {
+		fprintf(stderr, "muster: no lower version of %s than %s, signed by %s, is "
+		    "on the broker to fall back to; nothing changed.  Publish one first "
+		    "(hosts then run it), or retire %s --purge (hosts that cached %s "
+		    "keep it)\n", w.name, w.version, c->cfg.fingerprint, w.name,
+		    w.version);
+		rc = EXIT_NOTFOUND;
+	}
+	/* The new pointer first: hosts learn of the withdrawal from it, and it
+	 * never names an artifact that is gone. */
+	if (rc == 0 && (rc = withdraw_repoint(c, &w, cur, fb, &m)) == 0) {
+		printf("withdrew %s %s (%zu build%s withdrawn in all); the pointer now "
+		    "names %s (sha256 %s)\n", w.name, w.version, w.n, w.n == 1 ? "" : "s",
+		    m.version, m.sha256);
+		printf("hosts drop the withdrawn builds from their cache and refuse "
+		    "them, pinned or not\n");
+		for (i = 0; rc == 0 && i < arts.n; i++)
+			if (arts.v[i].decoded && withdraw_has(&w, arts.v[i].m.sha256))
+				rc = publish_acked(c, arts.v[i].topic, "", 0,
+				    "clearing of the artifact");
+	}
+	art_list_free(&arts);
+	ptr_list_free(&l);
+	return rc;
+}
+
 /* ---- the command ------------------------------------------------------- */
 
 int
@@ -1304,6 +1651,7 @@ cmd_module(struct ctl *c, int argc, char **argv)
 	} subs[] = {
 		{ "publish", mod_publish }, { "list", mod_list },
 		{ "show", mod_show }, { "retire", mod_retire },
+		{ "withdraw", mod_withdraw },
 	};
 	size_t i;
 

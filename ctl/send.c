@@ -728,8 +728,8 @@ print_table(const struct send *s)
 		printf("%-*s  %-11s  %-9s  ", (int)w, r->host, result_status_name(r->status),
 		    human_ms(r->finished_at >= r->started_at ? r->finished_at - r->started_at : 0,
 		    dur, sizeof(dur)));
-		/* musterd gives a timeout no reason today; the status alone
-		 * means what docs/protocol.md says, so say that. */
+		/* Older agents give a timeout no reason; the status
+		 * alone means what docs/protocol.md says, so say that. */
 		if (text.ptr == NULL && r->status == RS_TIMEOUT)
 			fputs("ran past its timeout and was stopped", stdout);
 		else

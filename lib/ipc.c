@@ -13,6 +13,7 @@
 
 static const char *const ipc_types[] = {
 	[IPC_OUT] = "out", [IPC_PROGRESS] = "progress", [IPC_VERDICT] = "verdict",
+	[IPC_STATE] = "state",
 };
 
 /* ---- decoding: the readers of the network's messages (wire_internal.h) ---- */
@@ -44,6 +45,19 @@ ipc_decode_verdict(struct rd *r, struct ipc_event *e)
 	return rc;
 }
 
+static int
+ipc_decode_state(struct rd *r, struct ipc_event *e)
+{
+	int rc;
+
+	rc = rd_str(r, "summary", false, WIRE_MAX_STR, &e->summary);
+	if (!rc)
+		rc = rd_bool(r, "truncated", false, &e->truncated);
+	if (!rc)
+		rc = rd_map(r, "data", &e->data);
+	return rc;
+}
+
 int
 ipc_event_decode(const void *buf, size_t len, struct ipc_event *e, struct mu_err *err)
 {
@@ -56,13 +70,15 @@ ipc_event_decode(const void *buf, size_t len, struct ipc_event *e, struct mu_err
 		return mu_errf(err, MU_EINVAL, "event larger than %u bytes", IPC_MAX_FRAME);
 	if ((rc = doc_open(buf, len, &e->doc, &r, err)) != MU_OK)
 		return rc;
-	rc = rd_word(&r, "t", ipc_types, 3, &t);
+	rc = rd_word(&r, "t", ipc_types, 4, &t);
 	e->type = (enum ipc_type)t;
 	if (!rc && e->type == IPC_OUT) {
 		rc = rd_str(&r, "text", true, WIRE_MAX_STR, &e->text);
 	} else if (!rc && e->type == IPC_PROGRESS) {
 		rc = rd_uint(&r, "pct", true, 100, &pct);
 		e->pct = (uint8_t)pct;
+	} else if (!rc && e->type == IPC_STATE) {
+		rc = ipc_decode_state(&r, e);
 	} else if (!rc)
 		rc = ipc_decode_verdict(&r, e);
 	return doc_close(&e->doc, rc);
@@ -77,12 +93,10 @@ pk_kstr(msgpack_packer *pk, const char *key, const char *s, size_t len)
 	msgpack_pack_str_body(pk, s, len);
 }
 
+/* Everything of a verdict but its status; a state's fields are a subset. */
 static void
-encode_verdict(msgpack_packer *pk, const struct ipc_event *e)
+encode_fields(msgpack_packer *pk, const struct ipc_event *e)
 {
-	const char *st = result_status_name(e->status);
-
-	pk_kstr(pk, "status", st, strlen(st));
 	if (e->reason.ptr)
 		pk_kstr(pk, "reason", e->reason.ptr, e->reason.len);
 	if (e->summary.ptr)
@@ -103,18 +117,29 @@ encode_verdict(msgpack_packer *pk, const struct ipc_event *e)
 		pk_kstr(pk, "module_version", e->module_version, strlen(e->module_version));
 }
 
+static void
+encode_verdict(msgpack_packer *pk, const struct ipc_event *e)
+{
+	const char *st = result_status_name(e->status);
+
+	pk_kstr(pk, "status", st, strlen(st));
+	encode_fields(pk, e);
+}
+
 int
 ipc_event_encode(const struct ipc_event *e, msgpack_sbuffer *out, struct mu_err *err)
 {
 	msgpack_packer pk;
 	size_t n = 2, start;
 
-	if ((int)e->type < 0 || e->type > IPC_VERDICT)
+	if ((int)e->type < 0 || e->type > IPC_STATE)
 		return mu_errf(err, MU_EINVAL, "bad event type");
 	if (e->type == IPC_OUT)
 		n += 1;
 	else if (e->type == IPC_PROGRESS)
 		n += 1;
+	else if (e->type == IPC_STATE)
+		n += (e->summary.ptr != NULL) + (e->data != NULL) + e->truncated;
 	else
 		n += 1 + (e->reason.ptr != NULL) + (e->summary.ptr != NULL) +
 		    (e->data != NULL) + e->truncated + (e->module[0] != '\0') +
@@ -132,6 +157,13 @@ ipc_event_encode(const struct ipc_event *e, msgpack_sbuffer *out, struct mu_err 
 		msgpack_pack_str(&pk, 3);
 		msgpack_pack_str_body(&pk, "pct", 3);
 		msgpack_pack_uint8(&pk, e->pct > 100 ? 100 : e->pct);
+	} else if (e->type == IPC_STATE) {
+		struct ipc_event st = *e;
+
+		/* Only the fields counted above. */
+		st.reason.ptr = NULL;
+		st.module[0] = st.module_version[0] = '\0';
+		encode_fields(&pk, &st);
 	} else
 		encode_verdict(&pk, e);
 	/* A pack call that ran out of memory leaves a short message: catch it

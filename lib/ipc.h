@@ -10,6 +10,10 @@
  *   "progress" pct            0..100
  *   "verdict"  status, reason?, summary?, data?, truncated?, module?,
  *              module_version?  -- last frame; status is pass|fail|error
+ *   "state"    summary?, data?, truncated?  -- the summary and data as the
+ *              module set them so far, each frame replacing what it
+ *              carries; kept only if no verdict comes (a crash), where
+ *              truncated means later changes were not sent
  *
  * The agent treats the stream as hostile (a module can write to fd 3): every
  * frame is length-checked before it is buffered, and every decode is the
@@ -31,7 +35,8 @@
 
 #define IPC_MAX_FRAME	(256u * 1024)
 
-enum ipc_type { IPC_OUT, IPC_PROGRESS, IPC_VERDICT };
+/* Append only: the names index ipc.c's table. */
+enum ipc_type { IPC_OUT, IPC_PROGRESS, IPC_VERDICT, IPC_STATE };
 
 struct ipc_event {
 	struct wire_doc doc;
@@ -40,8 +45,8 @@ struct ipc_event {
 	uint8_t pct;				/* progress */
 	enum result_status status;		/* verdict: RS_PASS, RS_FAIL or RS_ERROR */
 	struct wire_str reason, summary;	/* verdict, optional */
-	const msgpack_object *data;		/* verdict, optional map */
-	bool truncated;				/* verdict */
+	const msgpack_object *data;		/* verdict, state: optional map */
+	bool truncated;				/* verdict, state */
 	char module[NAME_MAX_LEN + 1];		/* verdict, optional */
 	char module_version[WIRE_MAX_VERSION + 1];	/* verdict, optional */
 };

@@ -2,17 +2,22 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* The only mutable state of the log: written at start-up and on reload by
  * the main thread, read by whoever logs. */
 static struct {
 	const char *prog;
 	int level;
-} log_state = { "muster", LOG_INFO };
+	bool stamp;
+} log_state = { "muster", LOG_INFO, false };
 
 void
 log_init(const char *prog, int level)
@@ -29,6 +34,33 @@ log_set_level(int level)
 	if (level > LOG_DEBUG)
 		level = LOG_DEBUG;
 	log_state.level = level;
+}
+
+/*
+ * systemd sets JOURNAL_STREAM=DEV:INODE (decimal) for a service whose
+ * stderr goes to the journal; a stderr that was redirected since (a shell
+ * around the daemon, a test harness) has another device or inode, and
+ * then the variable says nothing (systemd.exec(5)).
+ */
+bool
+log_to_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	uintmax_t dev, ino;
+	struct stat st;
+	char end;
+
+	if (v == NULL || sscanf(v, "%ju:%ju%c", &dev, &ino, &end) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+}
+
+void
+log_timestamps(bool on)
+{
+	log_state.stamp = on;
 }
 
 int
@@ -53,12 +85,21 @@ log_level_parse(const char *s)
 void
 log_vmsg(int prio, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[1024], stamp[64] = "";
+	struct timespec ts;
+	struct tm tm;
+	size_t k;
 	int n;
 
 	if (prio > log_state.level)
 		return;
-	n = snprintf(line, sizeof(line), "<%d>%s: ", prio, log_state.prog);
+	/* After the "<N>", which stays first for whatever reads priorities. */
+	if (log_state.stamp && clock_gettime(CLOCK_REALTIME, &ts) == 0 &&
+	    gmtime_r(&ts.tv_sec, &tm) != NULL &&
+	    (k = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm)) > 0)
+		snprintf(stamp + k, sizeof(stamp) - k, ".%03dZ ",
+		    (int)(ts.tv_nsec / 1000000) % 1000);
+	n = snprintf(line, sizeof(line), "<%d>%s%s: ", prio, stamp, log_state.prog);
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(line))

@@ -4,7 +4,9 @@
  *
  * Lines look like "<6>musterd: connected to ssl://broker:8883"; journald and
  * systemd read the "<N>" prefix as the priority, so levels survive without
- * a syslog connection.  The state is one level and one program name, set
+ * a syslog connection.  A daemon whose stderr is not the journal turns on
+ * timestamps: "<6>2026-01-31T12:00:00.123Z musterd: ..." (UTC); journald
+ * stamps lines itself.  The state is one level and one program name, set
  * once at start-up (and on SIGHUP) by the single thread that logs; nothing
  * is allocated.
  */
@@ -12,12 +14,18 @@
 #define MUSTER_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <syslog.h>
 
 /* Set the program name shown on each line and the most verbose priority
  * that is still written (LOG_ERR .. LOG_DEBUG). */
 void log_init(const char *prog, int level);
 void log_set_level(int level);
+
+/* True when stderr is the stream systemd's JOURNAL_STREAM names. */
+bool log_to_journal(void);
+/* Prefix each line with the time (ISO 8601, UTC, milliseconds). */
+void log_timestamps(bool on);
 
 /* Parse "error", "warning", "notice", "info", "debug" (or 3..7); -1 if bad. */
 int log_level_parse(const char *s);

@@ -229,6 +229,8 @@ int status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *e
 
 /* ---- modules and releases --------------------------------------------- */
 
+#define WIRE_MAX_WITHDRAWN	32	/* module manifest "withdrawn" items */
+
 struct module_manifest {
 	struct wire_doc doc;
 	char name[NAME_MAX_LEN + 1];
@@ -239,6 +241,10 @@ struct module_manifest {
 	uint64_t published_at;
 	bool net;		/* the module declares MUSTER_NEEDS_NET; absent:
 				 * false (written only when true) */
+	/* Optional: builds of this name its publisher withdrew (`muster
+	 * module withdraw`); hosts drop and refuse them. */
+	size_t nwithdrawn;
+	char withdrawn[WIRE_MAX_WITHDRAWN][SHA256_HEX_LEN + 1];
 };
 
 int module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,

@@ -20,6 +20,37 @@ rd_kind(struct rd *r, const char *want)
 	return rd_word(r, "kind", words, 1, &i);
 }
 
+/* "withdrawn": an optional array of sha256 hex strings. */
+static int
+rd_withdrawn(struct rd *r, struct module_manifest *out)
+{
+	const msgpack_object *a;
+	uint32_t i;
+	int rc;
+
+	rc = rd_get(r, "withdrawn", false, MSGPACK_OBJECT_ARRAY, "an array", &a);
+	if (rc == MU_ENOENT)
+		return MU_OK;
+	if (rc)
+		return rc;
+	if (a->via.array.size > WIRE_MAX_WITHDRAWN)
+		return mu_errf(r->err, MU_EINVAL, "key 'withdrawn' has more than %d items",
+		    WIRE_MAX_WITHDRAWN);
+	for (i = 0; i < a->via.array.size; i++) {
+		const msgpack_object *o = &a->via.array.ptr[i];
+		char *dst = out->withdrawn[i];
+
+		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != SHA256_HEX_LEN)
+			return mu_errf(r->err, MU_EINVAL, "key 'withdrawn' has an invalid sha256");
+		memcpy(dst, o->via.str.ptr, SHA256_HEX_LEN);
+		dst[SHA256_HEX_LEN] = '\0';
+		if (!sha256hex_valid(dst))
+			return mu_errf(r->err, MU_EINVAL, "key 'withdrawn' has an invalid sha256");
+	}
+	out->nwithdrawn = a->via.array.size;
+	return MU_OK;
+}
+
 int
 module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
     struct mu_err *err)
@@ -51,6 +82,8 @@ module_manifest_decode(const void *buf, size_t len, struct module_manifest *out,
 		rc = rd_uint(&r, "published_at", true, UINT64_MAX, &out->published_at);
 	if (!rc)
 		rc = rd_bool(&r, "net", false, &out->net);
+	if (!rc)
+		rc = rd_withdrawn(&r, out);
 	return doc_close(&out->doc, rc);
 }
 
@@ -62,14 +95,20 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	size_t start;
 	int rc;
 
+	size_t i;
+
 	rc = need(name_valid(m->name) && version_valid(m->version) &&
-	    sha256hex_valid(m->sha256) && m->size <= WIRE_MAX_BIN, err,
-	    "bad name, version, sha256 or size");
+	    sha256hex_valid(m->sha256) && m->size <= WIRE_MAX_BIN &&
+	    m->nwithdrawn <= WIRE_MAX_WITHDRAWN, err,
+	    "bad name, version, sha256, size or withdrawn");
+	for (i = 0; !rc && i < m->nwithdrawn; i++)
+		rc = need(sha256hex_valid(m->withdrawn[i]), err, "bad withdrawn sha256");
 	if (rc)
 		return rc;
-	/* "net" only when declared: a manifest of a module that needs nothing
-	 * stays byte for byte what agents before it read. */
-	start = pk_begin(&pk, out, m->net ? 8 : 7);
+	/* "net" and "withdrawn" only when there is something to say: a
+	 * manifest without them stays byte for byte what agents before them
+	 * read. */
+	start = pk_begin(&pk, out, 7 + (m->net ? 1 : 0) + (m->nwithdrawn > 0));
 	pk_kv_str(&pk, "kind", "module");
 	pk_kv_str(&pk, "name", m->name);
 	pk_kv_str(&pk, "version", m->version);
@@ -79,6 +118,12 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	pk_kv_uint(&pk, "published_at", m->published_at);
 	if (m->net)
 		pk_kv_bool(&pk, "net", true);
+	if (m->nwithdrawn > 0) {
+		pk_key(&pk, "withdrawn");
+		msgpack_pack_array(&pk, m->nwithdrawn);
+		for (i = 0; i < m->nwithdrawn; i++)
+			pk_str(&pk, m->withdrawn[i], SHA256_HEX_LEN);
+	}
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 

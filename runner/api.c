@@ -134,6 +134,8 @@ api_data(struct muster_ctx *ctx, const char *key, const struct dval *v)
 	if (data_set(&ctx->data, key, v, &err) != MU_OK)
 		log_warnx("module: data key '%.64s' ignored: %s",
 		    key ? key : "(null)", err.msg);
+	else
+		events_state(ctx);
 }
 
 static void
@@ -176,6 +178,8 @@ api_summary(struct muster_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	if (text_vset(&ctx->summary, fmt, ap) != MU_OK)
 		log_warnx("module: summary() with a bad format");
+	else
+		events_state(ctx);
 	va_end(ap);
 }
 

@@ -7,7 +7,9 @@
  * per line, i.e. the size of the lines joined with newlines, which is how
  * the agent shows them.  Past the limit, lines are dropped and the verdict
  * says truncated; the module keeps running, since its verdict matters more
- * than its chatter.  When a write to fd 3 fails, nothing more is sent and
+ * than its chatter.  Each change of the summary or data also goes out at
+ * once as a state frame, within RUNNER_STATE_BUDGET, since a module that
+ * crashes next gives no other chance.  When a write to fd 3 fails, nothing more is sent and
  * the runner ends with RUNNER_EXIT_PIPE after run() returns: a module has
  * no way to hear of it in the middle of a call.
  */
@@ -37,6 +39,20 @@ ctx_free(struct muster_ctx *ctx)
 	data_free(&ctx->data);
 }
 
+/* One encoded frame to fd 3; after a failed write, none. */
+static int
+events_send(struct muster_ctx *ctx, const msgpack_sbuffer *sb)
+{
+	if (ctx->ev_broken)
+		return MU_EIO;
+	if (ipc_frame_write(ctx->evfd, sb->data, sb->size) != MU_OK) {
+		log_warn("cannot write to the event pipe");
+		ctx->ev_broken = true;
+		return MU_EIO;
+	}
+	return MU_OK;
+}
+
 static int
 events_write(struct muster_ctx *ctx, const struct ipc_event *e)
 {
@@ -50,10 +66,9 @@ events_write(struct muster_ctx *ctx, const struct ipc_event *e)
 	rc = ipc_event_encode(e, &sb, &err);
 	if (rc == MU_OK && sb.data == NULL)
 		rc = mu_errf(&err, MU_ENOMEM, "out of memory");
-	if (rc == MU_OK && (rc = ipc_frame_write(ctx->evfd, sb.data, sb.size)) != MU_OK) {
-		log_warn("cannot write to the event pipe");
-		ctx->ev_broken = true;
-	} else if (rc != MU_OK)
+	if (rc == MU_OK)
+		rc = events_send(ctx, &sb);
+	else
 		log_warnx("cannot encode an event: %s", err.msg);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
@@ -138,6 +153,29 @@ copy_ident(char *dst, size_t dstsz, const char *src, bool (*valid)(const char *)
 		strcpy(dst, src);
 }
 
+/* ctx's data, packed into sb and unpacked into up, for e->data; a data
+ * map that cannot be packed is left out and marked truncated. */
+static void
+events_data(struct muster_ctx *ctx, msgpack_sbuffer *sb, msgpack_unpacked *up,
+    struct ipc_event *e)
+{
+	size_t off = 0;
+	int rc;
+
+	if (data_empty(&ctx->data))
+		return;
+	rc = data_pack(&ctx->data, sb);
+	if (rc == MU_OK && msgpack_unpack_next(up, sb->data, sb->size, &off) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		rc = MU_ENOMEM;
+	if (rc == MU_OK)
+		e->data = &up->data;
+	else {
+		log_warnx("cannot pack the result data: %s", mu_strrc(rc));
+		ctx->data.truncated = true;
+	}
+}
+
 int
 events_verdict(struct muster_ctx *ctx, enum result_status status, const char *module,
     const char *version)
@@ -145,8 +183,7 @@ events_verdict(struct muster_ctx *ctx, enum result_status status, const char *mo
 	struct ipc_event e = { .type = IPC_VERDICT, .status = status };
 	msgpack_unpacked up;
 	msgpack_sbuffer sb;
-	size_t off = 0;
-	int rc = MU_OK;
+	int rc;
 
 	if (ctx->summary.set)
 		e.summary.ptr = ctx->summary.s, e.summary.len = strlen(ctx->summary.s);
@@ -156,21 +193,51 @@ events_verdict(struct muster_ctx *ctx, enum result_status status, const char *mo
 	copy_ident(e.module_version, sizeof(e.module_version), version, version_valid);
 	msgpack_sbuffer_init(&sb);
 	msgpack_unpacked_init(&up);
-	if (!data_empty(&ctx->data)) {
-		rc = data_pack(&ctx->data, &sb);
-		if (rc == MU_OK && msgpack_unpack_next(&up, sb.data, sb.size, &off) !=
-		    MSGPACK_UNPACK_SUCCESS)
-			rc = MU_ENOMEM;
-		if (rc == MU_OK)
-			e.data = &up.data;
-		else {
-			log_warnx("cannot pack the result data: %s", mu_strrc(rc));
-			ctx->data.truncated = true;
-		}
-	}
+	events_data(ctx, &sb, &up, &e);
 	e.truncated = ctx->out_truncated || ctx->data.truncated;
 	rc = events_write(ctx, &e);
 	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/*
+ * Past the budget, one last frame with only "truncated" says that the
+ * state musterd holds is older than the module's; the verdict, if one
+ * comes, still carries all of it.
+ */
+int
+events_state(struct muster_ctx *ctx)
+{
+	struct ipc_event e = { .type = IPC_STATE };
+	struct mu_err err = { "" };
+	msgpack_unpacked up;
+	msgpack_sbuffer sb, frame;
+	size_t cost;
+	int rc;
+
+	if (ctx->state_cut || ctx->ev_broken)
+		return MU_OK;
+	if (ctx->summary.set)
+		e.summary.ptr = ctx->summary.s, e.summary.len = strlen(ctx->summary.s);
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_init(&frame);
+	msgpack_unpacked_init(&up);
+	events_data(ctx, &sb, &up, &e);
+	e.truncated = ctx->data.truncated;
+	rc = ipc_event_encode(&e, &frame, &err);
+	cost = frame.size + RUNNER_STATE_FRAME_COST;
+	if (rc == MU_OK && frame.data != NULL &&
+	    cost <= RUNNER_STATE_BUDGET - ctx->state_spent) {
+		ctx->state_spent += cost;
+		rc = events_send(ctx, &frame);
+	} else {
+		ctx->state_cut = true;
+		e = (struct ipc_event){ .type = IPC_STATE, .truncated = true };
+		rc = events_write(ctx, &e);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&frame);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }

@@ -491,6 +491,10 @@ local_verdict(struct local *l, const struct ipc_event *e)
 		return;
 	l->have_verdict = true;
 	l->status = e->status;
+	/* The verdict replaces what state frames said. */
+	free(l->summary);
+	json_decref(l->data);
+	l->data = NULL;
 	l->summary = wire_str_dup(e->summary);
 	l->reason = wire_str_dup(e->reason);
 	/* The runner child's data always shows; a module that wrote its own
@@ -500,6 +504,25 @@ local_verdict(struct local *l, const struct ipc_event *e)
 	l->truncated = e->truncated;
 	strcpy(l->vmodule, e->module);
 	strcpy(l->vversion, e->module_version);
+}
+
+/* The summary and data so far, shown if no verdict comes (a crash). */
+static void
+local_state(struct local *l, const struct ipc_event *e)
+{
+	json_t *data = NULL;
+
+	if (l->have_verdict)
+		return;
+	l->truncated = l->truncated || e->truncated;
+	if (e->truncated && !e->summary.ptr && !e->data)
+		return;		/* the runner's "no more": keep the last */
+	if (e->data && (data = mpjson_from_msgpack(e->data)) == NULL)
+		log_warnx("the state's data cannot be shown as JSON");
+	free(l->summary);
+	l->summary = wire_str_dup(e->summary);
+	json_decref(l->data);
+	l->data = data;
 }
 
 /* A JSON string of bytes that may not be UTF-8 (bad ones become '?'):
@@ -535,6 +558,9 @@ local_event(struct local *l, const struct ipc_event *e)
 		break;
 	case IPC_VERDICT:
 		local_verdict(l, e);
+		break;
+	case IPC_STATE:
+		local_state(l, e);
 		break;
 	}
 	fflush(stdout);
@@ -732,6 +758,13 @@ local_print(struct local *l, const char *end)
 			if (l->reason)
 				printf("reason: %s\n", l->reason);
 		}
+		print_data(l->data);
+		if (l->truncated)
+			printf("note: output or data was truncated\n");
+	} else {
+		/* What the module had said before it died. */
+		if (l->summary)
+			printf("summary: %s\n", l->summary);
 		print_data(l->data);
 		if (l->truncated)
 			printf("note: output or data was truncated\n");

@@ -81,6 +81,11 @@ enum runner_exit {
 #define RUNNER_DATA_PATH_MAX	1024
 #define RUNNER_READ_MAX		(256u * 1024 * 1024)	/* read_file max */
 #define RUNNER_CMD_OUT_MAX	(64u * 1024 * 1024)	/* run_cmd max_out */
+/* State frames (events_state()) per run, each counted as its size plus
+ * RUNNER_STATE_FRAME_COST: 64 full data maps, or some 14,000 small
+ * changes of a module that sets a counter in a loop. */
+#define RUNNER_STATE_BUDGET	(4u * 1024 * 1024)
+#define RUNNER_STATE_FRAME_COST	256u
 
 /* The v1 descriptor: every field up to and including run(). */
 #define MODULE_V1_SIZE	(offsetof(struct muster_module, run) + \
@@ -205,6 +210,8 @@ struct muster_ctx {
 	bool out_truncated;
 	int pct;		/* last progress sent, -1 before the first */
 	struct text summary, reason;
+	size_t state_spent;	/* RUNNER_STATE_BUDGET used */
+	bool state_cut;		/* the budget ran out: no more state frames */
 	int arg_errors;		/* get_*() calls that returned MUSTER_ARG_BAD */
 	struct args args;
 	struct data data;
@@ -220,6 +227,9 @@ int events_vout(struct muster_ctx *, const char *fmt, va_list ap)
 int events_progress(struct muster_ctx *, int pct);
 int events_verdict(struct muster_ctx *, enum result_status, const char *module,
     const char *version);
+/* The summary and data so far, sent after each change so that a module
+ * that dies without a verdict does not take them along. */
+int events_state(struct muster_ctx *);
 
 /* ---- api.c ------------------------------------------------------------ */
 

@@ -185,5 +185,6 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("muster-server", server.cfg.log_level);
+	log_timestamps(!log_to_journal());
 	return server_main(&server);
 }

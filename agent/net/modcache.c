@@ -211,6 +211,43 @@ modcache_store(struct agent *a, const struct module_manifest *m, const char *sig
 	return MU_OK;
 }
 
+void
+modcache_drop(struct agent *a, const char *name, const char *sha256, const char *why)
+{
+	struct modcached *e = modcache_find(a, sha256);
+
+	/* A withdrawal names builds of its own module only. */
+	if (e != NULL && strcmp(e->name, name) == 0)
+		entry_remove(a, e, why);
+}
+
+/*
+ * A newer signed pointer names a build already cached under an older
+ * manifest (a version published again, or one a withdrawal falls back
+ * to): the cache's manifest becomes the pointer's, since the parent
+ * checks the cached one against its own floor, which the newer build
+ * it ran may have raised past the old manifest.
+ */
+int
+modcache_refresh(struct agent *a, const struct module_manifest *m, const char *signer,
+    const void *ptr, size_t ptrlen, struct mu_err *err)
+{
+	struct modcached *e = modcache_find(a, m->sha256);
+	char path[CONF_PATH_MAX + 96];
+	int rc;
+
+	if (e == NULL || strcmp(e->name, m->name) != 0 || m->published_at <= e->published_at)
+		return MU_OK;
+	if ((rc = cache_path(&a->net.mods, path, sizeof(path), m->sha256, ".ptr")) != MU_OK ||
+	    (rc = write_atomic(path, ptr, ptrlen, err)) != MU_OK)
+		return rc;
+	fsync_dir(a->net.mods.dir);
+	e->published_at = m->published_at;
+	snprintf(e->version, sizeof(e->version), "%s", m->version);
+	snprintf(e->signer, sizeof(e->signer), "%s", signer);
+	return MU_OK;
+}
+
 /* The signer must still be one this host trusts: a publisher removed from
  * [trust] publishers takes its builds' trust with it. */
 static bool

@@ -62,6 +62,50 @@ ptr_find(struct agent *a, const char *name)
 }
 
 /*
+ * What an accepted pointer withdraws (`muster module withdraw`) leaves
+ * the cache, and is refused from now on (pick()); the build it names, if
+ * cached under an older manifest, takes the pointer's, which is what the
+ * parent will check.
+ */
+static void
+ptr_withdraw(struct agent *a, struct modptr *p, const struct module_manifest *m,
+    const char *fpr)
+{
+	struct mu_err why;
+	size_t i;
+
+	free(p->withdrawn);
+	p->withdrawn = NULL;
+	p->nwithdrawn = 0;
+	if (m->nwithdrawn && (p->withdrawn = calloc(m->nwithdrawn,
+	    sizeof(*p->withdrawn))) == NULL)
+		log_warnx("module %s: out of memory for its withdrawn builds (the "
+		    "parent still refuses them)", p->name);
+	else
+		p->nwithdrawn = m->nwithdrawn;
+	for (i = 0; i < m->nwithdrawn; i++) {
+		if (i < p->nwithdrawn)
+			snprintf(p->withdrawn[i], sizeof(p->withdrawn[i]), "%s",
+			    m->withdrawn[i]);
+		modcache_drop(a, p->name, m->withdrawn[i], "withdrawn by its publisher");
+	}
+	if (modcache_refresh(a, m, fpr, p->raw, p->len, &why) != MU_OK)
+		log_warnx("module %s: cannot refresh the cached manifest: %s", p->name,
+		    why.msg);
+}
+
+static bool
+ptr_withdrew(const struct modptr *p, const char *sha)
+{
+	size_t i;
+
+	for (i = 0; i < p->nwithdrawn; i++)
+		if (strcmp(p->withdrawn[i], sha) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Verify a pointer once (the verdict is kept until the pointer changes):
  * signature, manifest, and the rollback floor, which moves up when a
  * newer pointer is accepted.
@@ -107,6 +151,7 @@ ptr_check(struct agent *a, struct modptr *p, struct mu_err *err)
 	p->published_at = m.published_at;
 	if (modcache_set_floor(a, p->name, m.published_at, &why) != MU_OK)
 		log_warnx("module %s: %s", p->name, why.msg);
+	ptr_withdraw(a, p, &m, fpr);
 	log_info("module %s: pointer to version %s (%.12s...) signed by %s", p->name,
 	    p->version, p->sha256, fpr);
 	return MU_OK;
@@ -462,8 +507,15 @@ pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
 
 	q->wait_sha[0] = '\0';
 	*src = PRIV_SRC_CACHE;
+	p = ptr_find(a, q->module);
 	if (q->pin[0]) {
-		/* Exactly that build; a pinned job is exempt from the floor. */
+		/* Exactly that build; a pinned job is exempt from the floor,
+		 * not from a withdrawal, which the pointer may carry. */
+		if (!a->net.mods.settled)
+			return MODSRC_WAIT;
+		if (p && p->raw && ptr_check(a, p, err) == MU_OK && ptr_withdrew(p, q->pin))
+			return mu_errf(err, MU_ETRUST, "module %s: build %.12s... was "
+			    "withdrawn by its publisher", q->module, q->pin);
 		snprintf(sha, SHA256_HEX_LEN + 1, "%s", q->pin);
 		if (strcmp(q->local_sha, q->pin) == 0) {
 			*src = PRIV_SRC_LOCAL;
@@ -476,7 +528,6 @@ pick(struct agent *a, struct modreq *q, enum priv_source *src, char *sha,
 		snprintf(sha, SHA256_HEX_LEN + 1, "%s", q->local_sha);
 		return MU_OK;
 	}
-	p = ptr_find(a, q->module);
 	if (p && p->raw) {
 		if ((rc = ptr_check(a, p, err)) != MU_OK)
 			return rc;
@@ -628,6 +679,7 @@ modsrc_free(struct agent *a)
 	while ((p = a->net.mods.ptrs) != NULL) {
 		a->net.mods.ptrs = p->next;
 		free(p->raw);
+		free(p->withdrawn);
 		free(p);
 	}
 	modcache_free(a);

@@ -230,6 +230,22 @@ modopen_local_sha(struct agent *a, const char *name, char sha[SHA256_HEX_LEN + 1
 	return MU_OK;
 }
 
+/* state_dir/floors/withdrawn/SHA256 (floor.c): the published_at of the
+ * first manifest the parent verified that withdraws that build. */
+static int
+withdrawn_note(struct agent *a, const struct module_manifest *m, struct mu_err *err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < m->nwithdrawn; i++)
+		if (parent_floor(a, "withdrawn", m->withdrawn[i]) == 0 &&
+		    (rc = parent_floor_raise(a, "withdrawn", m->withdrawn[i],
+		    m->published_at ? m->published_at : 1, err)) != MU_OK)
+			return rc;
+	return MU_OK;
+}
+
 /* The cache is the network process's: read it as data, believe nothing
  * in it that the signature and the hash do not prove. */
 static int
@@ -259,6 +275,12 @@ open_cached(struct agent *a, const struct run *r, const char *sha,
 	if (rc)
 		return mu_errf(err, rc, "module %s: cached manifest refused: %.200s",
 		    r->job.module, err->msg);
+	/* What this signed manifest withdraws is refused from now on, here
+	 * too (modopen_build()), whatever the network process offers. */
+	if ((rc = withdrawn_note(a, &m, err)) != MU_OK) {
+		wire_doc_free(&m.doc);
+		return rc;
+	}
 	snprintf(path, sizeof(path), "%s/modcache/%s.so", a->net_dir, sha);
 	floor_at = parent_floor(a, "modules", m.name);
 	if (strcmp(m.sha256, sha) != 0)
@@ -325,6 +347,13 @@ modopen_build(struct agent *a, const struct run *r, enum priv_source src,
 		out->memfd = -1;
 		rc = mu_errf(err, MU_ETRUST, "module %s: the build changed under us",
 		    r->job.module);
+	}
+	/* Pinned or local, a withdrawn build does not run again. */
+	if (rc == MU_OK && parent_floor(a, "withdrawn", out->sha256) > 0) {
+		close(out->memfd);
+		out->memfd = -1;
+		rc = mu_errf(err, MU_ETRUST, "module %s: build %.12s... was withdrawn by "
+		    "its publisher", r->job.module, out->sha256);
 	}
 	return rc;
 }

@@ -54,6 +54,43 @@ run_timeout_ms(const struct agent *a, const struct run *r)
 	return t;
 }
 
+/*
+ * "timed out after 2 s (job timeout)", and how long the module took to be
+ * had when that was long enough to matter: the wait for it is bounded by
+ * the same timeout but not part of the run's (run_wait()), so the operator
+ * waited for both.
+ */
+static void
+timeout_reason(const struct agent *a, const struct run *r, bool fetching,
+    char *why, size_t len)
+{
+	uint64_t t = run_timeout_ms(a, r);
+	const char *limit;
+	char secs[32];
+	size_t n;
+
+	if (r->timeout_cap_ms && t == r->timeout_cap_ms &&
+	    (r->job.timeout_ms == 0 || r->job.timeout_ms > t))
+		limit = "the policy's timeout<=";
+	else if (r->job.timeout_ms)
+		limit = "job timeout";
+	else
+		limit = "[limits] timeout";
+	if (t % 1000 == 0)
+		snprintf(secs, sizeof(secs), "%" PRIu64 " s", t / 1000);
+	else
+		snprintf(secs, sizeof(secs), "%.1f s", t / 1000.0);
+	n = (size_t)snprintf(why, len, "timed out after %s (%s)", secs, limit);
+	if (n >= len)
+		return;
+	if (fetching)
+		snprintf(why + n, len - n, " while module %s was still being fetched",
+		    r->job.module);
+	else if (r->fetch_ms >= 100)
+		snprintf(why + n, len - n, "; module fetch took %.1f s before the run",
+		    r->fetch_ms / 1000.0);
+}
+
 static uint64_t
 output_limit(const struct agent *a)
 {
@@ -136,12 +173,28 @@ run_terminate(struct agent *a, struct run *r)
 
 /* ---- events from the runner ------------------------------------------ */
 
+/* A copy of e's data map, replacing the run's (NULL: none). */
 static void
-run_take_verdict(struct run *r, const struct ipc_event *e)
+run_take_data(struct run *r, const struct ipc_event *e)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
+	free(r->data);
+	r->data = NULL;
+	r->data_len = 0;
+	if (e->data) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *e->data);
+		r->data = (uint8_t *)sb.data;	/* hand the buffer over */
+		r->data_len = sb.size;
+	}
+}
+
+static void
+run_take_verdict(struct run *r, const struct ipc_event *e)
+{
 	r->have_verdict = true;
 	r->verdict = e->status;
 	r->truncated = r->truncated || e->truncated;
@@ -150,15 +203,22 @@ run_take_verdict(struct run *r, const struct ipc_event *e)
 	r->summary = wire_str_dup(e->summary);
 	r->reason = wire_str_dup(e->reason);
 	snprintf(r->module_version, sizeof(r->module_version), "%s", e->module_version);
-	free(r->data);
-	r->data = NULL;
-	if (e->data) {
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_object(&pk, *e->data);
-		r->data = (uint8_t *)sb.data;	/* hand the buffer over */
-		r->data_len = sb.size;
-	}
+	run_take_data(r, e);
+}
+
+/* The summary and data so far: what a crash leaves of the module's word
+ * (ipc.h).  The verdict, once there, says it all and stays. */
+static void
+run_take_state(struct run *r, const struct ipc_event *e)
+{
+	if (r->have_verdict)
+		return;
+	r->state_truncated = r->state_truncated || e->truncated;
+	if (e->truncated && !e->summary.ptr && !e->data)
+		return;		/* the runner's "no more": keep the last */
+	free(r->summary);
+	r->summary = wire_str_dup(e->summary);
+	run_take_data(r, e);
 }
 
 static int
@@ -181,6 +241,9 @@ run_handle_frame(struct agent *a, struct run *r, const uint8_t *f, size_t len,
 		break;
 	case IPC_VERDICT:
 		run_take_verdict(r, &e);
+		break;
+	case IPC_STATE:
+		run_take_state(r, &e);
 		break;
 	}
 	wire_doc_free(&e.doc);
@@ -569,9 +632,9 @@ wait_expired(struct loop *l, uint64_t id, void *arg)
 
 	(void)l, (void)id;
 	r->wait_timer = 0;
-	snprintf(why, sizeof(why), "module %s: not had within the job's timeout (%.1f s)",
-	    r->job.module, r->wait_timer_ms / 1000.0);
-	run_fail(r->agent, r, RS_ERROR, why);
+	timeout_reason(r->agent, r, true, why, sizeof(why));
+	log_notice("job %s: %s", r->job.id, why);
+	run_fail(r->agent, r, RS_TIMEOUT, why);
 }
 
 /*
@@ -589,6 +652,7 @@ run_wait(struct agent *a, struct run *r)
 
 	r->state = RUN_WAITING;
 	if (!r->wait_timer) {
+		r->wait_began = now_mono_ms();
 		r->wait_timer_ms = run_timeout_ms(a, r);
 		r->wait_timer = loop_add_timer(a->loop, r->wait_timer_ms, wait_expired, r);
 	}
@@ -710,8 +774,10 @@ result_outcome(struct run *r, struct result *res, char *why, size_t whylen)
 	}
 	else if (r->cancelled)
 		res->status = RS_CANCELLED;
-	else if (r->timed_out)
+	else if (r->timed_out) {
 		res->status = RS_TIMEOUT;
+		timeout_reason(r->agent, r, false, why, whylen);
+	}
 	else if (r->have_verdict)
 		res->status = r->verdict;
 	else {
@@ -747,7 +813,7 @@ run_finish(struct agent *a, struct run *r)
 {
 	msgpack_unpacked data;
 	struct result res;
-	char why[128] = "";
+	char why[256] = "";
 
 	/* The runner is reaped (or never ran): its uid is free again.  One
 	 * not reaped keeps its uid for good rather than share it. */
@@ -756,14 +822,18 @@ run_finish(struct agent *a, struct run *r)
 	result_init(a, &res, &r->job, RS_ERROR);
 	res.started_at = r->started_at ? r->started_at : res.finished_at;
 	result_outcome(r, &res, why, sizeof(why));
-	if (r->reason || why[0])
+	/* A timeout's own words beat a verdict sent in the kill grace. */
+	if (r->timed_out && !r->interrupted && !r->cancelled && why[0])
+		res.reason = (struct wire_str){ why, strlen(why) };
+	else if (r->reason || why[0])
 		res.reason = r->reason ? (struct wire_str){ r->reason, strlen(r->reason) } :
 		    (struct wire_str){ why, strlen(why) };
 	if (r->summary)
 		res.summary = (struct wire_str){ r->summary, strlen(r->summary) };
 	if (r->output_len)
 		res.output = (struct wire_str){ r->output, r->output_len };
-	res.truncated = r->truncated;
+	/* Without a verdict, the summary and data are a state frame's. */
+	res.truncated = r->truncated || (!r->have_verdict && r->state_truncated);
 	res.events_dropped = r->events_dropped;
 	snprintf(res.module_version, sizeof(res.module_version), "%s", r->module_version);
 	snprintf(res.module_sha256, sizeof(res.module_sha256), "%s", r->module_sha256);
@@ -904,6 +974,7 @@ run_module_answer(struct agent *a, const struct priv_msg *m)
 		return;
 	}
 	r->module = mod;
+	r->fetch_ms = now_mono_ms() - r->wait_began;
 	if (r->wait_timer)
 		loop_del_timer(a->loop, r->wait_timer);
 	r->wait_timer = 0;

@@ -176,7 +176,7 @@ class Run:
         self.elapsed = elapsed
         assert_no_sanitizer_report(stderr)
         for f in self.frames:
-            assert f["v"] == 1 and f["t"] in ("out", "progress", "verdict"), f
+            assert f["v"] == 1 and f["t"] in ("out", "progress", "verdict", "state"), f
         verdicts = [f for f in self.frames if f["t"] == "verdict"]
         assert len(verdicts) <= 1
         if verdicts:

@@ -232,3 +232,25 @@ def test_version_and_help():
     assert r.returncode == 0 and "module ABI 1" in r.stdout
     r = run_cli("--help")
     assert r.returncode == 0 and "--describe" in r.stdout
+
+
+@pytest.mark.parametrize("how", ["abort", "segv", "_exit"])
+def test_crash_keeps_what_was_said(how):
+    env = asan_env("handle_segv=0") if sanitized() else None
+    r = run_cli("--run", module_path("crashsay"), f"how={how}", env=env)
+    assert "summary: checked 2 of 3 disks" in r.stdout, r.stdout
+    assert '"sda": "ok"' in r.stdout, r.stdout
+    assert ("exited 4 without a verdict" if how == "_exit" else "crashed: signal") in r.stdout
+    r, j = run_json("crashsay", f"how={how}", env=env)
+    assert j["status"] == "crashed", j
+    assert j["summary"] == "checked 2 of 3 disks"
+    assert j["data"] == {"checked": 2, "disks": {"sda": "ok"}}
+    assert j["truncated"] is False
+    assert j["reason"].startswith("exited 4" if how == "_exit" else "crashed: signal")
+    assert j["output"] == [f"about to die: {how}"]
+
+
+def test_crash_after_the_state_budget_says_truncated():
+    r, j = run_json("crashsay", "how=loop")
+    assert j["status"] == "crashed" and j["truncated"] is True, j
+    assert j["summary"] == "checked 2 of 3 disks" and j["data"]["checked"] == 2

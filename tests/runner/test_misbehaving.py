@@ -96,3 +96,34 @@ def test_alloc_leaking_everything_still_gets_a_verdict(chunk_kb):
     assert r.verdict["status"] == "error"
     assert r.verdict["reason"].startswith("out of memory after ")
     assert 0 < r.verdict["data"]["allocated_mb"] < 512
+
+
+SAID = {"checked": 2, "disks": {"sda": "ok"}}
+
+
+@pytest.mark.parametrize("how,rc", [("abort", -signal.SIGABRT), ("segv", -signal.SIGSEGV),
+                                    ("_exit", 4)])
+def test_crash_sends_what_was_said_first(how, rc):
+    """The summary and data go out as they are set (a "state" frame), so
+    a runner that dies without a verdict has not taken them along."""
+    env = asan_env("handle_segv=0") if sanitized() else None
+    r = run_contract("crashsay", args={"how": how}, env=env)
+    assert r.rc == rc, r
+    assert r.verdict is None
+    states = [f for f in r.frames if f["t"] == "state"]
+    assert states, r.frames
+    assert states[-1]["summary"] == "checked 2 of 3 disks"
+    assert states[-1]["data"] == SAID
+    assert not states[-1].get("truncated")
+    assert r.out == [f"about to die: {how}"]
+
+
+def test_state_frames_stop_at_their_budget():
+    """A module that sets a counter in a loop does not send a frame per
+    set: past the budget one frame says "truncated" and no more follow."""
+    r = run_contract("crashsay", args={"how": "loop"})
+    assert r.rc == -signal.SIGABRT, r
+    states = [f for f in r.frames if f["t"] == "state"]
+    assert 1000 < len(states) < 20000, len(states)
+    assert states[-1] == {"v": 1, "t": "state", "truncated": True}
+    assert states[-2]["data"]["checked"] == 2 and states[-2]["data"]["n"] < 99999

@@ -111,6 +111,9 @@ def test_hang_times_out_and_its_group_is_gone(agents, op, operator):
     assert 1.4 <= dt < 1.5 + 2.0 + 1.0, dt	# timeout, at most the kill grace
     assert 1400 <= r["finished_at"] - r["started_at"] < 4000, r
     assert "hanging" in r.get("output", "")
+    # The limit and whose it is (then maybe the module lookup's time:
+    # right after a start, the agent lets retained pointers settle).
+    assert r["reason"].startswith("timed out after 1.5 s (job timeout)"), r
     assert_group_gone(pid)
     assert_ping_fast(op, operator, a)
 
@@ -158,6 +161,23 @@ def test_exit3_is_crashed_with_exit_code_3(agents, op, operator):
     assert r["status"] == "crashed", r
     assert r.get("exit_code") == 3 and "signal" not in r, r
     assert "code 3" in r["reason"]
+    assert_ping_fast(op, operator, a)
+
+
+@pytest.mark.parametrize("how", ["abort", "_exit"])
+def test_crash_keeps_the_summary_and_data_set_before_it(agents, op, operator, how):
+    a, _ = start_agent(agents, "crashsay")
+    _, r = run_one(op, operator, a, module="crashsay", args={"how": how})
+    assert r["status"] == "crashed", r
+    # The crash's reason, next to what the module had said.
+    if how == "_exit":
+        assert r.get("exit_code") == 4 and "code 4" in r["reason"], r
+    else:
+        assert "signal" in r["reason"], r
+    assert r["summary"] == "checked 2 of 3 disks", r
+    assert r["data"] == {"checked": 2, "disks": {"sda": "ok"}}, r
+    assert not r.get("truncated"), r
+    assert r["module"] == "crashsay"
     assert_ping_fast(op, operator, a)
 
 

@@ -218,6 +218,7 @@ def test_duration_is_how_long_the_module_ran(fleet):
     assert res["status"] == "timeout", res
     assert res["duration_ms"] == res["finished_at"] - res["started_at"], res
     assert 1000 <= res["duration_ms"] < 10000, res
+    assert res["reason"].startswith("timed out after 1 s (job timeout)"), res
 
 
 def test_hang_without_timeout_is_still_running(fleet):
@@ -259,11 +260,11 @@ def test_default_wait_follows_the_timeout(fleet):
     assert r.returncode == 3, r.stdout + r.stderr
     assert 10.5 < took < 20, took
     assert "no answer: h9" in r.stdout
-    # A timeout row says what happened, even with no reason from the agent.
+    # A timeout row says what happened: the agent's reason.
     r = fleet.cli("run", "-H", "h1", "--timeout", "1s", "hang")
     assert r.returncode == 1, r.stdout + r.stderr
     (row,) = table_rows(r.stdout)
-    assert row[1] == "timeout" and row[3], row
+    assert row[1] == "timeout" and row[3].startswith("timed out after 1 s (job timeout)"), row
 
 
 def test_output_is_a_list_of_lines(fleet):

@@ -12,6 +12,7 @@ empty unless a test says otherwise: every module comes from the broker.
 """
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import time
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from muster_fixtures import (
-    MODULES_DIR, assert_no_sanitizer_reports, collect_results, log_count,
+    MODULES_DIR, TEST_MODULES_DIR, assert_no_sanitizer_reports, collect_results, log_count,
     module_payloads, new_job, now_ms, pack, run_job, send_job, topic,
     unpack, wait_until, watch_results,
 )
@@ -364,3 +365,45 @@ def test_module_bigger_than_a_job_comes_over_the_fetch_connection(
     assert "h1.fetch" in a.broker.log()
     wait_until(lambda: "Client h1.fetch disconnected" in a.broker.log(), 15,
                what="the idle fetch connection to close")
+
+
+# ---- the job's timeout covers the fetch, and says so ---------------------------
+
+
+def test_timeout_names_the_fetch_before_it(agents, op, operator, pub, keys):
+    """The artifact comes a while after the job: the hang module then runs
+    its whole 5 s, and the timeout's reason says where the rest of the
+    operator's wait went.  (An artifact published during the wait is
+    had some 1.5 s after it is published: the fetch connection's pace.)"""
+    so = (TEST_MODULES_DIR / "hang.so").read_bytes()
+    sha = publish(pub, keys, so, name="hang", artifact=False)
+    a = start(agents, "h1", fetch_timeout="10s")
+    body = new_job("run", "host/h1", module="hang", timeout_ms=5000)
+    watch_results(op, body["id"])
+    t0 = time.monotonic()
+    send_job(op, operator, body)
+    time.sleep(1.0)
+    publish(pub, keys, so, name="hang", pointer=False)
+    r = collect_results(op, body["id"], ["h1"], timeout=20)["h1"]
+    dt = time.monotonic() - t0
+    assert r["status"] == "timeout" and r["module_sha256"] == sha, r
+    m = re.fullmatch(r"timed out after 5 s \(job timeout\); module fetch took "
+                     r"(\d+\.\d) s before the run", r["reason"])
+    assert m and 1.0 <= float(m.group(1)) < 5.0, r["reason"]
+    assert 4900 <= r["finished_at"] - r["started_at"] < 7500, r
+    assert dt >= float(m.group(1)) + 5.0 - 0.2, dt
+    assert "hanging" in r.get("output", ""), r
+    assert_serves(op, operator, a)
+
+
+def test_timeout_while_fetching_says_so(agents, op, operator, pub, keys):
+    so = (TEST_MODULES_DIR / "hang.so").read_bytes()
+    publish(pub, keys, so, name="hang", artifact=False)
+    a = start(agents, "h1", fetch_timeout="10s")
+    t0 = time.monotonic()
+    r = run(op, operator, "h1", module="hang", timeout_ms=1000)
+    assert time.monotonic() - t0 < 5
+    assert r["status"] == "timeout", r
+    assert r["reason"] == ("timed out after 1 s (job timeout) while module hang "
+                           "was still being fetched"), r
+    assert_serves(op, operator, a)

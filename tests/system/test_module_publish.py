@@ -26,7 +26,7 @@ from muster_fixtures import (
 pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
                                 reason=f"{MUSTER_CLI} is not built")
 
-SUBCOMMANDS = ["publish", "list", "show", "retire"]
+SUBCOMMANDS = ["publish", "list", "show", "retire", "withdraw"]
 
 
 def pub_conf(path: Path, broker, keys, cn: str = "pub:release",
@@ -506,3 +506,96 @@ def test_publish_copies_the_network_declaration(pub, mqtt):
     assert out["net"] is False, out
     m = retained(mqtt, topic("modules", "netprobe"))
     assert "net" not in unpack(unpack(m[topic("modules", "netprobe")])["manifest"])
+
+
+# ---- withdraw --------------------------------------------------------------------
+
+
+def _run_vers(op, operator, sha=None):
+    from muster_fixtures import new_job, run_job
+    body = new_job("run", "host/h1", module="vers",
+                   **({"module_sha256": sha} if sha else {}))
+    got = run_job(op, operator, body, ["h1"], timeout=20)
+    assert "h1" in got, body["id"]
+    return got["h1"]
+
+
+def test_withdraw_reaches_hosts_that_cached_the_build(pub, agents, mqtt, operator,
+                                                      tmp_path):
+    """Issue 23: `module withdraw NAME VERSION` makes a host that cached the
+    build drop it and refuse it, pinned or not; unpinned jobs run the next
+    lower version (in version order: 1.9.0 < 1.10.0), signed again."""
+    op = mqtt("op:alice")
+    v1 = pub.publish(TEST_MODULES_DIR / "vers1.so")
+    v10 = pub.publish(TEST_MODULES_DIR / "vers10.so")
+    a = agents("h1", wake_port=0, extra={"modules": {"fetch_timeout": "3s",
+                                                     "prefetch_delay": "0"}}).start()
+    r = _run_vers(op, operator)
+    assert r["status"] == "pass" and r["module_version"] == "1.10.0", r
+    cached = a.state_dir / "net" / "modcache" / f"{v10['sha256']}.so"
+    assert cached.exists()
+    # 1.9.0 comes after 1.10.0 and is a lower version.
+    v9 = pub.publish(TEST_MODULES_DIR / "vers2.so")
+    assert _run_vers(op, operator)["module_version"] == "1.9.0"
+    v10 = pub.publish(TEST_MODULES_DIR / "vers10.so")
+    assert _run_vers(op, operator)["module_version"] == "1.10.0"
+
+    # An older version: the pointer keeps its build, signed anew.
+    w = pub("module", "withdraw", "vers", "1.0.0")
+    assert w.returncode == 0, w.stderr
+    assert f"the pointer now names 1.10.0 (sha256 {v10['sha256']})" in w.stdout, w.stdout
+    r = _run_vers(op, operator, sha=v1["sha256"])
+    assert r["status"] == "error" and "withdrawn by its publisher" in r["reason"], r
+    assert _run_vers(op, operator)["module_version"] == "1.10.0"
+
+    w = pub("module", "withdraw", "vers", "1.10.0")
+    assert w.returncode == 0, w.stderr
+    assert f"the pointer now names 1.9.0 (sha256 {v9['sha256']})" in w.stdout, w.stdout
+    arts = retained(mqtt, topic("modules", "vers", "+"))
+    assert topic("modules", "vers", v10["sha256"]) not in arts
+    assert pub.list()["vers"]["sha256"] == v9["sha256"]
+
+    r = _run_vers(op, operator)
+    assert r["status"] == "pass" and r["module_version"] == "1.9.0", r
+    assert not cached.exists(), "the withdrawn build is still cached"
+    # The parent keeps its own record (floors/, which only it writes).
+    assert (a.state_dir / "floors" / "withdrawn" / v10["sha256"]).exists()
+    r = _run_vers(op, operator, sha=v10["sha256"])
+    assert r["status"] == "error" and "withdrawn by its publisher" in r["reason"], r
+
+    # Withdrawals add up (1.0.0's is still listed): 1.9.0 has nothing
+    # left below it to fall back to, and nothing changes.
+    for old in (v1, v10):
+        r = _run_vers(op, operator, sha=old["sha256"])
+        assert r["status"] == "error" and "withdrawn" in r["reason"], r
+    w = pub("module", "withdraw", "vers", "1.9.0")
+    assert w.returncode == 1 and "no lower version of vers" in w.stderr, w.stderr
+    assert pub.list()["vers"]["sha256"] == v9["sha256"]
+    assert _run_vers(op, operator)["module_version"] == "1.9.0"
+    w = pub("module", "withdraw", "vers", "7.0.0")
+    assert w.returncode == 1 and "no build of vers 7.0.0" in w.stderr, w.stderr
+    a.stop()
+
+
+def test_parent_refuses_a_withdrawn_local_file(pub, agents, mqtt, operator):
+    """The network process offers modules_dir's file first under prefer =
+    local; the parent still refuses a build it knows was withdrawn."""
+    op = mqtt("op:alice")
+    pub.publish(TEST_MODULES_DIR / "vers1.so")
+    v10 = pub.publish(TEST_MODULES_DIR / "vers10.so")
+    assert pub("module", "withdraw", "vers", "1.10.0").returncode == 0
+    a = agents("h1", wake_port=0, extra={"modules": {"prefetch_delay": "0"}}).start()
+    assert _run_vers(op, operator)["module_version"] == "1.0.0"
+    a.stop()
+    # The same host (its folder and state), now preferring its own file.
+    a2 = agents("h1", wake_port=0, extra={"modules": {"prefer": "local"}})
+    assert a2.state_dir == a.state_dir
+    a2.modules_dir.mkdir(parents=True, exist_ok=True)
+    p = a2.modules_dir / "vers.so"
+    p.write_bytes((TEST_MODULES_DIR / "vers10.so").read_bytes())
+    p.chmod(0o644)
+    a2.start()
+    r = _run_vers(op, operator)
+    assert r["status"] == "error", r
+    assert f"build {v10['sha256'][:12]}... was withdrawn" in r["reason"], r
+    a2.stop()

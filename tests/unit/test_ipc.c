@@ -53,6 +53,55 @@ test_event_roundtrip(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* A state carries summary, data and truncated, and nothing of a verdict's
+ * status or reason even when the caller left them set. */
+static void
+test_state_roundtrip(void **state)
+{
+	struct ipc_event e = { .type = IPC_STATE, .status = RS_FAIL,
+	    .reason = { "not sent", 8 }, .summary = { "2 of 3", 6 },
+	    .module = "disk.usage" }, d;
+	msgpack_sbuffer sb, data;
+	msgpack_packer pk;
+	msgpack_unpacked up;
+	struct mu_err err = { "" };
+
+	(void)state;
+	msgpack_sbuffer_init(&data);
+	msgpack_packer_init(&pk, &data, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_str(&pk, 1);
+	msgpack_pack_str_body(&pk, "n", 1);
+	msgpack_pack_int(&pk, 2);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, data.data, data.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	e.data = &up.data;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(ipc_event_encode(&e, &sb, &err), MU_OK);
+	assert_int_equal(ipc_event_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_int_equal(d.type, IPC_STATE);
+	assert_memory_equal(d.summary.ptr, "2 of 3", 6);
+	assert_null(d.reason.ptr);
+	assert_string_equal(d.module, "");
+	assert_non_null(d.data);
+	assert_int_equal(d.data->via.map.size, 1);
+	assert_false(d.truncated);
+	wire_doc_free(&d.doc);
+
+	msgpack_sbuffer_clear(&sb);
+	e = (struct ipc_event){ .type = IPC_STATE, .truncated = true };
+	assert_int_equal(ipc_event_encode(&e, &sb, &err), MU_OK);
+	assert_int_equal(ipc_event_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_true(d.truncated);
+	assert_null(d.summary.ptr);
+	assert_null(d.data);
+	wire_doc_free(&d.doc);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&data);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 test_event_refusals(void **state)
 {
@@ -129,6 +178,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_event_roundtrip),
+		cmocka_unit_test(test_state_roundtrip),
 		cmocka_unit_test(test_event_refusals),
 		cmocka_unit_test(test_frames),
 	};

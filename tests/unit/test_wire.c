@@ -694,7 +694,29 @@ test_manifests(void **state)
 	assert_int_equal((unsigned char)sb.data[0], 0x80 | 9);
 	assert_int_equal(module_manifest_decode(sb.data, sb.size, &dm, &err), MU_OK);
 	assert_true(dm.net);
+	assert_int_equal(dm.nwithdrawn, 0);
 	wire_doc_free(&dm.doc);
+	m.net = false;
+	/* What it withdraws, when it says (muster module withdraw). */
+	msgpack_sbuffer_clear(&sb);
+	m.nwithdrawn = 2;
+	strcpy(m.withdrawn[0], SHA_A);
+	memset(m.withdrawn[1], 'b', SHA256_HEX_LEN);
+	m.withdrawn[1][SHA256_HEX_LEN] = '\0';
+	assert_int_equal(module_manifest_encode(&m, &sb, &err), MU_OK);
+	assert_int_equal(module_manifest_decode(sb.data, sb.size, &dm, &err), MU_OK);
+	assert_int_equal(dm.nwithdrawn, 2);
+	assert_string_equal(dm.withdrawn[0], SHA_A);
+	assert_string_equal(dm.withdrawn[1], m.withdrawn[1]);
+	wire_doc_free(&dm.doc);
+	m.withdrawn[1][3] = 'X';
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(module_manifest_encode(&m, &sb, &err), MU_EINVAL);
+	m.nwithdrawn = WIRE_MAX_WITHDRAWN + 1;
+	assert_int_equal(module_manifest_encode(&m, &sb, &err), MU_EINVAL);
+	m.nwithdrawn = 0;
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(module_manifest_encode(&m, &sb, &err), MU_OK);
 	/* A module manifest is not a release manifest. */
 	assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_EINVAL);
 	assert_non_null(strstr(err.msg, "'kind'"));

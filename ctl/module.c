@@ -118,9 +118,11 @@ static const char usage_retire[] =
     "broker error\n";
 
 static const char usage_withdraw[] =
-    "usage: muster module withdraw NAME VERSION\n"
-    "  withdraws every build of NAME VERSION: the pointer is signed again for\n"
+    "usage: muster module withdraw NAME VERSION | NAME@VERSION | NAME@SHA256\n"
+    "  withdraws every build of NAME VERSION (or the one build SHA256, a\n"
+    "  version re-published with --force): the pointer is signed again for\n"
     "  the build it names, or if that is withdrawn, the highest lower version\n"
+    "  (for SHA256: or another build of the same version)\n"
     "  whose artifact (signed by [publisher] fingerprint) is on the broker,\n"
     "  its manifest listing the withdrawn\n"
     "  builds, and their artifacts are cleared.  Hosts drop those builds from\n"
@@ -1432,6 +1434,8 @@ version_cmp(const char *a, const char *b)
 
 struct withdraw {
 	const char *name, *version;
+	const char *sha;		/* NAME@SHA256: that build only */
+	char version_of_sha[WIRE_MAX_VERSION + 1];
 	char withdrawn[WIRE_MAX_WITHDRAWN][SHA256_HEX_LEN + 1];
 	size_t n;
 };
@@ -1461,6 +1465,42 @@ withdraw_add(struct withdraw *w, const char *sha)
 	return 0;
 }
 
+/* What the current pointer withdrew already, which the new one must go on
+ * saying (only from a pointer whose signature holds). */
+static int
+withdraw_carry(struct withdraw *w, const struct mod_ptr *cur)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && cur && cur->decoded && cur->sig == SIG_GOOD &&
+	    i < cur->m.nwithdrawn; i++)
+		rc = withdraw_add(w, cur->m.withdrawn[i]);
+	return rc;
+}
+
+/* NAME@SHA256: the one build, wherever the broker shows it; its version is
+ * what the fallback must not be above. */
+static int
+withdraw_collect_sha(struct withdraw *w, const struct mod_ptr *cur,
+    const struct art_list *arts, bool *found)
+{
+	const char *version = NULL;
+	size_t i;
+
+	if (cur && cur->decoded && strcmp(cur->m.sha256, w->sha) == 0)
+		version = cur->m.version;
+	for (i = 0; version == NULL && i < arts->n; i++)
+		if (arts->v[i].decoded && strcmp(arts->v[i].m.sha256, w->sha) == 0)
+			version = arts->v[i].m.version;
+	if (version == NULL)
+		return 0;
+	*found = true;
+	snprintf(w->version_of_sha, sizeof(w->version_of_sha), "%s", version);
+	w->version = w->version_of_sha;
+	return withdraw_add(w, w->sha) || withdraw_carry(w, cur);
+}
+
 /*
  * The builds to withdraw: every one of that version on the broker (the
  * pointer's, the artifacts') and what the current pointer withdrew
@@ -1474,13 +1514,14 @@ withdraw_collect(struct withdraw *w, struct mod_ptr *cur, const struct art_list 
 	int rc = 0;
 
 	*found = false;
+	if (w->sha)
+		return withdraw_collect_sha(w, cur, arts, found);
 	if (cur && cur->decoded && strcmp(cur->m.version, w->version) == 0) {
 		*found = true;
 		rc = withdraw_add(w, cur->m.sha256);
 	}
-	for (i = 0; rc == 0 && cur && cur->decoded && cur->sig == SIG_GOOD &&
-	    i < cur->m.nwithdrawn; i++)
-		rc = withdraw_add(w, cur->m.withdrawn[i]);
+	if (rc == 0)
+		rc = withdraw_carry(w, cur);
 	for (i = 0; rc == 0 && i < arts->n; i++)
 		if (arts->v[i].decoded && strcmp(arts->v[i].m.version, w->version) == 0) {
 			*found = true;
@@ -1511,8 +1552,11 @@ withdraw_fallback(const struct withdraw *w, const struct mod_ptr *cur,
 	}
 	for (i = 0; i < arts->n; i++) {
 		x = &arts->v[i];
+		/* One build withdrawn (NAME@SHA256): another of its version
+		 * will do as well as a lower one. */
+		d = version_cmp(x->m.version, w->version);
 		if (!x->decoded || !x->mine || withdraw_has(w, x->m.sha256) ||
-		    version_cmp(x->m.version, w->version) >= 0)
+		    d > 0 || (d == 0 && w->sha == NULL))
 			continue;
 		if (best == NULL || (d = version_cmp(x->m.version, best->m.version)) > 0 ||
 		    (d == 0 && x->m.published_at > best->m.published_at))
@@ -1565,6 +1609,32 @@ no_opt(int o, const char *v, void *arg)
 	return -1;
 }
 
+/* NAME VERSION, NAME@VERSION or NAME@SHA256 (64 hex digits: a build). */
+static int
+withdraw_args(struct withdraw *w, int argc, char **argv)
+{
+	char *at;
+
+	if (argc == 2)
+		w->name = argv[0], w->version = argv[1];
+	else if (argc == 1 && (at = strchr(argv[0], '@')) != NULL) {
+		*at = '\0';
+		w->name = argv[0];
+		if (sha256hex_valid(at + 1))
+			w->sha = at + 1;
+		else
+			w->version = at + 1;
+	} else
+		return fputs(usage_withdraw, stderr), EXIT_USAGE;
+	if (!name_valid(w->name))
+		return fprintf(stderr, "muster: bad module name '%s': %s\n", w->name,
+		    NAME_RULE), EXIT_USAGE;
+	if (w->version && !version_valid(w->version))
+		return fprintf(stderr, "muster: bad version '%s' (or a sha256: 64 lower-case "
+		    "hex digits)\n", w->version), EXIT_USAGE;
+	return 0;
+}
+
 static int
 mod_withdraw(struct ctl *c, int argc, char **argv)
 {
@@ -1585,14 +1655,8 @@ mod_withdraw(struct ctl *c, int argc, char **argv)
 
 	if ((rc = sub_opts(argc, argv, opts, usage_withdraw, no_opt, NULL)) != 0)
 		return rc == CTL_HELP ? EXIT_OK : rc;
-	if (optind != argc - 2)
-		return fputs(usage_withdraw, stderr), EXIT_USAGE;
-	w.name = argv[optind], w.version = argv[optind + 1];
-	if (!name_valid(w.name))
-		return fprintf(stderr, "muster: bad module name '%s': %s\n", w.name,
-		    NAME_RULE), EXIT_USAGE;
-	if (!version_valid(w.version))
-		return fprintf(stderr, "muster: bad version '%s'\n", w.version), EXIT_USAGE;
+	if ((rc = withdraw_args(&w, argc - optind, argv + optind)) != 0)
+		return rc;
 	if (c->cfg.fingerprint[0] == '\0') {
 		fprintf(stderr, "muster: no publisher key: set [publisher] fingerprint "
 		    "(and gnupg_home), or --fingerprint (and --gnupg-home)\n");
@@ -1611,7 +1675,7 @@ mod_withdraw(struct ctl *c, int argc, char **argv)
 		art_verify(c, &arts.v[i]);
 	if (rc == 0 && (rc = withdraw_collect(&w, cur, &arts, &found)) == 0 && !found) {
 		fprintf(stderr, "muster: no build of %s %s is on the broker\n", w.name,
-		    w.version);
+		    w.sha ? w.sha : w.version);
 		rc = EXIT_NOTFOUND;
 	}
 	if (rc == 0 && (fb = withdraw_fallback(&w, cur, &arts)) == NULL) {
@@ -1625,8 +1689,9 @@ mod_withdraw(struct ctl *c, int argc, char **argv)
 	/* The new pointer first: hosts learn of the withdrawal from it, and it
 	 * never names an artifact that is gone. */
 	if (rc == 0 && (rc = withdraw_repoint(c, &w, cur, fb, &m)) == 0) {
-		printf("withdrew %s %s (%zu build%s withdrawn in all); the pointer now "
-		    "names %s (sha256 %s)\n", w.name, w.version, w.n, w.n == 1 ? "" : "s",
+		printf("withdrew %s %s%s%s (%zu build%s withdrawn in all); the pointer now "
+		    "names %s (sha256 %s)\n", w.name, w.sha ? "build " : "",
+		    w.sha ? w.sha : w.version, w.sha ? "" : "", w.n, w.n == 1 ? "" : "s",
 		    m.version, m.sha256);
 		printf("hosts drop the withdrawn builds from their cache and refuse "
 		    "them, pinned or not\n");

@@ -599,3 +599,33 @@ def test_parent_refuses_a_withdrawn_local_file(pub, agents, mqtt, operator):
     assert r["status"] == "error", r
     assert f"build {v10['sha256'][:12]}... was withdrawn" in r["reason"], r
     a2.stop()
+
+
+def test_withdraw_one_build_by_sha256(pub, agents, mqtt, operator, tmp_path):
+    """NAME@SHA256 withdraws that build only: a version re-published with
+    --force falls back to its other build; NAME@VERSION is NAME VERSION."""
+    op = mqtt("op:alice")
+    pub.publish(TEST_MODULES_DIR / "vers1.so")
+    first = pub.publish(TEST_MODULES_DIR / "vers10.so")
+    other = tmp_path / "vers10-other.so"
+    other.write_bytes((TEST_MODULES_DIR / "vers10.so").read_bytes() + b"\0" * 64)
+    second = pub.publish(other, "--force")
+    assert second["sha256"] != first["sha256"] and second["version"] == "1.10.0"
+    a = agents("h1", wake_port=0, extra={"modules": {"fetch_timeout": "3s",
+                                                     "prefetch_delay": "0"}}).start()
+    assert _run_vers(op, operator)["module_sha256"] == second["sha256"]
+    w = pub("module", "withdraw", f"vers@{second['sha256']}")
+    assert w.returncode == 0, w.stderr
+    assert f"withdrew vers build {second['sha256']} (1 build withdrawn in all)" in w.stdout
+    assert f"names 1.10.0 (sha256 {first['sha256']})" in w.stdout, w.stdout
+    r = _run_vers(op, operator)
+    assert r["status"] == "pass" and r["module_sha256"] == first["sha256"], r
+    r = _run_vers(op, operator, sha=second["sha256"])
+    assert r["status"] == "error" and "withdrawn" in r["reason"], r
+    # NAME@VERSION: every build of 1.10.0 goes, back to 1.0.0.
+    w = pub("module", "withdraw", "vers@1.10.0")
+    assert w.returncode == 0, w.stderr
+    assert _run_vers(op, operator)["module_version"] == "1.0.0"
+    bad = pub("module", "withdraw", "vers@1.0 beta")
+    assert bad.returncode == 2 and "bad version" in bad.stderr, bad.stderr
+    a.stop()

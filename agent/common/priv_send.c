@@ -43,6 +43,7 @@ const struct priv_rule priv_rules[PRIV_NTYPES] = {
 	[PRIV_UPDATE_STATE]	= { PRIV_FROM_PARENT, NULL },
 	[PRIV_DURABLE]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_ANSWERED]		= { PRIV_FROM_PARENT, NULL },
+	[PRIV_FACTS]		= { PRIV_FROM_PARENT, NULL },
 };
 
 int

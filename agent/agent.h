@@ -52,6 +52,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "facts.h"
 #include "daemon.h"
 #include "hostsig.h"
 #include "ipc.h"
@@ -546,6 +547,9 @@ struct agent_parent {
 	size_t nanswered, capanswered;
 	struct update upd;		/* self-update (design.md §5) */
 	char selftest_job[JOBID_MAX_LEN + 1];	/* the test job, once accepted */
+	struct facts facts;		/* this host's, owned (parent/facts.c) */
+	uint64_t facts_timer;
+	uint64_t jobs_filtered;		/* jobs whose filter this host did not match */
 };
 
 /*
@@ -577,6 +581,10 @@ struct agent_net {
 	uint64_t jobs_sent;
 	uint64_t inbox_failures;	/* reported so far */
 	struct release_follow rel;	/* the release channel (design.md §5) */
+	/* The signed facts body the parent gave last (PRIV_FACTS), owned:
+	 * published retained at once and again at each connect. */
+	uint8_t *facts;
+	size_t facts_len;
 	/* A self-test's request resend and its deadline (selftest.c). */
 	uint64_t selftest_resend, selftest_deadline;
 };
@@ -642,6 +650,18 @@ void results_spooled(struct agent *a, const char *job);
 bool results_pending(const struct agent *a, const char *job);
 void results_resend(struct agent *a);
 void results_free(struct agent *a);
+
+/* parent/facts.c: the host's facts (design.md §3), kept in a->par.facts */
+int facts_gather(struct agent *a, struct facts *out, struct mu_err *err);
+/* Gather again; tell the network process if they changed, or if publish. */
+void facts_refresh(struct agent *a, bool publish);
+/* Tell the (ready) network process the current facts. */
+void facts_send(struct agent *a);
+void facts_start(struct agent *a);	/* the first gathering and its timer */
+void facts_stop(struct agent *a);
+
+/* net/session.c: the facts body from the parent, kept and published */
+void session_facts(struct agent *a, const void *body, size_t len);
 
 /* parent/intake.c: the acceptance rules and the kinds */
 /* A job message: checked, and if accepted its id appended to the seen-set
@@ -734,6 +754,7 @@ int priv_send_update_check(struct agent *a, const char *job);
 int priv_send_update_state(struct agent *a, const void *map, size_t len);
 int priv_send_durable(struct agent *a, uint64_t n);
 int priv_send_answered(struct agent *a, const char *job);
+int priv_send_facts(struct agent *a, const void *body, size_t len);
 /* network -> parent */
 int priv_send_job(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int priv_send_module(struct agent *a, const char *job, enum priv_source src,

@@ -108,6 +108,9 @@ reload(struct agent *a)
 	}
 	snprintf(a->cfg.operators, sizeof(a->cfg.operators), "%s", fresh.operators);
 	reload_policy(a, &fresh);
+	/* SIGHUP publishes the facts even unchanged (design.md §3). */
+	snprintf(a->cfg.facts_dir, sizeof(a->cfg.facts_dir), "%s", fresh.facts_dir);
+	facts_refresh(a, true);
 	run_users_forget(a);	/* users, or the policy's run_as, may differ */
 	/* Say so at the more verbose of the old and the new level: a reload
 	 * that makes the log quieter is still confirmed in it. */
@@ -299,6 +302,7 @@ agent_open(struct agent *a, struct mu_err *err)
 	    (rc = seen_open(&a->par.seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
+	facts_start(a);		/* before any job: filters read them */
 	if ((rc = wake_open(a, err)) != MU_OK ||
 	    (rc = priv_start(a, err)) != MU_OK)
 		return rc;
@@ -363,6 +367,8 @@ agent_shutdown(struct agent *a)
 	if (a->par.runner_fd > 0)
 		close(a->par.runner_fd);
 	policy_free(&a->par.policy);
+	facts_stop(a);
+	free(a->net.facts);
 	if (a->sigfd != -1)
 		close(a->sigfd);
 	free(a->net.will);

@@ -313,6 +313,9 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_UPDATE_STATE:
 		release_state(a, m->payload.ptr, m->payload.len);
 		return MU_OK;
+	case PRIV_FACTS:
+		session_facts(a, m->payload.ptr, m->payload.len);
+		return MU_OK;
 	default:
 		return MU_EINVAL;
 	}
@@ -1134,6 +1137,7 @@ priv_net_ready(struct agent *a)
 	a->par.net_why[0] = '\0';
 	a->par.watchdog_starved = false;
 	agent_ready(a);
+	facts_send(a);		/* a new network process knows none */
 }
 
 /* A network process ended: the wait before the next one (ms). */

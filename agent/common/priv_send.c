@@ -150,6 +150,15 @@ priv_send_answered(struct agent *a, const char *job)
 	return to_net(a, &m);
 }
 
+int
+priv_send_facts(struct agent *a, const void *body, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_FACTS };
+
+	m.payload = (struct wire_bytes){ body, len };
+	return to_net(a, &m);
+}
+
 /* ---- network -> parent ---------------------------------------------------- */
 
 static int

@@ -495,6 +495,7 @@ net_process(struct agent *a, const char *fds)
 		rc = a->selftest_rc;
 	close(a->sigfd);
 	free(a->net.will);
+	free(a->net.facts);
 	loop_free(a->loop);
 	/*
 	 * Paho's threads may still be inside OpenSSL when exit handlers run

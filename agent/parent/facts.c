@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,39 @@ custom_value(struct facts *f, const char *name, json_t *v, struct mu_err *err)
 	}
 }
 
+/* The file's bytes, read by root: a regular file only (a FIFO named
+ * x.json must not hang the parent), at most FACTS_FILE_MAX.  *out is
+ * malloc'd, the caller frees it. */
+static int
+custom_read(const char *path, char **out, size_t *len, struct mu_err *err)
+{
+	struct stat st;
+	ssize_t n;
+	char *buf;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) == -1)
+		return mu_errf(err, MU_EIO, "%s", strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > FACTS_FILE_MAX) {
+		close(fd);
+		return mu_errf(err, MU_EINVAL, "not a regular file of at most %d bytes",
+		    FACTS_FILE_MAX);
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	}
+	n = read(fd, buf, (size_t)st.st_size + 1);
+	close(fd);
+	if (n < 0 || n > st.st_size) {
+		free(buf);
+		return mu_errf(err, MU_EIO, "%s", n < 0 ? strerror(errno) :
+		    "it grew while read");
+	}
+	*out = buf, *len = (size_t)n;
+	return MU_OK;
+}
+
 /* One file into out (a fresh set): all of it, or an error and nothing. */
 static int
 custom_file(const char *path, struct facts *out, struct mu_err *err)
@@ -156,12 +190,15 @@ custom_file(const char *path, struct facts *out, struct mu_err *err)
 	json_error_t je;
 	const char *key;
 	json_t *root, *v;
-	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
 	int rc = MU_OK;
 
-	if (stat(path, &st) == 0 && st.st_size > FACTS_FILE_MAX)
-		return mu_errf(err, MU_EINVAL, "larger than %d bytes", FACTS_FILE_MAX);
-	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) == NULL)
+	if ((rc = custom_read(path, &text, &len, err)) != MU_OK)
+		return rc;
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	free(text);
+	if (root == NULL)
 		return mu_errf(err, MU_EINVAL, "line %d: %s", je.line, je.text);
 	if (!json_is_object(root)) {
 		json_decref(root);

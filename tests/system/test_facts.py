@@ -33,11 +33,13 @@ def write_facts(d: Path, name: str, text: str) -> None:
     os.replace(tmp, d / name)
 
 
-def start_with_facts(agents, name: str, files: dict[str, str]):
+def start_with_facts(agents, name: str, files: dict[str, str], fifo: str = ""):
     a = agents(name)
     d = a.dir / "facts.d"
     for fn, text in files.items():
         write_facts(d, fn, text)
+    if fifo:	# read by root: it must not hang the agent
+        os.mkfifo(d / fifo)
     a.conf["agent"]["facts_dir"] = str(d)
     a.write_conf()
     return a.start(), d
@@ -78,7 +80,7 @@ def test_facts_are_retained_signed_and_gathered(agents, mqtt):
         "nested.json": json.dumps({"ok": "x", "deep": {"a": 1}}),
         "float.json": json.dumps({"load": 1.5}),
         "notes.txt": json.dumps({"ignored": "yes"}),
-    })
+    }, fifo="pipe.json")
     # A client connecting afterwards gets the retained copy.
     op = mqtt("op:alice")
     op.subscribe(facts_topic("h1"))
@@ -109,6 +111,7 @@ def test_facts_are_retained_signed_and_gathered(agents, mqtt):
     assert "broken.json: line 1:" in log and "(left out)" in log
     assert "nested.json: custom.deep: not a string, integer, bool or list" in log
     assert "float.json: custom.load: not a string" in log
+    assert "pipe.json: not a regular file of at most 65536 bytes (left out)" in log
 
 
 def test_sighup_republishes_changed_facts(agents, mqtt):

@@ -261,6 +261,37 @@ facts_equal(const struct facts *x, const struct facts *y)
 	return true;
 }
 
+/* msgpack's worst case: a 5-byte header per string, array and map, 9
+ * bytes per integer. */
+size_t
+facts_wire_size(const struct facts *f)
+{
+	size_t n = 5, i, j;
+
+	for (i = 0; i < f->n; i++) {
+		const struct fact *x = &f->v[i];
+
+		n += 5 + strlen(x->name);
+		switch (x->type) {
+		case FACT_STR:
+			n += 5 + strlen(x->s);
+			break;
+		case FACT_INT:
+			n += 9;
+			break;
+		case FACT_BOOL:
+			n += 1;
+			break;
+		case FACT_LIST:
+			n += 5;
+			for (j = 0; j < x->nlist; j++)
+				n += 5 + strlen(x->list[j]);
+			break;
+		}
+	}
+	return n;
+}
+
 /* ---- the facts message ---------------------------------------------------- */
 
 /* A msgpack string as a NUL-terminated copy in dst (dstsz > max); false if

@@ -61,6 +61,9 @@ const struct fact *facts_get(const struct facts *f, const char *name);
 /* Move every fact of src into dst (replacing same names); src is emptied. */
 int facts_merge(struct facts *dst, struct facts *src, struct mu_err *err);
 bool facts_equal(const struct facts *x, const struct facts *y);
+/* At least the bytes the set takes in a facts message (the "facts" map),
+ * so a gatherer can leave out what would push it over FACTS_MAX_MSG. */
+size_t facts_wire_size(const struct facts *f);
 
 /* The facts message (the body a host signs). */
 struct facts_msg {

@@ -29,6 +29,7 @@
 
 #define FACTS_INTERVAL_MS	(10 * 60 * 1000)
 #define FACTS_FILE_MAX		(64 * 1024)	/* bytes of one custom facts file */
+#define FACTS_HEAD_MAX		256		/* a facts message but its map */
 #define OS_RELEASE		"/etc/os-release"
 #define OS_RELEASE_FALLBACK	"/usr/lib/os-release"	/* os-release(5) */
 
@@ -259,6 +260,13 @@ gather_custom(struct agent *a, struct facts *f)
 		if (f->n + added > FACTS_MAX) {
 			log_warnx("facts: %s: more than %d facts in all (left out)", path,
 			    FACTS_MAX);
+			facts_free(&one);
+			continue;
+		}
+		/* Counted as if every name were new: a bound, not a size. */
+		if (facts_wire_size(f) + facts_wire_size(&one) > FACTS_MAX_MSG - FACTS_HEAD_MAX) {
+			log_warnx("facts: %s: the facts would be over %u bytes in all (left out)",
+			    path, FACTS_MAX_MSG);
 			facts_free(&one);
 			continue;
 		}

@@ -114,6 +114,22 @@ def test_facts_are_retained_signed_and_gathered(agents, mqtt):
     assert "pipe.json: not a regular file of at most 65536 bytes (left out)" in log
 
 
+def test_files_over_the_total_bound_are_left_out(agents, mqtt):
+    """Each file is within its own bound, three together are over the
+    message's 128 KiB: the one that does not fit is left out, the rest
+    published."""
+    files = {f"{p}.json": json.dumps({f"{p}{i}": "x" * 1000 for i in range(60)})
+             for p in "abc"}
+    assert all(len(t) < 64 * 1024 for t in files.values())
+    a, _ = start_with_facts(agents, "h1", files)
+    op = mqtt("op:alice")
+    op.subscribe(facts_topic("h1"))
+    f = get_facts(op, "h1")["facts"]
+    assert "custom.a0" in f and "custom.b59" in f and f["os.id"]
+    assert not any(k.startswith("custom.c") for k in f)
+    assert "c.json: the facts would be over 131072 bytes in all (left out)" in a.log()
+
+
 def test_sighup_republishes_changed_facts(agents, mqtt):
     op = mqtt("op:alice")
     op.subscribe(facts_topic("h1"))

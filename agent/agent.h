@@ -653,11 +653,14 @@ void results_free(struct agent *a);
 
 /* parent/facts.c: the host's facts (design.md §3), kept in a->par.facts */
 int facts_gather(struct agent *a, struct facts *out, struct mu_err *err);
-/* Gather again; tell the network process if they changed, or if publish. */
-void facts_refresh(struct agent *a, bool publish);
-/* Tell the (ready) network process the current facts. */
-void facts_send(struct agent *a);
-void facts_start(struct agent *a);	/* the first gathering and its timer */
+/* Gather again; tell the network process if they changed, or if publish.
+ * On failure the facts in force stay. */
+int facts_refresh(struct agent *a, bool publish, struct mu_err *err);
+void facts_refresh_logged(struct agent *a, bool publish);	/* ... errors logged */
+/* Tell the network process the current facts (once it is ready). */
+int facts_send(struct agent *a, struct mu_err *err);
+/* The first gathering, and the timer of the others. */
+int facts_start(struct agent *a, struct mu_err *err);
 void facts_stop(struct agent *a);
 
 /* net/session.c: the facts body from the parent, kept and published */

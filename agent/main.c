@@ -110,7 +110,7 @@ reload(struct agent *a)
 	reload_policy(a, &fresh);
 	/* SIGHUP publishes the facts even unchanged (design.md §3). */
 	snprintf(a->cfg.facts_dir, sizeof(a->cfg.facts_dir), "%s", fresh.facts_dir);
-	facts_refresh(a, true);
+	facts_refresh_logged(a, true);
 	run_users_forget(a);	/* users, or the policy's run_as, may differ */
 	/* Say so at the more verbose of the old and the new level: a reload
 	 * that makes the log quieter is still confirmed in it. */
@@ -302,7 +302,10 @@ agent_open(struct agent *a, struct mu_err *err)
 	    (rc = seen_open(&a->par.seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
-	facts_start(a);		/* before any job: filters read them */
+	/* Before any job: filters read them.  Without them (out of memory,
+	 * an os-release value over the bounds) filters match nothing. */
+	if (facts_start(a, err) != MU_OK)
+		log_err("facts: %s", err->msg);
 	if ((rc = wake_open(a, err)) != MU_OK ||
 	    (rc = priv_start(a, err)) != MU_OK)
 		return rc;

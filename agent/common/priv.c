@@ -1129,6 +1129,8 @@ chan_drain_dead(struct agent *a)
 void
 priv_net_ready(struct agent *a)
 {
+	struct mu_err err;
+
 	if (a->par.net_fails >= NET_FAILS_MAX)
 		log_notice("network process ready after %u failures; the watchdog is fed "
 		    "again", a->par.net_fails);
@@ -1137,7 +1139,9 @@ priv_net_ready(struct agent *a)
 	a->par.net_why[0] = '\0';
 	a->par.watchdog_starved = false;
 	agent_ready(a);
-	facts_send(a);		/* a new network process knows none */
+	/* A new network process knows no facts. */
+	if (facts_send(a, &err) != MU_OK)
+		log_err("facts: %s", err.msg);
 }
 
 /* A network process ended: the wait before the next one (ms). */

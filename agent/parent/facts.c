@@ -292,43 +292,51 @@ facts_gather(struct agent *a, struct facts *out, struct mu_err *err)
 	return MU_OK;
 }
 
-void
-facts_send(struct agent *a)
+int
+facts_send(struct agent *a, struct mu_err *err)
 {
 	struct facts_msg m = { .at = now_wall_ms(), .facts = a->par.facts };
 	msgpack_sbuffer sb;
-	struct mu_err err;
+	int rc;
 
 	if (a->selftest || !a->par.net_ready)
-		return;		/* a new network process is told when ready */
+		return MU_OK;	/* a new network process is told when ready */
 	snprintf(m.host, sizeof(m.host), "%s", a->cfg.host);
 	msgpack_sbuffer_init(&sb);
-	if (facts_encode(&m, &sb, &err) != MU_OK)
-		log_err("facts: %s", err.msg);
-	else if (priv_send_facts(a, sb.data, sb.size) != MU_OK)
-		log_warnx("facts: the network process was not told (it is told again "
+	if ((rc = facts_encode(&m, &sb, err)) == MU_OK &&
+	    (rc = priv_send_facts(a, sb.data, sb.size)) != MU_OK)
+		mu_errf(err, rc, "the network process was not told (it is told again "
 		    "when it is ready)");
 	msgpack_sbuffer_destroy(&sb);
+	return rc;
 }
 
-void
-facts_refresh(struct agent *a, bool publish)
+int
+facts_refresh(struct agent *a, bool publish, struct mu_err *err)
 {
 	struct facts fresh;
-	struct mu_err err;
 	bool changed;
+	int rc;
 
-	if (facts_gather(a, &fresh, &err) != MU_OK) {
-		log_err("facts: %s (keeping the facts gathered before)", err.msg);
-		return;
-	}
+	if ((rc = facts_gather(a, &fresh, err)) != MU_OK)
+		return rc;	/* the facts gathered before stay */
 	changed = !facts_equal(&fresh, &a->par.facts);
 	facts_free(&a->par.facts);
 	a->par.facts = fresh;
 	if (changed)
 		log_info("facts: %zu facts (changed)", a->par.facts.n);
-	if (changed || publish)
-		facts_send(a);
+	return changed || publish ? facts_send(a, err) : MU_OK;
+}
+
+/* A failure keeps the facts in force and is said; the next try is the
+ * next timer, SIGHUP or network process. */
+void
+facts_refresh_logged(struct agent *a, bool publish)
+{
+	struct mu_err err;
+
+	if (facts_refresh(a, publish, &err) != MU_OK)
+		log_err("facts: %s", err.msg);
 }
 
 static void
@@ -337,15 +345,17 @@ facts_fired(struct loop *l, uint64_t id, void *arg)
 	struct agent *a = arg;
 
 	(void)id;
-	facts_refresh(a, false);
+	facts_refresh_logged(a, false);
 	a->par.facts_timer = loop_add_timer(l, FACTS_INTERVAL_MS, facts_fired, a);
 }
 
-void
-facts_start(struct agent *a)
+int
+facts_start(struct agent *a, struct mu_err *err)
 {
-	facts_refresh(a, false);
+	int rc = facts_refresh(a, false, err);
+
 	a->par.facts_timer = loop_add_timer(a->loop, FACTS_INTERVAL_MS, facts_fired, a);
+	return rc;
 }
 
 void

@@ -146,6 +146,24 @@ def test_sighup_republishes_changed_facts(agents, mqtt):
     assert third["facts"] == again["facts"]
 
 
+def test_facts_are_published_again_at_each_connect(agents, mqtt, broker):
+    a, _ = start_with_facts(agents, "h1", {"rack.json": '{"rack": "b7"}'})
+    op = mqtt("op:alice")
+    op.subscribe(facts_topic("h1"))
+    first = get_facts(op, "h1")
+    # The retained copy goes (as if the broker had lost it) ...
+    mqtt("h1").publish(facts_topic("h1"), b"", retain=True)
+    probe = mqtt("op:alice")
+    probe.subscribe(facts_topic("h1"))
+    assert probe.get(timeout=1, topic=facts_topic("h1")) is None
+    # ... and the agent's next session brings it back, unasked.
+    broker.restart(down=0.5)
+    back = mqtt("op:alice")
+    back.subscribe(facts_topic("h1"))
+    again = get_facts(back, "h1", timeout=40)
+    assert again["facts"] == first["facts"]
+
+
 def test_forged_facts_are_refused(agents, mqtt, pki):
     op = mqtt("op:alice")
     op.subscribe(facts_topic("h1"), facts_topic("h2"))

@@ -2,12 +2,14 @@
 """Facts messages (design.md §3) built in Python and decoded by the C
 decoder, and written by the C encoder and read in Python: each value type
 kept as it is (a bool is not an integer, a digit string is not a number),
-and every bound and refusal with its reason.  The generic checks of every
+and every bound and refusal with its reason.  A job's filter both ways:
+the decoder takes any array (the agent reads it, and refuses a malformed
+one under the job's id), the encoder writes only a well-formed one.  The generic checks of every
 type (missing keys, duplicates, ext, trailing bytes) are in test_decode.py
 and test_encode.py."""
 import pytest
 
-from wirekit import Raw, facts, pack, raw_map, typed, unpack
+from wirekit import Raw, facts, job, job_view, pack, raw_map, typed, unpack
 
 
 def with_facts(f):
@@ -78,3 +80,38 @@ def test_duplicate_fact_refused(proto):
 ])
 def test_encoder_refuses_what_decoder_refuses(proto, f):
     proto.encode("facts", {"host": "h", "at": 1, "facts": f}).refused()
+
+
+FILTER = [["os.id", "==", "debian"], ["mem_mb", "<", 4096], ["custom.db", "!=", False],
+          ["kernel", "~", "6.*"], ["groups", "has", "web"], ["temp", ">=", -10],
+          ["os.version_id", "<=", "12"], ["cpus", ">", 0]]
+
+
+def test_job_filter_python_to_c(proto):
+    d = job("ping", filter=FILTER)
+    assert proto.decode("job", pack(d)).ok() == job_view(d)
+    # Malformed, but an array: the body decodes, the agent refuses the job.
+    d = job("ping", filter=[["os.id", "=", "debian"]])
+    assert proto.decode("job", pack(d)).ok()["filter"] == d["filter"]
+    proto.decode("job", pack(job("ping", filter={"os.id": "debian"}))).refused(
+        "key 'filter' must be an array")
+
+
+def test_job_filter_c_to_python(proto):
+    given = {k: v for k, v in job("run", filter=FILTER, args={"a": 1}).items()
+             if k != "v"}
+    data = proto.encode("job", given).ok()
+    assert typed(unpack(data)["filter"]) == typed(FILTER)
+
+
+@pytest.mark.parametrize("flt,why", [
+    ([["os.id", "=", "debian"]], "filter predicate 1: unknown operator '='"),
+    ([["OS", "==", "x"]], "filter predicate 1: the fact is not a fact name"),
+    ([["a", "~", 1]], "filter predicate 1: '~' wants a string"),
+    ([["a", "==", 1.5]], "filter predicate 1: the value is not a string"),
+    ([["a", "=="]], "filter predicate 1 is not [fact, op, value]"),
+    ([["a", "==", "b"]] * 33, "filter has more than 32 predicates"),
+])
+def test_job_encoder_refuses_malformed_filter(proto, flt, why):
+    given = {k: v for k, v in job("ping", filter=flt).items() if k != "v"}
+    proto.encode("job", given).refused(why)

@@ -196,6 +196,8 @@ def job_view(d):
         e["stream"] = d.get("stream", False)
     if d["kind"] == "cancel":
         e["cancel"] = d["cancel"]
+    if "filter" in d:
+        e["filter"] = jsonify(d["filter"])
     return e
 
 

@@ -33,6 +33,7 @@
 #define EXIT_TOOL	2
 #define MAX_SEEN	32	/* keys one message reads */
 #define MAX_BLOBS	4	/* bin fields one message holds */
+#define MAX_OBJECTS	2	/* maps or arrays one message holds (args, filter) */
 
 /* struct facts_msg owns its facts and has no wire_doc: this one's doc
  * stays zero (wire_doc_free() is then a no-op) and codec.free frees it. */
@@ -63,9 +64,9 @@ union msg {
 struct hold {
 	uint8_t *blobs[MAX_BLOBS];
 	size_t nblobs;
-	msgpack_sbuffer sb;		/* args or data, packed from JSON */
-	msgpack_unpacked up;		/* ... and unpacked as an object */
-	bool used;
+	msgpack_sbuffer sb[MAX_OBJECTS];	/* args, data or filter, packed from JSON */
+	msgpack_unpacked up[MAX_OBJECTS];	/* ... and unpacked as objects */
+	size_t nused;
 };
 
 /* A reader of one JSON object into a struct; the first failure sticks. */
@@ -338,25 +339,25 @@ jr_hex(struct jr *r, const char *key, struct wire_bytes *out)
 	return MU_OK;
 }
 
-/* Any JSON value (args, data) as a msgpack object the hold owns. */
+/* Any JSON value (args, data, filter) as a msgpack object the hold owns. */
 static int
 jr_object(struct jr *r, const char *key, const msgpack_object **out)
 {
 	json_t *v = jr_any(r, key);
 	msgpack_packer pk;
-	size_t off = 0;
+	size_t off = 0, i;
 
 	if (v == NULL)
 		return r->rc;
-	if (r->h->used)
-		return jr_fail(r, "more than one map in a message");
-	r->h->used = true;
-	msgpack_packer_init(&pk, &r->h->sb, msgpack_sbuffer_write);
+	if (r->h->nused == MAX_OBJECTS)
+		return jr_fail(r, "more than %d maps or arrays in a message", MAX_OBJECTS);
+	i = r->h->nused++;
+	msgpack_packer_init(&pk, &r->h->sb[i], msgpack_sbuffer_write);
 	if (mpjson_pack(&pk, v) != 0 ||
-	    msgpack_unpack_next(&r->h->up, r->h->sb.data, r->h->sb.size, &off) !=
+	    msgpack_unpack_next(&r->h->up[i], r->h->sb[i].data, r->h->sb[i].size, &off) !=
 	    MSGPACK_UNPACK_SUCCESS)
 		return jr_fail(r, "JSON key '%s' cannot be packed", key);
-	*out = &r->h->up.data;
+	*out = &r->h->up[i].data;
 	return MU_OK;
 }
 
@@ -443,6 +444,7 @@ tj_job(struct jw *w, const union msg *m)
 	}
 	if (j->kind == JOB_CANCEL)
 		jw_str(w, "cancel", j->cancel);
+	jw_obj(w, "filter", j->filter);
 }
 
 /* Split the target without checking the name: the encoder must do that. */
@@ -488,6 +490,7 @@ fj_job(struct jr *r, union msg *m)
 	jr_uint(r, "timeout_ms", UINT64_MAX, &j->timeout_ms);
 	jr_bool(r, "stream", &j->stream);
 	jr_ident(r, "cancel", j->cancel, sizeof(j->cancel));
+	jr_object(r, "filter", &j->filter);
 }
 
 static void
@@ -1101,9 +1104,13 @@ read_json(void)
 static void
 hold_init(struct hold *h)
 {
+	size_t i;
+
 	memset(h, 0, sizeof(*h));
-	msgpack_sbuffer_init(&h->sb);
-	msgpack_unpacked_init(&h->up);
+	for (i = 0; i < MAX_OBJECTS; i++) {
+		msgpack_sbuffer_init(&h->sb[i]);
+		msgpack_unpacked_init(&h->up[i]);
+	}
 }
 
 static void
@@ -1113,8 +1120,10 @@ hold_free(struct hold *h)
 
 	for (i = 0; i < h->nblobs; i++)
 		free(h->blobs[i]);
-	msgpack_sbuffer_destroy(&h->sb);
-	msgpack_unpacked_destroy(&h->up);
+	for (i = 0; i < MAX_OBJECTS; i++) {
+		msgpack_sbuffer_destroy(&h->sb[i]);
+		msgpack_unpacked_destroy(&h->up[i]);
+	}
 }
 
 /* Fill m from a JSON object with c's reader; everything m borrows is in o or h. */

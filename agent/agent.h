@@ -52,6 +52,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "facts.h"
 #include "daemon.h"
 #include "hostsig.h"
 #include "ipc.h"
@@ -559,6 +560,9 @@ struct agent_parent {
 	size_t nanswered, capanswered;
 	struct update upd;		/* self-update (design.md §5) */
 	char selftest_job[JOBID_MAX_LEN + 1];	/* the test job, once accepted */
+	struct facts facts;		/* this host's, owned (parent/facts.c) */
+	uint64_t facts_timer;
+	uint64_t jobs_filtered;		/* jobs whose filter this host did not match */
 };
 
 /*
@@ -590,6 +594,10 @@ struct agent_net {
 	uint64_t jobs_sent;
 	uint64_t inbox_failures;	/* reported so far */
 	struct release_follow rel;	/* the release channel (design.md §5) */
+	/* The signed facts body the parent gave last (PRIV_FACTS), owned:
+	 * published retained at once and again at each connect. */
+	uint8_t *facts;
+	size_t facts_len;
 	/* A self-test's request resend and its deadline (selftest.c). */
 	uint64_t selftest_resend, selftest_deadline;
 };
@@ -655,6 +663,21 @@ void results_spooled(struct agent *a, const char *job);
 bool results_pending(const struct agent *a, const char *job);
 void results_resend(struct agent *a);
 void results_free(struct agent *a);
+
+/* parent/facts.c: the host's facts (design.md §3), kept in a->par.facts */
+int facts_gather(struct agent *a, struct facts *out, struct mu_err *err);
+/* Gather again; tell the network process if they changed, or if publish.
+ * On failure the facts in force stay. */
+int facts_refresh(struct agent *a, bool publish, struct mu_err *err);
+void facts_refresh_logged(struct agent *a, bool publish);	/* ... errors logged */
+/* Tell the network process the current facts (once it is ready). */
+int facts_send(struct agent *a, struct mu_err *err);
+/* The first gathering, and the timer of the others. */
+int facts_start(struct agent *a, struct mu_err *err);
+void facts_stop(struct agent *a);
+
+/* net/session.c: the facts body from the parent, kept and published */
+void session_facts(struct agent *a, const void *body, size_t len);
 
 /* parent/intake.c: the acceptance rules and the kinds */
 /* A job message: checked, and if accepted its id appended to the seen-set
@@ -747,6 +770,7 @@ int priv_send_update_check(struct agent *a, const char *job);
 int priv_send_update_state(struct agent *a, const void *map, size_t len);
 int priv_send_durable(struct agent *a, uint64_t n);
 int priv_send_answered(struct agent *a, const char *job);
+int priv_send_facts(struct agent *a, const void *body, size_t len);
 /* network -> parent */
 int priv_send_job(struct agent *a, const char *topic, const uint8_t *p, size_t len);
 int priv_send_module(struct agent *a, const char *job, enum priv_source src,

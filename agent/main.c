@@ -108,6 +108,9 @@ reload(struct agent *a)
 	}
 	snprintf(a->cfg.operators, sizeof(a->cfg.operators), "%s", fresh.operators);
 	reload_policy(a, &fresh);
+	/* SIGHUP publishes the facts even unchanged (design.md §3). */
+	snprintf(a->cfg.facts_dir, sizeof(a->cfg.facts_dir), "%s", fresh.facts_dir);
+	facts_refresh_logged(a, true);
 	run_users_forget(a);	/* users, or the policy's run_as, may differ */
 	/* Say so at the more verbose of the old and the new level: a reload
 	 * that makes the log quieter is still confirmed in it. */
@@ -325,6 +328,10 @@ agent_open(struct agent *a, struct mu_err *err)
 	    (rc = seen_open(&a->par.seen, a->cfg.state_dir, now_wall_ms(), err)) != MU_OK)
 		return rc;
 	probe_runner(a);
+	/* Before any job: filters read them.  Without them (out of memory,
+	 * an os-release value over the bounds) filters match nothing. */
+	if (facts_start(a, err) != MU_OK)
+		log_err("facts: %s", err->msg);
 	if ((rc = wake_open(a, err)) != MU_OK ||
 	    (rc = priv_start(a, err)) != MU_OK)
 		return rc;
@@ -389,6 +396,8 @@ agent_shutdown(struct agent *a)
 	if (a->par.runner_fd > 0)
 		close(a->par.runner_fd);
 	policy_free(&a->par.policy);
+	facts_stop(a);
+	free(a->net.facts);
 	if (a->sigfd != -1)
 		close(a->sigfd);
 	free(a->net.will);
@@ -515,6 +524,7 @@ net_process(struct agent *a, const char *fds)
 		rc = a->selftest_rc;
 	close(a->sigfd);
 	free(a->net.will);
+	free(a->net.facts);
 	loop_free(a->loop);
 	/*
 	 * Paho's threads may still be inside OpenSSL when exit handlers run

@@ -51,6 +51,30 @@ agentmsg_topic(const char *topic, const char *root, enum agentmsg_kind *kind,
 	return MU_EINVAL;
 }
 
+int
+agentmsg_facts_topic(const char *topic, const char *root, char host[NAME_MAX_LEN + 1])
+{
+	char want[TOPIC_MAX];
+	const char *a, *end;
+	size_t n;
+
+	host[0] = '\0';
+	n = (size_t)snprintf(want, sizeof(want), "%s/v1/hosts/", root);
+	if (n >= sizeof(want) || strncmp(topic, want, n) != 0)
+		return MU_EINVAL;
+	a = topic + n;
+	if ((end = strchr(a, '/')) == NULL || strcmp(end, "/facts") != 0 ||
+	    (size_t)(end - a) > NAME_MAX_LEN)
+		return MU_EINVAL;
+	memcpy(host, a, (size_t)(end - a));
+	host[end - a] = '\0';
+	if (!name_valid(host)) {
+		host[0] = '\0';
+		return MU_EINVAL;
+	}
+	return MU_OK;
+}
+
 /* Envelope, signature, CN = topic host.  *env is live on MU_OK only. */
 static int
 open_envelope(struct hostsig_verifier *hv, const char *thost, const uint8_t *p,
@@ -120,6 +144,27 @@ agentmsg_event(struct hostsig_verifier *hv, const char *tjob, const char *thost,
 		return MU_ESIG;
 	if ((rc = names_match("event", out->host, out->job, thost, tjob, err)) != MU_OK)
 		wire_doc_free(&out->doc);
+	return rc;
+}
+
+int
+agentmsg_facts(struct hostsig_verifier *hv, const char *thost, const uint8_t *p,
+    size_t len, struct facts_msg *out, struct mu_err *err)
+{
+	struct agent_envelope env;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = open_envelope(hv, thost, p, len, &env, err)) != MU_OK)
+		return rc;
+	rc = facts_decode(env.body.ptr, env.body.len, out, err);
+	wire_doc_free(&env.doc);
+	if (rc != MU_OK)
+		return MU_ESIG;		/* signed garbage is not facts either */
+	if (strcmp(out->host, thost) != 0) {
+		rc = mu_errf(err, MU_ETRUST, "facts of %s name host %s", thost, out->host);
+		facts_free(&out->facts);
+	}
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #ifndef MUSTER_AGENTMSG_H
 #define MUSTER_AGENTMSG_H
 
+#include "facts.h"
 #include "hostsig.h"
 #include "wire.h"
 
@@ -35,5 +36,17 @@ int agentmsg_event(struct hostsig_verifier *hv, const char *tjob, const char *th
 /* fpr (optional): the certificate's fingerprint once it passed. */
 int agentmsg_status(struct hostsig_verifier *hv, const char *thost, const uint8_t *p,
     size_t len, struct status *out, char fpr[SHA256_HEX_LEN + 1], struct mu_err *err);
+
+/*
+ * Facts (R/hosts/<host>/facts, design.md §3).  Apart from enum
+ * agentmsg_kind, so that its users need not handle a kind they do not
+ * subscribe to.  The topic: MU_EINVAL unless it is a facts topic.  The
+ * message: named by fingerprint like a result (MU_ENOENT until a status
+ * brought the certificate); on MU_OK the caller frees out->facts
+ * (facts_free()), on failure nothing is left to free.
+ */
+int agentmsg_facts_topic(const char *topic, const char *root, char host[NAME_MAX_LEN + 1]);
+int agentmsg_facts(struct hostsig_verifier *hv, const char *thost, const uint8_t *p,
+    size_t len, struct facts_msg *out, struct mu_err *err);
 
 #endif

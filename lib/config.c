@@ -700,6 +700,7 @@ static const struct conf_key agent_keys[] = {
 	KEY("state_dir", set_path, struct agent_config, state_dir),
 	KEY("runner", set_path, struct agent_config, runner),
 	KEY("modules_dir", set_path, struct agent_config, modules_dir),
+	KEY("facts_dir", set_path, struct agent_config, facts_dir),
 	KEY("channel", set_name, struct agent_config, channel),
 	KEY_LIST("groups", set_name, struct agent_config, groups, ngroups),
 	KEY_RANGE("max_jobs", set_int, struct agent_config, max_jobs, 1, 256),
@@ -1147,6 +1148,7 @@ config_agent_defaults(struct agent_config *c)
 	    "/usr/libexec/muster/muster-runner");
 	copy_str(c->modules_dir, sizeof(c->modules_dir),
 	    "/usr/lib/muster/modules");
+	copy_str(c->facts_dir, sizeof(c->facts_dir), "/etc/muster/facts.d");
 	copy_str(c->channel, sizeof(c->channel), "stable");
 	c->max_jobs = 4;
 	copy_str(c->user, sizeof(c->user), "muster");

@@ -66,6 +66,8 @@ struct agent_config {
 	char state_dir[CONF_PATH_MAX];	/* default /var/lib/muster */
 	char runner[CONF_PATH_MAX];	/* default /usr/libexec/muster/muster-runner */
 	char modules_dir[CONF_PATH_MAX];/* default /usr/lib/muster/modules */
+	char facts_dir[CONF_PATH_MAX];	/* default /etc/muster/facts.d: custom
+					 * facts, *.json (agent/parent/facts.c) */
 	char channel[NAME_MAX_LEN + 1];	/* default "stable" */
 	char groups[CONF_MAX_GROUPS][NAME_MAX_LEN + 1];
 	int ngroups;

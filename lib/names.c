@@ -162,6 +162,7 @@ static const struct topic_shape {
 	[TOPIC_SELFTEST_REQUEST] =	{ "hosts/", "/selftest/request", "", name_valid, NULL },
 	[TOPIC_SELFTEST_JOBS] =		{ "hosts/", "/selftest/jobs", "", name_valid, NULL },
 	[TOPIC_SELFTEST_VERDICT] =	{ "hosts/", "/selftest/verdict", "", name_valid, NULL },
+	[TOPIC_HOST_FACTS] =		{ "hosts/", "/facts", "", name_valid, NULL },
 };
 
 static bool

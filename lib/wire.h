@@ -123,6 +123,11 @@ struct job {
 	 * leaves "" when it is absent so that the agent can refuse such a job
 	 * with a reason that says so (an older sender), not "malformed". */
 	char aud[AUD_MAX_LEN + 1];
+	/* Optional fact predicates (design.md §3); NULL if absent.  The
+	 * decoder checks only that it is an array: filter_decode() (facts.h)
+	 * reads it, so that the agent can refuse a malformed one under the
+	 * job's own id, after the target and aud rules, as the design orders. */
+	const msgpack_object *filter;
 };
 
 int job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err);
@@ -360,12 +365,14 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   durable  n (the first n job frames of this channel  parent -> network
  *            are handled: accepted ones are in the
  *            flushed seen-set; their inbox entries go)
+ *   facts    payload (a facts body: sign, publish       parent -> network
+ *            retained, and again at each connect)
  */
 enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
 	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_RELEASE, PRIV_UPDATE_CHECK,
 	PRIV_NO_UPDATE, PRIV_UPDATE_STATE, PRIV_CONNECTED, PRIV_VERDICT,
-	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_NTYPES
+	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_FACTS, PRIV_NTYPES
 };
 /* Where a run's module comes from (PRIV_MODULE): none (the reason says
  * why), a local file, the cache; nowhere: not published and not installed

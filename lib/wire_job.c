@@ -4,6 +4,7 @@
  * the job envelope (key id, Ed25519 signature, signed body) and the job
  * body inside it.
  */
+#include "facts.h"
 #include "wire_internal.h"
 
 #include <string.h>
@@ -178,6 +179,8 @@ job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err)
 		    "a fleet (<topic_root>/v1)");
 	if (!rc)
 		rc = job_decode_kind_fields(&r, out);
+	if (!rc && rd_find(&r, "filter") != NULL)
+		rc = rd_get(&r, "filter", true, MSGPACK_OBJECT_ARRAY, "an array", &out->filter);
 	return doc_close(&out->doc, rc);
 }
 
@@ -212,6 +215,11 @@ job_check(const struct job *j, struct mu_err *err)
 	}
 	if (!rc && j->kind == JOB_CANCEL)
 		rc = need(jobid_valid(j->cancel), err, "bad cancel id");
+	if (!rc && j->filter) {
+		struct fact_filter f;
+
+		rc = filter_decode(j->filter, &f, err);
+	}
 	return rc;
 }
 
@@ -233,6 +241,7 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 		    (j->timeout_ms != 0) + j->stream;
 	if (j->kind == JOB_CANCEL)
 		n++;
+	n += j->filter != NULL;
 	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "id", j->id);
 	pk_kv_str(&pk, "kind", job_kind_name(j->kind));
@@ -257,5 +266,9 @@ job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err)
 	}
 	if (j->kind == JOB_CANCEL)
 		pk_kv_str(&pk, "cancel", j->cancel);
+	if (j->filter) {
+		pk_key(&pk, "filter");
+		msgpack_pack_object(&pk, *j->filter);
+	}
 	return pk_finish(out, start, WIRE_MAX_BODY, err);
 }

@@ -16,7 +16,7 @@ static const char *const priv_names[] = {
 	[PRIV_UPDATE_CHECK] = "check", [PRIV_NO_UPDATE] = "noupdate",
 	[PRIV_UPDATE_STATE] = "update", [PRIV_CONNECTED] = "connected",
 	[PRIV_VERDICT] = "verdict", [PRIV_READY] = "ready", [PRIV_FAILED] = "failed",
-	[PRIV_DURABLE] = "durable", [PRIV_ANSWERED] = "answered",
+	[PRIV_DURABLE] = "durable", [PRIV_ANSWERED] = "answered", [PRIV_FACTS] = "facts",
 };
 
 static const char *const priv_sources[] = {
@@ -60,6 +60,7 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_FAILED] = PMF_REASON,
 	[PRIV_DURABLE] = PMF_COUNT,
 	[PRIV_ANSWERED] = PMF_JOB,
+	[PRIV_FACTS] = PMF_PAYLOAD,
 };
 
 static bool

@@ -313,6 +313,9 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_UPDATE_STATE:
 		release_state(a, m->payload.ptr, m->payload.len);
 		return MU_OK;
+	case PRIV_FACTS:
+		session_facts(a, m->payload.ptr, m->payload.len);
+		return MU_OK;
 	default:
 		return MU_EINVAL;
 	}
@@ -1126,6 +1129,8 @@ chan_drain_dead(struct agent *a)
 void
 priv_net_ready(struct agent *a)
 {
+	struct mu_err err;
+
 	if (a->par.net_fails >= NET_FAILS_MAX)
 		log_notice("network process ready after %u failures; the watchdog is fed "
 		    "again", a->par.net_fails);
@@ -1134,6 +1139,9 @@ priv_net_ready(struct agent *a)
 	a->par.net_why[0] = '\0';
 	a->par.watchdog_starved = false;
 	agent_ready(a);
+	/* A new network process knows no facts. */
+	if (facts_send(a, &err) != MU_OK)
+		log_err("facts: %s", err.msg);
 }
 
 /* A network process ended: the wait before the next one (ms). */

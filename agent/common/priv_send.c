@@ -43,6 +43,7 @@ const struct priv_rule priv_rules[PRIV_NTYPES] = {
 	[PRIV_UPDATE_STATE]	= { PRIV_FROM_PARENT, NULL },
 	[PRIV_DURABLE]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_ANSWERED]		= { PRIV_FROM_PARENT, NULL },
+	[PRIV_FACTS]		= { PRIV_FROM_PARENT, NULL },
 };
 
 int
@@ -146,6 +147,15 @@ priv_send_answered(struct agent *a, const char *job)
 	struct priv_msg m = { .type = PRIV_ANSWERED };
 
 	snprintf(m.job, sizeof(m.job), "%s", job);
+	return to_net(a, &m);
+}
+
+int
+priv_send_facts(struct agent *a, const void *body, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_FACTS };
+
+	m.payload = (struct wire_bytes){ body, len };
 	return to_net(a, &m);
 }
 

@@ -152,6 +152,54 @@ session_publish_status(struct agent *a, bool online, const char *reason)
 	return status_publish(a, online, reason, &token);
 }
 
+/* ---- facts ------------------------------------------------------------ */
+
+/* The facts body as the parent gave it, signed, retained (design.md §3). */
+static void
+facts_publish(struct agent *a)
+{
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer sb;
+	int token = 0, rc;
+
+	if (a->net.facts == NULL || a->selftest || !bus_connected(a->net.bus))
+		return;
+	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_HOST_FACTS, a->cfg.host, NULL);
+	msgpack_sbuffer_init(&sb);
+	if (!rc)
+		rc = hostsig_wrap(a->net.signer, a->net.facts, a->net.facts_len, &sb, NULL);
+	if (!rc)
+		rc = bus_publish(a->net.bus, topic, sb.data, sb.size, 1, true, 0, &token, NULL);
+	if (rc)
+		log_warnx("facts: could not publish them (again at the next connect)");
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The parent's facts: checked like anything it is sent (it must be this
+ * host's facts body), kept for each connect, and published now. */
+void
+session_facts(struct agent *a, const void *body, size_t len)
+{
+	struct facts_msg m;
+	struct mu_err err;
+	uint8_t *copy;
+
+	if (facts_decode(body, len, &m, &err) != MU_OK) {
+		log_warnx("facts from the parent: %s", err.msg);
+		return;
+	}
+	facts_free(&m.facts);
+	if (strcmp(m.host, a->cfg.host) != 0 || (copy = malloc(len)) == NULL) {
+		log_warnx("facts from the parent: not this host's, or out of memory");
+		return;
+	}
+	memcpy(copy, body, len);
+	free(a->net.facts);
+	a->net.facts = copy;
+	a->net.facts_len = len;
+	facts_publish(a);
+}
+
 static void
 status_fired(struct loop *l, uint64_t id, void *arg)
 {
@@ -387,6 +435,7 @@ on_connected(struct agent *a, const struct bus_event *ev)
 	modsrc_connected(a);
 	subscribe_all(a);
 	session_publish_status(a, true, NULL);
+	facts_publish(a);
 	if (a->selftest)
 		selftest_connected(a);
 	else

@@ -197,6 +197,47 @@ job_rules(struct agent *a, const char *topic, const struct job *j, struct mu_err
 	return NULL;
 }
 
+/*
+ * The job's fact filter on this host's facts (design.md §3), after the
+ * target and aud rules and before the policy.  A malformed filter is a
+ * refusal (reason set); a filter this host does not match sets *skip:
+ * the job is not for it, and it says nothing.
+ */
+static const char *
+job_filter(struct agent *a, const struct job *j, bool *skip, struct mu_err *err)
+{
+	struct fact_filter f;
+	struct mu_err why;
+
+	*skip = false;
+	if (j->filter == NULL)
+		return NULL;
+	if (filter_decode(j->filter, &f, &why) != MU_OK) {
+		mu_errf(err, MU_EINVAL, "malformed filter: %s", why.msg);
+		return err->msg;
+	}
+	*skip = !facts_match(&a->par.facts, &f);
+	return NULL;
+}
+
+/*
+ * A job whose filter this host does not match: nothing runs and nothing
+ * is published, but its id enters the seen-set (flushed by
+ * intake_commit() before the job is said durable), so that a re-delivery
+ * after the facts changed is a duplicate, never a run (design.md §3).
+ */
+static void
+intake_skip(struct agent *a, const struct job *j)
+{
+	struct mu_err err;
+
+	a->par.jobs_filtered++;
+	log_info("job %s: its filter does not match this host's facts; not run, not "
+	    "answered (%llu so far)", j->id, (unsigned long long)a->par.jobs_filtered);
+	if (seen_append(&a->par.seen, j->id, j->not_after, NULL, &err) != MU_OK)
+		log_err("job %s: %s", j->id, err.msg);
+}
+
 /* The policy, last (design.md §8).  Fills the run's user and timeout cap. */
 static const char *
 job_authorize(struct agent *a, const struct job_envelope *env, const struct job *j,
@@ -429,6 +470,7 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 	struct mu_err err = { "" };
 	char reason[sizeof(err.msg) + 32];
 	const char *why;
+	bool skip = false;
 
 	if (job_oversize(a, len))
 		return;
@@ -452,10 +494,13 @@ intake_message(struct agent *a, const char *topic, const uint8_t *p, size_t len)
 		log_info("job %s: duplicate delivery of an accepted id; not answered again "
 		    "(%llu duplicates so far)", j.id, (unsigned long long)a->par.jobs_duplicate);
 	} else if ((why = job_rules(a, topic, &j, &err)) != NULL ||
-	    (why = job_authorize(a, &env, &j, &v, &err)) != NULL) {
+	    (why = job_filter(a, &j, &skip, &err)) != NULL ||
+	    (!skip && (why = job_authorize(a, &env, &j, &v, &err)) != NULL)) {
 		snprintf(reason, sizeof(reason), "%s", why);
 		reject(a, &j, reason);
-	} else
+	} else if (skip)
+		intake_skip(a, &j);
+	else
 		intake_record(a, &j, p, len, &v);
 	wire_doc_free(&j.doc);
 	wire_doc_free(&env.doc);
@@ -541,8 +586,13 @@ intake_commit(struct agent *a)
 	struct mu_err err;
 	bool synced;
 
-	if (a->par.accepted == NULL)
+	if (a->par.accepted == NULL) {
+		/* The ids of skipped jobs (intake_skip()), before their
+		 * durable frame. */
+		if (seen_sync(&a->par.seen, &err) != MU_OK)
+			log_err("seen-set: %s", err.msg);
 		return;
+	}
 	synced = seen_sync(&a->par.seen, &err) == MU_OK;
 	if (!synced)
 		log_err("seen-set: %s", err.msg);

@@ -455,6 +455,80 @@ CORPUS["fuzz_priv_msg"] = {
                         "1 trailing bytes after the message"),
 }
 
+CORPUS["fuzz_priv_msg"]["ok-facts"] = pack(m(t="facts", payload=pack(m(
+    host="web-01", at=T0, facts={"os.id": "debian"}))))
+CORPUS["fuzz_priv_msg"]["bad-facts-no-payload"] = bad(pack(m(t="facts")),
+                                                      "missing key 'payload'")
+
+# A host's facts (lib/facts.c, design.md §3).
+FACTS = m(host="web-01", at=T0, facts={
+    "os.id": "debian", "os.version_id": "12", "mem_mb": 3900, "cpus": 2,
+    "temp": -5, "custom.db": True, "groups": ["web", "b7"], "custom.empty": []})
+CORPUS["fuzz_facts"] = {
+    "ok-facts": pack(FACTS),
+    "ok-none": pack(m(host="h", at=0, facts={})),
+    "ok-256": pack(m(host="h", at=1, facts={"f%d" % i: i for i in range(256)})),
+    "bad-257": bad(pack(m(host="h", at=1, facts={"f%d" % i: i for i in range(257)})),
+                   "key 'facts' has more than 256 facts"),
+    "bad-float": bad(pack(dict(FACTS, facts={"load": 1.5})),
+                     "fact load: not a string, integer, bool or list of strings"),
+    "bad-nested": bad(pack(dict(FACTS, facts={"a": {"b": 1}})),
+                      "fact a: not a string, integer, bool or list of strings"),
+    "bad-name": bad(pack(dict(FACTS, facts={"OS": "x"})),
+                    "key 'facts' has a name that is not a fact name"),
+    "bad-dup": bad(b"\x84" + pack("v") + pack(1) + pack("host") + pack("h") + pack("at") +
+                   pack(1) + pack("facts") + b"\x82" + pack("a") + pack(1) + pack("a") +
+                   pack(2),
+                   "key 'facts' has a twice"),
+    "bad-long-str": bad(pack(dict(FACTS, facts={"a": "x" * 1025})),
+                        "fact a: a string over 1024 bytes or with a NUL"),
+    "bad-list-int": bad(pack(dict(FACTS, facts={"a": ["x", 1]})),
+                        "fact a: a list item that is not a string of at most 1024 bytes"),
+    "bad-list-65": bad(pack(dict(FACTS, facts={"a": ["x"] * 65})),
+                       "fact a: a list of more than 64 items"),
+    "bad-big-int": bad(pack(dict(FACTS, facts={"a": 2**63})),
+                       "fact a: an integer over 2^63-1"),
+    "bad-host": bad(pack(dict(FACTS, host="Web")),
+                    "key 'host' is not a host name"),
+    "bad-no-facts": bad(pack(without(FACTS, "facts")),
+                        "missing key 'facts'"),
+}
+
+# A job's fact filter (lib/facts.c, design.md §3): job_decode, then
+# filter_decode, then facts_match on fixed facts.
+FJOB = m(id="f1", kind="ping", target="all", issued_at=T0, not_after=T0 + 60000,
+         aud=AUD, filter=[["os.id", "==", "debian"], ["mem_mb", "<", 4096],
+                          ["os.version_id", ">=", 12], ["kernel", "~", "6.*"],
+                          ["groups", "has", "b7"], ["custom.db", "!=", False],
+                          ["mem_mb", "<=", "4096"], ["cpus", ">", -1]])
+CORPUS["fuzz_filter"] = {
+    "ok-all-ops": pack(FJOB),
+    "ok-empty": pack(dict(FJOB, filter=[])),
+    "ok-32": pack(dict(FJOB, filter=[["os.id", "==", "debian"]] * 32)),
+    "bad-33": bad(pack(dict(FJOB, filter=[["os.id", "==", "debian"]] * 33)),
+                  "filter has more than 32 predicates"),
+    "bad-op": bad(pack(dict(FJOB, filter=[["os.id", "=", "debian"]])),
+                  "filter predicate 1: unknown operator '=' (want == != < <= > >= ~ has)"),
+    "bad-pair": bad(pack(dict(FJOB, filter=[["os.id", "=="]])),
+                    "filter predicate 1 is not [fact, op, value]"),
+    "bad-name": bad(pack(dict(FJOB, filter=[["os.id", "==", "x"], ["Os", "==", "x"]])),
+                    "filter predicate 2: the fact is not a fact name"),
+    "bad-glob-int": bad(pack(dict(FJOB, filter=[["kernel", "~", 6]])),
+                        "filter predicate 1: '~' wants a string"),
+    "bad-lt-bool": bad(pack(dict(FJOB, filter=[["mem_mb", "<", True]])),
+                       "filter predicate 1: '<' does not take a bool"),
+    "bad-value-list": bad(pack(dict(FJOB, filter=[["groups", "==", ["a"]]])),
+                          "filter predicate 1: the value is not a string, integer or bool"),
+    "bad-not-array": bad(pack(dict(FJOB, filter={"os.id": "debian"})),
+                         "key 'filter' must be an array"),
+    "bad-no-filter": bad(pack(without(FJOB, "filter")),
+                         "no filter"),
+}
+CORPUS["fuzz_job"]["ok-filter"] = pack(FJOB)
+CORPUS["fuzz_job"]["bad-filter-op"] = bad(pack(dict(FJOB, filter=[["a", "like", "b"]])),
+                                          "filter predicate 1: unknown operator 'like' "
+                                          "(want == != < <= > >= ~ has)")
+
 
 # lib/policy.c's parser: a policy file (design.md §8).
 CORPUS["fuzz_policy"] = {

@@ -196,6 +196,8 @@ def job_view(d):
         e["stream"] = d.get("stream", False)
     if d["kind"] == "cancel":
         e["cancel"] = d["cancel"]
+    if "filter" in d:
+        e["filter"] = jsonify(d["filter"])
     return e
 
 
@@ -267,6 +269,15 @@ def agent_envelope_msg():
             "body": pack(result())}
 
 
+def facts():
+    """A host's facts (design.md §3): every value type, a negative integer
+    and an empty list."""
+    return {"v": 1, "host": "web-1", "at": NOW, "facts": {
+        "os.id": "debian", "os.version_id": "12", "mem_mb": 3900, "temp": -5,
+        "custom.db": True, "custom.off": False, "groups": ["web", "eu-1"],
+        "custom.empty": []}}
+
+
 def view(d):
     """What muster-proto shows for a valid non-job message d: d minus v."""
     return jsonify({k: v for k, v in d.items() if k != "v"})
@@ -300,6 +311,7 @@ TYPES = {
     "selftest-request": (selftest_request, set(), ["v", "host", "nonce", "version"],
                          view),
     "selftest-verdict": (selftest_verdict, set(), ["v", "host", "nonce", "ok"], view),
+    "facts": (facts, set(), ["v", "host", "at", "facts"], view),
 }
 
 

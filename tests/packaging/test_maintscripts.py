@@ -75,6 +75,7 @@ def test_postinst_makes_users_and_folders_once(maint):
     state = maint.root / "var/lib/muster"
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert (maint.root / "etc/muster/operators").is_dir()
+    assert (maint.root / "etc/muster/facts.d").is_dir()
 
     (state / "seen").write_text("job-1\n")
     state.chmod(0o755)
@@ -105,8 +106,10 @@ def test_purge_keeps_operator_keys_dpkg_does_not_own(maint):
     assert maint("postinst", "configure", "").returncode == 0
     key = maint.root / "etc/muster/operators/alice.pub"
     key.write_text("-----BEGIN PUBLIC KEY-----\n")
+    facts = maint.root / "etc/muster/facts.d/rack.json"
+    facts.write_text('{"rack": "b7"}\n')
     assert maint("postrm", "purge").returncode == 0
-    assert key.exists()
+    assert key.exists() and facts.exists()
 
 
 def test_unknown_action_fails(maint):

@@ -438,7 +438,8 @@ def is_agent_envelope(d: Any) -> bool:
 
 
 def topic_names(topic_: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
-    """(job, host) of a result/event topic, ("", host) of a status topic."""
+    """(job, host) of a result/event topic, ("", host) of a status or facts
+    topic."""
     parts = topic_.split("/")
     if parts[:2] != [root, "v1"]:
         raise ForgedMessage(f"not a muster topic: {topic_}")
@@ -446,7 +447,7 @@ def topic_names(topic_: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     if rest[:1] == ["results"] and len(rest) in (3, 4) and \
             (len(rest) == 3 or rest[3] == "events"):
         return rest[1], rest[2]
-    if rest[:1] == ["hosts"] and len(rest) == 3 and rest[2] == "status":
+    if rest[:1] == ["hosts"] and len(rest) == 3 and rest[2] in ("status", "facts"):
         return "", rest[1]
     raise ForgedMessage(f"not an agent topic: {topic_}")
 

@@ -23,6 +23,7 @@
 #include <msgpack.h>
 
 #include "err.h"
+#include "facts.h"
 #include "mpjson.h"
 #include "names.h"
 #include "sign.h"
@@ -32,9 +33,18 @@
 #define EXIT_TOOL	2
 #define MAX_SEEN	32	/* keys one message reads */
 #define MAX_BLOBS	4	/* bin fields one message holds */
+#define MAX_OBJECTS	2	/* maps or arrays one message holds (args, filter) */
+
+/* struct facts_msg owns its facts and has no wire_doc: this one's doc
+ * stays zero (wire_doc_free() is then a no-op) and codec.free frees it. */
+struct proto_facts {
+	struct wire_doc doc;
+	struct facts_msg f;
+};
 
 /* Every decoded struct starts with its struct wire_doc. */
 union msg {
+	struct proto_facts fa;
 	struct job_envelope env;
 	struct agent_envelope aenv;
 	struct job job;
@@ -54,9 +64,9 @@ union msg {
 struct hold {
 	uint8_t *blobs[MAX_BLOBS];
 	size_t nblobs;
-	msgpack_sbuffer sb;		/* args or data, packed from JSON */
-	msgpack_unpacked up;		/* ... and unpacked as an object */
-	bool used;
+	msgpack_sbuffer sb[MAX_OBJECTS];	/* args, data or filter, packed from JSON */
+	msgpack_unpacked up[MAX_OBJECTS];	/* ... and unpacked as objects */
+	size_t nused;
 };
 
 /* A reader of one JSON object into a struct; the first failure sticks. */
@@ -329,25 +339,25 @@ jr_hex(struct jr *r, const char *key, struct wire_bytes *out)
 	return MU_OK;
 }
 
-/* Any JSON value (args, data) as a msgpack object the hold owns. */
+/* Any JSON value (args, data, filter) as a msgpack object the hold owns. */
 static int
 jr_object(struct jr *r, const char *key, const msgpack_object **out)
 {
 	json_t *v = jr_any(r, key);
 	msgpack_packer pk;
-	size_t off = 0;
+	size_t off = 0, i;
 
 	if (v == NULL)
 		return r->rc;
-	if (r->h->used)
-		return jr_fail(r, "more than one map in a message");
-	r->h->used = true;
-	msgpack_packer_init(&pk, &r->h->sb, msgpack_sbuffer_write);
+	if (r->h->nused == MAX_OBJECTS)
+		return jr_fail(r, "more than %d maps or arrays in a message", MAX_OBJECTS);
+	i = r->h->nused++;
+	msgpack_packer_init(&pk, &r->h->sb[i], msgpack_sbuffer_write);
 	if (mpjson_pack(&pk, v) != 0 ||
-	    msgpack_unpack_next(&r->h->up, r->h->sb.data, r->h->sb.size, &off) !=
+	    msgpack_unpack_next(&r->h->up[i], r->h->sb[i].data, r->h->sb[i].size, &off) !=
 	    MSGPACK_UNPACK_SUCCESS)
 		return jr_fail(r, "JSON key '%s' cannot be packed", key);
-	*out = &r->h->up.data;
+	*out = &r->h->up[i].data;
 	return MU_OK;
 }
 
@@ -434,6 +444,7 @@ tj_job(struct jw *w, const union msg *m)
 	}
 	if (j->kind == JOB_CANCEL)
 		jw_str(w, "cancel", j->cancel);
+	jw_obj(w, "filter", j->filter);
 }
 
 /* Split the target without checking the name: the encoder must do that. */
@@ -479,6 +490,7 @@ fj_job(struct jr *r, union msg *m)
 	jr_uint(r, "timeout_ms", UINT64_MAX, &j->timeout_ms);
 	jr_bool(r, "stream", &j->stream);
 	jr_ident(r, "cancel", j->cancel, sizeof(j->cancel));
+	jr_object(r, "filter", &j->filter);
 }
 
 static void
@@ -627,6 +639,97 @@ fj_status(struct jr *r, union msg *m)
 	jr_uint(r, "started_at", UINT64_MAX, &s->started_at);
 	jr_uint(r, "at", UINT64_MAX, &s->at);
 	jr_hex(r, "cert_der", &s->cert_der);
+}
+
+static void
+tj_facts(struct jw *w, const union msg *m)
+{
+	const struct facts *f = &m->fa.f.facts;
+	json_t *o = json_object(), *v, *l;
+	size_t i, j;
+
+	jw_str(w, "host", m->fa.f.host);
+	jw_uint(w, "at", m->fa.f.at);
+	for (i = 0; o != NULL && i < f->n; i++) {
+		const struct fact *x = &f->v[i];
+
+		switch (x->type) {
+		case FACT_STR:
+			v = json_string(x->s);
+			break;
+		case FACT_INT:
+			v = json_integer(x->i);
+			break;
+		case FACT_BOOL:
+			v = json_boolean(x->b);
+			break;
+		default:
+			v = l = json_array();
+			for (j = 0; l != NULL && j < x->nlist; j++)
+				json_array_append_new(l, json_string(x->list[j]));
+			break;
+		}
+		json_object_set_new(o, x->name, v);
+	}
+	jw_set(w, "facts", o);
+}
+
+/* One JSON value into the set; a float or a nested value is refused here
+ * (JSON cannot say what msgpack would be made of it). */
+static int
+fj_fact(struct jr *r, struct facts *f, const char *name, json_t *v)
+{
+	const char *items[FACT_LIST_MAX];
+	json_t *x;
+	size_t i;
+	int rc;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		rc = facts_set_str(f, name, json_string_value(v), r->err);
+		break;
+	case JSON_INTEGER:
+		rc = facts_set_int(f, name, json_integer_value(v), r->err);
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		rc = facts_set_bool(f, name, json_is_true(v), r->err);
+		break;
+	case JSON_ARRAY:
+		if (json_array_size(v) > FACT_LIST_MAX)
+			return jr_fail(r, "JSON fact '%s' does not fit the struct", name);
+		json_array_foreach(v, i, x) {
+			if (!json_is_string(x))
+				return jr_fail(r, "JSON fact '%s' does not fit the struct", name);
+			items[i] = json_string_value(x);
+		}
+		rc = facts_set_list(f, name, items, json_array_size(v), r->err);
+		break;
+	default:
+		return jr_fail(r, "JSON fact '%s' does not fit the struct", name);
+	}
+	return rc ? (r->rc = rc) : MU_OK;
+}
+
+static void
+fj_facts(struct jr *r, union msg *m)
+{
+	json_t *o, *v;
+	const char *name;
+
+	jr_ident(r, "host", m->fa.f.host, sizeof(m->fa.f.host));
+	jr_uint(r, "at", UINT64_MAX, &m->fa.f.at);
+	if ((o = jr_get(r, "facts", JSON_OBJECT, "an object")) == NULL)
+		return;
+	json_object_foreach(o, name, v)
+		if (fj_fact(r, &m->fa.f.facts, name, v) != MU_OK)
+			return;
+}
+
+static void
+free_facts(union msg *m)
+{
+	facts_free(&m->fa.f.facts);
 }
 
 /* The constant "kind" of a manifest: optional in JSON, but must match. */
@@ -829,33 +932,48 @@ enc_agent_envelope(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
 	    m->aenv.body.ptr, m->aenv.body.len, out, err);
 }
 
+static int
+dec_facts(const void *buf, size_t len, union msg *m, struct mu_err *err)
+{
+	memset(&m->fa.doc, 0, sizeof(m->fa.doc));
+	return facts_decode(buf, len, &m->fa.f, err);
+}
+
+static int
+enc_facts(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
+{
+	return facts_encode(&m->fa.f, out, err);
+}
+
 static const struct codec {
 	const char *name;
 	decode_fn *decode;
 	encode_fn *encode;
 	void (*to_json)(struct jw *, const union msg *);
 	void (*from_json)(struct jr *, union msg *);
+	void (*free)(union msg *);	/* what the struct owns, if anything */
 } codecs[] = {
-	{ "envelope", dec_envelope, enc_envelope, tj_envelope, fj_envelope },
+	{ "envelope", dec_envelope, enc_envelope, tj_envelope, fj_envelope, NULL },
 	{ "agent-envelope", dec_agent_envelope, enc_agent_envelope, tj_agent_envelope,
-	    fj_agent_envelope },
-	{ "job", dec_job, enc_job, tj_job, fj_job },
-	{ "result", dec_result, enc_result, tj_result, fj_result },
-	{ "event", dec_event, enc_event, tj_event, fj_event },
-	{ "status", dec_status, enc_status, tj_status, fj_status },
+	    fj_agent_envelope, NULL },
+	{ "job", dec_job, enc_job, tj_job, fj_job, NULL },
+	{ "result", dec_result, enc_result, tj_result, fj_result, NULL },
+	{ "event", dec_event, enc_event, tj_event, fj_event, NULL },
+	{ "status", dec_status, enc_status, tj_status, fj_status, NULL },
 	{ "module-manifest", dec_module_manifest, enc_module_manifest,
-	    tj_module_manifest, fj_module_manifest },
+	    tj_module_manifest, fj_module_manifest, NULL },
 	{ "release-manifest", dec_release_manifest, enc_release_manifest,
-	    tj_release_manifest, fj_release_manifest },
-	{ "pointer", dec_pointer, enc_pointer, tj_pointer, fj_pointer },
+	    tj_release_manifest, fj_release_manifest, NULL },
+	{ "pointer", dec_pointer, enc_pointer, tj_pointer, fj_pointer, NULL },
 	{ "module-artifact", dec_module_artifact, enc_module_artifact,
-	    tj_module_artifact, fj_module_artifact },
+	    tj_module_artifact, fj_module_artifact, NULL },
 	{ "binary-artifact", dec_binary_artifact, enc_binary_artifact,
-	    tj_binary_artifact, fj_binary_artifact },
+	    tj_binary_artifact, fj_binary_artifact, NULL },
 	{ "selftest-request", dec_selftest_request, enc_selftest_request,
-	    tj_selftest_request, fj_selftest_request },
+	    tj_selftest_request, fj_selftest_request, NULL },
 	{ "selftest-verdict", dec_selftest_verdict, enc_selftest_verdict,
-	    tj_selftest_verdict, fj_selftest_verdict },
+	    tj_selftest_verdict, fj_selftest_verdict, NULL },
+	{ "facts", dec_facts, enc_facts, tj_facts, fj_facts, free_facts },
 };
 
 static const struct codec *
@@ -986,9 +1104,13 @@ read_json(void)
 static void
 hold_init(struct hold *h)
 {
+	size_t i;
+
 	memset(h, 0, sizeof(*h));
-	msgpack_sbuffer_init(&h->sb);
-	msgpack_unpacked_init(&h->up);
+	for (i = 0; i < MAX_OBJECTS; i++) {
+		msgpack_sbuffer_init(&h->sb[i]);
+		msgpack_unpacked_init(&h->up[i]);
+	}
 }
 
 static void
@@ -998,8 +1120,10 @@ hold_free(struct hold *h)
 
 	for (i = 0; i < h->nblobs; i++)
 		free(h->blobs[i]);
-	msgpack_sbuffer_destroy(&h->sb);
-	msgpack_unpacked_destroy(&h->up);
+	for (i = 0; i < MAX_OBJECTS; i++) {
+		msgpack_sbuffer_destroy(&h->sb[i]);
+		msgpack_unpacked_destroy(&h->up[i]);
+	}
 }
 
 /* Fill m from a JSON object with c's reader; everything m borrows is in o or h. */
@@ -1038,6 +1162,8 @@ cmd_decode(const char *type, const char *path)
 	else {
 		rc = print_json(c, &m);
 		wire_doc_free(msg_doc(&m));
+		if (c->free)
+			c->free(&m);
 	}
 	free(buf);
 	return rc;
@@ -1065,6 +1191,8 @@ cmd_encode(const char *type)
 		rc = fail(EXIT_REFUSED, "", err.msg);
 	else
 		rc = write_all(out.data, out.size);
+	if (c->free)
+		c->free(&m);
 	msgpack_sbuffer_destroy(&out);
 	hold_free(&h);
 	json_decref(o);

@@ -141,6 +141,7 @@ fx_teardown(void **state)
 	seen_close(&f->a.par.seen);
 	spool_close(&f->a.spool);
 	policy_free(&f->a.par.policy);
+	facts_free(&f->a.par.facts);
 	keyring_free(&f->a.par.operators);
 	loop_free(f->a.loop);
 	sign_key_free(f->alice);
@@ -511,6 +512,183 @@ test_policy_deny(void **state)
 	expect_answer(f, "version-1", RS_PASS, NULL);
 }
 
+/* j with a filter of one predicate [fact, op, value] (a string value);
+ * the packed filter lives in pk until the caller destroys it. */
+static void
+with_filter(struct job *j, msgpack_sbuffer *sb, msgpack_unpacked *up, const char *fact,
+    const char *op, const char *value)
+{
+	msgpack_packer w;
+
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&w, sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&w, 1);
+	msgpack_pack_array(&w, 3);
+	msgpack_pack_str_with_body(&w, fact, strlen(fact));
+	msgpack_pack_str_with_body(&w, op, strlen(op));
+	msgpack_pack_str_with_body(&w, value, strlen(value));
+	msgpack_unpacked_init(up);
+	assert_int_equal(msgpack_unpack_next(up, sb->data, sb->size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	j->filter = &up->data;
+}
+
+/*
+ * Deliver j with its filter written into the body by hand: job_encode
+ * refuses a malformed filter, an operator's other tools might not.  The
+ * body without it is unpacked and packed again with "filter" added.
+ */
+static void
+deliver_raw_filter(struct fx *f, const char *topic, struct job *j)
+{
+	const msgpack_object *flt = j->filter;
+	msgpack_sbuffer body, raw, env;
+	msgpack_unpacked up;
+	msgpack_packer w;
+	struct mu_err err = { "" };
+	uint32_t i;
+
+	j->filter = NULL;
+	msgpack_sbuffer_init(&body);
+	msgpack_sbuffer_init(&raw);
+	msgpack_sbuffer_init(&env);
+	if (job_encode(j, &body, &err) != MU_OK)
+		fail_msg("job_encode: %s", err.msg);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, body.data, body.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	msgpack_packer_init(&w, &raw, msgpack_sbuffer_write);
+	msgpack_pack_map(&w, up.data.via.map.size + 1);
+	for (i = 0; i < up.data.via.map.size; i++) {
+		msgpack_pack_object(&w, up.data.via.map.ptr[i].key);
+		msgpack_pack_object(&w, up.data.via.map.ptr[i].val);
+	}
+	msgpack_pack_str_with_body(&w, "filter", 6);
+	msgpack_pack_object(&w, *flt);
+	if (envelope_sign(f->alice, raw.data, raw.size, &env, &err) != MU_OK)
+		fail_msg("envelope_sign: %s", err.msg);
+	intake_message(&f->a, topic, (const uint8_t *)env.data, env.size);
+	intake_commit(&f->a);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&body);
+	msgpack_sbuffer_destroy(&raw);
+	msgpack_sbuffer_destroy(&env);
+}
+
+/* A job delivered with one predicate; j is a fresh ping with id. */
+static void
+deliver_filtered(struct fx *f, const char *id, const char *fact, const char *op,
+    const char *value)
+{
+	msgpack_sbuffer sb;
+	msgpack_unpacked up;
+	struct job j;
+
+	job_ping(&j, id);
+	with_filter(&j, &sb, &up, fact, op, value);
+	deliver_raw_filter(f, TOPIC_HOST, &j);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* design.md §3: a filter this host matches runs; one it does not match
+ * runs nothing, says nothing, and the id enters the seen-set (flushed),
+ * so a re-delivery after the facts changed is still not run. */
+static void
+test_filter(void **state)
+{
+	struct fx *f = *state;
+	struct mu_err err = { "" };
+
+	assert_int_equal(facts_set_str(&f->a.par.facts, "os.id", "debian", &err), MU_OK);
+	deliver_filtered(f, "flt-yes", "os.id", "==", "debian");
+	expect_answer(f, "flt-yes", RS_PASS, NULL);
+	deliver_filtered(f, "flt-no", "os.id", "==", "ubuntu");
+	expect_silence(f);
+	assert_true(seen_has(&f->a.par.seen, "flt-no"));
+	assert_false(f->a.par.seen.unsynced);
+	assert_int_equal(f->a.par.jobs_filtered, 1);
+	assert_int_equal(f->a.par.jobs_rejected, 0);
+	/* The host becomes an ubuntu host: the same id still does not run. */
+	assert_int_equal(facts_set_str(&f->a.par.facts, "os.id", "ubuntu", &err), MU_OK);
+	deliver_filtered(f, "flt-no", "os.id", "==", "ubuntu");
+	expect_silence(f);
+	assert_int_equal(f->a.par.jobs_duplicate, 1);
+	/* A missing fact: not matched, silent. */
+	deliver_filtered(f, "flt-missing", "custom.rack", "~", "b7*");
+	expect_silence(f);
+	assert_int_equal(f->a.par.jobs_filtered, 2);
+}
+
+static void
+test_filter_malformed(void **state)
+{
+	struct fx *f = *state;
+	msgpack_sbuffer sb, env;
+	msgpack_unpacked up;
+	msgpack_packer w;
+	struct job j;
+
+	/* An unknown operator: refused under the job's own id, with why. */
+	deliver_filtered(f, "flt-bad", "os.id", "=", "debian");
+	expect_answer(f, "flt-bad", RS_REJECTED, "malformed filter: filter predicate 1: "
+	    "unknown operator '='");
+	assert_false(seen_has(&f->a.par.seen, "flt-bad"));
+	/* The target and aud rules come first: a malformed filter on a job
+	 * for another host is refused for its target. */
+	job_ping(&j, "flt-bad-target");
+	snprintf(j.target.name, sizeof(j.target.name), "web2");
+	with_filter(&j, &sb, &up, "os.id", "like", "x");
+	deliver_raw_filter(f, "muster/v1/hosts/web2/jobs", &j);
+	expect_answer(f, "flt-bad-target", RS_REJECTED, "does not match this host");
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	/* A filter that is not even an array: job_encode will not write
+	 * it, and the agent's job_decode does not take the body. */
+	job_ping(&j, "flt-map");
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&w, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&w, 0);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	j.filter = &up.data;
+	msgpack_sbuffer_init(&env);
+	assert_int_equal(job_encode(&j, &env, &(struct mu_err){ "" }), MU_EINVAL);
+	msgpack_sbuffer_destroy(&env);
+	deliver_raw_filter(f, TOPIC_HOST, &j);
+	expect_answer(f, NULL, RS_REJECTED, "key 'filter' must be an array");
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The policy still applies to a host the filter matches. */
+static void
+test_filter_then_policy(void **state)
+{
+	struct fx *f = *state;
+	msgpack_sbuffer sb;
+	msgpack_unpacked up;
+	struct mu_err err = { "" };
+	struct job j;
+
+	assert_int_equal(facts_set_str(&f->a.par.facts, "os.id", "debian", &err), MU_OK);
+	job_ping(&j, "flt-version");
+	j.kind = JOB_VERSION;
+	with_filter(&j, &sb, &up, "os.id", "==", "debian");
+	deliver(f, TOPIC_HOST, f->alice, &j);
+	expect_answer(f, "flt-version", RS_REJECTED, "not allowed for operator alice");
+	/* Not matched: silent, even though the policy would refuse it. */
+	snprintf(j.id, sizeof(j.id), "flt-version-2");
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+	with_filter(&j, &sb, &up, "os.id", "!=", "debian");
+	deliver(f, TOPIC_HOST, f->alice, &j);
+	expect_silence(f);
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 test_reject_rate_limit(void **state)
 {
@@ -609,6 +787,9 @@ main(void)
 		T(test_wrong_target),
 		T(test_wrong_aud),
 		T(test_policy_deny),
+		T(test_filter),
+		T(test_filter_malformed),
+		T(test_filter_then_policy),
 		T(test_reject_rate_limit),
 		T(test_record_fails_closed),
 	};

@@ -107,6 +107,7 @@ test_agent_defaults(void **state)
 	assert_string_equal(c.state_dir, "/var/lib/muster");
 	assert_string_equal(c.runner, "/usr/libexec/muster/muster-runner");
 	assert_string_equal(c.modules_dir, "/usr/lib/muster/modules");
+	assert_string_equal(c.facts_dir, "/etc/muster/facts.d");
 	assert_string_equal(c.channel, "stable");
 	assert_int_equal(c.ngroups, 0);
 	assert_int_equal(c.max_jobs, 4);
@@ -182,6 +183,7 @@ static const char full_agent[] =
     "state_dir = /srv/muster\n"
     "runner = /opt/muster/runner\n"
     "modules_dir = /srv/muster/mods\n"
+    "facts_dir = /srv/muster/facts\n"
     "channel = canary\n"
     "groups = web , db,eu-west\n"
     "max_jobs = 256\n"
@@ -226,6 +228,7 @@ test_agent_full(void **state)
 	assert_string_equal(c.state_dir, "/srv/muster");
 	assert_string_equal(c.runner, "/opt/muster/runner");
 	assert_string_equal(c.modules_dir, "/srv/muster/mods");
+	assert_string_equal(c.facts_dir, "/srv/muster/facts");
 	assert_string_equal(c.channel, "canary");
 	assert_int_equal(c.ngroups, 3);
 	assert_string_equal(c.groups[0], "web");

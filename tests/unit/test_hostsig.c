@@ -3,7 +3,8 @@
  * Unit tests for lib/hostsig.c: host keys (EC P-256 as scripts/gen-pki
  * makes them, and Ed25519) signing agent envelopes, and a verifier over a
  * CA made in a temp folder with the openssl command: chain, purpose, CN,
- * a second CA, tampering, and the certificate cache.  The last test times
+ * a second CA, tampering, the certificate cache, and a facts message
+ * checked as the CLI and muster-server check it (lib/agentmsg.c).  The last test times
  * verifying 10,000 results from 100 hosts (docs/BENCHMARKS.md).
  */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "agentmsg.h"
 #include "hostsig.h"
 
 struct fixture {
@@ -228,6 +230,97 @@ test_key_mismatch(void **state)
 	assert_int_equal(hostsig_signer_load(key, crt, &s, &err), MU_EINVAL);
 }
 
+/* A facts body of host (named in it) with one fact, signed by s, into sb. */
+static void
+signed_facts(struct hostsig_signer *s, const char *host, msgpack_sbuffer *sb)
+{
+	struct facts_msg m = { .at = 1 };
+	msgpack_sbuffer body;
+	struct mu_err err;
+
+	snprintf(m.host, sizeof(m.host), "%s", host);
+	assert_int_equal(facts_set_str(&m.facts, "custom.rack", "b7", &err), MU_OK);
+	msgpack_sbuffer_init(&body);
+	msgpack_sbuffer_init(sb);
+	assert_int_equal(facts_encode(&m, &body, &err), MU_OK);
+	assert_int_equal(hostsig_wrap(s, body.data, body.size, sb, &err), MU_OK);
+	msgpack_sbuffer_destroy(&body);
+	facts_free(&m.facts);
+}
+
+static void
+test_facts_topic(void **state)
+{
+	static const char *const bad[] = {
+		"muster/v1/hosts/h1/status", "muster/v1/hosts/h1/facts/x",
+		"muster/v1/hosts//facts", "muster/v1/hosts/H1/facts", "other/v1/hosts/h1/facts",
+		"muster/v1/hosts/h1", "muster/v1/results/j/h1",
+	};
+	char host[NAME_MAX_LEN + 1];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(agentmsg_facts_topic("muster/v1/hosts/web-1/facts", "muster", host),
+	    MU_OK);
+	assert_string_equal(host, "web-1");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(agentmsg_facts_topic(bad[i], "muster", host), MU_EINVAL);
+		assert_string_equal(host, "");
+	}
+}
+
+/* Facts are checked like a result: certificate from a status, CN = the
+ * topic's host = the body's; anything else is not h1's facts. */
+static void
+test_agentmsg_facts(void **state)
+{
+	const struct fixture *f = *state;
+	struct hostsig_verifier *v = verifier(f, "ca");
+	struct hostsig_signer *h1 = signer(f, "h1"), *evil = signer(f, "evil");
+	struct wire_bytes der = hostsig_signer_cert(h1), bad = hostsig_signer_cert(evil);
+	struct facts_msg m;
+	msgpack_sbuffer sb, other, forged, garbage;
+	struct mu_err err;
+	const char *cn;
+
+	signed_facts(h1, "h1", &sb);
+	/* Unknown until h1's status brought its certificate. */
+	assert_int_equal(agentmsg_facts(v, "h1", (uint8_t *)sb.data, sb.size, &m, &err),
+	    MU_ENOENT);
+	assert_int_equal(hostsig_cert_add(v, der.ptr, der.len, &cn, &err), MU_OK);
+	assert_int_equal(agentmsg_facts(v, "h1", (uint8_t *)sb.data, sb.size, &m, &err), MU_OK);
+	assert_string_equal(m.host, "h1");
+	assert_string_equal(facts_get(&m.facts, "custom.rack")->s, "b7");
+	facts_free(&m.facts);
+	/* On another host's topic. */
+	assert_int_equal(agentmsg_facts(v, "h2", (uint8_t *)sb.data, sb.size, &m, &err),
+	    MU_ETRUST);
+	assert_non_null(strstr(err.msg, "not by h2"));
+	/* Signed by h1, naming h2, on h1's topic. */
+	signed_facts(h1, "h2", &other);
+	assert_int_equal(agentmsg_facts(v, "h1", (uint8_t *)other.data, other.size, &m, &err),
+	    MU_ETRUST);
+	assert_non_null(strstr(err.msg, "facts of h1 name host h2"));
+	/* CN h1 from another CA. */
+	assert_int_equal(hostsig_cert_add(v, bad.ptr, bad.len, &cn, &err), MU_ETRUST);
+	signed_facts(evil, "h1", &forged);
+	assert_int_equal(agentmsg_facts(v, "h1", (uint8_t *)forged.data, forged.size, &m,
+	    &err), MU_ETRUST);
+	/* Well signed, but not a facts body. */
+	msgpack_sbuffer_init(&garbage);
+	assert_int_equal(hostsig_wrap(h1, "\x81\xa1v\x01", 4, &garbage, &err), MU_OK);
+	assert_int_equal(agentmsg_facts(v, "h1", (uint8_t *)garbage.data, garbage.size, &m,
+	    &err), MU_ESIG);
+	assert_null(m.facts.v);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_destroy(&other);
+	msgpack_sbuffer_destroy(&forged);
+	msgpack_sbuffer_destroy(&garbage);
+	hostsig_signer_free(h1);
+	hostsig_signer_free(evil);
+	hostsig_verifier_free(v);
+}
+
 static double
 secs(const struct timespec *a, const struct timespec *b)
 {
@@ -307,6 +400,8 @@ main(void)
 		cmocka_unit_test(test_ed25519),
 		cmocka_unit_test(test_cert_refused),
 		cmocka_unit_test(test_key_mismatch),
+		cmocka_unit_test(test_facts_topic),
+		cmocka_unit_test(test_agentmsg_facts),
 		cmocka_unit_test(test_cache_bench),
 	};
 

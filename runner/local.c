@@ -689,8 +689,14 @@ local_end(struct local *l, char *buf, size_t len, int *code)
 	}
 	if (l->timed_out) {
 		*code = RUNNER_EXIT_TIMEOUT;
-		snprintf(buf, len, "timeout: killed after %llu ms",
-		    (unsigned long long)l->o->timeout_ms);
+		/* Worded as a host words it (agent/parent/run.c), so that a
+		 * laptop's reason reads the same. */
+		if (l->o->timeout_ms % 1000 == 0)
+			snprintf(buf, len, "timed out after %llu s (--timeout)",
+			    (unsigned long long)(l->o->timeout_ms / 1000));
+		else
+			snprintf(buf, len, "timed out after %.1f s (--timeout)",
+			    l->o->timeout_ms / 1000.0);
 	} else if (l->interrupted) {
 		*code = RUNNER_EXIT_SIGNAL_BASE + SIGINT;
 		snprintf(buf, len, "interrupted");

@@ -87,8 +87,10 @@ timeout_reason(const struct agent *a, const struct run *r, bool fetching,
 		snprintf(why + n, len - n, " while module %s was still being fetched",
 		    r->job.module);
 	else if (r->fetch_ms >= 100)
-		snprintf(why + n, len - n, "; module fetch took %.1f s before the run",
-		    r->fetch_ms / 1000.0);
+		/* The wait for the module: its pointer looked up (a cached
+		 * build too), the artifact fetched if it was not cached. */
+		snprintf(why + n, len - n, "; getting module %s took %.1f s before the run",
+		    r->job.module, r->fetch_ms / 1000.0);
 }
 
 static uint64_t

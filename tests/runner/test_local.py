@@ -170,7 +170,7 @@ def test_exit_without_verdict():
 def test_timeout():
     r = run_cli("--run", module_path("hang"), "--timeout", "300ms", timeout=20)
     assert r.returncode == EXIT["timeout"]
-    assert "timeout: killed after 300 ms" in r.stdout
+    assert "timed out after 0.3 s (--timeout)" in r.stdout
     r, j = run_json("hang", "busy=true", "--timeout", "300ms", timeout=20)
     assert j["status"] == "timeout" and j["exit_code"] == EXIT["timeout"]
 

@@ -387,7 +387,7 @@ def test_timeout_names_the_fetch_before_it(agents, op, operator, pub, keys):
     r = collect_results(op, body["id"], ["h1"], timeout=20)["h1"]
     dt = time.monotonic() - t0
     assert r["status"] == "timeout" and r["module_sha256"] == sha, r
-    m = re.fullmatch(r"timed out after 5 s \(job timeout\); module fetch took "
+    m = re.fullmatch(r"timed out after 5 s \(job timeout\); getting module hang took "
                      r"(\d+\.\d) s before the run", r["reason"])
     assert m and 1.0 <= float(m.group(1)) < 5.0, r["reason"]
     assert 4900 <= r["finished_at"] - r["started_at"] < 7500, r

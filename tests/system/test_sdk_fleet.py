@@ -198,12 +198,12 @@ def test_a_hang_times_out_locally_and_on_a_host(kit, host):
     mine = local(kit, {"hang": True}, "--timeout", "1500ms")
     theirs = host({"hang": True}, timeout_ms=1500)
     assert mine["status"] == theirs["status"] == "timeout", (mine, theirs)
-    # Each names the limit it hit.  The host adds how long the module took
-    # to be had when that reached 0.1 s (it can, cached), never that the
-    # fetch was cut short: the warm-up fetched it.
-    assert "1500 ms" in mine["reason"], mine
+    # The same words for the same limit.  The host adds how long getting
+    # the module took when that reached 0.1 s (a cached one's pointer is
+    # still looked up), never that it was cut short: the warm-up fetched it.
+    assert mine["reason"] == "timed out after 1.5 s (--timeout)", mine
     assert re.fullmatch(r"timed out after 1\.5 s \(job timeout\)"
-                        r"(; module fetch took \d+\.\d s before the run)?",
+                        r"(; getting module fleetcheck took \d+\.\d s before the run)?",
                         theirs["reason"]), theirs
 
 

@@ -168,11 +168,18 @@ def world(tmp_path_factory, keys):
     top = Path(tempfile.mkdtemp(prefix="muster-chaos-", dir="/run" if os.geteuid() == 0
                                 else None))
     os.chmod(top, 0o755)
+    # One log per host, log/HOST/runs.log, writable by all; each agent's
+    # jobs may write only their own host's folder ([limits] writable:
+    # everything else is read-only for a job's own uid), which is how
+    # chaoslog tells its host.
     logdir = top / "log"
     logdir.mkdir()
-    os.chmod(logdir, 0o777)
-    (logdir / "runs.log").touch()
-    os.chmod(logdir / "runs.log", 0o666)
+    os.chmod(logdir, 0o755)
+    for h in HOSTS:
+        (logdir / h).mkdir()
+        os.chmod(logdir / h, 0o777)
+        (logdir / h / "runs.log").touch()
+        os.chmod(logdir / h / "runs.log", 0o666)
     made = []
     try:
         for h in HOSTS:
@@ -181,10 +188,11 @@ def world(tmp_path_factory, keys):
             os.chmod(d, 0o755)
             a = Agent(h, broker, keys, d, groups=host_groups(h),
                       max_jobs=4, wake_port=0, log_level="info",
-                      extra=FAST_RETRY, sync_acl=False)
+                      extra=dict(FAST_RETRY, limits={"writable": str(logdir / h)}),
+                      sync_acl=False)
             install_any_modules(a, "chaoslog")
             made.append(a)
-        yield broker, made, logdir / "runs.log"
+        yield broker, made, logdir
     finally:
         for a in made:
             a.cleanup()
@@ -351,15 +359,15 @@ def test_chaos_one_answer_per_job_and_host(world, operator):
     runs = collections.Counter()		# (job, host) -> lines in the log
     stray = []
     log_owner = "-"
-    if log_path.exists():
-        uid = log_path.stat().st_uid
+    for host_log in sorted(log_path.glob("*/runs.log")):
+        uid = host_log.stat().st_uid
         try:
             log_owner = pwd.getpwuid(uid).pw_name
         except KeyError:			# a job's own uid: no entry
             log_owner = str(uid)
-        for line in log_path.read_text().splitlines():
+        for line in host_log.read_text().splitlines():
             f = line.split()
-            if len(f) != 2:
+            if len(f) != 2 or f[1] != host_log.parent.name:
                 stray.append(line)
                 continue
             runs[(f[0], f[1])] += 1

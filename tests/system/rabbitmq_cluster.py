@@ -96,7 +96,7 @@ def host_permissions(host: str, groups: Iterable[str],
         group_re = SEG
     else:
         group_re = "(" + "|".join(_esc(g) for g in gs) + ")" if gs else None
-    write = (f"^{r}(hosts\\.{h}\\.status|results\\.{SEG}\\.{h}"
+    write = (f"^{r}(hosts\\.{h}\\.status|hosts\\.{h}\\.facts|results\\.{SEG}\\.{h}"
              f"|results\\.{SEG}\\.{h}\\.events|hosts\\.{h}\\.selftest\\.request)$")
     reads = [f"hosts\\.{h}\\.jobs", "all\\.jobs", "modules\\..+",
              "releases\\..+", "artifacts\\..+", f"hosts\\.{h}\\.status",
@@ -112,7 +112,7 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     r = _esc(root) + r"\.v1\."
     if role == "op":
         return (f"^{r}(hosts\\.{SEG}\\.jobs|groups\\.{SEG}\\.jobs|all\\.jobs)$",
-                f"^{r}(results\\..+|hosts\\.{SEG}\\.status|modules\\.{SEG}"
+                f"^{r}(results\\..+|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}"
                 f"|releases\\.{SEG})$")
     if role == "pub":
         return (f"^{r}(modules|releases|artifacts)\\..+$",
@@ -120,7 +120,7 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     if role == "srv":
         return (f"^{r}hosts\\.{SEG}\\.selftest\\.(jobs|verdict)$",
                 f"^{r}(hosts\\.{SEG}\\.selftest\\.request|results\\..+"
-                f"|hosts\\.{SEG}\\.status|modules\\.{SEG}|releases\\.{SEG})$")
+                f"|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}|releases\\.{SEG})$")
     raise ValueError(f"unknown role {role!r}")
 
 

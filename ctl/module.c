@@ -1487,6 +1487,7 @@ withdraw_collect_sha(struct withdraw *w, const struct mod_ptr *cur,
 {
 	const char *version = NULL;
 	size_t i;
+	int rc;
 
 	if (cur && cur->decoded && strcmp(cur->m.sha256, w->sha) == 0)
 		version = cur->m.version;
@@ -1498,7 +1499,8 @@ withdraw_collect_sha(struct withdraw *w, const struct mod_ptr *cur,
 	*found = true;
 	snprintf(w->version_of_sha, sizeof(w->version_of_sha), "%s", version);
 	w->version = w->version_of_sha;
-	return withdraw_add(w, w->sha) || withdraw_carry(w, cur);
+	rc = withdraw_add(w, w->sha);
+	return rc ? rc : withdraw_carry(w, cur);
 }
 
 /*

@@ -92,7 +92,8 @@ cert_usage(X509 *x)
 	int i, n, nid, crit = 0;
 
 	if (X509_check_ca(x) != 0)
-		return "a CA certificate, not a host signing certificate (design.md §3)";
+		return "a CA certificate, not a host signing certificate "
+		    "(design.md section 3)";
 	if ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
 	    !(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE))
 		return "the certificate's keyUsage lacks digitalSignature";
@@ -100,7 +101,7 @@ cert_usage(X509 *x)
 		ERR_clear_error();
 		if (crit == -1)
 			return "no extendedKeyUsage: not a host signing certificate "
-			    "(design.md §3)";
+			    "(design.md section 3)";
 		return "the certificate's extendedKeyUsage is malformed or repeated";
 	}
 	for (i = 0; i < sk_ASN1_OBJECT_num(eku); i++) {
@@ -115,10 +116,11 @@ cert_usage(X509 *x)
 	}
 	EXTENDED_KEY_USAGE_free(eku);
 	if (tls)
-		return "a TLS certificate, not a host signing certificate (design.md §3)";
+		return "a TLS certificate, not a host signing certificate "
+		    "(design.md section 3)";
 	if (!ours)
 		return "not a host signing certificate: its extendedKeyUsage lacks "
-		    HOSTSIG_EKU_OID " (design.md §3)";
+		    HOSTSIG_EKU_OID " (design.md section 3)";
 	return NULL;
 }
 

@@ -537,12 +537,12 @@ def signing_cert_problem(cert: x509.Certificate) -> Optional[str]:
     and none of the TLS usages."""
     ekus = cert_ekus(cert)
     if ekus is None:
-        return "no extendedKeyUsage: not a host signing certificate (design.md §3)"
+        return "no extendedKeyUsage: not a host signing certificate (design.md section 3)"
     if set(ekus) & _TLS_EKUS.keys():
-        return "a TLS certificate, not a host signing certificate (design.md §3)"
+        return "a TLS certificate, not a host signing certificate (design.md section 3)"
     if HOSTSIG_EKU_OID not in ekus:
         return ("not a host signing certificate: its extendedKeyUsage lacks "
-                f"{HOSTSIG_EKU_OID} (design.md §3)")
+                f"{HOSTSIG_EKU_OID} (design.md section 3)")
     return None
 
 

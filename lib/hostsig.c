@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hostsig.c - host keys sign agent messages; verifiers check them against
- * the fleet CA with a certificate cache (OpenSSL 3: EVP and X509 only).
+ * hostsig.c - host signing keys sign agent messages; verifiers check them
+ * against the fleet CA with a certificate cache (OpenSSL 3: EVP and X509
+ * only).  Both sides refuse TLS certificates (hostsig.h).
  */
 #include "hostsig.h"
 
@@ -74,6 +75,55 @@ key_md(const EVP_PKEY *k, const EVP_MD **md)
 	}
 }
 
+/*
+ * Why x is not a host signing certificate, or NULL if it is: not a CA,
+ * keyUsage (if any) with digitalSignature, and extendedKeyUsage holding
+ * HOSTSIG_EKU_OID and no TLS usage.  The TLS case gets its own reason:
+ * it is the mistake an operator makes (the old host certificate), and
+ * also what a key stolen from the network process would bring.
+ */
+static const char *
+cert_usage(X509 *x)
+{
+	EXTENDED_KEY_USAGE *eku;
+	ASN1_OBJECT *o;
+	bool ours = false, tls = false;
+	char oid[96];
+	int i, n, nid, crit = 0;
+
+	if (X509_check_ca(x) != 0)
+		return "a CA certificate, not a host signing certificate "
+		    "(design.md section 3)";
+	if ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE))
+		return "the certificate's keyUsage lacks digitalSignature";
+	if ((eku = X509_get_ext_d2i(x, NID_ext_key_usage, &crit, NULL)) == NULL) {
+		ERR_clear_error();
+		if (crit == -1)
+			return "no extendedKeyUsage: not a host signing certificate "
+			    "(design.md section 3)";
+		return "the certificate's extendedKeyUsage is malformed or repeated";
+	}
+	for (i = 0; i < sk_ASN1_OBJECT_num(eku); i++) {
+		o = sk_ASN1_OBJECT_value(eku, i);
+		nid = OBJ_obj2nid(o);
+		if (nid == NID_client_auth || nid == NID_server_auth ||
+		    nid == NID_anyExtendedKeyUsage)
+			tls = true;
+		else if ((n = OBJ_obj2txt(oid, sizeof(oid), o, 1)) > 0 &&
+		    (size_t)n < sizeof(oid) && strcmp(oid, HOSTSIG_EKU_OID) == 0)
+			ours = true;
+	}
+	EXTENDED_KEY_USAGE_free(eku);
+	if (tls)
+		return "a TLS certificate, not a host signing certificate "
+		    "(design.md section 3)";
+	if (!ours)
+		return "not a host signing certificate: its extendedKeyUsage lacks "
+		    HOSTSIG_EKU_OID " (design.md section 3)";
+	return NULL;
+}
+
 /* ---- signing ---------------------------------------------------------- */
 
 static X509 *
@@ -144,6 +194,7 @@ hostsig_signer_load(const char *key_path, const char *cert_path,
 {
 	struct hostsig_signer *s;
 	EVP_PKEY *key = NULL;
+	const char *why;
 	X509 *x = NULL;
 	int rc;
 
@@ -151,6 +202,11 @@ hostsig_signer_load(const char *key_path, const char *cert_path,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return mu_errf(err, MU_ENOMEM, "out of memory");
 	rc = (x = read_cert(cert_path, err)) == NULL ? MU_EINVAL : MU_OK;
+	/* Refuse to sign with a TLS certificate: verifiers would call every
+	 * message forged, and the TLS key is the one the network process has. */
+	if (!rc && (why = cert_usage(x)) != NULL)
+		rc = mu_errf(err, MU_EINVAL, "%s: %s; `scripts/gen-pki DIR --host NAME` "
+		    "makes hosts/NAME.sign.{key,crt}", cert_path, why);
 	if (!rc)
 		rc = (key = read_key(key_path, err)) == NULL ? MU_EINVAL : MU_OK;
 	if (!rc)
@@ -364,7 +420,8 @@ hostsig_cert_file_cn(const char *path, char *out, size_t outsz, struct mu_err *e
 	return why ? mu_errf(err, MU_EINVAL, "%s: %s", path, why) : MU_OK;
 }
 
-/* Chain x to the CA as a TLS client certificate, valid now. */
+/* Chain x to the CA, valid now.  No TLS purpose: a host signing
+ * certificate has none; cert_usage() checks what it is for. */
 static const char *
 cert_chain(struct hostsig_verifier *v, X509 *x, char *buf, size_t len)
 {
@@ -375,7 +432,6 @@ cert_chain(struct hostsig_verifier *v, X509 *x, char *buf, size_t len)
 		return "out of memory";
 	v->stats.chain_checks++;
 	ok = X509_STORE_CTX_init(ctx, v->store, x, NULL) == 1 &&
-	    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
 	    X509_verify_cert(ctx) == 1;
 	if (!ok)
 		snprintf(buf, len, "certificate not trusted: %s",
@@ -394,6 +450,8 @@ cert_judge(struct hostsig_verifier *v, struct cert_entry *e, X509 *x)
 	char buf[sizeof(e->why)];
 
 	why = cert_chain(v, x, buf, sizeof(buf));
+	if (why == NULL)
+		why = cert_usage(x);
 	if (why == NULL && key_md(X509_get0_pubkey(x), &md) != 0)
 		why = "the certificate's key is neither EC nor Ed25519";
 	if (why == NULL)

@@ -3,17 +3,24 @@
  * hostsig.h - host signatures on agent messages (design.md §3).
  *
  * An agent signs the exact body bytes of every message it publishes with
- * its TLS client key and wraps them in an agent envelope naming its
- * certificate by SHA-256 fingerprint.  EC keys sign with ECDSA over
- * SHA-256 (DER, as EVP_DigestSign writes it), Ed25519 keys with plain
- * Ed25519; nothing else is accepted, on either side.
+ * its host signing key and wraps them in an agent envelope naming its
+ * certificate by SHA-256 fingerprint.  That key is not the TLS client key:
+ * only musterd's root parent reads it, so code running in the network
+ * process (which holds the TLS key) cannot speak for the host.  EC keys
+ * sign with ECDSA over SHA-256 (DER, as EVP_DigestSign writes it), Ed25519
+ * keys with plain Ed25519; nothing else is accepted, on either side.
+ *
+ * A host signing certificate is issued by the fleet CA, has CN = the host
+ * and extendedKeyUsage HOSTSIG_EKU_OID and none of clientAuth, serverAuth
+ * or anyExtendedKeyUsage: the broker refuses it for TLS, and a TLS
+ * certificate is refused here, on both sides (signer and verifier).
  *
  * A verifier holds the fleet CA and a cache of certificates already
- * checked, keyed by fingerprint: the chain (purpose TLS client, current
- * time) is checked once per certificate, so verifying 10,000 results costs
- * 10,000 signature checks and one chain check per host.  Certificates that
- * failed are cached too, with their reason, so a flood of forgeries under
- * one certificate does not cost a chain check each.
+ * checked, keyed by fingerprint: the chain (current time, no TLS purpose)
+ * and the usage are checked once per certificate, so verifying 10,000
+ * results costs 10,000 signature checks and one chain check per host.
+ * Certificates that failed are cached too, with their reason, so a flood
+ * of forgeries under one certificate does not cost a chain check each.
  *
  * Ownership:
  *  - hostsig_signer_load() allocates a signer (key, certificate DER, its
@@ -36,11 +43,16 @@
 #include "err.h"
 #include "wire.h"
 
+/* "muster agent-message signing": a UUID OID (ITU-T X.667), the one
+ * extendedKeyUsage of a host signing certificate. */
+#define HOSTSIG_EKU_OID	"2.25.128450305263946055753743392564729461858"
+
 struct hostsig_signer;
 struct hostsig_verifier;
 
-/* Load the host's TLS client key and certificate (PEM); the key must be
- * EC or Ed25519 and belong to the certificate. */
+/* Load the host's signing key and certificate (PEM); the key must be EC or
+ * Ed25519 and belong to the certificate, and the certificate must be a host
+ * signing certificate (above), not a TLS one: MU_EINVAL otherwise. */
 int hostsig_signer_load(const char *key_path, const char *cert_path,
     struct hostsig_signer **out, struct mu_err *err);
 void hostsig_signer_free(struct hostsig_signer *s);
@@ -63,8 +75,9 @@ void hostsig_verifier_free(struct hostsig_verifier *v);
 /*
  * Check a host certificate (DER) against the CA, or find it in the cache:
  * MU_OK with *cn its common name; MU_ETRUST (reason in err) if it does not
- * chain, is not for TLS clients, is outside its validity, or has no single
- * printable CN; MU_EINVAL if it does not parse.
+ * chain, is not a host signing certificate (a TLS certificate, say), is
+ * outside its validity, or has no single printable CN; MU_EINVAL if it
+ * does not parse.
  */
 int hostsig_cert_add(struct hostsig_verifier *v, const void *der, size_t len,
     const char **cn, struct mu_err *err);

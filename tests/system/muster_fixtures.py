@@ -165,17 +165,26 @@ class Pki:
     def key(self, cn: str) -> Path:
         return self._base(cn).with_suffix(".key")
 
+    # A host's signing pair, hosts/NAME.sign.{key,crt}: what musterd signs
+    # agent messages with (design.md §3); its TLS pair is for TLS only.
+    def sign_cert(self, host: str) -> Path:
+        return self.dir / "hosts" / f"{host}.sign.crt"
+
+    def sign_key(self, host: str) -> Path:
+        return self.dir / "hosts" / f"{host}.sign.key"
+
     def has(self, cn: str) -> bool:
         return self.cert(cn).exists() and self.key(cn).exists()
 
     def any_client(self) -> Optional[str]:
-        """Some client CN this PKI has a certificate for."""
+        """Some client CN this PKI has a (TLS) certificate for."""
         for sub, prefix in (("hosts", ""), ("op", "op:"), ("srv", "srv:"),
                             ("pub", "pub:")):
             d = self.dir / sub
             if d.is_dir():
                 for crt in sorted(d.glob("*.crt")):
-                    return prefix + crt.stem
+                    if not crt.name.endswith(".sign.crt"):
+                        return prefix + crt.stem
         return None
 
     def host_groups(self) -> dict[str, list[str]]:
@@ -454,7 +463,9 @@ def topic_names(topic_: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
 
 def host_sign(key_path: os.PathLike, cert_path: os.PathLike, body: dict | bytes) -> bytes:
     """An agent envelope over body, signed with a host key (EC or Ed25519)
-    and naming its certificate, as musterd writes it."""
+    and naming its certificate, as musterd writes it.  musterd signs with
+    the host's signing pair (Pki.sign_key/sign_cert); any other pair makes
+    a message verifiers call forged."""
     raw = body if isinstance(body, bytes) else pack(body)
     key = serialization.load_pem_private_key(Path(key_path).read_bytes(), None)
     der = x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).public_bytes(
@@ -472,11 +483,74 @@ def cert_der(cert_path: os.PathLike) -> bytes:
         serialization.Encoding.DER)
 
 
+# "muster agent-message signing" (lib/hostsig.h HOSTSIG_EKU_OID) and the
+# usages that make a certificate a TLS one (refused: design.md §3).
+HOSTSIG_EKU_OID = "2.25.128450305263946055753743392564729461858"
+_TLS_EKUS = {"1.3.6.1.5.5.7.3.1": "serverAuth", "1.3.6.1.5.5.7.3.2": "clientAuth",
+             "2.5.29.37.0": "anyExtendedKeyUsage"}
+
+
+def _der_items(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, content) of each DER element in data, in order."""
+    out, i = [], 0
+    while i < len(data):
+        tag, n = data[i], data[i + 1]
+        i += 2
+        if n & 0x80:
+            k = n & 0x7f
+            n = int.from_bytes(data[i:i + k], "big")
+            i += k
+        out.append((tag, data[i:i + n]))
+        i += n
+    return out
+
+
+def _der_oid(content: bytes) -> str:
+    arcs, v = [], 0
+    for b in content:
+        v = v << 7 | (b & 0x7f)
+        if not b & 0x80:
+            arcs.append(v)
+            v = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def cert_ekus(cert: x509.Certificate) -> Optional[list[str]]:
+    """The extendedKeyUsage OIDs of cert (dotted), None without one.  Read
+    from the DER by hand: Debian 12's python3-cryptography (38) cannot
+    parse an extension holding HOSTSIG_EKU_OID (a 128-bit arc)."""
+    tbs = _der_items(_der_items(cert.tbs_certificate_bytes)[0][1])
+    for tag, content in tbs:
+        if tag != 0xa3:	# [3] extensions
+            continue
+        for _, ext in _der_items(_der_items(content)[0][1]):
+            f = _der_items(ext)
+            if _der_oid(f[0][1]) == "2.5.29.37":
+                return [_der_oid(o) for _, o in _der_items(_der_items(f[-1][1])[0][1])]
+    return None
+
+
+def signing_cert_problem(cert: x509.Certificate) -> Optional[str]:
+    """Why cert is not a host signing certificate (lib/hostsig.c
+    cert_usage()), or None: its extendedKeyUsage must hold HOSTSIG_EKU_OID
+    and none of the TLS usages."""
+    ekus = cert_ekus(cert)
+    if ekus is None:
+        return "no extendedKeyUsage: not a host signing certificate (design.md section 3)"
+    if set(ekus) & _TLS_EKUS.keys():
+        return "a TLS certificate, not a host signing certificate (design.md section 3)"
+    if HOSTSIG_EKU_OID not in ekus:
+        return ("not a host signing certificate: its extendedKeyUsage lacks "
+                f"{HOSTSIG_EKU_OID} (design.md section 3)")
+    return None
+
+
 class HostSigs:
     """Checks agent envelopes the way the CLI does, for one PKI: the
     certificate (from a status's cert_der, or the PKI's hosts/ folder) is
-    issued by the CA, its CN is the topic's host and the body's, and the
-    topic's job is the body's."""
+    issued by the CA and a host signing certificate (not a TLS one), its CN
+    is the topic's host and the body's, and the topic's job is the body's."""
 
     def __init__(self, pki: "Pki"):
         self.pki = pki
@@ -495,11 +569,16 @@ class HostSigs:
                                    ec.ECDSA(cert.signature_hash_algorithm))
         except Exception as e:
             raise ForgedMessage(f"certificate not issued by the test CA: {e!r}")
+        why = signing_cert_problem(cert)
+        if why is not None:
+            raise ForgedMessage(why)
         self.certs[hashlib.sha256(der).hexdigest()] = cert
         return cert
 
     def cert(self, fpr: str) -> x509.Certificate:
         if fpr not in self.certs:
+            # Every certificate there, TLS ones too: one of those named is
+            # refused with its reason, not as unknown.
             for crt in sorted((self.pki.dir / "hosts").glob("*.crt")):
                 der = cert_der(crt)
                 if hashlib.sha256(der).hexdigest() == fpr:

@@ -193,7 +193,7 @@ def signed_result(pki, host: str, job: str, status: str = "pass",
         body["module"] = module
     body.update(fields)
     s = signer or host
-    return host_sign(pki.key(s), pki.cert(s), body)
+    return host_sign(pki.sign_key(s), pki.sign_cert(s), body)
 
 
 def result_topic(job: str, host: str) -> str:
@@ -299,9 +299,9 @@ def signed_status(pki, host: str, state: str = "online", **fields) -> bytes:
     t = now_ms()
     body = {"v": 1, "host": host, "state": state, "version": "0.1.0",
             "channel": "stable", "groups": [], "started_at": t, "at": t,
-            "cert_der": cert_der(pki.cert(host))}
+            "cert_der": cert_der(pki.sign_cert(host))}
     body.update(fields)
-    return host_sign(pki.key(host), pki.cert(host), body)
+    return host_sign(pki.sign_key(host), pki.sign_cert(host), body)
 
 
 def announce(client, pki, host: str, state: str = "online", **fields) -> None:

@@ -174,9 +174,9 @@ def test_forged_facts_are_refused(agents, mqtt, pki):
     # message there arrived, the other would have arrived before it.
     h2 = mqtt("h2")
     forged = {"v": 1, "host": "h1", "at": now_ms(), "facts": {"custom.rack": "x"}}
-    h2.publish(facts_topic("h1"), host_sign(pki.key("h2"), pki.cert("h2"), forged),
+    h2.publish(facts_topic("h1"), host_sign(pki.sign_key("h2"), pki.sign_cert("h2"), forged),
                retain=True)
-    h2.publish(facts_topic("h2"), host_sign(pki.key("h2"), pki.cert("h2"), forged),
+    h2.publish(facts_topic("h2"), host_sign(pki.sign_key("h2"), pki.sign_cert("h2"), forged),
                retain=True)
     ctl = op.get(timeout=10, topic=facts_topic("h2"))
     assert ctl is not None, "h2's control message did not arrive"
@@ -187,7 +187,7 @@ def test_forged_facts_are_refused(agents, mqtt, pki):
     # Signed by h2 but put where h1's would be (as a broker could): refused.
     with pytest.raises(ForgedMessage):
         open_agent_message(pki, facts_topic("h1"),
-                           host_sign(pki.key("h2"), pki.cert("h2"), forged))
+                           host_sign(pki.sign_key("h2"), pki.sign_cert("h2"), forged))
     late = mqtt("op:alice")
     late.subscribe(facts_topic("h1"))
     assert get_facts(late, "h1")["facts"] == real["facts"]

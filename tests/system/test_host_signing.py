@@ -32,8 +32,8 @@ Reply = Callable[[dict], list]
 
 class ScriptedHost:
     """h2 on the broker with its own TLS certificate; signs with key/cert
-    (its own by default, or another CA's) and answers each job it receives
-    with what self.reply says."""
+    (its own signing pair by default, or another CA's) and answers each job
+    it receives with what self.reply says."""
 
     def __init__(self, broker: Broker, name: str, key: Path, cert: Path):
         self.broker, self.name, self.key, self.cert = broker, name, key, cert
@@ -94,7 +94,7 @@ def world(pki, keys, tmp_path_factory):
     a = Agent("h1", broker, keys, base / "agent-h1", groups=["web"])
     install_modules(a, "hang", src=TEST_MODULES_DIR)
     a.start()
-    h2 = ScriptedHost(broker, "h2", pki.key("h2"), pki.cert("h2"))
+    h2 = ScriptedHost(broker, "h2", pki.sign_key("h2"), pki.sign_cert("h2"))
     h2.publish_status()
     conf = write_cli_conf(base / "muster.conf", broker, keys=keys)
     try:
@@ -109,14 +109,14 @@ def world(pki, keys, tmp_path_factory):
 @pytest.fixture
 def h2(world):
     """The scripted h2, its own status back in place after each test."""
-    world.h2.key, world.h2.cert = world.pki.key("h2"), world.pki.cert("h2")
+    world.h2.key, world.h2.cert = world.pki.sign_key("h2"), world.pki.sign_cert("h2")
     world.h2.reply = None
     world.h2.error = None
     world.h2.publish_status()
     yield world.h2
     assert world.h2.error is None, repr(world.h2.error)
     world.h2.reply = None
-    world.h2.key, world.h2.cert = world.pki.key("h2"), world.pki.cert("h2")
+    world.h2.key, world.h2.cert = world.pki.sign_key("h2"), world.pki.sign_cert("h2")
     world.h2.publish_status()
 
 
@@ -185,9 +185,10 @@ def test_status_naming_another_host_is_forged(world, h2):
 
 
 def test_other_ca_is_forged(world, h2):
-    """h2 connects with its real TLS certificate but signs with one of the
-    same name from another CA: its status and results are forged."""
-    h2.key, h2.cert = world.other.key("h2"), world.other.cert("h2")
+    """h2 connects with its real TLS certificate but signs with a signing
+    pair of the same name from another CA: its status and results are
+    forged."""
+    h2.key, h2.cert = world.other.sign_key("h2"), world.other.sign_cert("h2")
     h2.publish_status()
     h2.reply = lambda j: [(res_topic(j, "h2"), h2.signed(h2.result(j)), False)]
     r = cli(world, "ping", "-H", "h1", "-H", "h2", "--wait", "3s", "--json")

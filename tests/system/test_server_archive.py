@@ -113,7 +113,7 @@ def test_forged_results_are_counted_not_stored(broker, mqtt, servers):
     from server_fixtures import signed_status
     from muster_fixtures import cert_der
     h1.publish(topic("hosts", "h1", "status"),
-               signed_status(pki, "h1", cert_der=cert_der(pki.cert("h2"))), retain=True)
+               signed_status(pki, "h1", cert_der=cert_der(pki.sign_cert("h2"))), retain=True)
     wait_until(lambda: metric_value(s.metrics(), "muster_messages_forged_total",
                                     {"type": "status"}) == 1, 10, what="forged status")
 

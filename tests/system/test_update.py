@@ -477,7 +477,7 @@ def test_two_servers_answer_20_concurrent_selftests_once(broker, pki, keys, mqtt
         nonces = {h: secrets.token_hex(16) for h in hosts}
         for h, c in clients.items():
             c.publish(topic("hosts", h, "selftest", "request"),
-                      host_sign(pki.key(h), pki.cert(h),
+                      host_sign(pki.sign_key(h), pki.sign_cert(h),
                                 {"v": 1, "host": h, "nonce": nonces[h],
                                  "version": "9.9.9"}))
         jobs = {}
@@ -515,7 +515,7 @@ def test_server_refuses_wrong_nonce_and_forged_request(broker, pki, keys, mqtt, 
 
     def request(client, signer, host, nonce):
         client.publish(st(host, "request"),
-                       host_sign(pki.key(signer), pki.cert(signer),
+                       host_sign(pki.sign_key(signer), pki.sign_cert(signer),
                                  {"v": 1, "host": host, "nonce": nonce, "version": "1"}))
 
     c = mqtt("h2", client_id="h2.selftest")

@@ -230,7 +230,7 @@ def test_a_seq_jump_is_reported(broker, agents, keys, mqtt, tmp_path):
                 "status": "pass", "started_at": now_ms(), "finished_at": now_ms(),
                 "agent_version": "0.1.0", "seq": seq + 4}
         h1.publish(topic("results", "jump-1", "h1"),
-                   host_sign(pki.key("h1"), pki.cert("h1"), body))
+                   host_sign(pki.sign_key("h1"), pki.sign_cert("h1"), body))
         assert w.drain(lambda w: "jump-1" in w.jobs(), 10), w.lines
         assert w.gaps() == [{"type": "gap", "host": "h1", "missed": 3}], w.lines
         # Counting goes on from there: the agent's next real result is

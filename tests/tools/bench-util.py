@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Helpers of scripts/bench (run with /usr/bin/python3: Debian's cryptography).
 
-  certs PKI_DIR PREFIX N      N host certificates PREFIX0001.. signed by the
-                              CA of PKI_DIR (as gen-pki makes them, in ms
-                              instead of 70 ms each); into PKI_DIR/hosts/
+  certs PKI_DIR PREFIX N      N hosts' TLS and signing pairs PREFIX0001.. and
+                              PREFIX0001.sign.. signed by the CA of PKI_DIR
+                              (as gen-pki makes them, in ms instead of 70 ms
+                              each); into PKI_DIR/hosts/
   cpu PID...                  CPU seconds of these processes, their threads,
                               their live child processes (musterd's network
                               process) and their reaped children (runners)
@@ -94,19 +95,44 @@ def wakeups(pids):
     return schedstat(pids, 2)
 
 
+# "muster agent-message signing" (lib/hostsig.h HOSTSIG_EKU_OID)
+HOSTSIG_EKU_OID = "2.25.128450305263946055753743392564729461858"
+
+
+def der_oid(dotted):
+    """An OID in DER.  By hand: Debian 12's cryptography (38) refuses an
+    ObjectIdentifier with an arc over 64 bits, as this UUID OID has."""
+    a = [int(x) for x in dotted.split(".")]
+    out = b""
+    for v in [a[0] * 40 + a[1], *a[2:]]:
+        b = [v & 0x7f]
+        v >>= 7
+        while v:
+            b.append(0x80 | (v & 0x7f))
+            v >>= 7
+        out += bytes(reversed(b))
+    return b"\x06" + bytes([len(out)]) + out
+
+
 def certs(pki, prefix, n):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
     ca_key = serialization.load_pem_private_key(Path(pki, "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate(Path(pki, "ca.crt").read_bytes())
     now = datetime.datetime.now(datetime.timezone.utc)
     out = Path(pki, "hosts")
     out.mkdir(exist_ok=True)
-    for i in range(1, n + 1):
-        name = f"{prefix}{i:04d}"
+    oid = der_oid(HOSTSIG_EKU_OID)
+    usages = {
+        "": x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+        ".sign": x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE,
+                                            b"\x30" + bytes([len(oid)]) + oid),
+    }
+
+    def pair(base, name, eku):
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -117,19 +143,23 @@ def certs(pki, prefix, n):
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
                 .add_extension(x509.KeyUsage(True, False, False, False, False, False,
                                              False, False, False), True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                               False)
+                .add_extension(eku, False)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(
                     key.public_key()), False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     ca_key.public_key()), False)
                 .sign(ca_key, hashes.SHA256()))
-        kp = out / f"{name}.key"
+        kp = out / f"{base}.key"
         kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()))
         kp.chmod(0o600)
-        (out / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (out / f"{base}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    for i in range(1, n + 1):
+        name = f"{prefix}{i:04d}"
+        for suffix, eku in usages.items():
+            pair(name + suffix, name, eku)
 
 
 def storm(log, since, prefix):

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for lib/hostsig.c: host keys (EC P-256 as scripts/gen-pki
- * makes them, and Ed25519) signing agent envelopes, and a verifier over a
- * CA made in a temp folder with the openssl command: chain, purpose, CN,
- * a second CA, tampering, the certificate cache, and a facts message
- * checked as the CLI and muster-server check it (lib/agentmsg.c).  The last test times
- * verifying 10,000 results from 100 hosts (docs/BENCHMARKS.md).
+ * Unit tests for lib/hostsig.c: host signing keys (EC P-256 as
+ * scripts/gen-pki makes them, and Ed25519) signing agent envelopes, and a
+ * verifier over a CA made in a temp folder with the openssl command: chain,
+ * usage (a TLS certificate must neither sign nor pass a verifier), CN, a
+ * second CA, tampering, the certificate cache, and a facts message checked
+ * as the CLI and muster-server check it (lib/agentmsg.c).  The last test
+ * times verifying 10,000 results from 100 hosts (docs/BENCHMARKS.md).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,8 +20,13 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "agentmsg.h"
 #include "hostsig.h"
+#include "sign.h"
 
 struct fixture {
 	char dir[64];
@@ -39,30 +45,46 @@ run(const char *fmt, ...)
 }
 
 /*
- * DIR/ca (EC CA), DIR/ca2 (another CA), leaf certificates signed by ca:
- * h1 (EC, clientAuth), ed (Ed25519, clientAuth), srv (EC, serverAuth only),
- * two (EC, two CNs); and evil (EC, CN h1) signed by ca2.
+ * DIR/ca (EC CA), DIR/ca2 (another CA), leaf certificates signed by ca,
+ * host signing certificates (extendedKeyUsage HOSTSIG_EKU_OID, as
+ * scripts/gen-pki makes hosts/NAME.sign.crt) unless said otherwise:
+ * h1 (EC), ed (Ed25519), two (EC, two CNs), b0..b99 (EC); evil (EC, CN h1)
+ * signed by ca2; and certificates that must not sign: tls (CN h1,
+ * clientAuth: a TLS host certificate), srv (serverAuth), both (CN h1, the
+ * OID and clientAuth), any (CN h1, the OID and anyExtendedKeyUsage), noeku
+ * (CN h1, no extendedKeyUsage), mail (CN h1, emailProtection only).
  */
 static const char pki_script[] =
     "set -e; cd %1$s; exec 2>/dev/null\n"
-    "printf '[ca]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n"
-    "[client]\\nbasicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
-    "extendedKeyUsage=clientAuth\\n[server]\\nbasicConstraints=critical,CA:FALSE\\n"
-    "keyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth\\n' > ext.cnf\n"
+    /* ext VALUE NAME: NAME.cnf, a leaf's extensions with one more line */
+    "ext() { printf '[x]\\nbasicConstraints=critical,CA:FALSE\\n"
+    "keyUsage=critical,digitalSignature\\n%%s\\n' \"$1\" > $2.cnf; }\n"
+    "ext extendedKeyUsage=" HOSTSIG_EKU_OID " signer\n"
+    "ext extendedKeyUsage=clientAuth client\n"
+    "ext extendedKeyUsage=serverAuth server\n"
+    "ext extendedKeyUsage=" HOSTSIG_EKU_OID ",clientAuth both\n"
+    "ext extendedKeyUsage=" HOSTSIG_EKU_OID ",anyExtendedKeyUsage any\n"
+    "ext '' noeku\n"
+    "ext extendedKeyUsage=emailProtection mail\n"
     "ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1.key; }\n"
     "ca() { ec $1; openssl req -new -x509 -key $1.key -subj \"/CN=$1 test CA\" -days 30 "
     "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
     "-out $1.crt; }\n"
     "leaf() { openssl req -new -key $1.key -subj \"$2\" -out $1.csr;"
     " openssl x509 -req -in $1.csr -CA $3.crt -CAkey $3.key -set_serial $((n += 1)) -days 30"
-    " -extfile ext.cnf -extensions $4 -out $1.crt; }\n"
+    " -extfile $4.cnf -extensions x -out $1.crt; }\n"
     "n=1; ca ca; ca ca2\n"
-    "ec h1; leaf h1 /CN=h1 ca client\n"
-    "openssl genpkey -algorithm ed25519 -out ed.key; leaf ed /CN=ed ca client\n"
+    "ec h1; leaf h1 /CN=h1 ca signer\n"
+    "openssl genpkey -algorithm ed25519 -out ed.key; leaf ed /CN=ed ca signer\n"
+    "ec two; leaf two /CN=a/CN=b ca signer\n"
+    "ec evil; leaf evil /CN=h1 ca2 signer\n"
+    "ec tls; leaf tls /CN=h1 ca client\n"
     "ec srv; leaf srv /CN=srv ca server\n"
-    "ec two; leaf two /CN=a/CN=b ca client\n"
-    "ec evil; leaf evil /CN=h1 ca2 client\n"
-    "for i in $(seq 0 99); do ec b$i; leaf b$i /CN=b$i ca client; done\n";
+    "ec both; leaf both /CN=h1 ca both\n"
+    "ec any; leaf any /CN=h1 ca any\n"
+    "ec noeku; leaf noeku /CN=h1 ca noeku\n"
+    "ec mail; leaf mail /CN=h1 ca mail\n"
+    "for i in $(seq 0 99); do ec b$i; leaf b$i /CN=b$i ca signer; done\n";
 
 static int
 setup(void **state)
@@ -131,7 +153,7 @@ wrap(struct hostsig_signer *s, const char *body, msgpack_sbuffer *sb,
 
 /* Sign and verify with one key type; then tamper with body and sig. */
 static void
-sign_verify(const struct fixture *f, const char *name, size_t maxsig)
+roundtrip(const struct fixture *f, const char *name, size_t maxsig)
 {
 	struct hostsig_signer *s = signer(f, name);
 	struct hostsig_verifier *v = verifier(f, "ca");
@@ -167,49 +189,153 @@ sign_verify(const struct fixture *f, const char *name, size_t maxsig)
 static void
 test_ec(void **state)
 {
-	sign_verify(*state, "h1", 72);	/* ECDSA P-256 DER */
+	roundtrip(*state, "h1", 72);	/* ECDSA P-256 DER */
 }
 
 static void
 test_ed25519(void **state)
 {
-	sign_verify(*state, "ed", 64);
+	roundtrip(*state, "ed", 64);
 }
 
-/* The other host's valid key cannot pass for this one: CN is the name. */
+/* The DER of DIR/name.crt (OPENSSL_free it) and its length. */
+static size_t
+file_der(const struct fixture *f, const char *name, uint8_t **der)
+{
+	char path[128];
+	FILE *fp;
+	X509 *x;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s.crt", f->dir, name);
+	assert_non_null(fp = fopen(path, "r"));
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(x);
+	*der = NULL;
+	n = i2d_X509(x, der);
+	X509_free(x);
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+/*
+ * An envelope over body signed with DIR/name.key naming DIR/name.crt, made
+ * by hand as a forger (or an agent still signing with its TLS key) would:
+ * hostsig_signer_load() refuses most of these certificates.
+ */
+static void
+raw_wrap(const struct fixture *f, const char *name, const char *body,
+    msgpack_sbuffer *sb, struct agent_envelope *e)
+{
+	char path[128], fpr[SHA256_HEX_LEN + 1];
+	uint8_t *der, sig[WIRE_MAX_HOSTSIG];
+	size_t n = file_der(f, name, &der), siglen = sizeof(sig);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct mu_err err;
+	EVP_PKEY *k;
+	FILE *fp;
+
+	assert_int_equal(sha256_hex(der, n, fpr), MU_OK);
+	OPENSSL_free(der);
+	snprintf(path, sizeof(path), "%s/%s.key", f->dir, name);
+	assert_non_null(fp = fopen(path, "r"));
+	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(k);
+	assert_int_equal(EVP_DigestSignInit(ctx, NULL,
+	    EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ? NULL : EVP_sha256(), NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, (const uint8_t *)body,
+	    strlen(body)), 1);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(k);
+	msgpack_sbuffer_init(sb);
+	assert_int_equal(agent_envelope_encode(fpr, sig, siglen, body, strlen(body), sb,
+	    &err), MU_OK);
+	assert_int_equal(agent_envelope_decode(sb->data, sb->size, e, &err), MU_OK);
+}
+
+/*
+ * Only a host signing certificate from the CA, with one CN, passes: not
+ * one from another CA (CN h1 all the same), not h1's TLS certificate (same
+ * CA and CN, a good signature: what code in the network process could
+ * make), not one that is both, nor one made for something else.
+ */
 static void
 test_cert_refused(void **state)
 {
 	const struct fixture *f = *state;
 	struct hostsig_verifier *v = verifier(f, "ca");
-	struct hostsig_signer *s;
-	struct wire_bytes der;
 	struct agent_envelope e;
 	msgpack_sbuffer sb;
 	struct mu_err err;
 	const char *cn;
+	uint8_t *der;
+	size_t i, n;
 	static const char *const bad[][2] = {
 		{ "evil", "not trusted" },	/* another CA, CN h1 */
-		{ "srv", "not trusted" },	/* serverAuth only */
+		{ "tls", "a TLS certificate, not a host signing certificate" },
+		{ "srv", "a TLS certificate" },	/* serverAuth */
+		{ "both", "a TLS certificate" },	/* the OID and clientAuth */
+		{ "any", "a TLS certificate" },	/* the OID and anyExtendedKeyUsage */
+		{ "noeku", "no extendedKeyUsage" },
+		{ "mail", "lacks " HOSTSIG_EKU_OID },
 		{ "two", "more than one CN" },
+	};
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = file_der(f, bad[i][0], &der);
+		assert_int_equal(hostsig_cert_add(v, der, n, &cn, &err), MU_ETRUST);
+		if (strstr(err.msg, bad[i][1]) == NULL)
+			fail_msg("%s: %s", bad[i][0], err.msg);
+		assert_null(cn);
+		OPENSSL_free(der);
+		/* A known-bad certificate stays bad, from the cache. */
+		raw_wrap(f, bad[i][0], "x", &sb, &e);
+		assert_int_equal(hostsig_verify(v, &e, &cn, &err), MU_ETRUST);
+		assert_non_null(strstr(err.msg, bad[i][1]));
+		assert_false(hostsig_cert_known(v, e.cert));
+		wire_doc_free(&e.doc);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	assert_int_equal(hostsig_cert_add(v, "\x30\x03\x02\x01\x01", 5, &cn, &err), MU_EINVAL);
+	hostsig_verifier_free(v);
+}
+
+/* musterd must not sign with a certificate every verifier refuses: the
+ * error names the file and how to make a signing pair. */
+static void
+test_signer_refuses_tls(void **state)
+{
+	const struct fixture *f = *state;
+	struct hostsig_signer *s;
+	struct mu_err err;
+	char key[128], crt[128];
+	static const char *const bad[][2] = {
+		{ "tls", "a TLS certificate, not a host signing certificate" },
+		{ "srv", "a TLS certificate" },
+		{ "both", "a TLS certificate" },
+		{ "any", "a TLS certificate" },
+		{ "noeku", "no extendedKeyUsage" },
+		{ "mail", "lacks " HOSTSIG_EKU_OID },
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		s = signer(f, bad[i][0]);
-		der = hostsig_signer_cert(s);
-		assert_int_equal(hostsig_cert_add(v, der.ptr, der.len, &cn, &err), MU_ETRUST);
-		assert_non_null(strstr(err.msg, bad[i][1]));
-		/* A known-bad certificate stays bad, from the cache. */
-		wrap(s, "x", &sb, &e);
-		assert_int_equal(hostsig_verify(v, &e, &cn, &err), MU_ETRUST);
-		assert_false(hostsig_cert_known(v, e.cert));
-		wire_doc_free(&e.doc);
-		msgpack_sbuffer_destroy(&sb);
-		hostsig_signer_free(s);
+		snprintf(key, sizeof(key), "%s/%s.key", f->dir, bad[i][0]);
+		snprintf(crt, sizeof(crt), "%s/%s.crt", f->dir, bad[i][0]);
+		s = (struct hostsig_signer *)1;
+		assert_int_equal(hostsig_signer_load(key, crt, &s, &err), MU_EINVAL);
+		assert_null(s);
+		if (strstr(err.msg, bad[i][1]) == NULL || strstr(err.msg, crt) == NULL ||
+		    strstr(err.msg, "scripts/gen-pki DIR --host NAME") == NULL ||
+		    strstr(err.msg, "hosts/NAME.sign.{key,crt}") == NULL)
+			fail_msg("%s: %s", bad[i][0], err.msg);
 	}
-	assert_int_equal(hostsig_cert_add(v, "\x30\x03\x02\x01\x01", 5, &cn, &err), MU_EINVAL);
-	hostsig_verifier_free(v);
+	/* A signing certificate loads and signs under its own fingerprint. */
+	s = signer(f, "h1");
+	assert_non_null(s);
+	hostsig_signer_free(s);
 }
 
 /* The key must belong to the certificate. */
@@ -399,6 +525,7 @@ main(void)
 		cmocka_unit_test(test_ec),
 		cmocka_unit_test(test_ed25519),
 		cmocka_unit_test(test_cert_refused),
+		cmocka_unit_test(test_signer_refuses_tls),
 		cmocka_unit_test(test_key_mismatch),
 		cmocka_unit_test(test_facts_topic),
 		cmocka_unit_test(test_agentmsg_facts),

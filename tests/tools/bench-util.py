@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Helpers of scripts/bench (run with /usr/bin/python3: Debian's cryptography).
 
-  certs PKI_DIR PREFIX N      N host certificates PREFIX0001.. signed by the
-                              CA of PKI_DIR (as gen-pki makes them, in ms
-                              instead of 70 ms each); into PKI_DIR/hosts/
+  certs PKI_DIR PREFIX N      N hosts PREFIX0001.., each a TLS pair and a
+                              host signing pair (NAME.sign.*, where musterd
+                              looks by default) signed by the CA of PKI_DIR
+                              (as gen-pki makes them, in ms instead of 70 ms
+                              each); into PKI_DIR/hosts/
   cpu PID...                  CPU seconds of these processes, their threads,
                               their live child processes (musterd's network
                               process) and their reaped children (runners)
@@ -94,42 +96,78 @@ def wakeups(pids):
     return schedstat(pids, 2)
 
 
+# "muster agent-message signing" (lib/hostsig.h HOSTSIG_EKU_OID): the only
+# extendedKeyUsage of a host signing certificate.
+SIGN_OID = "2.25.128450305263946055753743392564729461858"
+
+
+def der_oid(dotted):
+    """The DER of an OBJECT IDENTIFIER, arcs of any size."""
+    arcs = [int(a) for a in dotted.split(".")]
+    body = b""
+    for sub in [arcs[0] * 40 + arcs[1]] + arcs[2:]:
+        septets = [sub & 0x7F]
+        while sub > 0x7F:
+            sub >>= 7
+            septets.append(0x80 | (sub & 0x7F))
+        body += bytes(reversed(septets))
+    return bytes([0x06, len(body)]) + body
+
+
 def certs(pki, prefix, n):
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
     ca_key = serialization.load_pem_private_key(Path(pki, "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate(Path(pki, "ca.crt").read_bytes())
     now = datetime.datetime.now(datetime.timezone.utc)
     out = Path(pki, "hosts")
     out.mkdir(exist_ok=True)
+    # The TLS pair, and the signing pair the agent signs its messages with.
+    # Debian 12's cryptography (38) refuses an OID arc of 128 bits
+    # (ObjectIdentifier(SIGN_OID) raises): the signing EKU goes in as DER.
+    sign_eku = der_oid(SIGN_OID)
+    usages = {
+        "": x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+        ".sign": x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE,
+                                            bytes([0x30, len(sign_eku)]) + sign_eku),
+    }
     for i in range(1, n + 1):
-        name = f"{prefix}{i:04d}"
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-                .issuer_name(ca.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=30))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-                .add_extension(x509.KeyUsage(True, False, False, False, False, False,
-                                             False, False, False), True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                               False)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-                    key.public_key()), False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ca_key.public_key()), False)
-                .sign(ca_key, hashes.SHA256()))
-        kp = out / f"{name}.key"
-        kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                         serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()))
-        kp.chmod(0o600)
-        (out / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        for suffix, eku in usages.items():
+            pair(out, f"{prefix}{i:04d}", suffix, eku, ca, ca_key, now)
+
+
+def pair(out, name, suffix, eku, ca, ca_key, now):
+    """out/NAME{suffix}.key (0600) and .crt: CN = NAME, issued by ca, with
+    the extendedKeyUsage extension eku."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False,
+                                         False, False, False), True)
+            .add_extension(eku, False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                key.public_key()), False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), False)
+            .sign(ca_key, hashes.SHA256()))
+    kp = out / f"{name}{suffix}.key"
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    kp.chmod(0o600)
+    (out / f"{name}{suffix}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def storm(log, since, prefix):

@@ -8,7 +8,8 @@ Debian's mirror for the dependencies).  Then README "Install on real
 hosts" and docs/operations.md are followed as written: the PKI from
 scripts/gen-pki (server identity and crl.pem included), the broker from
 the docs' Mosquitto block (Debian's mosquitto, installed in the root),
-the keys, the shipped example policy, agent.conf and server.conf.  The
+the keys (the host's TLS and signing pairs, the operator's), the shipped
+example policy, agent.conf and server.conf.  The
 broker, the agent and the server run exactly as their installed units say
 (units.py: User, Group, StateDirectory and its mode, UMask, ExecStartPre,
 ExecStart, Type=notify, ProtectSystem with its read-only mounts, ...),
@@ -457,7 +458,8 @@ def test_06_pki_and_keys(box):
             timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     for f in ("PKI/ca.crt", "PKI/broker.crt", "PKI/broker.key", "PKI/acl", "PKI/crl.pem",
-              f"PKI/hosts/{HOST}.crt", f"PKI/hosts/{HOST}.key", f"PKI/op/{OPERATOR}.crt",
+              f"PKI/hosts/{HOST}.crt", f"PKI/hosts/{HOST}.key",
+              f"PKI/hosts/{HOST}.sign.crt", f"PKI/hosts/{HOST}.sign.key", f"PKI/op/{OPERATOR}.crt",
               f"PKI/srv/{SERVER}.crt", f"PKI/srv/{SERVER}.key",
               f"keys/operators/{OPERATOR}.key", f"keys/operators/{OPERATOR}.pub"):
         assert (admin / f).exists(), f"gen-pki/gen-keys wrote no {f}"
@@ -546,14 +548,23 @@ def _readme_install_lines():
 
 @step("agent-config")
 def test_08_agent_files_and_config(box):
-    """README step 3: the certificate, key and operator key dropped in as
-    shown; agent.conf's [broker] uri, ca, cert, key and [agent] groups set;
-    `musterd --check-config` says ok."""
+    """README step 4: the TLS certificate and key, the host signing pair
+    and the operator key dropped in as shown (the signing key 0600
+    root:root: only musterd's parent may read it); agent.conf's [broker]
+    uri, ca, cert, key and [agent] groups set, the signing pair left to
+    its default next to them; `musterd --check-config` says ok."""
     box.need("install", "pki")
     cmds = _readme_install_lines()
     assert cmds, "README 'Install on real hosts' shows no install commands"
     r = box.chroot("\n".join(cmds))
     assert r.returncode == 0, f"README's install lines failed:\n{r.stderr[-3000:]}"
+    sign_crt = box.file("/etc/muster/host.sign.crt")
+    sign_key = box.file("/etc/muster/host.sign.key")
+    assert sign_crt.exists() and sign_key.exists(), \
+        "README's install lines put no host signing pair in /etc/muster"
+    st = sign_key.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 0), \
+        f"/etc/muster/host.sign.key is {oct(st.st_mode)} {st.st_uid}:{st.st_gid}, not 0600 root:root"
     conf = box.file("/etc/muster/agent.conf")
     for sec, k, v in (("broker", "uri", f"ssl://{BROKER_NAME}:8883"),
                       ("broker", "ca", "/etc/muster/ca.crt"),

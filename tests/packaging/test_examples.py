@@ -119,6 +119,7 @@ PATH_KEYS = {
         ("agent", "modules_dir"): "empty_dir", ("agent", "facts_dir"): "empty_dir",
         ("broker", "ca"): "ca", ("broker", "cert"): "host_cert",
         ("broker", "key"): "host_key", ("trust", "operators"): "operators",
+        ("agent", "sign_cert"): "host_sign_cert", ("agent", "sign_key"): "host_sign_key",
         ("trust", "gnupg_home"): "agent_gnupg", ("trust", "policy"): "policy",
         ("update", "agent"): "musterd",
     },
@@ -182,6 +183,9 @@ class Materials:
             "state_dir": base / "state", "runner": RUNNER, "musterd": MUSTERD,
             "empty_dir": base / "empty", "ca": pki.ca,
             "host_cert": pki.cert("web1"), "host_key": pki.key("web1"),
+            # The host signing pair gen-pki writes next to the TLS pair.
+            "host_sign_cert": pki.dir / "hosts" / "web1.sign.crt",
+            "host_sign_key": pki.dir / "hosts" / "web1.sign.key",
             "op_cert": pki.cert("op:alice"), "op_key": pki.key("op:alice"),
             "srv_cert": pki.cert("srv:main"), "srv_key": pki.key("srv:main"),
             "operators": self.keys.operators_dir,
@@ -198,6 +202,9 @@ class Materials:
         # gpg wants its homes private.
         for home in (self.keys.agent_gnupg, self.keys.gnupg_home):
             os.chmod(home, 0o700)
+        # musterd refuses a signing key others may read (only its parent
+        # reads it, as root when there is one).
+        os.chmod(self.paths["host_sign_key"], 0o600)
 
 
 @pytest.fixture(scope="module")

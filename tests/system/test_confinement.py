@@ -79,10 +79,14 @@ def open_agent(broker, keys, pki):
         os.chmod(d, 0o711)
         tls = d / "tls"
         tls.mkdir(mode=0o711)
-        shutil.copy(pki.key("h1"), tls / "h1.key")
-        os.chmod(tls / "h1.key", 0o600)
-        shutil.copy(pki.cert("h1"), tls / "h1.crt")
-        os.chmod(tls / "h1.crt", 0o644)
+        # The TLS pair and, where musterd looks by default (.sign before
+        # the extension), the host signing pair.
+        for name in ("h1", "h1.sign"):
+            src = pki.cert("h1").with_name(f"{name}.crt")
+            shutil.copy(src.with_suffix(".key"), tls / f"{name}.key")
+            os.chmod(tls / f"{name}.key", 0o600)
+            shutil.copy(src, tls / f"{name}.crt")
+            os.chmod(tls / f"{name}.crt", 0o644)
         extra = {"broker": {"key": str(tls / "h1.key"), "cert": str(tls / "h1.crt")}}
         if writable:
             extra["limits"] = {"writable": str(writable)}
@@ -139,8 +143,11 @@ def test_runner_user_no_capabilities_seccomp(agents, op, operator):
 def test_runner_cannot_read_the_host_key(open_agent, op, operator):
     a = open_agent()
     key, cert = Path(a.conf["broker"]["key"]), Path(a.conf["broker"]["cert"])
-    r = escape(op, operator, {"read": str(key)})
-    assert r["data"]["read"] == {"ok": False, "errno": errno.EACCES}, r
+    sign_key = key.with_name("h1.sign.key")
+    assert sign_key.exists()
+    for k in (key, sign_key):
+        r = escape(op, operator, {"read": str(k)})
+        assert r["data"]["read"] == {"ok": False, "errno": errno.EACCES}, (k, r)
     # Control: the certificate next to it (0644) is readable.
     r = escape(op, operator, {"read": str(cert)})
     assert r["data"]["read"] == {"ok": True, "errno": 0}, r

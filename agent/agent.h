@@ -353,11 +353,6 @@ struct release_follow {
 	bool have[2];
 	char topic[2][TOPIC_MAX];
 	uint64_t jitter_timer, fetch_timer;
-	uint8_t *state;			/* the status "update" map, owned */
-	size_t state_len;
-	/* Set by session.c, which publishes the map in the status: told
-	 * when the map changed (release.c never calls the session). */
-	void (*state_changed)(struct agent *a);
 };
 
 /* The parent's side: what it is doing with a release. */
@@ -563,6 +558,10 @@ struct agent_parent {
 	struct facts facts;		/* this host's, owned (parent/facts.c) */
 	uint64_t facts_timer;
 	uint64_t jobs_filtered;		/* jobs whose filter this host did not match */
+	/* The host signing key (sign.c), owned, and the result counter. */
+	struct hostsig_signer *signer;
+	int seq_fd;			/* state_dir/result-seq, owned */
+	uint64_t next_seq;
 };
 
 /*
@@ -574,12 +573,16 @@ struct agent_net {
 	struct bus *bus;		/* owned */
 	struct modsrc mods;		/* owned */
 	struct fetch_conn fetch;	/* owned */
-	struct hostsig_signer *signer;	/* host key + cert, owned by session.c */
-	uint8_t *will;			/* signed offline/lost status, owned */
-	size_t will_len;
+	/* The presence the parent signed (PRIV_STATUS): online, the will,
+	 * the goodbye; owned.  The network process holds no signing key. */
+	uint8_t *status[PRIV_NSTATUS];
+	size_t status_len[PRIV_NSTATUS];
+	/* The self-test's request, signed by the parent, owned. */
+	uint8_t *selftest_req;
+	size_t selftest_req_len;
 	/* session */
 	bool connecting;
-	uint64_t backoff_ms, reconnect_timer, status_timer, flush_timer;
+	uint64_t backoff_ms, reconnect_timer, flush_timer;
 	uint64_t jobs_retained;		/* retained messages on job topics, ignored */
 	struct chan to_parent;		/* its end of the socketpair */
 	pid_t net_parent;		/* its parent's pid */
@@ -594,7 +597,7 @@ struct agent_net {
 	uint64_t jobs_sent;
 	uint64_t inbox_failures;	/* reported so far */
 	struct release_follow rel;	/* the release channel (design.md §5) */
-	/* The signed facts body the parent gave last (PRIV_FACTS), owned:
+	/* The signed facts the parent gave last (PRIV_FACTS), owned:
 	 * published retained at once and again at each connect. */
 	uint8_t *facts;
 	size_t facts_len;
@@ -642,15 +645,15 @@ void parent_reap(struct agent *a);
 /* net/session.c: MQTT connection, subscriptions, presence, publishing */
 int session_start(struct agent *a, struct mu_err *err);
 void session_poke(struct agent *a);
-void session_status_changed(struct agent *a);
-int session_publish_status(struct agent *a, bool online, const char *reason);
-/* Sign a result body, spool it (fsync) and send it when connected. */
-/* A result from the parent, signed and spooled: staged (its file fsync'ed),
+/* A presence the parent signed: kept; the online one published now if
+ * connected, the will used from the first connect on. */
+void session_status(struct agent *a, enum priv_status which, const void *env, size_t len);
+/* A result from the parent, signed by it, spooled: staged (its file fsync'ed),
  * then results_commit() fsyncs the spool folder once for every result
  * staged since, and sends them.  Only then may their "spooled" go. */
 int result_stage(struct agent *a, const char *job, const void *body, size_t len);
 int results_commit(struct agent *a);
-/* Sign and send an event (QoS 0, only while connected). */
+/* Send an event the parent signed (QoS 0, only while connected). */
 void event_publish(struct agent *a, const char *job, const void *body, size_t len);
 void spool_flush(struct agent *a);
 void session_stop(struct agent *a);
@@ -676,7 +679,7 @@ int facts_send(struct agent *a, struct mu_err *err);
 int facts_start(struct agent *a, struct mu_err *err);
 void facts_stop(struct agent *a);
 
-/* net/session.c: the facts body from the parent, kept and published */
+/* net/session.c: the facts the parent signed, kept and published */
 void session_facts(struct agent *a, const void *body, size_t len);
 
 /* parent/intake.c: the acceptance rules and the kinds */
@@ -767,7 +770,8 @@ int priv_send_want(struct agent *a, const struct run *r, const char *local_sha);
 int priv_send_poke(struct agent *a);
 int priv_send_stop(struct agent *a);
 int priv_send_update_check(struct agent *a, const char *job);
-int priv_send_update_state(struct agent *a, const void *map, size_t len);
+int priv_send_status(struct agent *a, enum priv_status which, const void *env, size_t len);
+int priv_send_selftest(struct agent *a, const void *env, size_t len);
 int priv_send_durable(struct agent *a, uint64_t n);
 int priv_send_answered(struct agent *a, const char *job);
 int priv_send_facts(struct agent *a, const void *body, size_t len);
@@ -780,6 +784,8 @@ int priv_send_release(struct agent *a, const void *pointer, size_t len);
 int priv_send_no_update(struct agent *a, const char *job, const char *why);
 int priv_send_connected(struct agent *a);
 int priv_send_verdict(struct agent *a, const void *verdict, size_t len);
+int priv_send_release_state(struct agent *a, const char *state, const char *version,
+    const char *reason);
 int priv_send_setup(struct agent *a, bool ok, const char *reason);	/* ready/failed */
 
 /* parent/modopen.c: the module a run gets, checked and sealed */
@@ -857,7 +863,6 @@ int modcache_set_floor(struct agent *a, const char *name, uint64_t published_at,
 int release_subscription(const struct agent *a, char *buf, size_t len);
 void release_message(struct agent *a, const uint8_t *p, size_t len);
 void release_check(struct agent *a, const char *job);	/* PRIV_UPDATE_CHECK */
-void release_state(struct agent *a, const void *map, size_t len);	/* PRIV_UPDATE_STATE */
 void release_set_state(struct agent *a, const char *state, const char *version,
     const char *reason);
 void release_free(struct agent *a);
@@ -885,6 +890,8 @@ void update_release(struct agent *a, const struct priv_msg *m);
 void update_job(struct agent *a, const struct job *j, const void *body, size_t len);
 void update_started(struct agent *a);
 void update_net_started(struct agent *a);
+/* The network process's release check's state (PRIV_RELEASE_STATE). */
+void update_net_state(struct agent *a, const struct priv_msg *m);
 void update_no_update(struct agent *a, const struct priv_msg *m);
 void update_connected(struct agent *a);
 /* Its reaper (reap.c) reaped the staged self-test. */
@@ -895,8 +902,29 @@ void update_verdict(struct agent *a, const struct selftest_verdict *v);
 void update_free(struct agent *a);
 /* the self-test side (musterd --self-test) */
 void selftest_connected(struct agent *a);
+/* Its request, signed by the parent (PRIV_SELFTEST): kept, sent on connect. */
+void selftest_request(struct agent *a, const void *env, size_t len);
+/* The parent: a nonce of its own when none was given (sign.c signs it). */
+int selftest_nonce_make(struct agent *a);
 /* True when it was our verdict: the self-test is over (session.c ends it). */
 bool selftest_verdict(struct agent *a, const uint8_t *p, size_t len);
+
+/* parent/sign.c: every message this host publishes, signed by the parent
+ * with the host signing key (design.md §3, §8) */
+int sign_open(struct agent *a, struct mu_err *err);
+void sign_close(struct agent *a);
+/* The key file is the parent's alone (mode, owner); for --check-config. */
+int sign_key_private(const char *path, bool split, uid_t net_uid, const char *net_user,
+    struct mu_err *err);
+int sign_body(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
+    struct mu_err *err);
+/* A result, numbered (its "seq") and signed. */
+int sign_result(struct agent *a, const void *body, size_t len, msgpack_sbuffer *out,
+    struct mu_err *err);
+/* The will and goodbye (and the online status too) to the network process. */
+void sign_status_send(struct agent *a, bool online_too);
+void sign_status(struct agent *a, enum priv_status which);	/* one, now */
+int sign_selftest_request(struct agent *a);
 
 /* parent/wake.c: the wake port */
 int wake_open(struct agent *a, struct mu_err *err);

@@ -22,6 +22,10 @@
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -295,7 +299,7 @@ agent_open(struct agent *a, struct mu_err *err)
 	int rc;
 
 	a->started_at = now_wall_ms();
-	a->par.wake_fd = a->sigfd = a->par.runner_fd = -1;
+	a->par.wake_fd = a->sigfd = a->par.runner_fd = a->par.seq_fd = -1;
 	/* No channel yet: a failure before priv_start() must not take fd 0
 	 * for one at shutdown. */
 	a->par.to_net.fd = a->net.to_parent.fd = -1;
@@ -332,16 +336,22 @@ agent_open(struct agent *a, struct mu_err *err)
 	 * an os-release value over the bounds) filters match nothing. */
 	if (facts_start(a, err) != MU_OK)
 		log_err("facts: %s", err->msg);
+	/* A self-test's nonce, made here when none was given: the network
+	 * process gets it at its exec, the request we sign carries it. */
+	if (a->selftest && a->selftest_nonce[0] == '\0' &&
+	    (rc = selftest_nonce_make(a)) != MU_OK)
+		return mu_errf(err, rc, "self-test: no randomness for a nonce");
 	if ((rc = wake_open(a, err)) != MU_OK ||
 	    (rc = priv_start(a, err)) != MU_OK)
 		return rc;
 	/* After priv_start: the results of the journal go to the network
 	 * process, which sends them when connected. */
 	intake_interrupted(a);
-	if (!a->selftest) {
+	/* Split, net_spawn() did it: the will, the goodbye, a request. */
+	if (a->role == ROLE_BOTH)
 		update_net_started(a);
+	if (!a->selftest)
 		update_started(a);
-	}
 	return MU_OK;
 }
 
@@ -379,6 +389,9 @@ agent_shutdown(struct agent *a)
 	a->stopping = true;
 	if (a->loop)
 		run_interrupt_all(a);
+	/* The goodbye as of now (sign.c), before the network process stops. */
+	if (!a->selftest && a->role != ROLE_NET)
+		sign_status(a, PRIV_STATUS_GOODBYE);
 	/* The interrupted runs' results reach the network process first. */
 	if (a->role == ROLE_BOTH && a->loop) {
 		priv_drain(a);
@@ -400,12 +413,46 @@ agent_shutdown(struct agent *a)
 	free(a->net.facts);
 	if (a->sigfd != -1)
 		close(a->sigfd);
-	free(a->net.will);
+	for (int i = 0; i < PRIV_NSTATUS; i++)
+		free(a->net.status[i]);
+	free(a->net.selftest_req);
 	loop_free(a->loop);
 	a->loop = NULL;
 }
 
 /* ---- main ------------------------------------------------------------- */
+
+/* The TLS pair: readable, and the key is the certificate's. */
+static int
+tls_pair_check(const char *key_path, const char *cert_path, struct mu_err *err)
+{
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	FILE *f;
+	int ok;
+
+	if ((f = fopen(cert_path, "re")) != NULL) {
+		x = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (x == NULL) {
+		ERR_clear_error();
+		return mu_errf(err, MU_EIO, "%s: %s", cert_path, errno ? strerror(errno) :
+		    "not a PEM certificate");
+	}
+	if ((f = fopen(key_path, "re")) != NULL) {
+		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	ok = key != NULL && X509_check_private_key(x, key) == 1;
+	EVP_PKEY_free(key);
+	X509_free(x);
+	ERR_clear_error();
+	if (!ok)
+		return mu_errf(err, MU_EINVAL, "%s: %s", key_path, key == NULL ?
+		    "cannot read a PEM private key" : "not the key of the certificate");
+	return MU_OK;
+}
 
 /*
  * What the service will need beyond a file that parses (issue 19), checked
@@ -425,11 +472,11 @@ check_service_needs(const struct agent_config *c, struct mu_err *err)
 	if (c->broker.ca[0] && access(c->broker.ca, R_OK) != 0)
 		return mu_errf(err, MU_EIO, "[broker] ca %s: %s", c->broker.ca, strerror(errno));
 	if (c->broker.cert[0] || c->broker.key[0]) {
-		if ((rc = hostsig_signer_load(c->broker.key, c->broker.cert, &signer, err)) != MU_OK)
+		errno = 0;
+		if ((rc = tls_pair_check(c->broker.key, c->broker.cert, err)) != MU_OK)
 			return mu_errf(err, rc, "[broker] key/cert: %.200s%s", err->msg,
 			    geteuid() != 0 ? " (the service reads them as root: run "
 			    "--check-config as root)" : "");
-		hostsig_signer_free(signer);
 	}
 	if (geteuid() == 0) {
 		if ((pw = getpwnam(c->user)) == NULL || pw->pw_uid == 0)
@@ -441,6 +488,17 @@ check_service_needs(const struct agent_config *c, struct mu_err *err)
 		if ((rc = jobuid_check(c->job_uid_first, c->job_uid_count, c->max_jobs,
 		    err)) != MU_OK)
 			return rc;
+	}
+	/* The host signing key: the parent's alone, a signing certificate
+	 * (design.md §3), for this host. */
+	if (c->sign_key[0] || c->sign_cert[0]) {	/* none: as the TLS pair above */
+		pw = geteuid() == 0 ? getpwnam(c->user) : NULL;
+		if ((rc = sign_key_private(c->sign_key, pw != NULL, pw ? pw->pw_uid : 0,
+		    c->user, err)) != MU_OK)
+			return rc;
+		if ((rc = hostsig_signer_load(c->sign_key, c->sign_cert, &signer, err)) != MU_OK)
+			return mu_errf(err, rc, "[agent] sign_key/sign_cert: %.300s", err->msg);
+		hostsig_signer_free(signer);
 	}
 	if (access(c->runner, X_OK) != 0)
 		return mu_errf(err, MU_EIO, "[agent] runner %s: %s", c->runner, strerror(errno));
@@ -523,7 +581,9 @@ net_process(struct agent *a, const char *fds)
 	if (rc == 0 && a->selftest)
 		rc = a->selftest_rc;
 	close(a->sigfd);
-	free(a->net.will);
+	for (int i = 0; i < PRIV_NSTATUS; i++)
+		free(a->net.status[i]);
+	free(a->net.selftest_req);
 	free(a->net.facts);
 	loop_free(a->loop);
 	/*

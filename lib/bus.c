@@ -557,7 +557,8 @@ bus_fd(const struct bus *b)
 bool
 bus_connected(const struct bus *b)
 {
-	return b->connected;
+	return b != NULL && b->connected;	/* NULL: not made yet (musterd's
+						 * waits for its will) */
 }
 
 int

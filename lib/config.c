@@ -706,6 +706,8 @@ static const struct conf_key agent_keys[] = {
 	KEY_RANGE("max_jobs", set_int, struct agent_config, max_jobs, 1, 256),
 	KEY("user", set_user, struct agent_config, user),
 	KEY("log_level", set_log_level, struct agent_config, log_level),
+	KEY("sign_cert", set_path, struct agent_config, sign_cert),
+	KEY("sign_key", set_path, struct agent_config, sign_key),
 	KEY_END
 };
 
@@ -1195,12 +1197,43 @@ config_agent_load(struct agent_config *c, const char *path, struct mu_err *err)
 	return rc;
 }
 
+/*
+ * The signing pair's default: next to the TLS pair, ".sign" before the
+ * last extension of the file name (host.crt -> host.sign.crt; no
+ * extension: ".sign" appended), as scripts/gen-pki writes them.
+ */
+static int
+sign_path(char *out, size_t outsz, const char *tls, const char *what, struct mu_err *err)
+{
+	const char *base = strrchr(tls, '/'), *dot;
+	int n;
+
+	base = base ? base + 1 : tls;
+	dot = strrchr(base, '.');
+	if (dot == NULL || dot == base)
+		n = snprintf(out, outsz, "%s.sign", tls);
+	else
+		n = snprintf(out, outsz, "%.*s.sign%s", (int)(dot - tls), tls, dot);
+	if (n < 0 || (size_t)n >= outsz)
+		return mu_errf(err, MU_EINVAL, "[broker] %s %s: too long to derive [agent] "
+		    "sign_%s from; set it", what, tls, what);
+	return MU_OK;
+}
+
 int
 config_agent_identity(struct agent_config *c, const char *path, struct mu_err *err)
 {
 	char cn[256];
 	int rc;
 
+	if (c->sign_cert[0] == '\0' && c->broker.cert[0] != '\0' &&
+	    (rc = sign_path(c->sign_cert, sizeof(c->sign_cert), c->broker.cert, "cert",
+	    err)) != MU_OK)
+		return rc;
+	if (c->sign_key[0] == '\0' && c->broker.key[0] != '\0' &&
+	    (rc = sign_path(c->sign_key, sizeof(c->sign_key), c->broker.key, "key",
+	    err)) != MU_OK)
+		return rc;
 	if (c->broker.cert[0] == '\0')
 		return MU_OK;
 	if ((rc = hostsig_cert_file_cn(c->broker.cert, cn, sizeof(cn), err)) != MU_OK)

@@ -74,6 +74,11 @@ struct agent_config {
 	int max_jobs;			/* default 4 */
 	char user[CONF_USER_MAX + 1];	/* the network process's user, default muster */
 	int log_level;			/* default LOG_INFO; key "log_level" */
+	/* The host signing key and certificate (design.md §3): default the
+	 * [broker] cert and key with ".sign" before the extension
+	 * (config_agent_identity()). */
+	char sign_cert[CONF_PATH_MAX];
+	char sign_key[CONF_PATH_MAX];
 	/* [broker] */
 	struct broker_config broker;
 	/* [wake] */

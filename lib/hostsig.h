@@ -43,9 +43,11 @@
 #include "err.h"
 #include "wire.h"
 
-/* "muster agent-message signing": a UUID OID (ITU-T X.667), the one
- * extendedKeyUsage of a host signing certificate. */
-#define HOSTSIG_EKU_OID	"2.25.128450305263946055753743392564729461858"
+/* id-kp-documentSigning (RFC 9336), the one extendedKeyUsage of a host
+ * signing certificate: a standard usage outside TLS, with short arcs that
+ * every X.509 parser reads (a UUID OID's 128-bit arc broke Debian 12's
+ * python3-cryptography). */
+#define HOSTSIG_EKU_OID	"1.3.6.1.5.5.7.3.36"
 
 struct hostsig_signer;
 struct hostsig_verifier;

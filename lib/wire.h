@@ -344,8 +344,9 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   job      topic, payload (a job envelope)           network -> parent
  *   module   job, source, sha256 (unless none), reason?  network -> parent
  *   spooled  job                                       network -> parent
- *   result   job, payload (a result body)              parent -> network
- *   event    job, payload (an event body)              parent -> network
+ *   result   job, payload (a result, signed and        parent -> network
+ *            numbered: an agent envelope)
+ *   event    job, payload (an event, signed)           parent -> network
  *   want     job, name, sha256? (the job's pin),       parent -> network
  *            local? (sha256 of modules_dir/NAME.so)
  *   poke     -                                         parent -> network
@@ -355,7 +356,8 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   check    job (an update job: look at the channel    parent -> network
  *            now, no jitter)
  *   noupdate job, reason (nothing to install for it)    network -> parent
- *   update   payload (msgpack map: status "update")     parent -> network
+ *   status   n (online, will, goodbye), payload (that   parent -> network
+ *            status, signed: publish it as it is)
  *   connected -  (the session is up)                    network -> parent
  *   verdict  payload (a self-test verdict as received)  network -> parent
  *   ready    -  (set-up done: user, state, session)     network -> parent
@@ -365,14 +367,22 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   durable  n (the first n job frames of this channel  parent -> network
  *            are handled: accepted ones are in the
  *            flushed seen-set; their inbox entries go)
- *   facts    payload (a facts body: sign, publish       parent -> network
+ *   relstate name (fetching|refused|staging), version,  network -> parent
+ *            reason? (its release check, for the status)
+ *   selftest payload (a self-test's request, signed)    parent -> network
+ *   facts    payload (the facts, signed: publish       parent -> network
  *            retained, and again at each connect)
  */
 enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
 	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_RELEASE, PRIV_UPDATE_CHECK,
-	PRIV_NO_UPDATE, PRIV_UPDATE_STATE, PRIV_CONNECTED, PRIV_VERDICT,
-	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_FACTS, PRIV_NTYPES
+	PRIV_NO_UPDATE, PRIV_STATUS, PRIV_CONNECTED, PRIV_VERDICT,
+	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_FACTS,
+	PRIV_RELEASE_STATE, PRIV_SELFTEST, PRIV_NTYPES
+};
+/* Which presence a PRIV_STATUS carries (its n). */
+enum priv_status {
+	PRIV_STATUS_ONLINE, PRIV_STATUS_WILL, PRIV_STATUS_GOODBYE, PRIV_NSTATUS
 };
 /* Where a run's module comes from (PRIV_MODULE): none (the reason says
  * why), a local file, the cache; nowhere: not published and not installed
@@ -398,7 +408,9 @@ struct priv_msg {
 	enum priv_source source;
 	struct wire_str reason;
 	struct wire_bytes payload;
-	uint64_t n;				/* durable: job frames handled */
+	uint64_t n;				/* durable: job frames handled;
+						 * status: enum priv_status */
+	char version[WIRE_MAX_VERSION + 1];	/* relstate */
 };
 
 int priv_msg_decode(const void *buf, size_t len, struct priv_msg *out, struct mu_err *err);

@@ -14,9 +14,10 @@ static const char *const priv_names[] = {
 	[PRIV_RESULT] = "result", [PRIV_EVENT] = "event", [PRIV_MODULE_WANT] = "want",
 	[PRIV_POKE] = "poke", [PRIV_STOP] = "stop", [PRIV_RELEASE] = "release",
 	[PRIV_UPDATE_CHECK] = "check", [PRIV_NO_UPDATE] = "noupdate",
-	[PRIV_UPDATE_STATE] = "update", [PRIV_CONNECTED] = "connected",
+	[PRIV_STATUS] = "status", [PRIV_CONNECTED] = "connected",
 	[PRIV_VERDICT] = "verdict", [PRIV_READY] = "ready", [PRIV_FAILED] = "failed",
 	[PRIV_DURABLE] = "durable", [PRIV_ANSWERED] = "answered", [PRIV_FACTS] = "facts",
+	[PRIV_RELEASE_STATE] = "relstate", [PRIV_SELFTEST] = "selftest",
 };
 
 static const char *const priv_sources[] = {
@@ -40,6 +41,8 @@ priv_type_name(enum priv_type t)
 #define PMF_LOCAL	0x40
 #define PMF_REASON	0x80	/* a required reason (PMF_SOURCE: optional) */
 #define PMF_COUNT	0x100	/* n, a required count */
+#define PMF_VERSION	0x200	/* a required version */
+#define PMF_WHY		0x400	/* an optional reason */
 
 static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_JOB] = PMF_TOPIC | PMF_PAYLOAD,
@@ -53,7 +56,7 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_RELEASE] = PMF_PAYLOAD,
 	[PRIV_UPDATE_CHECK] = PMF_JOB,
 	[PRIV_NO_UPDATE] = PMF_JOB | PMF_REASON,
-	[PRIV_UPDATE_STATE] = PMF_PAYLOAD,
+	[PRIV_STATUS] = PMF_PAYLOAD | PMF_COUNT,
 	[PRIV_CONNECTED] = 0,
 	[PRIV_VERDICT] = PMF_PAYLOAD,
 	[PRIV_READY] = 0,
@@ -61,6 +64,8 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_DURABLE] = PMF_COUNT,
 	[PRIV_ANSWERED] = PMF_JOB,
 	[PRIV_FACTS] = PMF_PAYLOAD,
+	[PRIV_RELEASE_STATE] = PMF_NAME | PMF_VERSION | PMF_WHY,
+	[PRIV_SELFTEST] = PMF_PAYLOAD,
 };
 
 static bool
@@ -103,10 +108,16 @@ priv_decode_fields(struct rd *r, struct priv_msg *m, unsigned f)
 	}
 	if (!rc && (f & PMF_REASON))
 		rc = rd_str(r, "reason", true, WIRE_MAX_STR, &m->reason);
+	if (!rc && (f & PMF_WHY))
+		rc = rd_str(r, "reason", false, WIRE_MAX_STR, &m->reason);
+	if (!rc && (f & PMF_VERSION))
+		rc = rd_ident(r, "version", true, m->version, sizeof(m->version), version_valid,
+		    "a version");
 	if (!rc && (f & PMF_PAYLOAD))
 		rc = rd_bin(r, "payload", true, WIRE_MAX_BIN, &m->payload);
 	if (!rc && (f & PMF_COUNT))
-		rc = rd_uint(r, "n", true, UINT64_MAX, &m->n);
+		rc = rd_uint(r, "n", true, m->type == PRIV_STATUS ? PRIV_NSTATUS - 1 : UINT64_MAX,
+		    &m->n);
 	return rc;
 }
 
@@ -143,6 +154,8 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 	    (m->sha256[0] == '\0' || sha256hex_valid(m->sha256)) &&
 	    (m->local[0] == '\0' || ((f & PMF_LOCAL) && sha256hex_valid(m->local))) &&
 	    (!(f & PMF_TOPIC) || topic_text_valid(m->topic)) &&
+	    (!(f & PMF_VERSION) || version_valid(m->version)) &&
+	    (m->type != PRIV_STATUS || m->n < PRIV_NSTATUS) &&
 	    (!(f & PMF_PAYLOAD) || (m->payload.ptr && m->payload.len <= WIRE_MAX_BIN)), err,
 	    "bad field in a parent/network message");
 	if (!rc && (f & PMF_SOURCE))
@@ -153,11 +166,14 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 	if (!rc && (f & PMF_REASON))
 		rc = need(m->reason.ptr != NULL && m->reason.len <= WIRE_MAX_STR, err,
 		    "reason missing or too long");
+	if (!rc && (f & PMF_WHY))
+		rc = need_view(m->reason, WIRE_MAX_STR, err, "reason too long");
 	if (rc)
 		return rc;
 	n += !!(f & PMF_JOB) + !!(f & PMF_NAME) + !!(f & PMF_TOPIC) + !!(f & PMF_PAYLOAD) +
 	    2 * !!(f & PMF_SOURCE) - ((f & PMF_SOURCE) && !m->reason.ptr) +
-	    !!(f & PMF_REASON) + !!(f & PMF_COUNT) +
+	    !!(f & PMF_REASON) + !!(f & PMF_COUNT) + !!(f & PMF_VERSION) +
+	    ((f & PMF_WHY) && m->reason.ptr) +
 	    ((f & (PMF_SOURCE | PMF_NAME)) && m->sha256[0]) + ((f & PMF_LOCAL) && m->local[0]);
 	start = pk_begin(&pk, out, n);
 	pk_kv_str(&pk, "t", priv_names[m->type]);
@@ -176,8 +192,10 @@ priv_msg_encode(const struct priv_msg *m, msgpack_sbuffer *out, struct mu_err *e
 		if (m->reason.ptr)
 			pk_kv_view(&pk, "reason", m->reason);
 	}
-	if (f & PMF_REASON)
+	if ((f & PMF_REASON) || ((f & PMF_WHY) && m->reason.ptr))
 		pk_kv_view(&pk, "reason", m->reason);
+	if (f & PMF_VERSION)
+		pk_kv_str(&pk, "version", m->version);
 	if (f & PMF_PAYLOAD)
 		pk_kv_bin(&pk, "payload", m->payload.ptr, m->payload.len);
 	if (f & PMF_COUNT)

@@ -221,7 +221,11 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 		return MU_OK;
 	case PRIV_CONNECTED:
 		agent_status(a, "connected to the broker as %s", a->cfg.host);
+		sign_status(a, PRIV_STATUS_ONLINE);	/* presence, as of now */
 		update_connected(a);
+		return MU_OK;
+	case PRIV_RELEASE_STATE:
+		update_net_state(a, m);
 		return MU_OK;
 	case PRIV_READY:
 		priv_net_ready(a);
@@ -310,8 +314,11 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_UPDATE_CHECK:
 		release_check(a, m->job);
 		return MU_OK;
-	case PRIV_UPDATE_STATE:
-		release_state(a, m->payload.ptr, m->payload.len);
+	case PRIV_STATUS:
+		session_status(a, (enum priv_status)m->n, m->payload.ptr, m->payload.len);
+		return MU_OK;
+	case PRIV_SELFTEST:
+		selftest_request(a, m->payload.ptr, m->payload.len);
 		return MU_OK;
 	case PRIV_FACTS:
 		session_facts(a, m->payload.ptr, m->payload.len);
@@ -1216,7 +1223,7 @@ int
 priv_start(struct agent *a, struct mu_err *err)
 {
 	struct passwd *pw;
-	int sv[2];
+	int sv[2], rc;
 
 	a->par.to_net.fd = a->net.to_parent.fd = -1;
 	if (geteuid() != 0) {
@@ -1227,6 +1234,8 @@ priv_start(struct agent *a, struct mu_err *err)
 			return mu_errf(err, MU_EIO, "socketpair: %s", strerror(errno));
 		chan_init(a, &a->par.to_net, sv[0]);
 		chan_init(a, &a->net.to_parent, sv[1]);
+		if ((rc = sign_open(a, err)) != MU_OK)
+			return rc;
 		return net_start(a, err);
 	}
 	if ((pw = getpwnam(a->cfg.user)) == NULL || pw->pw_uid == 0)
@@ -1236,6 +1245,9 @@ priv_start(struct agent *a, struct mu_err *err)
 	a->par.net_uid = pw->pw_uid;
 	a->par.net_gid = pw->pw_gid;
 	a->role = ROLE_PARENT;
+	/* Before the network process exists: it never sees the key. */
+	if ((rc = sign_open(a, err)) != MU_OK)
+		return rc;
 	return net_spawn(a, err);
 }
 
@@ -1293,6 +1305,7 @@ void
 priv_free(struct agent *a)
 {
 	results_free(a);
+	sign_close(a);
 	free(a->net.staged);
 	a->net.staged = NULL;
 	free(a->par.answered);

@@ -40,7 +40,9 @@ const struct priv_rule priv_rules[PRIV_NTYPES] = {
 	[PRIV_POKE]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_STOP]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_UPDATE_CHECK]	= { PRIV_FROM_PARENT, NULL },
-	[PRIV_UPDATE_STATE]	= { PRIV_FROM_PARENT, NULL },
+	[PRIV_STATUS]		= { PRIV_FROM_PARENT, NULL },
+	[PRIV_SELFTEST]		= { PRIV_FROM_PARENT, NULL },
+	[PRIV_RELEASE_STATE]	= { PRIV_FROM_NET, NULL },
 	[PRIV_DURABLE]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_ANSWERED]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_FACTS]		= { PRIV_FROM_PARENT, NULL },
@@ -124,11 +126,21 @@ priv_send_update_check(struct agent *a, const char *job)
 }
 
 int
-priv_send_update_state(struct agent *a, const void *map, size_t len)
+priv_send_status(struct agent *a, enum priv_status which, const void *env, size_t len)
 {
-	struct priv_msg m = { .type = PRIV_UPDATE_STATE };
+	struct priv_msg m = { .type = PRIV_STATUS };
 
-	m.payload = (struct wire_bytes){ map, len };
+	m.n = which;
+	m.payload = (struct wire_bytes){ env, len };
+	return to_net(a, &m);
+}
+
+int
+priv_send_selftest(struct agent *a, const void *env, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_SELFTEST };
+
+	m.payload = (struct wire_bytes){ env, len };
 	return to_net(a, &m);
 }
 
@@ -224,6 +236,20 @@ priv_send_connected(struct agent *a)
 {
 	struct priv_msg m = { .type = PRIV_CONNECTED };
 
+	return to_parent(a, &m);
+}
+
+int
+priv_send_release_state(struct agent *a, const char *state, const char *version,
+    const char *reason)
+{
+	struct priv_msg m = { .type = PRIV_RELEASE_STATE };
+
+	snprintf(m.name, sizeof(m.name), "%s", state);
+	snprintf(m.version, sizeof(m.version), "%s", version_valid(version) ? version :
+	    "unknown");
+	if (reason)
+		m.reason = (struct wire_str){ reason, strnlen(reason, WIRE_MAX_STR) };
 	return to_parent(a, &m);
 }
 

@@ -11,9 +11,10 @@
  * File layout: "MSP1", u16 topic length, u16 job id length (big-endian),
  * topic, job id, payload.
  *
- * The file's seq is also the result's "seq" (design.md §3): observers detect
- * lost results by a gap.  It must never go back, also after a restart with
- * an empty spool, at no extra fsync per result: when the newest result
+ * The file's seq orders the files.  (The result's own "seq", which
+ * observers read, is the parent's, inside what it signs: parent/sign.c.)
+ * It never goes back, also after a restart with an empty spool, at no
+ * extra fsync per result: when the newest result
  * ever spooled is acknowledged, its file is renamed to last-<seq> instead
  * of unlinked (and the marker before it removed).  A rename is atomic, so
  * after a crash either <seq>.res or last-<seq> is there; and an older

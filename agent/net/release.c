@@ -35,42 +35,13 @@ static void binfetch_close(struct agent *a);
 
 /* ---- the status "update" map ------------------------------------------------ */
 
-void
-release_state(struct agent *a, const void *map, size_t len)
-{
-	uint8_t *copy = NULL;
-
-	if (len && (copy = malloc(len)) == NULL)
-		return;
-	if (len)
-		memcpy(copy, map, len);
-	free(a->net.rel.state);
-	a->net.rel.state = copy;
-	a->net.rel.state_len = len;
-	if (a->net.rel.state_changed)
-		a->net.rel.state_changed(a);
-}
-
+/* What this check saw goes to the parent, which puts it in the status it
+ * signs (parent/update.c update_net_state()). */
 void
 release_set_state(struct agent *a, const char *state, const char *version,
     const char *reason)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2 + (reason != NULL));
-	msgpack_pack_str_with_body(&pk, "state", 5);
-	msgpack_pack_str_with_body(&pk, state, strlen(state));
-	msgpack_pack_str_with_body(&pk, "version", 7);
-	msgpack_pack_str_with_body(&pk, version, strlen(version));
-	if (reason) {
-		msgpack_pack_str_with_body(&pk, "reason", 6);
-		msgpack_pack_str_with_body(&pk, reason, strnlen(reason, 1024));
-	}
-	release_state(a, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
+	priv_send_release_state(a, state, version, reason);
 }
 
 /* ---- the end of a look at the channel ---------------------------------------- */
@@ -394,6 +365,5 @@ release_free(struct agent *a)
 {
 	binfetch_end(a);
 	free(a->net.rel.raw);
-	free(a->net.rel.state);
-	a->net.rel.raw = a->net.rel.state = NULL;
+	a->net.rel.raw = NULL;
 }

@@ -21,35 +21,58 @@
 #include "agent.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #define REQUEST_RESEND_MS	10000
 
+/* The request as the parent signed it (sign.c). */
 static void
 request_publish(struct agent *a)
 {
-	struct selftest_request q;
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer body, env;
 	struct mu_err err;
 
-	memset(&q, 0, sizeof(q));
-	snprintf(q.host, sizeof(q.host), "%s", a->cfg.host);
-	snprintf(q.nonce, sizeof(q.nonce), "%s", a->selftest_nonce);
-	snprintf(q.version, sizeof(q.version), "%s", AGENT_VERSION);
-	msgpack_sbuffer_init(&body);
-	msgpack_sbuffer_init(&env);
+	if (a->net.selftest_req == NULL)
+		return;		/* sent once it is here (selftest_request()) */
 	if (topic_build(topic, sizeof(topic), a->root, TOPIC_SELFTEST_REQUEST, a->cfg.host,
-	    NULL) != MU_OK || selftest_request_encode(&q, &body, &err) != MU_OK ||
-	    hostsig_wrap(a->net.signer, body.data, body.size, &env, &err) != MU_OK ||
-	    bus_publish(a->net.bus, topic, env.data, env.size, 1, false, 0, NULL, &err) != MU_OK)
+	    NULL) != MU_OK || bus_publish(a->net.bus, topic, a->net.selftest_req,
+	    a->net.selftest_req_len, 1, false, 0, NULL, &err) != MU_OK)
 		log_warnx("self-test: request not sent: %s", err.msg);
 	else
 		log_notice("self-test: version %s asks for a test job (nonce %.12s...)",
 		    AGENT_VERSION, a->selftest_nonce);
-	msgpack_sbuffer_destroy(&body);
-	msgpack_sbuffer_destroy(&env);
+}
+
+void
+selftest_request(struct agent *a, const void *env, size_t len)
+{
+	uint8_t *copy;
+
+	if ((copy = malloc(len ? len : 1)) == NULL)
+		return;
+	memcpy(copy, env, len);
+	free(a->net.selftest_req);
+	a->net.selftest_req = copy;
+	a->net.selftest_req_len = len;
+	if (a->selftest && bus_connected(a->net.bus))
+		request_publish(a);
+}
+
+/* The live agent names the nonce (--nonce-fd): it watches for the same
+ * verdict.  Started by hand without one, the parent makes its own. */
+int
+selftest_nonce_make(struct agent *a)
+{
+	uint8_t r[16];
+	size_t i;
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return MU_EIO;
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(a->selftest_nonce + 2 * i, 3, "%02x", r[i]);
+	return MU_OK;
 }
 
 static void
@@ -79,21 +102,6 @@ deadline_fired(struct loop *l, uint64_t id, void *arg)
 void
 selftest_connected(struct agent *a)
 {
-	uint8_t r[16];
-	size_t i;
-
-	/* The live agent names the nonce (--nonce): it watches for the same
-	 * verdict.  Started by hand without one, we make our own. */
-	if (a->selftest_nonce[0] == '\0') {
-		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
-			log_err("self-test: no randomness for a nonce");
-			a->selftest_rc = 1;
-			loop_stop(a->loop);
-			return;
-		}
-		for (i = 0; i < sizeof(r); i++)
-			snprintf(a->selftest_nonce + 2 * i, 3, "%02x", r[i]);
-	}
 	if (!a->net.selftest_deadline)
 		a->net.selftest_deadline = loop_add_timer(a->loop, a->cfg.selftest_timeout_ms,
 		    deadline_fired, a);

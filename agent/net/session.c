@@ -2,8 +2,9 @@
 /*
  * session.c - the agent's one MQTT session: connecting with capped
  * exponential back-off plus jitter, subscriptions, presence, and the
- * sending side of the result spool.  Everything it publishes is signed by
- * the host key it loads (design.md §3).
+ * sending side of the result spool.  Everything it publishes was signed
+ * by the parent (parent/sign.c): this process holds the TLS key for the
+ * broker, never the host signing key (design.md §3, §8).
  */
 #include "agent.h"
 #include "inbox.h"
@@ -17,13 +18,13 @@
 #include <unistd.h>
 
 #define FLUSH_INTERVAL_MS	5000
-#define STATUS_COALESCE_MS	200
 #define MAX_IN_FLIGHT		64
 #define SESSION_MSG_MIN		(64u * 1024)	/* module pointers */
 #define SESSION_PACKET_SLACK	4096		/* topic, header, properties */
 #define SESSION_IDLE_MAX_MS	15000		/* Paho's longest idle wait */
 
 static void session_connect(struct agent *a);
+static int session_open(struct agent *a, struct mu_err *err);
 
 static void
 reconnect_fired(struct loop *l, uint64_t id, void *arg)
@@ -85,136 +86,89 @@ session_connect(struct agent *a)
 
 /* ---- presence --------------------------------------------------------- */
 
-/* The status as a signed envelope; it carries our certificate, so a
- * verifier can find it by the fingerprint every other message names. */
+/* Publish one presence the parent signed, as it is (retained). */
 static int
-status_encode_now(struct agent *a, bool online, const char *reason, msgpack_sbuffer *out)
-{
-	msgpack_sbuffer sb;
-	msgpack_unpacked up;
-	struct status s;
-	int i, rc;
-
-	memset(&s, 0, sizeof(s));
-	snprintf(s.host, sizeof(s.host), "%s", a->cfg.host);
-	s.online = online;
-	if (reason)
-		s.reason = (struct wire_str){ reason, strlen(reason) };
-	snprintf(s.version, sizeof(s.version), "%s", AGENT_VERSION);
-	snprintf(s.channel, sizeof(s.channel), "%s", a->cfg.channel);
-	for (i = 0; i < a->cfg.ngroups && i < WIRE_MAX_GROUPS; i++)
-		snprintf(s.groups[i], sizeof(s.groups[i]), "%s", a->cfg.groups[i]);
-	s.ngroups = (size_t)i;
-	s.started_at = a->started_at;
-	s.at = now_wall_ms();
-	s.cert_der = hostsig_signer_cert(a->net.signer);
-	/* The self-update's state, as the parent (or release.c) last set it. */
-	msgpack_unpacked_init(&up);
-	if (a->net.rel.state && msgpack_unpack_next(&up, (const char *)a->net.rel.state,
-	    a->net.rel.state_len, NULL) == MSGPACK_UNPACK_SUCCESS &&
-	    up.data.type == MSGPACK_OBJECT_MAP)
-		s.update = &up.data;
-	msgpack_sbuffer_init(&sb);
-	rc = status_encode(&s, &sb, NULL);
-	msgpack_unpacked_destroy(&up);
-	if (!rc)
-		rc = hostsig_wrap(a->net.signer, sb.data, sb.size, out, NULL);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
-}
-
-static int
-status_publish(struct agent *a, bool online, const char *reason, int *token)
+status_publish(struct agent *a, enum priv_status which, int *token)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
 	int rc;
 
-	if (!bus_connected(a->net.bus))
+	if (!bus_connected(a->net.bus) || a->net.status[which] == NULL)
 		return MU_EIO;
 	if (a->selftest)	/* presence is the live agent's */
 		return MU_OK;
 	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_HOST_STATUS, a->cfg.host, NULL);
-	msgpack_sbuffer_init(&sb);
 	if (!rc)
-		rc = status_encode_now(a, online, reason, &sb);
-	if (!rc)
-		rc = bus_publish(a->net.bus, topic, sb.data, sb.size, 1, true, 0, token, NULL);
-	msgpack_sbuffer_destroy(&sb);
+		rc = bus_publish(a->net.bus, topic, a->net.status[which],
+		    a->net.status_len[which], 1, true, 0, token, NULL);
 	return rc;
 }
 
-int
-session_publish_status(struct agent *a, bool online, const char *reason)
+/*
+ * The parent signs presence (sign.c); we keep the latest of each kind.
+ * The first will starts the session: the broker must hold one from the
+ * first connect on.  A new online status is published at once: the
+ * parent sends one when we said we connected, and after each change.
+ */
+void
+session_status(struct agent *a, enum priv_status which, const void *env, size_t len)
 {
+	uint8_t *copy;
 	int token = 0;
+	bool first;
 
-	return status_publish(a, online, reason, &token);
+	if (which >= PRIV_NSTATUS || (copy = malloc(len ? len : 1)) == NULL)
+		return;
+	memcpy(copy, env, len);
+	free(a->net.status[which]);
+	a->net.status[which] = copy;
+	a->net.status_len[which] = len;
+	first = which == PRIV_STATUS_WILL && a->net.bus == NULL;
+	if (first && !a->stopping) {
+		struct mu_err err;
+
+		if (session_open(a, &err) != MU_OK) {
+			log_err("%s", err.msg);
+			loop_stop(a->loop);	/* no client: systemd restarts us */
+		}
+	} else if (which == PRIV_STATUS_ONLINE)
+		status_publish(a, which, &token);
 }
 
 /* ---- facts ------------------------------------------------------------ */
 
-/* The facts body as the parent gave it, signed, retained (design.md §3). */
+/* The facts as the parent signed them, retained (design.md §3). */
 static void
 facts_publish(struct agent *a)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
 	int token = 0, rc;
 
 	if (a->net.facts == NULL || a->selftest || !bus_connected(a->net.bus))
 		return;
 	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_HOST_FACTS, a->cfg.host, NULL);
-	msgpack_sbuffer_init(&sb);
 	if (!rc)
-		rc = hostsig_wrap(a->net.signer, a->net.facts, a->net.facts_len, &sb, NULL);
-	if (!rc)
-		rc = bus_publish(a->net.bus, topic, sb.data, sb.size, 1, true, 0, &token, NULL);
+		rc = bus_publish(a->net.bus, topic, a->net.facts, a->net.facts_len, 1, true, 0,
+		    &token, NULL);
 	if (rc)
 		log_warnx("facts: could not publish them (again at the next connect)");
-	msgpack_sbuffer_destroy(&sb);
 }
 
-/* The parent's facts: checked like anything it is sent (it must be this
- * host's facts body), kept for each connect, and published now. */
+/* The parent's facts, signed: kept for each connect, and published now. */
 void
-session_facts(struct agent *a, const void *body, size_t len)
+session_facts(struct agent *a, const void *env, size_t len)
 {
-	struct facts_msg m;
-	struct mu_err err;
 	uint8_t *copy;
 
-	if (facts_decode(body, len, &m, &err) != MU_OK) {
-		log_warnx("facts from the parent: %s", err.msg);
+	if ((copy = malloc(len ? len : 1)) == NULL) {
+		log_warnx("facts from the parent: out of memory");
 		return;
 	}
-	facts_free(&m.facts);
-	if (strcmp(m.host, a->cfg.host) != 0 || (copy = malloc(len)) == NULL) {
-		log_warnx("facts from the parent: not this host's, or out of memory");
-		return;
-	}
-	memcpy(copy, body, len);
+	memcpy(copy, env, len);
 	free(a->net.facts);
 	a->net.facts = copy;
 	a->net.facts_len = len;
 	facts_publish(a);
-}
-
-static void
-status_fired(struct loop *l, uint64_t id, void *arg)
-{
-	struct agent *a = arg;
-
-	(void)l, (void)id;
-	a->net.status_timer = 0;
-	session_publish_status(a, true, NULL);
-}
-
-void
-session_status_changed(struct agent *a)
-{
-	if (!a->net.status_timer && !a->stopping)
-		a->net.status_timer = loop_add_timer(a->loop, STATUS_COALESCE_MS, status_fired, a);
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -257,37 +211,26 @@ spool_flush(struct agent *a)
 		a->net.flush_timer = loop_add_timer(a->loop, FLUSH_INTERVAL_MS, flush_fired, a);
 }
 
-/* Sign, number and spool a result; staged: the spool folder's fsync is
- * left to results_commit(). */
+/* Spool a result the parent numbered and signed; staged: the spool
+ * folder's fsync is left to results_commit(). */
 static int
-result_spool(struct agent *a, const char *job, const void *body, size_t len, bool staged)
+result_spool(struct agent *a, const char *job, const void *env, size_t len, bool staged)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb, numbered;
 	struct mu_err err;
 	int rc;
 
 	rc = topic_build(topic, sizeof(topic), a->root, TOPIC_RESULT, job, a->cfg.host);
-	msgpack_sbuffer_init(&sb);
 	if (rc)
 		mu_errf(&err, rc, "cannot build the result topic for job %s", job);
-	/* Numbered as spooled (the spool's seq, which never goes back), so
-	 * observers can tell a lost result from a quiet host. */
-	msgpack_sbuffer_init(&numbered);
-	if (!rc && result_with_seq(body, len, a->spool.next_seq, &numbered, &err) == MU_OK)
-		body = numbered.data, len = numbered.size;
 	/* The spool keeps the signed envelope: a resend after a restart is
 	 * the very same bytes, not a second, different answer. */
-	if (!rc)
-		rc = hostsig_wrap(a->net.signer, body, len, &sb, &err);
-	if (!rc && (rc = staged ? spool_stage(&a->spool, job, topic, sb.data, sb.size, &err) :
-	    spool_put(&a->spool, job, topic, sb.data, sb.size, &err)) != MU_OK) {
+	if (!rc && (rc = staged ? spool_stage(&a->spool, job, topic, env, len, &err) :
+	    spool_put(&a->spool, job, topic, env, len, &err)) != MU_OK) {
 		/* Without a spool, at least try to say it once. */
 		if (bus_connected(a->net.bus))
-			bus_publish(a->net.bus, topic, sb.data, sb.size, 1, false, 0, NULL, NULL);
+			bus_publish(a->net.bus, topic, env, len, 1, false, 0, NULL, NULL);
 	}
-	msgpack_sbuffer_destroy(&sb);
-	msgpack_sbuffer_destroy(&numbered);
 	if (rc) {
 		log_err("result for job %s: %s", job, err.msg);
 		return rc;
@@ -347,18 +290,14 @@ results_commit(struct agent *a)
 }
 
 void
-event_publish(struct agent *a, const char *job, const void *body, size_t len)
+event_publish(struct agent *a, const char *job, const void *env, size_t len)
 {
 	char topic[TOPIC_MAX];
-	msgpack_sbuffer sb;
 
 	if (!bus_connected(a->net.bus) || topic_build(topic, sizeof(topic), a->root,
 	    TOPIC_RESULT_EVENTS, job, a->cfg.host) != MU_OK)
 		return;
-	msgpack_sbuffer_init(&sb);
-	if (hostsig_wrap(a->net.signer, body, len, &sb, NULL) == MU_OK)
-		bus_publish(a->net.bus, topic, sb.data, sb.size, 0, false, 0, NULL, NULL);
-	msgpack_sbuffer_destroy(&sb);
+	bus_publish(a->net.bus, topic, env, len, 0, false, 0, NULL, NULL);
 }
 
 /* ---- bus events ------------------------------------------------------- */
@@ -434,7 +373,8 @@ on_connected(struct agent *a, const struct bus_event *ev)
 	 * when it was not. */
 	modsrc_connected(a);
 	subscribe_all(a);
-	session_publish_status(a, true, NULL);
+	/* The online status comes from the parent in answer to "connected",
+	 * signed as of now (sign.c); a self-test publishes none. */
 	facts_publish(a);
 	if (a->selftest)
 		selftest_connected(a);
@@ -590,8 +530,8 @@ bus_open(struct agent *a, struct mu_err *err)
 	o.session_expiry_s = a->cfg.max_ttl_ms / 1000 > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)(a->cfg.max_ttl_ms / 1000);
 	o.will_topic = will_topic;
-	o.will_payload = a->net.will;
-	o.will_len = a->net.will_len;
+	o.will_payload = a->net.status[PRIV_STATUS_WILL];
+	o.will_len = a->net.status_len[PRIV_STATUS_WILL];
 	if (a->selftest) {
 		/* Its own id (two clients with one id kick each other off), a
 		 * fresh session, and no will: presence is the live agent's. */
@@ -618,24 +558,13 @@ bus_open(struct agent *a, struct mu_err *err)
 	return MU_OK;
 }
 
-int
-session_start(struct agent *a, struct mu_err *err)
+/* The first connect, once the parent's will is here (session_status()):
+ * the broker publishes it for us when the session dies without a goodbye. */
+static int
+session_open(struct agent *a, struct mu_err *err)
 {
-	msgpack_sbuffer sb;
 	int rc;
 
-	if (a->net.signer == NULL && (rc = hostsig_signer_load(a->cfg.broker.key,
-	    a->cfg.broker.cert, &a->net.signer, err)) != MU_OK)
-		return rc;
-	/* The will is encoded and signed before any connection: the broker
-	 * publishes it for us when the session dies without a goodbye. */
-	msgpack_sbuffer_init(&sb);
-	if (status_encode_now(a, false, "lost", &sb) != MU_OK) {
-		msgpack_sbuffer_destroy(&sb);
-		return mu_errf(err, MU_EINVAL, "cannot build the status message");
-	}
-	a->net.will = (uint8_t *)sb.data;
-	a->net.will_len = sb.size;
 	if ((rc = bus_open(a, err)) != MU_OK)
 		return rc;
 	a->net.backoff_ms = a->cfg.broker.retry_min_ms;
@@ -673,10 +602,10 @@ session_poke(struct agent *a)
 {
 	struct mu_err err;
 
-	if (bus_connected(a->net.bus)) {
-		session_publish_status(a, true, NULL);
-		return;
-	}
+	if (bus_connected(a->net.bus))
+		return;		/* the parent's fresh online status says it */
+	if (a->net.bus == NULL)
+		return;		/* not started: the parent's will comes first */
 	if (a->net.reconnect_timer) {
 		loop_del_timer(a->loop, a->net.reconnect_timer);
 		a->net.reconnect_timer = 0;
@@ -697,17 +626,14 @@ session_stop(struct agent *a)
 	uint64_t deadline;
 	struct bus_event *ev;
 	bool said_goodbye = true, up = true;
-	int token = 0;
+	int token = 0, i;
 
 	a->stopping = true;
-	if (a->net.bus == NULL) {
-		hostsig_signer_free(a->net.signer);
-		a->net.signer = NULL;
-		return;
-	}
+	if (a->net.bus == NULL)
+		goto out;
 	if (bus_connected(a->net.bus)) {
 		said_goodbye = a->selftest ||
-		    status_publish(a, false, "shutdown", &token) != MU_OK || token == 0;
+		    status_publish(a, PRIV_STATUS_GOODBYE, &token) != MU_OK || token == 0;
 		/*
 		 * Wait for the goodbye's own acknowledgement (and the spool's):
 		 * MQTTAsync_disconnect() does not send publishes still in Paho's
@@ -739,8 +665,13 @@ session_stop(struct agent *a)
 	loop_del_fd(a->loop, bus_fd(a->net.bus));
 	bus_free(a->net.bus);
 	a->net.bus = NULL;
-	hostsig_signer_free(a->net.signer);
-	a->net.signer = NULL;
+out:
+	for (i = 0; i < PRIV_NSTATUS; i++) {
+		free(a->net.status[i]);
+		a->net.status[i] = NULL;
+	}
+	free(a->net.selftest_req);
+	a->net.selftest_req = NULL;
 }
 
 /* ---- the network process's share of musterd --------------------------- */
@@ -752,7 +683,6 @@ net_start(struct agent *a, struct mu_err *err)
 	unsigned idle_ms = SESSION_IDLE_MAX_MS;
 	int rc;
 
-	a->net.rel.state_changed = session_status_changed;
 	/* Paho's threads sleep while the session is idle (paho_idle.h); a
 	 * quarter of the keepalive keeps its PINGREQ on time. */
 	if (a->cfg.broker.keepalive_ms > 0 && a->cfg.broker.keepalive_ms / 4 < idle_ms)
@@ -778,8 +708,7 @@ net_start(struct agent *a, struct mu_err *err)
 		return mu_errf(err, MU_EINVAL, "state_dir too long");
 	if ((rc = inbox_open(&a->net.inbox, path, err)) != MU_OK)
 		return rc;
-	if ((rc = session_start(a, err)) != MU_OK)
-		return rc;
+	/* The session starts once the parent's will is here (session_status()). */
 	inbox_replay(a);
 	return MU_OK;
 }

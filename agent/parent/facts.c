@@ -296,18 +296,21 @@ int
 facts_send(struct agent *a, struct mu_err *err)
 {
 	struct facts_msg m = { .at = now_wall_ms(), .facts = a->par.facts };
-	msgpack_sbuffer sb;
+	msgpack_sbuffer sb, env;
 	int rc;
 
 	if (a->selftest || !a->par.net_ready)
 		return MU_OK;	/* a new network process is told when ready */
 	snprintf(m.host, sizeof(m.host), "%s", a->cfg.host);
 	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_init(&env);
 	if ((rc = facts_encode(&m, &sb, err)) == MU_OK &&
-	    (rc = priv_send_facts(a, sb.data, sb.size)) != MU_OK)
+	    (rc = sign_body(a, sb.data, sb.size, &env, err)) == MU_OK &&
+	    (rc = priv_send_facts(a, env.data, env.size)) != MU_OK)
 		mu_errf(err, rc, "the network process was not told (it is told again "
 		    "when it is ready)");
 	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_destroy(&env);
 	return rc;
 }
 

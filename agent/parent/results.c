@@ -2,8 +2,9 @@
 /*
  * results.c - the parent's side of a job's one answer (design.md §3).
  *
- * result_submit() encodes a result and hands it to the network process,
- * which signs it, spools it (fsync) and answers "spooled"; only then does
+ * result_submit() encodes a result, numbers and signs it (sign.c) and
+ * hands the envelope to the network process, which spools it (fsync) and
+ * answers "spooled"; only then does
  * the parent forget it and the job's journal mark (results_spooled()).
  * Until then the result waits here, and a new network process gets it
  * again (results_resend()), so neither process dying loses an answer.
@@ -66,23 +67,28 @@ int
 result_submit(struct agent *a, struct result *r)
 {
 	struct pending *p, **pp;
-	msgpack_sbuffer sb;
+	msgpack_sbuffer body, sb;
 	struct mu_err err;
 	int rc;
 
+	msgpack_sbuffer_init(&body);
 	msgpack_sbuffer_init(&sb);
-	if ((rc = result_encode(r, &sb, &err)) == MU_OK &&
-	    (rc = pending_full(a, r->job, sb.size)) != MU_OK) {
-		msgpack_sbuffer_destroy(&sb);
+	if ((rc = result_encode(r, &body, &err)) == MU_OK &&
+	    (rc = pending_full(a, r->job, body.size)) != MU_OK) {
+		msgpack_sbuffer_destroy(&body);
 		return rc;
 	}
+	/* Numbered and signed once: a resend is the very same bytes. */
+	if (rc == MU_OK)
+		rc = sign_result(a, body.data, body.size, &sb, &err);
+	msgpack_sbuffer_destroy(&body);
 	if (rc != MU_OK || (p = calloc(1, sizeof(*p))) == NULL) {
 		log_err("result for job %s: %s", r->job, rc ? err.msg : "out of memory");
 		msgpack_sbuffer_destroy(&sb);
 		return rc ? rc : MU_ENOMEM;
 	}
 	snprintf(p->job, sizeof(p->job), "%s", r->job);
-	p->body = (uint8_t *)sb.data;	/* the buffer is handed over */
+	p->body = (uint8_t *)sb.data;	/* the envelope is handed over */
 	p->len = sb.size;
 	a->par.npending++;
 	a->par.pending_bytes += p->len + PENDING_OVERHEAD;

@@ -129,7 +129,7 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
     size_t tlen, int pct)
 {
 	struct event e = { .event = kind, .at = now_wall_ms() };
-	msgpack_sbuffer body;
+	msgpack_sbuffer body, env;
 
 	if (!r->job.stream)
 		return;
@@ -146,10 +146,13 @@ stream_event(struct agent *a, struct run *r, enum event_kind kind, const char *t
 	if (pct >= 0)
 		e.has_pct = true, e.pct = (uint8_t)pct;
 	msgpack_sbuffer_init(&body);
-	/* The network process signs and sends it, when connected. */
-	if (event_encode(&e, &body, NULL) == MU_OK)
-		priv_send_event(a, r->job.id, body.data, body.size);
+	msgpack_sbuffer_init(&env);
+	/* Signed here; the network process sends it, when connected. */
+	if (event_encode(&e, &body, NULL) == MU_OK &&
+	    sign_body(a, body.data, body.size, &env, NULL) == MU_OK)
+		priv_send_event(a, r->job.id, env.data, env.size);
 	msgpack_sbuffer_destroy(&body);
+	msgpack_sbuffer_destroy(&env);
 }
 
 /* Stop the runner's whole process group: TERM now, KILL after the grace. */

@@ -134,19 +134,54 @@ send_state(struct agent *a, const char *state, const char *version, const char *
 		msgpack_pack_str_with_body(&pk, "reason", 6);
 		msgpack_pack_str_with_body(&pk, reason, strnlen(reason, 1024));
 	}
+	/* The same again (a network process repeating itself): nothing to
+	 * sign, nothing to publish. */
+	if (a->par.upd.state && a->par.upd.state_len == sb.size &&
+	    memcmp(a->par.upd.state, sb.data, sb.size) == 0) {
+		msgpack_sbuffer_destroy(&sb);
+		return;
+	}
 	free(a->par.upd.state);
 	a->par.upd.state = (uint8_t *)sb.data;	/* handed over */
 	a->par.upd.state_len = sb.size;
-	priv_send_update_state(a, a->par.upd.state, a->par.upd.state_len);
+	sign_status_send(a, true);	/* the status carries it (sign.c) */
 }
 
-/* A new network process gets the state its predecessor showed. */
+/*
+ * The network process's own release check (net/release.c): what it
+ * fetches, stages or refuses goes into the status we sign.  Only those
+ * three states, a valid version and a bounded, escaped reason: it can say
+ * no more than what its check saw (design.md §8).
+ */
+void
+update_net_state(struct agent *a, const struct priv_msg *m)
+{
+	static const char *const states[] = { "fetching", "refused", "staging" };
+	char version[WIRE_MAX_VERSION + 1], reason[512];
+	size_t i;
+
+	if (m->name[0] == '\0')
+		return;
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(m->name, states[i]) == 0)
+			break;
+	if (i == sizeof(states) / sizeof(states[0]))
+		return;
+	/* Checked by the frame's decoder (version_valid). */
+	snprintf(version, sizeof(version), "%s", m->version);
+	if (m->reason.ptr)
+		printable_copy(reason, sizeof(reason), m->reason.ptr, m->reason.len);
+	send_state(a, states[i], version, NULL, m->reason.ptr ? reason : NULL);
+}
+
+/* A new network process: the presence it publishes, the state its
+ * predecessor showed included, and a self-test's request. */
 void
 update_net_started(struct agent *a)
 {
-	if (a->par.upd.state == NULL)
-		return;
-	priv_send_update_state(a, a->par.upd.state, a->par.upd.state_len);
+	sign_status_send(a, false);
+	if (a->selftest)
+		sign_selftest_request(a);
 }
 
 /* ---- the update job ------------------------------------------------------------ */

@@ -68,6 +68,9 @@ poke(struct agent *a, const struct sockaddr_storage *ss)
 	}
 	a->par.last_poke = now;
 	log_info("wake: poke from %s (%llu so far)", name, (unsigned long long)a->par.pokes);
+	/* Connected, it publishes this status (a proof of life); if not,
+	 * it reconnects and we sign one at "connected". */
+	sign_status(a, PRIV_STATUS_ONLINE);
 	priv_send_poke(a);
 }
 

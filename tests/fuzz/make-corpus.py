@@ -459,6 +459,19 @@ CORPUS["fuzz_priv_msg"]["ok-facts"] = pack(m(t="facts", payload=pack(m(
     host="web-01", at=T0, facts={"os.id": "debian"}))))
 CORPUS["fuzz_priv_msg"]["bad-facts-no-payload"] = bad(pack(m(t="facts")),
                                                       "missing key 'payload'")
+# The parent signs presence and the self-test request; the network
+# process reports its release check's state (issue 22).
+CORPUS["fuzz_priv_msg"].update({
+    "ok-status-will": pack(m(t="status", n=1, payload=pack(AENV))),
+    "ok-selftest": pack(m(t="selftest", payload=pack(AENV))),
+    "ok-relstate": pack(m(t="relstate", name="refused", version="1.2.3",
+                          reason="not signed by a trusted publisher")),
+    "ok-relstate-bare": pack(m(t="relstate", name="fetching", version="1.2.3")),
+    "bad-status-n": bad(pack(m(t="status", n=3, payload=pack(AENV))),
+                        "key 'n' is over 2"),
+    "bad-relstate-version": bad(pack(m(t="relstate", name="staging", version="1 2")),
+                                "key 'version' is not a version"),
+})
 
 # A host's facts (lib/facts.c, design.md §3).
 FACTS = m(host="web-01", at=T0, facts={

@@ -483,52 +483,20 @@ def cert_der(cert_path: os.PathLike) -> bytes:
         serialization.Encoding.DER)
 
 
-# "muster agent-message signing" (lib/hostsig.h HOSTSIG_EKU_OID) and the
+# id-kp-documentSigning (RFC 9336, lib/hostsig.h HOSTSIG_EKU_OID) and the
 # usages that make a certificate a TLS one (refused: design.md §3).
-HOSTSIG_EKU_OID = "2.25.128450305263946055753743392564729461858"
+HOSTSIG_EKU_OID = "1.3.6.1.5.5.7.3.36"
 _TLS_EKUS = {"1.3.6.1.5.5.7.3.1": "serverAuth", "1.3.6.1.5.5.7.3.2": "clientAuth",
              "2.5.29.37.0": "anyExtendedKeyUsage"}
 
 
-def _der_items(data: bytes) -> list[tuple[int, bytes]]:
-    """The (tag, content) of each DER element in data, in order."""
-    out, i = [], 0
-    while i < len(data):
-        tag, n = data[i], data[i + 1]
-        i += 2
-        if n & 0x80:
-            k = n & 0x7f
-            n = int.from_bytes(data[i:i + k], "big")
-            i += k
-        out.append((tag, data[i:i + n]))
-        i += n
-    return out
-
-
-def _der_oid(content: bytes) -> str:
-    arcs, v = [], 0
-    for b in content:
-        v = v << 7 | (b & 0x7f)
-        if not b & 0x80:
-            arcs.append(v)
-            v = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
-
-
 def cert_ekus(cert: x509.Certificate) -> Optional[list[str]]:
-    """The extendedKeyUsage OIDs of cert (dotted), None without one.  Read
-    from the DER by hand: Debian 12's python3-cryptography (38) cannot
-    parse an extension holding HOSTSIG_EKU_OID (a 128-bit arc)."""
-    tbs = _der_items(_der_items(cert.tbs_certificate_bytes)[0][1])
-    for tag, content in tbs:
-        if tag != 0xa3:	# [3] extensions
-            continue
-        for _, ext in _der_items(_der_items(content)[0][1]):
-            f = _der_items(ext)
-            if _der_oid(f[0][1]) == "2.5.29.37":
-                return [_der_oid(o) for _, o in _der_items(_der_items(f[-1][1])[0][1])]
-    return None
+    """The extendedKeyUsage OIDs of cert (dotted), None without one."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return None
+    return [o.dotted_string for o in ext.value]
 
 
 def signing_cert_problem(cert: x509.Certificate) -> Optional[str]:

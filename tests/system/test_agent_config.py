@@ -313,6 +313,9 @@ def test_check_config_checks_what_the_service_needs(agents, tmp_path):
         return a.check_config()
 
     missing = str(tmp_path / "missing")
+    loose = tmp_path / "loose.sign.key"	# this host's key, group-readable
+    loose.write_bytes(a.pki.sign_key("h1").read_bytes())
+    loose.chmod(0o640)
     cases = [
         ("broker", "ca", missing, f"[broker] ca {missing}: No such file"),
         ("broker", "key", missing, "[broker] key/cert:"),
@@ -321,6 +324,13 @@ def test_check_config_checks_what_the_service_needs(agents, tmp_path):
         ("agent", "state_dir", str(tmp_path / "no" / "such" / "state"),
          "cannot be made"),
         ("trust", "operators", missing, f"[trust] operators {missing}"),
+        # The host signing pair (issue 22): found, the parent's alone, a
+        # signing certificate, and the key its own.
+        ("agent", "sign_key", missing, f"[agent] sign_key {missing}: No such file"),
+        ("agent", "sign_key", str(loose), "lets others read the host signing key"),
+        ("agent", "sign_cert", good["broker"]["cert"],
+         "a TLS certificate, not a host signing certificate"),
+        ("agent", "sign_key", str(other.pki.sign_key("h2")), "[agent] sign_key/sign_cert:"),
     ]
     if os.geteuid() == 0:
         cases += [("agent", "user", "no-such-user-19", "no such user"),
@@ -333,3 +343,22 @@ def test_check_config_checks_what_the_service_needs(agents, tmp_path):
     a.conf = good
     a.write_conf()
     assert a.check_config().returncode == 0
+
+
+def test_signing_pair_defaults_next_to_the_tls_pair_and_is_checked_at_start(agents,
+                                                                            tmp_path):
+    """[agent] sign_cert/sign_key default to the [broker] pair's names with
+    ".sign" before the extension, where scripts/gen-pki writes them (the
+    fixture's config names neither); a signing key others may read stops
+    the start with the reason (issue 22)."""
+    a = agents("h1")
+    assert "sign_key" not in a.conf["agent"] and "sign_cert" not in a.conf["agent"]
+    assert a.check_config().returncode == 0
+    loose = tmp_path / "h1.sign.key"
+    loose.write_bytes(a.pki.sign_key("h1").read_bytes())
+    loose.chmod(0o644)
+    a.conf["agent"]["sign_key"] = str(loose)
+    a.write_conf()
+    a.start(wait_online=False)
+    assert a.wait_exit(10) == 1
+    assert "mode 644 lets others read the host signing key; chmod 600 it" in a.log()

@@ -17,8 +17,8 @@ import pytest
 
 from hostile_net import EXEC_ENV, HostileNet, priv
 from muster_fixtures import (
-    TEST_MODULES_DIR, assert_no_sanitizer_reports, install_modules, is_sanitized,
-    new_job, target_topic, unpack, wait_until,
+    TEST_MODULES_DIR, assert_no_sanitizer_reports, cert_der, host_sigs, install_modules,
+    is_agent_envelope, is_sanitized, new_job, target_topic, unpack, wait_until,
 )
 
 # The memory bounds are measured as the parent's peak RSS, which says
@@ -85,6 +85,14 @@ class Current:
             self.replaced += 1
             self.peer.send(priv("ready"))
             self.peer.send(msg)
+
+
+def signed_body(payload):
+    """The body of what the parent hands over: an agent envelope it
+    signed (the network process holds no signing key, design.md §8)."""
+    d = unpack(payload)
+    assert is_agent_envelope(d), d
+    return unpack(d["body"])
 
 
 def job_frame(operator, body):
@@ -188,7 +196,7 @@ def test_a_peer_that_never_reads_keeps_the_parent_bounded(hostile, operator, str
     p3.send(priv("ready"))
     _, after = ping_round_trip(p3, operator)
     interrupted = {m["job"] for m in after if m.get("t") == "result" and
-                   unpack(m["payload"]).get("status") == "interrupted"}
+                   signed_body(m["payload"]).get("status") == "interrupted"}
     assert dropped <= interrupted, dropped - interrupted
 
 
@@ -234,7 +242,7 @@ def test_a_reason_with_newlines_is_logged_escaped(hostile, operator):
                  reason=f"no build\n{forged}\x1b]0;x\x07"))
     res = p2.expect(lambda m: m.get("t") == "result" and m["job"] == body["id"], 20,
                     what="the run's result")
-    assert unpack(res["payload"])["status"] == "error"
+    assert signed_body(res["payload"])["status"] == "error"
     log = a.log()
     lines = log.splitlines()
     assert not [ln for ln in lines if ln.lstrip().startswith("musterd[1]: FORGED")], \
@@ -242,3 +250,63 @@ def test_a_reason_with_newlines_is_logged_escaped(hostile, operator):
     assert "\x1b" not in log and "\r" not in log.replace("\r\n", "\n")
     assert [ln for ln in lines if "set-up failed?musterd[1]: FORGED" in ln], log[-3000:]
     assert [ln for ln in lines if "no build?musterd[1]: FORGED" in ln], log[-3000:]
+
+
+def test_the_parent_signs_what_it_hands_over_and_nothing_a_peer_asks(hostile, operator):
+    """The host signing key is the parent's alone (issue 22): every
+    presence, facts and result frame it hands the network process is an
+    agent envelope already signed with hosts/h1.sign.crt and passes the
+    CLI's checks; no frame makes it sign bytes of the peer's.  What a peer
+    may report, its release check's state, is taken only as fetching,
+    refused or staging, with its reason escaped inside the signed status.
+    Fails on main before this change: there the parent sent bodies, and the
+    network process signed them with the TLS key."""
+    a, net = hostile()
+    a.start(wait_online=False)
+    p = net.accept(20)
+    sigs = host_sigs(a.pki)
+    status_topic = "muster/v1/hosts/h1/status"
+
+    def presence(n, what):
+        m = p.expect(lambda m: m.get("t") == "status" and m.get("n") == n, 20, what=what)
+        return sigs.open(status_topic, unpack(m["payload"]))
+
+    will = presence(1, "the will")
+    assert (will["state"], will["reason"]) == ("offline", "lost"), will
+    bye = presence(2, "the goodbye")
+    assert (bye["state"], bye["reason"]) == ("offline", "shutdown"), bye
+    p.send(priv("ready"))
+    facts = p.expect(lambda m: m.get("t") == "facts", 20, what="the facts")
+    assert sigs.open("muster/v1/hosts/h1/facts", unpack(facts["payload"]))["host"] == "h1"
+    p.send(priv("connected"))
+    online = presence(0, "the online status, signed as of the connect")
+    assert online["state"] == "online" and online["host"] == "h1", online
+    # The status carries the signing certificate, which signed the facts.
+    assert online["cert_der"] == cert_der(a.pki.sign_cert("h1"))
+    assert unpack(facts["payload"])["cert"] == \
+        hashlib.sha256(online["cert_der"]).hexdigest()
+
+    # A made-up state is dropped; a real one's reason arrives escaped.
+    p.send(priv("relstate", name="healthy", version="9.9.9", reason="all good"))
+    p.send(priv("relstate", name="refused", version="9.9.9",
+                reason="bad signature\nmusterd: forged line\x1b[31m"))
+    seen = []
+
+    def refused(m):
+        if m.get("t") == "status" and m.get("n") == 0:
+            seen.append(sigs.open(status_topic, unpack(m["payload"])))
+            return (seen[-1].get("update") or {}).get("state") == "refused"
+        return False
+    p.expect(refused, 20, what="a status with the refused release")
+    assert not any((b.get("update") or {}).get("state") == "healthy" for b in seen), seen
+    reason = seen[-1]["update"]["reason"]
+    assert "\n" not in reason and "\x1b" not in reason, reason
+    assert "bad signature" in reason and "forged line" in reason, reason
+
+    # A result: signed and numbered by the parent.
+    body = new_job("ping", "host/h1")
+    p.send(job_frame(operator, body))
+    m = p.expect(lambda m: m.get("t") == "result" and m.get("job") == body["id"], 20,
+                 what="the ping's result")
+    r = sigs.open(f"muster/v1/results/{body['id']}/h1", unpack(m["payload"]))
+    assert r["status"] == "pass" and r["seq"] >= 1, r

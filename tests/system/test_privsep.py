@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -307,3 +308,59 @@ def test_without_a_watchdog_it_gives_up(agents, tmp_path):
     a.start(wait_online=False)
     assert a.proc.wait(timeout=20) == 1
     assert log_count(a, "giving up: the network process failed 5 times in a row") == 1
+
+
+def memory_holds(pid, needles):
+    """Whether any readable mapping of pid holds one of the byte strings
+    (root reads /proc/PID/mem even of a process that is not dumpable).
+    Read in chunks that overlap by a needle's length; mappings over 1 GiB
+    (ASan's shadow) are skipped: no heap or stack is that big here."""
+    chunk, overlap = 16 << 20, max(len(n) for n in needles)
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if perms[0] != "r" or "[vvar]" in line or "[vsyscall]" in line:
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            if hi - lo > 1 << 30:
+                continue
+            at = lo
+            while at < hi:
+                try:
+                    mem.seek(at)
+                    data = mem.read(min(chunk + overlap, hi - at))
+                except (OSError, OverflowError):
+                    break
+                if any(n in data for n in needles):
+                    return True
+                at += chunk
+    return False
+
+
+def test_network_process_never_holds_the_signing_key(agents, op, operator):
+    """Issue 22: the host signing key is the parent's alone.  The network
+    process's user cannot open it (0600, root's), and after a job has been
+    answered and published, the key's private scalar is nowhere in the
+    network process's memory, while the parent's holds it, and the network
+    process's holds its TLS key (which shows the search finds keys).  On main before this change the network process
+    loaded the key it signed with."""
+    from cryptography.hazmat.primitives import serialization
+    a = start(agents)
+    n = wait_until(lambda: net_pid(a), 10, what="the network process")
+    assert ping(op, operator)["status"] == "pass"
+    key_path = a.pki.sign_key("h1")
+    muster = pwd.getpwnam("muster")
+    r = subprocess.run(["setpriv", f"--reuid={muster.pw_uid}", f"--regid={muster.pw_gid}",
+                        "--clear-groups", "cat", str(key_path)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, (r.returncode, r.stderr)
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    d = key.private_numbers().private_value
+    needles = [d.to_bytes(32, "big"), d.to_bytes(32, "little")]
+    assert memory_holds(a.pid, needles), "the search must find the key in the parent"
+    assert not memory_holds(n, needles), "the network process holds the signing key"
+    # ... and it does find a key in the network process: its TLS key.
+    tls = serialization.load_pem_private_key(a.pki.key("h1").read_bytes(), None)
+    t = tls.private_numbers().private_value
+    assert memory_holds(n, [t.to_bytes(32, "big"), t.to_bytes(32, "little")]), \
+        "the search must find the TLS key in the network process"

@@ -95,41 +95,24 @@ def wakeups(pids):
     return schedstat(pids, 2)
 
 
-# "muster agent-message signing" (lib/hostsig.h HOSTSIG_EKU_OID)
-HOSTSIG_EKU_OID = "2.25.128450305263946055753743392564729461858"
-
-
-def der_oid(dotted):
-    """An OID in DER.  By hand: Debian 12's cryptography (38) refuses an
-    ObjectIdentifier with an arc over 64 bits, as this UUID OID has."""
-    a = [int(x) for x in dotted.split(".")]
-    out = b""
-    for v in [a[0] * 40 + a[1], *a[2:]]:
-        b = [v & 0x7f]
-        v >>= 7
-        while v:
-            b.append(0x80 | (v & 0x7f))
-            v >>= 7
-        out += bytes(reversed(b))
-    return b"\x06" + bytes([len(out)]) + out
+# id-kp-documentSigning (RFC 9336): lib/hostsig.h HOSTSIG_EKU_OID
+HOSTSIG_EKU_OID = "1.3.6.1.5.5.7.3.36"
 
 
 def certs(pki, prefix, n):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     ca_key = serialization.load_pem_private_key(Path(pki, "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate(Path(pki, "ca.crt").read_bytes())
     now = datetime.datetime.now(datetime.timezone.utc)
     out = Path(pki, "hosts")
     out.mkdir(exist_ok=True)
-    oid = der_oid(HOSTSIG_EKU_OID)
     usages = {
         "": x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-        ".sign": x509.UnrecognizedExtension(ExtensionOID.EXTENDED_KEY_USAGE,
-                                            b"\x30" + bytes([len(oid)]) + oid),
+        ".sign": x509.ExtendedKeyUsage([x509.ObjectIdentifier(HOSTSIG_EKU_OID)]),
     }
 
     def pair(base, name, eku):

@@ -7,8 +7,10 @@
  * Envelopes go in through intake_message(); what the agent answered comes
  * out of the parent's end of the privsep socketpair (result_submit() in
  * agent/parent/results.c sends a PRIV_RESULT frame on a->par.to_net), read
- * from the other end and decoded with priv_msg_decode() and
- * result_decode().
+ * from the other end and decoded with priv_msg_decode(); its payload is
+ * an agent envelope the parent signed with the host signing key (a CA
+ * and a signing certificate made here with the openssl command), checked
+ * with lib/hostsig.c's verifier, then result_decode()d.
  *
  * Ownership: each test's struct fx (setup/teardown) owns the agent's
  * parts, both socket ends and the temporary folder.
@@ -30,6 +32,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
+#include "hostsig.h"
 #include "names.h"
 
 #define HOST	"web1"
@@ -43,7 +46,25 @@ struct fx {
 	char dir[64];
 	struct sign_key *alice, *mallory;	/* mallory's key is not trusted */
 	int peer;				/* the network process's end */
+	struct hostsig_verifier *hv;		/* trusts the CA made here */
+	uint64_t last_seq;			/* of the last answer read */
 };
+
+/* A CA and web1's signing certificate (extendedKeyUsage HOSTSIG_EKU_OID,
+ * as scripts/gen-pki makes hosts/NAME.sign.crt), in the folder given. */
+static const char pki_script[] =
+    "set -e; cd '%s'; exec 2>/dev/null\n"
+    "printf '[x]\\nbasicConstraints=critical,CA:FALSE\\nkeyUsage=critical,"
+    "digitalSignature\\nextendedKeyUsage=" HOSTSIG_EKU_OID "\\n' > sign.cnf\n"
+    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key\n"
+    "openssl req -new -x509 -key ca.key -subj '/CN=test CA' -days 30 "
+    "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
+    "-out ca.crt\n"
+    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " HOST ".sign.key\n"
+    "chmod 600 " HOST ".sign.key\n"
+    "openssl req -new -key " HOST ".sign.key -subj /CN=" HOST " -out sign.csr\n"
+    "openssl x509 -req -in sign.csr -CA ca.crt -CAkey ca.key -set_serial 7 -days 30 "
+    "-extfile sign.cnf -extensions x -out " HOST ".sign.crt\n";
 
 /* An answer, as the network process would get it. */
 struct answer {
@@ -69,7 +90,7 @@ fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct mu_err err = { "" };
-	char keys[128], other[128], sdir[128], path[192];
+	char keys[128], other[128], sdir[128], path[192], cmd[2048];
 	int sv[2];
 
 	if (f == NULL)
@@ -104,6 +125,19 @@ fx_setup(void **state)
 	snprintf(f->a.cfg.state_dir, sizeof(f->a.cfg.state_dir), "%s", sdir);
 	snprintf(f->a.root, sizeof(f->a.root), TOPIC_ROOT_DEFAULT);
 	f->a.role = ROLE_PARENT;
+	f->a.par.seq_fd = -1;
+	f->a.par.net_uid = 65534;	/* nobody: not the key's owner */
+	/* The parent signs every answer (agent/parent/sign.c). */
+	snprintf(cmd, sizeof(cmd), pki_script, f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(f->a.cfg.sign_key, sizeof(f->a.cfg.sign_key), "%s/" HOST ".sign.key", f->dir);
+	snprintf(f->a.cfg.sign_cert, sizeof(f->a.cfg.sign_cert), "%s/" HOST ".sign.crt",
+	    f->dir);
+	path_of(path, sizeof(path), f, "ca.crt");
+	if (mkdir(sdir, 0700) == -1 || sign_open(&f->a, &err) != MU_OK ||
+	    hostsig_verifier_new(path, &f->hv, &err) != MU_OK)
+		goto fail;
 	if ((f->a.loop = loop_new()) == NULL ||
 	    spool_open(&f->a.spool, sdir, sdir, &err) != MU_OK ||
 	    seen_open(&f->a.par.seen, sdir, now_wall_ms(), &err) != MU_OK ||
@@ -132,6 +166,7 @@ fx_teardown(void **state)
 	struct fx *f = *state;
 
 	priv_free(&f->a);
+	hostsig_verifier_free(f->hv);
 	if (f->a.par.to_net.fd != -1) {
 		loop_del_fd(f->a.loop, f->a.par.to_net.fd);
 		close(f->a.par.to_net.fd);
@@ -202,6 +237,9 @@ deliver(struct fx *f, const char *topic, const struct sign_key *k, const struct 
 static bool
 next_answer(struct fx *f, struct answer *ans, uint8_t **frame)
 {
+	struct agent_envelope env;
+	struct wire_bytes der;
+	const char *cn;
 	struct mu_err err = { "" };
 	uint8_t hdr[4];
 	size_t len;
@@ -218,8 +256,21 @@ next_answer(struct fx *f, struct answer *ans, uint8_t **frame)
 	if (priv_msg_decode(*frame, len, &ans->m, &err) != MU_OK)
 		fail_msg("priv_msg_decode: %s", err.msg);
 	assert_int_equal(ans->m.type, PRIV_RESULT);
-	if (result_decode(ans->m.payload.ptr, ans->m.payload.len, &ans->r, &err) != MU_OK)
+	/* Signed by the parent with this host's signing certificate. */
+	if (agent_envelope_decode(ans->m.payload.ptr, ans->m.payload.len, &env, &err) != MU_OK)
+		fail_msg("agent_envelope_decode: %s", err.msg);
+	der = hostsig_signer_cert(f->a.par.signer);
+	if (hostsig_cert_add(f->hv, der.ptr, der.len, &cn, &err) != MU_OK ||
+	    hostsig_verify(f->hv, &env, &cn, &err) != MU_OK)
+		fail_msg("the parent's signature: %s", err.msg);
+	assert_string_equal(cn, HOST);
+	if (result_decode(env.body.ptr, env.body.len, &ans->r, &err) != MU_OK)
 		fail_msg("result_decode: %s", err.msg);
+	wire_doc_free(&env.doc);
+	/* Numbered by the parent: one more than the last. */
+	assert_true(ans->r.has_seq);
+	assert_int_equal(ans->r.seq, f->last_seq + 1);
+	f->last_seq = ans->r.seq;
 	/* The frame's job is the result's, and the result is this host's. */
 	assert_string_equal(ans->m.job, ans->r.job);
 	assert_string_equal(ans->r.host, HOST);

@@ -974,6 +974,49 @@ test_cidr_match(void **state)
 	assert_false(cidr_match(NULL, AF_INET, addr));
 }
 
+/* [agent] sign_key/sign_cert default to the [broker] pair's names with
+ * ".sign" before the extension (issue 22); set ones are kept. */
+static void
+sign_pair_of(const char *key, const char *cert, const char *want_key, const char *want_cert)
+{
+	struct agent_config c;
+	struct mu_err err;
+
+	config_agent_defaults(&c);
+	snprintf(c.broker.key, sizeof(c.broker.key), "%s", key);
+	snprintf(c.broker.cert, sizeof(c.broker.cert), "%s", cert);
+	/* The certificate is not there: its CN is not read, the defaults are
+	 * made before. */
+	assert_int_not_equal(config_agent_identity(&c, "t.conf", &err), MU_OK);
+	assert_string_equal(c.sign_key, want_key);
+	assert_string_equal(c.sign_cert, want_cert);
+}
+
+static void
+test_sign_pair_defaults(void **state)
+{
+	struct agent_config c;
+	struct mu_err err;
+
+	(void)state;
+	sign_pair_of("/etc/muster/host.key", "/nonexistent/host.crt",
+	    "/etc/muster/host.sign.key", "/nonexistent/host.sign.crt");
+	sign_pair_of("pki/hosts/web1.key", "/nonexistent/web1.pem",
+	    "pki/hosts/web1.sign.key", "/nonexistent/web1.sign.pem");
+	/* No extension in the file name (a dot in a folder's does not count),
+	 * or only a leading dot: ".sign" appended. */
+	sign_pair_of("/etc/muster.d/hostkey", "/nonexistent.d/.hostcrt",
+	    "/etc/muster.d/hostkey.sign", "/nonexistent.d/.hostcrt.sign");
+	/* Set in the file: kept. */
+	config_agent_defaults(&c);
+	assert_int_equal(config_agent_load(&c, "/dev/null", &err), MU_OK);
+	snprintf(c.sign_key, sizeof(c.sign_key), "/root/sign.pem");
+	snprintf(c.broker.key, sizeof(c.broker.key), "/etc/muster/host.key");
+	assert_int_equal(config_agent_identity(&c, "t.conf", &err), MU_OK);
+	assert_string_equal(c.sign_key, "/root/sign.pem");
+	assert_string_equal(c.sign_cert, "");
+}
+
 int
 main(void)
 {
@@ -1003,6 +1046,7 @@ main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_cidr),
 		cmocka_unit_test(test_cidr_match),
+		cmocka_unit_test(test_sign_pair_defaults),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

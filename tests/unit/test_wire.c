@@ -1176,19 +1176,45 @@ test_priv_update(void **state)
 		snprintf(m.job, sizeof(m.job), "upd-1");
 		m.reason = (struct wire_str){ "same version", 12 };
 		m.payload = (struct wire_bytes){ ptr, sizeof(ptr) };
+		snprintf(m.name, sizeof(m.name), "staging");
+		snprintf(m.version, sizeof(m.version), "1.2.3");
+		m.n = PRIV_STATUS_GOODBYE;
 		msgpack_sbuffer_init(&sb);
 		assert_int_equal(priv_msg_encode(&m, &sb, &err), MU_OK);
 		assert_int_equal(priv_msg_decode(sb.data, sb.size, &d, &err), MU_OK);
 		assert_int_equal(d.type, t);
+		if (t == PRIV_RELEASE_STATE) {
+			assert_string_equal(d.name, "staging");
+			assert_string_equal(d.version, "1.2.3");
+			assert_int_equal(d.reason.len, 12);
+		}
+		if (t == PRIV_STATUS)
+			assert_int_equal(d.n, PRIV_STATUS_GOODBYE);
 		if (t == PRIV_NO_UPDATE || t == PRIV_UPDATE_CHECK)
 			assert_string_equal(d.job, "upd-1");
 		if (t == PRIV_NO_UPDATE)
 			assert_int_equal(d.reason.len, 12);
-		if (t == PRIV_RELEASE || t == PRIV_UPDATE_STATE || t == PRIV_VERDICT)
+		if (t == PRIV_RELEASE || t == PRIV_STATUS || t == PRIV_VERDICT ||
+		    t == PRIV_SELFTEST || t == PRIV_FACTS)
 			assert_memory_equal(d.payload.ptr, ptr, sizeof(ptr));
 		wire_doc_free(&d.doc);
 		msgpack_sbuffer_destroy(&sb);
 	}
+	/* A status names one of the three presences; a relstate a version. */
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_STATUS;
+	m.n = PRIV_NSTATUS;
+	m.payload = (struct wire_bytes){ ptr, sizeof(ptr) };
+	msgpack_sbuffer_init(&sb);
+	assert_int_not_equal(priv_msg_encode(&m, &sb, &err), MU_OK);
+	msgpack_sbuffer_destroy(&sb);
+	memset(&m, 0, sizeof(m));
+	m.type = PRIV_RELEASE_STATE;
+	snprintf(m.name, sizeof(m.name), "refused");
+	snprintf(m.version, sizeof(m.version), "1 2");
+	msgpack_sbuffer_init(&sb);
+	assert_int_not_equal(priv_msg_encode(&m, &sb, &err), MU_OK);
+	msgpack_sbuffer_destroy(&sb);
 	/* noupdate without its reason: not encoded, and not decoded. */
 	memset(&m, 0, sizeof(m));
 	m.type = PRIV_NO_UPDATE;

@@ -290,6 +290,13 @@ runner_confinement(struct agent *a, struct mu_err *err)
 		log_notice("not running as root: run_as (default %s) is ignored; runners run "
 		    "as this user under the seccomp filter, in a process group (no PID "
 		    "namespace)", a->cfg.run_as);
+	if (spawn_scope_available())
+		log_info("runners: a Landlock domain each: no abstract Unix socket and no "
+		    "signal outside their own job");
+	else
+		log_notice("runners: this kernel has no Landlock scopes (Linux 6.12): jobs "
+		    "that share a uid (a policy run_as, job_uids = none) can signal each "
+		    "other and connect to each other's abstract Unix sockets");
 	return MU_OK;
 }
 

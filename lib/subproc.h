@@ -108,6 +108,12 @@ struct spawn {
 	bool read_only;
 	const char *writable[SPAWN_MAX_WRITABLE];	/* absolute paths */
 	int nwritable;
+	/* A Landlock domain of its own, scoped (kernel 6.12+, Landlock ABI
+	 * 6): it and its children can connect to no abstract Unix socket and
+	 * signal no process made outside it, so two jobs cannot reach each
+	 * other that way even as one run_as user.  Older kernels: nothing
+	 * (spawn_scope_available() says which). */
+	bool scoped;
 	bool exec_report;		/* wait for the exec; see above */
 };
 
@@ -171,6 +177,9 @@ struct spawn_confinement {
 
 /* Fill s's limits and confinement flags (not the user, fds or argv). */
 void spawn_confine(struct spawn *s, const struct spawn_confinement *c);
+/* Whether this kernel scopes abstract Unix sockets and signals (Landlock
+ * ABI 6 or later): what `scoped` gives. */
+bool spawn_scope_available(void);
 
 /*
  * In an ASan build, what the environment of a program started with

@@ -11,6 +11,8 @@
  *			environment (an exec'd process is dumpable again);
  *			once it has exec'd, write its pid as the host's /proc
  *			names it to pidfile=PATH	-> data child/ok
+ *	abstract=NAME	listen on the abstract Unix socket @NAME
+ *					-> data abstract/ok, abstract/errno
  *	sleep=MS	then sleep
  *
  *	attacker
@@ -21,6 +23,10 @@
  *	tmpread=NAME	open /tmp/NAME	-> data tmpread/ok, tmpread/errno
  *	forkbomb=N	fork children that wait, until N of them or fork()
  *			fails	-> data forkbomb/children, forkbomb/errno
+ *	connect=NAME	connect to the abstract Unix socket @NAME (another
+ *			job's, or the host's)	-> data connect/ok, connect/errno
+ *			and, the control, to one of our own
+ *			-> data own_connect/...
  *
  *			and, the control, the same of a child of our own
  *			-> data own_environ/..., own_mem/...
@@ -31,11 +37,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -192,6 +201,70 @@ signal_it(struct tally *t, int64_t pid)
 	close(fd);
 }
 
+/* An abstract Unix socket address (a NUL, then the name, no terminator). */
+static socklen_t
+abstract_addr(struct sockaddr_un *sa, const char *name)
+{
+	size_t n = strnlen(name, sizeof(sa->sun_path) - 1);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path + 1, name, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+/* Listen on @name; the socket stays open for the job's life. */
+static int
+abstract_listen(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t len = abstract_addr(&sa, name);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+	if (fd == -1)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, len) == -1 || listen(fd, 4) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int
+abstract_connect(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t len = abstract_addr(&sa, name);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc, e;
+
+	if (fd == -1)
+		return -1;
+	rc = connect(fd, (struct sockaddr *)&sa, len);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* Another job's (or the host's) socket, and the control: one of ours. */
+static void
+connect_other(struct tally *t, const char *name)
+{
+	char own[64];
+	int fd;
+
+	outcome(t, "connect", abstract_connect(name), true);
+	snprintf(own, sizeof(own), "muster-own-%d", (int)getpid());
+	if ((fd = abstract_listen(own)) == -1) {
+		outcome(t, "own_connect", -1, false);
+		return;
+	}
+	outcome(t, "own_connect", abstract_connect(own), false);
+	close(fd);
+}
+
 static void
 forkbomb(struct tally *t, int64_t max)
 {
@@ -243,6 +316,10 @@ hostile_run(struct muster_ctx *ctx, const struct muster_api *api)
 	}
 	if ((n = api->arg_int(ctx, "forkbomb", 0)) > 0)
 		forkbomb(&t, n);
+	if ((p = api->arg_str(ctx, "abstract", NULL)) != NULL)
+		outcome(&t, "abstract", abstract_listen(p) == -1 ? -1 : 0, false);
+	if ((p = api->arg_str(ctx, "connect", NULL)) != NULL)
+		connect_other(&t, p);
 	if ((n = api->arg_int(ctx, "sleep", 0)) > 0) {
 		struct timespec ts = { n / 1000, (n % 1000) * 1000000 };
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """musterd.service's SystemCallFilter= lets the runner prelude
-(lib/subproc.c) make every namespace and mount call it makes.  No systemd
+(lib/subproc.c) make every namespace, mount and Landlock call it makes.  No systemd
 runs here (tests/install/units.py does not emulate the filter), so the
 unit's effective allow list is computed with systemd-analyze, groups
 expanded, in the order systemd applies the lines: the first line, an
@@ -50,14 +50,16 @@ def prelude_calls():
     """The mount and namespace calls the child prelude makes."""
     text = PRELUDE.read_text()
     calls = set(re.findall(r"\b(mount|unshare|setns)\(", text))
-    calls |= set(re.findall(r"SYS_(mount_setattr|open_tree|move_mount)\b", text))
+    calls |= set(re.findall(r"SYS_(mount_setattr|open_tree|move_mount|landlock_\w+)\b",
+                            text))
     return calls
 
 
 def test_the_unit_allows_every_call_of_the_runner_prelude():
     need("systemd-analyze")
     calls = prelude_calls()
-    assert {"mount", "mount_setattr", "unshare"} <= calls, calls
+    assert {"mount", "mount_setattr", "unshare", "landlock_create_ruleset",
+            "landlock_restrict_self"} <= calls, calls
     missing = calls - allowed()
     assert not missing, f"musterd.service's SystemCallFilter= denies {sorted(missing)}"
 

@@ -386,6 +386,64 @@ def test_two_jobs_reach_nothing_of_each_other(agents, op, operator, open_dir):
     wait_until(lambda: not pid_alive(pid), 5, what="the victim's child to go")
 
 
+def landlock_abi():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(444, None, 0, 1)	# landlock_create_ruleset(VERSION)
+
+
+@pytest.mark.skipif(landlock_abi() < 6, reason="Landlock scopes need Linux 6.12 "
+                    "(ABI 6); older kernels leave abstract sockets and signals "
+                    "to the uids (docs/security.md)")
+def test_jobs_as_one_user_reach_no_abstract_socket_or_signal(agents, op, operator,
+                                                            open_dir):
+    """Each runner gets a Landlock domain of its own, scoped (issue 22):
+    with job_uids = none, two jobs share a uid, so only the scope keeps the
+    second from signalling the first's processes or connecting to the
+    abstract Unix socket it listens on; nor can a job reach an abstract
+    socket of the host's.  Controls: the victim's socket and child are
+    there; a job connects to its own socket.  On main before this change
+    kill() and both connects succeeded (same uid, one network namespace)."""
+    import socket as pysocket
+    start(agents, writable=open_dir, limits={"job_uids": "none"})
+    name = f"muster-victim-{uuid.uuid4().hex[:12]}"
+    host_name = f"muster-host-{uuid.uuid4().hex[:12]}"
+    host_sock = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+    host_sock.bind("\0" + host_name)
+    host_sock.listen(4)
+    pidfile = open_dir / "victim.pid"
+    victim = new_job("run", "host/h1", module="hostile", timeout_ms=30000,
+                     args={"abstract": name, "child_env": "x", "pidfile": str(pidfile),
+                           "sleep": 30000})
+    watch_results(op, victim["id"])
+    send_job(op, operator, victim)
+    try:
+        wait_until(pidfile.exists, 10, what="the victim's child to start")
+        pid = int(pidfile.read_text())
+        # Controls: the victim's socket is there (the host connects to it),
+        # and its child runs as the same uid as the next job.
+        probe = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+        probe.connect("\0" + name)
+        probe.close()
+        r = hostile(op, operator, {"signal": pid, "connect": name})
+        d = r["data"]
+        assert d["id"]["uid"] == os.stat(f"/proc/{pid}").st_uid, d
+        assert d["own_connect"] == {"ok": True, "errno": 0}, d
+        assert d["connect"] == {"ok": False, "errno": errno.EPERM}, d
+        assert d["kill"]["ok"] is False and d["kill"]["errno"] in (
+            errno.EPERM, errno.ESRCH), d
+        assert d["pidfd"]["ok"] is False, d
+        r = hostile(op, operator, {"connect": host_name})
+        assert r["data"]["connect"] == {"ok": False, "errno": errno.EPERM}, r["data"]
+        assert pid_alive(pid)
+    finally:
+        host_sock.close()
+        cancel = new_job("cancel", "host/h1", cancel=victim["id"])
+        assert run_job(op, operator, cancel, ["h1"], 10)["h1"]["status"] == "pass"
+    r1 = collect_results(op, victim["id"], ["h1"], 10)["h1"]
+    assert r1["status"] == "cancelled", r1
+
+
 def test_a_finished_jobs_tmp_is_gone(agents, op, operator):
     start(agents)
     name = f"left-{uuid.uuid4().hex}"

@@ -69,3 +69,15 @@ def test_the_unit_still_denies_the_rest_of_mount():
     a = allowed()
     for name in ("umount2", "pivot_root", "move_mount", "open_tree", "fsmount"):
         assert name not in a, name
+
+
+def test_the_unit_allows_seccomp_for_the_network_process():
+    """agent/net/netfilter.c loads its filter with TSYNC, which needs the
+    seccomp() call (prctl() has no such flag): systemd 252 has seccomp in
+    no group but @known, so the unit must name it, or the network process
+    dies at every start ("the network process's seccomp filter: Operation
+    not supported", found by tests/install/test_systemd.py)."""
+    need("systemd-analyze")
+    net = (SOURCE_DIR / "agent" / "net" / "netfilter.c").read_text()
+    assert "SCMP_FLTATR_CTL_TSYNC" in net
+    assert "seccomp" in allowed(), "musterd.service's SystemCallFilter= denies seccomp"

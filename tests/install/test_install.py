@@ -324,6 +324,12 @@ def box():
 @step("packages")
 def test_01_build_packages(box):
     """scripts/package (or MUSTER_INSTALL_DEBS) gives all three .debs."""
+    build_packages(box)
+
+
+def build_packages(box):
+    """box.debs: {package: .deb} from MUSTER_INSTALL_DEBS or scripts/package
+    (also used by test_systemd.py)."""
     src = os.environ.get("MUSTER_INSTALL_DEBS")
     t0 = time.monotonic()
     if src:
@@ -365,6 +371,11 @@ def test_02_lintian_clean(box):
 def test_03_fresh_debian_root(box):
     """A fresh Debian 12 minbase root (debootstrap, cached outside the
     tree), with /proc, /sys, /dev and /run mounted."""
+    prepare_root(box)
+
+
+def prepare_root(box):
+    """The root of test_03 (also used by test_systemd.py)."""
     how = _base_root(box.root, box.timings)
     print(f"root: {how}")
     assert "bookworm" in (box.root / "etc/os-release").read_text() or \

@@ -251,17 +251,18 @@ def test_07_boot(box):
     box.need("root")
     if box.file("/usr/sbin/policy-rc.d").exists():
         box.file("/usr/sbin/policy-rc.d").unlink()   # a real host has none
+    ti._kill_root_processes(box.root)   # left by the chroot (gpg-agent, ...)
     for mp in sorted(ti._mounts_under(box.root), key=len, reverse=True):
         run("umount", mp, check=True)
     layout = _cgroup_for_nspawn()
     print(f"cgroups: {layout}")
     t0 = time.monotonic()
-    console = open(box.logs / "console.log", "w")
-    box.nspawn = subprocess.Popen(
-        ["systemd-nspawn", "-b", "-D", str(box.root), "--private-network",
-         "--register=no", "--keep-unit", "-M", NAME],
-        stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-        env=dict(os.environ, SYSTEMD_SECCOMP="0"), start_new_session=True)
+    with open(box.logs / "console.log", "w") as console:
+        box.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "-b", "-D", str(box.root), "--private-network",
+             "--register=no", "--keep-unit", "-M", NAME],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+            env=dict(os.environ, SYSTEMD_SECCOMP="0"), start_new_session=True)
     deadline = time.monotonic() + 60
     while box.pid1 is None and time.monotonic() < deadline:
         assert box.nspawn.poll() is None, \

@@ -101,7 +101,8 @@ topic_is_facts(const char *topic)
 	return tl > 6 && strcmp(topic + tl - 6, "/facts") == 0;
 }
 
-/* Keep a facts message that passed the check, the newest per host. */
+/* Keep a facts message that passed the check (facts_collect() keeps the
+ * newest per host). */
 static bool
 facts_take(struct bus_event *ev, void *arg)
 {
@@ -109,7 +110,6 @@ facts_take(struct bus_event *ev, void *arg)
 	struct facts_list *l = k->list;
 	struct facts_msg m, *v;
 	struct mu_err err;
-	size_t i;
 	int rc;
 
 	if (!topic_is_facts(ev->topic))
@@ -119,15 +119,6 @@ facts_take(struct bus_event *ev, void *arg)
 		    "signed by an unknown certificate" : err.msg);
 		return false;
 	}
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].host, m.host) == 0) {
-			if (m.at >= l->v[i].at) {
-				facts_free(&l->v[i].facts);
-				l->v[i] = m;
-			} else
-				facts_free(&m.facts);
-			return false;
-		}
 	if ((v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL) {
 		facts_free(&m.facts);
 		return false;
@@ -137,31 +128,59 @@ facts_take(struct bus_event *ev, void *arg)
 	return false;
 }
 
+/* By host, the newest first. */
+static int
+facts_cmp(const void *x, const void *y)
+{
+	const struct facts_msg *a = x, *b = y;
+	int d = strcmp(a->host, b->host);
+
+	return d ? d : (a->at < b->at) - (a->at > b->at);
+}
+
 int
 facts_collect(struct ctl *c, const char *host, struct facts_list *out)
 {
 	struct fcollect k = { c, out };
 	char topic[TOPIC_MAX];
+	size_t i, n;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (topic_filter(topic, sizeof(topic), c->root, TOPIC_HOST_FACTS, host ? host : "+",
 	    NULL))
 		return EXIT_USAGE;
-	if ((rc = retained_collect(c, topic, FACTS_QUIET_MS, facts_take, &k)) != 0)
+	if ((rc = retained_collect(c, topic, FACTS_QUIET_MS, facts_take, &k)) != 0) {
 		facts_list_free(out);
-	return rc;
+		return rc;
+	}
+	/* Sorted for facts_find() (a fleet of thousands); one per host. */
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), facts_cmp);
+	for (i = n = 0; i < out->n; i++)
+		if (n > 0 && strcmp(out->v[n - 1].host, out->v[i].host) == 0)
+			facts_free(&out->v[i].facts);
+		else
+			out->v[n++] = out->v[i];
+	out->n = n;
+	return 0;
+}
+
+static int
+host_key_cmp(const void *key, const void *elt)
+{
+	return strcmp(key, ((const struct facts_msg *)elt)->host);
 }
 
 const struct facts *
 facts_find(const struct facts_list *l, const char *host)
 {
-	size_t i;
+	const struct facts_msg *m;
 
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].host, host) == 0)
-			return &l->v[i].facts;
-	return NULL;
+	if (l->n == 0)
+		return NULL;
+	m = bsearch(host, l->v, l->n, sizeof(*l->v), host_key_cmp);
+	return m ? &m->facts : NULL;
 }
 
 void

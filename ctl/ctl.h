@@ -19,6 +19,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "facts.h"
 #include "hostsig.h"
 #include "sign.h"
 #include "wire.h"
@@ -80,10 +81,43 @@ struct host_list {
 int hosts_collect(struct ctl *c, struct host_list *out);
 void hosts_free(struct host_list *h);
 
+/*
+ * A fact filter from -F options (facts.c): each text is parsed when its
+ * option is read (a bad one is named there), then ctl_filter_done() makes
+ * the "filter" array the job body carries and its decoded form, the one
+ * facts_match() takes.  A zeroed struct is an empty filter.
+ */
+struct ctl_filter {
+	size_t n;			/* predicates */
+	msgpack_sbuffer preds;		/* owned: the packed predicates */
+	msgpack_sbuffer packed;		/* owned: the array, once done */
+	msgpack_unpacked up;		/* owned: packed, unpacked */
+	struct fact_filter f;		/* borrows from up */
+	bool done;
+};
+int ctl_filter_add(struct ctl_filter *f, const char *text);	/* 0 or EXIT_USAGE */
+int ctl_filter_done(struct ctl_filter *f);			/* 0 or EXIT_USAGE */
+/* The "filter" array for a job body; NULL without -F. */
+const msgpack_object *ctl_filter_obj(const struct ctl_filter *f);
+void ctl_filter_free(struct ctl_filter *f);
+
+/* Hosts' verified facts, from their retained facts messages (facts.c).
+ * Take the statuses first (hosts_collect): they bring the certificates;
+ * a facts message no status vouches for is counted as forged. */
+struct facts_list {
+	struct facts_msg *v;		/* owned */
+	size_t n;
+};
+/* host: one host's, or NULL for every host's. */
+int facts_collect(struct ctl *c, const char *host, struct facts_list *out);
+const struct facts *facts_find(const struct facts_list *l, const char *host);
+void facts_list_free(struct facts_list *l);
+
 /* Commands: argc/argv start at the command name. */
 int cmd_run(struct ctl *c, int argc, char **argv);	/* run, ping, version */
 int cmd_cancel(struct ctl *c, int argc, char **argv);
 int cmd_hosts(struct ctl *c, int argc, char **argv);
+int cmd_facts(struct ctl *c, int argc, char **argv);	/* facts.c */
 int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
 int cmd_release(struct ctl *c, int argc, char **argv);	/* release.c */
@@ -110,6 +144,8 @@ int verify_event(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
     struct event *out, struct mu_err *err);
 int verify_status(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
     struct status *out, struct mu_err *err);
+int verify_facts(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
+    struct facts_msg *out, struct mu_err *err);
 void forged_note(struct ctl *c, const char *topic, const char *reason);
 void forged_report(const struct ctl *c, FILE *f);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hosts.c - muster hosts (the retained presence of every host) and muster
- * watch (the live feed of results and events).
+ * hosts.c - muster hosts (the retained presence of every host, -F: of
+ * those whose facts match) and muster watch (the live feed of results and
+ * events).
  */
 #include "ctl.h"
 
@@ -166,34 +167,83 @@ print_hosts(const struct host_list *h)
 	}
 }
 
+/*
+ * -F: keep the hosts whose verified facts match; *nofacts: how many had
+ * none (left out too, and said so).  The statuses came first: their
+ * certificates are what the facts are checked against.
+ */
+static int
+hosts_filter(struct ctl *c, struct host_list *h, const struct ctl_filter *flt,
+    size_t *nofacts)
+{
+	struct facts_list fl;
+	const struct facts *f;
+	size_t i, n = 0;
+	int rc;
+
+	if ((rc = facts_collect(c, NULL, &fl)) != 0)
+		return rc;
+	for (i = 0; i < h->n; i++) {
+		f = facts_find(&fl, h->v[i].st.host);
+		*nofacts += f == NULL;
+		if (f != NULL && facts_match(f, &flt->f)) {
+			h->v[n++] = h->v[i];
+			continue;
+		}
+		wire_doc_free(&h->v[i].st.doc);
+		free(h->v[i].raw);
+	}
+	h->n = n;
+	facts_list_free(&fl);
+	return 0;
+}
+
+static int
+hosts_usage(FILE *f, int rc)
+{
+	fprintf(f, "usage: muster hosts [-F FILTER]... [--json]\n"
+	    "  every host's retained status, online and offline, by name;\n"
+	    "  -F, --filter 'FACT OP VALUE'   only hosts whose facts match (all\n"
+	    "                      of them; OP: = != < <= > >= ~ has)\n"
+	    "  --json: one JSON object per host\n");
+	return rc;
+}
+
 int
 cmd_hosts(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "filter", required_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct host_list h;
-	size_t i;
-	int o, rc;
+	struct ctl_filter flt = { 0 };
+	struct host_list h = { 0 };
+	size_t i, nofacts = 0;
+	int o, rc = 0;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while (rc == 0 && (o = getopt_long(argc, argv, "F:h", opts, NULL)) != -1) {
 		if (o == 'J')
 			c->json = true;
+		else if (o == 'F')
+			rc = ctl_filter_add(&flt, optarg);
 		else {
-			fprintf(o == 'h' ? stdout : stderr, "usage: muster hosts [--json]\n"
-			    "  every host's retained status, online and offline, by name;\n"
-			    "  --json: one JSON object per host\n");
-			return o == 'h' ? EXIT_OK : EXIT_USAGE;
+			ctl_filter_free(&flt);
+			return hosts_usage(o == 'h' ? stdout : stderr, o == 'h' ? EXIT_OK :
+			    EXIT_USAGE);
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: muster hosts [--json]\n");
-		return EXIT_USAGE;
-	}
-	if ((rc = ctl_connect(c)) != 0 || (rc = hosts_collect(c, &h)) != 0)
+	if (rc == 0 && optind != argc)
+		rc = hosts_usage(stderr, EXIT_USAGE);
+	if (rc == 0 && (rc = ctl_filter_done(&flt)) == 0 && (rc = ctl_connect(c)) == 0 &&
+	    (rc = hosts_collect(c, &h)) == 0 && flt.n)
+		rc = hosts_filter(c, &h, &flt, &nofacts);
+	ctl_filter_free(&flt);
+	if (rc != 0) {
+		hosts_free(&h);
 		return rc;
+	}
 	if (h.n > 1)
 		qsort(h.v, h.n, sizeof(*h.v), host_cmp);
 	if (c->json)
@@ -201,6 +251,8 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 			json_print_line(status_json(&h.v[i].st));
 	else
 		print_hosts(&h);
+	if (nofacts && !c->json)
+		printf("without facts (not shown): %zu host%s\n", nofacts, nofacts == 1 ? "" : "s");
 	forged_report(c, stdout);
 	hosts_free(&h);
 	return 0;

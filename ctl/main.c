@@ -48,8 +48,12 @@ usage(FILE *f)
 	    "                      values are typed (true/false, integers, else text),\n"
 	    "                      key:=JSON takes any JSON, key:=@FILE a JSON file\n"
 	    "  ping, version       the same targeting, built-in kinds\n"
+	    "                      -F 'FACT OP VALUE' (repeatable, with run, ping,\n"
+	    "                      version, update, hosts): only hosts whose facts\n"
+	    "                      match (OP: = != < <= > >= ~ has); alone: -a\n"
 	    "  cancel -H HOST JOB  stop a running job\n"
-	    "  hosts [--json]      every host's retained status\n"
+	    "  hosts [-F FILTER]... [--json]   every host's retained status\n"
+	    "  facts HOST [--json] a host's facts (retained, host-signed)\n"
 	    "  watch [--job ID] [--host H] [--json]   the live result stream\n"
 	    "  history [--host H] [--job J] [--since DUR] [--json]\n"
 	    "                      archived results from muster-server ([server] url)\n"
@@ -389,7 +393,8 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run }, { "ping", cmd_run }, { "version", cmd_run },
 	{ "update", cmd_run }, { "release", cmd_release },
-	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "watch", cmd_watch },
+	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "facts", cmd_facts },
+	{ "watch", cmd_watch },
 	{ "keygen", cmd_keygen }, { "module", cmd_module }, { "history", cmd_history },
 };
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * send.c - muster run / ping / version / cancel: build and sign one job
- * per target topic, work out who should answer, publish, collect the
- * results (each job and host once), and report.
+ * send.c - muster run / ping / version / update / cancel: build and sign
+ * one job per target topic, work out who should answer (with -F: the
+ * target hosts whose verified facts match), publish, collect the results
+ * (each job and host once), and report who answered, who did not and who
+ * answered without being expected.
  */
 #include "ctl.h"
 
@@ -58,7 +60,9 @@ struct send {
 	bool wait_given;	/* --wait: not derived from the timeout */
 	bool stream;
 	const char *cancel;
-	long expect;		/* -1: from presence */
+	long expect;		/* -1: from presence (or facts) */
+	struct ctl_filter filter;	/* -F */
+	size_t nmatch, nnomatch, nnofacts;	/* target hosts, by their facts */
 	/* who should answer */
 	char (*expected)[NAME_MAX_LEN + 1];
 	uint8_t *hstate;	/* HS_*, parallel to expected */
@@ -141,10 +145,14 @@ run_usage(FILE *f, const char *cmd)
 	    "  -H, --host HOST     a host (repeatable)\n"
 	    "  -g, --group GROUP   every host of a group (repeatable)\n"
 	    "  -a, --all           every host\n"
+	    "  -F, --filter 'FACT OP VALUE'   only hosts whose facts match (repeatable:\n"
+	    "                      all must; OP: = != < <= > >= ~ has); without\n"
+	    "                      -H/-g/-a it means -a\n"
 	    "      --ttl DUR       how long the job stays valid (default 10m)\n"
 	    "      --wait DUR      how long to wait for answers (default %s; 0 = do not)\n"
 	    "      --expect N      answers to wait for from groups/all (default: the\n"
-	    "                      hosts their retained status shows online)\n"
+	    "                      hosts their retained status shows online; with -F\n"
+	    "                      the target hosts whose retained facts match)\n"
 	    "      --json          one JSON object per result, then a summary\n"
 	    "%s"
 	    "exit: 0 all passed; 1 some result was not pass; 3 some expected hosts\n"
@@ -174,6 +182,7 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "filter", required_argument, NULL, 'F' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "ttl", required_argument, NULL, 'T' },
 		{ "wait", required_argument, NULL, 'w' },
@@ -189,11 +198,12 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 
 	/* Options may come after the module too ("muster run -H h1 disk.usage
 	 * max_pct=90 --json"); "--" ends them. */
-	while (rc == 0 && (o = getopt_long(argc, argv, "H:g:ah", opts, NULL)) != -1) {
+	while (rc == 0 && (o = getopt_long(argc, argv, "H:g:aF:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'H': rc = add_target(s, TARGET_HOST, optarg); break;
 		case 'g': rc = add_target(s, TARGET_GROUP, optarg); break;
 		case 'a': rc = add_target(s, TARGET_ALL, NULL); break;
+		case 'F': rc = ctl_filter_add(&s->filter, optarg); break;
 		case 't': rc = duration_opt(optarg, &s->timeout_ms, "timeout"); break;
 		case 'T': rc = duration_opt(optarg, &s->ttl_ms, "ttl"); break;
 		case 'w':
@@ -247,11 +257,16 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 		rc = add_target(s, t.kind, t.name);
 		optind++;
 	}
+	/* -F alone: every host, narrowed by the filter. */
+	if (rc == 0 && s->ntargets == 0 && s->filter.n)
+		rc = add_target(s, TARGET_ALL, NULL);
 	if (rc != 0 || s->ntargets == 0) {
 		if (rc == 0)
-			fprintf(stderr, "muster: no target: give -H, -g or -a\n");
+			fprintf(stderr, "muster: no target: give -H, -g, -a or -F\n");
 		return EXIT_USAGE;
 	}
+	if (ctl_filter_done(&s->filter) != 0)
+		return EXIT_USAGE;
 	if (s->kind == JOB_RUN) {
 		if (optind >= argc || !name_valid(argv[optind])) {
 			if (optind >= argc)
@@ -319,6 +334,88 @@ in_group(const struct status *st, const char *group)
 	return false;
 }
 
+/* Is the host one of the targets (a named one, or in a group, or all)? */
+static bool
+in_targets(const struct send *s, const struct status *st)
+{
+	int t;
+
+	for (t = 0; t < s->ntargets; t++)
+		if (s->targets[t].kind == TARGET_ALL ||
+		    (s->targets[t].kind == TARGET_HOST &&
+		    strcmp(s->targets[t].name, st->host) == 0) ||
+		    (s->targets[t].kind == TARGET_GROUP && in_group(st, s->targets[t].name)))
+			return true;
+	return false;
+}
+
+/* A named host with no status: its facts cannot be checked either. */
+static size_t
+named_without_status(const struct send *s, const struct host_list *hosts)
+{
+	size_t i, n = 0;
+	int t, u;
+
+	for (t = 0; t < s->ntargets; t++) {
+		if (s->targets[t].kind != TARGET_HOST)
+			continue;
+		for (u = 0; u < t; u++)
+			if (s->targets[u].kind == TARGET_HOST &&
+			    strcmp(s->targets[u].name, s->targets[t].name) == 0)
+				break;
+		for (i = 0; u == t && i < hosts->n; i++)
+			if (strcmp(hosts->v[i].st.host, s->targets[t].name) == 0)
+				break;
+		n += u == t && i == hosts->n;
+	}
+	return n;
+}
+
+/*
+ * With -F: the target hosts whose verified facts match are expected,
+ * online or not (a matching host that is down is missing, not
+ * forgotten); those whose facts do not match stay silent and are not
+ * expected; those without facts are not expected either, and counted for
+ * the report.  The statuses come first: their certificates check the
+ * facts, and their groups say who is in a group.
+ */
+static int
+expected_from_facts(struct ctl *c, struct send *s)
+{
+	struct host_list hosts;
+	struct facts_list fl;
+	const struct facts *f;
+	size_t i;
+	int rc;
+
+	if ((rc = hosts_collect(c, &hosts)) != 0)
+		return rc;
+	s->presence = true;
+	if ((rc = facts_collect(c, NULL, &fl)) != 0) {
+		hosts_free(&hosts);
+		return rc;
+	}
+	s->nnofacts = named_without_status(s, &hosts);
+	for (i = 0; i < hosts.n; i++) {
+		const struct status *st = &hosts.v[i].st;
+
+		if (!in_targets(s, st))
+			continue;
+		if ((f = facts_find(&fl, st->host)) == NULL)
+			s->nnofacts++;
+		else if (!facts_match(f, &s->filter.f))
+			s->nnomatch++;
+		else {
+			s->nmatch++;
+			expected_add(s, st->host, st->online ? HS_ONLINE : 0);
+		}
+	}
+	facts_list_free(&fl);
+	hosts_free(&hosts);
+	s->expect_count = s->nexpected;
+	return 0;
+}
+
 static int
 expected_from_presence(struct ctl *c, struct send *s)
 {
@@ -327,6 +424,8 @@ expected_from_presence(struct ctl *c, struct send *s)
 	size_t i;
 	int t, rc;
 
+	if (s->filter.n && s->expect < 0)
+		return expected_from_facts(c, s);
 	for (t = 0; t < s->ntargets; t++)
 		if (s->targets[t].kind == TARGET_HOST)
 			expected_add(s, s->targets[t].name, 0);
@@ -410,6 +509,7 @@ job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *
 	}
 	if (s->kind == JOB_CANCEL)
 		snprintf(j.cancel, sizeof(j.cancel), "%s", s->cancel);
+	j.filter = ctl_filter_obj(&s->filter);
 	msgpack_sbuffer_init(&body);
 	rc = job_encode(&j, &body, &err);
 	if (rc == MU_OK)
@@ -640,6 +740,8 @@ on_result(struct ctl *c, struct bus_event *ev, void *arg)
 		show_event(c, s, ev);
 	else if (topic_ends(ev->topic, "/status"))
 		take_status(c, s, ev);
+	else if (topic_ends(ev->topic, "/facts"))
+		;	/* -F: the expected set is fixed when the job goes out */
 	else
 		take_result(c, s, ev);
 	return s->expect_count > 0 && all_answered(s);
@@ -755,18 +857,59 @@ still_running(const struct send *s, size_t i)
 	return (s->hstate[i] & (HS_ACCEPTED | HS_ONLINE)) != 0;
 }
 
+/*
+ * Hosts that answered without being expected, once each (a host may
+ * answer two of our jobs).  Only when the expected hosts are known by name:
+ * --expect N for groups and --all gives a number, not names.
+ */
+static json_t *
+unexpected_hosts(const struct send *s)
+{
+	json_t *a = json_array();
+	size_t i, j;
+	int t;
+
+	for (t = 0; t < s->ntargets; t++)
+		if (s->targets[t].kind != TARGET_HOST && s->expect >= 0)
+			return a;
+	for (i = 0; i < s->nanswers; i++) {
+		const char *h = s->answers[i].r.host;
+
+		if (expected_has(s, h))
+			continue;
+		for (j = 0; j < i; j++)
+			if (strcmp(s->answers[j].r.host, h) == 0)
+				break;
+		if (j == i)
+			json_array_append_new(a, json_string(h));
+	}
+	return a;
+}
+
+static void
+print_hosts_line(const char *label, json_t *hosts, const char *tail)
+{
+	size_t i;
+
+	printf("%s", label);
+	for (i = 0; i < json_array_size(hosts); i++)
+		printf(" %s", json_string_value(json_array_get(hosts, i)));
+	printf("%s\n", tail);
+}
+
 static int
 report(struct ctl *c, struct send *s)
 {
 	int counts[RS_INTERRUPTED + 1], t, rc;
 	json_t *sum = NULL, *missing = json_array(), *running = json_array();
-	json_t *jobs = json_array();
+	json_t *jobs = json_array(), *unexpected;
 	char el[32];
 	size_t i, nmissing = 0;
 
 	if (s->nanswers > 1)
 		qsort(s->answers, s->nanswers, sizeof(*s->answers), answer_cmp);
 	count_status(s, counts);
+	unexpected = unexpected_hosts(s);
 	for (i = 0; i < s->nexpected; i++)
 		if (!host_answered(s, s->expected[i])) {
 			json_array_append_new(still_running(s, i) ? running : missing,
@@ -790,6 +933,11 @@ report(struct ctl *c, struct send *s)
 		    "missing", missing, "running", running,
 		    "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
 		    "forged", (json_int_t)c->nforged, "exit", rc);
+		json_object_set_new(sum, "unexpected", unexpected);
+		if (s->filter.n && s->expect < 0)
+			json_object_set_new(sum, "facts", json_pack("{s:I, s:I, s:I}",
+			    "match", (json_int_t)s->nmatch, "no_match", (json_int_t)s->nnomatch,
+			    "no_facts", (json_int_t)s->nnofacts));
 		json_print_line(sum);
 		return rc;
 	}
@@ -810,8 +958,18 @@ report(struct ctl *c, struct send *s)
 			printf(" %zu host(s)", nmissing);
 		printf("\n");
 	}
+	if (json_array_size(unexpected))
+		print_hosts_line("unexpected:", unexpected, "   (answered without being expected)");
 	json_decref(missing);
 	json_decref(running);
+	json_decref(unexpected);
+	/* Why the expected set is what it is: hosts without facts are left
+	 * out, not silently forgotten. */
+	if (s->filter.n && s->expect < 0)
+		printf("facts: %zu target host%s match%s, %zu do%s not, %zu without facts "
+		    "(not expected)\n", s->nmatch, s->nmatch == 1 ? "" : "s",
+		    s->nmatch == 1 ? "es" : "", s->nnomatch, s->nnomatch == 1 ? "es" : "",
+		    s->nnofacts);
 	printf("%zu expected, %zu answered: %d pass, %d fail, %d other (%s)",
 	    s->expect_count, s->nanswers, counts[RS_PASS], counts[RS_FAIL],
 	    (int)s->nanswers - counts[RS_PASS] - counts[RS_FAIL],
@@ -924,6 +1082,7 @@ send_free(struct send *s)
 	free(s->expected);
 	free(s->hstate);
 	msgpack_sbuffer_destroy(&s->args);
+	ctl_filter_free(&s->filter);
 }
 
 static int
@@ -956,8 +1115,9 @@ send_run(struct ctl *c, struct send *s)
 		return EXIT_OK;
 	}
 	if (s->expect_count == 0 && !c->json)
-		fprintf(stderr, "muster: no host is known to be online there; waiting for "
-		    "answers anyway (--expect N to say how many)\n");
+		fprintf(stderr, "muster: %s; waiting for answers anyway (--expect N to say how "
+		    "many)\n", s->filter.n && s->expect < 0 ? "no target host's facts match" :
+		    "no host is known to be online there");
 	ctl_pump(c, s->t0 + s->wait_ms, on_result, s, live_line);
 	/* Answers before the PUBACK are possible in theory; leave nothing in
 	 * flight (main() may exit without tearing the session down). */

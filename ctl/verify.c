@@ -87,6 +87,23 @@ verify_status(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
 	return agentmsg_status(c->hv, thost, p, len, out, NULL, err);
 }
 
+/* Facts are named by fingerprint like a result: MU_ENOENT until a status
+ * brought the certificate.  On MU_OK the caller frees out->facts. */
+int
+verify_facts(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
+    struct facts_msg *out, struct mu_err *err)
+{
+	char thost[NAME_MAX_LEN + 1];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (agentmsg_facts_topic(topic, c->root, thost) != MU_OK)
+		return mu_errf(err, MU_EINVAL, "not a facts topic");
+	if ((rc = ctl_verifier(c, err)) != MU_OK)
+		return rc;
+	return agentmsg_facts(c->hv, thost, p, len, out, err);
+}
+
 /* Count a forged message; --json shows each one as it comes. */
 void
 forged_note(struct ctl *c, const char *topic, const char *reason)

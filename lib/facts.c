@@ -685,3 +685,130 @@ facts_match(const struct facts *facts, const struct fact_filter *filter)
 			return false;
 	return true;
 }
+
+/* ---- the text form (muster -F) -------------------------------------------- */
+
+#define BLANK(c)	((c) == ' ' || (c) == '\t')
+#define OP_CHARS	"=!<>~"
+
+static const char *
+skip_blanks(const char *p)
+{
+	while (BLANK(*p))
+		p++;
+	return p;
+}
+
+/* The operator at p, its length in *len; -1 if there is none.  "has" is a
+ * word: only after a blank, and followed by one or the end. */
+static int
+text_op(const char *p, bool blank_before, size_t *len)
+{
+	static const struct {
+		const char *s;
+		enum filter_op op;
+	} ops[] = {
+		{ "==", FOP_EQ }, { "!=", FOP_NE }, { "<=", FOP_LE }, { ">=", FOP_GE },
+		{ "=", FOP_EQ }, { "<", FOP_LT }, { ">", FOP_GT }, { "~", FOP_GLOB },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strncmp(p, ops[i].s, strlen(ops[i].s)) == 0) {
+			*len = strlen(ops[i].s);
+			return (int)ops[i].op;
+		}
+	if (blank_before && strncmp(p, "has", 3) == 0 && (BLANK(p[3]) || p[3] == '\0')) {
+		*len = 3;
+		return FOP_HAS;
+	}
+	return -1;
+}
+
+/* An integer as JSON writes one (no leading zeros) that fits int64_t, as
+ * muster run's key=value arguments are typed (lib/mpjson.c). */
+static bool
+text_int(const char *s, size_t len, int64_t *out)
+{
+	const char *d = len && s[0] == '-' ? s + 1 : s;
+	size_t dl = len - (size_t)(d - s);
+
+	if (dl == 0 || (d[0] == '0' && dl > 1))
+		return false;
+	return str_number(s, len, out);
+}
+
+/* The value after the operator: its bytes (quotes taken off) in *v, *vlen;
+ * *quoted when it was in double quotes. */
+static int
+text_value(const char *p, const char **v, size_t *vlen, bool *quoted, struct mu_err *err)
+{
+	size_t n;
+
+	p = skip_blanks(p);
+	n = strlen(p);
+	while (n > 0 && BLANK(p[n - 1]))
+		n--;
+	*quoted = n > 0 && p[0] == '"';
+	if (n == 0)
+		return mu_errf(err, MU_EINVAL, "no value (\"\" is the empty string)");
+	if (*quoted && (n < 2 || p[n - 1] != '"'))
+		return mu_errf(err, MU_EINVAL, "the value's quote is not closed");
+	/* "os.id=~deb", "mem_mb=<4096": an operator typo, not a value. */
+	if (!*quoted && strchr(OP_CHARS, p[0]) != NULL)
+		return mu_errf(err, MU_EINVAL, "the value starts with '%c' (not an operator: "
+		    "want == != < <= > >= ~ has; quote a value that starts so)", p[0]);
+	if (*quoted)
+		p++, n -= 2;
+	if (n > FACT_STR_MAX)
+		return mu_errf(err, MU_EINVAL, "the value is over %d bytes", FACT_STR_MAX);
+	*v = p;
+	*vlen = n;
+	return MU_OK;
+}
+
+int
+filter_text_pack(const char *text, msgpack_packer *pk, struct mu_err *err)
+{
+	const char *name, *p, *v = NULL;
+	size_t nlen, oplen, vlen = 0;
+	bool quoted;
+	int64_t num = 0;
+	int op, rc;
+
+	name = skip_blanks(text);
+	for (p = name; *p != '\0' && !BLANK(*p) && strchr(OP_CHARS, *p) == NULL; p++)
+		;
+	nlen = (size_t)(p - name);
+	if (nlen == 0)
+		return mu_errf(err, MU_EINVAL, "no fact name before the operator");
+	if (!fact_name_valid(name, nlen))
+		return mu_errf(err, MU_EINVAL, "'%.*s' is not a fact name (dotted, lower case: "
+		    "a-z, 0-9, '_', '-')", (int)(nlen > 64 ? 64 : nlen), name);
+	p = skip_blanks(p);
+	if ((op = text_op(p, p > name + nlen, &oplen)) < 0)
+		return mu_errf(err, MU_EINVAL, "no operator after '%.*s' (want = == != < <= > "
+		    ">= ~ or has)", (int)nlen, name);
+	if ((rc = text_value(p + oplen, &v, &vlen, &quoted, err)) != MU_OK)
+		return rc;
+	if ((op == FOP_LT || op == FOP_LE || op == FOP_GT || op == FOP_GE) &&
+	    !text_int(v, vlen, &num))
+		return mu_errf(err, MU_EINVAL, "'%s' compares integers, and '%.*s' is not one",
+		    filter_ops[op], (int)(vlen > 64 ? 64 : vlen), v);
+	msgpack_pack_array(pk, 3);
+	msgpack_pack_str_with_body(pk, name, nlen);
+	msgpack_pack_str_with_body(pk, filter_ops[op], strlen(filter_ops[op]));
+	if (op == FOP_LT || op == FOP_LE || op == FOP_GT || op == FOP_GE)
+		msgpack_pack_int64(pk, num);
+	else if (quoted || op == FOP_GLOB || op == FOP_HAS)
+		msgpack_pack_str_with_body(pk, v, vlen);
+	else if (vlen == 4 && memcmp(v, "true", 4) == 0)
+		msgpack_pack_true(pk);
+	else if (vlen == 5 && memcmp(v, "false", 5) == 0)
+		msgpack_pack_false(pk);
+	else if (text_int(v, vlen, &num))
+		msgpack_pack_int64(pk, num);
+	else
+		msgpack_pack_str_with_body(pk, v, vlen);
+	return MU_OK;
+}

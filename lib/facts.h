@@ -111,4 +111,17 @@ int filter_decode(const msgpack_object *arr, struct fact_filter *out, struct mu_
  */
 bool facts_match(const struct facts *facts, const struct fact_filter *filter);
 
+/*
+ * One predicate in its text form (muster -F, muster(1) "FACT FILTERS"):
+ * NAME OP VALUE.  OP is one of == != < <= > >= ~ (= is ==), or the word
+ * has between blanks; blanks around NAME, OP and VALUE are ignored.
+ * VALUE in double quotes is a string as written (no escapes); otherwise
+ * true and false are bools, an integer without leading zeros that fits
+ * int64 is an integer, anything else a string; ~ and has take it as a
+ * string, < <= > >= want an integer.  Packs [fact, op, value] on pk, which
+ * filter_decode() accepts; MU_EINVAL with a reason (not naming the text)
+ * and nothing packed.
+ */
+int filter_text_pack(const char *text, msgpack_packer *pk, struct mu_err *err);
+
 #endif

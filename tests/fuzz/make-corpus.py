@@ -543,6 +543,33 @@ CORPUS["fuzz_job"]["bad-filter-op"] = bad(pack(dict(FJOB, filter=[["a", "like", 
                                           "(want == != < <= > >= ~ has)")
 
 
+# The text form of one filter predicate (muster -F, lib/facts.c
+# filter_text_pack): packed, then filter_decode and facts_match.
+CORPUS["fuzz_filter_text"] = {
+    "ok-eq": b"os.id=debian",
+    "ok-spaced": b"  os.id  ==  debian  ",
+    "ok-int": b"mem_mb<4096",
+    "ok-ge-neg": b"cpus>=-1",
+    "ok-glob": b"custom.rack~b7*",
+    "ok-has": b"groups has web",
+    "ok-bool": b"custom.db!=false",
+    "ok-quoted": b'os.version_id="12"',
+    "bad-empty": bad(b"", "no fact name before the operator"),
+    "bad-name": bad(b"OS.id=debian",
+                    "'OS.id' is not a fact name (dotted, lower case: a-z, 0-9, '_', '-')"),
+    "bad-no-op": bad(b"os.id debian",
+                     "no operator after 'os.id' (want = == != < <= > >= ~ or has)"),
+    "bad-no-value": bad(b"os.id=", 'no value ("" is the empty string)'),
+    "bad-quote": bad(b'os.id="debian', "the value's quote is not closed"),
+    "bad-op-typo": bad(b"os.id=~deb",
+                       "the value starts with '~' (not an operator: want == != < <= > >= "
+                       "~ has; quote a value that starts so)"),
+    "bad-lt-text": bad(b"mem_mb<4k", "'<' compares integers, and '4k' is not one"),
+    "bad-long": bad(b"a=" + b"x" * 1025, "the value is over 1024 bytes"),
+    "bad-nul": bad(b"os.id=deb\0ian", "a NUL in the text"),
+}
+
+
 # lib/policy.c's parser: a policy file (design.md §8).
 CORPUS["fuzz_policy"] = {
     "ok-rules": b"# helpdesk\nallow helpdesk ping,version,run:os.release,run:disk.* "

@@ -39,9 +39,14 @@ def test_parses():
 def test_completes():
     assert complete("muster mo") == ["module"]
     assert complete("muster ") == sorted(
-        "run ping version cancel hosts watch keygen module update release history".split())
+        "run ping version cancel hosts facts watch keygen module update release "
+        "history".split())
     assert complete("muster module ") == ["--help", "list", "publish", "retire", "show"]
     assert complete("muster run --st") == ["--stream"]
     assert complete("muster --broker x --top") == ["--topic-root"]
     assert complete("muster module retire x --p") == ["--purge"]
     assert complete("muster --protocol ") == ["3.1.1", "5"]
+    assert complete("muster hosts --f") == ["--filter"]
+    assert complete("muster ping --fi") == ["--filter"]
+    assert complete("muster facts --") == ["--help", "--json"]
+    assert complete("muster run -F ") == []

@@ -43,8 +43,8 @@ pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
                                 reason=f"{MUSTER_CLI} is not built")
 
 FLEET = {"h1": ["web"], "h2": ["web", "db"], "h3": ["db"]}
-COMMANDS = ["run", "ping", "version", "cancel", "hosts", "watch", "keygen", "update",
-            "release"]
+COMMANDS = ["run", "ping", "version", "cancel", "hosts", "facts", "watch", "keygen",
+            "update", "release"]
 
 
 def module_dir(path: Path, extra: list[str], skip: tuple = ()) -> Path:
@@ -116,7 +116,8 @@ def table_rows(out: str) -> list[list[str]]:
     i = next(i for i, line in enumerate(lines) if line.startswith("HOST "))
     rows = []
     for line in lines[i + 1:]:
-        if line.startswith(("no answer:", "still running:")) or " expected, " in line:
+        if line.startswith(("no answer:", "still running:", "unexpected:", "facts:")) or \
+                " expected, " in line:
             break
         rows.append(line.split(None, 3))
     return rows

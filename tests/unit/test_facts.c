@@ -4,7 +4,8 @@
  * names, bounds, refusals), the job filter decoder (each operator, value
  * types, malformed filters, bounds), facts_match() (each operator, missing
  * facts, type mismatches, numbers as numbers), and a job body carrying a
- * filter through job_encode/job_decode.
+ * filter through job_encode/job_decode; the text form of a predicate
+ * (muster -F): operators, value typing, refusals, meaning on a host.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -551,6 +552,202 @@ test_job_filter(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- the text form (muster -F) -------------------------------------------- */
+
+/* Parse one text predicate and decode it as the agent would: the
+ * predicate in *out borrows from pk (free with packed_free).  The parse's
+ * code; on MU_OK filter_decode must have taken it. */
+static int
+text1(struct packed *pk, const char *text, struct filter_pred *out, struct mu_err *err)
+{
+	struct fact_filter flt;
+	msgpack_packer w;
+	int rc;
+
+	msgpack_sbuffer_init(&pk->sb);
+	msgpack_unpacked_init(&pk->up);
+	msgpack_packer_init(&w, &pk->sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&w, 1);
+	if ((rc = filter_text_pack(text, &w, err)) != MU_OK) {
+		/* Nothing packed: the buffer holds only the array's head. */
+		assert_int_equal(pk->sb.size, 1);
+		return rc;
+	}
+	assert_int_equal(msgpack_unpack_next(&pk->up, pk->sb.data, pk->sb.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	if (filter_decode(&pk->up.data, &flt, err) != MU_OK)
+		fail_msg("'%s' packed a filter the agent refuses: %s", text, err->msg);
+	*out = flt.p[0];
+	return MU_OK;
+}
+
+static void
+want_text(const char *text, const char *fact, enum filter_op op, msgpack_object_type t,
+    const char *s, int64_t i)
+{
+	struct filter_pred p;
+	struct packed pk;
+	struct mu_err err = { "" };
+
+	if (text1(&pk, text, &p, &err) != MU_OK)
+		fail_msg("'%s' refused: %s", text, err.msg);
+	assert_int_equal(p.fact.len, strlen(fact));
+	assert_memory_equal(p.fact.ptr, fact, p.fact.len);
+	assert_int_equal(p.op, op);
+	if (t == MSGPACK_OBJECT_POSITIVE_INTEGER && i < 0)
+		t = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+	assert_int_equal(p.value->type, t);
+	if (t == MSGPACK_OBJECT_STR) {
+		assert_int_equal(p.value->via.str.size, strlen(s));
+		assert_memory_equal(p.value->via.str.ptr, s, strlen(s));
+	} else if (t == MSGPACK_OBJECT_BOOLEAN)
+		assert_int_equal(p.value->via.boolean, i);
+	else if (t == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		assert_int_equal(p.value->via.i64, i);
+	else
+		assert_int_equal(p.value->via.u64, i);
+	packed_free(&pk);
+}
+
+static void
+want_text_refused(const char *text, const char *reason)
+{
+	struct filter_pred p;
+	struct packed pk;
+	struct mu_err err = { "" };
+
+	if (text1(&pk, text, &p, &err) == MU_OK)
+		fail_msg("'%s' was taken", text);
+	if (strstr(err.msg, reason) == NULL)
+		fail_msg("'%s': '%s' does not say '%s'", text, err.msg, reason);
+	packed_free(&pk);
+}
+
+#define T_STR	MSGPACK_OBJECT_STR
+#define T_INT	MSGPACK_OBJECT_POSITIVE_INTEGER
+#define T_BOOL	MSGPACK_OBJECT_BOOLEAN
+
+static void
+test_text_ops_and_types(void **state)
+{
+	(void)state;
+	/* Each operator, glued or spaced; = is ==. */
+	want_text("os.id=debian", "os.id", FOP_EQ, T_STR, "debian", 0);
+	want_text("os.id==debian", "os.id", FOP_EQ, T_STR, "debian", 0);
+	want_text("  os.id  ==  debian  ", "os.id", FOP_EQ, T_STR, "debian", 0);
+	want_text("os.id!=ubuntu", "os.id", FOP_NE, T_STR, "ubuntu", 0);
+	want_text("mem_mb<4096", "mem_mb", FOP_LT, T_INT, NULL, 4096);
+	want_text("mem_mb <= 4096", "mem_mb", FOP_LE, T_INT, NULL, 4096);
+	want_text("mem_mb>-1", "mem_mb", FOP_GT, T_INT, NULL, -1);
+	want_text("mem_mb>=0", "mem_mb", FOP_GE, T_INT, NULL, 0);
+	want_text("custom.rack~b7*", "custom.rack", FOP_GLOB, T_STR, "b7*", 0);
+	want_text("groups has web", "groups", FOP_HAS, T_STR, "web", 0);
+	want_text("groups\thas\tweb", "groups", FOP_HAS, T_STR, "web", 0);
+	/* Values are typed like run's key=value; quotes keep a string. */
+	want_text("os.version_id=12", "os.version_id", FOP_EQ, T_INT, NULL, 12);
+	want_text("custom.n=-3", "custom.n", FOP_EQ, T_INT, NULL, -3);
+	want_text("custom.serial=012", "custom.serial", FOP_EQ, T_STR, "012", 0);
+	want_text("custom.big=9223372036854775808", "custom.big", FOP_EQ, T_STR,
+	    "9223372036854775808", 0);
+	want_text("custom.db=true", "custom.db", FOP_EQ, T_BOOL, NULL, 1);
+	want_text("custom.db!=false", "custom.db", FOP_NE, T_BOOL, NULL, 0);
+	want_text("custom.db=\"true\"", "custom.db", FOP_EQ, T_STR, "true", 0);
+	want_text("os.version_id=\"12\"", "os.version_id", FOP_EQ, T_STR, "12", 0);
+	want_text("custom.note=\"\"", "custom.note", FOP_EQ, T_STR, "", 0);
+	want_text("custom.note=\" a b \"", "custom.note", FOP_EQ, T_STR, " a b ", 0);
+	want_text("custom.note=a b", "custom.note", FOP_EQ, T_STR, "a b", 0);
+	want_text("custom.note=\"=x\"", "custom.note", FOP_EQ, T_STR, "=x", 0);
+	/* ~ and has take the value as a string, whatever it looks like. */
+	want_text("custom.slot~12", "custom.slot", FOP_GLOB, T_STR, "12", 0);
+	want_text("custom.roles has true", "custom.roles", FOP_HAS, T_STR, "true", 0);
+	/* Ordering: integers, quoted or not. */
+	want_text("mem_mb<\"4096\"", "mem_mb", FOP_LT, T_INT, NULL, 4096);
+	/* "has" is an operator only as a word. */
+	want_text("has=x", "has", FOP_EQ, T_STR, "x", 0);
+	want_text("has has x", "has", FOP_HAS, T_STR, "x", 0);
+}
+
+static void
+test_text_refused(void **state)
+{
+	char big[FACT_STR_MAX + 16];
+
+	(void)state;
+	want_text_refused("", "no fact name");
+	want_text_refused("=debian", "no fact name");
+	want_text_refused("OS.id=debian", "'OS.id' is not a fact name");
+	want_text_refused("os..id=debian", "is not a fact name");
+	want_text_refused("os.id", "no operator after 'os.id'");
+	want_text_refused("os.id debian", "no operator after 'os.id'");
+	want_text_refused("groupshas web", "no operator");
+	want_text_refused("groups hasweb", "no operator");
+	want_text_refused("os.id=", "no value");
+	want_text_refused("groups has", "no value");
+	want_text_refused("groups has   ", "no value");
+	want_text_refused("os.id=\"debian", "quote is not closed");
+	want_text_refused("os.id=\"", "quote is not closed");
+	want_text_refused("os.id=~deb", "starts with '~'");
+	want_text_refused("mem_mb=<4096", "starts with '<'");
+	want_text_refused("os.id===x", "starts with '='");
+	want_text_refused("mem_mb<4k", "'<' compares integers, and '4k' is not one");
+	want_text_refused("mem_mb>=true", "'>=' compares integers");
+	want_text_refused("os.version_id>11.5", "'>' compares integers");
+	want_text_refused("mem_mb<012", "compares integers");
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "a=", 2);
+	big[2 + FACT_STR_MAX] = '\0';
+	want_text("a=x", "a", FOP_EQ, T_STR, "x", 0);
+	{
+		struct filter_pred p;
+		struct packed pk;
+		struct mu_err err;
+
+		assert_int_equal(text1(&pk, big, &p, &err), MU_OK);	/* at the bound */
+		packed_free(&pk);
+	}
+	big[2 + FACT_STR_MAX] = 'x';
+	big[3 + FACT_STR_MAX] = '\0';
+	want_text_refused(big, "over 1024 bytes");
+}
+
+/* What the text means on a host: the CLI's expectation and the agent's
+ * verdict come from the same facts_match(). */
+static void
+test_text_matches(void **state)
+{
+	static const struct {
+		const char *text;
+		bool match;
+	} cases[] = {
+		{ "os.id=debian", true }, { "os.id!=debian", false },
+		{ "os.version_id=12", true }, { "os.version_id>=12", true },
+		{ "os.version_id<12", false }, { "os.version_id=\"12\"", true },
+		{ "mem_mb<4096", true }, { "mem_mb>4096", false },
+		{ "kernel~6.1.*", true }, { "kernel~5.*", false },
+		{ "groups has b7", true }, { "groups has db", false },
+		{ "custom.db=true", true }, { "custom.db=\"true\"", false },
+		{ "custom.rack=b7", false }, { "custom.rack!=b7", false },	/* missing */
+		{ "temp>-10", true },
+	};
+	struct facts f = sample();
+	struct fact_filter flt;
+	struct filter_pred p;
+	struct packed pk;
+	struct mu_err err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(text1(&pk, cases[i].text, &p, &err), MU_OK);
+		flt.n = 1;
+		flt.p[0] = p;
+		if (facts_match(&f, &flt) != cases[i].match)
+			fail_msg("'%s' should %smatch", cases[i].text, cases[i].match ? "" : "not ");
+		packed_free(&pk);
+	}
+	facts_free(&f);
+}
+
 int
 main(void)
 {
@@ -565,6 +762,9 @@ main(void)
 		cmocka_unit_test(test_all_must_hold),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_job_filter),
+		cmocka_unit_test(test_text_ops_and_types),
+		cmocka_unit_test(test_text_refused),
+		cmocka_unit_test(test_text_matches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -301,6 +301,9 @@ hostile_run(struct muster_ctx *ctx, const struct muster_api *api)
 		snprintf(path, sizeof(path), "/tmp/%s", p);
 		outcome(&t, "tmpfile", write_file(path, "secret\n", 0644), false);
 	}
+	/* Before the child: the test takes its pidfile as "set up". */
+	if ((p = api->arg_str(ctx, "abstract", NULL)) != NULL)
+		outcome(&t, "abstract", abstract_listen(p) == -1 ? -1 : 0, false);
 	if ((p = api->arg_str(ctx, "child_env", NULL)) != NULL &&
 	    (q = api->arg_str(ctx, "pidfile", NULL)) != NULL)
 		victim_child(&t, p, q);
@@ -316,8 +319,6 @@ hostile_run(struct muster_ctx *ctx, const struct muster_api *api)
 	}
 	if ((n = api->arg_int(ctx, "forkbomb", 0)) > 0)
 		forkbomb(&t, n);
-	if ((p = api->arg_str(ctx, "abstract", NULL)) != NULL)
-		outcome(&t, "abstract", abstract_listen(p) == -1 ? -1 : 0, false);
 	if ((p = api->arg_str(ctx, "connect", NULL)) != NULL)
 		connect_other(&t, p);
 	if ((n = api->arg_int(ctx, "sleep", 0)) > 0) {

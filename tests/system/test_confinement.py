@@ -422,9 +422,10 @@ def test_jobs_as_one_user_reach_no_abstract_socket_or_signal(agents, op, operato
         pid = int(pidfile.read_text())
         # Controls: the victim's socket is there (the host connects to it),
         # and its child runs as the same uid as the next job.
-        probe = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
-        probe.connect("\0" + name)
-        probe.close()
+        def reachable():
+            with pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM) as probe:
+                return probe.connect_ex("\0" + name) == 0
+        wait_until(reachable, 10, what="the victim's abstract socket")
         r = hostile(op, operator, {"signal": pid, "connect": name})
         d = r["data"]
         assert d["id"]["uid"] == os.stat(f"/proc/{pid}").st_uid, d

@@ -177,7 +177,12 @@ userdb_write(const char *dir, uid_t first, unsigned count, struct mu_err *err)
 
 	/* Made here when run by hand; under the unit ExecStartPre= made it
 	 * (ProtectSystem=strict: /run is read-only but for ReadWritePaths=). */
-	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+	if (mkdir(dir, 0755) == 0) {
+		/* Every user looks names up: 0755 whatever the umask (the
+		 * unit's 0027 would leave it 0750). */
+		if (chmod(dir, 0755) == -1)
+			return mu_errf(err, MU_EIO, "%s: %s", dir, strerror(errno));
+	} else if (errno != EEXIST)
 		return mu_errf(err, MU_EIO, "%s: %s", dir, strerror(errno));
 	for (i = 0; i < count; i++)
 		if ((rc = write_one(dir, first + i, err)) != MU_OK)

@@ -209,8 +209,9 @@ userdb_start(struct agent *a)
 	}
 #endif
 	if (userdb_write(dir, j->first, j->count, &err) != MU_OK) {
-		log_warnx("job uids: no user records (%s): tools that look a job's uid "
-		    "up, such as systemctl over D-Bus, fail", err.msg);
+		log_warnx("job uids: user records not written, or not all (%s): tools "
+		    "that look a job's uid up, such as systemctl over D-Bus, fail",
+		    err.msg);
 		return;
 	}
 	log_notice("job uids: %u user and group records muster-job-%u..%u in %s",

@@ -341,7 +341,9 @@ def test_a_job_uid_range_with_a_user_in_it_is_refused(agents):
 
 # A range of its own for the one test that writes the machine's real
 # /run/userdb: other tests' agents (default range) never see its records.
-NAMED_UIDS = range(61184, 61192)
+# Below the default, above login.defs' UID_MAX, and outside systemd's
+# DynamicUser= range (61184-65519).
+NAMED_UIDS = range(60900, 60908)
 USERDB = Path("/run/userdb")
 
 

@@ -679,6 +679,12 @@ int facts_send(struct agent *a, struct mu_err *err);
 int facts_start(struct agent *a, struct mu_err *err);
 void facts_stop(struct agent *a);
 
+/* parent/userdb.c: the job uids' user and group records for nss-systemd */
+/* Records for first..first+count-1 in dir (made if missing). */
+int userdb_write(const char *dir, uid_t first, unsigned count, struct mu_err *err);
+/* At start, as root with job uids: the range's records, or a warning. */
+void userdb_start(struct agent *a);
+
 /* net/session.c: the facts the parent signed, kept and published */
 void session_facts(struct agent *a, const void *body, size_t len);
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,12 @@ jobuid_init(struct jobuids *j, uid_t first, unsigned count)
 	j->count = count;
 }
 
+void
+jobuid_name(uid_t uid, char *buf, size_t len)
+{
+	snprintf(buf, len, JOBUID_NAME_PREFIX "%u", (unsigned)uid);
+}
+
 int
 jobuid_check(uid_t first, unsigned count, int max_jobs, struct mu_err *err)
 {
@@ -76,17 +83,21 @@ jobuid_check(uid_t first, unsigned count, int max_jobs, struct mu_err *err)
 		    count, max_jobs);
 	for (i = 0; i < count; i++) {
 		uid_t u = first + i;
+		char own[JOBUID_NAME_MAX];
 		struct passwd *pw;
 		struct group *gr;
 
 		/* Through NSS (not only /etc/passwd): a user from LDAP with
-		 * that uid would share its processes with a job as well. */
-		if ((pw = getpwuid(u)) != NULL)
+		 * that uid would share its processes with a job as well.  Our
+		 * own record of that uid (a start before this one wrote it,
+		 * /run/userdb keeps it) is the job's, not someone else's. */
+		jobuid_name(u, own, sizeof(own));
+		if ((pw = getpwuid(u)) != NULL && strcmp(pw->pw_name, own) != 0)
 			return mu_errf(err, MU_EINVAL, "[limits] job_uids %u-%u: uid %u is "
 			    "user '%.64s'; pick a range no user or group has (or "
 			    "job_uids = none)", (unsigned)first,
 			    (unsigned)(first + count - 1), (unsigned)u, pw->pw_name);
-		if ((gr = getgrgid((gid_t)u)) != NULL)
+		if ((gr = getgrgid((gid_t)u)) != NULL && strcmp(gr->gr_name, own) != 0)
 			return mu_errf(err, MU_EINVAL, "[limits] job_uids %u-%u: gid %u is "
 			    "group '%.64s'; pick a range no user or group has (or "
 			    "job_uids = none)", (unsigned)first,

@@ -2,8 +2,11 @@
 /*
  * jobuid.h - a uid (and the gid of the same number) of its own for each
  * running job, from the range [limits] job_uids (docs/operations.md), in
- * the manner of systemd's DynamicUser=: no entry in the user database, held
- * while the job's runner lives, given back when the parent reaps it.
+ * the manner of systemd's DynamicUser=: held while the job's runner lives,
+ * given back when the parent reaps it.  As root the parent names the range
+ * in the user database through nss-systemd's drop-ins (agent/parent/
+ * userdb.c): user and group "muster-job-UID", so that tools which look a
+ * uid up (dbus-daemon drops a connection whose uid it cannot) work.
  *
  * Why: jobs that share a uid can read each other's /proc/PID/environ and
  * /proc/PID/mem (of any process they exec, which is dumpable again), and
@@ -32,6 +35,8 @@
 #include "err.h"
 
 #define JOBUID_MAX	65536	/* uids in one range at most */
+#define JOBUID_NAME_PREFIX	"muster-job-"	/* + the uid: the user and group name */
+#define JOBUID_NAME_MAX	32	/* buffer for jobuid_name() */
 
 struct jobuids {
 	uid_t first;			/* 0: no range (job_uids = none) */
@@ -48,9 +53,13 @@ int jobuid_parse(const char *v, uid_t *first, unsigned *count, struct mu_err *er
 /* Set up the allocator for first/count (count 0: off). */
 void jobuid_init(struct jobuids *j, uid_t first, unsigned count);
 
+/* The user and group name of job uid uid: "muster-job-UID". */
+void jobuid_name(uid_t uid, char *buf, size_t len);
+
 /* Refuse a range that a user or group of the user database (NSS: files,
  * LDAP, ...) already uses, or that is smaller than max_jobs: a job would
- * share its uid with someone else. */
+ * share its uid with someone else.  The range's own names (jobuid_name(),
+ * written by an earlier start) are no one else's. */
 int jobuid_check(uid_t first, unsigned count, int max_jobs, struct mu_err *err);
 
 /* Take a free uid; MU_ENOENT when every one is held (more runners than

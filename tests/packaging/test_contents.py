@@ -120,6 +120,13 @@ def test_depends_from_shlibdeps(debs):
     assert "muster-agent" in field(debs["muster-dev"], "Depends")
 
 
+def test_agent_recommends_nss_systemd(debs):
+    """The job uids' names in /run/userdb are read by nss-systemd
+    (agent/parent/userdb.c): recommended, since it depends on systemd."""
+    assert "libnss-systemd" in field(debs["muster-agent"], "Recommends")
+    assert "libnss-systemd" not in field(debs["muster-agent"], "Depends")
+
+
 def test_changelog_signed_by_the_maintainer(debs, tmp_path):
     """The changelog's sign-off is a real maintainer (issue 19), the one
     packaging/maintainer.cmake finds, as the Maintainer field is."""

@@ -2,7 +2,9 @@
 """No package carries musterd's test-only hooks (issue 22).
 
 The development build compiles MUSTER_TEST_NET_EXEC into musterd (a
-scripted network process for tests/system/test_hostile_net.py); the
+scripted network process for tests/system/test_hostile_net.py) and
+MUSTER_TEST_USERDB_DIR (the tests' agents' own folder for the job uids'
+records); the
 packages are built by scripts/package, whose configuration must leave it
 out.  This configures a scratch build with exactly the options
 scripts/package gives cmake and compiles the one file holding the hook.
@@ -23,6 +25,9 @@ OBJ = Path("agent/CMakeFiles/agent_core.dir/common/priv.c.o")
 # The crash points of tests/system/test_intake_kill.py (lib/util.c).
 STOP = b"MUSTER_TEST_STOP_AT"
 STOP_OBJ = Path("lib/CMakeFiles/muster.dir/util.c.o")
+# The tests' own folder for the job uids' records (agent/parent/userdb.c).
+USERDB = b"MUSTER_TEST_USERDB_DIR"
+USERDB_OBJ = Path("agent/CMakeFiles/agent_core.dir/parent/userdb.c.o")
 
 
 def package_cmake_options():
@@ -72,6 +77,11 @@ def test_package_build_has_no_test_hooks():
         assert r.returncode == 0, r.stdout + r.stderr
         assert STOP not in (d / STOP_OBJ).read_bytes(), \
             "the package configuration compiles the crash points"
+        r = subprocess.run(["make", "-C", str(d / "agent"), "parent/userdb.c.o"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert USERDB not in (d / USERDB_OBJ).read_bytes(), \
+            "the package configuration compiles the tests' userdb folder"
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -88,6 +98,7 @@ def test_the_check_sees_the_hook_in_a_test_build():
     assert HOOK in obj.read_bytes()
     assert HOOK in (BUILD_DIR / "agent" / "musterd").read_bytes()
     assert STOP in (BUILD_DIR / STOP_OBJ).read_bytes()
+    assert USERDB in (BUILD_DIR / USERDB_OBJ).read_bytes()
 
 
 def test_without_the_tests_there_are_no_hooks():

@@ -1324,8 +1324,16 @@ class Agent:
             stdin=subprocess.DEVNULL if self.tty is None else self.tty,
             stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, umask=umask,
-            env={**os.environ, **self.env} if self.env else None, **tty)
+            env={**os.environ, **self.userdb_env(), **self.env}, **tty)
         log.close()
+
+    def userdb_env(self) -> dict[str, str]:
+        """As root musterd names its job uids in /run/userdb (agent/parent/
+        userdb.c); a test's agent writes them into its own folder instead
+        (the test hook MUSTER_TEST_USERDB_DIR), so that the machine's user
+        database stays as it was.  A test that wants the real folder sets
+        self.env["MUSTER_TEST_USERDB_DIR"]."""
+        return {"MUSTER_TEST_USERDB_DIR": str(self.dir / "userdb")}
 
     def stop(self, timeout: float = 15) -> Optional[int]:
         """SIGTERM and wait; SIGKILL if it does not exit in time."""

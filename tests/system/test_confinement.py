@@ -13,6 +13,7 @@ own owner and mode, not from a folder on the way; and outside /tmp, which
 a runner sees a private one of.
 """
 import errno
+import grp
 import json
 import os
 import pty
@@ -336,6 +337,91 @@ def test_a_job_uid_range_with_a_user_in_it_is_refused(agents):
     a.start(wait_online=False)
     assert a.wait_exit(10) != 0
     assert f"uid {uid} is user '{RUN_AS}'" in a.log(), a.log()[-2000:]
+
+
+# A range of its own for the one test that writes the machine's real
+# /run/userdb: other tests' agents (default range) never see its records.
+# Below the default, above login.defs' UID_MAX, and outside systemd's
+# DynamicUser= range (61184-65519).
+NAMED_UIDS = range(60900, 60908)
+USERDB = Path("/run/userdb")
+
+
+def nss_systemd():
+    """Why the user database would not read /run/userdb, or None."""
+    lines = Path("/etc/nsswitch.conf").read_text().splitlines()
+    for db in ("passwd", "group"):
+        words = next((ln.split("#")[0].split()[1:] for ln in lines
+                      if ln.startswith(db + ":")), [])
+        if "systemd" not in words:
+            return f"no \"systemd\" on the {db} line of /etc/nsswitch.conf"
+    if not any(Path(d, "libnss_systemd.so.2").exists()
+               for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
+                         "/usr/lib", "/lib")):
+        return "libnss-systemd is not installed"
+    return None
+
+
+@pytest.fixture
+def real_userdb():
+    """The machine's /run/userdb, left as it was: the records of NAMED_UIDS
+    removed after the test, the folder too if the test made it."""
+    why = nss_systemd()
+    if why:
+        pytest.skip(why)
+    for u in NAMED_UIDS:
+        for look in (pwd.getpwuid, grp.getgrgid):
+            try:
+                look(u)
+                pytest.skip(f"id {u} is taken on this machine")
+            except KeyError:
+                pass
+    made = not USERDB.exists()
+    yield USERDB
+    for u in NAMED_UIDS:
+        for kind in ("user", "group"):
+            for name in (f"muster-job-{u}.{kind}", f"{u}.{kind}"):
+                (USERDB / name).unlink(missing_ok=True)
+    if made and USERDB.exists() and not any(USERDB.iterdir()):
+        USERDB.rmdir()
+
+
+def test_job_uids_have_names_in_the_user_database(agents, op, operator, real_userdb):
+    """As root musterd names each job uid through nss-systemd, as systemd
+    names a DynamicUser=: a JSON user and group record per uid of the range
+    in /run/userdb.  The user database answers for the whole range, a job
+    sees its own uid by name (dbus-daemon drops a connection whose uid it
+    cannot look up: tests/install/test_systemd.py), and a restart takes the
+    range's own names for no one else's."""
+    first, last = NAMED_UIDS[0], NAMED_UIDS[-1]
+    a = agents("h1", wake_port=0, limits={"job_uids": f"{first}-{last}"})
+    a.env["MUSTER_TEST_USERDB_DIR"] = str(real_userdb)
+    install_modules(a, "probe", src=TEST_MODULES_DIR)
+    a.start()
+    assert (f"job uids: {len(NAMED_UIDS)} user and group records muster-job-{first}..{last} "
+            f"in {real_userdb}") in a.log(), a.log()[-2000:]
+    assert "has no name" not in a.log()
+    assert os.stat(real_userdb).st_mode & 0o777 == 0o755
+    for u in NAMED_UIDS:
+        pw, gr = pwd.getpwuid(u), grp.getgrgid(u)
+        assert (pw.pw_name, pw.pw_gid, pw.pw_dir, pw.pw_shell) == \
+            (f"muster-job-{u}", u, "/nonexistent", "/usr/sbin/nologin"), pw
+        assert gr.gr_name == f"muster-job-{u}", gr
+        assert pwd.getpwnam(f"muster-job-{u}").pw_uid == u
+        assert os.stat(real_userdb / f"muster-job-{u}.user").st_mode & 0o777 == 0o644
+
+    # The job itself, as its own uid: `id` names it.
+    body = new_job("run", "host/h1", module="probe", args={"cmd": ["id"]})
+    r = run_job(op, operator, body, ["h1"], timeout=20)["h1"]
+    assert r["status"] == "pass", r
+    out = r["data"]["cmd"]["out"]
+    m = re.match(r"uid=(\d+)\(muster-job-(\d+)\) gid=(\d+)\(muster-job-(\d+)\)", out)
+    assert m, out
+    assert int(m.group(1)) in NAMED_UIDS and len(set(m.groups())) == 1, out
+
+    # Its own records from the first start: no user of the range.
+    a.restart()
+    assert "is user 'muster-job-" not in a.log(), a.log()[-2000:]
 
 
 def test_two_jobs_reach_nothing_of_each_other(agents, op, operator, open_dir):

@@ -42,6 +42,18 @@ test_parse(void **state)
 }
 
 static void
+test_name(void **state)
+{
+	char buf[JOBUID_NAME_MAX];
+
+	(void)state;
+	jobuid_name(60928, buf, sizeof(buf));
+	assert_string_equal(buf, "muster-job-60928");
+	jobuid_name(0x7fffffff, buf, sizeof(buf));
+	assert_string_equal(buf, "muster-job-2147483647");
+}
+
+static void
 test_take_give_round_robin(void **state)
 {
 	static struct jobuids j;
@@ -103,6 +115,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_take_give_round_robin),
 		cmocka_unit_test(test_check_refuses_known_ids_and_small_ranges),
 		cmocka_unit_test(test_config_key),

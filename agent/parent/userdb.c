@@ -15,9 +15,9 @@
  * U.group that nss-systemd looks a uid or gid up by.  The whole range at
  * start, by the root parent only; records of other names are left alone,
  * and a U.user or U.group that points at another record is not replaced.
- * They stay when musterd stops (a self-test's musterd stops while the live
- * one runs); /run is empty again at boot.  No fsync(): /run is a tmpfs and
- * every start writes them again.
+ * They stay when musterd stops; /run is empty again at boot.  A self-test
+ * writes none (main.c).  Each is written as lib/util.c writes any file
+ * (its fsync() costs nothing on /run's tmpfs).
  *
  * A failure is the caller's to log: without the records jobs still run,
  * only tools that need a name for their uid fail.
@@ -41,34 +41,18 @@
 #define USERDB_SHELL	"/usr/sbin/nologin"
 #define USERDB_HOME	"/nonexistent"
 
-/* Written whole under a name of this process's own (a self-test's musterd
- * may write the same records at the same time), renamed over dir/name. */
+/* Written whole and renamed over dir/name (lib/util.c), 0644 whatever the
+ * umask (the unit's is 0027): every user looks names up.  Its temporary
+ * NAME.user.tmp is no record to nss-systemd (not a .user). */
 static int
 put_file(const char *dir, const char *name, const char *text, struct mu_err *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd, saved;
+	char path[PATH_MAX];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.#%s.%ld", dir, name,
-	    (long)getpid()) >= sizeof(tmp))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return mu_errf(err, MU_EINVAL, "%s/%s: path too long", dir, name);
-	unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)) == -1)
-		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(errno));
-	/* 0644 whatever the umask (the unit's is 0027): every user looks
-	 * names up. */
-	if (fchmod(fd, 0644) == -1 || write_full(fd, text, strlen(text)) != MU_OK) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		return mu_errf(err, MU_EIO, "%s: %s", tmp, strerror(saved));
-	}
-	if (close(fd) == -1 || rename(tmp, path) == -1) {
-		saved = errno;
-		unlink(tmp);
-		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(saved));
-	}
+	if (write_file_atomic(path, text, strlen(text), 0644) != MU_OK)
+		return mu_errf(err, MU_EIO, "%s: %s", path, strerror(errno));
 	return MU_OK;
 }
 

@@ -6,28 +6,7 @@
  * takes, and facts_match() must answer on it.  The outcome is
  * filter_text_pack's.
  */
-#include "facts.h"
-#include "fuzz.h"
-
-static const struct facts *
-host_facts(void)
-{
-	static const char *const groups[] = { "web", "b7" };
-	static struct facts f;
-	static bool made;
-	struct mu_err err;
-
-	if (!made) {
-		made = true;
-		if (facts_set_str(&f, "os.id", "debian", &err) != MU_OK ||
-		    facts_set_str(&f, "os.version_id", "12", &err) != MU_OK ||
-		    facts_set_int(&f, "mem_mb", 3900, &err) != MU_OK ||
-		    facts_set_bool(&f, "custom.db", true, &err) != MU_OK ||
-		    facts_set_list(&f, "groups", groups, 2, &err) != MU_OK)
-			fuzz_fail("cannot build the host's facts", err.msg);
-	}
-	return &f;
-}
+#include "fuzz_facts.h"
 
 int
 fuzz_outcome(const uint8_t *data, size_t size, struct mu_err *err)
@@ -59,7 +38,7 @@ fuzz_outcome(const uint8_t *data, size_t size, struct mu_err *err)
 			fuzz_fail("filter_text_pack packed no msgpack", "");
 		if (filter_decode(&up.data, &flt, &e2) != MU_OK)
 			fuzz_fail("filter_decode refused what filter_text_pack packed", e2.msg);
-		(void)facts_match(host_facts(), &flt);
+		(void)facts_match(fuzz_host_facts(), &flt);
 		msgpack_unpacked_destroy(&up);
 	}
 	msgpack_sbuffer_destroy(&sb);

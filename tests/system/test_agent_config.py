@@ -354,6 +354,22 @@ def test_signing_pair_defaults_next_to_the_tls_pair_and_is_checked_at_start(agen
     a = agents("h1")
     assert "sign_key" not in a.conf["agent"] and "sign_cert" not in a.conf["agent"]
     assert a.check_config().returncode == 0
+    # The default is derived, not merely unchecked: a TLS pair with no
+    # signing pair next to it names the derived path.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for ext in ("crt", "key"):
+        src = Path(a.conf["broker"][ext.replace("crt", "cert")])
+        (alone / f"h1.{ext}").write_bytes(src.read_bytes())
+        (alone / f"h1.{ext}").chmod(0o600)
+    good = dict(a.conf["broker"])
+    a.conf["broker"]["cert"], a.conf["broker"]["key"] = (str(alone / "h1.crt"),
+                                                          str(alone / "h1.key"))
+    a.write_conf()
+    p = a.check_config()
+    assert p.returncode == 1 and f"[agent] sign_key {alone}/h1.sign.key: No such file" \
+        in p.stdout, p.stdout
+    a.conf["broker"] = good
     loose = tmp_path / "h1.sign.key"
     loose.write_bytes(a.pki.sign_key("h1").read_bytes())
     loose.chmod(0o644)

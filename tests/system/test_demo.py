@@ -86,7 +86,7 @@ def test_demo_end_to_end(tmp_path):
         def archived():
             with urllib.request.urlopen(url + "api/jobs", timeout=10) as api:
                 return sum(j["total"] for j in json.loads(api.read())["jobs"])
-        wait_until(lambda: archived() == 4 + 2 + 2, 10, what="the demo's 3 jobs archived")
+        wait_until(lambda: archived() == 4 + 2 + 2 + 2, 10, what="the demo's 4 jobs archived")
         hosts = section(out, "fleet:")
         for h in HOSTS:
             assert re.search(rf"^{h}\s+online\s", hosts, re.M), hosts
@@ -108,6 +108,13 @@ def test_demo_end_to_end(tmp_path):
             assert status == "fail" and text.startswith("failed: ") and \
                 "could not check" not in text, qc
         assert "2 expected, 2 answered" in section(out, "-g web os.release")
+        # Issue 24: a filtered broadcast reaches the hosts whose own facts
+        # match (custom.rack from their facts_dir), and the CLI expected
+        # exactly those from their retained facts.
+        rack = section(out, "-F custom.rack=b7")
+        assert "2 expected, 2 answered" in rack, rack
+        assert re.search(r"^web1\s+pass", rack, re.M) and re.search(r"^db1\s+pass", rack, re.M), rack
+        assert not re.search(r"^(web2|db2)\s", rack, re.M), rack
         # Issue 8: the shipped modules are published signed, and every host
         # fetched what it ran from the broker (none was copied by hand).
         pub = section(out, "muster module publish")

@@ -353,6 +353,8 @@ struct release_follow {
 	bool have[2];
 	char topic[2][TOPIC_MAX];
 	uint64_t jitter_timer, fetch_timer;
+	/* The pointer's schedule raises the rollout later: look again then. */
+	uint64_t step_timer;
 };
 
 /* The parent's side: what it is doing with a release. */

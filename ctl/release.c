@@ -27,18 +27,25 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define QUIET_MS	300
 #define MAX_CHANNELS	256
 
 static const char usage_release[] =
     "usage: muster release publish --channel C --version V --agent FILE --runner FILE\n"
-    "                              [--rollout N] [--json]\n"
+    "                              [--rollout N | --schedule STEPS]\n"
+    "                              [--halt failed=P%,min=N] [--json]\n"
     "       muster release rollout --channel C [--json] N\n"
     "       muster release show [--channel C] [--json]\n"
     "  publish  sign and publish an agent release on channel C: both binaries,\n"
     "           then the pointer; N%% of the channel's hosts take it (default 100)\n"
-    "  rollout  sign the channel's release again with rollout N (0-100)\n"
+    "           STEPS: P%%[@WHEN],... e.g. 1%%,10%%@+1h,50%%@+6h,100%%@+1d (WHEN: +DURATION\n"
+    "           from now, or YYYY-MM-DDTHH:MM[:SS]Z; the first step without one is now)\n"
+    "           --halt: muster-server halts the release once N hosts tried it and\n"
+    "           more than P%% of them failed\n"
+    "  rollout  sign the channel's release again with rollout N (0-100),\n"
+    "           in place of its schedule\n"
     "  show     the releases, and the channel's hosts by version (from status)\n"
     "exit: 0 done; 1 no such release; 2 usage, config, key or broker error\n";
 
@@ -62,6 +69,7 @@ struct rel_list {
 
 struct opts {
 	const char *channel, *version, *agent, *runner;
+	const char *schedule, *halt;
 	long rollout;
 	bool json;
 };
@@ -143,6 +151,137 @@ rels_collect(struct ctl *c, const char *channel, struct rel_list *l)
 	return 0;
 }
 
+/* ---- schedules and halts ------------------------------------------------------ */
+
+/* WHEN of a step: "+DURATION" from now, or an absolute UTC time. */
+static int
+step_time(const char *v, uint64_t now_ms, uint64_t *out)
+{
+	struct tm tm;
+	uint64_t d;
+	const char *end;
+	time_t t;
+
+	if (v[0] == '+') {
+		if (parse_duration_ms(v + 1, &d) != MU_OK)
+			return -1;
+		*out = now_ms + d;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(v, "%Y-%m-%dT%H:%M", &tm)) == NULL)
+		return -1;
+	if (*end == ':' && (end = strptime(end, ":%S", &tm)) == NULL)
+		return -1;
+	if (strcmp(end, "Z") != 0 || (t = timegm(&tm)) < 0)
+		return -1;
+	*out = (uint64_t)t * 1000;
+	return 0;
+}
+
+/*
+ * --schedule "P%[@WHEN],...": the steps into m, checked as an agent would
+ * (release_manifest_encode() applies the same rules).  The first step
+ * without a WHEN starts now; later ones need one.
+ */
+static int
+schedule_parse(const char *text, uint64_t now_ms, struct release_manifest *m)
+{
+	char buf[2048], *save = NULL, *tok, *at, *end;
+	struct release_step *st;
+	long pct;
+
+	if (strlen(text) >= sizeof(buf))
+		return fprintf(stderr, "muster: --schedule: too long\n"), -1;
+	snprintf(buf, sizeof(buf), "%s", text);
+	m->nsteps = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (m->nsteps == RELEASE_MAX_STEPS)
+			return fprintf(stderr, "muster: --schedule: more than %d steps\n",
+			    RELEASE_MAX_STEPS), -1;
+		st = &m->steps[m->nsteps];
+		if ((at = strchr(tok, '@')) != NULL)
+			*at++ = '\0';
+		errno = 0;
+		pct = strtol(tok, &end, 10);
+		if (errno || end == tok || strcmp(end, "%") != 0 || pct < 0 || pct > 100)
+			return fprintf(stderr, "muster: --schedule: step %zu: want a percent "
+			    "0%%..100%%, not '%s'\n", m->nsteps + 1, tok), -1;
+		st->pct = (uint8_t)pct;
+		if (at == NULL && m->nsteps > 0)
+			return fprintf(stderr, "muster: --schedule: step %zu: when? (P%%@+1h or "
+			    "P%%@2026-01-31T09:00Z)\n", m->nsteps + 1), -1;
+		if (at == NULL)
+			st->at_ms = now_ms;
+		else if (step_time(at, now_ms, &st->at_ms) != 0)
+			return fprintf(stderr, "muster: --schedule: step %zu: bad time '%s' "
+			    "(+DURATION or YYYY-MM-DDTHH:MM[:SS]Z)\n", m->nsteps + 1, at), -1;
+		if (m->nsteps > 0 && st->at_ms <= st[-1].at_ms)
+			return fprintf(stderr, "muster: --schedule: step %zu is not after step "
+			    "%zu\n", m->nsteps + 1, m->nsteps), -1;
+		if (m->nsteps > 0 && st->pct < st[-1].pct)
+			return fprintf(stderr, "muster: --schedule: step %zu lowers the percent "
+			    "(a schedule only widens)\n", m->nsteps + 1), -1;
+		m->nsteps++;
+	}
+	if (m->nsteps == 0)
+		return fprintf(stderr, "muster: --schedule: no steps\n"), -1;
+	/* Agents that predate schedules read rollout: the first step only, so
+	 * that none goes further than the schedule allows. */
+	m->rollout = m->steps[0].pct;
+	return 0;
+}
+
+/* --halt "failed=P%,min=N" */
+static int
+halt_parse(const char *text, struct release_manifest *m)
+{
+	unsigned long pct, min;
+	int used = 0;
+
+	if (sscanf(text, "failed=%lu%%,min=%lu%n", &pct, &min, &used) != 2 ||
+	    text[used] != '\0' || pct > 100 || min < 1 || min > RELEASE_MAX_HALT_HOSTS)
+		return fprintf(stderr, "muster: --halt wants failed=P%%,min=N (P 0..100, N "
+		    "1..%d)\n", RELEASE_MAX_HALT_HOSTS), -1;
+	m->has_halt = true;
+	m->halt_failed_pct = (uint8_t)pct;
+	m->halt_min_hosts = (uint32_t)min;
+	return 0;
+}
+
+/* "step 2 of 4 (10%), next 50% at TIME" for show and publish. */
+static void
+schedule_line(const struct release_manifest *m, uint64_t now_ms, char *buf, size_t len)
+{
+	char t[32];
+	uint64_t next;
+	size_t k = 0;
+	uint8_t pct = release_rollout_at(m, now_ms, &next);
+
+	while (k < m->nsteps && m->steps[k].at_ms <= now_ms)
+		k++;
+	if (k == 0)
+		snprintf(buf, len, "not started (first step %u%% at %s)", m->steps[0].pct,
+		    when(m->steps[0].at_ms, t, sizeof(t)));
+	else if (next)
+		snprintf(buf, len, "step %zu of %zu (%u%%), next %u%% at %s", k, m->nsteps,
+		    pct, release_rollout_at(m, next, NULL), when(next, t, sizeof(t)));
+	else
+		snprintf(buf, len, "step %zu of %zu (%u%%), the last", k, m->nsteps, pct);
+}
+
+static json_t *
+schedule_json(const struct release_manifest *m)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < m->nsteps; i++)
+		json_array_append_new(a, json_pack("[I, i]", (json_int_t)m->steps[i].at_ms,
+		    (int)m->steps[i].pct));
+	return a;
+}
+
 /* ---- publishing -------------------------------------------------------------- */
 
 static int
@@ -157,6 +296,8 @@ opt_take(int o, const char *v, void *arg)
 	case 'A': p->agent = v; break;
 	case 'R': p->runner = v; break;
 	case 'J': p->json = true; break;
+	case 'S': p->schedule = v; break;
+	case 'H': p->halt = v; break;
 	case 'r':
 		errno = 0;
 		p->rollout = strtol(v, &end, 10);
@@ -204,20 +345,39 @@ static void
 report(const struct ctl *c, const struct opts *o, const struct release_manifest *m,
     const char *what)
 {
-	char t[32];
+	char t[32], line[160];
+	json_t *j;
+	size_t i;
 
 	if (o->json) {
-		json_print_line(json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:i, s:s}",
+		j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:i, s:s}",
 		    "action", what, "channel", m->channel, "version", m->version,
 		    "agent_sha256", m->agent_sha256, "agent_size", (json_int_t)m->agent_size,
 		    "runner_sha256", m->runner_sha256,
 		    "runner_size", (json_int_t)m->runner_size,
 		    "published_at", (json_int_t)m->published_at, "rollout", (int)m->rollout,
-		    "signer", c->cfg.fingerprint));
+		    "signer", c->cfg.fingerprint);
+		if (m->nsteps)
+			json_object_set_new(j, "schedule", schedule_json(m));
+		if (m->has_halt)
+			json_object_set_new(j, "halt", json_pack("{s:i, s:I}", "failed_pct",
+			    (int)m->halt_failed_pct, "min_hosts", (json_int_t)m->halt_min_hosts));
+		json_print_line(j);
 		return;
 	}
 	printf("%s %s on channel %s\n", what, m->version, m->channel);
-	printf("  rollout    %u%%\n", m->rollout);
+	if (m->nsteps == 0)
+		printf("  rollout    %u%%\n", m->rollout);
+	for (i = 0; i < m->nsteps; i++)
+		printf("  %s %3u%% from %s\n", i ? "          " : "schedule  ", m->steps[i].pct,
+		    when(m->steps[i].at_ms, t, sizeof(t)));
+	if (m->nsteps) {
+		schedule_line(m, now_wall_ms(), line, sizeof(line));
+		printf("  now        %s\n", line);
+	}
+	if (m->has_halt)
+		printf("  halt       when more than %u%% of at least %u hosts fail it\n",
+		    m->halt_failed_pct, m->halt_min_hosts);
 	printf("  agent      %s (%" PRIu64 " bytes)\n", m->agent_sha256, m->agent_size);
 	printf("  runner     %s (%" PRIu64 " bytes)\n", m->runner_sha256, m->runner_size);
 	printf("  published  %s (%" PRIu64 ")\n", when(m->published_at, t, sizeof(t)),
@@ -270,11 +430,13 @@ rel_publish(struct ctl *c, int argc, char **argv)
 		{ "agent", required_argument, NULL, 'A' },
 		{ "runner", required_argument, NULL, 'R' },
 		{ "rollout", required_argument, NULL, 'r' },
+		{ "schedule", required_argument, NULL, 'S' },
+		{ "halt", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .rollout = 100 };
+	struct opts o = { .rollout = -1 };
 	struct release_manifest m;
 	struct rel_list *cur;
 	uint8_t *agent = NULL, *runner = NULL;
@@ -295,7 +457,12 @@ rel_publish(struct ctl *c, int argc, char **argv)
 	memset(&m, 0, sizeof(m));
 	snprintf(m.channel, sizeof(m.channel), "%s", o.channel);
 	snprintf(m.version, sizeof(m.version), "%s", o.version);
-	m.rollout = (uint8_t)o.rollout;
+	if (o.schedule && o.rollout >= 0)
+		return fprintf(stderr, "muster: --rollout or --schedule, not both\n"), EXIT_USAGE;
+	m.rollout = o.rollout >= 0 ? (uint8_t)o.rollout : 100;
+	if ((o.schedule && schedule_parse(o.schedule, now_wall_ms(), &m) != 0) ||
+	    (o.halt && halt_parse(o.halt, &m) != 0))
+		return EXIT_USAGE;
 	if ((rc = read_binary(o.agent, &agent, &alen)) != 0 ||
 	    (rc = read_binary(o.runner, &runner, &rlen)) != 0) {
 		free(agent);
@@ -370,6 +537,8 @@ rel_rollout(struct ctl *c, int argc, char **argv)
 	m = cur->v[0].m;
 	memset(&m.doc, 0, sizeof(m.doc));
 	m.rollout = (uint8_t)o.rollout;
+	/* A rollout by hand replaces the schedule (the halt rule stays). */
+	m.nsteps = 0;
 	msgpack_sbuffer_init(&ptr);
 	rc = release_published_at(c, cur, o.channel, &m.published_at);
 	if (rc == 0)
@@ -433,7 +602,7 @@ rel_show(struct ctl *c, int argc, char **argv)
 	struct host_list hosts = { 0 };
 	struct count counts[64];
 	struct rel_list *l;
-	char t[32];
+	char t[32], line[160];
 	size_t i, j, n;
 	json_t *arr, *obj, *hv;
 	int rc;
@@ -462,7 +631,10 @@ rel_show(struct ctl *c, int argc, char **argv)
 			obj = json_pack("{s:s, s:o}", "channel", r->channel, "hosts", hv);
 			if (r->decoded) {
 				json_object_set_new(obj, "version", json_string(r->m.version));
-				json_object_set_new(obj, "rollout", json_integer(r->m.rollout));
+				json_object_set_new(obj, "rollout", json_integer(
+				    release_rollout_at(&r->m, now_wall_ms(), NULL)));
+				if (r->m.nsteps)
+					json_object_set_new(obj, "schedule", schedule_json(&r->m));
 				json_object_set_new(obj, "published_at",
 				    json_integer((json_int_t)r->m.published_at));
 				json_object_set_new(obj, "agent_sha256",
@@ -483,8 +655,12 @@ rel_show(struct ctl *c, int argc, char **argv)
 			continue;
 		}
 		printf("%s: %s, rollout %u%%, published %s, signature %s\n", r->channel,
-		    r->m.version, r->m.rollout, when(r->m.published_at, t, sizeof(t)),
-		    r->sig_ok ? "good" : r->sig_why);
+		    r->m.version, release_rollout_at(&r->m, now_wall_ms(), NULL),
+		    when(r->m.published_at, t, sizeof(t)), r->sig_ok ? "good" : r->sig_why);
+		if (r->m.nsteps) {
+			schedule_line(&r->m, now_wall_ms(), line, sizeof(line));
+			printf("  schedule: %s\n", line);
+		}
 		for (j = 0; j < n; j++)
 			printf("  %-20s %zu online, %zu offline\n", counts[j].version,
 			    counts[j].online, counts[j].offline);

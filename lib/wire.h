@@ -257,6 +257,15 @@ int module_manifest_decode(const void *buf, size_t len, struct module_manifest *
 int module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
     struct mu_err *err);
 
+#define RELEASE_MAX_STEPS	32	/* steps of a release schedule */
+#define RELEASE_MAX_HALT_HOSTS	1000000	/* halt.min_hosts */
+
+/* One step of a schedule: from at_ms on, pct % of the channel's hosts. */
+struct release_step {
+	uint64_t at_ms;			/* unix ms */
+	uint8_t pct;			/* 0..100 */
+};
+
 struct release_manifest {
 	struct wire_doc doc;
 	char channel[NAME_MAX_LEN + 1];
@@ -266,13 +275,30 @@ struct release_manifest {
 	char runner_sha256[SHA256_HEX_LEN + 1];
 	uint64_t runner_size;
 	uint64_t published_at;
-	uint8_t rollout;		/* 0..100 */
+	uint8_t rollout;		/* 0..100; with a schedule, what agents
+					 * that predate schedules take */
+	/* Optional "schedule" (design.md §3): 1..RELEASE_MAX_STEPS steps,
+	 * times strictly increasing, percents non-decreasing; nsteps 0 =
+	 * none.  The decoder refuses anything else, naming the step. */
+	struct release_step steps[RELEASE_MAX_STEPS];
+	size_t nsteps;
+	/* Optional "halt" (design.md §5): has_halt false = none. */
+	bool has_halt;
+	uint8_t halt_failed_pct;	/* 0..100 */
+	uint32_t halt_min_hosts;	/* 1..RELEASE_MAX_HALT_HOSTS */
 };
 
 int release_manifest_decode(const void *buf, size_t len, struct release_manifest *out,
     struct mu_err *err);
 int release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
     struct mu_err *err);
+/*
+ * The rollout in force at now_ms: the schedule's last step whose time has
+ * passed (0 before the first), or rollout without a schedule.  *next_ms
+ * (optional) gets the time of the next step that raises it, 0 if none.
+ */
+uint8_t release_rollout_at(const struct release_manifest *m, uint64_t now_ms,
+    uint64_t *next_ms);
 
 /* A module pointer and a release pointer: a manifest and its signature. */
 struct signed_pointer {

@@ -127,6 +127,109 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
+/* The rules a schedule keeps, for the decoder and the encoder alike. */
+static int
+schedule_check(const struct release_step *st, size_t n, struct mu_err *err)
+{
+	size_t i;
+
+	if (n > RELEASE_MAX_STEPS)
+		return mu_errf(err, MU_EINVAL, "schedule has more than %d steps",
+		    RELEASE_MAX_STEPS);
+	for (i = 0; i < n; i++) {
+		if (st[i].pct > 100)
+			return mu_errf(err, MU_EINVAL, "schedule step %zu: percent over 100", i + 1);
+		if (i > 0 && st[i].at_ms <= st[i - 1].at_ms)
+			return mu_errf(err, MU_EINVAL, "schedule step %zu: its time is not "
+			    "after step %zu's", i + 1, i);
+		if (i > 0 && st[i].pct < st[i - 1].pct)
+			return mu_errf(err, MU_EINVAL, "schedule step %zu: its percent is "
+			    "below step %zu's", i + 1, i);
+	}
+	return MU_OK;
+}
+
+/* "schedule": an optional array of [at_ms, percent] pairs. */
+static int
+rd_schedule(struct rd *r, struct release_manifest *out)
+{
+	const msgpack_object *a, *o;
+	uint32_t i;
+	int rc;
+
+	rc = rd_get(r, "schedule", false, MSGPACK_OBJECT_ARRAY, "an array", &a);
+	if (rc == MU_ENOENT)
+		return MU_OK;
+	if (rc)
+		return rc;
+	if (a->via.array.size == 0 || a->via.array.size > RELEASE_MAX_STEPS)
+		return mu_errf(r->err, MU_EINVAL, "key 'schedule' wants 1 to %d steps",
+		    RELEASE_MAX_STEPS);
+	for (i = 0; i < a->via.array.size; i++) {
+		o = &a->via.array.ptr[i];
+		if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
+		    o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    o->via.array.ptr[1].via.u64 > 100)
+			return mu_errf(r->err, MU_EINVAL, "schedule step %u: want [at_ms, "
+			    "percent 0..100]", i + 1);
+		out->steps[i].at_ms = o->via.array.ptr[0].via.u64;
+		out->steps[i].pct = (uint8_t)o->via.array.ptr[1].via.u64;
+	}
+	out->nsteps = a->via.array.size;
+	return schedule_check(out->steps, out->nsteps, r->err);
+}
+
+/* "halt": an optional map {failed_pct, min_hosts}. */
+static int
+rd_halt(struct rd *r, struct release_manifest *out)
+{
+	const msgpack_object *m;
+	struct rd h;
+	uint64_t pct = 0, min = 0;
+	int rc;
+
+	rc = rd_get(r, "halt", false, MSGPACK_OBJECT_MAP, "a map", &m);
+	if (rc == MU_ENOENT)
+		return MU_OK;
+	if (rc)
+		return rc;
+	h.map = m;
+	h.err = r->err;
+	rc = rd_uint(&h, "failed_pct", true, 100, &pct);
+	if (!rc)
+		rc = rd_uint(&h, "min_hosts", true, RELEASE_MAX_HALT_HOSTS, &min);
+	if (!rc && min == 0)
+		rc = mu_errf(r->err, MU_EINVAL, "key 'min_hosts' of 'halt' must be at least 1");
+	if (rc)
+		return rc;
+	out->has_halt = true;
+	out->halt_failed_pct = (uint8_t)pct;
+	out->halt_min_hosts = (uint32_t)min;
+	return MU_OK;
+}
+
+uint8_t
+release_rollout_at(const struct release_manifest *m, uint64_t now_ms, uint64_t *next_ms)
+{
+	uint8_t pct = 0;
+	size_t i;
+
+	if (next_ms)
+		*next_ms = 0;
+	if (m->nsteps == 0)
+		return m->rollout;
+	for (i = 0; i < m->nsteps && m->steps[i].at_ms <= now_ms; i++)
+		pct = m->steps[i].pct;
+	/* The next step that changes something (equal percents do not). */
+	for (; next_ms && i < m->nsteps; i++)
+		if (m->steps[i].pct > pct) {
+			*next_ms = m->steps[i].at_ms;
+			break;
+		}
+	return pct;
+}
+
 int
 release_manifest_decode(const void *buf, size_t len, struct release_manifest *out,
     struct mu_err *err)
@@ -161,6 +264,10 @@ release_manifest_decode(const void *buf, size_t len, struct release_manifest *ou
 	if (!rc)
 		rc = rd_uint(&r, "rollout", true, 100, &rollout);
 	out->rollout = (uint8_t)rollout;
+	if (!rc)
+		rc = rd_schedule(&r, out);
+	if (!rc)
+		rc = rd_halt(&r, out);
 	return doc_close(&out->doc, rc);
 }
 
@@ -169,16 +276,23 @@ release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
     struct mu_err *err)
 {
 	msgpack_packer pk;
-	size_t start;
+	struct mu_err why;
+	size_t start, i;
 	int rc;
 
 	rc = need(name_valid(m->channel) && version_valid(m->version) &&
 	    sha256hex_valid(m->agent_sha256) && sha256hex_valid(m->runner_sha256) &&
 	    m->agent_size <= WIRE_MAX_BIN && m->runner_size <= WIRE_MAX_BIN &&
-	    m->rollout <= 100, err, "bad channel, version, hashes, sizes or rollout");
+	    m->rollout <= 100 && (!m->has_halt || (m->halt_failed_pct <= 100 &&
+	    m->halt_min_hosts >= 1 && m->halt_min_hosts <= RELEASE_MAX_HALT_HOSTS)), err,
+	    "bad channel, version, hashes, sizes, rollout or halt");
+	if (!rc && m->nsteps > 0 && schedule_check(m->steps, m->nsteps, &why) != MU_OK)
+		return mu_errf(err, MU_EINVAL, "cannot encode: %s", why.msg);
 	if (rc)
 		return rc;
-	start = pk_begin(&pk, out, 9);
+	/* "schedule" and "halt" only when set: a manifest without them stays
+	 * byte for byte what agents before them read. */
+	start = pk_begin(&pk, out, 9 + (m->nsteps > 0) + m->has_halt);
 	pk_kv_str(&pk, "kind", "release");
 	pk_kv_str(&pk, "channel", m->channel);
 	pk_kv_str(&pk, "version", m->version);
@@ -188,6 +302,21 @@ release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
 	pk_kv_uint(&pk, "runner_size", m->runner_size);
 	pk_kv_uint(&pk, "published_at", m->published_at);
 	pk_kv_uint(&pk, "rollout", m->rollout);
+	if (m->nsteps > 0) {
+		pk_key(&pk, "schedule");
+		msgpack_pack_array(&pk, m->nsteps);
+		for (i = 0; i < m->nsteps; i++) {
+			msgpack_pack_array(&pk, 2);
+			msgpack_pack_uint64(&pk, m->steps[i].at_ms);
+			msgpack_pack_uint8(&pk, m->steps[i].pct);
+		}
+	}
+	if (m->has_halt) {
+		pk_key(&pk, "halt");
+		msgpack_pack_map(&pk, 2);
+		pk_kv_uint(&pk, "failed_pct", m->halt_failed_pct);
+		pk_kv_uint(&pk, "min_hosts", m->halt_min_hosts);
+	}
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 

@@ -252,6 +252,33 @@ jitter_fired(struct loop *l, uint64_t id, void *arg)
 
 /* ---- looking at the channel --------------------------------------------------- */
 
+static void
+step_fired(struct loop *l, uint64_t id, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l, (void)id;
+	a->net.rel.step_timer = 0;
+	release_check(a, NULL);
+}
+
+/* This host's bucket is not in yet: when the schedule's next step comes,
+ * look again (design.md §3).  A wall-clock time, so a clock that jumps
+ * only moves the look earlier or later; the parent checks again anyway. */
+static void
+step_wait(struct agent *a, uint64_t next_ms)
+{
+	uint64_t now = now_wall_ms();
+
+	if (a->net.rel.step_timer)
+		loop_del_timer(a->loop, a->net.rel.step_timer);
+	a->net.rel.step_timer = 0;
+	if (next_ms == 0)
+		return;
+	a->net.rel.step_timer = loop_add_timer(a->loop, next_ms > now ? next_ms - now : 0,
+	    step_fired, a);
+}
+
 /*
  * The rules of design.md §5 in order.  job: an update job asked (no jitter,
  * and a pointer equal to the last one handed on is offered again).
@@ -262,8 +289,8 @@ release_check(struct agent *a, const char *job)
 	struct release_manifest m;
 	char fpr[PGP_FPR_MAX + 1], why[512];
 	struct mu_err err;
-	uint64_t fl, delay;
-	unsigned bucket;
+	uint64_t fl, delay, next;
+	unsigned bucket, rollout;
 	int i;
 
 	if (job) {
@@ -282,6 +309,8 @@ release_check(struct agent *a, const char *job)
 	}
 	fl = floor_get(a);
 	bucket = release_bucket(a->cfg.host);
+	rollout = release_rollout_at(&m, now_wall_ms(), &next);
+	step_wait(a, 0);
 	if (strcmp(m.version, AGENT_VERSION) == 0) {
 		snprintf(why, sizeof(why), "already at version %s", m.version);
 		no_update(a, why);
@@ -290,11 +319,15 @@ release_check(struct agent *a, const char *job)
 		    "(published_at %" PRIu64 " <= %" PRIu64 ")", m.version, m.published_at, fl);
 		log_info("release: %s", why);
 		no_update(a, why);
-	} else if (bucket >= m.rollout) {
+	} else if (bucket >= rollout) {
 		snprintf(why, sizeof(why), "release %s is at %u%% rollout; this host's bucket "
-		    "is %u", m.version, m.rollout, bucket);
+		    "is %u", m.version, rollout, bucket);
+		if (next)
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), "; the schedule's "
+			    "next step is in %.0f s", (next - now_wall_ms()) / 1000.0);
 		log_info("release: %s", why);
 		no_update(a, why);
+		step_wait(a, next);
 	} else if (a->net.rel.busy && strcmp(a->net.rel.version, m.version) == 0 &&
 	    strcmp(a->net.rel.sha[0], m.agent_sha256) == 0) {
 		/* Already on it; an update job only skips the wait. */
@@ -318,7 +351,7 @@ release_check(struct agent *a, const char *job)
 		}
 		delay = a->net.rel.job[0] ? 0 : random_below(a->cfg.update_jitter_ms + 1);
 		log_notice("release %s on channel %s (signed by %s, rollout %u%%, bucket %u): "
-		    "fetching in %.1f s", m.version, m.channel, fpr, m.rollout, bucket,
+		    "fetching in %.1f s", m.version, m.channel, fpr, rollout, bucket,
 		    delay / 1000.0);
 		if (delay)
 			a->net.rel.jitter_timer = loop_add_timer(a->loop, delay, jitter_fired, a);
@@ -364,6 +397,7 @@ void
 release_free(struct agent *a)
 {
 	binfetch_end(a);
+	step_wait(a, 0);
 	free(a->net.rel.raw);
 	a->net.rel.raw = NULL;
 }

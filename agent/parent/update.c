@@ -487,6 +487,7 @@ update_release(struct agent *a, const struct priv_msg *msg)
 	char fpr[PGP_FPR_MAX + 1], why[512];
 	uint64_t floor_at;
 	struct mu_err err;
+	unsigned pct;
 	int rc;
 
 	if (a->par.upd.phase != UPD_IDLE || a->par.upd.pending) {
@@ -500,8 +501,9 @@ update_release(struct agent *a, const struct priv_msg *msg)
 	}
 	if (strcmp(m.version, AGENT_VERSION) == 0)
 		rc = mu_errf(&err, MU_EINVAL, "already at version %s", m.version);
-	else if (release_bucket(a->cfg.host) >= m.rollout)
-		rc = mu_errf(&err, MU_EINVAL, "this host is outside the %u%% rollout", m.rollout);
+	/* The schedule read on our own clock, not the network process's word. */
+	else if (release_bucket(a->cfg.host) >= (pct = release_rollout_at(&m, now_wall_ms(), NULL)))
+		rc = mu_errf(&err, MU_EINVAL, "this host is outside the %u%% rollout", pct);
 	else if (version_failed_here(a, m.version, why, sizeof(why)))
 		rc = mu_errf(&err, MU_EINVAL, "%s", why);
 	/* Our floor, not the network process's net/release/floor: a signed

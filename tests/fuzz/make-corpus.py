@@ -273,6 +273,12 @@ CORPUS = {
     "fuzz_release_manifest": {
         "ok-typical": pack(RELMAN),
         "ok-full-rollout": pack(dict(RELMAN, rollout=100, version="1.0.0")),
+        "ok-schedule-halt": pack(dict(RELMAN, rollout=1,
+                                      schedule=[[T0, 1], [T0 + 3600000, 10],
+                                                [T0 + 86400000, 100]],
+                                      halt=m(failed_pct=20, min_hosts=5))),
+        "bad-schedule-order": bad(pack(dict(RELMAN, schedule=[[T0, 50], [T0 + 1, 10]])),
+                                  "schedule step 2: its percent is below step 1's"),
         "bad-rollout": bad(pack(dict(RELMAN, rollout=101)),
                            "key 'rollout' is over 100"),
         "bad-runner-sha": bad(pack(dict(RELMAN, runner_sha256=SHA[:63])),

@@ -454,6 +454,59 @@ def test_rollout_0_50_100(upd_agents, server, op, operator, pub, keys, v2):
         ping(op, operator, a)
 
 
+def test_schedule_moves_buckets_in_order(upd_agents, server, op, operator, pub, keys, v2):
+    """Issue 25: one signature, three steps seconds apart.  Before the
+    first step that covers its bucket no host moves; the low buckets move
+    at the 50 % step and the high ones only at the 100 % step."""
+    names = [f"s{i}" for i in range(1, 40)]
+    low = [n for n in names if bucket(n) < 50][:2]
+    high = [n for n in names if bucket(n) >= 50][:2]
+    agents = {n: upd_agents(n, wake_port=0).start() for n in low + high}
+    agent_b, runner_b = v2[0].read_bytes(), v2[1].read_bytes()
+    t0 = now_ms()
+    step50, step100 = t0 + 8000, t0 + 30000
+    publish_release(pub, keys, CHANNEL, V2, agent_b, runner_b, rollout=0, published_at=t0,
+                    extra={"schedule": [[t0, 0], [step50, 50], [step100, 100]]})
+    for n, a in agents.items():
+        wait_until(lambda: log_count(a, "at 0% rollout") >= 1, 20, what=f"{n} waits")
+        assert log_count(a, "the schedule's next step is in") >= 1
+    for n in low:
+        wait_version(agents[n], V2, timeout=90)
+    # The low buckets moved after the 50 % step and before the 100 % one;
+    # the high ones waited (their own log says why) and are still on V1.
+    assert step50 <= now_ms() < step100, "too slow to tell the steps apart"
+    for n in high:
+        wait_until(lambda: log_count(agents[n], "at 50% rollout") >= 1, 20,
+                   what=f"{n} outside the 50% step")
+        assert agents[n].status()["version"] == V1
+    for n in high:
+        wait_version(agents[n], V2, timeout=90)
+    assert now_ms() >= step100
+    for a in agents.values():
+        assert a.restarts == 0
+
+
+@pytest.mark.parametrize("schedule, words", [
+    ([[1000, 10], [1000, 50]], ["schedule step 2", "not after step 1"]),
+    ([[1000, 50], [2000, 10]], ["schedule step 2", "below step 1"]),
+    ([[1000, 101]], ["schedule step 1"]),
+    ([[i * 1000, 100] for i in range(1, 34)], ["more than 32 steps", "1 to 32"]),
+    ("soon", ["schedule"]),
+])
+def test_bad_schedule_refused(upd_agents, server, op, operator, pub, keys, v2, schedule,
+                              words):
+    """A validly signed release whose schedule breaks the rules is refused
+    with the reason, and the host stays where it is."""
+    a = upd_agents("h1").start()
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
+                    extra={"schedule": schedule})
+    st = wait_update(a, "refused", 30)
+    reason = st["update"].get("reason", "")
+    assert any(w in reason for w in words), reason
+    assert st["version"] == V1
+    ping(op, operator, a)
+
+
 # ---- two servers share the self-tests ---------------------------------------------
 
 
@@ -612,6 +665,57 @@ def test_cli_release_and_update(upd_agents, server, broker, keys, tmp_path, v2):
     assert "already at version" in r.stdout
     r = cli(pubc, "release", "rollout", "--channel", "nochannel", "50")
     assert r.returncode == 1
+
+
+def test_cli_release_schedule(upd_agents, server, broker, keys, tmp_path, v2):
+    """`muster release publish --schedule`: the steps signed once, shown with
+    the step in force; bad schedules refused by the CLI before anything is
+    published; `release rollout N` replaces the schedule."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pubc = cli_conf(tmp_path / "pub.conf", broker, keys, "pub:release")
+
+    def cli(*args, timeout=60):
+        return run_cli(*args, conf=pubc, env={"HOME": home}, timeout=timeout)
+
+    base = ["release", "publish", "--channel", CHANNEL, "--version", V2,
+            "--agent", v2[0], "--runner", v2[1]]
+    for bad, words in [("10%,5%@+1h", "lowers the percent"),
+                       ("10%,50%@-1h", "bad time"),
+                       ("10%,50%", "when?"),
+                       ("10%@+2h,50%@+1h", "is not after step 1"),
+                       ("101%", "0%..100%"),
+                       (",".join(f"{i}%@+{i}h" for i in range(1, 34)), "more than 32"),
+                       ]:
+        r = cli(*base, "--schedule", bad)
+        assert r.returncode == 2 and words in r.stderr, (bad, r.stderr)
+    r = cli(*base, "--schedule", "1%", "--rollout", "5")
+    assert r.returncode == 2 and "not both" in r.stderr, r.stderr
+    r = cli(*base, "--halt", "failed=20%")
+    assert r.returncode == 2 and "--halt wants" in r.stderr, r.stderr
+    r = cli("release", "show", "--channel", CHANNEL, "--json")
+    assert r.returncode == 1, r.stdout	# nothing was published
+
+    t = now_ms()
+    r = cli(*base, "--schedule", "0%,10%@+1h,100%@2099-01-01T00:00Z",
+            "--halt", "failed=20%,min=5", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    steps = out["schedule"]
+    assert [p for _, p in steps] == [0, 10, 100] and out["rollout"] == 0
+    assert t <= steps[0][0] <= now_ms()
+    assert abs(steps[1][0] - steps[0][0] - 3600_000) < 5000
+    assert steps[2][0] == 4070908800000
+    assert out["halt"] == {"failed_pct": 20, "min_hosts": 5}
+    r = cli("release", "show", "--channel", CHANNEL)
+    assert r.returncode == 0, r.stderr
+    assert re.search(rf"^{CHANNEL}: {re.escape(V2)}, rollout 0%", r.stdout, re.M), r.stdout
+    assert "schedule: step 1 of 3 (0%), next 10% at " in r.stdout, r.stdout
+    r = cli("release", "rollout", "--channel", CHANNEL, "30", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["rollout"] == 30 and "schedule" not in out
+    assert out["halt"] == {"failed_pct": 20, "min_hosts": 5}
 
 
 def test_signer_in_keyring_but_not_listed(upd_agents, server, op, operator, pub, keys,

@@ -61,15 +61,18 @@ def version_of(binary: Path) -> str:
 
 def release_payloads(keys, channel: str, version: str, agent: bytes, runner: bytes,
                      rollout: int = 100, published_at: Optional[int] = None,
-                     agent_sha: Optional[str] = None, agent_size: Optional[int] = None):
-    """(pointer, {sha: artifact}) signed by the publisher."""
+                     agent_sha: Optional[str] = None, agent_size: Optional[int] = None,
+                     extra: Optional[dict] = None):
+    """(pointer, {sha: artifact}) signed by the publisher; extra: more
+    manifest keys (schedule, halt)."""
     a_sha = hashlib.sha256(agent).hexdigest()
     r_sha = hashlib.sha256(runner).hexdigest()
     manifest = pack({"v": 1, "kind": "release", "channel": channel, "version": version,
                      "agent_sha256": agent_sha or a_sha,
                      "agent_size": len(agent) if agent_size is None else agent_size,
                      "runner_sha256": r_sha, "runner_size": len(runner),
-                     "published_at": published_at or now_ms(), "rollout": rollout})
+                     "published_at": published_at or now_ms(), "rollout": rollout,
+                     **(extra or {})})
     sig = keys.pgp_sign(manifest)
     pointer = pack({"v": 1, "manifest": manifest, "sig": sig})
     arts = {agent_sha or a_sha: pack({"v": 1, "data": agent}),

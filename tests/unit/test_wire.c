@@ -738,6 +738,114 @@ test_manifests(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* A release manifest with "schedule" and "halt" (issue 25). */
+static void
+test_release_schedule(void **state)
+{
+	struct release_manifest r, dr;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct mu_err err = { "" };
+	uint64_t next;
+	size_t i;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	strcpy(r.channel, "stable");
+	strcpy(r.version, "0.3.0");
+	strcpy(r.agent_sha256, SHA_A);
+	strcpy(r.runner_sha256, SHA_A);
+	r.agent_size = 1, r.runner_size = 2, r.published_at = 3, r.rollout = 1;
+	r.steps[0] = (struct release_step){ 1000, 1 };
+	r.steps[1] = (struct release_step){ 2000, 10 };
+	r.steps[2] = (struct release_step){ 3000, 10 };
+	r.steps[3] = (struct release_step){ 4000, 100 };
+	r.nsteps = 4;
+	r.has_halt = true, r.halt_failed_pct = 20, r.halt_min_hosts = 5;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_OK);
+	assert_int_equal((unsigned char)sb.data[0], 0x80 | 12);
+	assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_OK);
+	assert_int_equal(dr.nsteps, 4);
+	assert_int_equal(dr.steps[3].at_ms, 4000);
+	assert_int_equal(dr.steps[3].pct, 100);
+	assert_true(dr.has_halt);
+	assert_int_equal(dr.halt_failed_pct, 20);
+	assert_int_equal(dr.halt_min_hosts, 5);
+	/* The rollout in force: nothing before the first step, then the last
+	 * step passed; "next" skips a step that does not raise it. */
+	assert_int_equal(release_rollout_at(&dr, 999, &next), 0);
+	assert_int_equal(next, 1000);
+	assert_int_equal(release_rollout_at(&dr, 1000, &next), 1);
+	assert_int_equal(next, 2000);
+	assert_int_equal(release_rollout_at(&dr, 2500, &next), 10);
+	assert_int_equal(next, 4000);
+	assert_int_equal(release_rollout_at(&dr, 4000, &next), 100);
+	assert_int_equal(next, 0);
+	wire_doc_free(&dr.doc);
+	/* Without a schedule: rollout, and no next step. */
+	r.nsteps = 0;
+	r.has_halt = false;
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_OK);
+	assert_int_equal((unsigned char)sb.data[0], 0x80 | 10);
+	assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_OK);
+	assert_int_equal(release_rollout_at(&dr, UINT64_MAX, &next), 1);
+	assert_int_equal(next, 0);
+	wire_doc_free(&dr.doc);
+	/* The encoder keeps the rules the decoder applies. */
+	r.nsteps = 2;
+	r.steps[1] = (struct release_step){ 1000, 50 };
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_EINVAL);
+	assert_non_null(strstr(err.msg, "step 2"));
+	r.steps[1] = (struct release_step){ 2000, 0 };
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_EINVAL);
+	r.nsteps = RELEASE_MAX_STEPS + 1;
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_EINVAL);
+	r.nsteps = 0;
+	r.has_halt = true, r.halt_min_hosts = 0;
+	assert_int_equal(release_manifest_encode(&r, &sb, &err), MU_EINVAL);
+	assert_int_equal(sb.size, 0);
+
+	/* What the decoder refuses, each with the step named. */
+	static const struct { const char *why; int n; uint64_t at[3]; int pct[3]; }
+	    bad[] = {
+		{ "not after step 1", 2, { 5, 5 }, { 1, 2 } },
+		{ "below step 1", 2, { 5, 6 }, { 50, 10 } },
+		{ "schedule step 1", 1, { 5 }, { 101 } },
+		{ "1 to 32 steps", 0, { 0 }, { 0 } },
+	};
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int k;
+
+		msgpack_sbuffer sched;
+
+		msgpack_sbuffer_init(&sched);
+		msgpack_packer_init(&pk, &sched, msgpack_sbuffer_write);
+		msgpack_pack_array(&pk, (size_t)bad[i].n);
+		for (k = 0; k < bad[i].n; k++) {
+			msgpack_pack_array(&pk, 2);
+			msgpack_pack_uint64(&pk, bad[i].at[k]);
+			msgpack_pack_int(&pk, bad[i].pct[k]);
+		}
+		const struct kv m[] = {
+			{ "v", U, NULL, 1 }, { "kind", S, "release", 0 },
+			{ "channel", S, "stable", 0 }, { "version", S, "0.3.0", 0 },
+			{ "agent_sha256", S, SHA_A, 0 }, { "agent_size", U, NULL, 1 },
+			{ "runner_sha256", S, SHA_A, 0 }, { "runner_size", U, NULL, 1 },
+			{ "published_at", U, NULL, 1 }, { "rollout", U, NULL, 1 },
+			{ "schedule", RAW, sched.data, sched.size },
+		};
+		msgpack_sbuffer_clear(&sb);
+		pack_kvs(&sb, m, sizeof(m) / sizeof(m[0]), NULL);
+		msgpack_sbuffer_destroy(&sched);
+		assert_int_equal(release_manifest_decode(sb.data, sb.size, &dr, &err), MU_EINVAL);
+		assert_non_null(strstr(err.msg, bad[i].why));
+	}
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 test_artifacts(void **state)
 {
@@ -1250,6 +1358,7 @@ main(void)
 		cmocka_unit_test(test_event),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_manifests),
+		cmocka_unit_test(test_release_schedule),
 		cmocka_unit_test(test_artifacts),
 		cmocka_unit_test(test_selftest),
 		cmocka_unit_test(test_agent_envelope),

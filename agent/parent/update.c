@@ -754,7 +754,7 @@ healthy_fired(struct loop *l, uint64_t id, void *arg)
 	a->par.upd.pending = false;
 	log_notice("update: %s is healthy; the update from %s is done", AGENT_VERSION,
 	    a->par.upd.prev_version);
-	send_state(a, "done", AGENT_VERSION, a->par.upd.prev_version, NULL);
+	send_state(a, "healthy", AGENT_VERSION, a->par.upd.prev_version, NULL);
 	snprintf(summary, sizeof(summary), "updated from %s to %s", a->par.upd.prev_version,
 	    AGENT_VERSION);
 	answer_saved(a, RS_PASS, summary, NULL);
@@ -877,8 +877,10 @@ update_started(struct agent *a)
 		kv_get(t, "reason", why, sizeof(why));
 		kv_get(t, "version", v, sizeof(v));
 		free(t);
+		/* Only rollback() writes update.failed: the version ran here
+		 * and was taken back, which muster-server counts apart. */
 		if (version_valid(v))
-			send_state(a, "failed", v, AGENT_VERSION, why[0] ? why : NULL);
+			send_state(a, "rolled_back", v, AGENT_VERSION, why[0] ? why : NULL);
 		answer_saved(a, RS_FAIL, "update failed", why[0] ? why : "update failed");
 		return;
 	}

@@ -156,7 +156,7 @@ def test_happy_path_canary(upd_agents, server, op, operator, pub, keys, v2):
         publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes())
         st = wait_version(a, V2, timeout=90)
         # Healthy window passed: update.pending gone, status says done.
-        wait_until(lambda: (update_state(a)[1] or {}).get("state") == "done", 20,
+        wait_until(lambda: (update_state(a)[1] or {}).get("state") == "healthy", 20,
                    what="update done")
     finally:
         prober.finish()
@@ -340,7 +340,7 @@ def test_new_binary_crashes_at_start_rolls_back(upd_agents, server, op, operator
                                                 keys, v2):
     a = upd_agents("h1", update={"healthy": "10s"}).start()
     publish_release(pub, keys, CHANNEL, V2, crashing_wrapper(v2[0]), v2[1].read_bytes())
-    st = wait_update(a, "failed", timeout=90)
+    st = wait_update(a, "rolled_back", timeout=90)
     assert st["version"] == V1, st
     assert "died 2 times" in st["update"]["reason"], st["update"]
     assert st["update"]["version"] == V2
@@ -656,7 +656,7 @@ def test_cli_release_and_update(upd_agents, server, broker, keys, tmp_path, v2):
     r = cli(pubc, "release", "rollout", "--channel", CHANNEL, "100")
     assert r.returncode == 0, r.stderr
     wait_version(a, V2, timeout=90)
-    wait_update(a, "done")
+    wait_update(a, "healthy")
     r = cli(pubc, "release", "show", "--json")
     show = json.loads(r.stdout)
     assert show["rollout"] == 100 and show["hosts"] == {V2: {"online": 1, "offline": 0}}
@@ -769,7 +769,7 @@ def test_not_healthy_without_a_working_runner_rolls_back(upd_agents, server, op,
                   f"exec {real} \"$@\"\n").encode()
         a = upd_agents("h1", update={"healthy": "2s"}).start()
         publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), broken)
-        st = wait_update(a, "failed", timeout=120)
+        st = wait_update(a, "rolled_back", timeout=120)
         assert st["version"] == V1 and "died 2 times" in st["update"]["reason"], st
         assert log_count(a, "is not healthy") >= 2
         ping(op, operator, a)

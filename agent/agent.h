@@ -355,6 +355,10 @@ struct release_follow {
 	uint64_t jitter_timer, fetch_timer;
 	/* The pointer's schedule raises the rollout later: look again then. */
 	uint64_t step_timer;
+	/* A halt the parent verified (PRIV_HALTED): a release of this version
+	 * published at or before halt_at is not fetched.  "" = none. */
+	char halt_version[WIRE_MAX_VERSION + 1];
+	uint64_t halt_at;
 };
 
 /* The parent's side: what it is doing with a release. */
@@ -384,6 +388,11 @@ struct update {
 	/* An update cut short by a restart, found at start, reported once up. */
 	char boot_version[WIRE_MAX_VERSION + 1];
 	char boot_reason[256];
+	/* The channel's release halt, verified (halt.c); "" = none. */
+	char halt_version[WIRE_MAX_VERSION + 1];
+	uint64_t halt_at;
+	char halt_reason[RELEASE_HALT_REASON_MAX + 1];
+	uint64_t halts_ignored;		/* forged, malformed, another channel's */
 };
 
 /* ---- privilege separation (common/priv.c) ---------------------------- */
@@ -792,6 +801,8 @@ int priv_send_release(struct agent *a, const void *pointer, size_t len);
 int priv_send_no_update(struct agent *a, const char *job, const char *why);
 int priv_send_connected(struct agent *a);
 int priv_send_verdict(struct agent *a, const void *verdict, size_t len);
+int priv_send_halt(struct agent *a, const void *halt, size_t len);
+int priv_send_halted(struct agent *a, const char *version, uint64_t at);
 int priv_send_release_state(struct agent *a, const char *state, const char *version,
     const char *reason);
 int priv_send_setup(struct agent *a, bool ok, const char *reason);	/* ready/failed */
@@ -874,6 +885,10 @@ void release_check(struct agent *a, const char *job);	/* PRIV_UPDATE_CHECK */
 void release_set_state(struct agent *a, const char *state, const char *version,
     const char *reason);
 void release_free(struct agent *a);
+/* R/releases/<channel>/halt: passed to the parent, which verifies it. */
+int release_halt_subscription(const struct agent *a, char *buf, size_t len);
+void release_halt_message(struct agent *a, const uint8_t *p, size_t len);
+void release_halted(struct agent *a, const char *version, uint64_t at);	/* PRIV_HALTED */
 
 /* common/verify.c: the checks both processes make on what the broker sent
  * (the parent again, in its own address space) */
@@ -901,6 +916,12 @@ void update_net_started(struct agent *a);
 /* The network process's release check's state (PRIV_RELEASE_STATE). */
 void update_net_state(struct agent *a, const struct priv_msg *m);
 void update_no_update(struct agent *a, const struct priv_msg *m);
+/* The status says "halted" for the halted version, unless this host runs it
+ * or is in the middle of an update. */
+void update_halt_report(struct agent *a);
+
+/* parent/halt.c: the channel's release halt (PRIV_HALT), verified */
+void halt_message(struct agent *a, const void *p, size_t len);
 void update_connected(struct agent *a);
 /* Its reaper (reap.c) reaped the staged self-test. */
 void update_child_exited(struct agent *a, int status);

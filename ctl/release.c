@@ -38,6 +38,7 @@ static const char usage_release[] =
     "                              [--halt failed=P%,min=N] [--json]\n"
     "       muster release rollout --channel C [--json] N\n"
     "       muster release show [--channel C] [--json]\n"
+    "       muster release halt --channel C [--version V] [--reason TEXT] [--json]\n"
     "  publish  sign and publish an agent release on channel C: both binaries,\n"
     "           then the pointer; N%% of the channel's hosts take it (default 100)\n"
     "           STEPS: P%%[@WHEN],... e.g. 1%%,10%%@+1h,50%%@+6h,100%%@+1d (WHEN: +DURATION\n"
@@ -47,6 +48,9 @@ static const char usage_release[] =
     "  rollout  sign the channel's release again with rollout N (0-100),\n"
     "           in place of its schedule\n"
     "  show     the releases, and the channel's hosts by version (from status)\n"
+    "  halt     stop the channel's release (default: the version it offers) from\n"
+    "           reaching more hosts, signed with the operator key; a release\n"
+    "           published after the halt lifts it\n"
     "exit: 0 done; 1 no such release; 2 usage, config, key or broker error\n";
 
 struct rel {
@@ -69,7 +73,7 @@ struct rel_list {
 
 struct opts {
 	const char *channel, *version, *agent, *runner;
-	const char *schedule, *halt;
+	const char *schedule, *halt, *reason;
 	long rollout;
 	bool json;
 };
@@ -297,6 +301,7 @@ opt_take(int o, const char *v, void *arg)
 	case 'R': p->runner = v; break;
 	case 'J': p->json = true; break;
 	case 'S': p->schedule = v; break;
+	case 'W': p->reason = v; break;
 	case 'H': p->halt = v; break;
 	case 'r':
 		errno = 0;
@@ -679,6 +684,107 @@ out:
 	return rc;
 }
 
+/* ---- halting ------------------------------------------------------------------- */
+
+/* The halt body, signed with the operator key into env. */
+static int
+halt_build(struct ctl *c, const char *channel, const char *version, const char *reason,
+    uint64_t at, msgpack_sbuffer *env)
+{
+	const char *user = getenv("USER");
+	struct release_halt h;
+	msgpack_sbuffer body;
+	struct mu_err err;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	snprintf(h.channel, sizeof(h.channel), "%s", channel);
+	snprintf(h.version, sizeof(h.version), "%s", version);
+	h.reason = (struct wire_str){ reason, strlen(reason) };
+	h.at = at;
+	if (user && strlen(user) < 256)
+		h.operator_ = (struct wire_str){ user, strlen(user) };
+	msgpack_sbuffer_init(&body);
+	rc = release_halt_encode(&h, &body, &err);
+	if (rc == MU_OK)
+		rc = envelope_sign(c->key, body.data, body.size, env, &err);
+	msgpack_sbuffer_destroy(&body);
+	if (rc != MU_OK)
+		return fprintf(stderr, "muster: release halt: %s\n", err.msg), EXIT_USAGE;
+	return 0;
+}
+
+static int
+rel_halt(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "channel", required_argument, NULL, 'C' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "reason", required_argument, NULL, 'W' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .rollout = -1 };
+	struct rel_list *cur = NULL;
+	char topic[TOPIC_MAX], version[WIRE_MAX_VERSION + 1], t[32];
+	const char *reason;
+	msgpack_sbuffer env;
+	uint64_t at = now_wall_ms();
+	int rc;
+
+	if ((rc = sub_opts(argc, argv, opts, usage_release, opt_take, &o)) != 0)
+		return rc == CTL_HELP ? EXIT_OK : rc;
+	if (optind != argc || !o.channel || !name_valid(o.channel) ||
+	    (o.version && !version_valid(o.version))) {
+		fputs(usage_release, stderr);
+		return EXIT_USAGE;
+	}
+	reason = o.reason ? o.reason : "halted by an operator";
+	if (strlen(reason) > RELEASE_HALT_REASON_MAX)
+		return fprintf(stderr, "muster: --reason: at most %d bytes\n",
+		    RELEASE_HALT_REASON_MAX), EXIT_USAGE;
+	if ((rc = ctl_load_key(c)) != 0 || (rc = ctl_connect(c)) != 0)
+		return rc;
+	if (o.version)
+		snprintf(version, sizeof(version), "%s", o.version);
+	else {
+		/* The version the channel offers now. */
+		if ((cur = calloc(1, sizeof(*cur))) == NULL)
+			return EXIT_USAGE;
+		if ((rc = rels_collect(c, o.channel, cur)) == 0 &&
+		    (cur->n == 0 || !cur->v[0].decoded)) {
+			fprintf(stderr, "muster: no release on channel %s (name one with "
+			    "--version)\n", o.channel);
+			rc = EXIT_FAILED;
+		}
+		if (rc == 0)
+			snprintf(version, sizeof(version), "%s", cur->v[0].m.version);
+		rels_free(cur);
+		free(cur);
+		if (rc)
+			return rc;
+	}
+	msgpack_sbuffer_init(&env);
+	rc = halt_build(c, o.channel, version, reason, at, &env);
+	if (rc == 0 && topic_build(topic, sizeof(topic), c->root, TOPIC_RELEASE_HALT, o.channel,
+	    NULL) != MU_OK)
+		rc = (fprintf(stderr, "muster: bad channel name\n"), EXIT_USAGE);
+	if (rc == 0)
+		rc = publish_acked(c, topic, env.data, env.size, "release halt");
+	msgpack_sbuffer_destroy(&env);
+	if (rc)
+		return rc;
+	if (o.json)
+		json_print_line(json_pack("{s:s, s:s, s:s, s:s, s:I}", "action", "halted",
+		    "channel", o.channel, "version", version, "reason", reason,
+		    "at", (json_int_t)at));
+	else
+		printf("halted %s on channel %s at %s: %s\n", version, o.channel,
+		    when(at, t, sizeof(t)), reason);
+	return 0;
+}
+
 int
 cmd_release(struct ctl *c, int argc, char **argv)
 {
@@ -688,6 +794,8 @@ cmd_release(struct ctl *c, int argc, char **argv)
 		return rel_rollout(c, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "show") == 0)
 		return rel_show(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "halt") == 0)
+		return rel_halt(c, argc - 1, argv + 1);
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(usage_release, stdout);
 		return EXIT_OK;

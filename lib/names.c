@@ -163,6 +163,7 @@ static const struct topic_shape {
 	[TOPIC_SELFTEST_JOBS] =		{ "hosts/", "/selftest/jobs", "", name_valid, NULL },
 	[TOPIC_SELFTEST_VERDICT] =	{ "hosts/", "/selftest/verdict", "", name_valid, NULL },
 	[TOPIC_HOST_FACTS] =		{ "hosts/", "/facts", "", name_valid, NULL },
+	[TOPIC_RELEASE_HALT] =		{ "releases/", "/halt", "", name_valid, NULL },
 };
 
 static bool

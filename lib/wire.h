@@ -300,6 +300,34 @@ int release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *o
 uint8_t release_rollout_at(const struct release_manifest *m, uint64_t now_ms,
     uint64_t *next_ms);
 
+/*
+ * A release halt (design.md §5), the body on R/releases/<channel>/halt:
+ * {"v":1, "kind":"halt", "channel", "version", "reason", "at", "failed"?,
+ * "attempted"?, "cert_der"?, "operator"?}.  muster-server signs it with its
+ * signing pair (an agent envelope; cert_der its certificate, CN srv:NAME),
+ * an operator with an Ed25519 key (a job envelope; no cert_der).  Views
+ * borrow from the input.
+ */
+#define RELEASE_HALT_REASON_MAX	512
+#define RELEASE_HALT_CERT_MAX	(16u * 1024)
+
+struct release_halt {
+	struct wire_doc doc;
+	char channel[NAME_MAX_LEN + 1];
+	char version[WIRE_MAX_VERSION + 1];
+	struct wire_str reason;
+	uint64_t at;			/* unix ms */
+	bool has_counts;		/* failed and attempted, both or neither */
+	uint64_t failed, attempted;
+	struct wire_bytes cert_der;	/* optional */
+	struct wire_str operator_;	/* optional */
+};
+
+int release_halt_decode(const void *buf, size_t len, struct release_halt *out,
+    struct mu_err *err);
+int release_halt_encode(const struct release_halt *h, msgpack_sbuffer *out,
+    struct mu_err *err);
+
 /* A module pointer and a release pointer: a manifest and its signature. */
 struct signed_pointer {
 	struct wire_doc doc;
@@ -398,13 +426,18 @@ int selftest_verdict_encode(const struct selftest_verdict *v, msgpack_sbuffer *o
  *   selftest payload (a self-test's request, signed)    parent -> network
  *   facts    payload (the facts, signed: publish       parent -> network
  *            retained, and again at each connect)
+ *   halt     payload (the channel's release halt as     network -> parent
+ *            received)
+ *   halted   version, n (a verified halt: a release of  parent -> network
+ *            that version published at or before n is
+ *            not to be fetched)
  */
 enum priv_type {
 	PRIV_JOB = 1, PRIV_MODULE, PRIV_SPOOLED, PRIV_RESULT, PRIV_EVENT,
 	PRIV_MODULE_WANT, PRIV_POKE, PRIV_STOP, PRIV_RELEASE, PRIV_UPDATE_CHECK,
 	PRIV_NO_UPDATE, PRIV_STATUS, PRIV_CONNECTED, PRIV_VERDICT,
 	PRIV_READY, PRIV_FAILED, PRIV_DURABLE, PRIV_ANSWERED, PRIV_FACTS,
-	PRIV_RELEASE_STATE, PRIV_SELFTEST, PRIV_NTYPES
+	PRIV_RELEASE_STATE, PRIV_SELFTEST, PRIV_HALT, PRIV_HALTED, PRIV_NTYPES
 };
 /* Which presence a PRIV_STATUS carries (its n). */
 enum priv_status {

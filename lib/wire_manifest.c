@@ -320,6 +320,84 @@ release_manifest_encode(const struct release_manifest *m, msgpack_sbuffer *out,
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
+/* ---- release halts ------------------------------------------------------ */
+
+int
+release_halt_decode(const void *buf, size_t len, struct release_halt *out,
+    struct mu_err *err)
+{
+	bool has_f, has_a;
+	struct rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = doc_open(buf, len, &out->doc, &r, err);
+	if (rc)
+		return rc;
+	rc = rd_kind(&r, "halt");
+	if (!rc)
+		rc = rd_ident(&r, "channel", true, out->channel, sizeof(out->channel),
+		    name_valid, "a channel name");
+	if (!rc)
+		rc = rd_ident(&r, "version", true, out->version, sizeof(out->version),
+		    version_valid, "a version");
+	if (!rc)
+		rc = rd_str(&r, "reason", true, RELEASE_HALT_REASON_MAX, &out->reason);
+	if (!rc)
+		rc = rd_uint(&r, "at", true, UINT64_MAX, &out->at);
+	has_f = rd_find(&r, "failed") != NULL;
+	has_a = rd_find(&r, "attempted") != NULL;
+	if (!rc && has_f != has_a)
+		rc = mu_errf(err, MU_EINVAL, "keys 'failed' and 'attempted' go together");
+	if (!rc)
+		rc = rd_uint(&r, "failed", false, UINT32_MAX, &out->failed);
+	if (!rc)
+		rc = rd_uint(&r, "attempted", false, UINT32_MAX, &out->attempted);
+	if (!rc && out->failed > out->attempted)
+		rc = mu_errf(err, MU_EINVAL, "more hosts failed than attempted");
+	out->has_counts = has_f;
+	if (!rc)
+		rc = rd_bin(&r, "cert_der", false, RELEASE_HALT_CERT_MAX, &out->cert_der);
+	if (!rc)
+		rc = rd_str(&r, "operator", false, 256, &out->operator_);
+	return doc_close(&out->doc, rc);
+}
+
+int
+release_halt_encode(const struct release_halt *h, msgpack_sbuffer *out, struct mu_err *err)
+{
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	rc = need(name_valid(h->channel) && version_valid(h->version) &&
+	    h->reason.ptr != NULL && (!h->has_counts || (h->failed <= h->attempted &&
+	    h->attempted <= UINT32_MAX)) && h->cert_der.len <= RELEASE_HALT_CERT_MAX, err,
+	    "bad channel, version, reason, counts or certificate");
+	if (!rc)
+		rc = need_view(h->reason, RELEASE_HALT_REASON_MAX, err, "reason too long");
+	if (!rc)
+		rc = need_view(h->operator_, 256, err, "operator too long");
+	if (rc)
+		return rc;
+	start = pk_begin(&pk, out, 5 + 2 * h->has_counts + (h->cert_der.ptr != NULL) +
+	    (h->operator_.ptr != NULL));
+	pk_kv_str(&pk, "kind", "halt");
+	pk_kv_str(&pk, "channel", h->channel);
+	pk_kv_str(&pk, "version", h->version);
+	pk_kv_view(&pk, "reason", h->reason);
+	pk_kv_uint(&pk, "at", h->at);
+	if (h->has_counts) {
+		pk_kv_uint(&pk, "failed", h->failed);
+		pk_kv_uint(&pk, "attempted", h->attempted);
+	}
+	if (h->cert_der.ptr)
+		pk_kv_bin(&pk, "cert_der", h->cert_der.ptr, h->cert_der.len);
+	if (h->operator_.ptr)
+		pk_kv_view(&pk, "operator", h->operator_);
+	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
 /* ---- pointers and artifacts ------------------------------------------- */
 
 static int

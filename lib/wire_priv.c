@@ -18,6 +18,7 @@ static const char *const priv_names[] = {
 	[PRIV_VERDICT] = "verdict", [PRIV_READY] = "ready", [PRIV_FAILED] = "failed",
 	[PRIV_DURABLE] = "durable", [PRIV_ANSWERED] = "answered", [PRIV_FACTS] = "facts",
 	[PRIV_RELEASE_STATE] = "relstate", [PRIV_SELFTEST] = "selftest",
+	[PRIV_HALT] = "halt", [PRIV_HALTED] = "halted",
 };
 
 static const char *const priv_sources[] = {
@@ -66,6 +67,8 @@ static const unsigned priv_fields[PRIV_NTYPES] = {
 	[PRIV_FACTS] = PMF_PAYLOAD,
 	[PRIV_RELEASE_STATE] = PMF_NAME | PMF_VERSION | PMF_WHY,
 	[PRIV_SELFTEST] = PMF_PAYLOAD,
+	[PRIV_HALT] = PMF_PAYLOAD,
+	[PRIV_HALTED] = PMF_VERSION | PMF_COUNT,
 };
 
 static bool

@@ -227,6 +227,9 @@ parent_dispatch(struct agent *a, const struct priv_msg *m)
 	case PRIV_RELEASE_STATE:
 		update_net_state(a, m);
 		return MU_OK;
+	case PRIV_HALT:
+		halt_message(a, m->payload.ptr, m->payload.len);
+		return MU_OK;
 	case PRIV_READY:
 		priv_net_ready(a);
 		return MU_OK;
@@ -322,6 +325,9 @@ net_dispatch(struct agent *a, const struct priv_msg *m)
 		return MU_OK;
 	case PRIV_FACTS:
 		session_facts(a, m->payload.ptr, m->payload.len);
+		return MU_OK;
+	case PRIV_HALTED:
+		release_halted(a, m->version, m->n);
 		return MU_OK;
 	default:
 		return MU_EINVAL;

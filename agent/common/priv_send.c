@@ -46,6 +46,8 @@ const struct priv_rule priv_rules[PRIV_NTYPES] = {
 	[PRIV_DURABLE]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_ANSWERED]		= { PRIV_FROM_PARENT, NULL },
 	[PRIV_FACTS]		= { PRIV_FROM_PARENT, NULL },
+	[PRIV_HALT]		= { PRIV_FROM_NET, NULL },
+	[PRIV_HALTED]		= { PRIV_FROM_PARENT, NULL },
 };
 
 int
@@ -66,6 +68,16 @@ static int
 to_net(struct agent *a, const struct priv_msg *m)
 {
 	return priv_chan_send(a, &a->par.to_net, m);	/* if down: the next one is told anew */
+}
+
+int
+priv_send_halted(struct agent *a, const char *version, uint64_t at)
+{
+	struct priv_msg m = { .type = PRIV_HALTED };
+
+	snprintf(m.version, sizeof(m.version), "%s", version);
+	m.n = at;
+	return to_net(a, &m);
 }
 
 int
@@ -250,6 +262,15 @@ priv_send_release_state(struct agent *a, const char *state, const char *version,
 	    "unknown");
 	if (reason)
 		m.reason = (struct wire_str){ reason, strnlen(reason, WIRE_MAX_STR) };
+	return to_parent(a, &m);
+}
+
+int
+priv_send_halt(struct agent *a, const void *halt, size_t len)
+{
+	struct priv_msg m = { .type = PRIV_HALT };
+
+	m.payload = (struct wire_bytes){ halt, len };
 	return to_parent(a, &m);
 }
 

@@ -319,6 +319,15 @@ release_check(struct agent *a, const char *job)
 		    "(published_at %" PRIu64 " <= %" PRIu64 ")", m.version, m.published_at, fl);
 		log_info("release: %s", why);
 		no_update(a, why);
+	} else if (strcmp(m.version, a->net.rel.halt_version) == 0 &&
+	    m.published_at <= a->net.rel.halt_at) {
+		/* The parent verified the halt and says so in the status. */
+		if (a->net.rel.busy && strcmp(a->net.rel.version, m.version) == 0)
+			binfetch_end(a);
+		snprintf(why, sizeof(why), "release %s is halted on channel %s", m.version,
+		    m.channel);
+		log_info("release: %s", why);
+		no_update(a, why);
 	} else if (bucket >= rollout) {
 		snprintf(why, sizeof(why), "release %s is at %u%% rollout; this host's bucket "
 		    "is %u", m.version, rollout, bucket);
@@ -391,6 +400,34 @@ release_message(struct agent *a, const uint8_t *p, size_t len)
 	a->net.rel.raw = copy;
 	a->net.rel.len = len;
 	release_check(a, NULL);
+}
+
+int
+release_halt_subscription(const struct agent *a, char *buf, size_t len)
+{
+	return topic_build(buf, len, a->root, TOPIC_RELEASE_HALT, a->cfg.channel, NULL);
+}
+
+/* Not ours to judge: the parent holds the keys (halt.c). */
+void
+release_halt_message(struct agent *a, const uint8_t *p, size_t len)
+{
+	if (len == 0)
+		return;		/* cleared: the parent's halt lasts until a newer release */
+	if (len > WIRE_MAX_STR) {
+		log_warnx("release: dropped a %zu-byte halt", len);
+		return;
+	}
+	priv_send_halt(a, p, len);
+}
+
+void
+release_halted(struct agent *a, const char *version, uint64_t at)
+{
+	snprintf(a->net.rel.halt_version, sizeof(a->net.rel.halt_version), "%s", version);
+	a->net.rel.halt_at = at;
+	if (a->net.rel.raw)
+		release_check(a, NULL);
 }
 
 void

@@ -306,9 +306,9 @@ event_publish(struct agent *a, const char *job, const void *env, size_t len)
 static void
 subscribe_all(struct agent *a)
 {
-	/* host, all, groups, modules, release, verdict */
-	char topics[CONF_MAX_GROUPS + 5][TOPIC_MAX];
-	char *ptrs[CONF_MAX_GROUPS + 5];
+	/* host, all, groups, modules, release, its halt, verdict */
+	char topics[CONF_MAX_GROUPS + 6][TOPIC_MAX];
+	char *ptrs[CONF_MAX_GROUPS + 6];
 	struct mu_err err;
 	int i, n = 0;
 
@@ -325,6 +325,8 @@ subscribe_all(struct agent *a)
 		goto subscribe;
 	}
 	if (release_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
+		n++;
+	if (release_halt_subscription(a, topics[n], TOPIC_MAX) == MU_OK)
 		n++;
 	/* The verdict on our staged version, seen by us too (design.md §5). */
 	if (topic_build(topics[n], TOPIC_MAX, a->root, TOPIC_SELFTEST_VERDICT, a->cfg.host,
@@ -406,6 +408,10 @@ on_message(struct agent *a, const struct bus_event *ev)
 	    strcmp(ev->topic, t) == 0) {
 		if (!a->stopping)
 			release_message(a, ev->payload, ev->len);
+	} else if (!a->selftest && release_halt_subscription(a, t, sizeof(t)) == MU_OK &&
+	    strcmp(ev->topic, t) == 0) {
+		if (!a->stopping)
+			release_halt_message(a, ev->payload, ev->len);
 	} else if (topic_build(t, sizeof(t), a->root, TOPIC_SELFTEST_VERDICT,
 	    a->cfg.host, NULL) == MU_OK && strcmp(ev->topic, t) == 0) {
 		if (!ev->retained && a->selftest) {

@@ -480,6 +480,26 @@ version_failed_here(struct agent *a, const char *version, char *why, size_t len)
 	return true;
 }
 
+/* A verified halt (halt.c) names this release: a newer published_at lifts it. */
+static bool
+halted(const struct agent *a, const struct release_manifest *m)
+{
+	return a->par.upd.halt_version[0] != '\0' &&
+	    strcmp(a->par.upd.halt_version, m->version) == 0 &&
+	    m->published_at <= a->par.upd.halt_at;
+}
+
+void
+update_halt_report(struct agent *a)
+{
+	if (a->par.upd.halt_version[0] == '\0' ||
+	    strcmp(a->par.upd.halt_version, AGENT_VERSION) == 0 ||
+	    a->par.upd.phase != UPD_IDLE || a->par.upd.pending)
+		return;
+	send_state(a, "halted", a->par.upd.halt_version, AGENT_VERSION,
+	    a->par.upd.halt_reason);
+}
+
 void
 update_release(struct agent *a, const struct priv_msg *msg)
 {
@@ -501,6 +521,9 @@ update_release(struct agent *a, const struct priv_msg *msg)
 	}
 	if (strcmp(m.version, AGENT_VERSION) == 0)
 		rc = mu_errf(&err, MU_EINVAL, "already at version %s", m.version);
+	else if (halted(a, &m))
+		rc = mu_errf(&err, MU_EINVAL, "release %s is halted on channel %s: %s",
+		    m.version, m.channel, a->par.upd.halt_reason);
 	/* The schedule read on our own clock, not the network process's word. */
 	else if (release_bucket(a->cfg.host) >= (pct = release_rollout_at(&m, now_wall_ms(), NULL)))
 		rc = mu_errf(&err, MU_EINVAL, "this host is outside the %u%% rollout", pct);

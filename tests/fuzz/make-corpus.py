@@ -100,6 +100,9 @@ MODMAN = m(kind="module", name="disk", version="1.2.0", abi=1, sha256=SHA,
 RELMAN = m(kind="release", channel="stable", version="0.2.0~rc1",
            agent_sha256=SHA, agent_size=1 << 20, runner_sha256=SHA2,
            runner_size=65536, published_at=T0, rollout=25)
+HALT = m(kind="halt", channel="stable", version="0.2.0~rc1",
+         reason="3 of 5 hosts failed it", at=T0, failed=3, attempted=5,
+         cert_der=b"\x30\x82\x01\x0a" + bytes(i % 253 for i in range(266)))
 PGPSIG = b"\x89\x01\x33\x04\x00\x01\x0a\x00\x1d" + bytes(range(40))
 POINTER = m(manifest=pack(MODMAN), sig=PGPSIG)
 SO = b"\x7fELF\x02\x01\x01" + bytes(57) + bytes(i % 251 for i in range(512))
@@ -332,6 +335,18 @@ CORPUS = {
         "bad-host-nul": bad(pack(dict(STREQ, host="web\x0001")),
                             "key 'host' contains a NUL byte"),
     },
+    "fuzz_release_halt": {
+        "ok-server": pack(HALT),
+        "ok-operator": pack(dict(without(without(without(HALT, "cert_der"), "failed"),
+                                         "attempted"), operator="alice")),
+        "bad-counts-alone": bad(pack(without(HALT, "attempted")),
+                                "keys 'failed' and 'attempted' go together"),
+        "bad-counts": bad(pack(dict(HALT, failed=9, attempted=3)),
+                          "more hosts failed than attempted"),
+        "bad-kind": bad(pack(dict(HALT, kind="release")),
+                        "key 'kind' has an unknown value 'release'"),
+        "bad-no-reason": bad(pack(without(HALT, "reason")), "missing key 'reason'"),
+    },
     "fuzz_selftest_verdict": {
         "ok-fail": pack(STVERD),
         "ok-pass": pack(without(dict(STVERD, ok=True), "reason")),
@@ -473,6 +488,8 @@ CORPUS["fuzz_priv_msg"].update({
     "ok-relstate": pack(m(t="relstate", name="refused", version="1.2.3",
                           reason="not signed by a trusted publisher")),
     "ok-relstate-bare": pack(m(t="relstate", name="fetching", version="1.2.3")),
+    "ok-halt": pack(m(t="halt", payload=pack(HALT))),
+    "ok-halted": pack(m(t="halted", version="1.2.3", n=T0)),
     "bad-status-n": bad(pack(m(t="status", n=3, payload=pack(AENV))),
                         "key 'n' is over 2"),
     "bad-relstate-version": bad(pack(m(t="relstate", name="staging", version="1 2")),

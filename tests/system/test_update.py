@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from muster_fixtures import (
-    assert_no_sanitizer_reports, host_sign, log_count, new_job, now_ms, pack, run_cli,
+    assert_no_sanitizer_reports, cert_der, host_sign, log_count, new_job, now_ms, pack, run_cli,
     run_job, topic, unpack, wait_until,
 )
 from server_fixtures import Server, announce, signed_result
@@ -795,3 +795,103 @@ def test_server_check_config_selftest_key(tmp_path, keys, broker):
     assert r.returncode == 1 and "timeout" in r.stderr, r
     r = check({"key": str(keys.operator_key("alice"))})
     assert r.returncode == 0, r
+
+
+# ---- halting a release (issue 25) --------------------------------------------------
+
+HALT_CHANNEL = "halting"
+
+
+def halt_body(version, at=None, channel=HALT_CHANNEL, reason="too many hosts failed it",
+              **kw):
+    return {"v": 1, "kind": "halt", "channel": channel, "version": version,
+            "reason": reason, "at": at or now_ms(), **kw}
+
+
+def server_halt(pki, body, key=None, cert=None, der_of=None):
+    """A halt signed as muster-server signs it: its signing pair, its
+    certificate in the body (cert_der)."""
+    key = key or pki.dir / "srv" / "main.sign.key"
+    cert = cert or pki.dir / "srv" / "main.sign.crt"
+    return host_sign(key, cert, dict(body, cert_der=cert_der(der_of or cert)))
+
+
+@pytest.fixture
+def halt_topic(pub):
+    t = topic("releases", HALT_CHANNEL, "halt")
+    yield t
+    pub.publish(t, b"", retain=True)	# the broker outlives the test
+
+
+def test_operator_halt_stops_release_until_a_newer_one(upd_agents, server, broker, keys,
+                                                       op, operator, pub, tmp_path, v2,
+                                                       halt_topic):
+    """`muster release halt`: the host does not take the halted version (its
+    status says why), and a release published after the halt lifts it."""
+    a = upd_agents("h1", channel=HALT_CHANNEL).start()
+    opc = cli_conf(tmp_path / "op.conf", broker, keys, "op:alice")
+    r = run_cli("release", "halt", "--channel", HALT_CHANNEL, "--version", V2,
+                "--reason", "canary broke", "--json", conf=opc, env={"HOME": tmp_path})
+    assert r.returncode == 0, r.stderr
+    halted_at = json.loads(r.stdout)["at"]
+    st = wait_update(a, "halted")
+    assert st["update"]["version"] == V2 and "canary broke" in st["update"]["reason"], st
+    assert log_count(a, "is halted (by operator key") == 1
+    agent_b, runner_b = v2[0].read_bytes(), v2[1].read_bytes()
+    publish_release(pub, keys, HALT_CHANNEL, V2, agent_b, runner_b,
+                    published_at=halted_at - 1000)
+    wait_until(lambda: log_count(a, f"release {V2} is halted on channel") >= 1, 20,
+               what="the network process skips the halted release")
+    ping(op, operator, a)
+    assert a.status()["version"] == V1
+    assert log_count(a, "both binaries fetched") == 0
+    # Published after the halt: lifted.
+    publish_release(pub, keys, HALT_CHANNEL, V2, agent_b, runner_b, published_at=now_ms())
+    wait_version(a, V2, timeout=90)
+
+
+def test_server_halt_is_honoured(upd_agents, server, broker, op, operator, pub, v2,
+                                 halt_topic):
+    a = upd_agents("h1", channel=HALT_CHANNEL).start()
+    pki = broker.pki
+    at = now_ms()
+    pub.publish(halt_topic, server_halt(pki, halt_body(V2, at, failed=3, attempted=5)),
+                retain=True)
+    st = wait_update(a, "halted")
+    assert st["update"]["version"] == V2, st
+    assert log_count(a, "is halted (by srv:main)") == 1
+    ping(op, operator, a)
+
+
+def test_forged_halts_ignored(upd_agents, server, broker, keys, untrusted_keys, op,
+                              operator, pub, v2, halt_topic):
+    """Each forgery is ignored and counted; the release then goes ahead."""
+    a = upd_agents("h1", channel=HALT_CHANNEL).start()
+    pki = broker.pki
+    at = now_ms()
+    good = server_halt(pki, halt_body(V2, at))
+    d = unpack(good)
+    body = bytearray(d["body"])
+    body[body.index(b"too many")] ^= 0x20
+    tampered = pack(dict(d, body=bytes(body)))
+    forged = {
+        "untrusted operator": untrusted_keys.operator("mallory").envelope(halt_body(V2, at)),
+        "TLS certificate": server_halt(pki, halt_body(V2, at), key=pki.key("srv:main"),
+                                       cert=pki.cert("srv:main")),
+        "host signing certificate": server_halt(pki, halt_body(V2, at),
+                                                key=pki.sign_key("h1"),
+                                                cert=pki.sign_cert("h1")),
+        "another channel": server_halt(pki, halt_body(V2, at, channel=CHANNEL)),
+        "tampered body": tampered,
+        "certificate swapped": server_halt(pki, halt_body(V2, at),
+                                           der_of=pki.sign_cert("h1")),
+        "not a halt": operator.envelope(dict(halt_body(V2, at), kind="release")),
+    }
+    for n, (what, payload) in enumerate(forged.items(), 1):
+        pub.publish(halt_topic, payload, retain=True)
+        wait_until(lambda: log_count(a, f"release halt ignored ({n} so far)") == 1, 20,
+                   what=f"{what}: ignored and counted")
+    assert log_count(a, "is halted") == 0
+    publish_release(pub, keys, HALT_CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
+                    published_at=at - 1000)
+    wait_version(a, V2, timeout=90)

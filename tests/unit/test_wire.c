@@ -846,6 +846,57 @@ test_release_schedule(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* A release halt (issue 25): both forms' bodies, and the rules. */
+static void
+test_release_halt(void **state)
+{
+	struct release_halt h, dh;
+	msgpack_sbuffer sb;
+	struct mu_err err = { "" };
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	strcpy(h.channel, "stable");
+	strcpy(h.version, "0.3.0");
+	h.reason = (struct wire_str){ "3 of 5 failed", 13 };
+	h.at = 42;
+	h.has_counts = true, h.failed = 3, h.attempted = 5;
+	h.cert_der = (struct wire_bytes){ (const uint8_t *)"\x30\x82", 2 };
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(release_halt_encode(&h, &sb, &err), MU_OK);
+	assert_int_equal(release_halt_decode(sb.data, sb.size, &dh, &err), MU_OK);
+	assert_string_equal(dh.version, "0.3.0");
+	assert_int_equal(dh.at, 42);
+	assert_true(dh.has_counts);
+	assert_int_equal(dh.failed, 3);
+	assert_int_equal(dh.attempted, 5);
+	assert_int_equal(dh.cert_der.len, 2);
+	assert_null(dh.operator_.ptr);
+	wire_doc_free(&dh.doc);
+	/* An operator's: no counts, no certificate. */
+	h.has_counts = false, h.failed = h.attempted = 0;
+	h.cert_der = (struct wire_bytes){ NULL, 0 };
+	h.operator_ = (struct wire_str){ "alice", 5 };
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(release_halt_encode(&h, &sb, &err), MU_OK);
+	assert_int_equal(release_halt_decode(sb.data, sb.size, &dh, &err), MU_OK);
+	assert_false(dh.has_counts);
+	assert_null(dh.cert_der.ptr);
+	assert_int_equal(dh.operator_.len, 5);
+	wire_doc_free(&dh.doc);
+	/* More failed than attempted; no reason: refused both ways. */
+	h.has_counts = true, h.failed = 6, h.attempted = 5;
+	msgpack_sbuffer_clear(&sb);
+	assert_int_equal(release_halt_encode(&h, &sb, &err), MU_EINVAL);
+	h.has_counts = false;
+	h.reason = (struct wire_str){ NULL, 0 };
+	assert_int_equal(release_halt_encode(&h, &sb, &err), MU_EINVAL);
+	assert_int_equal(sb.size, 0);
+	/* A release manifest is not a halt. */
+	assert_int_equal(release_halt_decode("\x81\xa1v\x01", 4, &dh, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static void
 test_artifacts(void **state)
 {
@@ -1359,6 +1410,7 @@ main(void)
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_manifests),
 		cmocka_unit_test(test_release_schedule),
+		cmocka_unit_test(test_release_halt),
 		cmocka_unit_test(test_artifacts),
 		cmocka_unit_test(test_selftest),
 		cmocka_unit_test(test_agent_envelope),

@@ -594,6 +594,65 @@ count_hosts(const struct host_list *h, const char *channel, struct count *out, s
 	return n;
 }
 
+/* Where the channel's hosts are with the offered version, from their
+ * statuses' "update" maps (design.md §5). */
+struct progress {
+	size_t healthy, testing, failed, halted, pending;
+};
+
+/* A string of a status's "update" map, "" when absent. */
+static void
+update_field(const struct status *st, const char *key, char *out, size_t len)
+{
+	const msgpack_object_map *m;
+	uint32_t i;
+
+	out[0] = '\0';
+	if (st->update == NULL || st->update->type != MSGPACK_OBJECT_MAP)
+		return;
+	m = &st->update->via.map;
+	for (i = 0; i < m->size; i++)
+		if (m->ptr[i].key.type == MSGPACK_OBJECT_STR &&
+		    m->ptr[i].key.via.str.size == strlen(key) &&
+		    memcmp(m->ptr[i].key.via.str.ptr, key, strlen(key)) == 0 &&
+		    m->ptr[i].val.type == MSGPACK_OBJECT_STR) {
+			printable_copy(out, len, m->ptr[i].val.via.str.ptr,
+			    m->ptr[i].val.via.str.size);
+			return;
+		}
+}
+
+static void
+count_progress(const struct host_list *h, const char *channel, const char *version,
+    struct progress *p)
+{
+	char state[32], v[WIRE_MAX_VERSION + 1];
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	for (i = 0; i < h->n; i++) {
+		const struct status *st = &h->v[i].st;
+
+		if (strcmp(st->channel, channel) != 0)
+			continue;
+		update_field(st, "state", state, sizeof(state));
+		update_field(st, "version", v, sizeof(v));
+		if (strcmp(v, version) == 0 && (strcmp(state, "failed") == 0 ||
+		    strcmp(state, "rolled_back") == 0))
+			p->failed++;
+		else if (strcmp(v, version) == 0 && strcmp(state, "halted") == 0)
+			p->halted++;
+		else if (strcmp(st->version, version) == 0 && strcmp(state, "verifying") != 0)
+			p->healthy++;
+		else if (strcmp(v, version) == 0 && (strcmp(state, "staging") == 0 ||
+		    strcmp(state, "testing") == 0 || strcmp(state, "installing") == 0 ||
+		    strcmp(state, "verifying") == 0))
+			p->testing++;
+		else
+			p->pending++;
+	}
+}
+
 static int
 rel_show(struct ctl *c, int argc, char **argv)
 {
@@ -610,6 +669,7 @@ rel_show(struct ctl *c, int argc, char **argv)
 	char t[32], line[160];
 	size_t i, j, n;
 	json_t *arr, *obj, *hv;
+	struct progress pg;
 	int rc;
 
 	if ((rc = sub_opts(argc, argv, opts, usage_release, opt_take, &o)) != 0)
@@ -627,6 +687,8 @@ rel_show(struct ctl *c, int argc, char **argv)
 		struct rel *r = &l->v[i];
 
 		n = count_hosts(&hosts, r->channel, counts, 64);
+		if (r->decoded)
+			count_progress(&hosts, r->channel, r->m.version, &pg);
 		if (o.json) {
 			hv = json_object();
 			for (j = 0; j < n; j++)
@@ -646,6 +708,11 @@ rel_show(struct ctl *c, int argc, char **argv)
 				    json_string(r->m.agent_sha256));
 				json_object_set_new(obj, "runner_sha256",
 				    json_string(r->m.runner_sha256));
+				json_object_set_new(obj, "progress", json_pack("{s:I, s:I, s:I, "
+				    "s:I, s:I, s:I}", "attempted", (json_int_t)(pg.healthy +
+				    pg.testing + pg.failed), "healthy", (json_int_t)pg.healthy,
+				    "testing", (json_int_t)pg.testing, "failed", (json_int_t)pg.failed,
+				    "halted", (json_int_t)pg.halted, "pending", (json_int_t)pg.pending));
 			}
 			json_object_set_new(obj, "signature", json_string(r->sig_ok ? "good" :
 			    r->sig_why[0] ? r->sig_why : "bad"));
@@ -666,6 +733,9 @@ rel_show(struct ctl *c, int argc, char **argv)
 			schedule_line(&r->m, now_wall_ms(), line, sizeof(line));
 			printf("  schedule: %s\n", line);
 		}
+		printf("  progress: %zu attempted (%zu healthy, %zu testing, %zu failed), "
+		    "%zu halted, %zu pending\n", pg.healthy + pg.testing + pg.failed, pg.healthy,
+		    pg.testing, pg.failed, pg.halted, pg.pending);
 		for (j = 0; j < n; j++)
 			printf("  %-20s %zu online, %zu offline\n", counts[j].version,
 			    counts[j].online, counts[j].offline);

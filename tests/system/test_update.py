@@ -845,9 +845,20 @@ def test_operator_halt_stops_release_until_a_newer_one(upd_agents, server, broke
     ping(op, operator, a)
     assert a.status()["version"] == V1
     assert log_count(a, "both binaries fetched") == 0
+
+    def progress():
+        r = run_cli("release", "show", "--channel", HALT_CHANNEL, "--json", conf=opc,
+                    env={"HOME": tmp_path})
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["progress"]
+    assert progress() == {"attempted": 0, "healthy": 0, "testing": 0, "failed": 0,
+                          "halted": 1, "pending": 0}
     # Published after the halt: lifted.
     publish_release(pub, keys, HALT_CHANNEL, V2, agent_b, runner_b, published_at=now_ms())
     wait_version(a, V2, timeout=90)
+    wait_update(a, "healthy")
+    assert progress() == {"attempted": 1, "healthy": 1, "testing": 0, "failed": 0,
+                          "halted": 0, "pending": 0}
 
 
 def test_server_halt_is_honoured(upd_agents, server, broker, op, operator, pub, v2,

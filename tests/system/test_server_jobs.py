@@ -124,6 +124,14 @@ def test_announces_verified_stored_refusals_counted(broker, mqtt, server, operat
                == 1, 15, what="the control announce stored")
     assert server.api("/api/jobs/good")["expected"] == ["h1", "h2"]
 
+    # A restart reads the open jobs back from the archive for the metrics.
+    server.stop()
+    server.start()
+    m = server.metrics()
+    assert metric_value(m, "muster_jobs_open") == 2		# good and good2
+    assert metric_value(m, "muster_job_expected", {"job": "good"}) == 2
+    assert metric_value(m, "muster_announces_total") == 0	# counters restart
+
 
 def test_server_without_operators_reads_no_announces(broker, mqtt, tmp_path, operator):
     """Without [trust] operators the server does not subscribe to R/jobs/+

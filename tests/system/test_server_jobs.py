@@ -61,6 +61,36 @@ def server(broker, keys, tmp_path):
         s.stop()
 
 
+def sse_events(server: Server):
+    """Read /api/events (after its hello) as (event, data) pairs."""
+    import urllib.request
+    r = urllib.request.urlopen(server.url + "/api/events", timeout=10)
+    ev = None
+    for raw in r:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            ev = line[7:]
+        elif line.startswith("data: "):
+            yield ev, line[6:]
+
+
+def test_announce_event_on_the_stream(broker, mqtt, server, operator):
+    """A stored announce is an SSE "announce" event for the live page; a
+    refused one is not (it comes first and the stored one is the first
+    announce event)."""
+    server.start()
+    stream = sse_events(server)
+    assert next(stream)[0] == "hello"
+    op = mqtt("op:alice")
+    op.publish(topic("jobs", "x1"), operator.envelope(announce_body("other", ["h1"])))
+    op.publish(topic("jobs", "e1"), operator.envelope(
+        announce_body("e1", ["h1", "h2", "h3"], job_kind="version")))
+    ev, data = next(e for e in stream if e[0] == "announce")
+    d = json.loads(data)
+    assert (d["job"], d["expected"], d["kind"], d["module"], d["target"]) == \
+        ("e1", 3, "version", None, "all")
+
+
 def test_announces_verified_stored_refusals_counted(broker, mqtt, server, operator,
                                                     untrusted_keys):
     """A genuine announce is stored with every field; a forged one (bad

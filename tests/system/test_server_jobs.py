@@ -354,3 +354,24 @@ def test_announces_on_postgresql(broker, mqtt, keys, operator, tmp_path):
             s.stop()
         pg.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_announces_pruned_like_results(broker, mqtt, keys, operator, tmp_path):
+    """Retention by age takes old announces as it takes old results; a
+    newer one stays."""
+    s = Server(broker, tmp_path / "aged",
+               extra={"trust": {"operators": str(keys.operators_dir)},
+                      "archive": {"max_age": "3s", "prune_interval": "300ms"}})
+    try:
+        s.start()
+        op = mqtt("op:alice")
+        op.publish(topic("jobs", "old"), operator.envelope(announce_body("old", ["h1"])))
+        wait_until(lambda: s.sql("SELECT count(*) FROM announces")[0][0] == 1, 10,
+                   what="the old announce stored")
+        time.sleep(2.0)
+        op.publish(topic("jobs", "new"), operator.envelope(announce_body("new", ["h1"])))
+        wait_until(lambda: s.sql("SELECT job FROM announces") == [("new",)], 10,
+                   what="the old announce pruned, the new one kept")
+    finally:
+        if s.running:
+            s.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import urllib.error
@@ -375,3 +376,34 @@ def test_announces_pruned_like_results(broker, mqtt, keys, operator, tmp_path):
     finally:
         if s.running:
             s.stop()
+
+
+def test_old_acl_the_job_still_goes(broker, mqtt, keys, fleet, server, tmp_path):
+    """A broker whose ACL predates announces (no `topic write
+    muster/v1/jobs/+` for operators): the job goes out and is answered all
+    the same, the CLI succeeds and says at most once that the announce did
+    not go out, and the server has no announce (it counts the job from its
+    results)."""
+    acl = broker.key_dir / "acl"
+    text = acl.read_text()
+    assert "topic write muster/v1/jobs/+" in text
+    acl.write_text(text.replace("topic write muster/v1/jobs/+\n", ""))
+    # Not broker.reload(): it installs the PKI's (new) ACL again first.
+    broker.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    server.start()
+    conf = write_cli_conf(tmp_path / "muster.conf", broker, keys=keys)
+    r = run_cli("ping", "-H", "h1", "-H", "h2", "--json", conf=conf,
+                env={"HOME": tmp_path})
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Mosquitto refuses both announces in their PUBACK (MQTT 5): said once.
+    assert r.stderr.count("the job announce did not go out") == 1, r.stderr
+    jobs = [o["job"] for o in map(json.loads, r.stdout.splitlines())
+            if o["type"] == "result"]
+    assert len(jobs) == 2
+    for j in jobs:
+        wait_until(lambda: server.sql("SELECT count(*) FROM results WHERE job=?", j)[0][0]
+                   == 1, 15, what=f"the result of {j} archived")
+        v = server.api(f"/api/jobs/{j}")
+        assert v["announced"] is False and v["counts"]["answered"] == 1
+    assert server.sql("SELECT count(*) FROM announces")[0][0] == 0

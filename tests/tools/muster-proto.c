@@ -1022,7 +1022,7 @@ enc_announce(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
 		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > NAME_MAX_LEN)
 			rc = mu_errf(err, MU_EINVAL, "cannot encode: expected hosts must be "
 			    "valid names, sorted and unique");
-		else
+		else if (o->via.str.size > 0)
 			memcpy(names[i], o->via.str.ptr, o->via.str.size);
 	}
 	if (rc == MU_OK)

@@ -164,6 +164,7 @@ static const struct topic_shape {
 	[TOPIC_SELFTEST_VERDICT] =	{ "hosts/", "/selftest/verdict", "", name_valid, NULL },
 	[TOPIC_HOST_FACTS] =		{ "hosts/", "/facts", "", name_valid, NULL },
 	[TOPIC_RELEASE_HALT] =		{ "releases/", "/halt", "", name_valid, NULL },
+	[TOPIC_JOB_ANNOUNCE] =		{ "jobs/", "", "", jobid_valid, NULL },
 };
 
 static bool

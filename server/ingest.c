@@ -91,6 +91,12 @@ batch_add(struct server *s, struct row *r)
 	return MU_OK;
 }
 
+int
+ingest_queue(struct server *s, struct row *r)
+{
+	return batch_add(s, r);
+}
+
 static char *
 data_json(const msgpack_object *o)
 {
@@ -373,6 +379,10 @@ take(struct server *s, const char *topic, const uint8_t *p, size_t len, bool may
 	char job[JOBID_MAX_LEN + 1], host[NAME_MAX_LEN + 1];
 	enum agentmsg_kind t = AGENTMSG_RESULT;
 
+	if (jobs_topic(s, topic, job)) {
+		jobs_take(s, topic, job, p, len);
+		return;
+	}
 	if (agentmsg_topic(topic, s->root, &t, job, host) != MU_OK) {
 		count(s, s->met.rejected, t);
 		log_debug("ignored message on %s", topic);
@@ -542,6 +552,7 @@ ingest_flush(struct server *s)
 			return;
 		}
 		push_results(s, s->batch, n);
+		jobs_stored(s, s->batch, n);
 		for (i = 0; i < n; i++)
 			row_free(s->batch[i]);
 		s->nbatch -= n;
@@ -592,6 +603,10 @@ subscribe_all(struct server *s)
 	snprintf(results, sizeof(results), "$share/%s/%s/v1/results/#", SHARE_GROUP, s->root);
 	snprintf(status, sizeof(status), "%s/v1/hosts/+/status", s->root);
 	if (bus_subscribe(s->bus, topics, 2, 1, &err) != MU_OK)
+		log_err("subscribe: %s", err.msg);
+	/* Job announces: every server reads all of them (jobs.c). */
+	snprintf(results, sizeof(results), "%s/v1/jobs/+", s->root);
+	if (jobs_on(s) && bus_subscribe(s->bus, topics, 1, 1, &err) != MU_OK)
 		log_err("subscribe: %s", err.msg);
 }
 

@@ -111,7 +111,9 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     """(write, read) regexes for op:, pub: and srv: certificates."""
     r = _esc(root) + r"\.v1\."
     if role == "op":
-        return (f"^{r}(hosts\\.{SEG}\\.jobs|groups\\.{SEG}\\.jobs|all\\.jobs)$",
+        # jobs.<id>: the announce before each job (design.md §3).
+        return (f"^{r}(hosts\\.{SEG}\\.jobs|groups\\.{SEG}\\.jobs|all\\.jobs"
+                f"|jobs\\.{SEG})$",
                 f"^{r}(results\\..+|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}"
                 f"|releases\\.{SEG})$")
     if role == "pub":
@@ -120,7 +122,8 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     if role == "srv":
         return (f"^{r}hosts\\.{SEG}\\.selftest\\.(jobs|verdict)$",
                 f"^{r}(hosts\\.{SEG}\\.selftest\\.request|results\\..+"
-                f"|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}|releases\\.{SEG})$")
+                f"|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}|releases\\.{SEG}"
+                f"|jobs\\.{SEG})$")
     raise ValueError(f"unknown role {role!r}")
 
 

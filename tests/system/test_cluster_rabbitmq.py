@@ -354,6 +354,19 @@ def test_publish_outside_permissions_closes_the_connection(clients):
         op.subscribe(topic("hosts", "h1", "jobs"), timeout=3)
 
 
+def test_announce_operator_writes_server_reads(clients):
+    """The job announce (R/jobs/<job>) across nodes: an operator may write
+    it (RabbitMQ would close its connection otherwise, and the job after
+    it would not go out) and muster-server may read it."""
+    srv = clients("srv:main", 2)
+    srv.subscribe(topic("jobs", "+"))
+    op = clients("op:alice", 0)
+    op.publish(topic("jobs", "j-1"), b"announce")
+    m = srv.get(10)
+    assert m is not None and m.topic == topic("jobs", "j-1") and m.payload == b"announce"
+    assert op.connected
+
+
 # ---- sessions and fail-over -------------------------------------------------------
 
 

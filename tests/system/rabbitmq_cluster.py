@@ -112,18 +112,19 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     r = _esc(root) + r"\.v1\."
     if role == "op":
         # jobs.<id>: the announce before each job (design.md §3).
+        # releases.<channel>.halt: muster release halt (design.md §5).
         return (f"^{r}(hosts\\.{SEG}\\.jobs|groups\\.{SEG}\\.jobs|all\\.jobs"
-                f"|jobs\\.{SEG})$",
+                f"|jobs\\.{SEG}|releases\\.{SEG}\\.halt)$",
                 f"^{r}(results\\..+|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}"
-                f"|releases\\.{SEG})$")
+                f"|releases\\.{SEG}|releases\\.{SEG}\\.halt)$")
     if role == "pub":
         return (f"^{r}(modules|releases|artifacts)\\..+$",
                 f"^{r}(modules|releases|artifacts)\\..+$")
     if role == "srv":
-        return (f"^{r}hosts\\.{SEG}\\.selftest\\.(jobs|verdict)$",
+        return (f"^{r}(hosts\\.{SEG}\\.selftest\\.(jobs|verdict)|releases\\.{SEG}\\.halt)$",
                 f"^{r}(hosts\\.{SEG}\\.selftest\\.request|results\\..+"
                 f"|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}|releases\\.{SEG}"
-                f"|jobs\\.{SEG})$")
+                f"|releases\\.{SEG}\\.halt|jobs\\.{SEG})$")
     raise ValueError(f"unknown role {role!r}")
 
 

@@ -215,11 +215,11 @@ async function applyFilters(f) {
       if (seq !== filterSeq) return;
       later(() => { page.modHosts = m; page.fleetDirty = true; page.jobsDirty = true; });
     }
-    err.textContent = '';
+    later(() => { err.textContent = ''; });
   } catch (e) {
     if (seq !== filterSeq) return;
-    err.textContent = e.message;
-    later(() => { page.match = new Set(); page.fleetDirty = true; });
+    // The reason and the empty grid in the same frame.
+    later(() => { err.textContent = e.message; page.match = new Set(); page.fleetDirty = true; });
   }
 }
 

@@ -377,6 +377,7 @@ api_hosts(struct server *s, struct MHD_Connection *c, const struct page *p)
 	json_t *a, *o;
 	size_t i, matched = 0;
 	bool paged = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit") != NULL;
+	const char *certs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "certs");
 
 	if ((bad = host_query_get(c, &q, &err)) != NULL) {
 		enum MHD_Result ret = send_error(c, 400, bad);
@@ -407,6 +408,12 @@ api_hosts(struct server *s, struct MHD_Connection *c, const struct page *p)
 			continue;
 		json_object_set_new(o, "facts_at", info != NULL && info->has_facts ?
 		    json_integer((json_int_t)info->facts_at) : json_null());
+		/* certs=1: the CLI checks each against its own CA (it trusts
+		 * the server no more than the broker), then verifies results
+		 * without the retained statuses (RabbitMQ, docs/brokers.md). */
+		if (certs != NULL && strcmp(certs, "1") == 0 && info != NULL &&
+		    info->cert != NULL)
+			json_object_set_new(o, "cert", json_string(info->cert));
 		json_array_append_new(a, o);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -252,6 +252,8 @@ struct host_info {
 	char groups[WIRE_MAX_GROUPS][NAME_MAX_LEN + 1];
 	char *update;			/* the status's update map as JSON text, or NULL */
 	uint64_t status_at;		/* of the status the groups and update are from */
+	char *cert;			/* its host signing certificate, hex DER, or NULL:
+					 * for CLIs that cannot read retained statuses */
 };
 
 /* A parsed /api/hosts?filter=...&target=... (owns its buffers). */

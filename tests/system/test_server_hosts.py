@@ -39,8 +39,8 @@ def facts_topic(host: str) -> str:
 
 
 class Fleet:
-    def __init__(self, broker, agents, server, conf, home):
-        self.broker, self.agents, self.server = broker, agents, server
+    def __init__(self, broker, agents, server, conf, home, keys):
+        self.broker, self.agents, self.server, self.keys = broker, agents, server, keys
         self.conf, self.home = conf, home
 
     def hosts(self, *filters: str, target: str | None = None) -> list[str]:
@@ -85,7 +85,7 @@ def fleet(pki, keys, tmp_path_factory):
         home = base / "home"
         home.mkdir()
         conf = write_cli_conf(base / "muster.conf", broker, keys=keys)
-        f = Fleet(broker, agents, server, conf, home)
+        f = Fleet(broker, agents, server, conf, home, keys)
         wait_until(lambda: all(h["facts_at"] for h in server.api("/api/hosts")["hosts"])
                    and len(server.api("/api/hosts")["hosts"]) == 3, 30,
                    what="the facts of h1..h3 on the server")
@@ -250,3 +250,56 @@ def test_facts_survive_a_restart(fleet):
     assert fleet.hosts("custom.rack=b7") == ["h1", "h3"]
     # The CLI, with the retained copy gone, no longer sees h3's.
     assert fleet.cli_hosts("custom.rack=b7") == ["h1"]
+
+
+# ---- the CLI's expected hosts from the server ([server] url) -------------------
+# After test_facts_survive_a_restart: h3's retained facts are gone, the
+# server still has them.  So the CLI expects h3 for rack b7 only when it
+# asks the server, and the fallback (server stopped) shows the difference.
+
+def server_conf(fleet, url: str):
+    return write_cli_conf(fleet.conf.parent / "muster-srv.conf", fleet.broker,
+                          keys=fleet.keys, extra=f"\n[server]\nurl = {url}\n")
+
+
+def json_run(conf, home, *args):
+    r = run_cli(*args, "--json", conf=conf, env={"HOME": home})
+    lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert lines and lines[-1]["type"] == "summary", r.stdout + r.stderr
+    return r, [o for o in lines if o["type"] == "result"], lines[-1]
+
+
+def test_cli_expects_what_the_server_names(fleet):
+    conf = server_conf(fleet, fleet.server.url)
+    r, results, s = json_run(conf, fleet.home, "ping", "-F", "custom.rack=b7")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(x["host"] for x in results) == ["h1", "h3"]
+    assert s["expected"] == 2 and s["answered"] == 2 and s["missing"] == []
+    assert s["unexpected"] == [] and s["forged"] == 0
+    assert s["facts"] == {"match": 2, "no_match": 1, "no_facts": 0}
+    assert "muster-server" not in r.stderr
+    # The retained facts alone (no [server] url) no longer know h3's.
+    r, results, s = json_run(fleet.conf, fleet.home, "ping", "-F", "custom.rack=b7",
+                             "--wait", "5s")
+    assert s["expected"] == 1 and s["facts"]["no_facts"] == 1, s
+
+    # Without -F: a group's online hosts, from the server's presence.
+    r, results, s = json_run(conf, fleet.home, "ping", "-g", "db")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert s["expected"] == 2 and sorted(x["host"] for x in results) == ["h2", "h3"]
+    # A filter the server refuses: a usage error before anything is sent?
+    # The CLI refuses it first (exit 2), as without a server.
+    r = run_cli("ping", "-F", "cpus<abc", conf=conf, env={"HOME": fleet.home})
+    assert r.returncode == 2
+
+
+def test_cli_falls_back_when_the_server_does_not_answer(fleet):
+    from muster_fixtures import free_port
+    conf = server_conf(fleet, f"http://127.0.0.1:{free_port()}")
+    r, results, s = json_run(conf, fleet.home, "ping", "-F", "custom.rack=b7",
+                             "--wait", "5s")
+    assert r.stderr.count("\n") == 1 and "muster: muster-server: no answer; the " \
+        "expected hosts come from the retained messages" in r.stderr, r.stderr
+    # As from the retained facts: h3's are gone there.
+    assert s["expected"] == 1 and s["facts"] == {"match": 1, "no_match": 1,
+                                                 "no_facts": 1}, s

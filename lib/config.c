@@ -872,12 +872,19 @@ static const struct conf_key selftest_keys[] = {
 	KEY_END
 };
 
+/* The operators whose announces count (server/jobs.c). */
+static const struct conf_key server_trust_keys[] = {
+	KEY("operators", set_path, struct server_config, operators),
+	KEY_END
+};
+
 static const struct conf_section server_sections[] = {
 	{ "server", server_keys, 0 },
 	{ "broker", broker_keys, offsetof(struct server_config, broker) },
 	{ "broker", server_broker_keys, 0 },
 	{ "archive", archive_keys, 0 },
 	{ "selftest", selftest_keys, 0 },
+	{ "trust", server_trust_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 

@@ -157,6 +157,10 @@ struct server_config {
 	char selftest_key[CONF_PATH_MAX];	/* operator Ed25519 private key; "" = off */
 	uint64_t selftest_timeout_ms;	/* per request, default 60s */
 	int selftest_max;		/* requests answered at once, default 1024 */
+	/* [trust]: the operators whose job announces the server believes
+	 * (server/jobs.c); a folder of NAME.pub as the agent's [trust]
+	 * operators.  "" = off: announces are not read. */
+	char operators[CONF_PATH_MAX];
 };
 
 struct ctl_config {

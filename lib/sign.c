@@ -240,6 +240,19 @@ envelope_sign(const struct sign_key *k, const void *body, size_t len,
 	return envelope_encode(k->id, sig, body, len, out, err);
 }
 
+int
+envelope_sign_max(const struct sign_key *k, const void *body, size_t len,
+    size_t max_body, msgpack_sbuffer *out, struct mu_err *err)
+{
+	uint8_t sig[ED25519_SIG_LEN];
+	int rc;
+
+	rc = sign_bytes(k, body, len, sig, err);
+	if (rc)
+		return rc;
+	return envelope_encode_max(k->id, sig, body, len, max_body, out, err);
+}
+
 /* ---- keyring ---------------------------------------------------------- */
 
 static bool

@@ -44,6 +44,9 @@ int sign_verify(const struct sign_key *k, const void *data, size_t len,
 /* Sign body with k and append the whole envelope to out. */
 int envelope_sign(const struct sign_key *k, const void *body, size_t len,
     msgpack_sbuffer *out, struct mu_err *err);
+/* The same with another body bound (WIRE_MAX_ANNOUNCE: a job announce). */
+int envelope_sign_max(const struct sign_key *k, const void *body, size_t len,
+    size_t max_body, msgpack_sbuffer *out, struct mu_err *err);
 
 /* The trusted operator keys: every *.pub (PEM) file in one folder. */
 struct keyring {

@@ -133,6 +133,54 @@ struct job {
 int job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err);
 int job_encode(const struct job *j, msgpack_sbuffer *out, struct mu_err *err);
 
+/* ---- job announce (wire_announce.c) ------------------------------------ */
+
+/*
+ * R/jobs/<job>: what the CLI tells muster-server before a job goes out
+ * (design.md §3), signed in a job envelope like the job itself.  Its body
+ * is bigger than a job's (the expected hosts), so its envelope is decoded
+ * and encoded with WIRE_MAX_ANNOUNCE as the body bound.
+ */
+#define WIRE_MAX_EXPECTED	50000			/* expected hosts */
+#define WIRE_MAX_ANNOUNCE	(4u * 1024 * 1024)	/* signed announce body */
+
+struct announce {
+	struct wire_doc doc;
+	char id[JOBID_MAX_LEN + 1];
+	char aud[AUD_MAX_LEN + 1];	/* required */
+	uint64_t issued_at, not_after;	/* the job's */
+	struct wire_str operator_;	/* optional */
+	struct job_target target;
+	/* Optional, as in the job; checked with filter_decode() (facts.h). */
+	const msgpack_object *filter;
+	enum job_kind job_kind;		/* run, ping, version or update */
+	char module[NAME_MAX_LEN + 1];	/* run only */
+	const msgpack_object *args;	/* run, optional map */
+	uint64_t timeout_ms;		/* optional; 0 = absent */
+	bool stream;
+	/* Decoded: an array of nexpected strings, each a valid host name,
+	 * sorted (byte order) and unique; read them with announce_host(). */
+	const msgpack_object *expected;
+	size_t nexpected;
+};
+
+int announce_decode(const void *buf, size_t len, struct announce *out,
+    struct mu_err *err);
+/* The expected hosts come apart from a (its expected is ignored): nexpected
+ * names, sorted and unique, as the decoder wants them. */
+int announce_encode(const struct announce *a, const char (*expected)[NAME_MAX_LEN + 1],
+    size_t nexpected, msgpack_sbuffer *out, struct mu_err *err);
+/* Expected host i (< a->nexpected) of a decoded announce, NUL-terminated. */
+void announce_host(const struct announce *a, size_t i, char out[NAME_MAX_LEN + 1]);
+
+/* envelope_decode() and envelope_encode() with another body bound
+ * (WIRE_MAX_ANNOUNCE for announces). */
+int envelope_decode_max(const void *buf, size_t len, size_t max_body,
+    struct job_envelope *out, struct mu_err *err);
+int envelope_encode_max(const char *key, const uint8_t sig[ED25519_SIG_LEN],
+    const void *body, size_t body_len, size_t max_body, msgpack_sbuffer *out,
+    struct mu_err *err);
+
 /* ---- agent envelope --------------------------------------------------- */
 
 /*

@@ -26,6 +26,13 @@ int
 envelope_decode(const void *buf, size_t len, struct job_envelope *out,
     struct mu_err *err)
 {
+	return envelope_decode_max(buf, len, WIRE_MAX_BODY, out, err);
+}
+
+int
+envelope_decode_max(const void *buf, size_t len, size_t max_body,
+    struct job_envelope *out, struct mu_err *err)
+{
 	struct wire_bytes sig;
 	struct rd r;
 	int rc;
@@ -43,7 +50,7 @@ envelope_decode(const void *buf, size_t len, struct job_envelope *out,
 	if (!rc)
 		memcpy(out->sig, sig.ptr, ED25519_SIG_LEN);
 	if (!rc)
-		rc = rd_bin(&r, "body", true, WIRE_MAX_BODY, &out->body);
+		rc = rd_bin(&r, "body", true, max_body, &out->body);
 	if (!rc && out->body.len == 0)
 		rc = mu_errf(err, MU_EINVAL, "key 'body' is empty");
 	return doc_close(&out->doc, rc);
@@ -53,13 +60,21 @@ int
 envelope_encode(const char *key, const uint8_t sig[ED25519_SIG_LEN],
     const void *body, size_t body_len, msgpack_sbuffer *out, struct mu_err *err)
 {
+	return envelope_encode_max(key, sig, body, body_len, WIRE_MAX_BODY, out, err);
+}
+
+int
+envelope_encode_max(const char *key, const uint8_t sig[ED25519_SIG_LEN],
+    const void *body, size_t body_len, size_t max_body, msgpack_sbuffer *out,
+    struct mu_err *err)
+{
 	msgpack_packer pk;
 	size_t start;
 	int rc;
 
 	rc = need(key != NULL && keyid_valid(key), err, "bad key id");
 	if (!rc)
-		rc = need(body != NULL && body_len > 0 && body_len <= WIRE_MAX_BODY, err,
+		rc = need(body != NULL && body_len > 0 && body_len <= max_body, err,
 		    "job body empty or too large");
 	if (rc)
 		return rc;

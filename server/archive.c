@@ -49,6 +49,15 @@ static const char *const schema[] = {
 	"CREATE TABLE IF NOT EXISTS facts ("
 	" host TEXT PRIMARY KEY, at BIGINT NOT NULL, facts TEXT NOT NULL,"
 	" received_at BIGINT NOT NULL)",
+	/* Verified job announces (server/jobs.c): who was expected to answer.
+	 * The first one stored for a job id wins. */
+	"CREATE TABLE IF NOT EXISTS announces ("
+	" job TEXT PRIMARY KEY, job_kind TEXT NOT NULL, module TEXT, args TEXT,"
+	" target TEXT NOT NULL, filter TEXT, operator TEXT, keyid TEXT NOT NULL,"
+	" issued_at BIGINT NOT NULL, not_after BIGINT NOT NULL, timeout_ms BIGINT,"
+	" expected TEXT NOT NULL, nexpected BIGINT NOT NULL,"
+	" received_at BIGINT NOT NULL)",
+	"CREATE INDEX IF NOT EXISTS announces_by_time ON announces (received_at)",
 };
 
 static const char sql_result[] =
@@ -62,6 +71,11 @@ static const char sql_event[] =
 static const char sql_presence[] =
     "INSERT INTO presence (host, state, at, reason, version, channel,"
     " host_groups, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    " ON CONFLICT DO NOTHING";
+static const char sql_announce[] =
+    "INSERT INTO announces (job, job_kind, module, args, target, filter, operator,"
+    " keyid, issued_at, not_after, timeout_ms, expected, nexpected, received_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     " ON CONFLICT DO NOTHING";
 static const char sql_cert[] =
     "INSERT INTO certs (fpr, der, received_at) VALUES ($1, $2, $3)"
@@ -90,6 +104,11 @@ row_free(struct row *r)
 	free(r->data);
 	free(r->agent_version);
 	free(r->extra);
+	free(r->target);
+	free(r->filter);
+	free(r->operator_);
+	free(r->keyid);
+	free(r->expected);
 	free(r);
 }
 
@@ -180,6 +199,19 @@ write_one(struct archive *a, const struct row *r, uint64_t *changes,
 
 		return o->exec(a->h, sql_facts, p, 4, changes, err);
 	}
+	case ROW_ANNOUNCE: {
+		struct arc_param p[] = {
+			ARC_T(r->job), ARC_T(r->kind_s), ARC_T(r->module), ARC_T(r->data),
+			ARC_T(r->target), ARC_T(r->filter), ARC_T(r->operator_),
+			ARC_T(r->keyid), ARC_I(r->issued_at), ARC_I(r->not_after),
+			ARC_I(r->timeout_ms), ARC_T(r->expected), ARC_I(r->nexpected),
+			ARC_I(r->received_at),
+		};
+
+		if (!r->has_timeout)
+			p[10].type = 'n';
+		return o->exec(a->h, sql_announce, p, 14, changes, err);
+	}
 	}
 	return mu_errf(err, MU_EINVAL, "unknown row kind");
 }
@@ -241,7 +273,7 @@ archive_facts(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *err)
 
 /* ---- retention -------------------------------------------------------------- */
 
-static const char *const tables[] = { "results", "events", "presence" };
+static const char *const tables[] = { "results", "events", "presence", "announces" };
 
 static int
 delete_before(struct archive *a, int64_t cutoff, uint64_t *deleted, struct mu_err *err)
@@ -250,11 +282,13 @@ delete_before(struct archive *a, int64_t cutoff, uint64_t *deleted, struct mu_er
 		"DELETE FROM results WHERE received_at < $1",
 		"DELETE FROM events WHERE received_at < $1",
 		"DELETE FROM presence WHERE received_at < $1",
+		"DELETE FROM announces WHERE received_at < $1",
 	};
 	static const char *const count[] = {
 		"SELECT count(*) FROM results WHERE received_at < $1",
 		"SELECT count(*) FROM events WHERE received_at < $1",
 		"SELECT count(*) FROM presence WHERE received_at < $1",
+		"SELECT count(*) FROM announces WHERE received_at < $1",
 	};
 	struct arc_param p[] = { ARC_I(cutoff) };
 	int64_t n;
@@ -283,6 +317,7 @@ delete_oldest(struct archive *a, uint64_t *deleted, struct mu_err *err)
 		"SELECT count(*) FROM results",
 		"SELECT count(*) FROM events",
 		"SELECT count(*) FROM presence",
+		"SELECT count(*) FROM announces",
 	};
 	static const char *const sql[] = {
 		"DELETE FROM results WHERE (job, host) IN (SELECT job, host FROM results"
@@ -291,6 +326,8 @@ delete_oldest(struct archive *a, uint64_t *deleted, struct mu_err *err)
 		" ORDER BY received_at, job, host, seq LIMIT $1)",
 		"DELETE FROM presence WHERE (host, at, state) IN (SELECT host, at, state"
 		" FROM presence ORDER BY received_at, host, at LIMIT $1)",
+		"DELETE FROM announces WHERE job IN (SELECT job FROM announces"
+		" ORDER BY received_at, job LIMIT $1)",
 	};
 	uint64_t ch;
 	int64_t n;

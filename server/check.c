@@ -315,6 +315,36 @@ check_archive(struct check *k, const char *url)
 	check_sqlite(k, url);
 }
 
+static void
+operators_warn(void *arg, const char *msg)
+{
+	struct check *k = arg;
+
+	check_fail(k, "[trust] operators: %s", msg);
+}
+
+/* [trust] operators: the keys job announces are checked with (jobs.c).
+ * A key that does not load is left out by the server, and no key at all
+ * refuses every announce: both fail the check. */
+static void
+check_operators(struct check *k, const struct server_config *c)
+{
+	struct keyring ring = { 0 };
+	struct mu_err err;
+
+	if (c->operators[0] == '\0')
+		return;
+	if (keyring_load_dir(&ring, c->operators, operators_warn, k, &err) != MU_OK) {
+		check_fail(k, "[trust] operators %s: cannot be read by user %s: %s",
+		    c->operators, k->user, err.msg);
+		return;
+	}
+	if (ring.nkeys == 0)
+		check_fail(k, "[trust] operators %s: no NAME.pub key in it: every job "
+		    "announce would be refused", c->operators);
+	keyring_free(&ring);
+}
+
 /* Everything else the server opens at start. */
 static void
 check_files(struct check *k, const struct server_config *c)
@@ -376,6 +406,7 @@ check_as_self(struct check *k)
 	check_broker(k, &c.broker);
 	check_archive(k, c.archive_url);
 	check_files(k, &c);
+	check_operators(k, &c);
 	if (k->failed > 0)
 		return 1;
 	printf("muster-server: %s: ok as user %s (name %s, http://%s:%d/, archive %s)\n",

@@ -87,6 +87,7 @@ hostinfo_free(struct server *s)
 	for (i = 0; i < s->ninfo; i++) {
 		facts_free(&s->info[i].facts);
 		free(s->info[i].update);
+		free(s->info[i].cert);
 	}
 	free(s->info);
 	s->info = NULL;
@@ -95,29 +96,46 @@ hostinfo_free(struct server *s)
 
 /* An older status (by "at") never overwrites a newer one, as in
  * hosts_upsert(). */
+static char *
+hex_of(const uint8_t *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *out;
+	size_t i;
+
+	if ((out = malloc(n * 2 + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+	return out;
+}
+
 int
 hostinfo_status(struct server *s, const struct status *st)
 {
 	struct host_info *e;
 	json_t *j = NULL;
-	char *upd = NULL;
+	char *upd = NULL, *cert;
 	size_t i;
 
+	if ((cert = hex_of(st->cert_der.ptr, st->cert_der.len)) == NULL)
+		return MU_ENOMEM;
 	if (st->update != NULL && (j = mpjson_from_msgpack(st->update)) != NULL) {
 		upd = json_dumps(j, JSON_COMPACT);
 		json_decref(j);
 	}
 	pthread_mutex_lock(&s->lock);
-	if ((e = info_get(s, st->host)) == NULL) {
+	if ((e = info_get(s, st->host)) == NULL || e->status_at > st->at) {
 		pthread_mutex_unlock(&s->lock);
 		free(upd);
-		return MU_ENOMEM;
+		free(cert);
+		return e == NULL ? MU_ENOMEM : MU_OK;
 	}
-	if (e->status_at > st->at) {
-		pthread_mutex_unlock(&s->lock);
-		free(upd);
-		return MU_OK;
-	}
+	free(e->cert);
+	e->cert = cert;
 	e->status_at = st->at;
 	e->ngroups = st->ngroups;
 	for (i = 0; i < st->ngroups; i++)

@@ -7,7 +7,9 @@
  *						those a fact filter and target name
  *	GET /api/hosts/<host>			one host: facts, update, presence
  *	GET /api/jobs				latest jobs with counts by status
+ *	GET /api/jobs/<id>			expected, answered, missing (jobs.c)
  *	GET /api/jobs/<id>/results		a job's results, failures first
+ *	GET /api/jobs/<id>/hosts/<host>		one host's result, output and data
  *	GET /api/hosts/<host>/history		a host's recent results
  *	GET /api/results?host=&job=&since=	results, newest first (muster history)
  *	GET /api/events				server-sent events for the live page
@@ -377,6 +379,7 @@ api_hosts(struct server *s, struct MHD_Connection *c, const struct page *p)
 	json_t *a, *o;
 	size_t i, matched = 0;
 	bool paged = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit") != NULL;
+	const char *certs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "certs");
 
 	if ((bad = host_query_get(c, &q, &err)) != NULL) {
 		enum MHD_Result ret = send_error(c, 400, bad);
@@ -407,6 +410,12 @@ api_hosts(struct server *s, struct MHD_Connection *c, const struct page *p)
 			continue;
 		json_object_set_new(o, "facts_at", info != NULL && info->has_facts ?
 		    json_integer((json_int_t)info->facts_at) : json_null());
+		/* certs=1: the CLI checks each against its own CA (it trusts
+		 * the server no more than the broker), then verifies results
+		 * without the retained statuses (RabbitMQ, docs/brokers.md). */
+		if (certs != NULL && strcmp(certs, "1") == 0 && info != NULL &&
+		    info->cert != NULL)
+			json_object_set_new(o, "cert", json_string(info->cert));
 		json_array_append_new(a, o);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -465,7 +474,55 @@ api_host(struct server *s, struct MHD_Connection *c, const char *host)
 	return send_json(c, 200, o);
 }
 
-/* /api/jobs/<id>/results and /api/hosts/<h>/history */
+/* /api/jobs/<id>: expected, answered, missing (server/jobs.c) */
+static enum MHD_Result
+api_job(struct server *s, struct MHD_Connection *c, const char *job)
+{
+	struct json_t *j;
+	struct mu_err err;
+	int rc;
+
+	if ((rc = jobs_view(s, job, &j, &err)) == MU_ENOENT)
+		return send_error(c, 404, err.msg);
+	if (rc != MU_OK) {
+		log_err("api: %s", err.msg);
+		return send_error(c, 500, "archive query failed");
+	}
+	return send_json(c, 200, j);
+}
+
+/* /api/jobs/<id>/hosts/<host>: one result, every column */
+static enum MHD_Result
+api_job_host(struct server *s, struct MHD_Connection *c, const char *job,
+    const char *host)
+{
+	static const char sql[] = RESULT_SELECT " WHERE job = $1 AND host = $2";
+	struct arc_param a[] = { ARC_T(job), ARC_T(host) };
+	json_t *rows = query_rows(s, sql, a, 2, result_cols, RESULT_TYPES), *r;
+
+	if (rows == NULL)
+		return send_error(c, 500, "archive query failed");
+	if ((r = json_array_get(rows, 0)) == NULL) {
+		json_decref(rows);
+		return send_error(c, 404, "no result of this host for this job");
+	}
+	json_incref(r);
+	json_decref(rows);
+	return send_json(c, 200, json_pack("{s:o}", "result", r));
+}
+
+/* /api/jobs/<id>/hosts/<host> from its tail "/hosts/<host>" */
+static enum MHD_Result
+api_job_tail(struct server *s, struct MHD_Connection *c, const char *job,
+    const char *tail)
+{
+	if (strncmp(tail, "/hosts/", 7) == 0 && strlen(tail + 7) <= NAME_MAX_LEN &&
+	    name_valid(tail + 7))
+		return api_job_host(s, c, job, tail + 7);
+	return send_error(c, 404, "not found");
+}
+
+/* /api/jobs/<id>[/results|/hosts/<h>] and /api/hosts/<h>/history */
 static enum MHD_Result
 api_path(struct server *s, struct MHD_Connection *c, const char *url, const struct page *p)
 {
@@ -484,6 +541,9 @@ api_path(struct server *s, struct MHD_Connection *c, const char *url, const stru
 			return send_error(c, 404, "not found");
 		return api_host(s, c, rest);
 	}
+	if (rest == url + 10 && strchr(rest, '/') == NULL && strlen(rest) <= JOBID_MAX_LEN &&
+	    jobid_valid(rest))
+		return api_job(s, c, rest);
 	if ((slash = strchr(rest, '/')) == NULL || (n = (size_t)(slash - rest)) == 0 ||
 	    n >= sizeof(name))
 		return send_error(c, 404, "not found");
@@ -491,6 +551,8 @@ api_path(struct server *s, struct MHD_Connection *c, const char *url, const stru
 	name[n] = '\0';
 	if (rest == url + 10 && strcmp(slash, "/results") == 0 && jobid_valid(name))
 		return api_job_results(s, c, name, p);
+	if (rest == url + 10 && jobid_valid(name))
+		return api_job_tail(s, c, name, slash);
 	if (rest == url + 11 && strcmp(slash, "/history") == 0 && name_valid(name))
 		return api_host_history(s, c, name, p);
 	return send_error(c, 404, "not found");

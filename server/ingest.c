@@ -91,6 +91,12 @@ batch_add(struct server *s, struct row *r)
 	return MU_OK;
 }
 
+int
+ingest_queue(struct server *s, struct row *r)
+{
+	return batch_add(s, r);
+}
+
 static char *
 data_json(const msgpack_object *o)
 {
@@ -444,6 +450,10 @@ take(struct server *s, const char *topic, const uint8_t *p, size_t len, bool may
 			take_facts(s, topic, host, p, len, may_hold);
 		return;
 	}
+	if (jobs_topic(s, topic, job)) {
+		jobs_take(s, topic, job, p, len);
+		return;
+	}
 	if (agentmsg_topic(topic, s->root, &t, job, host) != MU_OK) {
 		count(s, s->met.rejected, t);
 		log_debug("ignored message on %s", topic);
@@ -613,6 +623,7 @@ ingest_flush(struct server *s)
 			return;
 		}
 		push_results(s, s->batch, n);
+		jobs_stored(s, s->batch, n);
 		for (i = 0; i < n; i++)
 			row_free(s->batch[i]);
 		s->nbatch -= n;
@@ -665,6 +676,10 @@ subscribe_all(struct server *s)
 	/* Every server keeps every host's facts, as with statuses. */
 	snprintf(facts, sizeof(facts), "%s/v1/hosts/+/facts", s->root);
 	if (bus_subscribe(s->bus, topics, 3, 1, &err) != MU_OK)
+		log_err("subscribe: %s", err.msg);
+	/* Job announces: every server reads all of them (jobs.c). */
+	snprintf(results, sizeof(results), "%s/v1/jobs/+", s->root);
+	if (jobs_on(s) && bus_subscribe(s->bus, topics, 1, 1, &err) != MU_OK)
 		log_err("subscribe: %s", err.msg);
 }
 

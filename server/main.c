@@ -104,7 +104,8 @@ server_open(struct server *s, struct mu_err *err)
 	if (!archive_size_prunable(&s->arc) && s->cfg.max_size > 0)
 		log_notice("archive %s: max_size is not applied to PostgreSQL (max_age is)",
 		    s->arc.ops->name);
-	if ((rc = http_open(s, err)) != MU_OK ||
+	if ((rc = jobs_open(s, err)) != MU_OK ||
+	    (rc = http_open(s, err)) != MU_OK ||
 	    (rc = ingest_open(s, err)) != MU_OK ||
 	    (rc = selftest_open(s, err)) != MU_OK)
 		return rc;
@@ -120,6 +121,7 @@ server_close(struct server *s)
 		ingest_close(s);
 	}
 	http_close(s);
+	jobs_close(s);
 	archive_close(&s->reader);
 	archive_close(&s->arc);
 	metrics_free(&s->met);

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -104,7 +105,7 @@ int archive_open(const char *url, bool writer, struct archive *out,
 void archive_close(struct archive *a);
 
 /* A verified row waiting for the next batch (owned strings). */
-enum row_kind { ROW_RESULT, ROW_EVENT, ROW_PRESENCE, ROW_CERT, ROW_FACTS };
+enum row_kind { ROW_RESULT, ROW_EVENT, ROW_PRESENCE, ROW_CERT, ROW_FACTS, ROW_ANNOUNCE };
 
 struct row {
 	enum row_kind kind;
@@ -112,6 +113,11 @@ struct row {
 	char *summary, *reason, *output, *data, *agent_version, *extra;
 	int64_t exit_code, signal_, started_at, finished_at, at, seq;
 	bool has_exit_code, has_signal;
+	/* ROW_ANNOUNCE (jobs.c): job, kind_s (the job's kind), module, data
+	 * (args as JSON) and these; filter and expected are JSON text. */
+	char *target, *filter, *operator_, *keyid, *expected;
+	int64_t issued_at, not_after, timeout_ms, nexpected;
+	bool has_timeout;
 	bool stored;			/* set by archive_write(): new in the archive */
 	uint64_t received_at;		/* server wall clock, ms */
 };
@@ -132,6 +138,20 @@ int archive_certs(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *e
 
 /* The stored facts, newest per host (facts.c loads them at start). */
 int archive_facts(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *err);
+
+/* ---- job announces (jobs.c) ------------------------------------------------ */
+
+/* Why an announce was not taken (muster_announces_refused_total). */
+enum jobs_refusal {
+	JOBS_FORGED,		/* the signature does not verify */
+	JOBS_UNKNOWN_KEY,	/* no such key in [trust] operators (or none set) */
+	JOBS_MALFORMED,		/* not an envelope, or not an announce body */
+	JOBS_WRONG_TOPIC,	/* the body's id is not the topic's, or aud not ours */
+	JOBS_NREFUSED
+};
+
+struct jobs;
+struct json_t;
 
 /* ---- live state ----------------------------------------------------------- */
 
@@ -215,6 +235,8 @@ struct server {
 	struct host_info *info;
 	size_t ninfo, info_cap;
 	uint64_t facts_total, facts_refused[2];	/* forged, malformed */
+	/* jobs.c: the operator keys and the open jobs (under lock) */
+	struct jobs *jobs;
 
 	/* selftest.c (loop thread only); NULL when [selftest] key is unset */
 	struct selftest *st;
@@ -228,6 +250,24 @@ struct server {
 int ingest_open(struct server *s, struct mu_err *err);
 void ingest_flush(struct server *s);
 void ingest_close(struct server *s);
+
+/* Queue a verified row for the next batch (it takes r, also on failure). */
+int ingest_queue(struct server *s, struct row *r);
+
+/* jobs.c */
+int jobs_open(struct server *s, struct mu_err *err);
+void jobs_close(struct server *s);
+bool jobs_on(const struct server *s);	/* [trust] operators set */
+/* R/jobs/<id>: true, and the topic's job id (not checked: the body's is). */
+bool jobs_topic(const struct server *s, const char *topic, char id[JOBID_MAX_LEN + 1]);
+void jobs_take(struct server *s, const char *topic, const char *id, const uint8_t *p,
+    size_t len);
+/* A batch is in the archive: count answers, announce new jobs. */
+void jobs_stored(struct server *s, struct row **rows, size_t n);
+/* The announce metrics (the caller holds s->lock). */
+void jobs_metrics(struct server *s, FILE *f);
+/* GET /api/jobs/<id> (API-24.md); MU_ENOENT when nothing is known. */
+int jobs_view(struct server *s, const char *job, struct json_t **out, struct mu_err *err);
 
 /* selftest.c */
 int selftest_open(struct server *s, struct mu_err *err);
@@ -252,6 +292,8 @@ struct host_info {
 	char groups[WIRE_MAX_GROUPS][NAME_MAX_LEN + 1];
 	char *update;			/* the status's update map as JSON text, or NULL */
 	uint64_t status_at;		/* of the status the groups and update are from */
+	char *cert;			/* its host signing certificate, hex DER, or NULL:
+					 * for CLIs that cannot read retained statuses */
 };
 
 /* A parsed /api/hosts?filter=...&target=... (owns its buffers). */

@@ -544,3 +544,27 @@ def test_production_config_runs_as_a_debian_drop_in(pki, tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_announces_operator_writes_server_reads_hosts_neither(mqtt):
+    # R/jobs/<job> (design.md §3): an operator writes the announce and
+    # muster-server reads it; a host may neither write one (it would tell
+    # the server whom to expect) nor read them (they list the fleet).
+    ann = topic("jobs", "j1")
+    srv = mqtt("srv:main")
+    srv.subscribe(topic("jobs", "+"))
+    h1 = mqtt("h1")
+    h1.subscribe(topic("jobs", "+"))
+    mqtt("h2").publish(ann, b"forged by a host")
+    mqtt("pub:release").publish(ann, b"forged by a publisher")
+    op = mqtt("op:alice")
+    op.publish(ann, b"announce")
+    # The operator's publish comes after the refused ones: once it has
+    # arrived, they would have too.
+    assert srv.expect(ann).payload == b"announce"
+    assert srv.collect(0.1) == []
+    control = topic("all", "jobs")
+    h1.subscribe(control)
+    op.publish(control, b"control")
+    assert h1.expect(control).payload == b"control"
+    assert h1.collect(0.1) == []

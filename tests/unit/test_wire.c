@@ -1232,6 +1232,230 @@ test_priv_update(void **state)
 	}
 }
 
+/* ---- job announce ------------------------------------------------------- */
+
+static const struct kv ann_run[] = {
+	{ "v", U, NULL, 1 },
+	{ "kind", S, "announce", 0 },
+	{ "id", S, "job-1", 0 },
+	{ "aud", S, "muster/v1", 0 },
+	{ "issued_at", U, NULL, 1700000000000ull },
+	{ "not_after", U, NULL, 1700000060000ull },
+	{ "operator", S, "alice", 0 },
+	{ "target", S, "group/web", 0 },
+	{ "filter", RAW, "\x91\x93\xa5os.id\xa2==\xa6" "debian", 18 },
+	{ "job_kind", S, "run", 0 },
+	{ "module", S, "os.release", 0 },
+	{ "args", RAW, "\x81\xa2id\xa6" "debian", 11 },
+	{ "timeout_ms", U, NULL, 5000 },
+	{ "expected", RAW, "\x92\xa4web1\xa4web2", 11 },
+};
+#define NANN_RUN (sizeof(ann_run) / sizeof(ann_run[0]))
+
+/* Replace one key's value (or drop it: repl->t == NIL and skip) and decode. */
+static int
+decode_ann_kvs(const struct kv *repl, const char *skip, struct mu_err *err)
+{
+	struct kv kvs[NANN_RUN];
+	struct announce a;
+	msgpack_sbuffer sb;
+	size_t i;
+	int rc;
+
+	memcpy(kvs, ann_run, sizeof(kvs));
+	for (i = 0; repl && i < NANN_RUN; i++)
+		if (strcmp(kvs[i].key, repl->key) == 0)
+			kvs[i] = *repl;
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, kvs, NANN_RUN, skip);
+	rc = announce_decode(sb.data, sb.size, &a, err);
+	if (rc == MU_OK)
+		wire_doc_free(&a.doc);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static void
+assert_ann_refused(const struct kv *repl, const char *skip, const char *want)
+{
+	struct mu_err err = { "" };
+
+	assert_int_equal(decode_ann_kvs(repl, skip, &err), MU_EINVAL);
+	if (strstr(err.msg, want) == NULL)
+		fail_msg("reason '%s' does not contain '%s'", err.msg, want);
+}
+
+/* A hand-made announce decodes to every field; encode(decode(x)) decodes
+ * to the same; each rule refuses with a reason naming the key. */
+static void
+test_announce(void **state)
+{
+	char names[3][NAME_MAX_LEN + 1] = { "db1", "web1", "web2" };
+	char h[NAME_MAX_LEN + 1];
+	struct announce a, b;
+	struct mu_err err;
+	msgpack_sbuffer sb;
+
+	(void)state;
+	msgpack_sbuffer_init(&sb);
+	pack_kvs(&sb, ann_run, NANN_RUN, NULL);
+	assert_int_equal(announce_decode(sb.data, sb.size, &a, &err), MU_OK);
+	assert_string_equal(a.id, "job-1");
+	assert_string_equal(a.aud, "muster/v1");
+	assert_int_equal(a.job_kind, JOB_RUN);
+	assert_string_equal(a.module, "os.release");
+	assert_int_equal(a.target.kind, TARGET_GROUP);
+	assert_string_equal(a.target.name, "web");
+	assert_non_null(a.args);
+	assert_non_null(a.filter);
+	assert_int_equal(a.timeout_ms, 5000);
+	assert_int_equal(a.not_after, 1700000060000ull);
+	assert_int_equal(a.nexpected, 2);
+	announce_host(&a, 1, h);
+	assert_string_equal(h, "web2");
+	msgpack_sbuffer_destroy(&sb);
+
+	/* Round trip with another expected set. */
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(announce_encode(&a, names, 3, &sb, &err), MU_OK);
+	wire_doc_free(&a.doc);
+	assert_int_equal(announce_decode(sb.data, sb.size, &b, &err), MU_OK);
+	assert_int_equal(b.nexpected, 3);
+	announce_host(&b, 0, h);
+	assert_string_equal(h, "db1");
+	assert_string_equal(b.module, "os.release");
+	assert_non_null(b.args);
+	assert_non_null(b.filter);
+	assert_int_equal(b.operator_.len, 5);
+	wire_doc_free(&b.doc);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* The encoder refuses what the decoder would. */
+	memset(&a, 0, sizeof(a));
+	snprintf(a.id, sizeof(a.id), "job-2");
+	snprintf(a.aud, sizeof(a.aud), "muster/v1");
+	a.job_kind = JOB_PING;
+	a.target.kind = TARGET_ALL;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(announce_encode(&a, names, 3, &sb, &err), MU_OK);
+	assert_int_equal(announce_encode(&a, names + 1, 0, &sb, &err), MU_OK);
+	snprintf(names[2], sizeof(names[2]), "web1");	/* not unique */
+	assert_int_equal(announce_encode(&a, names, 3, &sb, &err), MU_EINVAL);
+	snprintf(names[2], sizeof(names[2]), "a1");	/* not sorted */
+	assert_int_equal(announce_encode(&a, names, 3, &sb, &err), MU_EINVAL);
+	a.job_kind = JOB_CANCEL;
+	assert_int_equal(announce_encode(&a, names, 2, &sb, &err), MU_EINVAL);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* Decoder refusals, one rule each. */
+	assert_int_equal(decode_ann_kvs(NULL, NULL, &err), MU_OK);
+	assert_ann_refused(&(struct kv){ "kind", S, "job", 0 }, NULL, "kind");
+	assert_ann_refused(NULL, "aud", "aud");
+	assert_ann_refused(NULL, "expected", "expected");
+	assert_ann_refused(NULL, "module", "module");
+	assert_ann_refused(NULL, "job_kind", "job_kind");
+	assert_ann_refused(&(struct kv){ "job_kind", S, "cancel", 0 }, NULL, "job_kind");
+	assert_ann_refused(&(struct kv){ "id", S, "invalid-0011223344556677", 0 }, NULL,
+	    "reserved");
+	assert_ann_refused(&(struct kv){ "target", S, "hosts/x", 0 }, NULL, "target");
+	assert_ann_refused(&(struct kv){ "expected", RAW, "\x92\xa4web2\xa4web1", 11 },
+	    NULL, "sorted");
+	assert_ann_refused(&(struct kv){ "expected", RAW, "\x92\xa4web1\xa4web1", 11 },
+	    NULL, "sorted");
+	assert_ann_refused(&(struct kv){ "expected", RAW, "\x91\xa4W/b1", 6 }, NULL,
+	    "host name");
+	assert_ann_refused(&(struct kv){ "expected", RAW, "\x91\x01", 2 }, NULL,
+	    "host name");
+	assert_ann_refused(&(struct kv){ "filter", RAW, "\x91\x93\xa5os.id\xa2=~\xa1x", 13 },
+	    NULL, "filter");
+	assert_ann_refused(&(struct kv){ "timeout_ms", U, NULL, (uint64_t)UINT32_MAX + 1 },
+	    NULL, "timeout_ms");
+}
+
+/* At most WIRE_MAX_EXPECTED hosts: the bound is encoded and decoded, one
+ * more is refused by both, and the body of the largest fits its envelope. */
+static void
+test_announce_bound(void **state)
+{
+	char (*names)[NAME_MAX_LEN + 1];
+	struct job_envelope env;
+	struct announce a, d;
+	msgpack_sbuffer sb, eb;
+	struct mu_err err;
+	uint8_t sig[ED25519_SIG_LEN] = { 0 };
+	size_t i;
+
+	(void)state;
+	names = calloc(WIRE_MAX_EXPECTED + 1, sizeof(*names));
+	assert_non_null(names);
+	/* Longest names: a worst case for the body bound. */
+	for (i = 0; i <= WIRE_MAX_EXPECTED; i++)
+		snprintf(names[i], sizeof(names[i]), "h%08zu%.54s", i,
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	memset(&a, 0, sizeof(a));
+	snprintf(a.id, sizeof(a.id), "job-3");
+	snprintf(a.aud, sizeof(a.aud), "muster/v1");
+	a.job_kind = JOB_VERSION;
+	a.target.kind = TARGET_ALL;
+	msgpack_sbuffer_init(&sb);
+	assert_int_equal(announce_encode(&a, names, WIRE_MAX_EXPECTED + 1, &sb, &err),
+	    MU_EINVAL);
+	assert_int_equal(announce_encode(&a, names, WIRE_MAX_EXPECTED, &sb, &err), MU_OK);
+	assert_int_equal(announce_decode(sb.data, sb.size, &d, &err), MU_OK);
+	assert_int_equal(d.nexpected, WIRE_MAX_EXPECTED);
+	wire_doc_free(&d.doc);
+	/* Over the job bound, within the announce's. */
+	assert_true(sb.size > WIRE_MAX_BODY);
+	msgpack_sbuffer_init(&eb);
+	assert_int_equal(envelope_encode(SHA_A, sig, sb.data, sb.size, &eb, &err),
+	    MU_EINVAL);
+	assert_int_equal(envelope_encode_max("0011223344556677", sig, sb.data, sb.size,
+	    WIRE_MAX_ANNOUNCE, &eb, &err), MU_OK);
+	assert_int_equal(envelope_decode(eb.data, eb.size, &env, &err), MU_EINVAL);
+	assert_int_equal(envelope_decode_max(eb.data, eb.size, WIRE_MAX_ANNOUNCE, &env,
+	    &err), MU_OK);
+	assert_int_equal(env.body.len, sb.size);
+	wire_doc_free(&env.doc);
+	msgpack_sbuffer_destroy(&eb);
+	msgpack_sbuffer_destroy(&sb);
+	/* One more than the bound, hand-packed, is refused by the decoder. */
+	{
+		msgpack_packer pk;
+
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 9);
+#define KS(k, v) do { msgpack_pack_str(&pk, strlen(k)); msgpack_pack_str_body(&pk, k, strlen(k)); \
+	msgpack_pack_str(&pk, strlen(v)); msgpack_pack_str_body(&pk, v, strlen(v)); } while (0)
+		msgpack_pack_str(&pk, 1);
+		msgpack_pack_str_body(&pk, "v", 1);
+		msgpack_pack_uint8(&pk, 1);
+		KS("kind", "announce");
+		KS("id", "job-4");
+		KS("aud", "muster/v1");
+		KS("target", "all");
+		KS("job_kind", "ping");
+#undef KS
+		msgpack_pack_str(&pk, 9);
+		msgpack_pack_str_body(&pk, "issued_at", 9);
+		msgpack_pack_uint8(&pk, 1);
+		msgpack_pack_str(&pk, 9);
+		msgpack_pack_str_body(&pk, "not_after", 9);
+		msgpack_pack_uint8(&pk, 2);
+		msgpack_pack_str(&pk, 8);
+		msgpack_pack_str_body(&pk, "expected", 8);
+		msgpack_pack_array(&pk, WIRE_MAX_EXPECTED + 1);
+		for (i = 0; i <= WIRE_MAX_EXPECTED; i++) {
+			msgpack_pack_str(&pk, 9);
+			msgpack_pack_str_body(&pk, names[i], 9);
+		}
+		assert_int_equal(announce_decode(sb.data, sb.size, &d, &err), MU_EINVAL);
+		assert_non_null(strstr(err.msg, "more than"));
+		msgpack_sbuffer_destroy(&sb);
+	}
+	free(names);
+}
+
 int
 main(void)
 {
@@ -1261,6 +1485,8 @@ main(void)
 		cmocka_unit_test(test_priv_oversized),
 		cmocka_unit_test(test_priv_corpus),
 		cmocka_unit_test(test_priv_update),
+		cmocka_unit_test(test_announce),
+		cmocka_unit_test(test_announce_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -470,9 +470,11 @@ function jobCounts(j) {
   const c = { expected: j.expected.size, answered: 0, missing: 0, offline: 0, silent: 0,
     unexpected: 0, pass: 0, fail: 0, error: 0, timeout: 0, crashed: 0, rejected: 0, other: 0 };
   const missing = [];
+  // As /api/jobs/<id> counts: answered are expected hosts with a result
+  // (every result when nothing was announced); the others are unexpected.
   for (const r of j.rows.values()) {
-    c.answered++;
     if (j.announced && !j.expected.has(r.host)) c.unexpected++;
+    else c.answered++;
     if (r.status in c && r.status !== 'expected' && r.status !== 'answered') c[r.status]++;
     else c.other++;
   }

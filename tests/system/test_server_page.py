@@ -22,10 +22,10 @@ import time
 
 import pytest
 
-from muster_fixtures import (collect_results, install_modules, new_job, send_job,
-                             wait_until, watch_results)
+from muster_fixtures import (collect_results, install_modules, new_job, now_ms, send_job,
+                             topic, wait_until, watch_results)
 from server_fixtures import (ARTIFACTS, SERVER_BIN, Server, announce, browser_available,
-                             chromium, result_topic, signed_result)
+                             chromium, result_topic, signed_result, signed_status)
 
 why = browser_available() or (None if SERVER_BIN.exists() else f"{SERVER_BIN} is not built")
 pytestmark = pytest.mark.skipif(why is not None, reason=why or "")
@@ -384,6 +384,96 @@ def test_job_page_live(broker, mqtt, tmp_path, browser):
         # The fleet's row of the job agrees, and the job page matches the API.
         api = server.api(f"/api/jobs/{job}/results")["results"]
         assert [(r["host"], r["status"], r["summary"]) for r in api] == result_rows(browser)
+        no_errors(browser)
+    finally:
+        server.stop()
+
+
+def missing_rows(d):
+    """{host: 'offline' | 'silent'} of the job page's missing table."""
+    return js(d, """Object.fromEntries([...document.querySelectorAll('#job-missing tbody tr')]
+        .map((tr) => [tr.dataset.host, tr.className]))""")
+
+
+def test_announced_job_page_live(broker, mqtt, keys, operator, tmp_path, browser):
+    """A job page open before the job's announce: the announce arrives
+    (SSE "announce") and the page shows who is expected; results, a host
+    going offline and a late result move hosts from missing (silent or
+    offline) to answered, live, failures first; at each step the page's
+    counts are the server's (/api/jobs/<id>)."""
+    pki = broker.pki
+    server = Server(broker, tmp_path / "server",
+                    extra={"trust": {"operators": str(keys.operators_dir)}}).start()
+    try:
+        clients = {h: mqtt(h) for h in ("h1", "h2", "h3")}
+        for h, c in clients.items():
+            announce(c, pki, h)
+        job = "announced-1"
+        browser.get(server.url + "/#/jobs/" + job)
+        wait_until(lambda: js(browser, "document.getElementById('conn').textContent") == "live",
+                   15, what="the event stream")
+        wait_until(lambda: "not known" in js(browser,
+                                             "document.getElementById('job-info').textContent"),
+                   10, what="the job not known yet")
+        browser.execute_script("window.notReloaded = 42;")
+
+        def same_as_server(want=None):
+            api = server.api(f"/api/jobs/{job}")["counts"]
+            page = counts(browser)
+            # The page leaves out zero counts of the rarer kinds.
+            return all(page.get(k, 0) == v for k, v in api.items()) and \
+                (want is None or all(api[k] == v for k, v in want.items()))
+
+        t = now_ms()
+        body = {"v": 1, "kind": "announce", "id": job, "aud": "muster/v1", "issued_at": t,
+                "not_after": t + 300000, "operator": "alice", "target": "all",
+                "job_kind": "run", "module": "os.release",
+                "expected": ["h1", "h2", "h3", "h9"]}
+        mqtt("op:alice").publish(topic("jobs", job), operator.envelope(body))
+        wait_until(lambda: missing_rows(browser) == {"h1": "silent", "h2": "silent",
+                                                     "h3": "silent", "h9": "offline"}, 10,
+                   what="four expected, all missing, h9 offline")
+        assert "os.release" in js(browser, "document.getElementById('job-info').textContent")
+        wait_until(lambda: same_as_server({"expected": 4, "missing": 4, "silent": 3,
+                                           "offline": 1}), 10, what="the server's counts")
+        fetched = requests(browser, "api/jobs/" + job)
+
+        clients["h1"].publish(result_topic(job, "h1"), signed_result(pki, "h1", job,
+                                                                     summary="fine"))
+        clients["h2"].publish(result_topic(job, "h2"),
+                              signed_result(pki, "h2", job, status="fail", summary="broken"))
+        wait_until(lambda: result_rows(browser) == [("h2", "fail", "broken"),
+                                                    ("h1", "pass", "fine")], 10,
+                   what="two results, the failure first")
+        assert missing_rows(browser) == {"h3": "silent", "h9": "offline"}
+        wait_until(lambda: same_as_server({"answered": 2, "missing": 2, "silent": 1,
+                                           "offline": 1, "fail": 1, "pass": 1}), 10,
+                   what="the server's counts after two results")
+
+        # h3 goes offline: from silent to offline on the page, live.
+        clients["h3"].publish(topic("hosts", "h3", "status"),
+                              signed_status(pki, "h3", "offline"), retain=True)
+        wait_until(lambda: missing_rows(browser) == {"h3": "offline", "h9": "offline"}, 10,
+                   what="h3 offline among the missing")
+        wait_until(lambda: same_as_server({"silent": 0, "offline": 2}), 10,
+                   what="the server's counts with h3 offline")
+        # A late result from h3: answered, not missing.
+        clients["h3"].publish(result_topic(job, "h3"), signed_result(pki, "h3", job,
+                                                                     summary="late"))
+        wait_until(lambda: missing_rows(browser) == {"h9": "offline"}, 10,
+                   what="only h9 missing")
+        assert result_rows(browser) == [("h2", "fail", "broken"), ("h1", "pass", "fine"),
+                                        ("h3", "pass", "late")]
+        wait_until(lambda: same_as_server({"answered": 3, "missing": 1}), 10,
+                   what="the server's final counts")
+        # Live throughout: no reload, the job not fetched again per result.
+        assert js(browser, "window.notReloaded") == 42
+        assert requests(browser, "api/jobs/" + job) == fetched
+        # The fleet view's row of the job shows the expected count.
+        browser.execute_script("location.hash = '#/'")
+        wait_until(lambda: js(browser, "(document.querySelector('#jobs tr[data-job=\"%s\"] "
+                                       "td.expected') || {}).textContent" % job) == "4", 10,
+                   what="the expected count in the jobs table")
         no_errors(browser)
     finally:
         server.stop()

@@ -358,8 +358,8 @@ function openJob(id) {
   document.getElementById('job-title').textContent = 'Job ' + id;
   document.getElementById('job-info').textContent = 'loading…';
   document.getElementById('job-counts').replaceChildren();
-  document.querySelector('#job-missing tbody').replaceChildren();
-  document.querySelector('#job-results tbody').replaceChildren();
+  chunked('job-missing', []);
+  chunked('job-results', []);
   loadJob(j);
 }
 
@@ -548,10 +548,34 @@ function detailRow(j, r) {
   return tr;
 }
 
+// Rows into the container's tables of CHUNK rows each (style.css: each
+// table is laid out only near the viewport).  A detail row stays in the
+// chunk of its result.
+const CHUNK = 100;
+function chunked(id, trs) {
+  const box = document.getElementById(id);
+  const tables = [...box.children].slice(1);   // the first holds the header
+  let k = 0, n = 0;
+  for (let i = 0; i < trs.length; i = n, k++) {
+    n = i + CHUNK;
+    if (n < trs.length && trs[n].classList.contains('detail')) n++;
+    let t = tables[k];
+    if (!t) {
+      t = el('div', null, 'chunk');
+      t.append(el('table'));
+      t.firstChild.append(el('tbody'));
+      box.append(t);
+    }
+    t.firstChild.tBodies[0].replaceChildren(...trs.slice(i, n));
+  }
+  for (; k < tables.length; k++) tables[k].remove();
+}
+
 function renderJob() {
   const j = page.job;
   if (!j || !j.dirty) return;
   j.dirty = false;
+  const t0 = performance.now();
   const info = document.getElementById('job-info');
   if (!j.loaded) return;
   const a = j.announce;
@@ -581,8 +605,7 @@ function renderJob() {
 
   document.getElementById('job-missing-box').hidden = !j.announced || missing.length === 0;
   missing.sort((x, y) => (x.online === y.online ? (x.host < y.host ? -1 : 1) : x.online ? 1 : -1));
-  document.querySelector('#job-missing tbody')
-    .replaceChildren(...missing.slice(0, MAX_ROWS).map((m) => missingRow(j, m)));
+  chunked('job-missing', missing.slice(0, MAX_ROWS).map((m) => missingRow(j, m)));
 
   const rows = [...j.rows.values()].sort((x, y) => {
     const bx = x.status === 'pass' ? 1 : 0, by = y.status === 'pass' ? 1 : 0;
@@ -594,7 +617,7 @@ function renderJob() {
     trs.push(r.el);
     if (j.open.has(r.host)) trs.push(detailRow(j, r));
   }
-  document.querySelector('#job-results tbody').replaceChildren(...trs);
+  chunked('job-results', trs);
   const more = [];
   if (rows.length > MAX_ROWS) more.push(`${rows.length - MAX_ROWS} more results not drawn`);
   if (missing.length > MAX_ROWS) more.push(`${missing.length - MAX_ROWS} more missing not drawn`);
@@ -602,6 +625,7 @@ function renderJob() {
   if (!j.drawn) {
     j.drawn = true;
     page.marks.jobDrawn = performance.now();
+    page.marks.jobBuild = page.marks.jobDrawn - t0;
     // The next frame begins after this one was painted.
     requestAnimationFrame(() => { page.marks.jobPainted = performance.now(); });
   }

@@ -100,6 +100,15 @@ def requests(d, part):
                  ".filter((e) => e.name.includes(arguments[0])).length", part)
 
 
+def shoot(d, name):
+    """A screenshot as a test artefact."""
+    time.sleep(0.3)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / name
+    assert d.save_screenshot(str(shot))
+    assert shot.stat().st_size > 1000
+
+
 def no_errors(d):
     """No script errors.  (Answers 404 and 400 are the page's to handle:
     a job not known yet, a bad filter; chromium logs them as errors.)"""
@@ -157,11 +166,7 @@ def test_live_page(broker, agents, op_client, operator, tmp_path, browser):
         wait_until(lambda: js(browser, "[...document.querySelectorAll('#versions tbody td')]"
                                        ".map((c) => c.textContent).slice(2)") == ["3", "2"],
                    10, what="the versions table counting h3 offline")
-        time.sleep(0.3)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "server-page.png"
-        assert browser.save_screenshot(str(shot))
-        assert shot.stat().st_size > 1000
+        shoot(browser, "server-page.png")
         no_errors(browser)
     finally:
         server.stop()
@@ -209,6 +214,7 @@ def test_drill_down_fleet_job_host(broker, agents, op_client, operator, tmp_path
                                        ".textContent"))
         assert shown == arch["data"]
         assert js(browser, "document.querySelector('#job-results tr.detail').dataset.host") == "h2"
+        shoot(browser, "server-page-job.png")
 
         # The failing job: the failure is shown first, with its reason.
         browser.get(server.url + "/#/jobs/" + bad["id"])
@@ -226,6 +232,7 @@ def test_drill_down_fleet_job_host(broker, agents, op_client, operator, tmp_path
                            ".map((tr) => tr.dataset.job)")
         assert set(jobs) == {ok["id"], bad["id"]}
         assert js(browser, "document.getElementById('host-info').dataset.state") == "online"
+        shoot(browser, "server-page-host.png")
         facts = js(browser, "Object.fromEntries([...document.querySelectorAll("
                             "'#host-facts tbody tr')].map((tr) => [tr.dataset.k, "
                             "tr.querySelector('td').textContent]))")
@@ -449,6 +456,10 @@ def test_announced_job_page_live(broker, mqtt, keys, operator, tmp_path, browser
         wait_until(lambda: same_as_server({"answered": 2, "missing": 2, "silent": 1,
                                            "offline": 1, "fail": 1, "pass": 1}), 10,
                    what="the server's counts after two results")
+        # docs/server-page.png is this one.
+        browser.set_window_size(1000, 600)
+        shoot(browser, "server-page-announced.png")
+        browser.set_window_size(1280, 900)
 
         # h3 goes offline: from silent to offline on the page, live.
         clients["h3"].publish(topic("hosts", "h3", "status"),

@@ -103,7 +103,9 @@ function setHost(h) {
   e.el.className = 'host ' + h.state;
   e.el.title = `${h.host}: ${h.state}, ${h.version || '?'} (${h.channel || '?'})`;
   page.fleetDirty = true;
-  if (page.job) page.job.dirty = true;   // a missing host's offline/silent
+  // A missing host's offline/silent.
+  if (page.job && page.job.expected.has(h.host) && !page.job.rows.has(h.host))
+    page.job.dirty = true;
   if (page.host && page.host.name === h.host) reloadHostSoon();
 }
 
@@ -397,8 +399,11 @@ function applyJob(j, d) {
   j.announce = d.announce || null;
   j.expected = new Set(d.expected || []);
   j.seen = new Map((d.missing || []).map((m) => [m.host, m]));
+  // Results streamed while this was fetched (a reload) stay.
+  const streamed = j.rows;
   j.rows = new Map();
   for (const r of d.results || []) setJobRow(j, r);
+  for (const [h, r] of streamed) if (!j.rows.has(h)) j.rows.set(h, r);
   j.notFound = !!d.notFound && j.rows.size === 0;
   j.loaded = true;
   const p = j.pending;

@@ -984,6 +984,29 @@ print_hosts_line(const char *label, json_t *hosts, const char *tail)
 	printf("%s\n", tail);
 }
 
+/* What `muster retry` needs to send the same job again (ctl/retry.c):
+ * the kind, module, args, filter texts and timeout. */
+static json_t *
+job_json(const struct send *s)
+{
+	json_t *j, *f = json_array(), *args = NULL;
+	msgpack_unpacked up;
+	size_t i;
+
+	for (i = 0; f != NULL && i < s->filter.n; i++)
+		json_array_append_new(f, json_string(s->filter.text[i]));
+	msgpack_unpacked_init(&up);
+	if (s->have_args && msgpack_unpack_next(&up, s->args.data, s->args.size, NULL) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		args = mpjson_from_msgpack(&up.data);
+	msgpack_unpacked_destroy(&up);
+	j = json_pack("{s:s, s:o, s:o, s:o, s:o}", "kind", job_kind_name(s->kind),
+	    "module", s->module ? json_string(s->module) : json_null(),
+	    "args", args ? args : json_null(), "filter", f ? f : json_array(),
+	    "timeout_ms", s->timeout_ms ? json_integer((json_int_t)s->timeout_ms) : json_null());
+	return j ? j : json_null();
+}
+
 static int
 report(struct ctl *c, struct send *s)
 {
@@ -1021,6 +1044,7 @@ report(struct ctl *c, struct send *s)
 		    "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
 		    "forged", (json_int_t)c->nforged, "exit", rc);
 		json_object_set_new(sum, "unexpected", unexpected);
+		json_object_set_new(sum, "job", job_json(s));
 		if (s->filter.n && s->expect < 0)
 			json_object_set_new(sum, "facts", json_pack("{s:I, s:I, s:I}",
 			    "match", (json_int_t)s->nmatch, "no_match", (json_int_t)s->nnomatch,

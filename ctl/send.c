@@ -447,9 +447,11 @@ srv_has(const struct srv_hosts *h, const char *name)
  * lists: the target's hosts, and those the filter matches), else as the
  * presence below (online hosts of a group or all; a named host always). */
 static int
-server_target(struct ctl *c, struct send *s, const struct job_target *t, struct mu_err *err)
+server_target(struct ctl *c, struct send *s, int ti, struct mu_err *err)
 {
+	const struct job_target *t = &s->targets[ti];
 	struct srv_hosts all, match = { 0 };
+	uint64_t bit = UINT64_C(1) << ti;
 	size_t i;
 
 	if (srv_hosts_get(c, t, NULL, &all, err) != 0)
@@ -463,10 +465,10 @@ server_target(struct ctl *c, struct send *s, const struct job_target *t, struct 
 
 		if (!s->filter.n) {
 			if (h->online || t->kind == TARGET_HOST)
-				expected_add(s, h->name, h->online ? HS_ONLINE : 0);
+				expected_add(s, h->name, h->online ? HS_ONLINE : 0, bit);
 		} else if (srv_has(&match, h->name)) {
 			s->nmatch++;
-			expected_add(s, h->name, h->online ? HS_ONLINE : 0);
+			expected_add(s, h->name, h->online ? HS_ONLINE : 0, bit);
 		} else if (h->has_facts)
 			s->nnomatch++;
 		else
@@ -476,7 +478,7 @@ server_target(struct ctl *c, struct send *s, const struct job_target *t, struct 
 		if (s->filter.n)
 			s->nnofacts++;		/* unknown: its facts cannot be checked */
 		else
-			expected_add(s, t->name, 0);
+			expected_add(s, t->name, 0, bit);
 	}
 	srv_hosts_free(&match);
 	srv_hosts_free(&all);
@@ -500,7 +502,7 @@ expected_from_server(struct ctl *c, struct send *s, struct mu_err *err)
 	if (!need)
 		return 1;
 	for (t = 0; t < s->ntargets; t++)
-		if (server_target(c, s, &s->targets[t], err) != 0) {
+		if (server_target(c, s, t, err) != 0) {
 			s->nexpected = 0;
 			s->nmatch = s->nnomatch = s->nnofacts = 0;
 			return -1;

@@ -157,6 +157,7 @@ int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
 int cmd_release(struct ctl *c, int argc, char **argv);	/* release.c */
 int cmd_history(struct ctl *c, int argc, char **argv);	/* history.c: muster-server's API */
+int cmd_retry(struct ctl *c, int argc, char **argv);	/* retry.c */
 
 /* Shared by the publishing commands (module.c, release.c). */
 int sub_opts(int argc, char **argv, const struct option *opts, const char *text,

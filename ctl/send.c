@@ -66,6 +66,7 @@ struct send {
 	/* who should answer */
 	char (*expected)[NAME_MAX_LEN + 1];
 	uint8_t *hstate;	/* HS_*, parallel to expected */
+	uint64_t *tmask;	/* which targets (bit t) expect it: its announces */
 	size_t nexpected;
 	size_t expect_count;
 	/* what came back */
@@ -80,6 +81,9 @@ struct send {
 	bool lost;		/* the broker connection went away */
 	int unacked;		/* job publishes without a PUBACK yet */
 	bool pub_failed;
+	int ann_tokens[MAX_TARGETS];	/* announce publishes, for their PUBACKs */
+	int nann;
+	bool ann_warned;	/* said once that an announce did not go out */
 	char pin[65];
 };
 
@@ -314,12 +318,21 @@ expected_index(const struct send *s, const char *host)
 	return -1;
 }
 
+/* targets: the bits of the targets whose job expects it (for their
+ * announces), added to what it had. */
 static void
-expected_add(struct send *s, const char *host, uint8_t state)
+expected_add(struct send *s, const char *host, uint8_t state, uint64_t targets)
 {
-	if (expected_has(s, host) || s->nexpected == MAX_EXPECTED)
+	long k = expected_index(s, host);
+
+	if (k >= 0) {
+		s->tmask[k] |= targets;
+		return;
+	}
+	if (s->nexpected == MAX_EXPECTED)
 		return;
 	s->hstate[s->nexpected] = state;
+	s->tmask[s->nexpected] = targets;
 	snprintf(s->expected[s->nexpected++], NAME_MAX_LEN + 1, "%s", host);
 }
 
@@ -334,10 +347,12 @@ in_group(const struct status *st, const char *group)
 	return false;
 }
 
-/* Is the host one of the targets (a named one, or in a group, or all)? */
-static bool
+/* The targets the host is one of (a named one, or in a group, or all):
+ * bit t for target t; 0 if none. */
+static uint64_t
 in_targets(const struct send *s, const struct status *st)
 {
+	uint64_t m = 0;
 	int t;
 
 	for (t = 0; t < s->ntargets; t++)
@@ -345,8 +360,8 @@ in_targets(const struct send *s, const struct status *st)
 		    (s->targets[t].kind == TARGET_HOST &&
 		    strcmp(s->targets[t].name, st->host) == 0) ||
 		    (s->targets[t].kind == TARGET_GROUP && in_group(st, s->targets[t].name)))
-			return true;
-	return false;
+			m |= UINT64_C(1) << t;
+	return m;
 }
 
 /* A named host with no status: its facts cannot be checked either. */
@@ -407,7 +422,8 @@ expected_from_facts(struct ctl *c, struct send *s)
 			s->nnomatch++;
 		else {
 			s->nmatch++;
-			expected_add(s, st->host, st->online ? HS_ONLINE : 0);
+			expected_add(s, st->host, st->online ? HS_ONLINE : 0,
+			    in_targets(s, st));
 		}
 	}
 	facts_list_free(&fl);
@@ -431,9 +447,11 @@ srv_has(const struct srv_hosts *h, const char *name)
  * lists: the target's hosts, and those the filter matches), else as the
  * presence below (online hosts of a group or all; a named host always). */
 static int
-server_target(struct ctl *c, struct send *s, const struct job_target *t, struct mu_err *err)
+server_target(struct ctl *c, struct send *s, int ti, struct mu_err *err)
 {
+	const struct job_target *t = &s->targets[ti];
 	struct srv_hosts all, match = { 0 };
+	uint64_t bit = UINT64_C(1) << ti;
 	size_t i;
 
 	if (srv_hosts_get(c, t, NULL, &all, err) != 0)
@@ -447,10 +465,10 @@ server_target(struct ctl *c, struct send *s, const struct job_target *t, struct 
 
 		if (!s->filter.n) {
 			if (h->online || t->kind == TARGET_HOST)
-				expected_add(s, h->name, h->online ? HS_ONLINE : 0);
+				expected_add(s, h->name, h->online ? HS_ONLINE : 0, bit);
 		} else if (srv_has(&match, h->name)) {
 			s->nmatch++;
-			expected_add(s, h->name, h->online ? HS_ONLINE : 0);
+			expected_add(s, h->name, h->online ? HS_ONLINE : 0, bit);
 		} else if (h->has_facts)
 			s->nnomatch++;
 		else
@@ -460,7 +478,7 @@ server_target(struct ctl *c, struct send *s, const struct job_target *t, struct 
 		if (s->filter.n)
 			s->nnofacts++;		/* unknown: its facts cannot be checked */
 		else
-			expected_add(s, t->name, 0);
+			expected_add(s, t->name, 0, bit);
 	}
 	srv_hosts_free(&match);
 	srv_hosts_free(&all);
@@ -484,7 +502,7 @@ expected_from_server(struct ctl *c, struct send *s, struct mu_err *err)
 	if (!need)
 		return 1;
 	for (t = 0; t < s->ntargets; t++)
-		if (server_target(c, s, &s->targets[t], err) != 0) {
+		if (server_target(c, s, t, err) != 0) {
 			s->nexpected = 0;
 			s->nmatch = s->nnomatch = s->nnofacts = 0;
 			return -1;
@@ -515,7 +533,7 @@ expected_from_presence(struct ctl *c, struct send *s)
 		return expected_from_facts(c, s);
 	for (t = 0; t < s->ntargets; t++)
 		if (s->targets[t].kind == TARGET_HOST)
-			expected_add(s, s->targets[t].name, 0);
+			expected_add(s, s->targets[t].name, 0, UINT64_C(1) << t);
 		else
 			need = true;
 	s->expect_count = s->nexpected;
@@ -538,7 +556,7 @@ expected_from_presence(struct ctl *c, struct send *s)
 		for (t = 0; st->online && t < s->ntargets; t++)
 			if (s->targets[t].kind == TARGET_ALL ||
 			    (s->targets[t].kind == TARGET_GROUP && in_group(st, s->targets[t].name)))
-				expected_add(s, st->host, HS_ONLINE);
+				expected_add(s, st->host, HS_ONLINE, UINT64_C(1) << t);
 	}
 	hosts_free(&hosts);
 	s->expect_count = s->nexpected;
@@ -562,7 +580,8 @@ make_id(char *buf, size_t len)
 }
 
 static int
-job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *not_after)
+job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *issued_at,
+    uint64_t *not_after)
 {
 	const char *user = getenv("USER");
 	msgpack_unpacked up;
@@ -577,6 +596,7 @@ job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *
 	j.target = s->targets[t];
 	j.issued_at = now_wall_ms();
 	j.not_after = j.issued_at + s->ttl_ms;
+	*issued_at = j.issued_at;
 	*not_after = j.not_after;
 	if (user && strlen(user) < 256)
 		j.operator_ = (struct wire_str){ user, strlen(user) };
@@ -606,6 +626,126 @@ job_build(struct ctl *c, struct send *s, int t, msgpack_sbuffer *env, uint64_t *
 	msgpack_sbuffer_destroy(&body);
 	msgpack_unpacked_destroy(&up);
 	return rc == MU_OK ? 0 : EXIT_USAGE;
+}
+
+/* ---- the announce (design.md §3) ------------------------------------- */
+
+static int
+name_order(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * The signed announce of job t, for muster-server: the job's kind, module,
+ * args, target, filter and window, and the hosts expected to answer it
+ * (those of s->expected that target t covers), sorted.
+ */
+static int
+announce_build(struct ctl *c, struct send *s, int t, uint64_t issued_at,
+    uint64_t not_after, msgpack_sbuffer *env, struct mu_err *err)
+{
+	const char *user = getenv("USER");
+	char (*names)[NAME_MAX_LEN + 1];
+	msgpack_unpacked up;
+	msgpack_sbuffer body;
+	struct announce a;
+	size_t i, n = 0;
+	int rc;
+
+	if ((names = calloc(s->nexpected + 1, sizeof(*names))) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	for (i = 0; i < s->nexpected; i++)
+		if (s->tmask[i] & (UINT64_C(1) << t))
+			memcpy(names[n++], s->expected[i], sizeof(names[0]));
+	qsort(names, n, sizeof(*names), name_order);
+	memset(&a, 0, sizeof(a));
+	snprintf(a.id, sizeof(a.id), "%s", s->ids[t]);
+	aud_format(a.aud, sizeof(a.aud), c->root);
+	a.issued_at = issued_at;
+	a.not_after = not_after;
+	if (user && strlen(user) < 256)
+		a.operator_ = (struct wire_str){ user, strlen(user) };
+	a.target = s->targets[t];
+	a.filter = ctl_filter_obj(&s->filter);
+	a.job_kind = s->kind;
+	msgpack_unpacked_init(&up);
+	if (s->kind == JOB_RUN) {
+		snprintf(a.module, sizeof(a.module), "%s", s->module);
+		if (s->have_args && msgpack_unpack_next(&up, s->args.data, s->args.size, NULL) ==
+		    MSGPACK_UNPACK_SUCCESS)
+			a.args = &up.data;
+		a.timeout_ms = s->timeout_ms;
+		a.stream = s->stream;
+	}
+	msgpack_sbuffer_init(&body);
+	rc = announce_encode(&a, names, n, &body, err);
+	if (rc == MU_OK)
+		rc = envelope_sign_max(c->key, body.data, body.size, WIRE_MAX_ANNOUNCE, env, err);
+	msgpack_sbuffer_destroy(&body);
+	msgpack_unpacked_destroy(&up);
+	free(names);
+	return rc;
+}
+
+/* Said once per command: the job goes out all the same (an older broker
+ * ACL without muster/v1/jobs/+ refuses it), only the server is in the
+ * dark about whom to expect. */
+static void
+announce_failed(struct send *s, const char *why)
+{
+	if (s->ann_warned)
+		return;
+	s->ann_warned = true;
+	fprintf(stderr, "muster: the job announce did not go out (%s); the job does, "
+	    "but muster-server will not know which hosts should answer\n", why);
+}
+
+/* Publish job t's announce before the job (QoS 1, not retained, the
+ * job's expiry).  Never fails the command. */
+static void
+announce_publish(struct ctl *c, struct send *s, int t, uint64_t issued_at,
+    uint64_t not_after, uint32_t expiry_s)
+{
+	char topic[TOPIC_MAX];
+	msgpack_sbuffer env;
+	struct mu_err err;
+	int token = 0;
+
+	if (s->kind == JOB_CANCEL)
+		return;
+	msgpack_sbuffer_init(&env);
+	if (topic_build(topic, sizeof(topic), c->root, TOPIC_JOB_ANNOUNCE, s->ids[t],
+	    NULL) != MU_OK)
+		announce_failed(s, "bad topic");
+	else if (announce_build(c, s, t, issued_at, not_after, &env, &err) != MU_OK)
+		announce_failed(s, err.msg);
+	else if (bus_publish(c->bus, topic, env.data, env.size, 1, false, expiry_s, &token,
+	    &err) != MU_OK)
+		announce_failed(s, err.msg);
+	else
+		s->ann_tokens[s->nann++] = token;
+	msgpack_sbuffer_destroy(&env);
+}
+
+/* An acknowledgement of an announce (true): a refusal is said, not
+ * counted against the jobs. */
+static bool
+announce_ack(struct send *s, const struct bus_event *ev)
+{
+	int i;
+
+	if (ev->type != BUS_PUBLISHED && ev->type != BUS_PUBLISH_FAILED)
+		return false;
+	for (i = 0; i < s->nann; i++)
+		if (s->ann_tokens[i] == ev->token) {
+			if (ev->type == BUS_PUBLISH_FAILED)
+				announce_failed(s, ev->reason[0] ? ev->reason :
+				    "the broker refused it");
+			s->ann_tokens[i] = s->ann_tokens[--s->nann];
+			return true;
+		}
+	return false;
 }
 
 /* ---- collecting results ----------------------------------------------- */
@@ -817,6 +957,8 @@ on_result(struct ctl *c, struct bus_event *ev, void *arg)
 		s->lost = true;
 		return true;
 	}
+	if (announce_ack(s, ev))
+		return false;
 	if (ev->type == BUS_PUBLISHED)
 		s->unacked--;
 	if (ev->type == BUS_PUBLISH_FAILED)
@@ -984,6 +1126,29 @@ print_hosts_line(const char *label, json_t *hosts, const char *tail)
 	printf("%s\n", tail);
 }
 
+/* What `muster retry` needs to send the same job again (ctl/retry.c):
+ * the kind, module, args, filter texts and timeout. */
+static json_t *
+job_json(const struct send *s)
+{
+	json_t *j, *f = json_array(), *args = NULL;
+	msgpack_unpacked up;
+	size_t i;
+
+	for (i = 0; f != NULL && i < s->filter.n; i++)
+		json_array_append_new(f, json_string(s->filter.text[i]));
+	msgpack_unpacked_init(&up);
+	if (s->have_args && msgpack_unpack_next(&up, s->args.data, s->args.size, NULL) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		args = mpjson_from_msgpack(&up.data);
+	msgpack_unpacked_destroy(&up);
+	j = json_pack("{s:s, s:o, s:o, s:o, s:o}", "kind", job_kind_name(s->kind),
+	    "module", s->module ? json_string(s->module) : json_null(),
+	    "args", args ? args : json_null(), "filter", f ? f : json_array(),
+	    "timeout_ms", s->timeout_ms ? json_integer((json_int_t)s->timeout_ms) : json_null());
+	return j ? j : json_null();
+}
+
 static int
 report(struct ctl *c, struct send *s)
 {
@@ -1021,6 +1186,7 @@ report(struct ctl *c, struct send *s)
 		    "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
 		    "forged", (json_int_t)c->nforged, "exit", rc);
 		json_object_set_new(sum, "unexpected", unexpected);
+		json_object_set_new(sum, "job", job_json(s));
 		if (s->filter.n && s->expect < 0)
 			json_object_set_new(sum, "facts", json_pack("{s:I, s:I, s:I}",
 			    "match", (json_int_t)s->nmatch, "no_match", (json_int_t)s->nnomatch,
@@ -1113,6 +1279,8 @@ on_puback(struct ctl *c, struct bus_event *ev, void *arg)
 	struct send *s = arg;
 
 	(void)c;
+	if (announce_ack(s, ev))
+		return false;
 	if (ev->type == BUS_PUBLISHED)
 		s->unacked--;
 	else if (ev->type == BUS_PUBLISH_FAILED || ev->type == BUS_LOST)
@@ -1126,21 +1294,26 @@ publish_jobs(struct ctl *c, struct send *s)
 	char topic[TOPIC_MAX];
 	msgpack_sbuffer env;
 	struct mu_err err;
-	uint64_t not_after, now;
+	uint64_t issued_at, not_after, now;
+	uint32_t expiry;
 	int t, rc = 0;
 
 	for (t = 0; rc == 0 && t < s->ntargets; t++) {
 		msgpack_sbuffer_init(&env);
-		rc = job_build(c, s, t, &env, &not_after);
+		rc = job_build(c, s, t, &env, &issued_at, &not_after);
 		if (rc == 0 && topic_for_target(topic, sizeof(topic), c->root, &s->targets[t]))
 			rc = EXIT_USAGE;
 		/* Expiry = the job's remaining lifetime, rounded up (0 would
 		 * mean "never"): a broker drops what a host would refuse
 		 * anyway. */
 		now = now_wall_ms();
+		expiry = not_after > now ? (uint32_t)((not_after - now + 999) / 1000) : 1;
+		/* The announce first: Paho sends in order, so the server
+		 * hears whom to expect before any host can answer. */
+		if (rc == 0)
+			announce_publish(c, s, t, issued_at, not_after, expiry);
 		if (rc == 0 && bus_publish(c->bus, topic, env.data, env.size, 1, false,
-		    not_after > now ? (uint32_t)((not_after - now + 999) / 1000) : 1, NULL,
-		    &err) != MU_OK) {
+		    expiry, NULL, &err) != MU_OK) {
 			fprintf(stderr, "muster: %s\n", err.msg);
 			rc = EXIT_USAGE;
 		}
@@ -1168,6 +1341,7 @@ send_free(struct send *s)
 	free(s->held);
 	free(s->expected);
 	free(s->hstate);
+	free(s->tmask);
 	msgpack_sbuffer_destroy(&s->args);
 	ctl_filter_free(&s->filter);
 }
@@ -1238,7 +1412,8 @@ cmd_run(struct ctl *c, int argc, char **argv)
 	s.tty = isatty(STDERR_FILENO);
 	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
 	s.hstate = calloc(MAX_EXPECTED, sizeof(*s.hstate));
-	if (s.expected == NULL || s.hstate == NULL)
+	s.tmask = calloc(MAX_EXPECTED, sizeof(*s.tmask));
+	if (s.expected == NULL || s.hstate == NULL || s.tmask == NULL)
 		rc = EXIT_USAGE;
 	else if ((rc = parse_run(c, &s, argc, argv)) == 0)
 		rc = send_run(c, &s);
@@ -1264,6 +1439,7 @@ cmd_cancel(struct ctl *c, int argc, char **argv)
 	s.tty = isatty(STDERR_FILENO);
 	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
 	s.hstate = calloc(MAX_EXPECTED, sizeof(*s.hstate));
+	s.tmask = calloc(MAX_EXPECTED, sizeof(*s.tmask));
 	while (rc == 0 && !help && (o = getopt_long(argc, argv, "H:h", opts, NULL)) != -1) {
 		if (o == 'H')
 			rc = add_target(&s, TARGET_HOST, optarg);
@@ -1280,7 +1456,8 @@ cmd_cancel(struct ctl *c, int argc, char **argv)
 			rc = -1;
 	}
 	if (help || rc != 0 || s.ntargets != 1 || optind + 1 != argc ||
-	    !jobid_valid(argv[optind]) || s.expected == NULL || s.hstate == NULL) {
+	    !jobid_valid(argv[optind]) || s.expected == NULL || s.hstate == NULL ||
+	    s.tmask == NULL) {
 		fprintf(help ? stdout : stderr, "usage: muster cancel -H HOST [--wait DUR] "
 		    "[--json] JOB\n"
 		    "  stop job JOB on HOST (its result then says cancelled); the\n"

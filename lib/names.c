@@ -163,6 +163,7 @@ static const struct topic_shape {
 	[TOPIC_SELFTEST_JOBS] =		{ "hosts/", "/selftest/jobs", "", name_valid, NULL },
 	[TOPIC_SELFTEST_VERDICT] =	{ "hosts/", "/selftest/verdict", "", name_valid, NULL },
 	[TOPIC_HOST_FACTS] =		{ "hosts/", "/facts", "", name_valid, NULL },
+	[TOPIC_JOB_ANNOUNCE] =		{ "jobs/", "", "", jobid_valid, NULL },
 };
 
 static bool

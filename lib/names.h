@@ -69,6 +69,7 @@ enum topic_kind {
 	TOPIC_SELFTEST_JOBS,	/* R/hosts/<a>/selftest/jobs */
 	TOPIC_SELFTEST_VERDICT,	/* R/hosts/<a>/selftest/verdict */
 	TOPIC_HOST_FACTS,	/* R/hosts/<a>/facts */
+	TOPIC_JOB_ANNOUNCE,	/* R/jobs/<job a> */
 };
 
 int topic_build(char *buf, size_t len, const char *root, enum topic_kind kind,

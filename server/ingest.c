@@ -671,7 +671,14 @@ subscribe_all(struct server *s)
 	char *topics[3] = { results, status, facts };
 	struct mu_err err;
 
-	snprintf(results, sizeof(results), "$share/%s/%s/v1/results/#", SHARE_GROUP, s->root);
+	/* MQTT 3.1.1 has no shared subscriptions (RabbitMQ 3.10: one server
+	 * per fleet, docs/brokers.md), and a broker may refuse "$share/..." as
+	 * a topic outside the ACL. */
+	if (s->cfg.broker.protocol == 4)
+		snprintf(results, sizeof(results), "%s/v1/results/#", s->root);
+	else
+		snprintf(results, sizeof(results), "$share/%s/%s/v1/results/#", SHARE_GROUP,
+		    s->root);
 	snprintf(status, sizeof(status), "%s/v1/hosts/+/status", s->root);
 	/* Every server keeps every host's facts, as with statuses. */
 	snprintf(facts, sizeof(facts), "%s/v1/hosts/+/facts", s->root);

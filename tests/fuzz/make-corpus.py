@@ -590,6 +590,38 @@ CORPUS["fuzz_policy"] = {
 }
 
 
+# The job announce (lib/wire_announce.c, design.md §3): what muster-server
+# is told before each job.
+ANN = m(kind="announce", id="job-0001", aud=AUD, issued_at=T0, not_after=T0 + 300000,
+        operator="alice@example.org", target="group/web", job_kind="run",
+        module="disk", args={"path": "/var"}, timeout_ms=30000, stream=True,
+        filter=[["os.id", "==", "debian"], ["mem_mb", "<", 4096]],
+        expected=["web-01", "web-02", "web-10"])
+CORPUS["fuzz_announce"] = {
+    "ok-run": pack(ANN),
+    "ok-ping-none": pack(m(kind="announce", id="p.1", aud=AUD, issued_at=T0,
+                           not_after=T0 + 1, target="all", job_kind="ping",
+                           expected=[])),
+    "ok-1000": pack(dict(without(ANN, "filter"),
+                         expected=["h%04d" % i for i in range(1000)])),
+    "bad-unsorted": bad(pack(dict(ANN, expected=["web-02", "web-01"])),
+                        "key 'expected' is not sorted and unique at item 1"),
+    "bad-twice": bad(pack(dict(ANN, expected=["web-01", "web-01"])),
+                     "key 'expected' is not sorted and unique at item 1"),
+    "bad-host": bad(pack(dict(ANN, expected=["Web-01"])),
+                    "key 'expected' item 0 is not a host name"),
+    "bad-cancel": bad(pack(dict(ANN, job_kind="cancel")),
+                      "key 'job_kind' has an unknown value 'cancel'"),
+    "bad-kind": bad(pack(dict(ANN, kind="job")),
+                    "key 'kind' has an unknown value 'job'"),
+    "bad-no-aud": bad(pack(without(ANN, "aud")), "missing key 'aud'"),
+    "bad-no-expected": bad(pack(without(ANN, "expected")), "missing key 'expected'"),
+    "bad-filter-op": bad(pack(dict(ANN, filter=[["os.id", "=~", "x"]])),
+                         "filter predicate 1: unknown operator '=~' (want == != < <= > >= ~ "
+                         "has)"),
+}
+
+
 def expect_file(target, files):
     """corpus/<target>.expect: the reason of each bad seed (replay.c)."""
     lines = ["# %s: the reason each bad- seed is refused with (replay.c)." % target,

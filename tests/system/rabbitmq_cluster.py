@@ -111,7 +111,7 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     """(write, read) regexes for op:, pub: and srv: certificates."""
     r = _esc(root) + r"\.v1\."
     if role == "op":
-        return (f"^{r}(hosts\\.{SEG}\\.jobs|groups\\.{SEG}\\.jobs|all\\.jobs)$",
+        return (f"^{r}(hosts\\.{SEG}\\.jobs|groups\\.{SEG}\\.jobs|all\\.jobs|jobs\\.{SEG})$",
                 f"^{r}(results\\..+|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}"
                 f"|releases\\.{SEG})$")
     if role == "pub":
@@ -120,7 +120,8 @@ def role_permissions(role: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     if role == "srv":
         return (f"^{r}hosts\\.{SEG}\\.selftest\\.(jobs|verdict)$",
                 f"^{r}(hosts\\.{SEG}\\.selftest\\.request|results\\..+"
-                f"|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}|releases\\.{SEG})$")
+                f"|hosts\\.{SEG}\\.(status|facts)|modules\\.{SEG}|releases\\.{SEG}"
+                f"|jobs\\.{SEG})$")
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -157,6 +158,12 @@ def definitions(pki: Pki, vhost: str = "/") -> dict:
                       "tags": []})
         q = f"mqtt-subscription-{re.escape(cn).replace(':', '.')}[.-].*|" \
             f"mqtt-subscription-{re.escape(cn)}qos[01]"
+        # The CLI's and muster-server's own client ids (muster-cli-<8 hex>,
+        # muster-server-<name>): an operator's and a server's session queue.
+        if cn.startswith("op:"):
+            q += "|mqtt-subscription-muster-cli-[0-9a-f]{8}qos[01]"
+        elif cn.startswith("srv:"):
+            q += f"|mqtt-subscription-muster-server-{re.escape(cn[4:])}qos[01]"
         # The MQTT plugin declares and binds the session queue (configure,
         # write on the queue, read on amq.topic), publishes to amq.topic
         # (write) and consumes the queue (read).

@@ -303,3 +303,76 @@ def test_cli_falls_back_when_the_server_does_not_answer(fleet):
     # As from the retained facts: h3's are gone there.
     assert s["expected"] == 1 and s["facts"] == {"match": 1, "no_match": 1,
                                                  "no_facts": 1}, s
+
+
+# ---- the archive: newer facts only, both backends; the update map ---------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_facts_archive_newer_only_and_the_update_map(broker, mqtt, pki, tmp_path,
+                                                     backend):
+    """Signed messages of h1 (its own keys, as musterd signs them): a status
+    with groups and an update map, facts at t, then older facts (counted as
+    verified, changing nothing, in memory or archived), then newer ones.
+    A restart loads the newest from the archive (PostgreSQL too)."""
+    from server_fixtures import Postgres, pg_available, signed_status
+    import tempfile
+    from pathlib import Path
+    pg = None
+    if backend == "postgresql":
+        if pg_available() is not None:
+            pytest.skip(pg_available())
+        d = tempfile.mkdtemp(prefix="muster-pg-")
+        os.chmod(d, 0o755)
+        pg = Postgres(Path(d) / "pg").start()
+    s = Server(broker, tmp_path / "server", archive=pg.url if pg else None)
+    try:
+        s.start()
+        h1 = mqtt("h1")
+        upd = {"state": "staged", "version": "0.2.0"}
+        h1.publish(topic("hosts", "h1", "status"),
+                   signed_status(pki, "h1", groups=["web", "db"], update=upd), retain=True)
+        t = now_ms()
+
+        def facts(at, rack):
+            body = {"v": 1, "host": "h1", "at": at,
+                    "facts": {"custom.rack": rack, "cpus": 4, "groups": ["web", "db"]}}
+            return host_sign(pki.sign_key("h1"), pki.sign_cert("h1"), body)
+
+        def total():
+            return metric_value(s.metrics(), "muster_facts_total")
+
+        def stored():
+            if pg:
+                return [(int(a), json.loads(f)["custom.rack"]) for a, f in
+                        pg.query("SELECT at, facts FROM facts WHERE host = 'h1'")]
+            return [(a, json.loads(f)["custom.rack"]) for a, f in
+                    s.sql("SELECT at, facts FROM facts WHERE host = 'h1'")]
+
+        h1.publish(facts_topic("h1"), facts(t, "b7"))
+        wait_until(lambda: stored() == [(t, "b7")], 10, what="the facts archived")
+        h1.publish(facts_topic("h1"), facts(t - 1000, "old"))
+        wait_until(lambda: total() == 2, 10, what="the older facts taken")
+        time.sleep(0.3)		# a batch interval: the row would be written by now
+        assert stored() == [(t, "b7")]
+        o = s.api("/api/hosts/h1")
+        assert o["facts_at"] == t and o["facts"]["custom.rack"] == "b7"
+        assert o["update"] == upd and o["groups"] == ["web", "db"]
+        h1.publish(facts_topic("h1"), facts(t + 1000, "c1"))
+        wait_until(lambda: stored() == [(t + 1000, "c1")], 10, what="the newer facts")
+        assert [h["host"] for h in s.api("/api/hosts?filter=custom.rack%3Dc1")["hosts"]] \
+            == ["h1"]
+        assert s.api("/api/hosts?filter=cpus%3E%3D4&target=group/db")["hosts"][0][
+            "facts_at"] == t + 1000
+        s.stop()
+        s.start()
+        assert "facts of 1 hosts from the archive" in s.log()
+        wait_until(lambda: "h1" in [h["host"] for h in s.api("/api/hosts")["hosts"]], 10,
+                   what="h1's retained status")
+        assert s.api("/api/hosts/h1")["facts"]["custom.rack"] == "c1"
+    finally:
+        if s.running:
+            s.stop()
+        if pg is not None:
+            pg.stop()
+            shutil.rmtree(d, ignore_errors=True)

@@ -278,6 +278,15 @@ def facts():
         "custom.empty": []}}
 
 
+def announce():
+    """A job announce (design.md §3, R/jobs/<job>) with every field."""
+    return {"v": 1, "kind": "announce", "id": "job-1", "aud": "muster/v1",
+            "issued_at": NOW, "not_after": NOW + 60_000, "operator": "alice",
+            "target": "group/web", "filter": [["os.id", "==", "debian"]],
+            "job_kind": "run", "module": "kernel", "args": {"a": 1},
+            "timeout_ms": 5000, "stream": True, "expected": ["web-1", "web-2"]}
+
+
 def view(d):
     """What muster-proto shows for a valid non-job message d: d minus v."""
     return jsonify({k: v for k, v in d.items() if k != "v"})
@@ -312,6 +321,8 @@ TYPES = {
                          view),
     "selftest-verdict": (selftest_verdict, set(), ["v", "host", "nonce", "ok"], view),
     "facts": (facts, set(), ["v", "host", "at", "facts"], view),
+    "announce": (announce, set(), ["v", "kind", "id", "aud", "issued_at", "not_after",
+                                   "target", "job_kind", "module", "expected"], view),
 }
 
 

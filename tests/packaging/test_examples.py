@@ -132,7 +132,7 @@ PATH_KEYS = {
         ("broker", "ca"): "ca", ("broker", "cert"): "srv_cert",
         ("broker", "key"): "srv_key", ("server", "auth_file"): "auth_file",
         ("server", "www"): "empty_dir", ("archive", "url"): "archive",
-        ("selftest", "key"): "operator_key",
+        ("selftest", "key"): "operator_key", ("trust", "operators"): "operators",
         # Not a file: the account --check-config, run as root, checks as
         # (default muster-server, which only the package makes).
         ("server", "user"): "server_user",

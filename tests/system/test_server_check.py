@@ -269,3 +269,23 @@ def test_run_as_the_service_user_itself(other):
     os.chmod(key, 0o640)
     r = other.check(as_user=OTHER)
     assert r.returncode == 0, r.stderr
+
+
+def test_trust_operators(s, keys):
+    """[trust] operators (job announces): a folder of good keys passes; a
+    missing folder, an empty one and a .pub that is not a key each fail,
+    naming the key and the file."""
+    ops = s.d / "operators"
+    shutil.copytree(keys.operators_dir, ops)
+    for f in ops.glob("*.key"):
+        f.unlink()
+    s.conf["trust"] = {"operators": str(ops)}
+    r = s.check()
+    assert r.returncode == 0, r.stderr
+    (ops / "broken.pub").write_text("not a key\n")
+    failed(s.check(), "[trust] operators", "broken.pub")
+    for f in ops.iterdir():
+        f.unlink()
+    failed(s.check(), f"[trust] operators {ops}: no NAME.pub key in it")
+    s.conf["trust"] = {"operators": str(s.d / "nosuch")}
+    failed(s.check(), f"[trust] operators {s.d}/nosuch")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import urllib.error
@@ -59,6 +60,36 @@ def server(broker, keys, tmp_path):
     yield s
     if s.running:
         s.stop()
+
+
+def sse_events(server: Server):
+    """Read /api/events (after its hello) as (event, data) pairs."""
+    import urllib.request
+    r = urllib.request.urlopen(server.url + "/api/events", timeout=10)
+    ev = None
+    for raw in r:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            ev = line[7:]
+        elif line.startswith("data: "):
+            yield ev, line[6:]
+
+
+def test_announce_event_on_the_stream(broker, mqtt, server, operator):
+    """A stored announce is an SSE "announce" event for the live page; a
+    refused one is not (it comes first and the stored one is the first
+    announce event)."""
+    server.start()
+    stream = sse_events(server)
+    assert next(stream)[0] == "hello"
+    op = mqtt("op:alice")
+    op.publish(topic("jobs", "x1"), operator.envelope(announce_body("other", ["h1"])))
+    op.publish(topic("jobs", "e1"), operator.envelope(
+        announce_body("e1", ["h1", "h2", "h3"], job_kind="version")))
+    ev, data = next(e for e in stream if e[0] == "announce")
+    d = json.loads(data)
+    assert (d["job"], d["expected"], d["kind"], d["module"], d["target"]) == \
+        ("e1", 3, "version", None, "all")
 
 
 def test_announces_verified_stored_refusals_counted(broker, mqtt, server, operator,
@@ -123,6 +154,14 @@ def test_announces_verified_stored_refusals_counted(broker, mqtt, server, operat
     wait_until(lambda: server.sql("SELECT count(*) FROM announces WHERE job='good2'")[0][0]
                == 1, 15, what="the control announce stored")
     assert server.api("/api/jobs/good")["expected"] == ["h1", "h2"]
+
+    # A restart reads the open jobs back from the archive for the metrics.
+    server.stop()
+    server.start()
+    m = server.metrics()
+    assert metric_value(m, "muster_jobs_open") == 2		# good and good2
+    assert metric_value(m, "muster_job_expected", {"job": "good"}) == 2
+    assert metric_value(m, "muster_announces_total") == 0	# counters restart
 
 
 def test_server_without_operators_reads_no_announces(broker, mqtt, tmp_path, operator):
@@ -316,3 +355,55 @@ def test_announces_on_postgresql(broker, mqtt, keys, operator, tmp_path):
             s.stop()
         pg.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_announces_pruned_like_results(broker, mqtt, keys, operator, tmp_path):
+    """Retention by age takes old announces as it takes old results; a
+    newer one stays."""
+    s = Server(broker, tmp_path / "aged",
+               extra={"trust": {"operators": str(keys.operators_dir)},
+                      "archive": {"max_age": "3s", "prune_interval": "300ms"}})
+    try:
+        s.start()
+        op = mqtt("op:alice")
+        op.publish(topic("jobs", "old"), operator.envelope(announce_body("old", ["h1"])))
+        wait_until(lambda: s.sql("SELECT count(*) FROM announces")[0][0] == 1, 10,
+                   what="the old announce stored")
+        time.sleep(2.0)
+        op.publish(topic("jobs", "new"), operator.envelope(announce_body("new", ["h1"])))
+        wait_until(lambda: s.sql("SELECT job FROM announces") == [("new",)], 10,
+                   what="the old announce pruned, the new one kept")
+    finally:
+        if s.running:
+            s.stop()
+
+
+def test_old_acl_the_job_still_goes(broker, mqtt, keys, fleet, server, tmp_path):
+    """A broker whose ACL predates announces (no `topic write
+    muster/v1/jobs/+` for operators): the job goes out and is answered all
+    the same, the CLI succeeds and says at most once that the announce did
+    not go out, and the server has no announce (it counts the job from its
+    results)."""
+    acl = broker.key_dir / "acl"
+    text = acl.read_text()
+    assert "topic write muster/v1/jobs/+" in text
+    acl.write_text(text.replace("topic write muster/v1/jobs/+\n", ""))
+    # Not broker.reload(): it installs the PKI's (new) ACL again first.
+    broker.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    server.start()
+    conf = write_cli_conf(tmp_path / "muster.conf", broker, keys=keys)
+    r = run_cli("ping", "-H", "h1", "-H", "h2", "--json", conf=conf,
+                env={"HOME": tmp_path})
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Mosquitto refuses both announces in their PUBACK (MQTT 5): said once.
+    assert r.stderr.count("the job announce did not go out") == 1, r.stderr
+    jobs = [o["job"] for o in map(json.loads, r.stdout.splitlines())
+            if o["type"] == "result"]
+    assert len(jobs) == 2
+    for j in jobs:
+        wait_until(lambda: server.sql("SELECT count(*) FROM results WHERE job=?", j)[0][0]
+                   == 1, 15, what=f"the result of {j} archived")
+        v = server.api(f"/api/jobs/{j}")
+        assert v["announced"] is False and v["counts"]["answered"] == 1
+    assert server.sql("SELECT count(*) FROM announces")[0][0] == 0

@@ -33,7 +33,8 @@
 #define EXIT_TOOL	2
 #define MAX_SEEN	32	/* keys one message reads */
 #define MAX_BLOBS	4	/* bin fields one message holds */
-#define MAX_OBJECTS	2	/* maps or arrays one message holds (args, filter) */
+#define MAX_OBJECTS	3	/* maps or arrays one message holds (args, filter,
+				 * an announce's expected) */
 
 /* struct facts_msg owns its facts and has no wire_doc: this one's doc
  * stays zero (wire_doc_free() is then a no-op) and codec.free frees it. */
@@ -48,6 +49,7 @@ union msg {
 	struct job_envelope env;
 	struct agent_envelope aenv;
 	struct job job;
+	struct announce ann;
 	struct result res;
 	struct event ev;
 	struct status st;
@@ -491,6 +493,61 @@ fj_job(struct jr *r, union msg *m)
 	jr_bool(r, "stream", &j->stream);
 	jr_ident(r, "cancel", j->cancel, sizeof(j->cancel));
 	jr_object(r, "filter", &j->filter);
+}
+
+static void
+tj_announce(struct jw *w, const union msg *m)
+{
+	const struct announce *a = &m->ann;
+	char target[NAME_MAX_LEN + 8];
+
+	if (target_format(&a->target, target, sizeof(target)) != MU_OK)
+		snprintf(target, sizeof(target), "?");
+	jw_str(w, "kind", "announce");
+	jw_str(w, "id", a->id);
+	jw_str(w, "aud", a->aud);
+	jw_uint(w, "issued_at", a->issued_at);
+	jw_uint(w, "not_after", a->not_after);
+	jw_view(w, "operator", a->operator_);
+	jw_str(w, "target", target);
+	jw_obj(w, "filter", a->filter);
+	jw_word(w, "job_kind", kind_words, NWORDS(kind_words), a->job_kind);
+	jw_opt(w, "module", a->module);
+	jw_obj(w, "args", a->args);
+	if (a->timeout_ms)
+		jw_uint(w, "timeout_ms", a->timeout_ms);
+	if (a->stream)
+		jw_bool(w, "stream", true);
+	jw_obj(w, "expected", a->expected);
+}
+
+/* "kind" is read to be checked, not kept: the encoder writes "announce". */
+static void
+fj_announce(struct jr *r, union msg *m)
+{
+	struct announce *a = &m->ann;
+	char kind[16] = "";
+	int jk = JOB_UNKNOWN;
+
+	jr_ident(r, "kind", kind, sizeof(kind));
+	if (r->rc == MU_OK && strcmp(kind, "announce") != 0)
+		jr_fail(r, "JSON key 'kind' is not announce");
+	jr_ident(r, "id", a->id, sizeof(a->id));
+	jr_ident(r, "aud", a->aud, sizeof(a->aud));
+	jr_uint(r, "issued_at", UINT64_MAX, &a->issued_at);
+	jr_uint(r, "not_after", UINT64_MAX, &a->not_after);
+	jr_view(r, "operator", &a->operator_);
+	fj_target(r, &a->target);
+	jr_object(r, "filter", &a->filter);
+	jr_word(r, "job_kind", kind_words, NWORDS(kind_words), &jk);
+	a->job_kind = (enum job_kind)jk;
+	jr_ident(r, "module", a->module, sizeof(a->module));
+	jr_object(r, "args", &a->args);
+	jr_uint(r, "timeout_ms", UINT64_MAX, &a->timeout_ms);
+	jr_bool(r, "stream", &a->stream);
+	jr_object(r, "expected", &a->expected);
+	if (a->expected != NULL && a->expected->type == MSGPACK_OBJECT_ARRAY)
+		a->nexpected = a->expected->via.array.size;
 }
 
 static void
@@ -940,6 +997,41 @@ dec_facts(const void *buf, size_t len, union msg *m, struct mu_err *err)
 }
 
 static int
+dec_announce(const void *buf, size_t len, union msg *m, struct mu_err *err)
+{
+	return announce_decode(buf, len, &m->ann, err);
+}
+
+/* The encoder takes the expected hosts as names: each must be a string
+ * that fits one (the encoder checks the rest). */
+static int
+enc_announce(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
+{
+	const struct announce *a = &m->ann;
+	char (*names)[NAME_MAX_LEN + 1];
+	size_t i, n = a->expected != NULL ? a->nexpected : 0;
+	int rc = MU_OK;
+
+	if (a->expected != NULL && a->expected->type != MSGPACK_OBJECT_ARRAY)
+		return mu_errf(err, MU_EINVAL, "cannot encode: expected is not an array");
+	if ((names = calloc(n + 1, sizeof(*names))) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	for (i = 0; rc == MU_OK && i < n; i++) {
+		const msgpack_object *o = &a->expected->via.array.ptr[i];
+
+		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > NAME_MAX_LEN)
+			rc = mu_errf(err, MU_EINVAL, "cannot encode: expected hosts must be "
+			    "valid names, sorted and unique");
+		else if (o->via.str.size > 0)
+			memcpy(names[i], o->via.str.ptr, o->via.str.size);
+	}
+	if (rc == MU_OK)
+		rc = announce_encode(a, names, n, out, err);
+	free(names);
+	return rc;
+}
+
+static int
 enc_facts(const union msg *m, msgpack_sbuffer *out, struct mu_err *err)
 {
 	return facts_encode(&m->fa.f, out, err);
@@ -957,6 +1049,7 @@ static const struct codec {
 	{ "agent-envelope", dec_agent_envelope, enc_agent_envelope, tj_agent_envelope,
 	    fj_agent_envelope, NULL },
 	{ "job", dec_job, enc_job, tj_job, fj_job, NULL },
+	{ "announce", dec_announce, enc_announce, tj_announce, fj_announce, NULL },
 	{ "result", dec_result, enc_result, tj_result, fj_result, NULL },
 	{ "event", dec_event, enc_event, tj_event, fj_event, NULL },
 	{ "status", dec_status, enc_status, tj_status, fj_status, NULL },

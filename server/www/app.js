@@ -432,8 +432,7 @@ function jobResult(j, r) {
   setJobRow(j, { host, status, module, received_at: receivedAt });
   j.needSummary.add(host);
   j.notFound = false;
-  j.dirty = true;
-  fillSummaries(j);
+  j.dirty = true;   // renderJob() asks for the summaries, once per frame
 }
 
 // The stream carries no summaries: one query per batch fetches those of the
@@ -441,9 +440,12 @@ function jobResult(j, r) {
 async function fillSummaries(j) {
   if (j.summaryBusy || j.needSummary.size === 0) return;
   j.summaryBusy = true;
+  // Those waiting now get one round: one not found (not archived here, or
+  // a clock far off) is shown without a summary rather than asked again.
+  const round = new Set(j.needSummary);
   try {
     let oldest = Infinity;
-    for (const h of j.needSummary) oldest = Math.min(oldest, j.rows.get(h).received_at);
+    for (const h of round) oldest = Math.min(oldest, j.rows.get(h).received_at);
     // A minute of slack for the browser's and the server's clocks.
     const since = Math.max(1000, Date.now() - oldest + 60000);
     for (let off = 0; off < 50000 && j.needSummary.size > 0; off += 1000) {
@@ -468,7 +470,12 @@ async function fillSummaries(j) {
     j.summaryBusy = false;
   }
   // More arrived meanwhile: the next round after this frame.
-  later(() => { if (page.job === j && j.needSummary.size > 0) fillSummaries(j); });
+  later(() => {
+    for (const h of round) {
+      if (j.needSummary.delete(h)) j.rows.get(h).el = null;
+    }
+    j.dirty = true;   // and those that came meanwhile: the next round
+  });
 }
 
 function jobCounts(j) {
@@ -580,6 +587,7 @@ function renderJob() {
   const j = page.job;
   if (!j || !j.dirty) return;
   j.dirty = false;
+  if (j.needSummary.size > 0) fillSummaries(j);
   const t0 = performance.now();
   const info = document.getElementById('job-info');
   if (!j.loaded) return;

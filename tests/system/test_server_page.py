@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 
 import pytest
 
@@ -485,6 +486,57 @@ def test_announced_job_page_live(broker, mqtt, keys, operator, tmp_path, browser
         wait_until(lambda: js(browser, "(document.querySelector('#jobs tr[data-job=\"%s\"] "
                                        "td.expected') || {}).textContent" % job) == "4", 10,
                    what="the expected count in the jobs table")
+        no_errors(browser)
+    finally:
+        server.stop()
+
+
+def test_host_page_update_and_presence_live(broker, mqtt, tmp_path, browser):
+    """A host's page shows its update state and presence from the server
+    (/api/hosts/<host>), and follows a new status without a reload: the
+    state, the update map and one more presence row."""
+    pki = broker.pki
+    server = Server(broker, tmp_path / "server").start()
+    try:
+        h1 = mqtt("h1")
+        h1.publish(topic("hosts", "h1", "status"),
+                   signed_status(pki, "h1", update={"state": "staged", "version": "0.2.0"}),
+                   retain=True)
+        # The presence row is archived in the server's next batch.
+        def archived():
+            try:
+                return len(server.api("/api/hosts/h1")["presence"]) == 1
+            except urllib.error.HTTPError:	# 404: no status taken yet
+                return False
+        wait_until(archived, 10, what="h1's presence archived")
+        browser.get(server.url + "/#/hosts/h1")
+
+        def update():
+            return js(browser, """Object.fromEntries([...document.querySelectorAll(
+                '#host-update tbody tr')].map((tr) => [tr.dataset.k,
+                tr.querySelector('td').textContent]))""")
+
+        def presence():
+            return js(browser, "[...document.querySelectorAll('#host-presence tbody tr')]"
+                               ".map((tr) => tr.querySelector('td.state').textContent)")
+
+        wait_until(lambda: update() == {"state": "staged", "version": "0.2.0"}, 10,
+                   what="the update map")
+        assert js(browser, "document.getElementById('host-info').dataset.state") == "online"
+        assert presence() == ["online"]
+        browser.execute_script("window.notReloaded = 42;")
+        time.sleep(0.01)	# a later "at" than the first status
+        h1.publish(topic("hosts", "h1", "status"),
+                   signed_status(pki, "h1", "offline",
+                                 update={"state": "failed", "version": "0.2.0",
+                                         "reason": "self-test timed out"}), retain=True)
+        wait_until(lambda: js(browser, "document.getElementById('host-info').dataset.state")
+                   == "offline", 10, what="h1 offline on its page")
+        wait_until(lambda: presence() == ["offline", "online"], 10,
+                   what="two presence rows, newest first")
+        assert update() == {"state": "failed", "version": "0.2.0",
+                            "reason": "self-test timed out"}
+        assert js(browser, "window.notReloaded") == 42
         no_errors(browser)
     finally:
         server.stop()

@@ -209,15 +209,14 @@ async function applyFilters(f) {
         later(() => { for (const h of d.hosts) if (!page.hosts.has(h.host)) setHost(h); });
       }
       if (seq !== filterSeq) return;
-      later(() => { page.match = m; page.fleetDirty = true; });
+      later(() => { page.match = m; page.fleetDirty = true; err.textContent = ''; });
     }
     if (f.module !== old.module || page.modStale) {
       page.modStale = false;
       const m = f.module ? await moduleHosts(f.module) : null;
       if (seq !== filterSeq) return;
-      later(() => { page.modHosts = m; page.fleetDirty = true; page.jobsDirty = true; });
+      later(() => { page.modHosts = m; page.fleetDirty = true; });
     }
-    later(() => { err.textContent = ''; });
   } catch (e) {
     if (seq !== filterSeq) return;
     // The reason and the empty grid in the same frame.

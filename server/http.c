@@ -255,10 +255,14 @@ static const char sql_results[] = RESULT_SELECT
 static const char sql_job_results[] = RESULT_SELECT
     " WHERE job = $1 ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, host"
     " LIMIT $2 OFFSET $3";
+/* expected: the announce's count of expected hosts (NULL, left out, when
+ * the job was not announced), for the page's list of jobs. */
 static const char sql_jobs[] =
     "SELECT job, max(kind), max(module), count(*),"
     " count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),"
-    " min(received_at), max(received_at) FROM results WHERE received_at >= $1"
+    " min(received_at), max(received_at),"
+    " (SELECT a.nexpected FROM announces a WHERE a.job = results.job)"
+    " FROM results WHERE received_at >= $1"
     " GROUP BY job ORDER BY max(received_at) DESC, job LIMIT $2 OFFSET $3";
 static const char sql_presence[] =
     "SELECT host, state, at, reason, version, channel, received_at FROM presence"
@@ -292,9 +296,9 @@ static enum MHD_Result
 api_jobs(struct server *s, struct MHD_Connection *c, const struct page *p)
 {
 	static const char *const names[] = { "job", "kind", "module", "total", "pass",
-	    "fail", "first", "last" };
+	    "fail", "first", "last", "expected" };
 	struct arc_param a[] = { ARC_I(p->since), ARC_I(p->limit), ARC_I(p->offset) };
-	json_t *rows = query_rows(s, sql_jobs, a, 3, names, "tttiiiii");
+	json_t *rows = query_rows(s, sql_jobs, a, 3, names, "tttiiiiii");
 
 	if (rows == NULL)
 		return send_error(c, 500, "archive query failed");

@@ -306,6 +306,7 @@ function setJobs(list) {
     // snapshot (received later) still count on top.
     Object.assign(j, { job: x.job, module: x.module || x.kind, total: x.total,
       pass: x.pass, fail: x.fail, last: x.last, snapshot: x.last, changed: true });
+    if (x.expected !== undefined) j.expected = x.expected;
     j.hosts = new Set();
     page.jobs.set(x.job, j);
   }

@@ -486,6 +486,12 @@ def test_announced_job_page_live(broker, mqtt, keys, operator, tmp_path, browser
         wait_until(lambda: js(browser, "(document.querySelector('#jobs tr[data-job=\"%s\"] "
                                        "td.expected') || {}).textContent" % job) == "4", 10,
                    what="the expected count in the jobs table")
+        # After a reload too: from /api/jobs, the announce's count.
+        browser.refresh()
+        wait_until(lambda: js(browser, "(document.querySelector('#jobs tr[data-job=\"%s\"] "
+                                       "td.expected') || {}).textContent" % job) == "4", 10,
+                   what="the expected count after a reload")
+        assert server.api("/api/jobs")["jobs"][0]["expected"] == 4
         no_errors(browser)
     finally:
         server.stop()

@@ -107,6 +107,11 @@ take_host(struct ctl *c, json_t *h, struct srv_hosts *out, struct mu_err *err)
 	if (!json_is_object(h) || (name = json_string_value(json_object_get(h, "host"))) == NULL ||
 	    !name_valid(name) || (state = json_string_value(json_object_get(h, "state"))) == NULL)
 		return mu_errf(err, MU_EINVAL, "a host entry is not as expected");
+	/* A server from before filters ignores filter= and target= and
+	 * lists every host: it has no facts_at either. */
+	if (json_object_get(h, "facts_at") == NULL)
+		return mu_errf(err, MU_EINVAL, "it does not know fact filters (an older "
+		    "muster-server)");
 	cert = json_string_value(json_object_get(h, "cert"));
 	if (cert != NULL) {
 		if (unhex(cert, der, sizeof(der), &len) != 0)

@@ -88,6 +88,7 @@ hostinfo_free(struct server *s)
 		facts_free(&s->info[i].facts);
 		free(s->info[i].update);
 		free(s->info[i].cert);
+		free(s->info[i].groups);
 	}
 	free(s->info);
 	s->info = NULL;
@@ -118,11 +119,17 @@ hostinfo_status(struct server *s, const struct status *st)
 {
 	struct host_info *e;
 	json_t *j = NULL;
-	char *upd = NULL, *cert;
+	char *upd = NULL, *cert, (*groups)[NAME_MAX_LEN + 1] = NULL;
 	size_t i;
 
 	if ((cert = hex_of(st->cert_der.ptr, st->cert_der.len)) == NULL)
 		return MU_ENOMEM;
+	if (st->ngroups > 0 && (groups = calloc(st->ngroups, sizeof(*groups))) == NULL) {
+		free(cert);
+		return MU_ENOMEM;
+	}
+	for (i = 0; i < st->ngroups; i++)
+		memcpy(groups[i], st->groups[i], sizeof(groups[i]));
 	if (st->update != NULL && (j = mpjson_from_msgpack(st->update)) != NULL) {
 		upd = json_dumps(j, JSON_COMPACT);
 		json_decref(j);
@@ -132,14 +139,15 @@ hostinfo_status(struct server *s, const struct status *st)
 		pthread_mutex_unlock(&s->lock);
 		free(upd);
 		free(cert);
+		free(groups);
 		return e == NULL ? MU_ENOMEM : MU_OK;
 	}
 	free(e->cert);
 	e->cert = cert;
+	free(e->groups);
+	e->groups = groups;
 	e->status_at = st->at;
 	e->ngroups = st->ngroups;
-	for (i = 0; i < st->ngroups; i++)
-		memcpy(e->groups[i], st->groups[i], sizeof(e->groups[i]));
 	free(e->update);
 	e->update = upd;
 	pthread_mutex_unlock(&s->lock);

@@ -289,7 +289,7 @@ struct host_info {
 	uint64_t facts_at;		/* the facts message's "at", unix ms */
 	struct facts facts;		/* owned */
 	size_t ngroups;
-	char groups[WIRE_MAX_GROUPS][NAME_MAX_LEN + 1];
+	char (*groups)[NAME_MAX_LEN + 1];	/* ngroups, owned (most hosts have few) */
 	char *update;			/* the status's update map as JSON text, or NULL */
 	uint64_t status_at;		/* of the status the groups and update are from */
 	char *cert;			/* its host signing certificate, hex DER, or NULL:

@@ -24,7 +24,7 @@ import pytest
 
 from muster_fixtures import (BUILD_DIR, MUSTER_CLI, Agent, Broker, run_cli, wait_until,
                              write_cli_conf)
-from server_fixtures import SERVER_BIN, Server
+from server_fixtures import SERVER_BIN, Server, result_topic, signed_result
 
 pytestmark = pytest.mark.skipif(not SERVER_BIN.exists() or not MUSTER_CLI.exists(),
                                 reason="muster-server or muster is not built")
@@ -204,6 +204,18 @@ def test_retry_refusals(fleet, first):
     assert r.returncode == 2 and "knows no job nosuchjob" in r.stderr, r.stderr
     r = fleet.cli("retry", "nosuchjob", "--failed", "--stdin", input=out)
     assert r.returncode == 2 and "no summary of job nosuchjob" in r.stderr, r.stderr
+    # A job the server knows from a result only (no announce): it does
+    # not know what the job was.
+    h1 = fleet.broker.client("h1")
+    try:
+        h1.publish(result_topic("noann1", "h1"),
+                   signed_result(fleet.broker.pki, "h1", "noann1", status="fail"))
+    finally:
+        h1.close()
+    wait_until(lambda: fleet.server.sql("SELECT host FROM results WHERE job='noann1'"), 10,
+               what="the result archived")
+    r = fleet.cli("retry", "noann1", "--failed")
+    assert r.returncode == 2 and "has no announce of noann1" in r.stderr, r.stderr
     # Nothing to retry: said, exit 0, nothing sent.
     before = fleet.counts()
     passed = "\n".join(x for x in out.splitlines()

@@ -376,3 +376,44 @@ def test_facts_archive_newer_only_and_the_update_map(broker, mqtt, pki, tmp_path
         if pg is not None:
             pg.stop()
             shutil.rmtree(d, ignore_errors=True)
+
+
+def test_facts_of_10000_hosts_load_at_start(broker, tmp_path):
+    """10,000 archived facts rows (14 facts each, as agents gather) are all
+    loaded at start; prints the time it took and the server's memory, as
+    docs/BENCHMARKS.md records."""
+    import re
+    import sqlite3
+    def rss(pid):
+        return [line.split()[1] for line in open(f"/proc/{pid}/status")
+                if line.startswith("VmRSS")][0] + " kB"
+
+    s = Server(broker, tmp_path / "server", extra={"server": {"log_level": "info"}})
+    s.start()
+    empty = rss(s.proc.pid)
+    s.stop()
+    t = now_ms()
+    rows = []
+    for i in range(10_000):
+        f = {"os.id": "debian", "os.version_id": "12", "kernel": "6.1.0-18-amd64",
+             "os.pretty": "Debian GNU/Linux 12 (bookworm)", "arch": "x86_64",
+             "cpus": 2 + i % 8, "mem_mb": 2048 + (i % 16) * 1024,
+             "agent.version": "0.1.0", "agent.channel": "stable",
+             "groups": ["web"] if i % 2 else ["web", "db"], "custom.rack": f"b{i % 10}",
+             "custom.db": i % 3 == 0, "custom.owner": "team-x", "custom.n": i}
+        rows.append((f"host{i:05d}", t, json.dumps(f), t))
+    con = sqlite3.connect(s.db)
+    con.executemany("INSERT INTO facts VALUES (?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+    s.start()
+    log = s.log()[s._mark:]
+    stamps = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d{3})Z muster-server: "
+                        r"(\d+ host certificates|facts of 10000 hosts) from the archive", log)
+    assert len(stamps) == 2, log[-2000:]
+    ms = [((int(h) * 60 + int(m)) * 60 + int(sec)) * 1000 + int(frac)
+          for h, m, sec, frac, _ in stamps]
+    print(f"\nfacts of 10,000 hosts loaded in {ms[1] - ms[0]} ms; server RSS "
+          f"{rss(s.proc.pid)} (empty archive: {empty})")
+    assert ms[1] - ms[0] < 20_000
+    s.stop()

@@ -228,7 +228,7 @@ async function applyFilters(f) {
 async function moduleHosts(m) {
   const ids = [...page.jobs.values()].filter((j) => j.module === m).map((j) => j.job);
   const sets = await Promise.all(ids.map((id) =>
-    getJSON('api/jobs/' + encodeURIComponent(id) + '/results?limit=1000')
+    getJSON('api/jobs/' + encodeURIComponent(id))
       .then((d) => d.results.map((r) => r.host)).catch(() => [])));
   return new Set(sets.flat());
 }
@@ -365,30 +365,15 @@ function openJob(id) {
   loadJob(j);
 }
 
-// Without /api/jobs/<id> (an older server): the archived results only.
-async function legacyJob(id) {
-  const results = [];
-  for (let off = 0; off < 50000; off += 1000) {
-    const d = await getJSON('api/jobs/' + encodeURIComponent(id) + '/results?limit=1000&offset=' + off);
-    results.push(...d.results);
-    if (d.results.length < 1000) break;
-  }
-  return { job: id, announced: false, announce: null, expected: [], missing: [],
-    unexpected: [], results, notFound: results.length === 0 };
-}
-
 async function loadJob(j) {
   let d;
   try {
-    try {
-      d = await getJSON('api/jobs/' + encodeURIComponent(j.id));
-    } catch (e) {
-      if (e.status !== 404) throw e;
-      d = await legacyJob(j.id);
-    }
+    d = await getJSON('api/jobs/' + encodeURIComponent(j.id));
   } catch (e) {
-    if (page.job === j) document.getElementById('job-info').textContent = e.message;
-    return;
+    // 404: neither an announce nor a result yet; they may come.
+    if (e.status === 404) d = { notFound: true };
+    else if (page.job === j) document.getElementById('job-info').textContent = e.message;
+    if (!d) return;
   }
   page.marks.jobFetched = performance.now();
   later(() => { if (page.job === j) applyJob(j, d); });

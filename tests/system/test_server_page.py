@@ -546,3 +546,40 @@ def test_host_page_update_and_presence_live(broker, mqtt, tmp_path, browser):
         no_errors(browser)
     finally:
         server.stop()
+
+
+def test_unexpected_answer_marked(broker, mqtt, keys, operator, tmp_path, browser):
+    """A result from a host the announce did not name is marked
+    unexpected and counted so, not as answered, as /api/jobs/<id> counts."""
+    pki = broker.pki
+    server = Server(broker, tmp_path / "server",
+                    extra={"trust": {"operators": str(keys.operators_dir)}}).start()
+    try:
+        clients = {h: mqtt(h) for h in ("h1", "h2")}
+        for h, c in clients.items():
+            announce(c, pki, h)
+        job = "unexpected-1"
+        t = now_ms()
+        mqtt("op:alice").publish(topic("jobs", job), operator.envelope(
+            {"v": 1, "kind": "announce", "id": job, "aud": "muster/v1", "issued_at": t,
+             "not_after": t + 300000, "target": "host/h1", "job_kind": "ping",
+             "expected": ["h1"]}))
+        wait_until(lambda: server.sql("SELECT count(*) FROM announces")[0][0] == 1, 10,
+                   what="the announce stored")
+        for h, c in clients.items():
+            c.publish(result_topic(job, h), signed_result(pki, h, job, module=None))
+        wait_until(lambda: server.sql("SELECT count(*) FROM results")[0][0] == 2, 10,
+                   what="both results archived")
+        browser.get(server.url + "/#/jobs/" + job)
+        wait_until(lambda: len(result_rows(browser)) == 2, 10, what="the job page")
+        tags = js(browser, "Object.fromEntries([...document.querySelectorAll("
+                           "'#job-results tbody tr')].map((tr) => [tr.dataset.host, "
+                           "!!tr.querySelector('.tag')]))")
+        assert tags == {"h1": False, "h2": True}
+        api = server.api(f"/api/jobs/{job}")["counts"]
+        assert (api["answered"], api["unexpected"]) == (1, 1)
+        c = counts(browser)
+        assert (c["answered"], c["unexpected"], c["missing"]) == (1, 1, 0), c
+        no_errors(browser)
+    finally:
+        server.stop()

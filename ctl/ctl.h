@@ -94,6 +94,7 @@ struct ctl_filter {
 	msgpack_unpacked up;		/* owned: packed, unpacked */
 	struct fact_filter f;		/* borrows from up */
 	bool done;
+	const char *text[FILTER_MAX];	/* borrowed: the -F texts (argv) */
 };
 int ctl_filter_add(struct ctl_filter *f, const char *text);	/* 0 or EXIT_USAGE */
 int ctl_filter_done(struct ctl_filter *f);			/* 0 or EXIT_USAGE */
@@ -113,6 +114,40 @@ int facts_collect(struct ctl *c, const char *host, struct facts_list *out);
 const struct facts *facts_find(const struct facts_list *l, const char *host);
 void facts_list_free(struct facts_list *l);
 
+/* muster-server's HTTP API (history.c): a strict, bounded HTTP/1.1 GET. */
+struct url {
+	char host[256];
+	char port[8];
+	char prefix[256];	/* path before /api, without a trailing '/' */
+	char auth[256];		/* "user:password" or "" */
+};
+#define CTL_HTTP_MAX_PATH	16384
+int ctl_url_parse(const char *s, struct url *u);		/* 0 or -1 */
+/* 0 with *body (NUL-terminated, caller frees) and *status; -1 when the
+ * server cannot be reached or the answer is not HTTP. */
+int ctl_http_get(const struct url *u, const char *path, uint64_t timeout_ms, char **body,
+    int *status);
+
+/* The hosts muster-server names for a target and filter (expect.c). */
+struct srv_host {
+	char name[NAME_MAX_LEN + 1];
+	bool online;
+	bool has_facts;
+};
+struct srv_hosts {
+	struct srv_host *v;	/* owned */
+	size_t n;
+};
+/*
+ * GET /api/hosts?target=T[&filter=F...]&certs=1 from [server] url: the
+ * hosts, and each host's signing certificate added to the verifier (it
+ * must chain to [broker] ca, as from a status).  0, or -1 with the
+ * reason in err (no answer, an error status, an answer not as expected).
+ */
+int srv_hosts_get(struct ctl *c, const struct job_target *t, const struct ctl_filter *f,
+    struct srv_hosts *out, struct mu_err *err);
+void srv_hosts_free(struct srv_hosts *h);
+
 /* Commands: argc/argv start at the command name. */
 int cmd_run(struct ctl *c, int argc, char **argv);	/* run, ping, version */
 int cmd_cancel(struct ctl *c, int argc, char **argv);
@@ -122,6 +157,7 @@ int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_module(struct ctl *c, int argc, char **argv);	/* module.c */
 int cmd_release(struct ctl *c, int argc, char **argv);	/* release.c */
 int cmd_history(struct ctl *c, int argc, char **argv);	/* history.c: muster-server's API */
+int cmd_retry(struct ctl *c, int argc, char **argv);	/* retry.c */
 
 /* Shared by the publishing commands (module.c, release.c). */
 int sub_opts(int argc, char **argv, const struct option *opts, const char *text,

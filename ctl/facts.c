@@ -37,7 +37,7 @@ ctl_filter_add(struct ctl_filter *f, const char *text)
 		fprintf(stderr, "muster: -F '%s': %s\n", text, err.msg);
 		return EXIT_USAGE;
 	}
-	f->n++;
+	f->text[f->n++] = text;
 	return 0;
 }
 

@@ -34,15 +34,8 @@
 #define HISTORY_MAX_RESPONSE	(32u << 20)
 #define HISTORY_TIMEOUT_MS	15000
 
-struct url {
-	char host[256];
-	char port[8];
-	char prefix[256];	/* path before /api, without a trailing '/' */
-	char auth[256];		/* "user:password" or "" */
-};
-
-static int
-url_parse(const char *s, struct url *u)
+int
+ctl_url_parse(const char *s, struct url *u)
 {
 	const char *p = s + 7, *at, *slash, *colon, *hp;
 	size_t n;
@@ -204,12 +197,13 @@ dechunk(char *body, size_t len, size_t *outlen)
 	return 0;
 }
 
-/* GET path; the body (NUL-terminated, caller frees) of a 200 answer. */
-static int
-http_get(const struct url *u, const char *path, char **body, int *status)
+/* GET path; the body (NUL-terminated, caller frees) and the status. */
+int
+ctl_http_get(const struct url *u, const char *path, uint64_t timeout_ms, char **body,
+    int *status)
 {
-	char req[2048], b64[400], *resp = NULL, *hend, *b;
-	uint64_t deadline = now_mono_ms() + HISTORY_TIMEOUT_MS;
+	char req[CTL_HTTP_MAX_PATH + 1024], b64[400], *resp = NULL, *hend, *b;
+	uint64_t deadline = now_mono_ms() + timeout_ms;
 	size_t len, blen;
 	int fd, n;
 
@@ -379,12 +373,12 @@ cmd_history(struct ctl *c, int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (server[0] == '\0' || url_parse(server, &u) != 0) {
+	if (server[0] == '\0' || ctl_url_parse(server, &u) != 0) {
 		fprintf(stderr, "muster: history: %s (want http://host:port in [server] url "
 		    "or --server)\n", server[0] ? "bad server URL" : "no server URL");
 		return EXIT_USAGE;
 	}
-	if (http_get(&u, path, &body, &status) != 0) {
+	if (ctl_http_get(&u, path, HISTORY_TIMEOUT_MS, &body, &status) != 0) {
 		fprintf(stderr, "muster: history: no answer from %s:%s\n", u.host, u.port);
 		return EXIT_USAGE;
 	}

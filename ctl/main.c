@@ -57,6 +57,9 @@ usage(FILE *f)
 	    "  watch [--job ID] [--host H] [--json]   the live result stream\n"
 	    "  history [--host H] [--job J] [--since DUR] [--json]\n"
 	    "                      archived results from muster-server ([server] url)\n"
+	    "  retry JOB --failed | --missing | --not-pass\n"
+	    "                      send a job again to the hosts that failed it or did\n"
+	    "                      not answer (muster-server, or --json output on stdin)\n"
 	    "  keygen DIR [NAME]   make an operator Ed25519 key pair (NAME.key, NAME.pub)\n"
 	    "  module publish FILE.so [--version V]   sign and publish a module\n"
 	    "  module list [--json]                   published modules and signers\n"
@@ -396,6 +399,7 @@ static const struct {
 	{ "cancel", cmd_cancel }, { "hosts", cmd_hosts }, { "facts", cmd_facts },
 	{ "watch", cmd_watch },
 	{ "keygen", cmd_keygen }, { "module", cmd_module }, { "history", cmd_history },
+	{ "retry", cmd_retry },
 };
 
 /*

@@ -432,14 +432,103 @@ expected_from_facts(struct ctl *c, struct send *s)
 	return 0;
 }
 
+static bool
+srv_has(const struct srv_hosts *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* One target through the server: as expected_from_facts() with -F (two
+ * lists: the target's hosts, and those the filter matches), else as the
+ * presence below (online hosts of a group or all; a named host always). */
+static int
+server_target(struct ctl *c, struct send *s, int ti, struct mu_err *err)
+{
+	const struct job_target *t = &s->targets[ti];
+	struct srv_hosts all, match = { 0 };
+	uint64_t bit = UINT64_C(1) << ti;
+	size_t i;
+
+	if (srv_hosts_get(c, t, NULL, &all, err) != 0)
+		return -1;
+	if (s->filter.n && srv_hosts_get(c, t, &s->filter, &match, err) != 0) {
+		srv_hosts_free(&all);
+		return -1;
+	}
+	for (i = 0; i < all.n; i++) {
+		const struct srv_host *h = &all.v[i];
+
+		if (!s->filter.n) {
+			if (h->online || t->kind == TARGET_HOST)
+				expected_add(s, h->name, h->online ? HS_ONLINE : 0, bit);
+		} else if (srv_has(&match, h->name)) {
+			s->nmatch++;
+			expected_add(s, h->name, h->online ? HS_ONLINE : 0, bit);
+		} else if (h->has_facts)
+			s->nnomatch++;
+		else
+			s->nnofacts++;
+	}
+	if (t->kind == TARGET_HOST && all.n == 0) {
+		if (s->filter.n)
+			s->nnofacts++;		/* unknown: its facts cannot be checked */
+		else
+			expected_add(s, t->name, 0, bit);
+	}
+	srv_hosts_free(&match);
+	srv_hosts_free(&all);
+	return 0;
+}
+
+/*
+ * With [server] url: the expected hosts as muster-server knows them
+ * (expect.c), for -F and for groups and all, where the retained messages
+ * would otherwise say.  -1 (reason in err) when the server fails: the
+ * caller starts again from the retained messages.
+ */
+static int
+expected_from_server(struct ctl *c, struct send *s, struct mu_err *err)
+{
+	bool need = s->filter.n > 0;
+	int t;
+
+	for (t = 0; t < s->ntargets; t++)
+		need |= s->targets[t].kind != TARGET_HOST;
+	if (!need)
+		return 1;
+	for (t = 0; t < s->ntargets; t++)
+		if (server_target(c, s, t, err) != 0) {
+			s->nexpected = 0;
+			s->nmatch = s->nnomatch = s->nnofacts = 0;
+			return -1;
+		}
+	/* The certificates came with the list: no statuses needed. */
+	s->presence = true;
+	s->expect_count = s->nexpected;
+	return 0;
+}
+
 static int
 expected_from_presence(struct ctl *c, struct send *s)
 {
 	struct host_list hosts = { 0 };
+	struct mu_err err;
 	bool need = false;
 	size_t i;
 	int t, rc;
 
+	if (s->expect < 0 && c->cfg.server_url[0] != '\0') {
+		if ((rc = expected_from_server(c, s, &err)) == 0)
+			return 0;
+		if (rc < 0)
+			fprintf(stderr, "muster: muster-server: %s; the expected hosts come "
+			    "from the retained messages\n", err.msg);
+	}
 	if (s->filter.n && s->expect < 0)
 		return expected_from_facts(c, s);
 	for (t = 0; t < s->ntargets; t++)
@@ -1037,6 +1126,29 @@ print_hosts_line(const char *label, json_t *hosts, const char *tail)
 	printf("%s\n", tail);
 }
 
+/* What `muster retry` needs to send the same job again (ctl/retry.c):
+ * the kind, module, args, filter texts and timeout. */
+static json_t *
+job_json(const struct send *s)
+{
+	json_t *j, *f = json_array(), *args = NULL;
+	msgpack_unpacked up;
+	size_t i;
+
+	for (i = 0; f != NULL && i < s->filter.n; i++)
+		json_array_append_new(f, json_string(s->filter.text[i]));
+	msgpack_unpacked_init(&up);
+	if (s->have_args && msgpack_unpack_next(&up, s->args.data, s->args.size, NULL) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		args = mpjson_from_msgpack(&up.data);
+	msgpack_unpacked_destroy(&up);
+	j = json_pack("{s:s, s:o, s:o, s:o, s:o}", "kind", job_kind_name(s->kind),
+	    "module", s->module ? json_string(s->module) : json_null(),
+	    "args", args ? args : json_null(), "filter", f ? f : json_array(),
+	    "timeout_ms", s->timeout_ms ? json_integer((json_int_t)s->timeout_ms) : json_null());
+	return j ? j : json_null();
+}
+
 static int
 report(struct ctl *c, struct send *s)
 {
@@ -1074,6 +1186,7 @@ report(struct ctl *c, struct send *s)
 		    "elapsed_ms", (json_int_t)(now_mono_ms() - s->t0),
 		    "forged", (json_int_t)c->nforged, "exit", rc);
 		json_object_set_new(sum, "unexpected", unexpected);
+		json_object_set_new(sum, "job", job_json(s));
 		if (s->filter.n && s->expect < 0)
 			json_object_set_new(sum, "facts", json_pack("{s:I, s:I, s:I}",
 			    "match", (json_int_t)s->nmatch, "no_match", (json_int_t)s->nnomatch,

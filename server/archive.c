@@ -44,6 +44,11 @@ static const char *const schema[] = {
 	 * the results its persistent session delivers before any status. */
 	"CREATE TABLE IF NOT EXISTS certs ("
 	" fpr TEXT PRIMARY KEY, der TEXT NOT NULL, received_at BIGINT NOT NULL)",
+	/* The newest verified facts of each host (issue 24); not pruned by
+	 * age: a host's last word is what filters go by. */
+	"CREATE TABLE IF NOT EXISTS facts ("
+	" host TEXT PRIMARY KEY, at BIGINT NOT NULL, facts TEXT NOT NULL,"
+	" received_at BIGINT NOT NULL)",
 	/* Verified job announces (server/jobs.c): who was expected to answer.
 	 * The first one stored for a job id wins. */
 	"CREATE TABLE IF NOT EXISTS announces ("
@@ -75,6 +80,12 @@ static const char sql_announce[] =
 static const char sql_cert[] =
     "INSERT INTO certs (fpr, der, received_at) VALUES ($1, $2, $3)"
     " ON CONFLICT DO NOTHING";
+
+/* Newer "at" only: a re-delivered or older message changes nothing. */
+static const char sql_facts[] =
+    "INSERT INTO facts (host, at, facts, received_at) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (host) DO UPDATE SET at = excluded.at, facts = excluded.facts,"
+    " received_at = excluded.received_at WHERE excluded.at > facts.at";
 
 void
 row_free(struct row *r)
@@ -181,6 +192,13 @@ write_one(struct archive *a, const struct row *r, uint64_t *changes,
 
 		return o->exec(a->h, sql_cert, p, 3, changes, err);
 	}
+	case ROW_FACTS: {
+		struct arc_param p[] = {
+			ARC_T(r->host), ARC_I(r->at), ARC_T(r->data), ARC_I(r->received_at),
+		};
+
+		return o->exec(a->h, sql_facts, p, 4, changes, err);
+	}
 	case ROW_ANNOUNCE: {
 		struct arc_param p[] = {
 			ARC_T(r->job), ARC_T(r->kind_s), ARC_T(r->module), ARC_T(r->data),
@@ -244,6 +262,13 @@ archive_certs(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *err)
 {
 	return a->ops->query(a->h, "SELECT der FROM certs ORDER BY received_at", NULL, 0,
 	    "t", fn, arg, err);
+}
+
+int
+archive_facts(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *err)
+{
+	return a->ops->query(a->h, "SELECT host, at, facts FROM facts ORDER BY host", NULL, 0,
+	    "tit", fn, arg, err);
 }
 
 /* ---- retention -------------------------------------------------------------- */

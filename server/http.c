@@ -3,7 +3,9 @@
  * http.c - muster-server's HTTP side (libmicrohttpd), read-only:
  *
  *	GET /metrics				Prometheus text format
- *	GET /api/hosts				live presence of every host
+ *	GET /api/hosts?filter=&target=		live presence of every host, or of
+ *						those a fact filter and target name
+ *	GET /api/hosts/<host>			one host: facts, update, presence
  *	GET /api/jobs				latest jobs with counts by status
  *	GET /api/jobs/<id>			expected, answered, missing (jobs.c)
  *	GET /api/jobs/<id>/results		a job's results, failures first
@@ -253,10 +255,14 @@ static const char sql_results[] = RESULT_SELECT
 static const char sql_job_results[] = RESULT_SELECT
     " WHERE job = $1 ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, host"
     " LIMIT $2 OFFSET $3";
+/* expected: the announce's count of expected hosts (NULL, left out, when
+ * the job was not announced), for the page's list of jobs. */
 static const char sql_jobs[] =
     "SELECT job, max(kind), max(module), count(*),"
     " count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),"
-    " min(received_at), max(received_at) FROM results WHERE received_at >= $1"
+    " min(received_at), max(received_at),"
+    " (SELECT a.nexpected FROM announces a WHERE a.job = results.job)"
+    " FROM results WHERE received_at >= $1"
     " GROUP BY job ORDER BY max(received_at) DESC, job LIMIT $2 OFFSET $3";
 static const char sql_presence[] =
     "SELECT host, state, at, reason, version, channel, received_at FROM presence"
@@ -290,9 +296,9 @@ static enum MHD_Result
 api_jobs(struct server *s, struct MHD_Connection *c, const struct page *p)
 {
 	static const char *const names[] = { "job", "kind", "module", "total", "pass",
-	    "fail", "first", "last" };
+	    "fail", "first", "last", "expected" };
 	struct arc_param a[] = { ARC_I(p->since), ARC_I(p->limit), ARC_I(p->offset) };
-	json_t *rows = query_rows(s, sql_jobs, a, 3, names, "tttiiiii");
+	json_t *rows = query_rows(s, sql_jobs, a, 3, names, "tttiiiiii");
 
 	if (rows == NULL)
 		return send_error(c, 500, "archive query failed");
@@ -321,30 +327,155 @@ api_host_history(struct server *s, struct MHD_Connection *c, const char *host,
 	    "presence", pres));
 }
 
+/* ---- hosts: filters and one host's page (facts.c) ---------------------------------- */
+
+/* A filter's text form: a name, an operator and a value. */
+#define MAX_FILTER_TEXT	(FACT_NAME_MAX + FACT_STR_MAX + 16)
+
+struct filter_args {
+	const char *v[FILTER_MAX + 1];
+	size_t n;
+	bool bad;
+};
+
+static enum MHD_Result
+filter_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct filter_args *a = cls;
+
+	(void)kind;
+	if (strcmp(key, "filter") != 0)
+		return MHD_YES;
+	if (value == NULL || strlen(value) > MAX_FILTER_TEXT || a->n == FILTER_MAX + 1) {
+		a->bad = true;
+		return MHD_NO;
+	}
+	a->v[a->n++] = value;
+	return MHD_YES;
+}
+
+/* filter= (repeated) and target= into q; NULL on success, else the 400's
+ * reason (in err). */
+static const char *
+host_query_get(struct MHD_Connection *c, struct host_query *q, struct mu_err *err)
+{
+	struct filter_args a = { .n = 0 };
+	const char *target;
+
+	memset(q, 0, sizeof(*q));
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, filter_arg, &a);
+	if (a.bad)
+		return "bad filter (too long, empty or too many)";
+	target = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
+	if (target != NULL && strlen(target) > MAX_PARAM)
+		return "bad target";
+	if (host_query_parse(q, a.v, a.n, target, err) != MU_OK)
+		return err->msg;
+	return NULL;
+}
+
 static enum MHD_Result
 api_hosts(struct server *s, struct MHD_Connection *c, const struct page *p)
 {
-	json_t *a = json_array();
-	size_t i;
+	struct host_query q;
+	struct mu_err err;
+	const char *bad;
+	json_t *a, *o;
+	size_t i, matched = 0;
+	bool paged = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit") != NULL;
+	const char *certs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "certs");
 
-	if (a == NULL)
+	if ((bad = host_query_get(c, &q, &err)) != NULL) {
+		enum MHD_Result ret = send_error(c, 400, bad);
+
+		host_query_free(&q);
+		return ret;
+	}
+	if ((a = json_array()) == NULL) {
+		host_query_free(&q);
 		return MHD_NO;
+	}
 	pthread_mutex_lock(&s->lock);
 	/* Every host by default (the page draws the whole fleet); paged
-	 * only when asked. */
-	for (i = (size_t)p->offset; i < s->nhosts; i++) {
+	 * only when asked, after the filter. */
+	for (i = 0; i < s->nhosts; i++) {
 		const struct host_state *h = &s->hosts[i];
+		const struct host_info *info = hostinfo_find(s, h->name);
 
-		if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit") != NULL &&
-		    json_array_size(a) >= (size_t)p->limit)
+		if (!host_query_match(&q, h->name, info) || matched++ < (size_t)p->offset)
+			continue;	/* offset counts matching hosts */
+		if (paged && json_array_size(a) >= (size_t)p->limit)
 			break;
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}",
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}",
 		    "host", h->name, "state", h->online ? "online" : "offline",
 		    "version", h->version, "channel", h->channel, "reason", h->reason,
-		    "at", (json_int_t)h->at));
+		    "at", (json_int_t)h->at);
+		if (o == NULL)
+			continue;
+		json_object_set_new(o, "facts_at", info != NULL && info->has_facts ?
+		    json_integer((json_int_t)info->facts_at) : json_null());
+		/* certs=1: the CLI checks each against its own CA (it trusts
+		 * the server no more than the broker), then verifies results
+		 * without the retained statuses (RabbitMQ, docs/brokers.md). */
+		if (certs != NULL && strcmp(certs, "1") == 0 && info != NULL &&
+		    info->cert != NULL)
+			json_object_set_new(o, "cert", json_string(info->cert));
+		json_array_append_new(a, o);
 	}
 	pthread_mutex_unlock(&s->lock);
+	host_query_free(&q);
 	return send_json(c, 200, json_pack("{s:o}", "hosts", a));
+}
+
+#define HOST_PRESENCE_MAX	50
+
+static const char sql_host_presence[] =
+    "SELECT state, at, reason, version, channel FROM presence"
+    " WHERE host = $1 ORDER BY at DESC LIMIT $2";
+
+/* GET /api/hosts/<host>: the live state, the latest facts and update map,
+ * and the last presence changes from the archive. */
+static enum MHD_Result
+api_host(struct server *s, struct MHD_Connection *c, const char *host)
+{
+	static const char *const pnames[] = { "state", "at", "reason", "version", "channel" };
+	struct arc_param a[] = { ARC_T(host), ARC_I(HOST_PRESENCE_MAX) };
+	const struct host_state *h;
+	const struct host_info *info;
+	json_t *o = NULL, *g, *pres;
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	if ((h = hosts_find(s, host)) != NULL) {
+		info = hostinfo_find(s, host);
+		o = json_pack("{s:s, s:b, s:s, s:s, s:s, s:I}", "host", h->name,
+		    "online", h->online, "version", h->version, "channel", h->channel,
+		    "reason", h->reason, "at", (json_int_t)h->at);
+		g = json_array();
+		for (i = 0; info != NULL && i < info->ngroups; i++)
+			json_array_append_new(g, json_string(info->groups[i]));
+		if (o != NULL) {
+			json_object_set_new(o, "groups", g ? g : json_array());
+			json_object_set_new(o, "update", info != NULL && info->update != NULL ?
+			    json_loads(info->update, 0, NULL) : json_null());
+			json_object_set_new(o, "facts", info != NULL && info->has_facts ?
+			    facts_to_json(&info->facts) : json_null());
+			json_object_set_new(o, "facts_at", info != NULL && info->has_facts ?
+			    json_integer((json_int_t)info->facts_at) : json_null());
+		} else
+			json_decref(g);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (h == NULL)
+		return send_error(c, 404, "unknown host");
+	if (o == NULL)
+		return MHD_NO;
+	if ((pres = query_rows(s, sql_host_presence, a, 2, pnames, "tittt")) == NULL) {
+		json_decref(o);
+		return send_error(c, 500, "archive query failed");
+	}
+	json_object_set_new(o, "presence", pres);
+	return send_json(c, 200, o);
 }
 
 /* /api/jobs/<id>: expected, answered, missing (server/jobs.c) */
@@ -409,6 +540,11 @@ api_path(struct server *s, struct MHD_Connection *c, const char *url, const stru
 		rest = url + 11;
 	else
 		return send_error(c, 404, "not found");
+	if (rest == url + 11 && strchr(rest, '/') == NULL) {
+		if (strlen(rest) > NAME_MAX_LEN || !name_valid(rest))
+			return send_error(c, 404, "not found");
+		return api_host(s, c, rest);
+	}
 	if (rest == url + 10 && strchr(rest, '/') == NULL && strlen(rest) <= JOBID_MAX_LEN &&
 	    jobid_valid(rest))
 		return api_job(s, c, rest);

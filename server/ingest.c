@@ -358,19 +358,85 @@ take_status(struct server *s, const char *topic, const char *host, const uint8_t
 	if (status_rows(s, &st, fpr) != MU_OK)
 		log_err("status of %s: out of memory", host);
 	status_live(s, &st);
+	if (hostinfo_status(s, &st) != MU_OK)
+		log_err("status of %s: out of memory", host);
 	wire_doc_free(&st.doc);
 	if (s->nheld > 0)
 		retry_held(s);
 }
 
+/* Statuses and facts are retained (design.md §3); nothing else is. */
 static bool
-is_status_topic(const struct server *s, const char *topic)
+is_retained_topic(const struct server *s, const char *topic)
 {
 	char job[JOBID_MAX_LEN + 1], host[NAME_MAX_LEN + 1];
 	enum agentmsg_kind t;
 
+	if (agentmsg_facts_topic(topic, s->root, host) == MU_OK)
+		return true;
 	return agentmsg_topic(topic, s->root, &t, job, host) == MU_OK &&
 	    t == AGENTMSG_STATUS;
+}
+
+/* A facts row for the archive (newer "at" only, archive.c). */
+static int
+facts_row(struct server *s, const struct facts_msg *m)
+{
+	struct row *r;
+	json_t *j;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return MU_ENOMEM;
+	r->kind = ROW_FACTS;
+	r->host = strdup(m->host);
+	r->at = (int64_t)m->at;
+	if ((j = facts_to_json(&m->facts)) != NULL)
+		r->data = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (r->host == NULL || r->data == NULL) {
+		row_free(r);
+		return MU_ENOMEM;
+	}
+	return batch_add(s, r);
+}
+
+/*
+ * Facts are checked as statuses are (agentmsg.c): a bad envelope,
+ * certificate, signature or host name is refused and counted; one named
+ * by a certificate no status has brought yet waits like a result.
+ */
+static void
+take_facts(struct server *s, const char *topic, const char *host, const uint8_t *p,
+    size_t len, bool may_hold)
+{
+	struct agent_envelope env;
+	struct facts_msg m;
+	struct mu_err err, why;
+	int rc;
+
+	rc = agentmsg_facts(s->hv, host, p, len, &m, &err);
+	if (rc == MU_ENOENT && may_hold && hold(s, topic, p, len) == MU_OK) {
+		schedule_flush(s, 1000);
+		return;
+	}
+	if (rc != MU_OK) {
+		bool malformed = agent_envelope_decode(p, len, &env, &why) != MU_OK;
+
+		if (!malformed)
+			wire_doc_free(&env.doc);
+		pthread_mutex_lock(&s->lock);
+		s->facts_refused[malformed ? 1 : 0]++;
+		pthread_mutex_unlock(&s->lock);
+		log_warnx("%s facts on %s: %s (not stored)", malformed ? "malformed" : "forged",
+		    topic, err.msg);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->facts_total++;
+	pthread_mutex_unlock(&s->lock);
+	if (facts_row(s, &m) != MU_OK || hostinfo_facts(s, &m) != MU_OK)
+		log_err("facts of %s: out of memory", host);
+	facts_free(&m.facts);
 }
 
 static void
@@ -379,6 +445,11 @@ take(struct server *s, const char *topic, const uint8_t *p, size_t len, bool may
 	char job[JOBID_MAX_LEN + 1], host[NAME_MAX_LEN + 1];
 	enum agentmsg_kind t = AGENTMSG_RESULT;
 
+	if (agentmsg_facts_topic(topic, s->root, host) == MU_OK) {
+		if (len > 0)		/* else a cleared retained message */
+			take_facts(s, topic, host, p, len, may_hold);
+		return;
+	}
 	if (jobs_topic(s, topic, job)) {
 		jobs_take(s, topic, job, p, len);
 		return;
@@ -596,13 +667,22 @@ schedule_reconnect(struct server *s)
 static void
 subscribe_all(struct server *s)
 {
-	char results[TOPIC_MAX], status[TOPIC_MAX];
-	char *topics[2] = { results, status };
+	char results[TOPIC_MAX], status[TOPIC_MAX], facts[TOPIC_MAX];
+	char *topics[3] = { results, status, facts };
 	struct mu_err err;
 
-	snprintf(results, sizeof(results), "$share/%s/%s/v1/results/#", SHARE_GROUP, s->root);
+	/* MQTT 3.1.1 has no shared subscriptions (RabbitMQ 3.10: one server
+	 * per fleet, docs/brokers.md), and a broker may refuse "$share/..." as
+	 * a topic outside the ACL. */
+	if (s->cfg.broker.protocol == 4)
+		snprintf(results, sizeof(results), "%s/v1/results/#", s->root);
+	else
+		snprintf(results, sizeof(results), "$share/%s/%s/v1/results/#", SHARE_GROUP,
+		    s->root);
 	snprintf(status, sizeof(status), "%s/v1/hosts/+/status", s->root);
-	if (bus_subscribe(s->bus, topics, 2, 1, &err) != MU_OK)
+	/* Every server keeps every host's facts, as with statuses. */
+	snprintf(facts, sizeof(facts), "%s/v1/hosts/+/facts", s->root);
+	if (bus_subscribe(s->bus, topics, 3, 1, &err) != MU_OK)
 		log_err("subscribe: %s", err.msg);
 	/* Job announces: every server reads all of them (jobs.c). */
 	snprintf(results, sizeof(results), "%s/v1/jobs/+", s->root);
@@ -632,7 +712,7 @@ on_bus_event(struct server *s, struct bus_event *ev)
 		schedule_reconnect(s);
 		break;
 	case BUS_MESSAGE:
-		if (ev->retained && !is_status_topic(s, ev->topic)) {
+		if (ev->retained && !is_retained_topic(s, ev->topic)) {
 			/* A result is never retained (design.md §3): stale or planted. */
 			log_debug("ignored a retained message on %s", ev->topic);
 			break;
@@ -710,6 +790,8 @@ ingest_open(struct server *s, struct mu_err *err)
 		return rc;
 	hostsig_verifier_stats(s->hv, &st);
 	log_info("%zu host certificates from the archive", st.certs);
+	if ((rc = facts_load(s, err)) != MU_OK)
+		return rc;
 	/* One id per server name: a restart resumes its own session. */
 	snprintf(id, sizeof(id), "muster-server-%s", s->cfg.name);
 	o.broker = &s->cfg.broker;

@@ -127,6 +127,7 @@ server_close(struct server *s)
 	metrics_free(&s->met);
 	free(s->hosts);
 	s->hosts = NULL;
+	hostinfo_free(s);
 	if (s->sigfd != -1)
 		close(s->sigfd);
 	loop_free(s->loop);

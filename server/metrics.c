@@ -262,6 +262,15 @@ render_messages(struct server *s, FILE *f)
 	fprintf(f, "muster_events_total %llu\n", (unsigned long long)m->events);
 	head(f, "muster_status_messages_total", "counter", "Verified status messages received.");
 	fprintf(f, "muster_status_messages_total %llu\n", (unsigned long long)m->statuses);
+	head(f, "muster_facts_total", "counter", "Verified facts messages received.");
+	fprintf(f, "muster_facts_total %llu\n", (unsigned long long)s->facts_total);
+	head(f, "muster_facts_refused_total", "counter",
+	    "Facts messages refused: a host signature, certificate or name that did not "
+	    "check out (forged), or not an agent envelope (malformed).");
+	fprintf(f, "muster_facts_refused_total{reason=\"forged\"} %llu\n",
+	    (unsigned long long)s->facts_refused[0]);
+	fprintf(f, "muster_facts_refused_total{reason=\"malformed\"} %llu\n",
+	    (unsigned long long)s->facts_refused[1]);
 }
 
 static void

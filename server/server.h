@@ -9,6 +9,7 @@
  *	archive_sqlite.c / archive_pg.c   one small backend interface each
  *	http.c		libmicrohttpd: /metrics, /api/..., the page, SSE
  *	metrics.c	counters and the Prometheus text format
+ *	facts.c		hosts' facts, groups and update maps; /api/hosts filters
  *	selftest.c	the self-update handshake (design.md §5), its own connection
  *	check.c		--check-config, as the service's user
  *
@@ -31,11 +32,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "agentmsg.h"	/* enum agentmsg_kind */
 #include "bus.h"
 #include "config.h"
 #include "daemon.h"
 #include "err.h"
+#include "facts.h"
 #include "hostsig.h"
 #include "loop.h"
 #include "wire.h"
@@ -101,7 +105,7 @@ int archive_open(const char *url, bool writer, struct archive *out,
 void archive_close(struct archive *a);
 
 /* A verified row waiting for the next batch (owned strings). */
-enum row_kind { ROW_RESULT, ROW_EVENT, ROW_PRESENCE, ROW_CERT, ROW_ANNOUNCE };
+enum row_kind { ROW_RESULT, ROW_EVENT, ROW_PRESENCE, ROW_CERT, ROW_FACTS, ROW_ANNOUNCE };
 
 struct row {
 	enum row_kind kind;
@@ -131,6 +135,9 @@ int archive_prune(struct archive *a, uint64_t now_ms, uint64_t max_age_ms,
 bool archive_size_prunable(const struct archive *a);
 /* The host certificates seen in good statuses (hex DER), oldest first. */
 int archive_certs(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *err);
+
+/* The stored facts, newest per host (facts.c loads them at start). */
+int archive_facts(struct archive *a, arc_row_fn *fn, void *arg, struct mu_err *err);
 
 /* ---- job announces (jobs.c) ------------------------------------------------ */
 
@@ -223,6 +230,11 @@ struct server {
 	uint64_t sse_head;		/* sequence number of the next message */
 	bool http_stopping;
 
+	/* facts.c, under lock: what the page and the filters need beyond
+	 * host_state, sorted by name */
+	struct host_info *info;
+	size_t ninfo, info_cap;
+	uint64_t facts_total, facts_refused[2];	/* forged, malformed */
 	/* jobs.c: the operator keys and the open jobs (under lock) */
 	struct jobs *jobs;
 
@@ -269,6 +281,49 @@ int http_auth_check(const char *path, struct mu_err *err);
 
 /* check.c: --check-config; the exit status (0 ok, 1 not). */
 int check_config(const char *path);
+
+/* facts.c */
+struct host_info {
+	char name[NAME_MAX_LEN + 1];
+	bool has_facts;
+	uint64_t facts_at;		/* the facts message's "at", unix ms */
+	struct facts facts;		/* owned */
+	size_t ngroups;
+	char (*groups)[NAME_MAX_LEN + 1];	/* ngroups, owned (most hosts have few) */
+	char *update;			/* the status's update map as JSON text, or NULL */
+	uint64_t status_at;		/* of the status the groups and update are from */
+	char *cert;			/* its host signing certificate, hex DER, or NULL:
+					 * for CLIs that cannot read retained statuses */
+};
+
+/* A parsed /api/hosts?filter=...&target=... (owns its buffers). */
+struct host_query {
+	bool has_filter;
+	msgpack_sbuffer preds, packed;
+	msgpack_unpacked up;
+	struct fact_filter f;		/* borrows from up */
+	struct job_target target;	/* TARGET_ALL when not given */
+};
+
+/* Load the archived facts (at start, before the bus). */
+int facts_load(struct server *s, struct mu_err *err);
+/* A verified status / facts message (loop thread; each takes the lock). */
+int hostinfo_status(struct server *s, const struct status *st);
+int hostinfo_facts(struct server *s, struct facts_msg *m);
+void hostinfo_free(struct server *s);
+/* The facts as a JSON object (new reference) and back. */
+json_t *facts_to_json(const struct facts *f);
+int facts_from_json(json_t *o, struct facts *out, struct mu_err *err);
+/* Filter texts (muster -F form) and a target ("all", "group/G",
+ * "host/H"); MU_EINVAL with the reason.  host_query_free() after any
+ * return. */
+int host_query_parse(struct host_query *q, const char *const *filters, size_t nfilters,
+    const char *target, struct mu_err *err);
+void host_query_free(struct host_query *q);
+/* Caller holds s->lock; info may be NULL (no facts, no groups known). */
+struct host_info *hostinfo_find(struct server *s, const char *name);
+bool host_query_match(const struct host_query *q, const char *host,
+    const struct host_info *info);
 
 /* metrics.c (callers hold s->lock unless said otherwise) */
 /* A result new in the archive (re-deliveries are not counted twice). */

@@ -161,6 +161,12 @@ def definitions(pki: Pki, vhost: str = "/") -> dict:
                       "tags": []})
         q = f"mqtt-subscription-{re.escape(cn).replace(':', '.')}[.-].*|" \
             f"mqtt-subscription-{re.escape(cn)}qos[01]"
+        # The CLI's and muster-server's own client ids (muster-cli-<8 hex>,
+        # muster-server-<name>): an operator's and a server's session queue.
+        if cn.startswith("op:"):
+            q += "|mqtt-subscription-muster-cli-[0-9a-f]{8}qos[01]"
+        elif cn.startswith("srv:"):
+            q += f"|mqtt-subscription-muster-server-{re.escape(cn[4:])}qos[01]"
         # The MQTT plugin declares and binds the session queue (configure,
         # write on the queue, read on amq.topic), publishes to amq.topic
         # (write) and consumes the queue (read).

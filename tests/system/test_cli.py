@@ -44,7 +44,7 @@ pytestmark = pytest.mark.skipif(not MUSTER_CLI.exists(),
 
 FLEET = {"h1": ["web"], "h2": ["web", "db"], "h3": ["db"]}
 COMMANDS = ["run", "ping", "version", "cancel", "hosts", "facts", "watch", "keygen",
-            "update", "release"]
+            "update", "release", "retry"]
 
 
 def module_dir(path: Path, extra: list[str], skip: tuple = ()) -> Path:

@@ -477,3 +477,67 @@ def test_majority_lost_refuses_connections(full_cluster, pki):
     c.nodes[1].wait_ready()
     assert a.running
     assert a.wait_mqtt(timeout=60) == "connack:0"
+
+
+# ---- the CLI's expected hosts from muster-server (issue 24) --------------------
+
+
+def cli_conf(path, cluster, node, keys, server_url=None):
+    pki = cluster.pki
+    text = (f"[broker]\nuri = {cluster.nodes[node].uri}\nca = {pki.ca}\n"
+            f"cert = {pki.cert('op:alice')}\nkey = {pki.key('op:alice')}\n"
+            "protocol = 3.1.1\n"
+            f"\n[operator]\nkey = {keys.operator_key('alice')}\n")
+    if server_url:
+        text += f"\n[server]\nurl = {server_url}\n"
+    path.write_text(text)
+    return path
+
+
+def test_cli_expects_hosts_named_by_the_server(agents, clients, full_cluster, keys,
+                                               tmp_path):
+    """Retained statuses and facts never reach a wildcard subscription on
+    RabbitMQ 3.10, so a CLI alone expects nobody for -g or -F and has no
+    certificate to check an answer with (docs/brokers.md).  muster-server
+    (node a, one per fleet: no shared subscription in 3.1.1) hears the
+    statuses and facts live as the agents connect; with [server] url the
+    CLI (node b) takes the expected hosts and their certificates from it
+    and every answer is verified."""
+    from muster_fixtures import run_cli
+    from server_fixtures import Server
+    server = Server(full_cluster, tmp_path / "server",
+                    extra={"broker": {"protocol": "3.1.1", "uri": full_cluster.uris(0),
+                                      **FAST_RETRY}}).start(timeout=60)
+    try:
+        watch = status_watch(clients, 0)
+        start_agents(agents, watch, "h1", "h2", "h3")
+        wait_until(lambda: sorted(h["host"] for h in server.api("/api/hosts")["hosts"]
+                                  if h["facts_at"]) == ["h1", "h2", "h3"], 30,
+                   what="the fleet's statuses and facts at the server")
+        home = tmp_path / "home"
+        home.mkdir()
+        conf = cli_conf(tmp_path / "srv.conf", full_cluster, 1, keys, server.url)
+        alone = cli_conf(tmp_path / "alone.conf", full_cluster, 1, keys)
+
+        def ping(c, *args):
+            r = run_cli("ping", *args, "--json", "--wait", "6s", conf=c,
+                        env={"HOME": home}, timeout=60)
+            s = [l for l in r.stdout.splitlines() if '"summary"' in l]
+            assert s, r.stdout + r.stderr
+            import json
+            return r, json.loads(s[-1])
+
+        r, s = ping(conf, "-g", "web")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (s["expected"], s["answered"], s["missing"], s["forged"]) == (2, 2, [], 0)
+        r, s = ping(conf, "-F", "groups has db")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (s["expected"], s["answered"], s["forged"]) == (2, 2, 0)
+        assert s["facts"] == {"match": 2, "no_match": 1, "no_facts": 0}
+        assert "muster-server" not in r.stderr
+        # The CLI alone: nobody expected from the (undelivered) retained
+        # statuses.
+        r, s = ping(alone, "-g", "web")
+        assert s["expected"] == 0, s
+    finally:
+        server.stop()

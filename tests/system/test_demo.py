@@ -115,6 +115,14 @@ def test_demo_end_to_end(tmp_path):
         assert "2 expected, 2 answered" in rack, rack
         assert re.search(r"^web1\s+pass", rack, re.M) and re.search(r"^db1\s+pass", rack, re.M), rack
         assert not re.search(r"^(web2|db2)\s", rack, re.M), rack
+        # ... and its page's address, whose job muster-server knows from the
+        # operator-signed announce: two expected, both answered.
+        m = re.search(r"^==> its page: (http://127\.0\.0\.1:\d+/)#/jobs/(\S+)$", out, re.M)
+        assert m and m.group(1) == url, out
+        with urllib.request.urlopen(f"{url}api/jobs/{m.group(2)}", timeout=10) as api:
+            view = json.loads(api.read())
+        assert view["announced"] and sorted(view["expected"]) == ["db1", "web1"], view
+        assert view["counts"]["answered"] == 2 and view["counts"]["missing"] == 0, view
         # Issue 8: the shipped modules are published signed, and every host
         # fetched what it ran from the broker (none was copied by hand).
         pub = section(out, "muster module publish")

@@ -224,3 +224,21 @@ test_stop_at(const char *point)
 	(void)point;
 }
 #endif
+
+char *
+hex_alloc(const void *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = p;
+	char *out;
+	size_t i;
+
+	if ((out = malloc(n * 2 + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+	return out;
+}

@@ -76,6 +76,8 @@ uint64_t random_below(uint64_t max);
  * safe to log and show: printable ASCII kept, every other byte '?',
  * truncated to size - 1, always NUL-terminated (size > 0). */
 void printable_copy(char *dst, size_t size, const char *src, size_t len);
+/* p as lowercase hex, in a string the caller frees; NULL: out of memory. */
+char *hex_alloc(const void *p, size_t n);
 
 /*
  * Crash-point tests (tests/system/test_intake_kill.py): with

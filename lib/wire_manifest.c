@@ -127,6 +127,23 @@ module_manifest_encode(const struct module_manifest *m, msgpack_sbuffer *out,
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
 }
 
+/* kind, channel and version: what a release manifest and a halt name. */
+static int
+rd_release_id(struct rd *r, const char *kind, char channel[NAME_MAX_LEN + 1],
+    char version[WIRE_MAX_VERSION + 1])
+{
+	int rc;
+
+	rc = rd_kind(r, kind);
+	if (!rc)
+		rc = rd_ident(r, "channel", true, channel, NAME_MAX_LEN + 1, name_valid,
+		    "a channel name");
+	if (!rc)
+		rc = rd_ident(r, "version", true, version, WIRE_MAX_VERSION + 1, version_valid,
+		    "a version");
+	return rc;
+}
+
 /* The rules a schedule keeps, for the decoder and the encoder alike. */
 static int
 schedule_check(const struct release_step *st, size_t n, struct mu_err *err)
@@ -242,13 +259,7 @@ release_manifest_decode(const void *buf, size_t len, struct release_manifest *ou
 	rc = doc_open(buf, len, &out->doc, &r, err);
 	if (rc)
 		return rc;
-	rc = rd_kind(&r, "release");
-	if (!rc)
-		rc = rd_ident(&r, "channel", true, out->channel, sizeof(out->channel),
-		    name_valid, "a channel name");
-	if (!rc)
-		rc = rd_ident(&r, "version", true, out->version, sizeof(out->version),
-		    version_valid, "a version");
+	rc = rd_release_id(&r, "release", out->channel, out->version);
 	if (!rc)
 		rc = rd_ident(&r, "agent_sha256", true, out->agent_sha256,
 		    sizeof(out->agent_sha256), sha256hex_valid, "a sha256");
@@ -334,13 +345,7 @@ release_halt_decode(const void *buf, size_t len, struct release_halt *out,
 	rc = doc_open(buf, len, &out->doc, &r, err);
 	if (rc)
 		return rc;
-	rc = rd_kind(&r, "halt");
-	if (!rc)
-		rc = rd_ident(&r, "channel", true, out->channel, sizeof(out->channel),
-		    name_valid, "a channel name");
-	if (!rc)
-		rc = rd_ident(&r, "version", true, out->version, sizeof(out->version),
-		    version_valid, "a version");
+	rc = rd_release_id(&r, "halt", out->channel, out->version);
 	if (!rc)
 		rc = rd_str(&r, "reason", true, RELEASE_HALT_REASON_MAX, &out->reason);
 	if (!rc)

@@ -24,6 +24,7 @@
  * buffers until host_query_free().
  */
 #include "server.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,23 +98,6 @@ hostinfo_free(struct server *s)
 
 /* An older status (by "at") never overwrites a newer one, as in
  * hosts_upsert(). */
-static char *
-hex_of(const uint8_t *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	char *out;
-	size_t i;
-
-	if ((out = malloc(n * 2 + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-	return out;
-}
-
 int
 hostinfo_status(struct server *s, const struct status *st)
 {
@@ -122,7 +106,7 @@ hostinfo_status(struct server *s, const struct status *st)
 	char *upd = NULL, *cert, (*groups)[NAME_MAX_LEN + 1] = NULL;
 	size_t i;
 
-	if ((cert = hex_of(st->cert_der.ptr, st->cert_der.len)) == NULL)
+	if ((cert = hex_alloc(st->cert_der.ptr, st->cert_der.len)) == NULL)
 		return MU_ENOMEM;
 	if (st->ngroups > 0 && (groups = calloc(st->ngroups, sizeof(*groups))) == NULL) {
 		free(cert);

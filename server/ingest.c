@@ -28,6 +28,7 @@
  * and the held messages; ingest_close() frees them after a last flush.
  */
 #include "server.h"
+#include "util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -195,23 +196,6 @@ groups_json(const struct status *st)
 	return out;
 }
 
-static char *
-hex_of(const uint8_t *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	char *out;
-	size_t i;
-
-	if ((out = malloc(n * 2 + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-	return out;
-}
-
 static int
 status_rows(struct server *s, const struct status *st, const char *fpr)
 {
@@ -240,7 +224,7 @@ status_rows(struct server *s, const struct status *st, const char *fpr)
 		return MU_ENOMEM;
 	c->kind = ROW_CERT;
 	c->job = strdup(fpr);
-	c->data = hex_of(st->cert_der.ptr, st->cert_der.len);
+	c->data = hex_alloc(st->cert_der.ptr, st->cert_der.len);
 	if (c->job == NULL || c->data == NULL) {
 		row_free(c);
 		return MU_ENOMEM;

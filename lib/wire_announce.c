@@ -15,25 +15,6 @@
 
 #include <string.h>
 
-static int
-decode_target(struct rd *r, struct job_target *out)
-{
-	char target[NAME_MAX_LEN + 8];
-	struct mu_err why;
-	struct wire_str s;
-	int rc;
-
-	rc = rd_str(r, "target", true, sizeof(target) - 1, &s);
-	if (rc)
-		return rc;
-	memcpy(target, s.ptr, s.len);
-	target[s.len] = '\0';
-	if (memchr(s.ptr, '\0', s.len) != NULL || target_parse(target, out, &why) != MU_OK)
-		return mu_errf(r->err, MU_EINVAL, "key 'target' is not host/<name>, "
-		    "group/<name> or all");
-	return MU_OK;
-}
-
 /* A job kind an announce may name: what send publishes (not cancel). */
 static bool
 announced_kind(enum job_kind k)
@@ -137,7 +118,7 @@ announce_decode(const void *buf, size_t len, struct announce *out, struct mu_err
 	if (!rc)
 		rc = rd_str(&r, "operator", false, 256, &out->operator_);
 	if (!rc)
-		rc = decode_target(&r, &out->target);
+		rc = rd_target(&r, &out->target);
 	if (!rc)
 		rc = decode_job_fields(&r, out);
 	if (!rc)

@@ -86,6 +86,9 @@ int need_view(struct wire_str s, size_t max, struct mu_err *err, const char *wha
 extern const char *const job_kinds[];
 extern const int njob_kinds;
 
+/* A job's or an announce's "target" (wire_job.c). */
+int rd_target(struct rd *r, struct job_target *out);
+
 /* Result statuses by name (wire_agent.c); also read by the runner's
  * verdict frames (ipc.c).  MU_EINVAL for an unknown name. */
 int result_status_parse(const char *s, size_t len, enum result_status *out);

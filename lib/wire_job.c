@@ -113,8 +113,9 @@ job_kind_parse(const char *s, size_t len)
 	return JOB_UNKNOWN;
 }
 
-static int
-job_decode_target(struct rd *r, struct job *out)
+/* "target": host/<name>, group/<name> or all (also an announce's). */
+int
+rd_target(struct rd *r, struct job_target *out)
 {
 	char target[NAME_MAX_LEN + 8];
 	struct mu_err why;
@@ -126,8 +127,7 @@ job_decode_target(struct rd *r, struct job *out)
 		return rc;
 	memcpy(target, s.ptr, s.len);
 	target[s.len] = '\0';
-	if (memchr(s.ptr, '\0', s.len) != NULL ||
-	    target_parse(target, &out->target, &why) != MU_OK)
+	if (memchr(s.ptr, '\0', s.len) != NULL || target_parse(target, out, &why) != MU_OK)
 		return mu_errf(r->err, MU_EINVAL, "key 'target' is not host/<name>, "
 		    "group/<name> or all");
 	return MU_OK;
@@ -182,7 +182,7 @@ job_decode(const void *buf, size_t len, struct job *out, struct mu_err *err)
 		rc = mu_errf(err, MU_EINVAL, "key 'kind' has an unknown value '%.*s'",
 		    (int)kind.len, kind.ptr);
 	if (!rc)
-		rc = job_decode_target(&r, out);
+		rc = rd_target(&r, &out->target);
 	if (!rc)
 		rc = rd_uint(&r, "issued_at", true, UINT64_MAX, &out->issued_at);
 	if (!rc)

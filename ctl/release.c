@@ -711,14 +711,14 @@ rel_show(struct ctl *c, int argc, char **argv)
 			schedule_line(&r->m, now_wall_ms(), line, sizeof(line));
 			printf("  schedule: %s\n", line);
 		}
-		printf("  progress: %zu attempted (%zu healthy, %zu testing, %zu failed), "
-		    "%zu halted, %zu pending\n", pg.healthy + pg.testing + pg.failed, pg.healthy,
-		    pg.testing, pg.failed, pg.halted, pg.pending);
 		for (j = 0; j < n; j++)
 			printf("  %-20s %zu online, %zu offline\n", counts[j].version,
 			    counts[j].online, counts[j].offline);
 		if (n == 0)
 			printf("  no hosts on this channel\n");
+		printf("  progress of %s: %zu attempted (%zu healthy, %zu testing, %zu failed), "
+		    "%zu halted, %zu pending\n", r->m.version, pg.healthy + pg.testing +
+		    pg.failed, pg.healthy, pg.testing, pg.failed, pg.halted, pg.pending);
 	}
 	if (l->n == 0) {
 		fprintf(stderr, "muster: no release published%s%s\n",

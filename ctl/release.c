@@ -600,28 +600,6 @@ struct progress {
 	size_t healthy, testing, failed, halted, pending;
 };
 
-/* A string of a status's "update" map, "" when absent. */
-static void
-update_field(const struct status *st, const char *key, char *out, size_t len)
-{
-	const msgpack_object_map *m;
-	uint32_t i;
-
-	out[0] = '\0';
-	if (st->update == NULL || st->update->type != MSGPACK_OBJECT_MAP)
-		return;
-	m = &st->update->via.map;
-	for (i = 0; i < m->size; i++)
-		if (m->ptr[i].key.type == MSGPACK_OBJECT_STR &&
-		    m->ptr[i].key.via.str.size == strlen(key) &&
-		    memcmp(m->ptr[i].key.via.str.ptr, key, strlen(key)) == 0 &&
-		    m->ptr[i].val.type == MSGPACK_OBJECT_STR) {
-			printable_copy(out, len, m->ptr[i].val.via.str.ptr,
-			    m->ptr[i].val.via.str.size);
-			return;
-		}
-}
-
 static void
 count_progress(const struct host_list *h, const char *channel, const char *version,
     struct progress *p)
@@ -635,8 +613,8 @@ count_progress(const struct host_list *h, const char *channel, const char *versi
 
 		if (strcmp(st->channel, channel) != 0)
 			continue;
-		update_field(st, "state", state, sizeof(state));
-		update_field(st, "version", v, sizeof(v));
+		status_update_field(st, "state", state, sizeof(state));
+		status_update_field(st, "version", v, sizeof(v));
 		if (strcmp(v, version) == 0 && (strcmp(state, "failed") == 0 ||
 		    strcmp(state, "rolled_back") == 0))
 			p->failed++;

@@ -841,6 +841,8 @@ static const struct conf_key server_keys[] = {
 	KEY("www", set_path, struct server_config, www),
 	KEY("log_level", set_log_level, struct server_config, log_level),
 	KEY("user", set_user, struct server_config, user),
+	KEY("sign_cert", set_path, struct server_config, sign_cert),
+	KEY("sign_key", set_path, struct server_config, sign_key),
 	KEY_END
 };
 
@@ -1222,8 +1224,8 @@ sign_path(char *out, size_t outsz, const char *tls, const char *what, struct mu_
 	else
 		n = snprintf(out, outsz, "%.*s.sign%s", (int)(dot - tls), tls, dot);
 	if (n < 0 || (size_t)n >= outsz)
-		return mu_errf(err, MU_EINVAL, "[broker] %s %s: too long to derive [agent] "
-		    "sign_%s from; set it", what, tls, what);
+		return mu_errf(err, MU_EINVAL, "[broker] %s %s: too long to derive the "
+		    "signing pair's sign_%s from; set it", what, tls, what);
 	return MU_OK;
 }
 
@@ -1305,7 +1307,17 @@ config_server_load(struct server_config *c, const char *path, struct mu_err *err
 	struct server_config tmp = *c;
 	int rc;
 
-	if ((rc = conf_load(server_sections, &tmp, path, err)) == MU_OK)
-		*c = tmp;
-	return rc;
+	if ((rc = conf_load(server_sections, &tmp, path, err)) != MU_OK)
+		return rc;
+	tmp.sign_set = tmp.sign_cert[0] != '\0' || tmp.sign_key[0] != '\0';
+	if (tmp.sign_cert[0] == '\0' && tmp.broker.cert[0] != '\0' &&
+	    (rc = sign_path(tmp.sign_cert, sizeof(tmp.sign_cert), tmp.broker.cert, "cert",
+	    err)) != MU_OK)
+		return rc;
+	if (tmp.sign_key[0] == '\0' && tmp.broker.key[0] != '\0' &&
+	    (rc = sign_path(tmp.sign_key, sizeof(tmp.sign_key), tmp.broker.key, "key",
+	    err)) != MU_OK)
+		return rc;
+	*c = tmp;
+	return MU_OK;
 }

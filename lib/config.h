@@ -143,6 +143,12 @@ struct server_config {
 	/* The account the unit runs the server as (its User=), default
 	 * muster-server: --check-config run as root checks access as it. */
 	char user[CONF_USER_MAX + 1];
+	/* The signing pair muster-server signs release halts with (server/
+	 * halt.c); default: the [broker] pair with ".sign" before the
+	 * extension, as gen-pki writes srv/NAME.sign.{key,crt}. */
+	char sign_cert[CONF_PATH_MAX];
+	char sign_key[CONF_PATH_MAX];
+	bool sign_set;			/* either was set in the file */
 	/* [broker] */
 	struct broker_config broker;
 	uint64_t session_expiry_ms;	/* [broker] session_expiry, default 1d */

@@ -278,6 +278,9 @@ struct status {
 };
 
 int status_decode(const void *buf, size_t len, struct status *out, struct mu_err *err);
+/* A string of the status's "update" map (state, version, reason) copied
+ * printable into out; "" when the map or the key is absent. */
+void status_update_field(const struct status *st, const char *key, char *out, size_t len);
 int status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err);
 
 /* ---- modules and releases --------------------------------------------- */

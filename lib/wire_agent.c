@@ -5,6 +5,7 @@
  * status bodies inside it.
  */
 #include "wire_internal.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -451,4 +452,26 @@ status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err)
 		msgpack_pack_object(&pk, *s->update);
 	}
 	return pk_finish(out, start, WIRE_MAX_MSG, err);
+}
+
+void
+status_update_field(const struct status *st, const char *key, char *out, size_t len)
+{
+	const msgpack_object_map *m;
+	size_t klen = strlen(key);
+	uint32_t i;
+
+	out[0] = '\0';
+	if (st->update == NULL || st->update->type != MSGPACK_OBJECT_MAP)
+		return;
+	m = &st->update->via.map;
+	for (i = 0; i < m->size; i++)
+		if (m->ptr[i].key.type == MSGPACK_OBJECT_STR &&
+		    m->ptr[i].key.via.str.size == klen &&
+		    memcmp(m->ptr[i].key.via.str.ptr, key, klen) == 0 &&
+		    m->ptr[i].val.type == MSGPACK_OBJECT_STR) {
+			printable_copy(out, len, m->ptr[i].val.via.str.ptr,
+			    m->ptr[i].val.via.str.size);
+			return;
+		}
 }

@@ -12,6 +12,8 @@
  *	GET /api/jobs/<id>/hosts/<host>		one host's result, output and data
  *	GET /api/hosts/<host>/history		a host's recent results
  *	GET /api/results?host=&job=&since=	results, newest first (muster history)
+ *	GET /api/releases			per channel: the offered version, its
+ *						schedule, attempted, failed, halt (halt.c)
  *	GET /api/events				server-sent events for the live page
  *	GET /, /app.js, /style.css		the live page (www.c, or [server] www)
  *
@@ -303,6 +305,17 @@ api_jobs(struct server *s, struct MHD_Connection *c, const struct page *p)
 	if (rows == NULL)
 		return send_error(c, 500, "archive query failed");
 	return send_json(c, 200, json_pack("{s:o}", "jobs", rows));
+}
+
+static enum MHD_Result
+api_releases(struct server *s, struct MHD_Connection *c)
+{
+	json_t *a;
+
+	pthread_mutex_lock(&s->lock);
+	a = halt_releases_json(s);
+	pthread_mutex_unlock(&s->lock);
+	return send_json(c, 200, json_pack("{s:o}", "releases", a));
 }
 
 static enum MHD_Result
@@ -927,6 +940,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return api_jobs(s, c, &p);
 	if (strcmp(url, "/api/results") == 0)
 		return api_results(s, c, &p);
+	if (strcmp(url, "/api/releases") == 0)
+		return api_releases(s, c);
 	return api_path(s, c, url, &p);
 }
 

@@ -344,6 +344,7 @@ take_status(struct server *s, const char *topic, const char *host, const uint8_t
 	status_live(s, &st);
 	if (hostinfo_status(s, &st) != MU_OK)
 		log_err("status of %s: out of memory", host);
+	halt_host_status(s, &st);
 	wire_doc_free(&st.doc);
 	if (s->nheld > 0)
 		retry_held(s);

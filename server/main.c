@@ -106,6 +106,7 @@ server_open(struct server *s, struct mu_err *err)
 		    s->arc.ops->name);
 	if ((rc = jobs_open(s, err)) != MU_OK ||
 	    (rc = http_open(s, err)) != MU_OK ||
+	    (rc = halt_open(s, err)) != MU_OK ||
 	    (rc = ingest_open(s, err)) != MU_OK ||
 	    (rc = selftest_open(s, err)) != MU_OK)
 		return rc;
@@ -119,6 +120,7 @@ server_close(struct server *s)
 	if (s->loop != NULL) {
 		selftest_close(s);
 		ingest_close(s);
+		halt_close(s);
 	}
 	http_close(s);
 	jobs_close(s);

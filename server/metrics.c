@@ -318,6 +318,7 @@ metrics_render(struct server *s, char **out, size_t *len)
 	render_messages(s, f);
 	render_archive(s, f);
 	jobs_metrics(s, f);
+	halt_metrics(s, f);
 	pthread_mutex_unlock(&s->lock);
 	if (fclose(f) != 0) {
 		free(*out);

@@ -240,6 +240,8 @@ struct server {
 
 	/* selftest.c (loop thread only); NULL when [selftest] key is unset */
 	struct selftest *st;
+	/* halt.c: its channels under lock, the rest loop thread only */
+	struct halts *halts;
 
 	/* http.c */
 	struct MHD_Daemon *httpd;
@@ -272,6 +274,13 @@ int jobs_view(struct server *s, const char *job, struct json_t **out, struct mu_
 /* selftest.c */
 int selftest_open(struct server *s, struct mu_err *err);
 void selftest_close(struct server *s);
+
+/* halt.c: fleet-wide release halts (design.md §5) */
+int halt_open(struct server *s, struct mu_err *err);
+void halt_close(struct server *s);
+void halt_host_status(struct server *s, const struct status *st);	/* loop thread */
+void halt_metrics(struct server *s, FILE *f);		/* s->lock held */
+struct json_t *halt_releases_json(struct server *s);	/* s->lock held */
 
 /* http.c */
 int http_open(struct server *s, struct mu_err *err);

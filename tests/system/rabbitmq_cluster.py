@@ -166,7 +166,9 @@ def definitions(pki: Pki, vhost: str = "/") -> dict:
         if cn.startswith("op:"):
             q += "|mqtt-subscription-muster-cli-[0-9a-f]{8}qos[01]"
         elif cn.startswith("srv:"):
-            q += f"|mqtt-subscription-muster-server-{re.escape(cn[4:])}qos[01]"
+            # ... and its self-test and release-halt connections.
+            q += (f"|mqtt-subscription-muster-server-{re.escape(cn[4:])}"
+                  f"(\\.selftest|\\.halt)?qos[01]")
         # The MQTT plugin declares and binds the session queue (configure,
         # write on the queue, read on amq.topic), publishes to amq.topic
         # (write) and consumes the queue (read).

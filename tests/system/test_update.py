@@ -906,3 +906,80 @@ def test_forged_halts_ignored(upd_agents, server, broker, keys, untrusted_keys, 
     publish_release(pub, keys, HALT_CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
                     published_at=at - 1000)
     wait_version(a, V2, timeout=90)
+
+
+def open_server_halt(pki, payload):
+    """The body of a halt muster-server signed, checked as an agent checks it:
+    the certificate in the body is the envelope's, chains to the CA, is a
+    signing certificate (not TLS) with CN srv:<name>, and signed the body."""
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes as chashes
+    from cryptography.hazmat.primitives.asymmetric import ec as cec
+    env = unpack(payload)
+    body = unpack(env["body"])
+    der = body["cert_der"]
+    assert hashlib.sha256(der).hexdigest() == env["cert"]
+    cert = cx509.load_der_x509_certificate(der)
+    ca = cx509.load_pem_x509_certificate(pki.ca.read_bytes())
+    ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
+                           cec.ECDSA(cert.signature_hash_algorithm))
+    cn = cert.subject.get_attributes_for_oid(cx509.oid.NameOID.COMMON_NAME)[0].value
+    assert cn.startswith("srv:"), cn
+    ekus = [o.dotted_string for o in
+            cert.extensions.get_extension_for_class(cx509.ExtendedKeyUsage).value]
+    assert ekus == ["1.3.6.1.5.5.7.3.36"], ekus
+    cert.public_key().verify(env["sig"], env["body"], cec.ECDSA(chashes.SHA256()))
+    return body
+
+
+def test_server_halts_a_failing_release_once(broker, keys, mqtt, pub, tmp_path):
+    """muster-server counts the channel's hosts by their update state: below
+    min_hosts nothing happens; once enough tried and more than failed_pct of
+    them failed it publishes one retained halt signed with its signing pair;
+    a restart does not publish it again."""
+    from server_fixtures import announce, metric_value
+    pki = broker.pki
+    chan = "halting-srv"
+    labels = {"channel": chan, "version": V2}
+    watcher = mqtt("op:alice")
+    watcher.subscribe(topic("releases", chan, "halt"))
+    hosts = {h: mqtt(h) for h in ("h1", "h2", "h3")}
+    s = Server(broker, tmp_path / "srv").start()
+    try:
+        pointer, _ = release_payloads(keys, chan, V2, b"agent", b"runner",
+                                      extra={"halt": {"failed_pct": 20, "min_hosts": 3}})
+        pub.publish(topic("releases", chan), pointer, retain=True)
+        announce(hosts["h1"], pki, "h1", channel=chan, version=V2)
+        announce(hosts["h2"], pki, "h2", channel=chan, version=V1,
+                 update={"state": "failed", "version": V2, "reason": "self-test failed"})
+        # Two tried, one failed (50 %), but min_hosts is 3: counted, not halted.
+        wait_until(lambda: metric_value(s.metrics(), "muster_release_attempted",
+                                        labels) == 2, 20, what="two hosts counted")
+        time.sleep(2.5)		# more ticks than the settle time
+        assert metric_value(s.metrics(), "muster_release_halts_published_total") == 0
+        assert s.api("/api/releases")["releases"][0]["halted"] is None
+        announce(hosts["h3"], pki, "h3", channel=chan, version=V1,
+                 update={"state": "testing", "version": V2})
+        m = watcher.expect(topic("releases", chan, "halt"), timeout=20)
+        body = open_server_halt(pki, m.payload)
+        assert (body["channel"], body["version"]) == (chan, V2)
+        assert (body["failed"], body["attempted"]) == (1, 3), body
+        rel = [r for r in s.api("/api/releases")["releases"] if r["channel"] == chan][0]
+        assert rel["halted"]["version"] == V2 and rel["attempted"] == 3, rel
+        assert rel["halt_rule"] == {"failed_pct": 20, "min_hosts": 3}
+        assert metric_value(s.metrics(), "muster_release_halted", labels) == 1
+        assert metric_value(s.metrics(), "muster_release_halts_published_total") == 1
+        # A restart reads the retained halt before it decides: no second one.
+        s.stop()
+        s.start()
+        wait_until(lambda: metric_value(s.metrics(), "muster_release_halted", labels) == 1,
+                   20, what="the restarted server sees the halt")
+        time.sleep(3)
+        assert metric_value(s.metrics(), "muster_release_halts_published_total") == 0
+        assert watcher.collect(0.5, topic("releases", chan, "halt")) == []
+    finally:
+        s.stop()
+        pub.publish(topic("releases", chan, "halt"), b"", retain=True)
+        pub.publish(topic("releases", chan), b"", retain=True)
+        for h, c in hosts.items():
+            c.publish(topic("hosts", h, "status"), b"", retain=True)

@@ -2,7 +2,8 @@
 // The live page of muster-server, one page with hash routes:
 //   #/            the fleet: a grid coloured by state, filtered by group,
 //                 facts (server side, /api/hosts?filter=), status and
-//                 module; the latest jobs; versions per channel
+//                 module; the latest jobs; versions per channel; the
+//                 releases (/api/releases: rollout, attempted, failed, halt)
 //   #/jobs/<id>   a job: expected vs answered, who is missing (offline or
 //                 silent), failures first, output and data on click
 //   #/hosts/<h>   a host: facts, update state, presence, last results
@@ -768,12 +769,41 @@ function render() {
     `${page.hosts.size} hosts, ${page.jobs.size} jobs`;
 }
 
+// ---- releases (/api/releases, halt.c): few rows that change slowly, so
+// polled, not streamed ----------------------------------------------------------
+
+function nextStep(r) {
+  const now = Date.now();
+  const s = (r.schedule || []).find(([at, pct]) => at > now && pct > r.rollout);
+  return s ? `${s[1]}% at ${new Date(s[0]).toISOString().replace('.000', '')}` : '';
+}
+
+function setReleases(list) {
+  const rows = list.map((r) => {
+    const tr = el('tr');
+    tr.dataset.channel = r.channel;
+    const halt = r.halted ? `halted: ${r.halted.reason}` :
+      r.halt_rule ? `at > ${r.halt_rule.failed_pct}% of >= ${r.halt_rule.min_hosts}` : '';
+    tr.append(el('td', r.channel), el('td', r.version), el('td', r.rollout + '%', 'n'),
+      el('td', nextStep(r)), el('td', r.attempted, 'n attempted'),
+      el('td', r.failed, 'n failed'), el('td', halt, r.halted ? 'halt halted' : 'halt'));
+    return tr;
+  });
+  document.querySelector('#releases tbody').replaceChildren(...rows);
+}
+
+function loadReleases() {
+  getJSON('api/releases').then((r) => later(() => setReleases(r.releases)))
+    .catch(() => {});
+}
+
 async function snapshot() {
   const [h, j] = await Promise.all([getJSON('api/hosts'), getJSON('api/jobs?limit=' + MAX_JOBS)]);
   later(() => {
     for (const x of h.hosts) setHost(x);
     setJobs(j.jobs);
   });
+  loadReleases();
 }
 
 function resync() {
@@ -814,6 +844,9 @@ function connect() {
     conn.className = 'conn down';
   };
 }
+
+// The releases' counts move once a second on the server: every 5 s here.
+setInterval(() => { if (page.view === 'fleet') loadReleases(); }, 5000);
 
 // Other servers archive their share of results: catch up now and then.
 setInterval(() => {

@@ -583,3 +583,46 @@ def test_unexpected_answer_marked(broker, mqtt, keys, operator, tmp_path, browse
         no_errors(browser)
     finally:
         server.stop()
+
+
+def test_releases_on_the_page(broker, keys, mqtt, browser, tmp_path):
+    """Issue 25: the fleet view lists each channel's offered release with
+    the rollout in force, the schedule's next step, the hosts that
+    attempted and failed it, and the halt muster-server published."""
+    from update_fixtures import release_payloads
+    pki = broker.pki
+    chan = "page-rel"
+    t = now_ms()
+    pub = mqtt("pub:release")
+    hosts = {h: mqtt(h) for h in ("h1", "h2", "h3")}
+    s = Server(broker, tmp_path / "srv").start()
+    try:
+        pointer, _ = release_payloads(keys, chan, "9.9.9", b"agent", b"runner", rollout=10,
+                                      extra={"schedule": [[t, 10], [t + 3600_000, 50]],
+                                             "halt": {"failed_pct": 20, "min_hosts": 3}})
+        pub.publish(topic("releases", chan), pointer, retain=True)
+        browser.get(s.url)
+        announce(hosts["h1"], pki, "h1", channel=chan, version="9.9.9")
+        announce(hosts["h2"], pki, "h2", channel=chan, version="0.1.0",
+                 update={"state": "rolled_back", "version": "9.9.9", "reason": "died"})
+        announce(hosts["h3"], pki, "h3", channel=chan, version="0.1.0",
+                 update={"state": "testing", "version": "9.9.9"})
+
+        def row():
+            return js(browser, """(function(c){
+                const tr = [...document.querySelectorAll('#releases tbody tr')]
+                    .find((r) => r.dataset.channel === c);
+                return tr ? [...tr.querySelectorAll('td')].map((d) => d.textContent) : null;
+            })(%r)""" % chan)
+        wait_until(lambda: (row() or [""])[-1].startswith("halted: 1 of 3"), 30,
+                   what="the page showing the halt")
+        r = row()
+        assert r[:3] == [chan, "9.9.9", "10%"], r
+        assert r[3].startswith("50% at "), r
+        assert r[4:6] == ["3", "1"], r
+    finally:
+        s.stop()
+        pub.publish(topic("releases", chan, "halt"), b"", retain=True)
+        pub.publish(topic("releases", chan), b"", retain=True)
+        for h, c in hosts.items():
+            c.publish(topic("hosts", h, "status"), b"", retain=True)

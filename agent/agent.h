@@ -385,6 +385,8 @@ struct update {
 	char **argv;			/* ours, for a rollback's exec */
 	uint8_t *state;			/* the status "update" map last sent, owned */
 	size_t state_len;
+	char sent_state[16];		/* ... its state and version */
+	char sent_version[WIRE_MAX_VERSION + 1];
 	/* An update cut short by a restart, found at start, reported once up. */
 	char boot_version[WIRE_MAX_VERSION + 1];
 	char boot_reason[256];

@@ -144,6 +144,8 @@ send_state(struct agent *a, const char *state, const char *version, const char *
 	free(a->par.upd.state);
 	a->par.upd.state = (uint8_t *)sb.data;	/* handed over */
 	a->par.upd.state_len = sb.size;
+	snprintf(a->par.upd.sent_state, sizeof(a->par.upd.sent_state), "%s", state);
+	snprintf(a->par.upd.sent_version, sizeof(a->par.upd.sent_version), "%s", version);
 	sign_status_send(a, true);	/* the status carries it (sign.c) */
 }
 
@@ -240,10 +242,18 @@ answer_saved(struct agent *a, enum result_status st, const char *summary,
 void
 update_job(struct agent *a, const struct job *j, const void *body, size_t len)
 {
+	char why[256];
+
+	/* Updated, and proving itself: that is this host at the new version,
+	 * not a failure (an operator reads a fail as something to fix). */
+	if (a->par.upd.pending && a->par.upd.phase == UPD_IDLE && !a->par.upd.job_body) {
+		snprintf(why, sizeof(why), "already at version %s (updated from %s; its healthy "
+		    "window has not ended yet)", AGENT_VERSION, a->par.upd.prev_version);
+		job_answer(a, body, len, RS_PASS, "no update", why);
+		return;
+	}
 	if (a->par.upd.phase != UPD_IDLE || a->par.upd.pending || a->par.upd.job_body) {
-		job_answer(a, body, len, RS_FAIL, "no update", a->par.upd.pending ?
-		    "the last update is still in its healthy window" :
-		    "an update is already in progress");
+		job_answer(a, body, len, RS_FAIL, "no update", "an update is already in progress");
 		return;
 	}
 	if ((a->par.upd.job_body = malloc(len)) == NULL) {
@@ -495,6 +505,12 @@ update_halt_report(struct agent *a)
 	if (a->par.upd.halt_version[0] == '\0' ||
 	    strcmp(a->par.upd.halt_version, AGENT_VERSION) == 0 ||
 	    a->par.upd.phase != UPD_IDLE || a->par.upd.pending)
+		return;
+	/* A host that tried the version and failed it says so, not "halted":
+	 * muster-server counts it as a failure (server/halt.c). */
+	if (strcmp(a->par.upd.sent_version, a->par.upd.halt_version) == 0 &&
+	    (strcmp(a->par.upd.sent_state, "failed") == 0 ||
+	    strcmp(a->par.upd.sent_state, "rolled_back") == 0))
 		return;
 	send_state(a, "halted", a->par.upd.halt_version, AGENT_VERSION,
 	    a->par.upd.halt_reason);

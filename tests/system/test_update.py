@@ -419,6 +419,21 @@ def test_update_job_skips_jitter_and_is_answered_by_new_version(
     assert got["h1"]["status"] == "pass" and "already at version" in got["h1"]["reason"]
 
 
+def test_update_job_in_the_healthy_window_passes(upd_agents, server, op, operator, pub,
+                                                 keys, v2):
+    """An update job reaching a host that updated and is still proving
+    itself says it is at that version (pass), not a failure."""
+    a = upd_agents("h1", update={"healthy": "60s"}).start()
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes())
+    wait_version(a, V2, timeout=90)
+    assert (update_state(a)[1] or {}).get("state") == "verifying"
+    got = run_job(op, operator, new_job("update", "host/h1"), ["h1"], timeout=20)
+    r = got["h1"]
+    assert r["status"] == "pass", r
+    assert r["reason"] == (f"already at version {V2} (updated from {V1}; its healthy "
+                           "window has not ended yet)"), r
+
+
 # ---- rollout by bucket -------------------------------------------------------------
 
 
@@ -983,3 +998,43 @@ def test_server_halts_a_failing_release_once(broker, keys, mqtt, pub, tmp_path):
         pub.publish(topic("releases", chan), b"", retain=True)
         for h, c in hosts.items():
             c.publish(topic("hosts", h, "status"), b"", retain=True)
+
+
+def test_scheduled_rollout_halted_before_the_rest_try_it(upd_agents, server, op, operator,
+                                                        pub, keys, v2):
+    """Issue 25 with 20 agents: one signature, two steps.  The five hosts of
+    the first step (20 %) fail their self-test (no selftest.echo here);
+    muster-server halts the release once three tried it and more than 30 %
+    failed; the other fifteen never fetch it, though the 100 % step has
+    come."""
+    names = [f"q{i}" for i in range(1, 200)]
+    low = [n for n in names if bucket(n) < 20][:5]
+    high = [n for n in names if bucket(n) >= 20][:15]
+    agents = {}
+    for n in low + high:
+        a = upd_agents(n, wake_port=0, update={"jitter": "1s"})
+        if n in low:
+            (a.modules_dir / "selftest.echo.so").unlink()	# its self-test fails
+        agents[n] = a.start()
+    t0 = now_ms()
+    step100 = t0 + 25000
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
+                    rollout=20, published_at=t0,
+                    extra={"schedule": [[t0, 20], [step100, 100]],
+                           "halt": {"failed_pct": 30, "min_hosts": 3}})
+    for n in high:
+        wait_until(lambda: (update_state(agents[n])[1] or {}).get("state") == "halted", 90,
+                   what=f"{n} told of the halt")
+    assert now_ms() < step100, "the halt came after the 100 % step: too slow to tell"
+    failed = [n for n in low if (update_state(agents[n])[1] or {}).get("state") == "failed"]
+    assert len(failed) >= 3, {n: update_state(agents[n]) for n in low}
+    assert "halted" in server.log()
+    # Past the 100 % step (without the halt each would log "fetching in"
+    # within its 1 s jitter of it): none fetched, every host runs V1.
+    wait_until(lambda: now_ms() > step100 + 4000, 40, what="the 100 % step")
+    for n in high:
+        assert log_count(agents[n], f"release {V2} is halted on channel") >= 1, n
+        assert log_count(agents[n], "fetching in") == 0, n
+    for a in agents.values():
+        assert a.status()["version"] == V1
+    ping(op, operator, agents[high[0]])

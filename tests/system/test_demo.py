@@ -166,6 +166,24 @@ def test_demo_end_to_end(tmp_path):
             assert re.search(r"^  0\.1\.0\+demo2 +3 online", full, re.M), full
             for h in HOSTS:
                 assert "passed its self-test" in (d / h / "agent.log").read_text()
+            # The update job to hosts in their healthy window or already
+            # updated: each says it is at that version (pass).
+            assert "4 expected, 4 answered: 4 pass" in section(u.stdout, "muster update --all"), \
+                section(u.stdout, "muster update --all")
+            # Issue 25: a broken release on a schedule; db2 (bucket 49, in
+            # the 50 % step) tries it and fails, muster-server halts it, and
+            # web2 and db1 never try it, though the 100 % step has come.
+            halt = section(u.stdout, "halted by muster-server after the first failure")
+            assert re.search(r"^  progress of 0\.1\.0\+demo2\.broken: 1 attempted \(0 healthy, "
+                             r"0 testing, 1 failed\), 2 halted, 0 pending", halt, re.M), halt
+            assert re.search(r"^  0\.1\.0\+demo2 +3 online", halt, re.M), halt
+            api = section(u.stdout, "from /api/releases")
+            assert re.search(r"^stable: 0\.1\.0\+demo2\.broken: 1 attempted, 1 failed; halted: "
+                             r"1 of 1 hosts that tried it failed", api, re.M), api
+            for h in ("web2", "db1"):
+                fetched = [l for l in (d / h / "agent.log").read_text().splitlines()
+                           if "demo2.broken" in l and "fetching in" in l]
+                assert fetched == [], (h, fetched)
 
         # Running it again replaces the fleet: the old processes are gone.
         r = demo(env=env)

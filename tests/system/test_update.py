@@ -1038,3 +1038,97 @@ def test_scheduled_rollout_halted_before_the_rest_try_it(upd_agents, server, op,
     for a in agents.values():
         assert a.status()["version"] == V1
     ping(op, operator, agents[high[0]])
+
+
+def test_kill9_during_a_scheduled_rollout(upd_agents, server, op, operator, pub, keys, v2):
+    """Agents killed -9 at random moments while a schedule moves them (each
+    restarted as systemd would): afterwards every host runs one of the two
+    versions, online and answering, and none is left half-installed."""
+    import random
+    rnd = random.Random(25)
+    names = [f"k{i}" for i in range(1, 7)]
+    agents = {n: upd_agents(n, wake_port=0, update={"jitter": "2s"}).start() for n in names}
+    t0 = now_ms()
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
+                    rollout=0, published_at=t0,
+                    extra={"schedule": [[t0, 0], [t0 + 3000, 50], [t0 + 8000, 100]]})
+    deadline = time.monotonic() + 25
+    kills = 0
+    while time.monotonic() < deadline:
+        time.sleep(rnd.uniform(0.5, 2.0))
+        a = agents[rnd.choice(names)]
+        if a.running:
+            os.kill(a.pid, 9)
+            kills += 1
+    assert kills >= 8
+    moving = {"fetching", "staging", "testing", "installing", "verifying"}
+
+    def settled(a):
+        st = a.status(timeout=1) or {}
+        return (st.get("state") == "online" and st.get("version") in (V1, V2)
+                and (st.get("update") or {}).get("state") not in moving)
+    for n, a in agents.items():
+        wait_until(lambda: settled(a), 180, what=f"{n} settled on one of the two versions")
+        v = a.status()["version"]
+        assert version_of(a.binary) == v, (n, v)
+        assert not list(a.binary.parent.glob("*.staged")), n
+        ping(op, operator, a, timeout=30)
+
+
+def test_server_never_halts_a_healthy_release(broker, keys, mqtt, pub, tmp_path):
+    """Every host that tried it is healthy: even the strictest rule (more
+    than 0 % failed, from one host) halts nothing."""
+    from server_fixtures import announce, metric_value
+    pki = broker.pki
+    chan = "healthy-srv"
+    labels = {"channel": chan, "version": V2}
+    s = Server(broker, tmp_path / "srv").start()
+    try:
+        pointer, _ = release_payloads(keys, chan, V2, b"agent", b"runner",
+                                      extra={"halt": {"failed_pct": 0, "min_hosts": 1}})
+        pub.publish(topic("releases", chan), pointer, retain=True)
+        for h in ("h1", "h2", "h3"):
+            announce(mqtt(h), pki, h, channel=chan, version=V2,
+                     update={"state": "healthy", "version": V2, "from": V1})
+        wait_until(lambda: metric_value(s.metrics(), "muster_release_attempted",
+                                        labels) == 3, 20, what="three hosts counted")
+        time.sleep(3.5)		# past the settle time, several ticks
+        assert metric_value(s.metrics(), "muster_release_failed", labels) == 0
+        assert metric_value(s.metrics(), "muster_release_halted", labels) == 0
+        assert metric_value(s.metrics(), "muster_release_halts_published_total") == 0
+    finally:
+        s.stop()
+
+
+def test_two_servers_halt_alike(broker, keys, mqtt, pub, tmp_path):
+    """Two servers count the same statuses: each publishes the halt at most
+    once, for the same channel and version, and the retained one is valid
+    whichever came last (halts are idempotent, not coordinated)."""
+    from server_fixtures import announce, metric_value
+    pki = broker.pki
+    chan = "two-srv"
+    watcher = mqtt("op:alice")
+    watcher.subscribe(topic("releases", chan, "halt"))
+    servers = [Server(broker, tmp_path / f"srv{i}", name=f"s{i}").start() for i in (1, 2)]
+    try:
+        pointer, _ = release_payloads(keys, chan, V2, b"agent", b"runner",
+                                      extra={"halt": {"failed_pct": 20, "min_hosts": 2}})
+        pub.publish(topic("releases", chan), pointer, retain=True)
+        time.sleep(2.5)		# both settled: they decide in the same second
+        for h in ("h1", "h2"):
+            announce(mqtt(h), pki, h, channel=chan, version=V1,
+                     update={"state": "failed", "version": V2, "reason": "self-test"})
+        watcher.expect(topic("releases", chan, "halt"), timeout=20)
+        time.sleep(3)
+        got = [open_server_halt(pki, m.payload) for m in
+               watcher.collect(0.5, topic("releases", chan, "halt"))]
+        published = [metric_value(s.metrics(), "muster_release_halts_published_total")
+                     for s in servers]
+        assert all(p <= 1 for p in published) and sum(published) >= 1, published
+        assert len(got) <= 1 and all((b["channel"], b["version"]) == (chan, V2) for b in got)
+        for s in servers:
+            assert metric_value(s.metrics(), "muster_release_halted",
+                                {"channel": chan, "version": V2}) == 1
+    finally:
+        for s in servers:
+            s.stop()

@@ -1132,3 +1132,46 @@ def test_two_servers_halt_alike(broker, keys, mqtt, pub, tmp_path):
     finally:
         for s in servers:
             s.stop()
+
+
+def fetch_started_ms(agent, version):
+    """Wall ms of the agent's first "fetching in" line for version (its log
+    lines carry their UTC time), or None."""
+    import datetime
+    for line in agent.log().splitlines():
+        if f"release {version} on channel" in line and "fetching in" in line:
+            stamp = line.split()[0].split(">", 1)[1]
+            t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+            return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+    return None
+
+
+def test_schedule_moves_20_hosts_in_bucket_order(upd_agents, server, op, operator, pub,
+                                                 keys, v2):
+    """Issue 25 with 20 agents and three steps seconds apart: each host
+    starts fetching within a few seconds after the first step that covers
+    its bucket, never before it; at the end all run V2."""
+    names = [f"b{i}" for i in range(1, 21)]
+    agents = {n: upd_agents(n, wake_port=0).start() for n in names}
+    t0 = now_ms() + 2000
+    steps = [[t0, 10], [t0 + 20000, 50], [t0 + 40000, 100]]
+    publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
+                    rollout=0, published_at=t0 - 2000, extra={"schedule": steps})
+
+    def step_of(n):
+        return next(at for at, pct in steps if bucket(n) < pct)
+    for n, a in agents.items():
+        wait_version(a, V2, timeout=240)
+    late = []
+    for n, a in agents.items():
+        started = fetch_started_ms(a, V2)
+        assert started is not None, n
+        assert started >= step_of(n), (n, bucket(n), started - step_of(n))
+        if started - step_of(n) > 8000:
+            late.append((n, started - step_of(n)))
+    # A step's hosts start at once (jitter 0); a few seconds of slack for a
+    # loaded machine.
+    assert not late, late
+    # Every step moved some hosts (the names' buckets: 1 below 10, 10 from
+    # 10 to 49, 9 from 50).
+    assert {step_of(n) for n in names} == {at for at, _ in steps}

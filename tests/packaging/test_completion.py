@@ -39,9 +39,11 @@ def test_parses():
 def test_completes():
     assert complete("muster mo") == ["module"]
     assert complete("muster ") == sorted(
-        "run ping version cancel hosts facts watch keygen module update release "
+        "run ping version cancel retry hosts facts watch keygen module update release "
         "history".split())
     assert complete("muster module ") == ["--help", "list", "publish", "retire", "show"]
+    assert complete("muster release ") == ["--help", "halt", "publish", "rollout", "show"]
+    assert complete("muster release publish --sc") == ["--schedule"]
     assert complete("muster run --st") == ["--stream"]
     assert complete("muster --broker x --top") == ["--topic-root"]
     assert complete("muster module retire x --p") == ["--purge"]

@@ -133,6 +133,7 @@ PATH_KEYS = {
         ("broker", "key"): "srv_key", ("server", "auth_file"): "auth_file",
         ("server", "www"): "empty_dir", ("archive", "url"): "archive",
         ("selftest", "key"): "operator_key", ("trust", "operators"): "operators",
+        ("server", "sign_cert"): "srv_sign_cert", ("server", "sign_key"): "srv_sign_key",
         # Not a file: the account --check-config, run as root, checks as
         # (default muster-server, which only the package makes).
         ("server", "user"): "server_user",
@@ -188,6 +189,9 @@ class Materials:
             "host_sign_key": pki.dir / "hosts" / "web1.sign.key",
             "op_cert": pki.cert("op:alice"), "op_key": pki.key("op:alice"),
             "srv_cert": pki.cert("srv:main"), "srv_key": pki.key("srv:main"),
+            # The server's signing pair (release halts), as gen-pki writes it.
+            "srv_sign_cert": pki.dir / "srv" / "main.sign.crt",
+            "srv_sign_key": pki.dir / "srv" / "main.sign.key",
             "operators": self.keys.operators_dir,
             "operator_key": self.keys.operator_key("alice"),
             "agent_gnupg": self.keys.agent_gnupg, "gnupg": self.keys.gnupg_home,

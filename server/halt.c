@@ -53,6 +53,7 @@ struct halt_host {
 	char channel[NAME_MAX_LEN + 1];
 	char version[WIRE_MAX_VERSION + 1];
 	bool failed;
+	bool trying;		/* staging, testing, installing or verifying it */
 };
 
 struct halt_chan {
@@ -73,8 +74,9 @@ struct halt_chan {
 	char halted_version[WIRE_MAX_VERSION + 1];
 	uint64_t halted_at;
 	char halted_reason[RELEASE_HALT_REASON_MAX + 1];
-	/* of the offered version, at the last tick */
-	uint64_t attempted, failed;
+	/* of the offered version, at the last tick: attempted = healthy (runs
+	 * it) + testing + failed; pending = the channel's other hosts */
+	uint64_t attempted, failed, testing, pending;
 	bool warned;		/* its rule is met and we cannot sign: said once */
 };
 
@@ -149,7 +151,8 @@ halt_host_status(struct server *s, const struct status *st)
 	status_update_field(st, "version", version, sizeof(version));
 	snprintf(e->channel, sizeof(e->channel), "%s", st->channel);
 	e->failed = version_valid(version) && state_is(state, failing);
-	if (e->failed || (version_valid(version) && state_is(state, trying)))
+	e->trying = !e->failed && version_valid(version) && state_is(state, trying);
+	if (e->failed || e->trying)
 		snprintf(e->version, sizeof(e->version), "%s", version);
 	else
 		snprintf(e->version, sizeof(e->version), "%s", st->version);
@@ -269,13 +272,18 @@ count_channel(const struct halts *h, struct halt_chan *c)
 {
 	size_t i;
 
-	c->attempted = c->failed = 0;
-	for (i = 0; i < h->nhosts; i++)
-		if (strcmp(h->hosts[i].channel, c->name) == 0 &&
-		    strcmp(h->hosts[i].version, c->rel.version) == 0) {
-			c->attempted++;
-			c->failed += h->hosts[i].failed;
+	c->attempted = c->failed = c->testing = c->pending = 0;
+	for (i = 0; i < h->nhosts; i++) {
+		if (strcmp(h->hosts[i].channel, c->name) != 0)
+			continue;
+		if (strcmp(h->hosts[i].version, c->rel.version) != 0) {
+			c->pending++;
+			continue;
 		}
+		c->attempted++;
+		c->failed += h->hosts[i].failed;
+		c->testing += h->hosts[i].trying;
+	}
 }
 
 static int
@@ -573,11 +581,14 @@ halt_releases_json(struct server *s)
 		for (j = 0; j < c->rel.nsteps; j++)
 			json_array_append_new(sched, json_pack("[I, i]",
 			    (json_int_t)c->rel.steps[j].at_ms, (int)c->rel.steps[j].pct));
-		o = json_pack("{s:s, s:s, s:I, s:i, s:o, s:I, s:I}", "channel", c->name,
-		    "version", c->rel.version, "published_at", (json_int_t)c->rel.published_at,
+		o = json_pack("{s:s, s:s, s:I, s:i, s:o, s:I, s:I, s:I, s:I, s:I}",
+		    "channel", c->name, "version", c->rel.version,
+		    "published_at", (json_int_t)c->rel.published_at,
 		    "rollout", (int)release_rollout_at(&m, now_wall_ms(), NULL),
 		    "schedule", sched, "attempted", (json_int_t)c->attempted,
-		    "failed", (json_int_t)c->failed);
+		    "healthy", (json_int_t)(c->attempted - c->testing - c->failed),
+		    "testing", (json_int_t)c->testing, "failed", (json_int_t)c->failed,
+		    "pending", (json_int_t)c->pending);
 		json_object_set_new(o, "halt_rule", c->rel.has_rule ? json_pack("{s:i, s:I}",
 		    "failed_pct", (int)c->rel.failed_pct, "min_hosts",
 		    (json_int_t)c->rel.min_hosts) : json_null());

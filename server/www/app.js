@@ -786,7 +786,9 @@ function setReleases(list) {
       r.halt_rule ? `at > ${r.halt_rule.failed_pct}% of >= ${r.halt_rule.min_hosts}` : '';
     tr.append(el('td', r.channel), el('td', r.version), el('td', r.rollout + '%', 'n'),
       el('td', nextStep(r)), el('td', r.attempted, 'n attempted'),
-      el('td', r.failed, 'n failed'), el('td', halt, r.halted ? 'halt halted' : 'halt'));
+      el('td', r.healthy, 'n healthy'), el('td', r.testing, 'n testing'),
+      el('td', r.failed, 'n failed'), el('td', r.pending, 'n pending'),
+      el('td', halt, r.halted ? 'halt halted' : 'halt'));
     return tr;
   });
   document.querySelector('#releases tbody').replaceChildren(...rows);

@@ -981,6 +981,7 @@ def test_server_halts_a_failing_release_once(broker, keys, mqtt, pub, tmp_path):
         assert (body["failed"], body["attempted"]) == (1, 3), body
         rel = [r for r in s.api("/api/releases")["releases"] if r["channel"] == chan][0]
         assert rel["halted"]["version"] == V2 and rel["attempted"] == 3, rel
+        assert (rel["healthy"], rel["testing"], rel["failed"], rel["pending"]) == (1, 1, 1, 0)
         assert rel["halt_rule"] == {"failed_pct": 20, "min_hosts": 3}
         assert metric_value(s.metrics(), "muster_release_halted", labels) == 1
         assert metric_value(s.metrics(), "muster_release_halts_published_total") == 1
@@ -1155,8 +1156,10 @@ def test_schedule_moves_20_hosts_in_bucket_order(upd_agents, server, op, operato
     agents = {n: upd_agents(n, wake_port=0).start() for n in names}
     t0 = now_ms() + 2000
     steps = [[t0, 10], [t0 + 20000, 50], [t0 + 40000, 100]]
+    # The strictest halt rule: a healthy release is never halted by it.
     publish_release(pub, keys, CHANNEL, V2, v2[0].read_bytes(), v2[1].read_bytes(),
-                    rollout=0, published_at=t0 - 2000, extra={"schedule": steps})
+                    rollout=0, published_at=t0 - 2000,
+                    extra={"schedule": steps, "halt": {"failed_pct": 0, "min_hosts": 1}})
 
     def step_of(n):
         return next(at for at, pct in steps if bucket(n) < pct)
@@ -1175,3 +1178,6 @@ def test_schedule_moves_20_hosts_in_bucket_order(upd_agents, server, op, operato
     # Every step moved some hosts (the names' buckets: 1 below 10, 10 from
     # 10 to 49, 9 from 50).
     assert {step_of(n) for n in names} == {at for at, _ in steps}
+    rel = [r for r in server.api("/api/releases")["releases"] if r["channel"] == CHANNEL][0]
+    assert rel["halted"] is None and rel["attempted"] == 20 and rel["failed"] == 0, rel
+    assert "halted:" not in server.log()

@@ -345,6 +345,29 @@ check_operators(struct check *k, const struct server_config *c)
 	keyring_free(&ring);
 }
 
+/* The signing pair of release halts (halt.c): set in the file, it must
+ * load; only derived from [broker], missing is a note (the server then
+ * counts releases and cannot halt them), anything else a failure. */
+static void
+check_sign_pair(struct check *k, const struct server_config *c)
+{
+	struct hostsig_signer *signer;
+	struct mu_err err;
+
+	if (c->sign_key[0] == '\0')
+		return;
+	if (!c->sign_set && access(c->sign_key, F_OK) == -1 && errno == ENOENT) {
+		printf("muster-server: note: no signing pair %s: release halts cannot be "
+		    "published (gen-pki issues srv/NAME.sign.{key,crt})\n", c->sign_key);
+		return;
+	}
+	if (hostsig_signer_load(c->sign_key, c->sign_cert, &signer, &err) != MU_OK) {
+		check_fail(k, "[server] sign_key/sign_cert (as user %s): %s", k->user, err.msg);
+		return;
+	}
+	hostsig_signer_free(signer);
+}
+
 /* Everything else the server opens at start. */
 static void
 check_files(struct check *k, const struct server_config *c)
@@ -407,6 +430,7 @@ check_as_self(struct check *k)
 	check_archive(k, c.archive_url);
 	check_files(k, &c);
 	check_operators(k, &c);
+	check_sign_pair(k, &c);
 	if (k->failed > 0)
 		return 1;
 	printf("muster-server: %s: ok as user %s (name %s, http://%s:%d/, archive %s)\n",

@@ -619,8 +619,14 @@ def test_10_server_files_and_config(box):
     for sec, k, v in (("server", "name", SERVER),
                       ("broker", "uri", f"ssl://{BROKER_NAME}:8883"),
                       ("broker", "ca", "/etc/muster/ca.crt"),
-                      ("broker", "cert", cert), ("broker", "key", key)):
+                      ("broker", "cert", cert), ("broker", "key", key),
+                      ("trust", "operators", "/etc/muster/operators")):
         set_ini(conf, sec, k, v)
+    # The signing pair (release halts) next to the TLS pair, as README
+    # installs it.
+    st = box.file("/etc/muster/server.sign.key").stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 0, oct(st.st_mode)
+    assert box.file("/etc/muster/server.sign.crt").exists()
     st = conf.stat()
     assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
     r = box.chroot("setpriv --reuid=muster-server --regid=muster-server --init-groups "

@@ -289,3 +289,23 @@ def test_trust_operators(s, keys):
     failed(s.check(), f"[trust] operators {ops}: no NAME.pub key in it")
     s.conf["trust"] = {"operators": str(s.d / "nosuch")}
     failed(s.check(), f"[trust] operators {s.d}/nosuch")
+
+
+def test_signing_pair_of_halts(s, pki):
+    """Issue 25: the pair release halts are signed with.  Derived from
+    [broker] and absent: a note, still ok.  Present next to the TLS pair:
+    ok.  Named in the file: it must load, and a TLS pair is refused (no
+    signing usage)."""
+    r = s.check()
+    assert r.returncode == 0 and "no signing pair" in r.stdout, r.stdout + r.stderr
+    for name, src in (("server.sign.crt", pki.dir / "srv" / "main.sign.crt"),
+                      ("server.sign.key", pki.dir / "srv" / "main.sign.key")):
+        shutil.copy(src, s.d / name)
+    r = s.check()
+    assert r.returncode == 0 and "no signing pair" not in r.stdout, r.stdout + r.stderr
+    s.conf["server"]["sign_cert"] = str(s.d / "server.crt")
+    s.conf["server"]["sign_key"] = str(s.d / "server.key")
+    failed(s.check(), "[server] sign_key/sign_cert")
+    s.conf["server"]["sign_cert"] = str(s.d / "server.sign.crt")
+    s.conf["server"]["sign_key"] = str(s.d / "nope.key")
+    failed(s.check(), "[server] sign_key/sign_cert", "nope.key")

@@ -604,30 +604,25 @@ static void
 count_progress(const struct host_list *h, const char *channel, const char *version,
     struct progress *p)
 {
-	char state[32], v[WIRE_MAX_VERSION + 1];
+	char v[WIRE_MAX_VERSION + 1];
+	enum release_stage stage;
 	size_t i;
 
 	memset(p, 0, sizeof(*p));
 	for (i = 0; i < h->n; i++) {
-		const struct status *st = &h->v[i].st;
-
-		if (strcmp(st->channel, channel) != 0)
+		if (strcmp(h->v[i].st.channel, channel) != 0)
 			continue;
-		status_update_field(st, "state", state, sizeof(state));
-		status_update_field(st, "version", v, sizeof(v));
-		if (strcmp(v, version) == 0 && (strcmp(state, "failed") == 0 ||
-		    strcmp(state, "rolled_back") == 0))
+		stage = status_release_stage(&h->v[i].st, v);
+		if (strcmp(v, version) != 0)
+			p->pending++;
+		else if (stage == RSTAGE_FAILED)
 			p->failed++;
-		else if (strcmp(v, version) == 0 && strcmp(state, "halted") == 0)
+		else if (stage == RSTAGE_HALTED)
 			p->halted++;
-		else if (strcmp(st->version, version) == 0 && strcmp(state, "verifying") != 0)
-			p->healthy++;
-		else if (strcmp(v, version) == 0 && (strcmp(state, "staging") == 0 ||
-		    strcmp(state, "testing") == 0 || strcmp(state, "installing") == 0 ||
-		    strcmp(state, "verifying") == 0))
+		else if (stage == RSTAGE_TRYING)
 			p->testing++;
 		else
-			p->pending++;
+			p->healthy++;
 	}
 }
 

@@ -281,6 +281,15 @@ int status_decode(const void *buf, size_t len, struct status *out, struct mu_err
 /* A string of the status's "update" map (state, version, reason) copied
  * printable into out; "" when the map or the key is absent. */
 void status_update_field(const struct status *st, const char *key, char *out, size_t len);
+/*
+ * Where a status puts its host with a release (design.md §5): the version
+ * it runs (RSTAGE_RUNS, into version), or the one its "update" map is
+ * trying, failed or found halted.  One rule for the CLI's release show and
+ * muster-server's halt count.
+ */
+enum release_stage { RSTAGE_RUNS, RSTAGE_TRYING, RSTAGE_FAILED, RSTAGE_HALTED };
+enum release_stage status_release_stage(const struct status *st,
+    char version[WIRE_MAX_VERSION + 1]);
 int status_encode(const struct status *s, msgpack_sbuffer *out, struct mu_err *err);
 
 /* ---- modules and releases --------------------------------------------- */

@@ -475,3 +475,34 @@ status_update_field(const struct status *st, const char *key, char *out, size_t 
 			return;
 		}
 }
+
+static bool
+word_in(const char *w, const char *const *words)
+{
+	for (; *words; words++)
+		if (strcmp(w, *words) == 0)
+			return true;
+	return false;
+}
+
+enum release_stage
+status_release_stage(const struct status *st, char version[WIRE_MAX_VERSION + 1])
+{
+	static const char *const failing[] = { "failed", "rolled_back", NULL };
+	static const char *const trying[] = { "staging", "testing", "installing",
+	    "verifying", NULL };
+	char state[32];
+
+	status_update_field(st, "state", state, sizeof(state));
+	status_update_field(st, "version", version, WIRE_MAX_VERSION + 1);
+	if (version_valid(version)) {
+		if (word_in(state, failing))
+			return RSTAGE_FAILED;
+		if (word_in(state, trying))
+			return RSTAGE_TRYING;
+		if (strcmp(state, "halted") == 0)
+			return RSTAGE_HALTED;
+	}
+	memcpy(version, st->version, WIRE_MAX_VERSION + 1);
+	return RSTAGE_RUNS;
+}

@@ -52,24 +52,14 @@ struct halt_host {
 	char name[NAME_MAX_LEN + 1];
 	char channel[NAME_MAX_LEN + 1];
 	char version[WIRE_MAX_VERSION + 1];
-	bool failed;
-	bool trying;		/* staging, testing, installing or verifying it */
+	enum release_stage stage;	/* with version (lib/wire_agent.c) */
 };
 
 struct halt_chan {
 	char name[NAME_MAX_LEN + 1];
 	/* the release the channel offers (its retained pointer) */
 	bool have_release;
-	struct release_manifest_view {
-		char version[WIRE_MAX_VERSION + 1];
-		uint64_t published_at;
-		uint8_t rollout;
-		size_t nsteps;
-		struct release_step steps[RELEASE_MAX_STEPS];
-		bool has_rule;
-		uint8_t failed_pct;
-		uint32_t min_hosts;
-	} rel;
+	struct release_manifest rel;	/* its fields; doc zeroed (not kept) */
 	/* the halt its topic holds (any signer: see above) */
 	char halted_version[WIRE_MAX_VERSION + 1];
 	uint64_t halted_at;
@@ -127,35 +117,15 @@ host_slot(struct halts *h, const char *name)
 	return &h->hosts[lo];
 }
 
-static bool
-state_is(const char *state, const char *const *words)
-{
-	for (; *words; words++)
-		if (strcmp(state, *words) == 0)
-			return true;
-	return false;
-}
-
 void
 halt_host_status(struct server *s, const struct status *st)
 {
-	static const char *const failing[] = { "failed", "rolled_back", NULL };
-	static const char *const trying[] = { "staging", "testing", "installing",
-	    "verifying", NULL };
-	char state[32], version[WIRE_MAX_VERSION + 1];
 	struct halt_host *e;
 
 	if (s->halts == NULL || (e = host_slot(s->halts, st->host)) == NULL)
 		return;
-	status_update_field(st, "state", state, sizeof(state));
-	status_update_field(st, "version", version, sizeof(version));
 	snprintf(e->channel, sizeof(e->channel), "%s", st->channel);
-	e->failed = version_valid(version) && state_is(state, failing);
-	e->trying = !e->failed && version_valid(version) && state_is(state, trying);
-	if (e->failed || e->trying)
-		snprintf(e->version, sizeof(e->version), "%s", version);
-	else
-		snprintf(e->version, sizeof(e->version), "%s", st->version);
+	e->stage = status_release_stage(st, e->version);
 }
 
 /* ---- the channels ---------------------------------------------------------------- */
@@ -196,14 +166,8 @@ on_release(struct server *s, const char *channel, const uint8_t *p, size_t len)
 			c->have_release = true;
 			if (strcmp(c->rel.version, m.version) != 0)
 				c->warned = false;
-			snprintf(c->rel.version, sizeof(c->rel.version), "%s", m.version);
-			c->rel.published_at = m.published_at;
-			c->rel.rollout = m.rollout;
-			c->rel.nsteps = m.nsteps;
-			memcpy(c->rel.steps, m.steps, sizeof(m.steps));
-			c->rel.has_rule = m.has_halt;
-			c->rel.failed_pct = m.halt_failed_pct;
-			c->rel.min_hosts = m.halt_min_hosts;
+			c->rel = m;
+			memset(&c->rel.doc, 0, sizeof(c->rel.doc));	/* m's, freed below */
 		}
 		pthread_mutex_unlock(&s->lock);
 		wire_doc_free(&m.doc);
@@ -276,13 +240,15 @@ count_channel(const struct halts *h, struct halt_chan *c)
 	for (i = 0; i < h->nhosts; i++) {
 		if (strcmp(h->hosts[i].channel, c->name) != 0)
 			continue;
-		if (strcmp(h->hosts[i].version, c->rel.version) != 0) {
+		/* A host that found it halted has not tried it. */
+		if (strcmp(h->hosts[i].version, c->rel.version) != 0 ||
+		    h->hosts[i].stage == RSTAGE_HALTED) {
 			c->pending++;
 			continue;
 		}
 		c->attempted++;
-		c->failed += h->hosts[i].failed;
-		c->testing += h->hosts[i].trying;
+		c->failed += h->hosts[i].stage == RSTAGE_FAILED;
+		c->testing += h->hosts[i].stage == RSTAGE_TRYING;
 	}
 }
 
@@ -297,7 +263,7 @@ publish_halt(struct server *s, struct halt_chan *c, struct mu_err *err)
 
 	snprintf(reason, sizeof(reason), "%" PRIu64 " of %" PRIu64 " hosts that tried it "
 	    "failed (the release halts above %u%% of at least %u)", c->failed, c->attempted,
-	    c->rel.failed_pct, c->rel.min_hosts);
+	    c->rel.halt_failed_pct, c->rel.halt_min_hosts);
 	memset(&b, 0, sizeof(b));
 	snprintf(b.channel, sizeof(b.channel), "%s", c->name);
 	snprintf(b.version, sizeof(b.version), "%s", c->rel.version);
@@ -349,9 +315,9 @@ tick_fired(struct loop *l, uint64_t id, void *arg)
 		if (!c->have_release)
 			continue;
 		count_channel(h, c);
-		if (!settled || !c->rel.has_rule || halted(c) || c->attempted == 0 ||
-		    c->attempted < c->rel.min_hosts ||
-		    c->failed * 100 <= (uint64_t)c->rel.failed_pct * c->attempted)
+		if (!settled || !c->rel.has_halt || halted(c) || c->attempted == 0 ||
+		    c->attempted < c->rel.halt_min_hosts ||
+		    c->failed * 100 <= (uint64_t)c->rel.halt_failed_pct * c->attempted)
 			continue;
 		if (h->signer == NULL) {
 			if (!c->warned)
@@ -565,7 +531,6 @@ halt_releases_json(struct server *s)
 {
 	json_t *a = json_array(), *o, *sched;
 	const struct halt_chan *c;
-	struct release_manifest m;
 	size_t i, j;
 
 	if (s->halts == NULL)
@@ -573,10 +538,6 @@ halt_releases_json(struct server *s)
 	for (i = 0; i < s->halts->nchans; i++) {
 		if (!(c = &s->halts->chans[i])->have_release)
 			continue;
-		memset(&m, 0, sizeof(m));
-		m.rollout = c->rel.rollout;
-		m.nsteps = c->rel.nsteps;
-		memcpy(m.steps, c->rel.steps, sizeof(m.steps));
 		sched = json_array();
 		for (j = 0; j < c->rel.nsteps; j++)
 			json_array_append_new(sched, json_pack("[I, i]",
@@ -584,14 +545,14 @@ halt_releases_json(struct server *s)
 		o = json_pack("{s:s, s:s, s:I, s:i, s:o, s:I, s:I, s:I, s:I, s:I}",
 		    "channel", c->name, "version", c->rel.version,
 		    "published_at", (json_int_t)c->rel.published_at,
-		    "rollout", (int)release_rollout_at(&m, now_wall_ms(), NULL),
+		    "rollout", (int)release_rollout_at(&c->rel, now_wall_ms(), NULL),
 		    "schedule", sched, "attempted", (json_int_t)c->attempted,
 		    "healthy", (json_int_t)(c->attempted - c->testing - c->failed),
 		    "testing", (json_int_t)c->testing, "failed", (json_int_t)c->failed,
 		    "pending", (json_int_t)c->pending);
-		json_object_set_new(o, "halt_rule", c->rel.has_rule ? json_pack("{s:i, s:I}",
-		    "failed_pct", (int)c->rel.failed_pct, "min_hosts",
-		    (json_int_t)c->rel.min_hosts) : json_null());
+		json_object_set_new(o, "halt_rule", c->rel.has_halt ? json_pack("{s:i, s:I}",
+		    "failed_pct", (int)c->rel.halt_failed_pct, "min_hosts",
+		    (json_int_t)c->rel.halt_min_hosts) : json_null());
 		json_object_set_new(o, "halted", halted(c) ? json_pack("{s:s, s:I, s:s}",
 		    "version", c->halted_version, "at", (json_int_t)c->halted_at,
 		    "reason", c->halted_reason) : json_null());

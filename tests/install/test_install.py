@@ -780,6 +780,66 @@ def test_17b_the_page_shows_the_host_and_the_job(box):
         assert "os.release" in jobs, jobs[:2000]
 
 
+CLIENT_PACKAGES = ("libmuster-client0", "libmuster-client-dev", "python3-muster")
+
+
+@step("client-install")
+def test_17c_install_the_client_packages(box):
+    """apt-get install ./libmuster-client0_*.deb ./libmuster-client-dev_*.deb
+    ./python3-muster_*.deb (issue 26), with gcc and pkg-config to build
+    against the -dev package (it Recommends pkg-config)."""
+    box.need("install")
+    if not all(p in box.debs for p in CLIENT_PACKAGES):
+        pytest.skip(f"no client packages built (have {sorted(box.debs)})")
+    r = box.chroot("apt-get install ./libmuster-client0_*.deb ./libmuster-client-dev_*.deb "
+                   "./python3-muster_*.deb gcc libc6-dev pkg-config", cwd="/srv/debs")
+    assert r.returncode == 0, f"apt-get install failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    for p in CLIENT_PACKAGES:
+        s = box.chroot(f"dpkg-query -W -f='${{Status}}' {p}").stdout
+        assert s == "install ok installed", f"{p}: {s}"
+
+
+@step("python")
+def test_17d_python_binding_pings_the_host(box):
+    """The installed binding: `import muster` in Debian's python3, and a
+    ping of the host through it with the operator's muster.conf (README
+    step 4), as a support tool would."""
+    box.need("client-install")
+    r = box.chroot("python3 -c 'import muster; print(muster.__file__, muster.library_version())'",
+                   cwd="/root")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["/usr/lib/python3/dist-packages/muster/__init__.py", "0.1.0"], \
+        r.stdout
+    box.need("agent-up")
+    _operator_config(box)
+    r = box.chroot("python3 -c 'import muster\n"
+                   f"print([(x.host, x.status) for x in muster.ping(hosts=[\"{HOST}\"])])'",
+                   cwd="/root", timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == f"[('{HOST}', 'pass')]", \
+        r.stdout + r.stderr
+
+
+@step("c-example")
+def test_17e_c_example_builds_with_pkg_config(box):
+    """The C example (examples/c/) compiled against the installed -dev
+    package with `pkg-config --cflags --libs muster-client` only, and
+    linked to the installed libmuster-client.so.0."""
+    box.need("client-install")
+    srcs = sorted((SOURCE_DIR / "examples" / "c").glob("*.c"))
+    if not srcs:
+        pytest.skip("no C example in examples/c/")
+    dst = box.file("/root/example")
+    dst.mkdir(parents=True, exist_ok=True)
+    for src in srcs:
+        shutil.copy(src, dst)
+    r = box.chroot("gcc -std=c11 -Wall -Wextra -Werror -o example *.c "
+                   "$(pkg-config --cflags --libs muster-client)\n"
+                   "ldd ./example", cwd="/root/example")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"libmuster-client\.so\.0 => /usr/lib/\S*libmuster-client\.so\.0",
+                     r.stdout), r.stdout
+
+
 @step("logs")
 def test_18_logs_clean(box):
     """No "Permission denied" and no restart loop in any service's log;

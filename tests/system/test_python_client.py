@@ -17,9 +17,11 @@ import datetime
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -360,3 +362,55 @@ def test_example_no_config(fleet, tmp_path):
     r = run_example(fleet, "h1", MUSTER_CONFIG=str(tmp_path / "absent.conf"))
     assert r.returncode == 3 and r.stdout == "", r.stdout + r.stderr
     assert r.stderr.startswith("qc-verdict: "), r.stderr
+
+
+# ---- the demo fleet (scripts/demo) ----------------------------------------
+
+def test_example_and_design_line_on_the_demo_fleet(tmp_path):
+    """scripts/demo's fleet (web1, web2, db1, db2, modules fetched signed
+    from the broker), its printed MUSTER_CONFIG: design.md §10's line
+    exactly as written, and qc-verdict.py on web1.  In a temporary
+    MUSTER_DEMO_DIR, as tests/system/test_demo.py does."""
+    top = Path(tempfile.mkdtemp(prefix="muster-pydemo-"))
+    os.chmod(top, 0o755)   # the runners (muster-job) must reach the demo folder
+    d = top / "demo"
+    env = dict(os.environ, MUSTER_DEMO_DIR=str(d), MUSTER_BUILD_DIR=str(BUILD_DIR))
+    env.pop("MUSTER_CONFIG", None)
+    demo = SOURCE_DIR / "scripts" / "demo"
+
+    def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(demo), *args], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=180)
+    try:
+        r = run_demo()
+        assert r.returncode == 0, r.stdout
+        e = run_demo("env")
+        m = re.search(r"^export MUSTER_CONFIG=(\S+)$", e.stdout, re.M)
+        assert m, e.stdout
+        conf = m.group(1)
+        code = ("import muster\n"
+                "for r in muster.run(\"disk.usage\", hosts=[\"web1\"], args={\"max_pct\": 90}):\n"
+                "    print(r.host, r.status, r.module, r.summary)\n")
+        p = subprocess.run([sys.executable, "-c", code], env=dict(
+            os.environ, PYTHONPATH=str(PYTHON_DIR), MUSTER_CLIENT_LIB=str(LIB),
+            MUSTER_CONFIG=conf, HOME=str(tmp_path)), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert re.fullmatch(r"web1 (pass|fail) disk\.usage .+\n", p.stdout), p.stdout
+        home = tmp_path / "home"
+        home.mkdir()
+        q = subprocess.run([sys.executable, str(EXAMPLE), "web1"], env=dict(
+            os.environ, PYTHONPATH=str(PYTHON_DIR), MUSTER_CLIENT_LIB=str(LIB),
+            MUSTER_CONFIG=conf, HOME=str(home)), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, timeout=60)
+        # The demo's hosts are this machine: pass or fail by its files, but
+        # every check made (the demo's own test asks the same).
+        assert q.returncode in (0, 1), q.stdout + q.stderr
+        assert q.stdout.startswith("QC verdict for web1\n") and "os is debian" in q.stdout, q.stdout
+        assert re.search(r"^verdict:  (PASS|FAIL)$", q.stdout, re.M), q.stdout
+        assert not re.search(r"^\S.*  error ", q.stdout, re.M), q.stdout
+    finally:
+        s = run_demo("stop")
+        shutil.rmtree(top, ignore_errors=True)
+    assert s.returncode == 0, s.stdout

@@ -710,7 +710,8 @@ on_result(struct ctl *c, struct bus_event *ev, void *arg)
 	else
 		take_result(c, s, ev);
 	return (s->expect_count > 0 && send_done(s)) ||
-	    (s->stop_at > 0 && s->nanswers >= s->stop_at);
+	    (s->stop_at > 0 && s->nanswers >= s->stop_at) ||
+	    (s->stop_acked && s->unacked <= 0);
 }
 
 static bool

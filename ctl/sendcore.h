@@ -89,6 +89,7 @@ struct send {
 	bool ann_warned;	/* said once that an announce did not go out */
 	char pin[65];
 	size_t stop_at;		/* >0: send_collect() returns once this many answers */
+	bool stop_acked;	/* send_collect() returns once the broker has the jobs */
 	char lost_reason[256];	/* why the broker went away (lost) */
 };
 

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * client-probe.c - a test driver for libmuster-client (tests/system/
+ * test_client.py): sends one job through the public API only and prints
+ * what each call gave back, one JSON object per line on stdout:
+ *   {"type":"error","call":"open|send|next","rc":N,"name":"MUSTER_...","error":"..."}
+ *   the result's muster_result_json() text, as is
+ *   {"type":"fields", ...}: the same result through the accessors
+ *   {"type":"end", "rc":..., "ids":[...], "missing":[...], summary counts}
+ * Exit status: the last muster_rc (0 for MUSTER_DONE / wait's MUSTER_OK).
+ *
+ * usage: client-probe [--config F] [--broker URI] [--operator-key F]
+ *   [--wait MS] [--timeout MS] [--callback] [--no-settings]
+ *   ping|version|run [-H H]... [-g G]... [-a] [-F PRED]... [MODULE [ARGS_JSON]]
+ */
+#include <muster/client.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#define MAX_LIST	16
+
+static const char *
+rc_name(int rc)
+{
+	static const char *names[] = {
+		"MUSTER_OK", "MUSTER_DONE", "MUSTER_ETIMEOUT", "MUSTER_ECONFIG", "MUSTER_EKEY",
+		"MUSTER_ECONNECT", "MUSTER_ELOST", "MUSTER_EINVAL", "MUSTER_EREFUSED",
+		"MUSTER_ENOMEM", "MUSTER_EINTERNAL",
+	};
+
+	return rc >= 0 && rc < (int)(sizeof(names) / sizeof(names[0])) ? names[rc] : "?";
+}
+
+static void
+print_json(json_t *j)
+{
+	char *t = json_dumps(j, JSON_COMPACT);
+
+	puts(t ? t : "null");
+	free(t);
+	json_decref(j);
+	fflush(stdout);
+}
+
+static int
+fail(const char *call, int rc, const char *msg)
+{
+	print_json(json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", "error", "call", call,
+	    "rc", rc, "name", rc_name(rc), "error", msg ? msg : "",
+	    "strerror", muster_strerror(rc)));
+	return rc;
+}
+
+static void
+show(const muster_result *r, void *arg)
+{
+	json_t *data = json_loads(muster_result_data_json(r), 0, NULL);
+	size_t olen;
+	const char *out = muster_result_output(r, &olen);
+
+	(void)arg;
+	puts(muster_result_json(r));
+	print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:s%, s:I}",
+	    "type", "fields", "host", muster_result_host(r), "job", muster_result_job(r),
+	    "status", muster_result_status(r), "summary", muster_result_summary(r),
+	    "reason", muster_result_reason(r), "module", muster_result_module(r),
+	    "agent_version", muster_result_agent_version(r),
+	    "started_at", (json_int_t)muster_result_started_at(r),
+	    "finished_at", (json_int_t)muster_result_finished_at(r),
+	    "data", data ? data : json_null(), "output", out, olen, "output_len",
+	    (json_int_t)olen));
+}
+
+int
+main(int argc, char **argv)
+{
+	struct muster_settings st = { .size = sizeof(st), .persist = -1 };
+	struct muster_job_spec spec = { .size = sizeof(spec) };
+	struct muster_summary sum = { .size = sizeof(sum) };
+	const char *hosts[MAX_LIST], *groups[MAX_LIST], *filters[MAX_LIST];
+	char err[512];
+	muster_session *s;
+	muster_job *j;
+	const muster_result *r;
+	const char *p;
+	json_t *ids, *missing;
+	int i = 1, rc, callback = 0, no_settings = 0;
+	size_t k;
+
+	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+		if (strcmp(argv[i], "--callback") == 0)
+			callback = 1;
+		else if (strcmp(argv[i], "--no-settings") == 0)
+			no_settings = 1;
+		else if (i + 1 >= argc)
+			return fprintf(stderr, "client-probe: %s wants a value\n", argv[i]), 2;
+		else if (strcmp(argv[i], "--config") == 0)
+			st.config = argv[++i];
+		else if (strcmp(argv[i], "--broker") == 0)
+			st.broker_uri = argv[++i];
+		else if (strcmp(argv[i], "--operator-key") == 0)
+			st.operator_key = argv[++i];
+		else if (strcmp(argv[i], "--wait") == 0)
+			spec.wait_ms = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--timeout") == 0)
+			spec.timeout_ms = strtoull(argv[++i], NULL, 10);
+		else
+			return fprintf(stderr, "client-probe: unknown %s\n", argv[i]), 2;
+	}
+	if (i >= argc)
+		return fprintf(stderr, "client-probe: no kind\n"), 2;
+	spec.kind = strcmp(argv[i], "run") == 0 ? MUSTER_JOB_RUN :
+	    strcmp(argv[i], "version") == 0 ? MUSTER_JOB_VERSION :
+	    strcmp(argv[i], "ping") == 0 ? MUSTER_JOB_PING : (enum muster_job_kind)99;
+	for (i++; i < argc; i++) {
+		if (strcmp(argv[i], "-a") == 0)
+			spec.all = 1;
+		else if (i + 1 < argc && strcmp(argv[i], "-H") == 0 && spec.nhosts < MAX_LIST)
+			hosts[spec.nhosts++] = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "-g") == 0 && spec.ngroups < MAX_LIST)
+			groups[spec.ngroups++] = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "-F") == 0 && spec.nfilters < MAX_LIST)
+			filters[spec.nfilters++] = argv[++i];
+		else if (spec.module == NULL)
+			spec.module = argv[i];
+		else
+			spec.args_json = argv[i];
+	}
+	spec.hosts = hosts;
+	spec.groups = groups;
+	spec.filters = filters;
+
+	if ((rc = muster_session_open(no_settings ? NULL : &st, &s, err, sizeof(err))) != MUSTER_OK)
+		return fail("open", rc, err);
+	if ((rc = muster_job_send(s, &spec, &j)) != MUSTER_OK) {
+		rc = fail("send", rc, muster_session_error(s));
+		muster_session_close(s);
+		return rc;
+	}
+	if (callback) {
+		rc = muster_job_wait(j, show, NULL);
+	} else {
+		while ((rc = muster_job_next(j, &r)) == MUSTER_OK)
+			show(r, NULL);
+		if (rc == MUSTER_DONE)
+			rc = MUSTER_OK;
+	}
+	if (rc != MUSTER_OK && rc != MUSTER_ETIMEOUT)
+		fail("next", rc, muster_session_error(s));
+	ids = json_array();
+	for (k = 0; (p = muster_job_id(j, k)) != NULL; k++)
+		json_array_append_new(ids, json_string(p));
+	missing = json_array();
+	for (k = 0; (p = muster_job_missing(j, k)) != NULL; k++)
+		json_array_append_new(missing, json_string(p));
+	muster_job_summary(j, &sum);
+	print_json(json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I}", "type", "end", "rc", rc, "name", rc_name(rc),
+	    "error", muster_session_error(s), "ids", ids, "missing", missing,
+	    "expected", (json_int_t)sum.expected, "answered", (json_int_t)sum.answered,
+	    "missing_n", (json_int_t)sum.missing, "unexpected", (json_int_t)sum.unexpected,
+	    "forged", (json_int_t)sum.forged, "pass", (json_int_t)sum.pass,
+	    "fail", (json_int_t)sum.fail, "error_n", (json_int_t)sum.error,
+	    "timeout", (json_int_t)sum.timeout));
+	/* Freed by the session, as the header says: the job goes with it. */
+	muster_session_close(s);
+	return rc;
+}

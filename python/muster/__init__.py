@@ -349,8 +349,6 @@ class Session:
         host_b = _names(hosts, "host")
         group_b = _names(groups, "group")
         filter_b = _names(filters, "filter")
-        if not host_b and not group_b and not all:
-            raise InvalidArgument("no target: give hosts, groups or all=True")
         spec = _native.JobSpec()
         spec.size = ctypes.sizeof(_native.JobSpec)
         spec.kind = kind

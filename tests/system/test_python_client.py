@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,7 +31,7 @@ import pytest
 
 from muster_fixtures import (
     BUILD_DIR, SOURCE_DIR, Agent, Broker, Client, free_port, host_sign, is_sanitized,
-    now_ms, topic, write_cli_conf,
+    now_ms, topic, unpack, write_cli_conf,
 )
 
 LIB = BUILD_DIR / "client" / "libmuster-client.so.0"
@@ -161,20 +162,34 @@ def test_group_expects_its_members(env):
 
 
 def test_results_arrive_one_by_one(env):
-    """The job is a generator: the first result is handed over while
-    another host is still running (h2 runs hang until its 3 s timeout)."""
+    """The job is a generator: h1's answer is handed over at once, while
+    the job still waits for nosuchhost (until its 4 s wait ends)."""
     with muster.Session() as s:
-        fast = s.run("echoargs", hosts=["h1"], timeout=10)
-        slow = s.run("hang", hosts=["h2"], timeout=3, wait=15)
         t0 = time.monotonic()
-        first = next(iter(fast))
+        job = s.ping(hosts=["h1", "nosuchhost"], wait=4)
+        it = iter(job)
+        first = next(it)
         assert first.host == "h1" and time.monotonic() - t0 < 2.5
-        it = iter(slow)
-        assert not slow.finished and slow.summary().answered == 0
-        r = next(it)
-        assert r.host == "h2" and r.status == "timeout", r
-        assert time.monotonic() - t0 >= 2.5
-        assert list(it) == [] and slow.finished
+        assert not job.finished and job.missing() == ["nosuchhost"]
+        assert job.summary().answered == 1
+        with pytest.raises(muster.JobTimeout):
+            next(it)
+        assert time.monotonic() - t0 >= 3.5 and job.finished
+
+
+@pytest.mark.xfail(strict=True, reason="libclient: muster_job_send() returns only "
+                   "once a message arrives after the PUBACK (ctl/sendcore.c on_result() "
+                   "returns false for BUS_PUBLISHED before its stop_acked check)")
+def test_run_returns_once_the_broker_has_the_job(env):
+    """Session.run() returns when the broker has the job, not when a host
+    answers: hang runs 3 s on h2."""
+    with muster.Session() as s:
+        t0 = time.monotonic()
+        job = s.run("hang", hosts=["h2"], timeout=3, wait=15)
+        sent = time.monotonic() - t0
+        (r,) = list(job)
+        assert r.status == "timeout"
+        assert sent < 1.5, f"run() took {sent:.1f} s"
 
 
 def test_module_level_run_as_in_the_design(env):
@@ -289,20 +304,35 @@ def test_unknown_module_is_a_result(env):
 
 def test_forged_result_counted_not_yielded(env):
     """A result for h2 signed with a key that is not h2's signing key is
-    never handed over; the genuine one (hang's timeout) is."""
+    never handed over but counted as forged; the genuine one (hang's
+    timeout) is handed over.  The forger is a second connection with h2's
+    TLS identity (the broker lets it publish h2's results): it reads the
+    job off h2's job topic and answers at once, long before the agent."""
     pki = env.broker.pki
-    with muster.Session() as s, Client(env.broker, "h2") as h2:
-        job = s.run("hang", hosts=["h2"], timeout=3, wait=15)
-        (jid,) = job.ids
-        t = now_ms()
-        body = {"v": 1, "job": jid, "host": "h2", "kind": "run", "status": "pass",
-                "summary": "forged", "started_at": t, "finished_at": t,
-                "agent_version": "0.1.0"}
-        # h2's TLS key: the broker lets it publish, the signature check does not.
-        h2.publish(topic("results", jid, "h2"), host_sign(pki.key("h2"), pki.cert("h2"), body))
-        got = list(job)
-        assert [(r.host, r.status) for r in got] == [("h2", "timeout")], got
-        assert job.summary().forged == 1
+    forged: list[str] = []
+    with Client(env.broker, "h2") as h2:
+        h2.subscribe(topic("hosts", "h2", "jobs"))
+
+        def forge() -> None:
+            m = h2.get(timeout=20, topic=topic("hosts", "h2", "jobs"))
+            jid = unpack(unpack(m.payload)["body"])["id"]
+            t = now_ms()
+            body = {"v": 1, "job": jid, "host": "h2", "kind": "run", "status": "pass",
+                    "summary": "forged", "started_at": t, "finished_at": t,
+                    "agent_version": "0.1.0"}
+            h2.publish(topic("results", jid, "h2"),
+                       host_sign(pki.key("h2"), pki.cert("h2"), body))
+            forged.append(jid)
+
+        forger = threading.Thread(target=forge, daemon=True)
+        forger.start()
+        with muster.Session() as s:
+            job = s.run("hang", hosts=["h2"], timeout=3, wait=15)
+            got = list(job)
+            forger.join(20)
+            assert forged == job.ids, (forged, job.ids)
+            assert [(r.host, r.status) for r in got] == [("h2", "timeout")], got
+            assert job.summary().forged == 1, job.summary()
 
 
 # ---- type hints -----------------------------------------------------------

@@ -54,12 +54,19 @@ def test_library_package(debs, tmp_path):
     assert field(deb, "Section") == "libs"
     assert field(deb, "Architecture") not in ("all", "")
     # dpkg-shlibdeps found what the library links.
-    assert "libc6" in field(deb, "Depends") and "libssl3" in field(deb, "Depends")
+    deps = field(deb, "Depends")
+    for lib in ("libc6 (>=", "libssl3 (>=", "libpaho-mqtt1.3 (>=", "libmsgpackc2 (>="):
+        assert lib in deps, deps
     trig = control_file(deb, "triggers", tmp_path)
     assert trig is not None and trig.read_text().split() == ["activate-noawait", "ldconfig"]
     sym = control_file(deb, "symbols", tmp_path)
     assert sym is not None and sym.read_text() == SYMBOLS.read_text()
-    assert control_file(deb, "shlibs", tmp_path) is None, "symbols, not shlibs"
+    shlibs = control_file(deb, "shlibs", tmp_path)
+    assert shlibs is not None and shlibs.read_text() == \
+        f"libmuster-client 0 libmuster-client0 (>= {version()})\n"
+    # The trigger runs ldconfig: no maintainer script calls it again.
+    for script in ("preinst", "postinst", "prerm", "postrm"):
+        assert control_file(deb, script, tmp_path) is None, script
 
 
 def dynamic_symbols(lib: Path) -> set[str]:

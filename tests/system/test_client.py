@@ -304,3 +304,33 @@ def test_header_compiles(tmp_path, cc, args):
     # C++ linkage: the names are C's (extern "C"), so it links and runs.
     r = subprocess.run([str(exe)], env=dict(os.environ, LD_LIBRARY_PATH=str(LIB.parent)))
     assert r.returncode == 0
+
+
+# ---- the C example -------------------------------------------------------------
+
+def test_example_builds_with_pkg_config_and_runs(world, tmp_path):
+    """examples/client/qc-host.c, built by its own Makefile through
+    pkg-config against the build tree's muster-client.pc, run on the fleet."""
+    if shutil.which("pkg-config") is None or shutil.which("make") is None:
+        pytest.skip("no pkg-config or make")
+    src = tmp_path / "example"
+    shutil.copytree(SOURCE_DIR / "examples" / "client", src)
+    pc = BUILD_DIR / "client" / "uninstalled"
+    env = dict(os.environ, PKG_CONFIG_PATH=str(pc))
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "muster-client"],
+                           capture_output=True, text=True, env=env, check=True).stdout
+    assert "-lmuster-client" in flags and str(HEADER.parent.parent) in flags, flags
+    p = subprocess.run(["make", "-C", str(src)], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_env = dict(os.environ, LD_LIBRARY_PATH=str(LIB.parent), HOME="/nonexistent",
+                   MUSTER_CONFIG=str(world.conf))
+    r = subprocess.run([str(src / "qc-host"), "h1", "echoargs", '{"x": 1}'],
+                       capture_output=True, text=True, env=run_env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("h1: echoargs PASSED: pass"), r.stdout
+    r = subprocess.run([str(src / "qc-host"), "-w", "1", "nosuchhost", "echoargs"],
+                       capture_output=True, text=True, env=run_env, timeout=60)
+    assert r.returncode == 3 and "NO ANSWER" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([str(src / "qc-host"), "-c", str(tmp_path / "none.conf"), "h1"],
+                       capture_output=True, text=True, env=run_env, timeout=60)
+    assert r.returncode == 2 and "none.conf" in r.stderr, r.stdout + r.stderr

@@ -80,6 +80,13 @@ typedef bool ctl_tick_fn(struct ctl *c, void *arg);
 
 /* Say msg (printf format) through c->say. */
 void ctl_say(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The configuration: path, else $MUSTER_CONFIG, else
+ * ~/.config/muster/muster.conf if it exists; *used: the file read, or NULL
+ * (no file: the defaults).  0 or EXIT_USAGE (said). */
+int ctl_load_config(struct ctl *c, const char *path, const char **used);
+/* [broker] uri as --broker: comma-separated, each with a scheme Paho
+ * knows; 0 or -1. */
+int ctl_set_uris(struct broker_config *b, const char *v);
 int ctl_connect(struct ctl *c);
 /* Pump events until fn or tick (optional) says done, the deadline
  * (monotonic ms; 0 = none) passes, or SIGINT/SIGTERM. */

@@ -38,6 +38,75 @@ ctl_say(struct ctl *c, const char *fmt, ...)
 		c->say(c, msg);
 }
 
+/* ---- configuration ---------------------------------------------------- */
+
+/* *used: the file read, or NULL (no file: defaults and flags). */
+int
+ctl_load_config(struct ctl *c, const char *path, const char **used)
+{
+	char home_conf[CONF_PATH_MAX];
+	const char *home = getenv("HOME");
+	struct mu_err err;
+
+	config_ctl_defaults(&c->cfg);
+	if (path == NULL)
+		path = getenv("MUSTER_CONFIG");
+	if (path == NULL && home != NULL) {
+		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
+		if (access(home_conf, F_OK) != 0) {
+			*used = NULL;
+			return 0;	/* no file: defaults and flags */
+		}
+		path = home_conf;
+	}
+	if (path && config_ctl_load(&c->cfg, path, &err) != MU_OK) {
+		ctl_say(c, "%s", err.msg);
+		return EXIT_USAGE;
+	}
+	*used = path;
+	return 0;
+}
+
+/* --broker: comma-separated, each with a scheme Paho knows (as the
+ * config file's uri). */
+int
+ctl_set_uris(struct broker_config *b, const char *v)
+{
+	static const char *schemes[] = {
+		"ssl://", "mqtts://", "wss://", "tcp://", "mqtt://", "ws://",
+	};
+	char uris[CONF_MAX_URIS][CONF_URI_MAX];
+	const char *p = v, *end;
+	size_t len, i;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		end = strchr(p, ',');
+		len = end ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 0 || len >= CONF_URI_MAX || n == CONF_MAX_URIS ||
+		    memchr(p, ' ', len) != NULL)
+			return -1;
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (len > strlen(schemes[i]) &&
+			    strncmp(p, schemes[i], strlen(schemes[i])) == 0)
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0]))
+			return -1;
+		memcpy(uris[n], p, len);
+		uris[n++][len] = '\0';
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	memcpy(b->uris, uris, sizeof(uris));
+	b->nuris = n;
+	return 0;
+}
+
 /* ---- the session ------------------------------------------------------ */
 
 static bool

@@ -50,6 +50,9 @@ typedef void ctl_say_fn(struct ctl *c, const char *msg);	/* a note or an error *
 typedef void ctl_result_fn(struct ctl *c, const struct result *r);	/* a new answer */
 typedef void ctl_event_hook(struct ctl *c, const struct event *e);	/* a live event */
 typedef void ctl_forged_fn(struct ctl *c, const char *topic, const char *reason);
+/* ctl_pump(): a result or event of job id `job`; true if a job other than
+ * the one being pumped for took it (the library's other open jobs). */
+typedef bool ctl_route_fn(struct ctl *c, struct bus_event *ev, const char *job);
 
 struct ctl {
 	struct ctl_config cfg;
@@ -70,6 +73,7 @@ struct ctl {
 	ctl_result_fn *on_result;
 	ctl_event_hook *on_event;
 	ctl_forged_fn *on_forged;
+	ctl_route_fn *route;
 	void *hook_arg;			/* the hooks' owner (the library's session) */
 };
 

@@ -179,6 +179,24 @@ ctl_connect(struct ctl *c)
 	return rc;
 }
 
+/* The job id of a results topic (ROOT/v1/results/JOB/HOST[/events]) in
+ * buf, or NULL. */
+static const char *
+topic_job(const struct ctl *c, const char *topic, char *buf, size_t size)
+{
+	size_t rl = strlen(c->root), n;
+	const char *p, *end;
+
+	if (strncmp(topic, c->root, rl) != 0 || strncmp(topic + rl, "/v1/results/", 12) != 0)
+		return NULL;
+	p = topic + rl + 12;
+	if ((end = strchr(p, '/')) == NULL || (n = (size_t)(end - p)) == 0 || n >= size)
+		return NULL;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 void
 ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
     ctl_tick_fn *tick)
@@ -191,7 +209,19 @@ ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
 
 	for (;;) {
 		while ((ev = bus_next(c->bus)) != NULL) {
-			bool done = fn(c, ev, arg);
+			char job[JOBID_MAX_LEN + 1];
+			bool done;
+
+			/* A result or event of a job that is not the one being
+			 * waited for (the library's other open jobs) goes to its
+			 * own job instead of being dropped as not ours. */
+			if (c->route && ev->type == BUS_MESSAGE &&
+			    topic_job(c, ev->topic, job, sizeof(job)) != NULL &&
+			    c->route(c, ev, job)) {
+				bus_event_free(ev);
+				continue;
+			}
+			done = fn(c, ev, arg);
 
 			bus_event_free(ev);
 			if (done)

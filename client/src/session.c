@@ -146,6 +146,7 @@ muster_session_open(const struct muster_settings *settings, muster_session **out
 	s->c.sigfd = -1;	/* the caller's signals are the caller's */
 	s->c.say = session_say;
 	s->c.hook_arg = s;
+	s->c.route = client_route;
 	rc = settings_load(s, settings);
 	if (rc == MUSTER_OK && ctl_load_key(&s->c) != 0)
 		rc = MUSTER_EKEY;

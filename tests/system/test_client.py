@@ -357,3 +357,23 @@ def test_install_components(tmp_path):
         assert "muster-client.3.gz" in dev, dev
     pc = next((tmp_path / "libclient-dev").rglob("muster-client.pc")).read_text()
     assert "-lmuster-client" in pc and "Version: " in pc
+
+
+def test_jobs_open_side_by_side(world):
+    """Three jobs sent before any result is read: each one's results
+    reach that job (ctl_pump() routes another open job's messages to it)
+    instead of being dropped while another job waits."""
+    rc, out = probe("--jobs", "3", "--wait", "10000", "ping", "-H", "h1", "-H", "h2",
+                    conf=world.conf)
+    assert rc == 0, out
+    ends = [o for o in out if o["type"] == "end"]
+    assert [e["name"] for e in ends] == ["MUSTER_OK"] * 3, ends
+    assert all(e["answered"] == 2 and e["missing"] == [] for e in ends), ends
+    ids = [set(e["ids"]) for e in ends]
+    for e, got in zip(ends, ids):
+        assert len(got) == 2
+    assert len(set().union(*ids)) == 6
+    by_job = {}
+    for r in results(out):
+        by_job.setdefault(r["job"], []).append(r["host"])
+    assert all(sorted(by_job[i]) in (["h1"], ["h2"]) for i in set().union(*ids)), by_job

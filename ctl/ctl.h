@@ -50,6 +50,9 @@ typedef void ctl_say_fn(struct ctl *c, const char *msg);	/* a note or an error *
 typedef void ctl_result_fn(struct ctl *c, const struct result *r);	/* a new answer */
 typedef void ctl_event_hook(struct ctl *c, const struct event *e);	/* a live event */
 typedef void ctl_forged_fn(struct ctl *c, const char *topic, const char *reason);
+/* ctl_pump(): a result or event of job id `job`; true if a job other than
+ * the one being pumped for took it (the library's other open jobs). */
+typedef bool ctl_route_fn(struct ctl *c, struct bus_event *ev, const char *job);
 
 struct ctl {
 	struct ctl_config cfg;
@@ -70,6 +73,7 @@ struct ctl {
 	ctl_result_fn *on_result;
 	ctl_event_hook *on_event;
 	ctl_forged_fn *on_forged;
+	ctl_route_fn *route;
 	void *hook_arg;			/* the hooks' owner (the library's session) */
 };
 
@@ -80,6 +84,13 @@ typedef bool ctl_tick_fn(struct ctl *c, void *arg);
 
 /* Say msg (printf format) through c->say. */
 void ctl_say(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The configuration: path, else $MUSTER_CONFIG, else
+ * ~/.config/muster/muster.conf if it exists; *used: the file read, or NULL
+ * (no file: the defaults).  0 or EXIT_USAGE (said). */
+int ctl_load_config(struct ctl *c, const char *path, const char **used);
+/* [broker] uri as --broker: comma-separated, each with a scheme Paho
+ * knows; 0 or -1. */
+int ctl_set_uris(struct broker_config *b, const char *v);
 int ctl_connect(struct ctl *c);
 /* Pump events until fn or tick (optional) says done, the deadline
  * (monotonic ms; 0 = none) passes, or SIGINT/SIGTERM. */

@@ -152,73 +152,6 @@ forged_report(const struct ctl *c, FILE *f)
 
 /* ---- configuration ---------------------------------------------------- */
 
-/* *used: the file read, or NULL (no file: defaults and flags). */
-static int
-load_config(struct ctl *c, const char *path, const char **used)
-{
-	char home_conf[CONF_PATH_MAX];
-	const char *home = getenv("HOME");
-	struct mu_err err;
-
-	config_ctl_defaults(&c->cfg);
-	if (path == NULL)
-		path = getenv("MUSTER_CONFIG");
-	if (path == NULL && home != NULL) {
-		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
-		if (access(home_conf, F_OK) != 0) {
-			*used = NULL;
-			return 0;	/* no file: defaults and flags */
-		}
-		path = home_conf;
-	}
-	if (path && config_ctl_load(&c->cfg, path, &err) != MU_OK) {
-		fprintf(stderr, "muster: %s\n", err.msg);
-		return EXIT_USAGE;
-	}
-	*used = path;
-	return 0;
-}
-
-/* --broker: comma-separated, each with a scheme Paho knows (as the
- * config file's uri). */
-static int
-set_uris(struct broker_config *b, const char *v)
-{
-	static const char *schemes[] = {
-		"ssl://", "mqtts://", "wss://", "tcp://", "mqtt://", "ws://",
-	};
-	char uris[CONF_MAX_URIS][CONF_URI_MAX];
-	const char *p = v, *end;
-	size_t len, i;
-	int n = 0;
-
-	for (;;) {
-		while (*p == ' ')
-			p++;
-		end = strchr(p, ',');
-		len = end ? (size_t)(end - p) : strlen(p);
-		while (len > 0 && p[len - 1] == ' ')
-			len--;
-		if (len == 0 || len >= CONF_URI_MAX || n == CONF_MAX_URIS ||
-		    memchr(p, ' ', len) != NULL)
-			return -1;
-		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-			if (len > strlen(schemes[i]) &&
-			    strncmp(p, schemes[i], strlen(schemes[i])) == 0)
-				break;
-		if (i == sizeof(schemes) / sizeof(schemes[0]))
-			return -1;
-		memcpy(uris[n], p, len);
-		uris[n++][len] = '\0';
-		if (end == NULL)
-			break;
-		p = end + 1;
-	}
-	memcpy(b->uris, uris, sizeof(uris));
-	b->nuris = n;
-	return 0;
-}
-
 /* --fingerprint: 40 or 64 hex digits, spaces allowed, kept uppercase (as
  * the config file's fingerprint). */
 static int
@@ -251,7 +184,7 @@ set_flag(struct ctl *c, int opt, const char *v)
 
 	switch (opt) {
 	case 'B':
-		return set_uris(b, v);
+		return ctl_set_uris(b, v);
 	case 'L':
 		if (parse_duration_ms(v, &ms) != MU_OK || ms % 1000 != 0 ||
 		    ms > 65535 * 1000)
@@ -449,7 +382,7 @@ main(int argc, char *argv[])
 	}
 	/* `muster COMMAND --help` works whatever state the config is in. */
 	if ((check || !wants_help(argc - optind, argv + optind)) &&
-	    load_config(&c, conf, &conf_used) != 0)
+	    ctl_load_config(&c, conf, &conf_used) != 0)
 		return EXIT_USAGE;
 	for (o = 0; o < nflags; o++)
 		if (set_flag(&c, flags[o].opt, flags[o].val) != 0) {

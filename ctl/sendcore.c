@@ -514,8 +514,8 @@ host_answered(const struct send *s, const char *host)
 	return false;
 }
 
-static bool
-our_job(const struct send *s, const char *job)
+bool
+send_has_job(const struct send *s, const char *job)
 {
 	int t;
 
@@ -531,7 +531,7 @@ keep_result(struct ctl *c, struct send *s, struct result *r, uint8_t *raw)
 {
 	struct answer *v;
 
-	if (!our_job(s, r->job) || answered(s, r->job, r->host) ||
+	if (!send_has_job(s, r->job) || answered(s, r->job, r->host) ||
 	    (v = reallocarray(s->answers, s->nanswers + 1, sizeof(*v))) == NULL) {
 		/* A duplicate (QoS 1 may repeat) or not ours: ignore. */
 		wire_doc_free(&r->doc);
@@ -663,7 +663,7 @@ take_event(struct ctl *c, struct send *s, struct bus_event *ev)
 	}
 	/* Any event of our job means the host took it: "still running" if it
 	 * has not answered when we stop waiting. */
-	if (our_job(s, e.job) && (i = expected_index(s, e.host)) >= 0)
+	if (send_has_job(s, e.job) && (i = expected_index(s, e.host)) >= 0)
 		s->hstate[i] |= HS_ACCEPTED;
 	if (c->on_event)
 		c->on_event(c, &e);
@@ -681,8 +681,8 @@ send_done(const struct send *s)
 	return s->nanswers >= s->expect_count;
 }
 
-static bool
-on_result(struct ctl *c, struct bus_event *ev, void *arg)
+bool
+send_event(struct ctl *c, struct bus_event *ev, void *arg)
 {
 	struct send *s = arg;
 
@@ -897,7 +897,7 @@ bool
 send_collect(struct ctl *c, struct send *s, ctl_tick_fn *tick)
 {
 	if (!s->lost)
-		ctl_pump(c, s->t0 + s->wait_ms, on_result, s, tick);
+		ctl_pump(c, s->t0 + s->wait_ms, send_event, s, tick);
 	return s->expect_count > 0 && send_done(s);
 }
 

@@ -111,6 +111,10 @@ bool send_collect(struct ctl *c, struct send *s, ctl_tick_fn *tick);
 /* After the wait: PUBACKs still due, held results checked a last time. */
 void send_finish(struct ctl *c, struct send *s);
 
+/* One bus event for job arg (a ctl_event_fn): what send_collect() pumps
+ * with; c->route hands it another job's messages. */
+bool send_event(struct ctl *c, struct bus_event *ev, void *arg);
+bool send_has_job(const struct send *s, const char *job);
 bool send_done(const struct send *s);	/* every expected host answered */
 bool expected_has(const struct send *s, const char *host);
 bool host_answered(const struct send *s, const char *host);

@@ -38,6 +38,75 @@ ctl_say(struct ctl *c, const char *fmt, ...)
 		c->say(c, msg);
 }
 
+/* ---- configuration ---------------------------------------------------- */
+
+/* *used: the file read, or NULL (no file: defaults and flags). */
+int
+ctl_load_config(struct ctl *c, const char *path, const char **used)
+{
+	char home_conf[CONF_PATH_MAX];
+	const char *home = getenv("HOME");
+	struct mu_err err;
+
+	config_ctl_defaults(&c->cfg);
+	if (path == NULL)
+		path = getenv("MUSTER_CONFIG");
+	if (path == NULL && home != NULL) {
+		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
+		if (access(home_conf, F_OK) != 0) {
+			*used = NULL;
+			return 0;	/* no file: defaults and flags */
+		}
+		path = home_conf;
+	}
+	if (path && config_ctl_load(&c->cfg, path, &err) != MU_OK) {
+		ctl_say(c, "%s", err.msg);
+		return EXIT_USAGE;
+	}
+	*used = path;
+	return 0;
+}
+
+/* --broker: comma-separated, each with a scheme Paho knows (as the
+ * config file's uri). */
+int
+ctl_set_uris(struct broker_config *b, const char *v)
+{
+	static const char *schemes[] = {
+		"ssl://", "mqtts://", "wss://", "tcp://", "mqtt://", "ws://",
+	};
+	char uris[CONF_MAX_URIS][CONF_URI_MAX];
+	const char *p = v, *end;
+	size_t len, i;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		end = strchr(p, ',');
+		len = end ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 0 || len >= CONF_URI_MAX || n == CONF_MAX_URIS ||
+		    memchr(p, ' ', len) != NULL)
+			return -1;
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (len > strlen(schemes[i]) &&
+			    strncmp(p, schemes[i], strlen(schemes[i])) == 0)
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0]))
+			return -1;
+		memcpy(uris[n], p, len);
+		uris[n++][len] = '\0';
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	memcpy(b->uris, uris, sizeof(uris));
+	b->nuris = n;
+	return 0;
+}
+
 /* ---- the session ------------------------------------------------------ */
 
 static bool
@@ -110,6 +179,24 @@ ctl_connect(struct ctl *c)
 	return rc;
 }
 
+/* The job id of a results topic (ROOT/v1/results/JOB/HOST[/events]) in
+ * buf, or NULL. */
+static const char *
+topic_job(const struct ctl *c, const char *topic, char *buf, size_t size)
+{
+	size_t rl = strlen(c->root), n;
+	const char *p, *end;
+
+	if (strncmp(topic, c->root, rl) != 0 || strncmp(topic + rl, "/v1/results/", 12) != 0)
+		return NULL;
+	p = topic + rl + 12;
+	if ((end = strchr(p, '/')) == NULL || (n = (size_t)(end - p)) == 0 || n >= size)
+		return NULL;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 void
 ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
     ctl_tick_fn *tick)
@@ -122,7 +209,19 @@ ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
 
 	for (;;) {
 		while ((ev = bus_next(c->bus)) != NULL) {
-			bool done = fn(c, ev, arg);
+			char job[JOBID_MAX_LEN + 1];
+			bool done;
+
+			/* A result or event of a job that is not the one being
+			 * waited for (the library's other open jobs) goes to its
+			 * own job instead of being dropped as not ours. */
+			if (c->route && ev->type == BUS_MESSAGE &&
+			    topic_job(c, ev->topic, job, sizeof(job)) != NULL &&
+			    c->route(c, ev, job)) {
+				bus_event_free(ev);
+				continue;
+			}
+			done = fn(c, ev, arg);
 
 			bus_event_free(ev);
 			if (done)

@@ -26,6 +26,9 @@ struct muster_session {
 	struct ctl c;
 	char err[CLIENT_ERR_MAX];
 	struct muster_job *jobs;	/* owned: the jobs not yet freed */
+	bool lost;			/* the broker went away: no new jobs */
+	struct send *collecting;	/* the job being pumped for, or NULL */
+	char lost_reason[256];
 };
 
 struct muster_result {
@@ -51,6 +54,8 @@ struct muster_job {
 	size_t nmissing;
 };
 
+/* c->route: another open job's result or event goes to that job. */
+bool client_route(struct ctl *c, struct bus_event *ev, const char *job);
 /* Set the session's error text (printf format); returns rc. */
 int client_fail(muster_session *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -102,6 +102,40 @@ spec_take(muster_job *j, const struct muster_job_spec *sp)
 	return MUSTER_OK;
 }
 
+bool
+client_route(struct ctl *c, struct bus_event *ev, const char *job)
+{
+	muster_session *s = c->hook_arg;
+	muster_job *j;
+
+	for (j = s->jobs; j != NULL; j = j->next)
+		if (&j->snd != s->collecting && !j->finished && send_has_job(&j->snd, job)) {
+			send_event(c, ev, &j->snd);
+			return true;
+		}
+	return false;
+}
+
+/* Pump for job j; a lost connection is every job's, and the session's. */
+static void
+collect(muster_job *j)
+{
+	muster_session *s = j->s;
+
+	if (s->lost && !j->snd.lost) {
+		j->snd.lost = true;
+		snprintf(j->snd.lost_reason, sizeof(j->snd.lost_reason), "%s", s->lost_reason);
+	}
+	s->collecting = &j->snd;
+	if (!j->snd.lost)
+		send_collect(&s->c, &j->snd, NULL);
+	s->collecting = NULL;
+	if (j->snd.lost && !s->lost) {
+		s->lost = true;
+		snprintf(s->lost_reason, sizeof(s->lost_reason), "%s", j->snd.lost_reason);
+	}
+}
+
 /* Pump until the broker has the jobs (their PUBACKs), keeping any result
  * that comes first; MUSTER_OK, or why not. */
 static int
@@ -114,7 +148,7 @@ wait_published(muster_job *j)
 	    now_mono_ms() < deadline) {
 		snd->stop_at = snd->nanswers + 1;
 		snd->stop_acked = true;
-		send_collect(&j->s->c, snd, NULL);
+		collect(j);
 	}
 	snd->stop_acked = false;
 	snd->stop_at = 0;
@@ -148,6 +182,9 @@ muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_jo
 	case MUSTER_JOB_VERSION: kind = JOB_VERSION; break;
 	default: return client_fail(s, MUSTER_EINVAL, "unknown job kind %d", (int)spec->kind);
 	}
+	if (s->lost)
+		return client_fail(s, MUSTER_ELOST, "lost the broker (%s): open a new session",
+		    s->lost_reason);
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return client_fail(s, MUSTER_ENOMEM, "out of memory");
 	j->s = s;
@@ -249,7 +286,7 @@ muster_job_next(muster_job *j, const muster_result **out)
 			continue;
 		}
 		snd->stop_at = snd->nanswers + 1;
-		send_collect(&j->s->c, snd, NULL);
+		collect(j);
 		snd->stop_at = 0;
 	}
 }

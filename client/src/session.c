@@ -64,34 +64,6 @@ session_say(struct ctl *c, const char *msg)
 	snprintf(s->err, sizeof(s->err), "%s", msg);
 }
 
-/* As the CLI's --broker: comma-separated URIs. */
-static int
-set_uris(struct broker_config *b, const char *v)
-{
-	const char *p = v, *end;
-	size_t len;
-	int n = 0;
-
-	for (;;) {
-		while (*p == ' ')
-			p++;
-		end = strchr(p, ',');
-		len = end ? (size_t)(end - p) : strlen(p);
-		while (len > 0 && p[len - 1] == ' ')
-			len--;
-		if (len == 0 || len >= CONF_URI_MAX || n == CONF_MAX_URIS ||
-		    strstr(p, "://") == NULL)
-			return -1;
-		memcpy(b->uris[n], p, len);
-		b->uris[n++][len] = '\0';
-		if (end == NULL)
-			break;
-		p = end + 1;
-	}
-	b->nuris = n;
-	return 0;
-}
-
 static int
 set_path(char *dst, size_t size, const char *v)
 {
@@ -110,26 +82,19 @@ settings_load(muster_session *s, const struct muster_settings *in)
 {
 	struct ctl_config *cfg = &s->c.cfg;
 	struct muster_settings st = { 0 };
-	char home_conf[CONF_PATH_MAX];
-	const char *home = getenv("HOME"), *path;
-	struct mu_err err;
+	const char *path;
 
 	if (in != NULL)
 		memcpy(&st, in, in->size < sizeof(st) ? in->size : sizeof(st));
-	config_ctl_defaults(cfg);
-	path = st.config ? st.config : getenv("MUSTER_CONFIG");
-	if (path == NULL && home != NULL) {
-		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
-		if (access(home_conf, F_OK) == 0)
-			path = home_conf;
-	}
+	if (ctl_load_config(&s->c, st.config, &path) != 0)
+		return MUSTER_ECONFIG;
 	if (path == NULL && st.broker_uri == NULL)
 		return client_fail(s, MUSTER_ECONFIG, "no configuration: no file ($MUSTER_CONFIG, "
 		    "~/.config/muster/muster.conf) and no broker_uri");
-	if (path != NULL && config_ctl_load(cfg, path, &err) != MU_OK)
-		return client_fail(s, MUSTER_ECONFIG, "%s", err.msg);
-	if ((st.broker_uri && set_uris(&cfg->broker, st.broker_uri) != 0) ||
-	    set_path(cfg->broker.ca, sizeof(cfg->broker.ca), st.ca) != 0 ||
+	if (st.broker_uri && ctl_set_uris(&cfg->broker, st.broker_uri) != 0)
+		return client_fail(s, MUSTER_ECONFIG, "bad broker_uri '%s' (ssl://HOST:PORT, "
+		    "comma-separated)", st.broker_uri);
+	if (set_path(cfg->broker.ca, sizeof(cfg->broker.ca), st.ca) != 0 ||
 	    set_path(cfg->broker.cert, sizeof(cfg->broker.cert), st.cert) != 0 ||
 	    set_path(cfg->broker.key, sizeof(cfg->broker.key), st.key) != 0 ||
 	    set_path(cfg->operator_key, sizeof(cfg->operator_key), st.operator_key) != 0 ||
@@ -181,6 +146,7 @@ muster_session_open(const struct muster_settings *settings, muster_session **out
 	s->c.sigfd = -1;	/* the caller's signals are the caller's */
 	s->c.say = session_say;
 	s->c.hook_arg = s;
+	s->c.route = client_route;
 	rc = settings_load(s, settings);
 	if (rc == MUSTER_OK && ctl_load_key(&s->c) != 0)
 		rc = MUSTER_EKEY;

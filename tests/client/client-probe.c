@@ -7,10 +7,12 @@
  *   the result's muster_result_json() text, as is
  *   {"type":"fields", ...}: the same result through the accessors
  *   {"type":"end", "rc":..., "ids":[...], "missing":[...], summary counts}
+ * --jobs N sends the job N times before reading any result, then reads
+ * each job's results in turn (an "end" line per job).
  * Exit status: the last muster_rc (0 for MUSTER_DONE / wait's MUSTER_OK).
  *
  * usage: client-probe [--config F] [--broker URI] [--operator-key F]
- *   [--wait MS] [--timeout MS] [--callback] [--no-settings]
+ *   [--wait MS] [--timeout MS] [--callback] [--no-settings] [--jobs N]
  *   ping|version|run [-H H]... [-g G]... [-a] [-F PRED]... [MODULE [ARGS_JSON]]
  */
 #include <muster/client.h>
@@ -89,7 +91,8 @@ main(int argc, char **argv)
 	const muster_result *r;
 	const char *p;
 	json_t *ids, *missing;
-	int i = 1, rc, callback = 0, no_settings = 0;
+	muster_job *jobs[MAX_LIST];
+	int i = 1, rc, callback = 0, no_settings = 0, njobs = 1, n, last = MUSTER_OK;
 	size_t k;
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -107,6 +110,8 @@ main(int argc, char **argv)
 			st.operator_key = argv[++i];
 		else if (strcmp(argv[i], "--wait") == 0)
 			spec.wait_ms = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--jobs") == 0)
+			njobs = atoi(argv[++i]) > 0 && atoi(argv[i]) <= MAX_LIST ? atoi(argv[i]) : 1;
 		else if (strcmp(argv[i], "--timeout") == 0)
 			spec.timeout_ms = strtoull(argv[++i], NULL, 10);
 		else
@@ -137,36 +142,46 @@ main(int argc, char **argv)
 
 	if ((rc = muster_session_open(no_settings ? NULL : &st, &s, err, sizeof(err))) != MUSTER_OK)
 		return fail("open", rc, err);
-	if ((rc = muster_job_send(s, &spec, &j)) != MUSTER_OK) {
-		rc = fail("send", rc, muster_session_error(s));
-		muster_session_close(s);
-		return rc;
+	for (n = 0; n < njobs; n++)
+		if ((rc = muster_job_send(s, &spec, &jobs[n])) != MUSTER_OK) {
+			rc = fail("send", rc, muster_session_error(s));
+			muster_session_close(s);
+			return rc;
+		}
+	for (n = 0; n < njobs; n++) {
+		j = jobs[n];
+		if (callback) {
+			rc = muster_job_wait(j, show, NULL);
+		} else {
+			while ((rc = muster_job_next(j, &r)) == MUSTER_OK)
+				show(r, NULL);
+			if (rc == MUSTER_DONE)
+				rc = MUSTER_OK;
+		}
+		if (rc != MUSTER_OK && rc != MUSTER_ETIMEOUT)
+			fail("next", rc, muster_session_error(s));
+		ids = json_array();
+		for (k = 0; (p = muster_job_id(j, k)) != NULL; k++)
+			json_array_append_new(ids, json_string(p));
+		missing = json_array();
+		for (k = 0; (p = muster_job_missing(j, k)) != NULL; k++)
+			json_array_append_new(missing, json_string(p));
+		muster_job_summary(j, &sum);
+		print_json(json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, "
+		    "s:I, s:I, s:I, s:I}", "type", "end", "rc", rc, "name", rc_name(rc),
+		    "error", muster_session_error(s), "ids", ids, "missing", missing,
+		    "expected", (json_int_t)sum.expected, "answered", (json_int_t)sum.answered,
+		    "missing_n", (json_int_t)sum.missing, "unexpected", (json_int_t)sum.unexpected,
+		    "forged", (json_int_t)sum.forged, "pass", (json_int_t)sum.pass,
+		    "fail", (json_int_t)sum.fail, "error_n", (json_int_t)sum.error,
+		    "timeout", (json_int_t)sum.timeout));
+		if (rc != MUSTER_OK)
+			last = rc;
+		/* The first job freed by hand, the others by the session. */
+		if (n == 0)
+			muster_job_free(j);
 	}
-	if (callback) {
-		rc = muster_job_wait(j, show, NULL);
-	} else {
-		while ((rc = muster_job_next(j, &r)) == MUSTER_OK)
-			show(r, NULL);
-		if (rc == MUSTER_DONE)
-			rc = MUSTER_OK;
-	}
-	if (rc != MUSTER_OK && rc != MUSTER_ETIMEOUT)
-		fail("next", rc, muster_session_error(s));
-	ids = json_array();
-	for (k = 0; (p = muster_job_id(j, k)) != NULL; k++)
-		json_array_append_new(ids, json_string(p));
-	missing = json_array();
-	for (k = 0; (p = muster_job_missing(j, k)) != NULL; k++)
-		json_array_append_new(missing, json_string(p));
-	muster_job_summary(j, &sum);
-	print_json(json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I}", "type", "end", "rc", rc, "name", rc_name(rc),
-	    "error", muster_session_error(s), "ids", ids, "missing", missing,
-	    "expected", (json_int_t)sum.expected, "answered", (json_int_t)sum.answered,
-	    "missing_n", (json_int_t)sum.missing, "unexpected", (json_int_t)sum.unexpected,
-	    "forged", (json_int_t)sum.forged, "pass", (json_int_t)sum.pass,
-	    "fail", (json_int_t)sum.fail, "error_n", (json_int_t)sum.error,
-	    "timeout", (json_int_t)sum.timeout));
+	rc = last;
 	/* Freed by the session, as the header says: the job goes with it. */
 	muster_session_close(s);
 	return rc;

@@ -334,3 +334,46 @@ def test_example_builds_with_pkg_config_and_runs(world, tmp_path):
     r = subprocess.run([str(src / "qc-host"), "-c", str(tmp_path / "none.conf"), "h1"],
                        capture_output=True, text=True, env=run_env, timeout=60)
     assert r.returncode == 2 and "none.conf" in r.stderr, r.stdout + r.stderr
+
+
+def test_install_components(tmp_path):
+    """The runtime (.so.0) in component libclient, the rest (header, .so
+    link, .pc, man page) in libclient-dev: the Debian packages are made of
+    these."""
+    if shutil.which("cmake") is None:
+        pytest.skip("no cmake")
+    got = {}
+    for comp in ("libclient", "libclient-dev"):
+        dest = tmp_path / comp
+        subprocess.run(["cmake", "--install", str(BUILD_DIR), "--component", comp],
+                       env=dict(os.environ, DESTDIR=str(dest)), check=True,
+                       capture_output=True)
+        got[comp] = sorted(str(p.relative_to(dest)).split("/")[-1]
+                           for p in dest.rglob("*") if not p.is_dir())
+    assert got["libclient"] == ["libmuster-client.so.0", "libmuster-client.so.0.1.0"], got
+    dev = got["libclient-dev"]
+    assert {"client.h", "libmuster-client.so", "muster-client.pc"} <= set(dev), dev
+    if (BUILD_DIR / "packaging" / "man" / "muster-client.3.gz").exists():
+        assert "muster-client.3.gz" in dev, dev
+    pc = next((tmp_path / "libclient-dev").rglob("muster-client.pc")).read_text()
+    assert "-lmuster-client" in pc and "Version: " in pc
+
+
+def test_jobs_open_side_by_side(world):
+    """Three jobs sent before any result is read: each one's results
+    reach that job (ctl_pump() routes another open job's messages to it)
+    instead of being dropped while another job waits."""
+    rc, out = probe("--jobs", "3", "--wait", "10000", "ping", "-H", "h1", "-H", "h2",
+                    conf=world.conf)
+    assert rc == 0, out
+    ends = [o for o in out if o["type"] == "end"]
+    assert [e["name"] for e in ends] == ["MUSTER_OK"] * 3, ends
+    assert all(e["answered"] == 2 and e["missing"] == [] for e in ends), ends
+    ids = [set(e["ids"]) for e in ends]
+    for e, got in zip(ends, ids):
+        assert len(got) == 2
+    assert len(set().union(*ids)) == 6
+    by_job = {}
+    for r in results(out):
+        by_job.setdefault(r["job"], []).append(r["host"])
+    assert all(sorted(by_job[i]) in (["h1"], ["h2"]) for i in set().union(*ids)), by_job

@@ -192,6 +192,19 @@ def test_run_returns_once_the_broker_has_the_job(env):
         assert sent < 1.5, f"run() took {sent:.1f} s"
 
 
+def test_two_jobs_side_by_side(env):
+    """Two jobs open at once on one session: each yields its own results
+    (read in the other order than sent)."""
+    with muster.Session() as s:
+        pings = s.ping(hosts=["h1"])
+        versions = s.version(hosts=["h2", "h3"])
+        vs = list(versions)
+        ps = list(pings)
+    assert sorted(r.host for r in vs) == ["h2", "h3"], vs
+    assert all(r.job in versions.ids and r.data["version"] for r in vs), vs
+    assert [(r.host, r.job in pings.ids) for r in ps] == [("h1", True)], ps
+
+
 def test_module_level_run_as_in_the_design(env):
     """design.md §10's line, as written (with this fleet's host name)."""
     seen = []

@@ -99,8 +99,10 @@ def test_symbols_file_is_the_exported_abi(root):
     exported = dynamic_symbols(lib)
     lines = SYMBOLS.read_text().splitlines()
     assert lines[0] == "libmuster-client.so.0 libmuster-client0 #MINVER#"
+    # dpkg-shlibdeps: a program built against -dev depends on this version.
+    assert lines[1] == "* Build-Depends-Package: libmuster-client-dev"
     listed = {}
-    for line in lines[1:]:
+    for line in lines[2:]:
         m = re.fullmatch(r" (\S+@\S+) (\S+)", line)
         assert m, f"not a symbols line: {line!r}"
         listed[m.group(1)] = m.group(2)

@@ -176,3 +176,42 @@ def test_lintian_clean(debs):
            if re.match(r"^[EW]: ", ln)
            and "running with root privileges is not recommended" not in ln]
     assert not bad, "lintian:\n" + "\n".join(bad)
+
+
+def test_shlibdeps_reads_the_symbols_file(debs, tmp_path):
+    """A program built against the packages (the C example, through
+    libmuster-client-dev's .so link) gets Depends: libmuster-client0
+    (>= 0.1.0) from dpkg-shlibdeps, which reads the symbols file of the
+    library package as a package build would (-S)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    example = SOURCE_DIR / "examples" / "client" / "qc-host.c"
+    if not example.exists():
+        pytest.skip(f"no {example}")
+    work = tmp_path / "shlibdeps"
+    pkg = work / "debian" / "libmuster-client0"
+    dev = work / "dev"
+    (work / "debian").mkdir(parents=True)
+    (work / "debian" / "control").write_text("")
+    subprocess.run(["dpkg-deb", "-x", str(debs["libmuster-client0"]), str(pkg)], check=True)
+    subprocess.run(["dpkg-deb", "-e", str(debs["libmuster-client0"]), str(pkg / "DEBIAN")],
+                   check=True)
+    # Without the shlibs file (which says the same): the answer then can
+    # only come from the symbols file.
+    (pkg / "DEBIAN" / "shlibs").unlink()
+    subprocess.run(["dpkg-deb", "-x", str(debs["libmuster-client-dev"]), str(dev)], check=True)
+    # (a wildcard: the exact name would skip the link, dangling here)
+    (link,) = [p for p in dev.glob("usr/lib/**/libmuster-client.s*")
+               if p.name == "libmuster-client.so"]
+    libdir = pkg / link.parent.relative_to(dev)
+    shutil.copy(link, libdir, follow_symlinks=False)
+    prog = work / "qc-host"
+    subprocess.run(["gcc", "-o", str(prog), str(example), f"-I{dev / 'usr/include'}",
+                    f"-L{libdir}", "-lmuster-client"], check=True, timeout=120)
+    r = subprocess.run(["dpkg-shlibdeps", "-O", f"-S{pkg}", f"-l{libdir}", str(prog)],
+                       cwd=work, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    m = re.fullmatch(r"shlibs:Depends=(.*)\n", r.stdout)
+    assert m, r.stdout
+    deps = [d.strip() for d in m.group(1).split(",")]
+    assert f"libmuster-client0 (>= {version()})" in deps, deps

@@ -45,11 +45,21 @@ def checks_of(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(name, c) for name, c in checks.items() if isinstance(c, dict)]
 
 
-def facts_text(check: dict[str, Any]) -> str:
-    """What a check found, beyond its verdict, as "key=value" pairs."""
-    rest = {k: v for k, v in check.items() if k not in ("status", "summary", "reason")}
-    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                     for k, v in sorted(rest.items()))
+# A check's own bookkeeping, not what it found on the host.
+NOT_FACTS = ("status", "summary", "reason", "kind", "ok")
+
+
+def facts_text(check: dict[str, Any], limit: int = 0) -> str:
+    """What a check found, beyond its verdict: its plain values as
+    "key=value" pairs (maps and lists, such as every interface, are left to
+    the module's own summary); cut at limit characters if limit."""
+    pairs = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+             for k, v in sorted(check.items())
+             if k not in NOT_FACTS and isinstance(v, (str, int, float, bool))]
+    text = ", ".join(pairs)
+    if limit and len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return text
 
 
 def text_page(host: str, r: Optional[muster.Result], missing: list[str]) -> str:
@@ -70,7 +80,7 @@ def text_page(host: str, r: Optional[muster.Result], missing: list[str]) -> str:
     for name, c in checks:
         detail = str(c.get("summary") or c.get("reason") or "")
         lines.append(f"{name:<{width}}  {str(c.get('status', '?')):<6}  {detail}")
-        found = facts_text(c)
+        found = facts_text(c, limit=100)
         if found:
             lines.append(f"{'':<{width}}  {'':<6}  ({found})")
     return "\n".join(lines) + "\n"

@@ -142,7 +142,9 @@ def test_run_result_fields(env):
     args = {"word": "hello", "n": 7, "flag": True}
     before = datetime.datetime.now(datetime.timezone.utc)
     with muster.Session() as s:
-        (r,) = list(s.run("echoargs", hosts=["h1"], args=args, timeout=10))
+        job = s.run("echoargs", hosts=["h1"], args=args, timeout=10)
+        (r,) = list(job)
+        summary = job.summary()
     assert (r.host, r.status, r.module) == ("h1", "pass", "echoargs"), r
     assert r.data["args"] == args, r.data
     assert "hello" in r.output and isinstance(r.output_bytes, bytes)
@@ -152,6 +154,10 @@ def test_run_result_fields(env):
     assert r.started_at <= r.finished_at
     assert abs((r.finished_at - before).total_seconds()) < 60
     assert r.finished_ms == raw["finished_at"]
+    # Plain Python values only: nothing of ctypes reaches the caller.
+    for name, value in vars(r).items():
+        assert type(value).__module__ == "builtins", (name, type(value))
+    assert all(type(v).__module__ == "builtins" for v in vars(summary).values())
 
 
 def test_group_expects_its_members(env):

@@ -47,8 +47,11 @@ def probe(*args: str, conf=None, env=None, timeout: float = 60) -> tuple[int, li
     if conf is not None:
         e["MUSTER_CONFIG"] = str(conf)
     e.update(env or {})
-    p = subprocess.run([str(PROBE), *args], capture_output=True, text=True, env=e,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
+    # MUSTER_CLIENT_WRAP="valgrind --error-exitcode=99 --leak-check=full -q":
+    # the same tests with the library under a memory checker.
+    wrap = os.environ.get("MUSTER_CLIENT_WRAP", "").split()
+    p = subprocess.run([*wrap, str(PROBE), *args], capture_output=True, text=True, env=e,
+                       timeout=timeout * (5 if wrap else 1), stdin=subprocess.DEVNULL)
     assert sanitizer_report(p.stderr) is None, p.stderr
     # The library never prints: the driver prints stdout only.
     assert p.stderr == "", p.stderr

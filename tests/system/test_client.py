@@ -380,3 +380,14 @@ def test_jobs_open_side_by_side(world):
     for r in results(out):
         by_job.setdefault(r["job"], []).append(r["host"])
     assert all(sorted(by_job[i]) in (["h1"], ["h2"]) for i in set().union(*ids)), by_job
+
+
+def test_sequential_jobs_one_session(world):
+    """Many jobs in a row on one session (the support tool's loop): each
+    answered, and the per-job time printed for the record (-s shows it)."""
+    rc, out = probe("--repeat", "50", "ping", "-H", "h1", conf=world.conf, timeout=120)
+    assert rc == 0, out
+    (b,) = [o for o in out if o["type"] == "bench"]
+    assert b["n"] == 50 and 0 < b["p50_ms"] <= b["p90_ms"] <= b["max_ms"], b
+    print(f"\nlibrary: 50 one-host pings on one session: p50 {b['p50_ms']:.1f} ms, "
+          f"p90 {b['p90_ms']:.1f} ms")

@@ -14,6 +14,7 @@
  * Exit status: the last muster_rc (0 for MUSTER_DONE / wait's MUSTER_OK).
  *
  * usage: client-probe [--config F] [--broker URI] [--operator-key F]
+ *   [--ca F] [--cert F] [--key F] [--topic-root R]
  *   [--wait MS] [--timeout MS] [--callback] [--no-settings] [--jobs N]
  *   ping|version|run [-H H]... [-g G]... [-a] [-F PRED]... [MODULE [ARGS_JSON]]
  */
@@ -162,6 +163,14 @@ main(int argc, char **argv)
 			st.broker_uri = argv[++i];
 		else if (strcmp(argv[i], "--operator-key") == 0)
 			st.operator_key = argv[++i];
+		else if (strcmp(argv[i], "--ca") == 0)
+			st.ca = argv[++i];
+		else if (strcmp(argv[i], "--cert") == 0)
+			st.cert = argv[++i];
+		else if (strcmp(argv[i], "--key") == 0)
+			st.key = argv[++i];
+		else if (strcmp(argv[i], "--topic-root") == 0)
+			st.topic_root = argv[++i];
 		else if (strcmp(argv[i], "--wait") == 0)
 			spec.wait_ms = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--repeat") == 0)

@@ -391,3 +391,20 @@ def test_sequential_jobs_one_session(world):
     assert b["n"] == 50 and 0 < b["p50_ms"] <= b["p90_ms"] <= b["max_ms"], b
     print(f"\nlibrary: 50 one-host pings on one session: p50 {b['p50_ms']:.1f} ms, "
           f"p90 {b['p90_ms']:.1f} ms")
+
+
+def test_settings_without_a_file(world):
+    """Every setting given by the caller, no muster.conf anywhere."""
+    pki = world.pki
+    rc, out = probe("--broker", world.broker.uri, "--ca", str(pki.ca),
+                    "--cert", str(pki.cert("op:alice")), "--key", str(pki.key("op:alice")),
+                    "--operator-key", str(world.keys.operator_key("alice")),
+                    "ping", "-H", "h1")
+    assert rc == 0, out
+    assert [r["host"] for r in results(out)] == ["h1"]
+    # The setting is used: another topic root, which the broker's ACL does
+    # not let op:alice write, so the broker refuses the job.
+    rc, out = probe("--topic-root", "elsewhere", "--wait", "1000", "ping", "-H", "h1",
+                    conf=world.conf)
+    assert rc == RC["MUSTER_EREFUSED"], out
+    assert out[0]["call"] == "send" and "did not take the job" in out[0]["error"], out

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * send.c - muster run / ping / version / update / cancel: build and sign
- * one job per target topic, work out who should answer (with -F: the
- * target hosts whose verified facts match), publish, collect the results
- * (each job and host once), and report who answered, who did not and who
- * answered without being expected.
+ * send.c - muster run / ping / version / update / cancel: the options, the
+ * live line and the report of who answered, who did not and who answered
+ * without being expected.  The job itself (build and sign, the expected
+ * set, announce, publish, collect) is the core's (sendcore.c), which
+ * libmuster-client runs too.
  */
 #include "sendcore.h"
 
@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"

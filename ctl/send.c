@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * send.c - muster run / ping / version / update / cancel: build and sign
- * one job per target topic, work out who should answer (with -F: the
- * target hosts whose verified facts match), publish, collect the results
- * (each job and host once), and report who answered, who did not and who
- * answered without being expected.
+ * send.c - muster run / ping / version / update / cancel: the options, the
+ * live line and the report of who answered, who did not and who answered
+ * without being expected.  The job itself (build and sign, the expected
+ * set, announce, publish, collect) is the core's (sendcore.c), which
+ * libmuster-client runs too.
  */
 #include "sendcore.h"
 
@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -485,26 +483,17 @@ send_run(struct ctl *c, struct send *s)
 int
 cmd_run(struct ctl *c, int argc, char **argv)
 {
-	struct send s = { .kind = JOB_RUN, .ttl_ms = 600000, .wait_ms = 30000, .expect = -1 };
+	enum job_kind kind = strcmp(argv[0], "ping") == 0 ? JOB_PING :
+	    strcmp(argv[0], "version") == 0 ? JOB_VERSION :
+	    strcmp(argv[0], "update") == 0 ? JOB_UPDATE : JOB_RUN;
+	struct send s;
 	int rc;
 
-	if (strcmp(argv[0], "ping") == 0)
-		s.kind = JOB_PING;
-	else if (strcmp(argv[0], "version") == 0)
-		s.kind = JOB_VERSION;
-	else if (strcmp(argv[0], "update") == 0) {
-		/* Staging, the self-test and the healthy window take a while. */
-		s.kind = JOB_UPDATE;
+	rc = send_init(&s, kind);
+	/* Staging, the self-test and the healthy window take a while. */
+	if (kind == JOB_UPDATE)
 		s.wait_ms = 300000;
-	}
-	msgpack_sbuffer_init(&s.args);
-	s.tty = isatty(STDERR_FILENO);
-	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
-	s.hstate = calloc(MAX_EXPECTED, sizeof(*s.hstate));
-	s.tmask = calloc(MAX_EXPECTED, sizeof(*s.tmask));
-	if (s.expected == NULL || s.hstate == NULL || s.tmask == NULL)
-		rc = EXIT_USAGE;
-	else if ((rc = parse_run(c, &s, argc, argv)) == 0)
+	if (rc == 0 && (rc = parse_run(c, &s, argc, argv)) == 0)
 		rc = send_run(c, &s);
 	send_free(&s);
 	return rc == CTL_HELP ? EXIT_OK : rc;
@@ -520,15 +509,13 @@ cmd_cancel(struct ctl *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct send s = { .kind = JOB_CANCEL, .ttl_ms = 60000, .wait_ms = 10000, .expect = -1 };
+	struct send s;
 	int o, rc = 0;
 	bool help = false;
+	bool alloc_failed = send_init(&s, JOB_CANCEL) != 0;
 
-	msgpack_sbuffer_init(&s.args);
-	s.tty = isatty(STDERR_FILENO);
-	s.expected = calloc(MAX_EXPECTED, sizeof(*s.expected));
-	s.hstate = calloc(MAX_EXPECTED, sizeof(*s.hstate));
-	s.tmask = calloc(MAX_EXPECTED, sizeof(*s.tmask));
+	s.ttl_ms = 60000;
+	s.wait_ms = 10000;
 	while (rc == 0 && !help && (o = getopt_long(argc, argv, "H:h", opts, NULL)) != -1) {
 		if (o == 'H')
 			rc = send_add_target(c, &s, TARGET_HOST, optarg);
@@ -545,8 +532,7 @@ cmd_cancel(struct ctl *c, int argc, char **argv)
 			rc = -1;
 	}
 	if (help || rc != 0 || s.ntargets != 1 || optind + 1 != argc ||
-	    !jobid_valid(argv[optind]) || s.expected == NULL || s.hstate == NULL ||
-	    s.tmask == NULL) {
+	    !jobid_valid(argv[optind]) || alloc_failed) {
 		fprintf(help ? stdout : stderr, "usage: muster cancel -H HOST [--wait DUR] "
 		    "[--json] JOB\n"
 		    "  stop job JOB on HOST (its result then says cancelled); the\n"

@@ -47,11 +47,14 @@ muster_client_version(void)
 int
 client_fail(muster_session *s, int rc, const char *fmt, ...)
 {
+	char msg[CLIENT_ERR_MAX];
 	va_list ap;
 
+	/* Through a copy: the arguments may be the old text ("host: %s"). */
 	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(s->err, msg, sizeof(s->err));
 	return rc;
 }
 

@@ -7,11 +7,14 @@
  *   the result's muster_result_json() text, as is
  *   {"type":"fields", ...}: the same result through the accessors
  *   {"type":"end", "rc":..., "ids":[...], "missing":[...], summary counts}
+ * --repeat N sends the job N times one after the other (send, read to the
+ * end, free) and prints {"type":"bench",...}: per-job milliseconds.
  * --jobs N sends the job N times before reading any result, then reads
  * each job's results in turn (an "end" line per job).
  * Exit status: the last muster_rc (0 for MUSTER_DONE / wait's MUSTER_OK).
  *
  * usage: client-probe [--config F] [--broker URI] [--operator-key F]
+ *   [--ca F] [--cert F] [--key F] [--topic-root R]
  *   [--wait MS] [--timeout MS] [--callback] [--no-settings] [--jobs N]
  *   ping|version|run [-H H]... [-g G]... [-a] [-F PRED]... [MODULE [ARGS_JSON]]
  */
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -58,6 +62,57 @@ fail(const char *call, int rc, const char *msg)
 	return rc;
 }
 
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* n jobs in a row on one session: each sent, read to its end, freed. */
+static int
+bench(muster_session *s, const struct muster_job_spec *spec, int n)
+{
+	double *ms = calloc((size_t)n, sizeof(*ms)), t0, total = 0;
+	const muster_result *r;
+	muster_job *j;
+	int i, rc = MUSTER_OK;
+
+	for (i = 0; ms != NULL && i < n; i++) {
+		t0 = now_ms();
+		if ((rc = muster_job_send(s, spec, &j)) != MUSTER_OK)
+			break;
+		while ((rc = muster_job_next(j, &r)) == MUSTER_OK)
+			;
+		muster_job_free(j);
+		if (rc != MUSTER_DONE)
+			break;
+		rc = MUSTER_OK;
+		ms[i] = now_ms() - t0;
+		total += ms[i];
+	}
+	if (rc != MUSTER_OK || ms == NULL) {
+		free(ms);
+		return fail("bench", rc, muster_session_error(s));
+	}
+	qsort(ms, (size_t)n, sizeof(*ms), cmp_double);
+	print_json(json_pack("{s:s, s:i, s:f, s:f, s:f, s:f}", "type", "bench", "n", n,
+	    "total_ms", total, "p50_ms", ms[n / 2], "p90_ms", ms[n * 9 / 10],
+	    "max_ms", ms[n - 1]));
+	free(ms);
+	return MUSTER_OK;
+}
+
 static void
 show(const muster_result *r, void *arg)
 {
@@ -92,7 +147,7 @@ main(int argc, char **argv)
 	const char *p;
 	json_t *ids, *missing;
 	muster_job *jobs[MAX_LIST];
-	int i = 1, rc, callback = 0, no_settings = 0, njobs = 1, n, last = MUSTER_OK;
+	int i = 1, rc, callback = 0, no_settings = 0, njobs = 1, n, last = MUSTER_OK, repeat = 0;
 	size_t k;
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -108,8 +163,18 @@ main(int argc, char **argv)
 			st.broker_uri = argv[++i];
 		else if (strcmp(argv[i], "--operator-key") == 0)
 			st.operator_key = argv[++i];
+		else if (strcmp(argv[i], "--ca") == 0)
+			st.ca = argv[++i];
+		else if (strcmp(argv[i], "--cert") == 0)
+			st.cert = argv[++i];
+		else if (strcmp(argv[i], "--key") == 0)
+			st.key = argv[++i];
+		else if (strcmp(argv[i], "--topic-root") == 0)
+			st.topic_root = argv[++i];
 		else if (strcmp(argv[i], "--wait") == 0)
 			spec.wait_ms = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--repeat") == 0)
+			repeat = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--jobs") == 0)
 			njobs = atoi(argv[++i]) > 0 && atoi(argv[i]) <= MAX_LIST ? atoi(argv[i]) : 1;
 		else if (strcmp(argv[i], "--timeout") == 0)
@@ -142,6 +207,11 @@ main(int argc, char **argv)
 
 	if ((rc = muster_session_open(no_settings ? NULL : &st, &s, err, sizeof(err))) != MUSTER_OK)
 		return fail("open", rc, err);
+	if (repeat > 0) {
+		rc = bench(s, &spec, repeat);
+		muster_session_close(s);
+		return rc;
+	}
 	for (n = 0; n < njobs; n++)
 		if ((rc = muster_job_send(s, &spec, &jobs[n])) != MUSTER_OK) {
 			rc = fail("send", rc, muster_session_error(s));

@@ -47,8 +47,11 @@ def probe(*args: str, conf=None, env=None, timeout: float = 60) -> tuple[int, li
     if conf is not None:
         e["MUSTER_CONFIG"] = str(conf)
     e.update(env or {})
-    p = subprocess.run([str(PROBE), *args], capture_output=True, text=True, env=e,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
+    # MUSTER_CLIENT_WRAP="valgrind --error-exitcode=99 --leak-check=full -q":
+    # the same tests with the library under a memory checker.
+    wrap = os.environ.get("MUSTER_CLIENT_WRAP", "").split()
+    p = subprocess.run([*wrap, str(PROBE), *args], capture_output=True, text=True, env=e,
+                       timeout=timeout * (5 if wrap else 1), stdin=subprocess.DEVNULL)
     assert sanitizer_report(p.stderr) is None, p.stderr
     # The library never prints: the driver prints stdout only.
     assert p.stderr == "", p.stderr
@@ -377,3 +380,31 @@ def test_jobs_open_side_by_side(world):
     for r in results(out):
         by_job.setdefault(r["job"], []).append(r["host"])
     assert all(sorted(by_job[i]) in (["h1"], ["h2"]) for i in set().union(*ids)), by_job
+
+
+def test_sequential_jobs_one_session(world):
+    """Many jobs in a row on one session (the support tool's loop): each
+    answered, and the per-job time printed for the record (-s shows it)."""
+    rc, out = probe("--repeat", "50", "ping", "-H", "h1", conf=world.conf, timeout=120)
+    assert rc == 0, out
+    (b,) = [o for o in out if o["type"] == "bench"]
+    assert b["n"] == 50 and 0 < b["p50_ms"] <= b["p90_ms"] <= b["max_ms"], b
+    print(f"\nlibrary: 50 one-host pings on one session: p50 {b['p50_ms']:.1f} ms, "
+          f"p90 {b['p90_ms']:.1f} ms")
+
+
+def test_settings_without_a_file(world):
+    """Every setting given by the caller, no muster.conf anywhere."""
+    pki = world.pki
+    rc, out = probe("--broker", world.broker.uri, "--ca", str(pki.ca),
+                    "--cert", str(pki.cert("op:alice")), "--key", str(pki.key("op:alice")),
+                    "--operator-key", str(world.keys.operator_key("alice")),
+                    "ping", "-H", "h1")
+    assert rc == 0, out
+    assert [r["host"] for r in results(out)] == ["h1"]
+    # The setting is used: another topic root, which the broker's ACL does
+    # not let op:alice write, so the broker refuses the job.
+    rc, out = probe("--topic-root", "elsewhere", "--wait", "1000", "ping", "-H", "h1",
+                    conf=world.conf)
+    assert rc == RC["MUSTER_EREFUSED"], out
+    assert out[0]["call"] == "send" and "did not take the job" in out[0]["error"], out

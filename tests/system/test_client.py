@@ -21,7 +21,7 @@ import pytest
 
 from muster_fixtures import (
     BUILD_DIR, MUSTER_CLI, SOURCE_DIR, TEST_MODULES_DIR, Agent, Broker,
-    install_modules, run_cli, sanitizer_report, write_cli_conf,
+    install_modules, is_sanitized, run_cli, sanitizer_report, write_cli_conf,
 )
 from test_host_signing import ScriptedHost, res_topic
 
@@ -30,6 +30,9 @@ LIB = BUILD_DIR / "client" / "libmuster-client.so"
 HEADER = SOURCE_DIR / "client" / "include" / "muster" / "client.h"
 
 pytestmark = pytest.mark.skipif(not PROBE.exists(), reason=f"{PROBE} is not built")
+
+# What a program linked with a sanitizer build of the library needs too.
+SAN = ["-fsanitize=address,undefined"] if is_sanitized() else []
 
 RC = {"MUSTER_OK": 0, "MUSTER_DONE": 1, "MUSTER_ETIMEOUT": 2, "MUSTER_ECONFIG": 3,
       "MUSTER_EKEY": 4, "MUSTER_ECONNECT": 5, "MUSTER_ELOST": 6, "MUSTER_EINVAL": 7,
@@ -300,7 +303,7 @@ def test_header_compiles(tmp_path, cc, args):
                    '  (void)st; muster_session_close(s);\n'
                    '  return muster_strerror(MUSTER_OK)[0] == 0; }\n')
     exe = tmp_path / "use"
-    p = subprocess.run([cc, *args, "-I", str(HEADER.parent.parent), str(src), "-x", "none",
+    p = subprocess.run([cc, *args, *SAN, "-I", str(HEADER.parent.parent), str(src), "-x", "none",
                         "-o", str(exe), "-L", str(LIB.parent), "-lmuster-client"],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -323,6 +326,8 @@ def test_example_builds_with_pkg_config_and_runs(world, tmp_path):
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "muster-client"],
                            capture_output=True, text=True, env=env, check=True).stdout
     assert "-lmuster-client" in flags and str(HEADER.parent.parent) in flags, flags
+    if SAN:
+        env.update(CFLAGS=" ".join(["-O1", "-g", *SAN]), LDFLAGS=" ".join(SAN))
     p = subprocess.run(["make", "-C", str(src)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     run_env = dict(os.environ, LD_LIBRARY_PATH=str(LIB.parent), HOME="/nonexistent",

@@ -152,6 +152,13 @@ def test_filters_and_groups(world):
     rc, out = probe("ping", "-g", "db", conf=world.conf, timeout=60)
     assert rc == 0, out
     assert [r["host"] for r in results(out)] == ["h2"]
+    # Filters alone mean every host, narrowed by the hosts' verified facts
+    # (h3, the scripted host, publishes none: not expected, not missing).
+    rc, out = probe("--wait", "10000", "ping", "-F", "groups has db", "-F", "cpus>=1",
+                    conf=world.conf, timeout=60)
+    assert rc == 0, out
+    assert [r["host"] for r in results(out)] == ["h2"], out
+    assert out[-1]["expected"] == 1 and out[-1]["missing"] == [], out[-1]
 
 
 # ---- error paths ------------------------------------------------------------

@@ -200,7 +200,10 @@ muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_jo
 	}
 	j->nforged0 = s->c.nforged;
 	if (send_start(&s->c, &j->snd) != 0) {
-		rc = j->snd.pub_failed ? MUSTER_EREFUSED : MUSTER_ELOST;
+		/* Still connected: the job itself could not be made (too large,
+		 * say) or a subscription was refused. */
+		rc = j->snd.pub_failed ? MUSTER_EREFUSED :
+		    bus_connected(s->c.bus) ? MUSTER_EINVAL : MUSTER_ELOST;
 		if (s->err[0] == '\0')
 			client_fail(s, rc, "%s", muster_strerror(rc));
 		muster_job_free(j);

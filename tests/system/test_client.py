@@ -420,3 +420,12 @@ def test_settings_without_a_file(world):
                     conf=world.conf)
     assert rc == RC["MUSTER_EREFUSED"], out
     assert out[0]["call"] == "send" and "did not take the job" in out[0]["error"], out
+
+
+def test_job_too_large_is_einval(world):
+    """A job the wire format refuses (a string argument past 64 KiB) is the
+    caller's error, said, not a lost connection."""
+    big = json.dumps({"x": "a" * 70000})
+    rc, out = probe("run", "-H", "h1", "echoargs", big, conf=world.conf)
+    assert rc == RC["MUSTER_EINVAL"], out
+    assert out[0]["call"] == "send" and out[0]["error"], out

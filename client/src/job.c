@@ -14,10 +14,9 @@
 #include "loop.h"
 #include "mpjson.h"
 
-/* As the CLI (ctl/send.c): a run waits for its timeout (the agent's
- * default taken as 60 s) plus a margin; ping and version 30 s. */
-#define AGENT_TIMEOUT_MS	60000
-#define WAIT_MARGIN_MS		10000
+/* As the CLI: a run waits for its timeout (the agent's default taken as
+ * AGENT_TIMEOUT_MS) plus WAIT_MARGIN_MS (sendcore.h); ping and version
+ * 30 s (send_init()). */
 #define PUBACK_WAIT_MS		10000
 
 static int

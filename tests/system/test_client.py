@@ -93,13 +93,17 @@ def world(pki, keys, tmp_path_factory):
 
 @pytest.mark.parametrize("callback", [False, True])
 def test_ping_two_hosts(world, callback):
-    rc, out = probe(*(["--callback"] if callback else []), "ping", "-H", "h1", "-H", "h2",
-                    conf=world.conf)
+    rc, out = probe(*(["--callback"] if callback else []), "--signals", "ping", "-H", "h1",
+                    "-H", "h2", conf=world.conf)
     assert rc == 0, out
     got = results(out)
     assert sorted((r["host"], r["status"]) for r in got) == [("h1", "pass"), ("h2", "pass")]
     end = out[-1]
     assert end["type"] == "end" and end["name"] == "MUSTER_OK", end
+    # An open session has left the caller's signals alone.
+    (sig,) = [o for o in out if o["type"] == "signals"]
+    assert sig == {"type": "signals", "int_default": True, "term_default": True,
+                   "blocked": False}, sig
     assert (end["expected"], end["answered"], end["missing_n"], end["forged"],
             end["pass"]) == (2, 2, 0, 0, 2), end
     assert end["missing"] == [] and len(end["ids"]) == 2, end

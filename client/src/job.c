@@ -162,8 +162,9 @@ wait_published(muster_job *j)
 }
 
 MUSTER_API int
-muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_job **out)
+muster_job_send(muster_session *s, const struct muster_job_spec *in, muster_job **out)
 {
+	struct muster_job_spec copy = { 0 }, *spec = &copy;
 	enum job_kind kind;
 	muster_job *j;
 	int rc;
@@ -173,8 +174,11 @@ muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_jo
 	if (s == NULL)
 		return MUSTER_EINVAL;
 	s->err[0] = '\0';
-	if (out == NULL || spec == NULL || spec->size < offsetof(struct muster_job_spec, wait_ms))
+	/* The fields the caller's struct has (an older, shorter one leaves
+	 * the newer ones zero: their defaults); at least up to timeout_ms. */
+	if (out == NULL || in == NULL || in->size < offsetof(struct muster_job_spec, timeout_ms))
 		return client_fail(s, MUSTER_EINVAL, "spec, out or spec->size not set");
+	memcpy(spec, in, in->size < sizeof(*spec) ? in->size : sizeof(*spec));
 	switch (spec->kind) {
 	case MUSTER_JOB_RUN: kind = JOB_RUN; break;
 	case MUSTER_JOB_PING: kind = JOB_PING; break;

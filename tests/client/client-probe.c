@@ -7,6 +7,9 @@
  *   the result's muster_result_json() text, as is
  *   {"type":"fields", ...}: the same result through the accessors
  *   {"type":"end", "rc":..., "ids":[...], "missing":[...], summary counts}
+ * --old-abi passes the structs as a program built against an older,
+ * shorter header would: sizes that end before settings.persist,
+ * spec.wait_ms and summary.pass (whose value must stay as it was).
  * --signals prints {"type":"signals",...} once the session is open: are
  * SIGINT and SIGTERM still at their defaults, and not blocked?
  * --repeat N sends the job N times one after the other (send, read to the
@@ -166,12 +169,14 @@ main(int argc, char **argv)
 	json_t *ids, *missing;
 	muster_job *jobs[MAX_LIST];
 	int i = 1, rc, callback = 0, no_settings = 0, njobs = 1, n, last = MUSTER_OK, repeat = 0,
-	    signals = 0;
+	    signals = 0, old_abi = 0;
 	size_t k;
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--callback") == 0)
 			callback = 1;
+		else if (strcmp(argv[i], "--old-abi") == 0)
+			old_abi = 1;
 		else if (strcmp(argv[i], "--signals") == 0)
 			signals = 1;
 		else if (strcmp(argv[i], "--no-settings") == 0)
@@ -222,6 +227,12 @@ main(int argc, char **argv)
 		else
 			spec.args_json = argv[i];
 	}
+	if (old_abi) {
+		st.size = offsetof(struct muster_settings, persist);
+		spec.size = offsetof(struct muster_job_spec, wait_ms);
+		spec.wait_ms = 1;	/* past the old struct: must not be read */
+		sum.size = offsetof(struct muster_summary, pass);
+	}
 	spec.hosts = hosts;
 	spec.groups = groups;
 	spec.filters = filters;
@@ -259,7 +270,11 @@ main(int argc, char **argv)
 		missing = json_array();
 		for (k = 0; (p = muster_job_missing(j, k)) != NULL; k++)
 			json_array_append_new(missing, json_string(p));
+		sum.pass = 12345;	/* past an old struct: must stay */
 		muster_job_summary(j, &sum);
+		if (old_abi)
+			print_json(json_pack("{s:s, s:b}", "type", "old_abi", "tail_untouched",
+			    sum.pass == 12345));
 		print_json(json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, "
 		    "s:I, s:I, s:I, s:I}", "type", "end", "rc", rc, "name", rc_name(rc),
 		    "error", muster_session_error(s), "ids", ids, "missing", missing,

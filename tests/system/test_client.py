@@ -433,3 +433,15 @@ def test_job_too_large_is_einval(world):
     rc, out = probe("run", "-H", "h1", "echoargs", big, conf=world.conf)
     assert rc == RC["MUSTER_EINVAL"], out
     assert out[0]["call"] == "send" and out[0]["error"], out
+
+
+def test_older_shorter_structs(world):
+    """A program built against an older header passes shorter structs: the
+    library reads no field past their size (the newer ones take their
+    defaults) and writes none past the summary's."""
+    rc, out = probe("--old-abi", "ping", "-H", "h1", "-H", "h2", conf=world.conf)
+    assert rc == 0, out
+    assert sorted(r["host"] for r in results(out)) == ["h1", "h2"]
+    (o,) = [x for x in out if x["type"] == "old_abi"]
+    assert o["tail_untouched"] is True, out
+    assert out[-1]["expected"] == 2 and out[-1]["answered"] == 2, out[-1]

@@ -14,10 +14,9 @@
 #include "loop.h"
 #include "mpjson.h"
 
-/* As the CLI (ctl/send.c): a run waits for its timeout (the agent's
- * default taken as 60 s) plus a margin; ping and version 30 s. */
-#define AGENT_TIMEOUT_MS	60000
-#define WAIT_MARGIN_MS		10000
+/* As the CLI: a run waits for its timeout (the agent's default taken as
+ * AGENT_TIMEOUT_MS) plus WAIT_MARGIN_MS (sendcore.h); ping and version
+ * 30 s (send_init()). */
 #define PUBACK_WAIT_MS		10000
 
 static int
@@ -163,8 +162,9 @@ wait_published(muster_job *j)
 }
 
 MUSTER_API int
-muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_job **out)
+muster_job_send(muster_session *s, const struct muster_job_spec *in, muster_job **out)
 {
+	struct muster_job_spec copy = { 0 }, *spec = &copy;
 	enum job_kind kind;
 	muster_job *j;
 	int rc;
@@ -174,8 +174,11 @@ muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_jo
 	if (s == NULL)
 		return MUSTER_EINVAL;
 	s->err[0] = '\0';
-	if (out == NULL || spec == NULL || spec->size < offsetof(struct muster_job_spec, wait_ms))
+	/* The fields the caller's struct has (an older, shorter one leaves
+	 * the newer ones zero: their defaults); at least up to timeout_ms. */
+	if (out == NULL || in == NULL || in->size < offsetof(struct muster_job_spec, timeout_ms))
 		return client_fail(s, MUSTER_EINVAL, "spec, out or spec->size not set");
+	memcpy(spec, in, in->size < sizeof(*spec) ? in->size : sizeof(*spec));
 	switch (spec->kind) {
 	case MUSTER_JOB_RUN: kind = JOB_RUN; break;
 	case MUSTER_JOB_PING: kind = JOB_PING; break;
@@ -200,7 +203,10 @@ muster_job_send(muster_session *s, const struct muster_job_spec *spec, muster_jo
 	}
 	j->nforged0 = s->c.nforged;
 	if (send_start(&s->c, &j->snd) != 0) {
-		rc = j->snd.pub_failed ? MUSTER_EREFUSED : MUSTER_ELOST;
+		/* Still connected: the job itself could not be made (too large,
+		 * say) or a subscription was refused. */
+		rc = j->snd.pub_failed ? MUSTER_EREFUSED :
+		    bus_connected(s->c.bus) ? MUSTER_EINVAL : MUSTER_ELOST;
 		if (s->err[0] == '\0')
 			client_fail(s, rc, "%s", muster_strerror(rc));
 		muster_job_free(j);

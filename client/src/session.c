@@ -136,7 +136,8 @@ muster_session_open(const struct muster_settings *settings, muster_session **out
 	*out = NULL;
 	if (errlen > 0)
 		errbuf[0] = '\0';
-	if (settings != NULL && settings->size < offsetof(struct muster_settings, config)) {
+	if (settings != NULL && settings->size < offsetof(struct muster_settings, config) +
+	    sizeof(settings->config)) {
 		if (errlen > 0)
 			snprintf(errbuf, errlen, "settings.size is not set");
 		return MUSTER_EINVAL;

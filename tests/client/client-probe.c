@@ -7,6 +7,11 @@
  *   the result's muster_result_json() text, as is
  *   {"type":"fields", ...}: the same result through the accessors
  *   {"type":"end", "rc":..., "ids":[...], "missing":[...], summary counts}
+ * --old-abi passes the structs as a program built against an older,
+ * shorter header would: sizes that end before settings.persist,
+ * spec.wait_ms and summary.pass (whose value must stay as it was).
+ * --signals prints {"type":"signals",...} once the session is open: are
+ * SIGINT and SIGTERM still at their defaults, and not blocked?
  * --repeat N sends the job N times one after the other (send, read to the
  * end, free) and prints {"type":"bench",...}: per-job milliseconds.
  * --jobs N sends the job N times before reading any result, then reads
@@ -21,6 +26,7 @@
 #include <muster/client.h>
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +119,21 @@ bench(muster_session *s, const struct muster_job_spec *spec, int n)
 	return MUSTER_OK;
 }
 
+/* What the library did to the process's signals: nothing, it says. */
+static void
+signals_line(void)
+{
+	struct sigaction si, st;
+	sigset_t blocked;
+
+	sigaction(SIGINT, NULL, &si);
+	sigaction(SIGTERM, NULL, &st);
+	sigprocmask(SIG_BLOCK, NULL, &blocked);
+	print_json(json_pack("{s:s, s:b, s:b, s:b}", "type", "signals",
+	    "int_default", si.sa_handler == SIG_DFL, "term_default", st.sa_handler == SIG_DFL,
+	    "blocked", sigismember(&blocked, SIGINT) || sigismember(&blocked, SIGTERM)));
+}
+
 static void
 show(const muster_result *r, void *arg)
 {
@@ -147,12 +168,17 @@ main(int argc, char **argv)
 	const char *p;
 	json_t *ids, *missing;
 	muster_job *jobs[MAX_LIST];
-	int i = 1, rc, callback = 0, no_settings = 0, njobs = 1, n, last = MUSTER_OK, repeat = 0;
+	int i = 1, rc, callback = 0, no_settings = 0, njobs = 1, n, last = MUSTER_OK, repeat = 0,
+	    signals = 0, old_abi = 0;
 	size_t k;
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--callback") == 0)
 			callback = 1;
+		else if (strcmp(argv[i], "--old-abi") == 0)
+			old_abi = 1;
+		else if (strcmp(argv[i], "--signals") == 0)
+			signals = 1;
 		else if (strcmp(argv[i], "--no-settings") == 0)
 			no_settings = 1;
 		else if (i + 1 >= argc)
@@ -201,12 +227,20 @@ main(int argc, char **argv)
 		else
 			spec.args_json = argv[i];
 	}
+	if (old_abi) {
+		st.size = offsetof(struct muster_settings, persist);
+		spec.size = offsetof(struct muster_job_spec, wait_ms);
+		spec.wait_ms = 1;	/* past the old struct: must not be read */
+		sum.size = offsetof(struct muster_summary, pass);
+	}
 	spec.hosts = hosts;
 	spec.groups = groups;
 	spec.filters = filters;
 
 	if ((rc = muster_session_open(no_settings ? NULL : &st, &s, err, sizeof(err))) != MUSTER_OK)
 		return fail("open", rc, err);
+	if (signals)
+		signals_line();
 	if (repeat > 0) {
 		rc = bench(s, &spec, repeat);
 		muster_session_close(s);
@@ -236,7 +270,11 @@ main(int argc, char **argv)
 		missing = json_array();
 		for (k = 0; (p = muster_job_missing(j, k)) != NULL; k++)
 			json_array_append_new(missing, json_string(p));
+		sum.pass = 12345;	/* past an old struct: must stay */
 		muster_job_summary(j, &sum);
+		if (old_abi)
+			print_json(json_pack("{s:s, s:b}", "type", "old_abi", "tail_untouched",
+			    sum.pass == 12345));
 		print_json(json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, "
 		    "s:I, s:I, s:I, s:I}", "type", "end", "rc", rc, "name", rc_name(rc),
 		    "error", muster_session_error(s), "ids", ids, "missing", missing,

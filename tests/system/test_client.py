@@ -21,7 +21,7 @@ import pytest
 
 from muster_fixtures import (
     BUILD_DIR, MUSTER_CLI, SOURCE_DIR, TEST_MODULES_DIR, Agent, Broker,
-    install_modules, run_cli, sanitizer_report, write_cli_conf,
+    install_modules, is_sanitized, run_cli, sanitizer_report, write_cli_conf,
 )
 from test_host_signing import ScriptedHost, res_topic
 
@@ -30,6 +30,9 @@ LIB = BUILD_DIR / "client" / "libmuster-client.so"
 HEADER = SOURCE_DIR / "client" / "include" / "muster" / "client.h"
 
 pytestmark = pytest.mark.skipif(not PROBE.exists(), reason=f"{PROBE} is not built")
+
+# What a program linked with a sanitizer build of the library needs too.
+SAN = ["-fsanitize=address,undefined"] if is_sanitized() else []
 
 RC = {"MUSTER_OK": 0, "MUSTER_DONE": 1, "MUSTER_ETIMEOUT": 2, "MUSTER_ECONFIG": 3,
       "MUSTER_EKEY": 4, "MUSTER_ECONNECT": 5, "MUSTER_ELOST": 6, "MUSTER_EINVAL": 7,
@@ -90,13 +93,17 @@ def world(pki, keys, tmp_path_factory):
 
 @pytest.mark.parametrize("callback", [False, True])
 def test_ping_two_hosts(world, callback):
-    rc, out = probe(*(["--callback"] if callback else []), "ping", "-H", "h1", "-H", "h2",
-                    conf=world.conf)
+    rc, out = probe(*(["--callback"] if callback else []), "--signals", "ping", "-H", "h1",
+                    "-H", "h2", conf=world.conf)
     assert rc == 0, out
     got = results(out)
     assert sorted((r["host"], r["status"]) for r in got) == [("h1", "pass"), ("h2", "pass")]
     end = out[-1]
     assert end["type"] == "end" and end["name"] == "MUSTER_OK", end
+    # An open session has left the caller's signals alone.
+    (sig,) = [o for o in out if o["type"] == "signals"]
+    assert sig == {"type": "signals", "int_default": True, "term_default": True,
+                   "blocked": False}, sig
     assert (end["expected"], end["answered"], end["missing_n"], end["forged"],
             end["pass"]) == (2, 2, 0, 0, 2), end
     assert end["missing"] == [] and len(end["ids"]) == 2, end
@@ -149,6 +156,13 @@ def test_filters_and_groups(world):
     rc, out = probe("ping", "-g", "db", conf=world.conf, timeout=60)
     assert rc == 0, out
     assert [r["host"] for r in results(out)] == ["h2"]
+    # Filters alone mean every host, narrowed by the hosts' verified facts
+    # (h3, the scripted host, publishes none: not expected, not missing).
+    rc, out = probe("--wait", "10000", "ping", "-F", "groups has db", "-F", "cpus>=1",
+                    conf=world.conf, timeout=60)
+    assert rc == 0, out
+    assert [r["host"] for r in results(out)] == ["h2"], out
+    assert out[-1]["expected"] == 1 and out[-1]["missing"] == [], out[-1]
 
 
 # ---- error paths ------------------------------------------------------------
@@ -300,7 +314,7 @@ def test_header_compiles(tmp_path, cc, args):
                    '  (void)st; muster_session_close(s);\n'
                    '  return muster_strerror(MUSTER_OK)[0] == 0; }\n')
     exe = tmp_path / "use"
-    p = subprocess.run([cc, *args, "-I", str(HEADER.parent.parent), str(src), "-x", "none",
+    p = subprocess.run([cc, *args, *SAN, "-I", str(HEADER.parent.parent), str(src), "-x", "none",
                         "-o", str(exe), "-L", str(LIB.parent), "-lmuster-client"],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -323,6 +337,8 @@ def test_example_builds_with_pkg_config_and_runs(world, tmp_path):
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "muster-client"],
                            capture_output=True, text=True, env=env, check=True).stdout
     assert "-lmuster-client" in flags and str(HEADER.parent.parent) in flags, flags
+    if SAN:
+        env.update(CFLAGS=" ".join(["-O1", "-g", *SAN]), LDFLAGS=" ".join(SAN))
     p = subprocess.run(["make", "-C", str(src)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     run_env = dict(os.environ, LD_LIBRARY_PATH=str(LIB.parent), HOME="/nonexistent",
@@ -408,3 +424,24 @@ def test_settings_without_a_file(world):
                     conf=world.conf)
     assert rc == RC["MUSTER_EREFUSED"], out
     assert out[0]["call"] == "send" and "did not take the job" in out[0]["error"], out
+
+
+def test_job_too_large_is_einval(world):
+    """A job the wire format refuses (a string argument past 64 KiB) is the
+    caller's error, said, not a lost connection."""
+    big = json.dumps({"x": "a" * 70000})
+    rc, out = probe("run", "-H", "h1", "echoargs", big, conf=world.conf)
+    assert rc == RC["MUSTER_EINVAL"], out
+    assert out[0]["call"] == "send" and out[0]["error"], out
+
+
+def test_older_shorter_structs(world):
+    """A program built against an older header passes shorter structs: the
+    library reads no field past their size (the newer ones take their
+    defaults) and writes none past the summary's."""
+    rc, out = probe("--old-abi", "ping", "-H", "h1", "-H", "h2", conf=world.conf)
+    assert rc == 0, out
+    assert sorted(r["host"] for r in results(out)) == ["h1", "h2"]
+    (o,) = [x for x in out if x["type"] == "old_abi"]
+    assert o["tail_untouched"] is True, out
+    assert out[-1]["expected"] == 2 and out[-1]["answered"] == 2, out[-1]

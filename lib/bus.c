@@ -492,6 +492,12 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	}
 	co.MQTTVersion = b->mqtt_version;
 	co.sendWhileDisconnected = 0;	/* our own spool buffers (design.md §9) */
+	/* Paho refuses a publish ("No more messages can be buffered") while
+	 * this many are queued to be written, connected or not; its default
+	 * of 100 is less than one run of `muster retry` (64 jobs and their
+	 * 64 announces) put down at once.  The callers bound what they have
+	 * in flight themselves. */
+	co.maxBufferedMessages = 4096;
 	rc = MQTTAsync_createWithOptions(&b->client, b->uris[0], o->client_id,
 	    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {

@@ -36,6 +36,24 @@
 #define NAME_RULE	"names are 1-63 characters of a-z, 0-9, '.', '_' and '-', " \
 	"starting with a letter or digit (no upper case)"
 
+struct ctl;
+struct result;
+struct event;
+
+/*
+ * How the shared core (session.c, sendcore.c, verify.c, filter.c, ...)
+ * speaks, so that the CLI and libmuster-client run the same code: the CLI
+ * sets these to print (main.c), the library to keep the text and hand
+ * results to its caller (client/).  Each may be NULL: nothing is said.
+ */
+typedef void ctl_say_fn(struct ctl *c, const char *msg);	/* a note or an error */
+typedef void ctl_result_fn(struct ctl *c, const struct result *r);	/* a new answer */
+typedef void ctl_event_hook(struct ctl *c, const struct event *e);	/* a live event */
+typedef void ctl_forged_fn(struct ctl *c, const char *topic, const char *reason);
+/* ctl_pump(): a result or event of job id `job`; true if a job other than
+ * the one being pumped for took it (the library's other open jobs). */
+typedef bool ctl_route_fn(struct ctl *c, struct bus_event *ev, const char *job);
+
 struct ctl {
 	struct ctl_config cfg;
 	char root[NAME_MAX_LEN + 1];
@@ -51,6 +69,12 @@ struct ctl {
 	 * Empty: a fresh id and a clean session per run. */
 	char session_id[NAME_MAX_LEN + 16];
 	uint32_t session_expiry_s;
+	ctl_say_fn *say;
+	ctl_result_fn *on_result;
+	ctl_event_hook *on_event;
+	ctl_forged_fn *on_forged;
+	ctl_route_fn *route;
+	void *hook_arg;			/* the hooks' owner (the library's session) */
 };
 
 /* Handle one bus event; return true when the command is done. */
@@ -58,6 +82,15 @@ typedef bool ctl_event_fn(struct ctl *c, struct bus_event *ev, void *arg);
 /* Runs about every 200 ms while pumping; return true when done. */
 typedef bool ctl_tick_fn(struct ctl *c, void *arg);
 
+/* Say msg (printf format) through c->say. */
+void ctl_say(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The configuration: path, else $MUSTER_CONFIG, else
+ * ~/.config/muster/muster.conf if it exists; *used: the file read, or NULL
+ * (no file: the defaults).  0 or EXIT_USAGE (said). */
+int ctl_load_config(struct ctl *c, const char *path, const char **used);
+/* [broker] uri as --broker: comma-separated, each with a scheme Paho
+ * knows; 0 or -1. */
+int ctl_set_uris(struct broker_config *b, const char *v);
 int ctl_connect(struct ctl *c);
 /* Pump events until fn or tick (optional) says done, the deadline
  * (monotonic ms; 0 = none) passes, or SIGINT/SIGTERM. */
@@ -96,8 +129,9 @@ struct ctl_filter {
 	bool done;
 	const char *text[FILTER_MAX];	/* borrowed: the -F texts (argv) */
 };
-int ctl_filter_add(struct ctl_filter *f, const char *text);	/* 0 or EXIT_USAGE */
-int ctl_filter_done(struct ctl_filter *f);			/* 0 or EXIT_USAGE */
+/* 0 or EXIT_USAGE (said). */
+int ctl_filter_add(struct ctl *c, struct ctl_filter *f, const char *text);
+int ctl_filter_done(struct ctl *c, struct ctl_filter *f);
 /* The "filter" array for a job body; NULL without -F. */
 const msgpack_object *ctl_filter_obj(const struct ctl_filter *f);
 void ctl_filter_free(struct ctl_filter *f);
@@ -170,6 +204,9 @@ int retained_collect(struct ctl *c, const char *filter, uint64_t quiet_ms,
 int publish_acked(struct ctl *c, const char *topic, const void *buf, size_t len,
     const char *what);
 const char *when(uint64_t ms, char *buf, size_t len);	/* UTC text */
+
+/* The CLI's printing hooks (main.c). */
+void cli_hooks(struct ctl *c);
 
 /* Checking agent messages (verify.c): MU_OK with the body decoded into
  * *out (free its doc); MU_ENOENT when the signing certificate is not known

@@ -16,100 +16,6 @@
 
 #define RETAINED_QUIET_MS	200	/* no new retained status for this long: done */
 
-struct collect {
-	struct host_list *list;
-	bool subscribed;
-	uint64_t last;
-};
-
-/* Keep a status that passed the check (verify.c); count the others. */
-static void
-host_put(struct ctl *c, struct host_list *h, struct bus_event *ev)
-{
-	struct host_status hs = { 0 }, *v;
-	struct mu_err err;
-	size_t i;
-
-	if (verify_status(c, ev->topic, ev->payload, ev->len, &hs.st, &err) != MU_OK) {
-		forged_note(c, ev->topic, err.msg);
-		return;
-	}
-	hs.raw = ev->payload;
-	for (i = 0; i < h->n; i++)
-		if (strcmp(h->v[i].st.host, hs.st.host) == 0) {
-			wire_doc_free(&h->v[i].st.doc);
-			free(h->v[i].raw);
-			h->v[i] = hs;
-			ev->payload = NULL;
-			return;
-		}
-	if ((v = reallocarray(h->v, h->n + 1, sizeof(*v))) == NULL) {
-		wire_doc_free(&hs.st.doc);
-		return;
-	}
-	h->v = v;
-	h->v[h->n++] = hs;
-	ev->payload = NULL;	/* owned by the list now */
-}
-
-static bool
-on_status(struct ctl *c, struct bus_event *ev, void *arg)
-{
-	struct collect *k = arg;
-
-	if (ev->type == BUS_SUBSCRIBED || ev->type == BUS_SUBSCRIBE_FAILED) {
-		k->subscribed = true;
-		k->last = now_mono_ms();
-		return true;	/* the quiet spell starts: a new deadline */
-	} else if (ev->type == BUS_MESSAGE && ev->len > 0) {
-		host_put(c, k->list, ev);
-		k->last = now_mono_ms();
-	}
-	return false;
-}
-
-int
-hosts_collect(struct ctl *c, struct host_list *out)
-{
-	struct collect k = { .list = out };
-	char topic[TOPIC_MAX];
-	uint64_t deadline;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = EXIT_USAGE;
-	if (topic_filter(topic, sizeof(topic), c->root, TOPIC_HOST_STATUS, "+", NULL) ||
-	    (rc = ctl_subscribe(c, topic)) != 0)
-		return rc;
-	/* The broker sends retained messages right after the SUBACK; a quiet
-	 * spell after the SUBACK or the last of them means we have them all. */
-	deadline = now_mono_ms() + 5000;
-	while (!c->interrupted && now_mono_ms() < deadline) {
-		if (k.subscribed && now_mono_ms() - k.last >= RETAINED_QUIET_MS)
-			break;
-		ctl_pump(c, k.subscribed && k.last + RETAINED_QUIET_MS < deadline ?
-		    k.last + RETAINED_QUIET_MS : deadline, on_status, &k, NULL);
-	}
-	if (c->interrupted) {
-		hosts_free(out);
-		return EXIT_USAGE;
-	}
-	return 0;
-}
-
-void
-hosts_free(struct host_list *h)
-{
-	size_t i;
-
-	for (i = 0; i < h->n; i++) {
-		wire_doc_free(&h->v[i].st.doc);
-		free(h->v[i].raw);
-	}
-	free(h->v);
-	memset(h, 0, sizeof(*h));
-}
-
 static int
 host_cmp(const void *x, const void *y)
 {
@@ -227,7 +133,7 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 		if (o == 'J')
 			c->json = true;
 		else if (o == 'F')
-			rc = ctl_filter_add(&flt, optarg);
+			rc = ctl_filter_add(c, &flt, optarg);
 		else {
 			ctl_filter_free(&flt);
 			return hosts_usage(o == 'h' ? stdout : stderr, o == 'h' ? EXIT_OK :
@@ -236,7 +142,7 @@ cmd_hosts(struct ctl *c, int argc, char **argv)
 	}
 	if (rc == 0 && optind != argc)
 		rc = hosts_usage(stderr, EXIT_USAGE);
-	if (rc == 0 && (rc = ctl_filter_done(&flt)) == 0 && (rc = ctl_connect(c)) == 0 &&
+	if (rc == 0 && (rc = ctl_filter_done(c, &flt)) == 0 && (rc = ctl_connect(c)) == 0 &&
 	    (rc = hosts_collect(c, &h)) == 0 && flt.n)
 		rc = hosts_filter(c, &h, &flt, &nofacts);
 	ctl_filter_free(&flt);

@@ -92,209 +92,65 @@ usage(FILE *f)
 	    "Run `muster COMMAND --help` for a command's options.\n");
 }
 
-/* ---- the session ------------------------------------------------------ */
+/* ---- what the core says (ctl.h hooks) ------------------------------- */
 
-static bool
-connected_or_failed(struct ctl *c, struct bus_event *ev, void *arg)
+static void
+cli_say(struct ctl *c, const char *msg)
 {
-	int *rc = arg;
-
 	(void)c;
-	if (ev->type == BUS_CONNECTED)
-		*rc = 0;
-	else if (ev->type == BUS_CONNECT_FAILED) {
-		fprintf(stderr, "muster: cannot connect to %s: %s\n", c->cfg.broker.uris[0],
-		    ev->reason);
-		*rc = EXIT_USAGE;
-	} else
-		return false;
-	return true;
+	fprintf(stderr, "muster: %s\n", msg);
 }
 
-int
-ctl_connect(struct ctl *c)
+static void
+cli_result(struct ctl *c, const struct result *r)
 {
-	struct bus_opts o = { 0 };
-	char id[64];
-	uint32_t r = 0;
-	struct mu_err err;
-	uint64_t start;
-	int rc = -1;
+	if (c->json)
+		json_print_line(result_json(r));
+}
 
-	if (c->bus)
-		return 0;
-	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-		r = (uint32_t)getpid();
-	/* A fresh id per run: two operators never kick each other off. */
-	snprintf(id, sizeof(id), "muster-cli-%08x", r);
-	o.broker = &c->cfg.broker;
-	o.client_id = id;
-	o.clean_start = true;
-	if (c->session_id[0]) {
-		/* The broker keeps the subscriptions and queues what arrives
-		 * while this client is away (up to max_queued_messages). */
-		o.client_id = c->session_id;
-		o.clean_start = false;
-		o.session_expiry_s = c->session_expiry_s;
+static void
+cli_event(struct ctl *c, const struct event *e)
+{
+	if (c->json) {
+		json_print_line(event_json(e));
+	} else if (e->event == EV_OUTPUT) {
+		fprintf(stderr, "%s: ", e->host);
+		term_put(stderr, e->text.ptr, e->text.len, WIRE_MAX_STR);
+		fputc('\n', stderr);
+	} else if (e->event == EV_PROGRESS) {
+		fprintf(stderr, "%s: %u%%\n", e->host, e->pct);
 	}
-	o.retain_as_published = true;	/* retained results are never answers */
-	if (bus_new(&c->bus, &o, &err) != MU_OK || bus_connect(c->bus, &err) != MU_OK) {
-		fprintf(stderr, "muster: %s\n", err.msg);
-		return EXIT_USAGE;
-	}
-	/* Pumped in 2 ms steps for the first half second, waking Paho's
-	 * receive thread from its 100 ms nap once the socket is there
-	 * (bus_nudge()); then the rest of the 15 s at once. */
-	start = now_mono_ms();
-	while (rc == -1 && !c->interrupted && now_mono_ms() - start < 500) {
-		ctl_pump(c, now_mono_ms() + 2, connected_or_failed, &rc, NULL);
-		if (rc == -1)
-			bus_nudge();
-	}
-	if (rc == -1 && !c->interrupted)
-		ctl_pump(c, start + 15000, connected_or_failed, &rc, NULL);
-	if (rc == -1) {
-		if (!c->interrupted)
-			fprintf(stderr, "muster: no answer from the broker at %s\n",
-			    c->cfg.broker.uris[0]);
-		return EXIT_USAGE;
-	}
-	if (rc == 0)
-		bus_tune_sockets();
-	return rc;
+}
+
+/* --json shows each forged message as it comes. */
+static void
+cli_forged(struct ctl *c, const char *topic, const char *reason)
+{
+	if (c->json)
+		json_print_line(json_pack("{s:s, s:o, s:o}", "type", "forged",
+		    "topic", json_text(topic, strlen(topic), NULL),
+		    "reason", json_text(reason, strlen(reason), NULL)));
 }
 
 void
-ctl_pump(struct ctl *c, uint64_t deadline, ctl_event_fn *fn, void *arg,
-    ctl_tick_fn *tick)
+cli_hooks(struct ctl *c)
 {
-	struct pollfd pfd[2] = { { bus_fd(c->bus), POLLIN, 0 }, { c->sigfd, POLLIN, 0 } };
-	struct signalfd_siginfo si;
-	struct bus_event *ev;
-	uint64_t now;
-	int wait;
-
-	for (;;) {
-		while ((ev = bus_next(c->bus)) != NULL) {
-			bool done = fn(c, ev, arg);
-
-			bus_event_free(ev);
-			if (done)
-				return;
-		}
-		now = now_mono_ms();
-		if (c->interrupted || (deadline && now >= deadline))
-			return;
-		wait = tick ? 200 : -1;
-		if (deadline && (wait == -1 || deadline - now < (uint64_t)wait))
-			wait = (int)(deadline - now);
-		if (poll(pfd, 2, wait) > 0 && (pfd[1].revents & POLLIN) &&
-		    read(c->sigfd, &si, sizeof(si)) == sizeof(si))
-			c->interrupted = true;
-		if (tick && tick(c, arg))
-			return;
-	}
+	c->say = cli_say;
+	c->on_result = cli_result;
+	c->on_event = cli_event;
+	c->on_forged = cli_forged;
 }
 
-int
-ctl_subscribe(struct ctl *c, const char *topic)
+/* The human line under a report; nothing when all was genuine. */
+void
+forged_report(const struct ctl *c, FILE *f)
 {
-	char *topics[1] = { (char *)topic };
-	struct mu_err err;
-
-	if (bus_subscribe(c->bus, topics, 1, 1, &err) != MU_OK) {
-		fprintf(stderr, "muster: %s\n", err.msg);
-		return EXIT_USAGE;
-	}
-	return 0;
-}
-
-int
-ctl_load_key(struct ctl *c)
-{
-	struct mu_err err;
-
-	if (c->key)
-		return 0;
-	if (c->cfg.operator_key[0] == '\0') {
-		fprintf(stderr, "muster: no operator key: set [operator] key= or --operator-key\n");
-		return EXIT_USAGE;
-	}
-	if (sign_key_load_private(c->cfg.operator_key, &c->key, &err) != MU_OK) {
-		fprintf(stderr, "muster: %s\n", err.msg);
-		return EXIT_USAGE;
-	}
-	return 0;
+	if (c->nforged && !c->json)
+		fprintf(f, "forged: %zu message%s (not counted)\n", c->nforged,
+		    c->nforged == 1 ? "" : "s");
 }
 
 /* ---- configuration ---------------------------------------------------- */
-
-/* *used: the file read, or NULL (no file: defaults and flags). */
-static int
-load_config(struct ctl *c, const char *path, const char **used)
-{
-	char home_conf[CONF_PATH_MAX];
-	const char *home = getenv("HOME");
-	struct mu_err err;
-
-	config_ctl_defaults(&c->cfg);
-	if (path == NULL)
-		path = getenv("MUSTER_CONFIG");
-	if (path == NULL && home != NULL) {
-		snprintf(home_conf, sizeof(home_conf), "%s/.config/muster/muster.conf", home);
-		if (access(home_conf, F_OK) != 0) {
-			*used = NULL;
-			return 0;	/* no file: defaults and flags */
-		}
-		path = home_conf;
-	}
-	if (path && config_ctl_load(&c->cfg, path, &err) != MU_OK) {
-		fprintf(stderr, "muster: %s\n", err.msg);
-		return EXIT_USAGE;
-	}
-	*used = path;
-	return 0;
-}
-
-/* --broker: comma-separated, each with a scheme Paho knows (as the
- * config file's uri). */
-static int
-set_uris(struct broker_config *b, const char *v)
-{
-	static const char *schemes[] = {
-		"ssl://", "mqtts://", "wss://", "tcp://", "mqtt://", "ws://",
-	};
-	char uris[CONF_MAX_URIS][CONF_URI_MAX];
-	const char *p = v, *end;
-	size_t len, i;
-	int n = 0;
-
-	for (;;) {
-		while (*p == ' ')
-			p++;
-		end = strchr(p, ',');
-		len = end ? (size_t)(end - p) : strlen(p);
-		while (len > 0 && p[len - 1] == ' ')
-			len--;
-		if (len == 0 || len >= CONF_URI_MAX || n == CONF_MAX_URIS ||
-		    memchr(p, ' ', len) != NULL)
-			return -1;
-		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-			if (len > strlen(schemes[i]) &&
-			    strncmp(p, schemes[i], strlen(schemes[i])) == 0)
-				break;
-		if (i == sizeof(schemes) / sizeof(schemes[0]))
-			return -1;
-		memcpy(uris[n], p, len);
-		uris[n++][len] = '\0';
-		if (end == NULL)
-			break;
-		p = end + 1;
-	}
-	memcpy(b->uris, uris, sizeof(uris));
-	b->nuris = n;
-	return 0;
-}
 
 /* --fingerprint: 40 or 64 hex digits, spaces allowed, kept uppercase (as
  * the config file's fingerprint). */
@@ -328,7 +184,7 @@ set_flag(struct ctl *c, int opt, const char *v)
 
 	switch (opt) {
 	case 'B':
-		return set_uris(b, v);
+		return ctl_set_uris(b, v);
 	case 'L':
 		if (parse_duration_ms(v, &ms) != MU_OK || ms % 1000 != 0 ||
 		    ms > 65535 * 1000)
@@ -499,6 +355,7 @@ main(int argc, char *argv[])
 	int o, nflags = 0, rc = EXIT_USAGE;
 	size_t i;
 
+	cli_hooks(&c);
 	log_init("muster", LOG_WARNING);
 	/* "+": stop at the command name; its options are its own. */
 	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
@@ -525,7 +382,7 @@ main(int argc, char *argv[])
 	}
 	/* `muster COMMAND --help` works whatever state the config is in. */
 	if ((check || !wants_help(argc - optind, argv + optind)) &&
-	    load_config(&c, conf, &conf_used) != 0)
+	    ctl_load_config(&c, conf, &conf_used) != 0)
 		return EXIT_USAGE;
 	for (o = 0; o < nflags; o++)
 		if (set_flag(&c, flags[o].opt, flags[o].val) != 0) {

@@ -104,22 +104,11 @@ verify_facts(struct ctl *c, const char *topic, const uint8_t *p, size_t len,
 	return agentmsg_facts(c->hv, thost, p, len, out, err);
 }
 
-/* Count a forged message; --json shows each one as it comes. */
+/* Count a forged message; c->on_forged (the CLI's --json) shows it. */
 void
 forged_note(struct ctl *c, const char *topic, const char *reason)
 {
 	c->nforged++;
-	if (c->json)
-		json_print_line(json_pack("{s:s, s:o, s:o}", "type", "forged",
-		    "topic", json_text(topic, strlen(topic), NULL),
-		    "reason", json_text(reason, strlen(reason), NULL)));
-}
-
-/* The human line under a report; nothing when all was genuine. */
-void
-forged_report(const struct ctl *c, FILE *f)
-{
-	if (c->nforged && !c->json)
-		fprintf(f, "forged: %zu message%s (not counted)\n", c->nforged,
-		    c->nforged == 1 ? "" : "s");
+	if (c->on_forged)
+		c->on_forged(c, topic, reason);
 }

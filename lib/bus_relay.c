@@ -80,15 +80,36 @@ read_frame(struct bus_relay *r, uint8_t **frame, size_t *len)
 	return MU_OK;
 }
 
+/* All of buf, blocking; MSG_NOSIGNAL: a relay that left must not kill a
+ * library's host process with SIGPIPE. */
+static int
+send_full(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return MU_EIO;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return MU_OK;
+}
+
 static int
 send_frame(struct bus_relay *r, const struct relay_frame *f, struct mu_err *err)
 {
 	msgpack_sbuffer sb;
 	int rc;
 
+	if (r->fd == -1)
+		return mu_errf(err, MU_EIO, "persist relay: connection closed");
 	msgpack_sbuffer_init(&sb);
 	if ((rc = relay_frame_encode(f, &sb, err)) == MU_OK &&
-	    write_full(r->fd, sb.data, sb.size) != MU_OK)
+	    send_full(r->fd, sb.data, sb.size) != MU_OK)
 		rc = mu_errf(err, MU_EIO, "persist relay: %s", strerror(errno));
 	msgpack_sbuffer_destroy(&sb);
 	return rc;

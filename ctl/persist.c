@@ -719,17 +719,20 @@ spawn_args_fill(struct spawn_args *a, const struct ctl *c, char *exe)
 static void
 spawn_relay(const struct ctl *c)
 {
-	static struct spawn_args a;	/* large; built before fork */
+	struct spawn_args *a;		/* large: built before fork, on the heap */
 	char exe[PATH_MAX];
 	ssize_t n;
 	pid_t pid;
 
-	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0 ||
+	    (a = malloc(sizeof(*a))) == NULL)
 		return;
 	exe[n] = '\0';
-	spawn_args_fill(&a, c, exe);
-	if ((pid = fork()) == -1)
+	spawn_args_fill(a, c, exe);
+	if ((pid = fork()) == -1) {
+		free(a);
 		return;
+	}
 	if (pid == 0) {
 		sigset_t none;
 		int fd;
@@ -746,11 +749,12 @@ spawn_relay(const struct ctl *c)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (chdir("/") == -1)
 			_exit(1);
-		execv(exe, a.argv);
+		execv(exe, a->argv);
 		_exit(127);
 	}
 	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
 		;
+	free(a);
 }
 
 int

@@ -8,6 +8,7 @@
 #include "wire_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,7 +231,8 @@ relay_socket_path(const struct broker_config *b, bool make_dir,
     char out[RELAY_SOCK_PATH_MAX], struct mu_err *err)
 {
 	char dir[RELAY_SOCK_PATH_MAX], hex[SHA256_HEX_LEN + 1];
-	char id[CONF_MAX_URIS * CONF_URI_MAX + CONF_PATH_MAX + NAME_MAX_LEN + 16];
+	char id[CONF_MAX_URIS * CONF_URI_MAX + PATH_MAX + NAME_MAX_LEN + 16];
+	char cert[PATH_MAX];
 	size_t off = 0;
 	struct stat st;
 	int i, n;
@@ -242,7 +244,11 @@ relay_socket_path(const struct broker_config *b, bool make_dir,
 	 * call with another identity or fleet never uses this session. */
 	for (i = 0; i < b->nuris; i++)
 		off += (size_t)snprintf(id + off, sizeof(id) - off, "%s,", b->uris[i]);
-	snprintf(id + off, sizeof(id) - off, "\n%s\n%s", b->cert, b->topic_root);
+	/* The certificate by its real path: the relay is given absolute
+	 * paths, a call may name the same file relative to its folder. */
+	if (b->cert[0] == '\0' || realpath(b->cert, cert) == NULL)
+		snprintf(cert, sizeof(cert), "%s", b->cert);
+	snprintf(id + off, sizeof(id) - off, "\n%s\n%s", cert, b->topic_root);
 	if (sha256_hex(id, strlen(id), hex) != MU_OK)
 		return mu_errf(err, MU_EIO, "cannot hash the broker identity");
 	n = snprintf(out, RELAY_SOCK_PATH_MAX, "%s/persist-%.16s.sock", dir, hex);

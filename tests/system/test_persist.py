@@ -134,14 +134,14 @@ def normalized(out: str) -> str:
     return re.sub(r" +", " ", out)
 
 
-def strace_cli(rt, *args, out: Path):
+def strace_cli(rt, *args, out: Path, cwd=None):
     """The CLI under strace: every write and send with its bytes in hex."""
     e = dict(os.environ, MUSTER_CONFIG=str(rt.world.conf), XDG_RUNTIME_DIR=str(rt.dir))
     r = subprocess.run(["strace", "-f", "-qq", "-xx", "-s", "10000000", "-yy",
                         "-e", "trace=write,writev,sendto,sendmsg,connect",
                         "-o", str(out), str(MUSTER_CLI), *args],
                        env=e, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, cwd=cwd)
     return r, out.read_text()
 
 
@@ -354,3 +354,18 @@ def test_forged_result_through_the_relay(rt, world):
     assert len(forged) == 1 and "names host h1" in forged[0]["reason"], r.stdout
     assert lines[-1]["forged"] == 1
     assert {x["host"] for x in lines if x["type"] == "result"} == {"h1", "h2"}
+
+
+def test_relative_certificate_path_finds_the_same_relay(rt, world):
+    """The relay is given absolute paths; a call that names the same
+    certificate relative to its folder must find it, not start another."""
+    rt.cli("ping", "-H", "h1")
+    rt.wait_socket()
+    pid = rt.pid()
+    cert = Path(world.pki.cert("op:alice"))
+    r, trace = strace_cli(rt, "--cert", cert.name, "ping", "-H", "h1",
+                          out=rt.dir / "trace", cwd=cert.parent)
+    assert r.returncode == 0, r.stderr
+    assert via_relay(trace)
+    time.sleep(1)
+    assert rt.socket() is not None and rt.pid() == pid	# one socket, the same relay

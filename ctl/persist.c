@@ -640,6 +640,10 @@ ctl_persist_serve(struct ctl *c)
 		/* Gone before anyone can connect to a relay that stopped. */
 		unlink(path);
 		close(r->listen_fd);
+		/* No longer listening: a new relay may start while this one
+		 * still says goodbye to the broker (Paho's teardown is slow). */
+		close(lock_fd);
+		lock_fd = -1;
 		for (i = 0; i < PERSIST_MAX_CLIENTS; i++)
 			if (r->clients[i].fd != -1)
 				client_drop(r, &r->clients[i], NULL);
@@ -649,7 +653,8 @@ ctl_persist_serve(struct ctl *c)
 	bus_free(r->bus);
 	loop_free(r->loop);
 	free(r);
-	close(lock_fd);
+	if (lock_fd != -1)
+		close(lock_fd);
 	return rc;
 }
 

@@ -408,6 +408,23 @@ int
 bus_relay_stop(struct bus_relay *r, struct mu_err *err)
 {
 	struct relay_frame f = { .type = RELAY_STOP };
+	uint64_t deadline = now_mono_ms() + 2000;
+	struct pollfd pfd = { r->fd, POLLIN, 0 };
+	uint8_t buf[4096];
+	ssize_t n;
+	int rc;
 
-	return send_frame(r, &f, err);
+	if ((rc = send_frame(r, &f, err)) != MU_OK)
+		return rc;
+	/* Until it hangs up (it has stopped listening by then), so that a
+	 * call right after the stop starts a new relay rather than race the
+	 * old one for its lock. */
+	while (now_mono_ms() < deadline) {
+		if (poll(&pfd, 1, (int)(deadline - now_mono_ms())) <= 0)
+			continue;
+		n = recv(r->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return MU_OK;
+	}
+	return mu_errf(err, MU_EIO, "persist relay did not stop within 2 s");
 }

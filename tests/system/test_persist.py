@@ -312,8 +312,13 @@ def test_persist_stop(rt):
     pid = rt.pid()
     r = rt.cli("--persist=stop")
     assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert not sock.exists()		# gone when the stop returns
     assert wait_gone(pid)
-    assert not sock.exists()
+    # a call right after the stop leaves a new relay
+    assert rt.cli("ping", "-H", "h1").returncode == 0
+    rt.wait_socket()
+    assert rt.pid() != pid
+    assert rt.cli("--persist=stop").returncode == 0
     # nothing running: still fine
     assert rt.cli("--persist=stop").returncode == 0
 

@@ -69,6 +69,9 @@ struct ctl {
 	 * Empty: a fresh id and a clean session per run. */
 	char session_id[NAME_MAX_LEN + 16];
 	uint32_t session_expiry_s;
+	/* [cli] persist: the program a relay is started as (persist_call.c);
+	 * NULL: this process's own image (the muster binary).  Borrowed. */
+	const char *relay_exe;
 	ctl_say_fn *say;
 	ctl_result_fn *on_result;
 	ctl_event_hook *on_event;

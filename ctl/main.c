@@ -4,6 +4,7 @@
  * the command table.
  */
 #include "ctl.h"
+#include "persist.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -85,6 +86,9 @@ usage(FILE *f)
 	    "      --protocol 5|3.1.1, --keepalive DUR, --topic-root NAME\n"
 	    "      --operator-key FILE                   [operator] key: Ed25519 (PEM)\n"
 	    "      --gnupg-home DIR, --fingerprint FPR   [publisher] gnupg_home, fingerprint\n"
+	    "      --persist=DUR   [cli] persist: keep the broker session in a per-user\n"
+	    "                      relay for later calls, until idle this long\n"
+	    "      --persist=stop  end that relay (no command needed)\n"
 	    "\n"
 	    "exit codes: 0 all passed; 1 some result was not pass; 3 some expected\n"
 	    "hosts did not answer (and none failed); 2 usage, config or connection error.\n"
@@ -203,6 +207,11 @@ set_flag(struct ctl *c, int opt, const char *v)
 			return -1;
 		dst = b->topic_root, len = sizeof(b->topic_root);
 		break;
+	case 'Y':
+		if (parse_duration_ms(v, &ms) != MU_OK || ms > 7ULL * 24 * 3600 * 1000)
+			return -1;
+		c->cfg.persist_ms = ms;
+		return 0;
 	case 'P':
 		if (strcmp(v, "5") != 0 && strcmp(v, "3.1.1") != 0)
 			return -1;
@@ -344,6 +353,8 @@ main(int argc, char *argv[])
 		{ "keepalive", required_argument, NULL, 'L' },
 		{ "gnupg-home", required_argument, NULL, 'G' },
 		{ "fingerprint", required_argument, NULL, 'F' },
+		{ "persist", required_argument, NULL, 'Y' },
+		{ "persist-serve", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -351,7 +362,7 @@ main(int argc, char *argv[])
 	struct { int opt; const char *val; } flags[16];
 	struct ctl c = { .sigfd = -1 };
 	const char *conf = NULL, *conf_used = NULL;
-	bool check = false;
+	bool check = false, persist_stop = false, persist_serve = false;
 	int o, nflags = 0, rc = EXIT_USAGE;
 	size_t i;
 
@@ -363,6 +374,10 @@ main(int argc, char *argv[])
 			conf = optarg;
 		else if (o == 'C')
 			check = true;
+		else if (o == 'Y' && strcmp(optarg, "stop") == 0)
+			persist_stop = true;
+		else if (o == 'Z')
+			persist_serve = true;	/* internal: persist.h */
 		else if (o == 'h') {
 			usage(stdout);
 			return 0;
@@ -376,7 +391,7 @@ main(int argc, char *argv[])
 		} else
 			flags[nflags].opt = o, flags[nflags++].val = optarg;
 	}
-	if (optind >= argc && !check) {
+	if (optind >= argc && !check && !persist_stop && !persist_serve) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -398,10 +413,17 @@ main(int argc, char *argv[])
 		sign_key_free(c.key);
 		return rc;
 	}
+	if (persist_stop)
+		return ctl_persist_stop(&c);
 	snprintf(c.root, sizeof(c.root), "%s", c.cfg.broker.topic_root);
 	if (open_signals(&c) != 0) {
 		perror("muster: signalfd");
 		return EXIT_USAGE;
+	}
+	if (persist_serve) {
+		rc = ctl_persist_serve(&c);
+		close(c.sigfd);
+		return rc;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)

@@ -699,6 +699,10 @@ send_event(struct ctl *c, struct bus_event *ev, void *arg)
 		s->unacked--;
 	if (ev->type == BUS_PUBLISH_FAILED)
 		s->pub_failed = true;
+	/* Waiting for the broker to have the jobs (muster_job_send()): the
+	 * last PUBACK ends it, not the next message after it. */
+	if (ev->type == BUS_PUBLISHED || ev->type == BUS_PUBLISH_FAILED)
+		return s->stop_acked && s->unacked <= 0;
 	if (ev->type != BUS_MESSAGE)
 		return false;
 	if (topic_ends(ev->topic, "/events"))

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "persist.h"
 
 #define RETAINED_QUIET_MS	200	/* no new retained status for this long: done */
 #define SUBACK_WAIT_MS		10000
@@ -137,6 +138,10 @@ ctl_connect(struct ctl *c)
 	int rc = -1;
 
 	if (c->bus)
+		return 0;
+	/* [cli] persist: borrow the relay's session, else connect directly
+	 * (and leave a relay for the next call). */
+	if (ctl_persist_connect(c) == 0)
 		return 0;
 	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
 		r = (uint32_t)getpid();

@@ -3,6 +3,7 @@
  * bus.c - Paho MQTTAsync behind a locked queue and an eventfd.
  */
 #include "bus.h"
+#include "bus_relay.h"
 #include "inbox.h"
 #include "util.h"
 
@@ -30,6 +31,9 @@
 #define BUS_QUEUE_MAX_BYTES	(256u * 1024 * 1024)
 
 struct bus {
+	/* Set: the session is borrowed from the persist relay and every call
+	 * goes to bus_relay.c; nothing below it is used. */
+	struct bus_relay *relay;
 	MQTTAsync client;
 	int efd;
 	int mqtt_version;
@@ -142,6 +146,8 @@ bus_next(struct bus *b)
 {
 	struct bus_event *ev;
 
+	if (b->relay)
+		return bus_relay_next(b->relay);
 	while ((ev = queue_pop(b)) != NULL && ev->type == BUS_CONNECT_FAILED &&
 	    b->uri_tried < b->nuris) {
 		/* One attempt walks the list, as Paho's own list would. */
@@ -492,6 +498,12 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	}
 	co.MQTTVersion = b->mqtt_version;
 	co.sendWhileDisconnected = 0;	/* our own spool buffers (design.md §9) */
+	/* Paho refuses a publish ("No more messages can be buffered") while
+	 * this many are queued to be written, connected or not; its default
+	 * of 100 is less than one run of `muster retry` (64 jobs and their
+	 * 64 announces) put down at once.  The callers bound what they have
+	 * in flight themselves. */
+	co.maxBufferedMessages = 4096;
 	rc = MQTTAsync_createWithOptions(&b->client, b->uris[0], o->client_id,
 	    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
@@ -508,6 +520,39 @@ bus_new(struct bus **out, const struct bus_opts *o, struct mu_err *err)
 	return MU_OK;
 }
 
+int
+bus_new_relay(struct bus **out, const char *path, int timeout_ms, struct mu_err *err)
+{
+	struct bus *b;
+	int rc;
+
+	*out = NULL;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return mu_errf(err, MU_ENOMEM, "out of memory");
+	if ((rc = bus_relay_open(&b->relay, path, timeout_ms, err)) != MU_OK) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	return MU_OK;
+}
+
+int
+bus_stop_relay(const char *path, struct mu_err *err)
+{
+	struct bus_relay *r;
+	int rc;
+
+	/* A relay whose broker session is down still takes "stop". */
+	if ((rc = bus_relay_open(&r, path, 2000, err)) != MU_OK && rc != MU_ESTALE)
+		return rc;
+	if (rc == MU_OK) {
+		rc = bus_relay_stop(r, err);
+		bus_relay_free(r);
+	}
+	return rc;
+}
+
 void
 bus_free(struct bus *b)
 {
@@ -516,6 +561,11 @@ bus_free(struct bus *b)
 
 	if (b == NULL)
 		return;
+	if (b->relay) {
+		bus_relay_free(b->relay);
+		free(b);
+		return;
+	}
 	if (b->client) {
 		if (MQTTAsync_isConnected(b->client))
 			bus_disconnect(b, 0);
@@ -542,6 +592,8 @@ bus_inbox_failures(struct bus *b)
 {
 	uint64_t n;
 
+	if (b->relay)
+		return 0;
 	pthread_mutex_lock(&b->lock);
 	n = b->inbox_failures;
 	pthread_mutex_unlock(&b->lock);
@@ -551,12 +603,14 @@ bus_inbox_failures(struct bus *b)
 int
 bus_fd(const struct bus *b)
 {
-	return b->efd;
+	return b->relay ? bus_relay_fd(b->relay) : b->efd;
 }
 
 bool
 bus_connected(const struct bus *b)
 {
+	if (b != NULL && b->relay)
+		return bus_relay_connected(b->relay);
 	return b != NULL && b->connected;	/* NULL: not made yet (musterd's
 						 * waits for its will) */
 }
@@ -566,6 +620,8 @@ bus_connect(struct bus *b, struct mu_err *err)
 {
 	int rc;
 
+	if (b->relay)
+		return MU_OK;	/* the relay's session is up: "connected" is queued */
 	b->uri_tried = 1;
 	rc = connect_attempt(b);
 	if (rc != MQTTASYNC_SUCCESS)
@@ -597,6 +653,9 @@ bus_publish(struct bus *b, const char *topic, const void *payload, size_t len,
 	MQTTAsync_responseOptions ro;
 	int rc;
 
+	if (b->relay)
+		return bus_relay_publish(b->relay, topic, payload, len, qos, retain, expiry_s,
+		    token, err);
 	if (len > INT32_MAX)
 		return mu_errf(err, MU_EINVAL, "payload too large");
 	response_init(b, &ro, false);
@@ -628,6 +687,8 @@ bus_subscribe(struct bus *b, char *const *topics, int ntopics, int qos,
 	MQTTSubscribe_options so[64];
 	int qoss[64], i, rc;
 
+	if (b->relay)
+		return bus_relay_subscribe(b->relay, topics, ntopics, qos, err);
 	if (ntopics <= 0 || ntopics > 64)
 		return mu_errf(err, MU_EINVAL, "bad subscription count");
 	for (i = 0; i < ntopics; i++) {
@@ -657,6 +718,8 @@ bus_unsubscribe(struct bus *b, const char *topic, struct mu_err *err)
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	int rc;
 
+	if (b->relay)
+		return bus_relay_unsubscribe(b->relay, topic, err);
 	/* No callbacks: nobody waits for the UNSUBACK. */
 	rc = MQTTAsync_unsubscribe(b->client, topic, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
@@ -688,6 +751,8 @@ bus_token_pending(struct bus *b, int token)
 
 	if (token == 0)
 		return false;
+	if (b->relay)
+		return bus_relay_token_pending(b->relay, token);
 	if (MQTTAsync_getPendingTokens(b->client, &tokens) == MQTTASYNC_SUCCESS) {
 		for (i = 0; tokens && tokens[i] != -1; i++)
 			if (tokens[i] == token)
@@ -712,6 +777,11 @@ bus_disconnect(struct bus *b, int timeout_ms)
 	MQTTAsync_disconnectOptions *opt =
 	    b->mqtt_version == MQTTVERSION_5 ? &d5 : &d;
 
+	if (b->relay) {
+		/* The relay keeps the broker session; only this client leaves. */
+		bus_relay_hangup(b->relay);
+		return MU_OK;
+	}
 	opt->timeout = timeout_ms;
 	b->connected = false;
 	idle_note(b, 0, 0);		/* Paho times the disconnect */

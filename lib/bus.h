@@ -85,6 +85,15 @@ struct bus_event {
 };
 
 int bus_new(struct bus **out, const struct bus_opts *opts, struct mu_err *err);
+/*
+ * A bus that borrows the session of the persist relay listening at path
+ * (relay.h; bus_relay.h for the codes): already connected, its
+ * BUS_CONNECTED waiting in bus_next().  Subscriptions take one filter per
+ * call.  bus_disconnect() leaves the relay's session up.
+ */
+int bus_new_relay(struct bus **out, const char *path, int timeout_ms, struct mu_err *err);
+/* Ask the relay at path to exit (muster --persist=stop); MU_ENOENT: none. */
+int bus_stop_relay(const char *path, struct mu_err *err);
 /* Messages that should have gone to the inbox and could not (a disk
  * error): acknowledged all the same; the owner reports them. */
 uint64_t bus_inbox_failures(struct bus *b);

@@ -824,12 +824,21 @@ static const struct conf_key watch_keys[] = {
 	KEY_END
 };
 
+/* The CLI's [cli]: persist = DUR keeps a per-user relay holding the broker
+ * session that long after its last client (ctl/persist.c); 0: off. */
+static const struct conf_key cli_keys[] = {
+	KEY_RANGE("persist", set_duration, struct ctl_config, persist_ms, 0,
+	    7ULL * 24 * 3600 * 1000),
+	KEY_END
+};
+
 static const struct conf_section ctl_sections[] = {
 	{ "broker", broker_keys, offsetof(struct ctl_config, broker) },
 	{ "operator", operator_keys, 0 },
 	{ "publisher", publisher_keys, 0 },
 	{ "server", ctl_server_keys, 0 },
 	{ "watch", watch_keys, 0 },
+	{ "cli", cli_keys, 0 },
 	{ NULL, NULL, 0 }
 };
 

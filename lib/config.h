@@ -180,6 +180,10 @@ struct ctl_config {
 	 * keeps it while watch is away (default 1 h). */
 	char watch_session[NAME_MAX_LEN + 1];
 	uint64_t watch_expiry_ms;
+	/* [cli] persist= (default 0, off): later calls reuse one broker
+	 * session through a per-user relay that lives this long without
+	 * clients (ctl/persist.h). */
+	uint64_t persist_ms;
 };
 
 void config_agent_defaults(struct agent_config *c);

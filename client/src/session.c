@@ -58,6 +58,8 @@ client_fail(muster_session *s, int rc, const char *fmt, ...)
 	return rc;
 }
 
+#define DEFAULT_PERSIST_MS	(10u * 60 * 1000)
+
 /* The core's notes and errors: the last one is the session's error. */
 static void
 session_say(struct ctl *c, const char *msg)
@@ -110,6 +112,18 @@ settings_load(muster_session *s, const struct muster_settings *in)
 			return client_fail(s, MUSTER_ECONFIG, "bad topic_root '%s'", st.topic_root);
 	}
 	snprintf(s->c.root, sizeof(s->c.root), "%s", cfg->broker.topic_root);
+	/* persist: 0 direct, 1 through the relay (the configured idle time,
+	 * else ten minutes), anything else as configured.  A size without
+	 * the field (an older caller) reads as 0 here: use the config. */
+	if (in != NULL && in->size >= offsetof(struct muster_settings, persist) +
+	    sizeof(in->persist)) {
+		if (st.persist == 0)
+			cfg->persist_ms = 0;
+		else if (st.persist == 1 && cfg->persist_ms == 0)
+			cfg->persist_ms = DEFAULT_PERSIST_MS;
+	}
+	/* A relay is the muster binary (this process is the caller's). */
+	s->c.relay_exe = MUSTER_CLI_PATH;
 	return MUSTER_OK;
 }
 

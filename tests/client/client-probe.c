@@ -18,7 +18,7 @@
  * each job's results in turn (an "end" line per job).
  * Exit status: the last muster_rc (0 for MUSTER_DONE / wait's MUSTER_OK).
  *
- * usage: client-probe [--config F] [--broker URI] [--operator-key F]
+ * usage: client-probe [--config F] [--persist -1|0|1] [--broker URI] [--operator-key F]
  *   [--ca F] [--cert F] [--key F] [--topic-root R]
  *   [--wait MS] [--timeout MS] [--callback] [--no-settings] [--jobs N]
  *   ping|version|run [-H H]... [-g G]... [-a] [-F PRED]... [MODULE [ARGS_JSON]]
@@ -197,6 +197,8 @@ main(int argc, char **argv)
 			st.key = argv[++i];
 		else if (strcmp(argv[i], "--topic-root") == 0)
 			st.topic_root = argv[++i];
+		else if (strcmp(argv[i], "--persist") == 0)
+			st.persist = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--wait") == 0)
 			spec.wait_ms = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--repeat") == 0)

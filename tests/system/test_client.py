@@ -43,7 +43,8 @@ def lines(text: str) -> list[dict]:
     return [json.loads(x) for x in text.splitlines() if x.strip()]
 
 
-def probe(*args: str, conf=None, env=None, timeout: float = 60) -> tuple[int, list[dict]]:
+def probe(*args: str, conf=None, env=None, timeout: float = 60,
+          binary: Path | None = None) -> tuple[int, list[dict]]:
     e = dict(os.environ)
     e.pop("MUSTER_CONFIG", None)
     e["HOME"] = "/nonexistent"
@@ -53,7 +54,7 @@ def probe(*args: str, conf=None, env=None, timeout: float = 60) -> tuple[int, li
     # MUSTER_CLIENT_WRAP="valgrind --error-exitcode=99 --leak-check=full -q":
     # the same tests with the library under a memory checker.
     wrap = os.environ.get("MUSTER_CLIENT_WRAP", "").split()
-    p = subprocess.run([*wrap, str(PROBE), *args], capture_output=True, text=True, env=e,
+    p = subprocess.run([*wrap, str(binary or PROBE), *args], capture_output=True, text=True, env=e,
                        timeout=timeout * (5 if wrap else 1), stdin=subprocess.DEVNULL)
     assert sanitizer_report(p.stderr) is None, p.stderr
     # The library never prints: the driver prints stdout only.
@@ -445,3 +446,19 @@ def test_older_shorter_structs(world):
     (o,) = [x for x in out if x["type"] == "old_abi"]
     assert o["tail_untouched"] is True, out
     assert out[-1]["expected"] == 2 and out[-1]["answered"] == 2, out[-1]
+
+
+def test_built_against_the_first_release(world):
+    """The driver compiled against ABI 0's first header (a frozen copy in
+    tests/client/abi0) runs with this build's library: a ping and a run,
+    results verified and the summary read."""
+    old = PROBE.parent / "client-probe-abi0"
+    assert old.exists(), old
+    import subprocess as sp
+    ldd = sp.run(["ldd", str(old)], capture_output=True, text=True).stdout
+    assert "libmuster-client.so.0" in ldd, ldd
+    rc, out = probe("ping", "-H", "h1", "-H", "h2", conf=world.conf, binary=old)
+    assert rc == 0, out
+    assert sorted(r["host"] for r in results(out)) == ["h1", "h2"]
+    rc, out = probe("run", "-H", "h1", "echoargs", '{"k": 1}', conf=world.conf, binary=old)
+    assert rc == 0 and [r["status"] for r in results(out)] == ["pass"], out

@@ -183,9 +183,6 @@ def test_results_arrive_one_by_one(env):
         assert time.monotonic() - t0 >= 3.5 and job.finished
 
 
-@pytest.mark.xfail(strict=True, reason="libclient: muster_job_send() returns only "
-                   "once a message arrives after the PUBACK (ctl/sendcore.c on_result() "
-                   "returns false for BUS_PUBLISHED before its stop_acked check)")
 def test_run_returns_once_the_broker_has_the_job(env):
     """Session.run() returns when the broker has the job, not when a host
     answers: hang runs 3 s on h2."""

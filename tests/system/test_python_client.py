@@ -456,6 +456,21 @@ def test_example_and_design_line_on_the_demo_fleet(tmp_path):
         assert q.stdout.startswith("QC verdict for web1\n") and "os is debian" in q.stdout, q.stdout
         assert re.search(r"^verdict:  (PASS|FAIL)$", q.stdout, re.M), q.stdout
         assert not re.search(r"^\S.*  error ", q.stdout, re.M), q.stdout
+        # The C example (examples/client/qc-host.c) on the same fleet, built
+        # by its own Makefile through pkg-config against this build.
+        if shutil.which("pkg-config") and shutil.which("make"):
+            src = tmp_path / "c-example"
+            shutil.copytree(SOURCE_DIR / "examples" / "client", src)
+            mk = subprocess.run(["make", "-C", str(src)], capture_output=True, text=True,
+                                env=dict(os.environ, PKG_CONFIG_PATH=str(
+                                    BUILD_DIR / "client" / "uninstalled")))
+            assert mk.returncode == 0, mk.stdout + mk.stderr
+            c = subprocess.run([str(src / "qc-host"), "web1", "disk.usage", '{"max_pct": 99}'],
+                               env=dict(os.environ, LD_LIBRARY_PATH=str(LIB.parent),
+                                        MUSTER_CONFIG=conf, HOME=str(home)),
+                               capture_output=True, text=True, timeout=60)
+            assert c.returncode in (0, 1), c.stdout + c.stderr
+            assert re.match(r"web1: disk\.usage (PASSED|FAILED): ", c.stdout), c.stdout
     finally:
         s = run_demo("stop")
         shutil.rmtree(top, ignore_errors=True)

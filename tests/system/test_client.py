@@ -368,8 +368,11 @@ def test_install_components(tmp_path):
         subprocess.run(["cmake", "--install", str(BUILD_DIR), "--component", comp],
                        env=dict(os.environ, DESTDIR=str(dest)), check=True,
                        capture_output=True)
-        got[comp] = sorted(str(p.relative_to(dest)).split("/")[-1]
-                           for p in dest.rglob("*") if not p.is_dir())
+        # Each package's copyright and changelog (packaging/) aside.
+        files = [str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir()]
+        docs = sorted(f for f in files if "/share/doc/" in f)
+        assert all(f.rsplit("/", 1)[1] in ("copyright", "changelog.gz") for f in docs), docs
+        got[comp] = sorted(f.split("/")[-1] for f in files if f not in docs)
     assert got["libclient"] == ["libmuster-client.so.0", "libmuster-client.so.0.1.0"], got
     dev = got["libclient-dev"]
     assert {"client.h", "libmuster-client.so", "muster-client.pc"} <= set(dev), dev

@@ -152,6 +152,10 @@ def test_binding_imports_from_the_packages(root):
     """The unpacked python3-muster and libmuster-client0 alone: the binding
     loads the packaged library (its SONAME) and asks its version."""
     (lib,) = [p for p in root.glob("usr/lib/**/libmuster-client.so.0")]
+    # scripts/test --sanitize packs the ASan build: such a library does not
+    # load into a Python started without the ASan runtime.
+    if b"__asan_init" in lib.read_bytes():
+        pytest.skip("an ASan library does not load into a Python without the ASan runtime")
     env = {"PYTHONPATH": str(root / "usr/lib/python3/dist-packages"),
            "LD_LIBRARY_PATH": str(lib.parent), "PYTHONDONTWRITEBYTECODE": "1",
            "PATH": "/usr/bin:/bin"}

@@ -219,7 +219,7 @@ static void
 do_sub(struct relay *r, struct client *k, const struct relay_frame *f)
 {
 	struct relay_frame ack = { .type = RELAY_SUBACK };
-	char *filter = strndup(f->topic.ptr, f->topic.len);
+	char *filter = wire_str_dup(f->topic);
 	char *topics[1] = { filter };
 	struct mu_err err;
 	int i;
@@ -260,7 +260,7 @@ static void
 do_pub(struct relay *r, struct client *k, const struct relay_frame *f)
 {
 	struct relay_frame ack = { .type = RELAY_PUBACK, .token = f->token };
-	char *topic = strndup(f->topic.ptr, f->topic.len);
+	char *topic = wire_str_dup(f->topic);
 	struct mu_err err;
 	int tok = 0;
 

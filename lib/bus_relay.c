@@ -278,7 +278,7 @@ frame_event(struct bus_relay *r, const struct relay_frame *f)
 			break;
 		ev->retained = f->retain;
 		ev->len = f->payload.len;
-		if ((ev->topic = strndup(f->topic.ptr, f->topic.len)) == NULL ||
+		if ((ev->topic = wire_str_dup(f->topic)) == NULL ||
 		    (ev->len && (ev->payload = malloc(ev->len)) == NULL)) {
 			free(ev->topic);
 			free(ev);

@@ -178,15 +178,7 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 		rc = send_add_target(c, s, t.kind, t.name);
 		optind++;
 	}
-	/* -F alone: every host, narrowed by the filter. */
-	if (rc == 0 && s->ntargets == 0 && s->filter.n)
-		rc = send_add_target(c, s, TARGET_ALL, NULL);
-	if (rc != 0 || s->ntargets == 0) {
-		if (rc == 0)
-			fprintf(stderr, "muster: no target: give -H, -g, -a or -F\n");
-		return EXIT_USAGE;
-	}
-	if (ctl_filter_done(c, &s->filter) != 0)
+	if (rc != 0 || send_targets_done(c, s, "-H, -g, -a or -F") != 0)
 		return EXIT_USAGE;
 	if (s->kind == JOB_RUN) {
 		if (optind >= argc || !name_valid(argv[optind])) {
@@ -198,8 +190,7 @@ parse_run(struct ctl *c, struct send *s, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		if (!s->wait_given)
-			s->wait_ms = (s->timeout_ms ? s->timeout_ms : AGENT_TIMEOUT_MS) +
-			    WAIT_MARGIN_MS;
+			s->wait_ms = send_run_wait(s);
 		s->module = argv[optind++];
 		if (pack_args(s, argc - optind, argv + optind) != 0)
 			return EXIT_USAGE;

@@ -34,6 +34,23 @@ send_add_target(struct ctl *c, struct send *s, enum job_target_kind kind, const 
 	return 0;
 }
 
+int
+send_targets_done(struct ctl *c, struct send *s, const char *options)
+{
+	/* Filters alone: every host, narrowed by them. */
+	if (s->ntargets == 0 && s->filter.n && send_add_target(c, s, TARGET_ALL, NULL) != 0)
+		return -1;
+	if (s->ntargets == 0)
+		return ctl_say(c, "no target: give %s", options), -1;
+	return ctl_filter_done(c, &s->filter) != 0 ? -1 : 0;
+}
+
+uint64_t
+send_run_wait(const struct send *s)
+{
+	return (s->timeout_ms ? s->timeout_ms : AGENT_TIMEOUT_MS) + WAIT_MARGIN_MS;
+}
+
 
 /* ---- who should answer ------------------------------------------------ */
 

@@ -100,6 +100,13 @@ void send_free(struct send *s);
 /* 0, or -1 with the reason said (ctl_say()). */
 int send_add_target(struct ctl *c, struct send *s, enum job_target_kind kind,
     const char *name);
+/* Once the targets and filters are in: filters alone target every host;
+ * no target is refused, naming the caller's options ("-H, -g, -a or
+ * -F"); the filter is made.  0, or -1 with the reason said. */
+int send_targets_done(struct ctl *c, struct send *s, const char *options);
+/* A run's default wait: its timeout (the agent's default if none) and
+ * the margin for the kill grace and the answer's way back. */
+uint64_t send_run_wait(const struct send *s);
 /* Load the key, connect, work out who should answer, make the ids,
  * subscribe (when waiting) and publish: 0 or EXIT_USAGE (said). */
 int send_start(struct ctl *c, struct send *s);

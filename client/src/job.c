@@ -14,9 +14,8 @@
 #include "loop.h"
 #include "mpjson.h"
 
-/* As the CLI: a run waits for its timeout (the agent's default taken as
- * AGENT_TIMEOUT_MS) plus WAIT_MARGIN_MS (sendcore.h); ping and version
- * 30 s (send_init()). */
+/* Answers are waited for as the CLI does: send_run_wait() for a run,
+ * send_init()'s 30 s for ping and version. */
 #define PUBACK_WAIT_MS		10000
 
 static int
@@ -74,14 +73,7 @@ spec_take(muster_job *j, const struct muster_job_spec *sp)
 		if (ctl_filter_add(&s->c, &snd->filter, j->filters[i]) != 0)
 			return MUSTER_EINVAL;
 	}
-	/* Filters alone: every host, narrowed by them (as -F alone). */
-	if (snd->ntargets == 0 && snd->filter.n &&
-	    send_add_target(&s->c, snd, TARGET_ALL, NULL) != 0)
-		return MUSTER_EINVAL;
-	if (snd->ntargets == 0)
-		return client_fail(s, MUSTER_EINVAL, "no target: give hosts, groups, all or "
-		    "filters");
-	if (ctl_filter_done(&s->c, &snd->filter) != 0)
+	if (send_targets_done(&s->c, snd, "hosts, groups, all or filters") != 0)
 		return MUSTER_EINVAL;
 	snd->timeout_ms = sp->timeout_ms;
 	if (sp->kind == MUSTER_JOB_RUN) {
@@ -92,8 +84,7 @@ spec_take(muster_job *j, const struct muster_job_spec *sp)
 		snd->module = j->module;
 		if (sp->args_json != NULL && pack_args(j, sp->args_json) != MUSTER_OK)
 			return MUSTER_EINVAL;
-		snd->wait_ms = (sp->timeout_ms ? sp->timeout_ms : AGENT_TIMEOUT_MS) +
-		    WAIT_MARGIN_MS;
+		snd->wait_ms = send_run_wait(snd);
 	} else if (sp->module != NULL || sp->args_json != NULL)
 		return client_fail(s, MUSTER_EINVAL, "module and args_json are for runs only");
 	if (sp->wait_ms)
